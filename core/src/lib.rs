@@ -1,0 +1,11 @@
+//! onhold-core: a deterministic, IO-free Music On Hold SIP server core.
+//!
+//! Timestamped datagrams and clock ticks go in; SIP messages, RTP/RTCP packets, timer deadlines,
+//! events and resource commands come out. Nothing in this crate reads a clock, a socket, a file,
+//! the environment or a global RNG: `now` is always a parameter and randomness comes from the
+//! seed given to [`Server::new`]. Same inputs and seed, same outputs, byte for byte.
+
+pub mod media;
+pub mod rng;
+pub mod sdp;
+pub mod sip;

@@ -1,0 +1,1 @@
+//! onhold-sim: drives onhold-core on virtual time.
