@@ -5,7 +5,15 @@
 //! the environment or a global RNG: `now` is always a parameter and randomness comes from the
 //! seed given to [`Server::new`]. Same inputs and seed, same outputs, byte for byte.
 
+pub mod codec;
 pub mod media;
 pub mod rng;
 pub mod sdp;
+pub mod server;
 pub mod sip;
+
+pub use codec::Codec;
+pub use server::{
+    CallHandle, Command, Control, Direction, EndReason, Event, Server, ServerConfig, Stats,
+    Transmit, TransmitKind, Transport, MAX_DATAGRAM,
+};

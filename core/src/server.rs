@@ -1,0 +1,303 @@
+//! The `Server` state machine: the one object a runtime (or the simulator) drives.
+//!
+//! ```text
+//! server.handle_datagram(now, transport, local, remote, &bytes);
+//! server.handle_timeout(now);
+//! server.control(now, Control::Hangup(call));
+//! while let Some(cmd) = server.poll_command() { /* BindRtp / UnbindRtp, then rtp_bind_result */ }
+//! while let Some(t) = server.poll_transmit(now, &mut buf) { /* send buf[..t.len] */ }
+//! while let Some(ev) = server.poll_event() { /* log, API */ }
+//! let next = server.poll_timeout();
+//! ```
+//! Drain commands before transmits: a call's 200 OK names an RTP port that the runtime must have
+//! bound first, so the core holds the answer until `rtp_bind_result` says the port is ready.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::codec::Codec;
+use crate::media::Library;
+
+/// A buffer passed to [`Server::poll_transmit`] must hold at least this many bytes.
+pub const MAX_DATAGRAM: usize = 8192;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+/// What kind of datagram a [`Transmit`] carries (for counters and socket choice).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransmitKind {
+    Sip,
+    Rtp,
+    Rtcp,
+}
+
+/// Header of a datagram written into the caller's buffer by [`Server::poll_transmit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    pub transport: Transport,
+    /// The local address to send from: a SIP listen address, or a call's RTP/RTCP socket.
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub len: usize,
+    pub kind: TransmitKind,
+}
+
+/// A call's handle: stable for the life of the server, never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallHandle(pub u64);
+
+/// Media direction as seen from our side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+/// Why a call ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The caller sent BYE.
+    RemoteBye,
+    /// The caller cancelled before we answered.
+    Cancelled,
+    /// No ACK arrived for our 2xx within 64·T1 (we sent BYE).
+    AckTimeout,
+    /// No session refresh arrived before the session timer expired (we sent BYE).
+    SessionExpired,
+    /// The configured maximum call duration elapsed (we sent BYE).
+    MaxDuration,
+    /// `Control::Hangup` or `Control::Shutdown`.
+    Control,
+    /// Our BYE's transaction timed out or the peer rejected it; the call is gone anyway.
+    ByeFailed,
+}
+
+/// What happened, for logs, counters and the control API.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The caller's ACK arrived and media is set up (it may be on hold: see `direction`).
+    CallStarted {
+        call: CallHandle,
+        call_id: String,
+        /// Request-URI user part (selects the music class).
+        user: String,
+        remote_sip: SocketAddr,
+        remote_rtp: SocketAddr,
+        local_rtp: SocketAddr,
+        codec: Codec,
+        payload_type: u8,
+        ptime_ms: u32,
+        direction: Direction,
+    },
+    /// Hold/unhold or a new media address by re-INVITE or UPDATE.
+    MediaChanged {
+        call: CallHandle,
+        remote_rtp: SocketAddr,
+        direction: Direction,
+    },
+    CallEnded {
+        call: CallHandle,
+        reason: EndReason,
+        duration: Duration,
+        rtp_packets_sent: u64,
+    },
+    /// A request was refused with a final error response.
+    Rejected {
+        remote: SocketAddr,
+        method: String,
+        code: u16,
+        reason: String,
+    },
+    /// A datagram was dropped without an answer (unparseable, or a stray response/ACK).
+    Dropped {
+        remote: SocketAddr,
+        why: &'static str,
+    },
+    /// The runtime woke late: `skipped` frames were dropped for this call (seq stays contiguous,
+    /// the timestamp jumps by the skipped samples).
+    Late { call: CallHandle, skipped: u32 },
+    /// Every call is gone after `Control::Shutdown`: the runtime may exit.
+    Drained,
+}
+
+/// Resources the core asks the runtime for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Bind UDP `port` (and `port + 1` for RTCP unless `rtcp_mux`) on the RTP address, then call
+    /// [`Server::rtp_bind_result`].
+    BindRtp { port: u16, rtcp_mux: bool },
+    /// The call using this port is over: close its sockets.
+    UnbindRtp { port: u16, rtcp_mux: bool },
+}
+
+/// Instructions from the runtime, the control API or a signal.
+#[derive(Clone, Debug)]
+pub enum Control {
+    /// Hang up one call with BYE.
+    Hangup(CallHandle),
+    /// Stop taking calls (503 to new INVITEs and OPTIONS), BYE every call; `Event::Drained`
+    /// follows when the last one is gone or `grace` has passed.
+    Shutdown { grace: Duration },
+    /// Swap the music while calls run: each call continues at its next frame boundary with the
+    /// marker bit set, seq and timestamp continuous.
+    Reload(Arc<Library>),
+}
+
+/// Everything the core needs to know about its deployment. The runtime builds it from the
+/// configuration file, flags and environment.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address written into SDP `c=` and our Contact. `None`: the Request-URI host when it is an
+    /// IP literal, else the local address the request arrived on.
+    pub advertised: Option<IpAddr>,
+    /// Local IP the runtime binds RTP sockets on (reported in `Transmit::local`).
+    pub rtp_ip: IpAddr,
+    /// Inclusive RTP port range; even ports are used for RTP, the odd one above for RTCP.
+    pub rtp_ports: (u16, u16),
+    /// Codec preference. Empty: take the first offered codec we support (offer order).
+    pub codecs: Vec<Codec>,
+    /// ptime when the offer has no `a=ptime` (10–60 ms).
+    pub ptime_ms: u32,
+    pub max_calls: usize,
+    pub max_call_duration: Option<Duration>,
+    /// RFC 3261 timers.
+    pub t1: Duration,
+    pub t2: Duration,
+    pub t4: Duration,
+    /// Send `180 Ringing` before the 200.
+    pub send_ringing: bool,
+    /// RFC 4028: the smallest Session-Expires we accept (Min-SE); 90 s minimum by the RFC.
+    pub min_se: Duration,
+    /// Written into `Server`/`User-Agent`.
+    pub user_agent: String,
+    /// Frames a late wake-up may still send at once before skipping (bounded catch-up).
+    pub max_catchup_frames: u32,
+    /// Seconds between RTCP sender reports (randomised 0.5–1.5× per RFC 3550 §6.3.1).
+    pub rtcp_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            advertised: None,
+            rtp_ip: IpAddr::from([0, 0, 0, 0]),
+            rtp_ports: (10000, 20000),
+            codecs: Vec::new(),
+            ptime_ms: 20,
+            max_calls: 1000,
+            max_call_duration: None,
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+            send_ringing: false,
+            min_se: Duration::from_secs(90),
+            user_agent: concat!("onhold/", env!("CARGO_PKG_VERSION")).to_string(),
+            max_catchup_frames: 3,
+            rtcp_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Counters for the start-up summary, logs and benchmarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub calls_active: usize,
+    pub calls_total: u64,
+    pub sip_in: u64,
+    pub sip_out: u64,
+    pub rtp_out: u64,
+    pub rtcp_out: u64,
+    pub rtp_in: u64,
+    pub dropped: u64,
+    pub late_skipped_frames: u64,
+}
+
+/// The sans-IO Music On Hold server.
+pub struct Server {
+    _config: ServerConfig,
+    _library: Arc<Library>,
+    _epoch: Instant,
+    _epoch_wall: SystemTime,
+    stats: Stats,
+}
+
+impl Server {
+    /// `epoch` is any instant at or before the first `now`; `epoch_wall` is the wall-clock time
+    /// at `epoch` (for RTCP NTP timestamps). `seed` drives every random choice.
+    pub fn new(
+        config: ServerConfig,
+        library: Arc<Library>,
+        seed: u64,
+        epoch: Instant,
+        epoch_wall: SystemTime,
+    ) -> Server {
+        let _ = seed;
+        Server {
+            _config: config,
+            _library: library,
+            _epoch: epoch,
+            _epoch_wall: epoch_wall,
+            stats: Stats::default(),
+        }
+    }
+
+    /// A datagram (or one framed TCP message) arrived on `local` from `remote`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        let _ = (now, transport, local, remote, data);
+    }
+
+    /// The deadline from `poll_timeout` passed (calling it early or often is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let _ = now;
+    }
+
+    pub fn control(&mut self, now: Instant, control: Control) {
+        let _ = (now, control);
+    }
+
+    /// Answer to `Command::BindRtp`: `ok == false` makes the core try another port.
+    pub fn rtp_bind_result(&mut self, now: Instant, port: u16, ok: bool) {
+        let _ = (now, port, ok);
+    }
+
+    /// Write the next due datagram into `buf` (at least [`MAX_DATAGRAM`] bytes).
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        let _ = (now, buf);
+        None
+    }
+
+    /// When `handle_timeout`/`poll_transmit` next have work.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        None
+    }
+
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<Command> {
+        None
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+}
