@@ -1,1 +1,5 @@
-fn main() {}
+mod probe;
+
+fn main() {
+    let _ = probe::run;
+}
