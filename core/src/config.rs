@@ -63,7 +63,7 @@ pub struct RunArgs {
     /// [env: ONHOLD_PTIME]
     #[arg(long, value_name = "MS")]
     pub ptime: Option<String>,
-    /// Concurrent calls; more are refused with 486. [default: 1000] [env: ONHOLD_MAX_CALLS]
+    /// Concurrent calls; INVITEs beyond it are refused. [default: 1000] [env: ONHOLD_MAX_CALLS]
     #[arg(long, value_name = "N")]
     pub max_calls: Option<String>,
     /// Hang up (BYE) calls older than this, e.g. 1h, 90s, 1h30m; "off" = never.
