@@ -217,8 +217,13 @@ pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
                 for w in warnings {
                     eprintln!("warning: {w}");
                 }
-                print!("{}", config.to_toml());
-                println!("# music: {summary}");
+                // A closed pipe (`| head`) is not an error worth a panic.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    io::stdout().lock(),
+                    "{}# music: {summary}",
+                    config.to_toml()
+                );
                 ExitCode::SUCCESS
             }
             Err(line) => {
@@ -518,6 +523,10 @@ impl<S> SocketTable<S> {
 
     pub fn iter(&self) -> impl Iterator<Item = (&SocketAddr, &S)> {
         self.by_addr.iter()
+    }
+
+    pub fn get(&self, addr: &SocketAddr) -> Option<&S> {
+        self.by_addr.get(addr)
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut S> {
