@@ -1564,6 +1564,37 @@ announcement = "/srv/a.wav"
     }
 
     #[test]
+    fn example_file_shows_the_defaults_and_its_class_examples_parse() {
+        let example = include_str!("../../onhold.example.toml");
+        let strip = |t: &str| -> Vec<String> {
+            t.lines()
+                .skip(1)
+                .map(|l| l.split("  #").next().unwrap().trim_end().to_string())
+                .collect()
+        };
+        let from_file = file(example).unwrap();
+        let defaults = Config::load(&RunArgs::default(), &[], None).unwrap();
+        assert_eq!(strip(&from_file.to_toml()), strip(&defaults.to_toml()));
+        for key in KEYS.iter().filter(|k| **k != "classes") {
+            assert_ne!(
+                from_file.origin(key),
+                &Origin::Default,
+                "{key} missing from the example"
+            );
+        }
+        // The commented class tables are valid once uncommented.
+        let start = example.find("# [classes.default]").unwrap();
+        let tables: String = example[start..]
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = file(&tables).unwrap();
+        let names: Vec<&str> = c.music.classes.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["default", "sales"]);
+    }
+
+    #[test]
     fn help_explains_every_flag_with_its_default() {
         use clap::Args;
         let mut cmd = RunArgs::augment_args(clap::Command::new("onhold"));
