@@ -8,8 +8,10 @@
 pub mod codec;
 pub mod media;
 pub mod rng;
+pub mod rtp;
 pub mod sdp;
 pub mod server;
+mod timers;
 pub mod sip;
 
 pub use codec::Codec;
