@@ -41,8 +41,4 @@ impl<K: Ord> TimerHeap<K> {
             _ => None,
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.heap.len()
-    }
 }

@@ -130,15 +130,21 @@ pub(crate) fn start_response<'o>(
     for via in req.vias.iter().skip(1) {
         w.header("Via", via);
     }
-    w.header("From", req.from);
+    if !req.from.is_empty() {
+        w.header("From", req.from);
+    }
     match to_tag {
         Some(tag) if req.to_tag.is_empty() && code > 100 => {
             w.header_fmt("To", format_args!("{};tag={tag}", req.to))
         }
         _ => w.header("To", req.to),
     };
-    w.header("Call-ID", req.call_id);
-    w.header_fmt("CSeq", format_args!("{} {}", req.cseq, req.cseq_method));
+    if !req.call_id.is_empty() {
+        w.header("Call-ID", req.call_id);
+    }
+    if req.cseq > 0 {
+        w.header_fmt("CSeq", format_args!("{} {}", req.cseq, req.cseq_method));
+    }
     w.header("Server", server);
     w
 }

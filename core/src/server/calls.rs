@@ -33,7 +33,6 @@ pub(crate) struct SessionTimer {
 /// One dialog and its media.
 #[derive(Debug)]
 pub(crate) struct Call {
-    pub handle: CallHandle,
     pub call_id: String,
     pub local_tag: String,
     pub user: String,
@@ -106,9 +105,9 @@ pub(crate) fn handle_sip(
                 s.queue(transport, local, remote, TransmitKind::Sip, b"\r\n".to_vec());
             }
         }
-        Parsed::Response(r) => s.client_response(now, r.branch, r.code),
+        Parsed::Response(r) => s.client_response(now, r.branch, r.cseq_method, r.code),
         Parsed::Request(req) => handle_request(s, now, &req),
-        Parsed::Bad { request: Some(req), reason } => {
+        Parsed::Bad { request: Some(req), reason, code } => {
             // Enough of the request survived to answer it (RFC 3261 §8.2: 400 for malformed).
             if req.method != "ACK" {
                 let key = txn_key(&req);
@@ -116,13 +115,14 @@ pub(crate) fn handle_sip(
                     s.absorb(now, id, false);
                 } else {
                     let reason_header = format!("SIP;cause=400;text=\"{reason}\"");
-                    s.reject(now, &req, key, 400, &[("Reason", &reason_header)]);
+                    let reason_header = reason_header.replace("400", &code.to_string());
+                    s.respond_final(now, &req, key, code, &[("Reason", &reason_header)]);
                 }
             } else {
                 s.stats.dropped += 1;
             }
         }
-        Parsed::Bad { request: None, reason } => {
+        Parsed::Bad { request: None, reason, .. } => {
             s.stats.dropped += 1;
             s.emit(Event::Dropped { remote, why: reason });
         }
@@ -163,14 +163,14 @@ fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
     if req.method == "INVITE" && req.to_tag.is_empty() {
         let m = (req.call_id.to_string(), req.from_tag.to_string(), req.cseq);
         if s.merge_index.contains_key(&m) {
-            return s.reject(now, req, key, 482, &[]);
+            return s.respond_final(now, req, key, 482, &[]);
         }
     }
     if req.max_forwards == Some(0) {
-        return s.reject(now, req, key, 483, &[]);
+        return s.respond_final(now, req, key, 483, &[]);
     }
     if !req.method.eq(req.cseq_method) {
-        return s.reject(now, req, key, 400, &[("Reason", "SIP;cause=400;text=\"CSeq method mismatch\"")]);
+        return s.respond_final(now, req, key, 400, &[("Reason", "SIP;cause=400;text=\"CSeq method mismatch\"")]);
     }
     let unsupported: Vec<&str> = req
         .require
@@ -180,24 +180,25 @@ fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
         .collect();
     if !unsupported.is_empty() && req.method != "CANCEL" {
         let list = unsupported.join(", ");
-        return s.reject(now, req, key, 420, &[("Unsupported", &list)]);
+        return s.respond_final(now, req, key, 420, &[("Unsupported", &list)]);
     }
     match req.method {
         "INVITE" if req.to_tag.is_empty() => on_invite(s, now, req, key),
         "INVITE" | "UPDATE" => on_offer_in_dialog(s, now, req, key),
         "BYE" => on_bye(s, now, req, key),
-        "INFO" => {
-            let code = if find_dialog(s, req).is_some() { 200 } else { 481 };
-            if code == 200 {
-                note_cseq(s, req);
+        "INFO" => match find_dialog(s, req) {
+            Some(h) => {
+                if in_order(s, now, req, &key, h) {
+                    s.respond_final(now, req, key, 200, &[]);
+                }
             }
-            s.reject(now, req, key, code, &[])
-        }
+            None => s.respond_final(now, req, key, 481, &[]),
+        },
         "OPTIONS" => {
             let code = if s.draining.is_some() { 503 } else { 200 };
-            s.reject(now, req, key, code, &[("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)])
+            s.respond_final(now, req, key, code, &[("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)])
         }
-        _ => s.reject(now, req, key, 405, &[("Allow", ALLOW)]),
+        _ => s.respond_final(now, req, key, 405, &[("Allow", ALLOW)]),
     }
 }
 
@@ -206,14 +207,6 @@ fn find_dialog(s: &Server, req: &Request<'_>) -> Option<CallHandle> {
         return None;
     }
     s.dialogs.get(&(req.call_id.to_string(), req.to_tag.to_string())).copied()
-}
-
-fn note_cseq(s: &mut Server, req: &Request<'_>) {
-    if let Some(h) = find_dialog(s, req) {
-        if let Some(c) = s.calls.get_mut(&h) {
-            c.remote_cseq = c.remote_cseq.max(req.cseq);
-        }
-    }
 }
 
 /// The INVITE's offer (or `None` for a late offer), or the final error response to send.
@@ -227,6 +220,11 @@ fn read_offer(req: &Request<'_>) -> Result<Option<SessionDescription>, (u16, Str
         return Err((415, String::new()));
     }
     sdp::parse(req.body).map(Some).map_err(|e| (400, format!("Bad SDP: {e}")))
+}
+
+/// RFC 3261 §20.43 Warning for a refused offer: the 3xx warn-code says which part failed.
+fn warning(rej: sdp::Rejection) -> String {
+    format!("{} onhold \"{}\"", rej.warning_code(), rej.warning_text())
 }
 
 fn prefs(s: &Server) -> AnswerPrefs {
@@ -249,16 +247,16 @@ fn session_timer_request(s: &Server, req: &Request<'_>) -> Result<Option<Session
 
 fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     if s.draining.is_some() {
-        return s.reject(now, req, key, 503, &[("Retry-After", "30")]);
+        return s.respond_final(now, req, key, 503, &[("Retry-After", "30")]);
     }
     if s.calls.len() >= s.config.max_calls {
-        return s.reject(now, req, key, 486, &[]);
+        return s.respond_final(now, req, key, 486, &[]);
     }
     let session = match session_timer_request(s, req) {
         Ok(t) => t,
         Err(code) => {
             let min = s.config.min_se.as_secs().to_string();
-            return s.reject(now, req, key, code, &[("Min-SE", &min)]);
+            return s.respond_final(now, req, key, code, &[("Min-SE", &min)]);
         }
     };
     let offer = match read_offer(req) {
@@ -269,15 +267,15 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
             } else {
                 vec![("Warning", &why)]
             };
-            return s.reject(now, req, key, code, &extra);
+            return s.respond_final(now, req, key, code, &extra);
         }
     };
     let pending = match &offer {
         Some(o) => match sdp::answer(o, &prefs(s)) {
             Ok(n) => Some(n),
             Err(rej) => {
-                let warn = format!("304 onhold \"{rej}\"");
-                return s.reject(now, req, key, 488, &[("Warning", &warn)]);
+                let warn = warning(rej);
+                return s.respond_final(now, req, key, rej.status_code(), &[("Warning", &warn)]);
             }
         },
         None => None,
@@ -311,7 +309,6 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     }
     let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
     let mut call = Call {
-        handle,
         call_id: req.call_id.to_string(),
         local_tag: local_tag.clone(),
         user: req.uri_user.to_string(),
@@ -623,30 +620,30 @@ fn stop_media(s: &mut Server, handle: CallHandle) {
 /// re-INVITE or UPDATE inside a dialog: hold, unhold, new address, session refresh.
 fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     let Some(handle) = find_dialog(s, req) else {
-        return s.reject(now, req, key, 481, &[]);
+        return s.respond_final(now, req, key, 481, &[]);
     };
     let (remote_cseq, state) = match s.calls.get(&handle) {
         Some(c) => (c.remote_cseq, c.state),
-        None => return s.reject(now, req, key, 481, &[]),
+        None => return s.respond_final(now, req, key, 481, &[]),
     };
     if req.cseq <= remote_cseq {
-        return s.reject(now, req, key, 500, &[]);
+        return s.respond_final(now, req, key, 500, &[]);
     }
     let invite = req.method == "INVITE";
     if state != CallState::Confirmed && invite {
         // RFC 3261 §14.2: an INVITE while another is unfinished gets 500 with Retry-After.
-        return s.reject(now, req, key, 500, &[("Retry-After", "1")]);
+        return s.respond_final(now, req, key, 500, &[("Retry-After", "1")]);
     }
     let session = match session_timer_request(s, req) {
         Ok(t) => t,
         Err(code) => {
             let min = s.config.min_se.as_secs().to_string();
-            return s.reject(now, req, key, code, &[("Min-SE", &min)]);
+            return s.respond_final(now, req, key, code, &[("Min-SE", &min)]);
         }
     };
     let offer = match read_offer(req) {
         Ok(o) => o,
-        Err((code, why)) => return s.reject(now, req, key, code, &[("Warning", &why)]),
+        Err((code, why)) => return s.respond_final(now, req, key, code, &[("Warning", &why)]),
     };
     let neg = match &offer {
         Some(o) => match sdp::answer(o, &prefs(s)) {
@@ -655,8 +652,8 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
                 if let Some(c) = s.calls.get_mut(&handle) {
                     c.remote_cseq = req.cseq;
                 }
-                let warn = format!("304 onhold \"{rej}\"");
-                return s.reject(now, req, key, 488, &[("Warning", &warn)]);
+                let warn = warning(rej);
+                return s.respond_final(now, req, key, rej.status_code(), &[("Warning", &warn)]);
             }
         },
         None => None,
@@ -720,10 +717,27 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
     }
 }
 
+/// RFC 3261 §12.2.2: a request with a CSeq lower than the last one in the dialog is out of
+/// order and gets 500. Returns false when it was rejected.
+fn in_order(s: &mut Server, now: Instant, req: &Request<'_>, key: &TxnKey, handle: CallHandle) -> bool {
+    let last = s.calls.get(&handle).map_or(0, |c| c.remote_cseq);
+    if req.cseq <= last {
+        s.respond_final(now, req, key.clone(), 500, &[]);
+        return false;
+    }
+    if let Some(c) = s.calls.get_mut(&handle) {
+        c.remote_cseq = req.cseq;
+    }
+    true
+}
+
 fn on_bye(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     let Some(handle) = find_dialog(s, req) else {
-        return s.reject(now, req, key, 481, &[]);
+        return s.respond_final(now, req, key, 481, &[]);
     };
+    if !in_order(s, now, req, &key, handle) {
+        return;
+    }
     let id = s.new_server_txn(req, key, Some(handle));
     s.reply(now, id, req, 200, None, &[]);
     // RFC 3261 §15.1.2: an INVITE still pending when BYE arrives gets 487.
@@ -742,11 +756,11 @@ fn on_cancel(s: &mut Server, now: Instant, req: &Request<'_>, cancel_key: TxnKey
     }
     let invite_key = TxnKey { method: "INVITE".into(), ..cancel_key.clone() };
     let Some(invite_id) = s.find_txn(&invite_key) else {
-        return s.reject(now, req, cancel_key, 481, &[]); // RFC 3261 §9.2
+        return s.respond_final(now, req, cancel_key, 481, &[]); // RFC 3261 §9.2
     };
     let (call, state) = match s.txns.get(&invite_id) {
         Some(t) => (t.call, t.state),
-        None => return s.reject(now, req, cancel_key, 481, &[]),
+        None => return s.respond_final(now, req, cancel_key, 481, &[]),
     };
     let tag = call.and_then(|h| s.calls.get(&h)).map(|c| c.local_tag.clone());
     let id = s.new_server_txn(req, cancel_key, None);

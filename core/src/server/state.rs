@@ -442,7 +442,7 @@ impl Server {
     }
 
     /// Answer a request statelessly-but-absorbing: create its transaction and send a final.
-    pub(crate) fn reject(&mut self, now: Instant, req: &Request<'_>, key: TxnKey, code: u16, extra: &[(&str, &str)]) {
+    pub(crate) fn respond_final(&mut self, now: Instant, req: &Request<'_>, key: TxnKey, code: u16, extra: &[(&str, &str)]) {
         let id = self.new_server_txn(req, key, None);
         let tag = if req.to_tag.is_empty() { Some(self.token()) } else { None };
         self.reply(now, id, req, code, tag.as_deref(), extra);
@@ -520,12 +520,15 @@ impl Server {
     }
 
     /// A response to one of our requests (matched by branch, RFC 3261 §17.1.3).
-    pub(crate) fn client_response(&mut self, now: Instant, branch: &str, code: u16) {
+    pub(crate) fn client_response(&mut self, now: Instant, branch: &str, method: &str, code: u16) {
         let Some(&id) = self.client_index.get(branch) else {
             return;
         };
         let t4 = self.config.t4;
         let Some(txn) = self.client_txns.get_mut(&id) else { return };
+        if txn.method != method {
+            return;
+        }
         if code < 200 {
             // Proceeding: keep retransmitting at T2 (§17.1.2.2).
             txn.interval = self.config.t2;
