@@ -11,8 +11,8 @@ pub mod rng;
 pub mod rtp;
 pub mod sdp;
 pub mod server;
-mod timers;
 pub mod sip;
+mod timers;
 
 pub use codec::Codec;
 pub use server::{

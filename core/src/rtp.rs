@@ -31,18 +31,26 @@ pub fn ntp_timestamp(unix: Duration) -> u64 {
     (secs << 32) | frac
 }
 
+/// The sender-info block of an RTCP SR (RFC 3550 §6.4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SenderInfo {
+    pub ssrc: u32,
+    pub ntp: u64,
+    pub rtp_ts: u32,
+    pub packets: u32,
+    pub octets: u32,
+}
+
 /// RTCP sender report (RFC 3550 §6.4.1) with no report blocks, plus an SDES CNAME (§6.5: every
 /// compound packet carries one), optionally followed by BYE (§6.6). Returns the length written.
-pub fn write_rtcp_sr(
-    buf: &mut [u8],
-    ssrc: u32,
-    ntp: u64,
-    rtp_ts: u32,
-    packets: u32,
-    octets: u32,
-    cname: &[u8],
-    bye: bool,
-) -> usize {
+pub fn write_rtcp_sr(buf: &mut [u8], info: SenderInfo, cname: &[u8], bye: bool) -> usize {
+    let SenderInfo {
+        ssrc,
+        ntp,
+        rtp_ts,
+        packets,
+        octets,
+    } = info;
     // SR: header(4) + ssrc(4) + ntp(8) + rtp ts(4) + counts(8) = 28 bytes.
     buf[0] = 0x80;
     buf[1] = 200;
@@ -221,13 +229,27 @@ mod tests {
     fn header_fields_land_where_rfc3550_puts_them() {
         let mut b = [0u8; 12];
         write_rtp_header(&mut b, true, 9, 0xBEEF, 0x0102_0304, 0xCAFE_BABE);
-        assert_eq!(b, [0x80, 0x89, 0xBE, 0xEF, 1, 2, 3, 4, 0xCA, 0xFE, 0xBA, 0xBE]);
+        assert_eq!(
+            b,
+            [0x80, 0x89, 0xBE, 0xEF, 1, 2, 3, 4, 0xCA, 0xFE, 0xBA, 0xBE]
+        );
     }
 
     #[test]
     fn sr_with_bye_is_a_valid_compound_packet() {
         let mut b = [0u8; 128];
-        let n = write_rtcp_sr(&mut b, 7, 1 << 32, 160, 3, 480, b"onhold", true);
+        let n = write_rtcp_sr(
+            &mut b,
+            SenderInfo {
+                ssrc: 7,
+                ntp: 1 << 32,
+                rtp_ts: 160,
+                packets: 3,
+                octets: 480,
+            },
+            b"onhold",
+            true,
+        );
         // SR 28 + SDES (4 + 4 + 2 + 6 + 1 = 17 → 20) + BYE 8
         assert_eq!(n, 28 + 20 + 8);
         assert_eq!(b[1], 200);

@@ -226,4 +226,3 @@ pub struct Stats {
     pub dropped: u64,
     pub late_skipped_frames: u64,
 }
-

@@ -17,7 +17,10 @@ pub(crate) struct TimerHeap<K: Ord> {
 
 impl<K: Ord> Default for TimerHeap<K> {
     fn default() -> Self {
-        TimerHeap { heap: BinaryHeap::new(), seq: 0 }
+        TimerHeap {
+            heap: BinaryHeap::new(),
+            seq: 0,
+        }
     }
 }
 

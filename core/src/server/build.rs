@@ -98,7 +98,11 @@ pub(crate) fn response_top_via(req: &Request<'_>) -> String {
             out.push_str(part);
         }
     }
-    let host = req.top_via.host.trim_start_matches('[').trim_end_matches(']');
+    let host = req
+        .top_via
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     if !has_received && (req.top_via.rport || host != src_ip) {
         let _ = write!(out, ";received={src_ip}");
     }

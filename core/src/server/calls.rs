@@ -6,11 +6,11 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::build::{self, ACCEPT, ALLOW, SUPPORTED};
 use super::incoming::{self, Parsed, Request};
-use super::state::{CallTimer, Server, Timer};
+use super::state::{CallTimer, Path, Server, Timer};
 use super::txn::{ClientPurpose, ServerState, TxnKey};
 use super::{CallHandle, Command, Direction, EndReason, Event, Transmit, TransmitKind, Transport};
 use crate::media::{ClassId, PlayMode};
-use crate::rtp::{ntp_timestamp, write_rtcp_sr, Playout, RTP_HEADER_LEN};
+use crate::rtp::{ntp_timestamp, write_rtcp_sr, Playout, SenderInfo, RTP_HEADER_LEN};
 use crate::sdp::{self, AnswerPrefs, LocalMedia, Negotiated, SessionDescription};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,12 +102,22 @@ pub(crate) fn handle_sip(
         Parsed::KeepAlive => {
             // RFC 5626 §4.4.1: answer a double-CRLF ping on a stream with a single CRLF.
             if transport == Transport::Tcp && data.starts_with(b"\r\n\r\n") {
-                s.queue(transport, local, remote, TransmitKind::Sip, b"\r\n".to_vec());
+                s.queue(
+                    transport,
+                    local,
+                    remote,
+                    TransmitKind::Sip,
+                    b"\r\n".to_vec(),
+                );
             }
         }
         Parsed::Response(r) => s.client_response(now, r.branch, r.cseq_method, r.code),
         Parsed::Request(req) => handle_request(s, now, &req),
-        Parsed::Bad { request: Some(req), reason, code } => {
+        Parsed::Bad {
+            request: Some(req),
+            reason,
+            code,
+        } => {
             // Enough of the request survived to answer it (RFC 3261 §8.2: 400 for malformed).
             if req.method != "ACK" {
                 let key = txn_key(&req);
@@ -122,9 +132,16 @@ pub(crate) fn handle_sip(
                 s.stats.dropped += 1;
             }
         }
-        Parsed::Bad { request: None, reason, .. } => {
+        Parsed::Bad {
+            request: None,
+            reason,
+            ..
+        } => {
             s.stats.dropped += 1;
-            s.emit(Event::Dropped { remote, why: reason });
+            s.emit(Event::Dropped {
+                remote,
+                why: reason,
+            });
         }
     }
 }
@@ -138,9 +155,16 @@ fn txn_key(req: &Request<'_>) -> TxnKey {
         req.top_via.branch.to_string()
     } else {
         // RFC 2543 peers: no magic cookie, so match on the request's identity (§17.2.3).
-        format!("2543|{}|{}|{}|{}", req.call_id, req.from_tag, req.cseq, req.top_via.branch)
+        format!(
+            "2543|{}|{}|{}|{}",
+            req.call_id, req.from_tag, req.cseq, req.top_via.branch
+        )
     };
-    TxnKey { branch, sent_by: req.top_via.sent_by.to_ascii_lowercase(), method: method.to_string() }
+    TxnKey {
+        branch,
+        sent_by: req.top_via.sent_by.to_ascii_lowercase(),
+        method: method.to_string(),
+    }
 }
 
 fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
@@ -151,7 +175,10 @@ fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
     }
     if let Some(id) = s.find_txn(&key) {
         // A retransmission, or the ACK for a non-2xx final (same branch as the INVITE).
-        let ack_for_2xx = is_ack && s.txns.get(&id).is_some_and(|t| t.state == ServerState::Accepted);
+        let ack_for_2xx = is_ack
+            && s.txns
+                .get(&id)
+                .is_some_and(|t| t.state == ServerState::Accepted);
         if !ack_for_2xx {
             return s.absorb(now, id, is_ack);
         }
@@ -170,13 +197,23 @@ fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
         return s.respond_final(now, req, key, 483, &[]);
     }
     if !req.method.eq(req.cseq_method) {
-        return s.respond_final(now, req, key, 400, &[("Reason", "SIP;cause=400;text=\"CSeq method mismatch\"")]);
+        return s.respond_final(
+            now,
+            req,
+            key,
+            400,
+            &[("Reason", "SIP;cause=400;text=\"CSeq method mismatch\"")],
+        );
     }
     let unsupported: Vec<&str> = req
         .require
         .iter()
         .copied()
-        .filter(|t| !SUPPORTED.split(", ").any(|ours| ours.eq_ignore_ascii_case(t)))
+        .filter(|t| {
+            !SUPPORTED
+                .split(", ")
+                .any(|ours| ours.eq_ignore_ascii_case(t))
+        })
         .collect();
     if !unsupported.is_empty() && req.method != "CANCEL" {
         let list = unsupported.join(", ");
@@ -196,7 +233,17 @@ fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
         },
         "OPTIONS" => {
             let code = if s.draining.is_some() { 503 } else { 200 };
-            s.respond_final(now, req, key, code, &[("Allow", ALLOW), ("Accept", ACCEPT), ("Supported", SUPPORTED)])
+            s.respond_final(
+                now,
+                req,
+                key,
+                code,
+                &[
+                    ("Allow", ALLOW),
+                    ("Accept", ACCEPT),
+                    ("Supported", SUPPORTED),
+                ],
+            )
         }
         _ => s.respond_final(now, req, key, 405, &[("Allow", ALLOW)]),
     }
@@ -206,7 +253,9 @@ fn find_dialog(s: &Server, req: &Request<'_>) -> Option<CallHandle> {
     if req.to_tag.is_empty() {
         return None;
     }
-    s.dialogs.get(&(req.call_id.to_string(), req.to_tag.to_string())).copied()
+    s.dialogs
+        .get(&(req.call_id.to_string(), req.to_tag.to_string()))
+        .copied()
 }
 
 /// The INVITE's offer (or `None` for a late offer), or the final error response to send.
@@ -219,7 +268,9 @@ fn read_offer(req: &Request<'_>) -> Result<Option<SessionDescription>, (u16, Str
     if !media_type.eq_ignore_ascii_case("application/sdp") {
         return Err((415, String::new()));
     }
-    sdp::parse(req.body).map(Some).map_err(|e| (400, format!("Bad SDP: {e}")))
+    sdp::parse(req.body)
+        .map(Some)
+        .map_err(|e| (400, format!("Bad SDP: {e}")))
 }
 
 /// RFC 3261 §20.43 Warning for a refused offer: the 3xx warn-code says which part failed.
@@ -228,21 +279,33 @@ fn warning(rej: sdp::Rejection) -> String {
 }
 
 fn prefs(s: &Server) -> AnswerPrefs {
-    AnswerPrefs { codecs: s.config.codecs.clone(), default_ptime_ms: s.config.ptime_ms }
+    AnswerPrefs {
+        codecs: s.config.codecs.clone(),
+        default_ptime_ms: s.config.ptime_ms,
+    }
 }
 
 fn session_timer_request(s: &Server, req: &Request<'_>) -> Result<Option<SessionTimer>, u16> {
-    let Some((secs, refresher)) = req.session_expires else { return Ok(None) };
+    let Some((secs, refresher)) = req.session_expires else {
+        return Ok(None);
+    };
     if (secs as u64) < s.config.min_se.as_secs() {
         return Err(422);
     }
-    let uac_supports = req.supported.iter().any(|t| t.eq_ignore_ascii_case("timer"));
+    let uac_supports = req
+        .supported
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case("timer"));
     // RFC 4028 §9: keep the refresher the UAC chose; if it chose none, let it refresh when it can.
     let we_refresh = match refresher {
         Some(r) => r.eq_ignore_ascii_case("uas"),
         None => !uac_supports,
     };
-    Ok(Some(SessionTimer { interval: Duration::from_secs(secs as u64), we_refresh, at: None }))
+    Ok(Some(SessionTimer {
+        interval: Duration::from_secs(secs as u64),
+        we_refresh,
+        at: None,
+    }))
 }
 
 fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
@@ -286,14 +349,33 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     let local_tag = s.token();
     let advertised = s.advertised_ip(req);
     let mut head = Vec::with_capacity(512);
-    build::start_response(&mut head, req, 200, None, Some(&local_tag), &s.config.user_agent).finish(None);
+    build::start_response(
+        &mut head,
+        req,
+        200,
+        None,
+        Some(&local_tag),
+        &s.config.user_agent,
+    )
+    .finish(None);
     let head = strip_status_and_length(&head);
     let contact_host = build::host_str(advertised);
-    let transport_param = if req.transport == Transport::Tcp { ";transport=tcp" } else { "" };
-    let user = if req.uri_user.is_empty() { "onhold" } else { req.uri_user };
+    let transport_param = if req.transport == Transport::Tcp {
+        ";transport=tcp"
+    } else {
+        ""
+    };
+    let user = if req.uri_user.is_empty() {
+        "onhold"
+    } else {
+        req.uri_user
+    };
     let mut extra = vec![(
         "Contact".to_string(),
-        format!("<sip:{user}@{contact_host}:{}{transport_param}>", req.local.port()),
+        format!(
+            "<sip:{user}@{contact_host}:{}{transport_param}>",
+            req.local.port()
+        ),
     )];
     for rr in &req.record_route {
         extra.push(("Record-Route".to_string(), rr.to_string()));
@@ -302,8 +384,15 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     extra.push(("Supported".into(), SUPPORTED.into()));
     if let Some(t) = &session {
         let r = if t.we_refresh { "uas" } else { "uac" };
-        extra.push(("Session-Expires".into(), format!("{};refresher={r}", t.interval.as_secs())));
-        if req.supported.iter().any(|t| t.eq_ignore_ascii_case("timer")) {
+        extra.push((
+            "Session-Expires".into(),
+            format!("{};refresher={r}", t.interval.as_secs()),
+        ));
+        if req
+            .supported
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("timer"))
+        {
             extra.push(("Require".into(), "timer".into()));
         }
     }
@@ -361,7 +450,10 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
 /// `start_response(...).finish(None)` minus its status line and Content-Length: the header block
 /// every later response on this INVITE transaction shares.
 fn strip_status_and_length(full: &[u8]) -> Vec<u8> {
-    let start = full.windows(2).position(|w| w == b"\r\n").map_or(0, |p| p + 2);
+    let start = full
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(0, |p| p + 2);
     let end = full.len() - b"Content-Length: 0\r\n\r\n".len();
     full[start..end].to_vec()
 }
@@ -370,8 +462,14 @@ fn strip_status_and_length(full: &[u8]) -> Vec<u8> {
 /// the caller is behind a NAT (its Via names another address than the packet came from), when
 /// the target is unreachable and the source address is the one that works (RFC 3581 spirit).
 fn request_destination(call: &Call, req: &Request<'_>) -> SocketAddr {
-    let via_host = req.top_via.host.trim_start_matches('[').trim_end_matches(']');
-    let natted = via_host.parse::<IpAddr>().map_or(true, |ip| ip != req.remote.ip());
+    let via_host = req
+        .top_via
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let natted = via_host
+        .parse::<IpAddr>()
+        .map_or(true, |ip| ip != req.remote.ip());
     if let Some(first) = call.route_set.first() {
         if let Some(a) = incoming::uri_socket_addr(first) {
             return a;
@@ -411,8 +509,12 @@ fn ask_for_port(s: &mut Server, _now: Instant, handle: CallHandle, rtcp_mux: boo
 }
 
 pub(crate) fn rtp_bound(s: &mut Server, now: Instant, port: u16, ok: bool) {
-    let Some(&handle) = s.ports.get(&port) else { return };
-    let Some(call) = s.calls.get(&handle) else { return };
+    let Some(&handle) = s.ports.get(&port) else {
+        return;
+    };
+    let Some(call) = s.calls.get(&handle) else {
+        return;
+    };
     if call.state != CallState::AwaitingPort || call.port != port {
         return;
     }
@@ -436,9 +538,15 @@ fn local_sdp(s: &mut Server, handle: CallHandle) -> Vec<u8> {
     let rtp_ip_cfg = s.config.rtp_ip;
     let ptime = s.config.ptime_ms;
     let prefs = prefs(s);
-    let Some(call) = s.calls.get_mut(&handle) else { return Vec::new() };
+    let Some(call) = s.calls.get_mut(&handle) else {
+        return Vec::new();
+    };
     call.sdp_version += 1;
-    let addr = if rtp_ip_cfg.is_unspecified() || s.config.advertised.is_some() { call.advertised } else { rtp_ip_cfg };
+    let addr = if rtp_ip_cfg.is_unspecified() || s.config.advertised.is_some() {
+        call.advertised
+    } else {
+        rtp_ip_cfg
+    };
     let local = LocalMedia {
         addr,
         rtp_port: call.port,
@@ -454,8 +562,17 @@ fn local_sdp(s: &mut Server, handle: CallHandle) -> Vec<u8> {
     body
 }
 
-fn send_on_invite(s: &mut Server, now: Instant, handle: CallHandle, code: u16, extra: &[(String, String)], body: Option<&[u8]>) -> Vec<u8> {
-    let Some(call) = s.calls.get(&handle) else { return Vec::new() };
+fn send_on_invite(
+    s: &mut Server,
+    now: Instant,
+    handle: CallHandle,
+    code: u16,
+    extra: &[(String, String)],
+    body: Option<&[u8]>,
+) -> Vec<u8> {
+    let Some(call) = s.calls.get(&handle) else {
+        return Vec::new();
+    };
     let mut bytes = Vec::with_capacity(call.invite_head.len() + 600);
     let mut w = build::Writer::response(&mut bytes, code, crate::sip::reason_phrase(code));
     w.raw(&call.invite_head);
@@ -470,19 +587,31 @@ fn send_on_invite(s: &mut Server, now: Instant, handle: CallHandle, code: u16, e
 
 fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
     let body = local_sdp(s, handle);
-    let extra = s.calls.get(&handle).map(|c| c.invite_extra.clone()).unwrap_or_default();
+    let extra = s
+        .calls
+        .get(&handle)
+        .map(|c| c.invite_extra.clone())
+        .unwrap_or_default();
     let bytes = send_on_invite(s, now, handle, 200, &extra, Some(&body));
     let t1 = s.t1();
-    let Some(call) = s.calls.get_mut(&handle) else { return };
+    let Some(call) = s.calls.get_mut(&handle) else {
+        return;
+    };
     call.state = CallState::Answering;
     call.ok_bytes = Some(bytes);
     call.retransmit_interval = t1;
     call.retransmit_at = Some(now + t1);
     call.ack_deadline = Some(now + 64 * t1);
-    s.timers.push(now + t1, Timer::Call(handle, CallTimer::Retransmit2xx));
-    s.timers.push(now + 64 * t1, Timer::Call(handle, CallTimer::AckTimeout));
+    s.timers
+        .push(now + t1, Timer::Call(handle, CallTimer::Retransmit2xx));
+    s.timers
+        .push(now + 64 * t1, Timer::Call(handle, CallTimer::AckTimeout));
     // A hold offer stops media at once; anything that sends waits for the ACK.
-    let stop = s.calls.get(&handle).and_then(|c| c.pending.as_ref()).is_some_and(|n| !sends(n.direction));
+    let stop = s
+        .calls
+        .get(&handle)
+        .and_then(|c| c.pending.as_ref())
+        .is_some_and(|n| !sends(n.direction));
     if stop {
         stop_media(s, handle);
     }
@@ -504,7 +633,9 @@ fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
         return;
     };
     let prefs = prefs(s);
-    let Some(call) = s.calls.get_mut(&handle) else { return };
+    let Some(call) = s.calls.get_mut(&handle) else {
+        return;
+    };
     if call.state != CallState::Answering || req.cseq != call.invite_cseq {
         return; // a retransmitted ACK, or one for an older INVITE
     }
@@ -514,7 +645,11 @@ fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
     call.ack_deadline = None;
     if call.offer.is_none() {
         // Late offer: the answer to the offer in our 2xx travels in the ACK (RFC 3261 §13.2.1).
-        let answer = if req.body.is_empty() { None } else { sdp::parse(req.body).ok() };
+        let answer = if req.body.is_empty() {
+            None
+        } else {
+            sdp::parse(req.body).ok()
+        };
         match answer.map(|a| sdp::accept_answer(&a, &prefs)) {
             Some(Ok(neg)) => call.pending = Some(neg),
             _ => {
@@ -533,8 +668,12 @@ fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
     let rtp_ip = s.config.rtp_ip;
     let (ssrc, seq, ts) = (s.rng_u32(), s.rng_u32() as u16, s.rng_u32());
     let jitter = s.rng.below(1000);
-    let Some(call) = s.calls.get_mut(&handle) else { return };
-    let Some(neg) = call.pending.take() else { return };
+    let Some(call) = s.calls.get_mut(&handle) else {
+        return;
+    };
+    let Some(neg) = call.pending.take() else {
+        return;
+    };
     let first = call.started.is_none();
     let send = sends(neg.direction);
     let p = call
@@ -546,7 +685,10 @@ fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
         p.frame = neg.ptime_ms * 8;
         p.ptime = Duration::from_millis(neg.ptime_ms as u64);
     }
-    let moved = call.media.as_ref().is_some_and(|m| m.remote_rtp != neg.remote_rtp);
+    let moved = call
+        .media
+        .as_ref()
+        .is_some_and(|m| m.remote_rtp != neg.remote_rtp);
     if moved {
         p.stop();
     }
@@ -572,7 +714,11 @@ fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
             direction: neg.direction,
         }
     } else {
-        Event::MediaChanged { call: handle, remote_rtp: neg.remote_rtp, direction: neg.direction }
+        Event::MediaChanged {
+            call: handle,
+            remote_rtp: neg.remote_rtp,
+            direction: neg.direction,
+        }
     };
     call.media = Some(neg);
     let mut timers = Vec::new();
@@ -660,7 +806,9 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
     };
     let id = s.new_server_txn(req, key, Some(handle));
     let ua = s.config.user_agent.clone();
-    let Some(call) = s.calls.get_mut(&handle) else { return };
+    let Some(call) = s.calls.get_mut(&handle) else {
+        return;
+    };
     call.remote_cseq = req.cseq;
     if let Some(c) = req.contact {
         call.remote_target = c.to_string(); // target refresh (RFC 3261 §12.2.2)
@@ -672,13 +820,25 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
     build::start_response(&mut head, req, 200, None, None, &ua).finish(None);
     let mut extra = vec![(
         "Contact".to_string(),
-        format!("<sip:{}@{}:{}>", if call.user.is_empty() { "onhold" } else { &call.user }, build::host_str(call.advertised), call.local_sip.port()),
+        format!(
+            "<sip:{}@{}:{}>",
+            if call.user.is_empty() {
+                "onhold"
+            } else {
+                &call.user
+            },
+            build::host_str(call.advertised),
+            call.local_sip.port()
+        ),
     )];
     extra.push(("Allow".into(), ALLOW.into()));
     extra.push(("Supported".into(), SUPPORTED.into()));
     if let Some(t) = &call.session {
         let r = if t.we_refresh { "uas" } else { "uac" };
-        extra.push(("Session-Expires".into(), format!("{};refresher={r}", t.interval.as_secs())));
+        extra.push((
+            "Session-Expires".into(),
+            format!("{};refresher={r}", t.interval.as_secs()),
+        ));
     }
     let has_offer = offer.is_some();
     if invite {
@@ -696,8 +856,14 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
         // UPDATE: the answer is in our 200 and takes effect now (RFC 3311 §5.2).
         call.offer = offer;
         call.pending = neg;
-        let body = if has_offer { Some(local_sdp(s, handle)) } else { None };
-        let Some(call) = s.calls.get_mut(&handle) else { return };
+        let body = if has_offer {
+            Some(local_sdp(s, handle))
+        } else {
+            None
+        };
+        let Some(call) = s.calls.get_mut(&handle) else {
+            return;
+        };
         call.offer = None;
         let mut bytes = Vec::with_capacity(800);
         let mut w = build::Writer::response(&mut bytes, 200, "OK");
@@ -719,7 +885,13 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
 
 /// RFC 3261 §12.2.2: a request with a CSeq lower than the last one in the dialog is out of
 /// order and gets 500. Returns false when it was rejected.
-fn in_order(s: &mut Server, now: Instant, req: &Request<'_>, key: &TxnKey, handle: CallHandle) -> bool {
+fn in_order(
+    s: &mut Server,
+    now: Instant,
+    req: &Request<'_>,
+    key: &TxnKey,
+    handle: CallHandle,
+) -> bool {
     let last = s.calls.get(&handle).map_or(0, |c| c.remote_cseq);
     if req.cseq <= last {
         s.respond_final(now, req, key.clone(), 500, &[]);
@@ -743,7 +915,10 @@ fn on_bye(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     // RFC 3261 §15.1.2: an INVITE still pending when BYE arrives gets 487.
     if let Some(call) = s.calls.get(&handle) {
         let txn = call.invite_txn;
-        if s.txns.get(&txn).is_some_and(|t| t.state == ServerState::Proceeding) {
+        if s.txns
+            .get(&txn)
+            .is_some_and(|t| t.state == ServerState::Proceeding)
+        {
             send_on_invite(s, now, handle, 487, &[], None);
         }
     }
@@ -754,7 +929,10 @@ fn on_cancel(s: &mut Server, now: Instant, req: &Request<'_>, cancel_key: TxnKey
     if let Some(id) = s.find_txn(&cancel_key) {
         return s.absorb(now, id, false);
     }
-    let invite_key = TxnKey { method: "INVITE".into(), ..cancel_key.clone() };
+    let invite_key = TxnKey {
+        method: "INVITE".into(),
+        ..cancel_key.clone()
+    };
     let Some(invite_id) = s.find_txn(&invite_key) else {
         return s.respond_final(now, req, cancel_key, 481, &[]); // RFC 3261 §9.2
     };
@@ -762,7 +940,9 @@ fn on_cancel(s: &mut Server, now: Instant, req: &Request<'_>, cancel_key: TxnKey
         Some(t) => (t.call, t.state),
         None => return s.respond_final(now, req, cancel_key, 481, &[]),
     };
-    let tag = call.and_then(|h| s.calls.get(&h)).map(|c| c.local_tag.clone());
+    let tag = call
+        .and_then(|h| s.calls.get(&h))
+        .map(|c| c.local_tag.clone());
     let id = s.new_server_txn(req, cancel_key, None);
     s.reply(now, id, req, 200, tag.as_deref(), &[]);
     if state == ServerState::Proceeding {
@@ -775,7 +955,13 @@ fn on_cancel(s: &mut Server, now: Instant, req: &Request<'_>, cancel_key: TxnKey
 // ---------------------------------------------------------------------------------------------
 // Output: RTP
 
-pub(crate) fn next_rtp(s: &mut Server, now: Instant, due: Instant, handle: CallHandle, buf: &mut [u8]) -> Option<Transmit> {
+pub(crate) fn next_rtp(
+    s: &mut Server,
+    now: Instant,
+    due: Instant,
+    handle: CallHandle,
+    buf: &mut [u8],
+) -> Option<Transmit> {
     let max_catchup = s.config.max_catchup_frames;
     let rtp_ip = s.config.rtp_ip;
     let epoch = s.epoch;
@@ -793,7 +979,8 @@ pub(crate) fn next_rtp(s: &mut Server, now: Instant, due: Instant, handle: CallH
         // Radio: the position follows the global grid, so every caller hears the same point.
         PlayMode::Shared => ((this_due - epoch).as_nanos() * 8000 / 1_000_000_000) as u64,
     };
-    s.library.fill(call.class, media.codec, pos, &mut buf[RTP_HEADER_LEN..len]);
+    s.library
+        .fill(call.class, media.codec, pos, &mut buf[RTP_HEADER_LEN..len]);
     let next = p.due();
     let t = Transmit {
         transport: Transport::Udp,
@@ -805,7 +992,10 @@ pub(crate) fn next_rtp(s: &mut Server, now: Instant, due: Instant, handle: CallH
     s.pacing.push(next, handle);
     if skipped > 0 {
         s.stats.late_skipped_frames += skipped as u64;
-        s.emit(Event::Late { call: handle, skipped });
+        s.emit(Event::Late {
+            call: handle,
+            skipped,
+        });
     }
     Some(t)
 }
@@ -813,34 +1003,50 @@ pub(crate) fn next_rtp(s: &mut Server, now: Instant, due: Instant, handle: CallH
 fn send_rtcp(s: &mut Server, now: Instant, handle: CallHandle, bye: bool) {
     let rtp_ip = s.config.rtp_ip;
     let wall = s.epoch_wall.duration_since(UNIX_EPOCH).unwrap_or_default() + (now - s.epoch);
-    let Some(call) = s.calls.get(&handle) else { return };
-    let (Some(p), Some(m)) = (call.playout.as_ref(), call.media.as_ref()) else { return };
+    let Some(call) = s.calls.get(&handle) else {
+        return;
+    };
+    let (Some(p), Some(m)) = (call.playout.as_ref(), call.media.as_ref()) else {
+        return;
+    };
     if p.packets == 0 {
         return;
     }
     let mut buf = vec![0u8; 128];
-    let n = write_rtcp_sr(
-        &mut buf,
-        p.ssrc,
-        ntp_timestamp(wall),
-        p.ts_at(now),
-        p.packets as u32,
-        p.octets as u32,
-        b"onhold",
-        bye,
-    );
+    let info = SenderInfo {
+        ssrc: p.ssrc,
+        ntp: ntp_timestamp(wall),
+        rtp_ts: p.ts_at(now),
+        packets: p.packets as u32,
+        octets: p.octets as u32,
+    };
+    let n = write_rtcp_sr(&mut buf, info, b"onhold", bye);
     buf.truncate(n);
     let local_port = if m.rtcp_mux { call.port } else { call.port + 1 };
     let (remote, transport) = (m.remote_rtcp, Transport::Udp);
-    s.queue(transport, SocketAddr::new(rtp_ip, local_port), remote, TransmitKind::Rtcp, buf);
+    s.queue(
+        transport,
+        SocketAddr::new(rtp_ip, local_port),
+        remote,
+        TransmitKind::Rtcp,
+        buf,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Timers and endings
 
-pub(crate) fn call_timer(s: &mut Server, now: Instant, at: Instant, handle: CallHandle, what: CallTimer) {
+pub(crate) fn call_timer(
+    s: &mut Server,
+    now: Instant,
+    at: Instant,
+    handle: CallHandle,
+    what: CallTimer,
+) {
     let t2 = s.config.t2;
-    let Some(call) = s.calls.get_mut(&handle) else { return };
+    let Some(call) = s.calls.get_mut(&handle) else {
+        return;
+    };
     match what {
         CallTimer::Retransmit2xx => {
             if call.state != CallState::Answering || call.retransmit_at != Some(at) {
@@ -852,7 +1058,8 @@ pub(crate) fn call_timer(s: &mut Server, now: Instant, at: Instant, handle: Call
             let bytes = call.ok_bytes.clone();
             if call.ack_deadline.is_some_and(|d| next < d) {
                 call.retransmit_at = Some(next);
-                s.timers.push(next, Timer::Call(handle, CallTimer::Retransmit2xx));
+                s.timers
+                    .push(next, Timer::Call(handle, CallTimer::Retransmit2xx));
             } else {
                 call.retransmit_at = None;
             }
@@ -887,11 +1094,15 @@ pub(crate) fn call_timer(s: &mut Server, now: Instant, at: Instant, handle: Call
                 return;
             }
             let sending = call.sending();
-            let interval = s.config.rtcp_interval.mul_f64(0.5 + s.rng.below(1000) as f64 / 1000.0);
+            let interval = s
+                .config
+                .rtcp_interval
+                .mul_f64(0.5 + s.rng.below(1000) as f64 / 1000.0);
             if let Some(call) = s.calls.get_mut(&handle) {
                 call.rtcp_at = Some(now + interval);
             }
-            s.timers.push(now + interval, Timer::Call(handle, CallTimer::Rtcp));
+            s.timers
+                .push(now + interval, Timer::Call(handle, CallTimer::Rtcp));
             if sending {
                 send_rtcp(s, now, handle, false);
             }
@@ -903,14 +1114,24 @@ pub(crate) fn call_timer(s: &mut Server, now: Instant, at: Instant, handle: Call
 fn send_in_dialog(s: &mut Server, now: Instant, handle: CallHandle, method: &'static str) {
     let branch = format!("z9hG4bK{}", s.token());
     let ua = s.config.user_agent.clone();
-    let Some(call) = s.calls.get_mut(&handle) else { return };
+    let Some(call) = s.calls.get_mut(&handle) else {
+        return;
+    };
     call.local_cseq += 1;
     let mut bytes = Vec::with_capacity(600);
     let mut w = Server::writer(&mut bytes, method, &call.remote_target);
-    let proto = if call.transport == Transport::Tcp { "TCP" } else { "UDP" };
+    let proto = if call.transport == Transport::Tcp {
+        "TCP"
+    } else {
+        "UDP"
+    };
     w.header_fmt(
         "Via",
-        format_args!("SIP/2.0/{proto} {}:{};branch={branch};rport", build::host_str(call.advertised), call.local_sip.port()),
+        format_args!(
+            "SIP/2.0/{proto} {}:{};branch={branch};rport",
+            build::host_str(call.advertised),
+            call.local_sip.port()
+        ),
     );
     w.header("Max-Forwards", "70");
     w.header("From", &call.our_from);
@@ -925,14 +1146,21 @@ fn send_in_dialog(s: &mut Server, now: Instant, handle: CallHandle, method: &'st
         ClientPurpose::Bye
     } else {
         if let Some(t) = &call.session {
-            w.header_fmt("Session-Expires", format_args!("{};refresher=uas", t.interval.as_secs()));
+            w.header_fmt(
+                "Session-Expires",
+                format_args!("{};refresher=uas", t.interval.as_secs()),
+            );
             w.header("Supported", SUPPORTED);
         }
         ClientPurpose::SessionRefresh(handle)
     };
     w.finish(None);
-    let (t, l, d) = (call.transport, call.local_sip, call.request_dest);
-    s.send_request(now, method, purpose, branch, bytes, t, l, d);
+    let path = Path {
+        transport: call.transport,
+        local: call.local_sip,
+        dest: call.request_dest,
+    };
+    s.send_request(now, method, purpose, branch, bytes, path);
 }
 
 pub(crate) fn client_outcome(s: &mut Server, now: Instant, purpose: ClientPurpose, code: u16) {
@@ -951,7 +1179,9 @@ pub(crate) fn client_outcome(s: &mut Server, now: Instant, purpose: ClientPurpos
 
 /// End a call from our side: BYE once the dialog exists, a final error while it does not.
 pub(crate) fn hangup(s: &mut Server, now: Instant, handle: CallHandle, reason: EndReason) {
-    let Some(call) = s.calls.get(&handle) else { return };
+    let Some(call) = s.calls.get(&handle) else {
+        return;
+    };
     match call.state {
         CallState::AwaitingPort => fail_unanswered(s, now, handle, 503, reason),
         CallState::Answering | CallState::Confirmed => {
@@ -971,12 +1201,22 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
     if sent_any {
         send_rtcp(s, now, handle, true);
     }
-    let Some(call) = s.calls.remove(&handle) else { return };
-    s.dialogs.remove(&(call.call_id.clone(), call.local_tag.clone()));
+    let Some(call) = s.calls.remove(&handle) else {
+        return;
+    };
+    s.dialogs
+        .remove(&(call.call_id.clone(), call.local_tag.clone()));
     if call.port != 0 && s.ports.get(&call.port) == Some(&handle) {
         s.ports.remove(&call.port);
-        let rtcp_mux = call.media.as_ref().or(call.pending.as_ref()).is_some_and(|m| m.rtcp_mux);
-        s.commands.push_back(Command::UnbindRtp { port: call.port, rtcp_mux });
+        let rtcp_mux = call
+            .media
+            .as_ref()
+            .or(call.pending.as_ref())
+            .is_some_and(|m| m.rtcp_mux);
+        s.commands.push_back(Command::UnbindRtp {
+            port: call.port,
+            rtcp_mux,
+        });
     }
     s.stats.calls_active = s.calls.len();
     s.emit(Event::CallEnded {

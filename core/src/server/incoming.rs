@@ -12,7 +12,11 @@ pub(crate) enum Parsed<'a> {
     /// CRLF keep-alive.
     KeepAlive,
     /// Unusable. With `request`, enough survived to send an error response.
-    Bad { request: Option<Request<'a>>, reason: &'static str, code: u16 },
+    Bad {
+        request: Option<Request<'a>>,
+        reason: &'static str,
+        code: u16,
+    },
 }
 
 pub(crate) fn parse<'a>(
@@ -25,17 +29,29 @@ pub(crate) fn parse<'a>(
         Ok(msg) => match msg.start {
             StartLine::Response { code, .. } => match response(&msg, code) {
                 Some(r) => Parsed::Response(r),
-                None => Parsed::Bad { request: None, reason: "response without Via branch or CSeq", code: 0 },
+                None => Parsed::Bad {
+                    request: None,
+                    reason: "response without Via branch or CSeq",
+                    code: 0,
+                },
             },
             StartLine::Request { .. } => {
                 if let Err(e) = msg.check_request() {
                     let reason = e.reason;
                     let req = request(&msg, transport, local, remote, true).ok();
-                    return Parsed::Bad { request: req, reason, code: 400 };
+                    return Parsed::Bad {
+                        request: req,
+                        reason,
+                        code: 400,
+                    };
                 }
                 match request(&msg, transport, local, remote, false) {
                     Ok(r) => Parsed::Request(r),
-                    Err(reason) => Parsed::Bad { request: None, reason, code: 400 },
+                    Err(reason) => Parsed::Bad {
+                        request: None,
+                        reason,
+                        code: 400,
+                    },
                 }
             }
         },
@@ -43,8 +59,14 @@ pub(crate) fn parse<'a>(
         Err(e) => {
             let reason = e.kind.reason();
             let code = e.kind.status().unwrap_or(400);
-            let request = e.request().and_then(|m| request(m, transport, local, remote, true).ok());
-            Parsed::Bad { request, reason, code }
+            let request = e
+                .request()
+                .and_then(|m| request(m, transport, local, remote, true).ok());
+            Parsed::Bad {
+                request,
+                reason,
+                code,
+            }
         }
     }
 }
@@ -52,7 +74,11 @@ pub(crate) fn parse<'a>(
 fn response<'a>(msg: &Message<'a>, code: u16) -> Option<Response<'a>> {
     let via = msg.top_via().ok()?;
     let (_, method) = msg.cseq().ok()?;
-    Some(Response { code, branch: via.branch()?, cseq_method: method.as_str() })
+    Some(Response {
+        code,
+        branch: via.branch()?,
+        cseq_method: method.as_str(),
+    })
 }
 
 fn request<'a>(
@@ -62,7 +88,9 @@ fn request<'a>(
     remote: SocketAddr,
     lenient: bool,
 ) -> Result<Request<'a>, &'static str> {
-    let StartLine::Request { method, uri } = msg.start else { return Err("not a request") };
+    let StartLine::Request { method, uri } = msg.start else {
+        return Err("not a request");
+    };
     let parsed_uri = Uri::parse(uri).ok();
     // Only the Via is needed to address a response; for an error response (`lenient`) the
     // other mandatory headers may be missing and are copied as far as they exist.
@@ -108,7 +136,13 @@ fn request<'a>(
         (se.delta, r)
     });
     let host = via.host;
-    let port = via.port.unwrap_or(if via.transport.eq_ignore_ascii_case("TLS") { 5061 } else { 5060 });
+    let port = via
+        .port
+        .unwrap_or(if via.transport.eq_ignore_ascii_case("TLS") {
+            5061
+        } else {
+            5060
+        });
     Ok(Request {
         method: method.as_str(),
         uri,
@@ -184,7 +218,11 @@ pub(crate) fn uri_socket_addr(uri: &str) -> Option<SocketAddr> {
     };
     let u = Uri::parse(inner).ok()?;
     let ip: IpAddr = u.host_unbracketed().parse().ok()?;
-    let default = if matches!(u.scheme, sip::Scheme::Sips) { 5061 } else { 5060 };
+    let default = if matches!(u.scheme, sip::Scheme::Sips) {
+        5061
+    } else {
+        5060
+    };
     Some(SocketAddr::new(ip, u.port.unwrap_or(default)))
 }
 

@@ -37,6 +37,14 @@ pub(crate) enum CallTimer {
     Rtcp,
 }
 
+/// Where a request we send travels: transport, our address, the next hop.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Path {
+    pub transport: Transport,
+    pub local: SocketAddr,
+    pub dest: SocketAddr,
+}
+
 /// A datagram waiting in the output queue (SIP, RTCP).
 #[derive(Debug)]
 pub(crate) struct Outgoing {
@@ -251,8 +259,21 @@ impl Server {
         self.events.push_back(ev);
     }
 
-    pub(crate) fn queue(&mut self, transport: Transport, local: SocketAddr, remote: SocketAddr, kind: TransmitKind, bytes: Vec<u8>) {
-        self.out.push_back(Outgoing { transport, local, remote, kind, bytes });
+    pub(crate) fn queue(
+        &mut self,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+        kind: TransmitKind,
+        bytes: Vec<u8>,
+    ) {
+        self.out.push_back(Outgoing {
+            transport,
+            local,
+            remote,
+            kind,
+            bytes,
+        });
     }
 
     /// Where our SDP and Contact say we are: configured, else the address the caller used to
@@ -282,7 +303,12 @@ impl Server {
         self.txn_index.get(key).copied()
     }
 
-    pub(crate) fn new_server_txn(&mut self, req: &Request<'_>, key: TxnKey, call: Option<CallHandle>) -> u64 {
+    pub(crate) fn new_server_txn(
+        &mut self,
+        req: &Request<'_>,
+        key: TxnKey,
+        call: Option<CallHandle>,
+    ) -> u64 {
         let id = self.id();
         let invite = req.method == "INVITE";
         let merge = if invite && req.to_tag.is_empty() {
@@ -318,7 +344,9 @@ impl Server {
     pub(crate) fn respond(&mut self, now: Instant, id: u64, bytes: Vec<u8>, code: u16) {
         let t1 = self.config.t1;
         let t4 = self.config.t4;
-        let Some(txn) = self.txns.get_mut(&id) else { return };
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
         let (transport, local, dest) = (txn.transport, txn.local, txn.dest);
         txn.last = Some(bytes.clone());
         txn.last_code = code;
@@ -356,12 +384,18 @@ impl Server {
     /// non-2xx final). Absorb it, answering with the last response where the RFC says so.
     pub(crate) fn absorb(&mut self, now: Instant, id: u64, is_ack: bool) {
         let t4 = self.config.t4;
-        let Some(txn) = self.txns.get_mut(&id) else { return };
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
         if is_ack {
             if txn.invite && txn.state == ServerState::Completed {
                 txn.state = ServerState::Confirmed;
                 txn.retransmit_at = None;
-                let end = if txn.transport == Transport::Tcp { now } else { now + t4 };
+                let end = if txn.transport == Transport::Tcp {
+                    now
+                } else {
+                    now + t4
+                };
                 txn.end_at = Some(end); // timer I
                 self.timers.push(end, Timer::ServerTxn(id));
             }
@@ -378,7 +412,9 @@ impl Server {
 
     fn server_txn_timer(&mut self, now: Instant, at: Instant, id: u64) {
         let t2 = self.config.t2;
-        let Some(txn) = self.txns.get_mut(&id) else { return };
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
         if txn.retransmit_at == Some(at) && txn.state == ServerState::Completed {
             // Timer G: retransmit the non-2xx final, doubling to T2.
             txn.interval = (txn.interval * 2).min(t2);
@@ -396,7 +432,11 @@ impl Server {
             }
             return;
         }
-        if txn.end_at == Some(at) || txn.end_at.is_some_and(|e| e <= now && txn.retransmit_at.is_none()) {
+        if txn.end_at == Some(at)
+            || txn
+                .end_at
+                .is_some_and(|e| e <= now && txn.retransmit_at.is_none())
+        {
             // Timer H (no ACK for a non-2xx: give up), I, J or L: the transaction is over.
             self.drop_server_txn(id);
         }
@@ -424,7 +464,8 @@ impl Server {
         extra: &[(&str, &str)],
     ) {
         let mut bytes = std::mem::take(&mut self.scratch);
-        let mut w = build::start_response(&mut bytes, req, code, None, to_tag, &self.config.user_agent);
+        let mut w =
+            build::start_response(&mut bytes, req, code, None, to_tag, &self.config.user_agent);
         for (name, value) in extra {
             w.header(name, value);
         }
@@ -442,9 +483,20 @@ impl Server {
     }
 
     /// Answer a request statelessly-but-absorbing: create its transaction and send a final.
-    pub(crate) fn respond_final(&mut self, now: Instant, req: &Request<'_>, key: TxnKey, code: u16, extra: &[(&str, &str)]) {
+    pub(crate) fn respond_final(
+        &mut self,
+        now: Instant,
+        req: &Request<'_>,
+        key: TxnKey,
+        code: u16,
+        extra: &[(&str, &str)],
+    ) {
         let id = self.new_server_txn(req, key, None);
-        let tag = if req.to_tag.is_empty() { Some(self.token()) } else { None };
+        let tag = if req.to_tag.is_empty() {
+            Some(self.token())
+        } else {
+            None
+        };
         self.reply(now, id, req, code, tag.as_deref(), extra);
     }
 
@@ -457,10 +509,13 @@ impl Server {
         purpose: ClientPurpose,
         branch: String,
         bytes: Vec<u8>,
-        transport: Transport,
-        local: SocketAddr,
-        dest: SocketAddr,
+        path: Path,
     ) {
+        let Path {
+            transport,
+            local,
+            dest,
+        } = path;
         let id = self.id();
         let t1 = self.config.t1;
         let reliable = transport == Transport::Tcp;
@@ -492,7 +547,9 @@ impl Server {
 
     fn client_txn_timer(&mut self, now: Instant, at: Instant, id: u64) {
         let t2 = self.config.t2;
-        let Some(txn) = self.client_txns.get_mut(&id) else { return };
+        let Some(txn) = self.client_txns.get_mut(&id) else {
+            return;
+        };
         if txn.retransmit_at == Some(at) && !txn.done {
             // Timer E: retransmit, doubling to T2.
             txn.interval = (txn.interval * 2).min(t2);
@@ -501,7 +558,8 @@ impl Server {
             if let Some(r) = txn.retransmit_at {
                 self.timers.push(r, Timer::ClientTxn(id));
             }
-            let (transport, local, dest, bytes) = (txn.transport, txn.local, txn.dest, txn.bytes.clone());
+            let (transport, local, dest, bytes) =
+                (txn.transport, txn.local, txn.dest, txn.bytes.clone());
             self.queue(transport, local, dest, TransmitKind::Sip, bytes);
             return;
         }
@@ -525,7 +583,9 @@ impl Server {
             return;
         };
         let t4 = self.config.t4;
-        let Some(txn) = self.client_txns.get_mut(&id) else { return };
+        let Some(txn) = self.client_txns.get_mut(&id) else {
+            return;
+        };
         if txn.method != method {
             return;
         }
@@ -541,7 +601,11 @@ impl Server {
         txn.retransmit_at = None;
         let purpose = txn.purpose;
         // Timer K: absorb retransmitted responses for T4 on UDP.
-        txn.end_at = if txn.transport == Transport::Tcp { now } else { now + t4 };
+        txn.end_at = if txn.transport == Transport::Tcp {
+            now
+        } else {
+            now + t4
+        };
         let end = txn.end_at;
         self.timers.push(end, Timer::ClientTxn(id));
         super::calls::client_outcome(self, now, purpose, code);

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use onhold_core::media::Library;
-use onhold_core::{Command, Event, Server, ServerConfig, Transmit, TransmitKind, Transport, MAX_DATAGRAM};
+use onhold_core::{
+    Command, Event, Server, ServerConfig, Transmit, TransmitKind, Transport, MAX_DATAGRAM,
+};
 
 pub const PHONE: &str = "192.168.1.50:5060";
 pub const SERVER: &str = "192.168.1.100:5060";
@@ -37,12 +39,16 @@ impl Sent {
         let head = text.split("\r\n\r\n").next().unwrap_or("");
         head.lines().skip(1).find_map(|l| {
             let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
     }
     pub fn body(&self) -> String {
         let text = self.text();
-        text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
     }
     /// The tag parameter of the To header.
     pub fn to_tag(&self) -> Option<String> {
@@ -98,7 +104,13 @@ impl Harness {
 
     pub fn with(config: ServerConfig, library: Library) -> Harness {
         let t0 = origin();
-        let server = Server::new(config, Arc::new(library), 42, t0, SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        let server = Server::new(
+            config,
+            Arc::new(library),
+            42,
+            t0,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        );
         Harness {
             server,
             t0,
@@ -129,9 +141,14 @@ impl Harness {
 
     pub fn send_bytes(&mut self, from: &str, bytes: &[u8]) {
         self.flush_rtp();
-        let first = String::from_utf8_lossy(bytes).lines().next().unwrap_or("").to_string();
+        let first = String::from_utf8_lossy(bytes)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
         let _ = writeln!(self.log, "{} → {first}", Self::stamp(self.elapsed()));
-        self.server.handle_datagram(self.now, Transport::Udp, addr(SERVER), addr(from), bytes);
+        self.server
+            .handle_datagram(self.now, Transport::Udp, addr(SERVER), addr(from), bytes);
         self.drain();
     }
 
@@ -159,7 +176,11 @@ impl Harness {
             let mut buf = vec![0u8; MAX_DATAGRAM];
             while let Some(t) = self.server.poll_transmit(self.now, &mut buf) {
                 progressed = true;
-                let s = Sent { at: self.elapsed(), t, bytes: buf[..t.len].to_vec() };
+                let s = Sent {
+                    at: self.elapsed(),
+                    t,
+                    bytes: buf[..t.len].to_vec(),
+                };
                 self.record(&s);
                 self.sent.push(s);
             }
@@ -177,26 +198,40 @@ impl Harness {
         match s.t.kind {
             TransmitKind::Sip => {
                 self.flush_rtp();
-                let _ = writeln!(self.log, "{} ← {}  (to {})", Self::stamp(s.at), s.start_line(), s.t.remote);
+                let _ = writeln!(
+                    self.log,
+                    "{} ← {}  (to {})",
+                    Self::stamp(s.at),
+                    s.start_line(),
+                    s.t.remote
+                );
             }
-            TransmitKind::Rtp => match self.pending_rtp.iter_mut().find(|(d, _)| *d == s.t.remote) {
-                Some((_, n)) => *n += 1,
-                None => {
-                    self.pending_rtp.push((s.t.remote, 1));
-                    let _ = writeln!(
-                        self.log,
-                        "{} ← RTP PT {} to {}{}",
-                        Self::stamp(s.at),
-                        s.rtp_pt(),
-                        s.t.remote,
-                        if s.rtp_marker() { " (marker)" } else { "" }
-                    );
+            TransmitKind::Rtp => {
+                match self.pending_rtp.iter_mut().find(|(d, _)| *d == s.t.remote) {
+                    Some((_, n)) => *n += 1,
+                    None => {
+                        self.pending_rtp.push((s.t.remote, 1));
+                        let _ = writeln!(
+                            self.log,
+                            "{} ← RTP PT {} to {}{}",
+                            Self::stamp(s.at),
+                            s.rtp_pt(),
+                            s.t.remote,
+                            if s.rtp_marker() { " (marker)" } else { "" }
+                        );
+                    }
                 }
-            },
+            }
             TransmitKind::Rtcp => {
                 self.flush_rtp();
                 let bye = s.bytes.windows(2).any(|w| w == [0x81, 203]);
-                let _ = writeln!(self.log, "{} ← RTCP SR{} to {}", Self::stamp(s.at), if bye { "+BYE" } else { "" }, s.t.remote);
+                let _ = writeln!(
+                    self.log,
+                    "{} ← RTCP SR{} to {}",
+                    Self::stamp(s.at),
+                    if bye { "+BYE" } else { "" },
+                    s.t.remote
+                );
             }
         }
     }
@@ -242,11 +277,17 @@ impl Harness {
     }
 
     pub fn sip(&self) -> Vec<&Sent> {
-        self.sent.iter().filter(|s| s.t.kind == TransmitKind::Sip).collect()
+        self.sent
+            .iter()
+            .filter(|s| s.t.kind == TransmitKind::Sip)
+            .collect()
     }
 
     pub fn rtp(&self) -> Vec<&Sent> {
-        self.sent.iter().filter(|s| s.t.kind == TransmitKind::Rtp).collect()
+        self.sent
+            .iter()
+            .filter(|s| s.t.kind == TransmitKind::Rtp)
+            .collect()
     }
 
     pub fn last_sip(&self) -> &Sent {
@@ -255,7 +296,11 @@ impl Harness {
 
     /// The last response whose status line starts with `prefix` (e.g. "SIP/2.0 200").
     pub fn response(&self, prefix: &str) -> &Sent {
-        self.sip().into_iter().rev().find(|s| s.start_line().starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} sent; transcript:\n{}", self.log))
+        self.sip()
+            .into_iter()
+            .rev()
+            .find(|s| s.start_line().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} sent; transcript:\n{}", self.log))
     }
 }
 
@@ -295,7 +340,11 @@ impl Dp750 {
     }
 
     pub fn request(&self, method: &str, body: Option<&str>, extra: &[&str]) -> String {
-        let to_tag = self.to_tag.as_ref().map(|t| format!(";tag={t}")).unwrap_or_default();
+        let to_tag = self
+            .to_tag
+            .as_ref()
+            .map(|t| format!(";tag={t}"))
+            .unwrap_or_default();
         let mut m = format!(
             "{method} sip:{user}@192.168.1.100:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch={branch};rport\r\nFrom: \"Reception\" <sip:201@192.168.1.10>;tag={from_tag}\r\nTo: <sip:{user}@192.168.1.100:5060>{to_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {cseq_method}\r\nContact: \"Reception\" <sip:201@192.168.1.50:5060>\r\nMax-Forwards: 70\r\nUser-Agent: Grandstream DP750 1.0.3.37\r\n",
             user = self.user,
@@ -303,7 +352,7 @@ impl Dp750 {
             from_tag = self.from_tag,
             call_id = self.call_id,
             cseq = self.cseq,
-            cseq_method = if method == "CANCEL" || method == "ACK" { method } else { method },
+            cseq_method = method,
         );
         if method == "INVITE" {
             m.push_str("Privacy: none\r\nP-Preferred-Identity: \"Reception\" <sip:201@192.168.1.10>\r\nSupported: replaces, path, timer, eventlist\r\nAllow: INVITE, ACK, OPTIONS, CANCEL, BYE, SUBSCRIBE, NOTIFY, INFO, REFER, UPDATE, MESSAGE\r\n");
