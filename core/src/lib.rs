@@ -10,9 +10,11 @@ pub mod codec;
 pub mod config;
 pub mod media;
 pub mod rng;
+pub mod rtp;
 pub mod sdp;
 pub mod server;
 pub mod sip;
+mod timers;
 
 pub use codec::Codec;
 pub use server::{
