@@ -20,8 +20,10 @@ impl Server {
     /// Start `bin` on `127.0.0.1:0` and wait (≤ 10 s) for its start-up line.
     pub fn start(bin: &str, extra: &[&str]) -> (Server, SocketAddr) {
         let mut child = Command::new(bin)
-            .args(["--listen", "127.0.0.1:0", "--shutdown-grace", "0s"])
+            .args(["--listen", "127.0.0.1:0"])
             .args(extra)
+            // By environment, so that a test's own --shutdown-grace overrides it.
+            .env("ONHOLD_SHUTDOWN_GRACE", "0s")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -127,7 +129,7 @@ fn options(to: SocketAddr, from: SocketAddr, call_id: &str) -> String {
 }
 
 /// Start, send garbage and an OPTIONS, then SIGTERM: the server must still be up after the
-/// datagrams, answer the OPTIONS with 200 if it answers at all, and exit 0 soon after the signal.
+/// garbage, answer the OPTIONS with 200 from the listen address, and exit 0 soon after the signal.
 pub fn options_then_sigterm_exits_zero(bin: &str) {
     let (mut server, addr) = Server::start(bin, &[]);
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -139,18 +141,19 @@ pub fn options_then_sigterm_exits_zero(bin: &str) {
     let request = options(addr, client.local_addr().unwrap(), &call_id);
     client.send_to(request.as_bytes(), addr).unwrap();
     let mut buf = [0u8; 4096];
-    if let Ok((n, from)) = client.recv_from(&mut buf) {
-        let answer = String::from_utf8_lossy(&buf[..n]);
-        assert_eq!(from, addr, "answer comes from the listen address");
-        assert!(
-            answer.starts_with("SIP/2.0 200"),
-            "OPTIONS answer: {answer}"
-        );
-        assert!(
-            answer.contains(&call_id),
-            "answer echoes the Call-ID: {answer}"
-        );
-    }
+    let (n, from) = client
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("no OPTIONS answer ({e}); stderr: {:?}", server.seen));
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert_eq!(from, addr, "answer comes from the listen address");
+    assert!(
+        answer.starts_with("SIP/2.0 200"),
+        "OPTIONS answer: {answer}"
+    );
+    assert!(
+        answer.contains(&call_id),
+        "answer echoes the Call-ID: {answer}"
+    );
     assert!(
         server.is_running(),
         "server died on input: {:?}",
@@ -164,6 +167,172 @@ pub fn options_then_sigterm_exits_zero(bin: &str) {
             .wait_for_line("SIGTERM", Duration::from_secs(1))
             .is_some(),
         "the shutdown is logged: {:?}",
+        server.seen
+    );
+}
+
+/// One SIP header's value from a message (first match, case-insensitive name).
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn recv_sip(sock: &UdpSocket, limit: Duration, mut want: impl FnMut(&str) -> bool) -> String {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 8192];
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .unwrap_or_else(|| panic!("no awaited SIP message within {limit:?}"));
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if want(&msg) {
+                return msg;
+            }
+        }
+    }
+}
+
+/// A whole call through the real loop: INVITE with SDP → 200 with an answer naming an RTP port
+/// the runtime bound → ACK → paced PCMU on our RTP socket (contiguous seq, one SSRC) → SIGTERM →
+/// the server BYEs the call, we answer, it reports drained and exits 0.
+pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
+    let (mut server, addr) =
+        Server::start(bin, &["--rtp-ip", "127.0.0.1", "--shutdown-grace", "3s"]);
+    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = sip.local_addr().unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port();
+    let call_id = format!("smoke-call-{}@127.0.0.1", std::process::id());
+    let sdp = format!(
+        "v=0\r\no=smoke 8000 8000 IN IP4 127.0.0.1\r\ns=SIP Call\r\nc=IN IP4 127.0.0.1\r\n\
+         t=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\na=sendrecv\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n"
+    );
+    let invite = format!(
+        "INVITE sip:moh@{addr} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK1001;rport\r\n\
+         From: <sip:smoke@{me}>;tag=1001\r\n\
+         To: <sip:moh@{addr}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:smoke@{me}>\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    sip.send_to(invite.as_bytes(), addr).unwrap();
+    let ok = recv_sip(&sip, Duration::from_secs(5), |m| {
+        m.starts_with("SIP/2.0 200")
+    });
+    let to = header(&ok, "To").expect("To").to_string();
+    assert!(to.contains("tag="), "200 carries a To-tag: {ok}");
+    let m_line = ok
+        .lines()
+        .find(|l| l.starts_with("m=audio "))
+        .expect("SDP answer");
+    let server_rtp: u16 = m_line.split(' ').nth(1).unwrap().parse().unwrap();
+    assert_ne!(server_rtp, 0, "{ok}");
+    let contact = header(&ok, "Contact").expect("Contact");
+    let target = contact
+        .split('<')
+        .nth(1)
+        .and_then(|c| c.split('>').next())
+        .unwrap_or(contact);
+    let ack = format!(
+        "ACK {target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK1002;rport\r\n\
+         From: <sip:smoke@{me}>;tag=1001\r\n\
+         To: {to}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 ACK\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sip.send_to(ack.as_bytes(), addr).unwrap();
+
+    // One second of media.
+    rtp.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut packets: Vec<(u16, u32, u32, u8)> = Vec::new();
+    let mut buf = [0u8; 2048];
+    let start = Instant::now();
+    let mut last_error = None;
+    while start.elapsed() < Duration::from_secs(1) {
+        let (n, from) = match rtp.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                last_error = Some(e);
+                break;
+            }
+        };
+        assert_eq!(
+            from.port(),
+            server_rtp,
+            "RTP comes from the port in the answer"
+        );
+        assert!(n >= 12 + 160, "a 20 ms PCMU frame: {n} bytes");
+        assert_eq!(buf[0] >> 6, 2, "RTP version 2");
+        let seq = u16::from_be_bytes([buf[2], buf[3]]);
+        let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        packets.push((seq, ts, ssrc, buf[1] & 0x7f));
+    }
+    // 50 are due; a loaded 2-core CI box may lose a few to scheduling, never most of them.
+    assert!(
+        packets.len() >= 30,
+        "only {} RTP packets in 1 s (receive error: {last_error:?}); stderr: {:?}",
+        packets.len(),
+        server.seen
+    );
+    assert!(
+        packets.len() <= 60,
+        "{} RTP packets in 1 s: pacing runs fast",
+        packets.len()
+    );
+    for w in packets.windows(2) {
+        assert_eq!(
+            w[1].0,
+            w[0].0.wrapping_add(1),
+            "contiguous sequence numbers"
+        );
+        assert_eq!(w[1].2, w[0].2, "one SSRC per call");
+        assert_eq!(
+            w[1].1.wrapping_sub(w[0].1) % 160,
+            0,
+            "timestamps on the 20 ms grid"
+        );
+        assert_eq!(w[1].3, 0, "PCMU, the offered payload type");
+    }
+
+    server.signal(libc::SIGTERM);
+    let bye = recv_sip(&sip, Duration::from_secs(3), |m| m.starts_with("BYE "));
+    assert_eq!(header(&bye, "Call-ID"), Some(call_id.as_str()));
+    let mut reply = String::from("SIP/2.0 200 OK\r\n");
+    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        for l in bye.lines().filter(|l| {
+            l.split_once(':')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(h))
+        }) {
+            reply.push_str(l);
+            reply.push_str("\r\n");
+        }
+    }
+    reply.push_str("Content-Length: 0\r\n\r\n");
+    sip.send_to(reply.as_bytes(), addr).unwrap();
+    let status = server.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "stderr: {:?}", server.seen);
+    assert!(
+        server
+            .wait_for_line("every call has ended", Duration::from_secs(1))
+            .is_some(),
+        "exit after Drained, not after the grace: {:?}",
         server.seen
     );
 }
@@ -316,6 +485,11 @@ macro_rules! smoke_tests {
         #[test]
         fn options_then_sigterm_exits_zero() {
             support::options_then_sigterm_exits_zero(BIN);
+        }
+
+        #[test]
+        fn call_gets_paced_rtp_and_shutdown_byes_it() {
+            support::call_gets_paced_rtp_and_shutdown_byes_it(BIN);
         }
 
         #[test]
