@@ -84,11 +84,9 @@ impl Sockets {
         Ok(local)
     }
 
+    /// Close the socket bound to exactly `addr` (a fallback match could close a listener).
     fn remove(&mut self, poll: &Poll, addr: SocketAddr) {
-        let Some(key) = self.by_local.lookup_key(&addr) else {
-            return;
-        };
-        if let Some(idx) = self.by_local.remove(&key) {
+        if let Some(idx) = self.by_local.remove(&addr) {
             if let Some(mut sock) = self.slab[idx].take() {
                 let _ = poll.registry().deregister(&mut sock.io);
                 self.free.push(idx);

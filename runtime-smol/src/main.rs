@@ -7,6 +7,7 @@
 //! core's deadline, a signal, a finished reload, a control message, or a blocked socket turning
 //! writable.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
@@ -105,6 +106,8 @@ async fn run(ex: &LocalExecutor<'_>, startup: Startup) -> ExitCode {
     let (reload_tx, reload_rx) = smol::channel::bounded(1);
     let mut signals = signals;
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    // Sockets holding datagrams that would block, waiting for writability.
+    let mut blocked: BTreeSet<SocketAddr> = BTreeSet::new();
 
     loop {
         let now = Instant::now();
@@ -120,7 +123,7 @@ async fn run(ex: &LocalExecutor<'_>, startup: Startup) -> ExitCode {
                 cmd => command(ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd),
             }
         }
-        transmit(&mut server, &mut sockets, &mut buf);
+        transmit(&mut server, &mut sockets, &mut blocked, &mut buf);
         for cmd in closing {
             command(ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
         }
@@ -155,7 +158,7 @@ async fn run(ex: &LocalExecutor<'_>, startup: Startup) -> ExitCode {
                     Err(_) => std::future::pending().await,
                 }
             })
-            .or(writable(&sockets))
+            .or(writable(&sockets, &blocked))
             .await;
 
         match wake {
@@ -281,9 +284,8 @@ fn command(
         }
         Command::UnbindRtp { port, rtcp_mux } => {
             for addr in common::rtp_addrs(ip, port, rtcp_mux) {
-                if let Some(key) = sockets.lookup_key(&addr) {
-                    sockets.remove(&key);
-                }
+                // Exact addresses only: a fallback match could close a listener.
+                sockets.remove(&addr);
             }
         }
     }
@@ -291,7 +293,12 @@ fn command(
 
 /// Send everything the core has due now. A socket that would block keeps the rest of its
 /// datagrams in its bounded queue until it is writable again.
-fn transmit(server: &mut Server, sockets: &mut SocketTable<Sock>, buf: &mut [u8]) {
+fn transmit(
+    server: &mut Server,
+    sockets: &mut SocketTable<Sock>,
+    blocked: &mut BTreeSet<SocketAddr>,
+    buf: &mut [u8],
+) {
     while let Some(t) = server.poll_transmit(Instant::now(), buf) {
         let data = &buf[..t.len];
         let Some(key) = sockets.lookup_key(&t.local) else {
@@ -314,20 +321,29 @@ fn transmit(server: &mut Server, sockets: &mut SocketTable<Sock>, buf: &mut [u8]
         if !sock.queue.push(t.remote, data) && sock.queue.dropped.is_power_of_two() {
             warn!(local = %key, dropped = sock.queue.dropped, "send queue full: dropping");
         }
+        blocked.insert(key);
     }
-    for sock in sockets.values_mut().filter(|s| !s.queue.is_empty()) {
+    // Only the sockets that would block are retried: no scan over every RTP socket.
+    blocked.retain(|key| {
+        let Some(sock) = sockets.get_mut(key) else {
+            return false;
+        };
         let io = &sock.io;
-        sock.queue
-            .flush(|remote, d| io.get_ref().send_to(d, remote));
-    }
+        !sock
+            .queue
+            .flush(|remote, d| io.get_ref().send_to(d, remote))
+    });
 }
 
 /// Resolves when any socket with queued datagrams can take more (pending if none has any).
-fn writable<'a>(sockets: &'a SocketTable<Sock>) -> impl Future<Output = Wake> + 'a {
-    let blocked: Vec<&Arc<Async<UdpSocket>>> = sockets
+fn writable<'a>(
+    sockets: &'a SocketTable<Sock>,
+    blocked: &BTreeSet<SocketAddr>,
+) -> impl Future<Output = Wake> + 'a {
+    let blocked: Vec<&Arc<Async<UdpSocket>>> = blocked
         .iter()
-        .filter(|(_, s)| !s.queue.is_empty())
-        .map(|(_, s)| &s.io)
+        .filter_map(|key| sockets.get(key))
+        .map(|s| &s.io)
         .collect();
     std::future::poll_fn(move |cx| {
         for io in &blocked {
