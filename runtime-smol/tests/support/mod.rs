@@ -337,6 +337,52 @@ pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
     );
 }
 
+/// SIP over TCP: a CRLFCRLF keep-alive gets a CRLF pong (RFC 5626 §3.5.1), and an OPTIONS
+/// split across two writes is reassembled and answered with 200 on the same connection.
+pub fn tcp_options_and_keepalive(bin: &str) {
+    use std::io::{Read, Write};
+    let (mut server, _) = Server::start(bin, &["--listen", "tcp:127.0.0.1:0"]);
+    let line = server
+        .wait_for_line("listening udp:", Duration::from_secs(1))
+        .unwrap();
+    let tcp_addr: SocketAddr = line
+        .split(" tcp:")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', ';']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no tcp address in {line:?}"));
+    let mut conn = std::net::TcpStream::connect(tcp_addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let me = conn.local_addr().unwrap();
+    let call_id = format!("smoke-tcp-{}", std::process::id());
+    let request = options(tcp_addr, me, &call_id).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    conn.write_all(b"\r\n\r\n").unwrap();
+    conn.write_all(&request.as_bytes()[..40]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    conn.write_all(&request.as_bytes()[40..]).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+        let text = String::from_utf8_lossy(&got);
+        if text.contains("Content-Length") && text.ends_with("\r\n\r\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(
+        text.starts_with("\r\nSIP/2.0 200"),
+        "pong, then 200: {text:?}"
+    );
+    assert!(text.contains(&call_id), "{text}");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(5)).code(), Some(0));
+}
+
 /// SIGHUP with the music file gone: one error line, the old music stays, calls are not
 /// affected, and the server still shuts down cleanly afterwards.
 pub fn failed_reload_keeps_running(bin: &str) {
@@ -490,6 +536,11 @@ macro_rules! smoke_tests {
         #[test]
         fn call_gets_paced_rtp_and_shutdown_byes_it() {
             support::call_gets_paced_rtp_and_shutdown_byes_it(BIN);
+        }
+
+        #[test]
+        fn tcp_options_and_keepalive() {
+            support::tcp_options_and_keepalive(BIN);
         }
 
         #[test]
