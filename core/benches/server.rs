@@ -132,6 +132,7 @@ impl Bench {
 
 fn dialogs_per_second() -> f64 {
     let mut b = Bench::new((10000, 60000));
+    #[allow(clippy::disallowed_methods)] // a bench knob (e.g. a short run under callgrind)
     let n: u64 = std::env::var("BENCH_DIALOGS")
         .ok()
         .and_then(|v| v.parse().ok())
