@@ -32,6 +32,7 @@ pub fn decode(name: &str, bytes: &[u8]) -> Result<Pcm, MediaError> {
     if bytes.is_empty() {
         return Err(MediaError::new(name, "empty file"));
     }
+    check_wav_header(name, bytes)?;
     // Symphonia 0.5 can still panic on some malformed streams; a bad file must not take the
     // server down, so a panic inside the decoder is reported like any other decoding error.
     let owned = bytes.to_vec();
@@ -193,6 +194,34 @@ fn decode_inner(name: &str, bytes: Vec<u8>) -> Result<Pcm, MediaError> {
         }
     }
     Ok(Pcm { rate, samples })
+}
+
+/// Symphonia 0.5 panics on a WAV `fmt ` chunk with a zero sample rate (a zero time base);
+/// catch that and zero channels here, with a clear message, before it gets the file.
+fn check_wav_header(name: &str, bytes: &[u8]) -> Result<(), MediaError> {
+    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Ok(());
+    }
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
+        let body = &bytes[at + 8..];
+        if id == b"fmt " {
+            if body.len() < 8 {
+                break;
+            }
+            let channels = u16::from_le_bytes([body[2], body[3]]);
+            let rate = u32::from_le_bytes([body[4], body[5], body[6], body[7]]);
+            if channels == 0 {
+                return Err(MediaError::new(name, "zero channels"));
+            }
+            return check_rate(name, rate);
+        }
+        // Chunks are word-aligned.
+        at = at.saturating_add(8).saturating_add(len as usize + (len as usize & 1));
+    }
+    Ok(())
 }
 
 fn check_rate(name: &str, rate: u32) -> Result<(), MediaError> {
