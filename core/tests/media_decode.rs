@@ -70,7 +70,10 @@ fn check_tone(name: &str, pcm: &Pcm, rate: u32, seconds: f64, amp: f32) {
     assert!(tone_share(&pcm.samples, rate, 1000.0) > 0.95, "{name}");
     let a = amplitude(&pcm.samples);
     // Lossy codecs may shift the level a little (LAME: -0.45 dB here, as ffmpeg decodes too).
-    assert!((a - amp).abs() < amp * 0.1, "{name}: amplitude {a}, want {amp}");
+    assert!(
+        (a - amp).abs() < amp * 0.1,
+        "{name}: amplitude {a}, want {amp}"
+    );
 }
 
 /// Amplitude of a sine from its RMS over the middle of the signal (sample peaks depend on
@@ -85,7 +88,10 @@ fn amplitude(x: &[f32]) -> f32 {
 fn wav_integer_and_float_variants_decode() {
     let rate = 44100;
     let x = sine(1000.0, rate, rate as usize / 2, 0.5);
-    let u8_data: Vec<u8> = x.iter().map(|&v| (128.0 + v * 127.0).round() as u8).collect();
+    let u8_data: Vec<u8> = x
+        .iter()
+        .map(|&v| (128.0 + v * 127.0).round() as u8)
+        .collect();
     let s16: Vec<u8> = x
         .iter()
         .flat_map(|&v| ((v * 32767.0).round() as i16).to_le_bytes())
@@ -129,7 +135,10 @@ fn stereo_is_averaged_to_mono() {
     assert!(peak(&pcm.samples) < 1e-3, "L = -R cancels");
     let left_only: Vec<u8> = x.iter().flat_map(|&v| frame(v, 0.0)).collect();
     let pcm = decode("left.wav", &wav(1, 2, rate, 16, &left_only)).unwrap();
-    assert!((peak(&pcm.samples) - 0.25).abs() < 0.01, "one channel at half level");
+    assert!(
+        (peak(&pcm.samples) - 0.25).abs() < 0.01,
+        "one channel at half level"
+    );
 }
 
 #[test]
@@ -138,10 +147,34 @@ fn compressed_containers_decode() {
     // up-mixes mono to stereo at -3 dB, so the stereo files carry 0.125/√2 in each channel.
     let stereo = 0.125 * std::f32::consts::FRAC_1_SQRT_2;
     for (name, bytes, rate, seconds, amp) in [
-        ("sine1k.mp3", &include_bytes!("fixtures/sine1k.mp3")[..], 44100, 1.0, stereo),
-        ("sine1k.flac", &include_bytes!("fixtures/sine1k.flac")[..], 48000, 0.75, 0.125),
-        ("sine1k.ogg", &include_bytes!("fixtures/sine1k.ogg")[..], 44100, 1.0, stereo),
-        ("sine1k.m4a", &include_bytes!("fixtures/sine1k.m4a")[..], 44100, 1.0, stereo),
+        (
+            "sine1k.mp3",
+            &include_bytes!("fixtures/sine1k.mp3")[..],
+            44100,
+            1.0,
+            stereo,
+        ),
+        (
+            "sine1k.flac",
+            &include_bytes!("fixtures/sine1k.flac")[..],
+            48000,
+            0.75,
+            0.125,
+        ),
+        (
+            "sine1k.ogg",
+            &include_bytes!("fixtures/sine1k.ogg")[..],
+            44100,
+            1.0,
+            stereo,
+        ),
+        (
+            "sine1k.m4a",
+            &include_bytes!("fixtures/sine1k.m4a")[..],
+            44100,
+            1.0,
+            stereo,
+        ),
     ] {
         let pcm = decode(&format!("music/{name}"), bytes).unwrap_or_else(|e| panic!("{e}"));
         check_tone(name, &pcm, rate, seconds, amp);
@@ -171,9 +204,14 @@ fn bad_input_is_an_error_naming_the_file() {
     let s16 = vec![0u8; 200];
     let msg = error_of("music/empty.mp3", b"");
     assert!(msg.contains("empty"), "{msg}");
-    let msg = error_of("music/a.mp3", b"this is not audio at all, just some text bytes....");
+    let msg = error_of(
+        "music/a.mp3",
+        b"this is not audio at all, just some text bytes....",
+    );
     assert!(msg.contains("not a supported audio format"), "{msg}");
-    let garbage: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let garbage: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     error_of("music/noise.bin", &garbage);
     // A WAV header cut off in the middle.
     error_of("music/cut.wav", &wav(1, 1, 8000, 16, &s16)[..30]);
@@ -235,8 +273,16 @@ fn corrupted_packets_do_not_panic() {
 
 #[test]
 fn resampling_keeps_length_and_pitch() {
-    for (rate_in, n) in [(44100u32, 44100usize), (48000, 30000), (22050, 12345), (11025, 5000)] {
-        let x: Vec<f32> = sine(1000.0, rate_in, n, 0.5).iter().map(|&v| v as f32).collect();
+    for (rate_in, n) in [
+        (44100u32, 44100usize),
+        (48000, 30000),
+        (22050, 12345),
+        (11025, 5000),
+    ] {
+        let x: Vec<f32> = sine(1000.0, rate_in, n, 0.5)
+            .iter()
+            .map(|&v| v as f32)
+            .collect();
         for rate_out in [8000u32, 16000] {
             let want = output_len(n, rate_in, rate_out);
             let exact = n as f64 * rate_out as f64 / rate_in as f64;
@@ -245,9 +291,15 @@ fn resampling_keeps_length_and_pitch() {
             assert_eq!(y.len(), want);
             let f = zero_crossing_freq(&y, rate_out);
             assert!((f - 1000.0).abs() < 5.0, "{rate_in}->{rate_out}: {f} Hz");
-            assert!(tone_share(&y, rate_out, 1000.0) > 0.99, "{rate_in}->{rate_out}");
+            assert!(
+                tone_share(&y, rate_out, 1000.0) > 0.99,
+                "{rate_in}->{rate_out}"
+            );
             let a = amplitude(&y);
-            assert!((a - 0.5).abs() < 0.005, "{rate_in}->{rate_out}: amplitude {a}");
+            assert!(
+                (a - 0.5).abs() < 0.005,
+                "{rate_in}->{rate_out}: amplitude {a}"
+            );
         }
     }
 }
@@ -268,9 +320,15 @@ fn resampling_is_aligned_in_time() {
 #[test]
 fn resampling_removes_what_the_target_cannot_carry() {
     // 6 kHz is above 8 kHz's Nyquist limit: it must be filtered, not folded to 2 kHz.
-    let x: Vec<f32> = sine(6000.0, 44100, 44100, 0.5).iter().map(|&v| v as f32).collect();
+    let x: Vec<f32> = sine(6000.0, 44100, 44100, 0.5)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
     let y = resample(&x, 44100, 8000, 8000).unwrap();
     let p = peak(&y[1000..7000]);
-    println!("6 kHz through 44.1k->8k: residual peak {p:.2e} ({:.0} dB)", 20.0 * (p / 0.5).log10());
+    println!(
+        "6 kHz through 44.1k->8k: residual peak {p:.2e} ({:.0} dB)",
+        20.0 * (p / 0.5).log10()
+    );
     assert!(p < 0.5 * 0.01, "at least 40 dB down, got peak {p}");
 }

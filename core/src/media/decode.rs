@@ -219,7 +219,9 @@ fn check_wav_header(name: &str, bytes: &[u8]) -> Result<(), MediaError> {
             return check_rate(name, rate);
         }
         // Chunks are word-aligned.
-        at = at.saturating_add(8).saturating_add(len as usize + (len as usize & 1));
+        at = at
+            .saturating_add(8)
+            .saturating_add(len as usize + (len as usize & 1));
     }
     Ok(())
 }

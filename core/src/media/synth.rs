@@ -271,6 +271,21 @@ fn score() -> Vec<Note> {
     notes
 }
 
+/// Σ a_k·sin(k·φ), with the multiples from the Chebyshev recurrence
+/// sin((k+1)φ) = 2·cos φ·sin kφ − sin((k−1)φ): two polynomial evaluations per call, not one per
+/// partial.
+fn harmonics(phase: f64, partials: &[f64]) -> f64 {
+    let s1 = sin(phase);
+    let two_c = 2.0 * sin(phase + PI / 2.0);
+    let (mut prev, mut cur) = (0.0, s1);
+    let mut sum = 0.0;
+    for &a in partials {
+        sum += a * cur;
+        (prev, cur) = (cur, two_c * cur - prev);
+    }
+    sum
+}
+
 /// Render the loop: `LEN` samples at [`RATE`], peak at −3 dBFS.
 pub fn render() -> Vec<i16> {
     let mut mix = vec![0f64; LEN];
@@ -297,18 +312,9 @@ pub fn render() -> Vec<i16> {
                 }
                 _ => TAU * f * t,
             };
-            let mut s = 0.0;
-            for (k, &a) in partials.iter().enumerate() {
-                if a != 0.0 {
-                    s += a * sin(phase * (k + 1) as f64);
-                }
-            }
+            let mut s = harmonics(phase, partials);
             if let Voice::Pad = note.voice {
-                let detuned = TAU * f * 1.003 * t;
-                for (k, &a) in partials.iter().enumerate() {
-                    s += 0.6 * a * sin(detuned * (k + 1) as f64);
-                }
-                s /= 1.6;
+                s = (s + 0.6 * harmonics(TAU * f * 1.003 * t, partials)) / 1.6;
             }
             // Circular buffer: tails past the end ring on at the start.
             mix[(start + i) % LEN] += amp * env * s;
