@@ -388,7 +388,7 @@ pub fn tcp_options_and_keepalive(bin: &str) {
 pub fn failed_reload_keeps_running(bin: &str) {
     let dir = temp_dir(bin, "reload");
     let music = dir.join("hold.wav");
-    std::fs::write(&music, b"RIFF....WAVE").unwrap();
+    std::fs::write(&music, wav_tone(8000, 4000)).unwrap();
     let (mut server, _) = Server::start(bin, &["--music", music.to_str().unwrap()]);
     std::fs::remove_file(&music).unwrap();
     server.signal(libc::SIGHUP);
@@ -508,6 +508,29 @@ pub fn check_config_prints_effective_configuration(bin: &str) {
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A mono 16-bit PCM WAV of `samples` samples of a 440 Hz tone at `rate`.
+pub fn wav_tone(rate: u32, samples: u32) -> Vec<u8> {
+    let data_len = samples * 2;
+    let mut w = Vec::with_capacity(44 + data_len as usize);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data_len).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * 2).to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let phase = 2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / f64::from(rate);
+        w.extend_from_slice(&((phase.sin() * 8000.0) as i16).to_le_bytes());
+    }
+    w
 }
 
 fn temp_dir(bin: &str, tag: &str) -> PathBuf {
