@@ -3,7 +3,7 @@
 //! socket bookkeeping and the bounded send queue. Only waiting and socket syscalls differ between
 //! `onhold` (smol) and `onhold-mio`, so only those live in the binaries.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -302,6 +302,40 @@ pub struct Lifecycle {
     reloading: bool,
     /// Set by the first SIGINT/SIGTERM: the latest we wait for `Event::Drained`.
     hard_deadline: Option<Instant>,
+    late: LateReport,
+}
+
+/// Late wake-ups summed into at most one warning per second: an overloaded host makes every
+/// call late at once, and a line per call would only add to the load.
+#[derive(Default)]
+struct LateReport {
+    since: Option<Instant>,
+    frames: u64,
+    calls: BTreeSet<u64>,
+}
+
+impl LateReport {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn add(&mut self, now: Instant, call: u64, skipped: u32) {
+        self.since.get_or_insert(now);
+        self.frames += u64::from(skipped);
+        self.calls.insert(call);
+    }
+
+    fn flush(&mut self, now: Instant, force: bool) {
+        let Some(since) = self.since else {
+            return;
+        };
+        if force || now.saturating_duration_since(since) >= Self::EVERY {
+            warn!(
+                frames = self.frames,
+                calls = self.calls.len(),
+                "woke late: skipped frames to stay on the pacing grid"
+            );
+            *self = LateReport::default();
+        }
+    }
 }
 
 impl Lifecycle {
@@ -312,6 +346,7 @@ impl Lifecycle {
             reloads: 0,
             reloading: false,
             hard_deadline: None,
+            late: LateReport::default(),
         }
     }
 
@@ -382,9 +417,16 @@ impl Lifecycle {
     pub fn check(&mut self, server: &mut Server, now: Instant) -> Option<ExitCode> {
         let mut drained = false;
         while let Some(ev) = server.poll_event() {
-            drained |= matches!(ev, Event::Drained);
-            log_event(&ev);
+            match ev {
+                Event::Late { call, skipped } => self.late.add(now, call.0, skipped),
+                Event::Drained => {
+                    drained = true;
+                    log_event(&ev);
+                }
+                ev => log_event(&ev),
+            }
         }
+        self.late.flush(now, drained);
         if drained && self.hard_deadline.is_some() {
             info!("every call has ended: exiting");
             return Some(ExitCode::SUCCESS);
@@ -401,7 +443,7 @@ impl Lifecycle {
 }
 
 /// One log line per event: calls at info, refusals and drops at debug (a scanner can send
-/// thousands), late wake-ups at warn.
+/// thousands), late wake-ups at warn (the loops sum those up per second instead).
 pub fn log_event(ev: &Event) {
     match ev {
         Event::CallStarted {
@@ -626,6 +668,30 @@ impl SendQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn late_wakeups_are_summed_per_second() {
+        let t0 = Instant::now();
+        let mut r = LateReport::default();
+        r.add(t0, 1, 2);
+        r.add(t0 + Duration::from_millis(10), 2, 3);
+        r.add(t0 + Duration::from_millis(20), 1, 1);
+        r.flush(t0 + Duration::from_millis(500), false);
+        assert_eq!(
+            (r.frames, r.calls.len()),
+            (6, 2),
+            "kept until a second has passed"
+        );
+        r.flush(t0 + Duration::from_secs(1), false);
+        assert_eq!(
+            (r.frames, r.calls.len(), r.since),
+            (0, 0, None),
+            "reported and reset"
+        );
+        r.add(t0, 3, 1);
+        r.flush(t0, true);
+        assert_eq!(r.frames, 0, "forced at shutdown");
+    }
 
     #[test]
     fn signals_map_to_actions() {
