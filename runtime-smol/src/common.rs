@@ -510,6 +510,35 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// Kernel buffer asked for on SIP sockets (capped by net.core.rmem_max / wmem_max).
+pub const SIP_SOCKET_BUFFER: usize = 4 << 20;
+
+/// A SIP listen socket: like [`bind_udp`], with large kernel buffers. The default (~200 KB)
+/// holds only a hundred or so small datagrams on Linux (each costs a whole buffer), so a burst
+/// of INVITEs would be dropped by the kernel before the loop ever saw it.
+pub fn bind_sip_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use std::os::fd::AsRawFd;
+    let socket = bind_udp(addr)?;
+    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        let size = SIP_SOCKET_BUFFER as libc::c_int;
+        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a c_int we own, on a socket
+        // we own. A value above the system maximum is capped by the kernel, not refused.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            debug!("setsockopt on {addr}: {}", io::Error::last_os_error());
+        }
+    }
+    Ok(socket)
+}
+
 /// The sockets of `Command::BindRtp`: RTP on `port`, RTCP on `port + 1` unless muxed. Both or
 /// neither: a half-bound pair is closed again.
 pub fn bind_rtp(ip: IpAddr, port: u16, rtcp_mux: bool) -> io::Result<Vec<UdpSocket>> {
@@ -746,6 +775,31 @@ mod tests {
         let done = q.flush(|_, _| Err(io::ErrorKind::ConnectionRefused.into()));
         assert!(done, "other errors drop the datagram instead of stalling");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn sip_sockets_get_bigger_buffers_than_the_default() {
+        use std::os::fd::AsRawFd;
+        let get = |s: &UdpSocket| {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: getsockopt writes at most `len` bytes into the c_int we own.
+            let rc = unsafe {
+                libc::getsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    (&mut v as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(rc, 0);
+            v
+        };
+        let plain = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let sip = bind_sip_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        // Equal only where the system maximum is no larger than the default.
+        assert!(get(&sip) >= get(&plain));
     }
 
     #[test]

@@ -76,7 +76,7 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
     let mut bound = Vec::new();
     for l in &startup.config.listen {
         let opened = match l.transport {
-            Transport::Udp => open(&ex, l.addr, &dgram_tx).map(|(local, sock)| {
+            Transport::Udp => listen_udp(&ex, l.addr, &dgram_tx).map(|(local, sock)| {
                 sockets.insert(local, sock);
                 local
             }),
@@ -200,13 +200,13 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
     }
 }
 
-/// Bind `addr`, register it with the reactor and start its reader.
-fn open(
+/// Bind the SIP socket `addr`, register it with the reactor and start its reader.
+fn listen_udp(
     ex: &LocalExecutor<'_>,
     addr: SocketAddr,
     tx: &Sender<Datagram>,
 ) -> std::io::Result<(SocketAddr, Sock)> {
-    let std_socket = common::bind_udp(addr)?;
+    let std_socket = common::bind_sip_udp(addr)?;
     let local = std_socket.local_addr()?;
     let io = Arc::new(Async::new(std_socket)?);
     let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone()));
