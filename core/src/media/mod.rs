@@ -556,8 +556,16 @@ fn prepare(src: &MusicSource, spec: &LibrarySpec) -> Result<Prepared, MediaError
         return Err(MediaError::new(&src.name, "too short (under 1/8000 s)"));
     }
     let fail = || MediaError::new(&src.name, format!("cannot resample from {} Hz", pcm.rate));
-    let pcm8 = resample::resample(&pcm.samples, pcm.rate, 8000, n8).ok_or_else(fail)?;
     let pcm16 = resample::resample(&pcm.samples, pcm.rate, 16000, n8 * 2).ok_or_else(fail)?;
+    // 8 kHz from the 16 kHz signal: an exact 2:1 step on a third of the samples costs far less
+    // than a second pass over a 44.1/48 kHz original, and filters just as well. Audio that is
+    // already at 8 kHz is taken as it is.
+    let pcm8 = if pcm.rate == 8000 {
+        resample::resample(&pcm.samples, 8000, 8000, n8)
+    } else {
+        resample::resample(&pcm16, 16000, 8000, n8)
+    }
+    .ok_or_else(fail)?;
     Ok(Prepared {
         name: src.name.clone(),
         pcm8: to_i16(&pcm8),
@@ -565,9 +573,13 @@ fn prepare(src: &MusicSource, spec: &LibrarySpec) -> Result<Prepared, MediaError
     })
 }
 
-/// Float to 16-bit with saturation (clipping, never wrapping).
+/// Float to 16-bit, rounded, with saturation: clipping, never wrapping (`as` saturates and
+/// maps NaN to 0).
 fn to_i16(x: &[f32]) -> Vec<i16> {
     x.iter()
-        .map(|&s| (s * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
+        .map(|&s| {
+            let v = s * 32767.0;
+            (v + 0.5f32.copysign(v)) as i16
+        })
         .collect()
 }
