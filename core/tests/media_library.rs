@@ -286,6 +286,45 @@ fn encoded(levels: &[i16]) -> Encoded {
     Encoded::encode(levels, &pcm16, true)
 }
 
+proptest::proptest! {
+    /// Any playlist length, announcement length and interval: `fill` agrees with the model
+    /// from any position, for any buffer length.
+    #[test]
+    fn fill_matches_the_model(
+        music_len in 1usize..300,
+        ann_len in 0usize..80,
+        every in 1u64..400,
+        pos in 0u64..100_000,
+        len in 0usize..1500,
+    ) {
+        let music = encoded(&(0..music_len).map(|i| (i as i16) * 97 - 14000).collect::<Vec<_>>());
+        let ann = encoded(&(0..ann_len).map(|i| 15000 + i as i16).collect::<Vec<_>>());
+        let p = Program::with_announcement(music.clone(), ann.clone(), every).unwrap();
+        let period = p.len() as usize;
+        let pos_in = (pos % p.len()) as usize;
+        let want = if ann_len == 0 {
+            let m = music.get(Codec::Pcmu);
+            (0..pos_in + len).map(|i| m[i % m.len()]).collect::<Vec<_>>()
+        } else {
+            model(music.get(Codec::Pcmu), ann.get(Codec::Pcmu), every as usize, pos_in + len)
+        };
+        let mut out = vec![0u8; len];
+        p.fill(Codec::Pcmu, pos, &mut out);
+        proptest::prop_assert_eq!(&out[..], &want[pos_in..]);
+        if ann_len > 0 {
+            // The model itself repeats with the period the program reports.
+            let twice = model(music.get(Codec::Pcmu), ann.get(Codec::Pcmu), every as usize, 2 * period);
+            proptest::prop_assert_eq!(&twice[..period], &twice[period..]);
+        }
+    }
+}
+
+#[test]
+fn library_is_shareable_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Library>();
+}
+
 #[test]
 fn announcement_positions_follow_the_model() {
     // Music: 1000 distinct-ish units; announcement: 70 units; every 300 units of music.

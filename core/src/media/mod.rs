@@ -159,6 +159,12 @@ impl Encoded {
         }
         let mut g722 = Vec::with_capacity(pcm8.len());
         enc.encode(pcm16, &mut g722);
+        // Positions index every codec alike: the lengths must agree even if a caller passed a
+        // 16 kHz signal of the wrong length (pad with encoded silence, or cut).
+        while g722.len() < pcm8.len() {
+            g722.push(enc.encode_pair(0, 0));
+        }
+        g722.truncate(pcm8.len());
         Encoded {
             pcmu: pcmu.into(),
             pcma: pcma.into(),
