@@ -433,3 +433,51 @@ fn embedded_default_music_builds() {
     assert_eq!(lib.memory_bytes(), 3 * 30 * 8000);
     println!("{}", lib.summary());
 }
+
+/// SNR (dB) of decoded G.722 `out` against `input` looped, over output samples `range`, with
+/// the codec's 22-sample delay.
+fn loop_snr(input: &[i16], out: &[i16], range: std::ops::Range<usize>) -> f64 {
+    let (mut sig, mut err) = (0.0, 0.0);
+    for i in range {
+        let want = input[(i + input.len() - 22) % input.len()] as f64;
+        sig += want * want;
+        err += (out[i] as f64 - want).powi(2);
+    }
+    10.0 * (sig / err).log10()
+}
+
+#[test]
+fn g722_loop_point_is_as_clean_as_the_rest() {
+    use onhold_core::media::{decode, g722, DEFAULT_MUSIC_WAV};
+    let pcm = decode::decode("default", DEFAULT_MUSIC_WAV).unwrap();
+    let pcm16: Vec<i16> = pcm
+        .samples
+        .iter()
+        .map(|&s| (s * 32767.0).round() as i16)
+        .collect();
+    let pcm8: Vec<i16> = pcm16.iter().step_by(2).copied().collect();
+    let n = pcm16.len();
+    let snrs = |loops: bool| {
+        let e = Encoded::encode(&pcm8, &pcm16, loops);
+        let bytes = e.get(Codec::G722);
+        // A decoder that has played the loop once and wraps around.
+        let mut out = Vec::with_capacity(2 * n);
+        let mut dec = g722::Decoder::new();
+        dec.decode(bytes, &mut out);
+        dec.decode(bytes, &mut out);
+        let wrap = loop_snr(&pcm16, &out, n - 200..n + 800);
+        let middle = loop_snr(&pcm16, &out, n + n / 2 - 200..n + n / 2 + 800);
+        (wrap, middle)
+    };
+    let (wrap, middle) = snrs(true);
+    let (naive, _) = snrs(false);
+    println!("G.722 SNR at the loop point {wrap:.1} dB (without care {naive:.1} dB), mid-loop {middle:.1} dB");
+    assert!(
+        wrap > naive + 3.0,
+        "re-encoding the start from the end state must help"
+    );
+    assert!(
+        wrap > middle - 3.0,
+        "{wrap:.1} dB at the wrap, {middle:.1} dB mid-loop"
+    );
+}

@@ -140,36 +140,13 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    /// Encode mono audio given at 8 kHz (G.711) and 16 kHz (G.722, exactly twice as long).
-    /// `loops` primes the G.722 encoder with the end of the audio so that the wrap from the end
-    /// back to the start is as seamless as the rest of the stream.
+    /// Encode mono audio given at 8 kHz (G.711) and 16 kHz (G.722, twice as long). With
+    /// `loops`, the G.722 start is encoded for a decoder arriving from the end (see
+    /// [`EncodedBuilder::finish`]).
     pub fn encode(pcm8: &[i16], pcm16: &[i16], loops: bool) -> Encoded {
-        debug_assert_eq!(pcm16.len(), pcm8.len() * 2);
-        let mut pcmu = Vec::with_capacity(pcm8.len());
-        g711::encode_ulaw(pcm8, &mut pcmu);
-        let mut pcma = Vec::with_capacity(pcm8.len());
-        g711::encode_alaw(pcm8, &mut pcma);
-        let mut enc = g722::Encoder::new();
-        if loops {
-            // ADPCM state forgets its past within a few hundred ms (leaky predictors); a
-            // quarter second of the tail puts the encoder where a decoder will be at the wrap.
-            let tail = pcm16.len().min(4000) & !1;
-            let mut scratch = Vec::with_capacity(tail / 2);
-            enc.encode(&pcm16[pcm16.len() - tail..], &mut scratch);
-        }
-        let mut g722 = Vec::with_capacity(pcm8.len());
-        enc.encode(pcm16, &mut g722);
-        // Positions index every codec alike: the lengths must agree even if a caller passed a
-        // 16 kHz signal of the wrong length (pad with encoded silence, or cut).
-        while g722.len() < pcm8.len() {
-            g722.push(enc.encode_pair(0, 0));
-        }
-        g722.truncate(pcm8.len());
-        Encoded {
-            pcmu: pcmu.into(),
-            pcma: pcma.into(),
-            g722: g722.into(),
-        }
+        let mut b = EncodedBuilder::new();
+        b.push(pcm8, pcm16);
+        b.finish(loops)
     }
 
     /// The encoded bytes of `codec`.
@@ -188,6 +165,63 @@ impl Encoded {
 
     pub fn is_empty(&self) -> bool {
         self.pcmu.is_empty()
+    }
+}
+
+/// Samples of the 16 kHz start of a stream kept to re-encode it at the end (a quarter second:
+/// far longer than the G.722 predictors remember).
+const G722_HEAD: usize = 4000;
+
+/// Encodes a stream piece by piece (a playlist, track after track), so a class never holds its
+/// whole playlist as PCM: only the encoded bytes grow.
+#[derive(Debug, Default)]
+pub struct EncodedBuilder {
+    pcmu: Vec<u8>,
+    pcma: Vec<u8>,
+    g722: Vec<u8>,
+    enc: g722::Encoder,
+    head: Vec<i16>,
+}
+
+impl EncodedBuilder {
+    pub fn new() -> EncodedBuilder {
+        EncodedBuilder::default()
+    }
+
+    /// Append the same audio at 8 kHz and at 16 kHz (`pcm16` twice as long as `pcm8`).
+    pub fn push(&mut self, pcm8: &[i16], pcm16: &[i16]) {
+        g711::encode_ulaw(pcm8, &mut self.pcmu);
+        g711::encode_alaw(pcm8, &mut self.pcma);
+        if self.head.len() < G722_HEAD {
+            let take = (G722_HEAD - self.head.len()).min(pcm16.len() & !1);
+            self.head.extend_from_slice(&pcm16[..take]);
+        }
+        self.enc.encode(pcm16, &mut self.g722);
+        // Positions index every codec alike: the lengths must agree even if a caller passed a
+        // 16 kHz signal of the wrong length (pad with encoded silence, or cut).
+        while self.g722.len() < self.pcmu.len() {
+            self.g722.push(self.enc.encode_pair(0, 0));
+        }
+        self.g722.truncate(self.pcmu.len());
+    }
+
+    /// The encoded stream. With `loops`, the first quarter second of G.722 is encoded again
+    /// starting from the encoder's state at the end, which is the state a decoder is in when the
+    /// program wraps: the ADPCM loop point is then as seamless as any other point (G.711 is
+    /// stateless and needs nothing). The re-encoded start hands over to the original stream
+    /// once both encoders have converged on the same input.
+    pub fn finish(mut self, loops: bool) -> Encoded {
+        if loops && !self.head.is_empty() {
+            let mut redo = Vec::with_capacity(self.head.len() / 2);
+            self.enc.clone().encode(&self.head, &mut redo);
+            let n = redo.len().min(self.g722.len());
+            self.g722[..n].copy_from_slice(&redo[..n]);
+        }
+        Encoded {
+            pcmu: self.pcmu.into(),
+            pcma: self.pcma.into(),
+            g722: self.g722.into(),
+        }
     }
 }
 
@@ -478,11 +512,21 @@ fn build_class(
             rng.shuffle(&mut sources);
         }
     }
-    let mut prepared = Vec::with_capacity(sources.len());
+    let mut music = EncodedBuilder::new();
+    let mut tracks = Vec::with_capacity(sources.len());
+    let mut start = 0u64;
     let mut skipped = 0usize;
     for src in sources {
         match prepare(src, spec) {
-            Ok(p) => prepared.push(p),
+            Ok(p) => {
+                music.push(&p.pcm8, &p.pcm16);
+                tracks.push(TrackInfo {
+                    name: p.name,
+                    start,
+                    len: p.pcm8.len() as u64,
+                });
+                start += p.pcm8.len() as u64;
+            }
             Err(e) if cs.from_directory => {
                 skipped += 1;
                 warnings.push(format!("{e} (skipped)"));
@@ -490,7 +534,7 @@ fn build_class(
             Err(e) => return Err(e),
         }
     }
-    if prepared.is_empty() {
+    if tracks.is_empty() {
         let problem = if cs.sources.is_empty() {
             "no music files".to_string()
         } else {
@@ -498,21 +542,7 @@ fn build_class(
         };
         return Err(MediaError::new(class_label, problem));
     }
-
-    let total8: usize = prepared.iter().map(|p| p.pcm8.len()).sum();
-    let mut pcm8 = Vec::with_capacity(total8);
-    let mut pcm16 = Vec::with_capacity(total8 * 2);
-    let mut tracks = Vec::with_capacity(prepared.len());
-    for p in prepared {
-        tracks.push(TrackInfo {
-            name: p.name,
-            start: pcm8.len() as u64,
-            len: p.pcm8.len() as u64,
-        });
-        pcm8.extend_from_slice(&p.pcm8);
-        pcm16.extend_from_slice(&p.pcm16);
-    }
-    let music = Encoded::encode(&pcm8, &pcm16, true);
+    let music = music.finish(true);
 
     let program = match &cs.announcement {
         None => Program::music_only(music),
