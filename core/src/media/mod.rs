@@ -13,6 +13,7 @@
 //! needs nothing but a position: frames of any ptime are slices of those buffers.
 
 pub mod decode;
+mod encoded;
 pub mod g711;
 pub mod g722;
 mod program;
@@ -22,13 +23,13 @@ pub mod synth;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::Codec;
 use crate::rng::Rng;
 
-pub use program::Program;
+pub use encoded::{Encoded, EncodedBuilder, Snapshot};
+pub use program::{announcement_interval, Program, ProgramBuilder, BRIDGE, CUT_GRID};
 
 /// Index of a music class inside a [`Library`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -130,100 +131,6 @@ impl fmt::Display for MediaError {
 }
 
 impl std::error::Error for MediaError {}
-
-/// The same audio encoded in every codec: 8000 bytes per second each, equal lengths.
-#[derive(Clone, Debug)]
-pub struct Encoded {
-    pcmu: Arc<[u8]>,
-    pcma: Arc<[u8]>,
-    g722: Arc<[u8]>,
-}
-
-impl Encoded {
-    /// Encode mono audio given at 8 kHz (G.711) and 16 kHz (G.722, twice as long). With
-    /// `loops`, the G.722 start is encoded for a decoder arriving from the end (see
-    /// [`EncodedBuilder::finish`]).
-    pub fn encode(pcm8: &[i16], pcm16: &[i16], loops: bool) -> Encoded {
-        let mut b = EncodedBuilder::new();
-        b.push(pcm8, pcm16);
-        b.finish(loops)
-    }
-
-    /// The encoded bytes of `codec`.
-    pub fn get(&self, codec: Codec) -> &Arc<[u8]> {
-        match codec {
-            Codec::Pcmu => &self.pcmu,
-            Codec::Pcma => &self.pcma,
-            Codec::G722 => &self.g722,
-        }
-    }
-
-    /// Length in RTP timestamp units (bytes of any codec).
-    pub fn len(&self) -> u64 {
-        self.pcmu.len() as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pcmu.is_empty()
-    }
-}
-
-/// Samples of the 16 kHz start of a stream kept to re-encode it at the end (a quarter second:
-/// far longer than the G.722 predictors remember).
-const G722_HEAD: usize = 4000;
-
-/// Encodes a stream piece by piece (a playlist, track after track), so a class never holds its
-/// whole playlist as PCM: only the encoded bytes grow.
-#[derive(Debug, Default)]
-pub struct EncodedBuilder {
-    pcmu: Vec<u8>,
-    pcma: Vec<u8>,
-    g722: Vec<u8>,
-    enc: g722::Encoder,
-    head: Vec<i16>,
-}
-
-impl EncodedBuilder {
-    pub fn new() -> EncodedBuilder {
-        EncodedBuilder::default()
-    }
-
-    /// Append the same audio at 8 kHz and at 16 kHz (`pcm16` twice as long as `pcm8`).
-    pub fn push(&mut self, pcm8: &[i16], pcm16: &[i16]) {
-        g711::encode_ulaw(pcm8, &mut self.pcmu);
-        g711::encode_alaw(pcm8, &mut self.pcma);
-        if self.head.len() < G722_HEAD {
-            let take = (G722_HEAD - self.head.len()).min(pcm16.len() & !1);
-            self.head.extend_from_slice(&pcm16[..take]);
-        }
-        self.enc.encode(pcm16, &mut self.g722);
-        // Positions index every codec alike: the lengths must agree even if a caller passed a
-        // 16 kHz signal of the wrong length (pad with encoded silence, or cut).
-        while self.g722.len() < self.pcmu.len() {
-            self.g722.push(self.enc.encode_pair(0, 0));
-        }
-        self.g722.truncate(self.pcmu.len());
-    }
-
-    /// The encoded stream. With `loops`, the first quarter second of G.722 is encoded again
-    /// starting from the encoder's state at the end, which is the state a decoder is in when the
-    /// program wraps: the ADPCM loop point is then as seamless as any other point (G.711 is
-    /// stateless and needs nothing). The re-encoded start hands over to the original stream
-    /// once both encoders have converged on the same input.
-    pub fn finish(mut self, loops: bool) -> Encoded {
-        if loops && !self.head.is_empty() {
-            let mut redo = Vec::with_capacity(self.head.len() / 2);
-            self.enc.clone().encode(&self.head, &mut redo);
-            let n = redo.len().min(self.g722.len());
-            self.g722[..n].copy_from_slice(&redo[..n]);
-        }
-        Encoded {
-            pcmu: self.pcmu.into(),
-            pcma: self.pcma.into(),
-            g722: self.g722.into(),
-        }
-    }
-}
 
 /// A playlist item's place in its class's music, for logs and the control API.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -512,20 +419,43 @@ fn build_class(
             rng.shuffle(&mut sources);
         }
     }
-    let mut music = EncodedBuilder::new();
+    // The announcement first: a bad one fails before the (longer) music work.
+    let announcement = match &cs.announcement {
+        None => None,
+        Some((src, every)) => {
+            let asked = (every.as_micros() / 125).min(u64::MAX as u128) as u64;
+            if asked == 0 {
+                return Err(MediaError::new(
+                    &src.name,
+                    "announcement interval must be longer than zero",
+                ));
+            }
+            let every_ts = announcement_interval(asked);
+            if every_ts != asked {
+                warnings.push(format!(
+                    "{}: announcement interval {:.3} s rounded to {} s (announcements cut in on \
+                     whole seconds of music)",
+                    src.name,
+                    asked as f64 / 8000.0,
+                    every_ts / 8000
+                ));
+            }
+            Some((prepare(src, spec)?, every_ts))
+        }
+    };
+
+    let mut music = ProgramBuilder::new(announcement.as_ref().map(|(_, every)| *every));
     let mut tracks = Vec::with_capacity(sources.len());
-    let mut start = 0u64;
     let mut skipped = 0usize;
     for src in sources {
         match prepare(src, spec) {
             Ok(p) => {
-                music.push(&p.pcm8, &p.pcm16);
                 tracks.push(TrackInfo {
                     name: p.name,
-                    start,
+                    start: music.len(),
                     len: p.pcm8.len() as u64,
                 });
-                start += p.pcm8.len() as u64;
+                music.push(&p.pcm8, &p.pcm16);
             }
             Err(e) if cs.from_directory => {
                 skipped += 1;
@@ -542,28 +472,15 @@ fn build_class(
         };
         return Err(MediaError::new(class_label, problem));
     }
-    let music = music.finish(true);
-
-    let program = match &cs.announcement {
-        None => Program::music_only(music),
-        Some((src, every)) => {
-            let every_ts = (every.as_micros() / 125).min(u64::MAX as u128) as u64;
-            if every_ts == 0 {
-                return Err(MediaError::new(
-                    &src.name,
-                    "announcement interval must be longer than zero",
-                ));
-            }
-            let p = prepare(src, spec)?;
-            let audio = Encoded::encode(&p.pcm8, &p.pcm16, false);
-            Program::with_announcement(music, audio, every_ts).ok_or_else(|| {
-                MediaError::new(
-                    &src.name,
-                    "announcement interval and playlist length have no usable common period",
-                )
-            })?
-        }
-    };
+    let ann_pcm = announcement
+        .as_ref()
+        .map(|(p, _)| (p.pcm8.as_slice(), p.pcm16.as_slice()));
+    let program = music.finish(ann_pcm).ok_or_else(|| {
+        MediaError::new(
+            class_label,
+            "announcement interval and playlist length have no usable common period",
+        )
+    })?;
     Ok(Class {
         name: cs.name.clone(),
         mode: cs.mode,
