@@ -10,7 +10,13 @@
 //! [`LibrarySpec`]; [`Library::build`] decodes each file ([`decode`]), down-mixes to mono,
 //! resamples to 8 and 16 kHz ([`resample`]), optionally normalises, and encodes each class's
 //! whole playlist once per codec into one shared `Arc<[u8]>` ([`g711`], [`g722`]). A call then
-//! needs nothing but a position: frames of any ptime are slices of those buffers.
+//! needs nothing but a position: frames of any ptime are slices of those buffers
+//! ([`Library::slice`]) or copies of them ([`Library::fill`]).
+//!
+//! A class's program ([`Program`]) is its playlist looped, with an optional announcement after
+//! every N seconds of music (the music then resumes where it paused); positions map to bytes by
+//! arithmetic alone. G.722 is adaptive, so the encoder is primed across the loop point and
+//! announcement boundaries get re-encoded "bridges" (see `program.rs`).
 
 pub mod decode;
 mod encoded;
@@ -50,6 +56,16 @@ pub struct MusicSource {
     /// The file's path, for messages (and its extension as a format hint).
     pub name: String,
     pub bytes: Vec<u8>,
+}
+
+impl MusicSource {
+    /// The built-in music as a source, e.g. for a class configured without files.
+    pub fn builtin() -> MusicSource {
+        MusicSource {
+            name: DEFAULT_MUSIC_NAME.into(),
+            bytes: DEFAULT_MUSIC_WAV.to_vec(),
+        }
+    }
 }
 
 impl fmt::Debug for MusicSource {
@@ -201,10 +217,7 @@ impl Library {
         let spec = LibrarySpec {
             classes: vec![ClassSpec {
                 name: "default".into(),
-                sources: vec![MusicSource {
-                    name: DEFAULT_MUSIC_NAME.into(),
-                    bytes: DEFAULT_MUSIC_WAV.to_vec(),
-                }],
+                sources: vec![MusicSource::builtin()],
                 from_directory: false,
                 order: Order::Sorted,
                 mode: PlayMode::PerCall,
