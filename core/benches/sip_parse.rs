@@ -44,7 +44,7 @@ a=rtpmap:101 telephone-event/8000
 a=fmtp:101 0-15
 "#;
 
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 15;
 
 /// Runs `f` `iters` times per round and returns the per-round durations, sorted.
 // Benches measure wall time on purpose; the core itself never reads a clock (clippy.toml).
@@ -82,7 +82,7 @@ fn main() {
     let iters = std::env::args()
         .skip(1)
         .find_map(|a| a.parse::<u32>().ok())
-        .unwrap_or(500_000);
+        .unwrap_or(200_000);
 
     let rounds = measure(iters, || {
         let m = parse(black_box(&buf)).unwrap();

@@ -6,7 +6,7 @@
 
 use super::lex::parse_u32;
 use super::names::HeaderName;
-use super::parse::{find_head_end, scan_head, split_start_line, ErrorKind, MAX_HEAD};
+use super::parse::{find_head_end, scan_head, split_start_line, ErrorKind, LineEnds, MAX_HEAD};
 
 /// Largest body accepted on a stream: the server only ever receives SDP, and a bound here
 /// bounds the buffer a peer can make us hold.
@@ -37,7 +37,8 @@ pub fn frame(buf: &[u8]) -> Frame {
     if crlf > 0 {
         return Frame::KeepAlive { len: crlf };
     }
-    let Some((head_end, body_start)) = find_head_end(buf) else {
+    let mut ends = LineEnds::new();
+    let Some((head_end, body_start)) = find_head_end(buf, &mut ends) else {
         return if buf.len() > MAX_HEAD {
             Frame::Invalid
         } else {
@@ -51,9 +52,9 @@ pub fn frame(buf: &[u8]) -> Frame {
         return Frame::Invalid;
     };
     // The start line is parse()'s to judge.
-    let (_, headers) = split_start_line(head);
+    let (_, headers_at) = split_start_line(head, &ends);
     let mut length: Option<u32> = None;
-    let scanned = scan_head(headers, |h| {
+    let scanned = scan_head(head, headers_at, &ends, |h| {
         if h.name == HeaderName::ContentLength {
             let n = parse_u32(h.value).ok_or(ErrorKind::BadContentLength)?;
             if length.is_some_and(|l| l != n) {

@@ -232,7 +232,8 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
     // A datagram that ends right after a header line's CRLF, without the empty line, is read
     // as a message without body: the datagram boundary frames it (RFC 3261 §18.3), and such
     // messages occur (RFC 4475's own archive has one, `baddn`). A stream needs the empty line.
-    let (head_end, body_start) = match find_head_end(buf) {
+    let mut ends = LineEnds::new();
+    let (head_end, body_start) = match find_head_end(buf, &mut ends) {
         Some(ends) => ends,
         None if buf.ends_with(b"\n") => (buf.len(), buf.len()),
         None => return Err(ParseError::new(ErrorKind::Truncated)),
@@ -243,11 +244,11 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
     // One UTF-8 check for the whole header section; every slice below is cut at ASCII bytes.
     let head = std::str::from_utf8(&buf[..head_end])
         .map_err(|_| ParseError::new(ErrorKind::BadEncoding))?;
-    let (first, headers_text) = split_start_line(head);
+    let (first, headers_at) = split_start_line(head, &ends);
     let (start, deferred) = parse_start_line(first).map_err(ParseError::new)?;
 
     let mut headers: Vec<Header<'_>> = Vec::with_capacity(HEADERS_HINT);
-    scan_head(headers_text, |h| {
+    scan_head(head, headers_at, &ends, |h| {
         if headers.len() == MAX_HEADERS {
             return Err(ErrorKind::TooManyHeaders);
         }
@@ -289,21 +290,60 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
 }
 
 /// Splits a header section (ending in a line end) into the start line, without its line
-/// end, and the header lines after it.
-pub(crate) fn split_start_line(head: &str) -> (&str, &str) {
-    let (line, rest) = match find_byte(head.as_bytes(), b'\n') {
-        Some(nl) => (&head[..nl], &head[nl + 1..]),
-        None => (head, ""),
+/// end, and the offset where the header lines start.
+pub(crate) fn split_start_line<'a>(head: &'a str, ends: &LineEnds) -> (&'a str, usize) {
+    let nl = match ends.known().first() {
+        Some(&nl) => Some(nl as usize),
+        None => find_byte(head.as_bytes(), b'\n'),
+    };
+    let (line, rest) = match nl {
+        Some(nl) => (&head[..nl], nl + 1),
+        None => (head, head.len()),
     };
     (line.strip_suffix('\r').unwrap_or(line), rest)
 }
 
+/// Line-end positions found while looking for the end of the header section, kept so the
+/// header scan does not search for them again. Holds the first [`LineEnds::CAP`]; a longer
+/// header section falls back to searching.
+pub(crate) struct LineEnds {
+    at: [u32; LineEnds::CAP],
+    len: usize,
+}
+
+impl LineEnds {
+    const CAP: usize = 64;
+
+    pub(crate) fn new() -> Self {
+        LineEnds {
+            at: [0; Self::CAP],
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, nl: usize) {
+        if self.len < Self::CAP {
+            // Positions are below MAX_HEAD-ish sizes that fit u32; larger ones are not kept.
+            if let Ok(nl) = u32::try_from(nl) {
+                self.at[self.len] = nl;
+                self.len += 1;
+            }
+        }
+    }
+
+    fn known(&self) -> &[u32] {
+        &self.at[..self.len]
+    }
+}
+
 /// Finds the empty line ending the header section: returns (end of the last header line
-/// including its line ending, start of the body).
-pub(crate) fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
+/// including its line ending, start of the body). Records line ends in `ends`.
+pub(crate) fn find_head_end(buf: &[u8], ends: &mut LineEnds) -> Option<(usize, usize)> {
     let mut i = 0;
     while i < buf.len() {
         let nl = i + find_byte(&buf[i..], b'\n')?;
+        ends.push(nl);
         match buf.get(nl + 1) {
             Some(b'\n') => return Some((nl + 1, nl + 2)),
             Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some((nl + 1, nl + 3)),
@@ -417,19 +457,30 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
     Ok((start, deferred))
 }
 
-/// Reads the header lines of a header section (the text after the start line, up to the empty
-/// line), calling `f` with each complete header in order: `name HCOLON value`; a line starting
-/// with SP/HT continues the previous value (RFC 3261 §7.3.1).
+/// Reads the header lines of a header section (`head[start..]`, the text after the start line,
+/// up to the empty line), calling `f` with each complete header in order: `name HCOLON value`;
+/// a line starting with SP/HT continues the previous value (RFC 3261 §7.3.1). Line ends
+/// already found by [`find_head_end`] are taken from `ends`.
 pub(crate) fn scan_head<'a>(
     head: &'a str,
+    start: usize,
+    ends: &LineEnds,
     mut f: impl FnMut(Header<'a>) -> Result<(), ErrorKind>,
 ) -> Result<(), ErrorKind> {
     let bytes = head.as_bytes();
     // (name, raw name, value start, value end) of the header being read.
     let mut current: Option<(HeaderName<'a>, &'a str, usize, usize)> = None;
-    let mut pos = 0;
+    let mut pos = start;
+    let mut known = ends
+        .known()
+        .iter()
+        .map(|&nl| nl as usize)
+        .skip_while(|&nl| nl < start);
     while pos < bytes.len() {
-        let nl = find_byte(&bytes[pos..], b'\n').map_or(bytes.len(), |n| pos + n);
+        let nl = match known.next() {
+            Some(nl) if nl >= pos && nl < bytes.len() => nl,
+            _ => find_byte(&bytes[pos..], b'\n').map_or(bytes.len(), |n| pos + n),
+        };
         let mut line_end = nl;
         if line_end > pos && bytes[line_end - 1] == b'\r' {
             line_end -= 1;
