@@ -214,7 +214,7 @@ pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
         // Also read and decode the music: a path that does not exist is a configuration error.
         return Err(match music::load(&config.music, seed) {
             Ok((_, summary, warnings)) => {
-                for w in warnings {
+                for w in config.warnings.iter().chain(&warnings) {
                     eprintln!("warning: {w}");
                 }
                 // A closed pipe (`| head`) is not an error worth a panic.

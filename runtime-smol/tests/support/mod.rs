@@ -510,8 +510,14 @@ pub fn check_config_prints_effective_configuration(bin: &str) {
             "9",
         ])
         .env("ONHOLD_PTIME", "40")
+        .env("ONHOLD_PTME", "20")
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: ignoring unknown environment variable ONHOLD_PTME"),
+        "a misspelt variable is pointed out: {stderr}"
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
