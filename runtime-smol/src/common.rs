@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onhold_core::config::{config_path, Config, ConfigError, LogFormat, RunArgs};
 use onhold_core::media::Library;
-use onhold_core::{Control, Event, Server, Transport};
+use onhold_core::{Control, Event, Server, Stats, Transport};
 use tracing::{debug, error, info, warn};
 
 use crate::music;
@@ -303,7 +303,12 @@ pub struct Lifecycle {
     /// Set by the first SIGINT/SIGTERM: the latest we wait for `Event::Drained`.
     hard_deadline: Option<Instant>,
     late: LateReport,
+    /// Counters as last reported, and when the next report is due.
+    stats: (Stats, Option<Instant>),
 }
+
+/// How often the counters are logged while they change.
+const STATS_EVERY: Duration = Duration::from_secs(60);
 
 /// Late wake-ups summed into at most one warning per second: an overloaded host makes every
 /// call late at once, and a line per call would only add to the load.
@@ -347,6 +352,7 @@ impl Lifecycle {
             reloading: false,
             hard_deadline: None,
             late: LateReport::default(),
+            stats: (Stats::default(), None),
         }
     }
 
@@ -427,6 +433,7 @@ impl Lifecycle {
             }
         }
         self.late.flush(now, drained);
+        self.report_stats(server, now);
         if drained && self.hard_deadline.is_some() {
             info!("every call has ended: exiting");
             return Some(ExitCode::SUCCESS);
@@ -439,6 +446,34 @@ impl Lifecycle {
             return Some(ExitCode::SUCCESS);
         }
         None
+    }
+}
+
+impl Lifecycle {
+    /// One line of counters a minute, only while something changes (an idle server stays quiet).
+    fn report_stats(&mut self, server: &Server, now: Instant) {
+        let due = *self.stats.1.get_or_insert(now + STATS_EVERY);
+        if now < due {
+            return;
+        }
+        self.stats.1 = Some(now + STATS_EVERY);
+        let s = server.stats();
+        if *s == self.stats.0 {
+            return;
+        }
+        info!(
+            calls_active = s.calls_active,
+            calls_total = s.calls_total,
+            sip_in = s.sip_in,
+            sip_out = s.sip_out,
+            rtp_out = s.rtp_out,
+            rtcp_out = s.rtcp_out,
+            rtp_in = s.rtp_in,
+            dropped = s.dropped,
+            late_skipped_frames = s.late_skipped_frames,
+            "stats"
+        );
+        self.stats.0 = s.clone();
     }
 }
 
