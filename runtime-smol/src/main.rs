@@ -142,31 +142,34 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
             Some(at) => Timer::at(at),
             None => Timer::never(),
         };
-        let wake = async { dgram_rx.recv().await.map_or(Wake::Timer, Wake::Datagram) }
-            .or(async {
-                timer.await;
-                Wake::Timer
-            })
-            .or(async {
-                match signals.next().await {
-                    Some(Ok(s)) => Wake::Signal(s as i32),
-                    _ => std::future::pending().await,
-                }
-            })
-            .or(async {
-                match reload_rx.recv().await {
-                    Ok(r) => Wake::Reloaded(r),
-                    Err(_) => std::future::pending().await,
-                }
-            })
-            .or(async {
-                match control_rx.recv().await {
-                    Ok(c) => Wake::Control(c),
-                    Err(_) => std::future::pending().await,
-                }
-            })
-            .or(writable(&sockets, &blocked))
-            .await;
+        // `or` polls in order and takes the first ready: the rare events go first so that a
+        // flood of datagrams can never hide a signal (the core's timers are serviced at the top
+        // of every turn regardless).
+        let wake = async {
+            match signals.next().await {
+                Some(Ok(s)) => Wake::Signal(s as i32),
+                _ => std::future::pending().await,
+            }
+        }
+        .or(async {
+            match reload_rx.recv().await {
+                Ok(r) => Wake::Reloaded(r),
+                Err(_) => std::future::pending().await,
+            }
+        })
+        .or(async {
+            match control_rx.recv().await {
+                Ok(c) => Wake::Control(c),
+                Err(_) => std::future::pending().await,
+            }
+        })
+        .or(async {
+            timer.await;
+            Wake::Timer
+        })
+        .or(writable(&sockets, &blocked))
+        .or(async { dgram_rx.recv().await.map_or(Wake::Timer, Wake::Datagram) })
+        .await;
 
         match wake {
             Wake::Datagram(first) => {

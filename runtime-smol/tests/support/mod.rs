@@ -405,6 +405,34 @@ pub fn tcp_options_and_keepalive(bin: &str) {
     assert_eq!(server.wait_exit(Duration::from_secs(5)).code(), Some(0));
 }
 
+/// SIGTERM while garbage floods the SIP port: the signal must not wait behind the datagrams.
+pub fn sigterm_during_a_flood_still_exits(bin: &str) {
+    let (mut server, addr) = Server::start(bin, &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let junk = [b'x'; 200];
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline
+                {
+                    let _ = s.send_to(&junk, addr);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(5));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for f in flooders {
+        f.join().unwrap();
+    }
+    assert_eq!(status.code(), Some(0), "stderr: {:?}", server.seen);
+}
+
 /// SIGHUP reloads the music; with the music file gone: one error line, the old music stays,
 /// and the server still shuts down cleanly afterwards.
 pub fn failed_reload_keeps_running(bin: &str) {
@@ -597,6 +625,11 @@ macro_rules! smoke_tests {
         #[test]
         fn tcp_options_and_keepalive() {
             support::tcp_options_and_keepalive(BIN);
+        }
+
+        #[test]
+        fn sigterm_during_a_flood_still_exits() {
+            support::sigterm_during_a_flood_still_exits(BIN);
         }
 
         #[test]
