@@ -46,7 +46,7 @@ const SEND_QUEUE: usize = 1024;
 type ReloadResult = Result<(Arc<Library>, String), String>;
 
 fn main() -> ExitCode {
-    onhold::main_with(serve)
+    onhold::main_with("onhold-mio", serve)
 }
 
 struct Sock {

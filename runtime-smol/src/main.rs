@@ -37,7 +37,7 @@ const SEND_QUEUE: usize = 1024;
 mod tcp;
 
 fn main() -> ExitCode {
-    onhold::main_with(serve)
+    onhold::main_with("onhold", serve)
 }
 
 struct Datagram {

@@ -648,6 +648,17 @@ macro_rules! smoke_tests {
         }
 
         #[test]
+        fn version_names_the_binary() {
+            let out = std::process::Command::new(BIN)
+                .arg("--version")
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(text.starts_with(concat!($name, " ")), "{text}");
+        }
+
+        #[test]
         fn probe_is_a_subcommand() {
             let out = std::process::Command::new(BIN)
                 .args(["probe", "--help"])
