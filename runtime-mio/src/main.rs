@@ -267,12 +267,10 @@ impl Loop {
                 let args = startup.args.clone();
                 let tx = self.reload_tx.clone();
                 let waker = Arc::clone(&self.waker);
-                let spawned = std::thread::Builder::new()
-                    .name("onhold-reload".into())
-                    .spawn(move || {
-                        let _ = tx.send(common::reload_music(&args, seed));
-                        let _ = waker.wake();
-                    });
+                let spawned = common::spawn_helper("onhold-reload", move || {
+                    let _ = tx.send(common::reload_music(&args, seed));
+                    let _ = waker.wake();
+                });
                 if let Err(e) = spawned {
                     self.life.reload_done(
                         &mut self.server,

@@ -11,12 +11,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use onhold_core::config::{config_path, Config, ConfigError, LogFormat, RunArgs};
+use onhold_core::config::{config_path, Config, ConfigError, RunArgs};
 use onhold_core::media::Library;
 use onhold_core::{Control, Event, Server, Stats, Transport};
 use tracing::{debug, error, info, warn};
 
-use crate::music;
+use crate::{logging, music};
 
 /// Exit code for a configuration (or music) the server cannot start with.
 pub const EXIT_CONFIG: u8 = 2;
@@ -50,6 +50,27 @@ pub fn signal_name(signo: libc::c_int) -> &'static str {
     }
 }
 
+/// Start a helper thread (logging, reloads) that never takes a signal: every signal is blocked
+/// in it from its first instruction, so process-directed signals reach the thread that waits
+/// for them (onhold-mio's signalfd needs every other thread to block them, or a SIGTERM would
+/// be delivered to a helper and kill the process with the default action).
+pub fn spawn_helper<F>(name: &str, f: F) -> io::Result<std::thread::JoinHandle<()>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    // SAFETY: sigset_t is plain data, initialised by sigfillset/pthread_sigmask before use; the
+    // calling thread's mask is restored right after the spawn, which inherits the full block.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let spawned = std::thread::Builder::new().name(name.to_string()).spawn(f);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        spawned
+    }
+}
+
 /// The `ONHOLD_*` environment, the only variables the configuration looks at.
 pub fn onhold_env() -> Vec<(String, String)> {
     std::env::vars()
@@ -76,37 +97,6 @@ pub fn load_config(args: &RunArgs) -> Result<Config, String> {
     };
     let file = path.as_deref().zip(text.as_deref());
     Config::load(args, &env, file).map_err(|e| e.to_string())
-}
-
-/// Logs go to stderr, human or JSON; `RUST_LOG` (full filter syntax) overrides `log_level`.
-pub fn init_logging(level: &str, format: LogFormat) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let (filter, bad_rust_log) = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
-            Ok(f) => (f, None),
-            Err(e) => (
-                EnvFilter::new(level),
-                Some(format!("ignoring RUST_LOG={spec}: {e}")),
-            ),
-        },
-        _ => (EnvFilter::new(level), None),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr);
-    let result = match format {
-        LogFormat::Human => builder
-            .with_ansi(io::stderr().is_terminal())
-            .with_target(false)
-            .try_init(),
-        LogFormat::Json => builder.json().with_ansi(false).try_init(),
-    };
-    if result.is_ok() {
-        if let Some(w) = bad_rust_log {
-            warn!("{w}");
-        }
-    }
 }
 
 /// File descriptors the server may need: two sockets (RTP, RTCP) per concurrent call, bounded by
@@ -160,6 +150,8 @@ pub struct Startup {
     /// Read once, here: the core's times are all relative to it.
     pub epoch: Instant,
     pub epoch_wall: SystemTime,
+    /// Flushes queued log lines when the server is done (the last field: dropped last).
+    pub log: logging::LogGuard,
 }
 
 impl Startup {
@@ -232,7 +224,7 @@ pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
             }
         });
     }
-    init_logging(&config.log_level, config.log_format);
+    let log = logging::init_logging(&config.log_level, config.log_format);
     for w in &config.warnings {
         warn!("{w}");
     }
@@ -261,6 +253,7 @@ pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
         seed,
         epoch: Instant::now(),
         epoch_wall: SystemTime::now(),
+        log,
     })
 }
 

@@ -4,6 +4,7 @@
 //! how they move datagrams.
 
 pub mod common;
+pub mod logging;
 pub mod music;
 pub mod probe;
 
