@@ -8,5 +8,8 @@
 //! - [`generate`]: synthetic DP750 captures;
 //! - [`report`]: text and JSON reports.
 
+pub mod engine;
 pub mod pcap;
+pub mod replay;
 pub mod sip;
+pub mod verdict;

@@ -1,0 +1,533 @@
+//! Dialog verdict: every request our core received got the right answer, on time, in the right
+//! place; 2xx retransmissions follow RFC 3261 §13.3.1.4 (T1 doubling to T2 until the ACK);
+//! without an ACK the core gives up after 64·T1 and sends BYE.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{fmt_time, label, sip_messages, Finding, Rules, SipAt};
+use crate::engine::{Trace, Way};
+
+/// Slack for timer checks: a sans-IO core woken at its own deadline is exact, but allow for a
+/// core that rounds its timers to the millisecond.
+const SLACK: Duration = Duration::from_millis(1);
+
+fn finding(
+    call_id: &str,
+    at: Option<Duration>,
+    subject: String,
+    expected: impl Into<String>,
+    got: impl Into<String>,
+) -> Finding {
+    Finding {
+        verdict: "dialog",
+        call_id: call_id.to_string(),
+        at,
+        subject,
+        expected: expected.into(),
+        got: got.into(),
+    }
+}
+
+/// Request identity for matching responses and collapsing retransmissions and duplicates.
+type ReqKey = (String, u32, String, String); // Call-ID, CSeq, method, top Via branch
+
+fn req_key(s: &SipAt<'_>) -> ReqKey {
+    let (n, _) = s.msg.cseq();
+    (
+        s.msg.call_id().to_string(),
+        n,
+        s.msg.method().unwrap_or("").to_string(),
+        s.msg.top_via_branch().unwrap_or("").to_string(),
+    )
+}
+
+fn resp_key(s: &SipAt<'_>) -> ReqKey {
+    let (n, m) = s.msg.cseq();
+    (
+        s.msg.call_id().to_string(),
+        n,
+        m.to_string(),
+        s.msg.top_via_branch().unwrap_or("").to_string(),
+    )
+}
+
+pub fn check(trace: &Trace, rules: &Rules) -> Vec<Finding> {
+    let msgs = sip_messages(trace);
+    let mut out = Vec::new();
+    // Requests received, first copy each, with every arrival time.
+    let mut requests: BTreeMap<ReqKey, Vec<&SipAt<'_>>> = BTreeMap::new();
+    let mut order: Vec<ReqKey> = Vec::new();
+    let mut responses: BTreeMap<ReqKey, Vec<&SipAt<'_>>> = BTreeMap::new();
+    for s in &msgs {
+        match (s.way, s.msg.method()) {
+            (Way::In, Some(_)) => {
+                let k = req_key(s);
+                let e = requests.entry(k.clone()).or_default();
+                if e.is_empty() {
+                    order.push(k);
+                }
+                e.push(s);
+            }
+            (Way::Out, None) => responses.entry(resp_key(s)).or_default().push(s),
+            _ => {}
+        }
+    }
+    // Responses to requests we never received.
+    for (k, rs) in &responses {
+        if !requests.contains_key(k)
+            && !(k.2 == "INVITE"
+                && requests
+                    .keys()
+                    .any(|r| r.0 == k.0 && r.1 == k.1 && r.2 == "INVITE"))
+        {
+            let r = rs[0];
+            out.push(finding(
+                &k.0,
+                Some(r.at),
+                label(&r.msg),
+                "responses only to requests received",
+                "a response to a request the core never received",
+            ));
+        }
+    }
+    let core_byes: Vec<&SipAt<'_>> = msgs
+        .iter()
+        .filter(|s| s.way == Way::Out && s.msg.method() == Some("BYE"))
+        .collect();
+    for k in &order {
+        let copies = &requests[k];
+        let req = copies[0];
+        let rs: Vec<&SipAt<'_>> = responses.get(k).cloned().unwrap_or_default();
+        let call_id = &k.0;
+        let subject = format!("{} from {}", label(&req.msg), req.pkt.remote);
+        for r in &rs {
+            if r.pkt.remote != req.pkt.remote {
+                out.push(finding(
+                    call_id,
+                    Some(r.at),
+                    label(&r.msg),
+                    format!(
+                        "sent to the request's source {} (RFC 3581 rport)",
+                        req.pkt.remote
+                    ),
+                    format!("sent to {}", r.pkt.remote),
+                ));
+            }
+        }
+        let method = k.2.as_str();
+        if method == "ACK" {
+            if let Some(r) = rs.first() {
+                out.push(finding(
+                    call_id,
+                    Some(r.at),
+                    subject,
+                    "no response to an ACK",
+                    label(&r.msg),
+                ));
+            }
+            continue;
+        }
+        let final_ = rs
+            .iter()
+            .find(|r| r.msg.code().is_some_and(|c| c >= 200))
+            .copied();
+        let Some(fin) = final_ else {
+            if trace.end.saturating_sub(req.at) > rules.t1 * 64
+                || method == "INVITE" && trace.end > req.at
+            {
+                out.push(finding(
+                    call_id,
+                    Some(req.at),
+                    subject,
+                    "a final response",
+                    "none",
+                ));
+            }
+            continue;
+        };
+        let code = fin.msg.code().unwrap_or(0);
+        // Was this dialog already ended by a BYE (either side) before the request arrived?
+        let ended_before = core_byes
+            .iter()
+            .any(|b| b.msg.call_id() == call_id && b.at <= req.at)
+            || msgs.iter().any(|s| {
+                s.way == Way::In
+                    && s.msg.method() == Some("BYE")
+                    && s.msg.call_id() == call_id
+                    && s.at < req.at
+            });
+        let in_dialog = req.msg.to_tag().is_some();
+        match method {
+            "INVITE" => check_invite(
+                &mut out,
+                trace,
+                rules,
+                &msgs,
+                req,
+                copies,
+                &rs,
+                fin,
+                in_dialog,
+                ended_before,
+            ),
+            "CANCEL" => {
+                if code != 200 && code != 481 {
+                    out.push(finding(
+                        call_id,
+                        Some(fin.at),
+                        subject,
+                        "200 (or 481 when the INVITE is already answered)",
+                        label(&fin.msg),
+                    ));
+                } else if code == 481 {
+                    // 481 only when the INVITE had its final response before the CANCEL arrived.
+                    let invite_done = responses.iter().any(|(rk, rs)| {
+                        rk.0 == *call_id
+                            && rk.1 == k.1
+                            && rk.2 == "INVITE"
+                            && rs
+                                .iter()
+                                .any(|r| r.msg.code().is_some_and(|c| c >= 200) && r.at <= req.at)
+                    });
+                    if !invite_done {
+                        out.push(finding(
+                            call_id,
+                            Some(fin.at),
+                            subject,
+                            "200 to a CANCEL of a pending INVITE",
+                            label(&fin.msg),
+                        ));
+                    }
+                }
+            }
+            "BYE" | "OPTIONS" | "INFO" | "UPDATE" | "PRACK" => {
+                let ok481 =
+                    in_dialog && (ended_before || !dialog_confirmed(&msgs, call_id, req.at));
+                if code != 200 && !(code == 481 && ok481) {
+                    out.push(finding(
+                        call_id,
+                        Some(fin.at),
+                        subject,
+                        if ok481 { "200 or 481" } else { "200" },
+                        label(&fin.msg),
+                    ));
+                }
+                if method == "UPDATE" && code == 200 {
+                    check_answer(&mut out, call_id, req, fin);
+                }
+            }
+            other => {
+                let allowed: &[u16] = if other == "SUBSCRIBE" {
+                    &[405, 489, 501]
+                } else {
+                    &[405, 501]
+                };
+                if !allowed.contains(&code) {
+                    out.push(finding(
+                        call_id,
+                        Some(fin.at),
+                        subject,
+                        "405 Method Not Allowed (a method onhold does not implement)",
+                        label(&fin.msg),
+                    ));
+                } else if code == 405 && fin.msg.header("allow").is_none() {
+                    out.push(finding(
+                        call_id,
+                        Some(fin.at),
+                        label(&fin.msg),
+                        "an Allow header on 405 (RFC 3261 §21.4.6)",
+                        "none",
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Has our core sent a 2xx to an INVITE of this Call-ID before `t`?
+fn dialog_confirmed(msgs: &[SipAt<'_>], call_id: &str, t: Duration) -> bool {
+    msgs.iter().any(|s| {
+        s.way == Way::Out
+            && s.at <= t
+            && s.msg.call_id() == call_id
+            && s.msg.cseq().1 == "INVITE"
+            && s.msg.code().is_some_and(|c| (200..300).contains(&c))
+    })
+}
+
+/// The SDP answer in a 2xx: present, right direction, a codec from the offer we can send.
+fn check_answer(out: &mut Vec<Finding>, call_id: &str, req: &SipAt<'_>, fin: &SipAt<'_>) {
+    let Some(offer) = req.msg.sdp() else { return };
+    let Some(answer) = fin.msg.sdp() else {
+        out.push(finding(
+            call_id,
+            Some(fin.at),
+            label(&fin.msg),
+            "an SDP answer to the offer",
+            "no SDP",
+        ));
+        return;
+    };
+    let want = offer.dir.moh_answer();
+    if answer.dir != want {
+        out.push(finding(
+            call_id,
+            Some(fin.at),
+            label(&fin.msg),
+            format!("a={} in answer to a={}", want.as_str(), offer.dir.as_str()),
+            format!("a={}", answer.dir.as_str()),
+        ));
+    }
+    match answer.pts.first() {
+        Some(pt) if offer.pts.contains(pt) => {}
+        other => out.push(finding(
+            call_id,
+            Some(fin.at),
+            label(&fin.msg),
+            format!("a payload type from the offer {:?}", offer.pts),
+            format!("{other:?}"),
+        )),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_invite(
+    out: &mut Vec<Finding>,
+    trace: &Trace,
+    rules: &Rules,
+    msgs: &[SipAt<'_>],
+    req: &SipAt<'_>,
+    copies: &[&SipAt<'_>],
+    rs: &[&SipAt<'_>],
+    fin: &SipAt<'_>,
+    in_dialog: bool,
+    ended_before: bool,
+) {
+    let call_id = req.msg.call_id();
+    let (cseq, _) = req.msg.cseq();
+    let subject = format!("{} from {}", label(&req.msg), req.pkt.remote);
+    let code = fin.msg.code().unwrap_or(0);
+    // 100 Trying at once (RFC 3261 §17.2.1: within 200 ms if the final may take longer).
+    match rs.first() {
+        Some(r) if r.msg.code() == Some(100) => {}
+        Some(r) => out.push(finding(
+            call_id,
+            Some(r.at),
+            subject.clone(),
+            "100 Trying first",
+            label(&r.msg),
+        )),
+        None => {}
+    }
+    let cancel_at = msgs
+        .iter()
+        .find(|s| {
+            s.way == Way::In
+                && s.msg.method() == Some("CANCEL")
+                && s.msg.call_id() == call_id
+                && s.msg.cseq().0 == cseq
+        })
+        .map(|s| s.at);
+    let offer = req.msg.sdp();
+    let se = req
+        .msg
+        .header("session-expires")
+        .and_then(|v| v.split(';').next()?.trim().parse::<u64>().ok());
+    let expected: (&str, fn(u16) -> bool) = if cancel_at.is_some_and(|c| c < fin.at) {
+        ("487 Request Terminated (CANCEL arrived first)", |c| {
+            c == 487
+        })
+    } else if in_dialog && ended_before {
+        ("481 (dialog already ended)", |c| c == 481)
+    } else if offer.as_ref().is_some_and(|o| !o.has_moh_codec()) {
+        (
+            "488 Not Acceptable Here (no PCMU/PCMA/G722 on RTP/AVP offered)",
+            |c| c == 488,
+        )
+    } else if se.is_some_and(|s| s < 90) {
+        ("422 Session Interval Too Small (RFC 4028)", |c| c == 422)
+    } else {
+        ("200 OK", |c| (200..300).contains(&c))
+    };
+    if !(expected.1)(code) {
+        out.push(finding(
+            call_id,
+            Some(fin.at),
+            subject.clone(),
+            expected.0,
+            label(&fin.msg),
+        ));
+        return;
+    }
+    if !(200..300).contains(&code) {
+        return;
+    }
+    let tag = fin.msg.to_tag();
+    if tag.is_none() {
+        out.push(finding(
+            call_id,
+            Some(fin.at),
+            label(&fin.msg),
+            "a To-tag on the 2xx (the DP750 never ACKs without one)",
+            "none",
+        ));
+    }
+    if fin.msg.contact_uri().is_none() {
+        out.push(finding(
+            call_id,
+            Some(fin.at),
+            label(&fin.msg),
+            "a Contact on the 2xx (the DP750 never ACKs without one)",
+            "none",
+        ));
+    }
+    if offer.is_some() {
+        check_answer(out, call_id, req, fin);
+    } else if fin.msg.sdp().is_none() {
+        out.push(finding(
+            call_id,
+            Some(fin.at),
+            label(&fin.msg),
+            "an SDP offer in the 2xx to an INVITE without SDP (RFC 3264 §5)",
+            "no SDP",
+        ));
+    }
+    if se.is_some_and(|s| s >= 90) && fin.msg.header("session-expires").is_none() {
+        out.push(finding(
+            call_id,
+            Some(fin.at),
+            label(&fin.msg),
+            "Session-Expires on the 2xx (RFC 4028 §9: the INVITE asked for a session timer)",
+            "none",
+        ));
+    }
+    // 2xx retransmissions until the ACK (§13.3.1.4).
+    let sends: Vec<Duration> = rs
+        .iter()
+        .filter(|r| r.msg.code() == Some(code))
+        .map(|r| r.at)
+        .collect();
+    let ack_at = msgs
+        .iter()
+        .find(|s| {
+            s.way == Way::In
+                && s.msg.method() == Some("ACK")
+                && s.msg.call_id() == call_id
+                && s.msg.cseq().0 == cseq
+                && s.msg.to_tag() == tag
+        })
+        .map(|s| s.at);
+    check_2xx_schedule(
+        out,
+        call_id,
+        &label(&fin.msg),
+        &sends,
+        copies,
+        ack_at,
+        trace.end,
+        rules,
+    );
+    if ack_at.is_none() {
+        let give_up = sends[0] + rules.t1 * 64;
+        let bye = msgs.iter().find(|s| {
+            s.way == Way::Out
+                && s.msg.method() == Some("BYE")
+                && s.msg.call_id() == call_id
+                && s.msg.from_tag() == tag
+        });
+        match bye {
+            Some(b) if b.at + SLACK >= give_up && b.at <= give_up + rules.t2 => {}
+            Some(b) => out.push(finding(
+                call_id,
+                Some(b.at),
+                label(&b.msg),
+                format!("BYE at {} (64·T1 after the 2xx, no ACK)", fmt_time(give_up)),
+                format!("BYE at {}", fmt_time(b.at)),
+            )),
+            None if trace.end >= give_up + rules.t2 => out.push(finding(
+                call_id,
+                Some(give_up),
+                "no ACK for the 2xx".into(),
+                format!("BYE at {} (64·T1 after the 2xx)", fmt_time(give_up)),
+                "no BYE",
+            )),
+            None => {}
+        }
+    }
+}
+
+/// RFC 3261 §13.3.1.4: the 2xx is re-sent at T1, 2·T1, 4·T1 … capped at T2 after the first
+/// send, until the ACK arrives or 64·T1 passed. A copy sent when an INVITE retransmission
+/// arrived is allowed on top.
+#[allow(clippy::too_many_arguments)]
+pub fn check_2xx_schedule(
+    out: &mut Vec<Finding>,
+    call_id: &str,
+    what: &str,
+    sends: &[Duration],
+    invite_copies: &[&SipAt<'_>],
+    ack_at: Option<Duration>,
+    end: Duration,
+    rules: &Rules,
+) {
+    let Some(&first) = sends.first() else { return };
+    let stop = ack_at
+        .unwrap_or(first + rules.t1 * 64)
+        .min(first + rules.t1 * 64);
+    let mut expected = Vec::new();
+    let (mut t, mut interval) = (first + rules.t1, rules.t1);
+    while t < stop && t <= end {
+        expected.push(t);
+        interval = (interval * 2).min(rules.t2);
+        t += interval;
+    }
+    let echo = |s: Duration| {
+        invite_copies
+            .iter()
+            .skip(1)
+            .any(|c| c.at <= s && s <= c.at + SLACK)
+    };
+    let mut used = vec![false; sends.len()];
+    used[0] = true;
+    for (n, e) in expected.iter().enumerate() {
+        match sends
+            .iter()
+            .enumerate()
+            .find(|(i, s)| !used[*i] && s.abs_diff(*e) <= SLACK)
+        {
+            Some((i, _)) => used[i] = true,
+            None => {
+                out.push(finding(
+                    call_id,
+                    Some(*e),
+                    format!("{what} retransmission #{}", n + 1),
+                    format!(
+                        "a copy at {} (T1 doubling to T2 until the ACK)",
+                        fmt_time(*e)
+                    ),
+                    "none",
+                ));
+                return;
+            }
+        }
+    }
+    for (i, s) in sends.iter().enumerate() {
+        if !used[i] && !echo(*s) {
+            let why = if ack_at.is_some_and(|a| *s > a) {
+                "after the ACK arrived"
+            } else {
+                "off the T1/T2 schedule"
+            };
+            out.push(finding(
+                call_id,
+                Some(*s),
+                format!("{what} copy"),
+                "no 2xx copy here",
+                format!("a copy {why}"),
+            ));
+            return;
+        }
+    }
+}
