@@ -322,7 +322,7 @@ impl Sim {
                     TransmitKind::Rtp => Kind::Rtp,
                     TransmitKind::Rtcp => Kind::Rtcp,
                 };
-                if kind == Kind::Sip && self.caller.is_caller(t.remote) {
+                if kind == Kind::Sip {
                     let (src, dst) = (t.local, t.remote);
                     let b = bytes.clone();
                     self.send_over_link(move || Queued::ToCaller {

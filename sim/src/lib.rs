@@ -9,7 +9,141 @@
 //! - [`report`]: text and JSON reports.
 
 pub mod engine;
+pub mod generate;
 pub mod pcap;
 pub mod replay;
+pub mod report;
 pub mod sip;
 pub mod verdict;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use engine::{RunConfig, Sim, Trace};
+use pcap::Datagram;
+use replay::{Caller, Note};
+use verdict::pacing::MediaSummary;
+use verdict::{Finding, Rules};
+
+/// Everything one replay produced.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub name: String,
+    pub seed: u64,
+    pub link: String,
+    pub trace: Trace,
+    pub notes: Vec<Note>,
+    pub media: Vec<MediaSummary>,
+    pub findings: Vec<Finding>,
+}
+
+impl RunResult {
+    pub fn passed(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// Replay the caller side of a capture against a fresh core and judge the result.
+pub fn replay(name: &str, datagrams: &[Datagram], run: &RunConfig) -> RunResult {
+    let caller = Caller::from_capture(datagrams);
+    let core_ip = caller
+        .core_addrs
+        .first()
+        .map(|a| a.ip())
+        .unwrap_or([127, 0, 0, 1].into());
+    let until = caller.script_end() + run.tail;
+    let sim = Sim::new(caller, engine::server_config(core_ip), run);
+    let (trace, caller) = sim.run(until);
+    let rules = Rules::default();
+    let mut findings = verdict::dialog::check(&trace, &rules);
+    let (pacing, media) = verdict::pacing::check_with_summary(&trace, &rules);
+    findings.extend(pacing);
+    RunResult {
+        name: name.to_string(),
+        seed: run.seed,
+        link: run.faults.describe(),
+        trace,
+        notes: caller.notes,
+        media,
+        findings,
+    }
+}
+
+/// The public captures: `$ONHOLD_SHARED/captures`, else `shared/captures` beside the clone.
+pub fn shared_captures_dir() -> PathBuf {
+    match std::env::var_os("ONHOLD_SHARED") {
+        Some(s) => Path::new(&s).join("captures"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures"),
+    }
+}
+
+/// The synthetic captures committed in the repository.
+pub fn synthetic_captures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/captures")
+}
+
+/// `*.pcap`, `*.pcapng` and `*.cap` files of a directory, sorted by name.
+pub fn captures_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| e == "pcap" || e == "pcapng" || e == "cap")
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// The link profiles `run-all` uses besides a clean link.
+pub fn fault_profiles() -> Vec<RunConfig> {
+    use engine::LinkFaults;
+    let ms = Duration::from_millis;
+    vec![
+        RunConfig {
+            seed: 1,
+            faults: LinkFaults {
+                loss_ppm: 10_000,
+                delay: ms(20),
+                jitter: ms(5),
+                ..LinkFaults::default()
+            },
+            ..RunConfig::default()
+        },
+        RunConfig {
+            seed: 2,
+            faults: LinkFaults {
+                dup_ppm: 10_000,
+                reorder_ppm: 20_000,
+                delay: ms(10),
+                jitter: ms(10),
+                ..LinkFaults::default()
+            },
+            ..RunConfig::default()
+        },
+        RunConfig {
+            seed: 3,
+            faults: LinkFaults {
+                loss_ppm: 50_000,
+                dup_ppm: 10_000,
+                reorder_ppm: 10_000,
+                delay: ms(50),
+                jitter: ms(20),
+            },
+            ..RunConfig::default()
+        },
+    ]
+}
+
+/// The core's side of the wire as a pcap file (opens in Wireshark).
+pub fn wire_pcap(trace: &Trace) -> Vec<u8> {
+    let mut w = pcap::PcapWriter::new();
+    for p in &trace.wire {
+        let (src, dst) = match p.way {
+            engine::Way::In => (p.remote, p.local),
+            engine::Way::Out => (p.local, p.remote),
+        };
+        w.push(p.at, src, dst, &p.bytes);
+    }
+    w.into_bytes()
+}

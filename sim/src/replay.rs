@@ -101,23 +101,46 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Build the caller from a capture's datagrams; `None` if the capture has no SIP INVITE.
-    pub fn from_capture(datagrams: &[Datagram]) -> Option<Caller> {
+    /// Build the caller from a capture's datagrams. Without an INVITE (an RTP-only capture) the
+    /// caller is the first datagram's sender and plays its datagrams as they are: stray media
+    /// that our core must not answer.
+    pub fn from_capture(datagrams: &[Datagram]) -> Caller {
         let first_invite = datagrams
             .iter()
-            .find(|d| SipMsg::parse(&d.payload).is_some_and(|m| m.method() == Some("INVITE")))?;
-        let caller_ip = first_invite.src.ip();
-        let callee_ip = first_invite.dst.ip();
+            .find(|d| SipMsg::parse(&d.payload).is_some_and(|m| m.method() == Some("INVITE")));
+        let raw = first_invite.is_none();
+        let Some(first) = first_invite.or(datagrams.first()) else {
+            return Caller::new(Vec::new(), BTreeMap::new(), Vec::new(), Vec::new());
+        };
+        let (caller_ip, callee_ip) = (first.src.ip(), first.dst.ip());
         let mut steps = Vec::new();
         let mut caller_addrs = Vec::new();
         let mut core_addrs = Vec::new();
         let mut outcomes: BTreeMap<(String, u32), CapturedOutcome> = BTreeMap::new();
         for d in datagrams {
-            let Some(m) = SipMsg::parse(&d.payload) else {
-                continue;
-            };
             let from_caller = d.src.ip() == caller_ip && d.dst.ip() == callee_ip;
             let to_caller = d.dst.ip() == caller_ip && d.src.ip() == callee_ip;
+            let m = SipMsg::parse(&d.payload);
+            let request = m.as_ref().is_some_and(|m| m.method().is_some());
+            if from_caller && (request || raw && m.is_none()) {
+                if !caller_addrs.contains(&d.src) {
+                    caller_addrs.push(d.src);
+                }
+                if !core_addrs.contains(&d.dst) {
+                    core_addrs.push(d.dst);
+                }
+            }
+            let Some(m) = m else {
+                if raw && from_caller {
+                    steps.push(Step {
+                        at: d.at,
+                        src: d.src,
+                        dst: d.dst,
+                        bytes: d.payload.clone(),
+                    });
+                }
+                continue;
+            };
             let (cseq, cmethod) = m.cseq();
             if to_caller && m.code().is_some_and(|c| c >= 200) && cmethod == "INVITE" {
                 let o = outcomes.entry((m.call_id().to_string(), cseq)).or_default();
@@ -127,13 +150,7 @@ impl Caller {
                     o.to_tag = m.to_tag().map(str::to_string);
                 }
             }
-            if from_caller && m.method().is_some() {
-                if !caller_addrs.contains(&d.src) {
-                    caller_addrs.push(d.src);
-                }
-                if !core_addrs.contains(&d.dst) {
-                    core_addrs.push(d.dst);
-                }
+            if from_caller && request {
                 if m.method() == Some("ACK") {
                     if let Some(o) = outcomes.get_mut(&(m.call_id().to_string(), cseq)) {
                         if o.final_code.is_some_and(|c| c < 300) && o.ack.is_none() {
@@ -154,13 +171,12 @@ impl Caller {
         for s in &mut steps {
             s.at -= t0;
         }
-        let mut anchored = vec![false; steps.len()];
-        let mut invites = BTreeMap::new();
+        let mut caller = Caller::new(steps, BTreeMap::new(), caller_addrs, core_addrs);
         for (k, o) in outcomes {
             if let Some((i, _)) = o.ack {
-                anchored[i] = true;
+                caller.anchored[i] = true;
             }
-            invites.insert(
+            caller.invites.insert(
                 k,
                 Invite {
                     captured: o,
@@ -168,11 +184,20 @@ impl Caller {
                 },
             );
         }
-        Some(Caller {
+        caller
+    }
+
+    fn new(
+        steps: Vec<Step>,
+        invites: BTreeMap<(String, u32), Invite>,
+        caller_addrs: Vec<SocketAddr>,
+        core_addrs: Vec<SocketAddr>,
+    ) -> Caller {
+        Caller {
+            anchored: vec![false; steps.len()],
             steps,
             next_step: 0,
             invites,
-            anchored,
             outstanding: BTreeMap::new(),
             timed: BTreeMap::new(),
             waiting: Vec::new(),
@@ -182,7 +207,7 @@ impl Caller {
             notes: Vec::new(),
             caller_addrs,
             core_addrs,
-        })
+        }
     }
 
     /// Time of the last captured step (relative to the first).
@@ -269,6 +294,12 @@ impl Caller {
     fn play(&mut self, now: Duration, i: usize) {
         let step = self.steps[i].clone();
         let Some(m) = SipMsg::parse(&step.bytes) else {
+            // Only RTP-only captures have non-SIP steps: play them as they are.
+            self.queue.push(Send {
+                src: step.src,
+                dst: step.dst,
+                bytes: step.bytes,
+            });
             return;
         };
         let method = m.method().unwrap_or("").to_string();
@@ -465,8 +496,10 @@ impl Caller {
         out.push_str(&format!("Call-ID: {call_id}\r\nCSeq: {bye_cseq} BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"));
         let dst = uri_addr(&target)
             .filter(|_| inv.routes.is_empty())
-            .unwrap_or(inv.dst.unwrap_or(self.core_addrs[0]));
-        let src = inv.src.unwrap_or(self.caller_addrs[0]);
+            .or(inv.dst);
+        let (Some(dst), Some(src)) = (dst, inv.src) else {
+            return;
+        };
         self.send_request(
             now,
             Send {
@@ -581,8 +614,9 @@ impl Caller {
         let Some(orig) = SipMsg::parse(&inv.bytes) else {
             return;
         };
-        let src = inv.src.unwrap_or(self.caller_addrs[0]);
-        let dst = inv.dst.unwrap_or(self.core_addrs[0]);
+        let (Some(src), Some(dst)) = (inv.src, inv.dst) else {
+            return;
+        };
         if code >= 300 {
             // §17.1.1.3: the ACK to a non-2xx is built by the transaction, same branch.
             let mut out = format!("ACK {} SIP/2.0\r\n", uri_of_request(&orig));
@@ -632,8 +666,6 @@ impl Caller {
                 if inv.captured.final_code.is_some_and(|c| c >= 300) {
                     self.notes.push(Note { at: now, text: format!("INVITE (CSeq {cseq}) of {call_id}: the original callee answered {}, our core 2xx: ACK at once", inv.captured.final_code.unwrap_or(0)) });
                 }
-                let has_captured_ack = false;
-                let _ = has_captured_ack;
                 if inv.captured.final_code.is_none()
                     && !self.steps.iter().any(|s| {
                         SipMsg::parse(&s.bytes)
