@@ -8,9 +8,11 @@
 pub mod codec;
 pub mod media;
 pub mod rng;
+pub mod rtp;
 pub mod sdp;
 pub mod server;
 pub mod sip;
+mod timers;
 
 pub use codec::Codec;
 pub use server::{

@@ -14,10 +14,18 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use crate::codec::Codec;
 use crate::media::Library;
+
+mod build;
+mod calls;
+mod incoming;
+mod state;
+mod txn;
+
+pub use state::Server;
 
 /// A buffer passed to [`Server::poll_transmit`] must hold at least this many bytes.
 pub const MAX_DATAGRAM: usize = 8192;
@@ -217,87 +225,4 @@ pub struct Stats {
     pub rtp_in: u64,
     pub dropped: u64,
     pub late_skipped_frames: u64,
-}
-
-/// The sans-IO Music On Hold server.
-pub struct Server {
-    _config: ServerConfig,
-    _library: Arc<Library>,
-    _epoch: Instant,
-    _epoch_wall: SystemTime,
-    stats: Stats,
-}
-
-impl Server {
-    /// `epoch` is any instant at or before the first `now`; `epoch_wall` is the wall-clock time
-    /// at `epoch` (for RTCP NTP timestamps). `seed` drives every random choice.
-    pub fn new(
-        config: ServerConfig,
-        library: Arc<Library>,
-        seed: u64,
-        epoch: Instant,
-        epoch_wall: SystemTime,
-    ) -> Server {
-        let _ = seed;
-        Server {
-            _config: config,
-            _library: library,
-            _epoch: epoch,
-            _epoch_wall: epoch_wall,
-            stats: Stats::default(),
-        }
-    }
-
-    /// A datagram (or one framed TCP message) arrived on `local` from `remote`.
-    pub fn handle_datagram(
-        &mut self,
-        now: Instant,
-        transport: Transport,
-        local: SocketAddr,
-        remote: SocketAddr,
-        data: &[u8],
-    ) {
-        let _ = (now, transport, local, remote, data);
-    }
-
-    /// The deadline from `poll_timeout` passed (calling it early or often is harmless).
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let _ = now;
-    }
-
-    pub fn control(&mut self, now: Instant, control: Control) {
-        let _ = (now, control);
-    }
-
-    /// Answer to `Command::BindRtp`: `ok == false` makes the core try another port.
-    pub fn rtp_bind_result(&mut self, now: Instant, port: u16, ok: bool) {
-        let _ = (now, port, ok);
-    }
-
-    /// Write the next due datagram into `buf` (at least [`MAX_DATAGRAM`] bytes).
-    #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
-        let _ = (now, buf);
-        None
-    }
-
-    /// When `handle_timeout`/`poll_transmit` next have work.
-    #[must_use]
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        None
-    }
-
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
-        None
-    }
-
-    #[must_use]
-    pub fn poll_command(&mut self) -> Option<Command> {
-        None
-    }
-
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
 }

@@ -1,1 +1,0 @@
-//! SDP (RFC 8866) parsing and offer/answer (RFC 3264).

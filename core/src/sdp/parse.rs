@@ -1,0 +1,336 @@
+//! The tolerant SDP reader. Refuses only what would make an answer wrong (no `v=` line, an
+//! m-line without port or protocol, too many m-lines); everything else unknown or malformed is
+//! skipped, as RFC 8866 §5 asks of unknown attributes.
+
+use std::net::IpAddr;
+
+use super::{
+    Connection, Fmtp, MediaDescription, Origin, RtcpAttr, RtpMap, SdpError, SessionDescription,
+    MAX_MEDIA,
+};
+use crate::server::Direction;
+
+/// Parse an SDP body. Lines may end in CRLF or LF, the last one may lack it, and lines that are
+/// not `<letter>=<value>` are ignored.
+pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
+    let mut sd = SessionDescription::default();
+    let mut seen_version = false;
+    for raw in body.split(|&b| b == b'\n') {
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        let line = String::from_utf8_lossy(raw);
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((kind, value)) = split_type(line) else {
+            continue;
+        };
+        if !seen_version {
+            // RFC 8866 §5: v= comes first. Anything else means this body is not SDP.
+            if kind != b'v' || value.trim() != "0" {
+                return Err(SdpError::NotSdp);
+            }
+            seen_version = true;
+            continue;
+        }
+        match kind {
+            b'o' if sd.media.is_empty() => sd.origin = parse_origin(value),
+            b'c' => {
+                let conn = parse_connection(value);
+                match sd.media.last_mut() {
+                    Some(m) => m.connection = Some(conn),
+                    None => sd.connection = Some(conn),
+                }
+            }
+            b'm' => {
+                if sd.media.len() == MAX_MEDIA {
+                    return Err(SdpError::TooManyMedia);
+                }
+                let index = sd.media.len();
+                let media = parse_media(value).ok_or(SdpError::BadMediaLine { index })?;
+                sd.media.push(media);
+            }
+            b'a' => match sd.media.last_mut() {
+                Some(m) => media_attribute(m, value),
+                None => session_attribute(&mut sd, value),
+            },
+            _ => {}
+        }
+    }
+    if seen_version {
+        Ok(sd)
+    } else {
+        Err(SdpError::NotSdp)
+    }
+}
+
+fn split_type(line: &str) -> Option<(u8, &str)> {
+    let bytes = line.as_bytes();
+    if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b'=' {
+        Some((bytes[0].to_ascii_lowercase(), &line[2..]))
+    } else {
+        None
+    }
+}
+
+fn parse_origin(value: &str) -> Option<Origin> {
+    let mut f = value.split_ascii_whitespace();
+    let username = f.next()?.to_owned();
+    let session_id = f.next()?.to_owned();
+    let session_version = f.next()?.to_owned();
+    let _nettype = f.next()?;
+    let _addrtype = f.next()?;
+    let address = f.next()?.to_owned();
+    Some(Origin {
+        username,
+        session_id,
+        session_version,
+        address,
+    })
+}
+
+/// `IN IP4 <addr>[/ttl[/count]]`. The address type is not checked against the address: the
+/// address itself says which family it is.
+fn parse_connection(value: &str) -> Connection {
+    let mut f = value.split_ascii_whitespace();
+    let (Some(_nettype), Some(_addrtype), Some(addr)) = (f.next(), f.next(), f.next()) else {
+        return Connection::Unusable(value.to_owned());
+    };
+    let host = addr.split('/').next().unwrap_or(addr);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Connection::Ip(ip),
+        Err(_) => Connection::Unusable(addr.to_owned()),
+    }
+}
+
+/// `<media> <port>[/<count>] <proto> <fmt> …`
+fn parse_media(value: &str) -> Option<MediaDescription> {
+    let mut f = value.split_ascii_whitespace();
+    let media = f.next()?.to_owned();
+    let port = f.next()?;
+    let port = port.split('/').next()?.parse::<u16>().ok()?;
+    let proto = f.next()?.to_owned();
+    let formats = f.map(str::to_owned).collect();
+    Some(MediaDescription {
+        media,
+        port,
+        proto,
+        formats,
+        connection: None,
+        rtpmaps: Vec::new(),
+        fmtps: Vec::new(),
+        ptime: None,
+        maxptime: None,
+        direction: None,
+        rtcp: None,
+        rtcp_mux: false,
+        crypto: false,
+    })
+}
+
+fn split_attribute(value: &str) -> (&str, &str) {
+    match value.split_once(':') {
+        Some((name, rest)) => (name.trim(), rest.trim()),
+        None => (value.trim(), ""),
+    }
+}
+
+fn direction(name: &str) -> Option<Direction> {
+    const TABLE: [(&str, Direction); 4] = [
+        ("sendrecv", Direction::SendRecv),
+        ("sendonly", Direction::SendOnly),
+        ("recvonly", Direction::RecvOnly),
+        ("inactive", Direction::Inactive),
+    ];
+    TABLE
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, d)| *d)
+}
+
+fn session_attribute(sd: &mut SessionDescription, value: &str) {
+    let (name, rest) = split_attribute(value);
+    if let Some(d) = direction(name) {
+        sd.direction = Some(d);
+    } else if name.eq_ignore_ascii_case("ptime") {
+        sd.ptime = leading_number(rest).or(sd.ptime);
+    }
+}
+
+fn media_attribute(m: &mut MediaDescription, value: &str) {
+    let (name, rest) = split_attribute(value);
+    if let Some(d) = direction(name) {
+        m.direction = Some(d);
+        return;
+    }
+    match name.to_ascii_lowercase().as_str() {
+        "rtpmap" => {
+            if let Some(map) = parse_rtpmap(rest) {
+                m.rtpmaps.push(map);
+            }
+        }
+        "fmtp" => {
+            if let Some((pt, params)) = rest.split_once(|c: char| c.is_ascii_whitespace()) {
+                if let Some(payload_type) = payload_type(pt) {
+                    m.fmtps.push(Fmtp {
+                        payload_type,
+                        params: params.trim().to_owned(),
+                    });
+                }
+            }
+        }
+        "ptime" => m.ptime = leading_number(rest).or(m.ptime),
+        "maxptime" => m.maxptime = leading_number(rest).or(m.maxptime),
+        "rtcp" => m.rtcp = parse_rtcp(rest).or(m.rtcp),
+        "rtcp-mux" => m.rtcp_mux = true,
+        "crypto" => m.crypto = true,
+        _ => {}
+    }
+}
+
+fn payload_type(s: &str) -> Option<u8> {
+    s.parse::<u8>().ok().filter(|pt| *pt < 128)
+}
+
+/// `<pt> <name>/<clock>[/<channels>]`
+fn parse_rtpmap(rest: &str) -> Option<RtpMap> {
+    let (pt, enc) = rest.split_once(|c: char| c.is_ascii_whitespace())?;
+    let payload_type = payload_type(pt)?;
+    let mut parts = enc.trim().split('/');
+    let encoding = parts.next()?.to_owned();
+    let clock_rate = parts.next()?.trim().parse().ok()?;
+    let channels = match parts.next() {
+        Some(c) => Some(c.trim().parse().ok()?),
+        None => None,
+    };
+    Some(RtpMap {
+        payload_type,
+        encoding,
+        clock_rate,
+        channels,
+    })
+}
+
+/// `<port> [IN IP4 <addr>]` (RFC 3605 §2.1).
+fn parse_rtcp(rest: &str) -> Option<RtcpAttr> {
+    let mut f = rest.split_ascii_whitespace();
+    let port = f.next()?.parse().ok()?;
+    let addr = match (f.next(), f.next(), f.next()) {
+        (Some(_), Some(_), Some(a)) => a.parse().ok(),
+        _ => None,
+    };
+    Some(RtcpAttr { port, addr })
+}
+
+/// The integer at the start of `s`: `20`, and also `20.0` or `20 ms` as some phones write it.
+fn leading_number(s: &str) -> Option<u32> {
+    let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    s[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> SessionDescription {
+        parse(s.as_bytes()).expect("parses")
+    }
+
+    #[test]
+    fn rejects_bodies_that_are_not_sdp() {
+        assert_eq!(parse(b""), Err(SdpError::NotSdp));
+        assert_eq!(parse(b"hello\r\n"), Err(SdpError::NotSdp));
+        assert_eq!(
+            parse(b"o=x 1 1 IN IP4 1.2.3.4\r\nv=0\r\n"),
+            Err(SdpError::NotSdp)
+        );
+        assert_eq!(parse(b"v=1\r\n"), Err(SdpError::NotSdp));
+    }
+
+    #[test]
+    fn malformed_m_line_names_its_index() {
+        let r = parse(b"v=0\r\nm=audio 5004 RTP/AVP 0\r\nm=video x RTP/AVP 96\r\n");
+        assert_eq!(r, Err(SdpError::BadMediaLine { index: 1 }));
+        let r = parse(b"v=0\r\nm=audio 5004\r\n");
+        assert_eq!(r, Err(SdpError::BadMediaLine { index: 0 }));
+    }
+
+    #[test]
+    fn too_many_m_lines_are_refused() {
+        let mut s = String::from("v=0\r\n");
+        for _ in 0..=MAX_MEDIA {
+            s.push_str("m=audio 0 RTP/AVP 0\r\n");
+        }
+        assert_eq!(parse(s.as_bytes()), Err(SdpError::TooManyMedia));
+    }
+
+    #[test]
+    fn connection_forms() {
+        assert_eq!(
+            parse_connection("IN IP4 224.2.1.1/127/3"),
+            Connection::Ip("224.2.1.1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_connection("IN IP6 ::1"),
+            Connection::Ip("::1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_connection("IN IP4 media.example.com"),
+            Connection::Unusable("media.example.com".into())
+        );
+        assert_eq!(parse_connection("IN"), Connection::Unusable("IN".into()));
+    }
+
+    #[test]
+    fn attributes_land_at_their_level() {
+        let sd = p("v=0\na=recvonly\na=ptime:30\nm=audio 4000 RTP/AVP 0 96\n\
+                    a=rtpmap:96 telephone-event/8000\na=fmtp:96 0-16\na=maxptime:40\n\
+                    a=rtcp:4011 IN IP4 10.0.0.9\na=rtcp-mux\na=crypto:1 AES_CM_128_HMAC_SHA1_80 \
+                    inline:abc\na=sendonly\na=x-unknown:1\nm=video 0 RTP/AVP 31");
+        assert_eq!(sd.direction, Some(Direction::RecvOnly));
+        assert_eq!(sd.ptime, Some(30));
+        let a = &sd.media[0];
+        assert_eq!(a.direction, Some(Direction::SendOnly));
+        assert_eq!(a.maxptime, Some(40));
+        assert_eq!(a.ptime, None);
+        assert_eq!(sd.ptime_for(0), Some(30));
+        assert_eq!(
+            a.rtpmap(96),
+            Some(&RtpMap {
+                payload_type: 96,
+                encoding: "telephone-event".into(),
+                clock_rate: 8000,
+                channels: None
+            })
+        );
+        assert_eq!(a.fmtps[0].params, "0-16");
+        assert_eq!(
+            a.rtcp,
+            Some(RtcpAttr {
+                port: 4011,
+                addr: Some("10.0.0.9".parse().unwrap())
+            })
+        );
+        assert!(a.rtcp_mux && a.crypto);
+        assert_eq!(sd.media[1].formats, vec!["31".to_string()]);
+        assert_eq!(sd.media[1].direction, None);
+        assert_eq!(sd.direction_for(1), Direction::RecvOnly);
+    }
+
+    #[test]
+    fn odd_numbers_and_malformed_attributes_are_tolerated() {
+        let sd = p(
+            "v=0\r\nm=audio 4000/2 RTP/AVP 0 xyz 200\r\na=ptime:20.0\r\n\
+                    a=rtpmap:200 FOO/8000\r\na=rtpmap:9\r\na=rtpmap:97 opus/48000/2\r\n\
+                    a=rtcp:\r\n  \r\ngarbage line\r\n",
+        );
+        let a = &sd.media[0];
+        assert_eq!(a.port, 4000);
+        assert_eq!(a.ptime, Some(20));
+        assert_eq!(a.payload_types().collect::<Vec<_>>(), vec![0]);
+        assert_eq!(a.rtpmaps.len(), 1);
+        assert_eq!(a.rtpmaps[0].channels, Some(2));
+        assert_eq!(a.rtcp, None);
+    }
+}

@@ -1,0 +1,162 @@
+//! Writing the responses and requests the server sends. Every SIP message leaves through here.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use super::incoming::Request;
+use crate::sip::reason_phrase;
+
+/// Methods we implement; sent in `Allow` (RFC 3261 §20.5).
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+/// Option tags we understand (RFC 4028 session timers).
+pub(crate) const SUPPORTED: &str = "timer";
+pub(crate) const ACCEPT: &str = "application/sdp";
+
+/// A SIP message under construction: start line, headers in order, then `finish` writes
+/// Content-Length (always, RFC 3261 §18.3 needs it on streams and it costs nothing on UDP).
+pub(crate) struct Writer<'o> {
+    out: &'o mut Vec<u8>,
+}
+
+impl<'o> Writer<'o> {
+    pub fn response(out: &'o mut Vec<u8>, code: u16, reason: &str) -> Writer<'o> {
+        out.clear();
+        let _ = write!(Fmt(out), "SIP/2.0 {code} {reason}\r\n");
+        Writer { out }
+    }
+
+    pub fn request(out: &'o mut Vec<u8>, method: &str, uri: &str) -> Writer<'o> {
+        out.clear();
+        let _ = write!(Fmt(out), "{method} {uri} SIP/2.0\r\n");
+        Writer { out }
+    }
+
+    /// Append header lines already written (CRLF-terminated).
+    pub fn raw(&mut self, lines: &[u8]) -> &mut Self {
+        self.out.extend_from_slice(lines);
+        self
+    }
+
+    pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b": ");
+        self.out.extend_from_slice(value.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
+    pub fn header_fmt(&mut self, name: &str, value: std::fmt::Arguments<'_>) -> &mut Self {
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b": ");
+        let _ = Fmt(self.out).write_fmt(value);
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
+    pub fn finish(self, body: Option<(&str, &[u8])>) {
+        match body {
+            Some((content_type, bytes)) => {
+                let _ = write!(
+                    Fmt(self.out),
+                    "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+                    bytes.len()
+                );
+                self.out.extend_from_slice(bytes);
+            }
+            None => self.out.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
+        }
+    }
+}
+
+struct Fmt<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for Fmt<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The top Via of a response: `received` and `rport` filled in (RFC 3261 §18.2.1, RFC 3581 §4).
+pub(crate) fn response_top_via(req: &Request<'_>) -> String {
+    let raw = req.vias.first().copied().unwrap_or("");
+    let src_ip = req.remote.ip().to_string();
+    let mut out = String::with_capacity(raw.len() + 40);
+    let mut has_received = false;
+    for (i, part) in raw.split(';').enumerate() {
+        let part = part.trim();
+        if i > 0 {
+            out.push(';');
+        }
+        let name = part.split('=').next().unwrap_or("").trim();
+        if i > 0 && name.eq_ignore_ascii_case("rport") {
+            let _ = write!(out, "rport={}", req.remote.port());
+        } else if i > 0 && name.eq_ignore_ascii_case("received") {
+            has_received = true;
+            let _ = write!(out, "received={src_ip}");
+        } else {
+            out.push_str(part);
+        }
+    }
+    let host = req
+        .top_via
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if !has_received && (req.top_via.rport || host != src_ip) {
+        let _ = write!(out, ";received={src_ip}");
+    }
+    out
+}
+
+/// Where a response goes (RFC 3261 §18.2.2, RFC 3581 §4): the source address when `rport` asks
+/// for it or on a stream; otherwise the source IP and the Via's sent-by port.
+pub(crate) fn response_destination(req: &Request<'_>) -> SocketAddr {
+    if req.top_via.rport || req.transport == super::Transport::Tcp {
+        req.remote
+    } else {
+        SocketAddr::new(req.remote.ip(), req.top_via.port.unwrap_or(5060))
+    }
+}
+
+/// Start a response to `req`: status line, Vias, From, To (with `to_tag` if the To has none
+/// and this is not a 100), Call-ID, CSeq, Server. The caller adds headers and finishes it.
+pub(crate) fn start_response<'o>(
+    out: &'o mut Vec<u8>,
+    req: &Request<'_>,
+    code: u16,
+    reason: Option<&str>,
+    to_tag: Option<&str>,
+    server: &str,
+) -> Writer<'o> {
+    let mut w = Writer::response(out, code, reason.unwrap_or_else(|| reason_phrase(code)));
+    w.header("Via", &response_top_via(req));
+    for via in req.vias.iter().skip(1) {
+        w.header("Via", via);
+    }
+    if !req.from.is_empty() {
+        w.header("From", req.from);
+    }
+    match to_tag {
+        Some(tag) if req.to_tag.is_empty() && code > 100 => {
+            w.header_fmt("To", format_args!("{};tag={tag}", req.to))
+        }
+        _ => w.header("To", req.to),
+    };
+    if !req.call_id.is_empty() {
+        w.header("Call-ID", req.call_id);
+    }
+    if req.cseq > 0 {
+        w.header_fmt("CSeq", format_args!("{} {}", req.cseq, req.cseq_method));
+    }
+    w.header("Server", server);
+    w
+}
+
+/// `host` for a URI or Via: IPv6 in brackets.
+pub(crate) fn host_str(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}

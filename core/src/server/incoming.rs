@@ -1,0 +1,280 @@
+//! The parts of a request or response the server acts on, read once from the parsed message.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::server::Transport;
+use crate::sip::{self, ContactValue, HeaderName, Message, Refresher, StartLine, Uri};
+
+/// What a datagram turned out to be.
+pub(crate) enum Parsed<'a> {
+    Request(Request<'a>),
+    Response(Response<'a>),
+    /// CRLF keep-alive.
+    KeepAlive,
+    /// Unusable. With `request`, enough survived to send an error response.
+    Bad {
+        request: Option<Request<'a>>,
+        reason: &'static str,
+        code: u16,
+    },
+}
+
+pub(crate) fn parse<'a>(
+    data: &'a [u8],
+    transport: Transport,
+    local: SocketAddr,
+    remote: SocketAddr,
+) -> Parsed<'a> {
+    match sip::parse(data) {
+        Ok(msg) => match msg.start {
+            StartLine::Response { code, .. } => match response(&msg, code) {
+                Some(r) => Parsed::Response(r),
+                None => Parsed::Bad {
+                    request: None,
+                    reason: "response without Via branch or CSeq",
+                    code: 0,
+                },
+            },
+            StartLine::Request { .. } => {
+                if let Err(e) = msg.check_request() {
+                    let reason = e.reason;
+                    let req = request(&msg, transport, local, remote, true).ok();
+                    return Parsed::Bad {
+                        request: req,
+                        reason,
+                        code: 400,
+                    };
+                }
+                match request(&msg, transport, local, remote, false) {
+                    Ok(r) => Parsed::Request(r),
+                    Err(reason) => Parsed::Bad {
+                        request: None,
+                        reason,
+                        code: 400,
+                    },
+                }
+            }
+        },
+        Err(e) if e.kind == sip::ErrorKind::KeepAlive => Parsed::KeepAlive,
+        Err(e) => {
+            let reason = e.kind.reason();
+            let code = e.kind.status().unwrap_or(400);
+            let request = e
+                .request()
+                .and_then(|m| request(m, transport, local, remote, true).ok());
+            Parsed::Bad {
+                request,
+                reason,
+                code,
+            }
+        }
+    }
+}
+
+fn response<'a>(msg: &Message<'a>, code: u16) -> Option<Response<'a>> {
+    let via = msg.top_via().ok()?;
+    let (_, method) = msg.cseq().ok()?;
+    Some(Response {
+        code,
+        branch: via.branch()?,
+        cseq_method: method.as_str(),
+    })
+}
+
+fn request<'a>(
+    msg: &Message<'a>,
+    transport: Transport,
+    local: SocketAddr,
+    remote: SocketAddr,
+    lenient: bool,
+) -> Result<Request<'a>, &'static str> {
+    let StartLine::Request { method, uri } = msg.start else {
+        return Err("not a request");
+    };
+    let parsed_uri = Uri::parse(uri).ok();
+    // Only the Via is needed to address a response; for an error response (`lenient`) the
+    // other mandatory headers may be missing and are copied as far as they exist.
+    let via = msg.top_via().map_err(|_| "missing or bad Via")?;
+    let from_tag = match msg.from() {
+        Ok(f) => f.tag().unwrap_or(""),
+        Err(_) if lenient => "",
+        Err(_) => return Err("missing or bad From"),
+    };
+    let to_tag = match msg.to() {
+        Ok(t) => t.tag().unwrap_or(""),
+        Err(_) if lenient => "",
+        Err(_) => return Err("missing or bad To"),
+    };
+    let call_id = match msg.call_id() {
+        Ok(c) => c,
+        Err(_) if lenient => "",
+        Err(_) => return Err("missing Call-ID"),
+    };
+    let (cseq, cseq_method) = match msg.cseq() {
+        Ok((n, m)) => (n, m.as_str()),
+        Err(_) if lenient => (0, method.as_str()),
+        Err(_) => return Err("missing or bad CSeq"),
+    };
+    let mut vias = Vec::with_capacity(2);
+    for line in msg.headers_of(HeaderName::Via) {
+        split_top(line, &mut vias);
+    }
+    let mut record_route = Vec::new();
+    for line in msg.headers("Record-Route") {
+        split_top(line, &mut record_route);
+    }
+    let contact = msg.contacts().find_map(|c| match c {
+        Ok(ContactValue::Addr(a)) => Some(a.uri.raw),
+        _ => None,
+    });
+    let session_expires = msg.session_expires().ok().flatten().map(|se| {
+        let r = match se.refresher {
+            Some(Refresher::Uac) => Some("uac"),
+            Some(Refresher::Uas) => Some("uas"),
+            None => None,
+        };
+        (se.delta, r)
+    });
+    let host = via.host;
+    let port = via
+        .port
+        .unwrap_or(if via.transport.eq_ignore_ascii_case("TLS") {
+            5061
+        } else {
+            5060
+        });
+    Ok(Request {
+        method: method.as_str(),
+        uri,
+        uri_user: parsed_uri.and_then(|u| u.user).unwrap_or(""),
+        uri_host: parsed_uri.map_or("", |u| u.host),
+        vias,
+        top_via: TopVia {
+            branch: via.branch().unwrap_or(""),
+            sent_by: format!("{}:{port}", host.to_ascii_lowercase()),
+            host,
+            port: via.port,
+            rport: via.rport().is_some(),
+        },
+        from: trim(msg.header("From").unwrap_or("")),
+        from_tag,
+        to: trim(msg.header("To").unwrap_or("")),
+        to_tag,
+        call_id,
+        cseq,
+        cseq_method,
+        max_forwards: msg.max_forwards().ok().flatten().map(u32::from),
+        contact,
+        record_route,
+        require: msg.require().collect(),
+        supported: msg.supported().collect(),
+        content_type: msg.header("Content-Type"),
+        session_expires,
+        body: msg.body,
+        transport,
+        local,
+        remote,
+    })
+}
+
+fn trim(s: &str) -> &str {
+    s.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n')
+}
+
+/// Split a header line at commas outside quotes and angle brackets (RFC 3261 §7.3.1).
+fn split_top<'a>(line: &'a str, out: &mut Vec<&'a str>) {
+    let (mut quoted, mut angle, mut start) = (false, false, 0);
+    let bytes = line.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => angle = true,
+            b'>' if !quoted => angle = false,
+            b',' if !quoted && !angle => {
+                let part = trim(&line[start..i]);
+                if !part.is_empty() {
+                    out.push(part);
+                }
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let part = trim(&line[start..]);
+    if !part.is_empty() {
+        out.push(part);
+    }
+}
+
+/// The socket address of a SIP URI (optionally in `<>`) whose host is an IP literal; names
+/// need DNS, which the core does not do.
+pub(crate) fn uri_socket_addr(uri: &str) -> Option<SocketAddr> {
+    let inner = match (uri.find('<'), uri.find('>')) {
+        (Some(a), Some(b)) if a < b => &uri[a + 1..b],
+        _ => uri,
+    };
+    let u = Uri::parse(inner).ok()?;
+    let ip: IpAddr = u.host_unbracketed().parse().ok()?;
+    let default = if matches!(u.scheme, sip::Scheme::Sips) {
+        5061
+    } else {
+        5060
+    };
+    Some(SocketAddr::new(ip, u.port.unwrap_or(default)))
+}
+
+/// One request, with the fields the transaction and dialog layers use, borrowed from the datagram.
+#[derive(Debug)]
+pub(crate) struct Request<'a> {
+    pub method: &'a str,
+    pub uri: &'a str,
+    /// Request-URI user part (`123` in `sip:123@host`), empty when there is none.
+    pub uri_user: &'a str,
+    /// Request-URI host as written (IP literal or name, IPv6 without brackets).
+    pub uri_host: &'a str,
+    /// Every Via value, top first, as written.
+    pub vias: Vec<&'a str>,
+    pub top_via: TopVia<'a>,
+    pub from: &'a str,
+    pub from_tag: &'a str,
+    pub to: &'a str,
+    pub to_tag: &'a str,
+    pub call_id: &'a str,
+    pub cseq: u32,
+    pub cseq_method: &'a str,
+    pub max_forwards: Option<u32>,
+    /// First Contact URI (without `<>`), if any.
+    pub contact: Option<&'a str>,
+    /// Record-Route values in order, as written.
+    pub record_route: Vec<&'a str>,
+    pub require: Vec<&'a str>,
+    pub supported: Vec<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub session_expires: Option<(u32, Option<&'a str>)>,
+    pub body: &'a [u8],
+    pub transport: Transport,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct TopVia<'a> {
+    pub branch: &'a str,
+    /// `host:port`, lower-cased: part of the transaction key (RFC 3261 §17.2.3).
+    pub sent_by: String,
+    pub host: &'a str,
+    pub port: Option<u16>,
+    /// `;rport` present (RFC 3581): answer to the source port.
+    pub rport: bool,
+}
+
+/// One response to a request we sent (BYE, OPTIONS, UPDATE).
+#[derive(Debug)]
+pub(crate) struct Response<'a> {
+    pub code: u16,
+    pub branch: &'a str,
+    pub cseq_method: &'a str,
+}

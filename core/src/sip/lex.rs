@@ -1,0 +1,265 @@
+//! Lexical helpers shared by the header and URI parsers (RFC 3261 §25.1).
+//!
+//! Header values are borrowed as sent, so a folded value still contains `CRLF SP`. Everything
+//! here treats CR and LF like SP/HT (RFC 3261 §7.3.1: "a recipient MAY replace any linear white
+//! space with a single SP before interpreting the field value").
+
+use std::borrow::Cow;
+
+/// Linear white space as it appears inside a borrowed (possibly folded) header value.
+#[inline]
+pub(crate) fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// Trims linear white space (including folding CRLFs) from both ends.
+#[inline]
+pub(crate) fn trim_lws(s: &str) -> &str {
+    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+}
+
+/// `token` characters (RFC 3261 §25.1): alphanum and `-.!%*_+`'~`.
+#[inline]
+pub(crate) fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// True when `s` is a non-empty `token`.
+#[inline]
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_byte)
+}
+
+/// Parses a string of 1..=10 ASCII digits into a u32. Anything else (sign, space, overflow)
+/// is `None`: RFC 3261 scalars are `1*DIGIT` and a value that does not fit is an error, not a
+/// wrap-around (RFC 4475 §3.1.2.4, scalar02).
+pub(crate) fn parse_u32(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u64>().ok().and_then(|v| u32::try_from(v).ok())
+}
+
+/// Splits `s` on `sep` where it is not inside a quoted string (with `\` escapes) or inside
+/// `<...>`, yielding each piece trimmed of LWS. RFC 3261 §7.3.1: multi-valued headers are
+/// comma-separated, but commas inside quoted display names and inside `<uri>` do not separate.
+pub(crate) struct SplitTop<'a> {
+    rest: Option<&'a str>,
+    sep: u8,
+}
+
+impl<'a> SplitTop<'a> {
+    pub(crate) fn new(s: &'a str, sep: u8) -> Self {
+        SplitTop { rest: Some(s), sep }
+    }
+}
+
+impl<'a> Iterator for SplitTop<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        let bytes = s.as_bytes();
+        let mut in_quote = false;
+        let mut in_angle = false;
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if in_quote {
+                if b == b'\\' {
+                    i += 1; // the escaped byte cannot end the quote
+                } else if b == b'"' {
+                    in_quote = false;
+                }
+            } else if b == b'"' {
+                in_quote = true;
+            } else if b == b'<' {
+                in_angle = true;
+            } else if b == b'>' {
+                in_angle = false;
+            } else if b == self.sep && !in_angle {
+                self.rest = Some(&s[i + 1..]);
+                return Some(trim_lws(&s[..i]));
+            }
+            i += 1;
+        }
+        self.rest = None;
+        Some(trim_lws(s))
+    }
+}
+
+/// A cursor over a header value for the hand-written grammars (Via, name-addr).
+pub(crate) struct Cursor<'a> {
+    pub(crate) s: &'a str,
+    pub(crate) pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    pub(crate) fn new(s: &'a str) -> Self {
+        Cursor { s, pos: 0 }
+    }
+
+    #[inline]
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.s.as_bytes().get(self.pos).copied()
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.s.len()
+    }
+
+    /// Skips LWS; returns true if any was skipped.
+    pub(crate) fn skip_lws(&mut self) -> bool {
+        let start = self.pos;
+        while self.peek().is_some_and(is_lws) {
+            self.pos += 1;
+        }
+        self.pos > start
+    }
+
+    /// Consumes `b` if it is next.
+    pub(crate) fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Consumes bytes while `f` holds and returns them.
+    pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+        let start = self.pos;
+        while self.peek().is_some_and(&f) {
+            self.pos += 1;
+        }
+        &self.s[start..self.pos]
+    }
+
+    pub(crate) fn rest(&self) -> &'a str {
+        &self.s[self.pos..]
+    }
+
+    /// Consumes a quoted string starting at the opening `"` and returns its inside, escapes
+    /// left as sent (RFC 3261 §25.1 `quoted-string`, `quoted-pair`).
+    pub(crate) fn quoted(&mut self) -> Option<&'a str> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.pos;
+        let bytes = self.s.as_bytes();
+        while self.pos < bytes.len() {
+            match bytes[self.pos] {
+                b'\\' => self.pos += 2,
+                b'"' => {
+                    let inner = &self.s[start..self.pos];
+                    self.pos += 1;
+                    return Some(inner);
+                }
+                _ => self.pos += 1,
+            }
+        }
+        None
+    }
+}
+
+/// Removes `quoted-pair` escapes from the inside of a quoted string.
+pub fn unescape_quoted(s: &str) -> Cow<'_, str> {
+    if !s.contains('\\') {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Decodes `%HH` escapes (RFC 3261 §19.1.2, RFC 3986 §2.1). Invalid UTF-8 after decoding is
+/// replaced, never a panic.
+pub fn percent_decode(s: &str) -> Cow<'_, str> {
+    if !s.contains('%') {
+        return Cow::Borrowed(s);
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
+}
+
+#[inline]
+pub(crate) fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_respects_quotes_and_angles() {
+        let v: Vec<_> =
+            SplitTop::new(r#""a, \"b\"" <sip:x@y;p=1,2>, sip:z@w ,  c"#, b',').collect();
+        assert_eq!(v, [r#""a, \"b\"" <sip:x@y;p=1,2>"#, "sip:z@w", "c"]);
+    }
+
+    #[test]
+    fn split_trims_folding() {
+        let v: Vec<_> = SplitTop::new("a,\r\n b", b',').collect();
+        assert_eq!(v, ["a", "b"]);
+    }
+
+    #[test]
+    fn unescape() {
+        assert_eq!(unescape_quoted(r#"a \"b\" \\"#), r#"a "b" \"#);
+        assert!(matches!(unescape_quoted("plain"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn percent() {
+        assert_eq!(percent_decode("a%20b%2"), "a b%2");
+        assert_eq!(percent_decode("%41%zz"), "A%zz");
+        assert_eq!(percent_decode("null-%00-null"), "null-\0-null");
+        assert_eq!(percent_decode("%ff"), "\u{fffd}");
+    }
+
+    #[test]
+    fn scalars() {
+        assert_eq!(parse_u32("0"), Some(0));
+        assert_eq!(parse_u32("4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32("4294967296"), None);
+        assert_eq!(parse_u32("-1"), None);
+        assert_eq!(parse_u32("18446744073709551616"), None);
+        assert_eq!(parse_u32(""), None);
+    }
+}

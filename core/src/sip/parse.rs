@@ -1,0 +1,520 @@
+//! One SIP message from one datagram: start line, header lines, body (RFC 3261 §7, §18.3).
+//!
+//! Zero-copy: every string in a [`Message`] borrows from the datagram. The only allocation is
+//! the header `Vec`, sized for a typical INVITE and bounded by [`MAX_HEADERS`], so hostile input
+//! (10,000 Via lines) ends in an error after a bounded amount of work.
+
+use std::fmt;
+
+use super::lex::{is_token, is_token_byte, parse_u32, trim_lws};
+use super::names::HeaderName;
+use super::uri::Uri;
+
+/// Header lines accepted per message; one more is [`ErrorKind::TooManyHeaders`].
+pub const MAX_HEADERS: usize = 128;
+
+/// Bytes of header section the parser and the stream framer look at. A UDP datagram cannot
+/// exceed 65,535 bytes anyway; on TCP this bounds the buffering per connection.
+pub const MAX_HEAD: usize = 65_536;
+
+/// Capacity hint for the header `Vec`: a DP750 INVITE has 16 header lines.
+const HEADERS_HINT: usize = 24;
+
+/// SIP request method. Method names are case-sensitive (RFC 3261 §7.1): `invite` is an
+/// extension method, not INVITE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method<'a> {
+    Invite,
+    Ack,
+    Bye,
+    Cancel,
+    Options,
+    Register,
+    Info,
+    Update,
+    Prack,
+    Subscribe,
+    Notify,
+    Refer,
+    Message,
+    Publish,
+    /// Any other `token` (RFC 3261 §25.1 `extension-method`).
+    Other(&'a str),
+}
+
+impl<'a> Method<'a> {
+    /// Classifies a method token (no validation: see [`parse`] for that).
+    pub fn from_token(token: &'a str) -> Method<'a> {
+        match token {
+            "INVITE" => Method::Invite,
+            "ACK" => Method::Ack,
+            "BYE" => Method::Bye,
+            "CANCEL" => Method::Cancel,
+            "OPTIONS" => Method::Options,
+            "REGISTER" => Method::Register,
+            "INFO" => Method::Info,
+            "UPDATE" => Method::Update,
+            "PRACK" => Method::Prack,
+            "SUBSCRIBE" => Method::Subscribe,
+            "NOTIFY" => Method::Notify,
+            "REFER" => Method::Refer,
+            "MESSAGE" => Method::Message,
+            "PUBLISH" => Method::Publish,
+            other => Method::Other(other),
+        }
+    }
+
+    pub fn as_str(&self) -> &'a str {
+        match self {
+            Method::Invite => "INVITE",
+            Method::Ack => "ACK",
+            Method::Bye => "BYE",
+            Method::Cancel => "CANCEL",
+            Method::Options => "OPTIONS",
+            Method::Register => "REGISTER",
+            Method::Info => "INFO",
+            Method::Update => "UPDATE",
+            Method::Prack => "PRACK",
+            Method::Subscribe => "SUBSCRIBE",
+            Method::Notify => "NOTIFY",
+            Method::Refer => "REFER",
+            Method::Message => "MESSAGE",
+            Method::Publish => "PUBLISH",
+            Method::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for Method<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Request-Line or Status-Line (RFC 3261 §7.1, §7.2). The SIP-Version is always SIP/2.0 in a
+/// parsed message (anything else is an error), so it is not stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartLine<'a> {
+    /// `uri` has been checked with [`Uri::parse`]; parse it again to read its parts.
+    Request {
+        method: Method<'a>,
+        uri: &'a str,
+    },
+    Response {
+        code: u16,
+        reason: &'a str,
+    },
+}
+
+/// One header line. `value` is trimmed of surrounding whitespace but otherwise as sent: a
+/// folded value still contains `CRLF SP` (RFC 3261 §7.3.1), which the typed accessors treat as
+/// whitespace. A multi-valued line (`Via: a, b`) is one `Header`; accessors split it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header<'a> {
+    pub name: HeaderName<'a>,
+    /// The name as sent (`v`, `via`, `VIA`).
+    pub raw_name: &'a str,
+    pub value: &'a str,
+}
+
+/// A parsed SIP message borrowing from its datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message<'a> {
+    pub start: StartLine<'a>,
+    /// Header lines in the order received.
+    pub headers: Vec<Header<'a>>,
+    /// Exactly Content-Length bytes, or the rest of the datagram when Content-Length is absent.
+    pub body: &'a [u8],
+}
+
+/// Why a datagram is not a usable SIP message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Only CR/LF bytes: a keep-alive (RFC 5626 §3.5.1, RFC 3261 §7.5). Ignore silently.
+    KeepAlive,
+    /// Empty, or the header section does not end with an empty line.
+    Truncated,
+    /// The Request-Line or Status-Line does not follow RFC 3261 §7.1/§7.2.
+    BadStartLine,
+    /// A SIP-Version other than 2.0 (answered 505, RFC 3261 §21.5.7; RFC 4475 §3.1.2.16).
+    UnsupportedVersion,
+    /// The Request-URI is not a URI (`<sip:..>`, embedded spaces, bad escapes).
+    BadRequestUri,
+    /// A header line without a `name:` or with a name that is not a token.
+    BadHeader,
+    /// More than [`MAX_HEADERS`] header lines.
+    TooManyHeaders,
+    /// The header section is not UTF-8.
+    BadEncoding,
+    /// Content-Length is not a number, or two Content-Length headers disagree.
+    BadContentLength,
+    /// Content-Length claims more bytes than the datagram carries (RFC 3261 §18.3; RFC 4475
+    /// §3.1.2.7 `clerr`: answer 400).
+    BodyTooShort,
+}
+
+impl ErrorKind {
+    /// A short reason phrase for the error response.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ErrorKind::KeepAlive => "Keep-Alive",
+            ErrorKind::Truncated => "Truncated Message",
+            ErrorKind::BadStartLine => "Bad Request-Line",
+            ErrorKind::UnsupportedVersion => "Version Not Supported",
+            ErrorKind::BadRequestUri => "Bad Request-URI",
+            ErrorKind::BadHeader => "Bad Header",
+            ErrorKind::TooManyHeaders => "Too Many Headers",
+            ErrorKind::BadEncoding => "Bad Encoding",
+            ErrorKind::BadContentLength => "Bad Content-Length",
+            ErrorKind::BodyTooShort => "Bad Content-Length",
+        }
+    }
+
+    /// The status code to answer with when the salvaged message is a request: 505 for a
+    /// foreign version (RFC 3261 §21.5.7), 400 for the rest, `None` for keep-alives.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ErrorKind::KeepAlive => None,
+            ErrorKind::UnsupportedVersion => Some(505),
+            _ => Some(400),
+        }
+    }
+}
+
+/// A parse failure. `salvaged` holds the message as far as it parsed when the start line and
+/// every header line were readable (the error is in the Request-URI, the version or the
+/// Content-Length/body): the server can copy Via, From, To, Call-ID and CSeq from it into a 400
+/// or 505 (RFC 3261 §8.2.6). When it is `None`, the datagram can only be dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError<'a> {
+    pub kind: ErrorKind,
+    pub salvaged: Option<Message<'a>>,
+}
+
+impl<'a> ParseError<'a> {
+    fn new(kind: ErrorKind) -> Self {
+        ParseError {
+            kind,
+            salvaged: None,
+        }
+    }
+
+    /// The salvaged message if it is a request, i.e. when an error response should be sent.
+    pub fn request(&self) -> Option<&Message<'a>> {
+        self.salvaged.as_ref().filter(|m| m.is_request())
+    }
+}
+
+impl fmt::Display for ParseError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind.reason())
+    }
+}
+
+impl std::error::Error for ParseError<'_> {}
+
+/// Parses one SIP message from one UDP datagram.
+///
+/// - Only CR/LF bytes → [`ErrorKind::KeepAlive`]; CR/LF before a start line are skipped
+///   (RFC 3261 §7.5).
+/// - A body longer than Content-Length is cut to it (RFC 3261 §18.3); shorter is
+///   [`ErrorKind::BodyTooShort`]. Without Content-Length the body is the rest of the datagram
+///   (allowed on UDP only; the stream framer insists on it).
+/// - Bare LF line endings are tolerated: RFC 3261 §7 says CRLF, but reading LF is harmless and
+///   some test tools send it.
+pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
+    let skip = match buf.iter().position(|&b| b != b'\r' && b != b'\n') {
+        Some(i) => i,
+        None if buf.is_empty() => return Err(ParseError::new(ErrorKind::Truncated)),
+        None => return Err(ParseError::new(ErrorKind::KeepAlive)),
+    };
+    let buf = &buf[skip..];
+    let (head_end, body_start) = find_head_end(buf).ok_or(ParseError::new(ErrorKind::Truncated))?;
+    if head_end > MAX_HEAD {
+        return Err(ParseError::new(ErrorKind::TooManyHeaders));
+    }
+    let head = std::str::from_utf8(&buf[..head_end])
+        .map_err(|_| ParseError::new(ErrorKind::BadEncoding))?;
+
+    let mut lines = Lines::new(head);
+    let (first, _) = lines.next().ok_or(ParseError::new(ErrorKind::Truncated))?;
+    let (start, deferred) = parse_start_line(first).map_err(ParseError::new)?;
+    let headers = parse_headers(head, lines).map_err(ParseError::new)?;
+
+    let mut msg = Message {
+        start,
+        headers,
+        body: &[],
+    };
+    if let Some(kind) = deferred {
+        return Err(ParseError {
+            kind,
+            salvaged: Some(msg),
+        });
+    }
+    let rest = &buf[body_start..];
+    match content_length(&msg.headers) {
+        Err(kind) => Err(ParseError {
+            kind,
+            salvaged: Some(msg),
+        }),
+        Ok(None) => {
+            msg.body = rest;
+            Ok(msg)
+        }
+        Ok(Some(n)) if n as usize <= rest.len() => {
+            msg.body = &rest[..n as usize];
+            Ok(msg)
+        }
+        Ok(Some(_)) => Err(ParseError {
+            kind: ErrorKind::BodyTooShort,
+            salvaged: Some(msg),
+        }),
+    }
+}
+
+/// Finds the empty line ending the header section: returns (end of the last header line
+/// including its line ending, start of the body).
+pub(crate) fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while i < buf.len() {
+        let nl = i + buf[i..].iter().position(|&b| b == b'\n')?;
+        match buf.get(nl + 1) {
+            Some(b'\n') => return Some((nl + 1, nl + 2)),
+            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some((nl + 1, nl + 3)),
+            _ => i = nl + 1,
+        }
+    }
+    None
+}
+
+/// Lines of the header section as (line without its ending, byte offset of the line).
+pub(crate) struct Lines<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+impl<'a> Lines<'a> {
+    pub(crate) fn new(s: &'a str) -> Self {
+        Lines { s, pos: 0 }
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = (&'a str, usize);
+
+    fn next(&mut self) -> Option<(&'a str, usize)> {
+        if self.pos >= self.s.len() {
+            return None;
+        }
+        let start = self.pos;
+        let rest = &self.s.as_bytes()[start..];
+        let (len, adv) = match rest.iter().position(|&b| b == b'\n') {
+            Some(n) => (n, n + 1),
+            None => (rest.len(), rest.len()),
+        };
+        self.pos = start + adv;
+        let line = &self.s[start..start + len];
+        Some((line.strip_suffix('\r').unwrap_or(line), start))
+    }
+}
+
+fn is_sip_2_0(v: &str) -> bool {
+    // SIP-Version is case-insensitive (RFC 3261 §7.1).
+    v.eq_ignore_ascii_case("SIP/2.0")
+}
+
+/// `SIP/<digits>.<digits>`: a version, just not ours (→ 505 rather than 400).
+fn is_other_version(v: &str) -> bool {
+    let Some(rest) = v.get(..4).filter(|p| p.eq_ignore_ascii_case("SIP/")) else {
+        return false;
+    };
+    let rest = &v[rest.len()..];
+    match rest.split_once('.') {
+        Some((a, b)) => {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// Parses the start line. Errors that still allow a 400/505 (bad Request-URI, foreign
+/// version) are returned as the second element, to be reported with the salvaged message.
+fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), ErrorKind> {
+    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+        let (version, rest) = line.split_once(' ').ok_or(ErrorKind::BadStartLine)?;
+        if !is_sip_2_0(version) {
+            return Err(ErrorKind::UnsupportedVersion);
+        }
+        let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ErrorKind::BadStartLine);
+        }
+        let code: u16 = code.parse().map_err(|_| ErrorKind::BadStartLine)?;
+        if !(100..=699).contains(&code) {
+            return Err(ErrorKind::BadStartLine);
+        }
+        return Ok((StartLine::Response { code, reason }, None));
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version: exactly single spaces, and the URI
+    // cannot contain one (RFC 3261 §7.1, §25.1).
+    let mut parts = line.split(' ');
+    let (Some(method), Some(uri), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ErrorKind::BadStartLine);
+    };
+    if !is_token(method) || uri.is_empty() {
+        return Err(ErrorKind::BadStartLine);
+    }
+    let start = StartLine::Request {
+        method: Method::from_token(method),
+        uri,
+    };
+    let deferred = if is_sip_2_0(version) {
+        Uri::parse(uri).err().map(|_| ErrorKind::BadRequestUri)
+    } else if is_other_version(version) {
+        Some(ErrorKind::UnsupportedVersion)
+    } else {
+        return Err(ErrorKind::BadStartLine);
+    };
+    Ok((start, deferred))
+}
+
+/// Header lines: `name HCOLON value`, continuation lines (starting with SP/HT) extend the
+/// previous value (RFC 3261 §7.3.1). Calls `f` for each complete header in order.
+pub(crate) fn scan_headers<'a>(
+    head: &'a str,
+    lines: Lines<'a>,
+    mut f: impl FnMut(Header<'a>) -> Result<(), ErrorKind>,
+) -> Result<(), ErrorKind> {
+    // (name, raw name, value start, value end) of the header being read.
+    let mut current: Option<(HeaderName<'a>, &'a str, usize, usize)> = None;
+    for (line, offset) in lines {
+        if line.is_empty() {
+            break; // the empty line ending the section
+        }
+        let first = line.as_bytes()[0];
+        if first == b' ' || first == b'\t' {
+            match current.as_mut() {
+                Some(cur) => cur.3 = offset + line.len(),
+                None => return Err(ErrorKind::BadHeader),
+            }
+            continue;
+        }
+        if let Some((name, raw_name, vs, ve)) = current.take() {
+            f(Header {
+                name,
+                raw_name,
+                value: trim_lws(&head[vs..ve]),
+            })?;
+        }
+        let colon = line.find(':').ok_or(ErrorKind::BadHeader)?;
+        // HCOLON = *( SP / HTAB ) ":" SWS
+        let raw_name = line[..colon].trim_end_matches([' ', '\t']);
+        if raw_name.is_empty() || !raw_name.bytes().all(is_token_byte) {
+            return Err(ErrorKind::BadHeader);
+        }
+        current = Some((
+            HeaderName::parse(raw_name),
+            raw_name,
+            offset + colon + 1,
+            offset + line.len(),
+        ));
+    }
+    if let Some((name, raw_name, vs, ve)) = current {
+        f(Header {
+            name,
+            raw_name,
+            value: trim_lws(&head[vs..ve]),
+        })?;
+    }
+    Ok(())
+}
+
+fn parse_headers<'a>(head: &'a str, lines: Lines<'a>) -> Result<Vec<Header<'a>>, ErrorKind> {
+    let mut headers: Vec<Header<'a>> = Vec::with_capacity(HEADERS_HINT);
+    scan_headers(head, lines, |h| {
+        if headers.len() == MAX_HEADERS {
+            return Err(ErrorKind::TooManyHeaders);
+        }
+        headers.push(h);
+        Ok(())
+    })?;
+    Ok(headers)
+}
+
+/// The Content-Length, if any. Several Content-Length headers must agree (RFC 4475 §3.1.2.9
+/// `mcl01` is answered 400); values are `1*DIGIT` that fit 32 bits (§3.1.2.5 `scalar02`).
+pub(crate) fn content_length(headers: &[Header<'_>]) -> Result<Option<u32>, ErrorKind> {
+    let mut found = None;
+    for h in headers {
+        if h.name != HeaderName::ContentLength {
+            continue;
+        }
+        let n = parse_u32(h.value).ok_or(ErrorKind::BadContentLength)?;
+        if found.is_some_and(|f| f != n) {
+            return Err(ErrorKind::BadContentLength);
+        }
+        found = Some(n);
+    }
+    Ok(found)
+}
+
+impl<'a> Message<'a> {
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// The request method, `None` for a response.
+    pub fn method(&self) -> Option<Method<'a>> {
+        match self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The Request-URI as sent, `None` for a response.
+    pub fn request_uri(&self) -> Option<&'a str> {
+        match self.start {
+            StartLine::Request { uri, .. } => Some(uri),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code, `None` for a request.
+    pub fn status(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The first value of header `name` (any spelling or compact form), trimmed.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        let name = HeaderName::parse(name);
+        self.headers
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| h.value)
+    }
+
+    /// Every line of header `name` (any spelling or compact form), in order, not split at
+    /// commas.
+    pub fn headers<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a str> + 's {
+        let name = HeaderName::parse(name);
+        self.headers_of(name)
+    }
+
+    /// Every line of a known header, in order.
+    pub fn headers_of<'s>(&'s self, name: HeaderName<'s>) -> impl Iterator<Item = &'a str> + 's {
+        self.headers
+            .iter()
+            .filter(move |h| h.name == name)
+            .map(|h| h.value)
+    }
+}

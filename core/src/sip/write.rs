@@ -1,0 +1,194 @@
+//! The one SIP serializer: every message the server sends goes through [`MessageWriter`].
+//!
+//! It writes canonical CRLF line endings (RFC 3261 §7), always writes Content-Length (even 0:
+//! mandatory on streams, §20.14, and harmless on UDP), and never lets a CR or LF from a value
+//! start a new header line: values copied from a request may be folded, and values from config
+//! or the API must not be able to inject headers.
+
+use std::fmt::{self, Write as _};
+
+use super::parse::{Message, Method, StartLine};
+
+/// Writes one message into a caller-owned buffer (appending).
+///
+/// ```
+/// use onhold_core::sip::{MessageWriter, Method};
+/// let mut buf = Vec::new();
+/// let mut w = MessageWriter::response(&mut buf, 200, "OK");
+/// w.header("Call-ID", "abc@host").header_fmt("CSeq", format_args!("{} {}", 1, Method::Invite));
+/// w.body(None, b"");
+/// assert_eq!(buf, b"SIP/2.0 200 OK\r\nCall-ID: abc@host\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
+/// ```
+pub struct MessageWriter<'b> {
+    out: &'b mut Vec<u8>,
+}
+
+impl<'b> MessageWriter<'b> {
+    /// Starts a request: `METHOD uri SIP/2.0`.
+    pub fn request(out: &'b mut Vec<u8>, method: Method<'_>, uri: &str) -> Self {
+        let mut w = MessageWriter { out };
+        w.clean(method.as_str());
+        w.out.push(b' ');
+        w.clean(uri);
+        w.out.extend_from_slice(b" SIP/2.0\r\n");
+        w
+    }
+
+    /// Starts a response: `SIP/2.0 code reason`.
+    pub fn response(out: &'b mut Vec<u8>, code: u16, reason: &str) -> Self {
+        let mut w = MessageWriter { out };
+        w.out.extend_from_slice(b"SIP/2.0 ");
+        let _ = write!(Adapter(&mut w), "{code:03}");
+        w.out.push(b' ');
+        w.clean(reason);
+        w.out.extend_from_slice(b"\r\n");
+        w
+    }
+
+    /// Appends `name: value`. CR and LF in either become spaces (see module docs).
+    pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
+        self.clean(name);
+        self.out.extend_from_slice(b": ");
+        self.clean(value);
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Appends `name: <formatted value>` without an intermediate `String`.
+    pub fn header_fmt(&mut self, name: &str, value: fmt::Arguments<'_>) -> &mut Self {
+        self.clean(name);
+        self.out.extend_from_slice(b": ");
+        let _ = Adapter(self).write_fmt(value);
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// Ends the header section: writes Content-Type (if given), Content-Length (always), the
+    /// empty line and the body.
+    pub fn body(mut self, content_type: Option<&str>, body: &[u8]) {
+        if let Some(ct) = content_type {
+            self.header("Content-Type", ct);
+        }
+        self.header_fmt("Content-Length", format_args!("{}", body.len()));
+        self.out.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(body);
+    }
+
+    /// Ends the header section as is, without adding Content-Length: for re-serializing a
+    /// parsed message whose headers already say what they say.
+    pub fn finish_raw(self, body: &[u8]) {
+        self.out.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(body);
+    }
+
+    fn clean(&mut self, s: &str) {
+        if !s.bytes().any(|b| b == b'\r' || b == b'\n') {
+            self.out.extend_from_slice(s.as_bytes());
+            return;
+        }
+        self.out.extend(
+            s.bytes()
+                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
+    }
+}
+
+/// `fmt::Write` into the writer, with the same CR/LF cleaning.
+struct Adapter<'w, 'b>(&'w mut MessageWriter<'b>);
+
+impl fmt::Write for Adapter<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.clean(s);
+        Ok(())
+    }
+}
+
+/// Re-serializes a parsed message: canonical header names, CRLF endings, headers in order and
+/// values as parsed (folding turned into spaces), the body as is. Content-Length is written only
+/// if the message had one, so `parse → write → parse → write` is a fixed point.
+pub fn write_message(msg: &Message<'_>, out: &mut Vec<u8>) {
+    let mut w = match msg.start {
+        StartLine::Request { method, uri } => MessageWriter::request(out, method, uri),
+        StartLine::Response { code, reason } => MessageWriter::response(out, code, reason),
+    };
+    for h in &msg.headers {
+        w.header(h.name.as_str(), h.value);
+    }
+    w.finish_raw(msg.body);
+}
+
+/// The standard reason phrase for a status code (RFC 3261 §21, RFC 3262, RFC 3329, RFC 4028,
+/// RFC 6665); the class name for codes without one.
+pub fn reason_phrase(code: u16) -> &'static str {
+    specific_reason(code).unwrap_or(match code {
+        100..=199 => "Provisional",
+        200..=299 => "Success",
+        300..=399 => "Redirection",
+        400..=499 => "Client Error",
+        500..=599 => "Server Error",
+        _ => "Global Failure",
+    })
+}
+
+fn specific_reason(code: u16) -> Option<&'static str> {
+    Some(match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        199 => "Early Dialog Terminated",
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Notification",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        422 => "Session Interval Too Small",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        489 => "Bad Event",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        494 => "Security Agreement Required",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        580 => "Precondition Failure",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        _ => return None,
+    })
+}
