@@ -66,6 +66,8 @@ struct Invite {
     routes: Vec<String>,
     ack_sent: Option<Send>,
     bye_sent: bool,
+    /// A re-INVITE inside another INVITE's dialog.
+    reinvite: bool,
     captured: CapturedOutcome,
 }
 
@@ -413,7 +415,7 @@ impl Caller {
         let mine: Vec<_> = self
             .invites
             .iter()
-            .filter(|((c, _), inv)| c == call_id && inv.src.is_some())
+            .filter(|((c, _), inv)| c == call_id && inv.src.is_some() && !inv.reinvite)
             .collect();
         let by_tag = mine
             .iter()
@@ -452,6 +454,21 @@ impl Caller {
             if let Some(inv) = self.invites.get_mut(&inv_key) {
                 inv.bye_sent = true;
             }
+        }
+        if method == "INVITE" {
+            // A re-INVITE: its own transaction, inside the parent's dialog.
+            let parent = self.invites[&inv_key].clone();
+            let re = self
+                .invites
+                .entry((m.call_id().to_string(), cseq))
+                .or_default();
+            re.reinvite = true;
+            re.src = Some(step.src);
+            re.dst = Some(dst);
+            re.bytes = bytes.clone();
+            re.core_tag = parent.core_tag;
+            re.contact = parent.contact;
+            re.routes = parent.routes;
         }
         self.send_request(
             now,
@@ -639,13 +656,18 @@ impl Caller {
             self.release_waiting(now);
             return;
         }
-        inv.contact = m.contact_uri().map(str::to_string);
-        inv.routes = m
-            .record_routes()
-            .into_iter()
-            .rev()
-            .map(str::to_string)
-            .collect();
+        if let Some(c) = m.contact_uri() {
+            inv.contact = Some(c.to_string());
+        }
+        if !inv.reinvite {
+            // The route set is fixed by the dialog-creating 2xx (RFC 3261 §12.1.2).
+            inv.routes = m
+                .record_routes()
+                .into_iter()
+                .rev()
+                .map(str::to_string)
+                .collect();
+        }
         let target = inv.contact.clone().unwrap_or_else(|| uri_of_request(&orig));
         let ack_dst = uri_addr(&target)
             .filter(|_| inv.routes.is_empty())

@@ -181,7 +181,7 @@ pub fn check(trace: &Trace, rules: &Rules) -> Vec<Finding> {
                         label(&fin.msg),
                     ));
                 } else if code == 481 {
-                    // 481 only when the INVITE had its final response before the CANCEL arrived.
+                    // 481 when the INVITE had its final response before the CANCEL arrived …
                     let invite_done = responses.iter().any(|(rk, rs)| {
                         rk.0 == *call_id
                             && rk.1 == k.1
@@ -190,7 +190,11 @@ pub fn check(trace: &Trace, rules: &Rules) -> Vec<Finding> {
                                 .iter()
                                 .any(|r| r.msg.code().is_some_and(|c| c >= 200) && r.at <= req.at)
                     });
-                    if !invite_done {
+                    // … or when the INVITE had not arrived yet (lost or overtaken on the link).
+                    let invite_key = (k.0.clone(), k.1, "INVITE".to_string(), k.3.clone());
+                    let invite_unseen =
+                        requests.get(&invite_key).is_none_or(|c| c[0].idx > req.idx);
+                    if !invite_done && !invite_unseen {
                         out.push(finding(
                             call_id,
                             Some(fin.at),
@@ -309,17 +313,21 @@ fn check_invite(
     let (cseq, _) = req.msg.cseq();
     let subject = format!("{} from {}", label(&req.msg), req.pkt.remote);
     let code = fin.msg.code().unwrap_or(0);
-    // 100 Trying at once (RFC 3261 §17.2.1: within 200 ms if the final may take longer).
-    match rs.first() {
+    // 100 Trying at once before accepting a new call (DESIGN.md); otherwise (re-INVITE, an
+    // immediate rejection) only when the final takes longer than 200 ms (RFC 3261 §17.2.1).
+    let first = rs.first().copied();
+    let accepted = fin.msg.code().is_some_and(|c| (200..300).contains(&c));
+    let needs_trying = (!in_dialog && accepted) || fin.at > req.at + Duration::from_millis(200);
+    match first {
         Some(r) if r.msg.code() == Some(100) => {}
-        Some(r) => out.push(finding(
+        Some(r) if needs_trying => out.push(finding(
             call_id,
             Some(r.at),
             subject.clone(),
             "100 Trying first",
             label(&r.msg),
         )),
-        None => {}
+        _ => {}
     }
     let cancel_at = msgs
         .iter()
@@ -328,14 +336,16 @@ fn check_invite(
                 && s.msg.method() == Some("CANCEL")
                 && s.msg.call_id() == call_id
                 && s.msg.cseq().0 == cseq
+                && s.msg.top_via_branch() == req.msg.top_via_branch()
         })
-        .map(|s| s.at);
+        .map(|s| s.idx);
     let offer = req.msg.sdp();
     let se = req
         .msg
         .header("session-expires")
         .and_then(|v| v.split(';').next()?.trim().parse::<u64>().ok());
-    let expected: (&str, fn(u16) -> bool) = if cancel_at.is_some_and(|c| c < fin.at) {
+    let expected: (&str, fn(u16) -> bool) = if cancel_at.is_some_and(|c| c > req.idx && c < fin.idx)
+    {
         ("487 Request Terminated (CANCEL arrived first)", |c| {
             c == 487
         })
@@ -419,18 +429,32 @@ fn check_invite(
                 && s.msg.to_tag() == tag
         })
         .map(|s| s.at);
+    // A BYE (either way) ends the dialog: no more 2xx copies, no BYE of ours to expect.
+    let bye_at = msgs
+        .iter()
+        .filter(|s| s.msg.method() == Some("BYE") && s.msg.call_id() == call_id && s.at >= fin.at)
+        .filter(|s| {
+            (s.way == Way::In && s.msg.to_tag() == tag)
+                || (s.way == Way::Out && s.msg.from_tag() == tag)
+        })
+        .map(|s| s.at)
+        .next();
+    let give_up = sends[0] + rules.t1 * 64;
+    let stop = match (ack_at, bye_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b.filter(|b| *b < give_up)),
+    };
     check_2xx_schedule(
         out,
         call_id,
         &label(&fin.msg),
         &sends,
         copies,
-        ack_at,
+        stop,
         trace.end,
         rules,
     );
-    if ack_at.is_none() {
-        let give_up = sends[0] + rules.t1 * 64;
+    if ack_at.is_none() && bye_at.is_none_or(|b| b + SLACK >= give_up) {
         let bye = msgs.iter().find(|s| {
             s.way == Way::Out
                 && s.msg.method() == Some("BYE")

@@ -59,6 +59,8 @@ pub fn fmt_time(d: Duration) -> String {
 
 /// A SIP message on the wire, parsed once.
 pub struct SipAt<'a> {
+    /// Position on the wire: orders events that share a virtual instant.
+    pub idx: usize,
     pub at: Duration,
     pub way: Way,
     pub pkt: &'a WirePacket,
@@ -69,9 +71,11 @@ pub fn sip_messages(trace: &Trace) -> Vec<SipAt<'_>> {
     trace
         .wire
         .iter()
-        .filter(|p| p.kind == Kind::Sip)
-        .filter_map(|p| {
+        .enumerate()
+        .filter(|(_, p)| p.kind == Kind::Sip)
+        .filter_map(|(idx, p)| {
             SipMsg::parse(&p.bytes).map(|msg| SipAt {
+                idx,
                 at: p.at,
                 way: p.way,
                 pkt: p,

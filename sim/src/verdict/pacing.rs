@@ -54,7 +54,8 @@ struct Session {
     sending: bool,
     acked: bool,
     ended: bool,
-    gates: Vec<(Duration, Gate)>,
+    /// (wire position, time, what): positions order events that share an instant.
+    gates: Vec<(usize, Duration, Gate)>,
 }
 
 /// What a call's media looked like, for the report.
@@ -129,8 +130,11 @@ fn sessions(trace: &Trace) -> Vec<Session> {
                             sess.target = Some(t);
                         }
                         if sess.acked && sess.sending != allowed {
-                            sess.gates
-                                .push((s.at, if allowed { Gate::Resume } else { Gate::Hold }));
+                            sess.gates.push((
+                                s.idx,
+                                s.at,
+                                if allowed { Gate::Resume } else { Gate::Hold },
+                            ));
                         }
                         sess.sending = allowed;
                     }
@@ -158,7 +162,7 @@ fn sessions(trace: &Trace) -> Vec<Session> {
                     if !sess.acked && !sess.ended {
                         sess.acked = true;
                         if sess.sending {
-                            sess.gates.push((s.at, Gate::Ack));
+                            sess.gates.push((s.idx, s.at, Gate::Ack));
                         }
                     }
                 }
@@ -169,7 +173,7 @@ fn sessions(trace: &Trace) -> Vec<Session> {
                     let theirs = s.way == Way::In && s.msg.to_tag() == Some(sess.tag.as_str());
                     if ours || theirs {
                         sess.ended = true;
-                        sess.gates.push((s.at, Gate::Bye));
+                        sess.gates.push((s.idx, s.at, Gate::Bye));
                     }
                 }
             }
@@ -198,6 +202,18 @@ fn rtp_header(b: &[u8]) -> Option<Rtp> {
         ts: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
         ssrc: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
     })
+}
+
+/// Does an RTCP compound packet carry a BYE (PT 203)?
+fn rtcp_has_bye(mut b: &[u8]) -> bool {
+    while b.len() >= 4 {
+        if b[1] == 203 {
+            return true;
+        }
+        let len = (u16::from_be_bytes([b[2], b[3]]) as usize + 1) * 4;
+        b = b.get(len..).unwrap_or(&[]);
+    }
+    false
 }
 
 pub fn check(trace: &Trace, rules: &Rules) -> Vec<Finding> {
@@ -265,17 +281,17 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
         let call = sess.call_id.as_str();
         let samples = sess.ptime * 8;
         let ptime = Duration::from_millis(sess.ptime as u64);
-        let gate_at = |t: Duration| {
+        let gate_at = |i: usize| {
             sess.gates
                 .iter()
-                .filter(|(g, _)| *g <= t)
+                .filter(|(g, _, _)| *g < i)
                 .next_back()
-                .map(|&(_, g)| g)
+                .map(|&(_, _, g)| g)
         };
-        let segment_of = |t: Duration| {
+        let segment_of = |i: usize| {
             sess.gates
                 .iter()
-                .filter(|(g, k)| *g <= t && matches!(k, Gate::Ack | Gate::Resume))
+                .filter(|(g, _, k)| *g < i && matches!(k, Gate::Ack | Gate::Resume))
                 .count()
         };
         let mut summary = MediaSummary {
@@ -315,7 +331,7 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
             if failed {
                 continue; // one finding per rule break, not one per packet after it
             }
-            match gate_at(p.at) {
+            match gate_at(i) {
                 Some(Gate::Ack) | Some(Gate::Resume) => {}
                 g => {
                     let why = match g {
@@ -352,7 +368,7 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
                 failed = true;
                 continue;
             }
-            let seg = segment_of(p.at);
+            let seg = segment_of(i);
             let new_segment = prev.as_ref().is_none_or(|x| x.2 != seg);
             if new_segment {
                 summary.segments += 1;
@@ -485,6 +501,9 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
             if b[1] != 200 {
                 continue; // BYE or RR-only compound at the end of the call
             }
+            if rtcp_has_bye(b) {
+                continue; // the SR riding with the BYE goes when the call ends, off cadence
+            }
             summary.sender_reports += 1;
             let sr_ssrc = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
             if ssrc.is_some_and(|s| s != sr_ssrc) {
@@ -498,7 +517,7 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
             }
             if let Some(prev) = last_sr {
                 let gap = p.at - prev;
-                let quiet = sess.gates.iter().any(|(g, k)| {
+                let quiet = sess.gates.iter().any(|(_, g, k)| {
                     *g > prev && *g <= p.at && matches!(k, Gate::Hold | Gate::Resume)
                 });
                 let (lo, hi) = (rules.rtcp_interval / 2, rules.rtcp_interval * 3 / 2);
