@@ -90,11 +90,11 @@ impl Scenario {
         format!("z9hG4bK{}", self.decimal())
     }
 
-    fn from_phone(&mut self, at: Duration, msg: &str) {
+    fn phone_sends(&mut self, at: Duration, msg: &str) {
         self.pcap.push(at, self.phone, self.server, msg.as_bytes());
     }
 
-    fn from_server(&mut self, at: Duration, msg: &str) {
+    fn server_sends(&mut self, at: Duration, msg: &str) {
         self.pcap.push(at, self.server, self.phone, msg.as_bytes());
     }
 
@@ -208,8 +208,8 @@ impl Scenario {
             extra,
             offer.as_deref().map(|b| ("application/sdp", b)),
         );
-        self.from_phone(t, &invite);
-        self.from_server(
+        self.phone_sends(t, &invite);
+        self.server_sends(
             t + ms(1),
             &self.response(100, "Trying", &invite, None, &[], None),
         );
@@ -226,7 +226,7 @@ impl Scenario {
             ),
             None => moh_sdp("sendonly", 1, true),
         };
-        self.from_server(
+        self.server_sends(
             t + ms(3),
             &self.response(200, "OK", &invite, Some(&tag), ok_extra, Some(&answer)),
         );
@@ -246,7 +246,7 @@ impl Scenario {
             &[],
             ack_body.as_deref().map(|b| ("application/sdp", b)),
         );
-        self.from_phone(t + ms(15), &ack);
+        self.phone_sends(t + ms(15), &ack);
     }
 
     /// An in-dialog request from the phone and the server's 200.
@@ -270,7 +270,7 @@ impl Scenario {
             extra,
             body,
         );
-        self.from_phone(t, &req);
+        self.phone_sends(t, &req);
         let answer = if method == "INVITE" {
             let hold =
                 body.is_some_and(|b| b.1.contains("a=sendonly") || b.1.contains("a=inactive"));
@@ -282,7 +282,7 @@ impl Scenario {
         } else {
             None
         };
-        self.from_server(
+        self.server_sends(
             t + ms(2),
             &self.response(200, "OK", &req, None, ok_extra, answer.as_deref()),
         );
@@ -297,7 +297,7 @@ impl Scenario {
                 &[],
                 None,
             );
-            self.from_phone(t + ms(12), &ack);
+            self.phone_sends(t + ms(12), &ack);
         }
     }
 
@@ -384,10 +384,10 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
         &[],
         Some(("application/sdp", &own_address())),
     );
-    s.from_phone(ms(0), &invite);
-    s.from_server(ms(1), &s.response(100, "Trying", &invite, None, &[], None));
+    s.phone_sends(ms(0), &invite);
+    s.server_sends(ms(1), &s.response(100, "Trying", &invite, None, &[], None));
     let tag = s.decimal();
-    s.from_server(
+    s.server_sends(
         ms(2),
         &s.response(180, "Ringing", &invite, Some(&tag), &[], None),
     );
@@ -400,12 +400,12 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
         &[],
         None,
     );
-    s.from_phone(ms(2_000), &cancel);
-    s.from_server(
+    s.phone_sends(ms(2_000), &cancel);
+    s.server_sends(
         ms(2_001),
         &s.response(200, "OK", &cancel, Some(&tag), &[], None),
     );
-    s.from_server(
+    s.server_sends(
         ms(2_002),
         &s.response(487, "Request Terminated", &invite, Some(&tag), &[], None),
     );
@@ -420,7 +420,7 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
         &[],
         None,
     );
-    s.from_phone(ms(2_010), &ack);
+    s.phone_sends(ms(2_010), &ack);
     add("cancel-before-answer", s.finish());
 
     // Lost ACK: the phone never ACKs; the server re-sends its 200 and gives up with BYE at 32 s.
@@ -436,8 +436,8 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
         &[],
         Some(("application/sdp", &own_address())),
     );
-    s.from_phone(ms(0), &invite);
-    s.from_server(ms(1), &s.response(100, "Trying", &invite, None, &[], None));
+    s.phone_sends(ms(0), &invite);
+    s.server_sends(ms(1), &s.response(100, "Trying", &invite, None, &[], None));
     let tag = s.decimal();
     let ok = s.response(
         200,
@@ -450,7 +450,7 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
     for at in [
         3, 503, 1_503, 3_503, 7_503, 11_503, 15_503, 19_503, 23_503, 27_503, 31_503,
     ] {
-        s.from_server(ms(at), &ok);
+        s.server_sends(ms(at), &ok);
     }
     add("lost-ack", s.finish());
 
@@ -467,14 +467,14 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
         &[],
         Some(("application/sdp", &own_address())),
     );
-    s.from_phone(ms(0), &invite);
-    s.from_phone(ms(500), &invite);
-    s.from_server(
+    s.phone_sends(ms(0), &invite);
+    s.phone_sends(ms(500), &invite);
+    s.server_sends(
         ms(501),
         &s.response(100, "Trying", &invite, None, &[], None),
     );
     let tag = s.decimal();
-    s.from_server(
+    s.server_sends(
         ms(503),
         &s.response(
             200,
@@ -496,7 +496,7 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
         &[],
         None,
     );
-    s.from_phone(ms(515), &ack);
+    s.phone_sends(ms(515), &ack);
     s.bye(ms(5_000), &mut d);
     add("invite-retransmitted", s.finish());
 
@@ -557,8 +557,8 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
             &format!("To: <sip:123@{SERVER}>"),
             &format!("To: <sip:{SERVER}>"),
         );
-        s.from_phone(ms(at), &opt);
-        s.from_server(
+        s.phone_sends(ms(at), &opt);
+        s.server_sends(
             ms(at + 1),
             &s.response(
                 200,

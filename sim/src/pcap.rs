@@ -194,9 +194,13 @@ fn ether_payload(mut ethertype: u16, mut rest: &[u8]) -> Option<&[u8]> {
 }
 
 /// IPv4 fragments awaiting their siblings, keyed by (src, dst, protocol, id) (RFC 791).
+type FragmentKey = (IpAddr, IpAddr, u8, u16);
+/// (offset in bytes, more fragments follow, data).
+type FragmentPiece = (usize, bool, Vec<u8>);
+
 #[derive(Default)]
 struct Fragments {
-    pending: BTreeMap<(IpAddr, IpAddr, u8, u16), Vec<(usize, bool, Vec<u8>)>>,
+    pending: BTreeMap<FragmentKey, Vec<FragmentPiece>>,
 }
 
 fn udp_of_ip(

@@ -575,7 +575,7 @@ impl Caller {
             self.invites
                 .values()
                 .find(|i| {
-                    i.bytes.len() > 0
+                    !i.bytes.is_empty()
                         && SipMsg::parse(&i.bytes).is_some_and(|x| x.call_id() == m.call_id())
                 })
                 .and_then(|i| SipMsg::parse(&i.bytes).map(|x| x.body.to_vec()))
@@ -688,14 +688,14 @@ impl Caller {
                 if inv.captured.final_code.is_some_and(|c| c >= 300) {
                     self.notes.push(Note { at: now, text: format!("INVITE (CSeq {cseq}) of {call_id}: the original callee answered {}, our core 2xx: ACK at once", inv.captured.final_code.unwrap_or(0)) });
                 }
-                if inv.captured.final_code.is_none()
-                    && !self.steps.iter().any(|s| {
-                        SipMsg::parse(&s.bytes)
-                            .is_some_and(|x| x.method() == Some("CANCEL") && x.call_id() == call_id)
-                    })
-                {
-                    // No final in the capture and no CANCEL: the capture's caller never ACKs
-                    // (e.g. the lost-ACK scenario).
+                let cancelled = self.steps.iter().any(|s| {
+                    SipMsg::parse(&s.bytes)
+                        .is_some_and(|x| x.method() == Some("CANCEL") && x.call_id() == call_id)
+                });
+                let refused = inv.captured.final_code.is_some_and(|c| c >= 300);
+                if !refused && !cancelled {
+                    // The original got a 2xx (or nothing) and the caller never ACKed: replay
+                    // that (the lost-ACK scenario).
                     self.release_waiting(now);
                     return;
                 }

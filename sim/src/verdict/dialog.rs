@@ -75,12 +75,7 @@ pub fn check(trace: &Trace, rules: &Rules) -> Vec<Finding> {
     }
     // Responses to requests we never received.
     for (k, rs) in &responses {
-        if !requests.contains_key(k)
-            && !(k.2 == "INVITE"
-                && requests
-                    .keys()
-                    .any(|r| r.0 == k.0 && r.1 == k.1 && r.2 == "INVITE"))
-        {
+        if !requests.contains_key(k) {
             let r = rs[0];
             out.push(finding(
                 &k.0,

@@ -284,8 +284,7 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
         let gate_at = |i: usize| {
             sess.gates
                 .iter()
-                .filter(|(g, _, _)| *g < i)
-                .next_back()
+                .rfind(|(g, _, _)| *g < i)
                 .map(|&(_, _, g)| g)
         };
         let segment_of = |i: usize| {
