@@ -279,10 +279,16 @@ impl Sim {
                     remote,
                     &bytes,
                 );
+                // Stray media (an RTP-only capture) is recorded as such, not as SIP.
+                let kind = if crate::sip::SipMsg::parse(&bytes).is_some() {
+                    Kind::Sip
+                } else {
+                    Kind::Rtp
+                };
                 self.trace.wire.push(WirePacket {
                     at: self.now,
                     way: Way::In,
-                    kind: Kind::Sip,
+                    kind,
                     local,
                     remote,
                     bytes,

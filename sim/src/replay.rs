@@ -309,7 +309,7 @@ impl Caller {
         let (cseq, _) = m.cseq();
         let key = (call_id.clone(), cseq, method.clone());
         let in_dialog = m.to_tag().is_some();
-        if self.ended_by_core.contains(&call_id) && in_dialog {
+        if self.ended_by_core.contains(&call_id) && in_dialog && method != "ACK" {
             self.note(
                 now,
                 format!(
@@ -699,6 +699,12 @@ impl Caller {
                     self.release_waiting(now);
                     return;
                 }
+                // A late offer (no SDP in the INVITE) needs its answer in this ACK.
+                let answer = if orig.has_sdp() {
+                    None
+                } else {
+                    m.sdp().map(|offer| answer_to(&offer, src))
+                };
                 (
                     build_ack(
                         &orig,
@@ -706,6 +712,7 @@ impl Caller {
                         &target,
                         &inv.routes,
                         cseq,
+                        answer.as_deref(),
                     ),
                     Duration::ZERO,
                 )
@@ -795,6 +802,7 @@ fn build_ack(
     target: &str,
     routes: &[String],
     cseq: u32,
+    sdp: Option<&str>,
 ) -> Vec<u8> {
     let mut out = format!("ACK {target} SIP/2.0\r\n");
     if let Some(via) = invite.header("via") {
@@ -813,10 +821,26 @@ fn build_ack(
         with_tag(invite.header("to").unwrap_or(""), tag)
     ));
     out.push_str(&format!(
-        "Call-ID: {}\r\nCSeq: {cseq} ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        "Call-ID: {}\r\nCSeq: {cseq} ACK\r\nMax-Forwards: 70\r\n",
         invite.call_id()
     ));
+    match sdp {
+        Some(b) => out.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        )),
+        None => out.push_str("Content-Length: 0\r\n\r\n"),
+    }
     out.into_bytes()
+}
+
+/// The caller's answer to our core's offer when the capture has none to give: the first offered
+/// payload type, receive only, at the caller's address (RFC 3264 §6).
+fn answer_to(offer: &crate::sip::Sdp, caller: SocketAddr) -> String {
+    let pt = offer.pts.first().copied().unwrap_or(0);
+    let ip = caller.ip();
+    let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    format!("v=0\r\no=replay 1 1 IN {fam} {ip}\r\ns=-\r\nc=IN {fam} {ip}\r\nt=0 0\r\nm=audio 40000 RTP/AVP {pt}\r\na=recvonly\r\n")
 }
 
 /// Rewrite a captured in-dialog request for our core's dialog: Request-URI → our Contact,

@@ -21,6 +21,7 @@ fn sip_line(m: &SipMsg<'_>) -> String {
 }
 
 struct Run {
+    way: Way,
     kind: Kind,
     local: SocketAddr,
     remote: SocketAddr,
@@ -39,16 +40,23 @@ fn timeline(r: &RunResult) -> Vec<(Duration, String)> {
         runs.sort_by_key(|r| (r.first, r.local, r.remote));
         for run in runs {
             let what = if run.kind == Kind::Rtp { "RTP" } else { "RTCP" };
-            lines.push((
-                run.first,
-                format!(
+            let line = match run.way {
+                Way::Out => format!(
                     "← {what} {} → {} ×{} until {}",
                     run.local,
                     run.remote,
                     run.count,
                     fmt_time(run.last)
                 ),
-            ));
+                Way::In => format!(
+                    "→ {what} {} → {} ×{} until {}",
+                    run.remote,
+                    run.local,
+                    run.count,
+                    fmt_time(run.last)
+                ),
+            };
+            lines.push((run.first, line));
         }
     };
     for p in &r.trace.wire {
@@ -65,8 +73,13 @@ fn timeline(r: &RunResult) -> Vec<(Duration, String)> {
                 lines.push((p.at, line));
             }
             Kind::Rtp | Kind::Rtcp => {
-                let k = (p.kind as u8, p.local, p.remote);
+                let k = (
+                    p.kind as u8 + 4 * (p.way == Way::In) as u8,
+                    p.local,
+                    p.remote,
+                );
                 let run = open.entry(k).or_insert(Run {
+                    way: p.way,
                     kind: p.kind,
                     local: p.local,
                     remote: p.remote,
