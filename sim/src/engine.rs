@@ -90,6 +90,8 @@ pub struct Trace {
     pub events: Vec<(Duration, Event)>,
     /// When the run stopped (virtual).
     pub end: Duration,
+    /// RTP/RTCP packets sent but not recorded (`RunConfig::record_media` off).
+    pub media_packets: u64,
 }
 
 enum Queued {
@@ -116,6 +118,8 @@ pub struct RunConfig {
     /// Record RTP payloads in the trace (the pacing verdict needs headers only; the pcap output
     /// needs the bytes).
     pub keep_rtp_payload: bool,
+    /// Record RTP/RTCP at all (off: only counted, for the throughput bench; no pacing verdict).
+    pub record_media: bool,
 }
 
 impl Default for RunConfig {
@@ -125,6 +129,7 @@ impl Default for RunConfig {
             faults: LinkFaults::default(),
             tail: Duration::from_secs(40),
             keep_rtp_payload: true,
+            record_media: true,
         }
     }
 }
@@ -150,6 +155,7 @@ pub struct Sim {
     trace: Trace,
     buf: Vec<u8>,
     keep_rtp_payload: bool,
+    record_media: bool,
 }
 
 impl Sim {
@@ -172,6 +178,7 @@ impl Sim {
             trace: Trace::default(),
             buf: vec![0; MAX_DATAGRAM],
             keep_rtp_payload: run.keep_rtp_payload,
+            record_media: run.record_media,
         }
     }
 
@@ -322,12 +329,16 @@ impl Sim {
             }
             while let Some(t) = self.server.poll_transmit(now, &mut self.buf) {
                 progressed = true;
-                let bytes = self.buf[..t.len].to_vec();
                 let kind = match t.kind {
                     TransmitKind::Sip => Kind::Sip,
                     TransmitKind::Rtp => Kind::Rtp,
                     TransmitKind::Rtcp => Kind::Rtcp,
                 };
+                if kind != Kind::Sip && !self.record_media {
+                    self.trace.media_packets += 1;
+                    continue;
+                }
+                let bytes = self.buf[..t.len].to_vec();
                 if kind == Kind::Sip {
                     let (src, dst) = (t.local, t.remote);
                     let b = bytes.clone();

@@ -618,3 +618,19 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
 
     out
 }
+
+/// `calls` DP750 calls from one IP:port, 10 ms apart, each hanging up after `hold`: load for the
+/// throughput bench (not written to tests/captures).
+pub fn load(calls: usize, hold: Duration) -> Vec<u8> {
+    let mut s = Scenario::new(42);
+    let mut dialogs = Vec::with_capacity(calls);
+    for i in 0..calls {
+        let mut d = s.dialog();
+        s.call(ms(10 * i as u64), &mut d, Some(own_address()), &[], &[]);
+        dialogs.push(d);
+    }
+    for (i, d) in dialogs.iter_mut().enumerate() {
+        s.bye(ms(10 * i as u64) + hold, d);
+    }
+    s.finish()
+}

@@ -154,6 +154,7 @@ fn run(cli: Cli) -> Result<bool, String> {
                 },
                 tail,
                 keep_rtp_payload: true,
+                record_media: true,
             };
             let mut results = Vec::new();
             for f in &files {

@@ -172,6 +172,7 @@ impl Call {
             wire: self.wire,
             events: Vec::new(),
             end,
+            media_packets: 0,
         }
     }
 }

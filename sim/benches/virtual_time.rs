@@ -1,0 +1,48 @@
+//! How much faster than real time the simulator drives the core: N calls held for T of virtual
+//! time (default 1,000 × 1 h; goal ≥ 360×). Media is counted, not recorded.
+//!
+//! `cargo bench -p onhold-sim --bench virtual_time`
+//! `ONHOLD_BENCH_CALLS=100 ONHOLD_BENCH_SECS=600 cargo bench -p onhold-sim --bench virtual_time`
+
+use std::time::{Duration, Instant};
+
+use onhold_sim::engine::RunConfig;
+use onhold_sim::{generate, pcap, replay};
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let calls = env_or("ONHOLD_BENCH_CALLS", 1000) as usize;
+    let secs = env_or("ONHOLD_BENCH_SECS", 3600);
+    let datagrams = pcap::read_bytes(&generate::load(calls, Duration::from_secs(secs)))
+        .expect("generated load");
+    let cfg = RunConfig {
+        record_media: false,
+        tail: Duration::from_secs(5),
+        ..RunConfig::default()
+    };
+    let wall = Instant::now();
+    let r = replay("load", &datagrams, &cfg);
+    let wall = wall.elapsed();
+    let virt = r.trace.end;
+    let ratio = virt.as_secs_f64() / wall.as_secs_f64();
+    println!(
+        "{calls} calls × {secs} s: virtual {:.1} s, wall {:.2} s, {} RTP/RTCP packets ({:.1} M/s wall), virtual/wall = {ratio:.0}× (goal ≥ 360×)",
+        virt.as_secs_f64(),
+        wall.as_secs_f64(),
+        r.trace.media_packets,
+        r.trace.media_packets as f64 / wall.as_secs_f64() / 1e6
+    );
+    let sip_findings = r.findings.len();
+    assert_eq!(
+        sip_findings,
+        0,
+        "dialog verdict failed under load: {:?}",
+        r.findings.first()
+    );
+}
