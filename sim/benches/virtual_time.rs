@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use onhold_sim::engine::RunConfig;
-use onhold_sim::{generate, pcap, replay};
+use onhold_sim::{generate, judge, pcap, simulate};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -27,16 +27,20 @@ fn main() {
         ..RunConfig::default()
     };
     let wall = Instant::now();
-    let r = replay("load", &datagrams, &cfg);
+    let (trace, caller) = simulate(&datagrams, &cfg);
     let wall = wall.elapsed();
-    let virt = r.trace.end;
+    let virt = trace.end;
+    let packets = trace.media_packets;
     let ratio = virt.as_secs_f64() / wall.as_secs_f64();
+    let judging = Instant::now();
+    let r = judge("load", &cfg, trace, caller.notes);
+    let judging = judging.elapsed();
     println!(
-        "{calls} calls × {secs} s: virtual {:.1} s, wall {:.2} s, {} RTP/RTCP packets ({:.1} M/s wall), virtual/wall = {ratio:.0}× (goal ≥ 360×)",
+        "{calls} calls × {secs} s: virtual {:.1} s, wall {:.2} s, {packets} RTP/RTCP packets ({:.1} M/s wall), virtual/wall = {ratio:.0}× (goal ≥ 360×); SIP verdicts {:.2} s more",
         virt.as_secs_f64(),
         wall.as_secs_f64(),
-        r.trace.media_packets,
-        r.trace.media_packets as f64 / wall.as_secs_f64() / 1e6
+        packets as f64 / wall.as_secs_f64() / 1e6,
+        judging.as_secs_f64()
     );
     let sip_findings = r.findings.len();
     assert_eq!(

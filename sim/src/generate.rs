@@ -45,7 +45,8 @@ fn moh_sdp(dir: &str, version: u32, offer: bool) -> String {
 /// One call's identifiers and the capture being written.
 struct Scenario {
     rng: Rng,
-    pcap: PcapWriter,
+    /// (time, src, dst, bytes), sorted by time (stably) when the capture is written.
+    packets: Vec<(Duration, SocketAddr, SocketAddr, Vec<u8>)>,
     phone: SocketAddr,
     server: SocketAddr,
 }
@@ -62,7 +63,7 @@ impl Scenario {
     fn new(seed: u64) -> Scenario {
         Scenario {
             rng: Rng::new(seed),
-            pcap: PcapWriter::new(),
+            packets: Vec::new(),
             phone: PHONE.parse().expect("addr"),
             server: SERVER.parse().expect("addr"),
         }
@@ -91,11 +92,13 @@ impl Scenario {
     }
 
     fn phone_sends(&mut self, at: Duration, msg: &str) {
-        self.pcap.push(at, self.phone, self.server, msg.as_bytes());
+        self.packets
+            .push((at, self.phone, self.server, msg.as_bytes().to_vec()));
     }
 
     fn server_sends(&mut self, at: Duration, msg: &str) {
-        self.pcap.push(at, self.server, self.phone, msg.as_bytes());
+        self.packets
+            .push((at, self.server, self.phone, msg.as_bytes().to_vec()));
     }
 
     /// A DP750 request, headers in the firmware's order, Content-Length padded.
@@ -305,8 +308,13 @@ impl Scenario {
         self.in_dialog(t, d, "BYE", &[], None, &[]);
     }
 
-    fn finish(self) -> Vec<u8> {
-        self.pcap.into_bytes()
+    fn finish(mut self) -> Vec<u8> {
+        self.packets.sort_by_key(|p| p.0);
+        let mut pcap = PcapWriter::new();
+        for (at, src, dst, bytes) in &self.packets {
+            pcap.push(*at, *src, *dst, bytes);
+        }
+        pcap.into_bytes()
     }
 }
 

@@ -45,6 +45,12 @@ impl RunResult {
 
 /// Replay the caller side of a capture against a fresh core and judge the result.
 pub fn replay(name: &str, datagrams: &[Datagram], run: &RunConfig) -> RunResult {
+    let (trace, caller) = simulate(datagrams, run);
+    judge(name, run, trace, caller.notes)
+}
+
+/// Run the caller side of a capture against a fresh core; no verdicts.
+pub fn simulate(datagrams: &[Datagram], run: &RunConfig) -> (Trace, Caller) {
     let caller = Caller::from_capture(datagrams);
     let core_ip = caller
         .core_addrs
@@ -53,7 +59,11 @@ pub fn replay(name: &str, datagrams: &[Datagram], run: &RunConfig) -> RunResult 
         .unwrap_or([127, 0, 0, 1].into());
     let until = caller.script_end() + run.tail;
     let sim = Sim::new(caller, engine::server_config(core_ip), run);
-    let (trace, caller) = sim.run(until);
+    sim.run(until)
+}
+
+/// Judge a trace: dialog and pacing verdicts, media summaries.
+pub fn judge(name: &str, run: &RunConfig, trace: Trace, notes: Vec<Note>) -> RunResult {
     let rules = Rules::default();
     let mut findings = verdict::dialog::check(&trace, &rules);
     let (pacing, media) = verdict::pacing::check_with_summary(&trace, &rules);
@@ -63,7 +73,7 @@ pub fn replay(name: &str, datagrams: &[Datagram], run: &RunConfig) -> RunResult 
         seed: run.seed,
         link: run.faults.describe(),
         trace,
-        notes: caller.notes,
+        notes,
         media,
         findings,
     }

@@ -169,6 +169,26 @@ impl Caller {
                 });
             }
         }
+        // Captures are chronological, but merged ones may not be: play in time order.
+        let mut order: Vec<usize> = (0..steps.len()).collect();
+        order.sort_by_key(|&i| steps[i].at);
+        if order.iter().enumerate().any(|(n, &i)| n != i) {
+            let mut remap = vec![0; steps.len()];
+            for (n, &i) in order.iter().enumerate() {
+                remap[i] = n;
+            }
+            for o in outcomes.values_mut() {
+                if let Some((i, d)) = o.ack {
+                    o.ack = Some((remap[i], d));
+                }
+            }
+            let old = std::mem::take(&mut steps);
+            let mut slots: Vec<Option<Step>> = old.into_iter().map(Some).collect();
+            steps = order
+                .iter()
+                .map(|&i| slots[i].take().expect("each step once"))
+                .collect();
+        }
         let t0 = steps.first().map(|s| s.at).unwrap_or_default();
         for s in &mut steps {
             s.at -= t0;

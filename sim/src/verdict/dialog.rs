@@ -35,7 +35,7 @@ type ReqKey = (String, u32, String, String); // Call-ID, CSeq, method, top Via b
 fn req_key(s: &SipAt<'_>) -> ReqKey {
     let (n, _) = s.msg.cseq();
     (
-        s.msg.call_id().to_string(),
+        s.call_id.to_string(),
         n,
         s.msg.method().unwrap_or("").to_string(),
         s.msg.top_via_branch().unwrap_or("").to_string(),
@@ -45,7 +45,7 @@ fn req_key(s: &SipAt<'_>) -> ReqKey {
 fn resp_key(s: &SipAt<'_>) -> ReqKey {
     let (n, m) = s.msg.cseq();
     (
-        s.msg.call_id().to_string(),
+        s.call_id.to_string(),
         n,
         m.to_string(),
         s.msg.top_via_branch().unwrap_or("").to_string(),
@@ -145,11 +145,11 @@ pub fn check(trace: &Trace, rules: &Rules) -> Vec<Finding> {
         // Was this dialog already ended by a BYE (either side) before the request arrived?
         let ended_before = core_byes
             .iter()
-            .any(|b| b.msg.call_id() == call_id && b.at <= req.at)
+            .any(|b| b.call_id == call_id && b.at <= req.at)
             || msgs.iter().any(|s| {
                 s.way == Way::In
                     && s.msg.method() == Some("BYE")
-                    && s.msg.call_id() == call_id
+                    && s.call_id == call_id
                     && s.at < req.at
             });
         let in_dialog = req.msg.to_tag().is_some();
@@ -250,7 +250,7 @@ fn dialog_confirmed(msgs: &[SipAt<'_>], call_id: &str, t: Duration) -> bool {
     msgs.iter().any(|s| {
         s.way == Way::Out
             && s.at <= t
-            && s.msg.call_id() == call_id
+            && s.call_id == call_id
             && s.msg.cseq().1 == "INVITE"
             && s.msg.code().is_some_and(|c| (200..300).contains(&c))
     })
@@ -329,7 +329,7 @@ fn check_invite(
         .find(|s| {
             s.way == Way::In
                 && s.msg.method() == Some("CANCEL")
-                && s.msg.call_id() == call_id
+                && s.call_id == call_id
                 && s.msg.cseq().0 == cseq
                 && s.msg.top_via_branch() == req.msg.top_via_branch()
         })
@@ -419,7 +419,7 @@ fn check_invite(
         .find(|s| {
             s.way == Way::In
                 && s.msg.method() == Some("ACK")
-                && s.msg.call_id() == call_id
+                && s.call_id == call_id
                 && s.msg.cseq().0 == cseq
                 && s.msg.to_tag() == tag
         })
@@ -427,7 +427,7 @@ fn check_invite(
     // A BYE (either way) ends the dialog: no more 2xx copies, no BYE of ours to expect.
     let bye_at = msgs
         .iter()
-        .filter(|s| s.msg.method() == Some("BYE") && s.msg.call_id() == call_id && s.at >= fin.at)
+        .filter(|s| s.msg.method() == Some("BYE") && s.call_id == call_id && s.at >= fin.at)
         .filter(|s| {
             (s.way == Way::In && s.msg.to_tag() == tag)
                 || (s.way == Way::Out && s.msg.from_tag() == tag)
@@ -453,7 +453,7 @@ fn check_invite(
         let bye = msgs.iter().find(|s| {
             s.way == Way::Out
                 && s.msg.method() == Some("BYE")
-                && s.msg.call_id() == call_id
+                && s.call_id == call_id
                 && s.msg.from_tag() == tag
         });
         match bye {

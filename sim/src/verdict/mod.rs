@@ -65,6 +65,8 @@ pub struct SipAt<'a> {
     pub way: Way,
     pub pkt: &'a WirePacket,
     pub msg: SipMsg<'a>,
+    /// `msg.call_id()`, looked up once: the verdicts match on it constantly.
+    pub call_id: &'a str,
 }
 
 pub fn sip_messages(trace: &Trace) -> Vec<SipAt<'_>> {
@@ -79,6 +81,7 @@ pub fn sip_messages(trace: &Trace) -> Vec<SipAt<'_>> {
                 at: p.at,
                 way: p.way,
                 pkt: p,
+                call_id: msg.call_id(),
                 msg,
             })
         })

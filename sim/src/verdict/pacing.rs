@@ -85,7 +85,7 @@ fn sessions(trace: &Trace) -> Vec<Session> {
     // The caller's latest SDP per Call-ID and CSeq (offer in a request).
     let mut offers: BTreeMap<(String, u32), Sdp> = BTreeMap::new();
     for s in &msgs {
-        let call_id = s.msg.call_id().to_string();
+        let call_id = s.call_id.to_string();
         let (cseq, cmethod) = s.msg.cseq();
         match (s.way, s.msg.method(), s.msg.code()) {
             (Way::In, Some("INVITE" | "UPDATE"), _) => {
