@@ -95,6 +95,8 @@ pub struct Trace {
 }
 
 enum Queued {
+    /// The runtime finished binding an RTP port (after `RunConfig::bind_delay`).
+    Bound(u16),
     ToCore {
         local: SocketAddr,
         remote: SocketAddr,
@@ -120,6 +122,9 @@ pub struct RunConfig {
     pub keep_rtp_payload: bool,
     /// Record RTP/RTCP at all (off: only counted, for the throughput bench; no pacing verdict).
     pub record_media: bool,
+    /// How long the runtime takes to bind an RTP port (0: at once). The core holds its 2xx
+    /// until then, which opens the window for CANCEL → 487.
+    pub bind_delay: Duration,
 }
 
 impl Default for RunConfig {
@@ -130,6 +135,7 @@ impl Default for RunConfig {
             tail: Duration::from_secs(40),
             keep_rtp_payload: true,
             record_media: true,
+            bind_delay: Duration::ZERO,
         }
     }
 }
@@ -156,6 +162,7 @@ pub struct Sim {
     buf: Vec<u8>,
     keep_rtp_payload: bool,
     record_media: bool,
+    bind_delay: Duration,
 }
 
 impl Sim {
@@ -179,6 +186,7 @@ impl Sim {
             buf: vec![0; MAX_DATAGRAM],
             keep_rtp_payload: run.keep_rtp_payload,
             record_media: run.record_media,
+            bind_delay: run.bind_delay,
         }
     }
 
@@ -301,6 +309,9 @@ impl Sim {
                     bytes,
                 });
             }
+            Queued::Bound(port) => self
+                .server
+                .rtp_bind_result(self.base + self.now, port, true),
             Queued::ToCaller { src, dst, bytes } => {
                 self.caller.handle_datagram(self.now, src, dst, &bytes)
             }
@@ -324,7 +335,11 @@ impl Sim {
             while let Some(cmd) = self.server.poll_command() {
                 progressed = true;
                 if let Command::BindRtp { port, .. } = cmd {
-                    self.server.rtp_bind_result(now, port, true);
+                    if self.bind_delay.is_zero() {
+                        self.server.rtp_bind_result(now, port, true);
+                    } else {
+                        self.push(self.now + self.bind_delay, Queued::Bound(port));
+                    }
                 }
             }
             while let Some(t) = self.server.poll_transmit(now, &mut self.buf) {

@@ -71,7 +71,15 @@ pub fn judge(name: &str, run: &RunConfig, trace: Trace, notes: Vec<Note>) -> Run
     RunResult {
         name: name.to_string(),
         seed: run.seed,
-        link: run.faults.describe(),
+        link: if run.bind_delay.is_zero() {
+            run.faults.describe()
+        } else {
+            format!(
+                "{} | RTP bind {}ms",
+                run.faults.describe(),
+                run.bind_delay.as_millis()
+            )
+        },
         trace,
         notes,
         media,
@@ -105,7 +113,8 @@ pub fn captures_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-/// The link profiles `run-all` uses besides a clean link.
+/// The link profiles `run-all` uses besides a clean link: three of seeded network faults, one
+/// of a slow RTP bind.
 pub fn fault_profiles() -> Vec<RunConfig> {
     use engine::LinkFaults;
     let ms = Duration::from_millis;
@@ -140,6 +149,19 @@ pub fn fault_profiles() -> Vec<RunConfig> {
                 delay: ms(50),
                 jitter: ms(20),
             },
+            ..RunConfig::default()
+        },
+        // A slow runtime: binding the RTP port takes 2.5 s, so the core holds its 200 and a
+        // CANCEL can overtake it (→ 487).
+        RunConfig {
+            seed: 4,
+            faults: LinkFaults {
+                loss_ppm: 10_000,
+                delay: ms(20),
+                jitter: ms(5),
+                ..LinkFaults::default()
+            },
+            bind_delay: ms(2500),
             ..RunConfig::default()
         },
     ]

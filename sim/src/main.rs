@@ -44,6 +44,9 @@ enum Cmd {
         /// Keep simulating this long after the caller's last message.
         #[arg(long, value_parser = parse_duration, default_value = "40s")]
         tail: Duration,
+        /// How long binding an RTP port takes (the core holds its 200 until then).
+        #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+        bind_delay: Duration,
         /// Write the JSON report here (an array, one entry per file).
         #[arg(long)]
         json: Option<PathBuf>,
@@ -137,6 +140,7 @@ fn run(cli: Cli) -> Result<bool, String> {
             dup,
             reorder,
             tail,
+            bind_delay,
             json,
             pcap_out,
         } => {
@@ -155,6 +159,7 @@ fn run(cli: Cli) -> Result<bool, String> {
                 tail,
                 keep_rtp_payload: true,
                 record_media: true,
+                bind_delay,
             };
             let mut results = Vec::new();
             for f in &files {

@@ -73,3 +73,25 @@ fn held_party_media_goes_to_the_sdp_address_not_the_sip_source() {
     );
     assert!(r.media[0].packets > 400, "{}", report::text(&r));
 }
+
+#[test]
+fn a_slow_bind_lets_cancel_overtake_the_answer() {
+    let f = synthetic_captures_dir().join("dp750-cancel-before-answer.pcap");
+    let cfg = RunConfig {
+        bind_delay: std::time::Duration::from_secs(3),
+        ..RunConfig::default()
+    };
+    let r = replay("cancel", &pcap::read_file(&f).unwrap(), &cfg);
+    let text = report::text(&r);
+    assert!(r.passed(), "{text}");
+    assert!(
+        text.contains("← 487 Request Terminated (CSeq 21 INVITE)"),
+        "{text}"
+    );
+    assert!(text.contains("← 200 OK (CSeq 21 CANCEL)"), "{text}");
+    assert_eq!(
+        r.media.iter().map(|m| m.packets).sum::<u64>(),
+        0,
+        "no media for a cancelled call\n{text}"
+    );
+}

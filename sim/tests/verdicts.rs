@@ -395,3 +395,175 @@ fn a_response_to_an_ack_is_named() {
     let f = findings(&c.trace(ms(1500)));
     assert_one(&f, "dialog", "no response to an ACK");
 }
+
+#[test]
+fn a_skipped_slot_not_counted_as_late_is_named() {
+    let mut c = Call::answered(ms(10)).rtp(ms(10), 50);
+    // Drop slot 20 and shift the rest back: seq stays contiguous, the timestamp jumps by one
+    // frame, as a late runtime would — but no Event::Late says so.
+    c.wire
+        .retain(|p| !(p.kind == Kind::Rtp && p.bytes[2..4] == 1020u16.to_be_bytes()));
+    for p in c.wire.iter_mut().filter(|p| p.kind == Kind::Rtp) {
+        let seq = u16::from_be_bytes([p.bytes[2], p.bytes[3]]);
+        if seq > 1020 {
+            p.bytes[2..4].copy_from_slice(&(seq - 1).to_be_bytes());
+        }
+    }
+    let f = findings(&c.trace(ms(1500)));
+    assert_one(
+        &f,
+        "pacing",
+        "no skipped slots beyond the 0 counted as Late",
+    );
+    assert_one(&f, "pacing", "1 slots skipped");
+}
+
+#[test]
+fn a_2xx_without_to_tag_or_contact_is_named() {
+    let mut c = Call::answered(ms(10)).rtp(ms(10), 5);
+    for p in c
+        .wire
+        .iter_mut()
+        .filter(|p| p.bytes.starts_with(b"SIP/2.0 200"))
+    {
+        let text = String::from_utf8(p.bytes.clone()).unwrap();
+        p.bytes = text
+            .replace(";tag=core1", "")
+            .replace("Contact: <sip:123@192.168.1.100:5060>\r\n", "")
+            .into_bytes();
+    }
+    let f = findings(&c.trace(ms(1500)));
+    assert_one(&f, "dialog", "a To-tag on the 2xx");
+    assert_one(&f, "dialog", "a Contact on the 2xx");
+}
+
+#[test]
+fn cancel_of_a_pending_invite_needs_487() {
+    let invite = request("INVITE", 1, None, "z9hG4bK1", Some(&sdp(5004, "sendrecv")));
+    let cancel = request("CANCEL", 1, None, "z9hG4bK1", None);
+    let base = vec![
+        sip(ms(0), Way::In, invite),
+        sip(
+            ms(0),
+            Way::Out,
+            response(100, "Trying", 1, "INVITE", "z9hG4bK1", None),
+        ),
+        sip(ms(800), Way::In, cancel),
+        sip(
+            ms(800),
+            Way::Out,
+            response(200, "OK", 1, "CANCEL", "z9hG4bK1", None),
+        ),
+    ];
+    let mut good = base.clone();
+    good.push(sip(
+        ms(800),
+        Way::Out,
+        response(487, "Request Terminated", 1, "INVITE", "z9hG4bK1", None),
+    ));
+    good.push(sip(
+        ms(801),
+        Way::In,
+        request("ACK", 1, Some("core1"), "z9hG4bK1", None),
+    ));
+    assert_eq!(
+        findings(&Trace {
+            wire: good,
+            events: Vec::new(),
+            end: ms(5000),
+            media_packets: 0
+        }),
+        Vec::<Finding>::new()
+    );
+    let mut bad = base;
+    bad.push(sip(
+        ms(900),
+        Way::Out,
+        response(
+            200,
+            "OK",
+            1,
+            "INVITE",
+            "z9hG4bK1",
+            Some(&sdp(10000, "sendonly")),
+        ),
+    ));
+    let f = findings(&Trace {
+        wire: bad,
+        events: Vec::new(),
+        end: ms(5000),
+        media_packets: 0,
+    });
+    assert_one(&f, "dialog", "expected 487 Request Terminated");
+}
+
+fn rtcp_sr(at: Duration) -> WirePacket {
+    let mut b = vec![0x80, 200, 0, 6];
+    b.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    b.extend_from_slice(&[0; 20]);
+    WirePacket {
+        at,
+        way: Way::Out,
+        kind: Kind::Rtcp,
+        local: "192.168.1.100:10001".parse().unwrap(),
+        remote: "192.168.1.50:5005".parse().unwrap(),
+        bytes: b,
+    }
+}
+
+#[test]
+fn rtcp_sender_reports_keep_their_cadence() {
+    let ok = Call::answered(ms(10)).rtp(ms(10), 1000);
+    let mut good = ok.wire.clone();
+    good.extend([rtcp_sr(ms(4000)), rtcp_sr(ms(9000)), rtcp_sr(ms(15_500))]);
+    good.sort_by_key(|p| p.at);
+    assert_eq!(
+        findings(&Trace {
+            wire: good,
+            events: Vec::new(),
+            end: ms(21_000),
+            media_packets: 0
+        }),
+        Vec::<Finding>::new()
+    );
+    // 1 s between two reports: faster than 0.5 × 5 s.
+    let mut fast = ok.wire.clone();
+    fast.extend([
+        rtcp_sr(ms(4000)),
+        rtcp_sr(ms(5000)),
+        rtcp_sr(ms(9000)),
+        rtcp_sr(ms(15_000)),
+    ]);
+    fast.sort_by_key(|p| p.at);
+    let f = findings(&Trace {
+        wire: fast,
+        events: Vec::new(),
+        end: ms(21_000),
+        media_packets: 0,
+    });
+    assert_one(
+        &f,
+        "pacing",
+        "RTCP SR: expected 2.5s–7.5s after the previous SR",
+    );
+    // None at all over 20 s of media.
+    let f = findings(&ok.trace(ms(21_000)));
+    assert_one(&f, "pacing", "a sender report within 7.5s");
+}
+
+#[test]
+fn rtp_after_bye_is_named() {
+    let mut c = Call::answered(ms(10)).rtp(ms(10), 50);
+    c.wire.push(sip(
+        ms(500),
+        Way::In,
+        request("BYE", 2, Some("core1"), "z9hG4bK7", None),
+    ));
+    c.wire.push(sip(
+        ms(500),
+        Way::Out,
+        response(200, "OK", 2, "BYE", "z9hG4bK7", None),
+    ));
+    let f = findings(&c.trace(ms(1500)));
+    assert_one(&f, "pacing", "RTP after the BYE");
+}
