@@ -444,4 +444,78 @@ mod tests {
             Some(&ip[..])
         );
     }
+
+    /// A minimal little-endian pcapng: SHB, IDB (given link type, µs), one EPB per frame.
+    fn pcapng(linktype: u16, frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
+        let block = |kind: u32, body: &[u8]| {
+            let len = (12 + body.len().div_ceil(4) * 4) as u32;
+            let mut b = kind.to_le_bytes().to_vec();
+            b.extend_from_slice(&len.to_le_bytes());
+            b.extend_from_slice(body);
+            b.resize(len as usize - 4, 0);
+            b.extend_from_slice(&len.to_le_bytes());
+            b
+        };
+        let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+        shb.extend_from_slice(&1u16.to_le_bytes());
+        shb.extend_from_slice(&0u16.to_le_bytes());
+        shb.extend_from_slice(&(-1i64).to_le_bytes());
+        let mut out = block(0x0A0D_0D0A, &shb);
+        let mut idb = linktype.to_le_bytes().to_vec();
+        idb.extend_from_slice(&[0, 0]);
+        idb.extend_from_slice(&65535u32.to_le_bytes());
+        out.extend(block(1, &idb));
+        for (us, frame) in frames {
+            let mut epb = 0u32.to_le_bytes().to_vec();
+            epb.extend_from_slice(&((us >> 32) as u32).to_le_bytes());
+            epb.extend_from_slice(&(*us as u32).to_le_bytes());
+            epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            epb.extend_from_slice(frame);
+            out.extend(block(6, &epb));
+        }
+        out
+    }
+
+    #[test]
+    fn pcapng_with_linux_cooked_and_raw_ip_reads() {
+        let ip = ipv4_udp(
+            1,
+            0,
+            false,
+            &[0x13, 0xc4, 0x13, 0xc5, 0, 11, 0, 0, b'a', b'b', b'c'],
+        );
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&ip);
+        let file = pcapng(
+            LINKTYPE_LINUX_SLL as u16,
+            &[(1_000_000, sll.clone()), (1_020_000, sll)],
+        );
+        let d = read_bytes(&file).unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].payload, b"abc");
+        assert_eq!(d[0].src, "10.0.0.1:5060".parse().unwrap());
+        assert_eq!(d[0].dst, "10.0.0.2:5061".parse().unwrap());
+        assert_eq!(d[1].at, Duration::from_millis(20));
+        let raw = pcapng(LINKTYPE_RAW as u16, &[(5, ip)]);
+        assert_eq!(read_bytes(&raw).unwrap()[0].payload, b"abc");
+    }
+
+    #[test]
+    fn ipv6_fragments_are_rejected_by_name() {
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 16, 44, 64];
+        v6.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        v6.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        // Fragment header: next UDP, offset 0, M=1, id 7; then 8 bytes of payload.
+        v6.extend_from_slice(&[17, 0, 0, 1, 0, 0, 0, 7]);
+        v6.extend_from_slice(&[0, 1, 0, 2, 0, 16, 0, 0]);
+        let e = udp_of_ip(&v6, &mut Fragments::default()).unwrap_err();
+        assert!(e.to_string().contains("IPv6 fragment"), "{e}");
+    }
+
+    #[test]
+    fn not_a_capture_is_a_clear_error() {
+        let e = read_bytes(b"this is not a capture file at all....").unwrap_err();
+        assert!(e.to_string().contains("not a pcap or pcapng file"), "{e}");
+    }
 }
