@@ -670,7 +670,7 @@ impl Caller {
             };
             inv.ack_sent = Some(ack.clone());
             self.queue.push(ack);
-            if inv.captured.final_code.is_some_and(|c| c < 300) {
+            if !inv.reinvite && inv.captured.final_code.is_some_and(|c| c < 300) {
                 self.note(now, format!("INVITE (CSeq {cseq}) of {call_id}: our core answered {code}; the dialog's later requests are not sent"));
             }
             self.release_waiting(now);

@@ -95,3 +95,32 @@ fn a_slow_bind_lets_cancel_overtake_the_answer() {
         "no media for a cancelled call\n{text}"
     );
 }
+
+#[test]
+fn synthetic_captures_survive_a_seed_sweep_on_a_bad_link() {
+    use onhold_sim::engine::LinkFaults;
+    use std::time::Duration;
+    let files = captures_in(&synthetic_captures_dir()).unwrap();
+    let mut failures = String::new();
+    for seed in 100..108u64 {
+        let cfg = RunConfig {
+            seed,
+            faults: LinkFaults {
+                loss_ppm: 200_000,
+                dup_ppm: 50_000,
+                reorder_ppm: 100_000,
+                delay: Duration::from_millis(80),
+                jitter: Duration::from_millis(60),
+            },
+            bind_delay: Duration::from_millis(seed * 7),
+            ..RunConfig::default()
+        };
+        for f in &files {
+            let r = replay(&f.display().to_string(), &pcap::read_file(f).unwrap(), &cfg);
+            if !r.passed() {
+                failures.push_str(&report::text(&r));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures}");
+}

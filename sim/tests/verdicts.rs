@@ -548,7 +548,11 @@ fn rtcp_sender_reports_keep_their_cadence() {
     );
     // None at all over 20 s of media.
     let f = findings(&ok.trace(ms(21_000)));
-    assert_one(&f, "pacing", "a sender report within 7.5s");
+    assert_one(
+        &f,
+        "pacing",
+        "a sender report within 7.5s of media starting at +0.010000",
+    );
 }
 
 #[test]
@@ -566,4 +570,52 @@ fn rtp_after_bye_is_named() {
     ));
     let f = findings(&c.trace(ms(1500)));
     assert_one(&f, "pacing", "RTP after the BYE");
+}
+
+#[test]
+fn an_out_of_order_request_needs_500() {
+    let mut c = Call::answered(ms(10)).rtp(ms(10), 5);
+    // INFO CSeq 3 overtook INFO CSeq 2 on the link.
+    c.wire.push(sip(
+        ms(300),
+        Way::In,
+        request("INFO", 3, Some("core1"), "z9hG4bK8", None),
+    ));
+    c.wire.push(sip(
+        ms(300),
+        Way::Out,
+        response(200, "OK", 3, "INFO", "z9hG4bK8", None),
+    ));
+    c.wire.push(sip(
+        ms(310),
+        Way::In,
+        request("INFO", 2, Some("core1"), "z9hG4bK9", None),
+    ));
+    let mut right = c.wire.clone();
+    right.push(sip(
+        ms(310),
+        Way::Out,
+        response(500, "Server Internal Error", 2, "INFO", "z9hG4bK9", None),
+    ));
+    right.sort_by_key(|p| p.at);
+    assert_eq!(
+        findings(&Trace {
+            wire: right,
+            events: Vec::new(),
+            end: ms(1500),
+            media_packets: 0
+        }),
+        Vec::<Finding>::new()
+    );
+    c.wire.push(sip(
+        ms(310),
+        Way::Out,
+        response(200, "OK", 2, "INFO", "z9hG4bK9", None),
+    ));
+    let f = findings(&c.trace(ms(1500)));
+    assert_one(
+        &f,
+        "dialog",
+        "500: a higher CSeq of this dialog arrived first",
+    );
 }

@@ -203,7 +203,17 @@ pub fn check(trace: &Trace, rules: &Rules) -> Vec<Finding> {
             "BYE" | "OPTIONS" | "INFO" | "UPDATE" | "PRACK" => {
                 let ok481 =
                     in_dialog && (ended_before || !dialog_confirmed(&msgs, call_id, req.at));
-                if code != 200 && !(code == 481 && ok481) {
+                if in_dialog && out_of_order(&msgs, req) {
+                    if code != 500 && !(code == 481 && ok481) {
+                        out.push(finding(
+                            call_id,
+                            Some(fin.at),
+                            subject,
+                            "500: a higher CSeq of this dialog arrived first (RFC 3261 §12.2.2)",
+                            label(&fin.msg),
+                        ));
+                    }
+                } else if code != 200 && !(code == 481 && ok481) {
                     out.push(finding(
                         call_id,
                         Some(fin.at),
@@ -243,6 +253,37 @@ pub fn check(trace: &Trace, rules: &Rules) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Did a request of the same dialog with a higher CSeq reach the core before this one?
+fn out_of_order(msgs: &[SipAt<'_>], req: &SipAt<'_>) -> bool {
+    let (n, _) = req.msg.cseq();
+    msgs.iter().any(|s| {
+        s.way == Way::In
+            && s.idx < req.idx
+            && s.call_id == req.call_id
+            && s.msg.to_tag() == req.msg.to_tag()
+            && !matches!(s.msg.method(), Some("ACK" | "CANCEL") | None)
+            && s.msg.cseq().0 > n
+    })
+}
+
+/// When this re-INVITE arrived, had our core sent a 2xx to an earlier INVITE of the dialog that
+/// no ACK had answered yet?
+fn unacked_2xx(msgs: &[SipAt<'_>], req: &SipAt<'_>) -> bool {
+    let (n, _) = req.msg.cseq();
+    let before = |s: &&SipAt<'_>| s.idx < req.idx && s.call_id == req.call_id;
+    msgs.iter().filter(before).any(|s| {
+        let (m, method) = s.msg.cseq();
+        s.way == Way::Out
+            && method == "INVITE"
+            && m < n
+            && s.msg.code().is_some_and(|c| (200..300).contains(&c))
+            && !msgs
+                .iter()
+                .filter(before)
+                .any(|a| a.way == Way::In && a.msg.method() == Some("ACK") && a.msg.cseq().0 == m)
+    })
 }
 
 /// Has our core sent a 2xx to an INVITE of this Call-ID before `t`?
@@ -346,6 +387,16 @@ fn check_invite(
         })
     } else if in_dialog && ended_before {
         ("481 (dialog already ended)", |c| c == 481)
+    } else if in_dialog && out_of_order(msgs, req) {
+        (
+            "500: a higher CSeq of this dialog arrived first (RFC 3261 §12.2.2)",
+            |c| c == 500,
+        )
+    } else if in_dialog && unacked_2xx(msgs, req) {
+        (
+            "200 OK (or 491/500 while our previous 2xx awaits its ACK, RFC 3261 §14.2)",
+            |c| (200..300).contains(&c) || c == 491 || c == 500,
+        )
     } else if offer.as_ref().is_some_and(|o| !o.has_moh_codec()) {
         (
             "488 Not Acceptable Here (no PCMU/PCMA/G722 on RTP/AVP offered)",

@@ -484,6 +484,7 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
         }
         // RTCP sender reports.
         let mut last_sr: Option<Duration> = None;
+        let mut sr_times: Vec<Duration> = Vec::new();
         for &i in &rtcp_per_session[si] {
             let p = &trace.wire[i];
             let b = &p.bytes;
@@ -531,15 +532,30 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
                 }
             }
             last_sr = Some(p.at);
+            sr_times.push(p.at);
         }
-        if let (Some(first), Some(last)) = (summary.first, summary.last) {
-            let limit = rules.rtcp_interval * 3 / 2;
-            if summary.sender_reports == 0 && last - first > limit + ptime {
+        // Each stretch of sending (from the ACK or a resume to a hold or BYE) that lasts longer
+        // than 1.5 intervals must carry a sender report within its first 1.5 intervals.
+        let limit = rules.rtcp_interval * 3 / 2;
+        let mut spans: Vec<(usize, Duration, Duration)> = Vec::new();
+        for &i in &per_session[si] {
+            let (seg, at) = (segment_of(i), trace.wire[i].at);
+            match spans.last_mut() {
+                Some(last) if last.0 == seg => last.2 = at,
+                _ => spans.push((seg, at, at)),
+            }
+        }
+        for &(_, first, last) in &spans {
+            let covered = sr_times.iter().any(|t| *t >= first && *t <= first + limit);
+            if last - first > limit + ptime && !covered {
                 out.push(finding(
                     call,
                     first + limit,
                     "RTCP".into(),
-                    format!("a sender report within {limit:?} of the first RTP packet"),
+                    format!(
+                        "a sender report within {limit:?} of media starting at {}",
+                        fmt_time(first)
+                    ),
                     "none",
                 ));
             }
