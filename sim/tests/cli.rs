@@ -58,3 +58,34 @@ fn unreadable_input_is_an_error_not_a_pass() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/capture.pcap"));
 }
+
+#[test]
+fn two_processes_same_seed_same_json() {
+    let capture = onhold_sim::synthetic_captures_dir().join("dp750-hold-unhold.pcap");
+    let dir = std::env::temp_dir().join(format!("onhold-sim-det-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |name: &str| {
+        let out = dir.join(name);
+        let status = sim()
+            .args([
+                "replay",
+                capture.to_str().unwrap(),
+                "--seed",
+                "5",
+                "--loss",
+                "5%",
+                "--reorder",
+                "1%",
+                "--jitter",
+                "20ms",
+            ])
+            .arg("--json")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(status.status.success());
+        (std::fs::read(&out).unwrap(), status.stdout)
+    };
+    assert_eq!(run("a.json"), run("b.json"));
+    std::fs::remove_dir_all(&dir).ok();
+}
