@@ -92,6 +92,8 @@ pub struct Trace {
     pub end: Duration,
     /// RTP/RTCP packets sent but not recorded (`RunConfig::record_media` off).
     pub media_packets: u64,
+    /// Runtime stalls injected by `RunConfig::stalls`: (deadline missed, actual wake-up).
+    pub stalls: Vec<(Duration, Duration)>,
 }
 
 enum Queued {
@@ -125,6 +127,9 @@ pub struct RunConfig {
     /// How long the runtime takes to bind an RTP port (0: at once). The core holds its 2xx
     /// until then, which opens the window for CANCEL → 487.
     pub bind_delay: Duration,
+    /// A runtime that sometimes wakes late: (parts per million of the core's timer wake-ups,
+    /// how late). Exercises the core's bounded catch-up and `Event::Late`.
+    pub stalls: (u32, Duration),
 }
 
 impl Default for RunConfig {
@@ -136,6 +141,7 @@ impl Default for RunConfig {
             keep_rtp_payload: true,
             record_media: true,
             bind_delay: Duration::ZERO,
+            stalls: (0, Duration::ZERO),
         }
     }
 }
@@ -163,6 +169,9 @@ pub struct Sim {
     keep_rtp_payload: bool,
     record_media: bool,
     bind_delay: Duration,
+    stalls: (u32, Duration),
+    /// The core's timers are not served before this (a stall in progress).
+    stalled_until: Duration,
 }
 
 impl Sim {
@@ -187,6 +196,8 @@ impl Sim {
             keep_rtp_payload: run.keep_rtp_payload,
             record_media: run.record_media,
             bind_delay: run.bind_delay,
+            stalls: run.stalls,
+            stalled_until: Duration::ZERO,
         }
     }
 
@@ -233,10 +244,10 @@ impl Sim {
             self.drain_core();
             self.drain_caller();
             let next_q = self.heap.peek().map(|r| r.0 .0);
-            let next_core = self
-                .server
-                .poll_timeout()
-                .map(|t| t.saturating_duration_since(self.base));
+            let next_core = self.server.poll_timeout().map(|t| {
+                t.saturating_duration_since(self.base)
+                    .max(self.stalled_until)
+            });
             let next_caller = self.caller.poll_timeout();
             let Some(next) = [next_q, next_core, next_caller].into_iter().flatten().min() else {
                 break;
@@ -273,7 +284,17 @@ impl Sim {
                 self.caller.handle_timeout(self.now);
             }
             if next_core.is_some_and(|c| c <= self.now) {
-                self.server.handle_timeout(self.base + self.now);
+                let (ppm, late) = self.stalls;
+                if self.now >= self.stalled_until
+                    && ppm > 0
+                    && self.link.below(1_000_000) < ppm as u64
+                {
+                    // The runtime oversleeps this deadline.
+                    self.stalled_until = self.now + late;
+                    self.trace.stalls.push((self.now, self.stalled_until));
+                } else {
+                    self.server.handle_timeout(self.base + self.now);
+                }
             }
         }
         self.trace.end = self.now;

@@ -113,8 +113,8 @@ pub fn captures_in(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-/// The link profiles `run-all` uses besides a clean link: three of seeded network faults, one
-/// of a slow RTP bind.
+/// The profiles `run-all` uses besides a clean link: three of seeded network faults, one of a
+/// slow RTP bind, one of a runtime that wakes late.
 pub fn fault_profiles() -> Vec<RunConfig> {
     use engine::LinkFaults;
     let ms = Duration::from_millis;
@@ -162,6 +162,19 @@ pub fn fault_profiles() -> Vec<RunConfig> {
                 ..LinkFaults::default()
             },
             bind_delay: ms(2500),
+            ..RunConfig::default()
+        },
+        // A runtime that oversleeps 1 % of the core's deadlines by 150 ms: bounded catch-up,
+        // skipped frames, Event::Late.
+        RunConfig {
+            seed: 5,
+            faults: LinkFaults {
+                loss_ppm: 10_000,
+                delay: ms(20),
+                jitter: ms(5),
+                ..LinkFaults::default()
+            },
+            stalls: (10_000, ms(150)),
             ..RunConfig::default()
         },
     ]

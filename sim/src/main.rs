@@ -47,6 +47,12 @@ enum Cmd {
         /// How long binding an RTP port takes (the core holds its 200 until then).
         #[arg(long, value_parser = parse_duration, default_value = "0ms")]
         bind_delay: Duration,
+        /// Share of the core's timer wake-ups the runtime oversleeps, e.g. `2%`.
+        #[arg(long, value_parser = parse_ppm, default_value = "0%")]
+        stall_rate: u32,
+        /// How long an overslept wake-up is late, e.g. `70ms`.
+        #[arg(long, value_parser = parse_duration, default_value = "0ms")]
+        stall: Duration,
         /// Write the JSON report here (an array, one entry per file).
         #[arg(long)]
         json: Option<PathBuf>,
@@ -141,6 +147,8 @@ fn run(cli: Cli) -> Result<bool, String> {
             reorder,
             tail,
             bind_delay,
+            stall_rate,
+            stall,
             json,
             pcap_out,
         } => {
@@ -160,6 +168,7 @@ fn run(cli: Cli) -> Result<bool, String> {
                 keep_rtp_payload: true,
                 record_media: true,
                 bind_delay,
+                stalls: (stall_rate, stall),
             };
             let mut results = Vec::new();
             for f in &files {

@@ -106,6 +106,15 @@ pub fn text(r: &RunResult) -> String {
         r.link,
         fmt_time(r.trace.end)
     );
+    if !r.trace.stalls.is_empty() {
+        let list: Vec<String> = r
+            .trace
+            .stalls
+            .iter()
+            .map(|(a, b)| format!("{}→{}", fmt_time(*a), fmt_time(*b)))
+            .collect();
+        let _ = writeln!(s, "runtime stalls: {}", list.join(" "));
+    }
     for (at, line) in timeline(r) {
         let _ = writeln!(s, "{} {line}", fmt_time(at));
     }

@@ -173,6 +173,7 @@ impl Call {
             events: Vec::new(),
             end,
             media_packets: 0,
+            stalls: Vec::new(),
         }
     }
 }
@@ -471,7 +472,8 @@ fn cancel_of_a_pending_invite_needs_487() {
             wire: good,
             events: Vec::new(),
             end: ms(5000),
-            media_packets: 0
+            media_packets: 0,
+            stalls: Vec::new()
         }),
         Vec::<Finding>::new()
     );
@@ -493,6 +495,7 @@ fn cancel_of_a_pending_invite_needs_487() {
         events: Vec::new(),
         end: ms(5000),
         media_packets: 0,
+        stalls: Vec::new(),
     });
     assert_one(&f, "dialog", "expected 487 Request Terminated");
 }
@@ -522,7 +525,8 @@ fn rtcp_sender_reports_keep_their_cadence() {
             wire: good,
             events: Vec::new(),
             end: ms(21_000),
-            media_packets: 0
+            media_packets: 0,
+            stalls: Vec::new()
         }),
         Vec::<Finding>::new()
     );
@@ -540,6 +544,7 @@ fn rtcp_sender_reports_keep_their_cadence() {
         events: Vec::new(),
         end: ms(21_000),
         media_packets: 0,
+        stalls: Vec::new(),
     });
     assert_one(
         &f,
@@ -603,7 +608,8 @@ fn an_out_of_order_request_needs_500() {
             wire: right,
             events: Vec::new(),
             end: ms(1500),
-            media_packets: 0
+            media_packets: 0,
+            stalls: Vec::new()
         }),
         Vec::<Finding>::new()
     );
@@ -618,4 +624,77 @@ fn an_out_of_order_request_needs_500() {
         "dialog",
         "500: a higher CSeq of this dialog arrived first",
     );
+}
+
+fn started(at: Duration) -> (Duration, onhold_core::Event) {
+    (
+        at,
+        onhold_core::Event::CallStarted {
+            call: onhold_core::CallHandle(1),
+            call_id: CALL.into(),
+            user: "123".into(),
+            remote_sip: phone_sip(),
+            remote_rtp: "192.168.1.50:5004".parse().unwrap(),
+            local_rtp: "192.168.1.100:10000".parse().unwrap(),
+            codec: onhold_core::Codec::Pcmu,
+            payload_type: 0,
+            ptime_ms: 20,
+            direction: onhold_core::Direction::SendOnly,
+        },
+    )
+}
+
+/// Packets 10..=50 on the grid, except that the runtime slept from slot 20's deadline until
+/// `wake`: the packets due meanwhile go out at `wake` (the newest `sent` of them), the older
+/// ones are skipped.
+fn stalled_call(wake_slot: u16, sent: u16) -> Trace {
+    let start = ms(10);
+    let mut c = Call::answered(start);
+    let wake = start + ms(20) * wake_slot as u32 + ms(5);
+    let mut seq = 1000;
+    for k in 0..50u16 {
+        let due = start + ms(20) * k as u32;
+        let at = if (20..=wake_slot).contains(&k) {
+            wake
+        } else {
+            due
+        };
+        if (20..=wake_slot).contains(&k) && wake_slot - k >= sent {
+            continue; // skipped
+        }
+        c.wire.push(rtp(at, seq, 160 * k as u32, k == 0));
+        seq += 1;
+    }
+    let mut t = c.trace(ms(1500));
+    t.stalls.push((start + ms(20) * 20, wake));
+    t
+}
+
+#[test]
+fn catch_up_after_a_stall_is_accepted_within_its_bound() {
+    // Slots 20..=23 overdue at the wake-up: the oldest plus three more, all sent at once.
+    assert_eq!(findings(&stalled_call(23, 4)), Vec::<Finding>::new());
+}
+
+#[test]
+fn catch_up_beyond_the_bound_is_named() {
+    // Slots 20..=24 overdue and all five sent at once: one more than 1 + max_catchup_frames.
+    let f = findings(&stalled_call(24, 5));
+    assert_one(&f, "pacing", "at most 4 overdue frames sent at one wake-up");
+}
+
+#[test]
+fn skipped_frames_must_be_counted_as_late() {
+    // Slots 20..=26 overdue, the newest four sent, three skipped.
+    let mut t = stalled_call(26, 4);
+    assert_one(&findings(&t), "pacing", "3 slots skipped");
+    t.events.push(started(ms(10)));
+    t.events.push((
+        ms(535),
+        onhold_core::Event::Late {
+            call: onhold_core::CallHandle(1),
+            skipped: 3,
+        },
+    ));
+    assert_eq!(findings(&t), Vec::<Finding>::new());
 }

@@ -18,6 +18,9 @@ pub struct Rules {
     pub t1: Duration,
     pub t2: Duration,
     pub rtcp_interval: Duration,
+    /// After a late wake-up the core sends the oldest overdue frame plus at most this many
+    /// further ones at once, and skips the rest (`ServerConfig::max_catchup_frames`).
+    pub max_catchup_frames: u32,
 }
 
 impl Default for Rules {
@@ -26,6 +29,7 @@ impl Default for Rules {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             rtcp_interval: Duration::from_secs(5),
+            max_catchup_frames: 3,
         }
     }
 }

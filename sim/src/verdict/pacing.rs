@@ -224,17 +224,20 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
     let sessions = sessions(trace);
     let mut out = Vec::new();
     let mut summaries = Vec::new();
-    // Late counts per Call-ID, through the CallStarted event that names the handle.
-    let mut handle_call: BTreeMap<u64, String> = BTreeMap::new();
-    let mut late: BTreeMap<String, u64> = BTreeMap::new();
+    // Late counts per local RTP port: Call-IDs may be shared by several dialogs (forked or
+    // repeated INVITEs), ports are not.
+    let mut late: BTreeMap<u16, u64> = BTreeMap::new();
+    let mut handle_port: BTreeMap<u64, u16> = BTreeMap::new();
     for (_, ev) in &trace.events {
         match ev {
-            Event::CallStarted { call, call_id, .. } => {
-                handle_call.insert(call.0, call_id.clone());
+            Event::CallStarted {
+                call, local_rtp, ..
+            } => {
+                handle_port.insert(call.0, local_rtp.port());
             }
             Event::Late { call, skipped } => {
-                if let Some(c) = handle_call.get(&call.0) {
-                    *late.entry(c.clone()).or_default() += *skipped as u64;
+                if let Some(port) = handle_port.get(&call.0) {
+                    *late.entry(*port).or_default() += *skipped as u64;
                 }
             }
             _ => {}
@@ -304,11 +307,12 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
             first: None,
             last: None,
             sender_reports: 0,
-            late_skipped: late.get(call).copied().unwrap_or(0),
+            late_skipped: late.get(&sess.port).copied().unwrap_or(0),
         };
         let mut prev: Option<(Duration, Rtp, usize, Duration, u64)> = None; // at, hdr, segment, seg start, slot
         let mut ssrc = None;
         let mut skipped = 0u64;
+        let mut burst: Option<(Duration, u32)> = None;
         let mut failed = false;
         for &i in &per_session[si] {
             let p = &trace.wire[i];
@@ -408,33 +412,65 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
             let (seg_start, slot) = if new_segment {
                 (p.at, 0)
             } else {
-                let (pat, ph, _, start, pslot) = prev.as_ref().expect("not a new segment");
+                let (_, ph, _, start, pslot) = prev.as_ref().expect("not a new segment");
                 let since = p.at - *start;
                 let exact = since.as_nanos() % ptime.as_nanos() == 0;
-                let slot = (since.as_nanos() / ptime.as_nanos()) as u64;
-                let due = *start + ptime * (*pslot as u32 + 1);
-                if !exact || slot <= *pslot {
-                    let how = if p.at > due {
-                        format!("late by {:?}", p.at - due)
-                    } else {
-                        format!("early by {:?}", due - p.at)
-                    };
-                    out.push(finding(
-                        call,
-                        p.at,
-                        what,
-                        format!(
-                            "at {} (slot {} of the {} ms grid from {})",
-                            fmt_time(due),
-                            pslot + 1,
-                            sess.ptime,
-                            fmt_time(*start)
-                        ),
-                        format!("at {} ({how})", fmt_time(p.at)),
-                    ));
-                    failed = true;
-                    continue;
-                }
+                let time_slot = (since.as_nanos() / ptime.as_nanos()) as u64;
+                // After a runtime stall (a late wake-up) the core may send the frames that fell
+                // due at once (bounded catch-up): such a packet's slot comes from its timestamp,
+                // and it must go out between its due time and the wake-up.
+                let ts_step = h.ts.wrapping_sub(ph.ts);
+                let caught_up = (ts_step % samples == 0 && ts_step >= samples)
+                    .then(|| *pslot + (ts_step / samples) as u64)
+                    .filter(|slot| {
+                        let due = *start + ptime * *slot as u32;
+                        p.at > due && trace.stalls.iter().any(|&(a, b)| a <= due && p.at <= b)
+                    });
+                let slot = match caught_up {
+                    Some(slot) => {
+                        burst = match burst {
+                            Some((at, n)) if at == p.at => Some((at, n + 1)),
+                            _ => Some((p.at, 1)),
+                        };
+                        let limit = rules.max_catchup_frames + 1;
+                        if burst.is_some_and(|(_, n)| n > limit) {
+                            out.push(finding(
+                                call,
+                                p.at,
+                                what,
+                                format!("at most {limit} overdue frames sent at one wake-up (bounded catch-up; older ones skipped)"),
+                                format!("{} overdue frames at {}", limit + 1, fmt_time(p.at)),
+                            ));
+                            failed = true;
+                            continue;
+                        }
+                        slot
+                    }
+                    None if !exact || time_slot <= *pslot => {
+                        let due = *start + ptime * (*pslot as u32 + 1);
+                        let how = if p.at > due {
+                            format!("late by {:?}", p.at - due)
+                        } else {
+                            format!("early by {:?}", due - p.at)
+                        };
+                        out.push(finding(
+                            call,
+                            p.at,
+                            what,
+                            format!(
+                                "at {} (slot {} of the {} ms grid from {})",
+                                fmt_time(due),
+                                pslot + 1,
+                                sess.ptime,
+                                fmt_time(*start)
+                            ),
+                            format!("at {} ({how})", fmt_time(p.at)),
+                        ));
+                        failed = true;
+                        continue;
+                    }
+                    None => time_slot,
+                };
                 skipped += slot - pslot - 1;
                 let want_ts = ph.ts.wrapping_add(samples * (slot - pslot) as u32);
                 if h.ts != want_ts {
@@ -451,7 +487,6 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
                     failed = true;
                     continue;
                 }
-                let _ = pat;
                 (*start, slot)
             };
             if p.bytes.len() > 12
@@ -521,7 +556,12 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
                     *g > prev && *g <= p.at && matches!(k, Gate::Hold | Gate::Resume)
                 });
                 let (lo, hi) = (rules.rtcp_interval / 2, rules.rtcp_interval * 3 / 2);
-                if !quiet && (gap < lo || gap > hi) {
+                // A runtime stall may hold back the report that fell due while it slept.
+                let stalled = trace
+                    .stalls
+                    .iter()
+                    .any(|&(a, b)| a <= prev + hi && p.at <= b);
+                if !quiet && (gap < lo || (gap > hi && !stalled)) {
                     out.push(finding(
                         call,
                         p.at,
