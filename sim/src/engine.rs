@@ -285,7 +285,8 @@ impl Sim {
             }
             if next_core.is_some_and(|c| c <= self.now) {
                 let (ppm, late) = self.stalls;
-                if self.now >= self.stalled_until
+                // Not at the very wake-up that ends a stall: that one is served.
+                if self.now > self.stalled_until
                     && ppm > 0
                     && self.link.below(1_000_000) < ppm as u64
                 {

@@ -698,3 +698,19 @@ fn skipped_frames_must_be_counted_as_late() {
     ));
     assert_eq!(findings(&t), Vec::<Finding>::new());
 }
+
+#[test]
+fn a_2xx_copy_delayed_by_a_runtime_stall_is_accepted_only_with_the_stall() {
+    // ACK at 2 s; the copy due at +1.5 goes out at +1.6.
+    let mut c = Call::answered(ms(2000)).rtp(ms(2000), 10);
+    let p = c
+        .wire
+        .iter_mut()
+        .find(|p| p.at == ms(1500) && p.way == Way::Out)
+        .unwrap();
+    p.at = ms(1600);
+    let mut without = c.trace(ms(3000));
+    assert_one(&findings(&without), "dialog", "retransmission #2");
+    without.stalls.push((ms(1500), ms(1600)));
+    assert_eq!(findings(&without), Vec::<Finding>::new());
+}

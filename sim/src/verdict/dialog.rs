@@ -499,6 +499,7 @@ fn check_invite(
         stop,
         trace.end,
         rules,
+        &trace.stalls,
     );
     if ack_at.is_none() && bye_at.is_none_or(|b| b + SLACK >= give_up) {
         let bye = msgs.iter().find(|s| {
@@ -541,47 +542,75 @@ pub fn check_2xx_schedule(
     ack_at: Option<Duration>,
     end: Duration,
     rules: &Rules,
+    stalls: &[(Duration, Duration)],
 ) {
     let Some(&first) = sends.first() else { return };
     let stop = ack_at
         .unwrap_or(first + rules.t1 * 64)
         .min(first + rules.t1 * 64);
-    let mut expected = Vec::new();
-    let (mut t, mut interval) = (first + rules.t1, rules.t1);
-    while t < stop && t <= end {
-        expected.push(t);
-        interval = (interval * 2).min(rules.t2);
-        t += interval;
-    }
     let echo = |s: Duration| {
         invite_copies
             .iter()
             .skip(1)
             .any(|c| c.at <= s && s <= c.at + SLACK)
     };
+    // A copy due at `due` may go out at `s`: on time, or late after a runtime stall that
+    // covered its deadline (the runtime woke at the stall's end).
+    let fits = |s: Duration, due: Duration| {
+        s.abs_diff(due) <= SLACK
+            || (s > due
+                && stalls
+                    .iter()
+                    .any(|&(a, b)| a <= due && due <= b && s <= b + SLACK))
+    };
     let mut used = vec![false; sends.len()];
     used[0] = true;
-    for (n, e) in expected.iter().enumerate() {
-        match sends
-            .iter()
-            .enumerate()
-            .find(|(i, s)| !used[*i] && s.abs_diff(*e) <= SLACK)
-        {
-            Some((i, _)) => used[i] = true,
+    // The next copy is due one interval after the previous one, counted from when it was due
+    // or from when it went out (a late wake-up may shift the rest of the schedule).
+    let (mut prev_due, mut prev_sent, mut interval) = (first, first, rules.t1);
+    let mut n = 0;
+    loop {
+        let candidates = [prev_due + interval, prev_sent + interval];
+        let earliest = candidates[0].min(candidates[1]);
+        if earliest >= stop || earliest > end {
+            break;
+        }
+        n += 1;
+        let found = sends.iter().enumerate().find_map(|(i, s)| {
+            (!used[i]).then_some(())?;
+            candidates
+                .iter()
+                .find(|&&due| fits(*s, due))
+                .map(|&due| (i, *s, due))
+        });
+        match found {
+            Some((i, sent, due)) => {
+                used[i] = true;
+                prev_due = due;
+                prev_sent = sent;
+            }
+            // The copy fell due in a runtime stall that outlasted the ACK: never needed.
+            None if stalls
+                .iter()
+                .any(|&(a, b)| a <= earliest && earliest <= b && b >= stop) =>
+            {
+                break;
+            }
             None => {
                 out.push(finding(
                     call_id,
-                    Some(*e),
-                    format!("{what} retransmission #{}", n + 1),
+                    Some(candidates[0]),
+                    format!("{what} retransmission #{n}"),
                     format!(
                         "a copy at {} (T1 doubling to T2 until the ACK)",
-                        fmt_time(*e)
+                        fmt_time(candidates[0])
                     ),
                     "none",
                 ));
                 return;
             }
         }
+        interval = (interval * 2).min(rules.t2);
     }
     for (i, s) in sends.iter().enumerate() {
         if !used[i] && !echo(*s) {

@@ -586,7 +586,14 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
             }
         }
         for &(_, first, last) in &spans {
-            let covered = sr_times.iter().any(|t| *t >= first && *t <= first + limit);
+            // … or by the end of a runtime stall that covered that deadline.
+            let deadline = sr_times.iter().any(|t| *t >= first && *t <= first + limit)
+                || trace.stalls.iter().any(|&(a, b)| {
+                    a <= first + limit
+                        && first + limit <= b
+                        && sr_times.iter().any(|t| *t >= first && *t <= b)
+                });
+            let covered = deadline;
             if last - first > limit + ptime && !covered {
                 out.push(finding(
                     call,
