@@ -15,34 +15,13 @@ use onhold_core::{Control, ServerConfig, TransmitKind, Transport};
 fn tone_wav(freq: f64, secs: f64) -> Vec<u8> {
     let rate = 8000u32;
     let n = (rate as f64 * secs) as u32;
-    let data_len = n * 2;
-    let mut w = Vec::new();
-    for (tag, v) in [(b"RIFF", 36 + data_len)] {
-        w.extend_from_slice(tag);
-        w.extend_from_slice(&v.to_le_bytes());
-    }
-    w.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32] {
-        w.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [1u16, 1] {
-        w.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [rate, rate * 2] {
-        w.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [2u16, 16] {
-        w.extend_from_slice(&v.to_le_bytes());
-    }
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&data_len.to_le_bytes());
-    for i in 0..n {
-        let amplitude = 1000.0 + 8000.0 * i as f64 / n as f64;
-        let s =
-            ((i as f64 * freq * 2.0 * std::f64::consts::PI / rate as f64).sin() * amplitude) as i16;
-        w.extend_from_slice(&s.to_le_bytes());
-    }
-    w
+    let samples: Vec<i16> = (0..n)
+        .map(|i| {
+            let amplitude = 1000.0 + 8000.0 * i as f64 / n as f64;
+            ((i as f64 * freq * 2.0 * std::f64::consts::PI / rate as f64).sin() * amplitude) as i16
+        })
+        .collect();
+    wav(rate, &samples)
 }
 
 fn library(freq: f64, secs: f64, mode: PlayMode) -> Library {
