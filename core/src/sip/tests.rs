@@ -588,6 +588,44 @@ fn writer_builds_exact_bytes() {
 }
 
 #[test]
+fn response_to_copies_the_dialog_headers() {
+    let buf = crlf(DP750_OWN);
+    let req = parse(&buf).unwrap();
+    let mut out = Vec::new();
+    MessageWriter::response_to(&mut out, &req, 100, reason_phrase(100), None).body(None, b"");
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "SIP/2.0 100 Trying\r\n\
+         Via: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK1748296302;rport\r\n\
+         From: \"Reception\" <sip:201@192.168.1.10>;tag=1195548471\r\n\
+         To: <sip:123@192.168.1.100:5060>\r\n\
+         Call-ID: 1380512936-5060-7@BJC.BGI.B.FA\r\n\
+         CSeq: 21 INVITE\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let mut out = Vec::new();
+    let mut w = MessageWriter::response_to(&mut out, &req, 200, "OK", Some("abc123"));
+    w.header("Contact", "<sip:moh@192.168.1.100:5060>");
+    w.body(Some("application/sdp"), b"v=0\r\n");
+    let resp = parse(&out).unwrap();
+    assert_eq!(resp.to().unwrap().tag(), Some("abc123"));
+    assert_eq!(resp.top_via().unwrap().branch(), Some("z9hG4bK1748296302"));
+    assert_eq!(resp.cseq(), Ok((21, Method::Invite)));
+    assert_eq!(resp.body, b"v=0\r\n");
+
+    // A To that already has a tag keeps it; several Via lines are all copied, in order.
+    let b = crlf("BYE sip:a@b SIP/2.0\nVia: SIP/2.0/UDP p1;branch=z9hG4bK1\nv: SIP/2.0/UDP p2;branch=z9hG4bK2, SIP/2.0/UDP p3\nTo: <sip:a@b>;tag=old\nCall-ID: c\nl: 0\n\n");
+    let req = parse(&b).unwrap();
+    let mut out = Vec::new();
+    MessageWriter::response_to(&mut out, &req, 200, "OK", Some("new")).body(None, b"");
+    let resp = parse(&out).unwrap();
+    assert_eq!(resp.to().unwrap().tag(), Some("old"));
+    let hosts: Vec<_> = resp.vias().map(|v| v.unwrap().host).collect();
+    assert_eq!(hosts, ["p1", "p2", "p3"]);
+    assert_eq!(resp.header("From"), None);
+}
+
+#[test]
 fn write_message_round_trips() {
     for src in [DP750_OWN, DP750_LATE, DP750_HELD] {
         let buf = crlf(src);
