@@ -405,7 +405,12 @@ fn is_other_version(v: &str) -> bool {
 /// Parses the start line. Errors that still allow a 400/505 (bad Request-URI, foreign
 /// version) are returned as the second element, to be reported with the salvaged message.
 fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), ErrorKind> {
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+    // Compared as bytes: `line[..4]` would panic when byte 4 is inside a UTF-8 character.
+    if line
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let (version, rest) = line.split_once(' ').ok_or(ErrorKind::BadStartLine)?;
         if !is_sip_2_0(version) {
@@ -416,7 +421,9 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
             return Err(ErrorKind::BadStartLine);
         }
         let code: u16 = code.parse().map_err(|_| ErrorKind::BadStartLine)?;
-        if !(100..=699).contains(&code) {
+        // Reason-Phrase excludes CR and LF (RFC 3261 §25.1): a bare CR means a damaged line
+        // end, and echoing it would let a peer's text end our own lines.
+        if !(100..=699).contains(&code) || reason.contains('\r') {
             return Err(ErrorKind::BadStartLine);
         }
         return Ok((StartLine::Response { code, reason }, None));

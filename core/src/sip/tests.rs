@@ -409,6 +409,26 @@ fn start_line_errors() {
 }
 
 #[test]
+fn non_ascii_where_ascii_is_expected_is_an_error_not_a_panic() {
+    // Found by review: slicing the start line at byte 4 split a UTF-8 character.
+    for line in [
+        "SIé 200 OK",
+        "SIPé 200 OK",
+        "é",
+        "INVITE sip:é@b SIP/2.0",
+        "SIP/2.0 2é0 OK",
+    ] {
+        let b = crlf(&format!("{line}\nl: 0\n\n"));
+        assert!(parse(&b).is_err(), "{line}");
+    }
+    let n = NameAddr::parse("\"a\\é\" <sip:x@y>").unwrap();
+    assert_eq!(n.display_unescaped().unwrap(), "aé");
+    assert!(NameAddr::parse("\"a\\é").is_err());
+    assert!(Uri::parse("sip:x@é").is_err());
+    assert!(Via::parse("SIP/2.0/UDP é").is_err());
+}
+
+#[test]
 fn responses() {
     let b = crlf("SIP/2.0 100 trying -- your call is important to us\nl: 0\n\n");
     let m = parse(&b).unwrap();
@@ -423,6 +443,9 @@ fn responses() {
     assert_eq!(m.method(), None);
     let b = crlf("SIP/2.0 200\nl: 0\n\n");
     assert_eq!(parse(&b).unwrap().status(), Some(200));
+    // A bare CR inside the status line (found by the mutation proptest).
+    let e = parse(b"SIP/2.0 200 OK\r5Via: x\r\nl: 0\r\n\r\n").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadStartLine);
 }
 
 #[test]
