@@ -125,6 +125,14 @@ impl<'a> Via<'a> {
         self.params.value("branch")
     }
 
+    /// The sent-by host without IPv6 brackets, ready for `IpAddr::from_str`.
+    pub fn host_unbracketed(&self) -> &'a str {
+        self.host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(self.host)
+    }
+
     /// RFC 3581: `None` absent, `Some(None)` valueless `;rport` (answer to the source port),
     /// `Some(Some(p))` filled in by a proxy. A non-numeric value reads as valueless.
     pub fn rport(&self) -> Option<Option<u16>> {

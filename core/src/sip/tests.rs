@@ -384,6 +384,8 @@ Content-Length: 0
     assert_eq!(vias[0].port, Some(4000));
     assert_eq!(vias[1].transport, "TCP");
     assert_eq!(vias[1].host, "[2001:db8::9]");
+    assert_eq!(vias[1].host_unbracketed(), "2001:db8::9");
+    assert_eq!(vias[0].host_unbracketed(), "first.example.com");
     assert_eq!(vias[1].port, Some(5061));
     assert_eq!(vias[2].branch(), Some("\"quoted,comma\""));
     assert_eq!(vias[2].params.value("maddr"), Some("1.2.3.4"));
