@@ -172,9 +172,14 @@ impl<'a> NameAddr<'a> {
                 return Err(InvalidNameAddr);
             }
         } else if let Some(lt) = v.find('<') {
-            // display-name = *(token LWS): no quotes, no specials.
+            // display-name = *(token LWS): no quotes, no specials (RFC 4475 §3.1.2.16 `baddn`
+            // rejects the comma in `Bell, Alexander`). Non-ASCII letters are tolerated: phones
+            // send `Müller <sip:..>` unquoted, and nothing is ambiguous about it.
             let d = trim_lws(&v[..lt]);
-            if !d.bytes().all(|b| is_token_byte(b) || is_lws(b)) {
+            if !d
+                .bytes()
+                .all(|b| is_token_byte(b) || is_lws(b) || b >= 0x80)
+            {
                 return Err(InvalidNameAddr);
             }
             display = (!d.is_empty()).then_some(d);

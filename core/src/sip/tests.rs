@@ -535,6 +535,8 @@ fn name_addr_forms() {
     assert_eq!(n.tag(), Some("t1"));
     let n = NameAddr::parse("\"unknown\"<sip:1@h>").unwrap();
     assert_eq!(n.display, Some("unknown"));
+    let n = NameAddr::parse("Jörg Müller <sip:1@h>").unwrap();
+    assert_eq!(n.display, Some("Jörg Müller"));
     let n = NameAddr::parse("Bob Smith <sips:bob@h;transport=tls>;expires=60").unwrap();
     assert_eq!(n.display, Some("Bob Smith"));
     assert_eq!(n.uri.transport(), Some("tls"));
