@@ -227,6 +227,18 @@ proptest! {
         check_no_panic(&bytes);
     }
 
+    /// Arbitrary Unicode text: valid UTF-8 reaches the string-slicing code that random bytes
+    /// rarely get past the UTF-8 check to.
+    #[test]
+    fn arbitrary_text_never_panics(text in any::<String>(), prefix in prop::sample::select(vec![
+        "", "SIP/2.0 ", "INVITE ", "INVITE sip:", "OPTIONS sip:a@b SIP/2.0\r\nVia: ",
+        "OPTIONS sip:a@b SIP/2.0\r\nFrom: ", "OPTIONS sip:a@b SIP/2.0\r\nContact: \"",
+    ])) {
+        let msg = format!("{prefix}{text}\r\n\r\n");
+        check_no_panic(msg.as_bytes());
+        check_no_panic(text.as_bytes());
+    }
+
     /// Arbitrary text built from SIP's structural characters reaches deeper into the header
     /// grammars than random bytes do.
     #[test]

@@ -149,7 +149,7 @@ pub enum ErrorKind {
     /// Content-Length is not a number, or two Content-Length headers disagree.
     BadContentLength,
     /// Content-Length claims more bytes than the datagram carries (RFC 3261 §18.3; RFC 4475
-    /// §3.1.2.7 `clerr`: answer 400).
+    /// §3.1.2.2 `clerr`: answer 400).
     BodyTooShort,
 }
 
@@ -405,7 +405,12 @@ fn is_other_version(v: &str) -> bool {
 /// Parses the start line. Errors that still allow a 400/505 (bad Request-URI, foreign
 /// version) are returned as the second element, to be reported with the salvaged message.
 fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), ErrorKind> {
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+    // Compared as bytes: `line[..4]` would panic when byte 4 is inside a UTF-8 character.
+    if line
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let (version, rest) = line.split_once(' ').ok_or(ErrorKind::BadStartLine)?;
         if !is_sip_2_0(version) {
@@ -416,14 +421,16 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
             return Err(ErrorKind::BadStartLine);
         }
         let code: u16 = code.parse().map_err(|_| ErrorKind::BadStartLine)?;
-        if !(100..=699).contains(&code) {
+        // Reason-Phrase excludes CR and LF (RFC 3261 §25.1): a bare CR means a damaged line
+        // end, and echoing it would let a peer's text end our own lines.
+        if !(100..=699).contains(&code) || reason.contains('\r') {
             return Err(ErrorKind::BadStartLine);
         }
         return Ok((StartLine::Response { code, reason }, None));
     }
     // Request-Line = Method SP Request-URI SP SIP-Version CRLF: single spaces, and the URI
     // cannot contain one (RFC 3261 §7.1, §25.1). When the method and version are readable but
-    // the middle is not (extra or trailing spaces, RFC 4475 §3.1.2.11-13 `lwsruri`,
+    // the middle is not (extra or trailing spaces, RFC 4475 §3.1.2.8-10 `lwsruri`,
     // `lwsstart`, `trws`), the message is still salvaged so the server can answer 400.
     let sp1 = line.find(' ').ok_or(ErrorKind::BadStartLine)?;
     let method = &line[..sp1];
@@ -444,7 +451,7 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
         Some(ErrorKind::BadStartLine)
     } else {
         match Uri::parse(uri) {
-            // Headers in a Request-URI are not allowed (RFC 3261 §19.1.5; RFC 4475 §3.1.2.14
+            // Headers in a Request-URI are not allowed (RFC 3261 §19.1.5; RFC 4475 §3.1.2.11
             // `escruri`).
             Ok(u) if u.headers.is_none() => None,
             _ => Some(ErrorKind::BadRequestUri),
@@ -533,8 +540,8 @@ pub(crate) fn scan_head<'a>(
     Ok(())
 }
 
-/// The Content-Length, if any. Several Content-Length headers must agree (RFC 4475 §3.1.2.9
-/// `mcl01` is answered 400); values are `1*DIGIT` that fit 32 bits (§3.1.2.5 `scalar02`).
+/// The Content-Length, if any. Several Content-Length headers must agree (RFC 4475 §3.3.9
+/// `mcl01` is answered 400); values are `1*DIGIT` that fit 32 bits (§3.1.2.4 `scalar02`).
 pub(crate) fn content_length(headers: &[Header<'_>]) -> Result<Option<u32>, ErrorKind> {
     let mut found = None;
     for h in headers {

@@ -63,7 +63,7 @@ impl std::error::Error for InvalidUri {}
 
 impl<'a> Uri<'a> {
     /// Parses an absolute URI. No surrounding LWS or `<>` is accepted: a Request-URI with
-    /// either is malformed (RFC 4475 §3.1.2.10 `ltgtruri`, §3.1.2.11 `lwsruri`).
+    /// either is malformed (RFC 4475 §3.1.2.7 `ltgtruri`, §3.1.2.8 `lwsruri`).
     pub fn parse(s: &'a str) -> Result<Uri<'a>, InvalidUri> {
         let colon = s.find(':').ok_or(InvalidUri)?;
         let scheme_str = &s[..colon];
