@@ -177,20 +177,30 @@ impl Startup {
             .collect();
         let codecs: Vec<&str> = s.codecs.iter().map(|c| c.encoding_name()).collect();
         format!(
-            "onhold {} ({runtime}) listening {}; rtp {}:{}-{}; advertised {}; music: {}; codecs {}; \
+            "onhold {} ({runtime}) listening {}; rtp {}; advertised {}; music: {}; codecs {}; \
              ptime {} ms; max_calls {}; seed {}",
             env!("CARGO_PKG_VERSION"),
             listen.join(" "),
-            s.rtp_ip,
-            s.rtp_ports.0,
-            s.rtp_ports.1,
+            rtp_range(s.rtp_ip, s.rtp_ports),
             s.advertised.map_or("auto".to_string(), |a| a.to_string()),
             self.music_summary,
-            if codecs.is_empty() { "any (offer order)".to_string() } else { codecs.join(",") },
+            if codecs.is_empty() {
+                "any (offer order)".to_string()
+            } else {
+                codecs.join(",")
+            },
             s.ptime_ms,
             s.max_calls,
             self.seed,
         )
+    }
+}
+
+/// `0.0.0.0:10000-20000`, `[::]:10000-20000`.
+fn rtp_range(ip: IpAddr, (lo, hi): (u16, u16)) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]:{lo}-{hi}"),
+        IpAddr::V4(v4) => format!("{v4}:{lo}-{hi}"),
     }
 }
 
@@ -748,6 +758,18 @@ mod tests {
         r.add(t0, 3, 1);
         r.flush(t0, true);
         assert_eq!(r.frames, 0, "forced at shutdown");
+    }
+
+    #[test]
+    fn rtp_range_brackets_ipv6() {
+        assert_eq!(
+            rtp_range(IpAddr::from([0, 0, 0, 0]), (10000, 20000)),
+            "0.0.0.0:10000-20000"
+        );
+        assert_eq!(
+            rtp_range("::1".parse().unwrap(), (10000, 10001)),
+            "[::1]:10000-10001"
+        );
     }
 
     #[test]
