@@ -21,7 +21,6 @@ use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use onhold::common::{self, AfterSignal, Lifecycle, SendQueue, SocketTable, Startup};
-use onhold_core::media::Library;
 use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
 use tracing::{debug, error, info, warn};
 
@@ -43,7 +42,7 @@ const RECV_PER_WAKE: usize = 64;
 /// Datagrams kept per socket while it would block.
 const SEND_QUEUE: usize = 1024;
 
-type ReloadResult = Result<(Arc<Library>, String), String>;
+use common::ReloadResult;
 
 fn main() -> ExitCode {
     onhold::main_with("onhold-mio", serve)

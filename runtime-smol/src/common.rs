@@ -277,14 +277,28 @@ fn clock_seed() -> u64 {
 
 /// SIGHUP's work, meant for a helper thread (decoding takes a while and must not stall pacing):
 /// re-read the configuration and the music. `Err` is one line; the old music stays.
-pub fn reload_music(args: &RunArgs, seed: u64) -> Result<(Arc<Library>, String), String> {
+pub fn reload_music(args: &RunArgs, seed: u64) -> ReloadResult {
     let config = load_config(args)?;
     let (library, summary, warnings) = music::load(&config.music, seed)?;
     for w in warnings {
         warn!("reload: {w}");
     }
-    Ok((Arc::new(library), summary))
+    Ok(Reloaded {
+        library: Arc::new(library),
+        summary,
+        log_level: config.log_level,
+    })
 }
+
+/// What a successful SIGHUP produced.
+pub struct Reloaded {
+    pub library: Arc<Library>,
+    pub summary: String,
+    pub log_level: String,
+}
+
+/// A reload's outcome: `Err` is one line, and the old music stays.
+pub type ReloadResult = Result<Reloaded, String>;
 
 /// What the loop should do after a signal.
 #[derive(Debug, PartialEq)]
@@ -390,17 +404,17 @@ impl Lifecycle {
         }
     }
 
-    pub fn reload_done(
-        &mut self,
-        server: &mut Server,
-        now: Instant,
-        result: Result<(Arc<Library>, String), String>,
-    ) {
+    pub fn reload_done(&mut self, server: &mut Server, now: Instant, result: ReloadResult) {
         self.reloading = false;
         match result {
-            Ok((library, summary)) => {
-                info!("reload: music: {summary} (other settings take effect at the next start)");
-                server.control(now, Control::Reload(library));
+            Ok(r) => {
+                logging::set_level(&r.log_level);
+                info!(
+                    "reload: music: {} (log_level applied; other settings take effect at the \
+                     next start)",
+                    r.summary
+                );
+                server.control(now, Control::Reload(r.library));
             }
             Err(line) => error!("reload failed, keeping the old music: {line}"),
         }

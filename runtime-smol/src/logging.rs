@@ -8,7 +8,7 @@
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use onhold_core::config::LogFormat;
@@ -117,18 +117,30 @@ fn report_dropped(dropped: &AtomicU64, out: &mut impl Write) {
     }
 }
 
+/// Swaps the level filter on SIGHUP; unset when `RUST_LOG` decides (it keeps precedence).
+type SetFilter = Box<dyn Fn(EnvFilter) + Send + Sync>;
+static SET_FILTER: OnceLock<SetFilter> = OnceLock::new();
+
+/// Apply a reloaded `log_level` (a no-op when `RUST_LOG` is set: it overrides the file).
+pub fn set_level(level: &str) {
+    if let Some(set) = SET_FILTER.get() {
+        set(EnvFilter::new(level));
+    }
+}
+
 /// Logs go to stderr, human or JSON; `RUST_LOG` (full filter syntax) overrides `log_level`.
 pub fn init_logging(level: &str, format: LogFormat) -> LogGuard {
     use std::io::IsTerminal;
-    let (filter, bad_rust_log) = match std::env::var("RUST_LOG") {
+    let (filter, bad_rust_log, from_rust_log) = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
-            Ok(f) => (f, None),
+            Ok(f) => (f, None, true),
             Err(e) => (
                 EnvFilter::new(level),
                 Some(format!("ignoring RUST_LOG={spec}: {e}")),
+                false,
             ),
         },
-        _ => (EnvFilter::new(level), None),
+        _ => (EnvFilter::new(level), None, false),
     };
     let (tx, rx) = mpsc::sync_channel(QUEUE_LINES);
     let dropped = Arc::new(AtomicU64::new(0));
@@ -150,11 +162,25 @@ pub fn init_logging(level: &str, format: LogFormat) -> LogGuard {
         .with_env_filter(filter)
         .with_writer(writer);
     let result = match format {
-        LogFormat::Human => builder
-            .with_ansi(io::stderr().is_terminal())
-            .with_target(false)
-            .try_init(),
-        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+        LogFormat::Human => {
+            let builder = builder
+                .with_ansi(io::stderr().is_terminal())
+                .with_target(false)
+                .with_filter_reloading();
+            let handle = builder.reload_handle();
+            remember_reload(from_rust_log, move |f| {
+                let _ = handle.reload(f);
+            });
+            builder.try_init()
+        }
+        LogFormat::Json => {
+            let builder = builder.json().with_ansi(false).with_filter_reloading();
+            let handle = builder.reload_handle();
+            remember_reload(from_rust_log, move |f| {
+                let _ = handle.reload(f);
+            });
+            builder.try_init()
+        }
     };
     if result.is_ok() {
         if let Some(w) = bad_rust_log {
@@ -162,6 +188,12 @@ pub fn init_logging(level: &str, format: LogFormat) -> LogGuard {
         }
     }
     LogGuard { tx: Some(tx) }
+}
+
+fn remember_reload(from_rust_log: bool, set: impl Fn(EnvFilter) + Send + Sync + 'static) {
+    if !from_rust_log {
+        let _ = SET_FILTER.set(Box::new(set));
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ use std::time::Instant;
 
 use async_signal::{Signal, Signals};
 use onhold::common::{self, AfterSignal, Lifecycle, SendQueue, SocketTable, Startup};
-use onhold_core::media::Library;
 use onhold_core::{Command, Control, Server, Transport, MAX_DATAGRAM};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
@@ -58,7 +57,7 @@ enum Wake {
     Datagram(Datagram),
     Timer,
     Signal(i32),
-    Reloaded(Result<(Arc<Library>, String), String>),
+    Reloaded(common::ReloadResult),
     Control(Control),
     Writable,
 }
