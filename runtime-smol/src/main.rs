@@ -30,6 +30,11 @@ use tracing::{debug, error, warn};
 const RECV_BATCH: usize = 64;
 /// Datagrams waiting in the channel from all readers.
 const RECV_CHANNEL: usize = 4096;
+/// Receive buffer of a SIP socket's reader: any UDP datagram fits.
+const SIP_RECV_BUFFER: usize = 65536;
+/// Receive buffer of an RTP/RTCP socket's reader: one MTU-sized packet. There are two such
+/// readers per call, so a SIP-sized buffer would cost 128 KB a call.
+const RTP_RECV_BUFFER: usize = 2048;
 /// Datagrams kept per socket while it would block.
 const SEND_QUEUE: usize = 1024;
 
@@ -211,7 +216,12 @@ fn listen_udp(
     let std_socket = common::bind_sip_udp(addr)?;
     let local = std_socket.local_addr()?;
     let io = Arc::new(Async::new(std_socket)?);
-    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone()));
+    let reader = ex.spawn(read_loop(
+        Arc::clone(&io),
+        local,
+        tx.clone(),
+        SIP_RECV_BUFFER,
+    ));
     let sock = Sock {
         io,
         queue: SendQueue::new(SEND_QUEUE),
@@ -220,8 +230,13 @@ fn listen_udp(
     Ok((local, sock))
 }
 
-async fn read_loop(io: Arc<Async<UdpSocket>>, local: SocketAddr, tx: Sender<Datagram>) {
-    let mut buf = vec![0u8; 65536];
+async fn read_loop(
+    io: Arc<Async<UdpSocket>>,
+    local: SocketAddr,
+    tx: Sender<Datagram>,
+    buffer: usize,
+) {
+    let mut buf = vec![0u8; buffer];
     loop {
         match io.recv_from(&mut buf).await {
             Ok((n, remote)) => {
@@ -260,7 +275,12 @@ fn command(
                 for s in pair {
                     let local = s.local_addr()?;
                     let io = Arc::new(Async::new(s)?);
-                    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone()));
+                    let reader = ex.spawn(read_loop(
+                        Arc::clone(&io),
+                        local,
+                        tx.clone(),
+                        RTP_RECV_BUFFER,
+                    ));
                     opened.push((
                         local,
                         Sock {
