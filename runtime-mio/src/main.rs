@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use onhold::common::{self, AfterSignal, Lifecycle, SendQueue, SocketTable, Startup};
+use onhold::common::{self, AfterSignal, Lifecycle, ReloadResult, SendQueue, SocketTable, Startup};
 use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
 use tracing::{debug, error, info, warn};
 
@@ -41,8 +41,6 @@ const BATCH: usize = 32;
 const RECV_PER_WAKE: usize = 64;
 /// Datagrams kept per socket while it would block.
 const SEND_QUEUE: usize = 1024;
-
-use common::ReloadResult;
 
 fn main() -> ExitCode {
     onhold::main_with("onhold-mio", serve)
@@ -239,7 +237,9 @@ impl Loop {
                         ev.is_writable(),
                     ),
                     Token(t) => {
-                        let idx = t - FIRST_SOCKET;
+                        let Some(idx) = t.checked_sub(FIRST_SOCKET) else {
+                            continue;
+                        };
                         let Some(sock) = self.sockets.get(idx) else {
                             continue;
                         };
@@ -248,7 +248,7 @@ impl Loop {
                             self.ready.push_back(idx);
                         }
                         if ev.is_writable() {
-                            self.flush_queue(idx)?;
+                            self.flush_queue(idx);
                         }
                     }
                 }
@@ -448,18 +448,20 @@ impl Loop {
     }
 
     /// The socket can take more: send its queue, and stop asking for writability once empty.
-    fn flush_queue(&mut self, idx: usize) -> io::Result<()> {
+    fn flush_queue(&mut self, idx: usize) {
         let Some(sock) = self.sockets.slab.get_mut(idx).and_then(Option::as_mut) else {
-            return Ok(());
+            return;
         };
         let io = &sock.io;
         if sock.queue.flush(|remote, d| io.send_to(d, remote)) {
-            self.poll.registry().reregister(
-                &mut sock.io,
-                Token(FIRST_SOCKET + idx),
-                Interest::READABLE,
-            )?;
+            let token = Token(FIRST_SOCKET + idx);
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(&mut sock.io, token, Interest::READABLE)
+            {
+                warn!(local = %sock.local, "cannot stop waiting for writability: {e}");
+            }
         }
-        Ok(())
     }
 }
