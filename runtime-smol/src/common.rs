@@ -613,6 +613,41 @@ pub fn rtp_addrs(ip: IpAddr, port: u16, rtcp_mux: bool) -> Vec<SocketAddr> {
     v
 }
 
+/// One unit cut from a SIP byte stream (TCP).
+#[derive(Debug, PartialEq, Eq)]
+pub enum StreamUnit<'a> {
+    /// A whole message, body included: hand it to the core like a datagram.
+    Message(&'a [u8]),
+    /// A CRLFCRLF keep-alive ping: answer CRLF (RFC 5626 §3.5.1).
+    Ping,
+}
+
+/// Cut every whole message and keep-alive off the front of `buf` with the core's framer, in
+/// order, leaving a partial message for the next read. `false` when the stream cannot be
+/// framed: the connection must be closed.
+pub fn cut_stream(buf: &mut Vec<u8>, mut each: impl FnMut(StreamUnit<'_>)) -> bool {
+    use onhold_core::sip::{frame, Frame};
+    let mut pos = 0;
+    let result = loop {
+        match frame(&buf[pos..]) {
+            Frame::Complete { len } => {
+                each(StreamUnit::Message(&buf[pos..pos + len]));
+                pos += len;
+            }
+            Frame::KeepAlive { len } => {
+                if buf[pos..pos + len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    each(StreamUnit::Ping);
+                }
+                pos += len;
+            }
+            Frame::NeedMore => break true,
+            Frame::Invalid => break false,
+        }
+    };
+    buf.drain(..pos);
+    result
+}
+
 /// Sockets by the local address the core knows them by (`Transmit::local`).
 #[derive(Debug)]
 pub struct SocketTable<S> {
@@ -784,6 +819,39 @@ mod tests {
             rtp_range("::1".parse().unwrap(), (10000, 10001)),
             "[::1]:10000-10001"
         );
+    }
+
+    #[test]
+    fn stream_cutting_keeps_partial_messages_and_answers_pings() {
+        let msg = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 2\r\n\r\nok";
+        let mut buf = b"\r\n\r\n".to_vec();
+        buf.extend_from_slice(msg);
+        buf.extend_from_slice(&msg[..10]);
+        let mut got = Vec::new();
+        assert!(cut_stream(&mut buf, |u| {
+            got.push(match u {
+                StreamUnit::Message(m) => String::from_utf8_lossy(m).into_owned(),
+                StreamUnit::Ping => "PING".to_string(),
+            })
+        }));
+        assert_eq!(
+            got,
+            [
+                "PING".to_string(),
+                String::from_utf8_lossy(msg).into_owned()
+            ]
+        );
+        assert_eq!(buf, &msg[..10], "the partial message waits for more bytes");
+        let mut pong_only = b"\r\n".to_vec();
+        let mut units = 0;
+        assert!(cut_stream(&mut pong_only, |_| units += 1));
+        assert_eq!(
+            (units, pong_only.len()),
+            (0, 0),
+            "a CRLF pong is consumed silently"
+        );
+        let mut bad = b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: x\r\n\r\n".to_vec();
+        assert!(!cut_stream(&mut bad, |_| {}));
     }
 
     #[test]
