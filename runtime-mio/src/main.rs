@@ -180,14 +180,9 @@ impl Loop {
             if let Some(code) = self.life.service(&mut self.server, Instant::now()) {
                 return Ok(code);
             }
-            // Bind before sending (a 200 OK names its RTP port); close after sending (a call's
-            // last RTCP BYE still leaves from its socket).
-            let mut closing = Vec::new();
-            while let Some(cmd) = self.server.poll_command() {
-                match cmd {
-                    Command::UnbindRtp { .. } => closing.push(cmd),
-                    cmd => self.command(startup, cmd),
-                }
+            let (opening, closing) = common::take_commands(&mut self.server);
+            for cmd in opening {
+                self.command(startup, cmd);
             }
             self.transmit();
             for cmd in closing {

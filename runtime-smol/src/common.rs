@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onhold_core::config::{config_path, Config, ConfigError, RunArgs};
 use onhold_core::media::Library;
-use onhold_core::{Control, Event, Server, Stats, Transport};
+use onhold_core::{Command, Control, Event, Server, Stats, Transport};
 use tracing::{debug, error, info, warn};
 
 use crate::{logging, music};
@@ -553,6 +553,20 @@ pub fn log_event(ev: &Event) {
         }
         Event::Drained => info!("drained"),
     }
+}
+
+/// This turn's resource commands from the core, in the order to apply them: binds before the
+/// transmit pass (a 200 OK names its RTP port, which must be open first), unbinds after it (a
+/// call's last RTCP BYE still leaves from the socket being closed).
+pub fn take_commands(server: &mut Server) -> (Vec<Command>, Vec<Command>) {
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    while let Some(cmd) = server.poll_command() {
+        match cmd {
+            Command::UnbindRtp { .. } => after.push(cmd),
+            cmd => before.push(cmd),
+        }
+    }
+    (before, after)
 }
 
 /// Bind a UDP socket, non-blocking (both runtimes register it with their poller).

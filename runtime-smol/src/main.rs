@@ -125,14 +125,9 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
         if let Some(code) = life.service(&mut server, now) {
             return code;
         }
-        // Bind before sending (a 200 OK names its RTP port); close after sending (a call's
-        // last RTCP BYE still leaves from its socket).
-        let mut closing = Vec::new();
-        while let Some(cmd) = server.poll_command() {
-            match cmd {
-                Command::UnbindRtp { .. } => closing.push(cmd),
-                cmd => command(&ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd),
-            }
+        let (opening, closing) = common::take_commands(&mut server);
+        for cmd in opening {
+            command(&ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
         }
         transmit(&mut server, &mut sockets, &tcp, &mut blocked, &mut buf);
         for cmd in closing {
