@@ -90,8 +90,8 @@ pub fn judge(name: &str, run: &RunConfig, trace: Trace, notes: Vec<Note>) -> Run
 /// The public captures: `$ONHOLD_SHARED/captures`, else `shared/captures` beside the clone.
 pub fn shared_captures_dir() -> PathBuf {
     match std::env::var_os("ONHOLD_SHARED") {
-        Some(s) => Path::new(&s).join("captures"),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures"),
+        Some(s) if !s.is_empty() => Path::new(&s).join("captures"),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures"),
     }
 }
 
