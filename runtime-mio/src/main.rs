@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use onhold::common::{self, AfterSignal, Lifecycle, ReloadResult, SendQueue, SocketTable, Startup};
+use onhold::common::{self, AfterSignal, Lifecycle, ReloadResult, Startup};
+use onhold::net::{self, SendQueue, SocketTable};
 use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
 use tracing::{debug, error, info, warn};
 
@@ -145,7 +146,7 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
     let mut bound = Vec::new();
     for l in &startup.config.listen {
         let local = match l.transport {
-            Transport::Udp => common::bind_sip_udp(l.addr).and_then(|s| sockets.add(&poll, s)),
+            Transport::Udp => net::bind_sip_udp(l.addr).and_then(|s| sockets.add(&poll, s)),
             Transport::Tcp => tcp.listen(poll.registry(), l.addr),
         }
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {l}: {e}")))?;
@@ -180,7 +181,7 @@ impl Loop {
             if let Some(code) = self.life.service(&mut self.server, Instant::now()) {
                 return Ok(code);
             }
-            let (opening, closing) = common::take_commands(&mut self.server);
+            let (opening, closing) = net::take_commands(&mut self.server);
             for cmd in opening {
                 self.command(startup, cmd);
             }
@@ -328,7 +329,7 @@ impl Loop {
         let ip = startup.config.server.rtp_ip;
         match cmd {
             Command::BindRtp { port, rtcp_mux } => {
-                let ok = match common::bind_rtp(ip, port, rtcp_mux) {
+                let ok = match net::bind_rtp(ip, port, rtcp_mux) {
                     Ok(pair) => {
                         let mut added = Vec::new();
                         let mut ok = true;
@@ -356,7 +357,7 @@ impl Loop {
                 self.server.rtp_bind_result(Instant::now(), port, ok);
             }
             Command::UnbindRtp { port, rtcp_mux } => {
-                for addr in common::rtp_addrs(ip, port, rtcp_mux) {
+                for addr in net::rtp_addrs(ip, port, rtcp_mux) {
                     self.sockets.remove(&self.poll, addr);
                 }
             }

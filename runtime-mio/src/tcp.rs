@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
-use onhold::common::{cut_stream, StreamUnit};
+use onhold::net::{cut_stream, StreamUnit};
 use onhold_core::{Server, Transport};
 use tracing::debug;
 

@@ -6,6 +6,7 @@
 pub mod common;
 pub mod logging;
 pub mod music;
+pub mod net;
 pub mod probe;
 
 use std::process::ExitCode;

@@ -17,7 +17,8 @@ use std::task::Poll;
 use std::time::Instant;
 
 use async_signal::{Signal, Signals};
-use onhold::common::{self, AfterSignal, Lifecycle, SendQueue, SocketTable, Startup};
+use onhold::common::{self, AfterSignal, Lifecycle, Startup};
+use onhold::net::{self, SendQueue, SocketTable};
 use onhold_core::{Command, Control, Server, Transport, MAX_DATAGRAM};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
@@ -125,7 +126,7 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
         if let Some(code) = life.service(&mut server, now) {
             return code;
         }
-        let (opening, closing) = common::take_commands(&mut server);
+        let (opening, closing) = net::take_commands(&mut server);
         for cmd in opening {
             command(&ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
         }
@@ -208,7 +209,7 @@ fn listen_udp(
     addr: SocketAddr,
     tx: &Sender<Datagram>,
 ) -> std::io::Result<(SocketAddr, Sock)> {
-    let std_socket = common::bind_sip_udp(addr)?;
+    let std_socket = net::bind_sip_udp(addr)?;
     let local = std_socket.local_addr()?;
     let io = Arc::new(Async::new(std_socket)?);
     let reader = ex.spawn(read_loop(
@@ -265,7 +266,7 @@ fn command(
     let ip = startup.config.server.rtp_ip;
     match cmd {
         Command::BindRtp { port, rtcp_mux } => {
-            let result = common::bind_rtp(ip, port, rtcp_mux).and_then(|pair| {
+            let result = net::bind_rtp(ip, port, rtcp_mux).and_then(|pair| {
                 let mut opened = Vec::new();
                 for s in pair {
                     let local = s.local_addr()?;
@@ -302,7 +303,7 @@ fn command(
             server.rtp_bind_result(Instant::now(), port, ok);
         }
         Command::UnbindRtp { port, rtcp_mux } => {
-            for addr in common::rtp_addrs(ip, port, rtcp_mux) {
+            for addr in net::rtp_addrs(ip, port, rtcp_mux) {
                 // Exact addresses only: a fallback match could close a listener.
                 sockets.remove(&addr);
             }

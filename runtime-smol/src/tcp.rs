@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use onhold::common::{cut_stream, StreamUnit};
+use onhold::net::{cut_stream, StreamUnit};
 use onhold_core::Transport;
 use smol::channel::{Receiver, Sender};
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
