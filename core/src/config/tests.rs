@@ -1,0 +1,550 @@
+//! Precedence, every key's validation and the exact error lines.
+
+use super::*;
+use crate::codec::Codec;
+use std::net::IpAddr;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn file(text: &str) -> Result<Config, ConfigError> {
+    Config::load(
+        &RunArgs::default(),
+        &[],
+        Some((Path::new("/etc/onhold/onhold.toml"), text)),
+    )
+}
+
+fn flags(argv: &[&str]) -> RunArgs {
+    use clap::{Args, FromArgMatches};
+    let cmd = RunArgs::augment_args(clap::Command::new("onhold"));
+    let m = cmd
+        .try_get_matches_from(std::iter::once("onhold").chain(argv.iter().copied()))
+        .unwrap();
+    RunArgs::from_arg_matches(&m).unwrap()
+}
+
+fn error_line(r: Result<Config, ConfigError>) -> String {
+    let e = r.unwrap_err().to_string();
+    assert!(!e.contains('\n'), "error must be one line: {e}");
+    e
+}
+
+#[test]
+fn defaults() {
+    let c = Config::load(&RunArgs::default(), &[], None).unwrap();
+    assert_eq!(c.listen.len(), 1);
+    assert_eq!(c.listen[0].to_string(), "udp:0.0.0.0:5060");
+    assert_eq!(c.server.rtp_ports, (10000, 20000));
+    assert_eq!(c.server.rtp_ip, IpAddr::from([0, 0, 0, 0]));
+    assert_eq!(c.server.advertised, None);
+    assert!(c.server.codecs.is_empty(), "offer order decides");
+    assert_eq!(c.server.ptime_ms, 20);
+    assert_eq!(c.server.max_calls, 1000);
+    assert_eq!(c.server.max_call_duration, None);
+    assert!(!c.server.send_ringing);
+    assert!(c.music.classes.is_empty());
+    assert!(c.music.normalize);
+    assert_eq!(c.music.gain_db, 0.0);
+    assert_eq!(c.log_level, "info");
+    assert_eq!(c.log_format, LogFormat::Human);
+    assert_eq!(c.seed, None);
+    assert_eq!(c.shutdown_grace, Duration::from_secs(5));
+    assert_eq!(c.origin("ptime"), &Origin::Default);
+}
+
+#[test]
+fn precedence_flags_over_env_over_file_over_defaults() {
+    let text = "ptime = 30\nmax_calls = 7\nlog_level = \"debug\"\nsend_ringing = true\n";
+    let path = Path::new("onhold.toml");
+    let e = env(&[("ONHOLD_PTIME", "40"), ("ONHOLD_MAX_CALLS", "8")]);
+    let args = flags(&["--ptime", "50"]);
+    let c = Config::load(&args, &e, Some((path, text))).unwrap();
+    assert_eq!(c.server.ptime_ms, 50, "flag wins");
+    assert_eq!(c.origin("ptime"), &Origin::Flag("--ptime".into()));
+    assert_eq!(c.server.max_calls, 8, "env beats the file");
+    assert_eq!(
+        c.origin("max_calls"),
+        &Origin::Env("ONHOLD_MAX_CALLS".into())
+    );
+    assert_eq!(c.log_level, "debug", "file beats the default");
+    assert_eq!(c.origin("log_level"), &Origin::File("onhold.toml".into()));
+    assert!(c.server.send_ringing);
+    assert_eq!(c.shutdown_grace, Duration::from_secs(5), "default");
+    assert_eq!(c.origin("shutdown_grace"), &Origin::Default);
+}
+
+#[test]
+fn config_path_flag_then_env() {
+    let e = env(&[("ONHOLD_CONFIG", "/env.toml")]);
+    assert_eq!(
+        config_path(&RunArgs::default(), &e),
+        Some("/env.toml".into())
+    );
+    let args = flags(&["--config", "/flag.toml"]);
+    assert_eq!(config_path(&args, &e), Some("/flag.toml".into()));
+    assert_eq!(config_path(&RunArgs::default(), &[]), None);
+}
+
+#[test]
+fn unknown_env_is_a_warning_and_other_variables_are_ignored() {
+    let e = env(&[
+        ("ONHOLD_PTIM", "20"),
+        ("HOME", "/root"),
+        ("ONHOLD_CONFIG", "x"),
+    ]);
+    let c = Config::load(&RunArgs::default(), &e, None).unwrap();
+    assert_eq!(
+        c.warnings,
+        vec!["ignoring unknown environment variable ONHOLD_PTIM"]
+    );
+}
+
+#[test]
+fn listen_forms() {
+    let c = file(r#"listen = ["127.0.0.1:5070", "udp:[::1]:5060", "tcp:0.0.0.0:5060"]"#).unwrap();
+    let got: Vec<String> = c.listen.iter().map(|l| l.to_string()).collect();
+    assert_eq!(
+        got,
+        ["udp:127.0.0.1:5070", "udp:[::1]:5060", "tcp:0.0.0.0:5060"]
+    );
+    let args = flags(&["--listen", "127.0.0.1:0", "--listen", "tcp:127.0.0.1:0"]);
+    let c = Config::load(&args, &[], None).unwrap();
+    assert_eq!(c.listen[1].transport, Transport::Tcp);
+    let c = Config::load(
+        &RunArgs::default(),
+        &env(&[("ONHOLD_LISTEN", "1.2.3.4:1, 1.2.3.4:2")]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.listen.len(), 2);
+    assert_eq!(
+        error_line(file(r#"listen = ["sctp:1.2.3.4:5060"]"#)),
+        "config: listen = \"sctp:1.2.3.4:5060\": must be a list of [udp:|tcp:]IP:PORT, e.g. \
+         [\"0.0.0.0:5060\", \"tcp:[::]:5060\"] (in /etc/onhold/onhold.toml)"
+    );
+    assert!(error_line(file("listen = []")).starts_with("config: listen = []: must be"));
+    assert!(error_line(file("listen = 5060")).starts_with("config: listen = 5060: must be"));
+    assert!(
+        error_line(file(r#"listen = ["1.2.3.4:1", "udp:1.2.3.4:1"]"#))
+            .contains("each address may be listed once")
+    );
+}
+
+#[test]
+fn rtp_ports() {
+    assert_eq!(
+        file(r#"rtp_ports = "20000-20001""#)
+            .unwrap()
+            .server
+            .rtp_ports,
+        (20000, 20001)
+    );
+    for bad in [
+        "\"20000\"",
+        "\"20000-19999\"",
+        "\"80-1000\"",
+        "\"x-y\"",
+        "\"20001-20002\"",
+        "5",
+    ] {
+        let e = error_line(file(&format!("rtp_ports = {bad}")));
+        assert!(
+            e.starts_with(&format!("config: rtp_ports = {bad}: must ")),
+            "{e}"
+        );
+    }
+    assert_eq!(
+        error_line(Config::load(&flags(&["--rtp-ports", "9-8"]), &[], None)),
+        "config: rtp_ports = 9-8: must be \"LOW-HIGH\" with 1024 ≤ LOW < HIGH ≤ 65535 \
+         (from --rtp-ports)"
+    );
+}
+
+#[test]
+fn addresses() {
+    let c = file("rtp_ip = \"192.0.2.1\"\nadvertised_address = \"203.0.113.5\"").unwrap();
+    assert_eq!(c.server.rtp_ip, IpAddr::from([192, 0, 2, 1]));
+    assert_eq!(c.server.advertised, Some(IpAddr::from([203, 0, 113, 5])));
+    assert_eq!(
+        file("advertised_address = \"auto\"")
+            .unwrap()
+            .server
+            .advertised,
+        None
+    );
+    assert_eq!(
+        error_line(file("rtp_ip = \"localhost\"")),
+        "config: rtp_ip = \"localhost\": must be an IP address, e.g. 0.0.0.0 or :: \
+         (in /etc/onhold/onhold.toml)"
+    );
+    assert!(error_line(file("advertised_address = \"pbx.example\""))
+        .starts_with("config: advertised_address = \"pbx.example\": must be an IP address"));
+}
+
+#[test]
+fn codecs() {
+    let c = file(r#"codecs = ["g722", "PCMA"]"#).unwrap();
+    assert_eq!(c.server.codecs, vec![Codec::G722, Codec::Pcma]);
+    let c = Config::load(
+        &RunArgs::default(),
+        &env(&[("ONHOLD_CODECS", "PCMU")]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.server.codecs, vec![Codec::Pcmu]);
+    assert_eq!(
+        error_line(file(r#"codecs = ["PCMU", "G729"]"#)),
+        "config: codecs = \"G729\": must be a list of PCMU, PCMA, G722 (each at most once; \
+         empty: all) \
+         (in /etc/onhold/onhold.toml)"
+    );
+    assert!(error_line(file(r#"codecs = ["PCMU", "pcmu"]"#)).contains("at most once"));
+    assert!(file("codecs = []").unwrap().server.codecs.is_empty());
+    assert!(error_line(file("codecs = [20]")).starts_with("config: codecs = [20]: must be"));
+}
+
+#[test]
+fn ptime() {
+    for ok in [10, 20, 30, 60] {
+        assert_eq!(file(&format!("ptime = {ok}")).unwrap().server.ptime_ms, ok);
+    }
+    assert_eq!(
+        error_line(Config::load(&flags(&["--ptime", "7"]), &[], None)),
+        "config: ptime = 7: must be 10–60 ms in steps of 10 (from --ptime)"
+    );
+    assert_eq!(
+        error_line(file("ptime = 70")),
+        "config: ptime = 70: must be 10–60 ms in steps of 10 (in /etc/onhold/onhold.toml)"
+    );
+    assert!(error_line(file("ptime = 25")).contains("steps of 10"));
+    assert!(error_line(file("ptime = 2.5")).starts_with("config: ptime = 2.5: must"));
+}
+
+#[test]
+fn max_calls_and_durations() {
+    assert_eq!(file("max_calls = 1").unwrap().server.max_calls, 1);
+    assert_eq!(
+        error_line(Config::load(
+            &RunArgs::default(),
+            &env(&[("ONHOLD_MAX_CALLS", "0")]),
+            None
+        )),
+        "config: max_calls = 0: must be a whole number from 1 to 1000000 (from ONHOLD_MAX_CALLS)"
+    );
+    let c = file("max_call_duration = \"1h30m\"\nshutdown_grace = \"500ms\"").unwrap();
+    assert_eq!(c.server.max_call_duration, Some(Duration::from_secs(5400)));
+    assert_eq!(c.shutdown_grace, Duration::from_millis(500));
+    assert_eq!(
+        file("max_call_duration = 90")
+            .unwrap()
+            .server
+            .max_call_duration,
+        Some(Duration::from_secs(90))
+    );
+    assert_eq!(
+        file("max_call_duration = \"off\"")
+            .unwrap()
+            .server
+            .max_call_duration,
+        None
+    );
+    assert!(error_line(file("max_call_duration = \"500ms\"")).contains("at least 1s"));
+    assert_eq!(
+        error_line(file("max_call_duration = \"1 hour\"")),
+        "config: max_call_duration = \"1 hour\": must be a duration of at least 1s \
+         (e.g. 90s, 1h, 1h30m) or \"off\" (in /etc/onhold/onhold.toml)"
+    );
+    assert!(error_line(file("shutdown_grace = \"2h\"")).contains("from 0s to 1h"));
+    assert_eq!(
+        file("shutdown_grace = \"0s\"").unwrap().shutdown_grace,
+        Duration::ZERO
+    );
+}
+
+#[test]
+fn durations_parse_and_print() {
+    for (text, ms) in [
+        ("90s", 90_000),
+        ("1h", 3_600_000),
+        ("1h30m", 5_400_000),
+        ("250ms", 250),
+        ("2m", 120_000),
+        ("15", 15_000),
+        ("1d", 86_400_000),
+    ] {
+        let d = parse_duration(text).unwrap();
+        assert_eq!(d, Duration::from_millis(ms), "{text}");
+        assert_eq!(
+            parse_duration(&format_duration(d)),
+            Some(d),
+            "{text} round trip"
+        );
+    }
+    assert_eq!(format_duration(Duration::from_secs(90)), "90s");
+    assert_eq!(format_duration(Duration::from_secs(5400)), "1h30m");
+    for bad in ["", "s", "5x", "1.5h", "-3s", "h1"] {
+        assert_eq!(parse_duration(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn booleans_levels_formats_seed() {
+    let a = flags(&["--send-ringing", "--normalize", "false"]);
+    let c = Config::load(&a, &[], None).unwrap();
+    assert!(c.server.send_ringing, "a bare --send-ringing means true");
+    assert!(!c.music.normalize);
+    assert_eq!(
+        error_line(Config::load(
+            &RunArgs::default(),
+            &env(&[("ONHOLD_SEND_RINGING", "maybe")]),
+            None
+        )),
+        "config: send_ringing = maybe: must be true or false (from ONHOLD_SEND_RINGING)"
+    );
+    assert!(error_line(file("normalize = 1"))
+        .starts_with("config: normalize = 1: must be true or false"));
+    assert_eq!(file("log_level = \"WARN\"").unwrap().log_level, "warn");
+    assert_eq!(
+        error_line(file("log_level = \"verbose\"")),
+        "config: log_level = \"verbose\": must be trace, debug, info, warn or error \
+         (in /etc/onhold/onhold.toml)"
+    );
+    assert_eq!(
+        file("log_format = \"json\"").unwrap().log_format,
+        LogFormat::Json
+    );
+    assert!(error_line(file("log_format = \"xml\"")).contains("must be human or json"));
+    assert_eq!(file("seed = 42").unwrap().seed, Some(42));
+    assert_eq!(file("seed = \"clock\"").unwrap().seed, None);
+    let c = Config::load(&flags(&["--seed", "18446744073709551615"]), &[], None).unwrap();
+    assert_eq!(c.seed, Some(u64::MAX));
+    assert!(error_line(file("seed = -1")).starts_with("config: seed = -1: must be a whole number"));
+}
+
+#[test]
+fn gain() {
+    assert_eq!(file("gain_db = -6").unwrap().music.gain_db, -6.0);
+    assert_eq!(
+        Config::load(&flags(&["--gain-db", "-3.5"]), &[], None)
+            .unwrap()
+            .music
+            .gain_db,
+        -3.5
+    );
+    assert_eq!(
+        error_line(file("gain_db = 30.0")),
+        "config: gain_db = 30: must be a number of dB from -40 to 20 (in /etc/onhold/onhold.toml)"
+    );
+    assert!(error_line(file("gain_db = \"loud\"")).contains("from -40 to 20"));
+}
+
+#[test]
+fn music_and_classes() {
+    let c = file(
+        r#"
+music = "music/default"
+[classes.sales]
+music = "/srv/sales.wav"
+mode = "shared"
+order = "shuffle"
+announcement = "ann/wait.wav"
+announcement_every = "45s"
+[classes.default]
+mode = "shared"
+"#,
+    )
+    .unwrap();
+    let names: Vec<&str> = c.music.classes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["default", "sales"]);
+    let d = &c.music.classes[0];
+    assert_eq!(
+        d.music,
+        Some(PathBuf::from("/etc/onhold/music/default")),
+        "relative to the file"
+    );
+    assert_eq!(d.mode, PlayMode::Shared);
+    let s = &c.music.classes[1];
+    assert_eq!(s.music, Some(PathBuf::from("/srv/sales.wav")));
+    assert_eq!(s.order, MusicOrder::Shuffle);
+    assert_eq!(
+        s.announcement,
+        Some(PathBuf::from("/etc/onhold/ann/wait.wav"))
+    );
+    assert_eq!(s.announcement_every, Duration::from_secs(45));
+
+    // A flag names a path relative to the working directory and overrides the file's.
+    let c = Config::load(
+        &flags(&["--music", "here.mp3"]),
+        &[],
+        Some((
+            Path::new("/etc/onhold/onhold.toml"),
+            "music = \"there.mp3\"",
+        )),
+    )
+    .unwrap();
+    assert_eq!(c.music.classes[0].music, Some(PathBuf::from("here.mp3")));
+
+    assert_eq!(
+        error_line(file("[classes.sales]\nmode = \"radio\"\nmusic = \"x\"")),
+        "config: classes.sales.mode = \"radio\": must be \"per-call\" or \"shared\" \
+         (in /etc/onhold/onhold.toml)"
+    );
+    assert!(
+        error_line(file("[classes.sales]\norder = \"random\"\nmusic = \"x\"")).starts_with(
+            "config: classes.sales.order = \"random\": must be \"sorted\" or \"shuffle\""
+        )
+    );
+    assert_eq!(
+        error_line(file("[classes.sales]\nmode = \"shared\"")),
+        "config: classes.sales.music: missing: every class but default needs a file or \
+         directory (in /etc/onhold/onhold.toml)"
+    );
+    assert!(error_line(file("[classes.a]\nmusic = \"x\"\nvolume = 3"))
+        .starts_with("config: classes.a.volume = 3: unknown key; known keys: music, mode"));
+    assert!(error_line(file(
+        "[classes.a]\nmusic = \"x\"\nannouncement_every = \"0s\""
+    ))
+    .contains("from 1s to 24h"));
+    assert!(error_line(file("[classes.\"a b\"]\nmusic = \"x\"")).contains("Request-URI user part"));
+    assert!(error_line(file("classes = 3")).starts_with("config: classes = 3: must be tables"));
+}
+
+#[test]
+fn unknown_key_and_syntax_errors_are_one_line() {
+    assert_eq!(
+        error_line(file("ptim = 20")),
+        format!(
+            "config: ptim = 20: unknown key; known keys: {} (in /etc/onhold/onhold.toml)",
+            KEYS.join(", ")
+        )
+    );
+    let e = error_line(file("ptime = 20\nmax_calls = = 3\n"));
+    assert!(
+        e.starts_with("config: /etc/onhold/onhold.toml:2: not valid TOML: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn check_config_output_names_every_key_and_parses_back() {
+    let text = r#"
+listen = ["127.0.0.1:5070", "tcp:127.0.0.1:5070"]
+rtp_ports = "30000-30999"
+music = "/srv/moh"
+codecs = ["PCMA"]
+max_call_duration = "1h"
+seed = 7
+[classes."sales-1"]
+music = "/srv/sales"
+announcement = "/srv/a.wav"
+"#;
+    let c = Config::load(
+        &flags(&["--ptime", "30"]),
+        &env(&[("ONHOLD_LOG_FORMAT", "json")]),
+        Some((Path::new("/etc/onhold.toml"), text)),
+    )
+    .unwrap();
+    let out = c.to_toml();
+    for key in KEYS.iter().filter(|k| **k != "classes") {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("{key} = "))),
+            "{key} missing:\n{out}"
+        );
+    }
+    assert!(out.contains("# --ptime"), "{out}");
+    assert!(out.contains("# ONHOLD_LOG_FORMAT"), "{out}");
+    assert!(out.contains("# /etc/onhold.toml"), "{out}");
+    assert!(out.contains("[classes.sales-1]"), "{out}");
+    let back = file(&out).unwrap();
+    assert_eq!(
+        back.to_toml()
+            .lines()
+            .skip(1)
+            .map(|l| l.split('#').next().unwrap().trim_end())
+            .collect::<Vec<_>>(),
+        out.lines()
+            .skip(1)
+            .map(|l| l.split('#').next().unwrap().trim_end())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(back.server.ptime_ms, 30);
+    assert_eq!(back.music, c.music);
+    assert_eq!(back.listen, c.listen);
+    assert_eq!(back.seed, Some(7));
+}
+
+#[test]
+fn example_file_shows_the_defaults_and_its_class_examples_parse() {
+    let example = include_str!("../../../onhold.example.toml");
+    let strip = |t: &str| -> Vec<String> {
+        t.lines()
+            .skip(1)
+            .map(|l| l.split("  #").next().unwrap().trim_end().to_string())
+            .collect()
+    };
+    let from_file = file(example).unwrap();
+    let defaults = Config::load(&RunArgs::default(), &[], None).unwrap();
+    assert_eq!(strip(&from_file.to_toml()), strip(&defaults.to_toml()));
+    for key in KEYS.iter().filter(|k| **k != "classes") {
+        assert_ne!(
+            from_file.origin(key),
+            &Origin::Default,
+            "{key} missing from the example"
+        );
+    }
+    // The commented class tables are valid once uncommented.
+    let start = example.find("# [classes.default]").unwrap();
+    let tables: String = example[start..]
+        .lines()
+        .map(|l| l.trim_start_matches('#').trim_start())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = file(&tables).unwrap();
+    let names: Vec<&str> = c.music.classes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["default", "sales"]);
+}
+
+#[test]
+fn help_explains_every_flag_with_its_default() {
+    use clap::Args;
+    let mut cmd = RunArgs::augment_args(clap::Command::new("onhold"));
+    let help = cmd.render_long_help().to_string();
+    let defaults = Config::load(&RunArgs::default(), &[], None)
+        .unwrap()
+        .to_toml();
+    for key in KEYS.iter().filter(|k| **k != "classes") {
+        let flag = format!("--{}", key.replace('_', "-"));
+        assert!(help.contains(&flag), "{flag} missing from --help");
+        assert!(
+            help.contains(&format!("ONHOLD_{}", key.to_ascii_uppercase())),
+            "{key} env"
+        );
+        // The default written in the help is the effective default.
+        let line = defaults
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} = ")))
+            .unwrap();
+        let value = line[key.len() + 3..]
+            .split("  #")
+            .next()
+            .unwrap()
+            .trim()
+            .trim_matches('"');
+        let shown = match *key {
+            "listen" => "udp:0.0.0.0:5060".to_string(),
+            "codecs" => "\"\"".to_string(),
+            "gain_db" => "0".to_string(),
+            "music" => "\"\"".to_string(),
+            _ => value.to_string(),
+        };
+        assert!(
+            help.contains(&format!("[default: {shown}]")),
+            "{key}: [default: {shown}] not in help"
+        );
+    }
+}

@@ -1,0 +1,402 @@
+//! Validation of single values: every key's parser, from TOML values or plain text (flags and
+//! environment), each failing with the one-line [`ConfigError`] that names key, value and what is
+//! allowed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{ClassConfig, ConfigError, ListenAddr, MusicOrder, Origin, CLASS_KEYS};
+use crate::codec::Codec;
+use crate::media::PlayMode;
+use crate::server::Transport;
+
+/// A value before validation: TOML from the file, plain text from the environment and flags.
+#[derive(Clone, Debug)]
+pub(super) enum Raw {
+    Toml(toml::Value),
+    Text(String),
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Setting {
+    pub(super) raw: Raw,
+    pub(super) origin: Origin,
+}
+
+pub(super) fn err(key: &str, s: &Setting, allowed: &str) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        value: render(&s.raw),
+        allowed: allowed.to_string(),
+        origin: Some(s.origin.clone()),
+    }
+}
+
+/// A value as the user wrote it: TOML syntax for file values, verbatim for text.
+pub(super) fn render(raw: &Raw) -> String {
+    fn toml_value(v: &toml::Value) -> String {
+        match v {
+            toml::Value::String(s) => quote(s),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Datetime(d) => d.to_string(),
+            toml::Value::Array(a) => format!(
+                "[{}]",
+                a.iter().map(toml_value).collect::<Vec<_>>().join(", ")
+            ),
+            toml::Value::Table(_) => "{…}".to_string(),
+        }
+    }
+    match raw {
+        Raw::Toml(v) => toml_value(v),
+        Raw::Text(t) => t.clone(),
+    }
+}
+
+/// A TOML basic string.
+pub(super) fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+pub(super) fn quote_key(k: &str) -> String {
+    if !k.is_empty()
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        k.to_string()
+    } else {
+        quote(k)
+    }
+}
+
+pub(super) fn text(s: &Setting, key: &str, allowed: &str) -> Result<String, ConfigError> {
+    match &s.raw {
+        Raw::Toml(toml::Value::String(t)) | Raw::Text(t) => Ok(t.trim().to_string()),
+        _ => Err(err(key, s, allowed)),
+    }
+}
+
+pub(super) fn int(s: &Setting, key: &str, allowed: &str) -> Result<i64, ConfigError> {
+    match &s.raw {
+        Raw::Toml(toml::Value::Integer(i)) => Ok(*i),
+        Raw::Toml(toml::Value::String(t)) | Raw::Text(t) => {
+            t.trim().parse().map_err(|_| err(key, s, allowed))
+        }
+        _ => Err(err(key, s, allowed)),
+    }
+}
+
+pub(super) fn float(s: &Setting, key: &str, allowed: &str) -> Result<f64, ConfigError> {
+    let v = match &s.raw {
+        Raw::Toml(toml::Value::Integer(i)) => *i as f64,
+        Raw::Toml(toml::Value::Float(f)) => *f,
+        Raw::Toml(toml::Value::String(t)) | Raw::Text(t) => {
+            t.trim().parse().map_err(|_| err(key, s, allowed))?
+        }
+        _ => return Err(err(key, s, allowed)),
+    };
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(err(key, s, allowed))
+    }
+}
+
+pub(super) fn boolean(s: &Setting, key: &str) -> Result<bool, ConfigError> {
+    let allowed = "must be true or false";
+    match &s.raw {
+        Raw::Toml(toml::Value::Boolean(b)) => Ok(*b),
+        Raw::Toml(toml::Value::String(t)) | Raw::Text(t) => {
+            match t.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" => Ok(true),
+                "false" | "no" | "off" | "0" => Ok(false),
+                _ => Err(err(key, s, allowed)),
+            }
+        }
+        _ => Err(err(key, s, allowed)),
+    }
+}
+
+/// `"90s"`, `"1h30m"`, `"500ms"`, `"2m"`, or a whole number of seconds (TOML integer or text).
+pub(super) fn duration(s: &Setting, key: &str, allowed: &str) -> Result<Duration, ConfigError> {
+    match &s.raw {
+        Raw::Toml(toml::Value::Integer(i)) if *i >= 0 => Ok(Duration::from_secs(*i as u64)),
+        Raw::Toml(toml::Value::String(t)) | Raw::Text(t) => {
+            parse_duration(t.trim()).ok_or_else(|| err(key, s, allowed))
+        }
+        _ => Err(err(key, s, allowed)),
+    }
+}
+
+/// Parse `1h30m`, `90s`, `250ms`, `2d`; a bare number is seconds.
+pub fn parse_duration(t: &str) -> Option<Duration> {
+    if t.is_empty() {
+        return None;
+    }
+    if let Ok(secs) = t.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let mut total_ms: u64 = 0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let ms_per = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" | "min" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total_ms = total_ms.checked_add(n.checked_mul(ms_per)?)?;
+    }
+    Some(Duration::from_millis(total_ms))
+}
+
+/// The shortest exact spelling: `1h`, `90s`, `1h30m`, `500ms`.
+pub fn format_duration(d: Duration) -> String {
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    for (unit, per) in [("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)] {
+        // Whole seconds are written as seconds below a minute's remainder: "90s", not "1m30s".
+        if unit == "m" && ms % 60_000 != 0 && ms < 3_600_000 && out.is_empty() {
+            continue;
+        }
+        if ms >= per {
+            out.push_str(&format!("{}{unit}", ms / per));
+            ms %= per;
+        }
+    }
+    out
+}
+
+pub(super) fn parse_listen(s: &Setting) -> Result<Vec<ListenAddr>, ConfigError> {
+    let allowed =
+        "must be a list of [udp:|tcp:]IP:PORT, e.g. [\"0.0.0.0:5060\", \"tcp:[::]:5060\"]";
+    let items = list(s, "listen", allowed)?;
+    if items.is_empty() {
+        return Err(err("listen", s, allowed));
+    }
+    let mut out: Vec<ListenAddr> = Vec::new();
+    for item in items {
+        let (transport, addr) = if let Some(a) = item.strip_prefix("udp:") {
+            (Transport::Udp, a)
+        } else if let Some(a) = item.strip_prefix("tcp:") {
+            (Transport::Tcp, a)
+        } else {
+            (Transport::Udp, item.as_str())
+        };
+        let addr: SocketAddr = addr.parse().map_err(|_| ConfigError {
+            value: quote(&item),
+            ..err("listen", s, allowed)
+        })?;
+        let l = ListenAddr { transport, addr };
+        if out.contains(&l) {
+            return Err(ConfigError {
+                value: quote(&item),
+                ..err("listen", s, "each address may be listed once")
+            });
+        }
+        out.push(l);
+    }
+    Ok(out)
+}
+
+pub(super) fn list(s: &Setting, key: &str, allowed: &str) -> Result<Vec<String>, ConfigError> {
+    match &s.raw {
+        Raw::Toml(toml::Value::Array(a)) => a
+            .iter()
+            .map(|v| match v {
+                toml::Value::String(t) => Ok(t.trim().to_string()),
+                _ => Err(err(key, s, allowed)),
+            })
+            .collect(),
+        Raw::Toml(toml::Value::String(t)) | Raw::Text(t) => Ok(t
+            .split(',')
+            .map(str::trim)
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()),
+        _ => Err(err(key, s, allowed)),
+    }
+}
+
+pub(super) fn parse_port_range(s: &Setting) -> Result<(u16, u16), ConfigError> {
+    let allowed = "must be \"LOW-HIGH\" with 1024 ≤ LOW < HIGH ≤ 65535";
+    let t = text(s, "rtp_ports", allowed)?;
+    let (lo, hi) = t
+        .split_once('-')
+        .ok_or_else(|| err("rtp_ports", s, allowed))?;
+    let lo: u16 = lo
+        .trim()
+        .parse()
+        .map_err(|_| err("rtp_ports", s, allowed))?;
+    let hi: u16 = hi
+        .trim()
+        .parse()
+        .map_err(|_| err("rtp_ports", s, allowed))?;
+    if lo < 1024 || hi <= lo {
+        return Err(err("rtp_ports", s, allowed));
+    }
+    // One call needs an even RTP port and the odd RTCP port above it, both inside the range.
+    let first_even = lo + lo % 2;
+    if first_even >= hi {
+        return Err(err(
+            "rtp_ports",
+            s,
+            "must hold an even port and the odd one above it",
+        ));
+    }
+    Ok((lo, hi))
+}
+
+pub(super) fn parse_codecs(s: &Setting) -> Result<Vec<Codec>, ConfigError> {
+    let allowed = "must be a list of PCMU, PCMA, G722 (each at most once; empty: all)";
+    let names = list(s, "codecs", allowed)?;
+    let mut out: Vec<Codec> = Vec::new();
+    for name in names {
+        match Codec::from_name(&name) {
+            Some(c) if !out.contains(&c) => out.push(c),
+            _ => {
+                return Err(ConfigError {
+                    value: quote(&name),
+                    ..err("codecs", s, allowed)
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Relative paths from the file are relative to the file's directory; from flags and the
+/// environment, to the working directory.
+pub(super) fn resolve(path: &str, origin: &Origin, base: Option<&Path>) -> PathBuf {
+    let p = PathBuf::from(path);
+    match (origin, base) {
+        (Origin::File(_), Some(dir)) if p.is_relative() && !dir.as_os_str().is_empty() => {
+            dir.join(p)
+        }
+        _ => p,
+    }
+}
+
+pub(super) fn parse_classes(
+    tables: toml::Table,
+    origin: Option<Origin>,
+    base: Option<&Path>,
+) -> Result<Vec<ClassConfig>, ConfigError> {
+    let origin = origin.unwrap_or(Origin::Default);
+    let mut out = Vec::new();
+    for (name, value) in tables {
+        let key = format!("classes.{}", quote_key(&name));
+        let setting = |raw: toml::Value| Setting {
+            raw: Raw::Toml(raw),
+            origin: origin.clone(),
+        };
+        if name.is_empty()
+            || name
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '@' | ':' | ';'))
+        {
+            return Err(err(
+                &key,
+                &setting(value),
+                "a class name is a Request-URI user part: no spaces, '@', ':' or ';'",
+            ));
+        }
+        let toml::Value::Table(table) = value else {
+            return Err(err(
+                &key,
+                &setting(value),
+                "must be a table of music, mode, order, announcement, announcement_every",
+            ));
+        };
+        let mut class = ClassConfig::new(&name);
+        for (k, v) in table {
+            let full = format!("{key}.{k}");
+            let s = setting(v);
+            match k.as_str() {
+                "music" | "announcement" => {
+                    let t = text(&s, &full, "must be a path")?;
+                    let path = (!t.is_empty()).then(|| resolve(&t, &origin, base));
+                    if k == "music" {
+                        class.music = path;
+                    } else {
+                        class.announcement = path;
+                    }
+                }
+                "mode" => {
+                    let allowed = "must be \"per-call\" or \"shared\"";
+                    class.mode = match text(&s, &full, allowed)?.as_str() {
+                        "per-call" => PlayMode::PerCall,
+                        "shared" => PlayMode::Shared,
+                        _ => return Err(err(&full, &s, allowed)),
+                    };
+                }
+                "order" => {
+                    let allowed = "must be \"sorted\" or \"shuffle\"";
+                    class.order = match text(&s, &full, allowed)?.as_str() {
+                        "sorted" => MusicOrder::Sorted,
+                        "shuffle" => MusicOrder::Shuffle,
+                        _ => return Err(err(&full, &s, allowed)),
+                    };
+                }
+                "announcement_every" => {
+                    let allowed = "must be a duration from 1s to 24h (e.g. 60s, 5m)";
+                    let d = duration(&s, &full, allowed)?;
+                    if d < Duration::from_secs(1) || d > Duration::from_secs(86_400) {
+                        return Err(err(&full, &s, allowed));
+                    }
+                    class.announcement_every = d;
+                }
+                _ => {
+                    return Err(err(
+                        &full,
+                        &s,
+                        &format!("unknown key; known keys: {}", CLASS_KEYS.join(", ")),
+                    ))
+                }
+            }
+        }
+        if class.music.is_none() && name != "default" {
+            return Err(ConfigError {
+                key: format!("{key}.music"),
+                value: String::new(),
+                allowed: "missing: every class but default needs a file or directory".into(),
+                origin: Some(origin.clone()),
+            });
+        }
+        out.push(class);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
