@@ -157,6 +157,10 @@ pub enum Control {
     /// Swap the music while calls run: each call continues at its next frame boundary with the
     /// marker bit set, seq and timestamp continuous.
     Reload(Arc<Library>),
+    /// New settings (SIGHUP): they apply to what happens next — new calls, new offers, new
+    /// timers. Calls already up keep their port, codec and ptime. Listen addresses are the
+    /// runtime's business (sockets), not the core's.
+    Reconfigure(Box<ServerConfig>),
 }
 
 /// Everything the core needs to know about its deployment. The runtime builds it from the
@@ -170,7 +174,8 @@ pub struct ServerConfig {
     pub rtp_ip: IpAddr,
     /// Inclusive RTP port range; even ports are used for RTP, the odd one above for RTCP.
     pub rtp_ports: (u16, u16),
-    /// Codec preference. Empty: take the first offered codec we support (offer order).
+    /// The codecs we may answer with, most preferred first: a filter and an order. Empty: any
+    /// codec we support, the offer's order decides (the caller's first supported codec).
     pub codecs: Vec<Codec>,
     /// ptime when the offer has no `a=ptime` (10–60 ms).
     pub ptime_ms: u32,

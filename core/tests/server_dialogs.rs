@@ -834,3 +834,52 @@ fn session_timer_we_refresh_with_update() {
         }
     )));
 }
+
+/// SIGHUP's new settings apply to the next call; the call already up keeps its codec.
+#[test]
+fn reconfigure_applies_to_new_calls() {
+    let mut h = Harness::new();
+    establish(
+        &mut h,
+        60,
+        Some(&dp750_sdp("192.168.1.50", 5004, "sendrecv")),
+        None,
+    );
+    let config = ServerConfig {
+        codecs: vec![onhold_core::Codec::G722],
+        max_calls: 2,
+        ..ServerConfig::default()
+    };
+    h.server
+        .control(h.now, Control::Reconfigure(Box::new(config)));
+    establish(
+        &mut h,
+        61,
+        Some(&dp750_sdp("192.168.1.50", 5006, "sendrecv")),
+        None,
+    );
+    assert!(
+        h.response("SIP/2.0 200").body().contains("RTP/AVP 9 101"),
+        "G.722 preferred now"
+    );
+    h.advance(ms(40));
+    assert!(
+        h.rtp()
+            .iter()
+            .filter(|p| p.t.remote.port() == 5004)
+            .all(|p| p.rtp_pt() == 0),
+        "the first call keeps PCMU"
+    );
+    h.send(
+        PHONE,
+        &Dp750::new(62).request(
+            "INVITE",
+            Some(&dp750_sdp("192.168.1.50", 5008, "sendrecv")),
+            &[],
+        ),
+    );
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 486"),
+        "the new max_calls applies"
+    );
+}

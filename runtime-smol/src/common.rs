@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onhold_core::config::{config_path, Config, ConfigError, RunArgs};
 use onhold_core::media::Library;
-use onhold_core::{Control, Event, Server, Stats, Transport};
+use onhold_core::{Control, Event, Server, ServerConfig, Stats, Transport};
 use tracing::{debug, error, info, warn};
 
 use crate::{logging, music};
@@ -288,6 +288,7 @@ pub fn reload_music(args: &RunArgs, seed: u64) -> ReloadResult {
         library: Arc::new(library),
         summary,
         log_level: config.log_level,
+        server: config.server,
     })
 }
 
@@ -296,6 +297,8 @@ pub struct Reloaded {
     pub library: Arc<Library>,
     pub summary: String,
     pub log_level: String,
+    /// Settings for new calls (codecs, ptime, limits, timers); listen addresses need a restart.
+    pub server: ServerConfig,
 }
 
 /// A reload's outcome: `Err` is one line, and the old music stays.
@@ -411,10 +414,11 @@ impl Lifecycle {
             Ok(r) => {
                 logging::set_level(&r.log_level);
                 info!(
-                    "reload: music: {} (log_level applied; other settings take effect at the \
-                     next start)",
+                    "reload: music: {}; settings apply to new calls (listen addresses need a \
+                     restart)",
                     r.summary
                 );
+                server.control(now, Control::Reconfigure(Box::new(r.server)));
                 server.control(now, Control::Reload(r.library));
             }
             Err(line) => error!("reload failed, keeping the old music: {line}"),

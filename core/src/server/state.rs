@@ -178,6 +178,13 @@ impl Server {
                 self.library = library;
                 super::calls::reload(self);
             }
+            Control::Reconfigure(config) => {
+                let (lo, hi) = config.rtp_ports;
+                if !(lo..=hi).contains(&self.port_cursor) {
+                    self.port_cursor = lo;
+                }
+                self.config = *config;
+            }
         }
     }
 
