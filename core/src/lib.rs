@@ -6,6 +6,8 @@
 //! seed given to [`Server::new`]. Same inputs and seed, same outputs, byte for byte.
 
 pub mod codec;
+#[cfg(feature = "config")]
+pub mod config;
 pub mod media;
 pub mod rng;
 pub mod rtp;

@@ -1,1 +1,447 @@
-fn main() {}
+//! `onhold-mio`: the Music On Hold server on one thread and a raw `mio::Poll`.
+//!
+//! Same command line and configuration as `onhold` (both come from the `onhold` library). What
+//! differs is the loop: the core's deadline is a `timerfd` with an absolute CLOCK_MONOTONIC time
+//! (mio's own timeout rounds to milliseconds), signals arrive on a `signalfd`, and datagrams move
+//! in batches with `recvmmsg`/`sendmmsg`.
+
+mod sys;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::UdpSocket;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use onhold::common::{self, AfterSignal, Lifecycle, SendQueue, SocketTable, Startup};
+use onhold_core::media::Library;
+use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
+use tracing::{debug, error, info, warn};
+
+use sys::{Batch, SignalFd, TimerFd};
+
+const SIGNAL: Token = Token(0);
+const TIMER: Token = Token(1);
+const WAKER: Token = Token(2);
+/// Socket `i` of the slab has token `FIRST_SOCKET + i`.
+const FIRST_SOCKET: usize = 16;
+
+/// Datagrams per `recvmmsg`/`sendmmsg` call.
+const BATCH: usize = 32;
+/// Datagrams read from one socket per wake before the loop services the core's timers again;
+/// the rest wait for the next turn (edge-triggered: the socket stays on the ready list).
+const RECV_PER_WAKE: usize = 64;
+/// Datagrams kept per socket while it would block.
+const SEND_QUEUE: usize = 1024;
+
+type ReloadResult = Result<(Arc<Library>, String), String>;
+
+fn main() -> ExitCode {
+    onhold::main_with(serve)
+}
+
+struct Sock {
+    io: UdpSocket,
+    local: SocketAddr,
+    queue: SendQueue,
+    /// On the ready list: may have more datagrams waiting.
+    ready: bool,
+}
+
+/// Sockets in a slab (token = index + FIRST_SOCKET), found by local address through the table.
+#[derive(Default)]
+struct Sockets {
+    slab: Vec<Option<Sock>>,
+    free: Vec<usize>,
+    by_local: SocketTable<usize>,
+}
+
+impl Sockets {
+    fn add(&mut self, poll: &Poll, std_socket: std::net::UdpSocket) -> io::Result<SocketAddr> {
+        let local = std_socket.local_addr()?;
+        let mut io = UdpSocket::from_std(std_socket);
+        let idx = self.free.pop().unwrap_or(self.slab.len());
+        poll.registry()
+            .register(&mut io, Token(FIRST_SOCKET + idx), Interest::READABLE)?;
+        let sock = Sock {
+            io,
+            local,
+            queue: SendQueue::new(SEND_QUEUE),
+            ready: false,
+        };
+        if idx == self.slab.len() {
+            self.slab.push(Some(sock));
+        } else {
+            self.slab[idx] = Some(sock);
+        }
+        self.by_local.insert(local, idx);
+        Ok(local)
+    }
+
+    fn remove(&mut self, poll: &Poll, addr: SocketAddr) {
+        let Some(key) = self.by_local.lookup_key(&addr) else {
+            return;
+        };
+        if let Some(idx) = self.by_local.remove(&key) {
+            if let Some(mut sock) = self.slab[idx].take() {
+                let _ = poll.registry().deregister(&mut sock.io);
+                self.free.push(idx);
+            }
+        }
+    }
+
+    fn get(&mut self, idx: usize) -> Option<&mut Sock> {
+        self.slab.get_mut(idx).and_then(Option::as_mut)
+    }
+}
+
+struct Loop {
+    poll: Poll,
+    server: Server,
+    life: Lifecycle,
+    sockets: Sockets,
+    timer: TimerFd,
+    signals: SignalFd,
+    /// Sockets that reported readable and may still hold datagrams, in turn order.
+    ready: VecDeque<usize>,
+    rx: Batch,
+    tx: Batch,
+    /// Local socket key of each filled `tx` slot.
+    tx_from: Vec<usize>,
+    reload_rx: mpsc::Receiver<ReloadResult>,
+    reload_tx: mpsc::Sender<ReloadResult>,
+    waker: Arc<Waker>,
+}
+
+fn serve(startup: Startup) -> ExitCode {
+    match run(startup) {
+        Ok(code) => code,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("onhold-mio: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(startup: Startup) -> io::Result<ExitCode> {
+    // Before any thread exists, so reload threads inherit the blocked mask.
+    let signals = SignalFd::new(&common::SIGNALS)?;
+    let poll = Poll::new()?;
+    let timer = TimerFd::new()?;
+    poll.registry()
+        .register(&mut SourceFd(&signals.raw()), SIGNAL, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut SourceFd(&timer.raw()), TIMER, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+
+    let mut sockets = Sockets::default();
+    let mut bound = Vec::new();
+    for l in &startup.config.listen {
+        if l.transport == Transport::Tcp {
+            warn!("listen {l}: SIP over TCP is not supported by this runtime yet; skipped");
+            continue;
+        }
+        let local = common::bind_udp(l.addr)
+            .and_then(|s| sockets.add(&poll, s))
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {l}: {e}")))?;
+        bound.push((Transport::Udp, local));
+    }
+    if bound.is_empty() {
+        eprintln!("onhold-mio: no UDP listen address");
+        return Ok(ExitCode::from(common::EXIT_CONFIG));
+    }
+    info!("{}", startup.summary("mio", &bound));
+
+    let (reload_tx, reload_rx) = mpsc::channel();
+    let mut lp = Loop {
+        poll,
+        server: startup.new_server(),
+        life: Lifecycle::new(&startup),
+        sockets,
+        timer,
+        signals,
+        ready: VecDeque::new(),
+        rx: Batch::new(BATCH, MAX_DATAGRAM),
+        tx: Batch::new(BATCH, MAX_DATAGRAM),
+        tx_from: Vec::with_capacity(BATCH),
+        reload_rx,
+        reload_tx,
+        waker,
+    };
+    lp.run(&startup)
+}
+
+impl Loop {
+    fn run(&mut self, startup: &Startup) -> io::Result<ExitCode> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            if let Some(code) = self.life.service(&mut self.server, Instant::now()) {
+                return Ok(code);
+            }
+            while let Some(cmd) = self.server.poll_command() {
+                self.command(startup, cmd);
+            }
+            self.transmit();
+            if let Some(code) = self.life.check(&mut self.server, Instant::now()) {
+                return Ok(code);
+            }
+
+            // Wait: not at all if datagrams are still queued in a socket or a deadline passed;
+            // otherwise until the timerfd, a datagram or a signal.
+            let wake = self.life.next_wake(&self.server);
+            let timeout = if !self.ready.is_empty() || wake.is_some_and(|t| t <= Instant::now()) {
+                Some(Duration::ZERO)
+            } else {
+                self.timer.arm(wake)?;
+                None
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    SIGNAL => {
+                        while let Some(signo) = self.signals.next() {
+                            if let Some(code) = self.signal(startup, signo) {
+                                return Ok(code);
+                            }
+                        }
+                    }
+                    TIMER => self.timer.clear(),
+                    WAKER => {
+                        while let Ok(result) = self.reload_rx.try_recv() {
+                            self.life
+                                .reload_done(&mut self.server, Instant::now(), result);
+                        }
+                    }
+                    Token(t) => {
+                        let idx = t - FIRST_SOCKET;
+                        let Some(sock) = self.sockets.get(idx) else {
+                            continue;
+                        };
+                        if ev.is_readable() && !sock.ready {
+                            sock.ready = true;
+                            self.ready.push_back(idx);
+                        }
+                        if ev.is_writable() {
+                            self.flush_queue(idx)?;
+                        }
+                    }
+                }
+            }
+            self.receive();
+        }
+    }
+
+    fn signal(&mut self, startup: &Startup, signo: i32) -> Option<ExitCode> {
+        match self.life.on_signal(&mut self.server, Instant::now(), signo) {
+            AfterSignal::Continue => None,
+            AfterSignal::Exit(code) => Some(code),
+            AfterSignal::StartReload { seed } => {
+                let args = startup.args.clone();
+                let tx = self.reload_tx.clone();
+                let waker = Arc::clone(&self.waker);
+                let spawned = std::thread::Builder::new()
+                    .name("onhold-reload".into())
+                    .spawn(move || {
+                        let _ = tx.send(common::reload_music(&args, seed));
+                        let _ = waker.wake();
+                    });
+                if let Err(e) = spawned {
+                    self.life.reload_done(
+                        &mut self.server,
+                        Instant::now(),
+                        Err(format!("cannot start the reload thread: {e}")),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// One turn for each ready socket: up to RECV_PER_WAKE datagrams, then the next socket.
+    fn receive(&mut self) {
+        for _ in 0..self.ready.len() {
+            let Some(idx) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(sock) = self.sockets.slab.get_mut(idx).and_then(Option::as_mut) else {
+                continue;
+            };
+            let (fd, local) = (sock.io.as_raw_fd(), sock.local);
+            let mut taken = 0;
+            let drained = loop {
+                let n = match self.rx.recv(fd) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // ICMP errors can surface on UDP sockets; they are not fatal.
+                        debug!(local = %local, "recv: {e}");
+                        break false;
+                    }
+                };
+                let now = Instant::now();
+                for i in 0..n {
+                    let data = self.rx.data(i);
+                    match self.rx.peer(i) {
+                        Some(remote) if !data.is_empty() => {
+                            self.server
+                                .handle_datagram(now, Transport::Udp, local, remote, data)
+                        }
+                        _ => debug!(local = %local, "dropped an oversized or unaddressed datagram"),
+                    }
+                }
+                taken += n;
+                if n < BATCH {
+                    break true;
+                }
+                if taken >= RECV_PER_WAKE {
+                    break false;
+                }
+            };
+            if drained {
+                sock.ready = false;
+            } else {
+                self.ready.push_back(idx);
+            }
+        }
+    }
+
+    fn command(&mut self, startup: &Startup, cmd: Command) {
+        let ip = startup.config.server.rtp_ip;
+        match cmd {
+            Command::BindRtp { port, rtcp_mux } => {
+                let ok = match common::bind_rtp(ip, port, rtcp_mux) {
+                    Ok(pair) => {
+                        let mut added = Vec::new();
+                        let mut ok = true;
+                        for s in pair {
+                            match self.sockets.add(&self.poll, s) {
+                                Ok(local) => added.push(local),
+                                Err(e) => {
+                                    debug!(port, "register rtp: {e}");
+                                    ok = false;
+                                }
+                            }
+                        }
+                        if !ok {
+                            for a in added {
+                                self.sockets.remove(&self.poll, a);
+                            }
+                        }
+                        ok
+                    }
+                    Err(e) => {
+                        debug!(port, "bind rtp: {e}");
+                        false
+                    }
+                };
+                self.server.rtp_bind_result(Instant::now(), port, ok);
+            }
+            Command::UnbindRtp { port, rtcp_mux } => {
+                for addr in common::rtp_addrs(ip, port, rtcp_mux) {
+                    self.sockets.remove(&self.poll, addr);
+                }
+            }
+        }
+    }
+
+    /// Pull everything due from the core, BATCH at a time, and send each run of datagrams from
+    /// the same socket with one `sendmmsg`.
+    fn transmit(&mut self) {
+        loop {
+            self.tx_from.clear();
+            while self.tx_from.len() < BATCH {
+                let i = self.tx_from.len();
+                let Some(t) = self
+                    .server
+                    .poll_transmit(Instant::now(), self.tx.slot_mut(i))
+                else {
+                    break;
+                };
+                let table = &self.sockets.by_local;
+                match table.lookup_key(&t.local).and_then(|k| table.get(&k)) {
+                    Some(&idx) => {
+                        self.tx.set_outgoing(i, t.remote, t.len);
+                        self.tx_from.push(idx);
+                    }
+                    None => debug!(local = %t.local, "no socket for transmit; dropped"),
+                }
+            }
+            let filled = self.tx_from.len();
+            let mut start = 0;
+            while start < filled {
+                let idx = self.tx_from[start];
+                let end = (start..filled)
+                    .find(|&k| self.tx_from[k] != idx)
+                    .unwrap_or(filled);
+                self.send_run(idx, start..end);
+                start = end;
+            }
+            if filled < BATCH {
+                return;
+            }
+        }
+    }
+
+    fn send_run(&mut self, idx: usize, run: std::ops::Range<usize>) {
+        let Some(sock) = self.sockets.slab.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut next = run.start;
+        // Order matters per socket: behind a queue, new datagrams join the queue.
+        while next < run.end && sock.queue.is_empty() {
+            match self.tx.send(sock.io.as_raw_fd(), next..run.end) {
+                Ok(n) => next += n.max(1).min(run.end - next),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    debug!(local = %sock.local, "send: {e}");
+                    next += 1;
+                }
+            }
+        }
+        let was_empty = sock.queue.is_empty();
+        for i in next..run.end {
+            let remote = self.tx.peer(i).unwrap_or(sock.local);
+            if !sock.queue.push(remote, self.tx.data(i)) && sock.queue.dropped.is_power_of_two() {
+                warn!(local = %sock.local, dropped = sock.queue.dropped, "send queue full: dropping");
+            }
+        }
+        if was_empty && !sock.queue.is_empty() {
+            let token = Token(FIRST_SOCKET + idx);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(&mut sock.io, token, interest)
+            {
+                warn!(local = %sock.local, "cannot wait for writability: {e}");
+            }
+        }
+    }
+
+    /// The socket can take more: send its queue, and stop asking for writability once empty.
+    fn flush_queue(&mut self, idx: usize) -> io::Result<()> {
+        let Some(sock) = self.sockets.slab.get_mut(idx).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        let io = &sock.io;
+        if sock.queue.flush(|remote, d| io.send_to(d, remote)) {
+            self.poll.registry().reregister(
+                &mut sock.io,
+                Token(FIRST_SOCKET + idx),
+                Interest::READABLE,
+            )?;
+        }
+        Ok(())
+    }
+}

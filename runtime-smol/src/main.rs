@@ -1,5 +1,331 @@
-mod probe;
+//! `onhold`: the Music On Hold server on smol.
+//!
+//! One task owns the [`Server`]. Each UDP socket (SIP listeners, and the RTP/RTCP pairs the core
+//! asks for with `Command::BindRtp`) has a small reader task that forwards datagrams over one
+//! bounded channel, so waking costs the same with ten sockets or ten thousand. The server task's
+//! loop: core timer → commands → transmits → events → wait for the earliest of a datagram, the
+//! core's deadline, a signal, a finished reload, a control message, or a blocked socket turning
+//! writable.
 
-fn main() {
-    let _ = probe::run;
+use std::future::Future;
+use std::net::{SocketAddr, UdpSocket};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Instant;
+
+use async_signal::{Signal, Signals};
+use onhold::common::{self, AfterSignal, Lifecycle, SendQueue, SocketTable, Startup};
+use onhold_core::media::Library;
+use onhold_core::{Command, Control, Server, Transport, MAX_DATAGRAM};
+use smol::channel::{Receiver, Sender};
+use smol::future::FutureExt as _;
+use smol::stream::StreamExt as _;
+use smol::{Async, LocalExecutor, Task, Timer};
+use tracing::{debug, error, warn};
+
+/// Datagrams handled per wake before the loop services the core's timers again, so a flood of
+/// SIP cannot delay RTP pacing.
+const RECV_BATCH: usize = 64;
+/// Datagrams waiting in the channel from all readers.
+const RECV_CHANNEL: usize = 4096;
+/// Datagrams kept per socket while it would block.
+const SEND_QUEUE: usize = 1024;
+
+fn main() -> ExitCode {
+    onhold::main_with(serve)
+}
+
+struct Datagram {
+    local: SocketAddr,
+    remote: SocketAddr,
+    data: Vec<u8>,
+}
+
+struct Sock {
+    io: Arc<Async<UdpSocket>>,
+    queue: SendQueue,
+    /// Dropping the task cancels it: that and dropping `io` closes the socket.
+    _reader: Task<()>,
+}
+
+enum Wake {
+    Datagram(Datagram),
+    Timer,
+    Signal(i32),
+    Reloaded(Result<(Arc<Library>, String), String>),
+    Control(Control),
+    Writable,
+}
+
+fn serve(startup: Startup) -> ExitCode {
+    let ex = LocalExecutor::new();
+    smol::block_on(ex.run(run(&ex, startup)))
+}
+
+async fn run(ex: &LocalExecutor<'_>, startup: Startup) -> ExitCode {
+    let (dgram_tx, dgram_rx) = smol::channel::bounded::<Datagram>(RECV_CHANNEL);
+    let mut sockets: SocketTable<Sock> = SocketTable::default();
+    let mut bound = Vec::new();
+    for l in &startup.config.listen {
+        if l.transport == Transport::Tcp {
+            warn!("listen {l}: SIP over TCP is not supported by this runtime yet; skipped");
+            continue;
+        }
+        match open(ex, l.addr, &dgram_tx) {
+            Ok((local, sock)) => {
+                sockets.insert(local, sock);
+                bound.push((Transport::Udp, local));
+            }
+            Err(e) => {
+                error!("listen {l}: {e}");
+                eprintln!("onhold: cannot listen on {l}: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    if bound.is_empty() {
+        eprintln!("onhold: no UDP listen address");
+        return ExitCode::from(common::EXIT_CONFIG);
+    }
+    let signals = match Signals::new([Signal::Int, Signal::Term, Signal::Hup]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("onhold: cannot catch signals: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!("{}", startup.summary("smol", &bound));
+
+    let mut server = startup.new_server();
+    let mut life = Lifecycle::new(&startup);
+    // The control API (HTTP) will hold the sender; until then it is only kept alive.
+    let (_control_tx, control_rx): (Sender<Control>, Receiver<Control>) =
+        smol::channel::unbounded();
+    let (reload_tx, reload_rx) = smol::channel::bounded(1);
+    let mut signals = signals;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+
+    loop {
+        let now = Instant::now();
+        if let Some(code) = life.service(&mut server, now) {
+            return code;
+        }
+        while let Some(cmd) = server.poll_command() {
+            command(ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
+        }
+        transmit(&mut server, &mut sockets, &mut buf);
+        if let Some(code) = life.check(&mut server, Instant::now()) {
+            return code;
+        }
+
+        let timer = match life.next_wake(&server) {
+            Some(at) => Timer::at(at),
+            None => Timer::never(),
+        };
+        let wake = async { dgram_rx.recv().await.map_or(Wake::Timer, Wake::Datagram) }
+            .or(async {
+                timer.await;
+                Wake::Timer
+            })
+            .or(async {
+                match signals.next().await {
+                    Some(Ok(s)) => Wake::Signal(s as i32),
+                    _ => std::future::pending().await,
+                }
+            })
+            .or(async {
+                match reload_rx.recv().await {
+                    Ok(r) => Wake::Reloaded(r),
+                    Err(_) => std::future::pending().await,
+                }
+            })
+            .or(async {
+                match control_rx.recv().await {
+                    Ok(c) => Wake::Control(c),
+                    Err(_) => std::future::pending().await,
+                }
+            })
+            .or(writable(&sockets))
+            .await;
+
+        match wake {
+            Wake::Datagram(first) => {
+                let mut next = Some(first);
+                let mut n = 0;
+                while let Some(d) = next.take() {
+                    server.handle_datagram(
+                        Instant::now(),
+                        Transport::Udp,
+                        d.local,
+                        d.remote,
+                        &d.data,
+                    );
+                    n += 1;
+                    if n < RECV_BATCH {
+                        next = dgram_rx.try_recv().ok();
+                    }
+                }
+            }
+            Wake::Timer | Wake::Writable => {}
+            Wake::Signal(signo) => match life.on_signal(&mut server, Instant::now(), signo) {
+                AfterSignal::Continue => {}
+                AfterSignal::Exit(code) => return code,
+                AfterSignal::StartReload { seed } => {
+                    let args = startup.args.clone();
+                    let tx = reload_tx.clone();
+                    ex.spawn(async move {
+                        let result = smol::unblock(move || common::reload_music(&args, seed)).await;
+                        let _ = tx.send(result).await;
+                    })
+                    .detach();
+                }
+            },
+            Wake::Reloaded(result) => life.reload_done(&mut server, Instant::now(), result),
+            Wake::Control(c) => server.control(Instant::now(), c),
+        }
+    }
+}
+
+/// Bind `addr`, register it with the reactor and start its reader.
+fn open(
+    ex: &LocalExecutor<'_>,
+    addr: SocketAddr,
+    tx: &Sender<Datagram>,
+) -> std::io::Result<(SocketAddr, Sock)> {
+    let std_socket = common::bind_udp(addr)?;
+    let local = std_socket.local_addr()?;
+    let io = Arc::new(Async::new(std_socket)?);
+    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone()));
+    let sock = Sock {
+        io,
+        queue: SendQueue::new(SEND_QUEUE),
+        _reader: reader,
+    };
+    Ok((local, sock))
+}
+
+async fn read_loop(io: Arc<Async<UdpSocket>>, local: SocketAddr, tx: Sender<Datagram>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match io.recv_from(&mut buf).await {
+            Ok((n, remote)) => {
+                let d = Datagram {
+                    local,
+                    remote,
+                    data: buf[..n].to_vec(),
+                };
+                if tx.send(d).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                // ICMP errors surface here on some systems; they are not fatal for UDP.
+                debug!(local = %local, "recv: {e}");
+                Timer::after(std::time::Duration::from_millis(1)).await;
+            }
+        }
+    }
+}
+
+fn command(
+    ex: &LocalExecutor<'_>,
+    server: &mut Server,
+    sockets: &mut SocketTable<Sock>,
+    startup: &Startup,
+    tx: &Sender<Datagram>,
+    cmd: Command,
+) {
+    let ip = startup.config.server.rtp_ip;
+    match cmd {
+        Command::BindRtp { port, rtcp_mux } => {
+            let result = common::bind_rtp(ip, port, rtcp_mux).and_then(|pair| {
+                let mut opened = Vec::new();
+                for s in pair {
+                    let local = s.local_addr()?;
+                    let io = Arc::new(Async::new(s)?);
+                    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone()));
+                    opened.push((
+                        local,
+                        Sock {
+                            io,
+                            queue: SendQueue::new(SEND_QUEUE),
+                            _reader: reader,
+                        },
+                    ));
+                }
+                Ok(opened)
+            });
+            let ok = match result {
+                Ok(opened) => {
+                    for (local, sock) in opened {
+                        sockets.insert(local, sock);
+                    }
+                    true
+                }
+                Err(e) => {
+                    debug!(port, "bind rtp: {e}");
+                    false
+                }
+            };
+            server.rtp_bind_result(Instant::now(), port, ok);
+        }
+        Command::UnbindRtp { port, rtcp_mux } => {
+            for addr in common::rtp_addrs(ip, port, rtcp_mux) {
+                if let Some(key) = sockets.lookup_key(&addr) {
+                    sockets.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// Send everything the core has due now. A socket that would block keeps the rest of its
+/// datagrams in its bounded queue until it is writable again.
+fn transmit(server: &mut Server, sockets: &mut SocketTable<Sock>, buf: &mut [u8]) {
+    while let Some(t) = server.poll_transmit(Instant::now(), buf) {
+        let data = &buf[..t.len];
+        let Some(key) = sockets.lookup_key(&t.local) else {
+            debug!(local = %t.local, "no socket for transmit; dropped");
+            continue;
+        };
+        let Some(sock) = sockets.get_mut(&key) else {
+            continue;
+        };
+        if sock.queue.is_empty() {
+            match sock.io.get_ref().send_to(data, t.remote) {
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    debug!(remote = %t.remote, "send: {e}");
+                    continue;
+                }
+            }
+        }
+        if !sock.queue.push(t.remote, data) && sock.queue.dropped.is_power_of_two() {
+            warn!(local = %key, dropped = sock.queue.dropped, "send queue full: dropping");
+        }
+    }
+    for sock in sockets.values_mut().filter(|s| !s.queue.is_empty()) {
+        let io = &sock.io;
+        sock.queue
+            .flush(|remote, d| io.get_ref().send_to(d, remote));
+    }
+}
+
+/// Resolves when any socket with queued datagrams can take more (pending if none has any).
+fn writable<'a>(sockets: &'a SocketTable<Sock>) -> impl Future<Output = Wake> + 'a {
+    let blocked: Vec<&Arc<Async<UdpSocket>>> = sockets
+        .iter()
+        .filter(|(_, s)| !s.queue.is_empty())
+        .map(|(_, s)| &s.io)
+        .collect();
+    std::future::poll_fn(move |cx| {
+        for io in &blocked {
+            if io.poll_writable(cx).is_ready() {
+                return Poll::Ready(Wake::Writable);
+            }
+        }
+        Poll::Pending
+    })
 }

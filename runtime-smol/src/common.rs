@@ -1,0 +1,723 @@
+//! What both runtimes do the same way: start-up (configuration, logging, file-descriptor limit,
+//! music, seed, clock epoch), the shutdown/reload lifecycle around the [`Server`], event logging,
+//! socket bookkeeping and the bounded send queue. Only waiting and socket syscalls differ between
+//! `onhold` (smol) and `onhold-mio`, so only those live in the binaries.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use onhold_core::config::{config_path, Config, ConfigError, LogFormat, RunArgs};
+use onhold_core::media::Library;
+use onhold_core::{Control, Event, Server, Transport};
+use tracing::{debug, error, info, warn};
+
+use crate::music;
+
+/// Exit code for a configuration (or music) the server cannot start with.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// What a signal asks of the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalAction {
+    /// SIGINT, SIGTERM: stop taking calls, BYE every call, exit when drained.
+    Shutdown,
+    /// SIGHUP: re-read the configuration and the music; calls keep running.
+    Reload,
+}
+
+/// The signals the runtimes catch.
+pub const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+pub fn signal_action(signo: libc::c_int) -> Option<SignalAction> {
+    match signo {
+        libc::SIGINT | libc::SIGTERM => Some(SignalAction::Shutdown),
+        libc::SIGHUP => Some(SignalAction::Reload),
+        _ => None,
+    }
+}
+
+pub fn signal_name(signo: libc::c_int) -> &'static str {
+    match signo {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "signal",
+    }
+}
+
+/// The `ONHOLD_*` environment, the only variables the configuration looks at.
+pub fn onhold_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("ONHOLD_"))
+        .collect()
+}
+
+/// Read the file (if one is named) and merge it with the environment and the flags.
+/// `Err` is the one line to print before exiting with [`EXIT_CONFIG`].
+pub fn load_config(args: &RunArgs) -> Result<Config, String> {
+    let env = onhold_env();
+    let path: Option<PathBuf> = config_path(args, &env);
+    let text = match &path {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+            ConfigError {
+                key: "config".into(),
+                value: p.display().to_string(),
+                allowed: format!("cannot read the file: {e}"),
+                origin: None,
+            }
+            .to_string()
+        })?),
+        None => None,
+    };
+    let file = path.as_deref().zip(text.as_deref());
+    Config::load(args, &env, file).map_err(|e| e.to_string())
+}
+
+/// Logs go to stderr, human or JSON; `RUST_LOG` (full filter syntax) overrides `log_level`.
+pub fn init_logging(level: &str, format: LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let (filter, bad_rust_log) = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
+            Ok(f) => (f, None),
+            Err(e) => (
+                EnvFilter::new(level),
+                Some(format!("ignoring RUST_LOG={spec}: {e}")),
+            ),
+        },
+        _ => (EnvFilter::new(level), None),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr);
+    let result = match format {
+        LogFormat::Human => builder
+            .with_ansi(io::stderr().is_terminal())
+            .with_target(false)
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
+    if result.is_ok() {
+        if let Some(w) = bad_rust_log {
+            warn!("{w}");
+        }
+    }
+}
+
+/// File descriptors the server may need: two sockets (RTP, RTCP) per concurrent call, bounded by
+/// the RTP port range, plus listeners and a little slack for epoll, timers, signals and files.
+pub fn fds_needed(config: &Config) -> u64 {
+    let (lo, hi) = config.server.rtp_ports;
+    let range = u64::from(hi - lo) + 1;
+    let per_calls = (config.server.max_calls as u64).saturating_mul(2);
+    range.min(per_calls) + config.listen.len() as u64 + 64
+}
+
+/// Raise the soft `RLIMIT_NOFILE` to the hard limit when the soft one is below `needed`.
+/// Returns the limit now in force; `Err` only when the syscalls fail.
+pub fn raise_nofile_limit(needed: u64) -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the rlimit we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if lim.rlim_cur >= needed as libc::rlim_t || lim.rlim_cur >= lim.rlim_max {
+        return Ok(rlim_to_u64(lim.rlim_cur));
+    }
+    let raised = libc::rlimit {
+        rlim_cur: lim.rlim_max,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: setrlimit reads the rlimit we own; raising the soft limit up to the hard one needs
+    // no privilege.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rlim_to_u64(raised.rlim_cur))
+}
+
+// rlim_t is u64 on the targets we build for today, but not by definition.
+#[allow(clippy::unnecessary_cast)]
+fn rlim_to_u64(v: libc::rlim_t) -> u64 {
+    v as u64
+}
+
+/// Everything a runtime needs to create its [`Server`] and sockets.
+pub struct Startup {
+    pub args: RunArgs,
+    pub config: Config,
+    pub library: Arc<Library>,
+    pub music_summary: String,
+    pub seed: u64,
+    /// Read once, here: the core's times are all relative to it.
+    pub epoch: Instant,
+    pub epoch_wall: SystemTime,
+}
+
+impl Startup {
+    pub fn new_server(&self) -> Server {
+        Server::new(
+            self.config.server.clone(),
+            Arc::clone(&self.library),
+            self.seed,
+            self.epoch,
+            self.epoch_wall,
+        )
+    }
+
+    /// The one start-up line: where we listen, RTP, advertised address, music, codecs.
+    pub fn summary(&self, runtime: &str, bound: &[(Transport, SocketAddr)]) -> String {
+        let s = &self.config.server;
+        let listen: Vec<String> = bound
+            .iter()
+            .map(|(t, a)| match t {
+                Transport::Udp => format!("udp:{a}"),
+                Transport::Tcp => format!("tcp:{a}"),
+            })
+            .collect();
+        let codecs: Vec<&str> = s.codecs.iter().map(|c| c.encoding_name()).collect();
+        format!(
+            "onhold {} ({runtime}) listening {}; rtp {}:{}-{}; advertised {}; music: {}; codecs {}; \
+             ptime {} ms; max_calls {}; seed {}",
+            env!("CARGO_PKG_VERSION"),
+            listen.join(" "),
+            s.rtp_ip,
+            s.rtp_ports.0,
+            s.rtp_ports.1,
+            s.advertised.map_or("auto".to_string(), |a| a.to_string()),
+            self.music_summary,
+            codecs.join(","),
+            s.ptime_ms,
+            s.max_calls,
+            self.seed,
+        )
+    }
+}
+
+/// Configuration, `--check-config`, logging, fd limit, music, seed, epoch. `Err` is the exit
+/// code to leave with (the reason has been printed).
+pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
+    let config = load_config(&args).map_err(|line| {
+        eprintln!("{line}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    let seed = config.seed.unwrap_or_else(clock_seed);
+    if args.check_config {
+        // Also read and decode the music: a path that does not exist is a configuration error.
+        return Err(match music::load(&config.music, seed) {
+            Ok((_, summary, warnings)) => {
+                for w in warnings {
+                    eprintln!("warning: {w}");
+                }
+                // A closed pipe (`| head`) is not an error worth a panic.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    io::stdout().lock(),
+                    "{}# music: {summary}",
+                    config.to_toml()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(line) => {
+                eprintln!("{line}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        });
+    }
+    init_logging(&config.log_level, config.log_format);
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    let needed = fds_needed(&config);
+    match raise_nofile_limit(needed) {
+        Ok(limit) if limit < needed => warn!(
+            limit,
+            needed, "RLIMIT_NOFILE is below what the RTP port range and max_calls need"
+        ),
+        Ok(limit) => debug!(limit, "RLIMIT_NOFILE"),
+        Err(e) => warn!("cannot raise RLIMIT_NOFILE: {e}"),
+    }
+    let (library, music_summary, warnings) = music::load(&config.music, seed).map_err(|line| {
+        error!("{line}");
+        eprintln!("{line}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    for w in warnings {
+        warn!("{w}");
+    }
+    Ok(Startup {
+        args,
+        config,
+        library: Arc::new(library),
+        music_summary,
+        seed,
+        epoch: Instant::now(),
+        epoch_wall: SystemTime::now(),
+    })
+}
+
+/// A seed from the wall clock and the process id, for `seed = "clock"`.
+fn clock_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// SIGHUP's work, meant for a helper thread (decoding takes a while and must not stall pacing):
+/// re-read the configuration and the music. `Err` is one line; the old music stays.
+pub fn reload_music(args: &RunArgs, seed: u64) -> Result<(Arc<Library>, String), String> {
+    let config = load_config(args)?;
+    let (library, summary, warnings) = music::load(&config.music, seed)?;
+    for w in warnings {
+        warn!("reload: {w}");
+    }
+    Ok((Arc::new(library), summary))
+}
+
+/// What the loop should do after a signal.
+#[derive(Debug, PartialEq)]
+pub enum AfterSignal {
+    Continue,
+    /// Run [`reload_music`] off the loop thread, then call [`Lifecycle::reload_done`].
+    StartReload {
+        seed: u64,
+    },
+    Exit(ExitCode),
+}
+
+/// Shutdown and reload around the server, the same for both runtimes.
+pub struct Lifecycle {
+    grace: Duration,
+    base_seed: u64,
+    reloads: u64,
+    reloading: bool,
+    /// Set by the first SIGINT/SIGTERM: the latest we wait for `Event::Drained`.
+    hard_deadline: Option<Instant>,
+}
+
+impl Lifecycle {
+    pub fn new(startup: &Startup) -> Lifecycle {
+        Lifecycle {
+            grace: startup.config.shutdown_grace,
+            base_seed: startup.seed,
+            reloads: 0,
+            reloading: false,
+            hard_deadline: None,
+        }
+    }
+
+    pub fn on_signal(&mut self, server: &mut Server, now: Instant, signo: i32) -> AfterSignal {
+        let name = signal_name(signo);
+        match signal_action(signo) {
+            Some(SignalAction::Shutdown) if self.hard_deadline.is_some() => {
+                warn!("{name} again: exiting without waiting for the calls to end");
+                AfterSignal::Exit(ExitCode::from(1))
+            }
+            Some(SignalAction::Shutdown) => {
+                info!(grace = ?self.grace, "{name}: refusing new calls, hanging up every call");
+                // The core bounds its own wait by `grace`; ours adds a margin for the BYEs'
+                // answers so a core that never reports Drained cannot keep us alive.
+                self.hard_deadline = Some(now + self.grace + Duration::from_secs(1));
+                server.control(now, Control::Shutdown { grace: self.grace });
+                AfterSignal::Continue
+            }
+            Some(SignalAction::Reload) if self.reloading => {
+                info!("{name}: a reload is already running");
+                AfterSignal::Continue
+            }
+            Some(SignalAction::Reload) => {
+                info!("{name}: reloading configuration and music");
+                self.reloading = true;
+                self.reloads += 1;
+                AfterSignal::StartReload {
+                    seed: self.base_seed.wrapping_add(self.reloads),
+                }
+            }
+            None => AfterSignal::Continue,
+        }
+    }
+
+    pub fn reload_done(
+        &mut self,
+        server: &mut Server,
+        now: Instant,
+        result: Result<(Arc<Library>, String), String>,
+    ) {
+        self.reloading = false;
+        match result {
+            Ok((library, summary)) => {
+                info!("reload: music: {summary} (other settings take effect at the next start)");
+                server.control(now, Control::Reload(library));
+            }
+            Err(line) => error!("reload failed, keeping the old music: {line}"),
+        }
+    }
+
+    /// The next time the loop must wake: the core's deadline, or the shutdown bound.
+    pub fn next_wake(&self, server: &Server) -> Option<Instant> {
+        match (server.poll_timeout(), self.hard_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Call the core's timer if due, and log its events. `Some` when the process should exit.
+    pub fn service(&mut self, server: &mut Server, now: Instant) -> Option<ExitCode> {
+        if server.poll_timeout().is_some_and(|t| t <= now) {
+            server.handle_timeout(now);
+        }
+        self.check(server, now)
+    }
+
+    /// Log the core's events; `Some` when the process should exit.
+    pub fn check(&mut self, server: &mut Server, now: Instant) -> Option<ExitCode> {
+        let mut drained = false;
+        while let Some(ev) = server.poll_event() {
+            drained |= matches!(ev, Event::Drained);
+            log_event(&ev);
+        }
+        if drained && self.hard_deadline.is_some() {
+            info!("every call has ended: exiting");
+            return Some(ExitCode::SUCCESS);
+        }
+        if self.hard_deadline.is_some_and(|d| now >= d) {
+            warn!(
+                calls = server.stats().calls_active,
+                "shutdown grace elapsed: exiting with calls still up"
+            );
+            return Some(ExitCode::SUCCESS);
+        }
+        None
+    }
+}
+
+/// One log line per event: calls at info, refusals and drops at debug (a scanner can send
+/// thousands), late wake-ups at warn.
+pub fn log_event(ev: &Event) {
+    match ev {
+        Event::CallStarted {
+            call,
+            call_id,
+            user,
+            remote_sip,
+            remote_rtp,
+            local_rtp,
+            codec,
+            payload_type,
+            ptime_ms,
+            direction,
+        } => info!(
+            call = call.0,
+            call_id = %call_id,
+            user = %user,
+            remote_sip = %remote_sip,
+            remote_rtp = %remote_rtp,
+            local_rtp = %local_rtp,
+            codec = %codec,
+            pt = payload_type,
+            ptime_ms,
+            direction = ?direction,
+            "call started"
+        ),
+        Event::MediaChanged {
+            call,
+            remote_rtp,
+            direction,
+        } => {
+            info!(call = call.0, remote_rtp = %remote_rtp, direction = ?direction, "media changed")
+        }
+        Event::CallEnded {
+            call,
+            reason,
+            duration,
+            rtp_packets_sent,
+        } => info!(
+            call = call.0,
+            reason = ?reason,
+            duration = ?duration,
+            rtp_packets_sent,
+            "call ended"
+        ),
+        Event::Rejected {
+            remote,
+            method,
+            code,
+            reason,
+        } => debug!(remote = %remote, method = %method, code, reason = %reason, "rejected"),
+        Event::Dropped { remote, why } => debug!(remote = %remote, why, "dropped datagram"),
+        Event::Late { call, skipped } => {
+            warn!(call = call.0, skipped, "woke late: skipped frames")
+        }
+        Event::Drained => info!("drained"),
+    }
+}
+
+/// Bind a UDP socket, non-blocking (both runtimes register it with their poller).
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = UdpSocket::bind(addr)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// The sockets of `Command::BindRtp`: RTP on `port`, RTCP on `port + 1` unless muxed. Both or
+/// neither: a half-bound pair is closed again.
+pub fn bind_rtp(ip: IpAddr, port: u16, rtcp_mux: bool) -> io::Result<Vec<UdpSocket>> {
+    let mut out = vec![bind_udp(SocketAddr::new(ip, port))?];
+    if !rtcp_mux {
+        let rtcp = port
+            .checked_add(1)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no port above 65535"))?;
+        out.push(bind_udp(SocketAddr::new(ip, rtcp))?);
+    }
+    Ok(out)
+}
+
+/// The local addresses `Command::UnbindRtp` names.
+pub fn rtp_addrs(ip: IpAddr, port: u16, rtcp_mux: bool) -> Vec<SocketAddr> {
+    let mut v = vec![SocketAddr::new(ip, port)];
+    if !rtcp_mux {
+        v.push(SocketAddr::new(ip, port.wrapping_add(1)));
+    }
+    v
+}
+
+/// Sockets by the local address the core knows them by (`Transmit::local`).
+#[derive(Debug)]
+pub struct SocketTable<S> {
+    by_addr: BTreeMap<SocketAddr, S>,
+}
+
+impl<S> Default for SocketTable<S> {
+    fn default() -> Self {
+        SocketTable {
+            by_addr: BTreeMap::new(),
+        }
+    }
+}
+
+impl<S> SocketTable<S> {
+    pub fn insert(&mut self, addr: SocketAddr, socket: S) -> Option<S> {
+        self.by_addr.insert(addr, socket)
+    }
+
+    pub fn remove(&mut self, addr: &SocketAddr) -> Option<S> {
+        self.by_addr.remove(addr)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_addr.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_addr.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&SocketAddr, &S)> {
+        self.by_addr.iter()
+    }
+
+    pub fn get(&self, addr: &SocketAddr) -> Option<&S> {
+        self.by_addr.get(addr)
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut S> {
+        self.by_addr.values_mut()
+    }
+
+    pub fn get_mut(&mut self, addr: &SocketAddr) -> Option<&mut S> {
+        self.by_addr.get_mut(addr)
+    }
+
+    /// The socket to send from: the exact address, else a wildcard socket on that port (a
+    /// `0.0.0.0:5060` listener answers for whatever local IP a request named).
+    pub fn lookup_key(&self, local: &SocketAddr) -> Option<SocketAddr> {
+        if self.by_addr.contains_key(local) {
+            return Some(*local);
+        }
+        let wildcard = SocketAddr::new(
+            match local.ip() {
+                IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+                IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+            },
+            local.port(),
+        );
+        if self.by_addr.contains_key(&wildcard) {
+            return Some(wildcard);
+        }
+        self.by_addr
+            .keys()
+            .find(|a| a.port() == local.port() && a.is_ipv4() == local.is_ipv4())
+            .copied()
+    }
+}
+
+/// Datagrams a socket could not take yet (`WouldBlock`), oldest first. Bounded: a peer that
+/// stops draining must not grow memory; beyond the bound datagrams are dropped and counted, and
+/// the core's pacing sees them as lost packets, not as a reason to speed up.
+#[derive(Debug)]
+pub struct SendQueue {
+    queue: VecDeque<(SocketAddr, Box<[u8]>)>,
+    capacity: usize,
+    pub dropped: u64,
+}
+
+impl SendQueue {
+    pub fn new(capacity: usize) -> SendQueue {
+        SendQueue {
+            queue: VecDeque::new(),
+            capacity,
+            dropped: 0,
+        }
+    }
+
+    /// `false` when the queue is full and the datagram was dropped.
+    pub fn push(&mut self, remote: SocketAddr, data: &[u8]) -> bool {
+        if self.queue.len() >= self.capacity {
+            self.dropped += 1;
+            return false;
+        }
+        self.queue.push_back((remote, data.into()));
+        true
+    }
+
+    pub fn front(&self) -> Option<(SocketAddr, &[u8])> {
+        self.queue.front().map(|(a, d)| (*a, &d[..]))
+    }
+
+    pub fn pop_front(&mut self) {
+        self.queue.pop_front();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Send oldest first until the socket would block (`Ok(false)`) or the queue is empty
+    /// (`Ok(true)`). Other send errors drop that datagram (an unreachable caller must not stall
+    /// the others) and are logged at debug.
+    pub fn flush(&mut self, mut send: impl FnMut(SocketAddr, &[u8]) -> io::Result<usize>) -> bool {
+        while let Some((remote, data)) = self.front() {
+            match send(remote, data) {
+                Ok(_) => self.pop_front(),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) => {
+                    debug!(remote = %remote, "send failed: {e}");
+                    self.pop_front();
+                }
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_map_to_actions() {
+        assert_eq!(signal_action(libc::SIGTERM), Some(SignalAction::Shutdown));
+        assert_eq!(signal_action(libc::SIGINT), Some(SignalAction::Shutdown));
+        assert_eq!(signal_action(libc::SIGHUP), Some(SignalAction::Reload));
+        assert_eq!(signal_action(libc::SIGUSR1), None);
+    }
+
+    #[test]
+    fn socket_table_falls_back_to_the_wildcard_listener() {
+        let mut t = SocketTable::default();
+        t.insert("0.0.0.0:5060".parse().unwrap(), 1);
+        t.insert("127.0.0.1:10000".parse().unwrap(), 2);
+        assert_eq!(
+            t.lookup_key(&"192.0.2.7:5060".parse().unwrap()),
+            Some("0.0.0.0:5060".parse().unwrap())
+        );
+        assert_eq!(
+            t.lookup_key(&"127.0.0.1:10000".parse().unwrap()),
+            Some("127.0.0.1:10000".parse().unwrap())
+        );
+        assert_eq!(
+            t.lookup_key(&"0.0.0.0:10000".parse().unwrap()),
+            Some("127.0.0.1:10000".parse().unwrap()),
+            "the core may report RTP from the wildcard rtp_ip"
+        );
+        assert_eq!(t.lookup_key(&"127.0.0.1:9".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn send_queue_is_bounded_and_flushes_in_order() {
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let mut q = SendQueue::new(2);
+        assert!(q.push(a, b"one"));
+        assert!(q.push(a, b"two"));
+        assert!(!q.push(a, b"three"));
+        assert_eq!(q.dropped, 1);
+        let mut sent = Vec::new();
+        let mut calls = 0;
+        let done = q.flush(|_, d| {
+            calls += 1;
+            if calls == 2 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            sent.push(d.to_vec());
+            Ok(d.len())
+        });
+        assert!(!done);
+        assert_eq!(sent, [b"one".to_vec()]);
+        assert_eq!(q.len(), 1);
+        let done = q.flush(|_, _| Err(io::ErrorKind::ConnectionRefused.into()));
+        assert!(done, "other errors drop the datagram instead of stalling");
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn rtp_pair_binds_both_ports_or_neither() {
+        let ip = IpAddr::from([127, 0, 0, 1]);
+        // Find two adjacent free ports by letting the OS choose one and trying its pair.
+        for _ in 0..20 {
+            let probe = UdpSocket::bind((ip, 0)).unwrap();
+            let port = probe.local_addr().unwrap().port() & !1;
+            drop(probe);
+            if let Ok(pair) = bind_rtp(ip, port, false) {
+                assert_eq!(pair.len(), 2);
+                assert_eq!(pair[1].local_addr().unwrap().port(), port + 1);
+                // With the pair held, binding it again fails.
+                assert!(bind_rtp(ip, port, false).is_err());
+                assert_eq!(rtp_addrs(ip, port, true), vec![SocketAddr::new(ip, port)]);
+                return;
+            }
+        }
+        panic!("no free adjacent port pair on loopback");
+    }
+
+    #[test]
+    fn fd_budget_follows_range_and_calls() {
+        let args = RunArgs {
+            rtp_ports: Some("10000-10099".into()),
+            max_calls: Some("1000".into()),
+            ..RunArgs::default()
+        };
+        let c = Config::load(&args, &[], None).unwrap();
+        assert_eq!(fds_needed(&c), 100 + 1 + 64);
+        let args = RunArgs {
+            max_calls: Some("10".into()),
+            ..RunArgs::default()
+        };
+        let c = Config::load(&args, &[], None).unwrap();
+        assert_eq!(fds_needed(&c), 20 + 1 + 64);
+        let limit = raise_nofile_limit(64).unwrap();
+        assert!(limit >= 64);
+    }
+}

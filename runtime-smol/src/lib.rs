@@ -1,0 +1,47 @@
+//! The parts of the `onhold` binaries that do not depend on the event loop: the command line,
+//! start-up, music loading, logging, signals, socket bookkeeping. `onhold` (smol) and
+//! `onhold-mio` (raw mio) both build on this crate, so the two differ only in how they wait and
+//! how they move datagrams.
+
+pub mod common;
+pub mod music;
+pub mod probe;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use onhold_core::config::RunArgs;
+
+/// Music On Hold SIP server: answers any INVITE and streams music (PCMU, PCMA, G.722) until the
+/// caller hangs up. Settings come from flags, then ONHOLD_* environment variables, then the
+/// --config file, then the defaults shown below.
+#[derive(Debug, Parser)]
+#[command(version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<CliCommand>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Run the server (the default when no subcommand is given).
+    Run(Box<RunArgs>),
+    /// Call a Music On Hold server and judge the stream it sends (exit 0 when healthy).
+    Probe(probe::ProbeArgs),
+}
+
+/// Parse the command line and run: `serve` is the runtime's event loop.
+pub fn main_with(serve: fn(common::Startup) -> ExitCode) -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(CliCommand::Probe(p)) => return probe::run(p),
+        Some(CliCommand::Run(args)) => *args,
+        None => cli.run,
+    };
+    match common::start(args) {
+        Ok(startup) => serve(startup),
+        Err(code) => code,
+    }
+}
