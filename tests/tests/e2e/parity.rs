@@ -1,0 +1,53 @@
+//! Both runtimes drive the same core, so the same caller must see the same SIP exchange from
+//! either: same messages, same order, same CSeqs, same SDP choices (tags, branches, ports and
+//! times aside).
+
+use onhold_tests::{RtpReceiver, Runtime, Server, Sipp, SippRun};
+
+const SCENARIOS: [&str; 6] = [
+    "dp750_own_address.xml",
+    "dp750_held_party.xml",
+    "dp750_late_offer.xml",
+    "hold_unhold.xml",
+    "cancel.xml",
+    "options.xml",
+];
+
+fn run(scenario: &str, server: &Server, rx: &RtpReceiver) -> Sipp {
+    let mut s = Sipp::new(scenario, server.sip);
+    if scenario != "options.xml" {
+        s = s.set("rtp_port", rx.port());
+    }
+    if scenario == "dp750_held_party.xml" {
+        s = s.set("held_ip", "127.0.0.1");
+    }
+    s
+}
+
+#[test]
+fn same_sip_sequence_on_both_runtimes() {
+    let smol = Server::start(Runtime::Smol);
+    let mio = Server::start(Runtime::Mio);
+    let (rx_smol, rx_mio) = (RtpReceiver::bind(), RtpReceiver::bind());
+    let mut differences = Vec::new();
+    for scenario in SCENARIOS {
+        // Both at once: half the wall time, and neither run has the machine to itself.
+        let a = run(scenario, &smol, &rx_smol).spawn();
+        let b = run(scenario, &mio, &rx_mio).spawn();
+        let (a, b): (SippRun, SippRun) = (a.wait(), b.wait());
+        a.assert_success();
+        b.assert_success();
+        let (ta, tb) = (a.transcript(), b.transcript());
+        assert!(!ta.is_empty(), "{scenario}: no messages logged");
+        if ta != tb {
+            differences.push(format!(
+                "{scenario}:\n--- onhold ---\n{ta}\n--- onhold-mio ---\n{tb}"
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "the runtimes answered differently:\n{}",
+        differences.join("\n\n")
+    );
+}
