@@ -55,8 +55,8 @@ pub struct RunArgs {
     /// [env: ONHOLD_GAIN_DB]
     #[arg(long, value_name = "DB", allow_negative_numbers = true)]
     pub gain_db: Option<String>,
-    /// Codecs we may answer with, comma-separated: PCMU, PCMA, G722 (the first offered one in
-    /// this list wins). [default: PCMU,PCMA,G722] [env: ONHOLD_CODECS]
+    /// Codecs we may answer with, most preferred first, comma-separated: PCMU, PCMA, G722.
+    /// Empty: all three, the offer's order decides. [default: ""] [env: ONHOLD_CODECS]
     #[arg(long, value_name = "LIST")]
     pub codecs: Option<String>,
     /// Packet time when the offer has no a=ptime: 10–60 ms in steps of 10. [default: 20]
@@ -433,8 +433,6 @@ impl Config {
         }
         if let Some(s) = get("codecs") {
             server.codecs = parse_codecs(s)?;
-        } else {
-            server.codecs = Codec::ALL.to_vec();
         }
         if let Some(s) = get("ptime") {
             let allowed = "must be 10–60 ms in steps of 10";
@@ -961,11 +959,8 @@ fn parse_port_range(s: &Setting) -> Result<(u16, u16), ConfigError> {
 }
 
 fn parse_codecs(s: &Setting) -> Result<Vec<Codec>, ConfigError> {
-    let allowed = "must be a list of PCMU, PCMA, G722 (each at most once)";
+    let allowed = "must be a list of PCMU, PCMA, G722 (each at most once; empty: all)";
     let names = list(s, "codecs", allowed)?;
-    if names.is_empty() {
-        return Err(err("codecs", s, allowed));
-    }
     let mut out: Vec<Codec> = Vec::new();
     for name in names {
         match Codec::from_name(&name) {
@@ -1128,7 +1123,7 @@ mod tests {
         assert_eq!(c.server.rtp_ports, (10000, 20000));
         assert_eq!(c.server.rtp_ip, IpAddr::from([0, 0, 0, 0]));
         assert_eq!(c.server.advertised, None);
-        assert_eq!(c.server.codecs, Codec::ALL.to_vec());
+        assert!(c.server.codecs.is_empty(), "offer order decides");
         assert_eq!(c.server.ptime_ms, 20);
         assert_eq!(c.server.max_calls, 1000);
         assert_eq!(c.server.max_call_duration, None);
@@ -1286,11 +1281,13 @@ mod tests {
         assert_eq!(c.server.codecs, vec![Codec::Pcmu]);
         assert_eq!(
             error_line(file(r#"codecs = ["PCMU", "G729"]"#)),
-            "config: codecs = \"G729\": must be a list of PCMU, PCMA, G722 (each at most once) \
+            "config: codecs = \"G729\": must be a list of PCMU, PCMA, G722 (each at most once; \
+             empty: all) \
              (in /etc/onhold/onhold.toml)"
         );
         assert!(error_line(file(r#"codecs = ["PCMU", "pcmu"]"#)).contains("at most once"));
-        assert!(error_line(file("codecs = []")).starts_with("config: codecs = []: must be"));
+        assert!(file("codecs = []").unwrap().server.codecs.is_empty());
+        assert!(error_line(file("codecs = [20]")).starts_with("config: codecs = [20]: must be"));
     }
 
     #[test]
@@ -1564,6 +1561,37 @@ announcement = "/srv/a.wav"
     }
 
     #[test]
+    fn example_file_shows_the_defaults_and_its_class_examples_parse() {
+        let example = include_str!("../../onhold.example.toml");
+        let strip = |t: &str| -> Vec<String> {
+            t.lines()
+                .skip(1)
+                .map(|l| l.split("  #").next().unwrap().trim_end().to_string())
+                .collect()
+        };
+        let from_file = file(example).unwrap();
+        let defaults = Config::load(&RunArgs::default(), &[], None).unwrap();
+        assert_eq!(strip(&from_file.to_toml()), strip(&defaults.to_toml()));
+        for key in KEYS.iter().filter(|k| **k != "classes") {
+            assert_ne!(
+                from_file.origin(key),
+                &Origin::Default,
+                "{key} missing from the example"
+            );
+        }
+        // The commented class tables are valid once uncommented.
+        let start = example.find("# [classes.default]").unwrap();
+        let tables: String = example[start..]
+            .lines()
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = file(&tables).unwrap();
+        let names: Vec<&str> = c.music.classes.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["default", "sales"]);
+    }
+
+    #[test]
     fn help_explains_every_flag_with_its_default() {
         use clap::Args;
         let mut cmd = RunArgs::augment_args(clap::Command::new("onhold"));
@@ -1591,7 +1619,7 @@ announcement = "/srv/a.wav"
                 .trim_matches('"');
             let shown = match *key {
                 "listen" => "udp:0.0.0.0:5060".to_string(),
-                "codecs" => "PCMU,PCMA,G722".to_string(),
+                "codecs" => "\"\"".to_string(),
                 "gain_db" => "0".to_string(),
                 "music" => "\"\"".to_string(),
                 _ => value.to_string(),

@@ -22,6 +22,7 @@ use crate::media::Library;
 mod build;
 mod calls;
 mod incoming;
+mod slab;
 mod state;
 mod txn;
 

@@ -185,10 +185,19 @@ impl Loop {
             if let Some(code) = self.life.service(&mut self.server, Instant::now()) {
                 return Ok(code);
             }
+            // Bind before sending (a 200 OK names its RTP port); close after sending (a call's
+            // last RTCP BYE still leaves from its socket).
+            let mut closing = Vec::new();
             while let Some(cmd) = self.server.poll_command() {
-                self.command(startup, cmd);
+                match cmd {
+                    Command::UnbindRtp { .. } => closing.push(cmd),
+                    cmd => self.command(startup, cmd),
+                }
             }
             self.transmit();
+            for cmd in closing {
+                self.command(startup, cmd);
+            }
             if let Some(code) = self.life.check(&mut self.server, Instant::now()) {
                 return Ok(code);
             }

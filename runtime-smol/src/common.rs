@@ -194,7 +194,7 @@ impl Startup {
             s.rtp_ports.1,
             s.advertised.map_or("auto".to_string(), |a| a.to_string()),
             self.music_summary,
-            codecs.join(","),
+            if codecs.is_empty() { "any (offer order)".to_string() } else { codecs.join(",") },
             s.ptime_ms,
             s.max_calls,
             self.seed,

@@ -111,10 +111,19 @@ async fn run(ex: &LocalExecutor<'_>, startup: Startup) -> ExitCode {
         if let Some(code) = life.service(&mut server, now) {
             return code;
         }
+        // Bind before sending (a 200 OK names its RTP port); close after sending (a call's
+        // last RTCP BYE still leaves from its socket).
+        let mut closing = Vec::new();
         while let Some(cmd) = server.poll_command() {
-            command(ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
+            match cmd {
+                Command::UnbindRtp { .. } => closing.push(cmd),
+                cmd => command(ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd),
+            }
         }
         transmit(&mut server, &mut sockets, &mut buf);
+        for cmd in closing {
+            command(ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
+        }
         if let Some(code) = life.check(&mut server, Instant::now()) {
             return code;
         }

@@ -5,8 +5,30 @@
 //!   one `u64` in RTP timestamp units (1/8000 s), the same for PCMU, PCMA and G.722;
 //! - `Library::fill` copies `out.len()` bytes of the program starting at `pos`, wrapping at the
 //!   end of the loop; it never allocates and never fails.
+//!
+//! How it is built: the runtime reads the music files and passes their bytes in a
+//! [`LibrarySpec`]; [`Library::build`] decodes each file ([`decode`]), down-mixes to mono,
+//! resamples to 8 and 16 kHz ([`resample`]), optionally normalises, and encodes each class's
+//! whole playlist once per codec into one shared `Arc<[u8]>` ([`g711`], [`g722`]). A call then
+//! needs nothing but a position: frames of any ptime are slices of those buffers.
+
+pub mod decode;
+pub mod g711;
+pub mod g722;
+mod program;
+pub mod resample;
+#[doc(hidden)]
+pub mod synth;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::codec::Codec;
+use crate::rng::Rng;
+
+pub use program::Program;
 
 /// Index of a music class inside a [`Library`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -21,39 +43,531 @@ pub enum PlayMode {
     Shared,
 }
 
+/// One music file as the runtime read it.
+#[derive(Clone)]
+pub struct MusicSource {
+    /// The file's path, for messages (and its extension as a format hint).
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for MusicSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "MusicSource({:?}, {} bytes)",
+            self.name,
+            self.bytes.len()
+        )
+    }
+}
+
+/// Playlist order of a class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// By source name (byte-wise), e.g. `01-intro.mp3` before `02-theme.mp3`.
+    Sorted,
+    /// Shuffled once at build time with the seeded RNG (same seed, same order).
+    Shuffled,
+}
+
+/// A music class: what callers dialling one Request-URI user part hear.
+#[derive(Clone, Debug)]
+pub struct ClassSpec {
+    /// The Request-URI user part it serves; `"default"` is the class for everything else.
+    pub name: String,
+    pub sources: Vec<MusicSource>,
+    /// The sources are whatever a directory held: unreadable files are skipped with a warning
+    /// (the class fails only if nothing playable remains). Otherwise every file must decode.
+    pub from_directory: bool,
+    pub order: Order,
+    pub mode: PlayMode,
+    /// An announcement played after every `Duration` of music; the music then resumes where it
+    /// paused.
+    pub announcement: Option<(MusicSource, Duration)>,
+}
+
+/// Everything [`Library::build`] needs.
+#[derive(Clone, Debug)]
+pub struct LibrarySpec {
+    pub classes: Vec<ClassSpec>,
+    /// Peak-normalise each track (and announcement) to [`NORMALIZE_PEAK_DBFS`] before the gain.
+    pub normalize: bool,
+    /// Gain applied to all audio, in dB (after normalisation); the result is clipped safely.
+    pub gain_db: f32,
+}
+
+/// Peak level that normalisation aims for: a little headroom for resampling overshoot.
+pub const NORMALIZE_PEAK_DBFS: f32 = -1.0;
+
+/// Why music could not be loaded: one line naming the file (or class) and the problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaError {
+    file: String,
+    problem: String,
+}
+
+impl MediaError {
+    pub fn new(file: impl Into<String>, problem: impl Into<String>) -> MediaError {
+        MediaError {
+            file: file.into(),
+            problem: problem.into(),
+        }
+    }
+    /// The file (or `class NAME` for class-level problems) the error is about.
+    pub fn file(&self) -> &str {
+        &self.file
+    }
+    pub fn problem(&self) -> &str {
+        &self.problem
+    }
+}
+
+impl fmt::Display for MediaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file, self.problem)
+    }
+}
+
+impl std::error::Error for MediaError {}
+
+/// The same audio encoded in every codec: 8000 bytes per second each, equal lengths.
+#[derive(Clone, Debug)]
+pub struct Encoded {
+    pcmu: Arc<[u8]>,
+    pcma: Arc<[u8]>,
+    g722: Arc<[u8]>,
+}
+
+impl Encoded {
+    /// Encode mono audio given at 8 kHz (G.711) and 16 kHz (G.722, exactly twice as long).
+    /// `loops` primes the G.722 encoder with the end of the audio so that the wrap from the end
+    /// back to the start is as seamless as the rest of the stream.
+    pub fn encode(pcm8: &[i16], pcm16: &[i16], loops: bool) -> Encoded {
+        debug_assert_eq!(pcm16.len(), pcm8.len() * 2);
+        let mut pcmu = Vec::with_capacity(pcm8.len());
+        g711::encode_ulaw(pcm8, &mut pcmu);
+        let mut pcma = Vec::with_capacity(pcm8.len());
+        g711::encode_alaw(pcm8, &mut pcma);
+        let mut enc = g722::Encoder::new();
+        if loops {
+            // ADPCM state forgets its past within a few hundred ms (leaky predictors); a
+            // quarter second of the tail puts the encoder where a decoder will be at the wrap.
+            let tail = pcm16.len().min(4000) & !1;
+            let mut scratch = Vec::with_capacity(tail / 2);
+            enc.encode(&pcm16[pcm16.len() - tail..], &mut scratch);
+        }
+        let mut g722 = Vec::with_capacity(pcm8.len());
+        enc.encode(pcm16, &mut g722);
+        Encoded {
+            pcmu: pcmu.into(),
+            pcma: pcma.into(),
+            g722: g722.into(),
+        }
+    }
+
+    /// The encoded bytes of `codec`.
+    pub fn get(&self, codec: Codec) -> &Arc<[u8]> {
+        match codec {
+            Codec::Pcmu => &self.pcmu,
+            Codec::Pcma => &self.pcma,
+            Codec::G722 => &self.g722,
+        }
+    }
+
+    /// Length in RTP timestamp units (bytes of any codec).
+    pub fn len(&self) -> u64 {
+        self.pcmu.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pcmu.is_empty()
+    }
+}
+
+/// A playlist item's place in its class's music, for logs and the control API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackInfo {
+    pub name: String,
+    /// Offset into the class's music (not counting announcements), in RTP timestamp units.
+    pub start: u64,
+    pub len: u64,
+}
+
+#[derive(Debug)]
+struct Class {
+    name: String,
+    mode: PlayMode,
+    tracks: Vec<TrackInfo>,
+    program: Program,
+}
+
 /// Decoded, encoded, immutable music for every class.
 #[derive(Debug)]
 pub struct Library {
-    silence_len: u64,
+    classes: Vec<Class>,
+    by_name: BTreeMap<String, ClassId>,
+    default: ClassId,
 }
 
+/// The built-in music: a 30 s loop rendered by [`synth`] (see `core/examples/make_default_music.rs`).
+pub const DEFAULT_MUSIC_WAV: &[u8] = include_bytes!("../../assets/default_music.wav");
+/// The name the built-in music goes by in messages.
+pub const DEFAULT_MUSIC_NAME: &str = "(built-in music)";
+
 impl Library {
-    /// Placeholder until the media work lands: one class of one second of silence.
+    /// One class of one second of silence (tests, and the last resort).
     pub fn silence() -> Library {
-        Library { silence_len: 8000 }
+        let pcm8 = vec![0i16; 8000];
+        let pcm16 = vec![0i16; 16000];
+        let music = Encoded::encode(&pcm8, &pcm16, true);
+        Library::single(
+            "default",
+            PlayMode::PerCall,
+            vec![TrackInfo {
+                name: "(silence)".into(),
+                start: 0,
+                len: 8000,
+            }],
+            Program::music_only(music),
+        )
     }
 
-    /// The class for a Request-URI user part (the default class for anything unknown).
-    pub fn class_for(&self, _user: &str) -> ClassId {
-        ClassId(0)
+    fn single(name: &str, mode: PlayMode, tracks: Vec<TrackInfo>, program: Program) -> Library {
+        let mut by_name = BTreeMap::new();
+        by_name.insert(name.to_string(), ClassId(0));
+        Library {
+            classes: vec![Class {
+                name: name.to_string(),
+                mode,
+                tracks,
+                program,
+            }],
+            by_name,
+            default: ClassId(0),
+        }
     }
 
-    pub fn mode(&self, _class: ClassId) -> PlayMode {
-        PlayMode::PerCall
+    /// The built-in hold music as the single `default` class (per-call). Never fails: if the
+    /// embedded file could not be decoded (a build defect the tests catch) it is silence.
+    pub fn embedded_default() -> Library {
+        let spec = LibrarySpec {
+            classes: vec![ClassSpec {
+                name: "default".into(),
+                sources: vec![MusicSource {
+                    name: DEFAULT_MUSIC_NAME.into(),
+                    bytes: DEFAULT_MUSIC_WAV.to_vec(),
+                }],
+                from_directory: false,
+                order: Order::Sorted,
+                mode: PlayMode::PerCall,
+                announcement: None,
+            }],
+            normalize: false,
+            gain_db: 0.0,
+        };
+        match Library::build(&spec, 0) {
+            Ok((lib, _)) => lib,
+            Err(_) => Library::silence(),
+        }
+    }
+
+    /// Decode, resample and encode every class. Warnings (skipped files, odd configuration) come
+    /// back as lines for the log; `seed` drives shuffled playlists.
+    pub fn build(spec: &LibrarySpec, seed: u64) -> Result<(Library, Vec<String>), MediaError> {
+        let mut warnings = Vec::new();
+        if spec.classes.is_empty() {
+            return Err(MediaError::new("music", "no music classes configured"));
+        }
+        if spec.classes.len() > u16::MAX as usize {
+            return Err(MediaError::new("music", "too many music classes"));
+        }
+        if !spec.gain_db.is_finite() || spec.gain_db.abs() > 60.0 {
+            return Err(MediaError::new(
+                "music",
+                format!("gain {} dB is out of range (-60 to 60)", spec.gain_db),
+            ));
+        }
+        let mut rng = Rng::new(seed);
+        let mut by_name = BTreeMap::new();
+        let mut classes = Vec::with_capacity(spec.classes.len());
+        for (i, cs) in spec.classes.iter().enumerate() {
+            let id = ClassId(i as u16);
+            if by_name.insert(cs.name.clone(), id).is_some() {
+                return Err(MediaError::new(
+                    format!("class {}", cs.name),
+                    "defined twice",
+                ));
+            }
+            classes.push(build_class(spec, cs, &mut rng, &mut warnings)?);
+        }
+        let default = match by_name.get("default") {
+            Some(&id) => id,
+            None => {
+                warnings.push(format!(
+                    "no music class named \"default\": class \"{}\" plays for unknown users",
+                    spec.classes[0].name
+                ));
+                ClassId(0)
+            }
+        };
+        Ok((
+            Library {
+                classes,
+                by_name,
+                default,
+            },
+            warnings,
+        ))
+    }
+
+    /// The class for a Request-URI user part (the default class for anything unknown). User
+    /// parts compare case-sensitively, as RFC 3261 §19.1.4 says.
+    pub fn class_for(&self, user: &str) -> ClassId {
+        self.by_name.get(user).copied().unwrap_or(self.default)
+    }
+
+    /// The class unknown users get.
+    pub fn default_class(&self) -> ClassId {
+        self.default
+    }
+
+    pub fn class_count(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// The class's name (the user part it serves); `""` for an unknown id.
+    pub fn class_name(&self, class: ClassId) -> &str {
+        self.class(class).map_or("", |c| c.name.as_str())
+    }
+
+    /// The class's playlist in play order.
+    pub fn tracks(&self, class: ClassId) -> &[TrackInfo] {
+        self.class(class).map_or(&[], |c| c.tracks.as_slice())
+    }
+
+    pub fn mode(&self, class: ClassId) -> PlayMode {
+        self.class(class).map_or(PlayMode::PerCall, |c| c.mode)
     }
 
     /// Length of the class's looping program in RTP timestamp units (bytes of any codec).
-    pub fn program_len(&self, _class: ClassId) -> u64 {
-        self.silence_len
+    /// With an announcement this is the full period after which music and announcements line
+    /// up again. Never zero.
+    pub fn program_len(&self, class: ClassId) -> u64 {
+        self.program(class).len()
     }
 
     /// Copy `out.len()` bytes of `codec` from position `pos` (wrapping) of the class's program.
-    pub fn fill(&self, _class: ClassId, codec: Codec, _pos: u64, out: &mut [u8]) {
-        let silence = match codec {
-            Codec::Pcmu => 0xFF,
-            Codec::Pcma => 0xD5,
-            Codec::G722 => 0xFA,
-        };
-        out.fill(silence);
+    /// An unknown class plays the default class.
+    pub fn fill(&self, class: ClassId, codec: Codec, pos: u64, out: &mut [u8]) {
+        self.program(class).fill(codec, pos, out);
     }
+
+    /// The longest contiguous run of encoded bytes starting at `pos` (wrapped), at most
+    /// `max_len` long: a zero-copy view for callers that can send from borrowed slices.
+    pub fn slice(&self, class: ClassId, codec: Codec, pos: u64, max_len: usize) -> &[u8] {
+        self.program(class).run(codec, pos, max_len)
+    }
+
+    /// Bytes of encoded audio held (all codecs, all classes, announcements included).
+    pub fn memory_bytes(&self) -> usize {
+        self.classes.iter().map(|c| c.program.memory_bytes()).sum()
+    }
+
+    /// Seconds of distinct audio held (music plus announcements, all classes).
+    pub fn audio_seconds(&self) -> f64 {
+        self.classes
+            .iter()
+            .map(|c| c.program.audio_len() as f64 / 8000.0)
+            .sum()
+    }
+
+    /// One line for the start-up log.
+    pub fn summary(&self) -> String {
+        let tracks: usize = self.classes.iter().map(|c| c.tracks.len()).sum();
+        let mut s = format!(
+            "{} music class{}, {} track{}, {} of audio, codecs PCMU PCMA G722, {:.1} MB encoded:",
+            self.classes.len(),
+            if self.classes.len() == 1 { "" } else { "es" },
+            tracks,
+            if tracks == 1 { "" } else { "s" },
+            hms(self.audio_seconds()),
+            self.memory_bytes() as f64 / 1e6
+        );
+        for (i, c) in self.classes.iter().enumerate() {
+            let music = c.program.music_len() as f64 / 8000.0;
+            s.push_str(&format!(
+                "{} {}{} ({} track{}, {}, {}",
+                if i == 0 { "" } else { ";" },
+                c.name,
+                if ClassId(i as u16) == self.default && c.name != "default" {
+                    " [default]"
+                } else {
+                    ""
+                },
+                c.tracks.len(),
+                if c.tracks.len() == 1 { "" } else { "s" },
+                hms(music),
+                match c.mode {
+                    PlayMode::PerCall => "per-call",
+                    PlayMode::Shared => "shared",
+                }
+            ));
+            if let Some((every, len)) = c.program.announcement() {
+                s.push_str(&format!(
+                    ", {} announcement every {}",
+                    hms(len as f64 / 8000.0),
+                    hms(every as f64 / 8000.0)
+                ));
+            }
+            s.push(')');
+        }
+        s
+    }
+
+    fn class(&self, class: ClassId) -> Option<&Class> {
+        self.classes.get(class.0 as usize)
+    }
+
+    fn program(&self, class: ClassId) -> &Program {
+        match self.class(class) {
+            Some(c) => &c.program,
+            // Library always holds at least one class and `default` indexes it.
+            None => &self.classes[self.default.0 as usize].program,
+        }
+    }
+}
+
+fn hms(seconds: f64) -> String {
+    let total = seconds.round() as u64;
+    let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
+    if h > 0 {
+        format!("{h}h{m:02}m{s:02}s")
+    } else if m > 0 {
+        format!("{m}m{s:02}s")
+    } else {
+        format!("{:.1}s", seconds)
+    }
+}
+
+/// A track ready to encode: mono 16-bit at 8 kHz and (twice as long) at 16 kHz.
+struct Prepared {
+    name: String,
+    pcm8: Vec<i16>,
+    pcm16: Vec<i16>,
+}
+
+fn build_class(
+    spec: &LibrarySpec,
+    cs: &ClassSpec,
+    rng: &mut Rng,
+    warnings: &mut Vec<String>,
+) -> Result<Class, MediaError> {
+    let class_label = format!("class {}", cs.name);
+    let mut sources: Vec<&MusicSource> = cs.sources.iter().collect();
+    match cs.order {
+        Order::Sorted => sources.sort_by(|a, b| a.name.cmp(&b.name)),
+        Order::Shuffled => {
+            sources.sort_by(|a, b| a.name.cmp(&b.name));
+            rng.shuffle(&mut sources);
+        }
+    }
+    let mut prepared = Vec::with_capacity(sources.len());
+    let mut skipped = 0usize;
+    for src in sources {
+        match prepare(src, spec) {
+            Ok(p) => prepared.push(p),
+            Err(e) if cs.from_directory => {
+                skipped += 1;
+                warnings.push(format!("{e} (skipped)"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if prepared.is_empty() {
+        let problem = if cs.sources.is_empty() {
+            "no music files".to_string()
+        } else {
+            format!("no playable music ({skipped} file(s) skipped)")
+        };
+        return Err(MediaError::new(class_label, problem));
+    }
+
+    let total8: usize = prepared.iter().map(|p| p.pcm8.len()).sum();
+    let mut pcm8 = Vec::with_capacity(total8);
+    let mut pcm16 = Vec::with_capacity(total8 * 2);
+    let mut tracks = Vec::with_capacity(prepared.len());
+    for p in prepared {
+        tracks.push(TrackInfo {
+            name: p.name,
+            start: pcm8.len() as u64,
+            len: p.pcm8.len() as u64,
+        });
+        pcm8.extend_from_slice(&p.pcm8);
+        pcm16.extend_from_slice(&p.pcm16);
+    }
+    let music = Encoded::encode(&pcm8, &pcm16, true);
+
+    let program = match &cs.announcement {
+        None => Program::music_only(music),
+        Some((src, every)) => {
+            let every_ts = (every.as_micros() / 125).min(u64::MAX as u128) as u64;
+            if every_ts == 0 {
+                return Err(MediaError::new(
+                    &src.name,
+                    "announcement interval must be longer than zero",
+                ));
+            }
+            let p = prepare(src, spec)?;
+            let audio = Encoded::encode(&p.pcm8, &p.pcm16, false);
+            Program::with_announcement(music, audio, every_ts).ok_or_else(|| {
+                MediaError::new(
+                    &src.name,
+                    "announcement interval and playlist length have no usable common period",
+                )
+            })?
+        }
+    };
+    Ok(Class {
+        name: cs.name.clone(),
+        mode: cs.mode,
+        tracks,
+        program,
+    })
+}
+
+/// Decode, level and resample one file.
+fn prepare(src: &MusicSource, spec: &LibrarySpec) -> Result<Prepared, MediaError> {
+    let mut pcm = decode::decode(&src.name, &src.bytes)?;
+    let mut gain = 10f32.powf(spec.gain_db / 20.0);
+    if spec.normalize {
+        let peak = pcm.samples.iter().fold(0f32, |m, &s| m.max(s.abs()));
+        if peak > 1e-6 {
+            gain *= 10f32.powf(NORMALIZE_PEAK_DBFS / 20.0) / peak;
+        }
+    }
+    if gain != 1.0 {
+        for s in pcm.samples.iter_mut() {
+            *s *= gain;
+        }
+    }
+    let n8 = resample::output_len(pcm.samples.len(), pcm.rate, 8000);
+    if n8 == 0 {
+        return Err(MediaError::new(&src.name, "too short (under 1/8000 s)"));
+    }
+    let fail = || MediaError::new(&src.name, format!("cannot resample from {} Hz", pcm.rate));
+    let pcm8 = resample::resample(&pcm.samples, pcm.rate, 8000, n8).ok_or_else(fail)?;
+    let pcm16 = resample::resample(&pcm.samples, pcm.rate, 16000, n8 * 2).ok_or_else(fail)?;
+    Ok(Prepared {
+        name: src.name.clone(),
+        pcm8: to_i16(&pcm8),
+        pcm16: to_i16(&pcm16),
+    })
+}
+
+/// Float to 16-bit with saturation (clipping, never wrapping).
+fn to_i16(x: &[f32]) -> Vec<i16> {
+    x.iter()
+        .map(|&s| (s * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
+        .collect()
 }

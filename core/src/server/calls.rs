@@ -56,12 +56,12 @@ pub(crate) struct Call {
     pub invite_head: Vec<u8>,
     pub invite_extra: Vec<(String, String)>,
     /// The offer of the INVITE being answered (None: we offer in the 2xx, answer in the ACK).
-    pub offer: Option<SessionDescription>,
+    pub offer: Option<Box<SessionDescription>>,
     pub port: u16,
     pub port_tries: u32,
     /// Negotiated media in force, and media agreed in a 2xx that takes effect at the ACK.
     pub media: Option<Negotiated>,
-    pub pending: Option<Negotiated>,
+    pub pending: Option<Box<Negotiated>>,
     pub sdp_session: u64,
     pub sdp_version: u64,
     pub ok_bytes: Option<Vec<u8>>,
@@ -259,7 +259,7 @@ fn find_dialog(s: &Server, req: &Request<'_>) -> Option<CallHandle> {
 }
 
 /// The INVITE's offer (or `None` for a late offer), or the final error response to send.
-fn read_offer(req: &Request<'_>) -> Result<Option<SessionDescription>, (u16, String)> {
+fn read_offer(req: &Request<'_>) -> Result<Option<Box<SessionDescription>>, (u16, String)> {
     if req.body.is_empty() {
         return Ok(None);
     }
@@ -269,7 +269,7 @@ fn read_offer(req: &Request<'_>) -> Result<Option<SessionDescription>, (u16, Str
         return Err((415, String::new()));
     }
     sdp::parse(req.body)
-        .map(Some)
+        .map(|o| Some(Box::new(o)))
         .map_err(|e| (400, format!("Bad SDP: {e}")))
 }
 
@@ -343,7 +343,7 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
         },
         None => None,
     };
-    let handle = CallHandle(s.id());
+    let handle = s.calls.vacant();
     let id = s.new_server_txn(req, key, Some(handle));
     s.reply(now, id, req, 100, None, &[]);
     let local_tag = s.token();
@@ -421,7 +421,7 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
         port: 0,
         port_tries: 0,
         media: None,
-        pending,
+        pending: pending.map(Box::new),
         sdp_session: (s.rng_u32() >> 1) as u64,
         sdp_version: 0,
         ok_bytes: None,
@@ -640,6 +640,10 @@ fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
         return; // a retransmitted ACK, or one for an older INVITE
     }
     call.state = CallState::Confirmed;
+    // What answering needed is not needed again until the next re-INVITE: a confirmed call
+    // keeps only its dialog identity and media cursor.
+    call.invite_head = Vec::new();
+    call.invite_extra = Vec::new();
     call.ok_bytes = None;
     call.retransmit_at = None;
     call.ack_deadline = None;
@@ -651,7 +655,7 @@ fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
             sdp::parse(req.body).ok()
         };
         match answer.map(|a| sdp::accept_answer(&a, &prefs)) {
-            Some(Ok(neg)) => call.pending = Some(neg),
+            Some(Ok(neg)) => call.pending = Some(Box::new(neg)),
             _ => {
                 return hangup(s, now, handle, EndReason::Control);
             }
@@ -671,7 +675,7 @@ fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
-    let Some(neg) = call.pending.take() else {
+    let Some(neg) = call.pending.take().map(|b| *b) else {
         return;
     };
     let first = call.started.is_none();
@@ -847,7 +851,7 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
         call.invite_head = strip_status_and_length(&head);
         call.invite_extra = extra;
         call.offer = offer;
-        call.pending = neg;
+        call.pending = neg.map(Box::new);
         if !has_offer {
             call.pending = None;
         }
@@ -855,7 +859,7 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
     } else {
         // UPDATE: the answer is in our 200 and takes effect now (RFC 3311 §5.2).
         call.offer = offer;
-        call.pending = neg;
+        call.pending = neg.map(Box::new);
         let body = if has_offer {
             Some(local_sdp(s, handle))
         } else {
@@ -1211,7 +1215,7 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
         let rtcp_mux = call
             .media
             .as_ref()
-            .or(call.pending.as_ref())
+            .or(call.pending.as_deref())
             .is_some_and(|m| m.rtcp_mux);
         s.commands.push_back(Command::UnbindRtp {
             port: call.port,
@@ -1239,3 +1243,4 @@ pub(crate) fn reload(s: &mut Server) {
         }
     }
 }
+

@@ -35,23 +35,23 @@ pub(crate) fn parse<'a>(
                     code: 0,
                 },
             },
-            StartLine::Request { .. } => {
-                if let Err(e) = msg.check_request() {
-                    let reason = e.reason;
-                    let req = request(&msg, transport, local, remote, true).ok();
-                    return Parsed::Bad {
-                        request: req,
-                        reason,
-                        code: 400,
-                    };
-                }
+            StartLine::Request { method, .. } => {
+                // The strict read parses each mandatory header once; only when it fails do we
+                // run the full check for a precise reason phrase and read leniently for the 400.
                 match request(&msg, transport, local, remote, false) {
-                    Ok(r) => Parsed::Request(r),
-                    Err(reason) => Parsed::Bad {
-                        request: None,
-                        reason,
-                        code: 400,
-                    },
+                    Ok(r) if r.cseq_method == method.as_str() => Parsed::Request(r),
+                    _ => {
+                        let reason = match msg.check_request() {
+                            Err(e) => e.reason,
+                            Ok(()) => "Bad Request",
+                        };
+                        let req = request(&msg, transport, local, remote, true).ok();
+                        Parsed::Bad {
+                            request: req,
+                            reason,
+                            code: 400,
+                        }
+                    }
                 }
             }
         },

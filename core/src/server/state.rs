@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::build::{self, Writer};
-use super::calls::Call;
+use super::slab::CallSlab;
 use super::incoming::Request;
 use super::txn::{ClientPurpose, ClientTxn, ServerState, ServerTxn, TxnKey};
 use super::{
@@ -63,7 +63,7 @@ pub struct Server {
     pub(crate) epoch: Instant,
     pub(crate) epoch_wall: SystemTime,
     pub(crate) stats: Stats,
-    pub(crate) calls: BTreeMap<CallHandle, Call>,
+    pub(crate) calls: CallSlab,
     /// In-dialog lookup: (Call-ID, our tag) → call. A BTreeMap: deterministic, and peer-chosen
     /// Call-IDs cannot degrade it the way they can flood a fixed-key hash map.
     pub(crate) dialogs: BTreeMap<(String, String), CallHandle>,
@@ -108,7 +108,7 @@ impl Server {
             epoch,
             epoch_wall,
             stats: Stats::default(),
-            calls: BTreeMap::new(),
+            calls: CallSlab::default(),
             dialogs: BTreeMap::new(),
             ports: BTreeMap::new(),
             bad_ports: BTreeSet::new(),
@@ -167,7 +167,7 @@ impl Server {
                 if self.draining.is_none() {
                     self.draining = Some(now + grace);
                     self.timers.push(now + grace, Timer::Drain);
-                    let handles: Vec<CallHandle> = self.calls.keys().copied().collect();
+                    let handles: Vec<CallHandle> = self.calls.keys().collect();
                     for h in handles {
                         super::calls::hangup(self, now, h, EndReason::Control);
                     }
@@ -623,7 +623,7 @@ impl Server {
             .values()
             .any(|t| t.purpose == ClientPurpose::Bye && !t.done);
         if deadline || (self.calls.is_empty() && !byes_pending) {
-            let handles: Vec<CallHandle> = self.calls.keys().copied().collect();
+            let handles: Vec<CallHandle> = self.calls.keys().collect();
             for h in handles {
                 super::calls::forget(self, now, h, EndReason::Control);
             }

@@ -45,6 +45,16 @@ macro_rules! missing {
     };
 }
 
+macro_rules! multiple {
+    ($h:literal) => {
+        InvalidHeader {
+            header: $h,
+            missing: false,
+            reason: concat!("Multiple ", $h),
+        }
+    };
+}
+
 impl fmt::Display for InvalidHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.reason)
@@ -69,6 +79,9 @@ impl<'a> Via<'a> {
     /// the slashes and before parameters (RFC 4475 §3.1.1.1 `wsinv`).
     pub fn parse(v: &'a str) -> Result<Via<'a>, InvalidHeader> {
         let mut c = Cursor::new(trim_lws(v));
+        // sent-protocol = protocol-name SLASH protocol-version SLASH transport, all tokens: a
+        // `SIP/7.0/UDP` Via is grammatical, and the server needs it to answer 505 (RFC 4475
+        // §3.1.2.16 `badvers`).
         let name = c.take_while(is_token_byte);
         c.skip_lws();
         let slash1 = c.eat(b'/');
@@ -78,8 +91,8 @@ impl<'a> Via<'a> {
         let slash2 = c.eat(b'/');
         c.skip_lws();
         let transport = c.take_while(is_token_byte);
-        if !name.eq_ignore_ascii_case("SIP")
-            || version != "2.0"
+        if name.is_empty()
+            || version.is_empty()
             || !slash1
             || !slash2
             || transport.is_empty()
@@ -160,12 +173,15 @@ impl<'a> NameAddr<'a> {
             c.pos = lt;
         } else {
             // addr-spec: the URI ends at the first ';' (header params follow) and cannot hold
-            // a ',' '?' or ';' of its own here (§20.10).
+            // a ',' '?' or ';' of its own here (§20.10; RFC 4475 §3.1.2.15 `regbadct`).
             let (uri, params) = match v.find(';') {
                 Some(i) => (trim_lws(&v[..i]), Params::new(&v[i + 1..])),
                 None => (v, Params::default()),
             };
             let uri = Uri::parse(uri).map_err(|_| InvalidNameAddr)?;
+            if uri.headers.is_some() || uri.raw.contains(',') {
+                return Err(InvalidNameAddr);
+            }
             if !params.well_formed() {
                 return Err(InvalidNameAddr);
             }
@@ -434,13 +450,25 @@ impl<'a> Message<'a> {
     }
 
     /// The checks RFC 3261 §8.2 asks of a UAS before it looks at a request: the mandatory
-    /// headers are present and readable, the CSeq method matches the Request-Line
-    /// (RFC 4475 §3.1.2.18 `mismatch01`), and the Request-URI parses. The error's `reason`
-    /// goes in the 400.
+    /// headers are present once and readable, every Via and Contact value parses, the CSeq
+    /// method matches the Request-Line (RFC 4475 §3.1.2.17 `mismatch01`), and the Request-URI
+    /// parses. The error's `reason` goes in the 400. Returns `Ok` for responses.
     pub fn check_request(&self) -> Result<(), InvalidHeader> {
         let Some(method) = self.method() else {
             return Ok(());
         };
+        // Single-valued headers given twice (RFC 3261 §7.3.1; RFC 4475 §3.3.8 `multi01`).
+        for (name, err) in [
+            (HeaderName::From, multiple!("From")),
+            (HeaderName::To, multiple!("To")),
+            (HeaderName::CallId, multiple!("Call-ID")),
+            (HeaderName::CSeq, multiple!("CSeq")),
+            (HeaderName::MaxForwards, multiple!("Max-Forwards")),
+        ] {
+            if self.headers_of(name).nth(1).is_some() {
+                return Err(err);
+            }
+        }
         for v in self.vias() {
             v?;
         }
@@ -458,6 +486,9 @@ impl<'a> Message<'a> {
         }
         self.max_forwards()?;
         self.content_length()?;
+        for c in self.contacts() {
+            c?;
+        }
         if let Some(uri) = self.request_uri() {
             Uri::parse(uri).map_err(|_| InvalidHeader {
                 header: "Request-URI",

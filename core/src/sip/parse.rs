@@ -132,7 +132,7 @@ pub struct Message<'a> {
 pub enum ErrorKind {
     /// Only CR/LF bytes: a keep-alive (RFC 5626 §3.5.1, RFC 3261 §7.5). Ignore silently.
     KeepAlive,
-    /// Empty, or the header section does not end with an empty line.
+    /// Empty, or the datagram ends inside the start line or a header line.
     Truncated,
     /// The Request-Line or Status-Line does not follow RFC 3261 §7.1/§7.2.
     BadStartLine,
@@ -229,7 +229,14 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
         None => return Err(ParseError::new(ErrorKind::KeepAlive)),
     };
     let buf = &buf[skip..];
-    let (head_end, body_start) = find_head_end(buf).ok_or(ParseError::new(ErrorKind::Truncated))?;
+    // A datagram that ends right after a header line's CRLF, without the empty line, is read
+    // as a message without body: the datagram boundary frames it (RFC 3261 §18.3), and such
+    // messages occur (RFC 4475's own archive has one, `baddn`). A stream needs the empty line.
+    let (head_end, body_start) = match find_head_end(buf) {
+        Some(ends) => ends,
+        None if buf.ends_with(b"\n") => (buf.len(), buf.len()),
+        None => return Err(ParseError::new(ErrorKind::Truncated)),
+    };
     if head_end > MAX_HEAD {
         return Err(ParseError::new(ErrorKind::TooManyHeaders));
     }
@@ -360,27 +367,38 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
         }
         return Ok((StartLine::Response { code, reason }, None));
     }
-    // Request-Line = Method SP Request-URI SP SIP-Version: exactly single spaces, and the URI
-    // cannot contain one (RFC 3261 §7.1, §25.1).
-    let mut parts = line.split(' ');
-    let (Some(method), Some(uri), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(ErrorKind::BadStartLine);
+    // Request-Line = Method SP Request-URI SP SIP-Version CRLF: single spaces, and the URI
+    // cannot contain one (RFC 3261 §7.1, §25.1). When the method and version are readable but
+    // the middle is not (extra or trailing spaces, RFC 4475 §3.1.2.11-13 `lwsruri`,
+    // `lwsstart`, `trws`), the message is still salvaged so the server can answer 400.
+    let sp1 = line.find(' ').ok_or(ErrorKind::BadStartLine)?;
+    let method = &line[..sp1];
+    let trimmed = line.trim_end_matches(' ');
+    let sp2 = match trimmed.rfind(' ') {
+        Some(i) if i > sp1 => i,
+        _ => return Err(ErrorKind::BadStartLine),
     };
-    if !is_token(method) || uri.is_empty() {
+    let (raw_uri, version) = (&trimmed[sp1 + 1..sp2], &trimmed[sp2 + 1..]);
+    let uri = raw_uri.trim_matches(' ');
+    let version_ok = is_sip_2_0(version);
+    if !is_token(method) || uri.is_empty() || !(version_ok || is_other_version(version)) {
         return Err(ErrorKind::BadStartLine);
     }
+    let deferred = if !version_ok {
+        Some(ErrorKind::UnsupportedVersion)
+    } else if trimmed.len() != line.len() || uri.len() != raw_uri.len() {
+        Some(ErrorKind::BadStartLine)
+    } else {
+        match Uri::parse(uri) {
+            // Headers in a Request-URI are not allowed (RFC 3261 §19.1.5; RFC 4475 §3.1.2.14
+            // `escruri`).
+            Ok(u) if u.headers.is_none() => None,
+            _ => Some(ErrorKind::BadRequestUri),
+        }
+    };
     let start = StartLine::Request {
         method: Method::from_token(method),
         uri,
-    };
-    let deferred = if is_sip_2_0(version) {
-        Uri::parse(uri).err().map(|_| ErrorKind::BadRequestUri)
-    } else if is_other_version(version) {
-        Some(ErrorKind::UnsupportedVersion)
-    } else {
-        return Err(ErrorKind::BadStartLine);
     };
     Ok((start, deferred))
 }

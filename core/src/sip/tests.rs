@@ -353,8 +353,9 @@ Content-Length: 0
         "SIP/2.0 UDP h",
         "SIP/2.0/UDPh",
         "SIP/2.0/UDP h:x",
-        "HTTP/2.0/UDP h",
+        "/2.0/UDP h",
         "SIP/2.0/UDP h junk",
+        "SIP/2.0/UDP h;;",
     ] {
         assert!(Via::parse(bad).is_err(), "{bad}");
     }
@@ -375,9 +376,16 @@ fn methods_are_case_sensitive() {
 
 #[test]
 fn start_line_errors() {
-    let cases: [(&str, ErrorKind, bool); 9] = [
-        ("INVITE  sip:a@b SIP/2.0", ErrorKind::BadStartLine, false),
-        ("INVITE sip:a@b SIP/2.0 ", ErrorKind::BadStartLine, false),
+    let cases: [(&str, ErrorKind, bool); 12] = [
+        ("INVITE sip:a@b; lr SIP/2.0", ErrorKind::BadRequestUri, true),
+        (
+            "INVITE sip:a@b?Route=x SIP/2.0",
+            ErrorKind::BadRequestUri,
+            true,
+        ),
+        ("INVITE sip:a@b FOO/2.0", ErrorKind::BadStartLine, false),
+        ("INVITE  sip:a@b SIP/2.0", ErrorKind::BadStartLine, true),
+        ("INVITE sip:a@b SIP/2.0 ", ErrorKind::BadStartLine, true),
         ("INVITE sip:a@b", ErrorKind::BadStartLine, false),
         ("INV<ITE sip:a@b SIP/2.0", ErrorKind::BadStartLine, false),
         (
@@ -434,8 +442,13 @@ fn header_line_errors() {
     );
     let e = parse(b"OPTIONS sip:a@b SIP/2.0\r\nX: \xff\xfe\r\n\r\n").unwrap_err();
     assert_eq!(e.kind, ErrorKind::BadEncoding);
-    let e = parse(b"OPTIONS sip:a@b SIP/2.0\r\nX: 1\r\n").unwrap_err();
+    let e = parse(b"OPTIONS sip:a@b SIP/2.0\r\nX: 1").unwrap_err();
     assert_eq!(e.kind, ErrorKind::Truncated);
+    let e = parse(b"OPTIONS sip:a@b SIP").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Truncated);
+    // Ending after a header line's CRLF: no body, like RFC 4475's archived `baddn`.
+    let m = parse(b"OPTIONS sip:a@b SIP/2.0\r\nX: 1\r\n").unwrap();
+    assert_eq!((m.header("x"), m.body), (Some("1"), &b""[..]));
     // Space before the colon is allowed (HCOLON), an empty value too.
     let b = crlf("OPTIONS sip:a@b SIP/2.0\nSubject  :\nl: 0\n\n");
     let m = parse(&b).unwrap();

@@ -433,8 +433,8 @@ fn media_after_bye_is_reported() {
         ..Faults::default()
     });
     let s = execute(&args(&f, Shape::Own, 500)).unwrap();
-    // 300 ms of listening at 20 ms, less one ptime of grace.
-    assert!(s.packets_after_bye >= 10, "{}", s.text());
+    // 300 ms of listening at 20 ms, less 50 ms of grace: about 12 packets.
+    assert!(s.packets_after_bye >= 5, "{}", s.text());
     assert!(!s.healthy());
     assert!(
         s.failures[0].1.contains("packets after BYE"),

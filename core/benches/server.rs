@@ -1,0 +1,223 @@
+//! Throughput of the sans-IO core with no IO at all: complete dialogs per second, RTP packets per
+//! CPU second with 10,000 calls on virtual time, and measured bytes of state per call.
+//!
+//! `cargo bench -p onhold-core --bench server`
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use onhold_core::media::Library;
+use onhold_core::{Command, Server, ServerConfig, Transport, MAX_DATAGRAM};
+
+/// Counts live heap bytes so state per call is measured, not estimated.
+struct Counting;
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, new) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+const SDP: &str = "v=0\r\no=201 8000 8000 IN IP4 192.168.1.50\r\ns=SIP Call\r\nc=IN IP4 192.168.1.50\r\nt=0 0\r\nm=audio 5004 RTP/AVP 0 8 9 18 101\r\na=sendrecv\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:9 G722/8000\r\na=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
+
+fn request(method: &str, n: u64, branch: u64, to_tag: &str, cseq: u32, body: &str) -> Vec<u8> {
+    let to_tag = if to_tag.is_empty() {
+        String::new()
+    } else {
+        format!(";tag={to_tag}")
+    };
+    let ct = if body.is_empty() {
+        ""
+    } else {
+        "Content-Type: application/sdp\r\n"
+    };
+    format!(
+        "{method} sip:123@192.168.1.100:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK{branch};rport\r\nFrom: \"Reception\" <sip:201@192.168.1.10>;tag={n}\r\nTo: <sip:123@192.168.1.100:5060>{to_tag}\r\nCall-ID: {n}-5060-7@BJC.BGI.B.FA\r\nCSeq: {cseq} {method}\r\nContact: \"Reception\" <sip:201@192.168.1.50:5060>\r\nMax-Forwards: 70\r\nUser-Agent: Grandstream DP750 1.0.3.37\r\n{ct}Content-Length:   {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+struct Bench {
+    server: Server,
+    now: Instant,
+    buf: Vec<u8>,
+    last_tag: String,
+    rtp: u64,
+}
+
+impl Bench {
+    #[allow(clippy::disallowed_methods)]
+    fn new(rtp_ports: (u16, u16)) -> Bench {
+        let now = Instant::now();
+        let config = ServerConfig {
+            rtp_ports,
+            max_calls: 1_000_000,
+            ..ServerConfig::default()
+        };
+        Bench {
+            server: Server::new(
+                config,
+                Arc::new(Library::silence()),
+                1,
+                now,
+                SystemTime::UNIX_EPOCH,
+            ),
+            now,
+            buf: vec![0u8; MAX_DATAGRAM],
+            last_tag: String::new(),
+            rtp: 0,
+        }
+    }
+
+    fn deliver(&mut self, data: &[u8]) {
+        let local: SocketAddr = "192.168.1.100:5060".parse().unwrap();
+        let remote: SocketAddr = "192.168.1.50:5060".parse().unwrap();
+        self.server
+            .handle_datagram(self.now, Transport::Udp, local, remote, data);
+        self.drain();
+    }
+
+    fn drain(&mut self) {
+        while let Some(cmd) = self.server.poll_command() {
+            if let Command::BindRtp { port, .. } = cmd {
+                self.server.rtp_bind_result(self.now, port, true);
+            }
+        }
+        while let Some(t) = self.server.poll_transmit(self.now, &mut self.buf) {
+            if t.kind == onhold_core::TransmitKind::Sip && self.buf.starts_with(b"SIP/2.0 200") {
+                // remember the To tag of the last 200 (the ACK and BYE need it)
+                let text = &self.buf[..t.len];
+                if let Some(to) = text.windows(6).position(|w| w == b"\r\nTo: ") {
+                    let line = &text[to + 2..];
+                    let line = &line[..line.iter().position(|&b| b == b'\r').unwrap_or(line.len())];
+                    if let Some(i) = line.windows(5).position(|w| w == b";tag=") {
+                        self.last_tag = String::from_utf8_lossy(&line[i + 5..]).into_owned();
+                    }
+                }
+            }
+            if t.kind == onhold_core::TransmitKind::Rtp {
+                self.rtp += 1;
+            }
+        }
+        while let Some(ev) = self.server.poll_event() {
+            black_box(ev);
+        }
+    }
+
+    fn establish(&mut self, n: u64) -> String {
+        self.deliver(&request("INVITE", n, n * 4, "", 21, SDP));
+        let tag = self.last_tag.clone();
+        self.deliver(&request("ACK", n, n * 4 + 1, &tag, 21, ""));
+        tag
+    }
+}
+
+fn dialogs_per_second() -> f64 {
+    let mut b = Bench::new((10000, 60000));
+    #[allow(clippy::disallowed_methods)] // a bench knob (e.g. a short run under callgrind)
+    let n: u64 = std::env::var("BENCH_DIALOGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    #[allow(clippy::disallowed_methods)]
+    let start = Instant::now();
+    for i in 0..n {
+        let tag = b.establish(i);
+        b.deliver(&request("BYE", i, i * 4 + 2, &tag, 22, ""));
+        if i % 1000 == 999 {
+            // let transaction timers (J, L) run so state stays bounded, as in a real server
+            b.now += Duration::from_secs(40);
+            b.server.handle_timeout(b.now);
+            b.drain();
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    assert_eq!(
+        b.server.stats().calls_total,
+        n,
+        "every INVITE became a call"
+    );
+    assert_eq!(b.server.stats().calls_active, 0, "every BYE ended one");
+    assert_eq!(
+        b.server.stats().rtp_out,
+        n,
+        "every call was ACKed and sent its first packet"
+    );
+    n as f64 / secs
+}
+
+fn rtp_packets_per_cpu_second() -> (f64, f64) {
+    let calls = 10_000u64;
+    let mut b = Bench::new((10000, 40000));
+    let live_before = LIVE.load(Ordering::Relaxed);
+    for i in 0..calls {
+        b.establish(i);
+    }
+    // let the INVITE transactions end (timer L) so only dialog + media state remains
+    b.now += Duration::from_millis(40_000);
+    b.server.handle_timeout(b.now);
+    b.drain();
+    let live_after = LIVE.load(Ordering::Relaxed);
+    let per_call = (live_after - live_before) as f64 / calls as f64;
+    let rtp_before = b.rtp;
+    let virtual_secs = 10u64;
+    let end = b.now + Duration::from_secs(virtual_secs);
+    #[allow(clippy::disallowed_methods)]
+    let start = Instant::now();
+    // wake once per millisecond of virtual time, as a runtime with a 1 ms timer would
+    while b.now < end {
+        b.now += Duration::from_millis(1);
+        b.server.handle_timeout(b.now);
+        b.drain();
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let packets = b.rtp - rtp_before;
+    assert!(
+        packets >= calls * virtual_secs * 50 - calls,
+        "10 s of 20 ms packets for every call: {packets}"
+    );
+    (packets as f64 / secs, per_call)
+}
+
+fn main() {
+    // `cargo bench … -- dialogs` or `-- rtp` runs one part (for profiling).
+    let only: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if run("dialogs") {
+        let dps = dialogs_per_second();
+        println!(
+            "dialogs INVITE→200→ACK→BYE through Server, no IO: {dps:>12.0} /s   (goal ≥ 200,000)"
+        );
+    }
+    if !run("rtp") {
+        return;
+    }
+    let (pps, per_call) = rtp_packets_per_cpu_second();
+    println!(
+        "RTP packets produced, 10,000 calls, virtual time: {pps:>12.0} /CPU s (goal ≥ 5,000,000)"
+    );
+    println!(
+        "heap bytes of state per established call:         {per_call:>12.0} B   (goal ≤ 2,048)"
+    );
+}

@@ -1,0 +1,521 @@
+//! Smoke tests shared by both server binaries (`onhold` and `onhold-mio` include this file):
+//! start the real binary on a loopback port chosen by the OS, talk SIP to it, signal it, and
+//! check exit codes and the one-line configuration errors. Every wait is bounded.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running server whose stderr lines are collected on a thread.
+pub struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Server {
+    /// Start `bin` on `127.0.0.1:0` and wait (≤ 10 s) for its start-up line.
+    pub fn start(bin: &str, extra: &[&str]) -> (Server, SocketAddr) {
+        let mut child = Command::new(bin)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            // By environment, so that a test's own --shutdown-grace overrides it.
+            .env("ONHOLD_SHUTDOWN_GRACE", "0s")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the server binary");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        };
+        let line = server
+            .wait_for_line("listening udp:", Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no start-up line; stderr: {:?}", server.seen));
+        let addr = line
+            .split("listening udp:")
+            .nth(1)
+            .and_then(|rest| rest.split([' ', ';']).next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no bound address in {line:?}"));
+        (server, addr)
+    }
+
+    pub fn wait_for_line(&mut self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = Instant::now() + limit;
+        if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+            return Some(l.clone());
+        }
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.contains(needle) {
+                        return Some(l);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    pub fn signal(&self, signo: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signo) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Wait ≤ `limit` for the exit; kill and fail the test if it does not come.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "server did not exit within {limit:?}; stderr: {:?}",
+                    self.seen
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn options(to: SocketAddr, from: SocketAddr, call_id: &str) -> String {
+    format!(
+        "OPTIONS sip:moh@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from};branch=z9hG4bK{call_id};rport\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:smoke@{from}>;tag=1928301774\r\n\
+         To: <sip:moh@{to}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Accept: application/sdp\r\n\
+         Content-Length: 0\r\n\r\n"
+    )
+}
+
+/// Start, send garbage and an OPTIONS, then SIGTERM: the server must still be up after the
+/// garbage, answer the OPTIONS with 200 from the listen address, and exit 0 soon after the signal.
+pub fn options_then_sigterm_exits_zero(bin: &str) {
+    let (mut server, addr) = Server::start(bin, &[]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    client.send_to(b"\x00\x01 not sip at all", addr).unwrap();
+    let call_id = format!("smoke-{}", std::process::id());
+    let request = options(addr, client.local_addr().unwrap(), &call_id);
+    client.send_to(request.as_bytes(), addr).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, from) = client
+        .recv_from(&mut buf)
+        .unwrap_or_else(|e| panic!("no OPTIONS answer ({e}); stderr: {:?}", server.seen));
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert_eq!(from, addr, "answer comes from the listen address");
+    assert!(
+        answer.starts_with("SIP/2.0 200"),
+        "OPTIONS answer: {answer}"
+    );
+    assert!(
+        answer.contains(&call_id),
+        "answer echoes the Call-ID: {answer}"
+    );
+    assert!(
+        server.is_running(),
+        "server died on input: {:?}",
+        server.seen
+    );
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "stderr: {:?}", server.seen);
+    assert!(
+        server
+            .wait_for_line("SIGTERM", Duration::from_secs(1))
+            .is_some(),
+        "the shutdown is logged: {:?}",
+        server.seen
+    );
+}
+
+/// One SIP header's value from a message (first match, case-insensitive name).
+fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
+    msg.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+fn recv_sip(sock: &UdpSocket, limit: Duration, mut want: impl FnMut(&str) -> bool) -> String {
+    let deadline = Instant::now() + limit;
+    let mut buf = [0u8; 8192];
+    loop {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .unwrap_or_else(|| panic!("no awaited SIP message within {limit:?}"));
+        sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if want(&msg) {
+                return msg;
+            }
+        }
+    }
+}
+
+/// A whole call through the real loop: INVITE with SDP → 200 with an answer naming an RTP port
+/// the runtime bound → ACK → paced PCMU on our RTP socket (contiguous seq, one SSRC) → SIGTERM →
+/// the server BYEs the call, we answer, it reports drained and exits 0.
+pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
+    let (mut server, addr) =
+        Server::start(bin, &["--rtp-ip", "127.0.0.1", "--shutdown-grace", "3s"]);
+    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = sip.local_addr().unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port();
+    let call_id = format!("smoke-call-{}@127.0.0.1", std::process::id());
+    let sdp = format!(
+        "v=0\r\no=smoke 8000 8000 IN IP4 127.0.0.1\r\ns=SIP Call\r\nc=IN IP4 127.0.0.1\r\n\
+         t=0 0\r\nm=audio {rtp_port} RTP/AVP 0 101\r\na=sendrecv\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\n"
+    );
+    let invite = format!(
+        "INVITE sip:moh@{addr} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK1001;rport\r\n\
+         From: <sip:smoke@{me}>;tag=1001\r\n\
+         To: <sip:moh@{addr}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:smoke@{me}>\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    sip.send_to(invite.as_bytes(), addr).unwrap();
+    let ok = recv_sip(&sip, Duration::from_secs(5), |m| {
+        m.starts_with("SIP/2.0 200")
+    });
+    let to = header(&ok, "To").expect("To").to_string();
+    assert!(to.contains("tag="), "200 carries a To-tag: {ok}");
+    let m_line = ok
+        .lines()
+        .find(|l| l.starts_with("m=audio "))
+        .expect("SDP answer");
+    let server_rtp: u16 = m_line.split(' ').nth(1).unwrap().parse().unwrap();
+    assert_ne!(server_rtp, 0, "{ok}");
+    let contact = header(&ok, "Contact").expect("Contact");
+    let target = contact
+        .split('<')
+        .nth(1)
+        .and_then(|c| c.split('>').next())
+        .unwrap_or(contact);
+    let ack = format!(
+        "ACK {target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK1002;rport\r\n\
+         From: <sip:smoke@{me}>;tag=1001\r\n\
+         To: {to}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 ACK\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sip.send_to(ack.as_bytes(), addr).unwrap();
+
+    // One second of media.
+    rtp.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut packets: Vec<(u16, u32, u32, u8)> = Vec::new();
+    let mut buf = [0u8; 2048];
+    let start = Instant::now();
+    let mut last_error = None;
+    while start.elapsed() < Duration::from_secs(1) {
+        let (n, from) = match rtp.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                last_error = Some(e);
+                break;
+            }
+        };
+        assert_eq!(
+            from.port(),
+            server_rtp,
+            "RTP comes from the port in the answer"
+        );
+        assert!(n >= 12 + 160, "a 20 ms PCMU frame: {n} bytes");
+        assert_eq!(buf[0] >> 6, 2, "RTP version 2");
+        let seq = u16::from_be_bytes([buf[2], buf[3]]);
+        let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
+        packets.push((seq, ts, ssrc, buf[1] & 0x7f));
+    }
+    // 50 are due; a loaded 2-core CI box may lose a few to scheduling, never most of them.
+    assert!(
+        packets.len() >= 30,
+        "only {} RTP packets in 1 s (receive error: {last_error:?}); stderr: {:?}",
+        packets.len(),
+        server.seen
+    );
+    assert!(
+        packets.len() <= 60,
+        "{} RTP packets in 1 s: pacing runs fast",
+        packets.len()
+    );
+    for w in packets.windows(2) {
+        assert_eq!(
+            w[1].0,
+            w[0].0.wrapping_add(1),
+            "contiguous sequence numbers"
+        );
+        assert_eq!(w[1].2, w[0].2, "one SSRC per call");
+        assert_eq!(
+            w[1].1.wrapping_sub(w[0].1) % 160,
+            0,
+            "timestamps on the 20 ms grid"
+        );
+        assert_eq!(w[1].3, 0, "PCMU, the offered payload type");
+    }
+
+    server.signal(libc::SIGTERM);
+    let bye = recv_sip(&sip, Duration::from_secs(3), |m| m.starts_with("BYE "));
+    assert_eq!(header(&bye, "Call-ID"), Some(call_id.as_str()));
+    let mut reply = String::from("SIP/2.0 200 OK\r\n");
+    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        for l in bye.lines().filter(|l| {
+            l.split_once(':')
+                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(h))
+        }) {
+            reply.push_str(l);
+            reply.push_str("\r\n");
+        }
+    }
+    reply.push_str("Content-Length: 0\r\n\r\n");
+    sip.send_to(reply.as_bytes(), addr).unwrap();
+    let status = server.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0), "stderr: {:?}", server.seen);
+    assert!(
+        server
+            .wait_for_line("every call has ended", Duration::from_secs(1))
+            .is_some(),
+        "exit after Drained, not after the grace: {:?}",
+        server.seen
+    );
+}
+
+/// SIGHUP with the music file gone: one error line, the old music stays, calls are not
+/// affected, and the server still shuts down cleanly afterwards.
+pub fn failed_reload_keeps_running(bin: &str) {
+    let dir = temp_dir(bin, "reload");
+    let music = dir.join("hold.wav");
+    std::fs::write(&music, b"RIFF....WAVE").unwrap();
+    let (mut server, _) = Server::start(bin, &["--music", music.to_str().unwrap()]);
+    std::fs::remove_file(&music).unwrap();
+    server.signal(libc::SIGHUP);
+    let line = server.wait_for_line("reload failed", Duration::from_secs(5));
+    let line = line.unwrap_or_else(|| panic!("no reload failure line: {:?}", server.seen));
+    assert!(
+        line.contains("keeping the old music") && line.contains("hold.wav"),
+        "{line}"
+    );
+    assert!(server.is_running());
+    server.signal(libc::SIGINT);
+    assert_eq!(server.wait_exit(Duration::from_secs(5)).code(), Some(0));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A bad flag, a bad file and a bad environment value each exit 2 with exactly one line.
+pub fn bad_config_exits_two_with_one_line(bin: &str) {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(bin)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run(&["--ptime", "7"], &[]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        "config: ptime = 7: must be 10–60 ms in steps of 10 (from --ptime)\n"
+    );
+
+    let dir = temp_dir(bin, "badconf");
+    let file = dir.join("onhold.toml");
+    std::fs::write(&file, "listen = [\"127.0.0.1:0\"]\nlog_format = \"xml\"\n").unwrap();
+    let (code, err) = run(&["--config", file.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2));
+    assert_eq!(
+        err,
+        format!(
+            "config: log_format = \"xml\": must be human or json (in {})\n",
+            file.display()
+        )
+    );
+
+    let (code, err) = run(
+        &["--listen", "127.0.0.1:0"],
+        &[("ONHOLD_MAX_CALLS", "none")],
+    );
+    assert_eq!(code, Some(2));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("config: max_calls = none: "), "{err}");
+
+    let missing = dir.join("absent.toml");
+    let (code, err) = run(&["--config", missing.to_str().unwrap()], &[]);
+    assert_eq!(code, Some(2));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("config: config = ") && err.contains("absent.toml"),
+        "{err}"
+    );
+
+    let (code, err) = run(
+        &[
+            "--music",
+            dir.join("nope").to_str().unwrap(),
+            "--check-config",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("music: ") && err.contains("nope"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `--check-config` prints every key (flags > env > file > defaults) and exits 0.
+pub fn check_config_prints_effective_configuration(bin: &str) {
+    let dir = temp_dir(bin, "check");
+    let file = dir.join("onhold.toml");
+    std::fs::write(&file, "ptime = 30\nmax_calls = 5\n").unwrap();
+    let out = Command::new(bin)
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "--check-config",
+            "--max-calls",
+            "9",
+        ])
+        .env("ONHOLD_PTIME", "40")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("ptime = 40"), "{text}");
+    assert!(text.contains("max_calls = 9"), "{text}");
+    for key in [
+        "listen",
+        "rtp_ports",
+        "codecs",
+        "shutdown_grace",
+        "seed",
+        "log_format",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{key} = "))),
+            "{key}: {text}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn temp_dir(bin: &str, tag: &str) -> PathBuf {
+    let name = std::path::Path::new(bin)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let d = std::env::temp_dir().join(format!("{name}-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// The smoke tests for one binary: `smoke_tests!(env!("CARGO_BIN_EXE_<name>"), "<name>")`.
+#[macro_export]
+macro_rules! smoke_tests {
+    ($bin:expr, $name:literal) => {
+        const BIN: &str = $bin;
+
+        #[test]
+        fn options_then_sigterm_exits_zero() {
+            support::options_then_sigterm_exits_zero(BIN);
+        }
+
+        #[test]
+        fn call_gets_paced_rtp_and_shutdown_byes_it() {
+            support::call_gets_paced_rtp_and_shutdown_byes_it(BIN);
+        }
+
+        #[test]
+        fn failed_reload_keeps_running() {
+            support::failed_reload_keeps_running(BIN);
+        }
+
+        #[test]
+        fn bad_config_exits_two_with_one_line() {
+            support::bad_config_exits_two_with_one_line(BIN);
+        }
+
+        #[test]
+        fn check_config_prints_effective_configuration() {
+            support::check_config_prints_effective_configuration(BIN);
+        }
+
+        #[test]
+        fn probe_is_a_subcommand() {
+            let out = std::process::Command::new(BIN)
+                .args(["probe", "--help"])
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0));
+            let help = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(help.contains(concat!("Usage: ", $name, " probe")), "{help}");
+        }
+    };
+}
