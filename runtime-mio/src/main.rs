@@ -6,6 +6,7 @@
 //! in batches with `recvmmsg`/`sendmmsg`.
 
 mod sys;
+mod tcp;
 
 use std::collections::VecDeque;
 use std::io;
@@ -29,8 +30,10 @@ use sys::{Batch, SignalFd, TimerFd};
 const SIGNAL: Token = Token(0);
 const TIMER: Token = Token(1);
 const WAKER: Token = Token(2);
-/// Socket `i` of the slab has token `FIRST_SOCKET + i`.
+/// UDP socket `i` of the slab has token `FIRST_SOCKET + i`.
 const FIRST_SOCKET: usize = 16;
+/// TCP listeners and connections have tokens from here on.
+const FIRST_TCP: usize = 1 << 24;
 
 /// Datagrams per `recvmmsg`/`sendmmsg` call.
 const BATCH: usize = 32;
@@ -84,11 +87,9 @@ impl Sockets {
         Ok(local)
     }
 
+    /// Close the socket bound to exactly `addr` (a fallback match could close a listener).
     fn remove(&mut self, poll: &Poll, addr: SocketAddr) {
-        let Some(key) = self.by_local.lookup_key(&addr) else {
-            return;
-        };
-        if let Some(idx) = self.by_local.remove(&key) {
+        if let Some(idx) = self.by_local.remove(&addr) {
             if let Some(mut sock) = self.slab[idx].take() {
                 let _ = poll.registry().deregister(&mut sock.io);
                 self.free.push(idx);
@@ -106,6 +107,7 @@ struct Loop {
     server: Server,
     life: Lifecycle,
     sockets: Sockets,
+    tcp: tcp::Tcp,
     timer: TimerFd,
     signals: SignalFd,
     /// Sockets that reported readable and may still hold datagrams, in turn order.
@@ -142,20 +144,15 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
 
     let mut sockets = Sockets::default();
+    let mut tcp = tcp::Tcp::new(FIRST_TCP);
     let mut bound = Vec::new();
     for l in &startup.config.listen {
-        if l.transport == Transport::Tcp {
-            warn!("listen {l}: SIP over TCP is not supported by this runtime yet; skipped");
-            continue;
+        let local = match l.transport {
+            Transport::Udp => common::bind_udp(l.addr).and_then(|s| sockets.add(&poll, s)),
+            Transport::Tcp => tcp.listen(poll.registry(), l.addr),
         }
-        let local = common::bind_udp(l.addr)
-            .and_then(|s| sockets.add(&poll, s))
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {l}: {e}")))?;
-        bound.push((Transport::Udp, local));
-    }
-    if bound.is_empty() {
-        eprintln!("onhold-mio: no UDP listen address");
-        return Ok(ExitCode::from(common::EXIT_CONFIG));
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {l}: {e}")))?;
+        bound.push((l.transport, local));
     }
     info!("{}", startup.summary("mio", &bound));
 
@@ -165,6 +162,7 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
         server: startup.new_server(),
         life: Lifecycle::new(&startup),
         sockets,
+        tcp,
         timer,
         signals,
         ready: VecDeque::new(),
@@ -205,7 +203,8 @@ impl Loop {
             // Wait: not at all if datagrams are still queued in a socket or a deadline passed;
             // otherwise until the timerfd, a datagram or a signal.
             let wake = self.life.next_wake(&self.server);
-            let timeout = if !self.ready.is_empty() || wake.is_some_and(|t| t <= Instant::now()) {
+            let busy = !self.ready.is_empty() || self.tcp.has_more();
+            let timeout = if busy || wake.is_some_and(|t| t <= Instant::now()) {
                 Some(Duration::ZERO)
             } else {
                 self.timer.arm(wake)?;
@@ -233,6 +232,13 @@ impl Loop {
                                 .reload_done(&mut self.server, Instant::now(), result);
                         }
                     }
+                    token if self.tcp.owns(token) => self.tcp.ready(
+                        self.poll.registry(),
+                        &mut self.server,
+                        token,
+                        ev.is_readable() || ev.is_read_closed(),
+                        ev.is_writable(),
+                    ),
                     Token(t) => {
                         let idx = t - FIRST_SOCKET;
                         let Some(sock) = self.sockets.get(idx) else {
@@ -249,6 +255,7 @@ impl Loop {
                 }
             }
             self.receive();
+            self.tcp.read_more(self.poll.registry(), &mut self.server);
         }
     }
 
@@ -377,6 +384,11 @@ impl Loop {
                 else {
                     break;
                 };
+                if t.transport == Transport::Tcp {
+                    let data = &self.tx.slot_mut(i)[..t.len];
+                    self.tcp.send(self.poll.registry(), t.local, t.remote, data);
+                    continue;
+                }
                 let table = &self.sockets.by_local;
                 match table.lookup_key(&t.local).and_then(|k| table.get(&k)) {
                     Some(&idx) => {

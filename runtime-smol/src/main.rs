@@ -7,9 +7,11 @@
 //! core's deadline, a signal, a finished reload, a control message, or a blocked socket turning
 //! writable.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::ExitCode;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
@@ -32,11 +34,14 @@ const RECV_CHANNEL: usize = 4096;
 /// Datagrams kept per socket while it would block.
 const SEND_QUEUE: usize = 1024;
 
+mod tcp;
+
 fn main() -> ExitCode {
     onhold::main_with(serve)
 }
 
 struct Datagram {
+    transport: Transport,
     local: SocketAddr,
     remote: SocketAddr,
     data: Vec<u8>,
@@ -59,34 +64,37 @@ enum Wake {
 }
 
 fn serve(startup: Startup) -> ExitCode {
-    let ex = LocalExecutor::new();
-    smol::block_on(ex.run(run(&ex, startup)))
+    let ex = Rc::new(LocalExecutor::new());
+    smol::block_on(ex.run(run(Rc::clone(&ex), startup)))
 }
 
-async fn run(ex: &LocalExecutor<'_>, startup: Startup) -> ExitCode {
+async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
     let (dgram_tx, dgram_rx) = smol::channel::bounded::<Datagram>(RECV_CHANNEL);
     let mut sockets: SocketTable<Sock> = SocketTable::default();
+    let tcp = tcp::Connections::default();
+    let mut _tcp_listeners = Vec::new();
     let mut bound = Vec::new();
     for l in &startup.config.listen {
-        if l.transport == Transport::Tcp {
-            warn!("listen {l}: SIP over TCP is not supported by this runtime yet; skipped");
-            continue;
-        }
-        match open(ex, l.addr, &dgram_tx) {
-            Ok((local, sock)) => {
+        let opened = match l.transport {
+            Transport::Udp => open(&ex, l.addr, &dgram_tx).map(|(local, sock)| {
                 sockets.insert(local, sock);
-                bound.push((Transport::Udp, local));
+                local
+            }),
+            Transport::Tcp => {
+                tcp::listen(&ex, l.addr, dgram_tx.clone(), tcp.clone()).map(|(local, task)| {
+                    _tcp_listeners.push(task);
+                    local
+                })
             }
+        };
+        match opened {
+            Ok(local) => bound.push((l.transport, local)),
             Err(e) => {
                 error!("listen {l}: {e}");
                 eprintln!("onhold: cannot listen on {l}: {e}");
                 return ExitCode::from(1);
             }
         }
-    }
-    if bound.is_empty() {
-        eprintln!("onhold: no UDP listen address");
-        return ExitCode::from(common::EXIT_CONFIG);
     }
     let signals = match Signals::new([Signal::Int, Signal::Term, Signal::Hup]) {
         Ok(s) => s,
@@ -105,6 +113,8 @@ async fn run(ex: &LocalExecutor<'_>, startup: Startup) -> ExitCode {
     let (reload_tx, reload_rx) = smol::channel::bounded(1);
     let mut signals = signals;
     let mut buf = vec![0u8; MAX_DATAGRAM];
+    // Sockets holding datagrams that would block, waiting for writability.
+    let mut blocked: BTreeSet<SocketAddr> = BTreeSet::new();
 
     loop {
         let now = Instant::now();
@@ -117,12 +127,12 @@ async fn run(ex: &LocalExecutor<'_>, startup: Startup) -> ExitCode {
         while let Some(cmd) = server.poll_command() {
             match cmd {
                 Command::UnbindRtp { .. } => closing.push(cmd),
-                cmd => command(ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd),
+                cmd => command(&ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd),
             }
         }
-        transmit(&mut server, &mut sockets, &mut buf);
+        transmit(&mut server, &mut sockets, &tcp, &mut blocked, &mut buf);
         for cmd in closing {
-            command(ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
+            command(&ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
         }
         if let Some(code) = life.check(&mut server, Instant::now()) {
             return code;
@@ -155,7 +165,7 @@ async fn run(ex: &LocalExecutor<'_>, startup: Startup) -> ExitCode {
                     Err(_) => std::future::pending().await,
                 }
             })
-            .or(writable(&sockets))
+            .or(writable(&sockets, &blocked))
             .await;
 
         match wake {
@@ -163,13 +173,7 @@ async fn run(ex: &LocalExecutor<'_>, startup: Startup) -> ExitCode {
                 let mut next = Some(first);
                 let mut n = 0;
                 while let Some(d) = next.take() {
-                    server.handle_datagram(
-                        Instant::now(),
-                        Transport::Udp,
-                        d.local,
-                        d.remote,
-                        &d.data,
-                    );
+                    server.handle_datagram(Instant::now(), d.transport, d.local, d.remote, &d.data);
                     n += 1;
                     if n < RECV_BATCH {
                         next = dgram_rx.try_recv().ok();
@@ -220,6 +224,7 @@ async fn read_loop(io: Arc<Async<UdpSocket>>, local: SocketAddr, tx: Sender<Data
         match io.recv_from(&mut buf).await {
             Ok((n, remote)) => {
                 let d = Datagram {
+                    transport: Transport::Udp,
                     local,
                     remote,
                     data: buf[..n].to_vec(),
@@ -281,9 +286,8 @@ fn command(
         }
         Command::UnbindRtp { port, rtcp_mux } => {
             for addr in common::rtp_addrs(ip, port, rtcp_mux) {
-                if let Some(key) = sockets.lookup_key(&addr) {
-                    sockets.remove(&key);
-                }
+                // Exact addresses only: a fallback match could close a listener.
+                sockets.remove(&addr);
             }
         }
     }
@@ -291,9 +295,21 @@ fn command(
 
 /// Send everything the core has due now. A socket that would block keeps the rest of its
 /// datagrams in its bounded queue until it is writable again.
-fn transmit(server: &mut Server, sockets: &mut SocketTable<Sock>, buf: &mut [u8]) {
+fn transmit(
+    server: &mut Server,
+    sockets: &mut SocketTable<Sock>,
+    tcp: &tcp::Connections,
+    blocked: &mut BTreeSet<SocketAddr>,
+    buf: &mut [u8],
+) {
     while let Some(t) = server.poll_transmit(Instant::now(), buf) {
         let data = &buf[..t.len];
+        if t.transport == Transport::Tcp {
+            if !tcp.send(t.local, t.remote, data) {
+                debug!(remote = %t.remote, "no open TCP connection (or its queue is full); dropped");
+            }
+            continue;
+        }
         let Some(key) = sockets.lookup_key(&t.local) else {
             debug!(local = %t.local, "no socket for transmit; dropped");
             continue;
@@ -314,20 +330,29 @@ fn transmit(server: &mut Server, sockets: &mut SocketTable<Sock>, buf: &mut [u8]
         if !sock.queue.push(t.remote, data) && sock.queue.dropped.is_power_of_two() {
             warn!(local = %key, dropped = sock.queue.dropped, "send queue full: dropping");
         }
+        blocked.insert(key);
     }
-    for sock in sockets.values_mut().filter(|s| !s.queue.is_empty()) {
+    // Only the sockets that would block are retried: no scan over every RTP socket.
+    blocked.retain(|key| {
+        let Some(sock) = sockets.get_mut(key) else {
+            return false;
+        };
         let io = &sock.io;
-        sock.queue
-            .flush(|remote, d| io.get_ref().send_to(d, remote));
-    }
+        !sock
+            .queue
+            .flush(|remote, d| io.get_ref().send_to(d, remote))
+    });
 }
 
 /// Resolves when any socket with queued datagrams can take more (pending if none has any).
-fn writable<'a>(sockets: &'a SocketTable<Sock>) -> impl Future<Output = Wake> + 'a {
-    let blocked: Vec<&Arc<Async<UdpSocket>>> = sockets
+fn writable<'a>(
+    sockets: &'a SocketTable<Sock>,
+    blocked: &BTreeSet<SocketAddr>,
+) -> impl Future<Output = Wake> + 'a {
+    let blocked: Vec<&Arc<Async<UdpSocket>>> = blocked
         .iter()
-        .filter(|(_, s)| !s.queue.is_empty())
-        .map(|(_, s)| &s.io)
+        .filter_map(|key| sockets.get(key))
+        .map(|s| &s.io)
         .collect();
     std::future::poll_fn(move |cx| {
         for io in &blocked {

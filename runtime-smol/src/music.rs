@@ -3,49 +3,11 @@
 //! The core decodes bytes; this module is the IO in front of it: it reads each file, lists a
 //! directory in file-name order, and skips what it cannot read with a warning rather than
 //! refusing to start over one bad file. A class whose music yields nothing at all is an error.
-//!
-//! TODO(media): the spec types below mirror the builder API the media work is landing in
-//! `onhold_core::media` (`MusicSource`, `Order`, `ClassSpec`, `LibrarySpec`, `Library::build`,
-//! `Library::embedded_default`, `Library::summary`). When it lands, delete the mirrors, import
-//! those, and change the body of [`build_library`] — the one place that calls the core.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use onhold_core::config::{MusicConfig, MusicOrder};
-use onhold_core::media::{Library, PlayMode};
-
-/// One audio file, undecoded.
-#[derive(Clone, Debug)]
-pub struct MusicSource {
-    /// The path as configured, for warnings and the summary.
-    pub name: String,
-    pub bytes: Vec<u8>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Order {
-    Sorted,
-    Shuffled,
-}
-
-#[derive(Clone, Debug)]
-pub struct ClassSpec {
-    /// Request-URI user part; `default` is the class for everything else.
-    pub name: String,
-    pub sources: Vec<MusicSource>,
-    pub from_directory: bool,
-    pub order: Order,
-    pub mode: PlayMode,
-    pub announcement: Option<(MusicSource, Duration)>,
-}
-
-#[derive(Clone, Debug)]
-pub struct LibrarySpec {
-    pub classes: Vec<ClassSpec>,
-    pub normalize: bool,
-    pub gain_db: f32,
-}
+use onhold_core::media::{ClassSpec, Library, LibrarySpec, MusicSource, Order};
 
 /// File name endings the decoder understands (symphonia's enabled formats). Anything else in a
 /// music directory (cover art, playlists, READMEs) is skipped with a warning.
@@ -156,45 +118,13 @@ fn read_file(path: &Path) -> Result<MusicSource, String> {
     }
 }
 
-/// Decode and encode the spec into a library (`seed` drives shuffles). `Err` is one line.
-///
-/// TODO(media): this is the swap point. With the media library merged it becomes
-/// `if spec.classes.is_empty() { Ok((Library::embedded_default(), vec![])) } else {
-/// Library::build(spec, seed).map_err(|e| e.to_string()) }`.
+/// Decode and encode the spec into a library (`seed` drives shuffles): the built-in music when
+/// nothing is configured. `Err` is one line naming the file and the problem.
 pub fn build_library(spec: &LibrarySpec, seed: u64) -> Result<(Library, Vec<String>), String> {
-    let _ = seed;
-    let mut warnings = Vec::new();
-    if !spec.classes.is_empty() {
-        warnings.push(
-            "music: decoding is not available in this build yet; playing silence".to_string(),
-        );
-    }
-    Ok((Library::silence(), warnings))
-}
-
-/// One line describing the music, for the start-up summary.
-///
-/// TODO(media): replace with `library.summary()` when the media library lands.
-pub fn summary(spec: &LibrarySpec, _library: &Library) -> String {
     if spec.classes.is_empty() {
-        return "built-in music".to_string();
+        return Ok((Library::embedded_default(), Vec::new()));
     }
-    spec.classes
-        .iter()
-        .map(|c| {
-            let mode = match c.mode {
-                PlayMode::PerCall => "per-call",
-                PlayMode::Shared => "shared",
-            };
-            let n = c.sources.len();
-            format!(
-                "{} ({n} file{}, {mode})",
-                c.name,
-                if n == 1 { "" } else { "s" }
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    Library::build(spec, seed).map_err(|e| format!("music: {e}"))
 }
 
 /// Read and build in one step: what start-up and SIGHUP both do.
@@ -202,7 +132,7 @@ pub fn load(music: &MusicConfig, seed: u64) -> Result<(Library, String, Vec<Stri
     let (spec, mut warnings) = read_spec(music)?;
     let (library, more) = build_library(&spec, seed)?;
     warnings.extend(more);
-    let summary = summary(&spec, &library);
+    let summary = library.summary();
     Ok((library, summary, warnings))
 }
 
@@ -210,6 +140,8 @@ pub fn load(music: &MusicConfig, seed: u64) -> Result<(Library, String, Vec<Stri
 mod tests {
     use super::*;
     use onhold_core::config::ClassConfig;
+    use onhold_core::media::PlayMode;
+    use std::time::Duration;
 
     fn class(name: &str, music: &Path) -> ClassConfig {
         ClassConfig {
@@ -308,8 +240,8 @@ mod tests {
         let (spec, _) = read_spec(&config(vec![])).unwrap();
         assert!(spec.classes.is_empty());
         let (library, summary, warnings) = load(&config(vec![]), 1).unwrap();
-        assert_eq!(summary, "built-in music");
+        assert_eq!(summary, Library::embedded_default().summary());
         assert!(warnings.is_empty());
-        let _ = library;
+        assert!(library.program_len(library.default_class()) > 0);
     }
 }

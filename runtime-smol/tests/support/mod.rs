@@ -337,12 +337,58 @@ pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
     );
 }
 
+/// SIP over TCP: a CRLFCRLF keep-alive gets a CRLF pong (RFC 5626 §3.5.1), and an OPTIONS
+/// split across two writes is reassembled and answered with 200 on the same connection.
+pub fn tcp_options_and_keepalive(bin: &str) {
+    use std::io::{Read, Write};
+    let (mut server, _) = Server::start(bin, &["--listen", "tcp:127.0.0.1:0"]);
+    let line = server
+        .wait_for_line("listening udp:", Duration::from_secs(1))
+        .unwrap();
+    let tcp_addr: SocketAddr = line
+        .split(" tcp:")
+        .nth(1)
+        .and_then(|rest| rest.split([' ', ';']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no tcp address in {line:?}"));
+    let mut conn = std::net::TcpStream::connect(tcp_addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let me = conn.local_addr().unwrap();
+    let call_id = format!("smoke-tcp-{}", std::process::id());
+    let request = options(tcp_addr, me, &call_id).replace("SIP/2.0/UDP", "SIP/2.0/TCP");
+    conn.write_all(b"\r\n\r\n").unwrap();
+    conn.write_all(&request.as_bytes()[..40]).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    conn.write_all(&request.as_bytes()[40..]).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+        let text = String::from_utf8_lossy(&got);
+        if text.contains("Content-Length") && text.ends_with("\r\n\r\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&got).into_owned();
+    assert!(
+        text.starts_with("\r\nSIP/2.0 200"),
+        "pong, then 200: {text:?}"
+    );
+    assert!(text.contains(&call_id), "{text}");
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(5)).code(), Some(0));
+}
+
 /// SIGHUP with the music file gone: one error line, the old music stays, calls are not
 /// affected, and the server still shuts down cleanly afterwards.
 pub fn failed_reload_keeps_running(bin: &str) {
     let dir = temp_dir(bin, "reload");
     let music = dir.join("hold.wav");
-    std::fs::write(&music, b"RIFF....WAVE").unwrap();
+    std::fs::write(&music, wav_tone(8000, 4000)).unwrap();
     let (mut server, _) = Server::start(bin, &["--music", music.to_str().unwrap()]);
     std::fs::remove_file(&music).unwrap();
     server.signal(libc::SIGHUP);
@@ -464,6 +510,29 @@ pub fn check_config_prints_effective_configuration(bin: &str) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// A mono 16-bit PCM WAV of `samples` samples of a 440 Hz tone at `rate`.
+pub fn wav_tone(rate: u32, samples: u32) -> Vec<u8> {
+    let data_len = samples * 2;
+    let mut w = Vec::with_capacity(44 + data_len as usize);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data_len).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * 2).to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..samples {
+        let phase = 2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / f64::from(rate);
+        w.extend_from_slice(&((phase.sin() * 8000.0) as i16).to_le_bytes());
+    }
+    w
+}
+
 fn temp_dir(bin: &str, tag: &str) -> PathBuf {
     let name = std::path::Path::new(bin)
         .file_name()
@@ -490,6 +559,11 @@ macro_rules! smoke_tests {
         #[test]
         fn call_gets_paced_rtp_and_shutdown_byes_it() {
             support::call_gets_paced_rtp_and_shutdown_byes_it(BIN);
+        }
+
+        #[test]
+        fn tcp_options_and_keepalive() {
+            support::tcp_options_and_keepalive(BIN);
         }
 
         #[test]
