@@ -305,6 +305,7 @@ fn args(fake: &Fake, shape: Shape, duration_ms: u64) -> ProbeArgs {
         local_ip: "127.0.0.1".parse().unwrap(),
         held_ip: None,
         timeout: Duration::from_secs(2),
+        shared_sip_port: false,
     }
 }
 
@@ -515,6 +516,38 @@ fn several_concurrent_calls_are_judged_separately() {
 }
 
 #[test]
+fn calls_can_share_one_sip_port() {
+    let f = fake(Faults::default());
+    let mut a = args(&f, Shape::Own, 600);
+    a.calls = 3;
+    a.rate = 20.0;
+    a.shared_sip_port = true;
+    let s = execute(&a).unwrap();
+    assert_clean_media(&s);
+    assert!(s.healthy(), "{}", s.text());
+    let seen = f.seen.lock().unwrap();
+    assert_eq!(seen.sip_sources.len(), 3);
+    assert!(seen.sip_sources.iter().all(|a| *a == seen.sip_sources[0]));
+    let mut dests = seen.rtp_destinations.clone();
+    dests.sort();
+    dests.dedup();
+    assert_eq!(dests.len(), 3, "each call still has its own RTP socket");
+}
+
+#[test]
+fn rtp_at_a_shared_sip_port_is_caught() {
+    let f = fake(Faults {
+        rtp_to_sip_source: true,
+        ..Faults::default()
+    });
+    let mut a = args(&f, Shape::HeldParty, 400);
+    a.shared_sip_port = true;
+    let s = execute(&a).unwrap();
+    assert!(s.misdirected_packets > 5, "{}", s.text());
+    assert!(!s.healthy());
+}
+
+#[test]
 fn no_server_means_no_options_response() {
     // A bound but silent socket: OPTIONS times out, and the run is unhealthy without calls.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -529,6 +562,7 @@ fn no_server_means_no_options_response() {
         local_ip: "127.0.0.1".parse().unwrap(),
         held_ip: None,
         timeout: Duration::from_millis(600),
+        shared_sip_port: false,
     };
     let s = execute(&a).unwrap();
     assert_eq!(s.options_code, None);
@@ -560,6 +594,9 @@ fn bad_arguments_are_errors_not_panics() {
     let mut a = args(&f, Shape::Own, 100);
     a.local_ip = "::1".parse().unwrap();
     assert!(execute(&a).is_err());
+    let mut a = args(&f, Shape::Own, 100);
+    a.local_ip = "0.0.0.0".parse().unwrap();
+    assert!(execute(&a).unwrap_err().contains("0.0.0.0"));
 }
 
 #[test]
@@ -585,6 +622,7 @@ fn command_line_parses_as_documented() {
         "--json",
         "--local-ip",
         "127.0.0.1",
+        "--shared-sip-port",
     ])
     .unwrap();
     let p = cli.probe;
@@ -594,7 +632,7 @@ fn command_line_parses_as_documented() {
         (Duration::from_secs(2), 5, 2.5)
     );
     assert_eq!(p.shape, Shape::HeldParty);
-    assert!(p.json);
+    assert!(p.json && p.shared_sip_port);
     let defaults = Cli::try_parse_from(["probe", "sip:moh@10.0.0.1"])
         .unwrap()
         .probe;
@@ -701,6 +739,7 @@ fn core_args(server: &CoreServer, shape: Shape) -> ProbeArgs {
         local_ip: "127.0.0.1".parse().unwrap(),
         held_ip: None,
         timeout: Duration::from_secs(2),
+        shared_sip_port: false,
     }
 }
 
@@ -715,6 +754,16 @@ fn the_core_server_passes_the_probe_own_address() {
 fn the_core_server_passes_the_probe_held_party() {
     let server = core_server();
     let s = execute(&core_args(&server, Shape::HeldParty)).unwrap();
+    assert!(s.healthy(), "{}", s.text());
+}
+
+#[test]
+fn the_core_server_tells_dialogs_from_one_sip_port_apart() {
+    let server = core_server();
+    let mut a = core_args(&server, Shape::Own);
+    a.calls = 3;
+    a.shared_sip_port = true;
+    let s = execute(&a).unwrap();
     assert!(s.healthy(), "{}", s.text());
 }
 
