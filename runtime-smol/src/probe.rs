@@ -7,6 +7,8 @@
 //! threads (SIP and RTP), and everything is bounded in count and time.
 
 mod call;
+#[cfg(test)]
+mod core_tests;
 mod media;
 mod msg;
 mod report;
