@@ -13,7 +13,9 @@ both_runtimes!(fifty_calls_via_probe_no_loss, fifty_calls_via_sipp_no_loss);
 const CALLS: u32 = 50;
 
 /// `onhold probe` places 50 DP750 calls for 10 s and judges them: exit 0 and its JSON says no
-/// loss and no sequence, timestamp, marker or SSRC errors.
+/// loss and no sequence, timestamp, marker or SSRC errors. (Its `packets_before_ack` is not
+/// judged here: the probe stamps the ACK after `send` returns, so under load a packet answering
+/// the ACK can be stamped earlier; the SIPp tests check "no RTP before ACK" against SIPp's log.)
 fn fifty_calls_via_probe_no_loss(rt: Runtime) {
     let server = Server::start(rt);
     let out_path = std::env::temp_dir().join(format!(
@@ -70,7 +72,6 @@ fn fifty_calls_via_probe_no_loss(rt: Runtime) {
         "pt_errors",
         "packets_after_bye",
         "misdirected_packets",
-        "packets_before_ack",
     ] {
         assert_eq!(num(zero), 0.0, "{zero} in {json}");
     }
