@@ -270,3 +270,86 @@ pub fn zero_crossings_per_second(payload: &[u8]) -> f64 {
     let crossings = s.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
     crossings as f64 * 8000.0 / s.len().max(1) as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(n: u16) -> Vec<RtpPacket> {
+        let t0 = Instant::now();
+        (0..n)
+            .map(|k| RtpPacket {
+                at: t0 + Duration::from_millis(20 * u64::from(k)),
+                wall: SystemTime::UNIX_EPOCH,
+                from: ([127, 0, 0, 1], 4000).into(),
+                seq: 65_530u16.wrapping_add(k),
+                ts: u32::MAX - 320 + 160 * u32::from(k),
+                marker: k == 0,
+                ssrc: 7,
+                pt: 0,
+                payload: vec![0xff; 160],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_clean_stream_passes_across_seq_and_ts_wrap() {
+        let r = check_stream(&stream(20), 160, 160).unwrap();
+        assert_eq!((r.packets, r.markers, r.on_time), (20, vec![0], 1.0));
+    }
+
+    #[test]
+    fn each_broken_rule_is_caught() {
+        let mut s = stream(20);
+        s.remove(7);
+        assert!(check_stream(&s, 160, 160).unwrap_err().contains("seq"));
+        let mut s = stream(20);
+        s[9].ts += 1;
+        assert!(check_stream(&s, 160, 160)
+            .unwrap_err()
+            .contains("timestamp"));
+        let mut s = stream(20);
+        s[0].marker = false;
+        assert!(check_stream(&s, 160, 160).unwrap_err().contains("marker"));
+        let mut s = stream(20);
+        s[3].ssrc = 8;
+        assert!(check_stream(&s, 160, 160).unwrap_err().contains("SSRC"));
+        let mut s = stream(20);
+        s[4].payload.pop();
+        assert!(check_stream(&s, 160, 160).unwrap_err().contains("bytes"));
+        // A marker packet may jump in time (resume) and is reported.
+        let mut s = stream(20);
+        s[10].marker = true;
+        for p in &mut s[10..] {
+            p.ts = p.ts.wrapping_add(8000);
+        }
+        assert_eq!(check_stream(&s, 160, 160).unwrap().markers, vec![0, 10]);
+        assert!(check_stream(&[], 160, 160).is_err());
+    }
+
+    #[test]
+    fn parses_rtp_and_skips_rtcp() {
+        let mut b = vec![0x80, 0x80, 0, 5, 0, 0, 1, 0, 0, 0, 0, 9];
+        b.extend_from_slice(&[1, 2, 3]);
+        let v = parse_rtp(&b).unwrap();
+        assert_eq!(
+            (v.seq, v.ts, v.marker, v.ssrc, v.pt, v.payload),
+            (5, 256, true, 9, 0, &[1, 2, 3][..])
+        );
+        let sr = [0x80, 200, 0, 6, 0, 0, 0, 1, 0, 0, 0, 0];
+        assert!(parse_rtp(&sr).is_none());
+    }
+
+    #[test]
+    fn ulaw_decodes_and_tones_are_measured() {
+        assert_eq!(ulaw_to_linear(0xff), 0);
+        assert_eq!(ulaw_to_linear(0x80), 32_124);
+        assert_eq!(ulaw_to_linear(0x00), -32_124);
+        // A 1 kHz square wave at 8 kHz: 4 samples up, 4 down → 2000 sign changes per second.
+        let p: Vec<u8> = (0..160)
+            .map(|i| if (i / 4) % 2 == 0 { 0x90 } else { 0x10 })
+            .collect();
+        let z = zero_crossings_per_second(&p);
+        assert!((1900.0..=2000.0).contains(&z), "{z}");
+    }
+}
