@@ -5,6 +5,7 @@
 //! Every wait here is bounded; every spawned process is killed when its handle drops.
 
 pub mod binaries;
+pub mod caller;
 pub mod ports;
 pub mod rtp;
 pub mod server;

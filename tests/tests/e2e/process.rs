@@ -2,16 +2,18 @@
 
 use std::time::{Duration, Instant};
 
+use onhold_tests::caller::{header, Caller};
 use onhold_tests::rtp::{check_stream, zero_crossings_per_second};
-use onhold_tests::server::run_to_exit;
+use onhold_tests::server::{options, run_to_exit};
 use onhold_tests::{
     both_runtimes, wav, RtpReceiver, Runtime, Server, ServerOptions, Sipp, TempDir,
 };
 
-use crate::common::{PAYLOAD, SAMPLES};
+use crate::common::{PAYLOAD, SAMPLES, STOP_SLACK};
 
 both_runtimes!(
     sigterm_byes_every_call_and_exits_0,
+    sigterm_with_unanswered_bye_drains_for_the_grace_then_exits_0,
     sighup_swaps_music_without_dropping_the_call,
     unknown_config_key_exits_2_naming_it,
     out_of_range_ptime_exits_2_naming_it,
@@ -72,6 +74,64 @@ fn sigterm_byes_every_call_and_exits_0(rt: Runtime) {
     let after = rx.count();
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(rx.count(), after, "RTP after the server exited");
+}
+
+/// A caller that never answers the BYE: the server retransmits it (RFC 3261 §17.1.2, T1
+/// doubling), answers OPTIONS with 503 while draining, stops the media at once, and gives up
+/// after `--shutdown-grace` with exit 0.
+fn sigterm_with_unanswered_bye_drains_for_the_grace_then_exits_0(rt: Runtime) {
+    let grace = Duration::from_secs(2);
+    let mut server = Server::start_with(
+        rt,
+        ServerOptions::default().arg("--shutdown-grace").arg("2s"),
+    );
+    let rx = RtpReceiver::bind();
+    let caller = Caller::call(server.sip, rx.addr());
+    assert!(rx.wait_packets(10, Duration::from_secs(5)), "no music");
+    let signalled = Instant::now();
+    server.signal(libc::SIGTERM);
+    let bye = caller
+        .recv_request(Duration::from_secs(2))
+        .expect("no BYE within 2 s of SIGTERM");
+    assert!(bye.starts_with("BYE "), "expected BYE, got {bye}");
+    let first_bye_at = Instant::now();
+    let drained = options(server.sip, Duration::from_millis(500)).expect("OPTIONS unanswered");
+    assert!(
+        drained.starts_with("SIP/2.0 503"),
+        "OPTIONS while draining: {}",
+        drained.lines().next().unwrap_or("")
+    );
+    let mut byes = vec![bye];
+    while server.is_running() && signalled.elapsed() < grace + Duration::from_secs(3) {
+        if let Some(m) = caller.recv_request(Duration::from_millis(100)) {
+            byes.push(m);
+        }
+    }
+    let status = server
+        .wait_exit(Duration::from_secs(1))
+        .expect("server still running 3 s past its shutdown grace");
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "{status}");
+    assert!(
+        took >= grace - Duration::from_millis(100),
+        "exited after {took:?}, before the {grace:?} grace for the unanswered BYE"
+    );
+    // Retransmissions at +0.5 s and +1.5 s fit in 2 s: the same request each time.
+    assert!(byes.len() >= 2, "BYE never retransmitted in {took:?}");
+    for b in &byes {
+        assert_eq!(header(b, "CSeq"), header(&byes[0], "CSeq"));
+        assert_eq!(
+            header(b, "Via"),
+            header(&byes[0], "Via"),
+            "a retransmission keeps its branch"
+        );
+    }
+    let late = rx
+        .packets()
+        .iter()
+        .filter(|p| p.at > first_bye_at + STOP_SLACK)
+        .count();
+    assert_eq!(late, 0, "RTP kept flowing after the BYE");
 }
 
 fn sighup_swaps_music_without_dropping_the_call(rt: Runtime) {
