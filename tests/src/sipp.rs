@@ -259,6 +259,16 @@ impl SipMessage {
             })
     }
 
+    /// Header names in order (`Via, From, To, …`): the shape of a message without its values.
+    pub fn header_names(&self) -> Vec<&str> {
+        self.text
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim()))
+            .collect()
+    }
+
     pub fn body(&self) -> &str {
         self.text
             .split_once("\r\n\r\n")
