@@ -235,6 +235,14 @@ fn out_of_range_ptime_exits_2_naming_it(rt: Runtime) {
     let (status, stderr) = config_run(rt, "ptime = 7\n");
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert_one_line(&stderr, "ptime");
+    // The same check whichever layer the value comes from.
+    let (status, stderr) = run_to_exit(
+        rt,
+        &["--ptime", "70", "--listen", "127.0.0.1:0"],
+        Duration::from_secs(10),
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_one_line(&stderr, "ptime");
 }
 
 fn music_run(rt: Runtime, path: &std::path::Path) -> (std::process::ExitStatus, String) {
