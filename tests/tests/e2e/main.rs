@@ -4,6 +4,7 @@
 //!
 //! Needs `sipp` (Debian `sip-tester`); the tests fail, saying so, without it.
 
+mod codecs;
 mod common;
 mod media;
 mod parity;
