@@ -108,7 +108,7 @@ impl Caller {
             .and_then(|c| c.split_once('<'))
             .and_then(|(_, r)| r.split_once('>'))
             .map_or(format!("sip:123@{server}"), |(uri, _)| uri.to_owned());
-        let mut c = Caller {
+        let c = Caller {
             sock,
             server,
             local,
