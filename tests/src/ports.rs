@@ -15,6 +15,12 @@ pub fn free_udp_port() -> u16 {
     s.local_addr().expect("local_addr").port()
 }
 
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_tcp_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local_addr").port()
+}
+
 const RTP_LOW: u32 = 12_000;
 const RTP_HIGH: u32 = 32_000;
 /// Ports per server: 150 RTP/RTCP pairs, room for the 50-call test and then some.

@@ -21,6 +21,8 @@ pub struct Sipp {
     limit: u32,
     rate: Option<u32>,
     timeout: Duration,
+    /// SIPp's `-t`: `u1` (UDP, one socket) or `t1` (TCP, one connection).
+    transport: &'static str,
 }
 
 /// What a finished SIPp run left behind.
@@ -97,6 +99,7 @@ impl Sipp {
             limit: 1,
             rate: None,
             timeout: Duration::from_secs(30),
+            transport: "u1",
         }
     }
 
@@ -116,6 +119,12 @@ impl Sipp {
     /// `-r`: new calls per second.
     pub fn rate(mut self, per_second: u32) -> Sipp {
         self.rate = Some(per_second);
+        self
+    }
+
+    /// SIP over one TCP connection instead of UDP.
+    pub fn tcp(mut self) -> Sipp {
+        self.transport = "t1";
         self
     }
 
@@ -140,6 +149,7 @@ impl Sipp {
             .arg("-sf")
             .arg(&scenario)
             .args(["-m", &self.calls.to_string(), "-l", &self.limit.to_string()])
+            .args(["-t", self.transport])
             .args(["-i", "127.0.0.1", "-p", &ports::free_udp_port().to_string()])
             .args(["-timeout", &format!("{}s", self.timeout.as_secs().max(1))])
             .args(["-timeout_error", "-nostdin", "-trace_msg", "-trace_err"])

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::time::Duration;
 
 use onhold_tests::rtp::check_stream;
-use onhold_tests::{both_runtimes, RtpReceiver, Runtime, Server, Sipp};
+use onhold_tests::{both_runtimes, ports, RtpReceiver, Runtime, Server, ServerOptions, Sipp};
 
 use crate::common::{assert_call_media, assert_flow, sent_at, PAYLOAD, SAMPLES, STOP_SLACK};
 
@@ -15,6 +15,7 @@ both_runtimes!(
     cancel_after_provisional_is_consistent,
     hold_is_silent_and_unhold_resumes_with_marker,
     options_answers_200_with_allow,
+    shape_a_over_tcp,
 );
 
 /// The 200 OK to the INVITE answers PCMU `a=sendonly` with a To-tag and a Contact (without
@@ -302,4 +303,45 @@ fn options_answers_200_with_allow(rt: Runtime) {
             "Allow lacks {m}: {allow}"
         );
     }
+}
+
+/// The same DP750 call over SIP/TCP (RFC 3261 §18.3 framing by Content-Length): same
+/// exchange, same media.
+fn shape_a_over_tcp(rt: Runtime) {
+    let tcp: std::net::SocketAddr = ([127, 0, 0, 1], ports::free_tcp_port()).into();
+    let server = Server::start_with(
+        rt,
+        ServerOptions::default()
+            .arg("--listen")
+            .arg(format!("tcp:{tcp}")),
+    );
+    let rx = RtpReceiver::bind();
+    let run = Sipp::new("dp750_own_address.xml", tcp)
+        .tcp()
+        .set("rtp_port", rx.port())
+        .run();
+    run.assert_success();
+    std::thread::sleep(STOP_SLACK + Duration::from_millis(100));
+    assert_flow(
+        &run,
+        &[
+            "→ INVITE (21 INVITE)",
+            "← 100 Trying (21 INVITE)",
+            "← 200 OK (21 INVITE)",
+            "→ ACK (21 ACK)",
+            "→ INFO (22 INFO)",
+            "← 200 OK (22 INFO)",
+            "→ BYE (23 BYE)",
+            "← 200 OK (23 BYE)",
+        ],
+    );
+    assert_answer(&run, "21 INVITE", "sendonly");
+    let ok = run.response_to("21 INVITE").unwrap();
+    assert!(
+        ok.header("Via")
+            .is_some_and(|v| v.starts_with("SIP/2.0/TCP")),
+        "Via of the answer: {:?}",
+        ok.header("Via")
+    );
+    assert_call_media(&run, &rx.packets());
 }
