@@ -309,7 +309,8 @@ fn options_answers_200_with_allow(rt: Runtime) {
 /// exchange, same media.
 fn shape_a_over_tcp(rt: Runtime) {
     let tcp: std::net::SocketAddr = ([127, 0, 0, 1], ports::free_tcp_port()).into();
-    let server = Server::start_with(
+    // Kept alive (and stopped on drop) for the whole call; SIPp talks to its TCP listener.
+    let _server = Server::start_with(
         rt,
         ServerOptions::default()
             .arg("--listen")
