@@ -182,6 +182,15 @@ fn compressed_containers_decode() {
 }
 
 #[test]
+fn mp3_encoder_delay_and_padding_are_trimmed() {
+    // LAME adds ~1100 samples of delay and pads to whole frames (46 080 samples in all);
+    // gapless decoding gives back exactly the second that was encoded, so playlist items join
+    // without gaps.
+    let pcm = decode("sine1k.mp3", include_bytes!("fixtures/sine1k.mp3")).unwrap();
+    assert_eq!(pcm.samples.len(), 44100);
+}
+
+#[test]
 fn format_is_found_without_a_telling_extension() {
     let pcm = decode("noext", include_bytes!("fixtures/sine1k.ogg")).unwrap();
     assert_eq!(pcm.rate, 44100);

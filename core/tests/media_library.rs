@@ -286,6 +286,45 @@ fn encoded(levels: &[i16]) -> Encoded {
     Encoded::encode(levels, &pcm16, true)
 }
 
+proptest::proptest! {
+    /// Any playlist length, announcement length and interval: `fill` agrees with the model
+    /// from any position, for any buffer length.
+    #[test]
+    fn fill_matches_the_model(
+        music_len in 1usize..300,
+        ann_len in 0usize..80,
+        every in 1u64..400,
+        pos in 0u64..100_000,
+        len in 0usize..1500,
+    ) {
+        let music = encoded(&(0..music_len).map(|i| (i as i16) * 97 - 14000).collect::<Vec<_>>());
+        let ann = encoded(&(0..ann_len).map(|i| 15000 + i as i16).collect::<Vec<_>>());
+        let p = Program::with_announcement(music.clone(), ann.clone(), every).unwrap();
+        let period = p.len() as usize;
+        let pos_in = (pos % p.len()) as usize;
+        let want = if ann_len == 0 {
+            let m = music.get(Codec::Pcmu);
+            (0..pos_in + len).map(|i| m[i % m.len()]).collect::<Vec<_>>()
+        } else {
+            model(music.get(Codec::Pcmu), ann.get(Codec::Pcmu), every as usize, pos_in + len)
+        };
+        let mut out = vec![0u8; len];
+        p.fill(Codec::Pcmu, pos, &mut out);
+        proptest::prop_assert_eq!(&out[..], &want[pos_in..]);
+        if ann_len > 0 {
+            // The model itself repeats with the period the program reports.
+            let twice = model(music.get(Codec::Pcmu), ann.get(Codec::Pcmu), every as usize, 2 * period);
+            proptest::prop_assert_eq!(&twice[..period], &twice[period..]);
+        }
+    }
+}
+
+#[test]
+fn library_is_shareable_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Library>();
+}
+
 #[test]
 fn announcement_positions_follow_the_model() {
     // Music: 1000 distinct-ish units; announcement: 70 units; every 300 units of music.
@@ -321,19 +360,34 @@ fn announcement_positions_follow_the_model() {
 
 #[test]
 fn library_with_announcement_reports_the_full_period() {
-    let mut c = class("default", vec![source("m.wav", 1000, 8000)]);
-    c.announcement = Some((source("ann.wav", -1000, 800), Duration::from_millis(300)));
-    let (lib, _) = Library::build(&spec(vec![c.clone()]), 1).unwrap();
-    // 8000 units of music, 2400 between announcements of 800: 10 cycles of 3200.
-    assert_eq!(lib.program_len(ClassId(0)), 32_000);
-    let got = pcmu(&lib, ClassId(0), 2390, 20);
-    assert_eq!(got[..10], [linear_to_ulaw(1000); 10]);
-    assert_eq!(got[10..], [linear_to_ulaw(-1000); 10]);
+    // 2.5 s of music (padded to 3 s: cuts sit on whole seconds), an announcement of 0.1 s
+    // asked every 1.3 s, which is rounded to 1 s with a warning.
+    let mut c = class("default", vec![source("m.wav", 1000, 20_000)]);
+    c.announcement = Some((source("ann.wav", -1000, 800), Duration::from_millis(1300)));
+    let (lib, warnings) = Library::build(&spec(vec![c.clone()]), 1).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("rounded to 1 s"), "{warnings:?}");
+    // 24 000 units of music, 8000 between announcements of 800: 3 cycles of 8800.
+    assert_eq!(lib.program_len(ClassId(0)), 26_400);
+    let (m, a, pad) = (
+        linear_to_ulaw(1000),
+        linear_to_ulaw(-1000),
+        linear_to_ulaw(0),
+    );
+    let got = pcmu(&lib, ClassId(0), 7990, 20);
+    assert_eq!(got[..10], [m; 10]);
+    assert_eq!(got[10..], [a; 10]);
+    // Cycle 2 resumes at music 16 000 and reaches the 0.5 s of padding at 20 000.
+    let got = pcmu(&lib, ClassId(0), 2 * 8800 + 3990, 20);
+    assert_eq!(got[..10], [m; 10]);
+    assert_eq!(got[10..], [pad; 10]);
     assert!(
-        lib.summary().contains("announcement every"),
+        lib.summary().contains("announcement every 1.0s"),
         "{}",
         lib.summary()
     );
+    // The G.722 bridges cost a little memory: 3 cuts of 800 + 1000 bytes.
+    assert_eq!(lib.memory_bytes(), 3 * (24_000 + 800) + 3 * 1800);
 
     c.announcement = Some((source("ann.wav", -1000, 800), Duration::ZERO));
     assert!(Library::build(&spec(vec![c.clone()]), 1).is_err());
@@ -346,6 +400,137 @@ fn library_with_announcement_reports_the_full_period() {
     ));
     let err = Library::build(&spec(vec![c]), 1).unwrap_err();
     assert!(err.to_string().starts_with("ann.mp3: "), "{err}");
+}
+
+/// Two tones (so the music's ADPCM state is busy) at 16 kHz and its 8 kHz decimation.
+fn loud_music(seconds: f64) -> (Vec<i16>, Vec<i16>) {
+    let n = (seconds * 16000.0) as usize;
+    let pcm16: Vec<i16> = (0..n)
+        .map(|i| {
+            let t = i as f64 / 16000.0;
+            let tau = 2.0 * std::f64::consts::PI;
+            (12000.0 * (tau * 440.0 * t).sin() + 6000.0 * (tau * 1320.0 * t).sin()) as i16
+        })
+        .collect();
+    let pcm8 = pcm16.iter().step_by(2).copied().collect();
+    (pcm8, pcm16)
+}
+
+/// A quiet 300 Hz announcement.
+fn quiet_announcement(seconds: f64) -> (Vec<i16>, Vec<i16>) {
+    let n = (seconds * 16000.0) as usize;
+    let pcm16: Vec<i16> = (0..n)
+        .map(|i| (3000.0 * (2.0 * std::f64::consts::PI * 300.0 * i as f64 / 16000.0).sin()) as i16)
+        .collect();
+    let pcm8 = pcm16.iter().step_by(2).copied().collect();
+    (pcm8, pcm16)
+}
+
+/// What a G.722 caller hears across `bytes` of the program from position 0.
+fn decode_program(p: &Program, bytes: usize) -> Vec<i16> {
+    use onhold_core::media::g722;
+    let mut g = vec![0u8; bytes];
+    p.fill(Codec::G722, 0, &mut g);
+    let mut out = Vec::new();
+    g722::Decoder::new().decode(&g, &mut out);
+    out
+}
+
+fn peak(x: &[i16]) -> i32 {
+    x.iter().map(|&s| (s as i32).abs()).max().unwrap()
+}
+
+fn rms(x: &[i16]) -> f64 {
+    (x.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
+}
+
+#[test]
+fn g722_announcement_boundaries_do_not_pop() {
+    use onhold_core::media::ProgramBuilder;
+    // 3 s of loud music, an announcement of 0.5 s every 1 s of music.
+    let (m8, m16) = loud_music(3.0);
+    let (a8, a16) = quiet_announcement(0.5);
+    let every = 8000;
+    let plain = {
+        let music = Encoded::encode(&m8, &m16, true);
+        let ann = Encoded::encode(&a8, &a16, false);
+        Program::with_announcement(music, ann, every).unwrap()
+    };
+    let bridged = {
+        let mut b = ProgramBuilder::new(Some(every));
+        b.push(&m8, &m16);
+        b.finish(Some((&a8, &a16))).unwrap()
+    };
+    assert_eq!(plain.len(), bridged.len());
+    // Cycles of 1 s music + 0.5 s announcement: 16 000 + 8000 samples at 16 kHz, codec delay 22.
+    let cycle = 24_000;
+    for (name, p) in [("plain", &plain), ("bridged", &bridged)] {
+        let out = decode_program(p, 4 * 12_000);
+        for k in 0..3 {
+            // Into the announcement: nothing louder than the announcement itself (3000).
+            let ann = &out[k * cycle + 16_022..k * cycle + 16_022 + 1600];
+            // Back into the music: the first 20 ms as loud as the music later on.
+            let back = (k + 1) * cycle + 22;
+            let first = rms(&out[back..back + 320]);
+            let later = rms(&out[back + 3200..back + 3520]);
+            println!(
+                "{name} cycle {k}: peak entering the announcement {}, music level after it {:.0} vs {:.0}",
+                peak(ann),
+                first,
+                later
+            );
+            if name == "bridged" {
+                assert!(
+                    peak(ann) < 3600,
+                    "pop entering the announcement: {}",
+                    peak(ann)
+                );
+                assert!(
+                    (first / later - 1.0).abs() < 0.2,
+                    "{first:.0} vs {later:.0}"
+                );
+            }
+        }
+    }
+    // Without the bridges the same schedule pops (this is what they are for).
+    let out = decode_program(&plain, 3 * 12_000);
+    assert!(peak(&out[16_022..17_622]) > 10_000);
+
+    // G.711 is unaffected by the bridges.
+    for codec in [Codec::Pcmu, Codec::Pcma] {
+        let mut x = vec![0u8; 40_000];
+        let mut y = vec![0u8; 40_000];
+        plain.fill(codec, 0, &mut x);
+        bridged.fill(codec, 0, &mut y);
+        assert_eq!(x, y);
+    }
+}
+
+#[test]
+fn g722_bridged_program_is_a_pure_function_of_position() {
+    use onhold_core::media::ProgramBuilder;
+    // Music not on the grid (padded), announcement shorter than a bridge, odd lengths.
+    let (m8, m16) = loud_music(2.3);
+    let (a8, a16) = quiet_announcement(0.07);
+    let mut b = ProgramBuilder::new(Some(16_000));
+    b.push(&m8, &m16);
+    let p = b.finish(Some((&a8, &a16))).unwrap();
+    // 2.3 s padded to 3 s = 24 000; 2 s between announcements: gcd 8000, 3 cycles of 16 560.
+    assert_eq!(p.len(), 3 * (16_000 + 560));
+    let mut whole = vec![0u8; 2 * p.len() as usize];
+    p.fill(Codec::G722, 0, &mut whole);
+    let period = p.len() as usize;
+    assert_eq!(whole[..period], whole[period..]);
+    for pos in (0..period).step_by(997) {
+        for len in [1usize, 160, 1001, 5000] {
+            let mut out = vec![0u8; len];
+            p.fill(Codec::G722, pos as u64, &mut out);
+            assert_eq!(out[..], whole[pos..pos + len], "pos {pos} len {len}");
+        }
+    }
+    // And it sounds right across every boundary: no pop anywhere.
+    let out = decode_program(&p, 2 * period);
+    assert!(peak(&out[100..]) <= 18_500, "peak {}", peak(&out[100..]));
 }
 
 #[test]
@@ -393,4 +578,52 @@ fn embedded_default_music_builds() {
     }
     assert_eq!(lib.memory_bytes(), 3 * 30 * 8000);
     println!("{}", lib.summary());
+}
+
+/// SNR (dB) of decoded G.722 `out` against `input` looped, over output samples `range`, with
+/// the codec's 22-sample delay.
+fn loop_snr(input: &[i16], out: &[i16], range: std::ops::Range<usize>) -> f64 {
+    let (mut sig, mut err) = (0.0, 0.0);
+    for i in range {
+        let want = input[(i + input.len() - 22) % input.len()] as f64;
+        sig += want * want;
+        err += (out[i] as f64 - want).powi(2);
+    }
+    10.0 * (sig / err).log10()
+}
+
+#[test]
+fn g722_loop_point_is_as_clean_as_the_rest() {
+    use onhold_core::media::{decode, g722, DEFAULT_MUSIC_WAV};
+    let pcm = decode::decode("default", DEFAULT_MUSIC_WAV).unwrap();
+    let pcm16: Vec<i16> = pcm
+        .samples
+        .iter()
+        .map(|&s| (s * 32767.0).round() as i16)
+        .collect();
+    let pcm8: Vec<i16> = pcm16.iter().step_by(2).copied().collect();
+    let n = pcm16.len();
+    let snrs = |loops: bool| {
+        let e = Encoded::encode(&pcm8, &pcm16, loops);
+        let bytes = e.get(Codec::G722);
+        // A decoder that has played the loop once and wraps around.
+        let mut out = Vec::with_capacity(2 * n);
+        let mut dec = g722::Decoder::new();
+        dec.decode(bytes, &mut out);
+        dec.decode(bytes, &mut out);
+        let wrap = loop_snr(&pcm16, &out, n - 200..n + 800);
+        let middle = loop_snr(&pcm16, &out, n + n / 2 - 200..n + n / 2 + 800);
+        (wrap, middle)
+    };
+    let (wrap, middle) = snrs(true);
+    let (naive, _) = snrs(false);
+    println!("G.722 SNR at the loop point {wrap:.1} dB (without care {naive:.1} dB), mid-loop {middle:.1} dB");
+    assert!(
+        wrap > naive + 3.0,
+        "re-encoding the start from the end state must help"
+    );
+    assert!(
+        wrap > middle - 3.0,
+        "{wrap:.1} dB at the wrap, {middle:.1} dB mid-loop"
+    );
 }

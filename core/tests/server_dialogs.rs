@@ -763,3 +763,74 @@ fn busy_port_is_skipped() {
         .unwrap();
     assert_eq!(port, sdp_port, "the SDP names the port that was bound");
 }
+
+/// RFC 4028 with `refresher=uas`: we refresh with UPDATE at half the interval; a failed refresh
+/// ends the call with BYE.
+#[test]
+fn session_timer_we_refresh_with_update() {
+    let mut h = Harness::new();
+    let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv");
+    let mut c = Dp750::new(41);
+    h.send(
+        PHONE,
+        &c.request(
+            "INVITE",
+            Some(&sdp),
+            &["Session-Expires: 120;refresher=uas"],
+        ),
+    );
+    let ok = h.response("SIP/2.0 200").clone();
+    assert_eq!(ok.header("Session-Expires").unwrap(), "120;refresher=uas");
+    c.to_tag = ok.to_tag();
+    h.send(PHONE, &c.ack(None));
+    h.advance(Duration::from_secs(59));
+    assert!(!h.sip().iter().any(|s| s.start_line().starts_with("UPDATE")));
+    h.advance(Duration::from_secs(1));
+    let update = h
+        .sip()
+        .into_iter()
+        .find(|s| s.start_line().starts_with("UPDATE"))
+        .expect("UPDATE at S/2")
+        .clone();
+    assert_eq!(update.at, Duration::from_secs(60));
+    assert_eq!(
+        update.header("Session-Expires").unwrap(),
+        "120;refresher=uas"
+    );
+    assert!(update.header("CSeq").unwrap().ends_with(" UPDATE"));
+    // answer it: the next refresh comes 60 s later
+    let reply = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        update.header("Via").unwrap(),
+        update.header("From").unwrap(),
+        update.header("To").unwrap(),
+        update.header("Call-ID").unwrap(),
+        update.header("CSeq").unwrap()
+    );
+    h.send(PHONE, &reply);
+    h.advance(Duration::from_secs(60));
+    let updates: Vec<_> = h
+        .sip()
+        .into_iter()
+        .filter(|s| s.start_line().starts_with("UPDATE"))
+        .map(|s| s.at)
+        .collect();
+    assert_eq!(
+        updates[updates.len() - 1],
+        Duration::from_secs(120),
+        "second refresh at 120 s: {updates:?}"
+    );
+    // leave the second unanswered: after 64·T1 the transaction times out and we hang up
+    h.advance(Duration::from_secs(33));
+    assert!(
+        h.sip().iter().any(|s| s.start_line().starts_with("BYE")),
+        "BYE after a failed refresh"
+    );
+    assert!(h.events.iter().any(|(_, e)| matches!(
+        e,
+        Event::CallEnded {
+            reason: EndReason::SessionExpired,
+            ..
+        }
+    )));
+}

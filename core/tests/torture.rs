@@ -568,3 +568,47 @@ fn rfc4028_examples() {
     assert_eq!((se.delta, se.refresher), (4000, Some(Refresher::Uas)));
     assert_eq!(m.min_se(), Ok(Some(60)));
 }
+
+/// The DP750 INVITEs in `shared/dp750/` (beside the repository in a full checkout; a
+/// worktree elsewhere has none, and the unit tests carry inline copies).
+#[test]
+// Reading test data from disk is the point here; the core itself reads no files (clippy.toml).
+#[allow(clippy::disallowed_methods)]
+fn dp750_shared_invites() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/dp750");
+    let expect: [(&str, usize, Option<&str>); 3] = [
+        (
+            "invite-own-address.sip",
+            305,
+            Some("c=IN IP4 192.168.1.50\r\n"),
+        ),
+        (
+            "invite-held-party.sip",
+            304,
+            Some("c=IN IP4 203.0.113.7\r\n"),
+        ),
+        ("invite-late-offer.sip", 0, None),
+    ];
+    for (file, body_len, c_line) in expect {
+        let Ok(bytes) = std::fs::read(dir.join(file)) else {
+            eprintln!("{} not found: skipped", dir.join(file).display());
+            continue;
+        };
+        let m = parse(&bytes).unwrap_or_else(|e| panic!("{file}: {e:?}"));
+        assert_eq!(m.method(), Some(Method::Invite), "{file}");
+        assert_eq!(m.check_request(), Ok(()), "{file}");
+        assert_eq!(m.body.len(), body_len, "{file}");
+        assert_eq!(m.cseq(), Ok((21, Method::Invite)), "{file}");
+        let via = m.top_via().unwrap();
+        assert_eq!(
+            (via.host, via.port, via.rport()),
+            ("192.168.1.50", Some(5060), Some(None))
+        );
+        assert!(m.call_id().unwrap().ends_with("@BJC.BGI.B.FA"), "{file}");
+        assert!(m.from().unwrap().tag().is_some(), "{file}");
+        assert_eq!(m.to().unwrap().tag(), None, "{file}");
+        if let Some(c) = c_line {
+            assert!(std::str::from_utf8(m.body).unwrap().contains(c), "{file}");
+        }
+    }
+}

@@ -58,7 +58,12 @@ fn decode_inner(name: &str, bytes: Vec<u8>) -> Result<Pcm, MediaError> {
         .format(
             &hint,
             mss,
-            &FormatOptions::default(),
+            // Gapless: trim encoder delay and padding (LAME/iTunes tags) so playlist items join
+            // without the few tens of milliseconds of silence MP3 and AAC add at each end.
+            &FormatOptions {
+                enable_gapless: true,
+                ..FormatOptions::default()
+            },
             &MetadataOptions::default(),
         )
         .map_err(|e| {

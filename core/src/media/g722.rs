@@ -90,20 +90,12 @@ fn mult(a: i32, b: i32) -> i32 {
 /// The sign of a 16-bit quantity as the Recommendation tests it: -1 for negative, 0 otherwise.
 #[inline]
 fn sgn(x: i32) -> i32 {
-    if x < 0 {
-        -1
-    } else {
-        0
-    }
+    x >> 31
 }
 /// Magnitude as the quantisers see it: one's complement for negative values.
 #[inline]
 fn fold(x: i32) -> i32 {
-    if x < 0 {
-        !x
-    } else {
-        x
-    }
+    x ^ (x >> 31)
 }
 /// Clamp a reconstructed sub-band sample to the 15-bit range.
 #[inline]
@@ -171,7 +163,9 @@ impl Band {
         let g = if d == 0 { 0 } else { 128 };
         let s0 = sgn(d);
         for i in (1..7).rev() {
-            let step = if s0 == sgn(self.d[i]) { g } else { sub(0, g) };
+            // +g when the signs agree, −g when they differ (a conditional negate, no branch).
+            let differ = s0 ^ sgn(self.d[i]);
+            let step = (g ^ differ) - differ;
             self.b[i] = add(step, mult(self.b[i], 32640));
             self.d[i] = self.d[i - 1];
         }
@@ -179,6 +173,7 @@ impl Band {
         // UPPOL2 then UPPOL1: pole coefficients with the stability constraints of §3.6.
         let (s0, s1, s2) = (sgn(self.p[0]), sgn(self.p[1]), sgn(self.p[2]));
         let w = sat(self.a[1] << 2);
+        // −w when p(n) and p(n−1) agree in sign (saturating: −(−32768) is 32767).
         let w = (if s0 == s1 { sub(0, w) } else { w }) >> 7;
         let w2 = if s0 == s2 { 128 } else { -128 };
         let a2 = add(add(w, w2), mult(self.a[2], 32512)).clamp(-12288, 12288);
@@ -289,10 +284,17 @@ impl Encoder {
         // Lower band: 6-bit quantisation of the prediction error (QUANTL).
         let el = sub(xl, self.low.s);
         let wd = fold(el);
-        let mut m = 1;
-        while m < 30 && mult(Q6[m] << 3, self.low.det) <= wd {
-            m += 1;
-        }
+        // The interval: the first m in 1..30 whose scaled decision level exceeds |el|, else 30.
+        // The scaled levels never decrease with m, so a binary search finds the same m as the
+        // Recommendation's linear scan.
+        // Counting the levels at or below |el| is branch-free (the comparisons vectorise),
+        // which matters: the outcome is as unpredictable as the music.
+        let det = self.low.det;
+        let below: i32 = Q6[1..30]
+            .iter()
+            .map(|&q| i32::from(((q << 3) * det) >> 15 <= wd))
+            .sum();
+        let m = 1 + below as usize;
         let il = if el < 0 { IL_NEG[m] } else { IL_POS[m] };
         self.low.adapt_low(il);
 
@@ -349,7 +351,10 @@ impl Decoder {
         let ih = octet >> 6;
 
         let c = il as usize;
-        let dl = mult(self.low.det, signed(OQ6[RIL6[c]] << 3, c < 32 || c >= 62));
+        let dl = mult(
+            self.low.det,
+            signed(OQ6[RIL6[c]] << 3, !(32..62).contains(&c)),
+        );
         let rl = limit(add(self.low.s, dl));
         self.low.adapt_low(il);
 

@@ -10,9 +10,16 @@
 //! [`LibrarySpec`]; [`Library::build`] decodes each file ([`decode`]), down-mixes to mono,
 //! resamples to 8 and 16 kHz ([`resample`]), optionally normalises, and encodes each class's
 //! whole playlist once per codec into one shared `Arc<[u8]>` ([`g711`], [`g722`]). A call then
-//! needs nothing but a position: frames of any ptime are slices of those buffers.
+//! needs nothing but a position: frames of any ptime are slices of those buffers
+//! ([`Library::slice`]) or copies of them ([`Library::fill`]).
+//!
+//! A class's program ([`Program`]) is its playlist looped, with an optional announcement after
+//! every N seconds of music (the music then resumes where it paused); positions map to bytes by
+//! arithmetic alone. G.722 is adaptive, so the encoder is primed across the loop point and
+//! announcement boundaries get re-encoded "bridges" (see `program.rs`).
 
 pub mod decode;
+mod encoded;
 pub mod g711;
 pub mod g722;
 mod program;
@@ -22,13 +29,13 @@ pub mod synth;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::Codec;
 use crate::rng::Rng;
 
-pub use program::Program;
+pub use encoded::{Encoded, EncodedBuilder, Snapshot};
+pub use program::{announcement_interval, Program, ProgramBuilder, BRIDGE, CUT_GRID};
 
 /// Index of a music class inside a [`Library`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -49,6 +56,16 @@ pub struct MusicSource {
     /// The file's path, for messages (and its extension as a format hint).
     pub name: String,
     pub bytes: Vec<u8>,
+}
+
+impl MusicSource {
+    /// The built-in music as a source, e.g. for a class configured without files.
+    pub fn builtin() -> MusicSource {
+        MusicSource {
+            name: DEFAULT_MUSIC_NAME.into(),
+            bytes: DEFAULT_MUSIC_WAV.to_vec(),
+        }
+    }
 }
 
 impl fmt::Debug for MusicSource {
@@ -131,60 +148,6 @@ impl fmt::Display for MediaError {
 
 impl std::error::Error for MediaError {}
 
-/// The same audio encoded in every codec: 8000 bytes per second each, equal lengths.
-#[derive(Clone, Debug)]
-pub struct Encoded {
-    pcmu: Arc<[u8]>,
-    pcma: Arc<[u8]>,
-    g722: Arc<[u8]>,
-}
-
-impl Encoded {
-    /// Encode mono audio given at 8 kHz (G.711) and 16 kHz (G.722, exactly twice as long).
-    /// `loops` primes the G.722 encoder with the end of the audio so that the wrap from the end
-    /// back to the start is as seamless as the rest of the stream.
-    pub fn encode(pcm8: &[i16], pcm16: &[i16], loops: bool) -> Encoded {
-        debug_assert_eq!(pcm16.len(), pcm8.len() * 2);
-        let mut pcmu = Vec::with_capacity(pcm8.len());
-        g711::encode_ulaw(pcm8, &mut pcmu);
-        let mut pcma = Vec::with_capacity(pcm8.len());
-        g711::encode_alaw(pcm8, &mut pcma);
-        let mut enc = g722::Encoder::new();
-        if loops {
-            // ADPCM state forgets its past within a few hundred ms (leaky predictors); a
-            // quarter second of the tail puts the encoder where a decoder will be at the wrap.
-            let tail = pcm16.len().min(4000) & !1;
-            let mut scratch = Vec::with_capacity(tail / 2);
-            enc.encode(&pcm16[pcm16.len() - tail..], &mut scratch);
-        }
-        let mut g722 = Vec::with_capacity(pcm8.len());
-        enc.encode(pcm16, &mut g722);
-        Encoded {
-            pcmu: pcmu.into(),
-            pcma: pcma.into(),
-            g722: g722.into(),
-        }
-    }
-
-    /// The encoded bytes of `codec`.
-    pub fn get(&self, codec: Codec) -> &Arc<[u8]> {
-        match codec {
-            Codec::Pcmu => &self.pcmu,
-            Codec::Pcma => &self.pcma,
-            Codec::G722 => &self.g722,
-        }
-    }
-
-    /// Length in RTP timestamp units (bytes of any codec).
-    pub fn len(&self) -> u64 {
-        self.pcmu.len() as u64
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pcmu.is_empty()
-    }
-}
-
 /// A playlist item's place in its class's music, for logs and the control API.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrackInfo {
@@ -254,10 +217,7 @@ impl Library {
         let spec = LibrarySpec {
             classes: vec![ClassSpec {
                 name: "default".into(),
-                sources: vec![MusicSource {
-                    name: DEFAULT_MUSIC_NAME.into(),
-                    bytes: DEFAULT_MUSIC_WAV.to_vec(),
-                }],
+                sources: vec![MusicSource::builtin()],
                 from_directory: false,
                 order: Order::Sorted,
                 mode: PlayMode::PerCall,
@@ -472,11 +432,44 @@ fn build_class(
             rng.shuffle(&mut sources);
         }
     }
-    let mut prepared = Vec::with_capacity(sources.len());
+    // The announcement first: a bad one fails before the (longer) music work.
+    let announcement = match &cs.announcement {
+        None => None,
+        Some((src, every)) => {
+            let asked = (every.as_micros() / 125).min(u64::MAX as u128) as u64;
+            if asked == 0 {
+                return Err(MediaError::new(
+                    &src.name,
+                    "announcement interval must be longer than zero",
+                ));
+            }
+            let every_ts = announcement_interval(asked);
+            if every_ts != asked {
+                warnings.push(format!(
+                    "{}: announcement interval {:.3} s rounded to {} s (announcements cut in on \
+                     whole seconds of music)",
+                    src.name,
+                    asked as f64 / 8000.0,
+                    every_ts / 8000
+                ));
+            }
+            Some((prepare(src, spec)?, every_ts))
+        }
+    };
+
+    let mut music = ProgramBuilder::new(announcement.as_ref().map(|(_, every)| *every));
+    let mut tracks = Vec::with_capacity(sources.len());
     let mut skipped = 0usize;
     for src in sources {
         match prepare(src, spec) {
-            Ok(p) => prepared.push(p),
+            Ok(p) => {
+                tracks.push(TrackInfo {
+                    name: p.name,
+                    start: music.len(),
+                    len: p.pcm8.len() as u64,
+                });
+                music.push(&p.pcm8, &p.pcm16);
+            }
             Err(e) if cs.from_directory => {
                 skipped += 1;
                 warnings.push(format!("{e} (skipped)"));
@@ -484,7 +477,7 @@ fn build_class(
             Err(e) => return Err(e),
         }
     }
-    if prepared.is_empty() {
+    if tracks.is_empty() {
         let problem = if cs.sources.is_empty() {
             "no music files".to_string()
         } else {
@@ -492,42 +485,15 @@ fn build_class(
         };
         return Err(MediaError::new(class_label, problem));
     }
-
-    let total8: usize = prepared.iter().map(|p| p.pcm8.len()).sum();
-    let mut pcm8 = Vec::with_capacity(total8);
-    let mut pcm16 = Vec::with_capacity(total8 * 2);
-    let mut tracks = Vec::with_capacity(prepared.len());
-    for p in prepared {
-        tracks.push(TrackInfo {
-            name: p.name,
-            start: pcm8.len() as u64,
-            len: p.pcm8.len() as u64,
-        });
-        pcm8.extend_from_slice(&p.pcm8);
-        pcm16.extend_from_slice(&p.pcm16);
-    }
-    let music = Encoded::encode(&pcm8, &pcm16, true);
-
-    let program = match &cs.announcement {
-        None => Program::music_only(music),
-        Some((src, every)) => {
-            let every_ts = (every.as_micros() / 125).min(u64::MAX as u128) as u64;
-            if every_ts == 0 {
-                return Err(MediaError::new(
-                    &src.name,
-                    "announcement interval must be longer than zero",
-                ));
-            }
-            let p = prepare(src, spec)?;
-            let audio = Encoded::encode(&p.pcm8, &p.pcm16, false);
-            Program::with_announcement(music, audio, every_ts).ok_or_else(|| {
-                MediaError::new(
-                    &src.name,
-                    "announcement interval and playlist length have no usable common period",
-                )
-            })?
-        }
-    };
+    let ann_pcm = announcement
+        .as_ref()
+        .map(|(p, _)| (p.pcm8.as_slice(), p.pcm16.as_slice()));
+    let program = music.finish(ann_pcm).ok_or_else(|| {
+        MediaError::new(
+            class_label,
+            "announcement interval and playlist length have no usable common period",
+        )
+    })?;
     Ok(Class {
         name: cs.name.clone(),
         mode: cs.mode,
@@ -556,8 +522,16 @@ fn prepare(src: &MusicSource, spec: &LibrarySpec) -> Result<Prepared, MediaError
         return Err(MediaError::new(&src.name, "too short (under 1/8000 s)"));
     }
     let fail = || MediaError::new(&src.name, format!("cannot resample from {} Hz", pcm.rate));
-    let pcm8 = resample::resample(&pcm.samples, pcm.rate, 8000, n8).ok_or_else(fail)?;
     let pcm16 = resample::resample(&pcm.samples, pcm.rate, 16000, n8 * 2).ok_or_else(fail)?;
+    // 8 kHz from the 16 kHz signal: an exact 2:1 step on a third of the samples costs far less
+    // than a second pass over a 44.1/48 kHz original, and filters just as well. Audio that is
+    // already at 8 kHz is taken as it is.
+    let pcm8 = if pcm.rate == 8000 {
+        resample::resample(&pcm.samples, 8000, 8000, n8)
+    } else {
+        resample::resample(&pcm16, 16000, 8000, n8)
+    }
+    .ok_or_else(fail)?;
     Ok(Prepared {
         name: src.name.clone(),
         pcm8: to_i16(&pcm8),
@@ -565,9 +539,13 @@ fn prepare(src: &MusicSource, spec: &LibrarySpec) -> Result<Prepared, MediaError
     })
 }
 
-/// Float to 16-bit with saturation (clipping, never wrapping).
+/// Float to 16-bit, rounded, with saturation: clipping, never wrapping (`as` saturates and
+/// maps NaN to 0).
 fn to_i16(x: &[f32]) -> Vec<i16> {
     x.iter()
-        .map(|&s| (s * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
+        .map(|&s| {
+            let v = s * 32767.0;
+            (v + 0.5f32.copysign(v)) as i16
+        })
         .collect()
 }

@@ -5,9 +5,154 @@
 //! cycle `k` plays music from `k · every` (mod the music's length). The whole pattern repeats
 //! after `music_len / gcd(music_len, every)` cycles: that period is the program length, which
 //! keeps `fill(pos)` a pure function of `pos` (shared-mode callers all agree on what `pos` means).
+//!
+//! G.711 is stateless, so any byte can follow any other. G.722 is adaptive: a decoder that
+//! jumps from the music into an announcement encoded from a fresh encoder (or back) decodes a
+//! burst of noise, up to full scale, until its state catches up. [`ProgramBuilder`] therefore
+//! places the cuts on a one-second grid (it rounds the interval and pads the playlist with
+//! under a second of silence) and, for each cut the schedule reaches, re-encodes the first
+//! [`BRIDGE`] bytes after it from the state the decoder is really in: the announcement's start
+//! from the music's encoder state at the cut, and the music's restart from the announcement's
+//! end state. `run` serves those bridges in place of the plain bytes.
 
+use super::encoded::{EncodedBuilder, Snapshot};
 use super::Encoded;
 use crate::codec::Codec;
+
+/// Music positions where an announcement may cut in are multiples of this (one second).
+pub const CUT_GRID: u64 = 8000;
+/// Length of the re-encoded G.722 stretch after each cut: 125 ms, several times what the
+/// ADPCM state needs to converge.
+pub const BRIDGE: usize = 1000;
+
+/// The announcement interval actually used for `every` (RTP timestamp units, > 0): the
+/// nearest whole number of [`CUT_GRID`] seconds, at least one.
+pub fn announcement_interval(every: u64) -> u64 {
+    ((every + CUT_GRID / 2) / CUT_GRID).max(1) * CUT_GRID
+}
+
+/// Builds a class's program: the playlist track by track, then the announcement.
+#[derive(Debug)]
+pub struct ProgramBuilder {
+    music: EncodedBuilder,
+    every: Option<u64>,
+}
+
+impl ProgramBuilder {
+    /// `every`: the announcement interval if the class has one, already on the grid (see
+    /// [`announcement_interval`]).
+    pub fn new(every: Option<u64>) -> ProgramBuilder {
+        let music = match every {
+            Some(_) => EncodedBuilder::with_snapshots(CUT_GRID as usize, 2 * BRIDGE),
+            None => EncodedBuilder::new(),
+        };
+        ProgramBuilder { music, every }
+    }
+
+    /// Append a track at 8 kHz and 16 kHz (twice as long).
+    pub fn push(&mut self, pcm8: &[i16], pcm16: &[i16]) {
+        self.music.push(pcm8, pcm16);
+    }
+
+    /// Music so far, in RTP timestamp units.
+    pub fn len(&self) -> u64 {
+        self.music.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.music.is_empty()
+    }
+
+    /// The program, with the announcement (8 kHz and 16 kHz PCM) if the builder was made with
+    /// an interval. `None` if there is no music, or if the period would not fit in a u64.
+    pub fn finish(mut self, announcement: Option<(&[i16], &[i16])>) -> Option<Program> {
+        if self.music.is_empty() {
+            return None;
+        }
+        let (Some(every), Some((a8, a16))) = (self.every, announcement) else {
+            return Some(Program::music_only(self.music.finish(true)));
+        };
+        if a8.is_empty() {
+            return Some(Program::music_only(self.music.finish(true)));
+        }
+        // Pad the playlist to the grid so that every cut lands on a snapshot.
+        let short = (CUT_GRID - self.len() % CUT_GRID) % CUT_GRID;
+        if short > 0 {
+            self.music
+                .push(&vec![0; short as usize], &vec![0; 2 * short as usize]);
+        }
+        let (music, snapshots, music_end) = self.music.finish_with_state(true);
+        let mut ann_builder = EncodedBuilder::new();
+        ann_builder.push(a8, a16);
+        let (audio, _, ann_end) = ann_builder.finish_with_state(false);
+
+        let music_len = music.len();
+        let spacing = gcd(music_len, every);
+        let cuts = (music_len / spacing) as usize;
+        let into_ann_len = BRIDGE.min(a8.len());
+        let into_music_len = BRIDGE;
+        let mut into_ann = Vec::with_capacity(cuts * into_ann_len);
+        let mut into_music = Vec::with_capacity(cuts * into_music_len);
+        for i in 0..cuts {
+            let at = i as u64 * spacing;
+            let snap: &Snapshot = &snapshots[(at / CUT_GRID) as usize];
+            // The decoder reaching this cut has played the music up to it; at 0 that means the
+            // whole playlist (the end state), not a fresh start.
+            let mut enc = if at == 0 {
+                music_end.clone()
+            } else {
+                snap.encoder.clone()
+            };
+            let start = into_ann.len();
+            enc.encode(&a16[..2 * into_ann_len], &mut into_ann);
+            into_ann.resize(start + into_ann_len, 0);
+            // Music resumes after the announcement's end: exactly `enc` if the bridge covered
+            // the whole announcement, otherwise the plain announcement's end state (its encoder
+            // has long since converged with the bridged one).
+            let mut enc = if into_ann_len == a8.len() {
+                enc
+            } else {
+                ann_end.clone()
+            };
+            let start = into_music.len();
+            let next = &snap.next[..snap.next.len().min(2 * into_music_len)];
+            enc.encode(next, &mut into_music);
+            into_music.resize(start + into_music_len, 0);
+        }
+        let mut program = Program::with_announcement(music, audio, every)?;
+        if let Some(a) = program.announcement.as_mut() {
+            a.bridges = Some(Bridges {
+                spacing,
+                into_ann_len,
+                into_music_len,
+                into_ann,
+                into_music,
+            });
+        }
+        Some(program)
+    }
+}
+
+/// G.722 bytes re-encoded at each cut the schedule reaches (cut `i` is at music position
+/// `i · spacing`).
+#[derive(Clone, Debug)]
+struct Bridges {
+    spacing: u64,
+    into_ann_len: usize,
+    into_music_len: usize,
+    /// The announcement's first `into_ann_len` bytes, per cut, for a decoder coming from the
+    /// music that paused there.
+    into_ann: Vec<u8>,
+    /// The music's first `into_music_len` bytes from the cut, for a decoder coming from the
+    /// announcement.
+    into_music: Vec<u8>,
+}
+
+impl Bridges {
+    fn bytes(&self) -> usize {
+        self.into_ann.len() + self.into_music.len()
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Program {
@@ -21,6 +166,7 @@ struct Announcement {
     audio: Encoded,
     /// Music played between announcements, in RTP timestamp units.
     every: u64,
+    bridges: Option<Bridges>,
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -54,7 +200,11 @@ impl Program {
         let len = cycles.checked_mul(every.checked_add(audio.len())?)?;
         Some(Program {
             music,
-            announcement: Some(Announcement { audio, every }),
+            announcement: Some(Announcement {
+                audio,
+                every,
+                bridges: None,
+            }),
             len,
         })
     }
@@ -83,9 +233,14 @@ impl Program {
         self.music.len() + self.announcement.as_ref().map_or(0, |a| a.audio.len())
     }
 
-    /// Encoded bytes held for all codecs.
+    /// Encoded bytes held for all codecs (G.722 bridges included).
     pub fn memory_bytes(&self) -> usize {
-        3 * self.audio_len() as usize
+        let bridges = self
+            .announcement
+            .as_ref()
+            .and_then(|a| a.bridges.as_ref())
+            .map_or(0, Bridges::bytes);
+        3 * self.audio_len() as usize + bridges
     }
 
     /// The contiguous bytes from `pos` (taken modulo the period) up to the next boundary (end
@@ -101,13 +256,31 @@ impl Program {
                 let cycle = a.every + a.audio.len();
                 let k = pos / cycle;
                 let r = pos % cycle;
+                // Music position where cycle k resumes: k·every mod the music's length (u128: no
+                // overflow).
+                let resume = |k: u64| ((k as u128 * a.every as u128) % music_len as u128) as u64;
+                let bridges = a.bridges.as_ref().filter(|_| codec == Codec::G722);
                 if r < a.every {
-                    // Music position: k·every + r, modulo the music's length (u128: no overflow).
-                    let m = ((k as u128 * a.every as u128 + r as u128) % music_len as u128) as u64;
+                    let m = (resume(k) + r) % music_len;
                     let n = (a.every - r).min(music_len - m);
-                    &music[m as usize..(m + n) as usize]
+                    match bridges {
+                        Some(b) if (r as usize) < b.into_music_len => {
+                            let i = (resume(k) / b.spacing) as usize * b.into_music_len;
+                            let run = &b.into_music[i + r as usize..i + b.into_music_len];
+                            &run[..run.len().min(n as usize)]
+                        }
+                        _ => &music[m as usize..(m + n) as usize],
+                    }
                 } else {
-                    &a.audio.get(codec)[(r - a.every) as usize..]
+                    let off = (r - a.every) as usize;
+                    match bridges {
+                        Some(b) if off < b.into_ann_len => {
+                            // The music paused where cycle k + 1 will resume.
+                            let i = (resume(k + 1) / b.spacing) as usize * b.into_ann_len;
+                            &b.into_ann[i + off..i + b.into_ann_len]
+                        }
+                        _ => &a.audio.get(codec)[off..],
+                    }
                 }
             }
         };

@@ -6,7 +6,7 @@
 
 use super::lex::parse_u32;
 use super::names::HeaderName;
-use super::parse::{find_head_end, scan_headers, ErrorKind, Lines, MAX_HEAD};
+use super::parse::{find_head_end, scan_head, split_start_line, ErrorKind, LineEnds, MAX_HEAD};
 
 /// Largest body accepted on a stream: the server only ever receives SDP, and a bound here
 /// bounds the buffer a peer can make us hold.
@@ -37,10 +37,8 @@ pub fn frame(buf: &[u8]) -> Frame {
     if crlf > 0 {
         return Frame::KeepAlive { len: crlf };
     }
-    if buf.is_empty() {
-        return Frame::NeedMore;
-    }
-    let Some((head_end, body_start)) = find_head_end(buf) else {
+    let mut ends = LineEnds::new();
+    let Some((head_end, body_start)) = find_head_end(buf, &mut ends) else {
         return if buf.len() > MAX_HEAD {
             Frame::Invalid
         } else {
@@ -53,10 +51,10 @@ pub fn frame(buf: &[u8]) -> Frame {
     let Ok(head) = std::str::from_utf8(&buf[..head_end]) else {
         return Frame::Invalid;
     };
-    let mut lines = Lines::new(head);
-    lines.next(); // the start line: parse() judges it
+    // The start line is parse()'s to judge.
+    let (_, headers_at) = split_start_line(head, &ends);
     let mut length: Option<u32> = None;
-    let scanned = scan_headers(head, lines, |h| {
+    let scanned = scan_head(head, headers_at, &ends, |h| {
         if h.name == HeaderName::ContentLength {
             let n = parse_u32(h.value).ok_or(ErrorKind::BadContentLength)?;
             if length.is_some_and(|l| l != n) {
@@ -66,8 +64,11 @@ pub fn frame(buf: &[u8]) -> Frame {
         }
         Ok(())
     });
-    match (scanned, length) {
-        (Ok(()), Some(n)) if n <= MAX_STREAM_BODY => {
+    if scanned.is_err() {
+        return Frame::Invalid;
+    }
+    match length {
+        Some(n) if n <= MAX_STREAM_BODY => {
             let len = body_start + n as usize;
             if buf.len() >= len {
                 Frame::Complete { len }

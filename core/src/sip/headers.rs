@@ -125,6 +125,14 @@ impl<'a> Via<'a> {
         self.params.value("branch")
     }
 
+    /// The sent-by host without IPv6 brackets, ready for `IpAddr::from_str`.
+    pub fn host_unbracketed(&self) -> &'a str {
+        self.host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(self.host)
+    }
+
     /// RFC 3581: `None` absent, `Some(None)` valueless `;rport` (answer to the source port),
     /// `Some(Some(p))` filled in by a proxy. A non-numeric value reads as valueless.
     pub fn rport(&self) -> Option<Option<u16>> {
@@ -164,16 +172,21 @@ impl<'a> NameAddr<'a> {
                 return Err(InvalidNameAddr);
             }
         } else if let Some(lt) = v.find('<') {
-            // display-name = *(token LWS): no quotes, no specials.
+            // display-name = *(token LWS): no quotes, no specials (RFC 4475 §3.1.2.15 `baddn`
+            // rejects the comma in `Bell, Alexander`). Non-ASCII letters are tolerated: phones
+            // send `Müller <sip:..>` unquoted, and nothing is ambiguous about it.
             let d = trim_lws(&v[..lt]);
-            if !d.bytes().all(|b| is_token_byte(b) || is_lws(b)) {
+            if !d
+                .bytes()
+                .all(|b| is_token_byte(b) || is_lws(b) || b >= 0x80)
+            {
                 return Err(InvalidNameAddr);
             }
             display = (!d.is_empty()).then_some(d);
             c.pos = lt;
         } else {
             // addr-spec: the URI ends at the first ';' (header params follow) and cannot hold
-            // a ',' '?' or ';' of its own here (§20.10; RFC 4475 §3.1.2.15 `regbadct`).
+            // a ',' '?' or ';' of its own here (§20.10; RFC 4475 §3.1.2.13 `regbadct`).
             let (uri, params) = match v.find(';') {
                 Some(i) => (trim_lws(&v[..i]), Params::new(&v[i + 1..])),
                 None => (v, Params::default()),
@@ -322,7 +335,7 @@ impl<'a> Message<'a> {
     }
 
     /// CSeq `number method` (RFC 3261 §20.16); the number must fit 32 bits (RFC 4475
-    /// §3.1.2.5 `scalar02`) and the method is case-sensitive like the Request-Line's.
+    /// §3.1.2.4 `scalar02`) and the method is case-sensitive like the Request-Line's.
     pub fn cseq(&self) -> Result<(u32, Method<'a>), InvalidHeader> {
         let v = self.single(HeaderName::CSeq).ok_or(missing!("CSeq"))?;
         let mut c = Cursor::new(v);

@@ -15,18 +15,34 @@ pub(crate) fn is_lws(b: u8) -> bool {
 /// Trims linear white space (including folding CRLFs) from both ends.
 #[inline]
 pub(crate) fn trim_lws(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_lws(c as u8))
+    // Byte-wise: LWS is ASCII, so the cut points are always char boundaries.
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| !is_lws(c)).unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| !is_lws(c)).map_or(start, |e| e + 1);
+    &s[start..end]
 }
 
 /// `token` characters (RFC 3261 §25.1): alphanum and `-.!%*_+`'~`.
 #[inline]
 pub(crate) fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[b as usize]
 }
+
+/// [`is_token_byte`] as a table: it runs on every header-name byte.
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
 
 /// True when `s` is a non-empty `token`.
 #[inline]
@@ -68,6 +84,11 @@ impl<'a> Iterator for SplitTop<'a> {
         let mut in_angle = false;
         let mut i = 0;
         while i < bytes.len() {
+            // Fast path: skip bytes that cannot change the state or separate.
+            if !SPLIT_SPECIAL[bytes[i] as usize] {
+                i += 1;
+                continue;
+            }
             let b = bytes[i];
             if in_quote {
                 if b == b'\\' {
@@ -91,6 +112,18 @@ impl<'a> Iterator for SplitTop<'a> {
         Some(trim_lws(s))
     }
 }
+
+/// Bytes [`SplitTop`] must look at: quote, escape, angle brackets and both separators.
+static SPLIT_SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b',' as usize] = true;
+    t[b';' as usize] = true;
+    t
+};
 
 /// A cursor over a header value for the hand-written grammars (Via, name-addr).
 pub(crate) struct Cursor<'a> {

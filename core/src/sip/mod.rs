@@ -4,16 +4,38 @@
 //! datagram ──parse()──▶ Message<'_> { start, headers: [Header{name,value}], body }
 //!                          │  typed, on demand: vias() top_via() from() to() call_id() cseq()
 //!                          │  max_forwards() contacts() content_type() require() supported()
-//!                          │  allow() session_expires() min_se() check_request()
+//!                          │  allow() session_expires() min_se() expires() check_request()
 //! TCP stream ──frame()──▶ Frame::{Complete{len}, NeedMore, KeepAlive{len}, Invalid}
-//! MessageWriter::{request,response}(&mut Vec<u8>, ..).header(..).body(ct, bytes) ──▶ wire
+//! MessageWriter::{request,response,response_to}(&mut Vec<u8>, ..).header(..).body(ct, bytes)
 //! ```
 //!
-//! Error handling follows RFC 3261 §8.2 and RFC 4475: [`parse`] fails on what breaks the
-//! message's framing or its start line, and hands back the salvaged message when a 400/505 can
-//! still be addressed (see [`ParseError`]). Header-level problems are found by the typed
-//! accessors and [`Message::check_request`], so the server decides per header whether it
-//! matters (a broken `Subject` must not cost a call).
+//! # Errors, and who answers them
+//!
+//! Following RFC 3261 §8.2 and RFC 4475, work is split in three layers:
+//!
+//! 1. [`parse`] fails on what breaks the message's framing or start line. Its [`ParseError`]
+//!    carries an [`ErrorKind`] (with [`ErrorKind::reason`] for the reason phrase and
+//!    [`ErrorKind::status`]: `None` for a keep-alive, 505 for a foreign SIP version, else
+//!    400) and, when the start line was readable and every header line parsed, the salvaged
+//!    [`Message`] ([`ParseError::request`] returns it for requests only). With it the server
+//!    can copy Via, From, To, Call-ID and CSeq into its 400/505
+//!    ([`MessageWriter::response_to`]). Without it the datagram is dropped.
+//! 2. [`Message::check_request`] checks what a UAS must check before acting: mandatory
+//!    headers present once and readable, Via/Contact values well formed, CSeq method equal to
+//!    the request method. Its [`InvalidHeader::reason`] is the 400's reason phrase.
+//! 3. Everything else (unknown method → 501/405, unsupported URI scheme → 416, `Require` →
+//!    420, Content-Type → 415, `Accept` → 406) is the server's: the typed accessors expose it.
+//!
+//! Typed accessors are lenient about headers the server does not use: a broken `Subject`
+//! must not cost a call, so nothing but the framing is checked up front.
+//!
+//! # Costs
+//!
+//! A parse allocates one `Vec` of header slices (capacity 24, at most [`MAX_HEADERS`]) and
+//! reads each header section byte about twice; typed accessors allocate nothing (except
+//! `Cow::Owned` when unescaping). A DP750 INVITE parses in about 0.35 µs and reading its
+//! Via, From, To, Call-ID and CSeq adds about the same (`cargo bench -p onhold-core --bench
+//! sip_parse`).
 
 mod framer;
 mod headers;

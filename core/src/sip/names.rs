@@ -25,8 +25,13 @@ macro_rules! header_names {
                 }
             }
 
-            fn from_known(lower: &[u8]) -> Option<HeaderName<'static>> {
-                // A length compare rejects almost every candidate before any byte is read.
+            /// Every known name, for the test that checks the bucketed lookup against a scan.
+            #[cfg(test)]
+            const ALL: &'static [HeaderName<'static>] = &[$( HeaderName::$variant, )*];
+
+            /// The obvious linear scan: the reference for [`lookup_known`] in tests.
+            #[cfg(test)]
+            fn lookup_linear(lower: &[u8]) -> Option<HeaderName<'static>> {
                 $( if lower.len() == $canon.len() && lower.eq_ignore_ascii_case($canon.as_bytes()) {
                     return Some(HeaderName::$variant);
                 } )*
@@ -98,7 +103,17 @@ impl<'a> HeaderName<'a> {
     /// Classifies a header name as sent. Compact forms per RFC 3261 §7.3.3 and the IANA SIP
     /// header registry (RFC 3265 `o`/`u`, RFC 3515 `r`, RFC 3892 `b`, RFC 4028 `x`, RFC 3841
     /// `a`/`j`/`d`).
+    /// A name that is not a `token` is never a known header.
     pub fn parse(name: &'a str) -> HeaderName<'a> {
+        if !name.bytes().all(super::lex::is_token_byte) {
+            return HeaderName::Other(name);
+        }
+        Self::from_token(name)
+    }
+
+    /// [`HeaderName::parse`] for a name already checked to be a `token` (the parser's hot
+    /// path; `lookup_known` relies on it).
+    pub(crate) fn from_token(name: &'a str) -> HeaderName<'a> {
         let b = name.as_bytes();
         if b.len() == 1 {
             let compact = match b[0].to_ascii_lowercase() {
@@ -124,7 +139,7 @@ impl<'a> HeaderName<'a> {
             };
             return compact.unwrap_or(HeaderName::Other(name));
         }
-        match Self::from_known(b) {
+        match lookup_known(b) {
             Some(h) => h,
             None => HeaderName::Other(name),
         }
@@ -138,6 +153,110 @@ impl<'a> HeaderName<'a> {
             _ => std::mem::discriminant(self) == std::mem::discriminant(other),
         }
     }
+}
+
+/// Known long header names, bucketed by (length, lower-case first letter) so that a lookup
+/// compares against one or two candidates instead of the whole list.
+fn lookup_known(b: &[u8]) -> Option<HeaderName<'static>> {
+    type Bucket = &'static [(&'static [u8], HeaderName<'static>)];
+    let first = b.first()?.to_ascii_lowercase();
+    let bucket: Bucket = match (b.len(), first) {
+        (2, b't') => &[(b"to", HeaderName::To)],
+        (3, b'v') => &[(b"via", HeaderName::Via)],
+        (4, b'c') => &[(b"cseq", HeaderName::CSeq)],
+        (4, b'd') => &[(b"date", HeaderName::Date)],
+        (4, b'f') => &[(b"from", HeaderName::From)],
+        (4, b'r') => &[(b"rack", HeaderName::RAck), (b"rseq", HeaderName::RSeq)],
+        (5, b'a') => &[(b"allow", HeaderName::Allow)],
+        (5, b'e') => &[(b"event", HeaderName::Event)],
+        (5, b'r') => &[(b"route", HeaderName::Route)],
+        (6, b'a') => &[(b"accept", HeaderName::Accept)],
+        (6, b'm') => &[(b"min-se", HeaderName::MinSe)],
+        (6, b's') => &[(b"server", HeaderName::Server)],
+        (7, b'c') => &[
+            (b"call-id", HeaderName::CallId),
+            (b"contact", HeaderName::Contact),
+        ],
+        (7, b'e') => &[(b"expires", HeaderName::Expires)],
+        (7, b'r') => &[(b"require", HeaderName::Require)],
+        (7, b's') => &[(b"subject", HeaderName::Subject)],
+        (7, b'w') => &[(b"warning", HeaderName::Warning)],
+        (8, b'p') => &[(b"priority", HeaderName::Priority)],
+        (8, b'r') => &[
+            (b"refer-to", HeaderName::ReferTo),
+            (b"reply-to", HeaderName::ReplyTo),
+        ],
+        (9, b'c') => &[(b"call-info", HeaderName::CallInfo)],
+        (9, b's') => &[(b"supported", HeaderName::Supported)],
+        (9, b't') => &[(b"timestamp", HeaderName::Timestamp)],
+        (10, b'a') => &[(b"alert-info", HeaderName::AlertInfo)],
+        (10, b'e') => &[(b"error-info", HeaderName::ErrorInfo)],
+        (10, b'u') => &[(b"user-agent", HeaderName::UserAgent)],
+        (11, b'i') => &[(b"in-reply-to", HeaderName::InReplyTo)],
+        (11, b'm') => &[(b"min-expires", HeaderName::MinExpires)],
+        (11, b'r') => &[
+            (b"referred-by", HeaderName::ReferredBy),
+            (b"retry-after", HeaderName::RetryAfter),
+        ],
+        (11, b'u') => &[(b"unsupported", HeaderName::Unsupported)],
+        (12, b'a') => &[(b"allow-events", HeaderName::AllowEvents)],
+        (12, b'c') => &[(b"content-type", HeaderName::ContentType)],
+        (12, b'm') => &[
+            (b"max-forwards", HeaderName::MaxForwards),
+            (b"mime-version", HeaderName::MimeVersion),
+        ],
+        (12, b'o') => &[(b"organization", HeaderName::Organization)],
+        (12, b'r') => &[(b"record-route", HeaderName::RecordRoute)],
+        (13, b'a') => &[(b"authorization", HeaderName::Authorization)],
+        (13, b'p') => &[(b"proxy-require", HeaderName::ProxyRequire)],
+        (14, b'a') => &[(b"accept-contact", HeaderName::AcceptContact)],
+        (14, b'c') => &[(b"content-length", HeaderName::ContentLength)],
+        (14, b'r') => &[(b"reject-contact", HeaderName::RejectContact)],
+        (15, b'a') => &[
+            (b"accept-encoding", HeaderName::AcceptEncoding),
+            (b"accept-language", HeaderName::AcceptLanguage),
+        ],
+        (15, b's') => &[(b"session-expires", HeaderName::SessionExpires)],
+        (16, b'c') => &[
+            (b"content-encoding", HeaderName::ContentEncoding),
+            (b"content-language", HeaderName::ContentLanguage),
+        ],
+        (16, b'w') => &[(b"www-authenticate", HeaderName::WwwAuthenticate)],
+        (18, b'p') => &[(b"proxy-authenticate", HeaderName::ProxyAuthenticate)],
+        (19, b'a') => &[(b"authentication-info", HeaderName::AuthenticationInfo)],
+        (19, b'c') => &[(b"content-disposition", HeaderName::ContentDisposition)],
+        (19, b'p') => &[(b"proxy-authorization", HeaderName::ProxyAuthorization)],
+        (19, b'r') => &[(b"request-disposition", HeaderName::RequestDisposition)],
+        _ => return None,
+    };
+    bucket
+        .iter()
+        .find(|(name, _)| eq_lower(b, name))
+        .map(|&(_, h)| h)
+}
+
+/// `token.eq_ignore_ascii_case(lower)` for a `token` (RFC 3261 §25.1) against a lower-case
+/// header name, eight bytes at a time. Setting bit 0x20 lower-cases letters and leaves `-` and
+/// digits alone; no other token byte becomes a letter, `-` or digit that way, so the compare is
+/// exact for token input (the parser validates names before classifying them).
+fn eq_lower(token: &[u8], lower: &[u8]) -> bool {
+    if token.len() != lower.len() {
+        return false;
+    }
+    let mut a = token.chunks_exact(8);
+    let mut b = lower.chunks_exact(8);
+    for (x, y) in (&mut a).zip(&mut b) {
+        let (mut wx, mut wy) = ([0u8; 8], [0u8; 8]);
+        wx.copy_from_slice(x);
+        wy.copy_from_slice(y);
+        if u64::from_le_bytes(wx) | 0x2020_2020_2020_2020 != u64::from_le_bytes(wy) {
+            return false;
+        }
+    }
+    a.remainder()
+        .iter()
+        .zip(b.remainder())
+        .all(|(&x, &y)| x | 0x20 == y)
 }
 
 impl PartialEq for HeaderName<'_> {
@@ -186,6 +305,36 @@ mod tests {
         ] {
             assert_eq!(HeaderName::parse(sent).as_str(), canon, "{sent}");
         }
+    }
+
+    #[test]
+    fn bucketed_lookup_matches_linear_scan() {
+        for h in HeaderName::ALL {
+            let canon = h.as_str();
+            for spelling in [canon.to_owned(), canon.to_lowercase(), canon.to_uppercase()] {
+                assert_eq!(lookup_known(spelling.as_bytes()), Some(*h), "{spelling}");
+                assert_eq!(HeaderName::lookup_linear(spelling.as_bytes()), Some(*h));
+            }
+        }
+        for other in [
+            "X-Foo",
+            "Vias",
+            "Fro",
+            "Contacts",
+            "",
+            "P-Asserted-Identity",
+        ] {
+            assert_eq!(lookup_known(other.as_bytes()), None, "{other}");
+            assert_eq!(HeaderName::lookup_linear(other.as_bytes()), None);
+        }
+    }
+
+    #[test]
+    fn non_tokens_are_never_known() {
+        assert_eq!(HeaderName::parse("Call\rID"), HeaderName::Other("Call\rID"));
+        assert_eq!(HeaderName::parse("Via "), HeaderName::Other("Via "));
+        // eq_lower alone would take CR for '-': why parse() checks for a token first.
+        assert!(eq_lower(b"call\rid", b"call-id"));
     }
 
     #[test]

@@ -167,6 +167,46 @@ fn dp750_late_offer_and_held_party() {
     assert_eq!(m.check_request(), Ok(()));
 }
 
+/// Quirks real peers send (shared/captures/README.md), each read as intended.
+#[test]
+fn capture_quirks() {
+    // SER's forwarded ACK: branch without the magic cookie, no Content-Length, two spaces
+    // after Max-Forwards' colon.
+    let b = crlf("ACK sip:ekiga@192.0.2.9:5060 SIP/2.0\nVia: SIP/2.0/UDP 195.37.77.101;branch=0\nMax-Forwards:  9\nFrom: <sip:echo@iptel.org>;tag=a\nTo: <sip:x@iptel.org>;tag=b\nCall-ID: dtmf@1\nCSeq: 1 ACK\n\n");
+    let m = parse(&b).unwrap();
+    assert_eq!(m.top_via().unwrap().branch(), Some("0"));
+    assert_eq!(m.max_forwards(), Ok(Some(9)));
+    assert_eq!(m.content_length(), Ok(None));
+    assert!(m.body.is_empty());
+    assert_eq!(m.check_request(), Ok(()));
+    // magicJack's carrier: no space before '<', a Date header, Content-Length before
+    // Content-Type, session timer headers, an SDP body without a final CRLF.
+    let b = crlf("SIP/2.0 200 OK\nVia: SIP/2.0/UDP 192.168.0.10:59205;branch=z9hG4bK1;rport=59205;received=1.2.3.4\nFrom: \"unknown\"<sip:1@216.234.64.8>;tag=x\nTo: <sip:2@216.234.64.8>;tag=y\nCall-ID: mj\nCSeq: 2 INVITE\nDate: Sat, 01 Dec 2012 10:00:00 GMT\nSession-Expires: 60;refresher=uas\nMin-SE: 60\nX-NATType: 1\nContent-Length: 8\nContent-Type: application/sdp\n\nv=0\ns=x");
+    let m = parse(&b).unwrap();
+    assert_eq!(m.from().unwrap().display, Some("unknown"));
+    let via = m.top_via().unwrap();
+    assert_eq!(
+        (via.rport(), via.received()),
+        (Some(Some(59205)), Some("1.2.3.4"))
+    );
+    let se = m.session_expires().unwrap().unwrap();
+    assert_eq!((se.delta, se.refresher), (60, Some(Refresher::Uas)));
+    assert_eq!(m.min_se(), Ok(Some(60)));
+    assert!(m.content_type().unwrap().unwrap().is("application", "sdp"));
+    assert_eq!(m.body, b"v=0\r\ns=x");
+    // A Grandstream-style padded Content-Length and a User-Agent with trailing spaces.
+    let b = crlf("OPTIONS sip:a@b SIP/2.0\nUser-Agent: SIP IP-DECT gateway, NEC Philips Unified Solutions  \nContent-Length:   2\n\nok");
+    let m = parse(&b).unwrap();
+    assert_eq!(
+        m.header("User-Agent"),
+        Some("SIP IP-DECT gateway, NEC Philips Unified Solutions")
+    );
+    assert_eq!(m.body, b"ok");
+    // CRLF pong and CRLFCRLF ping.
+    assert_eq!(parse(b"\r\n").unwrap_err().kind, ErrorKind::KeepAlive);
+    assert_eq!(parse(b"\r\n\r\n").unwrap_err().kind, ErrorKind::KeepAlive);
+}
+
 #[test]
 fn keepalives_and_leading_crlf() {
     for ka in [&b"\r\n"[..], b"\r\n\r\n", b"\n"] {
@@ -344,6 +384,8 @@ Content-Length: 0
     assert_eq!(vias[0].port, Some(4000));
     assert_eq!(vias[1].transport, "TCP");
     assert_eq!(vias[1].host, "[2001:db8::9]");
+    assert_eq!(vias[1].host_unbracketed(), "2001:db8::9");
+    assert_eq!(vias[0].host_unbracketed(), "first.example.com");
     assert_eq!(vias[1].port, Some(5061));
     assert_eq!(vias[2].branch(), Some("\"quoted,comma\""));
     assert_eq!(vias[2].params.value("maddr"), Some("1.2.3.4"));
@@ -409,6 +451,26 @@ fn start_line_errors() {
 }
 
 #[test]
+fn non_ascii_where_ascii_is_expected_is_an_error_not_a_panic() {
+    // Found by review: slicing the start line at byte 4 split a UTF-8 character.
+    for line in [
+        "SIé 200 OK",
+        "SIPé 200 OK",
+        "é",
+        "INVITE sip:é@b SIP/2.0",
+        "SIP/2.0 2é0 OK",
+    ] {
+        let b = crlf(&format!("{line}\nl: 0\n\n"));
+        assert!(parse(&b).is_err(), "{line}");
+    }
+    let n = NameAddr::parse("\"a\\é\" <sip:x@y>").unwrap();
+    assert_eq!(n.display_unescaped().unwrap(), "aé");
+    assert!(NameAddr::parse("\"a\\é").is_err());
+    assert!(Uri::parse("sip:x@é").is_err());
+    assert!(Via::parse("SIP/2.0/UDP é").is_err());
+}
+
+#[test]
 fn responses() {
     let b = crlf("SIP/2.0 100 trying -- your call is important to us\nl: 0\n\n");
     let m = parse(&b).unwrap();
@@ -423,6 +485,9 @@ fn responses() {
     assert_eq!(m.method(), None);
     let b = crlf("SIP/2.0 200\nl: 0\n\n");
     assert_eq!(parse(&b).unwrap().status(), Some(200));
+    // A bare CR inside the status line (found by the mutation proptest).
+    let e = parse(b"SIP/2.0 200 OK\r5Via: x\r\nl: 0\r\n\r\n").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::BadStartLine);
 }
 
 #[test]
@@ -470,6 +535,8 @@ fn name_addr_forms() {
     assert_eq!(n.tag(), Some("t1"));
     let n = NameAddr::parse("\"unknown\"<sip:1@h>").unwrap();
     assert_eq!(n.display, Some("unknown"));
+    let n = NameAddr::parse("Jörg Müller <sip:1@h>").unwrap();
+    assert_eq!(n.display, Some("Jörg Müller"));
     let n = NameAddr::parse("Bob Smith <sips:bob@h;transport=tls>;expires=60").unwrap();
     assert_eq!(n.display, Some("Bob Smith"));
     assert_eq!(n.uri.transport(), Some("tls"));
@@ -585,6 +652,44 @@ fn writer_builds_exact_bytes() {
         buf,
         b"BYE sip:201@192.168.1.50:5060 SIP/2.0\r\nContent-Length: 0\r\n\r\n"
     );
+}
+
+#[test]
+fn response_to_copies_the_dialog_headers() {
+    let buf = crlf(DP750_OWN);
+    let req = parse(&buf).unwrap();
+    let mut out = Vec::new();
+    MessageWriter::response_to(&mut out, &req, 100, reason_phrase(100), None).body(None, b"");
+    assert_eq!(
+        std::str::from_utf8(&out).unwrap(),
+        "SIP/2.0 100 Trying\r\n\
+         Via: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK1748296302;rport\r\n\
+         From: \"Reception\" <sip:201@192.168.1.10>;tag=1195548471\r\n\
+         To: <sip:123@192.168.1.100:5060>\r\n\
+         Call-ID: 1380512936-5060-7@BJC.BGI.B.FA\r\n\
+         CSeq: 21 INVITE\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    let mut out = Vec::new();
+    let mut w = MessageWriter::response_to(&mut out, &req, 200, "OK", Some("abc123"));
+    w.header("Contact", "<sip:moh@192.168.1.100:5060>");
+    w.body(Some("application/sdp"), b"v=0\r\n");
+    let resp = parse(&out).unwrap();
+    assert_eq!(resp.to().unwrap().tag(), Some("abc123"));
+    assert_eq!(resp.top_via().unwrap().branch(), Some("z9hG4bK1748296302"));
+    assert_eq!(resp.cseq(), Ok((21, Method::Invite)));
+    assert_eq!(resp.body, b"v=0\r\n");
+
+    // A To that already has a tag keeps it; several Via lines are all copied, in order.
+    let b = crlf("BYE sip:a@b SIP/2.0\nVia: SIP/2.0/UDP p1;branch=z9hG4bK1\nv: SIP/2.0/UDP p2;branch=z9hG4bK2, SIP/2.0/UDP p3\nTo: <sip:a@b>;tag=old\nCall-ID: c\nl: 0\n\n");
+    let req = parse(&b).unwrap();
+    let mut out = Vec::new();
+    MessageWriter::response_to(&mut out, &req, 200, "OK", Some("new")).body(None, b"");
+    let resp = parse(&out).unwrap();
+    assert_eq!(resp.to().unwrap().tag(), Some("old"));
+    let hosts: Vec<_> = resp.vias().map(|v| v.unwrap().host).collect();
+    assert_eq!(hosts, ["p1", "p2", "p3"]);
+    assert_eq!(resp.header("From"), None);
 }
 
 #[test]

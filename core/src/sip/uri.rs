@@ -63,7 +63,7 @@ impl std::error::Error for InvalidUri {}
 
 impl<'a> Uri<'a> {
     /// Parses an absolute URI. No surrounding LWS or `<>` is accepted: a Request-URI with
-    /// either is malformed (RFC 4475 §3.1.2.10 `ltgtruri`, §3.1.2.11 `lwsruri`).
+    /// either is malformed (RFC 4475 §3.1.2.7 `ltgtruri`, §3.1.2.8 `lwsruri`).
     pub fn parse(s: &'a str) -> Result<Uri<'a>, InvalidUri> {
         let colon = s.find(':').ok_or(InvalidUri)?;
         let scheme_str = &s[..colon];
@@ -156,42 +156,49 @@ fn parse_tel<'a>(raw: &'a str, rest: &'a str) -> Result<Uri<'a>, InvalidUri> {
     })
 }
 
-/// `unreserved / escaped / user-unreserved` (RFC 3261 §25.1); `:` only in the password.
-fn is_user_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' // mark
-                | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/' // user-unreserved
-                | b'%'
-        )
+/// A 256-entry membership table built at compile time: the URI character classes are checked
+/// on every byte of every URI the server reads.
+macro_rules! byte_class {
+    ($b:ident => $e:expr) => {{
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let $b = i as u8;
+            t[i] = $e;
+            i += 1;
+        }
+        t
+    }};
 }
 
-fn is_password_byte(b: u8) -> bool {
-    // password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," )
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_'
-                | b'.'
-                | b'!'
-                | b'~'
-                | b'*'
-                | b'\''
-                | b'('
-                | b')'
-                | b'&'
-                | b'='
-                | b'+'
-                | b'$'
-                | b','
-                | b'%'
-        )
-}
+/// `unreserved / escaped / user-unreserved` (RFC 3261 §25.1); `:` only in the password.
+static USER: [bool; 256] = byte_class!(b => b.is_ascii_alphanumeric()
+|| matches!(
+    b,
+    b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' // mark
+        | b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/' // user-unreserved
+        | b'%'
+));
+
+/// password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," )
+static PASSWORD: [bool; 256] = byte_class!(b => b.is_ascii_alphanumeric()
+|| matches!(
+    b,
+    b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'&' | b'=' | b'+'
+        | b'$' | b',' | b'%'
+));
+
+/// Host name or IPv4 address characters. `_` is not in RFC 3261's `hostname` but real devices
+/// send it in Via and Contact hosts, and it harms nothing to accept.
+static HOST: [bool; 256] =
+    byte_class!(b => b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
 
 /// Every `%` must start a `%HH` escape.
 fn escapes_ok(s: &str) -> bool {
     let b = s.as_bytes();
+    if !b.contains(&b'%') {
+        return true;
+    }
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
@@ -207,12 +214,6 @@ fn escapes_ok(s: &str) -> bool {
         }
     }
     true
-}
-
-/// Host name or IPv4 address characters. `_` is not in RFC 3261's `hostname` but real devices
-/// send it in Via and Contact hosts, and it harms nothing to accept.
-fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_')
 }
 
 /// Splits `host[:port]` at the start of `s`; returns (host, port, bytes consumed).
@@ -231,7 +232,7 @@ pub(crate) fn host_port(s: &str) -> Result<(&str, Option<u16>, usize), InvalidUr
         }
         close + 1
     } else {
-        let n = b.iter().take_while(|&&c| is_host_byte(c)).count();
+        let n = b.iter().take_while(|&&c| HOST[c as usize]).count();
         if n == 0 {
             return Err(InvalidUri);
         }
@@ -263,11 +264,11 @@ fn parse_sip<'a>(raw: &'a str, scheme: Scheme<'a>, rest: &'a str) -> Result<Uri<
                 Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
                 None => (userinfo, None),
             };
-            if user.is_empty() || !user.bytes().all(is_user_byte) || !escapes_ok(user) {
+            if user.is_empty() || !user.bytes().all(|b| USER[b as usize]) || !escapes_ok(user) {
                 return Err(InvalidUri);
             }
             if let Some(p) = password {
-                if !p.bytes().all(is_password_byte) || !escapes_ok(p) {
+                if !p.bytes().all(|b| PASSWORD[b as usize]) || !escapes_ok(p) {
                     return Err(InvalidUri);
                 }
             }

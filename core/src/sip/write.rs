@@ -7,6 +7,7 @@
 
 use std::fmt::{self, Write as _};
 
+use super::names::HeaderName;
 use super::parse::{Message, Method, StartLine};
 
 /// Writes one message into a caller-owned buffer (appending).
@@ -42,6 +43,41 @@ impl<'b> MessageWriter<'b> {
         w.out.push(b' ');
         w.clean(reason);
         w.out.extend_from_slice(b"\r\n");
+        w
+    }
+
+    /// Starts a response to `req` with the headers RFC 3261 §8.2.6.2 copies from it: every
+    /// Via line in order and as sent, From, To, Call-ID and CSeq. `to_tag` is appended to the
+    /// To header (`;tag=...`) unless the request's To already carries a tag (a mid-dialog
+    /// request, §12.2.2) or the To cannot be read. Headers missing from `req` are skipped:
+    /// a 400 for a request without Call-ID still goes out.
+    pub fn response_to(
+        out: &'b mut Vec<u8>,
+        req: &Message<'_>,
+        code: u16,
+        reason: &str,
+        to_tag: Option<&str>,
+    ) -> Self {
+        let mut w = MessageWriter::response(out, code, reason);
+        for value in req.headers_of(HeaderName::Via) {
+            w.header("Via", value);
+        }
+        if let Some(from) = req.header("From") {
+            w.header("From", from);
+        }
+        if let Some(to) = req.header("To") {
+            match to_tag {
+                Some(tag) if req.to().is_ok_and(|t| t.tag().is_none()) => {
+                    w.header_fmt("To", format_args!("{to};tag={tag}"))
+                }
+                _ => w.header("To", to),
+            };
+        }
+        for name in ["Call-ID", "CSeq"] {
+            if let Some(v) = req.header(name) {
+                w.header(name, v);
+            }
+        }
         w
     }
 
