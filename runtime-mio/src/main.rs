@@ -46,7 +46,7 @@ const SEND_QUEUE: usize = 1024;
 type ReloadResult = Result<(Arc<Library>, String), String>;
 
 fn main() -> ExitCode {
-    onhold::main_with(serve)
+    onhold::main_with("onhold-mio", serve)
 }
 
 struct Sock {
@@ -148,7 +148,7 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
     let mut bound = Vec::new();
     for l in &startup.config.listen {
         let local = match l.transport {
-            Transport::Udp => common::bind_udp(l.addr).and_then(|s| sockets.add(&poll, s)),
+            Transport::Udp => common::bind_sip_udp(l.addr).and_then(|s| sockets.add(&poll, s)),
             Transport::Tcp => tcp.listen(poll.registry(), l.addr),
         }
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {l}: {e}")))?;

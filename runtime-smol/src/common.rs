@@ -3,7 +3,7 @@
 //! socket bookkeeping and the bounded send queue. Only waiting and socket syscalls differ between
 //! `onhold` (smol) and `onhold-mio`, so only those live in the binaries.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onhold_core::config::{config_path, Config, ConfigError, LogFormat, RunArgs};
 use onhold_core::media::Library;
-use onhold_core::{Control, Event, Server, Transport};
+use onhold_core::{Control, Event, Server, Stats, Transport};
 use tracing::{debug, error, info, warn};
 
 use crate::music;
@@ -214,7 +214,7 @@ pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
         // Also read and decode the music: a path that does not exist is a configuration error.
         return Err(match music::load(&config.music, seed) {
             Ok((_, summary, warnings)) => {
-                for w in warnings {
+                for w in config.warnings.iter().chain(&warnings) {
                     eprintln!("warning: {w}");
                 }
                 // A closed pipe (`| head`) is not an error worth a panic.
@@ -302,6 +302,45 @@ pub struct Lifecycle {
     reloading: bool,
     /// Set by the first SIGINT/SIGTERM: the latest we wait for `Event::Drained`.
     hard_deadline: Option<Instant>,
+    late: LateReport,
+    /// Counters as last reported, and when the next report is due.
+    stats: (Stats, Option<Instant>),
+}
+
+/// How often the counters are logged while they change.
+const STATS_EVERY: Duration = Duration::from_secs(60);
+
+/// Late wake-ups summed into at most one warning per second: an overloaded host makes every
+/// call late at once, and a line per call would only add to the load.
+#[derive(Default)]
+struct LateReport {
+    since: Option<Instant>,
+    frames: u64,
+    calls: BTreeSet<u64>,
+}
+
+impl LateReport {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    fn add(&mut self, now: Instant, call: u64, skipped: u32) {
+        self.since.get_or_insert(now);
+        self.frames += u64::from(skipped);
+        self.calls.insert(call);
+    }
+
+    fn flush(&mut self, now: Instant, force: bool) {
+        let Some(since) = self.since else {
+            return;
+        };
+        if force || now.saturating_duration_since(since) >= Self::EVERY {
+            warn!(
+                frames = self.frames,
+                calls = self.calls.len(),
+                "woke late: skipped frames to stay on the pacing grid"
+            );
+            *self = LateReport::default();
+        }
+    }
 }
 
 impl Lifecycle {
@@ -312,6 +351,8 @@ impl Lifecycle {
             reloads: 0,
             reloading: false,
             hard_deadline: None,
+            late: LateReport::default(),
+            stats: (Stats::default(), None),
         }
     }
 
@@ -382,9 +423,17 @@ impl Lifecycle {
     pub fn check(&mut self, server: &mut Server, now: Instant) -> Option<ExitCode> {
         let mut drained = false;
         while let Some(ev) = server.poll_event() {
-            drained |= matches!(ev, Event::Drained);
-            log_event(&ev);
+            match ev {
+                Event::Late { call, skipped } => self.late.add(now, call.0, skipped),
+                Event::Drained => {
+                    drained = true;
+                    log_event(&ev);
+                }
+                ev => log_event(&ev),
+            }
         }
+        self.late.flush(now, drained);
+        self.report_stats(server, now);
         if drained && self.hard_deadline.is_some() {
             info!("every call has ended: exiting");
             return Some(ExitCode::SUCCESS);
@@ -400,8 +449,36 @@ impl Lifecycle {
     }
 }
 
+impl Lifecycle {
+    /// One line of counters a minute, only while something changes (an idle server stays quiet).
+    fn report_stats(&mut self, server: &Server, now: Instant) {
+        let due = *self.stats.1.get_or_insert(now + STATS_EVERY);
+        if now < due {
+            return;
+        }
+        self.stats.1 = Some(now + STATS_EVERY);
+        let s = server.stats();
+        if *s == self.stats.0 {
+            return;
+        }
+        info!(
+            calls_active = s.calls_active,
+            calls_total = s.calls_total,
+            sip_in = s.sip_in,
+            sip_out = s.sip_out,
+            rtp_out = s.rtp_out,
+            rtcp_out = s.rtcp_out,
+            rtp_in = s.rtp_in,
+            dropped = s.dropped,
+            late_skipped_frames = s.late_skipped_frames,
+            "stats"
+        );
+        self.stats.0 = s.clone();
+    }
+}
+
 /// One log line per event: calls at info, refusals and drops at debug (a scanner can send
-/// thousands), late wake-ups at warn.
+/// thousands), late wake-ups at warn (the loops sum those up per second instead).
 pub fn log_event(ev: &Event) {
     match ev {
         Event::CallStarted {
@@ -465,6 +542,35 @@ pub fn log_event(ev: &Event) {
 pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let socket = UdpSocket::bind(addr)?;
     socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// Kernel buffer asked for on SIP sockets (capped by net.core.rmem_max / wmem_max).
+pub const SIP_SOCKET_BUFFER: usize = 4 << 20;
+
+/// A SIP listen socket: like [`bind_udp`], with large kernel buffers. The default (~200 KB)
+/// holds only a hundred or so small datagrams on Linux (each costs a whole buffer), so a burst
+/// of INVITEs would be dropped by the kernel before the loop ever saw it.
+pub fn bind_sip_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use std::os::fd::AsRawFd;
+    let socket = bind_udp(addr)?;
+    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        let size = SIP_SOCKET_BUFFER as libc::c_int;
+        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a c_int we own, on a socket
+        // we own. A value above the system maximum is capped by the kernel, not refused.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            debug!("setsockopt on {addr}: {}", io::Error::last_os_error());
+        }
+    }
     Ok(socket)
 }
 
@@ -628,6 +734,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn late_wakeups_are_summed_per_second() {
+        let t0 = Instant::now();
+        let mut r = LateReport::default();
+        r.add(t0, 1, 2);
+        r.add(t0 + Duration::from_millis(10), 2, 3);
+        r.add(t0 + Duration::from_millis(20), 1, 1);
+        r.flush(t0 + Duration::from_millis(500), false);
+        assert_eq!(
+            (r.frames, r.calls.len()),
+            (6, 2),
+            "kept until a second has passed"
+        );
+        r.flush(t0 + Duration::from_secs(1), false);
+        assert_eq!(
+            (r.frames, r.calls.len(), r.since),
+            (0, 0, None),
+            "reported and reset"
+        );
+        r.add(t0, 3, 1);
+        r.flush(t0, true);
+        assert_eq!(r.frames, 0, "forced at shutdown");
+    }
+
+    #[test]
     fn signals_map_to_actions() {
         assert_eq!(signal_action(libc::SIGTERM), Some(SignalAction::Shutdown));
         assert_eq!(signal_action(libc::SIGINT), Some(SignalAction::Shutdown));
@@ -680,6 +810,31 @@ mod tests {
         let done = q.flush(|_, _| Err(io::ErrorKind::ConnectionRefused.into()));
         assert!(done, "other errors drop the datagram instead of stalling");
         assert!(q.is_empty());
+    }
+
+    #[test]
+    fn sip_sockets_get_bigger_buffers_than_the_default() {
+        use std::os::fd::AsRawFd;
+        let get = |s: &UdpSocket| {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: getsockopt writes at most `len` bytes into the c_int we own.
+            let rc = unsafe {
+                libc::getsockopt(
+                    s.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVBUF,
+                    (&mut v as *mut libc::c_int).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(rc, 0);
+            v
+        };
+        let plain = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let sip = bind_sip_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        // Equal only where the system maximum is no larger than the default.
+        assert!(get(&sip) >= get(&plain));
     }
 
     #[test]

@@ -9,7 +9,7 @@ pub mod probe;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use onhold_core::config::RunArgs;
 
 /// Music On Hold SIP server: answers any INVITE and streams music (PCMU, PCMA, G.722) until the
@@ -32,9 +32,14 @@ pub enum CliCommand {
     Probe(probe::ProbeArgs),
 }
 
-/// Parse the command line and run: `serve` is the runtime's event loop.
-pub fn main_with(serve: fn(common::Startup) -> ExitCode) -> ExitCode {
-    let cli = Cli::parse();
+/// Parse the command line and run: `name` is the binary's (for `--version` and usage),
+/// `serve` the runtime's event loop.
+pub fn main_with(name: &'static str, serve: fn(common::Startup) -> ExitCode) -> ExitCode {
+    let matches = Cli::command().name(name).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let args = match cli.command {
         Some(CliCommand::Probe(p)) => return probe::run(p),
         Some(CliCommand::Run(args)) => *args,

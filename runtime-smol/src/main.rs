@@ -37,7 +37,7 @@ const SEND_QUEUE: usize = 1024;
 mod tcp;
 
 fn main() -> ExitCode {
-    onhold::main_with(serve)
+    onhold::main_with("onhold", serve)
 }
 
 struct Datagram {
@@ -76,7 +76,7 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
     let mut bound = Vec::new();
     for l in &startup.config.listen {
         let opened = match l.transport {
-            Transport::Udp => open(&ex, l.addr, &dgram_tx).map(|(local, sock)| {
+            Transport::Udp => listen_udp(&ex, l.addr, &dgram_tx).map(|(local, sock)| {
                 sockets.insert(local, sock);
                 local
             }),
@@ -142,31 +142,34 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
             Some(at) => Timer::at(at),
             None => Timer::never(),
         };
-        let wake = async { dgram_rx.recv().await.map_or(Wake::Timer, Wake::Datagram) }
-            .or(async {
-                timer.await;
-                Wake::Timer
-            })
-            .or(async {
-                match signals.next().await {
-                    Some(Ok(s)) => Wake::Signal(s as i32),
-                    _ => std::future::pending().await,
-                }
-            })
-            .or(async {
-                match reload_rx.recv().await {
-                    Ok(r) => Wake::Reloaded(r),
-                    Err(_) => std::future::pending().await,
-                }
-            })
-            .or(async {
-                match control_rx.recv().await {
-                    Ok(c) => Wake::Control(c),
-                    Err(_) => std::future::pending().await,
-                }
-            })
-            .or(writable(&sockets, &blocked))
-            .await;
+        // `or` polls in order and takes the first ready: the rare events go first so that a
+        // flood of datagrams can never hide a signal (the core's timers are serviced at the top
+        // of every turn regardless).
+        let wake = async {
+            match signals.next().await {
+                Some(Ok(s)) => Wake::Signal(s as i32),
+                _ => std::future::pending().await,
+            }
+        }
+        .or(async {
+            match reload_rx.recv().await {
+                Ok(r) => Wake::Reloaded(r),
+                Err(_) => std::future::pending().await,
+            }
+        })
+        .or(async {
+            match control_rx.recv().await {
+                Ok(c) => Wake::Control(c),
+                Err(_) => std::future::pending().await,
+            }
+        })
+        .or(async {
+            timer.await;
+            Wake::Timer
+        })
+        .or(writable(&sockets, &blocked))
+        .or(async { dgram_rx.recv().await.map_or(Wake::Timer, Wake::Datagram) })
+        .await;
 
         match wake {
             Wake::Datagram(first) => {
@@ -200,13 +203,13 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
     }
 }
 
-/// Bind `addr`, register it with the reactor and start its reader.
-fn open(
+/// Bind the SIP socket `addr`, register it with the reactor and start its reader.
+fn listen_udp(
     ex: &LocalExecutor<'_>,
     addr: SocketAddr,
     tx: &Sender<Datagram>,
 ) -> std::io::Result<(SocketAddr, Sock)> {
-    let std_socket = common::bind_udp(addr)?;
+    let std_socket = common::bind_sip_udp(addr)?;
     let local = std_socket.local_addr()?;
     let io = Arc::new(Async::new(std_socket)?);
     let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone()));

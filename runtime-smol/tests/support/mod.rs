@@ -201,8 +201,20 @@ fn recv_sip(sock: &UdpSocket, limit: Duration, mut want: impl FnMut(&str) -> boo
 /// the runtime bound → ACK → paced PCMU on our RTP socket (contiguous seq, one SSRC) → SIGTERM →
 /// the server BYEs the call, we answer, it reports drained and exits 0.
 pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
-    let (mut server, addr) =
-        Server::start(bin, &["--rtp-ip", "127.0.0.1", "--shutdown-grace", "3s"]);
+    let dir = temp_dir(bin, "call");
+    let music = dir.join("tone.wav");
+    std::fs::write(&music, wav_tone(16000, 16000)).unwrap();
+    let (mut server, addr) = Server::start(
+        bin,
+        &[
+            "--rtp-ip",
+            "127.0.0.1",
+            "--shutdown-grace",
+            "3s",
+            "--music",
+            music.to_str().unwrap(),
+        ],
+    );
     let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let me = sip.local_addr().unwrap();
@@ -260,6 +272,7 @@ pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
     rtp.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
     let mut packets: Vec<(u16, u32, u32, u8)> = Vec::new();
+    let mut payload_bytes = std::collections::BTreeSet::new();
     let mut buf = [0u8; 2048];
     let start = Instant::now();
     let mut last_error = None;
@@ -283,6 +296,7 @@ pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
         let ts = u32::from_be_bytes([buf[4], buf[5], buf[6], buf[7]]);
         let ssrc = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]);
         packets.push((seq, ts, ssrc, buf[1] & 0x7f));
+        payload_bytes.extend(buf[12..n].iter().copied());
     }
     // 50 are due; a loaded 2-core CI box may lose a few to scheduling, never most of them.
     assert!(
@@ -311,6 +325,13 @@ pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
         assert_eq!(w[1].3, 0, "PCMU, the offered payload type");
     }
 
+    // The configured tone, not the built-in music or silence: a 440 Hz sine in µ-law takes
+    // many distinct byte values.
+    assert!(
+        payload_bytes.len() > 20,
+        "payload looks like silence: {payload_bytes:?}"
+    );
+
     server.signal(libc::SIGTERM);
     let bye = recv_sip(&sip, Duration::from_secs(3), |m| m.starts_with("BYE "));
     assert_eq!(header(&bye, "Call-ID"), Some(call_id.as_str()));
@@ -335,6 +356,7 @@ pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
         "exit after Drained, not after the grace: {:?}",
         server.seen
     );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// SIP over TCP: a CRLFCRLF keep-alive gets a CRLF pong (RFC 5626 §3.5.1), and an OPTIONS
@@ -383,13 +405,46 @@ pub fn tcp_options_and_keepalive(bin: &str) {
     assert_eq!(server.wait_exit(Duration::from_secs(5)).code(), Some(0));
 }
 
-/// SIGHUP with the music file gone: one error line, the old music stays, calls are not
-/// affected, and the server still shuts down cleanly afterwards.
+/// SIGTERM while garbage floods the SIP port: the signal must not wait behind the datagrams.
+pub fn sigterm_during_a_flood_still_exits(bin: &str) {
+    let (mut server, addr) = Server::start(bin, &[]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let junk = [b'x'; 200];
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline
+                {
+                    let _ = s.send_to(&junk, addr);
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal(libc::SIGTERM);
+    let status = server.wait_exit(Duration::from_secs(5));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for f in flooders {
+        f.join().unwrap();
+    }
+    assert_eq!(status.code(), Some(0), "stderr: {:?}", server.seen);
+}
+
+/// SIGHUP reloads the music; with the music file gone: one error line, the old music stays,
+/// and the server still shuts down cleanly afterwards.
 pub fn failed_reload_keeps_running(bin: &str) {
     let dir = temp_dir(bin, "reload");
     let music = dir.join("hold.wav");
     std::fs::write(&music, wav_tone(8000, 4000)).unwrap();
     let (mut server, _) = Server::start(bin, &["--music", music.to_str().unwrap()]);
+    // A good reload first: the file is read again and the new music reported.
+    std::fs::write(&music, wav_tone(8000, 8000)).unwrap();
+    server.signal(libc::SIGHUP);
+    let ok = server.wait_for_line("reload: music:", Duration::from_secs(5));
+    assert!(ok.is_some(), "no reload line: {:?}", server.seen);
     std::fs::remove_file(&music).unwrap();
     server.signal(libc::SIGHUP);
     let line = server.wait_for_line("reload failed", Duration::from_secs(5));
@@ -483,8 +538,14 @@ pub fn check_config_prints_effective_configuration(bin: &str) {
             "9",
         ])
         .env("ONHOLD_PTIME", "40")
+        .env("ONHOLD_PTME", "20")
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: ignoring unknown environment variable ONHOLD_PTME"),
+        "a misspelt variable is pointed out: {stderr}"
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -567,6 +628,11 @@ macro_rules! smoke_tests {
         }
 
         #[test]
+        fn sigterm_during_a_flood_still_exits() {
+            support::sigterm_during_a_flood_still_exits(BIN);
+        }
+
+        #[test]
         fn failed_reload_keeps_running() {
             support::failed_reload_keeps_running(BIN);
         }
@@ -579,6 +645,17 @@ macro_rules! smoke_tests {
         #[test]
         fn check_config_prints_effective_configuration() {
             support::check_config_prints_effective_configuration(BIN);
+        }
+
+        #[test]
+        fn version_names_the_binary() {
+            let out = std::process::Command::new(BIN)
+                .arg("--version")
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0));
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(text.starts_with(concat!($name, " ")), "{text}");
         }
 
         #[test]
