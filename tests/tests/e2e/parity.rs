@@ -60,6 +60,27 @@ fn same_sip_sequence_on_both_runtimes() {
             ));
         }
     }
+    // The server's own requests: SIGTERM makes each side BYE its call.
+    let a = run("wait_for_bye.xml", &smol, &rx_smol).spawn();
+    let b = run("wait_for_bye.xml", &mio, &rx_mio).spawn();
+    for (server, rx) in [(&smol, &rx_smol), (&mio, &rx_mio)] {
+        let n = rx.count();
+        assert!(
+            rx.wait_packets(n + 5, std::time::Duration::from_secs(5)),
+            "{}: no media for the call to hang up",
+            server.runtime.bin_name()
+        );
+        server.signal(libc::SIGTERM);
+    }
+    let (a, b) = (a.wait(), b.wait());
+    a.assert_success();
+    b.assert_success();
+    let (ta, tb) = (shape(&a), shape(&b));
+    if ta != tb {
+        differences.push(format!(
+            "wait_for_bye.xml + SIGTERM:\n--- onhold ---\n{ta}\n--- onhold-mio ---\n{tb}"
+        ));
+    }
     assert!(
         differences.is_empty(),
         "the runtimes answered differently:\n{}",
