@@ -68,6 +68,11 @@ impl Caller {
     /// Sends a DP750-shaped INVITE with `sdp`, waits (5 s bound) for the final response and
     /// ACKs it (in-dialog for 2xx, hop-by-hop otherwise).
     pub fn invite(server: SocketAddr, sdp: &str) -> Caller {
+        Caller::invite_with(server, sdp, "")
+    }
+
+    /// [`Caller::invite`] with `extra` header lines (each ending in CRLF) before Content-Type.
+    pub fn invite_with(server: SocketAddr, sdp: &str, extra: &str) -> Caller {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind caller");
         let local = sock.local_addr().expect("local_addr");
         let port = local.port();
@@ -84,6 +89,7 @@ impl Caller {
              Max-Forwards: 70\r\n\
              User-Agent: Grandstream DP750 1.0.3.37\r\n\
              Supported: replaces, path, timer, eventlist\r\n\
+             {extra}\
              Content-Type: application/sdp\r\n\
              Accept: application/sdp, application/dtmf-relay\r\n\
              Content-Length:   {len}\r\n\r\n{sdp}",

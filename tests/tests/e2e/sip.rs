@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::time::Duration;
 
+use onhold_tests::caller::{dp750_offer, header, Caller};
 use onhold_tests::rtp::check_stream;
 use onhold_tests::{both_runtimes, ports, RtpReceiver, Runtime, Server, ServerOptions, Sipp};
 
@@ -16,6 +17,7 @@ both_runtimes!(
     hold_is_silent_and_unhold_resumes_with_marker,
     options_answers_200_with_allow,
     shape_a_over_tcp,
+    session_expires_is_echoed_and_too_short_is_422,
 );
 
 /// The 200 OK to the INVITE answers PCMU `a=sendonly` with a To-tag and a Contact (without
@@ -345,4 +347,32 @@ fn shape_a_over_tcp(rt: Runtime) {
         ok.header("Via")
     );
     assert_call_media(&run, &rx.packets());
+}
+
+/// RFC 4028: a Session-Expires the server accepts comes back in the 200 with the refresher
+/// the caller chose; one below the server's minimum is refused with 422 and a Min-SE.
+fn session_expires_is_echoed_and_too_short_is_422(rt: Runtime) {
+    let server = Server::start(rt);
+    let rx = RtpReceiver::bind();
+    let offer = dp750_offer(rx.addr(), "RTP/AVP", "0 101", 20, "sendrecv");
+    let c = Caller::invite_with(
+        server.sip,
+        &offer,
+        "Session-Expires: 1800;refresher=uac\r\n",
+    );
+    assert_eq!(c.status(), 200, "{}", c.answer);
+    let se = header(&c.answer, "Session-Expires")
+        .unwrap_or_else(|| panic!("200 without Session-Expires:\n{}", c.answer));
+    let (secs, params) = se.split_once(';').unwrap_or((se, ""));
+    assert_eq!(secs.trim(), "1800", "{se}");
+    assert!(params.replace(' ', "").contains("refresher=uac"), "{se}");
+    assert_eq!(c.bye(), 200);
+
+    let short = Caller::invite_with(server.sip, &offer, "Session-Expires: 30\r\n");
+    assert_eq!(short.status(), 422, "{}", short.answer);
+    let min_se: u64 = header(&short.answer, "Min-SE")
+        .and_then(|v| v.split(';').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("422 without a numeric Min-SE:\n{}", short.answer));
+    assert!(min_se > 30, "Min-SE {min_se} does not explain refusing 30");
 }
