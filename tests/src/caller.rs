@@ -73,31 +73,8 @@ impl Caller {
 
     /// [`Caller::invite`] with `extra` header lines (each ending in CRLF) before Content-Type.
     pub fn invite_with(server: SocketAddr, sdp: &str, extra: &str) -> Caller {
-        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind caller");
-        let local = sock.local_addr().expect("local_addr");
+        let (sock, local, call_id, tag, branch) = send_invite(server, sdp, extra);
         let port = local.port();
-        let (call_id, tag) = (format!("{port}-5060-7@BJC.BGI.B.FA"), format!("40{port}"));
-        let branch = format!("z9hG4bK{port}1");
-        let invite = format!(
-            "INVITE sip:123@{server} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
-             From: \"Reception\" <sip:201@{ip}>;tag={tag}\r\n\
-             To: <sip:123@{server}>\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: 21 INVITE\r\n\
-             Contact: \"Reception\" <sip:201@{local}>\r\n\
-             Max-Forwards: 70\r\n\
-             User-Agent: Grandstream DP750 1.0.3.37\r\n\
-             Supported: replaces, path, timer, eventlist\r\n\
-             {extra}\
-             Content-Type: application/sdp\r\n\
-             Accept: application/sdp, application/dtmf-relay\r\n\
-             Content-Length:   {len}\r\n\r\n{sdp}",
-            ip = local.ip(),
-            len = sdp.len()
-        );
-        sock.send_to(invite.as_bytes(), server)
-            .expect("send INVITE");
         let deadline = Instant::now() + Duration::from_secs(5);
         let answer = loop {
             let msg = recv(&sock, deadline.saturating_duration_since(Instant::now()))
@@ -203,6 +180,57 @@ impl Caller {
             }
         }
     }
+}
+
+/// Sends a DP750-shaped INVITE from a fresh socket; returns the socket, its address, the
+/// Call-ID, From-tag and Via branch used.
+fn send_invite(
+    server: SocketAddr,
+    sdp: &str,
+    extra: &str,
+) -> (UdpSocket, SocketAddr, String, String, String) {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind caller");
+    let local = sock.local_addr().expect("local_addr");
+    let port = local.port();
+    let (call_id, tag) = (format!("{port}-5060-7@BJC.BGI.B.FA"), format!("40{port}"));
+    let branch = format!("z9hG4bK{port}1");
+    let invite = format!(
+        "INVITE sip:123@{server} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
+             From: \"Reception\" <sip:201@{ip}>;tag={tag}\r\n\
+             To: <sip:123@{server}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 21 INVITE\r\n\
+             Contact: \"Reception\" <sip:201@{local}>\r\n\
+             Max-Forwards: 70\r\n\
+             User-Agent: Grandstream DP750 1.0.3.37\r\n\
+             Supported: replaces, path, timer, eventlist\r\n\
+             {extra}\
+             Content-Type: application/sdp\r\n\
+             Accept: application/sdp, application/dtmf-relay\r\n\
+             Content-Length:   {len}\r\n\r\n{sdp}",
+        ip = local.ip(),
+        len = sdp.len()
+    );
+    sock.send_to(invite.as_bytes(), server)
+        .expect("send INVITE");
+    (sock, local, call_id, tag, branch)
+}
+
+/// Sends an INVITE and never ACKs: every message received within `listen`, with its arrival
+/// time (to watch the 200 being retransmitted).
+pub fn invite_without_ack(
+    server: SocketAddr,
+    sdp: &str,
+    listen: Duration,
+) -> Vec<(Instant, String)> {
+    let (sock, ..) = send_invite(server, sdp, "");
+    let deadline = Instant::now() + listen;
+    let mut got = Vec::new();
+    while let Some(m) = recv(&sock, deadline.saturating_duration_since(Instant::now())) {
+        got.push((Instant::now(), m));
+    }
+    got
 }
 
 fn recv(sock: &UdpSocket, timeout: Duration) -> Option<String> {

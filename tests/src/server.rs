@@ -169,16 +169,22 @@ impl Drop for Server {
 
 /// Sends one out-of-dialog OPTIONS and returns the response text, if one came in `timeout`.
 pub fn options(to: SocketAddr, timeout: Duration) -> Option<String> {
+    request(to, "OPTIONS", timeout)
+}
+
+/// Sends one out-of-dialog request of `method` (no body) and returns the response text, if
+/// one came in `timeout`.
+pub fn request(to: SocketAddr, method: &str, timeout: Duration) -> Option<String> {
     let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
     let me = sock.local_addr().ok()?;
     sock.set_read_timeout(Some(timeout)).ok()?;
     let msg = format!(
-        "OPTIONS sip:ping@{to} SIP/2.0\r\n\
+        "{method} sip:ping@{to} SIP/2.0\r\n\
          Via: SIP/2.0/UDP {me};branch=z9hG4bK{port}ping;rport\r\n\
          From: <sip:probe@{me}>;tag={port}\r\n\
          To: <sip:ping@{to}>\r\n\
          Call-ID: ready-{port}@127.0.0.1\r\n\
-         CSeq: 1 OPTIONS\r\n\
+         CSeq: 1 {method}\r\n\
          Max-Forwards: 70\r\n\
          User-Agent: onhold-tests\r\n\
          Content-Length: 0\r\n\r\n",

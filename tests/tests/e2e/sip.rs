@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::time::Duration;
 
-use onhold_tests::caller::{dp750_offer, header, Caller};
+use onhold_tests::caller::{dp750_offer, header, invite_without_ack, Caller};
 use onhold_tests::rtp::check_stream;
 use onhold_tests::{both_runtimes, ports, RtpReceiver, Runtime, Server, ServerOptions, Sipp};
 
@@ -18,6 +18,8 @@ both_runtimes!(
     options_answers_200_with_allow,
     shape_a_over_tcp,
     session_expires_is_echoed_and_too_short_is_422,
+    unacked_200_is_retransmitted_and_starts_no_media,
+    unknown_method_is_405_with_allow,
 );
 
 /// The 200 OK to the INVITE answers PCMU `a=sendonly` with a To-tag and a Contact (without
@@ -375,4 +377,40 @@ fn session_expires_is_echoed_and_too_short_is_422(rt: Runtime) {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("422 without a numeric Min-SE:\n{}", short.answer));
     assert!(min_se > 30, "Min-SE {min_se} does not explain refusing 30");
+}
+
+/// RFC 3261 §13.3.1.4: without an ACK the 200 is retransmitted on T1 doubling (0.5 s, 1 s,
+/// …); and media waits for the ACK, so an INVITE whose SDP names a victim gets it no RTP.
+fn unacked_200_is_retransmitted_and_starts_no_media(rt: Runtime) {
+    // A short grace: on drop the server drains the half-open call and need not wait long.
+    let server = Server::start_with(
+        rt,
+        ServerOptions::default().arg("--shutdown-grace").arg("1s"),
+    );
+    let victim = RtpReceiver::bind();
+    let offer = dp750_offer(victim.addr(), "RTP/AVP", "0 101", 20, "sendrecv");
+    let got = invite_without_ack(server.sip, &offer, Duration::from_millis(2300));
+    let oks: Vec<std::time::Instant> = got
+        .iter()
+        .filter(|(_, m)| m.starts_with("SIP/2.0 200"))
+        .map(|(t, _)| *t)
+        .collect();
+    // Sent at 0, +0.5 s, +1.5 s: three within 2.3 s.
+    assert_eq!(oks.len(), 3, "200s seen: {}", oks.len());
+    let (g1, g2) = (oks[1] - oks[0], oks[2] - oks[1]);
+    assert!(
+        (300..=800).contains(&g1.as_millis()) && (800..=1300).contains(&g2.as_millis()),
+        "retransmission gaps {g1:?}, {g2:?}; expected about 0.5 s then 1 s"
+    );
+    assert_eq!(victim.count(), 0, "RTP before any ACK");
+}
+
+/// A method the server does not implement gets 405 and an Allow listing what it does.
+fn unknown_method_is_405_with_allow(rt: Runtime) {
+    let server = Server::start(rt);
+    let resp = onhold_tests::server::request(server.sip, "PUBLISH", Duration::from_secs(2))
+        .expect("no response to PUBLISH");
+    assert!(resp.starts_with("SIP/2.0 405"), "{resp}");
+    let allow = header(&resp, "Allow").unwrap_or_else(|| panic!("405 without Allow:\n{resp}"));
+    assert!(allow.contains("INVITE") && allow.contains("BYE"), "{allow}");
 }
