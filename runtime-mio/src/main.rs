@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use onhold::common::{self, AfterSignal, Lifecycle, SendQueue, SocketTable, Startup};
-use onhold_core::media::Library;
+use onhold::common::{self, AfterSignal, Lifecycle, ReloadResult, Startup};
+use onhold::net::{self, SendQueue, SocketTable};
 use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
 use tracing::{debug, error, info, warn};
 
@@ -42,8 +42,6 @@ const BATCH: usize = 32;
 const RECV_PER_WAKE: usize = 64;
 /// Datagrams kept per socket while it would block.
 const SEND_QUEUE: usize = 1024;
-
-type ReloadResult = Result<(Arc<Library>, String), String>;
 
 fn main() -> ExitCode {
     onhold::main_with("onhold-mio", serve)
@@ -148,7 +146,7 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
     let mut bound = Vec::new();
     for l in &startup.config.listen {
         let local = match l.transport {
-            Transport::Udp => common::bind_sip_udp(l.addr).and_then(|s| sockets.add(&poll, s)),
+            Transport::Udp => net::bind_sip_udp(l.addr).and_then(|s| sockets.add(&poll, s)),
             Transport::Tcp => tcp.listen(poll.registry(), l.addr),
         }
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {l}: {e}")))?;
@@ -183,14 +181,9 @@ impl Loop {
             if let Some(code) = self.life.service(&mut self.server, Instant::now()) {
                 return Ok(code);
             }
-            // Bind before sending (a 200 OK names its RTP port); close after sending (a call's
-            // last RTCP BYE still leaves from its socket).
-            let mut closing = Vec::new();
-            while let Some(cmd) = self.server.poll_command() {
-                match cmd {
-                    Command::UnbindRtp { .. } => closing.push(cmd),
-                    cmd => self.command(startup, cmd),
-                }
+            let (opening, closing) = net::take_commands(&mut self.server);
+            for cmd in opening {
+                self.command(startup, cmd);
             }
             self.transmit();
             for cmd in closing {
@@ -240,7 +233,9 @@ impl Loop {
                         ev.is_writable(),
                     ),
                     Token(t) => {
-                        let idx = t - FIRST_SOCKET;
+                        let Some(idx) = t.checked_sub(FIRST_SOCKET) else {
+                            continue;
+                        };
                         let Some(sock) = self.sockets.get(idx) else {
                             continue;
                         };
@@ -249,7 +244,7 @@ impl Loop {
                             self.ready.push_back(idx);
                         }
                         if ev.is_writable() {
-                            self.flush_queue(idx)?;
+                            self.flush_queue(idx);
                         }
                     }
                 }
@@ -267,12 +262,10 @@ impl Loop {
                 let args = startup.args.clone();
                 let tx = self.reload_tx.clone();
                 let waker = Arc::clone(&self.waker);
-                let spawned = std::thread::Builder::new()
-                    .name("onhold-reload".into())
-                    .spawn(move || {
-                        let _ = tx.send(common::reload_music(&args, seed));
-                        let _ = waker.wake();
-                    });
+                let spawned = common::spawn_helper("onhold-reload", move || {
+                    let _ = tx.send(common::reload_music(&args, seed));
+                    let _ = waker.wake();
+                });
                 if let Err(e) = spawned {
                     self.life.reload_done(
                         &mut self.server,
@@ -336,7 +329,7 @@ impl Loop {
         let ip = startup.config.server.rtp_ip;
         match cmd {
             Command::BindRtp { port, rtcp_mux } => {
-                let ok = match common::bind_rtp(ip, port, rtcp_mux) {
+                let ok = match net::bind_rtp(ip, port, rtcp_mux) {
                     Ok(pair) => {
                         let mut added = Vec::new();
                         let mut ok = true;
@@ -364,7 +357,7 @@ impl Loop {
                 self.server.rtp_bind_result(Instant::now(), port, ok);
             }
             Command::UnbindRtp { port, rtcp_mux } => {
-                for addr in common::rtp_addrs(ip, port, rtcp_mux) {
+                for addr in net::rtp_addrs(ip, port, rtcp_mux) {
                     self.sockets.remove(&self.poll, addr);
                 }
             }
@@ -451,18 +444,20 @@ impl Loop {
     }
 
     /// The socket can take more: send its queue, and stop asking for writability once empty.
-    fn flush_queue(&mut self, idx: usize) -> io::Result<()> {
+    fn flush_queue(&mut self, idx: usize) {
         let Some(sock) = self.sockets.slab.get_mut(idx).and_then(Option::as_mut) else {
-            return Ok(());
+            return;
         };
         let io = &sock.io;
         if sock.queue.flush(|remote, d| io.send_to(d, remote)) {
-            self.poll.registry().reregister(
-                &mut sock.io,
-                Token(FIRST_SOCKET + idx),
-                Interest::READABLE,
-            )?;
+            let token = Token(FIRST_SOCKET + idx);
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(&mut sock.io, token, Interest::READABLE)
+            {
+                warn!(local = %sock.local, "cannot stop waiting for writability: {e}");
+            }
         }
-        Ok(())
     }
 }

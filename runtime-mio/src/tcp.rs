@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
-use onhold_core::sip::{frame, Frame};
+use onhold::net::{cut_stream, StreamUnit};
 use onhold_core::{Server, Transport};
 use tracing::debug;
 
@@ -201,32 +201,16 @@ impl Tcp {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return None,
             }
-            loop {
-                match frame(&c.rbuf) {
-                    Frame::Complete { len } => {
-                        let now = Instant::now();
-                        server.handle_datagram(
-                            now,
-                            Transport::Tcp,
-                            c.local,
-                            c.remote,
-                            &c.rbuf[..len],
-                        );
-                        c.rbuf.drain(..len);
-                    }
-                    Frame::KeepAlive { len } => {
-                        // RFC 5626 §3.5.1: a CRLFCRLF ping gets a CRLF pong.
-                        if c.rbuf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                            c.wbuf.extend_from_slice(b"\r\n");
-                        }
-                        c.rbuf.drain(..len);
-                    }
-                    Frame::NeedMore => break,
-                    Frame::Invalid => {
-                        debug!(remote = %c.remote, "tcp: unframeable stream; closing");
-                        return None;
-                    }
+            let (local, remote, wbuf) = (c.local, c.remote, &mut c.wbuf);
+            let framed = cut_stream(&mut c.rbuf, |unit| match unit {
+                StreamUnit::Message(m) => {
+                    server.handle_datagram(Instant::now(), Transport::Tcp, local, remote, m)
                 }
+                StreamUnit::Ping => wbuf.extend_from_slice(b"\r\n"),
+            });
+            if !framed {
+                debug!(remote = %remote, "tcp: unframeable stream; closing");
+                return None;
             }
         }
         Some(true)

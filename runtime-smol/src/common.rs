@@ -1,22 +1,23 @@
-//! What both runtimes do the same way: start-up (configuration, logging, file-descriptor limit,
-//! music, seed, clock epoch), the shutdown/reload lifecycle around the [`Server`], event logging,
-//! socket bookkeeping and the bounded send queue. Only waiting and socket syscalls differ between
-//! `onhold` (smol) and `onhold-mio`, so only those live in the binaries.
+//! What both runtimes do the same way around the [`Server`]: start-up (configuration,
+//! `--check-config`, logging, file-descriptor limit, music, seed, clock epoch), signals, the
+//! shutdown/reload lifecycle and event logging. Sockets are in [`crate::net`]; only waiting and
+//! socket syscalls differ between `onhold` (smol) and `onhold-mio`, so only those live in the
+//! binaries.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::io;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use onhold_core::config::{config_path, Config, ConfigError, LogFormat, RunArgs};
+use onhold_core::config::{config_path, Config, ConfigError, RunArgs};
 use onhold_core::media::Library;
 use onhold_core::{Control, Event, Server, Stats, Transport};
 use tracing::{debug, error, info, warn};
 
-use crate::music;
+use crate::{logging, music};
 
 /// Exit code for a configuration (or music) the server cannot start with.
 pub const EXIT_CONFIG: u8 = 2;
@@ -50,6 +51,27 @@ pub fn signal_name(signo: libc::c_int) -> &'static str {
     }
 }
 
+/// Start a helper thread (logging, reloads) that never takes a signal: every signal is blocked
+/// in it from its first instruction, so process-directed signals reach the thread that waits
+/// for them (onhold-mio's signalfd needs every other thread to block them, or a SIGTERM would
+/// be delivered to a helper and kill the process with the default action).
+pub fn spawn_helper<F>(name: &str, f: F) -> io::Result<std::thread::JoinHandle<()>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    // SAFETY: sigset_t is plain data, initialised by sigfillset/pthread_sigmask before use; the
+    // calling thread's mask is restored right after the spawn, which inherits the full block.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let spawned = std::thread::Builder::new().name(name.to_string()).spawn(f);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        spawned
+    }
+}
+
 /// The `ONHOLD_*` environment, the only variables the configuration looks at.
 pub fn onhold_env() -> Vec<(String, String)> {
     std::env::vars()
@@ -76,37 +98,6 @@ pub fn load_config(args: &RunArgs) -> Result<Config, String> {
     };
     let file = path.as_deref().zip(text.as_deref());
     Config::load(args, &env, file).map_err(|e| e.to_string())
-}
-
-/// Logs go to stderr, human or JSON; `RUST_LOG` (full filter syntax) overrides `log_level`.
-pub fn init_logging(level: &str, format: LogFormat) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let (filter, bad_rust_log) = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.trim().is_empty() => match EnvFilter::try_new(&spec) {
-            Ok(f) => (f, None),
-            Err(e) => (
-                EnvFilter::new(level),
-                Some(format!("ignoring RUST_LOG={spec}: {e}")),
-            ),
-        },
-        _ => (EnvFilter::new(level), None),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(io::stderr);
-    let result = match format {
-        LogFormat::Human => builder
-            .with_ansi(io::stderr().is_terminal())
-            .with_target(false)
-            .try_init(),
-        LogFormat::Json => builder.json().with_ansi(false).try_init(),
-    };
-    if result.is_ok() {
-        if let Some(w) = bad_rust_log {
-            warn!("{w}");
-        }
-    }
 }
 
 /// File descriptors the server may need: two sockets (RTP, RTCP) per concurrent call, bounded by
@@ -160,6 +151,8 @@ pub struct Startup {
     /// Read once, here: the core's times are all relative to it.
     pub epoch: Instant,
     pub epoch_wall: SystemTime,
+    /// Flushes queued log lines when the server is done (the last field: dropped last).
+    pub log: logging::LogGuard,
 }
 
 impl Startup {
@@ -185,20 +178,30 @@ impl Startup {
             .collect();
         let codecs: Vec<&str> = s.codecs.iter().map(|c| c.encoding_name()).collect();
         format!(
-            "onhold {} ({runtime}) listening {}; rtp {}:{}-{}; advertised {}; music: {}; codecs {}; \
+            "onhold {} ({runtime}) listening {}; rtp {}; advertised {}; music: {}; codecs {}; \
              ptime {} ms; max_calls {}; seed {}",
             env!("CARGO_PKG_VERSION"),
             listen.join(" "),
-            s.rtp_ip,
-            s.rtp_ports.0,
-            s.rtp_ports.1,
+            rtp_range(s.rtp_ip, s.rtp_ports),
             s.advertised.map_or("auto".to_string(), |a| a.to_string()),
             self.music_summary,
-            if codecs.is_empty() { "any (offer order)".to_string() } else { codecs.join(",") },
+            if codecs.is_empty() {
+                "any (offer order)".to_string()
+            } else {
+                codecs.join(",")
+            },
             s.ptime_ms,
             s.max_calls,
             self.seed,
         )
+    }
+}
+
+/// `0.0.0.0:10000-20000`, `[::]:10000-20000`.
+fn rtp_range(ip: IpAddr, (lo, hi): (u16, u16)) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]:{lo}-{hi}"),
+        IpAddr::V4(v4) => format!("{v4}:{lo}-{hi}"),
     }
 }
 
@@ -232,7 +235,7 @@ pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
             }
         });
     }
-    init_logging(&config.log_level, config.log_format);
+    let log = logging::init_logging(&config.log_level, config.log_format);
     for w in &config.warnings {
         warn!("{w}");
     }
@@ -261,6 +264,7 @@ pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
         seed,
         epoch: Instant::now(),
         epoch_wall: SystemTime::now(),
+        log,
     })
 }
 
@@ -274,14 +278,28 @@ fn clock_seed() -> u64 {
 
 /// SIGHUP's work, meant for a helper thread (decoding takes a while and must not stall pacing):
 /// re-read the configuration and the music. `Err` is one line; the old music stays.
-pub fn reload_music(args: &RunArgs, seed: u64) -> Result<(Arc<Library>, String), String> {
+pub fn reload_music(args: &RunArgs, seed: u64) -> ReloadResult {
     let config = load_config(args)?;
     let (library, summary, warnings) = music::load(&config.music, seed)?;
     for w in warnings {
         warn!("reload: {w}");
     }
-    Ok((Arc::new(library), summary))
+    Ok(Reloaded {
+        library: Arc::new(library),
+        summary,
+        log_level: config.log_level,
+    })
 }
+
+/// What a successful SIGHUP produced.
+pub struct Reloaded {
+    pub library: Arc<Library>,
+    pub summary: String,
+    pub log_level: String,
+}
+
+/// A reload's outcome: `Err` is one line, and the old music stays.
+pub type ReloadResult = Result<Reloaded, String>;
 
 /// What the loop should do after a signal.
 #[derive(Debug, PartialEq)]
@@ -387,17 +405,17 @@ impl Lifecycle {
         }
     }
 
-    pub fn reload_done(
-        &mut self,
-        server: &mut Server,
-        now: Instant,
-        result: Result<(Arc<Library>, String), String>,
-    ) {
+    pub fn reload_done(&mut self, server: &mut Server, now: Instant, result: ReloadResult) {
         self.reloading = false;
         match result {
-            Ok((library, summary)) => {
-                info!("reload: music: {summary} (other settings take effect at the next start)");
-                server.control(now, Control::Reload(library));
+            Ok(r) => {
+                logging::set_level(&r.log_level);
+                info!(
+                    "reload: music: {} (log_level applied; other settings take effect at the \
+                     next start)",
+                    r.summary
+                );
+                server.control(now, Control::Reload(r.library));
             }
             Err(line) => error!("reload failed, keeping the old music: {line}"),
         }
@@ -538,197 +556,6 @@ pub fn log_event(ev: &Event) {
     }
 }
 
-/// Bind a UDP socket, non-blocking (both runtimes register it with their poller).
-pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = UdpSocket::bind(addr)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket)
-}
-
-/// Kernel buffer asked for on SIP sockets (capped by net.core.rmem_max / wmem_max).
-pub const SIP_SOCKET_BUFFER: usize = 4 << 20;
-
-/// A SIP listen socket: like [`bind_udp`], with large kernel buffers. The default (~200 KB)
-/// holds only a hundred or so small datagrams on Linux (each costs a whole buffer), so a burst
-/// of INVITEs would be dropped by the kernel before the loop ever saw it.
-pub fn bind_sip_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    use std::os::fd::AsRawFd;
-    let socket = bind_udp(addr)?;
-    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
-        let size = SIP_SOCKET_BUFFER as libc::c_int;
-        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a c_int we own, on a socket
-        // we own. A value above the system maximum is capped by the kernel, not refused.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            debug!("setsockopt on {addr}: {}", io::Error::last_os_error());
-        }
-    }
-    Ok(socket)
-}
-
-/// The sockets of `Command::BindRtp`: RTP on `port`, RTCP on `port + 1` unless muxed. Both or
-/// neither: a half-bound pair is closed again.
-pub fn bind_rtp(ip: IpAddr, port: u16, rtcp_mux: bool) -> io::Result<Vec<UdpSocket>> {
-    let mut out = vec![bind_udp(SocketAddr::new(ip, port))?];
-    if !rtcp_mux {
-        let rtcp = port
-            .checked_add(1)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no port above 65535"))?;
-        out.push(bind_udp(SocketAddr::new(ip, rtcp))?);
-    }
-    Ok(out)
-}
-
-/// The local addresses `Command::UnbindRtp` names.
-pub fn rtp_addrs(ip: IpAddr, port: u16, rtcp_mux: bool) -> Vec<SocketAddr> {
-    let mut v = vec![SocketAddr::new(ip, port)];
-    if !rtcp_mux {
-        v.push(SocketAddr::new(ip, port.wrapping_add(1)));
-    }
-    v
-}
-
-/// Sockets by the local address the core knows them by (`Transmit::local`).
-#[derive(Debug)]
-pub struct SocketTable<S> {
-    by_addr: BTreeMap<SocketAddr, S>,
-}
-
-impl<S> Default for SocketTable<S> {
-    fn default() -> Self {
-        SocketTable {
-            by_addr: BTreeMap::new(),
-        }
-    }
-}
-
-impl<S> SocketTable<S> {
-    pub fn insert(&mut self, addr: SocketAddr, socket: S) -> Option<S> {
-        self.by_addr.insert(addr, socket)
-    }
-
-    pub fn remove(&mut self, addr: &SocketAddr) -> Option<S> {
-        self.by_addr.remove(addr)
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_addr.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_addr.is_empty()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&SocketAddr, &S)> {
-        self.by_addr.iter()
-    }
-
-    pub fn get(&self, addr: &SocketAddr) -> Option<&S> {
-        self.by_addr.get(addr)
-    }
-
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut S> {
-        self.by_addr.values_mut()
-    }
-
-    pub fn get_mut(&mut self, addr: &SocketAddr) -> Option<&mut S> {
-        self.by_addr.get_mut(addr)
-    }
-
-    /// The socket to send from: the exact address, else a wildcard socket on that port (a
-    /// `0.0.0.0:5060` listener answers for whatever local IP a request named).
-    pub fn lookup_key(&self, local: &SocketAddr) -> Option<SocketAddr> {
-        if self.by_addr.contains_key(local) {
-            return Some(*local);
-        }
-        let wildcard = SocketAddr::new(
-            match local.ip() {
-                IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
-                IpAddr::V6(_) => IpAddr::from([0u16; 8]),
-            },
-            local.port(),
-        );
-        if self.by_addr.contains_key(&wildcard) {
-            return Some(wildcard);
-        }
-        self.by_addr
-            .keys()
-            .find(|a| a.port() == local.port() && a.is_ipv4() == local.is_ipv4())
-            .copied()
-    }
-}
-
-/// Datagrams a socket could not take yet (`WouldBlock`), oldest first. Bounded: a peer that
-/// stops draining must not grow memory; beyond the bound datagrams are dropped and counted, and
-/// the core's pacing sees them as lost packets, not as a reason to speed up.
-#[derive(Debug)]
-pub struct SendQueue {
-    queue: VecDeque<(SocketAddr, Box<[u8]>)>,
-    capacity: usize,
-    pub dropped: u64,
-}
-
-impl SendQueue {
-    pub fn new(capacity: usize) -> SendQueue {
-        SendQueue {
-            queue: VecDeque::new(),
-            capacity,
-            dropped: 0,
-        }
-    }
-
-    /// `false` when the queue is full and the datagram was dropped.
-    pub fn push(&mut self, remote: SocketAddr, data: &[u8]) -> bool {
-        if self.queue.len() >= self.capacity {
-            self.dropped += 1;
-            return false;
-        }
-        self.queue.push_back((remote, data.into()));
-        true
-    }
-
-    pub fn front(&self) -> Option<(SocketAddr, &[u8])> {
-        self.queue.front().map(|(a, d)| (*a, &d[..]))
-    }
-
-    pub fn pop_front(&mut self) {
-        self.queue.pop_front();
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
-    /// Send oldest first until the socket would block (`Ok(false)`) or the queue is empty
-    /// (`Ok(true)`). Other send errors drop that datagram (an unreachable caller must not stall
-    /// the others) and are logged at debug.
-    pub fn flush(&mut self, mut send: impl FnMut(SocketAddr, &[u8]) -> io::Result<usize>) -> bool {
-        while let Some((remote, data)) = self.front() {
-            match send(remote, data) {
-                Ok(_) => self.pop_front(),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(e) => {
-                    debug!(remote = %remote, "send failed: {e}");
-                    self.pop_front();
-                }
-            }
-        }
-        true
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -758,103 +585,23 @@ mod tests {
     }
 
     #[test]
+    fn rtp_range_brackets_ipv6() {
+        assert_eq!(
+            rtp_range(IpAddr::from([0, 0, 0, 0]), (10000, 20000)),
+            "0.0.0.0:10000-20000"
+        );
+        assert_eq!(
+            rtp_range("::1".parse().unwrap(), (10000, 10001)),
+            "[::1]:10000-10001"
+        );
+    }
+
+    #[test]
     fn signals_map_to_actions() {
         assert_eq!(signal_action(libc::SIGTERM), Some(SignalAction::Shutdown));
         assert_eq!(signal_action(libc::SIGINT), Some(SignalAction::Shutdown));
         assert_eq!(signal_action(libc::SIGHUP), Some(SignalAction::Reload));
         assert_eq!(signal_action(libc::SIGUSR1), None);
-    }
-
-    #[test]
-    fn socket_table_falls_back_to_the_wildcard_listener() {
-        let mut t = SocketTable::default();
-        t.insert("0.0.0.0:5060".parse().unwrap(), 1);
-        t.insert("127.0.0.1:10000".parse().unwrap(), 2);
-        assert_eq!(
-            t.lookup_key(&"192.0.2.7:5060".parse().unwrap()),
-            Some("0.0.0.0:5060".parse().unwrap())
-        );
-        assert_eq!(
-            t.lookup_key(&"127.0.0.1:10000".parse().unwrap()),
-            Some("127.0.0.1:10000".parse().unwrap())
-        );
-        assert_eq!(
-            t.lookup_key(&"0.0.0.0:10000".parse().unwrap()),
-            Some("127.0.0.1:10000".parse().unwrap()),
-            "the core may report RTP from the wildcard rtp_ip"
-        );
-        assert_eq!(t.lookup_key(&"127.0.0.1:9".parse().unwrap()), None);
-    }
-
-    #[test]
-    fn send_queue_is_bounded_and_flushes_in_order() {
-        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
-        let mut q = SendQueue::new(2);
-        assert!(q.push(a, b"one"));
-        assert!(q.push(a, b"two"));
-        assert!(!q.push(a, b"three"));
-        assert_eq!(q.dropped, 1);
-        let mut sent = Vec::new();
-        let mut calls = 0;
-        let done = q.flush(|_, d| {
-            calls += 1;
-            if calls == 2 {
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            sent.push(d.to_vec());
-            Ok(d.len())
-        });
-        assert!(!done);
-        assert_eq!(sent, [b"one".to_vec()]);
-        assert_eq!(q.len(), 1);
-        let done = q.flush(|_, _| Err(io::ErrorKind::ConnectionRefused.into()));
-        assert!(done, "other errors drop the datagram instead of stalling");
-        assert!(q.is_empty());
-    }
-
-    #[test]
-    fn sip_sockets_get_bigger_buffers_than_the_default() {
-        use std::os::fd::AsRawFd;
-        let get = |s: &UdpSocket| {
-            let mut v: libc::c_int = 0;
-            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: getsockopt writes at most `len` bytes into the c_int we own.
-            let rc = unsafe {
-                libc::getsockopt(
-                    s.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVBUF,
-                    (&mut v as *mut libc::c_int).cast(),
-                    &mut len,
-                )
-            };
-            assert_eq!(rc, 0);
-            v
-        };
-        let plain = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
-        let sip = bind_sip_udp("127.0.0.1:0".parse().unwrap()).unwrap();
-        // Equal only where the system maximum is no larger than the default.
-        assert!(get(&sip) >= get(&plain));
-    }
-
-    #[test]
-    fn rtp_pair_binds_both_ports_or_neither() {
-        let ip = IpAddr::from([127, 0, 0, 1]);
-        // Find two adjacent free ports by letting the OS choose one and trying its pair.
-        for _ in 0..20 {
-            let probe = UdpSocket::bind((ip, 0)).unwrap();
-            let port = probe.local_addr().unwrap().port() & !1;
-            drop(probe);
-            if let Ok(pair) = bind_rtp(ip, port, false) {
-                assert_eq!(pair.len(), 2);
-                assert_eq!(pair[1].local_addr().unwrap().port(), port + 1);
-                // With the pair held, binding it again fails.
-                assert!(bind_rtp(ip, port, false).is_err());
-                assert_eq!(rtp_addrs(ip, port, true), vec![SocketAddr::new(ip, port)]);
-                return;
-            }
-        }
-        panic!("no free adjacent port pair on loopback");
     }
 
     #[test]

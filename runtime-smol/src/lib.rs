@@ -4,7 +4,9 @@
 //! how they move datagrams.
 
 pub mod common;
+pub mod logging;
 pub mod music;
+pub mod net;
 pub mod probe;
 
 use std::process::ExitCode;

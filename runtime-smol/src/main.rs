@@ -17,8 +17,8 @@ use std::task::Poll;
 use std::time::Instant;
 
 use async_signal::{Signal, Signals};
-use onhold::common::{self, AfterSignal, Lifecycle, SendQueue, SocketTable, Startup};
-use onhold_core::media::Library;
+use onhold::common::{self, AfterSignal, Lifecycle, Startup};
+use onhold::net::{self, SendQueue, SocketTable};
 use onhold_core::{Command, Control, Server, Transport, MAX_DATAGRAM};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
@@ -31,6 +31,11 @@ use tracing::{debug, error, warn};
 const RECV_BATCH: usize = 64;
 /// Datagrams waiting in the channel from all readers.
 const RECV_CHANNEL: usize = 4096;
+/// Receive buffer of a SIP socket's reader: any UDP datagram fits.
+const SIP_RECV_BUFFER: usize = 65536;
+/// Receive buffer of an RTP/RTCP socket's reader: one MTU-sized packet. There are two such
+/// readers per call, so a SIP-sized buffer would cost 128 KB a call.
+const RTP_RECV_BUFFER: usize = 2048;
 /// Datagrams kept per socket while it would block.
 const SEND_QUEUE: usize = 1024;
 
@@ -58,7 +63,7 @@ enum Wake {
     Datagram(Datagram),
     Timer,
     Signal(i32),
-    Reloaded(Result<(Arc<Library>, String), String>),
+    Reloaded(common::ReloadResult),
     Control(Control),
     Writable,
 }
@@ -121,14 +126,9 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
         if let Some(code) = life.service(&mut server, now) {
             return code;
         }
-        // Bind before sending (a 200 OK names its RTP port); close after sending (a call's
-        // last RTCP BYE still leaves from its socket).
-        let mut closing = Vec::new();
-        while let Some(cmd) = server.poll_command() {
-            match cmd {
-                Command::UnbindRtp { .. } => closing.push(cmd),
-                cmd => command(&ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd),
-            }
+        let (opening, closing) = net::take_commands(&mut server);
+        for cmd in opening {
+            command(&ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
         }
         transmit(&mut server, &mut sockets, &tcp, &mut blocked, &mut buf);
         for cmd in closing {
@@ -209,10 +209,15 @@ fn listen_udp(
     addr: SocketAddr,
     tx: &Sender<Datagram>,
 ) -> std::io::Result<(SocketAddr, Sock)> {
-    let std_socket = common::bind_sip_udp(addr)?;
+    let std_socket = net::bind_sip_udp(addr)?;
     let local = std_socket.local_addr()?;
     let io = Arc::new(Async::new(std_socket)?);
-    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone()));
+    let reader = ex.spawn(read_loop(
+        Arc::clone(&io),
+        local,
+        tx.clone(),
+        SIP_RECV_BUFFER,
+    ));
     let sock = Sock {
         io,
         queue: SendQueue::new(SEND_QUEUE),
@@ -221,8 +226,13 @@ fn listen_udp(
     Ok((local, sock))
 }
 
-async fn read_loop(io: Arc<Async<UdpSocket>>, local: SocketAddr, tx: Sender<Datagram>) {
-    let mut buf = vec![0u8; 65536];
+async fn read_loop(
+    io: Arc<Async<UdpSocket>>,
+    local: SocketAddr,
+    tx: Sender<Datagram>,
+    buffer: usize,
+) {
+    let mut buf = vec![0u8; buffer];
     loop {
         match io.recv_from(&mut buf).await {
             Ok((n, remote)) => {
@@ -256,12 +266,17 @@ fn command(
     let ip = startup.config.server.rtp_ip;
     match cmd {
         Command::BindRtp { port, rtcp_mux } => {
-            let result = common::bind_rtp(ip, port, rtcp_mux).and_then(|pair| {
+            let result = net::bind_rtp(ip, port, rtcp_mux).and_then(|pair| {
                 let mut opened = Vec::new();
                 for s in pair {
                     let local = s.local_addr()?;
                     let io = Arc::new(Async::new(s)?);
-                    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone()));
+                    let reader = ex.spawn(read_loop(
+                        Arc::clone(&io),
+                        local,
+                        tx.clone(),
+                        RTP_RECV_BUFFER,
+                    ));
                     opened.push((
                         local,
                         Sock {
@@ -288,7 +303,7 @@ fn command(
             server.rtp_bind_result(Instant::now(), port, ok);
         }
         Command::UnbindRtp { port, rtcp_mux } => {
-            for addr in common::rtp_addrs(ip, port, rtcp_mux) {
+            for addr in net::rtp_addrs(ip, port, rtcp_mux) {
                 // Exact addresses only: a fallback match could close a listener.
                 sockets.remove(&addr);
             }

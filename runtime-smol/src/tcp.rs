@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use onhold_core::sip::{frame, Frame};
+use onhold::net::{cut_stream, StreamUnit};
 use onhold_core::Transport;
 use smol::channel::{Receiver, Sender};
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -125,34 +125,31 @@ async fn connection(
                 Ok(n) => n,
             };
             buf.extend_from_slice(&chunk[..n]);
-            loop {
-                match frame(&buf) {
-                    Frame::Complete { len } => {
-                        let d = Datagram {
-                            transport: Transport::Tcp,
-                            local,
-                            remote,
-                            data: buf[..len].to_vec(),
-                        };
-                        buf.drain(..len);
-                        if inbound.send(d).await.is_err() {
-                            return;
-                        }
-                    }
-                    Frame::KeepAlive { len } => {
-                        // RFC 5626 §3.5.1: a CRLFCRLF ping gets a CRLF pong.
-                        let ping = buf[..len].windows(4).any(|w| w == b"\r\n\r\n");
-                        buf.drain(..len);
-                        if ping && (&*stream).write_all(b"\r\n").await.is_err() {
-                            return;
-                        }
-                    }
-                    Frame::NeedMore => break,
-                    Frame::Invalid => {
-                        debug!(remote = %remote, "tcp: unframeable stream; closing");
-                        return;
-                    }
+            let mut messages = Vec::new();
+            let mut pings = 0;
+            let framed = cut_stream(&mut buf, |unit| match unit {
+                StreamUnit::Message(m) => messages.push(m.to_vec()),
+                StreamUnit::Ping => pings += 1,
+            });
+            for data in messages {
+                let d = Datagram {
+                    transport: Transport::Tcp,
+                    local,
+                    remote,
+                    data,
+                };
+                if inbound.send(d).await.is_err() {
+                    return;
                 }
+            }
+            for _ in 0..pings {
+                if (&*stream).write_all(b"\r\n").await.is_err() {
+                    return;
+                }
+            }
+            if !framed {
+                debug!(remote = %remote, "tcp: unframeable stream; closing");
+                return;
             }
         }
     };

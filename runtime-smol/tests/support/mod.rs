@@ -433,6 +433,44 @@ pub fn sigterm_during_a_flood_still_exits(bin: &str) {
     assert_eq!(status.code(), Some(0), "stderr: {:?}", server.seen);
 }
 
+/// SIGHUP re-reads `log_level` from the file: debug lines appear only after the reload.
+pub fn sighup_applies_log_level(bin: &str) {
+    let dir = temp_dir(bin, "loglevel");
+    let file = dir.join("onhold.toml");
+    std::fs::write(&file, "log_level = \"info\"\n").unwrap();
+    let (mut server, addr) = Server::start(bin, &["--config", file.to_str().unwrap()]);
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.send_to(b"garbage before", addr).unwrap();
+    assert!(
+        server
+            .wait_for_line("DEBUG", Duration::from_millis(300))
+            .is_none(),
+        "no debug lines at info: {:?}",
+        server.seen
+    );
+    std::fs::write(&file, "log_level = \"debug\"\n").unwrap();
+    server.signal(libc::SIGHUP);
+    assert!(
+        server
+            .wait_for_line("reload: music:", Duration::from_secs(5))
+            .is_some(),
+        "{:?}",
+        server.seen
+    );
+    // Any datagram now produces a debug line (the core reports the drop).
+    client.send_to(b"garbage after", addr).unwrap();
+    assert!(
+        server
+            .wait_for_line("DEBUG", Duration::from_secs(3))
+            .is_some(),
+        "debug lines after the reload: {:?}",
+        server.seen
+    );
+    server.signal(libc::SIGTERM);
+    assert_eq!(server.wait_exit(Duration::from_secs(5)).code(), Some(0));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// SIGHUP reloads the music; with the music file gone: one error line, the old music stays,
 /// and the server still shuts down cleanly afterwards.
 pub fn failed_reload_keeps_running(bin: &str) {
@@ -630,6 +668,11 @@ macro_rules! smoke_tests {
         #[test]
         fn sigterm_during_a_flood_still_exits() {
             support::sigterm_during_a_flood_still_exits(BIN);
+        }
+
+        #[test]
+        fn sighup_applies_log_level() {
+            support::sighup_applies_log_level(BIN);
         }
 
         #[test]
