@@ -7,9 +7,12 @@
 //! threads (SIP and RTP), and everything is bounded in count and time.
 
 mod call;
+#[cfg(test)]
+mod core_tests;
 mod media;
 mod msg;
 mod report;
+mod sipsock;
 #[cfg(test)]
 mod tests;
 
@@ -22,6 +25,7 @@ pub use call::Shape;
 use call::{CallConfig, Progress};
 use msg::Target;
 use report::Summary;
+use sipsock::Mux;
 
 /// The most calls one run may place (each is two threads and two sockets).
 const MAX_CALLS: u32 = 1000;
@@ -56,6 +60,9 @@ pub struct ProbeArgs {
     /// How long to wait for a final response (Timer B/F)
     #[arg(long, default_value = "32s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Send every call's SIP from one socket, as a phone with several lines does
+    #[arg(long)]
+    pub shared_sip_port: bool,
 }
 
 /// Run the probe; exit code 0 only when every call was healthy, 1 when any was not, 2 when the
@@ -123,6 +130,10 @@ pub fn execute(args: &ProbeArgs) -> Result<Summary, String> {
     if !(args.rate.is_finite() && args.rate > 0.0) {
         return Err(format!("--rate {} must be a positive number", args.rate));
     }
+    if args.local_ip.is_unspecified() {
+        // 0.0.0.0 in c= means "hold" (RFC 3264 §8.4): the server would rightly send nothing.
+        return Err("--local-ip must be an address the server can send to, not 0.0.0.0/::".into());
+    }
     let calls = args.calls.clamp(1, MAX_CALLS) as usize;
     let target = Target::parse(&args.target)?;
     let server = target.resolve()?;
@@ -145,6 +156,11 @@ pub fn execute(args: &ProbeArgs) -> Result<Summary, String> {
         duration: args.duration,
         timeout: args.timeout,
         seed,
+        mux: if args.shared_sip_port {
+            Some(Mux::bind(args.local_ip).map_err(|e| format!("SIP socket: {e}"))?)
+        } else {
+            None
+        },
     };
     let options_code = call::options(&cfg).map_err(|e| format!("OPTIONS: {e}"))?;
 
@@ -157,6 +173,9 @@ pub fn execute(args: &ProbeArgs) -> Result<Summary, String> {
     let results = std::thread::scope(|scope| {
         if show_progress {
             scope.spawn(|| progress_line(&progress, &done, start, calls));
+        }
+        if let Some(mux) = &cfg.mux {
+            scope.spawn(|| mux.run(&done));
         }
         let mut handles = Vec::with_capacity(calls);
         for index in 0..calls {
@@ -179,13 +198,17 @@ pub fn execute(args: &ProbeArgs) -> Result<Summary, String> {
         done.store(true, Ordering::Relaxed);
         results
     });
-    Ok(Summary::new(
+    let mut summary = Summary::new(
         &args.target,
         args.shape.name(),
         args.duration.as_millis() as u64,
         options_code,
         &results,
-    ))
+    );
+    if let Some(mux) = &cfg.mux {
+        summary.misdirected_packets += mux.misdirected.load(Ordering::Relaxed);
+    }
+    Ok(summary)
 }
 
 fn progress_line(progress: &Progress, done: &AtomicBool, start: Instant, calls: usize) {

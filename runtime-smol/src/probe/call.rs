@@ -13,6 +13,7 @@ use onhold_core::Direction;
 
 use super::media::{self, Expect, MediaStats, Receiver};
 use super::msg::{self, Dialog, Message, Target};
+use super::sipsock::{Mux, SipSocket};
 
 /// RFC 3261 §17.1.1.1 defaults (also the DP750's settings).
 pub const T1: Duration = Duration::from_millis(500);
@@ -54,6 +55,8 @@ pub struct CallConfig {
     /// Timer B/F bound: how long to wait for a final response (64·T1 by default).
     pub timeout: Duration,
     pub seed: u64,
+    /// One SIP socket for every call (`--shared-sip-port`), else one per call.
+    pub mux: Option<Arc<Mux>>,
 }
 
 /// Live counters for the progress line.
@@ -126,7 +129,7 @@ impl CallResult {
 
 /// The SIP side of a call: our socket, the dialog, and the packets we must not lose track of.
 struct Leg {
-    sock: UdpSocket,
+    sock: SipSocket,
     server: SocketAddr,
     dialog: Dialog,
     rng: Rng,
@@ -139,9 +142,46 @@ struct Leg {
 }
 
 impl Leg {
+    /// A fresh dialog from our SIP socket (the run's shared one if there is one).
+    fn new(cfg: &CallConfig, seed: u64, cseq: u32, may_share: bool) -> std::io::Result<Leg> {
+        let mut rng = Rng::new(seed);
+        let (own, local) = match (&cfg.mux, may_share) {
+            (Some(mux), true) => (None, mux.local),
+            _ => {
+                let s = bind(cfg.local_ip)?;
+                let local = s.local_addr()?;
+                (Some(s), local)
+            }
+        };
+        let call_id = msg::call_id(rng.next_u32(), local);
+        let sock = match (own, &cfg.mux) {
+            (Some(s), _) => SipSocket::Own(s),
+            (None, Some(mux)) => mux.register(&call_id),
+            (None, None) => unreachable!("a shared socket was chosen above"),
+        };
+        let dialog = Dialog {
+            target: cfg.target.clone(),
+            local,
+            call_id,
+            from_tag: rng.next_u32().to_string(),
+            to_tag: None,
+            remote_target: None,
+            cseq,
+        };
+        Ok(Leg {
+            sock,
+            server: cfg.server,
+            dialog,
+            rng,
+            misdirected: 0,
+            ack: None,
+            remote_bye: false,
+            buf: vec![0u8; 65536],
+        })
+    }
+
     fn send(&self, msg: &str) {
-        // A lost datagram is what retransmission is for; an unreachable server shows as timeout.
-        let _ = self.sock.send_to(msg.as_bytes(), self.server);
+        self.sock.send_to(msg.as_bytes(), self.server);
     }
 
     fn branch(&mut self) -> String {
@@ -156,17 +196,14 @@ impl Leg {
             if now >= deadline {
                 return None;
             }
-            let wait = (deadline - now).max(Duration::from_millis(1));
-            let _ = self.sock.set_read_timeout(Some(wait));
-            let Ok((n, _from)) = self.sock.recv_from(&mut self.buf) else {
+            let Some(data) = self.sock.recv(deadline - now, &mut self.buf) else {
                 continue;
             };
-            let data = &self.buf[..n];
-            if media::looks_like_rtp(data) {
+            if media::looks_like_rtp(&data) {
                 self.misdirected += 1;
                 continue;
             }
-            let Some(msg) = Message::parse(data) else {
+            let Some(msg) = Message::parse(&data) else {
                 continue;
             };
             if msg.header("Call-ID") != Some(self.dialog.call_id.as_str()) {
@@ -311,35 +348,13 @@ fn plan_from_offer(body: &[u8]) -> Result<MediaPlan, String> {
 }
 
 fn call(cfg: &CallConfig, r: &mut CallResult, progress: &Progress) -> std::io::Result<()> {
-    let sip = bind(cfg.local_ip)?;
+    let mut leg = Leg::new(cfg, cfg.seed ^ index_mix(r.index), 21, true)?;
     let media_sock = match cfg.shape {
         Shape::HeldParty => bind(cfg.held_ip)?,
         Shape::Own | Shape::LateOffer => bind(cfg.local_ip)?,
     };
     let media_addr = media_sock.local_addr()?;
-    let local = sip.local_addr()?;
     let receiver = Receiver::start(media_sock, progress.rtp_packets.clone())?;
-
-    let mut rng = Rng::new(cfg.seed ^ (index_mix(r.index)));
-    let dialog = Dialog {
-        target: cfg.target.clone(),
-        local,
-        call_id: msg::call_id(rng.next_u32(), local),
-        from_tag: rng.next_u32().to_string(),
-        to_tag: None,
-        remote_target: None,
-        cseq: 21,
-    };
-    let mut leg = Leg {
-        sock: sip,
-        server: cfg.server,
-        dialog,
-        rng,
-        misdirected: 0,
-        ack: None,
-        remote_bye: false,
-        buf: vec![0u8; 65536],
-    };
 
     let offer = match cfg.shape {
         Shape::Own => Some(msg::dp750_offer(media_addr, "sendrecv")),
@@ -518,27 +533,7 @@ fn micros(d: Duration) -> u64 {
 /// OPTIONS to the target, out of any dialog (RFC 3261 §11): the status code, or `None` when no
 /// final response came within the timeout.
 pub fn options(cfg: &CallConfig) -> std::io::Result<Option<u16>> {
-    let sock = bind(cfg.local_ip)?;
-    let local = sock.local_addr()?;
-    let mut rng = Rng::new(cfg.seed ^ 0x4f50_5449_4f4e_5321);
-    let dialog = Dialog {
-        target: cfg.target.clone(),
-        local,
-        call_id: msg::call_id(rng.next_u32(), local),
-        from_tag: rng.next_u32().to_string(),
-        to_tag: None,
-        remote_target: None,
-        cseq: 1,
-    };
-    let mut leg = Leg {
-        sock,
-        server: cfg.server,
-        dialog,
-        rng,
-        misdirected: 0,
-        ack: None,
-        remote_bye: false,
-        buf: vec![0u8; 65536],
-    };
+    // Its own socket: the shared one is not being read yet.
+    let mut leg = Leg::new(cfg, cfg.seed ^ 0x4f50_5449_4f4e_5321, 1, false)?;
     Ok(leg.non_invite("OPTIONS", cfg.timeout))
 }

