@@ -60,6 +60,13 @@ pub struct Transmit {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CallHandle(pub u64);
 
+impl std::fmt::Display for CallHandle {
+    /// `slot.generation`: short in logs, and a reused slot still reads differently.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.0 & 0xFFFF_FFFF, self.0 >> 32)
+    }
+}
+
 /// Media direction as seen from our side.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {

@@ -11,17 +11,31 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `onhold-mio` lives in another package: build it (release) next to `onhold`.
 fn mio_binary(onhold: &str) -> PathBuf {
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-p", "onhold-mio", "--bin", "onhold-mio"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "onhold-mio",
+            "--bin",
+            "onhold-mio",
+        ])
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building onhold-mio failed");
@@ -57,7 +71,10 @@ impl Drop for Server {
 
 fn json_number(json: &str, key: &str) -> f64 {
     let pat = format!("\"{key}\":");
-    let i = json.find(&pat).unwrap_or_else(|| panic!("probe JSON lacks {key}: {json}")) + pat.len();
+    let i = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("probe JSON lacks {key}: {json}"))
+        + pat.len();
     let end = json[i..].find([',', '}']).unwrap() + i;
     json[i..end].trim().parse().unwrap()
 }
@@ -75,8 +92,18 @@ fn measure(binary: &str, onhold: &str, calls: u64, secs: u64, base_port: u16) ->
     let port = free_udp_port();
     let sip: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let child = Command::new(binary)
-        .args(["--listen", &sip.to_string(), "--rtp-ports", &format!("{base_port}-{}", base_port + 2 * calls as u16 + 100)])
-        .args(["--max-calls", &(calls + 10).to_string(), "--log-level", "warn"])
+        .args([
+            "--listen",
+            &sip.to_string(),
+            "--rtp-ports",
+            &format!("{base_port}-{}", base_port + 2 * calls as u16 + 100),
+        ])
+        .args([
+            "--max-calls",
+            &(calls + 10).to_string(),
+            "--log-level",
+            "warn",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -86,7 +113,14 @@ fn measure(binary: &str, onhold: &str, calls: u64, secs: u64, base_port: u16) ->
     let before = cpu_ms(server.0.id());
     let rate = (calls / 4).max(1);
     let out = Command::new(onhold)
-        .args(["probe", &format!("sip:123@{sip}"), "--calls", &calls.to_string(), "--rate", &rate.to_string()])
+        .args([
+            "probe",
+            &format!("sip:123@{sip}"),
+            "--calls",
+            &calls.to_string(),
+            "--rate",
+            &rate.to_string(),
+        ])
         .args(["--duration", &format!("{secs}s"), "--json"])
         .stderr(Stdio::null())
         .output()
@@ -111,9 +145,15 @@ fn main() {
     let onhold = env!("CARGO_BIN_EXE_onhold");
     let mio = mio_binary(onhold);
     println!("{calls} calls × {secs} s on loopback, measured by `onhold probe` (|inter-arrival − ptime|)");
-    println!("{:<12} {:>8} {:>8} {:>10} {:>10} {:>16} {:>8}", "runtime", "calls ok", "loss %", "p99 µs", "max µs", "CPU ms/stream-s", "healthy");
+    println!(
+        "{:<12} {:>8} {:>8} {:>10} {:>10} {:>16} {:>8}",
+        "runtime", "calls ok", "loss %", "p99 µs", "max µs", "CPU ms/stream-s", "healthy"
+    );
     let mut rows = Vec::new();
-    for (name, bin, port) in [("onhold", onhold.to_string(), 40000u16), ("onhold-mio", mio.display().to_string(), 44000)] {
+    for (name, bin, port) in [
+        ("onhold", onhold.to_string(), 40000u16),
+        ("onhold-mio", mio.display().to_string(), 44000),
+    ] {
         let f = measure(&bin, onhold, calls, secs, port);
         println!(
             "{:<12} {:>8} {:>8.3} {:>10} {:>10} {:>16.4} {:>8}",

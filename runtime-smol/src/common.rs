@@ -248,8 +248,8 @@ pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
         Ok(limit) => debug!(limit, "RLIMIT_NOFILE"),
         Err(e) => warn!("cannot raise RLIMIT_NOFILE: {e}"),
     }
+    // Bad music is like bad config: exactly one line on stderr, naming the file, and exit 2.
     let (library, music_summary, warnings) = music::load(&config.music, seed).map_err(|line| {
-        error!("{line}");
         eprintln!("{line}");
         ExitCode::from(EXIT_CONFIG)
     })?;
@@ -515,7 +515,7 @@ pub fn log_event(ev: &Event) {
             ptime_ms,
             direction,
         } => info!(
-            call = call.0,
+            call = %call,
             call_id = %call_id,
             user = %user,
             remote_sip = %remote_sip,
@@ -532,7 +532,7 @@ pub fn log_event(ev: &Event) {
             remote_rtp,
             direction,
         } => {
-            info!(call = call.0, remote_rtp = %remote_rtp, direction = ?direction, "media changed")
+            info!(call = %call, remote_rtp = %remote_rtp, direction = ?direction, "media changed")
         }
         Event::CallEnded {
             call,
@@ -540,7 +540,7 @@ pub fn log_event(ev: &Event) {
             duration,
             rtp_packets_sent,
         } => info!(
-            call = call.0,
+            call = %call,
             reason = ?reason,
             duration = ?duration,
             rtp_packets_sent,
@@ -554,7 +554,7 @@ pub fn log_event(ev: &Event) {
         } => debug!(remote = %remote, method = %method, code, reason = %reason, "rejected"),
         Event::Dropped { remote, why } => debug!(remote = %remote, why, "dropped datagram"),
         Event::Late { call, skipped } => {
-            warn!(call = call.0, skipped, "woke late: skipped frames")
+            warn!(call = %call, skipped, "woke late: skipped frames")
         }
         Event::Drained => info!("drained"),
     }

@@ -453,8 +453,10 @@ fn call(cfg: &CallConfig, r: &mut CallResult, progress: &Progress) -> std::io::R
     };
     let ack_branch = leg.branch();
     let ack = leg.dialog.ack(&ack_branch, true, ack_sdp.as_deref());
-    leg.send(&ack);
+    // Stamp before sending: a fast server's first packet can be stamped before a later clock
+    // read, and would be miscounted as RTP before the ACK.
     let ack_at = Instant::now();
+    leg.send(&ack);
     leg.ack = Some(ack);
 
     let expect = match &plan {
