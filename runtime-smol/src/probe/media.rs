@@ -59,6 +59,7 @@ impl Receiver {
     /// `counter` is bumped per packet for the live progress line.
     pub fn start(socket: UdpSocket, counter: Arc<AtomicU64>) -> std::io::Result<Receiver> {
         socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+        let clock = KernelClock::enable(&socket);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
@@ -69,10 +70,10 @@ impl Receiver {
                 let mut buf = [0u8; 2048];
                 while !flag.load(Ordering::Relaxed) {
                     // A timeout or a transient error just checks the stop flag again.
-                    let Ok(n) = socket.recv(&mut buf) else {
+                    let Ok((n, at)) = clock.recv(&socket, &mut buf) else {
                         continue;
                     };
-                    if let Some(a) = parse_rtp(&buf[..n], Instant::now()) {
+                    if let Some(a) = parse_rtp(&buf[..n], at) {
                         counter.fetch_add(1, Ordering::Relaxed);
                         got.push(a);
                     }
@@ -86,6 +87,83 @@ impl Receiver {
     pub fn finish(self) -> Vec<Arrival> {
         self.stop.store(true, Ordering::Relaxed);
         self.handle.join().unwrap_or_default()
+    }
+}
+
+/// Arrival times from the kernel (`SO_TIMESTAMPNS`: stamped when the datagram reached the
+/// socket), so inter-arrival figures measure the server and the network, not how late this
+/// probe's receiver thread was scheduled. Falls back to reading the clock after `recv` where the
+/// option is unavailable.
+struct KernelClock {
+    enabled: bool,
+    /// The realtime and monotonic clocks read together, to map kernel stamps onto `Instant`.
+    wall0: std::time::SystemTime,
+    mono0: Instant,
+}
+
+impl KernelClock {
+    fn enable(socket: &UdpSocket) -> KernelClock {
+        use std::os::fd::AsRawFd;
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket fd and a pointer to a c_int of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        KernelClock {
+            enabled: rc == 0,
+            wall0: std::time::SystemTime::now(),
+            mono0: Instant::now(),
+        }
+    }
+
+    fn recv(&self, socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, Instant)> {
+        if !self.enabled {
+            let n = socket.recv(buf)?;
+            return Ok((n, Instant::now()));
+        }
+        use std::os::fd::AsRawFd;
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // Room for one SCM_TIMESTAMPNS control message, aligned as cmsghdr needs.
+        let mut control = [0u64; 8];
+        // SAFETY: msghdr is plain old data; every pointer set below outlives the call.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: a valid fd and a msghdr whose buffers are valid for the lengths given.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut at = None;
+        // SAFETY: walking the control messages the kernel wrote into `control`, with the libc
+        // macros that bound every step by msg_controllen.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                    let wall =
+                        std::time::UNIX_EPOCH + Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+                    at = Some(match wall.duration_since(self.wall0) {
+                        Ok(d) => self.mono0 + d,
+                        Err(e) => self.mono0.checked_sub(e.duration()).unwrap_or(self.mono0),
+                    });
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        Ok((n as usize, at.unwrap_or_else(Instant::now)))
     }
 }
 
