@@ -9,6 +9,7 @@ pub mod codec;
 #[cfg(feature = "config")]
 pub mod config;
 pub mod media;
+mod pacing;
 pub mod rng;
 pub mod rtp;
 pub mod sdp;

@@ -104,6 +104,8 @@ pub struct Playout {
     /// Grid origin of the current sending run and the index of the next packet on it.
     pub start: Instant,
     pub k: u64,
+    /// `start + k·ptime`, kept with `k` so the per-packet path does not redo the arithmetic.
+    next_due: Instant,
     /// Set the marker bit on the next packet (first packet, resume after hold, music reload).
     pub marker: bool,
     /// Is a sending run active (ACKed and not on hold)?
@@ -126,6 +128,7 @@ impl Playout {
             ptime: Duration::from_millis(ptime_ms as u64),
             start: now,
             k: 0,
+            next_due: now,
             marker: true,
             running: false,
             last_due: None,
@@ -136,7 +139,13 @@ impl Playout {
 
     /// When the next packet is due on the grid.
     pub fn due(&self) -> Instant {
-        self.start + Duration::from_nanos((self.ptime.as_nanos() as u64).saturating_mul(self.k))
+        self.next_due
+    }
+
+    /// Recompute the deadline from the grid (never by adding ptimes up: no drift).
+    fn regrid(&mut self) {
+        self.next_due = self.start
+            + Duration::from_nanos((self.ptime.as_nanos() as u64).saturating_mul(self.k));
     }
 
     /// Start (or resume) sending at `now`: a new grid, marker bit on the first packet, and the
@@ -152,6 +161,7 @@ impl Playout {
         }
         self.start = now;
         self.k = 0;
+        self.regrid();
         self.marker = true;
         self.running = true;
     }
@@ -182,6 +192,7 @@ impl Playout {
         }
         let skip = (behind - max_catchup as u128).min(u32::MAX as u128) as u32;
         self.k += skip as u64;
+        self.regrid();
         self.ts = self.ts.wrapping_add(skip.wrapping_mul(self.frame));
         self.pos += skip as u64 * self.frame as u64;
         skip
@@ -197,6 +208,7 @@ impl Playout {
         self.ts = self.ts.wrapping_add(self.frame);
         self.pos += self.frame as u64;
         self.k += 1;
+        self.regrid();
         self.packets += 1;
         self.octets += self.frame as u64;
         (RTP_HEADER_LEN + self.frame as usize, pos)

@@ -959,13 +959,15 @@ fn on_cancel(s: &mut Server, now: Instant, req: &Request<'_>, cancel_key: TxnKey
 // ---------------------------------------------------------------------------------------------
 // Output: RTP
 
+/// Write the packet due for `handle` into `buf`; with it, when the call's next packet is due.
+/// `None`: a stale pacing entry.
 pub(crate) fn next_rtp(
     s: &mut Server,
     now: Instant,
     due: Instant,
     handle: CallHandle,
     buf: &mut [u8],
-) -> Option<Transmit> {
+) -> Option<(Transmit, Instant)> {
     let max_catchup = s.config.max_catchup_frames;
     let rtp_ip = s.config.rtp_ip;
     let epoch = s.epoch;
@@ -993,7 +995,6 @@ pub(crate) fn next_rtp(
         len,
         kind: TransmitKind::Rtp,
     };
-    s.pacing.push(next, handle);
     if skipped > 0 {
         s.stats.late_skipped_frames += skipped as u64;
         s.emit(Event::Late {
@@ -1001,7 +1002,7 @@ pub(crate) fn next_rtp(
             skipped,
         });
     }
-    Some(t)
+    Some((t, next))
 }
 
 fn send_rtcp(s: &mut Server, now: Instant, handle: CallHandle, bye: bool) {

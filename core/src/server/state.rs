@@ -15,6 +15,7 @@ use super::{
     Transport,
 };
 use crate::media::Library;
+use crate::pacing::PacingQueue;
 use crate::rng::Rng;
 use crate::timers::TimerHeap;
 
@@ -78,7 +79,7 @@ pub struct Server {
     pub(crate) client_index: BTreeMap<String, u64>,
     pub(crate) next_id: u64,
     pub(crate) timers: TimerHeap<Timer>,
-    pub(crate) pacing: TimerHeap<CallHandle>,
+    pub(crate) pacing: PacingQueue,
     pub(crate) out: VecDeque<Outgoing>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) commands: VecDeque<Command>,
@@ -120,7 +121,7 @@ impl Server {
             client_index: BTreeMap::new(),
             next_id: 1,
             timers: TimerHeap::default(),
-            pacing: TimerHeap::default(),
+            pacing: PacingQueue::new(epoch),
             out: VecDeque::new(),
             events: VecDeque::new(),
             commands: VecDeque::new(),
@@ -212,10 +213,14 @@ impl Server {
                 kind: o.kind,
             });
         }
-        while let Some((due, handle)) = self.pacing.pop_due(now) {
-            if let Some(t) = super::calls::next_rtp(self, now, due, handle, buf) {
-                self.stats.rtp_out += 1;
-                return Some(t);
+        while let Some((due, handle)) = self.pacing.peek_due(now) {
+            match super::calls::next_rtp(self, now, due, handle, buf) {
+                Some((t, next_due)) => {
+                    self.pacing.replace_top(next_due, handle);
+                    self.stats.rtp_out += 1;
+                    return Some(t);
+                }
+                None => self.pacing.pop(),
             }
         }
         None
