@@ -1243,4 +1243,3 @@ pub(crate) fn reload(s: &mut Server) {
         }
     }
 }
-

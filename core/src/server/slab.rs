@@ -87,7 +87,11 @@ impl CallSlab {
     }
 
     pub fn keys(&self) -> impl Iterator<Item = CallHandle> + '_ {
-        self.slots.iter().enumerate().filter(|(_, s)| s.call.is_some()).map(|(i, s)| CallHandle(((s.generation as u64) << 32) | i as u64))
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.call.is_some())
+            .map(|(i, s)| CallHandle(((s.generation as u64) << 32) | i as u64))
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Call> {

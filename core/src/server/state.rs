@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::build::{self, Writer};
-use super::slab::CallSlab;
 use super::incoming::Request;
+use super::slab::CallSlab;
 use super::txn::{ClientPurpose, ClientTxn, ServerState, ServerTxn, TxnKey};
 use super::{
     CallHandle, Command, Control, EndReason, Event, ServerConfig, Stats, Transmit, TransmitKind,
