@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use super::ascii;
 use super::build::{self, ACCEPT, ALLOW, SUPPORTED};
 use super::incoming::{self, Parsed, Request};
 use super::state::{CallTimer, Path, Server, Timer};
@@ -359,7 +360,6 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     )
     .finish(None);
     let head = strip_status_and_length(&head);
-    let contact_host = build::host_str(advertised);
     let transport_param = if req.transport == Transport::Tcp {
         ";transport=tcp"
     } else {
@@ -370,13 +370,18 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     } else {
         req.uri_user
     };
-    let mut extra = vec![(
-        "Contact".to_string(),
-        format!(
-            "<sip:{user}@{contact_host}:{}{transport_param}>",
-            req.local.port()
-        ),
-    )];
+    // `<sip:{user}@{host}:{port}{transport_param}>`, written without `fmt`.
+    let mut contact = String::with_capacity(user.len() + 72);
+    contact.push_str("<sip:");
+    contact.push_str(user);
+    contact.push('@');
+    build::push_host(&mut contact, advertised);
+    contact.push(':');
+    contact.push_str(ascii::decimal(req.local.port() as u64, &mut [0; 20]));
+    contact.push_str(transport_param);
+    contact.push('>');
+    let mut extra = Vec::with_capacity(4 + req.record_route.len());
+    extra.push(("Contact".to_string(), contact));
     for rr in &req.record_route {
         extra.push(("Record-Route".to_string(), rr.to_string()));
     }

@@ -252,7 +252,7 @@ impl Server {
 
     /// A fresh token for tags and branches: 64 random bits in lower-case hex.
     pub(crate) fn token(&mut self) -> String {
-        format!("{:016x}", self.rng.next_u64())
+        super::ascii::hex16(self.rng.next_u64(), &mut [0; 16]).to_string()
     }
 
     pub(crate) fn emit(&mut self, ev: Event) {

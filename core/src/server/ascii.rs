@@ -1,0 +1,112 @@
+//! Numbers and addresses as ASCII without `core::fmt`. Every response and SDP body carries a
+//! handful of them (CSeq, ports, `received=`, `c=`, tags); through `fmt` each costs hundreds of
+//! instructions of dispatch and padding logic, which was a sixth of a dialog's cost.
+//!
+//! The output is byte for byte what `Display` writes; the tests compare against it.
+
+use std::net::IpAddr;
+
+/// `v` in decimal, written into the end of `buf`.
+pub(crate) fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    ascii_str(&buf[i..])
+}
+
+/// `v` as 16 lower-case hex digits (`{:016x}`).
+pub(crate) fn hex16(v: u64, buf: &mut [u8; 16]) -> &str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    ascii_str(buf)
+}
+
+pub(crate) fn push_decimal(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(decimal(v, &mut [0; 20]).as_bytes());
+}
+
+/// Room for the longest address text (`ffff:…:255.255.255.255`, 45 bytes).
+pub(crate) type IpBuf = [u8; 48];
+
+/// An IP address as `Display` writes it. IPv4 is written here; IPv6 (rare, and with the
+/// RFC 5952 compression rules) still goes through `fmt`.
+pub(crate) fn ip(addr: IpAddr, buf: &mut IpBuf) -> &str {
+    let len = match addr {
+        IpAddr::V4(v4) => {
+            let mut len = 0;
+            let mut scratch = [0; 20];
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[len] = b'.';
+                    len += 1;
+                }
+                let digits = decimal(octet as u64, &mut scratch).as_bytes();
+                buf[len..len + digits.len()].copy_from_slice(digits);
+                len += digits.len();
+            }
+            len
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            let mut rest: &mut [u8] = &mut buf[..];
+            let _ = write!(rest, "{v6}");
+            let left = rest.len();
+            buf.len() - left
+        }
+    };
+    ascii_str(&buf[..len])
+}
+
+/// The digits written above are ASCII, so this never takes the fallback.
+fn ascii_str(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_match_display() {
+        for v in [
+            0u64,
+            1,
+            9,
+            10,
+            99,
+            100,
+            5060,
+            65535,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
+            assert_eq!(decimal(v, &mut [0; 20]), v.to_string());
+            assert_eq!(hex16(v, &mut [0; 16]), format!("{v:016x}"));
+        }
+    }
+
+    #[test]
+    fn addresses_match_display() {
+        for a in [
+            "0.0.0.0",
+            "192.168.1.50",
+            "10.0.0.255",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+            "::ffff:1.2.3.4",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let addr: IpAddr = a.parse().unwrap();
+            assert_eq!(ip(addr, &mut [0; 48]), addr.to_string());
+        }
+    }
+}
