@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::ascii;
 use crate::server::Transport;
 use crate::sip::{self, ContactValue, HeaderName, Message, Refresher, StartLine, Uri};
 
@@ -91,10 +92,24 @@ fn request<'a>(
     let StartLine::Request { method, uri } = msg.start else {
         return Err("not a request");
     };
-    let parsed_uri = Uri::parse(uri).ok();
     // Only the Via is needed to address a response; for an error response (`lenient`) the
     // other mandatory headers may be missing and are copied as far as they exist.
     let via = msg.top_via().map_err(|_| "missing or bad Via")?;
+    // One walk over the header lines collects the raw values the responses copy; the typed
+    // reads below re-find only the few they validate.
+    let mut raw = RawHeaders::default();
+    for h in &msg.headers {
+        match h.name {
+            HeaderName::Via => split_top(h.value, &mut raw.vias),
+            HeaderName::RecordRoute => split_top(h.value, &mut raw.record_route),
+            HeaderName::From if raw.from.is_none() => raw.from = Some(h.value),
+            HeaderName::To if raw.to.is_none() => raw.to = Some(h.value),
+            HeaderName::ContentType if raw.content_type.is_none() => {
+                raw.content_type = Some(h.value)
+            }
+            _ => {}
+        }
+    }
     let from_tag = match msg.from() {
         Ok(f) => f.tag().unwrap_or(""),
         Err(_) if lenient => "",
@@ -115,18 +130,23 @@ fn request<'a>(
         Err(_) if lenient => (0, method.as_str()),
         Err(_) => return Err("missing or bad CSeq"),
     };
-    let mut vias = Vec::with_capacity(2);
-    for line in msg.headers_of(HeaderName::Via) {
-        split_top(line, &mut vias);
-    }
-    let mut record_route = Vec::new();
-    for line in msg.headers("Record-Route") {
-        split_top(line, &mut record_route);
-    }
-    let contact = msg.contacts().find_map(|c| match c {
-        Ok(ContactValue::Addr(a)) => Some(a.uri.raw),
-        _ => None,
-    });
+    let method = method.as_str();
+    // Only an initial INVITE reads the Request-URI (music class, advertised address), and
+    // only INVITE and UPDATE take the Contact (remote target, RFC 3261 §12.1.1, §12.2.2).
+    // Neither read can fail a request, so skipping them elsewhere changes no answer.
+    let parsed_uri = if method == "INVITE" {
+        Uri::parse(uri).ok()
+    } else {
+        None
+    };
+    let contact = if method == "INVITE" || method == "UPDATE" {
+        msg.contacts().find_map(|c| match c {
+            Ok(ContactValue::Addr(a)) => Some(a.uri.raw),
+            _ => None,
+        })
+    } else {
+        None
+    };
     let session_expires = msg.session_expires().ok().flatten().map(|se| {
         let r = match se.refresher {
             Some(Refresher::Uac) => Some("uac"),
@@ -135,6 +155,17 @@ fn request<'a>(
         };
         (se.delta, r)
     });
+    // `branch` and `rport` in one pass over the Via parameters; the first `branch` wins, as
+    // in `Via::branch`.
+    let mut branch: Option<Option<&str>> = None;
+    let mut rport = false;
+    for (name, value) in via.params.iter() {
+        if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+            branch = Some(value);
+        } else if name.eq_ignore_ascii_case("rport") {
+            rport = true;
+        }
+    }
     let host = via.host;
     let port = via
         .port
@@ -143,38 +174,53 @@ fn request<'a>(
         } else {
             5060
         });
+    let mut sent_by = String::with_capacity(host.len() + 6);
+    sent_by.push_str(host);
+    sent_by.make_ascii_lowercase();
+    sent_by.push(':');
+    sent_by.push_str(ascii::decimal(port as u64, &mut [0; 20]));
     Ok(Request {
-        method: method.as_str(),
+        method,
         uri,
         uri_user: parsed_uri.and_then(|u| u.user).unwrap_or(""),
         uri_host: parsed_uri.map_or("", |u| u.host),
-        vias,
+        vias: raw.vias,
         top_via: TopVia {
-            branch: via.branch().unwrap_or(""),
-            sent_by: format!("{}:{port}", host.to_ascii_lowercase()),
+            branch: branch.flatten().unwrap_or(""),
+            sent_by,
             host,
             port: via.port,
-            rport: via.rport().is_some(),
+            rport,
         },
-        from: trim(msg.header("From").unwrap_or("")),
+        from: trim(raw.from.unwrap_or("")),
         from_tag,
-        to: trim(msg.header("To").unwrap_or("")),
+        to: trim(raw.to.unwrap_or("")),
         to_tag,
         call_id,
         cseq,
         cseq_method,
         max_forwards: msg.max_forwards().ok().flatten().map(u32::from),
         contact,
-        record_route,
+        record_route: raw.record_route,
         require: msg.require().collect(),
         supported: msg.supported().collect(),
-        content_type: msg.header("Content-Type"),
+        content_type: raw.content_type,
         session_expires,
         body: msg.body,
         transport,
         local,
         remote,
     })
+}
+
+/// Header values a request's responses copy as written.
+#[derive(Default)]
+struct RawHeaders<'a> {
+    vias: Vec<&'a str>,
+    record_route: Vec<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+    content_type: Option<&'a str>,
 }
 
 fn trim(s: &str) -> &str {
