@@ -15,9 +15,20 @@ use crate::server::Direction;
 pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
     let mut sd = SessionDescription::default();
     let mut seen_version = false;
+    // A valid UTF-8 body (every SDP a phone sends) is read in place; only a body with invalid
+    // bytes pays for the per-line lossy conversion, which turns them into U+FFFD.
+    let text = std::str::from_utf8(body).ok();
     for raw in body.split(|&b| b == b'\n') {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let line = String::from_utf8_lossy(raw);
+        let lossy;
+        let line = match text {
+            // `raw` is a sub-slice of a valid UTF-8 body split at ASCII bytes: valid too.
+            Some(_) => std::str::from_utf8(raw).unwrap_or(""),
+            None => {
+                lossy = String::from_utf8_lossy(raw);
+                &*lossy
+            }
+        };
         let line = line.trim();
         if line.is_empty() {
             continue;
@@ -111,14 +122,19 @@ fn parse_media(value: &str) -> Option<MediaDescription> {
     let port = f.next()?;
     let port = port.split('/').next()?.parse::<u16>().ok()?;
     let proto = f.next()?.to_owned();
-    let formats = f.map(str::to_owned).collect();
+    // Sized up front: one allocation for the list instead of a grow per few formats.
+    let mut formats = Vec::with_capacity(f.clone().count());
+    formats.extend(f.map(str::to_owned));
+    let expected_rtpmaps = formats.len().min(16);
     Some(MediaDescription {
         media,
         port,
         proto,
         formats,
         connection: None,
-        rtpmaps: Vec::new(),
+        // One rtpmap per format is the common shape (some phones send them for static types
+        // too), so this is usually the only allocation the list needs.
+        rtpmaps: Vec::with_capacity(expected_rtpmaps),
         fmtps: Vec::new(),
         ptime: None,
         maxptime: None,
@@ -164,28 +180,31 @@ fn media_attribute(m: &mut MediaDescription, value: &str) {
         m.direction = Some(d);
         return;
     }
-    match name.to_ascii_lowercase().as_str() {
-        "rtpmap" => {
-            if let Some(map) = parse_rtpmap(rest) {
-                m.rtpmaps.push(map);
+    // Attribute names compare case-insensitively without a lower-cased copy per line.
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    if is("rtpmap") {
+        if let Some(map) = parse_rtpmap(rest) {
+            m.rtpmaps.push(map);
+        }
+    } else if is("fmtp") {
+        if let Some((pt, params)) = rest.split_once(|c: char| c.is_ascii_whitespace()) {
+            if let Some(payload_type) = payload_type(pt) {
+                m.fmtps.push(Fmtp {
+                    payload_type,
+                    params: params.trim().to_owned(),
+                });
             }
         }
-        "fmtp" => {
-            if let Some((pt, params)) = rest.split_once(|c: char| c.is_ascii_whitespace()) {
-                if let Some(payload_type) = payload_type(pt) {
-                    m.fmtps.push(Fmtp {
-                        payload_type,
-                        params: params.trim().to_owned(),
-                    });
-                }
-            }
-        }
-        "ptime" => m.ptime = leading_number(rest).or(m.ptime),
-        "maxptime" => m.maxptime = leading_number(rest).or(m.maxptime),
-        "rtcp" => m.rtcp = parse_rtcp(rest).or(m.rtcp),
-        "rtcp-mux" => m.rtcp_mux = true,
-        "crypto" => m.crypto = true,
-        _ => {}
+    } else if is("ptime") {
+        m.ptime = leading_number(rest).or(m.ptime);
+    } else if is("maxptime") {
+        m.maxptime = leading_number(rest).or(m.maxptime);
+    } else if is("rtcp") {
+        m.rtcp = parse_rtcp(rest).or(m.rtcp);
+    } else if is("rtcp-mux") {
+        m.rtcp_mux = true;
+    } else if is("crypto") {
+        m.crypto = true;
     }
 }
 
