@@ -65,6 +65,10 @@ pub(crate) fn ip(addr: IpAddr, buf: &mut IpBuf) -> &str {
     ascii_str(&buf[..len])
 }
 
+pub(crate) fn push_ip(out: &mut Vec<u8>, addr: IpAddr) {
+    out.extend_from_slice(ip(addr, &mut [0; 48]).as_bytes());
+}
+
 /// The digits written above are ASCII, so this never takes the fallback.
 fn ascii_str(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or("")
@@ -107,6 +111,9 @@ mod tests {
         ] {
             let addr: IpAddr = a.parse().unwrap();
             assert_eq!(ip(addr, &mut [0; 48]), addr.to_string());
+            let mut v = Vec::new();
+            push_ip(&mut v, addr);
+            assert_eq!(v, addr.to_string().into_bytes());
         }
     }
 }
