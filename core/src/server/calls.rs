@@ -8,7 +8,7 @@ use super::ascii;
 use super::build::{self, ACCEPT, ALLOW, SUPPORTED};
 use super::incoming::{self, Parsed, Request};
 use super::state::{CallTimer, Path, Server, Timer};
-use super::txn::{ClientPurpose, ServerState, TxnKey};
+use super::txn::{ClientPurpose, MergeKey, ServerState, TxnKey};
 use super::{CallHandle, Command, Direction, EndReason, Event, Transmit, TransmitKind, Transport};
 use crate::media::{ClassId, PlayMode};
 use crate::rtp::{ntp_timestamp, write_rtcp_sr, Playout, SenderInfo, RTP_HEADER_LEN};
@@ -152,20 +152,32 @@ fn txn_key(req: &Request<'_>) -> TxnKey {
         "ACK" => "INVITE",
         m => m,
     };
-    let branch = if req.top_via.branch.starts_with("z9hG4bK") {
-        req.top_via.branch.to_string()
+    let via = &req.top_via;
+    if via.branch.starts_with("z9hG4bK") {
+        TxnKey::new(method, via.host, via.sent_by_port, &[via.branch])
     } else {
         // RFC 2543 peers: no magic cookie, so match on the request's identity (§17.2.3).
-        format!(
-            "2543|{}|{}|{}|{}",
-            req.call_id, req.from_tag, req.cseq, req.top_via.branch
-        )
-    };
-    TxnKey {
-        branch,
-        sent_by: req.top_via.sent_by.to_ascii_lowercase(),
-        method: method.to_string(),
+        let cseq = ascii::decimal(req.cseq as u64, &mut [0; 20]).to_owned();
+        let parts = [
+            "2543|",
+            req.call_id,
+            "|",
+            req.from_tag,
+            "|",
+            &cseq,
+            "|",
+            via.branch,
+        ];
+        TxnKey::new(method, via.host, via.sent_by_port, &parts)
     }
+}
+
+/// The `dialogs` key of a dialog: `Call-ID SP our tag` (a Call-ID holds no space).
+pub(crate) fn dialog_key(out: &mut String, call_id: &str, local_tag: &str) {
+    out.clear();
+    out.push_str(call_id);
+    out.push(' ');
+    out.push_str(local_tag);
 }
 
 fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
@@ -188,11 +200,12 @@ fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
         return on_ack(s, now, req);
     }
     // RFC 3261 §8.2.2.2: the same request arriving by two paths is a loop, not a new call.
-    if req.method == "INVITE" && req.to_tag.is_empty() {
-        let m = (req.call_id.to_string(), req.from_tag.to_string(), req.cseq);
-        if s.merge_index.contains_key(&m) {
-            return s.respond_final(now, req, key, 482, &[]);
-        }
+    if req.method == "INVITE"
+        && req.to_tag.is_empty()
+        && s.merge_index
+            .contains_key(&MergeKey::new(req.call_id, req.from_tag, req.cseq))
+    {
+        return s.respond_final(now, req, key, 482, &[]);
     }
     if req.max_forwards == Some(0) {
         return s.respond_final(now, req, key, 483, &[]);
@@ -250,13 +263,16 @@ fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
     }
 }
 
-fn find_dialog(s: &Server, req: &Request<'_>) -> Option<CallHandle> {
+fn find_dialog(s: &mut Server, req: &Request<'_>) -> Option<CallHandle> {
     if req.to_tag.is_empty() {
         return None;
     }
-    s.dialogs
-        .get(&(req.call_id.to_string(), req.to_tag.to_string()))
-        .copied()
+    // Looked up through a reused buffer: no allocation per in-dialog request.
+    let mut key = std::mem::take(&mut s.key_scratch);
+    dialog_key(&mut key, req.call_id, req.to_tag);
+    let found = s.dialogs.get(key.as_str()).copied();
+    s.key_scratch = key;
+    found
 }
 
 /// The INVITE's offer (or `None` for a late offer), or the final error response to send.
@@ -443,7 +459,9 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     };
     call.sdp_version = call.sdp_session;
     call.request_dest = request_destination(&call, req);
-    s.dialogs.insert((call.call_id.clone(), local_tag), handle);
+    let mut key = String::new();
+    dialog_key(&mut key, &call.call_id, &local_tag);
+    s.dialogs.insert(key, handle);
     s.calls.insert(handle, call);
     s.stats.calls_total += 1;
     s.stats.calls_active = s.calls.len();
@@ -938,10 +956,7 @@ fn on_cancel(s: &mut Server, now: Instant, req: &Request<'_>, cancel_key: TxnKey
     if let Some(id) = s.find_txn(&cancel_key) {
         return s.absorb(now, id, false);
     }
-    let invite_key = TxnKey {
-        method: "INVITE".into(),
-        ..cancel_key.clone()
-    };
+    let invite_key = cancel_key.with_method("INVITE");
     let Some(invite_id) = s.find_txn(&invite_key) else {
         return s.respond_final(now, req, cancel_key, 481, &[]); // RFC 3261 §9.2
     };
@@ -1213,8 +1228,10 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
     let Some(call) = s.calls.remove(&handle) else {
         return;
     };
-    s.dialogs
-        .remove(&(call.call_id.clone(), call.local_tag.clone()));
+    let mut key = std::mem::take(&mut s.key_scratch);
+    dialog_key(&mut key, &call.call_id, &call.local_tag);
+    s.dialogs.remove(key.as_str());
+    s.key_scratch = key;
     if call.port != 0 && s.ports.get(&call.port) == Some(&handle) {
         s.ports.remove(&call.port);
         let rtcp_mux = call

@@ -2,7 +2,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::ascii;
 use crate::server::Transport;
 use crate::sip::{self, ContactValue, HeaderName, Message, Refresher, StartLine, Uri};
 
@@ -167,18 +166,13 @@ fn request<'a>(
         }
     }
     let host = via.host;
-    let port = via
+    let sent_by_port = via
         .port
         .unwrap_or(if via.transport.eq_ignore_ascii_case("TLS") {
             5061
         } else {
             5060
         });
-    let mut sent_by = String::with_capacity(host.len() + 6);
-    sent_by.push_str(host);
-    sent_by.make_ascii_lowercase();
-    sent_by.push(':');
-    sent_by.push_str(ascii::decimal(port as u64, &mut [0; 20]));
     Ok(Request {
         method,
         uri,
@@ -187,7 +181,7 @@ fn request<'a>(
         vias: raw.vias,
         top_via: TopVia {
             branch: branch.flatten().unwrap_or(""),
-            sent_by,
+            sent_by_port,
             host,
             port: via.port,
             rport,
@@ -309,8 +303,9 @@ pub(crate) struct Request<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct TopVia<'a> {
     pub branch: &'a str,
-    /// `host:port`, lower-cased: part of the transaction key (RFC 3261 §17.2.3).
-    pub sent_by: String,
+    /// The sent-by port, defaulted by transport: with the host, part of the transaction key
+    /// (RFC 3261 §17.2.3).
+    pub sent_by_port: u16,
     pub host: &'a str,
     pub port: Option<u16>,
     /// `;rport` present (RFC 3581): answer to the source port.

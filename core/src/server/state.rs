@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::build::{self, Writer};
 use super::incoming::Request;
 use super::slab::CallSlab;
-use super::txn::{ClientPurpose, ClientTxn, ServerState, ServerTxn, TxnKey};
+use super::txn::{ClientPurpose, ClientTxn, MergeKey, ServerState, ServerTxn, TxnKey};
 use super::{
     CallHandle, Command, Control, EndReason, Event, ServerConfig, Stats, Transmit, TransmitKind,
     Transport,
@@ -64,16 +64,17 @@ pub struct Server {
     pub(crate) epoch_wall: SystemTime,
     pub(crate) stats: Stats,
     pub(crate) calls: CallSlab,
-    /// In-dialog lookup: (Call-ID, our tag) → call. A BTreeMap: deterministic, and peer-chosen
-    /// Call-IDs cannot degrade it the way they can flood a fixed-key hash map.
-    pub(crate) dialogs: BTreeMap<(String, String), CallHandle>,
+    /// In-dialog lookup: `Call-ID SP our tag` (see `calls::dialog_key`) → call. A BTreeMap:
+    /// deterministic, and peer-chosen Call-IDs cannot degrade it the way they can flood a
+    /// fixed-key hash map.
+    pub(crate) dialogs: BTreeMap<String, CallHandle>,
     /// RTP port (even) → call, for ports asked of the runtime.
     pub(crate) ports: BTreeMap<u16, CallHandle>,
     pub(crate) bad_ports: BTreeSet<u16>,
     pub(crate) port_cursor: u16,
     pub(crate) txns: BTreeMap<u64, ServerTxn>,
     pub(crate) txn_index: BTreeMap<TxnKey, u64>,
-    pub(crate) merge_index: BTreeMap<(String, String, u32), u64>,
+    pub(crate) merge_index: BTreeMap<MergeKey, u64>,
     pub(crate) client_txns: BTreeMap<u64, ClientTxn>,
     pub(crate) client_index: BTreeMap<String, u64>,
     pub(crate) next_id: u64,
@@ -85,6 +86,8 @@ pub struct Server {
     pub(crate) draining: Option<Instant>,
     pub(crate) drained_sent: bool,
     pub(crate) scratch: Vec<u8>,
+    /// Reused for map lookups by a composite string key, so a lookup does not allocate.
+    pub(crate) key_scratch: String,
 }
 
 impl Server {
@@ -127,6 +130,7 @@ impl Server {
             draining: None,
             drained_sent: false,
             scratch: Vec::with_capacity(2048),
+            key_scratch: String::new(),
         }
     }
 
@@ -312,7 +316,7 @@ impl Server {
         let id = self.id();
         let invite = req.method == "INVITE";
         let merge = if invite && req.to_tag.is_empty() {
-            let m = (req.call_id.to_string(), req.from_tag.to_string(), req.cseq);
+            let m = MergeKey::new(req.call_id, req.from_tag, req.cseq);
             self.merge_index.insert(m.clone(), id);
             Some(m)
         } else {

@@ -9,15 +9,63 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{CallHandle, Transport};
+use super::{ascii, CallHandle, Transport};
 
 /// RFC 3261 §17.2.3 matching key: branch, sent-by, and the method (ACK and CANCEL match the
 /// INVITE by branch; CANCEL has a transaction of its own).
+///
+/// Held as one string, `method SP sent-by SP branch`: one allocation per request instead of
+/// three. Neither the method (a token) nor the sent-by (`host:port`) contains a space, so the
+/// first two spaces split the key unambiguously whatever the branch holds.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct TxnKey {
-    pub branch: String,
-    pub sent_by: String,
-    pub method: String,
+pub(crate) struct TxnKey(String);
+
+impl TxnKey {
+    /// `host` is lower-cased (sent-by compares case-insensitively); `branch` is written from
+    /// its parts in order.
+    pub fn new(method: &str, host: &str, port: u16, branch: &[&str]) -> TxnKey {
+        let len = branch.iter().map(|p| p.len()).sum::<usize>();
+        let mut key = String::with_capacity(method.len() + host.len() + len + 8);
+        key.push_str(method);
+        key.push(' ');
+        let host_at = key.len();
+        key.push_str(host);
+        key[host_at..].make_ascii_lowercase();
+        key.push(':');
+        key.push_str(ascii::decimal(port as u64, &mut [0; 20]));
+        key.push(' ');
+        for part in branch {
+            key.push_str(part);
+        }
+        TxnKey(key)
+    }
+
+    /// The same sent-by and branch under another method (a CANCEL's INVITE).
+    pub fn with_method(&self, method: &str) -> TxnKey {
+        let rest = self.0.split_once(' ').map_or("", |(_, rest)| rest);
+        let mut key = String::with_capacity(method.len() + 1 + rest.len());
+        key.push_str(method);
+        key.push(' ');
+        key.push_str(rest);
+        TxnKey(key)
+    }
+}
+
+/// RFC 3261 §8.2.2.2 merged-request key of an INVITE without To tag: CSeq, Call-ID, From tag,
+/// as `cseq SP call-id SP from-tag` (digits and a Call-ID hold no space: unambiguous).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct MergeKey(String);
+
+impl MergeKey {
+    pub fn new(call_id: &str, from_tag: &str, cseq: u32) -> MergeKey {
+        let mut key = String::with_capacity(call_id.len() + from_tag.len() + 12);
+        key.push_str(ascii::decimal(cseq as u64, &mut [0; 20]));
+        key.push(' ');
+        key.push_str(call_id);
+        key.push(' ');
+        key.push_str(from_tag);
+        MergeKey(key)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,7 +93,7 @@ pub(crate) struct ServerTxn {
     pub dest: SocketAddr,
     pub call: Option<CallHandle>,
     /// (Call-ID, From tag, CSeq) of an INVITE without To tag: merged-request detection (§8.2.2.2).
-    pub merge: Option<(String, String, u32)>,
+    pub merge: Option<MergeKey>,
     /// Timer G (non-2xx retransmission), armed deadline and current interval.
     pub retransmit_at: Option<Instant>,
     pub interval: Duration,
@@ -75,4 +123,27 @@ pub(crate) struct ClientTxn {
     /// Timer F (give up) or, after the final response, timer K (forget).
     pub end_at: Instant,
     pub done: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_separate_their_parts() {
+        let a = TxnKey::new("INVITE", "Host.Example", 5060, &["z9hG4bK", "1"]);
+        assert_eq!(a.0, "INVITE host.example:5060 z9hG4bK1");
+        assert_eq!(
+            a.with_method("CANCEL").0,
+            "CANCEL host.example:5060 z9hG4bK1"
+        );
+        assert_ne!(
+            a,
+            TxnKey::new("INVITE", "host.example", 5061, &["z9hG4bK1"])
+        );
+        assert_eq!(MergeKey::new("a@b", "t 1", 7).0, "7 a@b t 1");
+        // A Call-ID holds no space, so the tag cannot move into it.
+        assert_ne!(MergeKey::new("a", "b c", 1), MergeKey::new("a", "b", 1));
+        assert_ne!(MergeKey::new("a", "b", 1), MergeKey::new("a", "b", 11));
+    }
 }
