@@ -85,6 +85,14 @@ impl std::fmt::Write for Fmt<'_> {
     }
 }
 
+/// `name: value` CRLF, for header blocks kept outside a [`Writer`].
+pub(crate) fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The top Via of a response: `received` and `rport` filled in (RFC 3261 §18.2.1, RFC 3581 §4).
 fn push_response_top_via(out: &mut Vec<u8>, req: &Request<'_>) {
     let raw = req.vias.first().copied().unwrap_or("");

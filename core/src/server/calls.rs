@@ -55,7 +55,8 @@ pub(crate) struct Call {
     pub invite_txn: u64,
     pub invite_cseq: u32,
     pub invite_head: Vec<u8>,
-    pub invite_extra: Vec<(String, String)>,
+    /// Header lines only the 2xx carries (Contact, Record-Route, Allow, ...), CRLF-terminated.
+    pub invite_extra: Vec<u8>,
     /// The offer of the INVITE being answered (None: we offer in the 2xx, answer in the ACK).
     pub offer: Option<Box<SessionDescription>>,
     pub port: u16,
@@ -375,7 +376,7 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
         &s.config.user_agent,
     )
     .finish(None);
-    let head = strip_status_and_length(&head);
+    let head = strip_status_and_length(head);
     let transport_param = if req.transport == Transport::Tcp {
         ";transport=tcp"
     } else {
@@ -396,25 +397,23 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     contact.push_str(ascii::decimal(req.local.port() as u64, &mut [0; 20]));
     contact.push_str(transport_param);
     contact.push('>');
-    let mut extra = Vec::with_capacity(4 + req.record_route.len());
-    extra.push(("Contact".to_string(), contact));
+    // The 200's own header lines, written once as bytes (the 2xx is built once and then
+    // retransmitted as is).
+    let mut extra = Vec::with_capacity(256);
+    build::push_header(&mut extra, "Contact", &contact);
     for rr in &req.record_route {
-        extra.push(("Record-Route".to_string(), rr.to_string()));
+        build::push_header(&mut extra, "Record-Route", rr);
     }
-    extra.push(("Allow".into(), ALLOW.into()));
-    extra.push(("Supported".into(), SUPPORTED.into()));
+    build::push_header(&mut extra, "Allow", ALLOW);
+    build::push_header(&mut extra, "Supported", SUPPORTED);
     if let Some(t) = &session {
-        let r = if t.we_refresh { "uas" } else { "uac" };
-        extra.push((
-            "Session-Expires".into(),
-            format!("{};refresher={r}", t.interval.as_secs()),
-        ));
+        push_session_expires(&mut extra, t);
         if req
             .supported
             .iter()
             .any(|t| t.eq_ignore_ascii_case("timer"))
         {
-            extra.push(("Require".into(), "timer".into()));
+            build::push_header(&mut extra, "Require", "timer");
         }
     }
     let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
@@ -470,15 +469,29 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     }
 }
 
+/// `Session-Expires: <secs>;refresher=<uac|uas>` (RFC 4028 §9).
+fn push_session_expires(out: &mut Vec<u8>, t: &SessionTimer) {
+    out.extend_from_slice(b"Session-Expires: ");
+    ascii::push_decimal(out, t.interval.as_secs());
+    out.extend_from_slice(if t.we_refresh {
+        b";refresher=uas\r\n"
+    } else {
+        b";refresher=uac\r\n"
+    });
+}
+
 /// `start_response(...).finish(None)` minus its status line and Content-Length: the header block
 /// every later response on this INVITE transaction shares.
-fn strip_status_and_length(full: &[u8]) -> Vec<u8> {
+fn strip_status_and_length(mut full: Vec<u8>) -> Vec<u8> {
     let start = full
         .windows(2)
         .position(|w| w == b"\r\n")
         .map_or(0, |p| p + 2);
     let end = full.len() - b"Content-Length: 0\r\n\r\n".len();
-    full[start..end].to_vec()
+    // In place: the header block keeps the buffer it was written into.
+    full.truncate(end);
+    full.drain(..start);
+    full
 }
 
 /// Our in-dialog requests go to the first Record-Route hop, else the remote target — unless
@@ -590,7 +603,7 @@ fn send_on_invite(
     now: Instant,
     handle: CallHandle,
     code: u16,
-    extra: &[(String, String)],
+    extra: &[u8],
     body: Option<&[u8]>,
 ) -> Vec<u8> {
     let Some(call) = s.calls.get(&handle) else {
@@ -599,9 +612,7 @@ fn send_on_invite(
     let mut bytes = Vec::with_capacity(call.invite_head.len() + 600);
     let mut w = build::Writer::response(&mut bytes, code, crate::sip::reason_phrase(code));
     w.raw(&call.invite_head);
-    for (n, v) in extra {
-        w.header(n, v);
-    }
+    w.raw(extra);
     w.finish(body.map(|b| ("application/sdp", b)));
     let id = call.invite_txn;
     s.respond(now, id, bytes.clone(), code);
@@ -610,16 +621,18 @@ fn send_on_invite(
 
 fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
     let body = local_sdp(s, handle);
+    // Taken out for the call and put back: no copy of the header lines.
     let extra = s
         .calls
-        .get(&handle)
-        .map(|c| c.invite_extra.clone())
+        .get_mut(&handle)
+        .map(|c| std::mem::take(&mut c.invite_extra))
         .unwrap_or_default();
     let bytes = send_on_invite(s, now, handle, 200, &extra, Some(&body));
     let t1 = s.t1();
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
+    call.invite_extra = extra;
     call.state = CallState::Answering;
     call.ok_bytes = Some(bytes);
     call.retransmit_interval = t1;
@@ -845,33 +858,28 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
     }
     let mut head = Vec::with_capacity(512);
     build::start_response(&mut head, req, 200, None, None, &ua).finish(None);
-    let mut extra = vec![(
-        "Contact".to_string(),
-        format!(
-            "<sip:{}@{}:{}>",
-            if call.user.is_empty() {
-                "onhold"
-            } else {
-                &call.user
-            },
-            build::host_str(call.advertised),
-            call.local_sip.port()
-        ),
-    )];
-    extra.push(("Allow".into(), ALLOW.into()));
-    extra.push(("Supported".into(), SUPPORTED.into()));
+    let contact = format!(
+        "<sip:{}@{}:{}>",
+        if call.user.is_empty() {
+            "onhold"
+        } else {
+            &call.user
+        },
+        build::host_str(call.advertised),
+        call.local_sip.port()
+    );
+    let mut extra = Vec::with_capacity(256);
+    build::push_header(&mut extra, "Contact", &contact);
+    build::push_header(&mut extra, "Allow", ALLOW);
+    build::push_header(&mut extra, "Supported", SUPPORTED);
     if let Some(t) = &call.session {
-        let r = if t.we_refresh { "uas" } else { "uac" };
-        extra.push((
-            "Session-Expires".into(),
-            format!("{};refresher={r}", t.interval.as_secs()),
-        ));
+        push_session_expires(&mut extra, t);
     }
     let has_offer = offer.is_some();
     if invite {
         call.invite_txn = id;
         call.invite_cseq = req.cseq;
-        call.invite_head = strip_status_and_length(&head);
+        call.invite_head = strip_status_and_length(head);
         call.invite_extra = extra;
         call.offer = offer;
         call.pending = neg.map(Box::new);
@@ -894,10 +902,8 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
         call.offer = None;
         let mut bytes = Vec::with_capacity(800);
         let mut w = build::Writer::response(&mut bytes, 200, "OK");
-        w.raw(&strip_status_and_length(&head));
-        for (n, v) in &extra {
-            w.header(n, v);
-        }
+        w.raw(&strip_status_and_length(head));
+        w.raw(&extra);
         w.finish(body.as_deref().map(|b| ("application/sdp", b)));
         s.respond(now, id, bytes, 200);
         if has_offer {
