@@ -2,6 +2,7 @@
 //! media starts and stops, and how a call ends.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::ascii;
@@ -66,7 +67,7 @@ pub(crate) struct Call {
     pub pending: Option<Box<Negotiated>>,
     pub sdp_session: u64,
     pub sdp_version: u64,
-    pub ok_bytes: Option<Vec<u8>>,
+    pub ok_bytes: Option<Arc<[u8]>>,
     pub retransmit_at: Option<Instant>,
     pub retransmit_interval: Duration,
     pub ack_deadline: Option<Instant>,
@@ -605,18 +606,19 @@ fn send_on_invite(
     code: u16,
     extra: &[u8],
     body: Option<&[u8]>,
-) -> Vec<u8> {
-    let Some(call) = s.calls.get(&handle) else {
-        return Vec::new();
-    };
-    let mut bytes = Vec::with_capacity(call.invite_head.len() + 600);
-    let mut w = build::Writer::response(&mut bytes, code, crate::sip::reason_phrase(code));
+) -> Option<Arc<[u8]>> {
+    let call = s.calls.get(&handle)?;
+    let mut scratch = std::mem::take(&mut s.scratch);
+    let mut w = build::Writer::response(&mut scratch, code, crate::sip::reason_phrase(code));
     w.raw(&call.invite_head);
     w.raw(extra);
     w.finish(body.map(|b| ("application/sdp", b)));
     let id = call.invite_txn;
+    // One copy, shared by the transaction, the call (2xx retransmission) and the queue.
+    let bytes: Arc<[u8]> = Arc::from(&scratch[..]);
+    s.scratch = scratch;
     s.respond(now, id, bytes.clone(), code);
-    bytes
+    Some(bytes)
 }
 
 fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
@@ -634,7 +636,7 @@ fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
     };
     call.invite_extra = extra;
     call.state = CallState::Answering;
-    call.ok_bytes = Some(bytes);
+    call.ok_bytes = bytes;
     call.retransmit_interval = t1;
     call.retransmit_at = Some(now + t1);
     call.ack_deadline = Some(now + 64 * t1);
@@ -905,7 +907,7 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
         w.raw(&strip_status_and_length(head));
         w.raw(&extra);
         w.finish(body.as_deref().map(|b| ("application/sdp", b)));
-        s.respond(now, id, bytes, 200);
+        s.respond(now, id, Arc::from(bytes), 200);
         if has_offer {
             apply_pending(s, now, handle);
         } else if let Some(call) = s.calls.get_mut(&handle) {

@@ -52,7 +52,36 @@ pub(crate) struct Outgoing {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub kind: TransmitKind,
-    pub bytes: Vec<u8>,
+    pub bytes: Payload,
+}
+
+/// The bytes of a queued datagram. A response a transaction or call keeps for retransmission
+/// is shared with the queue, so neither keeping it nor resending it copies it.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl Payload {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Owned(v) => v,
+            Payload::Shared(a) => a,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(v: Vec<u8>) -> Payload {
+        Payload::Owned(v)
+    }
+}
+
+impl From<Arc<[u8]>> for Payload {
+    fn from(a: Arc<[u8]>) -> Payload {
+        Payload::Shared(a)
+    }
 }
 
 /// The sans-IO Music On Hold server. See the module docs of [`crate::server`] for the drive loop.
@@ -194,8 +223,9 @@ impl Server {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         if let Some(o) = self.out.pop_front() {
-            let len = o.bytes.len().min(buf.len());
-            buf[..len].copy_from_slice(&o.bytes[..len]);
+            let bytes = o.bytes.as_slice();
+            let len = bytes.len().min(buf.len());
+            buf[..len].copy_from_slice(&bytes[..len]);
             match o.kind {
                 TransmitKind::Sip => self.stats.sip_out += 1,
                 TransmitKind::Rtcp => self.stats.rtcp_out += 1,
@@ -269,14 +299,14 @@ impl Server {
         local: SocketAddr,
         remote: SocketAddr,
         kind: TransmitKind,
-        bytes: Vec<u8>,
+        bytes: impl Into<Payload>,
     ) {
         self.out.push_back(Outgoing {
             transport,
             local,
             remote,
             kind,
-            bytes,
+            bytes: bytes.into(),
         });
     }
 
@@ -345,7 +375,7 @@ impl Server {
     }
 
     /// Send a response on a server transaction and move it along (RFC 3261 §17.2.1, §17.2.2).
-    pub(crate) fn respond(&mut self, now: Instant, id: u64, bytes: Vec<u8>, code: u16) {
+    pub(crate) fn respond(&mut self, now: Instant, id: u64, bytes: Arc<[u8]>, code: u16) {
         let t1 = self.config.t1;
         let t4 = self.config.t4;
         let Some(txn) = self.txns.get_mut(&id) else {
@@ -467,14 +497,23 @@ impl Server {
         to_tag: Option<&str>,
         extra: &[(&str, &str)],
     ) {
-        let mut bytes = std::mem::take(&mut self.scratch);
-        let mut w =
-            build::start_response(&mut bytes, req, code, None, to_tag, &self.config.user_agent);
+        // Written into the reused scratch buffer, then copied once into the shared bytes the
+        // transaction keeps and the queue sends.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut w = build::start_response(
+            &mut scratch,
+            req,
+            code,
+            None,
+            to_tag,
+            &self.config.user_agent,
+        );
         for (name, value) in extra {
             w.header(name, value);
         }
         w.finish(None);
-        self.scratch = Vec::with_capacity(2048);
+        let bytes = Arc::from(&scratch[..]);
+        self.scratch = scratch;
         if code >= 300 {
             self.emit(Event::Rejected {
                 remote: req.remote,

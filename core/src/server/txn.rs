@@ -7,6 +7,7 @@
 //! until the ACK arrives.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{ascii, CallHandle, Transport};
@@ -86,7 +87,7 @@ pub(crate) struct ServerTxn {
     pub invite: bool,
     pub state: ServerState,
     /// The last response sent, for retransmitted requests.
-    pub last: Option<Vec<u8>>,
+    pub last: Option<Arc<[u8]>>,
     pub last_code: u16,
     pub transport: Transport,
     pub local: SocketAddr,
