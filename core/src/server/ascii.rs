@@ -7,7 +7,11 @@
 use std::net::IpAddr;
 
 /// `v` in decimal, written into the end of `buf`.
-pub(crate) fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &str {
+pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
+    ascii_str(decimal_bytes(v, buf))
+}
+
+fn decimal_bytes(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -17,7 +21,7 @@ pub(crate) fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &str {
             break;
         }
     }
-    ascii_str(&buf[i..])
+    &buf[i..]
 }
 
 /// `v` as 16 lower-case hex digits (`{:016x}`).
@@ -30,7 +34,7 @@ pub(crate) fn hex16(v: u64, buf: &mut [u8; 16]) -> &str {
 }
 
 pub(crate) fn push_decimal(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(decimal(v, &mut [0; 20]).as_bytes());
+    out.extend_from_slice(decimal_bytes(v, &mut [0; 20]));
 }
 
 /// Room for the longest address text (`ffff:…:255.255.255.255`, 45 bytes).
@@ -41,16 +45,23 @@ pub(crate) type IpBuf = [u8; 48];
 pub(crate) fn ip(addr: IpAddr, buf: &mut IpBuf) -> &str {
     let len = match addr {
         IpAddr::V4(v4) => {
+            // At most three digits per octet: written directly, no loop or division chain.
             let mut len = 0;
-            let mut scratch = [0; 20];
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
                     buf[len] = b'.';
                     len += 1;
                 }
-                let digits = decimal(octet as u64, &mut scratch).as_bytes();
-                buf[len..len + digits.len()].copy_from_slice(digits);
-                len += digits.len();
+                if octet >= 100 {
+                    buf[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    buf[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                buf[len] = b'0' + octet % 10;
+                len += 1;
             }
             len
         }
@@ -101,6 +112,8 @@ mod tests {
     fn addresses_match_display() {
         for a in [
             "0.0.0.0",
+            "1.20.100.109",
+            "99.9.10.200",
             "192.168.1.50",
             "10.0.0.255",
             "255.255.255.255",

@@ -99,12 +99,25 @@ fn push_response_top_via(out: &mut Vec<u8>, req: &Request<'_>) {
     let mut ip_buf = [0; 48];
     let src_ip = ascii::ip(req.remote.ip(), &mut ip_buf);
     let mut has_received = false;
-    for (i, part) in raw.split(';').enumerate() {
-        let part = part.trim();
+    // Split at ';' by bytes (an ASCII byte, so every piece is a `str` slice): the char-pattern
+    // `split` costs several times more per parameter.
+    let ends = raw
+        .bytes()
+        .enumerate()
+        .filter(|&(_, b)| b == b';')
+        .map(|(i, _)| i)
+        .chain(std::iter::once(raw.len()));
+    let mut start = 0;
+    for (i, end) in ends.enumerate() {
+        let part = raw[start..end].trim();
+        start = end + 1;
         if i > 0 {
             out.push(b';');
         }
-        let name = part.split('=').next().unwrap_or("").trim();
+        let name = match part.as_bytes().iter().position(|&b| b == b'=') {
+            Some(eq) => part[..eq].trim(),
+            None => part.trim(),
+        };
         if i > 0 && name.eq_ignore_ascii_case("rport") {
             out.extend_from_slice(b"rport=");
             ascii::push_decimal(out, req.remote.port() as u64);

@@ -177,6 +177,7 @@ fn txn_key(req: &Request<'_>) -> TxnKey {
 /// The `dialogs` key of a dialog: `Call-ID SP our tag` (a Call-ID holds no space).
 pub(crate) fn dialog_key(out: &mut String, call_id: &str, local_tag: &str) {
     out.clear();
+    out.reserve(call_id.len() + 1 + local_tag.len());
     out.push_str(call_id);
     out.push(' ');
     out.push_str(local_tag);
