@@ -13,36 +13,52 @@ use crate::server::Direction;
 /// Parse an SDP body. Lines may end in CRLF or LF, the last one may lack it, and lines that are
 /// not `<letter>=<value>` are ignored.
 pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
-    let mut sd = SessionDescription::default();
-    let mut seen_version = false;
-    // A valid UTF-8 body (every SDP a phone sends) is read in place; only a body with invalid
-    // bytes pays for the per-line lossy conversion, which turns them into U+FFFD.
-    let text = std::str::from_utf8(body).ok();
-    for raw in body.split(|&b| b == b'\n') {
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let lossy;
-        let line = match text {
-            // `raw` is a sub-slice of a valid UTF-8 body split at ASCII bytes: valid too.
-            Some(_) => std::str::from_utf8(raw).unwrap_or(""),
-            None => {
-                lossy = String::from_utf8_lossy(raw);
-                &*lossy
+    let mut reader = Reader::default();
+    match std::str::from_utf8(body) {
+        // Every SDP a phone sends: read in place, line by line.
+        Ok(text) => {
+            for raw in text.split('\n') {
+                reader.line(raw.strip_suffix('\r').unwrap_or(raw))?;
             }
-        };
+        }
+        // Invalid bytes become U+FFFD, line by line, as before.
+        Err(_) => {
+            for raw in body.split(|&b| b == b'\n') {
+                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                reader.line(&String::from_utf8_lossy(raw))?;
+            }
+        }
+    }
+    if reader.seen_version {
+        Ok(reader.sd)
+    } else {
+        Err(SdpError::NotSdp)
+    }
+}
+
+#[derive(Default)]
+struct Reader {
+    sd: SessionDescription,
+    seen_version: bool,
+}
+
+impl Reader {
+    fn line(&mut self, line: &str) -> Result<(), SdpError> {
+        let sd = &mut self.sd;
         let line = line.trim();
         if line.is_empty() {
-            continue;
+            return Ok(());
         }
         let Some((kind, value)) = split_type(line) else {
-            continue;
+            return Ok(());
         };
-        if !seen_version {
+        if !self.seen_version {
             // RFC 8866 §5: v= comes first. Anything else means this body is not SDP.
             if kind != b'v' || value.trim() != "0" {
                 return Err(SdpError::NotSdp);
             }
-            seen_version = true;
-            continue;
+            self.seen_version = true;
+            return Ok(());
         }
         match kind {
             b'o' if sd.media.is_empty() => sd.origin = parse_origin(value),
@@ -63,15 +79,11 @@ pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
             }
             b'a' => match sd.media.last_mut() {
                 Some(m) => media_attribute(m, value),
-                None => session_attribute(&mut sd, value),
+                None => session_attribute(sd, value),
             },
             _ => {}
         }
-    }
-    if seen_version {
-        Ok(sd)
-    } else {
-        Err(SdpError::NotSdp)
+        Ok(())
     }
 }
 
