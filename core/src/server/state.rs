@@ -101,7 +101,9 @@ pub struct Server {
     pub(crate) ports: BTreeMap<u16, CallHandle>,
     pub(crate) bad_ports: BTreeSet<u16>,
     pub(crate) port_cursor: u16,
-    pub(crate) txns: BTreeMap<u64, ServerTxn>,
+    /// Boxed: a transaction is ~250 bytes, and B-tree nodes shift and split their values in
+    /// place (the oldest ones are removed from the front of a node as their timers end).
+    pub(crate) txns: BTreeMap<u64, Box<ServerTxn>>,
     pub(crate) txn_index: BTreeMap<TxnKey, u64>,
     pub(crate) merge_index: BTreeMap<MergeKey, u64>,
     pub(crate) client_txns: BTreeMap<u64, ClientTxn>,
@@ -355,7 +357,7 @@ impl Server {
         self.txn_index.insert(key.clone(), id);
         self.txns.insert(
             id,
-            ServerTxn {
+            Box::new(ServerTxn {
                 key,
                 invite,
                 state: ServerState::Proceeding,
@@ -369,7 +371,7 @@ impl Server {
                 retransmit_at: None,
                 interval: self.config.t1,
                 end_at: None,
-            },
+            }),
         );
         id
     }
