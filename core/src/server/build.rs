@@ -109,14 +109,14 @@ fn push_response_top_via(out: &mut Vec<u8>, req: &Request<'_>) {
         .chain(std::iter::once(raw.len()));
     let mut start = 0;
     for (i, end) in ends.enumerate() {
-        let part = raw[start..end].trim();
+        let part = trim(&raw[start..end]);
         start = end + 1;
         if i > 0 {
             out.push(b';');
         }
         let name = match part.as_bytes().iter().position(|&b| b == b'=') {
-            Some(eq) => part[..eq].trim(),
-            None => part.trim(),
+            Some(eq) => trim(&part[..eq]),
+            None => part,
         };
         if i > 0 && name.eq_ignore_ascii_case("rport") {
             out.extend_from_slice(b"rport=");
@@ -137,6 +137,15 @@ fn push_response_top_via(out: &mut Vec<u8>, req: &Request<'_>) {
     if !has_received && (req.top_via.rport || host != src_ip) {
         out.extend_from_slice(b";received=");
         out.extend_from_slice(src_ip.as_bytes());
+    }
+}
+
+/// `str::trim`, returning at once when both ends are ASCII and not whitespace (the usual
+/// Via parameter): an ASCII last byte is a whole char, so nothing could be trimmed there.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&a), Some(&z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
     }
 }
 
