@@ -514,7 +514,12 @@ fn request_destination(call: &Call, req: &Request<'_>) -> SocketAddr {
         }
     }
     if !natted {
-        if let Some(a) = incoming::uri_socket_addr(&call.remote_target) {
+        // The remote target is the Contact when there is one, already parsed.
+        let target = match (req.contact, req.contact_addr) {
+            (Some(_), Some(known)) => known,
+            _ => incoming::uri_socket_addr(&call.remote_target),
+        };
+        if let Some(a) = target {
             return a;
         }
     }

@@ -140,7 +140,7 @@ fn request<'a>(
     };
     let contact = if method == "INVITE" || method == "UPDATE" {
         msg.contacts().find_map(|c| match c {
-            Ok(ContactValue::Addr(a)) => Some(a.uri.raw),
+            Ok(ContactValue::Addr(a)) => Some(a.uri),
             _ => None,
         })
     } else {
@@ -194,7 +194,12 @@ fn request<'a>(
         cseq,
         cseq_method,
         max_forwards: msg.max_forwards().ok().flatten().map(u32::from),
-        contact,
+        contact: contact.map(|u| u.raw),
+        // What `uri_socket_addr(raw)` would find, from the URI already parsed; a raw URI with
+        // a '<' (which that function would cut at) is left to it.
+        contact_addr: contact
+            .filter(|u| !u.raw.contains('<'))
+            .map(|u| uri_addr(&u)),
         record_route: raw.record_route,
         require: msg.require().collect(),
         supported: msg.supported().collect(),
@@ -282,7 +287,10 @@ pub(crate) fn uri_socket_addr(uri: &str) -> Option<SocketAddr> {
         (Some(a), Some(b)) if a < b => &uri[a + 1..b],
         _ => uri,
     };
-    let u = Uri::parse(inner).ok()?;
+    uri_addr(&Uri::parse(inner).ok()?)
+}
+
+fn uri_addr(u: &Uri<'_>) -> Option<SocketAddr> {
     let ip: IpAddr = u.host_unbracketed().parse().ok()?;
     let default = if matches!(u.scheme, sip::Scheme::Sips) {
         5061
@@ -314,6 +322,9 @@ pub(crate) struct Request<'a> {
     pub max_forwards: Option<u32>,
     /// First Contact URI (without `<>`), if any.
     pub contact: Option<&'a str>,
+    /// `uri_socket_addr(contact)` when already known from parsing the Contact (`Some(None)`:
+    /// known not to be an IP literal); `None`: not computed.
+    pub contact_addr: Option<Option<SocketAddr>>,
     /// Record-Route values in order, as written.
     pub record_route: Vec<&'a str>,
     pub require: Vec<&'a str>,
