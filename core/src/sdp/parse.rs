@@ -45,7 +45,7 @@ struct Reader {
 impl Reader {
     fn line(&mut self, line: &str) -> Result<(), SdpError> {
         let sd = &mut self.sd;
-        let line = line.trim();
+        let line = trim(line);
         if line.is_empty() {
             return Ok(());
         }
@@ -54,7 +54,7 @@ impl Reader {
         };
         if !self.seen_version {
             // RFC 8866 §5: v= comes first. Anything else means this body is not SDP.
-            if kind != b'v' || value.trim() != "0" {
+            if kind != b'v' || trim(value) != "0" {
                 return Err(SdpError::NotSdp);
             }
             self.seen_version = true;
@@ -84,6 +84,15 @@ impl Reader {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// `str::trim`, returning at once when both ends are ASCII and not whitespace (nearly every
+/// SDP line and field): an ASCII last byte is a whole char, so nothing could be trimmed there.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&a), Some(&z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
     }
 }
 
@@ -179,8 +188,8 @@ fn parse_media(value: &str) -> Option<MediaDescription> {
 
 fn split_attribute(value: &str) -> (&str, &str) {
     match value.as_bytes().iter().position(|&b| b == b':') {
-        Some(colon) => (value[..colon].trim(), value[colon + 1..].trim()),
-        None => (value.trim(), ""),
+        Some(colon) => (trim(&value[..colon]), trim(&value[colon + 1..])),
+        None => (trim(value), ""),
     }
 }
 
@@ -223,7 +232,7 @@ fn media_attribute(m: &mut MediaDescription, value: &str) {
             if let Some(payload_type) = payload_type(pt) {
                 m.fmtps.push(Fmtp {
                     payload_type,
-                    params: params.trim().to_owned(),
+                    params: trim(params).to_owned(),
                 });
             }
         }
@@ -248,11 +257,11 @@ fn payload_type(s: &str) -> Option<u8> {
 fn parse_rtpmap(rest: &str) -> Option<RtpMap> {
     let (pt, enc) = rest.split_once(|c: char| c.is_ascii_whitespace())?;
     let payload_type = payload_type(pt)?;
-    let mut parts = split_ascii(enc.trim(), b'/');
+    let mut parts = split_ascii(trim(enc), b'/');
     let encoding = parts.next()?.to_owned();
-    let clock_rate = parts.next()?.trim().parse().ok()?;
+    let clock_rate = trim(parts.next()?).parse().ok()?;
     let channels = match parts.next() {
-        Some(c) => Some(c.trim().parse().ok()?),
+        Some(c) => Some(trim(c).parse().ok()?),
         None => None,
     };
     Some(RtpMap {
@@ -314,6 +323,15 @@ mod tests {
             s.push_str("m=audio 0 RTP/AVP 0\r\n");
         }
         assert_eq!(parse(s.as_bytes()), Err(SdpError::TooManyMedia));
+    }
+
+    #[test]
+    fn trim_matches_str_trim() {
+        for s in [
+            "", " ", "a", " a", "a ", "\u{a0}a", "a\u{a0}", "é", " é ", "a b", "\t0\r",
+        ] {
+            assert_eq!(trim(s), s.trim(), "{s:?}");
+        }
     }
 
     #[test]
