@@ -212,6 +212,19 @@ pub(crate) fn host_str(ip: IpAddr) -> String {
     out
 }
 
+/// [`host_str`] appended to a byte buffer.
+pub(crate) fn push_host_bytes(out: &mut Vec<u8>, ip: IpAddr) {
+    let mut buf = [0; 48];
+    let text = ascii::ip(ip, &mut buf);
+    if ip.is_ipv6() {
+        out.push(b'[');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b']');
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
 /// [`host_str`] appended to `out`.
 pub(crate) fn push_host(out: &mut String, ip: IpAddr) {
     let mut buf = [0; 48];

@@ -35,8 +35,10 @@ pub(crate) struct SessionTimer {
 /// One dialog and its media.
 #[derive(Debug)]
 pub(crate) struct Call {
-    pub call_id: String,
-    pub local_tag: String,
+    /// `Call-ID SP our tag` (see [`dialog_key`]): the dialog's identity, and its key in
+    /// `Server::dialogs`. One string instead of two, sliced by the accessors.
+    pub dialog: String,
+    pub call_id_len: usize,
     pub user: String,
     /// Their From as written (our To in requests we send) and their To with our tag (our From).
     pub their_from: String,
@@ -81,6 +83,14 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    pub fn call_id(&self) -> &str {
+        &self.dialog[..self.call_id_len]
+    }
+
+    pub fn local_tag(&self) -> &str {
+        &self.dialog[self.call_id_len + 1..]
+    }
+
     fn sending(&self) -> bool {
         self.playout.as_ref().is_some_and(|p| p.running)
     }
@@ -366,7 +376,9 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     let handle = s.calls.vacant();
     let id = s.new_server_txn(req, key, Some(handle));
     s.reply(now, id, req, 100, None, &[]);
-    let local_tag = s.token();
+    // Our tag goes straight into the dialog's identity string (no String of its own).
+    let mut tag_buf = [0; 16];
+    let local_tag = ascii::hex16(s.rng.next_u64(), &mut tag_buf);
     let advertised = s.advertised_ip(req);
     let mut head = Vec::with_capacity(512);
     build::start_response(
@@ -374,7 +386,7 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
         req,
         200,
         None,
-        Some(&local_tag),
+        Some(local_tag),
         &s.config.user_agent,
     )
     .finish(None);
@@ -389,20 +401,17 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     } else {
         req.uri_user
     };
-    // `<sip:{user}@{host}:{port}{transport_param}>`, written without `fmt`.
-    let mut contact = String::with_capacity(user.len() + 72);
-    contact.push_str("<sip:");
-    contact.push_str(user);
-    contact.push('@');
-    build::push_host(&mut contact, advertised);
-    contact.push(':');
-    contact.push_str(ascii::decimal(req.local.port() as u64, &mut [0; 20]));
-    contact.push_str(transport_param);
-    contact.push('>');
     // The 200's own header lines, written once as bytes (the 2xx is built once and then
-    // retransmitted as is).
+    // retransmitted as is). First `Contact: <sip:{user}@{host}:{port}{transport_param}>`.
     let mut extra = Vec::with_capacity(256);
-    build::push_header(&mut extra, "Contact", &contact);
+    extra.extend_from_slice(b"Contact: <sip:");
+    extra.extend_from_slice(user.as_bytes());
+    extra.push(b'@');
+    build::push_host_bytes(&mut extra, advertised);
+    extra.push(b':');
+    ascii::push_decimal(&mut extra, req.local.port() as u64);
+    extra.extend_from_slice(transport_param.as_bytes());
+    extra.extend_from_slice(b">\r\n");
     for rr in &req.record_route {
         build::push_header(&mut extra, "Record-Route", rr);
     }
@@ -419,12 +428,18 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
         }
     }
     let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
+    let mut dialog = String::new();
+    dialog_key(&mut dialog, req.call_id, local_tag);
+    let mut our_from = String::with_capacity(req.to.len() + 5 + local_tag.len());
+    our_from.push_str(req.to);
+    our_from.push_str(";tag=");
+    our_from.push_str(local_tag);
     let mut call = Call {
-        call_id: req.call_id.to_string(),
-        local_tag: local_tag.clone(),
+        call_id_len: req.call_id.len(),
+        dialog,
         user: req.uri_user.to_string(),
         their_from: req.from.to_string(),
-        our_from: format!("{};tag={local_tag}", req.to),
+        our_from,
         remote_target: req.contact.unwrap_or(req.uri).to_string(),
         route_set: req.record_route.iter().map(|r| r.to_string()).collect(),
         remote_cseq: req.cseq,
@@ -460,9 +475,7 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     };
     call.sdp_version = call.sdp_session;
     call.request_dest = request_destination(&call, req);
-    let mut key = String::new();
-    dialog_key(&mut key, &call.call_id, &local_tag);
-    s.dialogs.insert(key, handle);
+    s.dialogs.insert(call.dialog.clone(), handle);
     s.calls.insert(handle, call);
     s.stats.calls_total += 1;
     s.stats.calls_active = s.calls.len();
@@ -751,7 +764,7 @@ fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
         call.started = Some(now);
         Event::CallStarted {
             call: handle,
-            call_id: call.call_id.clone(),
+            call_id: call.call_id().to_string(),
             user: call.user.clone(),
             remote_sip: call.remote_sip,
             remote_rtp: neg.remote_rtp,
@@ -980,7 +993,7 @@ fn on_cancel(s: &mut Server, now: Instant, req: &Request<'_>, cancel_key: TxnKey
     };
     let tag = call
         .and_then(|h| s.calls.get(&h))
-        .map(|c| c.local_tag.clone());
+        .map(|c| c.local_tag().to_string());
     let id = s.new_server_txn(req, cancel_key, None);
     s.reply(now, id, req, 200, tag.as_deref(), &[]);
     if state == ServerState::Proceeding {
@@ -1174,7 +1187,7 @@ fn send_in_dialog(s: &mut Server, now: Instant, handle: CallHandle, method: &'st
     w.header("Max-Forwards", "70");
     w.header("From", &call.our_from);
     w.header("To", &call.their_from);
-    w.header("Call-ID", &call.call_id);
+    w.header("Call-ID", call.call_id());
     w.header_fmt("CSeq", format_args!("{} {method}", call.local_cseq));
     for r in &call.route_set {
         w.header("Route", r);
@@ -1242,10 +1255,7 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
     let Some(call) = s.calls.remove(&handle) else {
         return;
     };
-    let mut key = std::mem::take(&mut s.key_scratch);
-    dialog_key(&mut key, &call.call_id, &call.local_tag);
-    s.dialogs.remove(key.as_str());
-    s.key_scratch = key;
+    s.dialogs.remove(call.dialog.as_str());
     if call.port != 0 && s.ports.get(&call.port) == Some(&handle) {
         s.ports.remove(&call.port);
         let rtcp_mux = call
