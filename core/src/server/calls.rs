@@ -9,7 +9,7 @@ use super::ascii;
 use super::build::{self, ACCEPT, ALLOW, SUPPORTED};
 use super::incoming::{self, Parsed, Request};
 use super::state::{CallTimer, Path, Server, Timer};
-use super::txn::{ClientPurpose, MergeKey, ServerState, TxnKey};
+use super::txn::{ClientPurpose, HashedKey, MergeKey, ServerState, TxnKey};
 use super::{CallHandle, Command, Direction, EndReason, Event, Transmit, TransmitKind, Transport};
 use crate::media::{ClassId, PlayMode};
 use crate::rtp::{ntp_timestamp, write_rtcp_sr, Playout, SenderInfo, RTP_HEADER_LEN};
@@ -283,8 +283,9 @@ fn find_dialog(s: &mut Server, req: &Request<'_>) -> Option<CallHandle> {
     // Looked up through a reused buffer: no allocation per in-dialog request.
     let mut key = std::mem::take(&mut s.key_scratch);
     dialog_key(&mut key, req.call_id, req.to_tag);
-    let found = s.dialogs.get(key.as_str()).copied();
-    s.key_scratch = key;
+    let key = HashedKey::new(key);
+    let found = s.dialogs.get(&key).copied();
+    s.key_scratch = key.into_text();
     found
 }
 
@@ -475,7 +476,8 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     };
     call.sdp_version = call.sdp_session;
     call.request_dest = request_destination(&call, req);
-    s.dialogs.insert(call.dialog.clone(), handle);
+    s.dialogs
+        .insert(HashedKey::new(call.dialog.clone()), handle);
     s.calls.insert(handle, call);
     s.stats.calls_total += 1;
     s.stats.calls_active = s.calls.len();
@@ -1255,7 +1257,12 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
     let Some(call) = s.calls.remove(&handle) else {
         return;
     };
-    s.dialogs.remove(call.dialog.as_str());
+    let mut key = std::mem::take(&mut s.key_scratch);
+    key.clear();
+    key.push_str(&call.dialog);
+    let key = HashedKey::new(key);
+    s.dialogs.remove(&key);
+    s.key_scratch = key.into_text();
     if call.port != 0 && s.ports.get(&call.port) == Some(&handle) {
         s.ports.remove(&call.port);
         let rtcp_mux = call

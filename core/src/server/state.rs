@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::build::{self, Writer};
 use super::incoming::Request;
 use super::slab::CallSlab;
-use super::txn::{ClientPurpose, ClientTxn, MergeKey, ServerState, ServerTxn, TxnKey};
+use super::txn::{ClientPurpose, ClientTxn, HashedKey, MergeKey, ServerState, ServerTxn, TxnKey};
 use super::{
     CallHandle, Command, Control, EndReason, Event, ServerConfig, Stats, Transmit, TransmitKind,
     Transport,
@@ -96,7 +96,7 @@ pub struct Server {
     /// In-dialog lookup: `Call-ID SP our tag` (see `calls::dialog_key`) → call. A BTreeMap:
     /// deterministic, and peer-chosen Call-IDs cannot degrade it the way they can flood a
     /// fixed-key hash map.
-    pub(crate) dialogs: BTreeMap<String, CallHandle>,
+    pub(crate) dialogs: BTreeMap<HashedKey, CallHandle>,
     /// RTP port (even) → call, for ports asked of the runtime.
     pub(crate) ports: BTreeMap<u16, CallHandle>,
     pub(crate) bad_ports: BTreeSet<u16>,

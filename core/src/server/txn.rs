@@ -19,7 +19,7 @@ use super::{ascii, CallHandle, Transport};
 /// three. Neither the method (a token) nor the sent-by (`host:port`) contains a space, so the
 /// first two spaces split the key unambiguously whatever the branch holds.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct TxnKey(String);
+pub(crate) struct TxnKey(HashedKey);
 
 impl TxnKey {
     /// `host` is lower-cased (sent-by compares case-insensitively); `branch` is written from
@@ -38,24 +38,24 @@ impl TxnKey {
         for part in branch {
             key.push_str(part);
         }
-        TxnKey(key)
+        TxnKey(HashedKey::new(key))
     }
 
     /// The same sent-by and branch under another method (a CANCEL's INVITE).
     pub fn with_method(&self, method: &str) -> TxnKey {
-        let rest = self.0.split_once(' ').map_or("", |(_, rest)| rest);
+        let rest = self.0.text().split_once(' ').map_or("", |(_, rest)| rest);
         let mut key = String::with_capacity(method.len() + 1 + rest.len());
         key.push_str(method);
         key.push(' ');
         key.push_str(rest);
-        TxnKey(key)
+        TxnKey(HashedKey::new(key))
     }
 }
 
 /// RFC 3261 §8.2.2.2 merged-request key of an INVITE without To tag: CSeq, Call-ID, From tag,
 /// as `cseq SP call-id SP from-tag` (digits and a Call-ID hold no space: unambiguous).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct MergeKey(String);
+pub(crate) struct MergeKey(HashedKey);
 
 impl MergeKey {
     pub fn new(call_id: &str, from_tag: &str, cseq: u32) -> MergeKey {
@@ -65,7 +65,39 @@ impl MergeKey {
         key.push_str(call_id);
         key.push(' ');
         key.push_str(from_tag);
-        MergeKey(key)
+        MergeKey(HashedKey::new(key))
+    }
+}
+
+/// A map key ordered by a 64-bit FNV-1a hash of its text first and by the text only when the
+/// hashes tie. The keys of one map share long prefixes (`INVITE 192.0.2.1:5060 z9hG4bK…`), so
+/// ordering by text costs a `memcmp` per step of a B-tree search; the hash settles nearly
+/// every step with one integer compare. The text still decides ties, so crafted collisions
+/// gain a peer nothing: the map stays a B-tree, deterministic and O(log n), unlike a hash map
+/// under flooding. Nothing iterates these maps, so their order is never visible.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct HashedKey {
+    hash: u64,
+    text: String,
+}
+
+impl HashedKey {
+    pub fn new(text: String) -> HashedKey {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in text.as_bytes() {
+            hash ^= b as u64;
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        HashedKey { hash, text }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The text back, to reuse its buffer.
+    pub fn into_text(self) -> String {
+        self.text
     }
 }
 
@@ -133,16 +165,19 @@ mod tests {
     #[test]
     fn keys_separate_their_parts() {
         let a = TxnKey::new("INVITE", "Host.Example", 5060, &["z9hG4bK", "1"]);
-        assert_eq!(a.0, "INVITE host.example:5060 z9hG4bK1");
+        assert_eq!(a.0.text(), "INVITE host.example:5060 z9hG4bK1");
         assert_eq!(
-            a.with_method("CANCEL").0,
+            a.with_method("CANCEL").0.text(),
             "CANCEL host.example:5060 z9hG4bK1"
         );
         assert_ne!(
             a,
             TxnKey::new("INVITE", "host.example", 5061, &["z9hG4bK1"])
         );
-        assert_eq!(MergeKey::new("a@b", "t 1", 7).0, "7 a@b t 1");
+        assert_eq!(MergeKey::new("a@b", "t 1", 7).0.text(), "7 a@b t 1");
+        let x = HashedKey::new("x".into());
+        assert_eq!(x, HashedKey::new("x".into()));
+        assert_ne!(x, HashedKey::new("y".into()));
         // A Call-ID holds no space, so the tag cannot move into it.
         assert_ne!(MergeKey::new("a", "b c", 1), MergeKey::new("a", "b", 1));
         assert_ne!(MergeKey::new("a", "b", 1), MergeKey::new("a", "b", 11));
