@@ -69,7 +69,7 @@ impl MergeKey {
     }
 }
 
-/// A map key ordered by a 64-bit FNV-1a hash of its text first and by the text only when the
+/// A map key ordered by a 64-bit hash of its text first and by the text only when the
 /// hashes tie. The keys of one map share long prefixes (`INVITE 192.0.2.1:5060 z9hG4bK…`), so
 /// ordering by text costs a `memcmp` per step of a B-tree search; the hash settles nearly
 /// every step with one integer compare. The text still decides ties, so crafted collisions
@@ -83,11 +83,20 @@ pub(crate) struct HashedKey {
 
 impl HashedKey {
     pub fn new(text: String) -> HashedKey {
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for &b in text.as_bytes() {
-            hash ^= b as u64;
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        // Eight bytes per round (rotate, xor, multiply by an odd constant), the tail padded
+        // with zeros and the length mixed in; a final xor-shift spreads the high bits down.
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let bytes = text.as_bytes();
+        let mut hash = bytes.len() as u64;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
         }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+        hash ^= hash >> 29;
         HashedKey { hash, text }
     }
 
