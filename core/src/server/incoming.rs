@@ -234,6 +234,15 @@ fn trim(s: &str) -> &str {
 
 /// Split a header line at commas outside quotes and angle brackets (RFC 3261 §7.3.1).
 fn split_top<'a>(line: &'a str, out: &mut Vec<&'a str>) {
+    // Most lines hold one value: without a comma there is nothing to split, and the quote
+    // and bracket tracking below (a branch per byte) can be skipped.
+    if !line.as_bytes().contains(&b',') {
+        let part = trim(line);
+        if !part.is_empty() {
+            out.push(part);
+        }
+        return;
+    }
     let (mut quoted, mut angle, mut start) = (false, false, 0);
     let bytes = line.as_bytes();
     let mut i = 0;
@@ -262,6 +271,22 @@ fn split_top<'a>(line: &'a str, out: &mut Vec<&'a str>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn split_top_keeps_quoted_and_bracketed_commas() {
+        let split = |line| {
+            let mut out = Vec::new();
+            super::split_top(line, &mut out);
+            out
+        };
+        assert_eq!(split(" a "), ["a"]);
+        assert_eq!(split("  "), Vec::<&str>::new());
+        assert_eq!(split("a, b ,,c"), ["a", "b", "c"]);
+        assert_eq!(
+            split("\"x,y\" <sip:a,b>;p, c"),
+            ["\"x,y\" <sip:a,b>;p", "c"]
+        );
+    }
+
     #[test]
     fn trim_matches_the_char_pattern() {
         for s in [
