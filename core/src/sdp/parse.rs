@@ -2,12 +2,11 @@
 //! m-line without port or protocol, too many m-lines); everything else unknown or malformed is
 //! skipped, as RFC 8866 §5 asks of unknown attributes.
 
-use std::net::IpAddr;
-
 use super::{
     Connection, Fmtp, MediaDescription, Origin, RtcpAttr, RtpMap, SdpError, SessionDescription,
     MAX_MEDIA,
 };
+use crate::server::ascii::parse_ip;
 use crate::server::Direction;
 
 /// Parse an SDP body. Lines may end in CRLF or LF, the last one may lack it, and lines that are
@@ -150,7 +149,7 @@ fn parse_connection(value: &str) -> Connection {
     };
     let host = split_ascii(addr, b'/').next().unwrap_or(addr);
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<IpAddr>() {
+    match parse_ip(host) {
         Ok(ip) => Connection::Ip(ip),
         Err(_) => Connection::Unusable(addr.to_owned()),
     }

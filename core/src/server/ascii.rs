@@ -4,7 +4,7 @@
 //!
 //! The output is byte for byte what `Display` writes; the tests compare against it.
 
-use std::net::IpAddr;
+use std::net::{AddrParseError, IpAddr, Ipv4Addr};
 
 /// `v` in decimal, written into the end of `buf`.
 pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
@@ -92,6 +92,41 @@ pub(crate) fn push_ip(out: &mut Vec<u8>, addr: IpAddr) {
     out.extend_from_slice(ip(addr, &mut [0; 48]).as_bytes());
 }
 
+/// `s.parse::<IpAddr>()`. A plain dotted quad (four 1–3 digit decimals up to 255, no leading
+/// zeros: a form the std parser accepts, with the same value) is read here in a few dozen
+/// instructions; everything else, IPv6 and errors included, goes to the std parser.
+pub(crate) fn parse_ip(s: &str) -> Result<IpAddr, AddrParseError> {
+    match dotted_quad(s.as_bytes()) {
+        Some(v4) => Ok(IpAddr::V4(v4)),
+        None => s.parse(),
+    }
+}
+
+fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v = 0u32;
+        while i < b.len() && i - start < 3 && b[i].is_ascii_digit() {
+            v = v * 10 + (b[i] - b'0') as u32;
+            i += 1;
+        }
+        let len = i - start;
+        if len == 0 || v > 255 || (len > 1 && b[start] == b'0') {
+            return None;
+        }
+        *octet = v as u8;
+    }
+    (i == b.len()).then(|| Ipv4Addr::from(octets))
+}
+
 /// The digits written above are ASCII, so this never takes the fallback.
 fn ascii_str(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or("")
@@ -139,6 +174,35 @@ mod tests {
             let mut v = Vec::new();
             push_ip(&mut v, addr);
             assert_eq!(v, addr.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn parse_ip_matches_std() {
+        for a in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.1.1.1",
+            "1.2.3",
+            "1.2.3.4.",
+            "1.2.3.4.5",
+            "1..2.3",
+            "",
+            ".",
+            "1.2.3.04",
+            "1234.1.1.1",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "::1",
+            "::ffff:1.2.3.4",
+            "[::1]",
+            "host",
+            "1.2.3.a",
+            "9.99.199.249",
+        ] {
+            assert_eq!(parse_ip(a).ok(), a.parse::<IpAddr>().ok(), "{a:?}");
         }
     }
 }

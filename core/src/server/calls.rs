@@ -520,9 +520,7 @@ fn request_destination(call: &Call, req: &Request<'_>) -> SocketAddr {
         .host
         .trim_start_matches('[')
         .trim_end_matches(']');
-    let natted = via_host
-        .parse::<IpAddr>()
-        .map_or(true, |ip| ip != req.remote.ip());
+    let natted = ascii::parse_ip(via_host).map_or(true, |ip| ip != req.remote.ip());
     if let Some(first) = call.route_set.first() {
         if let Some(a) = incoming::uri_socket_addr(first) {
             return a;

@@ -1,6 +1,6 @@
 //! The parts of a request or response the server acts on, read once from the parsed message.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::server::Transport;
 use crate::sip::{self, ContactValue, HeaderName, Message, Refresher, StartLine, Uri};
@@ -316,7 +316,7 @@ pub(crate) fn uri_socket_addr(uri: &str) -> Option<SocketAddr> {
 }
 
 fn uri_addr(u: &Uri<'_>) -> Option<SocketAddr> {
-    let ip: IpAddr = u.host_unbracketed().parse().ok()?;
+    let ip = super::ascii::parse_ip(u.host_unbracketed()).ok()?;
     let default = if matches!(u.scheme, sip::Scheme::Sips) {
         5061
     } else {

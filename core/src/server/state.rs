@@ -319,7 +319,7 @@ impl Server {
             return ip;
         }
         let host = req.uri_host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = host.parse::<IpAddr>() {
+        if let Ok(ip) = super::ascii::parse_ip(host) {
             if !ip.is_unspecified() {
                 return ip;
             }
