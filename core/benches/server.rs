@@ -37,29 +37,93 @@ static ALLOC: Counting = Counting;
 
 const SDP: &str = "v=0\r\no=201 8000 8000 IN IP4 192.168.1.50\r\ns=SIP Call\r\nc=IN IP4 192.168.1.50\r\nt=0 0\r\nm=audio 5004 RTP/AVP 0 8 9 18 101\r\na=sendrecv\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:9 G722/8000\r\na=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
 
-fn request(method: &str, n: u64, branch: u64, to_tag: &str, cseq: u32, body: &str) -> Vec<u8> {
-    let to_tag = if to_tag.is_empty() {
-        String::new()
-    } else {
-        format!(";tag={to_tag}")
-    };
-    let ct = if body.is_empty() {
-        ""
-    } else {
-        "Content-Type: application/sdp\r\n"
-    };
-    format!(
-        "{method} sip:123@192.168.1.100:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK{branch};rport\r\nFrom: \"Reception\" <sip:201@192.168.1.10>;tag={n}\r\nTo: <sip:123@192.168.1.100:5060>{to_tag}\r\nCall-ID: {n}-5060-7@BJC.BGI.B.FA\r\nCSeq: {cseq} {method}\r\nContact: \"Reception\" <sip:201@192.168.1.50:5060>\r\nMax-Forwards: 70\r\nUser-Agent: Grandstream DP750 1.0.3.37\r\n{ct}Content-Length:   {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+/// One method's request as pre-made byte pieces, so a bench iteration copies bytes and writes
+/// three numbers instead of running `format!` (the bench should measure the server).
+///
+/// `{method} sip:123@… SIP/2.0 / Via …;branch=z9hG4bK{branch};rport / From: …;tag={n} /
+/// To: <…>[;tag={to_tag}] / Call-ID: {n}-5060-7@… / CSeq: {cseq} {method} / … / body`
+struct Template {
+    head: Vec<u8>,
+    after_branch: Vec<u8>,
+    after_from_tag: Vec<u8>,
+    after_to: Vec<u8>,
+    tail: Vec<u8>,
+}
+
+impl Template {
+    fn new(method: &str, cseq: u32, body: &str) -> Template {
+        let ct = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\r\n"
+        };
+        Template {
+            head: format!("{method} sip:123@192.168.1.100:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK").into_bytes(),
+            after_branch: b";rport\r\nFrom: \"Reception\" <sip:201@192.168.1.10>;tag=".to_vec(),
+            after_from_tag: b"\r\nTo: <sip:123@192.168.1.100:5060>".to_vec(),
+            after_to: b"\r\nCall-ID: ".to_vec(),
+            tail: format!(
+                "-5060-7@BJC.BGI.B.FA\r\nCSeq: {cseq} {method}\r\nContact: \"Reception\" <sip:201@192.168.1.50:5060>\r\nMax-Forwards: 70\r\nUser-Agent: Grandstream DP750 1.0.3.37\r\n{ct}Content-Length:   {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+        }
+    }
+
+    fn write(&self, out: &mut Vec<u8>, n: u64, branch: u64, to_tag: &[u8]) {
+        out.clear();
+        out.extend_from_slice(&self.head);
+        decimal(out, branch);
+        out.extend_from_slice(&self.after_branch);
+        decimal(out, n);
+        out.extend_from_slice(&self.after_from_tag);
+        if !to_tag.is_empty() {
+            out.extend_from_slice(b";tag=");
+            out.extend_from_slice(to_tag);
+        }
+        out.extend_from_slice(&self.after_to);
+        decimal(out, n);
+        out.extend_from_slice(&self.tail);
+    }
+}
+
+fn decimal(out: &mut Vec<u8>, mut v: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// The To tag of a response, if it has one (the ACK and BYE need the tag of the 200).
+fn to_tag(msg: &[u8]) -> Option<&[u8]> {
+    let line = msg
+        .split(|&b| b == b'\n')
+        .find(|l| l.starts_with(b"To: "))?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let i = line.windows(5).position(|w| w == b";tag=")?;
+    Some(&line[i + 5..])
 }
 
 struct Bench {
     server: Server,
     now: Instant,
     buf: Vec<u8>,
-    last_tag: String,
+    local: SocketAddr,
+    remote: SocketAddr,
+    invite: Template,
+    ack: Template,
+    bye: Template,
+    request: Vec<u8>,
+    /// Set while delivering an INVITE: only its 200 carries the tag we need.
+    want_tag: bool,
+    last_tag: Vec<u8>,
     rtp: u64,
 }
 
@@ -82,16 +146,27 @@ impl Bench {
             ),
             now,
             buf: vec![0u8; MAX_DATAGRAM],
-            last_tag: String::new(),
+            local: "192.168.1.100:5060".parse().unwrap(),
+            remote: "192.168.1.50:5060".parse().unwrap(),
+            invite: Template::new("INVITE", 21, SDP),
+            ack: Template::new("ACK", 21, ""),
+            bye: Template::new("BYE", 22, ""),
+            request: Vec::with_capacity(2048),
+            want_tag: false,
+            last_tag: Vec::new(),
             rtp: 0,
         }
     }
 
-    fn deliver(&mut self, data: &[u8]) {
-        let local: SocketAddr = "192.168.1.100:5060".parse().unwrap();
-        let remote: SocketAddr = "192.168.1.50:5060".parse().unwrap();
-        self.server
-            .handle_datagram(self.now, Transport::Udp, local, remote, data);
+    /// Deliver the request in `self.request`.
+    fn deliver(&mut self) {
+        self.server.handle_datagram(
+            self.now,
+            Transport::Udp,
+            self.local,
+            self.remote,
+            &self.request,
+        );
         self.drain();
     }
 
@@ -102,15 +177,13 @@ impl Bench {
             }
         }
         while let Some(t) = self.server.poll_transmit(self.now, &mut self.buf) {
-            if t.kind == onhold_core::TransmitKind::Sip && self.buf.starts_with(b"SIP/2.0 200") {
-                // remember the To tag of the last 200 (the ACK and BYE need it)
-                let text = &self.buf[..t.len];
-                if let Some(to) = text.windows(6).position(|w| w == b"\r\nTo: ") {
-                    let line = &text[to + 2..];
-                    let line = &line[..line.iter().position(|&b| b == b'\r').unwrap_or(line.len())];
-                    if let Some(i) = line.windows(5).position(|w| w == b";tag=") {
-                        self.last_tag = String::from_utf8_lossy(&line[i + 5..]).into_owned();
-                    }
+            if self.want_tag
+                && t.kind == onhold_core::TransmitKind::Sip
+                && self.buf.starts_with(b"SIP/2.0 200")
+            {
+                if let Some(tag) = to_tag(&self.buf[..t.len]) {
+                    self.last_tag.clear();
+                    self.last_tag.extend_from_slice(tag);
                 }
             }
             if t.kind == onhold_core::TransmitKind::Rtp {
@@ -122,11 +195,21 @@ impl Bench {
         }
     }
 
-    fn establish(&mut self, n: u64) -> String {
-        self.deliver(&request("INVITE", n, n * 4, "", 21, SDP));
-        let tag = self.last_tag.clone();
-        self.deliver(&request("ACK", n, n * 4 + 1, &tag, 21, ""));
-        tag
+    /// INVITE, 200 (with the tag in `last_tag`), ACK.
+    fn establish(&mut self, n: u64) {
+        self.invite.write(&mut self.request, n, n * 4, b"");
+        self.want_tag = true;
+        self.deliver();
+        self.want_tag = false;
+        self.ack
+            .write(&mut self.request, n, n * 4 + 1, &self.last_tag);
+        self.deliver();
+    }
+
+    fn bye(&mut self, n: u64) {
+        self.bye
+            .write(&mut self.request, n, n * 4 + 2, &self.last_tag);
+        self.deliver();
     }
 }
 
@@ -140,8 +223,8 @@ fn dialogs_per_second() -> f64 {
     #[allow(clippy::disallowed_methods)]
     let start = Instant::now();
     for i in 0..n {
-        let tag = b.establish(i);
-        b.deliver(&request("BYE", i, i * 4 + 2, &tag, 22, ""));
+        b.establish(i);
+        b.bye(i);
         if i % 1000 == 999 {
             // let transaction timers (J, L) run so state stays bounded, as in a real server
             b.now += Duration::from_secs(40);

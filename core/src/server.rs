@@ -19,6 +19,7 @@ use std::time::Duration;
 use crate::codec::Codec;
 use crate::media::Library;
 
+pub(crate) mod ascii;
 mod build;
 mod calls;
 mod incoming;

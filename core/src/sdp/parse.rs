@@ -2,36 +2,62 @@
 //! m-line without port or protocol, too many m-lines); everything else unknown or malformed is
 //! skipped, as RFC 8866 §5 asks of unknown attributes.
 
-use std::net::IpAddr;
-
 use super::{
     Connection, Fmtp, MediaDescription, Origin, RtcpAttr, RtpMap, SdpError, SessionDescription,
     MAX_MEDIA,
 };
+use crate::server::ascii::parse_ip;
 use crate::server::Direction;
 
 /// Parse an SDP body. Lines may end in CRLF or LF, the last one may lack it, and lines that are
 /// not `<letter>=<value>` are ignored.
 pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
-    let mut sd = SessionDescription::default();
-    let mut seen_version = false;
-    for raw in body.split(|&b| b == b'\n') {
-        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-        let line = String::from_utf8_lossy(raw);
-        let line = line.trim();
+    let mut reader = Reader::default();
+    match std::str::from_utf8(body) {
+        // Every SDP a phone sends: read in place, line by line.
+        Ok(text) => {
+            for raw in split_ascii(text, b'\n') {
+                reader.line(raw.strip_suffix('\r').unwrap_or(raw))?;
+            }
+        }
+        // Invalid bytes become U+FFFD, line by line, as before.
+        Err(_) => {
+            for raw in body.split(|&b| b == b'\n') {
+                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                reader.line(&String::from_utf8_lossy(raw))?;
+            }
+        }
+    }
+    if reader.seen_version {
+        Ok(reader.sd)
+    } else {
+        Err(SdpError::NotSdp)
+    }
+}
+
+#[derive(Default)]
+struct Reader {
+    sd: SessionDescription,
+    seen_version: bool,
+}
+
+impl Reader {
+    fn line(&mut self, line: &str) -> Result<(), SdpError> {
+        let sd = &mut self.sd;
+        let line = trim(line);
         if line.is_empty() {
-            continue;
+            return Ok(());
         }
         let Some((kind, value)) = split_type(line) else {
-            continue;
+            return Ok(());
         };
-        if !seen_version {
+        if !self.seen_version {
             // RFC 8866 §5: v= comes first. Anything else means this body is not SDP.
-            if kind != b'v' || value.trim() != "0" {
+            if kind != b'v' || trim(value) != "0" {
                 return Err(SdpError::NotSdp);
             }
-            seen_version = true;
-            continue;
+            self.seen_version = true;
+            return Ok(());
         }
         match kind {
             b'o' if sd.media.is_empty() => sd.origin = parse_origin(value),
@@ -52,16 +78,41 @@ pub fn parse(body: &[u8]) -> Result<SessionDescription, SdpError> {
             }
             b'a' => match sd.media.last_mut() {
                 Some(m) => media_attribute(m, value),
-                None => session_attribute(&mut sd, value),
+                None => session_attribute(sd, value),
             },
             _ => {}
         }
+        Ok(())
     }
-    if seen_version {
-        Ok(sd)
-    } else {
-        Err(SdpError::NotSdp)
+}
+
+/// `str::trim`, returning at once when both ends are ASCII and not whitespace (nearly every
+/// SDP line and field): an ASCII last byte is a whole char, so nothing could be trimmed there.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&a), Some(&z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
     }
+}
+
+/// `s.split(sep)` for an ASCII separator, walking bytes: the `char` searcher behind
+/// `str::split` costs several times more on these short lines and fields. Slicing at an ASCII
+/// byte always lands on a char boundary.
+fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut next = Some(0);
+    std::iter::from_fn(move || {
+        let from = next?;
+        match s.as_bytes()[from..].iter().position(|&b| b == sep) {
+            Some(p) => {
+                next = Some(from + p + 1);
+                Some(&s[from..from + p])
+            }
+            None => {
+                next = None;
+                Some(&s[from..])
+            }
+        }
+    })
 }
 
 fn split_type(line: &str) -> Option<(u8, &str)> {
@@ -96,9 +147,9 @@ fn parse_connection(value: &str) -> Connection {
     let (Some(_nettype), Some(_addrtype), Some(addr)) = (f.next(), f.next(), f.next()) else {
         return Connection::Unusable(value.to_owned());
     };
-    let host = addr.split('/').next().unwrap_or(addr);
+    let host = split_ascii(addr, b'/').next().unwrap_or(addr);
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    match host.parse::<IpAddr>() {
+    match parse_ip(host) {
         Ok(ip) => Connection::Ip(ip),
         Err(_) => Connection::Unusable(addr.to_owned()),
     }
@@ -109,16 +160,21 @@ fn parse_media(value: &str) -> Option<MediaDescription> {
     let mut f = value.split_ascii_whitespace();
     let media = f.next()?.to_owned();
     let port = f.next()?;
-    let port = port.split('/').next()?.parse::<u16>().ok()?;
+    let port = split_ascii(port, b'/').next()?.parse::<u16>().ok()?;
     let proto = f.next()?.to_owned();
-    let formats = f.map(str::to_owned).collect();
+    // Sized up front: one allocation for the list instead of a grow per few formats.
+    let mut formats = Vec::with_capacity(f.clone().count());
+    formats.extend(f.map(str::to_owned));
+    let expected_rtpmaps = formats.len().min(16);
     Some(MediaDescription {
         media,
         port,
         proto,
         formats,
         connection: None,
-        rtpmaps: Vec::new(),
+        // One rtpmap per format is the common shape (some phones send them for static types
+        // too), so this is usually the only allocation the list needs.
+        rtpmaps: Vec::with_capacity(expected_rtpmaps),
         fmtps: Vec::new(),
         ptime: None,
         maxptime: None,
@@ -130,9 +186,9 @@ fn parse_media(value: &str) -> Option<MediaDescription> {
 }
 
 fn split_attribute(value: &str) -> (&str, &str) {
-    match value.split_once(':') {
-        Some((name, rest)) => (name.trim(), rest.trim()),
-        None => (value.trim(), ""),
+    match value.as_bytes().iter().position(|&b| b == b':') {
+        Some(colon) => (trim(&value[..colon]), trim(&value[colon + 1..])),
+        None => (trim(value), ""),
     }
 }
 
@@ -164,28 +220,31 @@ fn media_attribute(m: &mut MediaDescription, value: &str) {
         m.direction = Some(d);
         return;
     }
-    match name.to_ascii_lowercase().as_str() {
-        "rtpmap" => {
-            if let Some(map) = parse_rtpmap(rest) {
-                m.rtpmaps.push(map);
+    // Attribute names compare case-insensitively without a lower-cased copy per line.
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    if is("rtpmap") {
+        if let Some(map) = parse_rtpmap(rest) {
+            m.rtpmaps.push(map);
+        }
+    } else if is("fmtp") {
+        if let Some((pt, params)) = rest.split_once(|c: char| c.is_ascii_whitespace()) {
+            if let Some(payload_type) = payload_type(pt) {
+                m.fmtps.push(Fmtp {
+                    payload_type,
+                    params: trim(params).to_owned(),
+                });
             }
         }
-        "fmtp" => {
-            if let Some((pt, params)) = rest.split_once(|c: char| c.is_ascii_whitespace()) {
-                if let Some(payload_type) = payload_type(pt) {
-                    m.fmtps.push(Fmtp {
-                        payload_type,
-                        params: params.trim().to_owned(),
-                    });
-                }
-            }
-        }
-        "ptime" => m.ptime = leading_number(rest).or(m.ptime),
-        "maxptime" => m.maxptime = leading_number(rest).or(m.maxptime),
-        "rtcp" => m.rtcp = parse_rtcp(rest).or(m.rtcp),
-        "rtcp-mux" => m.rtcp_mux = true,
-        "crypto" => m.crypto = true,
-        _ => {}
+    } else if is("ptime") {
+        m.ptime = leading_number(rest).or(m.ptime);
+    } else if is("maxptime") {
+        m.maxptime = leading_number(rest).or(m.maxptime);
+    } else if is("rtcp") {
+        m.rtcp = parse_rtcp(rest).or(m.rtcp);
+    } else if is("rtcp-mux") {
+        m.rtcp_mux = true;
+    } else if is("crypto") {
+        m.crypto = true;
     }
 }
 
@@ -197,11 +256,11 @@ fn payload_type(s: &str) -> Option<u8> {
 fn parse_rtpmap(rest: &str) -> Option<RtpMap> {
     let (pt, enc) = rest.split_once(|c: char| c.is_ascii_whitespace())?;
     let payload_type = payload_type(pt)?;
-    let mut parts = enc.trim().split('/');
+    let mut parts = split_ascii(trim(enc), b'/');
     let encoding = parts.next()?.to_owned();
-    let clock_rate = parts.next()?.trim().parse().ok()?;
+    let clock_rate = trim(parts.next()?).parse().ok()?;
     let channels = match parts.next() {
-        Some(c) => Some(c.trim().parse().ok()?),
+        Some(c) => Some(trim(c).parse().ok()?),
         None => None,
     };
     Some(RtpMap {
@@ -263,6 +322,24 @@ mod tests {
             s.push_str("m=audio 0 RTP/AVP 0\r\n");
         }
         assert_eq!(parse(s.as_bytes()), Err(SdpError::TooManyMedia));
+    }
+
+    #[test]
+    fn trim_matches_str_trim() {
+        for s in [
+            "", " ", "a", " a", "a ", "\u{a0}a", "a\u{a0}", "é", " é ", "a b", "\t0\r",
+        ] {
+            assert_eq!(trim(s), s.trim(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn split_ascii_matches_str_split() {
+        for text in ["", "a", "/", "a/b", "a//b/", "/a/", "é/ü/"] {
+            let ours: Vec<&str> = split_ascii(text, b'/').collect();
+            let std: Vec<&str> = text.split('/').collect();
+            assert_eq!(ours, std, "{text:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
+use super::ascii;
 use super::incoming::Request;
 use crate::sip::reason_phrase;
 
@@ -21,13 +22,20 @@ pub(crate) struct Writer<'o> {
 impl<'o> Writer<'o> {
     pub fn response(out: &'o mut Vec<u8>, code: u16, reason: &str) -> Writer<'o> {
         out.clear();
-        let _ = write!(Fmt(out), "SIP/2.0 {code} {reason}\r\n");
+        out.extend_from_slice(b"SIP/2.0 ");
+        ascii::push_decimal(out, code as u64);
+        out.push(b' ');
+        out.extend_from_slice(reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
         Writer { out }
     }
 
     pub fn request(out: &'o mut Vec<u8>, method: &str, uri: &str) -> Writer<'o> {
         out.clear();
-        let _ = write!(Fmt(out), "{method} {uri} SIP/2.0\r\n");
+        out.extend_from_slice(method.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(uri.as_bytes());
+        out.extend_from_slice(b" SIP/2.0\r\n");
         Writer { out }
     }
 
@@ -56,11 +64,11 @@ impl<'o> Writer<'o> {
     pub fn finish(self, body: Option<(&str, &[u8])>) {
         match body {
             Some((content_type, bytes)) => {
-                let _ = write!(
-                    Fmt(self.out),
-                    "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-                    bytes.len()
-                );
+                self.out.extend_from_slice(b"Content-Type: ");
+                self.out.extend_from_slice(content_type.as_bytes());
+                self.out.extend_from_slice(b"\r\nContent-Length: ");
+                ascii::push_decimal(self.out, bytes.len() as u64);
+                self.out.extend_from_slice(b"\r\n\r\n");
                 self.out.extend_from_slice(bytes);
             }
             None => self.out.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
@@ -77,25 +85,48 @@ impl std::fmt::Write for Fmt<'_> {
     }
 }
 
+/// `name: value` CRLF, for header blocks kept outside a [`Writer`].
+pub(crate) fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// The top Via of a response: `received` and `rport` filled in (RFC 3261 §18.2.1, RFC 3581 §4).
-pub(crate) fn response_top_via(req: &Request<'_>) -> String {
+fn push_response_top_via(out: &mut Vec<u8>, req: &Request<'_>) {
     let raw = req.vias.first().copied().unwrap_or("");
-    let src_ip = req.remote.ip().to_string();
-    let mut out = String::with_capacity(raw.len() + 40);
+    let mut ip_buf = [0; 48];
+    let src_ip = ascii::ip(req.remote.ip(), &mut ip_buf);
     let mut has_received = false;
-    for (i, part) in raw.split(';').enumerate() {
-        let part = part.trim();
+    // Split at ';' by bytes (an ASCII byte, so every piece is a `str` slice): the char-pattern
+    // `split` costs several times more per parameter.
+    let ends = raw
+        .bytes()
+        .enumerate()
+        .filter(|&(_, b)| b == b';')
+        .map(|(i, _)| i)
+        .chain(std::iter::once(raw.len()));
+    let mut start = 0;
+    for (i, end) in ends.enumerate() {
+        let part = trim(&raw[start..end]);
+        start = end + 1;
         if i > 0 {
-            out.push(';');
+            out.push(b';');
         }
-        let name = part.split('=').next().unwrap_or("").trim();
+        let name = match part.as_bytes().iter().position(|&b| b == b'=') {
+            Some(eq) => trim(&part[..eq]),
+            None => part,
+        };
         if i > 0 && name.eq_ignore_ascii_case("rport") {
-            let _ = write!(out, "rport={}", req.remote.port());
+            out.extend_from_slice(b"rport=");
+            ascii::push_decimal(out, req.remote.port() as u64);
         } else if i > 0 && name.eq_ignore_ascii_case("received") {
             has_received = true;
-            let _ = write!(out, "received={src_ip}");
+            out.extend_from_slice(b"received=");
+            out.extend_from_slice(src_ip.as_bytes());
         } else {
-            out.push_str(part);
+            out.extend_from_slice(part.as_bytes());
         }
     }
     let host = req
@@ -104,9 +135,18 @@ pub(crate) fn response_top_via(req: &Request<'_>) -> String {
         .trim_start_matches('[')
         .trim_end_matches(']');
     if !has_received && (req.top_via.rport || host != src_ip) {
-        let _ = write!(out, ";received={src_ip}");
+        out.extend_from_slice(b";received=");
+        out.extend_from_slice(src_ip.as_bytes());
     }
-    out
+}
+
+/// `str::trim`, returning at once when both ends are ASCII and not whitespace (the usual
+/// Via parameter): an ASCII last byte is a whole char, so nothing could be trimmed there.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&a), Some(&z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
 }
 
 /// Where a response goes (RFC 3261 §18.2.2, RFC 3581 §4): the source address when `rport` asks
@@ -130,7 +170,9 @@ pub(crate) fn start_response<'o>(
     server: &str,
 ) -> Writer<'o> {
     let mut w = Writer::response(out, code, reason.unwrap_or_else(|| reason_phrase(code)));
-    w.header("Via", &response_top_via(req));
+    w.out.extend_from_slice(b"Via: ");
+    push_response_top_via(w.out, req);
+    w.out.extend_from_slice(b"\r\n");
     for via in req.vias.iter().skip(1) {
         w.header("Via", via);
     }
@@ -139,15 +181,25 @@ pub(crate) fn start_response<'o>(
     }
     match to_tag {
         Some(tag) if req.to_tag.is_empty() && code > 100 => {
-            w.header_fmt("To", format_args!("{};tag={tag}", req.to))
+            w.out.extend_from_slice(b"To: ");
+            w.out.extend_from_slice(req.to.as_bytes());
+            w.out.extend_from_slice(b";tag=");
+            w.out.extend_from_slice(tag.as_bytes());
+            w.out.extend_from_slice(b"\r\n");
         }
-        _ => w.header("To", req.to),
-    };
+        _ => {
+            w.header("To", req.to);
+        }
+    }
     if !req.call_id.is_empty() {
         w.header("Call-ID", req.call_id);
     }
     if req.cseq > 0 {
-        w.header_fmt("CSeq", format_args!("{} {}", req.cseq, req.cseq_method));
+        w.out.extend_from_slice(b"CSeq: ");
+        ascii::push_decimal(w.out, req.cseq as u64);
+        w.out.push(b' ');
+        w.out.extend_from_slice(req.cseq_method.as_bytes());
+        w.out.extend_from_slice(b"\r\n");
     }
     w.header("Server", server);
     w
@@ -155,8 +207,33 @@ pub(crate) fn start_response<'o>(
 
 /// `host` for a URI or Via: IPv6 in brackets.
 pub(crate) fn host_str(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("[{v6}]"),
+    let mut out = String::with_capacity(48);
+    push_host(&mut out, ip);
+    out
+}
+
+/// [`host_str`] appended to a byte buffer.
+pub(crate) fn push_host_bytes(out: &mut Vec<u8>, ip: IpAddr) {
+    let mut buf = [0; 48];
+    let text = ascii::ip(ip, &mut buf);
+    if ip.is_ipv6() {
+        out.push(b'[');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b']');
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// [`host_str`] appended to `out`.
+pub(crate) fn push_host(out: &mut String, ip: IpAddr) {
+    let mut buf = [0; 48];
+    let text = ascii::ip(ip, &mut buf);
+    if ip.is_ipv6() {
+        out.push('[');
+        out.push_str(text);
+        out.push(']');
+    } else {
+        out.push_str(text);
     }
 }

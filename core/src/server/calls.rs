@@ -2,12 +2,14 @@
 //! media starts and stops, and how a call ends.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use super::ascii;
 use super::build::{self, ACCEPT, ALLOW, SUPPORTED};
 use super::incoming::{self, Parsed, Request};
 use super::state::{CallTimer, Path, Server, Timer};
-use super::txn::{ClientPurpose, ServerState, TxnKey};
+use super::txn::{ClientPurpose, HashedKey, MergeKey, ServerState, TxnKey};
 use super::{CallHandle, Command, Direction, EndReason, Event, Transmit, TransmitKind, Transport};
 use crate::media::{ClassId, PlayMode};
 use crate::rtp::{ntp_timestamp, write_rtcp_sr, Playout, SenderInfo, RTP_HEADER_LEN};
@@ -33,8 +35,10 @@ pub(crate) struct SessionTimer {
 /// One dialog and its media.
 #[derive(Debug)]
 pub(crate) struct Call {
-    pub call_id: String,
-    pub local_tag: String,
+    /// `Call-ID SP our tag` (see [`dialog_key`]): the dialog's identity, and its key in
+    /// `Server::dialogs`. One string instead of two, sliced by the accessors.
+    pub dialog: String,
+    pub call_id_len: usize,
     pub user: String,
     /// Their From as written (our To in requests we send) and their To with our tag (our From).
     pub their_from: String,
@@ -54,7 +58,8 @@ pub(crate) struct Call {
     pub invite_txn: u64,
     pub invite_cseq: u32,
     pub invite_head: Vec<u8>,
-    pub invite_extra: Vec<(String, String)>,
+    /// Header lines only the 2xx carries (Contact, Record-Route, Allow, ...), CRLF-terminated.
+    pub invite_extra: Vec<u8>,
     /// The offer of the INVITE being answered (None: we offer in the 2xx, answer in the ACK).
     pub offer: Option<Box<SessionDescription>>,
     pub port: u16,
@@ -64,7 +69,7 @@ pub(crate) struct Call {
     pub pending: Option<Box<Negotiated>>,
     pub sdp_session: u64,
     pub sdp_version: u64,
-    pub ok_bytes: Option<Vec<u8>>,
+    pub ok_bytes: Option<Arc<[u8]>>,
     pub retransmit_at: Option<Instant>,
     pub retransmit_interval: Duration,
     pub ack_deadline: Option<Instant>,
@@ -78,6 +83,14 @@ pub(crate) struct Call {
 }
 
 impl Call {
+    pub fn call_id(&self) -> &str {
+        &self.dialog[..self.call_id_len]
+    }
+
+    pub fn local_tag(&self) -> &str {
+        &self.dialog[self.call_id_len + 1..]
+    }
+
     fn sending(&self) -> bool {
         self.playout.as_ref().is_some_and(|p| p.running)
     }
@@ -151,20 +164,33 @@ fn txn_key(req: &Request<'_>) -> TxnKey {
         "ACK" => "INVITE",
         m => m,
     };
-    let branch = if req.top_via.branch.starts_with("z9hG4bK") {
-        req.top_via.branch.to_string()
+    let via = &req.top_via;
+    if via.branch.starts_with("z9hG4bK") {
+        TxnKey::new(method, via.host, via.sent_by_port, &[via.branch])
     } else {
         // RFC 2543 peers: no magic cookie, so match on the request's identity (§17.2.3).
-        format!(
-            "2543|{}|{}|{}|{}",
-            req.call_id, req.from_tag, req.cseq, req.top_via.branch
-        )
-    };
-    TxnKey {
-        branch,
-        sent_by: req.top_via.sent_by.to_ascii_lowercase(),
-        method: method.to_string(),
+        let cseq = ascii::decimal(req.cseq as u64, &mut [0; 20]).to_owned();
+        let parts = [
+            "2543|",
+            req.call_id,
+            "|",
+            req.from_tag,
+            "|",
+            &cseq,
+            "|",
+            via.branch,
+        ];
+        TxnKey::new(method, via.host, via.sent_by_port, &parts)
     }
+}
+
+/// The `dialogs` key of a dialog: `Call-ID SP our tag` (a Call-ID holds no space).
+pub(crate) fn dialog_key(out: &mut String, call_id: &str, local_tag: &str) {
+    out.clear();
+    out.reserve(call_id.len() + 1 + local_tag.len());
+    out.push_str(call_id);
+    out.push(' ');
+    out.push_str(local_tag);
 }
 
 fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
@@ -187,11 +213,12 @@ fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
         return on_ack(s, now, req);
     }
     // RFC 3261 §8.2.2.2: the same request arriving by two paths is a loop, not a new call.
-    if req.method == "INVITE" && req.to_tag.is_empty() {
-        let m = (req.call_id.to_string(), req.from_tag.to_string(), req.cseq);
-        if s.merge_index.contains_key(&m) {
-            return s.respond_final(now, req, key, 482, &[]);
-        }
+    if req.method == "INVITE"
+        && req.to_tag.is_empty()
+        && s.merge_index
+            .contains_key(&MergeKey::new(req.call_id, req.from_tag, req.cseq))
+    {
+        return s.respond_final(now, req, key, 482, &[]);
     }
     if req.max_forwards == Some(0) {
         return s.respond_final(now, req, key, 483, &[]);
@@ -249,13 +276,17 @@ fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
     }
 }
 
-fn find_dialog(s: &Server, req: &Request<'_>) -> Option<CallHandle> {
+fn find_dialog(s: &mut Server, req: &Request<'_>) -> Option<CallHandle> {
     if req.to_tag.is_empty() {
         return None;
     }
-    s.dialogs
-        .get(&(req.call_id.to_string(), req.to_tag.to_string()))
-        .copied()
+    // Looked up through a reused buffer: no allocation per in-dialog request.
+    let mut key = std::mem::take(&mut s.key_scratch);
+    dialog_key(&mut key, req.call_id, req.to_tag);
+    let key = HashedKey::new(key);
+    let found = s.dialogs.get(&key).copied();
+    s.key_scratch = key.into_text();
+    found
 }
 
 /// The INVITE's offer (or `None` for a late offer), or the final error response to send.
@@ -346,7 +377,9 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     let handle = s.calls.vacant();
     let id = s.new_server_txn(req, key, Some(handle));
     s.reply(now, id, req, 100, None, &[]);
-    let local_tag = s.token();
+    // Our tag goes straight into the dialog's identity string (no String of its own).
+    let mut tag_buf = [0; 16];
+    let local_tag = ascii::hex16(s.rng.next_u64(), &mut tag_buf);
     let advertised = s.advertised_ip(req);
     let mut head = Vec::with_capacity(512);
     build::start_response(
@@ -354,12 +387,11 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
         req,
         200,
         None,
-        Some(&local_tag),
+        Some(local_tag),
         &s.config.user_agent,
     )
     .finish(None);
-    let head = strip_status_and_length(&head);
-    let contact_host = build::host_str(advertised);
+    let head = strip_status_and_length(head);
     let transport_param = if req.transport == Transport::Tcp {
         ";transport=tcp"
     } else {
@@ -370,39 +402,45 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     } else {
         req.uri_user
     };
-    let mut extra = vec![(
-        "Contact".to_string(),
-        format!(
-            "<sip:{user}@{contact_host}:{}{transport_param}>",
-            req.local.port()
-        ),
-    )];
+    // The 200's own header lines, written once as bytes (the 2xx is built once and then
+    // retransmitted as is). First `Contact: <sip:{user}@{host}:{port}{transport_param}>`.
+    let mut extra = Vec::with_capacity(256);
+    extra.extend_from_slice(b"Contact: <sip:");
+    extra.extend_from_slice(user.as_bytes());
+    extra.push(b'@');
+    build::push_host_bytes(&mut extra, advertised);
+    extra.push(b':');
+    ascii::push_decimal(&mut extra, req.local.port() as u64);
+    extra.extend_from_slice(transport_param.as_bytes());
+    extra.extend_from_slice(b">\r\n");
     for rr in &req.record_route {
-        extra.push(("Record-Route".to_string(), rr.to_string()));
+        build::push_header(&mut extra, "Record-Route", rr);
     }
-    extra.push(("Allow".into(), ALLOW.into()));
-    extra.push(("Supported".into(), SUPPORTED.into()));
+    build::push_header(&mut extra, "Allow", ALLOW);
+    build::push_header(&mut extra, "Supported", SUPPORTED);
     if let Some(t) = &session {
-        let r = if t.we_refresh { "uas" } else { "uac" };
-        extra.push((
-            "Session-Expires".into(),
-            format!("{};refresher={r}", t.interval.as_secs()),
-        ));
+        push_session_expires(&mut extra, t);
         if req
             .supported
             .iter()
             .any(|t| t.eq_ignore_ascii_case("timer"))
         {
-            extra.push(("Require".into(), "timer".into()));
+            build::push_header(&mut extra, "Require", "timer");
         }
     }
     let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
+    let mut dialog = String::new();
+    dialog_key(&mut dialog, req.call_id, local_tag);
+    let mut our_from = String::with_capacity(req.to.len() + 5 + local_tag.len());
+    our_from.push_str(req.to);
+    our_from.push_str(";tag=");
+    our_from.push_str(local_tag);
     let mut call = Call {
-        call_id: req.call_id.to_string(),
-        local_tag: local_tag.clone(),
+        call_id_len: req.call_id.len(),
+        dialog,
         user: req.uri_user.to_string(),
         their_from: req.from.to_string(),
-        our_from: format!("{};tag={local_tag}", req.to),
+        our_from,
         remote_target: req.contact.unwrap_or(req.uri).to_string(),
         route_set: req.record_route.iter().map(|r| r.to_string()).collect(),
         remote_cseq: req.cseq,
@@ -438,7 +476,8 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     };
     call.sdp_version = call.sdp_session;
     call.request_dest = request_destination(&call, req);
-    s.dialogs.insert((call.call_id.clone(), local_tag), handle);
+    s.dialogs
+        .insert(HashedKey::new(call.dialog.clone()), handle);
     s.calls.insert(handle, call);
     s.stats.calls_total += 1;
     s.stats.calls_active = s.calls.len();
@@ -447,15 +486,29 @@ fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
     }
 }
 
+/// `Session-Expires: <secs>;refresher=<uac|uas>` (RFC 4028 §9).
+fn push_session_expires(out: &mut Vec<u8>, t: &SessionTimer) {
+    out.extend_from_slice(b"Session-Expires: ");
+    ascii::push_decimal(out, t.interval.as_secs());
+    out.extend_from_slice(if t.we_refresh {
+        b";refresher=uas\r\n"
+    } else {
+        b";refresher=uac\r\n"
+    });
+}
+
 /// `start_response(...).finish(None)` minus its status line and Content-Length: the header block
 /// every later response on this INVITE transaction shares.
-fn strip_status_and_length(full: &[u8]) -> Vec<u8> {
+fn strip_status_and_length(mut full: Vec<u8>) -> Vec<u8> {
     let start = full
         .windows(2)
         .position(|w| w == b"\r\n")
         .map_or(0, |p| p + 2);
     let end = full.len() - b"Content-Length: 0\r\n\r\n".len();
-    full[start..end].to_vec()
+    // In place: the header block keeps the buffer it was written into.
+    full.truncate(end);
+    full.drain(..start);
+    full
 }
 
 /// Our in-dialog requests go to the first Record-Route hop, else the remote target — unless
@@ -467,16 +520,19 @@ fn request_destination(call: &Call, req: &Request<'_>) -> SocketAddr {
         .host
         .trim_start_matches('[')
         .trim_end_matches(']');
-    let natted = via_host
-        .parse::<IpAddr>()
-        .map_or(true, |ip| ip != req.remote.ip());
+    let natted = ascii::parse_ip(via_host).map_or(true, |ip| ip != req.remote.ip());
     if let Some(first) = call.route_set.first() {
         if let Some(a) = incoming::uri_socket_addr(first) {
             return a;
         }
     }
     if !natted {
-        if let Some(a) = incoming::uri_socket_addr(&call.remote_target) {
+        // The remote target is the Contact when there is one, already parsed.
+        let target = match (req.contact, req.contact_addr) {
+            (Some(_), Some(known)) => known,
+            _ => incoming::uri_socket_addr(&call.remote_target),
+        };
+        if let Some(a) = target {
             return a;
         }
     }
@@ -567,38 +623,39 @@ fn send_on_invite(
     now: Instant,
     handle: CallHandle,
     code: u16,
-    extra: &[(String, String)],
+    extra: &[u8],
     body: Option<&[u8]>,
-) -> Vec<u8> {
-    let Some(call) = s.calls.get(&handle) else {
-        return Vec::new();
-    };
-    let mut bytes = Vec::with_capacity(call.invite_head.len() + 600);
-    let mut w = build::Writer::response(&mut bytes, code, crate::sip::reason_phrase(code));
+) -> Option<Arc<[u8]>> {
+    let call = s.calls.get(&handle)?;
+    let mut scratch = std::mem::take(&mut s.scratch);
+    let mut w = build::Writer::response(&mut scratch, code, crate::sip::reason_phrase(code));
     w.raw(&call.invite_head);
-    for (n, v) in extra {
-        w.header(n, v);
-    }
+    w.raw(extra);
     w.finish(body.map(|b| ("application/sdp", b)));
     let id = call.invite_txn;
+    // One copy, shared by the transaction, the call (2xx retransmission) and the queue.
+    let bytes: Arc<[u8]> = Arc::from(&scratch[..]);
+    s.scratch = scratch;
     s.respond(now, id, bytes.clone(), code);
-    bytes
+    Some(bytes)
 }
 
 fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
     let body = local_sdp(s, handle);
+    // Taken out for the call and put back: no copy of the header lines.
     let extra = s
         .calls
-        .get(&handle)
-        .map(|c| c.invite_extra.clone())
+        .get_mut(&handle)
+        .map(|c| std::mem::take(&mut c.invite_extra))
         .unwrap_or_default();
     let bytes = send_on_invite(s, now, handle, 200, &extra, Some(&body));
     let t1 = s.t1();
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
+    call.invite_extra = extra;
     call.state = CallState::Answering;
-    call.ok_bytes = Some(bytes);
+    call.ok_bytes = bytes;
     call.retransmit_interval = t1;
     call.retransmit_at = Some(now + t1);
     call.ack_deadline = Some(now + 64 * t1);
@@ -707,7 +764,7 @@ fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
         call.started = Some(now);
         Event::CallStarted {
             call: handle,
-            call_id: call.call_id.clone(),
+            call_id: call.call_id().to_string(),
             user: call.user.clone(),
             remote_sip: call.remote_sip,
             remote_rtp: neg.remote_rtp,
@@ -822,33 +879,28 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
     }
     let mut head = Vec::with_capacity(512);
     build::start_response(&mut head, req, 200, None, None, &ua).finish(None);
-    let mut extra = vec![(
-        "Contact".to_string(),
-        format!(
-            "<sip:{}@{}:{}>",
-            if call.user.is_empty() {
-                "onhold"
-            } else {
-                &call.user
-            },
-            build::host_str(call.advertised),
-            call.local_sip.port()
-        ),
-    )];
-    extra.push(("Allow".into(), ALLOW.into()));
-    extra.push(("Supported".into(), SUPPORTED.into()));
+    let contact = format!(
+        "<sip:{}@{}:{}>",
+        if call.user.is_empty() {
+            "onhold"
+        } else {
+            &call.user
+        },
+        build::host_str(call.advertised),
+        call.local_sip.port()
+    );
+    let mut extra = Vec::with_capacity(256);
+    build::push_header(&mut extra, "Contact", &contact);
+    build::push_header(&mut extra, "Allow", ALLOW);
+    build::push_header(&mut extra, "Supported", SUPPORTED);
     if let Some(t) = &call.session {
-        let r = if t.we_refresh { "uas" } else { "uac" };
-        extra.push((
-            "Session-Expires".into(),
-            format!("{};refresher={r}", t.interval.as_secs()),
-        ));
+        push_session_expires(&mut extra, t);
     }
     let has_offer = offer.is_some();
     if invite {
         call.invite_txn = id;
         call.invite_cseq = req.cseq;
-        call.invite_head = strip_status_and_length(&head);
+        call.invite_head = strip_status_and_length(head);
         call.invite_extra = extra;
         call.offer = offer;
         call.pending = neg.map(Box::new);
@@ -871,12 +923,10 @@ fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnK
         call.offer = None;
         let mut bytes = Vec::with_capacity(800);
         let mut w = build::Writer::response(&mut bytes, 200, "OK");
-        w.raw(&strip_status_and_length(&head));
-        for (n, v) in &extra {
-            w.header(n, v);
-        }
+        w.raw(&strip_status_and_length(head));
+        w.raw(&extra);
         w.finish(body.as_deref().map(|b| ("application/sdp", b)));
-        s.respond(now, id, bytes, 200);
+        s.respond(now, id, Arc::from(bytes), 200);
         if has_offer {
             apply_pending(s, now, handle);
         } else if let Some(call) = s.calls.get_mut(&handle) {
@@ -933,10 +983,7 @@ fn on_cancel(s: &mut Server, now: Instant, req: &Request<'_>, cancel_key: TxnKey
     if let Some(id) = s.find_txn(&cancel_key) {
         return s.absorb(now, id, false);
     }
-    let invite_key = TxnKey {
-        method: "INVITE".into(),
-        ..cancel_key.clone()
-    };
+    let invite_key = cancel_key.with_method("INVITE");
     let Some(invite_id) = s.find_txn(&invite_key) else {
         return s.respond_final(now, req, cancel_key, 481, &[]); // RFC 3261 §9.2
     };
@@ -946,7 +993,7 @@ fn on_cancel(s: &mut Server, now: Instant, req: &Request<'_>, cancel_key: TxnKey
     };
     let tag = call
         .and_then(|h| s.calls.get(&h))
-        .map(|c| c.local_tag.clone());
+        .map(|c| c.local_tag().to_string());
     let id = s.new_server_txn(req, cancel_key, None);
     s.reply(now, id, req, 200, tag.as_deref(), &[]);
     if state == ServerState::Proceeding {
@@ -1141,7 +1188,7 @@ fn send_in_dialog(s: &mut Server, now: Instant, handle: CallHandle, method: &'st
     w.header("Max-Forwards", "70");
     w.header("From", &call.our_from);
     w.header("To", &call.their_from);
-    w.header("Call-ID", &call.call_id);
+    w.header("Call-ID", call.call_id());
     w.header_fmt("CSeq", format_args!("{} {method}", call.local_cseq));
     for r in &call.route_set {
         w.header("Route", r);
@@ -1209,8 +1256,12 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
     let Some(call) = s.calls.remove(&handle) else {
         return;
     };
-    s.dialogs
-        .remove(&(call.call_id.clone(), call.local_tag.clone()));
+    let mut key = std::mem::take(&mut s.key_scratch);
+    key.clear();
+    key.push_str(&call.dialog);
+    let key = HashedKey::new(key);
+    s.dialogs.remove(&key);
+    s.key_scratch = key.into_text();
     if call.port != 0 && s.ports.get(&call.port) == Some(&handle) {
         s.ports.remove(&call.port);
         let rtcp_mux = call

@@ -1,6 +1,6 @@
 //! The parts of a request or response the server acts on, read once from the parsed message.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use crate::server::Transport;
 use crate::sip::{self, ContactValue, HeaderName, Message, Refresher, StartLine, Uri};
@@ -91,10 +91,24 @@ fn request<'a>(
     let StartLine::Request { method, uri } = msg.start else {
         return Err("not a request");
     };
-    let parsed_uri = Uri::parse(uri).ok();
     // Only the Via is needed to address a response; for an error response (`lenient`) the
     // other mandatory headers may be missing and are copied as far as they exist.
     let via = msg.top_via().map_err(|_| "missing or bad Via")?;
+    // One walk over the header lines collects the raw values the responses copy; the typed
+    // reads below re-find only the few they validate.
+    let mut raw = RawHeaders::default();
+    for h in &msg.headers {
+        match h.name {
+            HeaderName::Via => split_top(h.value, &mut raw.vias),
+            HeaderName::RecordRoute => split_top(h.value, &mut raw.record_route),
+            HeaderName::From if raw.from.is_none() => raw.from = Some(h.value),
+            HeaderName::To if raw.to.is_none() => raw.to = Some(h.value),
+            HeaderName::ContentType if raw.content_type.is_none() => {
+                raw.content_type = Some(h.value)
+            }
+            _ => {}
+        }
+    }
     let from_tag = match msg.from() {
         Ok(f) => f.tag().unwrap_or(""),
         Err(_) if lenient => "",
@@ -115,18 +129,23 @@ fn request<'a>(
         Err(_) if lenient => (0, method.as_str()),
         Err(_) => return Err("missing or bad CSeq"),
     };
-    let mut vias = Vec::with_capacity(2);
-    for line in msg.headers_of(HeaderName::Via) {
-        split_top(line, &mut vias);
-    }
-    let mut record_route = Vec::new();
-    for line in msg.headers("Record-Route") {
-        split_top(line, &mut record_route);
-    }
-    let contact = msg.contacts().find_map(|c| match c {
-        Ok(ContactValue::Addr(a)) => Some(a.uri.raw),
-        _ => None,
-    });
+    let method = method.as_str();
+    // Only an initial INVITE reads the Request-URI (music class, advertised address), and
+    // only INVITE and UPDATE take the Contact (remote target, RFC 3261 §12.1.1, §12.2.2).
+    // Neither read can fail a request, so skipping them elsewhere changes no answer.
+    let parsed_uri = if method == "INVITE" {
+        Uri::parse(uri).ok()
+    } else {
+        None
+    };
+    let contact = if method == "INVITE" || method == "UPDATE" {
+        msg.contacts().find_map(|c| match c {
+            Ok(ContactValue::Addr(a)) => Some(a.uri),
+            _ => None,
+        })
+    } else {
+        None
+    };
     let session_expires = msg.session_expires().ok().flatten().map(|se| {
         let r = match se.refresher {
             Some(Refresher::Uac) => Some("uac"),
@@ -135,8 +154,19 @@ fn request<'a>(
         };
         (se.delta, r)
     });
+    // `branch` and `rport` in one pass over the Via parameters; the first `branch` wins, as
+    // in `Via::branch`.
+    let mut branch: Option<Option<&str>> = None;
+    let mut rport = false;
+    for (name, value) in via.params.iter() {
+        if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+            branch = Some(value);
+        } else if name.eq_ignore_ascii_case("rport") {
+            rport = true;
+        }
+    }
     let host = via.host;
-    let port = via
+    let sent_by_port = via
         .port
         .unwrap_or(if via.transport.eq_ignore_ascii_case("TLS") {
             5061
@@ -144,31 +174,36 @@ fn request<'a>(
             5060
         });
     Ok(Request {
-        method: method.as_str(),
+        method,
         uri,
         uri_user: parsed_uri.and_then(|u| u.user).unwrap_or(""),
         uri_host: parsed_uri.map_or("", |u| u.host),
-        vias,
+        vias: raw.vias,
         top_via: TopVia {
-            branch: via.branch().unwrap_or(""),
-            sent_by: format!("{}:{port}", host.to_ascii_lowercase()),
+            branch: branch.flatten().unwrap_or(""),
+            sent_by_port,
             host,
             port: via.port,
-            rport: via.rport().is_some(),
+            rport,
         },
-        from: trim(msg.header("From").unwrap_or("")),
+        from: trim(raw.from.unwrap_or("")),
         from_tag,
-        to: trim(msg.header("To").unwrap_or("")),
+        to: trim(raw.to.unwrap_or("")),
         to_tag,
         call_id,
         cseq,
         cseq_method,
         max_forwards: msg.max_forwards().ok().flatten().map(u32::from),
-        contact,
-        record_route,
+        contact: contact.map(|u| u.raw),
+        // What `uri_socket_addr(raw)` would find, from the URI already parsed; a raw URI with
+        // a '<' (which that function would cut at) is left to it.
+        contact_addr: contact
+            .filter(|u| !u.raw.contains('<'))
+            .map(|u| uri_addr(&u)),
+        record_route: raw.record_route,
         require: msg.require().collect(),
         supported: msg.supported().collect(),
-        content_type: msg.header("Content-Type"),
+        content_type: raw.content_type,
         session_expires,
         body: msg.body,
         transport,
@@ -177,12 +212,37 @@ fn request<'a>(
     })
 }
 
+/// Header values a request's responses copy as written.
+#[derive(Default)]
+struct RawHeaders<'a> {
+    vias: Vec<&'a str>,
+    record_route: Vec<&'a str>,
+    from: Option<&'a str>,
+    to: Option<&'a str>,
+    content_type: Option<&'a str>,
+}
+
+/// Strip SP, HTAB, CR and LF from both ends. By bytes: all four are ASCII, so every cut lands
+/// on a char boundary, and the char-pattern `trim_matches` costs several times more.
 fn trim(s: &str) -> &str {
-    s.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n')
+    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    let bytes = s.as_bytes();
+    let start = bytes.iter().position(|b| !ws(b)).unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|b| !ws(b)).map_or(start, |p| p + 1);
+    &s[start..end]
 }
 
 /// Split a header line at commas outside quotes and angle brackets (RFC 3261 §7.3.1).
 fn split_top<'a>(line: &'a str, out: &mut Vec<&'a str>) {
+    // Most lines hold one value: without a comma there is nothing to split, and the quote
+    // and bracket tracking below (a branch per byte) can be skipped.
+    if !line.as_bytes().contains(&b',') {
+        let part = trim(line);
+        if !part.is_empty() {
+            out.push(part);
+        }
+        return;
+    }
     let (mut quoted, mut angle, mut start) = (false, false, 0);
     let bytes = line.as_bytes();
     let mut i = 0;
@@ -209,6 +269,42 @@ fn split_top<'a>(line: &'a str, out: &mut Vec<&'a str>) {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn split_top_keeps_quoted_and_bracketed_commas() {
+        let split = |line| {
+            let mut out = Vec::new();
+            super::split_top(line, &mut out);
+            out
+        };
+        assert_eq!(split(" a "), ["a"]);
+        assert_eq!(split("  "), Vec::<&str>::new());
+        assert_eq!(split("a, b ,,c"), ["a", "b", "c"]);
+        assert_eq!(
+            split("\"x,y\" <sip:a,b>;p, c"),
+            ["\"x,y\" <sip:a,b>;p", "c"]
+        );
+    }
+
+    #[test]
+    fn trim_matches_the_char_pattern() {
+        for s in [
+            "",
+            " ",
+            "\r\n",
+            " a ",
+            "\ta b\r\n",
+            "é ",
+            " \u{a0}x\u{a0} ",
+            "x",
+        ] {
+            let want = s.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n');
+            assert_eq!(super::trim(s), want, "{s:?}");
+        }
+    }
+}
+
 /// The socket address of a SIP URI (optionally in `<>`) whose host is an IP literal; names
 /// need DNS, which the core does not do.
 pub(crate) fn uri_socket_addr(uri: &str) -> Option<SocketAddr> {
@@ -216,8 +312,11 @@ pub(crate) fn uri_socket_addr(uri: &str) -> Option<SocketAddr> {
         (Some(a), Some(b)) if a < b => &uri[a + 1..b],
         _ => uri,
     };
-    let u = Uri::parse(inner).ok()?;
-    let ip: IpAddr = u.host_unbracketed().parse().ok()?;
+    uri_addr(&Uri::parse(inner).ok()?)
+}
+
+fn uri_addr(u: &Uri<'_>) -> Option<SocketAddr> {
+    let ip = super::ascii::parse_ip(u.host_unbracketed()).ok()?;
     let default = if matches!(u.scheme, sip::Scheme::Sips) {
         5061
     } else {
@@ -248,6 +347,9 @@ pub(crate) struct Request<'a> {
     pub max_forwards: Option<u32>,
     /// First Contact URI (without `<>`), if any.
     pub contact: Option<&'a str>,
+    /// `uri_socket_addr(contact)` when already known from parsing the Contact (`Some(None)`:
+    /// known not to be an IP literal); `None`: not computed.
+    pub contact_addr: Option<Option<SocketAddr>>,
     /// Record-Route values in order, as written.
     pub record_route: Vec<&'a str>,
     pub require: Vec<&'a str>,
@@ -263,8 +365,9 @@ pub(crate) struct Request<'a> {
 #[derive(Debug, Clone)]
 pub(crate) struct TopVia<'a> {
     pub branch: &'a str,
-    /// `host:port`, lower-cased: part of the transaction key (RFC 3261 §17.2.3).
-    pub sent_by: String,
+    /// The sent-by port, defaulted by transport: with the host, part of the transaction key
+    /// (RFC 3261 §17.2.3).
+    pub sent_by_port: u16,
     pub host: &'a str,
     pub port: Option<u16>,
     /// `;rport` present (RFC 3581): answer to the source port.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::build::{self, Writer};
 use super::incoming::Request;
 use super::slab::CallSlab;
-use super::txn::{ClientPurpose, ClientTxn, ServerState, ServerTxn, TxnKey};
+use super::txn::{ClientPurpose, ClientTxn, HashedKey, MergeKey, ServerState, ServerTxn, TxnKey};
 use super::{
     CallHandle, Command, Control, EndReason, Event, ServerConfig, Stats, Transmit, TransmitKind,
     Transport,
@@ -53,7 +53,36 @@ pub(crate) struct Outgoing {
     pub local: SocketAddr,
     pub remote: SocketAddr,
     pub kind: TransmitKind,
-    pub bytes: Vec<u8>,
+    pub bytes: Payload,
+}
+
+/// The bytes of a queued datagram. A response a transaction or call keeps for retransmission
+/// is shared with the queue, so neither keeping it nor resending it copies it.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+}
+
+impl Payload {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Payload::Owned(v) => v,
+            Payload::Shared(a) => a,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(v: Vec<u8>) -> Payload {
+        Payload::Owned(v)
+    }
+}
+
+impl From<Arc<[u8]>> for Payload {
+    fn from(a: Arc<[u8]>) -> Payload {
+        Payload::Shared(a)
+    }
 }
 
 /// The sans-IO Music On Hold server. See the module docs of [`crate::server`] for the drive loop.
@@ -65,16 +94,19 @@ pub struct Server {
     pub(crate) epoch_wall: SystemTime,
     pub(crate) stats: Stats,
     pub(crate) calls: CallSlab,
-    /// In-dialog lookup: (Call-ID, our tag) → call. A BTreeMap: deterministic, and peer-chosen
-    /// Call-IDs cannot degrade it the way they can flood a fixed-key hash map.
-    pub(crate) dialogs: BTreeMap<(String, String), CallHandle>,
+    /// In-dialog lookup: `Call-ID SP our tag` (see `calls::dialog_key`) → call. A BTreeMap:
+    /// deterministic, and peer-chosen Call-IDs cannot degrade it the way they can flood a
+    /// fixed-key hash map.
+    pub(crate) dialogs: BTreeMap<HashedKey, CallHandle>,
     /// RTP port (even) → call, for ports asked of the runtime.
     pub(crate) ports: BTreeMap<u16, CallHandle>,
     pub(crate) bad_ports: BTreeSet<u16>,
     pub(crate) port_cursor: u16,
-    pub(crate) txns: BTreeMap<u64, ServerTxn>,
+    /// Boxed: a transaction is ~250 bytes, and B-tree nodes shift and split their values in
+    /// place (the oldest ones are removed from the front of a node as their timers end).
+    pub(crate) txns: BTreeMap<u64, Box<ServerTxn>>,
     pub(crate) txn_index: BTreeMap<TxnKey, u64>,
-    pub(crate) merge_index: BTreeMap<(String, String, u32), u64>,
+    pub(crate) merge_index: BTreeMap<MergeKey, u64>,
     pub(crate) client_txns: BTreeMap<u64, ClientTxn>,
     pub(crate) client_index: BTreeMap<String, u64>,
     pub(crate) next_id: u64,
@@ -86,6 +118,8 @@ pub struct Server {
     pub(crate) draining: Option<Instant>,
     pub(crate) drained_sent: bool,
     pub(crate) scratch: Vec<u8>,
+    /// Reused for map lookups by a composite string key, so a lookup does not allocate.
+    pub(crate) key_scratch: String,
 }
 
 impl Server {
@@ -128,6 +162,7 @@ impl Server {
             draining: None,
             drained_sent: false,
             scratch: Vec::with_capacity(2048),
+            key_scratch: String::new(),
         }
     }
 
@@ -198,8 +233,9 @@ impl Server {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         if let Some(o) = self.out.pop_front() {
-            let len = o.bytes.len().min(buf.len());
-            buf[..len].copy_from_slice(&o.bytes[..len]);
+            let bytes = o.bytes.as_slice();
+            let len = bytes.len().min(buf.len());
+            buf[..len].copy_from_slice(&bytes[..len]);
             match o.kind {
                 TransmitKind::Sip => self.stats.sip_out += 1,
                 TransmitKind::Rtcp => self.stats.rtcp_out += 1,
@@ -264,7 +300,7 @@ impl Server {
 
     /// A fresh token for tags and branches: 64 random bits in lower-case hex.
     pub(crate) fn token(&mut self) -> String {
-        format!("{:016x}", self.rng.next_u64())
+        super::ascii::hex16(self.rng.next_u64(), &mut [0; 16]).to_string()
     }
 
     pub(crate) fn emit(&mut self, ev: Event) {
@@ -277,14 +313,14 @@ impl Server {
         local: SocketAddr,
         remote: SocketAddr,
         kind: TransmitKind,
-        bytes: Vec<u8>,
+        bytes: impl Into<Payload>,
     ) {
         self.out.push_back(Outgoing {
             transport,
             local,
             remote,
             kind,
-            bytes,
+            bytes: bytes.into(),
         });
     }
 
@@ -295,7 +331,7 @@ impl Server {
             return ip;
         }
         let host = req.uri_host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = host.parse::<IpAddr>() {
+        if let Ok(ip) = super::ascii::parse_ip(host) {
             if !ip.is_unspecified() {
                 return ip;
             }
@@ -324,7 +360,7 @@ impl Server {
         let id = self.id();
         let invite = req.method == "INVITE";
         let merge = if invite && req.to_tag.is_empty() {
-            let m = (req.call_id.to_string(), req.from_tag.to_string(), req.cseq);
+            let m = MergeKey::new(req.call_id, req.from_tag, req.cseq);
             self.merge_index.insert(m.clone(), id);
             Some(m)
         } else {
@@ -333,7 +369,7 @@ impl Server {
         self.txn_index.insert(key.clone(), id);
         self.txns.insert(
             id,
-            ServerTxn {
+            Box::new(ServerTxn {
                 key,
                 invite,
                 state: ServerState::Proceeding,
@@ -347,13 +383,13 @@ impl Server {
                 retransmit_at: None,
                 interval: self.config.t1,
                 end_at: None,
-            },
+            }),
         );
         id
     }
 
     /// Send a response on a server transaction and move it along (RFC 3261 §17.2.1, §17.2.2).
-    pub(crate) fn respond(&mut self, now: Instant, id: u64, bytes: Vec<u8>, code: u16) {
+    pub(crate) fn respond(&mut self, now: Instant, id: u64, bytes: Arc<[u8]>, code: u16) {
         let t1 = self.config.t1;
         let t4 = self.config.t4;
         let Some(txn) = self.txns.get_mut(&id) else {
@@ -475,14 +511,23 @@ impl Server {
         to_tag: Option<&str>,
         extra: &[(&str, &str)],
     ) {
-        let mut bytes = std::mem::take(&mut self.scratch);
-        let mut w =
-            build::start_response(&mut bytes, req, code, None, to_tag, &self.config.user_agent);
+        // Written into the reused scratch buffer, then copied once into the shared bytes the
+        // transaction keeps and the queue sends.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut w = build::start_response(
+            &mut scratch,
+            req,
+            code,
+            None,
+            to_tag,
+            &self.config.user_agent,
+        );
         for (name, value) in extra {
             w.header(name, value);
         }
         w.finish(None);
-        self.scratch = Vec::with_capacity(2048);
+        let bytes = Arc::from(&scratch[..]);
+        self.scratch = scratch;
         if code >= 300 {
             self.emit(Event::Rejected {
                 remote: req.remote,

@@ -1,0 +1,208 @@
+//! Numbers and addresses as ASCII without `core::fmt`. Every response and SDP body carries a
+//! handful of them (CSeq, ports, `received=`, `c=`, tags); through `fmt` each costs hundreds of
+//! instructions of dispatch and padding logic, which was a sixth of a dialog's cost.
+//!
+//! The output is byte for byte what `Display` writes; the tests compare against it.
+
+use std::net::{AddrParseError, IpAddr, Ipv4Addr};
+
+/// `v` in decimal, written into the end of `buf`.
+pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
+    ascii_str(decimal_bytes(v, buf))
+}
+
+fn decimal_bytes(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    // Two digits per division: SDP session ids and versions have ten.
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut i = buf.len();
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + v as u8;
+    }
+    &buf[i..]
+}
+
+/// `v` as 16 lower-case hex digits (`{:016x}`).
+pub(crate) fn hex16(v: u64, buf: &mut [u8; 16]) -> &str {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = DIGITS[((v >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    ascii_str(buf)
+}
+
+pub(crate) fn push_decimal(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(decimal_bytes(v, &mut [0; 20]));
+}
+
+/// Room for the longest address text (`ffff:…:255.255.255.255`, 45 bytes).
+pub(crate) type IpBuf = [u8; 48];
+
+/// An IP address as `Display` writes it. IPv4 is written here; IPv6 (rare, and with the
+/// RFC 5952 compression rules) still goes through `fmt`.
+pub(crate) fn ip(addr: IpAddr, buf: &mut IpBuf) -> &str {
+    let len = match addr {
+        IpAddr::V4(v4) => {
+            // At most three digits per octet: written directly, no loop or division chain.
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf[len] = b'.';
+                    len += 1;
+                }
+                if octet >= 100 {
+                    buf[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    buf[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                buf[len] = b'0' + octet % 10;
+                len += 1;
+            }
+            len
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write as _;
+            let mut rest: &mut [u8] = &mut buf[..];
+            let _ = write!(rest, "{v6}");
+            let left = rest.len();
+            buf.len() - left
+        }
+    };
+    ascii_str(&buf[..len])
+}
+
+pub(crate) fn push_ip(out: &mut Vec<u8>, addr: IpAddr) {
+    out.extend_from_slice(ip(addr, &mut [0; 48]).as_bytes());
+}
+
+/// `s.parse::<IpAddr>()`. A plain dotted quad (four 1–3 digit decimals up to 255, no leading
+/// zeros: a form the std parser accepts, with the same value) is read here in a few dozen
+/// instructions; everything else, IPv6 and errors included, goes to the std parser.
+pub(crate) fn parse_ip(s: &str) -> Result<IpAddr, AddrParseError> {
+    match dotted_quad(s.as_bytes()) {
+        Some(v4) => Ok(IpAddr::V4(v4)),
+        None => s.parse(),
+    }
+}
+
+fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (n, octet) in octets.iter_mut().enumerate() {
+        if n > 0 {
+            if b.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut v = 0u32;
+        while i < b.len() && i - start < 3 && b[i].is_ascii_digit() {
+            v = v * 10 + (b[i] - b'0') as u32;
+            i += 1;
+        }
+        let len = i - start;
+        if len == 0 || v > 255 || (len > 1 && b[start] == b'0') {
+            return None;
+        }
+        *octet = v as u8;
+    }
+    (i == b.len()).then(|| Ipv4Addr::from(octets))
+}
+
+/// The digits written above are ASCII, so this never takes the fallback.
+fn ascii_str(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_match_display() {
+        for v in [
+            0u64,
+            1,
+            9,
+            10,
+            99,
+            100,
+            5060,
+            65535,
+            u32::MAX as u64,
+            u64::MAX,
+        ] {
+            assert_eq!(decimal(v, &mut [0; 20]), v.to_string());
+            assert_eq!(hex16(v, &mut [0; 16]), format!("{v:016x}"));
+        }
+    }
+
+    #[test]
+    fn addresses_match_display() {
+        for a in [
+            "0.0.0.0",
+            "1.20.100.109",
+            "99.9.10.200",
+            "192.168.1.50",
+            "10.0.0.255",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::7",
+            "::ffff:1.2.3.4",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let addr: IpAddr = a.parse().unwrap();
+            assert_eq!(ip(addr, &mut [0; 48]), addr.to_string());
+            let mut v = Vec::new();
+            push_ip(&mut v, addr);
+            assert_eq!(v, addr.to_string().into_bytes());
+        }
+    }
+
+    #[test]
+    fn parse_ip_matches_std() {
+        for a in [
+            "0.0.0.0",
+            "1.2.3.4",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.1.1.1",
+            "1.2.3",
+            "1.2.3.4.",
+            "1.2.3.4.5",
+            "1..2.3",
+            "",
+            ".",
+            "1.2.3.04",
+            "1234.1.1.1",
+            "1.2.3.4 ",
+            " 1.2.3.4",
+            "::1",
+            "::ffff:1.2.3.4",
+            "[::1]",
+            "host",
+            "1.2.3.a",
+            "9.99.199.249",
+        ] {
+            assert_eq!(parse_ip(a).ok(), a.parse::<IpAddr>().ok(), "{a:?}");
+        }
+    }
+}
