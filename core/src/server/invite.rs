@@ -1,0 +1,370 @@
+//! A new call: checks, the 100, an RTP port from the runtime, then the 200 with our SDP.
+
+use super::ascii;
+use super::build::{self, ACCEPT, ALLOW, SUPPORTED};
+use super::calls::*;
+use super::dialog::*;
+use super::incoming::{self, Request};
+use super::state::{CallTimer, Server, Timer};
+use super::txn::{HashedKey, TxnKey};
+use super::{CallHandle, Command, Direction, EndReason, Transport};
+use crate::sdp::{self, LocalMedia};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
+    if s.draining.is_some() {
+        return s.respond_final(now, req, key, 503, &[("Retry-After", "30")]);
+    }
+    if s.calls.len() >= s.config.max_calls {
+        return s.respond_final(now, req, key, 486, &[]);
+    }
+    let session = match session_timer_request(s, req) {
+        Ok(t) => t,
+        Err(code) => {
+            let min = s.config.min_se.as_secs().to_string();
+            return s.respond_final(now, req, key, code, &[("Min-SE", &min)]);
+        }
+    };
+    let offer = match read_offer(req) {
+        Ok(o) => o,
+        Err((code, why)) => {
+            let extra: Vec<(&str, &str)> = if code == 415 {
+                vec![("Accept", ACCEPT)]
+            } else {
+                vec![("Warning", &why)]
+            };
+            return s.respond_final(now, req, key, code, &extra);
+        }
+    };
+    let pending = match &offer {
+        Some(o) => match sdp::answer(o, &prefs(s)) {
+            Ok(n) => Some(n),
+            Err(rej) => {
+                let warn = warning(rej);
+                return s.respond_final(now, req, key, rej.status_code(), &[("Warning", &warn)]);
+            }
+        },
+        None => None,
+    };
+    let handle = s.calls.vacant();
+    let id = s.new_server_txn(req, key, Some(handle));
+    s.reply(now, id, req, 100, None, &[]);
+    // Our tag goes straight into the dialog's identity string (no String of its own).
+    let mut tag_buf = [0; 16];
+    let local_tag = ascii::hex16(s.rng.next_u64(), &mut tag_buf);
+    let advertised = s.advertised_ip(req);
+    let mut head = Vec::with_capacity(512);
+    build::start_response(
+        &mut head,
+        req,
+        200,
+        None,
+        Some(local_tag),
+        &s.config.user_agent,
+    )
+    .finish(None);
+    let head = strip_status_and_length(head);
+    let transport_param = if req.transport == Transport::Tcp {
+        ";transport=tcp"
+    } else {
+        ""
+    };
+    let user = if req.uri_user.is_empty() {
+        "onhold"
+    } else {
+        req.uri_user
+    };
+    // The 200's own header lines, written once as bytes (the 2xx is built once and then
+    // retransmitted as is). First `Contact: <sip:{user}@{host}:{port}{transport_param}>`.
+    let mut extra = Vec::with_capacity(256);
+    extra.extend_from_slice(b"Contact: <sip:");
+    extra.extend_from_slice(user.as_bytes());
+    extra.push(b'@');
+    build::push_host_bytes(&mut extra, advertised);
+    extra.push(b':');
+    ascii::push_decimal(&mut extra, req.local.port() as u64);
+    extra.extend_from_slice(transport_param.as_bytes());
+    extra.extend_from_slice(b">\r\n");
+    for rr in &req.record_route {
+        build::push_header(&mut extra, "Record-Route", rr);
+    }
+    build::push_header(&mut extra, "Allow", ALLOW);
+    build::push_header(&mut extra, "Supported", SUPPORTED);
+    if let Some(t) = &session {
+        push_session_expires(&mut extra, t);
+        if req
+            .supported
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("timer"))
+        {
+            build::push_header(&mut extra, "Require", "timer");
+        }
+    }
+    let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
+    let mut dialog = String::new();
+    dialog_key(&mut dialog, req.call_id, local_tag);
+    let mut our_from = String::with_capacity(req.to.len() + 5 + local_tag.len());
+    our_from.push_str(req.to);
+    our_from.push_str(";tag=");
+    our_from.push_str(local_tag);
+    let mut call = Call {
+        call_id_len: req.call_id.len(),
+        dialog,
+        user: req.uri_user.to_string(),
+        their_from: req.from.to_string(),
+        our_from,
+        remote_target: req.contact.unwrap_or(req.uri).to_string(),
+        route_set: req.record_route.iter().map(|r| r.to_string()).collect(),
+        remote_cseq: req.cseq,
+        local_cseq: 0,
+        transport: req.transport,
+        local_sip: req.local,
+        remote_sip: req.remote,
+        request_dest: req.remote,
+        advertised,
+        state: CallState::AwaitingPort,
+        invite_txn: id,
+        invite_cseq: req.cseq,
+        invite_head: head,
+        invite_extra: extra,
+        offer,
+        port: 0,
+        port_tries: 0,
+        media: None,
+        pending: pending.map(Box::new),
+        sdp_session: (s.rng_u32() >> 1) as u64,
+        sdp_version: 0,
+        ok_bytes: None,
+        retransmit_at: None,
+        retransmit_interval: s.t1(),
+        ack_deadline: None,
+        playout: None,
+        class: s.library.class_for(req.uri_user),
+        session,
+        max_at: None,
+        rtcp_at: None,
+        created: now,
+        started: None,
+    };
+    call.sdp_version = call.sdp_session;
+    call.request_dest = request_destination(&call, req);
+    s.dialogs
+        .insert(HashedKey::new(call.dialog.clone()), handle);
+    s.calls.insert(handle, call);
+    s.stats.calls_total += 1;
+    s.stats.calls_active = s.calls.len();
+    if !ask_for_port(s, now, handle, rtcp_mux) {
+        fail_unanswered(s, now, handle, 503, EndReason::Control);
+    }
+}
+
+/// `Session-Expires: <secs>;refresher=<uac|uas>` (RFC 4028 §9).
+pub(crate) fn push_session_expires(out: &mut Vec<u8>, t: &SessionTimer) {
+    out.extend_from_slice(b"Session-Expires: ");
+    ascii::push_decimal(out, t.interval.as_secs());
+    out.extend_from_slice(if t.we_refresh {
+        b";refresher=uas\r\n"
+    } else {
+        b";refresher=uac\r\n"
+    });
+}
+
+/// `start_response(...).finish(None)` minus its status line and Content-Length: the header block
+/// every later response on this INVITE transaction shares.
+pub(crate) fn strip_status_and_length(mut full: Vec<u8>) -> Vec<u8> {
+    let start = full
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(0, |p| p + 2);
+    let end = full.len() - b"Content-Length: 0\r\n\r\n".len();
+    // In place: the header block keeps the buffer it was written into.
+    full.truncate(end);
+    full.drain(..start);
+    full
+}
+
+/// Our in-dialog requests go to the first Record-Route hop, else the remote target — unless
+/// the caller is behind a NAT (its Via names another address than the packet came from), when
+/// the target is unreachable and the source address is the one that works (RFC 3581 spirit).
+pub(crate) fn request_destination(call: &Call, req: &Request<'_>) -> SocketAddr {
+    let via_host = req
+        .top_via
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let natted = ascii::parse_ip(via_host).map_or(true, |ip| ip != req.remote.ip());
+    if let Some(first) = call.route_set.first() {
+        if let Some(a) = incoming::uri_socket_addr(first) {
+            return a;
+        }
+    }
+    if !natted {
+        // The remote target is the Contact when there is one, already parsed.
+        let target = match (req.contact, req.contact_addr) {
+            (Some(_), Some(known)) => known,
+            _ => incoming::uri_socket_addr(&call.remote_target),
+        };
+        if let Some(a) = target {
+            return a;
+        }
+    }
+    req.remote
+}
+
+pub(crate) fn ask_for_port(
+    s: &mut Server,
+    _now: Instant,
+    handle: CallHandle,
+    rtcp_mux: bool,
+) -> bool {
+    let (lo, hi) = s.config.rtp_ports;
+    let lo = (lo + 1) & !1;
+    if hi <= lo {
+        return false;
+    }
+    let slots = ((hi - lo) / 2 + 1) as u32;
+    for _ in 0..slots {
+        let p = s.port_cursor.max(lo);
+        let next = p.saturating_add(2);
+        s.port_cursor = if next >= hi { lo } else { next };
+        if s.ports.contains_key(&p) || s.bad_ports.contains(&p) {
+            continue;
+        }
+        s.ports.insert(p, handle);
+        if let Some(c) = s.calls.get_mut(&handle) {
+            c.port = p;
+            c.port_tries += 1;
+        }
+        s.commands.push_back(Command::BindRtp { port: p, rtcp_mux });
+        return true;
+    }
+    false
+}
+
+pub(crate) fn rtp_bound(s: &mut Server, now: Instant, port: u16, ok: bool) {
+    let Some(&handle) = s.ports.get(&port) else {
+        return;
+    };
+    let Some(call) = s.calls.get(&handle) else {
+        return;
+    };
+    if call.state != CallState::AwaitingPort || call.port != port {
+        return;
+    }
+    if !ok {
+        s.ports.remove(&port);
+        s.bad_ports.insert(port);
+        let mux = call.pending.as_ref().is_some_and(|n| n.rtcp_mux);
+        if call.port_tries >= 8 || !ask_for_port(s, now, handle, mux) {
+            fail_unanswered(s, now, handle, 503, EndReason::Control);
+        }
+        return;
+    }
+    if s.config.send_ringing {
+        send_on_invite(s, now, handle, 180, &[], None);
+    }
+    answer_invite(s, now, handle);
+}
+
+/// Build our SDP for the INVITE being answered: the answer to its offer, or our offer.
+pub(crate) fn local_sdp(s: &mut Server, handle: CallHandle) -> Vec<u8> {
+    let rtp_ip_cfg = s.config.rtp_ip;
+    let ptime = s.config.ptime_ms;
+    let prefs = prefs(s);
+    let Some(call) = s.calls.get_mut(&handle) else {
+        return Vec::new();
+    };
+    call.sdp_version += 1;
+    let addr = if rtp_ip_cfg.is_unspecified() || s.config.advertised.is_some() {
+        call.advertised
+    } else {
+        rtp_ip_cfg
+    };
+    let local = LocalMedia {
+        addr,
+        rtp_port: call.port,
+        session_id: call.sdp_session,
+        session_version: call.sdp_version,
+        username: "onhold",
+    };
+    let mut body = Vec::with_capacity(400);
+    match (&call.offer, &call.pending) {
+        (Some(offer), Some(neg)) => sdp::write_answer(offer, neg, &local, &mut body),
+        _ => sdp::write_offer(&local, &prefs, ptime, Direction::SendOnly, &mut body),
+    }
+    body
+}
+
+pub(crate) fn send_on_invite(
+    s: &mut Server,
+    now: Instant,
+    handle: CallHandle,
+    code: u16,
+    extra: &[u8],
+    body: Option<&[u8]>,
+) -> Option<Arc<[u8]>> {
+    let call = s.calls.get(&handle)?;
+    let mut scratch = std::mem::take(&mut s.scratch);
+    let mut w = build::Writer::response(&mut scratch, code, crate::sip::reason_phrase(code));
+    w.raw(&call.invite_head);
+    w.raw(extra);
+    w.finish(body.map(|b| ("application/sdp", b)));
+    let id = call.invite_txn;
+    // One copy, shared by the transaction, the call (2xx retransmission) and the queue.
+    let bytes: Arc<[u8]> = Arc::from(&scratch[..]);
+    s.scratch = scratch;
+    s.respond(now, id, bytes.clone(), code);
+    Some(bytes)
+}
+
+pub(crate) fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
+    let body = local_sdp(s, handle);
+    // Taken out for the call and put back: no copy of the header lines.
+    let extra = s
+        .calls
+        .get_mut(&handle)
+        .map(|c| std::mem::take(&mut c.invite_extra))
+        .unwrap_or_default();
+    let bytes = send_on_invite(s, now, handle, 200, &extra, Some(&body));
+    let t1 = s.t1();
+    let Some(call) = s.calls.get_mut(&handle) else {
+        return;
+    };
+    call.invite_extra = extra;
+    call.state = CallState::Answering;
+    call.ok_bytes = bytes;
+    call.retransmit_interval = t1;
+    call.retransmit_at = Some(now + t1);
+    call.ack_deadline = Some(now + 64 * t1);
+    s.timers
+        .push(now + t1, Timer::Call(handle, CallTimer::Retransmit2xx));
+    s.timers
+        .push(now + 64 * t1, Timer::Call(handle, CallTimer::AckTimeout));
+    // A hold offer stops media at once; anything that sends waits for the ACK.
+    let stop = s
+        .calls
+        .get(&handle)
+        .and_then(|c| c.pending.as_ref())
+        .is_some_and(|n| !sends(n.direction));
+    if stop {
+        stop_media(s, handle);
+    }
+}
+
+pub(crate) fn sends(d: Direction) -> bool {
+    matches!(d, Direction::SendOnly | Direction::SendRecv)
+}
+
+/// Final error on an INVITE we had accepted but not answered, and forget the call.
+pub(crate) fn fail_unanswered(
+    s: &mut Server,
+    now: Instant,
+    handle: CallHandle,
+    code: u16,
+    reason: EndReason,
+) {
+    send_on_invite(s, now, handle, code, &[], None);
+    forget(s, now, handle, reason);
+}
