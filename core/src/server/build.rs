@@ -1,11 +1,10 @@
 //! Writing the responses and requests the server sends. Every SIP message leaves through here.
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use super::ascii;
 use super::incoming::Request;
-use crate::sip::reason_phrase;
+use crate::sip::{reason_phrase, MessageWriter, Method};
 
 /// Methods we implement; sent in `Allow` (RFC 3261 §20.5).
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
@@ -13,84 +12,24 @@ pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
 pub(crate) const SUPPORTED: &str = "timer";
 pub(crate) const ACCEPT: &str = "application/sdp";
 
-/// A SIP message under construction: start line, headers in order, then `finish` writes
-/// Content-Length (always, RFC 3261 §18.3 needs it on streams and it costs nothing on UDP).
-pub(crate) struct Writer<'o> {
-    out: &'o mut Vec<u8>,
+/// The server writes every message with the one SIP serializer, [`MessageWriter`]; these start
+/// it on a cleared buffer (buffers are reused between messages).
+pub(crate) type Writer<'o> = MessageWriter<'o>;
+
+pub(crate) fn response<'o>(out: &'o mut Vec<u8>, code: u16, reason: &str) -> Writer<'o> {
+    out.clear();
+    MessageWriter::response(out, code, reason)
 }
 
-impl<'o> Writer<'o> {
-    pub fn response(out: &'o mut Vec<u8>, code: u16, reason: &str) -> Writer<'o> {
-        out.clear();
-        out.extend_from_slice(b"SIP/2.0 ");
-        ascii::push_decimal(out, code as u64);
-        out.push(b' ');
-        out.extend_from_slice(reason.as_bytes());
-        out.extend_from_slice(b"\r\n");
-        Writer { out }
-    }
-
-    pub fn request(out: &'o mut Vec<u8>, method: &str, uri: &str) -> Writer<'o> {
-        out.clear();
-        out.extend_from_slice(method.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(uri.as_bytes());
-        out.extend_from_slice(b" SIP/2.0\r\n");
-        Writer { out }
-    }
-
-    /// Append header lines already written (CRLF-terminated).
-    pub fn raw(&mut self, lines: &[u8]) -> &mut Self {
-        self.out.extend_from_slice(lines);
-        self
-    }
-
-    pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b": ");
-        self.out.extend_from_slice(value.as_bytes());
-        self.out.extend_from_slice(b"\r\n");
-        self
-    }
-
-    pub fn header_fmt(&mut self, name: &str, value: std::fmt::Arguments<'_>) -> &mut Self {
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(b": ");
-        let _ = Fmt(self.out).write_fmt(value);
-        self.out.extend_from_slice(b"\r\n");
-        self
-    }
-
-    pub fn finish(self, body: Option<(&str, &[u8])>) {
-        match body {
-            Some((content_type, bytes)) => {
-                self.out.extend_from_slice(b"Content-Type: ");
-                self.out.extend_from_slice(content_type.as_bytes());
-                self.out.extend_from_slice(b"\r\nContent-Length: ");
-                ascii::push_decimal(self.out, bytes.len() as u64);
-                self.out.extend_from_slice(b"\r\n\r\n");
-                self.out.extend_from_slice(bytes);
-            }
-            None => self.out.extend_from_slice(b"Content-Length: 0\r\n\r\n"),
-        }
-    }
+pub(crate) fn request<'o>(out: &'o mut Vec<u8>, method: &str, uri: &str) -> Writer<'o> {
+    out.clear();
+    MessageWriter::request(out, Method::from_token(method), uri)
 }
 
-struct Fmt<'a>(&'a mut Vec<u8>);
-
-impl std::fmt::Write for Fmt<'_> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.extend_from_slice(s.as_bytes());
-        Ok(())
-    }
-}
-
-/// `name: value` CRLF, for header blocks kept outside a [`Writer`].
+/// `name: value` CRLF, for header blocks kept outside a writer (CR/LF cleaned like
+/// [`MessageWriter::header`] does).
 pub(crate) fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
+    MessageWriter::block(out).header(name, value);
 }
 
 /// The top Via of a response: `received` and `rport` filled in (RFC 3261 §18.2.1, RFC 3581 §4).
@@ -169,10 +108,8 @@ pub(crate) fn start_response<'o>(
     to_tag: Option<&str>,
     server: &str,
 ) -> Writer<'o> {
-    let mut w = Writer::response(out, code, reason.unwrap_or_else(|| reason_phrase(code)));
-    w.out.extend_from_slice(b"Via: ");
-    push_response_top_via(w.out, req);
-    w.out.extend_from_slice(b"\r\n");
+    let mut w = response(out, code, reason.unwrap_or_else(|| reason_phrase(code)));
+    w.header_with("Via", |out| push_response_top_via(out, req));
     for via in req.vias.iter().skip(1) {
         w.header("Via", via);
     }
@@ -181,11 +118,11 @@ pub(crate) fn start_response<'o>(
     }
     match to_tag {
         Some(tag) if req.to_tag.is_empty() && code > 100 => {
-            w.out.extend_from_slice(b"To: ");
-            w.out.extend_from_slice(req.to.as_bytes());
-            w.out.extend_from_slice(b";tag=");
-            w.out.extend_from_slice(tag.as_bytes());
-            w.out.extend_from_slice(b"\r\n");
+            w.header_with("To", |out| {
+                out.extend_from_slice(req.to.as_bytes());
+                out.extend_from_slice(b";tag=");
+                out.extend_from_slice(tag.as_bytes());
+            });
         }
         _ => {
             w.header("To", req.to);
@@ -195,11 +132,11 @@ pub(crate) fn start_response<'o>(
         w.header("Call-ID", req.call_id);
     }
     if req.cseq > 0 {
-        w.out.extend_from_slice(b"CSeq: ");
-        ascii::push_decimal(w.out, req.cseq as u64);
-        w.out.push(b' ');
-        w.out.extend_from_slice(req.cseq_method.as_bytes());
-        w.out.extend_from_slice(b"\r\n");
+        w.header_with("CSeq", |out| {
+            ascii::push_decimal(out, req.cseq as u64);
+            out.push(b' ');
+            out.extend_from_slice(req.cseq_method.as_bytes());
+        });
     }
     w.header("Server", server);
     w

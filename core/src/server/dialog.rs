@@ -251,9 +251,9 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
         };
         call.offer = None;
         let mut bytes = Vec::with_capacity(800);
-        let mut w = build::Writer::response(&mut bytes, 200, "OK");
-        w.raw(&strip_status_and_length(head));
-        w.raw(&extra);
+        let mut w = build::response(&mut bytes, 200, "OK");
+        w.header_lines(&strip_status_and_length(head));
+        w.header_lines(&extra);
         w.finish(body.as_deref().map(|b| ("application/sdp", b)));
         s.respond(now, id, Arc::from(bytes), 200);
         if has_offer {

@@ -9,6 +9,7 @@ use super::state::{CallTimer, Server, Timer};
 use super::txn::{HashedKey, TxnKey};
 use super::{CallHandle, Command, Direction, EndReason, Transport};
 use crate::sdp::{self, LocalMedia};
+use crate::sip::MessageWriter;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,14 +80,16 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     // The 200's own header lines, written once as bytes (the 2xx is built once and then
     // retransmitted as is). First `Contact: <sip:{user}@{host}:{port}{transport_param}>`.
     let mut extra = Vec::with_capacity(256);
-    extra.extend_from_slice(b"Contact: <sip:");
-    extra.extend_from_slice(user.as_bytes());
-    extra.push(b'@');
-    build::push_host_bytes(&mut extra, advertised);
-    extra.push(b':');
-    ascii::push_decimal(&mut extra, req.local.port() as u64);
-    extra.extend_from_slice(transport_param.as_bytes());
-    extra.extend_from_slice(b">\r\n");
+    MessageWriter::block(&mut extra).header_with("Contact", |out| {
+        out.extend_from_slice(b"<sip:");
+        out.extend_from_slice(user.as_bytes());
+        out.push(b'@');
+        build::push_host_bytes(out, advertised);
+        out.push(b':');
+        ascii::push_decimal(out, req.local.port() as u64);
+        out.extend_from_slice(transport_param.as_bytes());
+        out.push(b'>');
+    });
     for rr in &req.record_route {
         build::push_header(&mut extra, "Record-Route", rr);
     }
@@ -162,12 +165,13 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
 
 /// `Session-Expires: <secs>;refresher=<uac|uas>` (RFC 4028 §9).
 pub(crate) fn push_session_expires(out: &mut Vec<u8>, t: &SessionTimer) {
-    out.extend_from_slice(b"Session-Expires: ");
-    ascii::push_decimal(out, t.interval.as_secs());
-    out.extend_from_slice(if t.we_refresh {
-        b";refresher=uas\r\n"
-    } else {
-        b";refresher=uac\r\n"
+    MessageWriter::block(out).header_with("Session-Expires", |out| {
+        ascii::push_decimal(out, t.interval.as_secs());
+        out.extend_from_slice(if t.we_refresh {
+            b";refresher=uas"
+        } else {
+            b";refresher=uac"
+        });
     });
 }
 
@@ -307,9 +311,9 @@ pub(crate) fn send_on_invite(
 ) -> Option<Arc<[u8]>> {
     let call = s.calls.get(&handle)?;
     let mut scratch = std::mem::take(&mut s.scratch);
-    let mut w = build::Writer::response(&mut scratch, code, crate::sip::reason_phrase(code));
-    w.raw(&call.invite_head);
-    w.raw(extra);
+    let mut w = build::response(&mut scratch, code, crate::sip::reason_phrase(code));
+    w.header_lines(&call.invite_head);
+    w.header_lines(extra);
     w.finish(body.map(|b| ("application/sdp", b)));
     let id = call.invite_txn;
     // One copy, shared by the transaction, the call (2xx retransmission) and the queue.

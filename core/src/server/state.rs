@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::build::{self, Writer};
+use super::build;
 use super::incoming::Request;
 use super::slab::CallSlab;
 use super::txn::{ClientPurpose, ClientTxn, HashedKey, MergeKey, ServerState, ServerTxn, TxnKey};
@@ -687,10 +687,6 @@ impl Server {
             self.drained_sent = true;
             self.emit(Event::Drained);
         }
-    }
-
-    pub(crate) fn writer<'o>(out: &'o mut Vec<u8>, method: &str, uri: &str) -> Writer<'o> {
-        Writer::request(out, method, uri)
     }
 
     pub(crate) fn rng_u32(&mut self) -> u32 {

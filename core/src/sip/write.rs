@@ -35,11 +35,17 @@ impl<'b> MessageWriter<'b> {
         w
     }
 
+    /// Continues on `out` without a start line: for a block of header lines kept and later
+    /// appended with [`MessageWriter::header_lines`].
+    pub fn block(out: &'b mut Vec<u8>) -> Self {
+        MessageWriter { out }
+    }
+
     /// Starts a response: `SIP/2.0 code reason`.
     pub fn response(out: &'b mut Vec<u8>, code: u16, reason: &str) -> Self {
         let mut w = MessageWriter { out };
         w.out.extend_from_slice(b"SIP/2.0 ");
-        let _ = write!(Adapter(&mut w), "{code:03}");
+        push_decimal(w.out, code as u64, 3);
         w.out.push(b' ');
         w.clean(reason);
         w.out.extend_from_slice(b"\r\n");
@@ -99,15 +105,48 @@ impl<'b> MessageWriter<'b> {
         self
     }
 
+    /// One header whose value `value` appends to the buffer itself (pieces, numbers, a rewritten
+    /// Via) without a `format!`. The written value is cleaned of CR/LF like every other.
+    pub fn header_with(&mut self, name: &str, value: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
+        self.clean(name);
+        self.out.extend_from_slice(b": ");
+        let start = self.out.len();
+        value(self.out);
+        for b in &mut self.out[start..] {
+            if *b == b'\r' || *b == b'\n' {
+                *b = b' ';
+            }
+        }
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
     /// Ends the header section: writes Content-Type (if given), Content-Length (always), the
     /// empty line and the body.
     pub fn body(mut self, content_type: Option<&str>, body: &[u8]) {
         if let Some(ct) = content_type {
             self.header("Content-Type", ct);
         }
-        self.header_fmt("Content-Length", format_args!("{}", body.len()));
-        self.out.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(b"Content-Length: ");
+        push_decimal(self.out, body.len() as u64, 1);
+        self.out.extend_from_slice(b"\r\n\r\n");
         self.out.extend_from_slice(body);
+    }
+
+    /// [`MessageWriter::body`] for an optional `(content type, bytes)` pair.
+    pub fn finish(self, body: Option<(&str, &[u8])>) {
+        match body {
+            Some((content_type, bytes)) => self.body(Some(content_type), bytes),
+            None => self.body(None, b""),
+        }
+    }
+
+    /// Appends header lines this writer produced earlier (a block kept while a response waits,
+    /// e.g. the headers every response on one INVITE transaction shares). They were cleaned
+    /// when first written, so they are copied as they are.
+    pub fn header_lines(&mut self, lines: &[u8]) -> &mut Self {
+        self.out.extend_from_slice(lines);
+        self
     }
 
     /// Ends the header section as is, without adding Content-Length: for re-serializing a
@@ -127,6 +166,19 @@ impl<'b> MessageWriter<'b> {
                 .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
         );
     }
+}
+
+/// Decimal digits of `n`, zero-padded to at least `width`: status codes and lengths are written
+/// on every message, and `fmt` costs several times more than this.
+fn push_decimal(out: &mut Vec<u8>, mut n: u64, width: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    while n > 0 || digits.len() - i < width.max(1) {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// `fmt::Write` into the writer, with the same CR/LF cleaning.
