@@ -364,15 +364,7 @@ fn bye_from_us_on_control_and_max_duration() {
         .filter(|s| s.start_line().starts_with("BYE "))
         .count();
     assert_eq!(byes, 2);
-    let branch = bye.header("Via").unwrap();
-    let reply = format!(
-        "SIP/2.0 200 OK\r\nVia: {branch}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
-        bye.header("From").unwrap(),
-        bye.header("To").unwrap(),
-        bye.header("Call-ID").unwrap(),
-        bye.header("CSeq").unwrap()
-    );
-    h.send(PHONE, &reply);
+    h.send(PHONE, &bye.reply("200 OK"));
     h.advance(ms(10000));
     assert_eq!(
         h.sip()
@@ -799,15 +791,7 @@ fn session_timer_we_refresh_with_update() {
     );
     assert!(update.header("CSeq").unwrap().ends_with(" UPDATE"));
     // answer it: the next refresh comes 60 s later
-    let reply = format!(
-        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
-        update.header("Via").unwrap(),
-        update.header("From").unwrap(),
-        update.header("To").unwrap(),
-        update.header("Call-ID").unwrap(),
-        update.header("CSeq").unwrap()
-    );
-    h.send(PHONE, &reply);
+    h.send(PHONE, &update.reply("200 OK"));
     h.advance(Duration::from_secs(60));
     let updates: Vec<_> = h
         .sip()
@@ -882,4 +866,29 @@ fn reconfigure_applies_to_new_calls() {
         h.last_sip().start_line().starts_with("SIP/2.0 486"),
         "the new max_calls applies"
     );
+}
+
+#[test]
+fn reinvite_with_a_body_we_cannot_read_is_415_with_accept() {
+    let mut h = Harness::new();
+    let mut c = establish(
+        &mut h,
+        70,
+        Some(&dp750_sdp("192.168.1.50", 5004, "sendrecv")),
+        None,
+    );
+    c.cseq += 1;
+    c.next_branch();
+    h.send(
+        PHONE,
+        &c.request("INVITE", Some("<xml/>"), &["Content-Type: application/xml"]),
+    );
+    let r = h.last_sip();
+    assert!(r.start_line().starts_with("SIP/2.0 415"));
+    assert_eq!(r.header("Accept").unwrap(), "application/sdp");
+    // the call goes on, and the refused request used up its CSeq
+    c.cseq += 1;
+    c.next_branch();
+    h.send(PHONE, &c.request("BYE", None, &[]));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
 }

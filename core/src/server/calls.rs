@@ -313,6 +313,62 @@ pub(crate) fn read_offer(
         .map_err(|e| (400, format!("Bad SDP: {e}")))
 }
 
+/// What an INVITE or UPDATE brings: its session timer, its offer and our answer to it.
+pub(crate) struct OfferCheck {
+    pub session: Option<SessionTimer>,
+    pub offer: Option<Box<SessionDescription>>,
+    pub neg: Option<Negotiated>,
+}
+
+/// Read the session timer (RFC 4028) and the offer of an INVITE or UPDATE and answer the offer,
+/// or refuse the request with the right final response (422 with Min-SE, 415 with Accept, 400,
+/// 488 with Warning) and return `None`.
+pub(crate) fn check_offer(
+    s: &mut Server,
+    now: Instant,
+    req: &Request<'_>,
+    key: TxnKey,
+) -> Option<(TxnKey, OfferCheck)> {
+    let session = match session_timer_request(s, req) {
+        Ok(t) => t,
+        Err(code) => {
+            let min = s.config.min_se.as_secs().to_string();
+            s.respond_final(now, req, key, code, &[("Min-SE", &min)]);
+            return None;
+        }
+    };
+    let offer = match read_offer(req) {
+        Ok(o) => o,
+        Err((415, _)) => {
+            s.respond_final(now, req, key, 415, &[("Accept", ACCEPT)]);
+            return None;
+        }
+        Err((code, why)) => {
+            s.respond_final(now, req, key, code, &[("Warning", &why)]);
+            return None;
+        }
+    };
+    let neg = match &offer {
+        Some(o) => match sdp::answer(o, &prefs(s)) {
+            Ok(n) => Some(n),
+            Err(rej) => {
+                let warn = warning(rej);
+                s.respond_final(now, req, key, rej.status_code(), &[("Warning", &warn)]);
+                return None;
+            }
+        },
+        None => None,
+    };
+    Some((
+        key,
+        OfferCheck {
+            session,
+            offer,
+            neg,
+        },
+    ))
+}
+
 /// RFC 3261 §20.43 Warning for a refused offer: the 3xx warn-code says which part failed.
 pub(crate) fn warning(rej: sdp::Rejection) -> String {
     format!("{} onhold \"{}\"", rej.warning_code(), rej.warning_text())

@@ -170,29 +170,20 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
         // RFC 3261 §14.2: an INVITE while another is unfinished gets 500 with Retry-After.
         return s.respond_final(now, req, key, 500, &[("Retry-After", "1")]);
     }
-    let session = match session_timer_request(s, req) {
-        Ok(t) => t,
-        Err(code) => {
-            let min = s.config.min_se.as_secs().to_string();
-            return s.respond_final(now, req, key, code, &[("Min-SE", &min)]);
-        }
-    };
-    let offer = match read_offer(req) {
-        Ok(o) => o,
-        Err((code, why)) => return s.respond_final(now, req, key, code, &[("Warning", &why)]),
-    };
-    let neg = match &offer {
-        Some(o) => match sdp::answer(o, &prefs(s)) {
-            Ok(n) => Some(n),
-            Err(rej) => {
-                if let Some(c) = s.calls.get_mut(&handle) {
-                    c.remote_cseq = req.cseq;
-                }
-                let warn = warning(rej);
-                return s.respond_final(now, req, key, rej.status_code(), &[("Warning", &warn)]);
-            }
+    // RFC 3261 §12.2.2: the request takes its CSeq even if it is refused below.
+    if let Some(c) = s.calls.get_mut(&handle) {
+        c.remote_cseq = req.cseq;
+    }
+    let Some((
+        key,
+        OfferCheck {
+            session,
+            offer,
+            neg,
         },
-        None => None,
+    )) = check_offer(s, now, req, key)
+    else {
+        return; // refused with a final response
     };
     let id = s.new_server_txn(req, key, Some(handle));
     let ua = s.config.user_agent.clone();

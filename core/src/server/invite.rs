@@ -1,7 +1,7 @@
 //! A new call: checks, the 100, an RTP port from the runtime, then the 200 with our SDP.
 
 use super::ascii;
-use super::build::{self, ACCEPT, ALLOW, SUPPORTED};
+use super::build::{self, ALLOW, SUPPORTED};
 use super::calls::*;
 use super::dialog::*;
 use super::incoming::{self, Request};
@@ -21,33 +21,16 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     if s.calls.len() >= s.config.max_calls {
         return s.respond_final(now, req, key, 486, &[]);
     }
-    let session = match session_timer_request(s, req) {
-        Ok(t) => t,
-        Err(code) => {
-            let min = s.config.min_se.as_secs().to_string();
-            return s.respond_final(now, req, key, code, &[("Min-SE", &min)]);
-        }
-    };
-    let offer = match read_offer(req) {
-        Ok(o) => o,
-        Err((code, why)) => {
-            let extra: Vec<(&str, &str)> = if code == 415 {
-                vec![("Accept", ACCEPT)]
-            } else {
-                vec![("Warning", &why)]
-            };
-            return s.respond_final(now, req, key, code, &extra);
-        }
-    };
-    let pending = match &offer {
-        Some(o) => match sdp::answer(o, &prefs(s)) {
-            Ok(n) => Some(n),
-            Err(rej) => {
-                let warn = warning(rej);
-                return s.respond_final(now, req, key, rej.status_code(), &[("Warning", &warn)]);
-            }
+    let Some((
+        key,
+        OfferCheck {
+            session,
+            offer,
+            neg: pending,
         },
-        None => None,
+    )) = check_offer(s, now, req, key)
+    else {
+        return; // refused with a final response
     };
     let handle = s.calls.vacant();
     let id = s.new_server_txn(req, key, Some(handle));

@@ -50,6 +50,20 @@ impl Sent {
             .map(|(_, b)| b.to_string())
             .unwrap_or_default()
     }
+    /// The caller's response to this request of ours (BYE, UPDATE): its Via, From, To, Call-ID
+    /// and CSeq copied back, as RFC 3261 §8.2.6.2 asks.
+    pub fn reply(&self, status: &str) -> String {
+        let h = |n: &str| self.header(n).unwrap_or_default();
+        format!(
+            "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+            h("Via"),
+            h("From"),
+            h("To"),
+            h("Call-ID"),
+            h("CSeq")
+        )
+    }
+
     /// The tag parameter of the To header.
     pub fn to_tag(&self) -> Option<String> {
         let to = self.header("To")?;
