@@ -209,3 +209,44 @@ fn shared_mode_callers_hear_the_same_point() {
         "b joined mid-programme, not at its start"
     );
 }
+
+#[test]
+fn grids_start_on_whole_milliseconds_so_calls_share_wakeups() {
+    let mut h = Harness::new();
+    let mut a = Dp750::new(10);
+    let mut b = Dp750::new(11);
+    for (c, port) in [(&mut a, 5004), (&mut b, 5006)] {
+        h.send(
+            PHONE,
+            &c.request(
+                "INVITE",
+                Some(&dp750_sdp("192.168.1.50", port, "sendrecv")),
+                &[],
+            ),
+        );
+        c.to_tag = h.response("SIP/2.0 200").to_tag();
+    }
+    h.now += Duration::from_micros(10_400);
+    h.send(PHONE, &a.ack(None));
+    assert!(h.rtp().is_empty(), "not before the grid start");
+    h.now += Duration::from_micros(300);
+    h.send(PHONE, &b.ack(None));
+    h.advance(Duration::from_millis(60));
+    let rtp = h.rtp();
+    assert_eq!(
+        rtp[0].at,
+        Duration::from_millis(11),
+        "first packet at the next whole ms after the ACK"
+    );
+    // both calls send at the same instants: one wake-up serves both
+    let instants: std::collections::BTreeSet<Duration> = rtp.iter().map(|p| p.at).collect();
+    assert_eq!(instants.len() * 2, rtp.len());
+    for w in rtp
+        .iter()
+        .filter(|p| p.t.remote.port() == 5004)
+        .collect::<Vec<_>>()
+        .windows(2)
+    {
+        assert_eq!(w[1].at - w[0].at, Duration::from_millis(20));
+    }
+}

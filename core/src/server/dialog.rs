@@ -58,6 +58,7 @@ pub(crate) fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
     let rtp_ip = s.config.rtp_ip;
     let (ssrc, seq, ts) = (s.rng_u32(), s.rng_u32() as u16, s.rng_u32());
     let jitter = s.rng.below(1000);
+    let grid_start = s.grid_start(now);
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
@@ -84,7 +85,7 @@ pub(crate) fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
     }
     let mut schedule = None;
     if send && !p.running {
-        p.begin(now);
+        p.begin(grid_start);
         schedule = Some(p.due());
     } else if !send {
         p.stop();

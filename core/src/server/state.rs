@@ -292,6 +292,18 @@ impl Server {
 
     // ----- helpers shared by the dialog layer -----
 
+    /// Where a call's RTP grid starts when media begins at `now`: the next whole millisecond
+    /// since the epoch. Calls then share at most `ptime` / 1 ms distinct send instants, so the
+    /// runtime wakes once per instant for every call due then (one `sendmmsg`), instead of once
+    /// per call at random phases; the first packet leaves at most 1 ms after the ACK, and every
+    /// packet after it sits exactly on its call's grid.
+    pub(crate) fn grid_start(&self, now: Instant) -> Instant {
+        const QUANTUM_NS: u128 = 1_000_000;
+        let since = now.saturating_duration_since(self.epoch).as_nanos();
+        let aligned = since.div_ceil(QUANTUM_NS) * QUANTUM_NS;
+        self.epoch + Duration::from_nanos(aligned as u64)
+    }
+
     pub(crate) fn id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
