@@ -8,7 +8,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::lex::{
-    is_lws, is_token, is_token_byte, parse_u32, trim_lws, unescape_quoted, Cursor, SplitTop,
+    find_ascii, is_lws, is_token, is_token_byte, parse_u32, trim_lws, unescape_quoted, Cursor,
+    SplitTop,
 };
 use super::names::HeaderName;
 use super::params::Params;
@@ -171,7 +172,7 @@ impl<'a> NameAddr<'a> {
             if c.peek() != Some(b'<') {
                 return Err(InvalidNameAddr);
             }
-        } else if let Some(lt) = v.find('<') {
+        } else if let Some(lt) = find_ascii(v, b'<') {
             // display-name = *(token LWS): no quotes, no specials (RFC 4475 §3.1.2.15 `baddn`
             // rejects the comma in `Bell, Alexander`). Non-ASCII letters are tolerated: phones
             // send `Müller <sip:..>` unquoted, and nothing is ambiguous about it.
@@ -187,12 +188,12 @@ impl<'a> NameAddr<'a> {
         } else {
             // addr-spec: the URI ends at the first ';' (header params follow) and cannot hold
             // a ',' '?' or ';' of its own here (§20.10; RFC 4475 §3.1.2.13 `regbadct`).
-            let (uri, params) = match v.find(';') {
+            let (uri, params) = match find_ascii(v, b';') {
                 Some(i) => (trim_lws(&v[..i]), Params::new(&v[i + 1..])),
                 None => (v, Params::default()),
             };
             let uri = Uri::parse(uri).map_err(|_| InvalidNameAddr)?;
-            if uri.headers.is_some() || uri.raw.contains(',') {
+            if uri.headers.is_some() || find_ascii(uri.raw, b',').is_some() {
                 return Err(InvalidNameAddr);
             }
             if !params.well_formed() {
@@ -289,7 +290,7 @@ pub struct SessionExpires<'a> {
 
 /// Splits `value` at the first top-level `;` into (value, params).
 fn split_params(v: &str) -> (&str, Params<'_>) {
-    match v.find(';') {
+    match find_ascii(v, b';') {
         Some(i) => (trim_lws(&v[..i]), Params::new(&v[i + 1..])),
         None => (trim_lws(v), Params::default()),
     }

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::lex::{is_token, is_token_byte, parse_u32, trim_lws};
+use super::lex::{find_ascii, is_token, is_token_byte, parse_u32, trim_lws};
 use super::names::HeaderName;
 use super::uri::Uri;
 
@@ -423,7 +423,7 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
         let code: u16 = code.parse().map_err(|_| ErrorKind::BadStartLine)?;
         // Reason-Phrase excludes CR and LF (RFC 3261 §25.1): a bare CR means a damaged line
         // end, and echoing it would let a peer's text end our own lines.
-        if !(100..=699).contains(&code) || reason.contains('\r') {
+        if !(100..=699).contains(&code) || find_ascii(reason, b'\r').is_some() {
             return Err(ErrorKind::BadStartLine);
         }
         return Ok((StartLine::Response { code, reason }, None));
@@ -432,10 +432,10 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
     // cannot contain one (RFC 3261 §7.1, §25.1). When the method and version are readable but
     // the middle is not (extra or trailing spaces, RFC 4475 §3.1.2.8-10 `lwsruri`,
     // `lwsstart`, `trws`), the message is still salvaged so the server can answer 400.
-    let sp1 = line.find(' ').ok_or(ErrorKind::BadStartLine)?;
+    let sp1 = find_ascii(line, b' ').ok_or(ErrorKind::BadStartLine)?;
     let method = &line[..sp1];
     let trimmed = line.trim_end_matches(' ');
-    let sp2 = match trimmed.rfind(' ') {
+    let sp2 = match trimmed.bytes().rposition(|b| b == b' ') {
         Some(i) if i > sp1 => i,
         _ => return Err(ErrorKind::BadStartLine),
     };

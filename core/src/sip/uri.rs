@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::lex::{hex, percent_decode};
+use super::lex::{find_ascii, hex, percent_decode};
 use super::params::Params;
 
 /// A URI scheme. Schemes compare case-insensitively (RFC 3261 §19.1.4).
@@ -65,7 +65,7 @@ impl<'a> Uri<'a> {
     /// Parses an absolute URI. No surrounding LWS or `<>` is accepted: a Request-URI with
     /// either is malformed (RFC 4475 §3.1.2.7 `ltgtruri`, §3.1.2.8 `lwsruri`).
     pub fn parse(s: &'a str) -> Result<Uri<'a>, InvalidUri> {
-        let colon = s.find(':').ok_or(InvalidUri)?;
+        let colon = find_ascii(s, b':').ok_or(InvalidUri)?;
         let scheme_str = &s[..colon];
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )  (RFC 3261 §25.1)
         let mut sb = scheme_str.bytes();
@@ -133,7 +133,7 @@ impl fmt::Display for Uri<'_> {
 }
 
 fn parse_tel<'a>(raw: &'a str, rest: &'a str) -> Result<Uri<'a>, InvalidUri> {
-    let (number, params) = match rest.find(';') {
+    let (number, params) = match find_ascii(rest, b';') {
         Some(i) => (&rest[..i], Params::new(&rest[i + 1..])),
         None => (rest, Params::default()),
     };
@@ -221,7 +221,7 @@ pub(crate) fn host_port(s: &str) -> Result<(&str, Option<u16>, usize), InvalidUr
     let b = s.as_bytes();
     let host_end = if b.first() == Some(&b'[') {
         // IPv6reference = "[" IPv6address "]"
-        let close = s.find(']').ok_or(InvalidUri)?;
+        let close = find_ascii(s, b']').ok_or(InvalidUri)?;
         let inner = &s[1..close];
         if inner.is_empty()
             || !inner
@@ -257,10 +257,10 @@ pub(crate) fn host_port(s: &str) -> Result<(&str, Option<u16>, usize), InvalidUr
 fn parse_sip<'a>(raw: &'a str, scheme: Scheme<'a>, rest: &'a str) -> Result<Uri<'a>, InvalidUri> {
     // userinfo ends at the first '@': neither hostport, parameters nor headers may hold an
     // unescaped '@' (RFC 3261 §25.1).
-    let (user, password, hostpart) = match rest.find('@') {
+    let (user, password, hostpart) = match find_ascii(rest, b'@') {
         Some(at) => {
             let userinfo = &rest[..at];
-            let (user, password) = match userinfo.find(':') {
+            let (user, password) = match find_ascii(userinfo, b':') {
                 Some(c) => (&userinfo[..c], Some(&userinfo[c + 1..])),
                 None => (userinfo, None),
             };
@@ -278,7 +278,7 @@ fn parse_sip<'a>(raw: &'a str, scheme: Scheme<'a>, rest: &'a str) -> Result<Uri<
     };
     let (host, port, used) = host_port(hostpart)?;
     let after = &hostpart[used..];
-    let (params_str, headers) = match after.find('?') {
+    let (params_str, headers) = match find_ascii(after, b'?') {
         Some(q) => (&after[..q], Some(&after[q + 1..])),
         None => (after, None),
     };
