@@ -17,7 +17,7 @@ pub const MAX_HEADERS: usize = 128;
 /// exceed 65,535 bytes anyway; on TCP this bounds the buffering per connection.
 pub const MAX_HEAD: usize = 65_536;
 
-/// Capacity hint for the header `Vec`: a DP750 INVITE has 16 header lines.
+/// Capacity hint for the header `Vec` when the line ends were too many to keep.
 const HEADERS_HINT: usize = 24;
 
 /// SIP request method. Method names are case-sensitive (RFC 3261 §7.1): `invite` is an
@@ -247,7 +247,15 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
     let (first, headers_at) = split_start_line(head, &ends);
     let (start, deferred) = parse_start_line(first).map_err(ParseError::new)?;
 
-    let mut headers: Vec<Header<'_>> = Vec::with_capacity(HEADERS_HINT);
+    // Sized from the line ends already found (one per header line, folding aside, minus the
+    // start line): a 48-byte `Header` times a fixed hint of 24 is an allocation too large for
+    // the allocator's per-thread cache, and each parse paid for the slow path.
+    let line_count = if ends.is_complete() {
+        ends.known().len().saturating_sub(1)
+    } else {
+        HEADERS_HINT
+    };
+    let mut headers: Vec<Header<'_>> = Vec::with_capacity(line_count.min(MAX_HEADERS));
     scan_head(head, headers_at, &ends, |h| {
         if headers.len() == MAX_HEADERS {
             return Err(ErrorKind::TooManyHeaders);
@@ -330,6 +338,11 @@ impl LineEnds {
                 self.len += 1;
             }
         }
+    }
+
+    /// True when every line end was kept (fewer than [`LineEnds::CAP`] lines).
+    fn is_complete(&self) -> bool {
+        self.len < Self::CAP
     }
 
     fn known(&self) -> &[u32] {
