@@ -146,6 +146,8 @@ impl<'a> HeaderName<'a> {
     }
 
     /// Same header? Known names compare by variant, extension names case-insensitively.
+    /// Inlined: every header lookup runs it once per line, and it is a few instructions.
+    #[inline]
     pub fn is(&self, other: &HeaderName<'_>) -> bool {
         match (self, other) {
             (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
@@ -260,6 +262,7 @@ fn eq_lower(token: &[u8], lower: &[u8]) -> bool {
 }
 
 impl PartialEq for HeaderName<'_> {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.is(other)
     }
