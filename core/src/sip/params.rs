@@ -87,27 +87,33 @@ fn plain_well_formed(raw: &[u8]) -> Option<bool> {
     if raw.is_empty() {
         return Some(true);
     }
+    // A parameter `raw[start..end]` with its first `=` at `eq` is well formed when its name
+    // is not empty and, given an `=`, its value is not either.
+    let ok_param = |start: usize, eq: Option<usize>, end: usize| match eq {
+        None => end > start,
+        Some(eq) => eq > start && end > eq + 1,
+    };
     let mut ok = true;
-    let (mut name_len, mut seen_eq, mut value_len) = (0usize, false, 0usize);
-    for &b in raw {
+    let (mut start, mut eq) = (0, None);
+    for (i, &b) in raw.iter().enumerate() {
+        // Token bytes are nearly all of the list: one table lookup and on to the next.
+        if is_token_byte(b) {
+            continue;
+        }
         match b {
-            b';' => {
-                ok &= name_len > 0 && (!seen_eq || value_len > 0);
-                (name_len, seen_eq, value_len) = (0, false, 0);
-            }
-            b'=' if !seen_eq => seen_eq = true,
-            b'=' => value_len += 1,
-            _ if is_token_byte(b) => {
-                if seen_eq {
-                    value_len += 1;
-                } else {
-                    name_len += 1;
+            b'=' => {
+                if eq.is_none() {
+                    eq = Some(i);
                 }
+            }
+            b';' => {
+                ok &= ok_param(start, eq, i);
+                (start, eq) = (i + 1, None);
             }
             _ => return None,
         }
     }
-    Some(ok && name_len > 0 && (!seen_eq || value_len > 0))
+    Some(ok && ok_param(start, eq, raw.len()))
 }
 
 /// Position of the first `=`: a plain loop, since a parameter is a few bytes and `str::find`
