@@ -88,6 +88,13 @@ impl<'a> Iterator for SplitTop<'a> {
     fn next(&mut self) -> Option<&'a str> {
         let s = self.rest?;
         let bytes = s.as_bytes();
+        // Without the separator anywhere, quotes and brackets cannot matter: the rest is one
+        // piece. Most Via and Contact lines hold one value, and this word-wise search is
+        // several times cheaper than the state machine below.
+        if super::parse::find_byte(bytes, self.sep).is_none() {
+            self.rest = None;
+            return Some(trim_lws(s));
+        }
         let mut in_quote = false;
         let mut in_angle = false;
         let mut i = 0;
@@ -272,6 +279,14 @@ mod tests {
         let v: Vec<_> =
             SplitTop::new(r#""a, \"b\"" <sip:x@y;p=1,2>, sip:z@w ,  c"#, b',').collect();
         assert_eq!(v, [r#""a, \"b\"" <sip:x@y;p=1,2>"#, "sip:z@w", "c"]);
+    }
+
+    #[test]
+    fn split_without_separator_is_one_trimmed_piece() {
+        let v: Vec<_> = SplitTop::new(" \"a;b\" <sip:x;y> ", b',').collect();
+        assert_eq!(v, [r#""a;b" <sip:x;y>"#]);
+        let v: Vec<_> = SplitTop::new("\r\n ", b',').collect();
+        assert_eq!(v, [""]);
     }
 
     #[test]
