@@ -65,6 +65,13 @@ impl<'a> Uri<'a> {
     /// Parses an absolute URI. No surrounding LWS or `<>` is accepted: a Request-URI with
     /// either is malformed (RFC 4475 §3.1.2.7 `ltgtruri`, §3.1.2.8 `lwsruri`).
     pub fn parse(s: &'a str) -> Result<Uri<'a>, InvalidUri> {
+        // Nearly every URI a phone sends starts `sip:`: take that scheme without the general
+        // search and character checks below (which would find the same colon and accept it).
+        if let Some(p) = s.as_bytes().get(..4) {
+            if p.eq_ignore_ascii_case(b"sip:") {
+                return parse_sip(s, Scheme::Sip, &s[4..]);
+            }
+        }
         let colon = find_ascii(s, b':').ok_or(InvalidUri)?;
         let scheme_str = &s[..colon];
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )  (RFC 3261 §25.1)
