@@ -256,9 +256,14 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
         HEADERS_HINT
     };
     let mut headers: Vec<Header<'_>> = Vec::with_capacity(line_count.min(MAX_HEADERS));
+    // Content-Length is read as the lines go by rather than by a second walk over them.
+    let mut length = ContentLength::default();
     scan_head(head, headers_at, &ends, |h| {
         if headers.len() == MAX_HEADERS {
             return Err(ErrorKind::TooManyHeaders);
+        }
+        if h.name == HeaderName::ContentLength {
+            length.add(h.value);
         }
         headers.push(h);
         Ok(())
@@ -277,7 +282,7 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
             salvaged: Some(msg),
         });
     }
-    match content_length(&msg.headers) {
+    match length.0 {
         Err(kind) => Err(ParseError {
             kind,
             salvaged: Some(msg),
@@ -553,21 +558,28 @@ pub(crate) fn scan_head<'a>(
     Ok(())
 }
 
-/// The Content-Length, if any. Several Content-Length headers must agree (RFC 4475 §3.3.9
-/// `mcl01` is answered 400); values are `1*DIGIT` that fit 32 bits (§3.1.2.4 `scalar02`).
-pub(crate) fn content_length(headers: &[Header<'_>]) -> Result<Option<u32>, ErrorKind> {
-    let mut found = None;
-    for h in headers {
-        if h.name != HeaderName::ContentLength {
-            continue;
-        }
-        let n = parse_u32(h.value).ok_or(ErrorKind::BadContentLength)?;
-        if found.is_some_and(|f| f != n) {
-            return Err(ErrorKind::BadContentLength);
-        }
-        found = Some(n);
+/// The Content-Length, if any, fed one Content-Length value at a time. Several must agree
+/// (RFC 4475 §3.3.9 `mcl01` is answered 400); values are `1*DIGIT` that fit 32 bits
+/// (§3.1.2.4 `scalar02`). The first bad value decides the error.
+struct ContentLength(Result<Option<u32>, ErrorKind>);
+
+impl Default for ContentLength {
+    fn default() -> Self {
+        ContentLength(Ok(None))
     }
-    Ok(found)
+}
+
+impl ContentLength {
+    fn add(&mut self, value: &str) {
+        let Ok(found) = self.0 else {
+            return;
+        };
+        self.0 = match parse_u32(value) {
+            None => Err(ErrorKind::BadContentLength),
+            Some(n) if found.is_some_and(|f| f != n) => Err(ErrorKind::BadContentLength),
+            Some(n) => Ok(Some(n)),
+        };
+    }
 }
 
 impl<'a> Message<'a> {
