@@ -206,10 +206,12 @@ impl<'a> NameAddr<'a> {
             });
         }
         c.eat(b'<');
-        let inner = c.take_while(|b| b != b'>');
-        if !c.eat(b'>') {
+        // The URI runs to the first '>' (RFC 3261 §25.1 name-addr); none means no name-addr.
+        let Some(len) = find_ascii(c.rest(), b'>') else {
             return Err(InvalidNameAddr);
-        }
+        };
+        let inner = &c.rest()[..len];
+        c.pos += len + 1;
         let uri = Uri::parse(inner).map_err(|_| InvalidNameAddr)?;
         c.skip_lws();
         let params = if c.at_end() {
