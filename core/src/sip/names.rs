@@ -255,10 +255,23 @@ fn eq_lower(token: &[u8], lower: &[u8]) -> bool {
             return false;
         }
     }
+    if token.len() >= 8 && !a.remainder().is_empty() {
+        // The tail as one more word, overlapping bytes already compared: no byte loop.
+        let tail = token.len() - 8;
+        return word_at(token, tail) | 0x2020_2020_2020_2020 == word_at(lower, tail);
+    }
     a.remainder()
         .iter()
         .zip(b.remainder())
         .all(|(&x, &y)| x | 0x20 == y)
+}
+
+/// The eight bytes at `at` as a little-endian word (`at + 8 <= bytes.len()`).
+#[inline]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
 }
 
 impl PartialEq for HeaderName<'_> {
