@@ -8,7 +8,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::lex::{
-    is_lws, is_token, is_token_byte, parse_u32, trim_lws, unescape_quoted, Cursor, SplitTop,
+    find_ascii, is_lws, is_token, is_token_byte, parse_u32, trim_lws, unescape_quoted, Cursor,
+    SplitTop,
 };
 use super::names::HeaderName;
 use super::params::Params;
@@ -81,15 +82,23 @@ impl<'a> Via<'a> {
         let mut c = Cursor::new(trim_lws(v));
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport, all tokens: a
         // `SIP/7.0/UDP` Via is grammatical, and the server needs it to answer 505 (RFC 4475
-        // §3.1.2.16 `badvers`).
-        let name = c.take_while(is_token_byte);
-        c.skip_lws();
-        let slash1 = c.eat(b'/');
-        c.skip_lws();
-        let version = c.take_while(is_token_byte);
-        c.skip_lws();
-        let slash2 = c.eat(b'/');
-        c.skip_lws();
+        // §3.1.2.16 `badvers`). Nearly every Via starts with a plain `SIP/2.0/`, which the
+        // token-by-token read below would split the same way.
+        let (name, slash1, version, slash2);
+        if c.s.as_bytes().starts_with(b"SIP/2.0/") {
+            (name, slash1, version, slash2) = (&c.s[..3], true, &c.s[4..7], true);
+            c.pos = 8;
+            c.skip_lws();
+        } else {
+            name = c.take_while(is_token_byte);
+            c.skip_lws();
+            slash1 = c.eat(b'/');
+            c.skip_lws();
+            version = c.take_while(is_token_byte);
+            c.skip_lws();
+            slash2 = c.eat(b'/');
+            c.skip_lws();
+        }
         let transport = c.take_while(is_token_byte);
         if name.is_empty()
             || version.is_empty()
@@ -171,7 +180,7 @@ impl<'a> NameAddr<'a> {
             if c.peek() != Some(b'<') {
                 return Err(InvalidNameAddr);
             }
-        } else if let Some(lt) = v.find('<') {
+        } else if let Some(lt) = find_ascii(v, b'<') {
             // display-name = *(token LWS): no quotes, no specials (RFC 4475 §3.1.2.15 `baddn`
             // rejects the comma in `Bell, Alexander`). Non-ASCII letters are tolerated: phones
             // send `Müller <sip:..>` unquoted, and nothing is ambiguous about it.
@@ -187,12 +196,12 @@ impl<'a> NameAddr<'a> {
         } else {
             // addr-spec: the URI ends at the first ';' (header params follow) and cannot hold
             // a ',' '?' or ';' of its own here (§20.10; RFC 4475 §3.1.2.13 `regbadct`).
-            let (uri, params) = match v.find(';') {
+            let (uri, params) = match find_ascii(v, b';') {
                 Some(i) => (trim_lws(&v[..i]), Params::new(&v[i + 1..])),
                 None => (v, Params::default()),
             };
             let uri = Uri::parse(uri).map_err(|_| InvalidNameAddr)?;
-            if uri.headers.is_some() || uri.raw.contains(',') {
+            if uri.headers.is_some() || find_ascii(uri.raw, b',').is_some() {
                 return Err(InvalidNameAddr);
             }
             if !params.well_formed() {
@@ -205,10 +214,12 @@ impl<'a> NameAddr<'a> {
             });
         }
         c.eat(b'<');
-        let inner = c.take_while(|b| b != b'>');
-        if !c.eat(b'>') {
+        // The URI runs to the first '>' (RFC 3261 §25.1 name-addr); none means no name-addr.
+        let Some(len) = find_ascii(c.rest(), b'>') else {
             return Err(InvalidNameAddr);
-        }
+        };
+        let inner = &c.rest()[..len];
+        c.pos += len + 1;
         let uri = Uri::parse(inner).map_err(|_| InvalidNameAddr)?;
         c.skip_lws();
         let params = if c.at_end() {
@@ -289,7 +300,7 @@ pub struct SessionExpires<'a> {
 
 /// Splits `value` at the first top-level `;` into (value, params).
 fn split_params(v: &str) -> (&str, Params<'_>) {
-    match v.find(';') {
+    match find_ascii(v, b';') {
         Some(i) => (trim_lws(&v[..i]), Params::new(&v[i + 1..])),
         None => (trim_lws(v), Params::default()),
     }

@@ -146,6 +146,8 @@ impl<'a> HeaderName<'a> {
     }
 
     /// Same header? Known names compare by variant, extension names case-insensitively.
+    /// Inlined: every header lookup runs it once per line, and it is a few instructions.
+    #[inline]
     pub fn is(&self, other: &HeaderName<'_>) -> bool {
         match (self, other) {
             (HeaderName::Other(a), HeaderName::Other(b)) => a.eq_ignore_ascii_case(b),
@@ -253,13 +255,27 @@ fn eq_lower(token: &[u8], lower: &[u8]) -> bool {
             return false;
         }
     }
+    if token.len() >= 8 && !a.remainder().is_empty() {
+        // The tail as one more word, overlapping bytes already compared: no byte loop.
+        let tail = token.len() - 8;
+        return word_at(token, tail) | 0x2020_2020_2020_2020 == word_at(lower, tail);
+    }
     a.remainder()
         .iter()
         .zip(b.remainder())
         .all(|(&x, &y)| x | 0x20 == y)
 }
 
+/// The eight bytes at `at` as a little-endian word (`at + 8 <= bytes.len()`).
+#[inline]
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
 impl PartialEq for HeaderName<'_> {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.is(other)
     }

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::lex::{is_token, is_token_byte, parse_u32, trim_lws};
+use super::lex::{find_ascii, is_token, is_token_byte, parse_u32, trim_lws};
 use super::names::HeaderName;
 use super::uri::Uri;
 
@@ -17,7 +17,7 @@ pub const MAX_HEADERS: usize = 128;
 /// exceed 65,535 bytes anyway; on TCP this bounds the buffering per connection.
 pub const MAX_HEAD: usize = 65_536;
 
-/// Capacity hint for the header `Vec`: a DP750 INVITE has 16 header lines.
+/// Capacity hint for the header `Vec` when the line ends were too many to keep.
 const HEADERS_HINT: usize = 24;
 
 /// SIP request method. Method names are case-sensitive (RFC 3261 §7.1): `invite` is an
@@ -247,10 +247,23 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
     let (first, headers_at) = split_start_line(head, &ends);
     let (start, deferred) = parse_start_line(first).map_err(ParseError::new)?;
 
-    let mut headers: Vec<Header<'_>> = Vec::with_capacity(HEADERS_HINT);
+    // Sized from the line ends already found (one per header line, folding aside, minus the
+    // start line): a 48-byte `Header` times a fixed hint of 24 is an allocation too large for
+    // the allocator's per-thread cache, and each parse paid for the slow path.
+    let line_count = if ends.is_complete() {
+        ends.known().len().saturating_sub(1)
+    } else {
+        HEADERS_HINT
+    };
+    let mut headers: Vec<Header<'_>> = Vec::with_capacity(line_count.min(MAX_HEADERS));
+    // Content-Length is read as the lines go by rather than by a second walk over them.
+    let mut length = ContentLength::default();
     scan_head(head, headers_at, &ends, |h| {
         if headers.len() == MAX_HEADERS {
             return Err(ErrorKind::TooManyHeaders);
+        }
+        if h.name == HeaderName::ContentLength {
+            length.add(h.value);
         }
         headers.push(h);
         Ok(())
@@ -269,7 +282,7 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
             salvaged: Some(msg),
         });
     }
-    match content_length(&msg.headers) {
+    match length.0 {
         Err(kind) => Err(ParseError {
             kind,
             salvaged: Some(msg),
@@ -330,6 +343,11 @@ impl LineEnds {
                 self.len += 1;
             }
         }
+    }
+
+    /// True when every line end was kept (fewer than [`LineEnds::CAP`] lines).
+    fn is_complete(&self) -> bool {
+        self.len < Self::CAP
     }
 
     fn known(&self) -> &[u32] {
@@ -423,7 +441,7 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
         let code: u16 = code.parse().map_err(|_| ErrorKind::BadStartLine)?;
         // Reason-Phrase excludes CR and LF (RFC 3261 §25.1): a bare CR means a damaged line
         // end, and echoing it would let a peer's text end our own lines.
-        if !(100..=699).contains(&code) || reason.contains('\r') {
+        if !(100..=699).contains(&code) || find_ascii(reason, b'\r').is_some() {
             return Err(ErrorKind::BadStartLine);
         }
         return Ok((StartLine::Response { code, reason }, None));
@@ -432,10 +450,10 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
     // cannot contain one (RFC 3261 §7.1, §25.1). When the method and version are readable but
     // the middle is not (extra or trailing spaces, RFC 4475 §3.1.2.8-10 `lwsruri`,
     // `lwsstart`, `trws`), the message is still salvaged so the server can answer 400.
-    let sp1 = line.find(' ').ok_or(ErrorKind::BadStartLine)?;
+    let sp1 = find_ascii(line, b' ').ok_or(ErrorKind::BadStartLine)?;
     let method = &line[..sp1];
     let trimmed = line.trim_end_matches(' ');
-    let sp2 = match trimmed.rfind(' ') {
+    let sp2 = match trimmed.bytes().rposition(|b| b == b' ') {
         Some(i) if i > sp1 => i,
         _ => return Err(ErrorKind::BadStartLine),
     };
@@ -540,21 +558,28 @@ pub(crate) fn scan_head<'a>(
     Ok(())
 }
 
-/// The Content-Length, if any. Several Content-Length headers must agree (RFC 4475 §3.3.9
-/// `mcl01` is answered 400); values are `1*DIGIT` that fit 32 bits (§3.1.2.4 `scalar02`).
-pub(crate) fn content_length(headers: &[Header<'_>]) -> Result<Option<u32>, ErrorKind> {
-    let mut found = None;
-    for h in headers {
-        if h.name != HeaderName::ContentLength {
-            continue;
-        }
-        let n = parse_u32(h.value).ok_or(ErrorKind::BadContentLength)?;
-        if found.is_some_and(|f| f != n) {
-            return Err(ErrorKind::BadContentLength);
-        }
-        found = Some(n);
+/// The Content-Length, if any, fed one Content-Length value at a time. Several must agree
+/// (RFC 4475 §3.3.9 `mcl01` is answered 400); values are `1*DIGIT` that fit 32 bits
+/// (§3.1.2.4 `scalar02`). The first bad value decides the error.
+struct ContentLength(Result<Option<u32>, ErrorKind>);
+
+impl Default for ContentLength {
+    fn default() -> Self {
+        ContentLength(Ok(None))
     }
-    Ok(found)
+}
+
+impl ContentLength {
+    fn add(&mut self, value: &str) {
+        let Ok(found) = self.0 else {
+            return;
+        };
+        self.0 = match parse_u32(value) {
+            None => Err(ErrorKind::BadContentLength),
+            Some(n) if found.is_some_and(|f| f != n) => Err(ErrorKind::BadContentLength),
+            Some(n) => Ok(Some(n)),
+        };
+    }
 }
 
 impl<'a> Message<'a> {

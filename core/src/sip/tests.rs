@@ -729,3 +729,26 @@ fn reason_phrases() {
     assert_eq!(reason_phrase(499), "Client Error");
     assert_eq!(reason_phrase(699), "Global Failure");
 }
+
+#[test]
+fn via_sent_protocol_spacing() {
+    // The `SIP/2.0/` shortcut must read what the token-by-token path reads (RFC 4475 `wsinv`).
+    for (v, transport) in [
+        ("SIP/2.0/UDP h", "UDP"),
+        ("SIP/2.0/ UDP h", "UDP"),
+        ("SIP/2.0/\r\n TCP h:5", "TCP"),
+        ("SIP / 2.0 / TLS h", "TLS"),
+        ("sip/2.0/udp h", "udp"),
+    ] {
+        assert_eq!(Via::parse(v).unwrap().transport, transport, "{v:?}");
+    }
+    for bad in [
+        "SIP/2.0/",
+        "SIP/2.0/ ",
+        "SIP/2.0/UDP",
+        "SIP/2.0/UDPh;x",
+        "SIP/2.0/;h",
+    ] {
+        assert!(Via::parse(bad).is_err(), "{bad:?}");
+    }
+}
