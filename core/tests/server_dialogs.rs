@@ -892,3 +892,38 @@ fn reinvite_with_a_body_we_cannot_read_is_415_with_accept() {
     h.send(PHONE, &c.request("BYE", None, &[]));
     assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
 }
+
+/// A refused RTP bind makes the core ask for another port at once; until the runtime takes
+/// that command, `poll_timeout` says "now", so no call waits for an unrelated wake-up.
+#[test]
+fn queued_commands_make_poll_timeout_due_now() {
+    let mut h = Harness::new();
+    h.hold_binds = true;
+    h.send(
+        PHONE,
+        &Dp750::new(80).request(
+            "INVITE",
+            Some(&dp750_sdp("192.168.1.50", 5004, "sendrecv")),
+            &[],
+        ),
+    );
+    let port = h
+        .commands
+        .iter()
+        .find_map(|(_, c)| match c {
+            onhold_core::Command::BindRtp { port, .. } => Some(*port),
+            _ => None,
+        })
+        .expect("a BindRtp");
+    h.server.rtp_bind_result(h.now, port, false);
+    assert!(
+        h.server.poll_timeout().is_some_and(|t| t <= h.now),
+        "the retry is work for now"
+    );
+    h.hold_binds = false;
+    h.drain();
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 200"),
+        "the next port was bound and answered"
+    );
+}

@@ -181,9 +181,18 @@ impl Loop {
             if let Some(code) = self.life.service(&mut self.server, Instant::now()) {
                 return Ok(code);
             }
-            let (opening, closing) = net::take_commands(&mut self.server);
-            for cmd in opening {
-                self.command(startup, cmd);
+            // Until none are left: a refused bind makes the core ask for another port at once,
+            // and the 200 waits for it.
+            let mut closing = Vec::new();
+            loop {
+                let (opening, more) = net::take_commands(&mut self.server);
+                closing.extend(more);
+                if opening.is_empty() {
+                    break;
+                }
+                for cmd in opening {
+                    self.command(startup, cmd);
+                }
             }
             self.transmit();
             for cmd in closing {

@@ -126,9 +126,18 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
         if let Some(code) = life.service(&mut server, now) {
             return code;
         }
-        let (opening, closing) = net::take_commands(&mut server);
-        for cmd in opening {
-            command(&ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
+        // Until none are left: a refused bind makes the core ask for another port at once, and
+        // the 200 waits for it.
+        let mut closing = Vec::new();
+        loop {
+            let (opening, more) = net::take_commands(&mut server);
+            closing.extend(more);
+            if opening.is_empty() {
+                break;
+            }
+            for cmd in opening {
+                command(&ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
+            }
         }
         transmit(&mut server, &mut sockets, &tcp, &mut blocked, &mut buf);
         for cmd in closing {

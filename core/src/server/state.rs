@@ -262,9 +262,14 @@ impl Server {
         None
     }
 
-    /// When `handle_timeout`/`poll_transmit` next have work.
+    /// When `handle_timeout`/`poll_transmit` next have work. A datagram or command still queued
+    /// is work now: the answer is then the epoch (long past), so a runtime that returns to its
+    /// wait with something undrained wakes at once instead of stalling a call.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.out.is_empty() || !self.commands.is_empty() {
+            return Some(self.epoch);
+        }
         match (self.timers.next_deadline(), self.pacing.next_deadline()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
