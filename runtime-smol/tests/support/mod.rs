@@ -361,6 +361,53 @@ pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
 
 /// SIP over TCP: a CRLFCRLF keep-alive gets a CRLF pong (RFC 5626 §3.5.1), and an OPTIONS
 /// split across two writes is reassembled and answered with 200 on the same connection.
+/// Another program holds most of the RTP range: the core asks for port after port until one
+/// binds, and the 200 names that one (no INVITE waits for an unrelated wake-up).
+pub fn rtp_ports_held_by_other_programs_are_skipped(bin: &str) {
+    // Eight ports (four RTP/RTCP pairs); the first three pairs held by us. Retry elsewhere if
+    // some other process has one of them.
+    let (base, _held) = (0..50)
+        .find_map(|i| {
+            let base = 20_000 + ((std::process::id() as u16 % 500) * 16 + i * 16) % 10_000;
+            let held: Option<Vec<UdpSocket>> = (0..6)
+                .map(|k| UdpSocket::bind(("127.0.0.1", base + k)).ok())
+                .collect();
+            let free_pair = UdpSocket::bind(("127.0.0.1", base + 6)).is_ok()
+                && UdpSocket::bind(("127.0.0.1", base + 7)).is_ok();
+            held.filter(|_| free_pair).map(|h| (base, h))
+        })
+        .expect("a free block of eight ports");
+    let range = format!("{base}-{}", base + 7);
+    let (mut server, addr) = Server::start(bin, &["--rtp-ip", "127.0.0.1", "--rtp-ports", &range]);
+    let sip = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = sip.local_addr().unwrap();
+    let sdp = "v=0\r\no=t 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+               m=audio 9 RTP/AVP 0\r\na=recvonly\r\n";
+    let invite = format!(
+        "INVITE sip:moh@{addr} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK77;rport\r\n\
+         From: <sip:t@{me}>;tag=77\r\nTo: <sip:moh@{addr}>\r\nCall-ID: ports-{}@t\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:t@{me}>\r\nMax-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        std::process::id(),
+        sdp.len()
+    );
+    sip.send_to(invite.as_bytes(), addr).unwrap();
+    let ok = recv_sip(&sip, Duration::from_secs(5), |m| {
+        m.starts_with("SIP/2.0 200")
+    });
+    let m_line = ok
+        .lines()
+        .find(|l| l.starts_with("m=audio "))
+        .expect("SDP answer");
+    assert_eq!(
+        m_line.split(' ').nth(1),
+        Some((base + 6).to_string().as_str()),
+        "{ok}"
+    );
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit(Duration::from_secs(10)).success());
+}
+
 pub fn tcp_options_and_keepalive(bin: &str) {
     use std::io::{Read, Write};
     let (mut server, _) = Server::start(bin, &["--listen", "tcp:127.0.0.1:0"]);
@@ -649,6 +696,11 @@ fn temp_dir(bin: &str, tag: &str) -> PathBuf {
 macro_rules! smoke_tests {
     ($bin:expr, $name:literal) => {
         const BIN: &str = $bin;
+
+        #[test]
+        fn rtp_ports_held_by_other_programs_are_skipped() {
+            support::rtp_ports_held_by_other_programs_are_skipped(BIN);
+        }
 
         #[test]
         fn options_then_sigterm_exits_zero() {
