@@ -174,24 +174,7 @@ impl Dialog {
             (Some(t), true) => t.as_str(),
             _ => self.target.uri.as_str(),
         };
-        let mut m = String::with_capacity(768);
-        let _ = write!(m, "ACK {ruri} SIP/2.0\r\n");
-        let _ = write!(
-            m,
-            "Via: SIP/2.0/UDP {};branch={branch};rport\r\n",
-            hostport(self.local)
-        );
-        let _ = write!(m, "From: {}\r\n", self.header_from());
-        let _ = write!(m, "To: {}\r\n", self.header_to());
-        let _ = write!(m, "Call-ID: {}\r\n", self.call_id);
-        let _ = write!(m, "CSeq: {} ACK\r\n", self.cseq);
-        let _ = write!(
-            m,
-            "Contact: \"{DISPLAY}\" <sip:{USER}@{}>\r\n",
-            hostport(self.local)
-        );
-        m.push_str("Max-Forwards: 70\r\n");
-        let _ = write!(m, "User-Agent: {USER_AGENT}\r\n");
+        let mut m = self.head("ACK", ruri, branch);
         if sdp.is_some() {
             m.push_str("Content-Type: application/sdp\r\n");
         }
@@ -199,12 +182,8 @@ impl Dialog {
         m
     }
 
-    /// An in-dialog or out-of-dialog non-INVITE request (BYE, OPTIONS).
-    pub fn request(&self, method: &str, branch: &str) -> String {
-        let ruri = self
-            .remote_target
-            .as_deref()
-            .unwrap_or(self.target.uri.as_str());
+    /// Start line and the headers every request after the INVITE shares, through User-Agent.
+    fn head(&self, method: &str, ruri: &str, branch: &str) -> String {
         let mut m = String::with_capacity(768);
         let _ = write!(m, "{method} {ruri} SIP/2.0\r\n");
         let _ = write!(
@@ -223,6 +202,16 @@ impl Dialog {
         );
         m.push_str("Max-Forwards: 70\r\n");
         let _ = write!(m, "User-Agent: {USER_AGENT}\r\n");
+        m
+    }
+
+    /// An in-dialog or out-of-dialog non-INVITE request (BYE, OPTIONS).
+    pub fn request(&self, method: &str, branch: &str) -> String {
+        let ruri = self
+            .remote_target
+            .as_deref()
+            .unwrap_or(self.target.uri.as_str());
+        let mut m = self.head(method, ruri, branch);
         if method == "OPTIONS" {
             m.push_str("Accept: application/sdp\r\n");
         }
