@@ -192,6 +192,34 @@ impl Scenario {
         s
     }
 
+    /// The phone's INVITE (a new branch) sent at `t`; returns it and its branch (a CANCEL and
+    /// the ACK for a non-2xx reuse the branch).
+    fn send_invite(
+        &mut self,
+        t: Duration,
+        d: &Dialog,
+        extra: &[(&str, &str)],
+        offer: Option<&str>,
+    ) -> (String, String) {
+        let branch = self.branch();
+        let invite = self.request(
+            "INVITE",
+            &format!("sip:123@{SERVER}"),
+            d,
+            d.cseq,
+            &branch,
+            extra,
+            offer.map(|b| ("application/sdp", b)),
+        );
+        self.phone_sends(t, &invite);
+        (invite, branch)
+    }
+
+    /// The server's 100 Trying to `invite` at `t`.
+    fn trying(&mut self, t: Duration, invite: &str) {
+        self.server_sends(t, &self.response(100, "Trying", invite, None, &[], None));
+    }
+
     /// INVITE → 100 → 200 → ACK; returns the confirmed dialog. `offer` None = late offer.
     fn call(
         &mut self,
@@ -201,21 +229,8 @@ impl Scenario {
         extra: &[(&str, &str)],
         ok_extra: &[(&str, &str)],
     ) {
-        let branch = self.branch();
-        let invite = self.request(
-            "INVITE",
-            &format!("sip:123@{SERVER}"),
-            d,
-            d.cseq,
-            &branch,
-            extra,
-            offer.as_deref().map(|b| ("application/sdp", b)),
-        );
-        self.phone_sends(t, &invite);
-        self.server_sends(
-            t + ms(1),
-            &self.response(100, "Trying", &invite, None, &[], None),
-        );
+        let (invite, _) = self.send_invite(t, d, extra, offer.as_deref());
+        self.trying(t + ms(1), &invite);
         let tag = self.decimal();
         let answer = match &offer {
             Some(o) => moh_sdp(
@@ -382,18 +397,8 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
     // CANCEL before the answer: this callee rang; the phone gives up after 2 s.
     let mut s = Scenario::new(5);
     let d = s.dialog();
-    let branch = s.branch();
-    let invite = s.request(
-        "INVITE",
-        &format!("sip:123@{SERVER}"),
-        &d,
-        d.cseq,
-        &branch,
-        &[],
-        Some(("application/sdp", &own_address())),
-    );
-    s.phone_sends(ms(0), &invite);
-    s.server_sends(ms(1), &s.response(100, "Trying", &invite, None, &[], None));
+    let (invite, branch) = s.send_invite(ms(0), &d, &[], Some(&own_address()));
+    s.trying(ms(1), &invite);
     let tag = s.decimal();
     s.server_sends(
         ms(2),
@@ -434,18 +439,8 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
     // Lost ACK: the phone never ACKs; the server re-sends its 200 and gives up with BYE at 32 s.
     let mut s = Scenario::new(6);
     let d = s.dialog();
-    let branch = s.branch();
-    let invite = s.request(
-        "INVITE",
-        &format!("sip:123@{SERVER}"),
-        &d,
-        d.cseq,
-        &branch,
-        &[],
-        Some(("application/sdp", &own_address())),
-    );
-    s.phone_sends(ms(0), &invite);
-    s.server_sends(ms(1), &s.response(100, "Trying", &invite, None, &[], None));
+    let (invite, _) = s.send_invite(ms(0), &d, &[], Some(&own_address()));
+    s.trying(ms(1), &invite);
     let tag = s.decimal();
     let ok = s.response(
         200,
@@ -465,22 +460,9 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
     // INVITE retransmitted: the first copy went unanswered for T1.
     let mut s = Scenario::new(7);
     let mut d = s.dialog();
-    let branch = s.branch();
-    let invite = s.request(
-        "INVITE",
-        &format!("sip:123@{SERVER}"),
-        &d,
-        d.cseq,
-        &branch,
-        &[],
-        Some(("application/sdp", &own_address())),
-    );
-    s.phone_sends(ms(0), &invite);
+    let (invite, _) = s.send_invite(ms(0), &d, &[], Some(&own_address()));
     s.phone_sends(ms(500), &invite);
-    s.server_sends(
-        ms(501),
-        &s.response(100, "Trying", &invite, None, &[], None),
-    );
+    s.trying(ms(501), &invite);
     let tag = s.decimal();
     s.server_sends(
         ms(503),
