@@ -6,28 +6,38 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use onhold_core::media::Library;
 use onhold_core::{Command, Server, ServerConfig, Transport, MAX_DATAGRAM};
 
-/// Counts live heap bytes so state per call is measured, not estimated.
+/// Counts live heap bytes so state per call is measured, not estimated. Only while `COUNTING`
+/// is set: the change in live bytes over a window is the same whether or not allocations
+/// outside it were counted, and the timed parts should pay for the server's allocations, not
+/// for this instrument's atomic adds.
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
+fn count(delta: isize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE.fetch_add(delta, Ordering::Relaxed);
+    }
+}
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        count(l.size() as isize);
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        count(-(l.size() as isize));
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new as isize - l.size() as isize, Ordering::Relaxed);
+        count(new as isize - l.size() as isize);
         unsafe { System.realloc(p, l, new) }
     }
 }
@@ -213,13 +223,28 @@ impl Bench {
     }
 }
 
-fn dialogs_per_second() -> f64 {
-    let mut b = Bench::new((10000, 60000));
-    #[allow(clippy::disallowed_methods)] // a bench knob (e.g. a short run under callgrind)
-    let n: u64 = std::env::var("BENCH_DIALOGS")
+/// A bench knob from the environment (e.g. a short run under callgrind).
+fn knob(name: &str, default: u64) -> u64 {
+    #[allow(clippy::disallowed_methods)]
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(default)
+}
+
+/// `BENCH_ROUNDS` rounds of `BENCH_DIALOGS` dialogs, each on a new server: (best, median)
+/// dialogs per second. The best round is the one the machine disturbed least.
+fn dialogs_per_second() -> (f64, f64) {
+    let n = knob("BENCH_DIALOGS", 40_000);
+    let mut rates: Vec<f64> = (0..knob("BENCH_ROUNDS", 7).max(1))
+        .map(|_| dialogs_round(n))
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    (rates[rates.len() - 1], rates[rates.len() / 2])
+}
+
+fn dialogs_round(n: u64) -> f64 {
+    let mut b = Bench::new((10000, 60000));
     #[allow(clippy::disallowed_methods)]
     let start = Instant::now();
     for i in 0..n {
@@ -250,6 +275,7 @@ fn dialogs_per_second() -> f64 {
 fn rtp_packets_per_cpu_second() -> (f64, f64) {
     let calls = 10_000u64;
     let mut b = Bench::new((10000, 40000));
+    COUNTING.store(true, Ordering::Relaxed);
     let live_before = LIVE.load(Ordering::Relaxed);
     for i in 0..calls {
         b.establish(i);
@@ -259,6 +285,7 @@ fn rtp_packets_per_cpu_second() -> (f64, f64) {
     b.server.handle_timeout(b.now);
     b.drain();
     let live_after = LIVE.load(Ordering::Relaxed);
+    COUNTING.store(false, Ordering::Relaxed);
     let per_call = (live_after - live_before) as f64 / calls as f64;
     let rtp_before = b.rtp;
     let virtual_secs = 10u64;
@@ -288,9 +315,9 @@ fn main() {
         .collect();
     let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if run("dialogs") {
-        let dps = dialogs_per_second();
+        let (best, median) = dialogs_per_second();
         println!(
-            "dialogs INVITE→200→ACK→BYE through Server, no IO: {dps:>12.0} /s   (goal ≥ 200,000)"
+            "dialogs INVITE→200→ACK→BYE through Server, no IO: {best:>12.0} /s best, {median:.0} /s median   (goal ≥ 200,000)"
         );
     }
     if !run("rtp") {
