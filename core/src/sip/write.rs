@@ -112,9 +112,11 @@ impl<'b> MessageWriter<'b> {
         self.out.extend_from_slice(b": ");
         let start = self.out.len();
         value(self.out);
-        for b in &mut self.out[start..] {
-            if *b == b'\r' || *b == b'\n' {
-                *b = b' ';
+        if has_cr_or_lf(&self.out[start..]) {
+            for b in &mut self.out[start..] {
+                if *b == b'\r' || *b == b'\n' {
+                    *b = b' ';
+                }
             }
         }
         self.out.extend_from_slice(b"\r\n");
@@ -157,7 +159,7 @@ impl<'b> MessageWriter<'b> {
     }
 
     fn clean(&mut self, s: &str) {
-        if !s.bytes().any(|b| b == b'\r' || b == b'\n') {
+        if !has_cr_or_lf(s.as_bytes()) {
             self.out.extend_from_slice(s.as_bytes());
             return;
         }
@@ -166,6 +168,30 @@ impl<'b> MessageWriter<'b> {
                 .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
         );
     }
+}
+
+/// Does `bytes` hold a CR or LF? Every value written is checked, so eight bytes per step
+/// (SWAR): a word holds a CR (LF) byte exactly when xor-ing it with a word of CRs (LFs) leaves
+/// a zero byte, and `(v - 0x01..) & !v & 0x80..` is non-zero exactly when `v` has a zero byte
+/// (a borrow only runs on from a byte that is already zero, so no false hits). The tail of
+/// fewer than eight bytes goes byte by byte.
+fn has_cr_or_lf(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const CRS: u64 = u64::from_ne_bytes([b'\r'; 8]);
+    const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        if has_zero(w ^ CRS) || has_zero(w ^ LFS) {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b == b'\r' || b == b'\n')
 }
 
 /// Decimal digits of `n`, zero-padded to at least `width`: status codes and lengths are written
@@ -279,4 +305,30 @@ fn specific_reason(code: u16) -> Option<&'static str> {
         606 => "Not Acceptable",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_cr_or_lf;
+
+    /// The word-at-a-time check agrees with the byte-by-byte one: every position of a CR or LF
+    /// (and of their neighbours 0x0b, 0x0c, 0x8a, 0x8d, 0x00, 0xff) in every length up to 40.
+    #[test]
+    fn swar_check_matches_the_bytewise_one() {
+        let slow = |b: &[u8]| b.iter().any(|&x| x == b'\r' || x == b'\n');
+        for len in 0..40 {
+            for fill in [b'a', 0x00, 0xff, 0x0b, 0x0c, 0x09, 0x8a, 0x8d, 0x0e] {
+                let mut buf = vec![fill; len];
+                assert_eq!(has_cr_or_lf(&buf), slow(&buf));
+                for at in 0..len {
+                    for probe in [b'\r', b'\n', 0x0b, 0x0c, 0x8a, 0x8d, 0x00, 0x01, 0xff] {
+                        let keep = buf[at];
+                        buf[at] = probe;
+                        assert_eq!(has_cr_or_lf(&buf), slow(&buf), "{buf:?}");
+                        buf[at] = keep;
+                    }
+                }
+            }
+        }
+    }
 }
