@@ -109,6 +109,30 @@ pub(crate) fn start_response<'o>(
     server: &str,
 ) -> Writer<'o> {
     let mut w = response(out, code, reason.unwrap_or_else(|| reason_phrase(code)));
+    push_response_headers(&mut w, req, code, to_tag, server);
+    w
+}
+
+/// The header lines of [`start_response`] (no status line), appended to `out`; with them, where
+/// `;tag=…` begins in `out` when the To got our tag. An INVITE's 100 and 2xx differ only in that
+/// tag, so the 100 is cut from the 2xx's block instead of being written again.
+pub(crate) fn response_head(
+    out: &mut Vec<u8>,
+    req: &Request<'_>,
+    code: u16,
+    to_tag: Option<&str>,
+    server: &str,
+) -> Option<usize> {
+    push_response_headers(&mut MessageWriter::block(out), req, code, to_tag, server)
+}
+
+fn push_response_headers(
+    w: &mut Writer<'_>,
+    req: &Request<'_>,
+    code: u16,
+    to_tag: Option<&str>,
+    server: &str,
+) -> Option<usize> {
     w.header_with("Via", |out| push_response_top_via(out, req));
     for via in req.vias.iter().skip(1) {
         w.header("Via", via);
@@ -116,10 +140,12 @@ pub(crate) fn start_response<'o>(
     if !req.from.is_empty() {
         w.header("From", req.from);
     }
+    let mut tag_at = None;
     match to_tag {
         Some(tag) if req.to_tag.is_empty() && code > 100 => {
             w.header_with("To", |out| {
                 out.extend_from_slice(req.to.as_bytes());
+                tag_at = Some(out.len());
                 out.extend_from_slice(b";tag=");
                 out.extend_from_slice(tag.as_bytes());
             });
@@ -139,7 +165,7 @@ pub(crate) fn start_response<'o>(
         });
     }
     w.header("Server", server);
-    w
+    tag_at
 }
 
 /// `host` for a URI or Via: IPv6 in brackets.

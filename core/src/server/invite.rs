@@ -34,22 +34,17 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     };
     let handle = s.calls.vacant();
     let id = s.new_server_txn(req, key, Some(handle));
-    s.reply(now, id, req, 100, None, &[]);
     // Our tag goes straight into the dialog's identity string (no String of its own).
     let mut tag_buf = [0; 16];
     let local_tag = ascii::hex16(s.rng.next_u64(), &mut tag_buf);
-    let advertised = s.advertised_ip(req);
+    // The header block every response on this transaction shares (the 2xx's, with our tag), and
+    // the 100 cut from it: the same lines without the tag.
     let mut head = Vec::with_capacity(512);
-    build::start_response(
-        &mut head,
-        req,
-        200,
-        None,
-        Some(local_tag),
-        &s.config.user_agent,
-    )
-    .finish(None);
-    let head = strip_status_and_length(head);
+    let tag_at = build::response_head(&mut head, req, 200, Some(local_tag), &s.config.user_agent)
+        .unwrap_or(head.len());
+    let tag_end = (tag_at + ";tag=".len() + local_tag.len()).min(head.len());
+    send_trying(s, now, id, &head[..tag_at], &head[tag_end..]);
+    let advertised = s.advertised_ip(req);
     let transport_param = if req.transport == Transport::Tcp {
         ";transport=tcp"
     } else {
@@ -144,6 +139,19 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     if !ask_for_port(s, now, handle, rtcp_mux) {
         fail_unanswered(s, now, handle, 503, EndReason::Control);
     }
+}
+
+/// The 100 of a new INVITE (RFC 3261 §8.2.6.1): its header block is `before` and `after` (the
+/// 2xx's block around our To tag), as [`Server::reply`] would write it with no tag.
+fn send_trying(s: &mut Server, now: Instant, id: u64, before: &[u8], after: &[u8]) {
+    let mut scratch = std::mem::take(&mut s.scratch);
+    let mut w = build::response(&mut scratch, 100, crate::sip::reason_phrase(100));
+    w.header_lines(before);
+    w.header_lines(after);
+    w.finish(None);
+    let bytes: Arc<[u8]> = Arc::from(&scratch[..]);
+    s.scratch = scratch;
+    s.respond(now, id, bytes, 100);
 }
 
 /// `Session-Expires: <secs>;refresher=<uac|uas>` (RFC 4028 §9).
