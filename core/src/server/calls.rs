@@ -287,13 +287,9 @@ pub(crate) fn find_dialog(s: &mut Server, req: &Request<'_>) -> Option<CallHandl
     if req.to_tag.is_empty() {
         return None;
     }
-    // Looked up through a reused buffer: no allocation per in-dialog request.
-    let mut key = std::mem::take(&mut s.key_scratch);
-    dialog_key(&mut key, req.call_id, req.to_tag);
-    let key = HashedKey::new(key);
-    let found = s.dialogs.get(&key).copied();
-    s.key_scratch = key.into_text();
-    found
+    // The key is held inline: no allocation per in-dialog request.
+    let key = HashedKey::of(&[req.call_id, " ", req.to_tag]);
+    s.dialogs.get(&key).copied()
 }
 
 /// The INVITE's offer (or `None` for a late offer), or the final error response to send.

@@ -132,7 +132,7 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     call.sdp_version = call.sdp_session;
     call.request_dest = request_destination(&call, req);
     s.dialogs
-        .insert(HashedKey::new(call.dialog.clone()), handle);
+        .insert(HashedKey::of(&[&call.dialog]), handle);
     s.calls.insert(handle, call);
     s.stats.calls_total += 1;
     s.stats.calls_active = s.calls.len();

@@ -184,12 +184,7 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
     let Some(call) = s.calls.remove(&handle) else {
         return;
     };
-    let mut key = std::mem::take(&mut s.key_scratch);
-    key.clear();
-    key.push_str(&call.dialog);
-    let key = HashedKey::new(key);
-    s.dialogs.remove(&key);
-    s.key_scratch = key.into_text();
+    s.dialogs.remove(&HashedKey::of(&[&call.dialog]));
     if call.port != 0 && s.ports.get(&call.port) == Some(&handle) {
         s.ports.remove(&call.port);
         let rtcp_mux = call

@@ -118,8 +118,6 @@ pub struct Server {
     pub(crate) draining: Option<Instant>,
     pub(crate) drained_sent: bool,
     pub(crate) scratch: Vec<u8>,
-    /// Reused for map lookups by a composite string key, so a lookup does not allocate.
-    pub(crate) key_scratch: String,
 }
 
 impl Server {
@@ -162,7 +160,6 @@ impl Server {
             draining: None,
             drained_sent: false,
             scratch: Vec::with_capacity(2048),
-            key_scratch: String::new(),
         }
     }
 
