@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::build;
 use super::incoming::Request;
-use super::slab::CallSlab;
+use super::slab::{CallSlab, IdSlab};
 use super::txn::{ClientPurpose, ClientTxn, HashedKey, MergeKey, ServerState, ServerTxn, TxnKey};
 use super::{
     CallHandle, Command, Control, EndReason, Event, ServerConfig, Stats, Transmit, TransmitKind,
@@ -102,9 +102,8 @@ pub struct Server {
     pub(crate) ports: BTreeMap<u16, CallHandle>,
     pub(crate) bad_ports: BTreeSet<u16>,
     pub(crate) port_cursor: u16,
-    /// Boxed: a transaction is ~250 bytes, and B-tree nodes shift and split their values in
-    /// place (the oldest ones are removed from the front of a node as their timers end).
-    pub(crate) txns: BTreeMap<u64, Box<ServerTxn>>,
+    /// Server transactions by id (see `IdSlab`).
+    pub(crate) txns: IdSlab<ServerTxn>,
     pub(crate) txn_index: BTreeMap<TxnKey, u64>,
     pub(crate) merge_index: BTreeMap<MergeKey, u64>,
     pub(crate) client_txns: BTreeMap<u64, ClientTxn>,
@@ -146,7 +145,7 @@ impl Server {
             ports: BTreeMap::new(),
             bad_ports: BTreeSet::new(),
             port_cursor,
-            txns: BTreeMap::new(),
+            txns: IdSlab::default(),
             txn_index: BTreeMap::new(),
             merge_index: BTreeMap::new(),
             client_txns: BTreeMap::new(),
@@ -371,34 +370,32 @@ impl Server {
         key: TxnKey,
         call: Option<CallHandle>,
     ) -> u64 {
-        let id = self.id();
         let invite = req.method == "INVITE";
         let merge = if invite && req.to_tag.is_empty() {
-            let m = MergeKey::new(req.call_id, req.from_tag, req.cseq);
-            self.merge_index.insert(m.clone(), id);
-            Some(m)
+            Some(MergeKey::new(req.call_id, req.from_tag, req.cseq))
         } else {
             None
         };
-        self.txn_index.insert(key.clone(), id);
-        self.txns.insert(
-            id,
-            Box::new(ServerTxn {
-                key,
-                invite,
-                state: ServerState::Proceeding,
-                last: None,
-                last_code: 0,
-                transport: req.transport,
-                local: req.local,
-                dest: build::response_destination(req),
-                call,
-                merge,
-                retransmit_at: None,
-                interval: self.config.t1,
-                end_at: None,
-            }),
-        );
+        let index_key = key.clone();
+        let id = self.txns.insert(Box::new(ServerTxn {
+            key,
+            invite,
+            state: ServerState::Proceeding,
+            last: None,
+            last_code: 0,
+            transport: req.transport,
+            local: req.local,
+            dest: build::response_destination(req),
+            call,
+            merge: merge.clone(),
+            retransmit_at: None,
+            interval: self.config.t1,
+            end_at: None,
+        }));
+        if let Some(m) = merge {
+            self.merge_index.insert(m, id);
+        }
+        self.txn_index.insert(index_key, id);
         id
     }
 
