@@ -42,9 +42,10 @@ pub(crate) struct SessionTimer {
 /// One dialog and its media.
 #[derive(Debug)]
 pub(crate) struct Call {
-    /// `Call-ID SP our tag` (see [`dialog_key`]): the dialog's identity, and its key in
-    /// `Server::dialogs`. One string instead of two, sliced by the accessors.
-    pub dialog: String,
+    /// `Call-ID SP our tag` (a Call-ID holds no space): the dialog's identity, and its key in
+    /// `Server::dialogs` (inserted and removed as is, never rebuilt). One text instead of two,
+    /// sliced by the accessors.
+    pub dialog: HashedKey,
     pub call_id_len: usize,
     pub user: String,
     /// Their From as written (our To in requests we send) and their To with our tag (our From).
@@ -91,11 +92,11 @@ pub(crate) struct Call {
 
 impl Call {
     pub fn call_id(&self) -> &str {
-        &self.dialog[..self.call_id_len]
+        &self.dialog.text()[..self.call_id_len]
     }
 
     pub fn local_tag(&self) -> &str {
-        &self.dialog[self.call_id_len + 1..]
+        &self.dialog.text()[self.call_id_len + 1..]
     }
 
     pub(crate) fn sending(&self) -> bool {
@@ -189,15 +190,6 @@ pub(crate) fn txn_key(req: &Request<'_>) -> TxnKey {
         ];
         TxnKey::new(method, via.host, via.sent_by_port, &parts)
     }
-}
-
-/// The `dialogs` key of a dialog: `Call-ID SP our tag` (a Call-ID holds no space).
-pub(crate) fn dialog_key(out: &mut String, call_id: &str, local_tag: &str) {
-    out.clear();
-    out.reserve(call_id.len() + 1 + local_tag.len());
-    out.push_str(call_id);
-    out.push(' ');
-    out.push_str(local_tag);
 }
 
 pub(crate) fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {

@@ -112,24 +112,23 @@ pub(crate) fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
         }
     };
     call.media = Some(neg);
-    let mut timers = Vec::new();
+    // At most three timers, armed in this order (no Vec to allocate for them).
+    let mut timers = [None; 3];
     if first {
         if let Some(max) = max {
             call.max_at = Some(now + max);
-            timers.push((now + max, CallTimer::MaxDuration));
+            timers[0] = Some((now + max, CallTimer::MaxDuration));
         }
         // RFC 3550 §6.3.1: randomise the report interval over [0.5, 1.5] of the nominal.
         let at = now + rtcp_interval.mul_f64(0.5 + jitter as f64 / 1000.0);
         call.rtcp_at = Some(at);
-        timers.push((at, CallTimer::Rtcp));
+        timers[1] = Some((at, CallTimer::Rtcp));
     }
-    if let Some(t) = arm_session_timer(call, now) {
-        timers.push(t);
-    }
+    timers[2] = arm_session_timer(call, now);
     if let Some(due) = schedule {
         s.pacing.push(due, handle);
     }
-    for (at, what) in timers {
+    for (at, what) in timers.into_iter().flatten() {
         s.timers.push(at, Timer::Call(handle, what));
     }
     s.emit(ev);

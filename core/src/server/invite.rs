@@ -84,8 +84,7 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
         }
     }
     let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
-    let mut dialog = String::new();
-    dialog_key(&mut dialog, req.call_id, local_tag);
+    let dialog = HashedKey::of(&[req.call_id, " ", local_tag]);
     let mut our_from = String::with_capacity(req.to.len() + 5 + local_tag.len());
     our_from.push_str(req.to);
     our_from.push_str(";tag=");
@@ -132,7 +131,7 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     call.sdp_version = call.sdp_session;
     call.request_dest = request_destination(&call, req);
     s.dialogs
-        .insert(HashedKey::of(&[&call.dialog]), handle);
+        .insert(call.dialog.clone(), handle);
     s.calls.insert(handle, call);
     s.stats.calls_total += 1;
     s.stats.calls_active = s.calls.len();

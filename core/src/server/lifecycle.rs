@@ -7,7 +7,7 @@ use super::dialog::*;
 use super::invite::*;
 use super::playout::*;
 use super::state::{CallTimer, Path, Server, Timer};
-use super::txn::{ClientPurpose, HashedKey};
+use super::txn::ClientPurpose;
 use super::{CallHandle, Command, EndReason, Event, TransmitKind, Transport};
 use std::time::Instant;
 
@@ -184,7 +184,7 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
     let Some(call) = s.calls.remove(&handle) else {
         return;
     };
-    s.dialogs.remove(&HashedKey::of(&[&call.dialog]));
+    s.dialogs.remove(&call.dialog);
     if call.port != 0 && s.ports.get(&call.port) == Some(&handle) {
         s.ports.remove(&call.port);
         let rtcp_mux = call

@@ -89,6 +89,16 @@ impl<'b> MessageWriter<'b> {
 
     /// Appends `name: value`. CR and LF in either become spaces (see module docs).
     pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
+        let (n, v) = (name.as_bytes(), value.as_bytes());
+        if !has_cr_or_lf(n) && !has_cr_or_lf(v) {
+            // The usual case, copied with one capacity check for the whole line.
+            self.out.reserve(n.len() + v.len() + 4);
+            self.out.extend_from_slice(n);
+            self.out.extend_from_slice(b": ");
+            self.out.extend_from_slice(v);
+            self.out.extend_from_slice(b"\r\n");
+            return self;
+        }
         self.clean(name);
         self.out.extend_from_slice(b": ");
         self.clean(value);
@@ -173,25 +183,31 @@ impl<'b> MessageWriter<'b> {
 /// Does `bytes` hold a CR or LF? Every value written is checked, so eight bytes per step
 /// (SWAR): a word holds a CR (LF) byte exactly when xor-ing it with a word of CRs (LFs) leaves
 /// a zero byte, and `(v - 0x01..) & !v & 0x80..` is non-zero exactly when `v` has a zero byte
-/// (a borrow only runs on from a byte that is already zero, so no false hits). The tail of
-/// fewer than eight bytes goes byte by byte.
+/// (a borrow only runs on from a byte that is already zero, so no false hits). Words may
+/// overlap (the last one ends at the last byte), which an "any byte" test does not mind; four
+/// to seven bytes are read as two overlapping halves of one word.
+#[inline]
 fn has_cr_or_lf(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     const CRS: u64 = u64::from_ne_bytes([b'\r'; 8]);
     const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
     let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        if has_zero(w ^ CRS) || has_zero(w ^ LFS) {
+    let hit = |w: u64| has_zero(w ^ CRS) || has_zero(w ^ LFS);
+    let word = |b: &[u8]| u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let half = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as u64;
+    let n = bytes.len();
+    if n >= 8 {
+        let mut chunks = bytes.chunks_exact(8);
+        if chunks.any(|c| hit(word(c))) {
             return true;
         }
+        n % 8 != 0 && hit(word(&bytes[n - 8..]))
+    } else if n >= 4 {
+        hit(half(bytes) << 32 | half(&bytes[n - 4..]))
+    } else {
+        bytes.iter().any(|&b| b == b'\r' || b == b'\n')
     }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&b| b == b'\r' || b == b'\n')
 }
 
 /// Decimal digits of `n`, zero-padded to at least `width`: status codes and lengths are written
