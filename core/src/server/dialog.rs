@@ -18,7 +18,9 @@ pub(crate) fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
         s.stats.dropped += 1;
         return;
     };
-    let prefs = prefs(s);
+    // Our codec preferences matter only for a late offer's answer (no copy of them otherwise).
+    let late_offer = s.calls.get(&handle).is_some_and(|c| c.offer.is_none());
+    let prefs = late_offer.then(|| prefs(s));
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
@@ -40,7 +42,7 @@ pub(crate) fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
         } else {
             sdp::parse(req.body).ok()
         };
-        match answer.map(|a| sdp::accept_answer(&a, &prefs)) {
+        match answer.zip(prefs).map(|(a, p)| sdp::accept_answer(&a, &p)) {
             Some(Ok(neg)) => call.pending = Some(Box::new(neg)),
             _ => {
                 return hangup(s, now, handle, EndReason::Control);

@@ -66,13 +66,14 @@ impl CallSlab {
         slot.call.as_deref_mut()
     }
 
-    pub fn remove(&mut self, h: &CallHandle) -> Option<Call> {
+    /// The call, still boxed: moving it out would copy the whole struct just to drop it.
+    pub fn remove(&mut self, h: &CallHandle) -> Option<Box<Call>> {
         let (i, g) = split(*h);
         let slot = self.slots.get_mut(i)?;
         if slot.generation != g {
             return None;
         }
-        let call = *slot.call.take()?;
+        let call = slot.call.take()?;
         self.len -= 1;
         self.free.push(i as u32);
         Some(call)
