@@ -47,10 +47,12 @@ pub(crate) struct Call {
     /// sliced by the accessors.
     pub dialog: HashedKey,
     pub call_id_len: usize,
-    pub user: String,
-    /// Their From as written (our To in requests we send) and their To with our tag (our From).
-    pub their_from: String,
-    pub our_from: String,
+    /// The Request-URI user, their From as written (our To in requests we send) and their To
+    /// with our tag (our From), one after the other: one allocation for the three, sliced by
+    /// the accessors at `user_end` and `their_from_end`.
+    pub parties: String,
+    pub user_end: usize,
+    pub their_from_end: usize,
     pub remote_target: String,
     pub route_set: Vec<String>,
     pub remote_cseq: u32,
@@ -65,9 +67,10 @@ pub(crate) struct Call {
     /// The INVITE transaction being answered and the header block of its responses.
     pub invite_txn: u64,
     pub invite_cseq: u32,
+    /// Then, from `invite_extra_at`, the header lines only the 2xx carries (Contact,
+    /// Record-Route, Allow, ...), CRLF-terminated: one buffer for both.
     pub invite_head: Vec<u8>,
-    /// Header lines only the 2xx carries (Contact, Record-Route, Allow, ...), CRLF-terminated.
-    pub invite_extra: Vec<u8>,
+    pub invite_extra_at: usize,
     /// The offer of the INVITE being answered (None: we offer in the 2xx, answer in the ACK).
     pub offer: Option<Box<SessionDescription>>,
     pub port: u16,
@@ -97,6 +100,18 @@ impl Call {
 
     pub fn local_tag(&self) -> &str {
         &self.dialog.text()[self.call_id_len + 1..]
+    }
+
+    pub fn user(&self) -> &str {
+        &self.parties[..self.user_end]
+    }
+
+    pub fn their_from(&self) -> &str {
+        &self.parties[self.user_end..self.their_from_end]
+    }
+
+    pub fn our_from(&self) -> &str {
+        &self.parties[self.their_from_end..]
     }
 
     pub(crate) fn sending(&self) -> bool {

@@ -31,7 +31,7 @@ pub(crate) fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
     // What answering needed is not needed again until the next re-INVITE: a confirmed call
     // keeps only its dialog identity and media cursor.
     call.invite_head = Vec::new();
-    call.invite_extra = Vec::new();
+    call.invite_extra_at = 0;
     call.ok_bytes = None;
     call.retransmit_at = None;
     call.ack_deadline = None;
@@ -97,7 +97,7 @@ pub(crate) fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
         Event::CallStarted {
             call: handle,
             call_id: call.call_id().to_string(),
-            user: call.user.clone(),
+            user: call.user().to_string(),
             remote_sip: call.remote_sip,
             remote_rtp: neg.remote_rtp,
             local_rtp: call.local_rtp(rtp_ip),
@@ -203,10 +203,10 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
     build::start_response(&mut head, req, 200, None, None, &ua).finish(None);
     let contact = format!(
         "<sip:{}@{}:{}>",
-        if call.user.is_empty() {
+        if call.user().is_empty() {
             "onhold"
         } else {
-            &call.user
+            call.user()
         },
         build::host_str(call.advertised),
         call.local_sip.port()
@@ -222,8 +222,10 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
     if invite {
         call.invite_txn = id;
         call.invite_cseq = req.cseq;
-        call.invite_head = strip_status_and_length(head);
-        call.invite_extra = extra;
+        let mut block = strip_status_and_length(head);
+        call.invite_extra_at = block.len();
+        block.extend_from_slice(&extra);
+        call.invite_head = block;
         call.offer = offer;
         call.pending = neg.map(Box::new);
         if !has_offer {
@@ -275,7 +277,7 @@ pub(crate) fn on_bye(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKe
             .get(&txn)
             .is_some_and(|t| t.state == ServerState::Proceeding)
         {
-            send_on_invite(s, now, handle, 487, &[], None);
+            send_on_invite(s, now, handle, 487, false, None);
         }
     }
     forget(s, now, handle, EndReason::RemoteBye);

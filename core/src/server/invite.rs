@@ -39,11 +39,12 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     let local_tag = ascii::hex16(s.rng.next_u64(), &mut tag_buf);
     // The header block every response on this transaction shares (the 2xx's, with our tag), and
     // the 100 cut from it: the same lines without the tag.
-    let mut head = Vec::with_capacity(512);
+    let mut head = Vec::with_capacity(768);
     let tag_at = build::response_head(&mut head, req, 200, Some(local_tag), &s.config.user_agent)
         .unwrap_or(head.len());
     let tag_end = (tag_at + ";tag=".len() + local_tag.len()).min(head.len());
     send_trying(s, now, id, &head[..tag_at], &head[tag_end..]);
+    let extra_at = head.len();
     let advertised = s.advertised_ip(req);
     let transport_param = if req.transport == Transport::Tcp {
         ";transport=tcp"
@@ -55,10 +56,11 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     } else {
         req.uri_user
     };
-    // The 200's own header lines, written once as bytes (the 2xx is built once and then
-    // retransmitted as is). First `Contact: <sip:{user}@{host}:{port}{transport_param}>`.
-    let mut extra = Vec::with_capacity(256);
-    MessageWriter::block(&mut extra).header_with("Contact", |out| {
+    // The 200's own header lines, written once as bytes after the shared block (the 2xx is
+    // built once and then retransmitted as is). First
+    // `Contact: <sip:{user}@{host}:{port}{transport_param}>`.
+    let extra = &mut head;
+    MessageWriter::block(extra).header_with("Contact", |out| {
         out.extend_from_slice(b"<sip:");
         out.extend_from_slice(user.as_bytes());
         out.push(b'@');
@@ -69,32 +71,38 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
         out.push(b'>');
     });
     for rr in &req.record_route {
-        build::push_header(&mut extra, "Record-Route", rr);
+        build::push_header(extra, "Record-Route", rr);
     }
-    build::push_header(&mut extra, "Allow", ALLOW);
-    build::push_header(&mut extra, "Supported", SUPPORTED);
+    build::push_header(extra, "Allow", ALLOW);
+    build::push_header(extra, "Supported", SUPPORTED);
     if let Some(t) = &session {
-        push_session_expires(&mut extra, t);
+        push_session_expires(extra, t);
         if req
             .supported
             .iter()
             .any(|t| t.eq_ignore_ascii_case("timer"))
         {
-            build::push_header(&mut extra, "Require", "timer");
+            build::push_header(extra, "Require", "timer");
         }
     }
     let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
     let dialog = HashedKey::of(&[req.call_id, " ", local_tag]);
-    let mut our_from = String::with_capacity(req.to.len() + 5 + local_tag.len());
-    our_from.push_str(req.to);
-    our_from.push_str(";tag=");
-    our_from.push_str(local_tag);
+    let mut parties = String::with_capacity(
+        req.uri_user.len() + req.from.len() + req.to.len() + 5 + local_tag.len(),
+    );
+    parties.push_str(req.uri_user);
+    let user_end = parties.len();
+    parties.push_str(req.from);
+    let their_from_end = parties.len();
+    parties.push_str(req.to);
+    parties.push_str(";tag=");
+    parties.push_str(local_tag);
     let mut call = Call {
         call_id_len: req.call_id.len(),
         dialog,
-        user: req.uri_user.to_string(),
-        their_from: req.from.to_string(),
-        our_from,
+        parties,
+        user_end,
+        their_from_end,
         remote_target: req.contact.unwrap_or(req.uri).to_string(),
         route_set: req.record_route.iter().map(|r| r.to_string()).collect(),
         remote_cseq: req.cseq,
@@ -108,7 +116,7 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
         invite_txn: id,
         invite_cseq: req.cseq,
         invite_head: head,
-        invite_extra: extra,
+        invite_extra_at: extra_at,
         offer,
         port: 0,
         port_tries: 0,
@@ -257,7 +265,7 @@ pub(crate) fn rtp_bound(s: &mut Server, now: Instant, port: u16, ok: bool) {
         return;
     }
     if s.config.send_ringing {
-        send_on_invite(s, now, handle, 180, &[], None);
+        send_on_invite(s, now, handle, 180, false, None);
     }
     answer_invite(s, now, handle);
 }
@@ -296,14 +304,19 @@ pub(crate) fn send_on_invite(
     now: Instant,
     handle: CallHandle,
     code: u16,
-    extra: &[u8],
+    with_extra: bool,
     body: Option<&[u8]>,
 ) -> Option<Arc<[u8]>> {
     let call = s.calls.get(&handle)?;
     let mut scratch = std::mem::take(&mut s.scratch);
     let mut w = build::response(&mut scratch, code, crate::sip::reason_phrase(code));
-    w.header_lines(&call.invite_head);
-    w.header_lines(extra);
+    // The shared header block, and with it the 2xx's own lines when asked.
+    let end = if with_extra {
+        call.invite_head.len()
+    } else {
+        call.invite_extra_at.min(call.invite_head.len())
+    };
+    w.header_lines(&call.invite_head[..end]);
     w.finish(body.map(|b| ("application/sdp", b)));
     let id = call.invite_txn;
     // One copy, shared by the transaction, the call (2xx retransmission) and the queue.
@@ -315,18 +328,11 @@ pub(crate) fn send_on_invite(
 
 pub(crate) fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
     let body = local_sdp(s, handle);
-    // Taken out for the call and put back: no copy of the header lines.
-    let extra = s
-        .calls
-        .get_mut(&handle)
-        .map(|c| std::mem::take(&mut c.invite_extra))
-        .unwrap_or_default();
-    let bytes = send_on_invite(s, now, handle, 200, &extra, Some(&body));
+    let bytes = send_on_invite(s, now, handle, 200, true, Some(&body));
     let t1 = s.t1();
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
-    call.invite_extra = extra;
     call.state = CallState::Answering;
     call.ok_bytes = bytes;
     call.retransmit_interval = t1;
@@ -359,6 +365,6 @@ pub(crate) fn fail_unanswered(
     code: u16,
     reason: EndReason,
 ) {
-    send_on_invite(s, now, handle, code, &[], None);
+    send_on_invite(s, now, handle, code, false, None);
     forget(s, now, handle, reason);
 }

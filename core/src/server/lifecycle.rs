@@ -114,8 +114,8 @@ pub(crate) fn send_in_dialog(
         ),
     );
     w.header("Max-Forwards", "70");
-    w.header("From", &call.our_from);
-    w.header("To", &call.their_from);
+    w.header("From", call.our_from());
+    w.header("To", call.their_from());
     w.header("Call-ID", call.call_id());
     w.header_fmt("CSeq", format_args!("{} {method}", call.local_cseq));
     for r in &call.route_set {
