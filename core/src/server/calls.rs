@@ -230,7 +230,11 @@ pub(crate) fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
     if req.method == "INVITE"
         && req.to_tag.is_empty()
         && s.merge_index
-            .contains_key(&MergeKey::new(req.call_id, req.from_tag, req.cseq))
+            .get(
+                MergeKey::new(req.call_id, req.from_tag, req.cseq).hashed(),
+                |v| super::state::merge_key_of(&s.txns, v),
+            )
+            .is_some()
     {
         return s.respond_final(now, req, key, 482, &[]);
     }
@@ -296,7 +300,7 @@ pub(crate) fn find_dialog(s: &mut Server, req: &Request<'_>) -> Option<CallHandl
     }
     // The key is held inline: no allocation per in-dialog request.
     let key = HashedKey::of(&[req.call_id, " ", req.to_tag]);
-    s.dialogs.get(&key).copied()
+    s.dialogs.get(&key, |h| s.calls.get(&h).map(|c| &c.dialog))
 }
 
 /// The INVITE's offer (or `None` for a late offer), or the final error response to send.

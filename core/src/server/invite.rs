@@ -138,9 +138,13 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     };
     call.sdp_version = call.sdp_session;
     call.request_dest = request_destination(&call, req);
-    s.dialogs
-        .insert(call.dialog.clone(), handle);
     s.calls.insert(handle, call);
+    // Indexed once the call holds its key (the index checks hits against it).
+    let calls = &s.calls;
+    if let Some(c) = calls.get(&handle) {
+        s.dialogs
+            .insert(&c.dialog, handle, |h| calls.get(&h).map(|c| &c.dialog));
+    }
     s.stats.calls_total += 1;
     s.stats.calls_active = s.calls.len();
     if !ask_for_port(s, now, handle, rtcp_mux) {

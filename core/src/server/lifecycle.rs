@@ -181,10 +181,16 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
     if sent_any {
         send_rtcp(s, now, handle, true);
     }
+    // Out of the index first, while the call still holds the key it checks.
+    let calls = &s.calls;
+    let Some(c) = calls.get(&handle) else {
+        return;
+    };
+    s.dialogs
+        .remove(&c.dialog, |h| calls.get(&h).map(|c| &c.dialog));
     let Some(call) = s.calls.remove(&handle) else {
         return;
     };
-    s.dialogs.remove(&call.dialog);
     if call.port != 0 && s.ports.get(&call.port) == Some(&handle) {
         s.ports.remove(&call.port);
         let rtcp_mux = call

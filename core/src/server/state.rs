@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::build;
 use super::incoming::Request;
 use super::slab::{CallSlab, IdSlab};
-use super::txn::{ClientPurpose, ClientTxn, HashedKey, MergeKey, ServerState, ServerTxn, TxnKey};
+use super::txn::{ClientPurpose, ClientTxn, HashIndex, MergeKey, ServerState, ServerTxn, TxnKey};
 use super::{
     CallHandle, Command, Control, EndReason, Event, ServerConfig, Stats, Transmit, TransmitKind,
     Transport,
@@ -97,15 +97,16 @@ pub struct Server {
     /// In-dialog lookup: `Call-ID SP our tag` (see `calls::dialog_key`) → call. A BTreeMap:
     /// deterministic, and peer-chosen Call-IDs cannot degrade it the way they can flood a
     /// fixed-key hash map.
-    pub(crate) dialogs: BTreeMap<HashedKey, CallHandle>,
+    pub(crate) dialogs: HashIndex<CallHandle>,
     /// RTP port (even) → call, for ports asked of the runtime.
     pub(crate) ports: BTreeMap<u16, CallHandle>,
     pub(crate) bad_ports: BTreeSet<u16>,
     pub(crate) port_cursor: u16,
     /// Server transactions by id (see `IdSlab`).
     pub(crate) txns: IdSlab<ServerTxn>,
-    pub(crate) txn_index: BTreeMap<TxnKey, u64>,
-    pub(crate) merge_index: BTreeMap<MergeKey, u64>,
+    /// Transaction key → transaction, and merge key → INVITE transaction (see `HashIndex`).
+    pub(crate) txn_index: HashIndex<u64>,
+    pub(crate) merge_index: HashIndex<u64>,
     pub(crate) client_txns: BTreeMap<u64, ClientTxn>,
     pub(crate) client_index: BTreeMap<String, u64>,
     pub(crate) next_id: u64,
@@ -141,13 +142,13 @@ impl Server {
             epoch_wall,
             stats: Stats::default(),
             calls: CallSlab::default(),
-            dialogs: BTreeMap::new(),
+            dialogs: HashIndex::default(),
             ports: BTreeMap::new(),
             bad_ports: BTreeSet::new(),
             port_cursor,
             txns: IdSlab::default(),
-            txn_index: BTreeMap::new(),
-            merge_index: BTreeMap::new(),
+            txn_index: HashIndex::default(),
+            merge_index: HashIndex::default(),
             client_txns: BTreeMap::new(),
             client_index: BTreeMap::new(),
             next_id: 1,
@@ -361,7 +362,9 @@ impl Server {
     // ----- server transactions -----
 
     pub(crate) fn find_txn(&self, key: &TxnKey) -> Option<u64> {
-        self.txn_index.get(key).copied()
+        self.txn_index.get(key.hashed(), |id| {
+            self.txns.get(&id).map(|t| t.key.hashed())
+        })
     }
 
     pub(crate) fn new_server_txn(
@@ -376,7 +379,6 @@ impl Server {
         } else {
             None
         };
-        let index_key = key.clone();
         let id = self.txns.insert(Box::new(ServerTxn {
             key,
             invite,
@@ -387,15 +389,21 @@ impl Server {
             local: req.local,
             dest: build::response_destination(req),
             call,
-            merge: merge.clone(),
+            merge,
             retransmit_at: None,
             interval: self.config.t1,
             end_at: None,
         }));
-        if let Some(m) = merge {
-            self.merge_index.insert(m, id);
+        let txns = &self.txns;
+        if let Some(txn) = txns.get(&id) {
+            if let Some(m) = &txn.merge {
+                self.merge_index
+                    .insert(m.hashed(), id, |v| merge_key_of(txns, v));
+            }
+            self.txn_index.insert(txn.key.hashed(), id, |v| {
+                txns.get(&v).map(|t| t.key.hashed())
+            });
         }
-        self.txn_index.insert(index_key, id);
         id
     }
 
@@ -502,14 +510,19 @@ impl Server {
     }
 
     pub(crate) fn drop_server_txn(&mut self, id: u64) {
-        if let Some(txn) = self.txns.remove(&id) {
-            self.txn_index.remove(&txn.key);
-            if let Some(m) = txn.merge {
-                if self.merge_index.get(&m) == Some(&id) {
-                    self.merge_index.remove(&m);
+        // Out of the indexes first, while the transaction still holds the keys they check.
+        let txns = &self.txns;
+        if let Some(txn) = txns.get(&id) {
+            let key_of = |v| txns.get(&v).map(|t| t.key.hashed());
+            self.txn_index.remove(txn.key.hashed(), key_of);
+            if let Some(m) = &txn.merge {
+                if self.merge_index.get(m.hashed(), |v| merge_key_of(txns, v)) == Some(id) {
+                    self.merge_index
+                        .remove(m.hashed(), |v| merge_key_of(txns, v));
                 }
             }
         }
+        self.txns.remove(&id);
     }
 
     /// Build and send a complete response to `req` on transaction `id` (no body).
@@ -707,4 +720,9 @@ impl Server {
     pub(crate) fn t1(&self) -> Duration {
         self.config.t1
     }
+}
+
+/// The merge key the transaction `id` holds (for [`HashIndex`] lookups).
+pub(crate) fn merge_key_of(txns: &IdSlab<ServerTxn>, id: u64) -> Option<&super::txn::HashedKey> {
+    txns.get(&id)?.merge.as_ref().map(|m| m.hashed())
 }

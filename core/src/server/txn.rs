@@ -6,6 +6,7 @@
 //! (timer L = 64·T1) absorbing retransmitted INVITEs, while the dialog layer retransmits the 2xx
 //! until the ACK arrives.
 
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,6 +60,96 @@ impl MergeKey {
             &[cseq, " ", call_id, " ", from_tag],
             None,
         )))
+    }
+}
+
+impl TxnKey {
+    pub fn hashed(&self) -> &HashedKey {
+        &self.0
+    }
+}
+
+impl MergeKey {
+    pub fn hashed(&self) -> &HashedKey {
+        &self.0
+    }
+}
+
+/// Key → id for keys their owners keep (a transaction its [`TxnKey`] and [`MergeKey`], a call
+/// its dialog key): the B-tree holds only the 64-bit hash and the id, and a hit is confirmed
+/// against the key the owner holds (`stored`, an O(1) slab lookup). Small entries make every
+/// insert and remove cheap, and nothing is copied into the index.
+///
+/// It behaves exactly as a `BTreeMap<HashedKey, V>`: a key whose hash another key already
+/// holds goes to `overflow`, a full map by key (only crafted or unlucky collisions get there),
+/// and every key has at most one entry in either. `stored(v)` must give the key `v` was
+/// inserted under for as long as the entry exists: insert after storing the owner, remove
+/// before dropping it.
+#[derive(Debug)]
+pub(crate) struct HashIndex<V> {
+    primary: BTreeMap<u64, V>,
+    overflow: BTreeMap<HashedKey, V>,
+}
+
+impl<V> Default for HashIndex<V> {
+    fn default() -> Self {
+        HashIndex {
+            primary: BTreeMap::new(),
+            overflow: BTreeMap::new(),
+        }
+    }
+}
+
+impl<V: Copy> HashIndex<V> {
+    pub fn get<'s>(
+        &self,
+        key: &HashedKey,
+        stored: impl Fn(V) -> Option<&'s HashedKey>,
+    ) -> Option<V> {
+        if let Some(&v) = self.primary.get(&key.hash) {
+            if stored(v).is_some_and(|k| k == key) {
+                return Some(v);
+            }
+        }
+        if self.overflow.is_empty() {
+            return None;
+        }
+        self.overflow.get(key).copied()
+    }
+
+    pub fn insert<'s>(
+        &mut self,
+        key: &HashedKey,
+        v: V,
+        stored: impl Fn(V) -> Option<&'s HashedKey>,
+    ) {
+        match self.primary.entry(key.hash) {
+            Entry::Vacant(e) => {
+                e.insert(v);
+                if !self.overflow.is_empty() {
+                    self.overflow.remove(key);
+                }
+            }
+            Entry::Occupied(mut e) => {
+                if stored(*e.get()).is_some_and(|k| k == key) {
+                    e.insert(v); // the same key again: replaced, as a map would
+                } else {
+                    self.overflow.insert(key.clone(), v);
+                }
+            }
+        }
+    }
+
+    pub fn remove<'s>(&mut self, key: &HashedKey, stored: impl Fn(V) -> Option<&'s HashedKey>) {
+        if let Entry::Occupied(e) = self.primary.entry(key.hash) {
+            if stored(*e.get()).is_some_and(|k| k == key) {
+                e.remove();
+                return;
+            }
+        }
+        if !self.overflow.is_empty() {
+            self.overflow.remove(key);
+        }
     }
 }
 
@@ -277,7 +368,17 @@ mod tests {
     /// length equals the same key built another way, and `with_method` round-trips.
     #[test]
     fn inline_and_heap_keys_agree() {
-        for n in [0, 1, 30, INLINE - 30, INLINE - 8, INLINE - 7, INLINE - 6, 100, 300] {
+        for n in [
+            0,
+            1,
+            30,
+            INLINE - 30,
+            INLINE - 8,
+            INLINE - 7,
+            INLINE - 6,
+            100,
+            300,
+        ] {
             let branch = "b".repeat(n);
             let a = TxnKey::new("INVITE", "H.example", 5060, &["z9hG4bK", &branch]);
             let text = format!("INVITE h.example:5060 z9hG4bK{branch}");
@@ -294,5 +395,39 @@ mod tests {
         let short = KeyText::Heap("ab".into());
         let long = HashedKey::of(&["a", "c"]).text;
         assert!(short < long);
+    }
+
+    /// The index answers as a `BTreeMap` by key would, colliding hashes included: keys forced
+    /// onto a handful of hash values, inserted, replaced and removed at random.
+    #[test]
+    fn hash_index_matches_a_map() {
+        let mut rng = crate::rng::Rng::new(3);
+        let mut owners: std::collections::BTreeMap<u64, HashedKey> = Default::default();
+        let mut index = HashIndex::default();
+        let mut model: BTreeMap<HashedKey, u64> = BTreeMap::new();
+        let key = |n: u64| {
+            let mut k = HashedKey::of(&[&format!("k{n}")]);
+            k.hash = n % 3; // collisions on purpose
+            k
+        };
+        for id in 0..3000u64 {
+            let k = key(rng.below(12));
+            match rng.below(3) {
+                0 => {
+                    owners.insert(id, k.clone());
+                    index.insert(&k, id, |v| owners.get(&v));
+                    model.insert(k, id);
+                }
+                1 => {
+                    index.remove(&k, |v| owners.get(&v));
+                    model.remove(&k);
+                }
+                _ => {}
+            }
+            for n in 0..12 {
+                let k = key(n);
+                assert_eq!(index.get(&k, |v| owners.get(&v)), model.get(&k).copied());
+            }
+        }
     }
 }
