@@ -172,7 +172,8 @@ impl Server {
         remote: SocketAddr,
         data: &[u8],
     ) {
-        if self.ports.contains_key(&(local.port() & !1)) && crate::rtp::is_rtp_or_rtcp(data) {
+        // The first-byte test first: a SIP message fails it, and skips the port lookup.
+        if crate::rtp::is_rtp_or_rtcp(data) && self.ports.contains_key(&(local.port() & !1)) {
             // RTP/RTCP from the caller (or DTMF events): counted and dropped; we only send.
             self.stats.rtp_in += 1;
             return;
