@@ -134,6 +134,7 @@ pub(crate) fn handle_sip(
     remote: SocketAddr,
     data: &[u8],
 ) {
+    s.merge_key = None; // belongs to one request only
     match incoming::parse(data, transport, local, remote) {
         Parsed::KeepAlive => {
             // RFC 5626 §4.4.1: answer a double-CRLF ping on a stream with a single CRLF.
@@ -227,16 +228,17 @@ pub(crate) fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
         return on_ack(s, now, req);
     }
     // RFC 3261 §8.2.2.2: the same request arriving by two paths is a loop, not a new call.
-    if req.method == "INVITE"
-        && req.to_tag.is_empty()
-        && s.merge_index
-            .get(
-                MergeKey::new(req.call_id, req.from_tag, req.cseq).hashed(),
-                |v| super::state::merge_key_of(&s.txns, v),
-            )
-            .is_some()
-    {
-        return s.respond_final(now, req, key, 482, &[]);
+    if req.method == "INVITE" && req.to_tag.is_empty() {
+        let merge = MergeKey::new(req.call_id, req.from_tag, req.cseq);
+        let merged = s
+            .merge_index
+            .get(merge.hashed(), |v| super::state::merge_key_of(&s.txns, v))
+            .is_some();
+        // Kept for the transaction this request is about to get (`new_server_txn`).
+        s.merge_key = Some(merge);
+        if merged {
+            return s.respond_final(now, req, key, 482, &[]);
+        }
     }
     if req.max_forwards == Some(0) {
         return s.respond_final(now, req, key, 483, &[]);

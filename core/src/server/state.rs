@@ -118,6 +118,9 @@ pub struct Server {
     pub(crate) draining: Option<Instant>,
     pub(crate) drained_sent: bool,
     pub(crate) scratch: Vec<u8>,
+    /// The merge key of the initial INVITE being handled, built for the merged-request check
+    /// and taken by its transaction instead of being built again (cleared per request).
+    pub(crate) merge_key: Option<MergeKey>,
 }
 
 impl Server {
@@ -160,6 +163,7 @@ impl Server {
             draining: None,
             drained_sent: false,
             scratch: Vec::with_capacity(2048),
+            merge_key: None,
         }
     }
 
@@ -376,7 +380,14 @@ impl Server {
     ) -> u64 {
         let invite = req.method == "INVITE";
         let merge = if invite && req.to_tag.is_empty() {
-            Some(MergeKey::new(req.call_id, req.from_tag, req.cseq))
+            // `merge_key` only ever holds this request's key (set by `handle_request`,
+            // cleared for every datagram in `handle_sip`).
+            let m = self
+                .merge_key
+                .take()
+                .unwrap_or_else(|| MergeKey::new(req.call_id, req.from_tag, req.cseq));
+            debug_assert!(m == MergeKey::new(req.call_id, req.from_tag, req.cseq));
+            Some(m)
         } else {
             None
         };
