@@ -252,6 +252,7 @@ impl Ord for KeyText {
 impl KeyText {
     /// `parts` written one after the other; the part at index `lower` (if any) with its ASCII
     /// letters lower-cased (`str::make_ascii_lowercase`).
+    #[inline]
     fn of(parts: &[&str], lower: Option<usize>) -> KeyText {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total > INLINE {
