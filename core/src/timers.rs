@@ -10,14 +10,31 @@
 //! low half. Comparing an `(Instant, u64)` tuple costs several branches per level of the heap,
 //! and the pacing heap pops once per RTP packet. The deadline is decoded from the packed value
 //! (exactly: `Instant` ± a whole number of nanoseconds), so an entry is no bigger than before.
+//!
+//! Most timers are armed at `now` plus a fixed interval (T1, 64·T1, T4), so they are pushed in
+//! deadline order. Such entries go to a few FIFO lanes, each kept sorted (an entry joins the
+//! lane whose last entry is the latest one not after it), and pop from the front in O(1); only
+//! entries that fit no lane (randomised RTCP intervals, out-of-order arming) go to the heap.
+//! Every pop takes the least `order` over the heap top and the lane fronts, so entries pop in
+//! exactly the order one heap would give.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::Instant;
+
+/// How many sorted FIFO lanes take in-order pushes before the heap does.
+const LANES: usize = 4;
 
 #[derive(Debug)]
 pub(crate) struct TimerHeap<K: Ord> {
     heap: BinaryHeap<Reverse<Entry<K>>>,
+    /// Each lane is sorted by `order` (front first): see the module docs.
+    lanes: [VecDeque<Entry<K>>; LANES],
+    /// The `order` of each lane's front entry (`u128::MAX`: empty) and of its last entry
+    /// (0: empty; a real order holds a sequence number of at least 1), kept beside the lanes
+    /// so choosing one reads one small array.
+    fronts: [u128; LANES],
+    backs: [u128; LANES],
     seq: u64,
     /// The first deadline pushed: the origin of the packed order.
     origin: Option<Instant>,
@@ -57,6 +74,9 @@ impl<K: Ord> Default for TimerHeap<K> {
     fn default() -> Self {
         TimerHeap {
             heap: BinaryHeap::new(),
+            lanes: Default::default(),
+            fronts: [u128::MAX; LANES],
+            backs: [0; LANES],
             seq: 0,
             origin: None,
         }
@@ -75,7 +95,40 @@ impl<K: Ord> TimerHeap<K> {
             None => MID.saturating_sub(nanos(origin - at)),
         };
         let order = ((deadline as u128) << 64) | self.seq as u128;
-        self.heap.push(Reverse(Entry { order, key }));
+        // The lane whose last entry is the latest one before this (keeps lanes tight), else an
+        // empty lane (back 0, the least of all), else the heap.
+        let mut best: Option<usize> = None;
+        for (i, &back) in self.backs.iter().enumerate() {
+            if back < order && best.is_none_or(|b| back > self.backs[b]) {
+                best = Some(i);
+            }
+        }
+        match best {
+            Some(i) => {
+                if self.backs[i] == 0 {
+                    self.fronts[i] = order;
+                }
+                self.backs[i] = order;
+                self.lanes[i].push_back(Entry { order, key });
+            }
+            None => self.heap.push(Reverse(Entry { order, key })),
+        }
+    }
+
+    /// Where the earliest entry is: a lane (`Some(i)`) or the heap (`None`), and its order.
+    fn earliest(&self) -> Option<(Option<usize>, u128)> {
+        let mut lane = 0;
+        for i in 1..LANES {
+            if self.fronts[i] < self.fronts[lane] {
+                lane = i;
+            }
+        }
+        let front = self.fronts[lane];
+        match self.heap.peek() {
+            Some(Reverse(e)) if e.order < front => Some((None, e.order)),
+            _ if front != u128::MAX => Some((Some(lane), front)),
+            _ => None,
+        }
     }
 
     /// The deadline packed into `order` (an entry exists, so the origin is set).
@@ -90,17 +143,31 @@ impl<K: Ord> TimerHeap<K> {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        let Reverse(e) = self.heap.peek()?;
-        self.deadline(e.order)
+        let (_, order) = self.earliest()?;
+        self.deadline(order)
     }
 
     /// Pop the earliest entry if it is due at `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, K)> {
-        let at = self.next_deadline()?;
+        let (from, order) = self.earliest()?;
+        let at = self.deadline(order)?;
         if at > now {
             return None;
         }
-        let Reverse(e) = self.heap.pop()?;
+        let e = match from {
+            Some(i) => {
+                let e = self.lanes[i].pop_front()?;
+                match self.lanes[i].front() {
+                    Some(next) => self.fronts[i] = next.order,
+                    None => {
+                        self.fronts[i] = u128::MAX;
+                        self.backs[i] = 0;
+                    }
+                }
+                e
+            }
+            None => self.heap.pop()?.0,
+        };
         Some((at, e.key))
     }
 }
@@ -131,5 +198,43 @@ mod tests {
             (t0 + Duration::from_nanos(5_000_000_001), 4),
         ];
         assert_eq!(got, want);
+    }
+
+    /// Lanes and heap together pop exactly as one heap ordered by (deadline, push order) would,
+    /// whatever the push pattern: in order, fixed offsets from a moving `now`, random.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // any instant will do as the test's origin
+    fn pops_like_a_single_heap() {
+        let t0 = Instant::now();
+        let mut rng = crate::rng::Rng::new(7);
+        for round in 0..50 {
+            let mut h = TimerHeap::default();
+            let mut model: Vec<(Instant, u32)> = Vec::new();
+            let mut now = t0 + Duration::from_secs(100);
+            for n in 0..400u32 {
+                if rng.below(10) == 0 {
+                    now += Duration::from_millis(rng.below(3000));
+                    let mut got = Vec::new();
+                    while let Some(e) = h.pop_due(now) {
+                        got.push(e);
+                    }
+                    // the model: stable sort by deadline keeps push order among ties
+                    model.sort_by_key(|&(at, _)| at);
+                    let due = model.iter().take_while(|&&(at, _)| at <= now).count();
+                    let want: Vec<_> = model.drain(..due).collect();
+                    assert_eq!(got, want, "round {round}");
+                    assert_eq!(h.next_deadline(), model.iter().map(|&(at, _)| at).min());
+                }
+                let at = match rng.below(6) {
+                    0 => now + Duration::from_millis(500),
+                    1 | 2 => now + Duration::from_secs(32),
+                    3 => now + Duration::from_millis(2500 + rng.below(5000)),
+                    4 => now,
+                    _ => t0 + Duration::from_millis(rng.below(200_000)),
+                };
+                h.push(at, n);
+                model.push((at, n));
+            }
+        }
     }
 }

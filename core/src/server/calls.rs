@@ -42,14 +42,17 @@ pub(crate) struct SessionTimer {
 /// One dialog and its media.
 #[derive(Debug)]
 pub(crate) struct Call {
-    /// `Call-ID SP our tag` (see [`dialog_key`]): the dialog's identity, and its key in
-    /// `Server::dialogs`. One string instead of two, sliced by the accessors.
-    pub dialog: String,
+    /// `Call-ID SP our tag` (a Call-ID holds no space): the dialog's identity, and its key in
+    /// `Server::dialogs` (inserted and removed as is, never rebuilt). One text instead of two,
+    /// sliced by the accessors.
+    pub dialog: HashedKey,
     pub call_id_len: usize,
-    pub user: String,
-    /// Their From as written (our To in requests we send) and their To with our tag (our From).
-    pub their_from: String,
-    pub our_from: String,
+    /// The Request-URI user, their From as written (our To in requests we send) and their To
+    /// with our tag (our From), one after the other: one allocation for the three, sliced by
+    /// the accessors at `user_end` and `their_from_end`.
+    pub parties: String,
+    pub user_end: usize,
+    pub their_from_end: usize,
     pub remote_target: String,
     pub route_set: Vec<String>,
     pub remote_cseq: u32,
@@ -64,9 +67,10 @@ pub(crate) struct Call {
     /// The INVITE transaction being answered and the header block of its responses.
     pub invite_txn: u64,
     pub invite_cseq: u32,
+    /// Then, from `invite_extra_at`, the header lines only the 2xx carries (Contact,
+    /// Record-Route, Allow, ...), CRLF-terminated: one buffer for both.
     pub invite_head: Vec<u8>,
-    /// Header lines only the 2xx carries (Contact, Record-Route, Allow, ...), CRLF-terminated.
-    pub invite_extra: Vec<u8>,
+    pub invite_extra_at: usize,
     /// The offer of the INVITE being answered (None: we offer in the 2xx, answer in the ACK).
     pub offer: Option<Box<SessionDescription>>,
     pub port: u16,
@@ -91,11 +95,23 @@ pub(crate) struct Call {
 
 impl Call {
     pub fn call_id(&self) -> &str {
-        &self.dialog[..self.call_id_len]
+        &self.dialog.text()[..self.call_id_len]
     }
 
     pub fn local_tag(&self) -> &str {
-        &self.dialog[self.call_id_len + 1..]
+        &self.dialog.text()[self.call_id_len + 1..]
+    }
+
+    pub fn user(&self) -> &str {
+        &self.parties[..self.user_end]
+    }
+
+    pub fn their_from(&self) -> &str {
+        &self.parties[self.user_end..self.their_from_end]
+    }
+
+    pub fn our_from(&self) -> &str {
+        &self.parties[self.their_from_end..]
     }
 
     pub(crate) fn sending(&self) -> bool {
@@ -118,6 +134,7 @@ pub(crate) fn handle_sip(
     remote: SocketAddr,
     data: &[u8],
 ) {
+    s.merge_key = None; // belongs to one request only
     match incoming::parse(data, transport, local, remote) {
         Parsed::KeepAlive => {
             // RFC 5626 §4.4.1: answer a double-CRLF ping on a stream with a single CRLF.
@@ -191,15 +208,6 @@ pub(crate) fn txn_key(req: &Request<'_>) -> TxnKey {
     }
 }
 
-/// The `dialogs` key of a dialog: `Call-ID SP our tag` (a Call-ID holds no space).
-pub(crate) fn dialog_key(out: &mut String, call_id: &str, local_tag: &str) {
-    out.clear();
-    out.reserve(call_id.len() + 1 + local_tag.len());
-    out.push_str(call_id);
-    out.push(' ');
-    out.push_str(local_tag);
-}
-
 pub(crate) fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
     let key = txn_key(req);
     let is_ack = req.method == "ACK";
@@ -220,12 +228,17 @@ pub(crate) fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
         return on_ack(s, now, req);
     }
     // RFC 3261 §8.2.2.2: the same request arriving by two paths is a loop, not a new call.
-    if req.method == "INVITE"
-        && req.to_tag.is_empty()
-        && s.merge_index
-            .contains_key(&MergeKey::new(req.call_id, req.from_tag, req.cseq))
-    {
-        return s.respond_final(now, req, key, 482, &[]);
+    if req.method == "INVITE" && req.to_tag.is_empty() {
+        let merge = MergeKey::new(req.call_id, req.from_tag, req.cseq);
+        let merged = s
+            .merge_index
+            .get(merge.hashed(), |v| super::state::merge_key_of(&s.txns, v))
+            .is_some();
+        // Kept for the transaction this request is about to get (`new_server_txn`).
+        s.merge_key = Some(merge);
+        if merged {
+            return s.respond_final(now, req, key, 482, &[]);
+        }
     }
     if req.max_forwards == Some(0) {
         return s.respond_final(now, req, key, 483, &[]);
@@ -287,13 +300,9 @@ pub(crate) fn find_dialog(s: &mut Server, req: &Request<'_>) -> Option<CallHandl
     if req.to_tag.is_empty() {
         return None;
     }
-    // Looked up through a reused buffer: no allocation per in-dialog request.
-    let mut key = std::mem::take(&mut s.key_scratch);
-    dialog_key(&mut key, req.call_id, req.to_tag);
-    let key = HashedKey::new(key);
-    let found = s.dialogs.get(&key).copied();
-    s.key_scratch = key.into_text();
-    found
+    // The key is held inline: no allocation per in-dialog request.
+    let key = HashedKey::of(&[req.call_id, " ", req.to_tag]);
+    s.dialogs.get(&key, |h| s.calls.get(&h).map(|c| &c.dialog))
 }
 
 /// The INVITE's offer (or `None` for a late offer), or the final error response to send.

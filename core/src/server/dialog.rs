@@ -18,7 +18,9 @@ pub(crate) fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
         s.stats.dropped += 1;
         return;
     };
-    let prefs = prefs(s);
+    // Our codec preferences matter only for a late offer's answer (no copy of them otherwise).
+    let late_offer = s.calls.get(&handle).is_some_and(|c| c.offer.is_none());
+    let prefs = late_offer.then(|| prefs(s));
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
@@ -29,7 +31,7 @@ pub(crate) fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
     // What answering needed is not needed again until the next re-INVITE: a confirmed call
     // keeps only its dialog identity and media cursor.
     call.invite_head = Vec::new();
-    call.invite_extra = Vec::new();
+    call.invite_extra_at = 0;
     call.ok_bytes = None;
     call.retransmit_at = None;
     call.ack_deadline = None;
@@ -40,7 +42,7 @@ pub(crate) fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
         } else {
             sdp::parse(req.body).ok()
         };
-        match answer.map(|a| sdp::accept_answer(&a, &prefs)) {
+        match answer.zip(prefs).map(|(a, p)| sdp::accept_answer(&a, &p)) {
             Some(Ok(neg)) => call.pending = Some(Box::new(neg)),
             _ => {
                 return hangup(s, now, handle, EndReason::Control);
@@ -95,7 +97,7 @@ pub(crate) fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
         Event::CallStarted {
             call: handle,
             call_id: call.call_id().to_string(),
-            user: call.user.clone(),
+            user: call.user().to_string(),
             remote_sip: call.remote_sip,
             remote_rtp: neg.remote_rtp,
             local_rtp: call.local_rtp(rtp_ip),
@@ -112,24 +114,23 @@ pub(crate) fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
         }
     };
     call.media = Some(neg);
-    let mut timers = Vec::new();
+    // At most three timers, armed in this order (no Vec to allocate for them).
+    let mut timers = [None; 3];
     if first {
         if let Some(max) = max {
             call.max_at = Some(now + max);
-            timers.push((now + max, CallTimer::MaxDuration));
+            timers[0] = Some((now + max, CallTimer::MaxDuration));
         }
         // RFC 3550 §6.3.1: randomise the report interval over [0.5, 1.5] of the nominal.
         let at = now + rtcp_interval.mul_f64(0.5 + jitter as f64 / 1000.0);
         call.rtcp_at = Some(at);
-        timers.push((at, CallTimer::Rtcp));
+        timers[1] = Some((at, CallTimer::Rtcp));
     }
-    if let Some(t) = arm_session_timer(call, now) {
-        timers.push(t);
-    }
+    timers[2] = arm_session_timer(call, now);
     if let Some(due) = schedule {
         s.pacing.push(due, handle);
     }
-    for (at, what) in timers {
+    for (at, what) in timers.into_iter().flatten() {
         s.timers.push(at, Timer::Call(handle, what));
     }
     s.emit(ev);
@@ -202,10 +203,10 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
     build::start_response(&mut head, req, 200, None, None, &ua).finish(None);
     let contact = format!(
         "<sip:{}@{}:{}>",
-        if call.user.is_empty() {
+        if call.user().is_empty() {
             "onhold"
         } else {
-            &call.user
+            call.user()
         },
         build::host_str(call.advertised),
         call.local_sip.port()
@@ -221,8 +222,10 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
     if invite {
         call.invite_txn = id;
         call.invite_cseq = req.cseq;
-        call.invite_head = strip_status_and_length(head);
-        call.invite_extra = extra;
+        let mut block = strip_status_and_length(head);
+        call.invite_extra_at = block.len();
+        block.extend_from_slice(&extra);
+        call.invite_head = block;
         call.offer = offer;
         call.pending = neg.map(Box::new);
         if !has_offer {
@@ -274,7 +277,7 @@ pub(crate) fn on_bye(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKe
             .get(&txn)
             .is_some_and(|t| t.state == ServerState::Proceeding)
         {
-            send_on_invite(s, now, handle, 487, &[], None);
+            send_on_invite(s, now, handle, 487, false, None);
         }
     }
     forget(s, now, handle, EndReason::RemoteBye);

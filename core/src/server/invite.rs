@@ -34,22 +34,18 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     };
     let handle = s.calls.vacant();
     let id = s.new_server_txn(req, key, Some(handle));
-    s.reply(now, id, req, 100, None, &[]);
     // Our tag goes straight into the dialog's identity string (no String of its own).
     let mut tag_buf = [0; 16];
     let local_tag = ascii::hex16(s.rng.next_u64(), &mut tag_buf);
+    // The header block every response on this transaction shares (the 2xx's, with our tag), and
+    // the 100 cut from it: the same lines without the tag.
+    let mut head = Vec::with_capacity(768);
+    let tag_at = build::response_head(&mut head, req, 200, Some(local_tag), &s.config.user_agent)
+        .unwrap_or(head.len());
+    let tag_end = (tag_at + ";tag=".len() + local_tag.len()).min(head.len());
+    send_trying(s, now, id, &head[..tag_at], &head[tag_end..]);
+    let extra_at = head.len();
     let advertised = s.advertised_ip(req);
-    let mut head = Vec::with_capacity(512);
-    build::start_response(
-        &mut head,
-        req,
-        200,
-        None,
-        Some(local_tag),
-        &s.config.user_agent,
-    )
-    .finish(None);
-    let head = strip_status_and_length(head);
     let transport_param = if req.transport == Transport::Tcp {
         ";transport=tcp"
     } else {
@@ -60,10 +56,11 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     } else {
         req.uri_user
     };
-    // The 200's own header lines, written once as bytes (the 2xx is built once and then
-    // retransmitted as is). First `Contact: <sip:{user}@{host}:{port}{transport_param}>`.
-    let mut extra = Vec::with_capacity(256);
-    MessageWriter::block(&mut extra).header_with("Contact", |out| {
+    // The 200's own header lines, written once as bytes after the shared block (the 2xx is
+    // built once and then retransmitted as is). First
+    // `Contact: <sip:{user}@{host}:{port}{transport_param}>`.
+    let extra = &mut head;
+    MessageWriter::block(extra).header_with("Contact", |out| {
         out.extend_from_slice(b"<sip:");
         out.extend_from_slice(user.as_bytes());
         out.push(b'@');
@@ -74,33 +71,38 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
         out.push(b'>');
     });
     for rr in &req.record_route {
-        build::push_header(&mut extra, "Record-Route", rr);
+        build::push_header(extra, "Record-Route", rr);
     }
-    build::push_header(&mut extra, "Allow", ALLOW);
-    build::push_header(&mut extra, "Supported", SUPPORTED);
+    build::push_header(extra, "Allow", ALLOW);
+    build::push_header(extra, "Supported", SUPPORTED);
     if let Some(t) = &session {
-        push_session_expires(&mut extra, t);
+        push_session_expires(extra, t);
         if req
             .supported
             .iter()
             .any(|t| t.eq_ignore_ascii_case("timer"))
         {
-            build::push_header(&mut extra, "Require", "timer");
+            build::push_header(extra, "Require", "timer");
         }
     }
     let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
-    let mut dialog = String::new();
-    dialog_key(&mut dialog, req.call_id, local_tag);
-    let mut our_from = String::with_capacity(req.to.len() + 5 + local_tag.len());
-    our_from.push_str(req.to);
-    our_from.push_str(";tag=");
-    our_from.push_str(local_tag);
+    let dialog = HashedKey::of(&[req.call_id, " ", local_tag]);
+    let mut parties = String::with_capacity(
+        req.uri_user.len() + req.from.len() + req.to.len() + 5 + local_tag.len(),
+    );
+    parties.push_str(req.uri_user);
+    let user_end = parties.len();
+    parties.push_str(req.from);
+    let their_from_end = parties.len();
+    parties.push_str(req.to);
+    parties.push_str(";tag=");
+    parties.push_str(local_tag);
     let mut call = Call {
         call_id_len: req.call_id.len(),
         dialog,
-        user: req.uri_user.to_string(),
-        their_from: req.from.to_string(),
-        our_from,
+        parties,
+        user_end,
+        their_from_end,
         remote_target: req.contact.unwrap_or(req.uri).to_string(),
         route_set: req.record_route.iter().map(|r| r.to_string()).collect(),
         remote_cseq: req.cseq,
@@ -114,7 +116,7 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
         invite_txn: id,
         invite_cseq: req.cseq,
         invite_head: head,
-        invite_extra: extra,
+        invite_extra_at: extra_at,
         offer,
         port: 0,
         port_tries: 0,
@@ -136,14 +138,31 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     };
     call.sdp_version = call.sdp_session;
     call.request_dest = request_destination(&call, req);
-    s.dialogs
-        .insert(HashedKey::new(call.dialog.clone()), handle);
     s.calls.insert(handle, call);
+    // Indexed once the call holds its key (the index checks hits against it).
+    let calls = &s.calls;
+    if let Some(c) = calls.get(&handle) {
+        s.dialogs
+            .insert(&c.dialog, handle, |h| calls.get(&h).map(|c| &c.dialog));
+    }
     s.stats.calls_total += 1;
     s.stats.calls_active = s.calls.len();
     if !ask_for_port(s, now, handle, rtcp_mux) {
         fail_unanswered(s, now, handle, 503, EndReason::Control);
     }
+}
+
+/// The 100 of a new INVITE (RFC 3261 §8.2.6.1): its header block is `before` and `after` (the
+/// 2xx's block around our To tag), as [`Server::reply`] would write it with no tag.
+fn send_trying(s: &mut Server, now: Instant, id: u64, before: &[u8], after: &[u8]) {
+    let mut scratch = std::mem::take(&mut s.scratch);
+    let mut w = build::response(&mut scratch, 100, crate::sip::reason_phrase(100));
+    w.header_lines(before);
+    w.header_lines(after);
+    w.finish(None);
+    let bytes: Arc<[u8]> = Arc::from(&scratch[..]);
+    s.scratch = scratch;
+    s.respond(now, id, bytes, 100);
 }
 
 /// `Session-Expires: <secs>;refresher=<uac|uas>` (RFC 4028 §9).
@@ -250,7 +269,7 @@ pub(crate) fn rtp_bound(s: &mut Server, now: Instant, port: u16, ok: bool) {
         return;
     }
     if s.config.send_ringing {
-        send_on_invite(s, now, handle, 180, &[], None);
+        send_on_invite(s, now, handle, 180, false, None);
     }
     answer_invite(s, now, handle);
 }
@@ -289,14 +308,19 @@ pub(crate) fn send_on_invite(
     now: Instant,
     handle: CallHandle,
     code: u16,
-    extra: &[u8],
+    with_extra: bool,
     body: Option<&[u8]>,
 ) -> Option<Arc<[u8]>> {
     let call = s.calls.get(&handle)?;
     let mut scratch = std::mem::take(&mut s.scratch);
     let mut w = build::response(&mut scratch, code, crate::sip::reason_phrase(code));
-    w.header_lines(&call.invite_head);
-    w.header_lines(extra);
+    // The shared header block, and with it the 2xx's own lines when asked.
+    let end = if with_extra {
+        call.invite_head.len()
+    } else {
+        call.invite_extra_at.min(call.invite_head.len())
+    };
+    w.header_lines(&call.invite_head[..end]);
     w.finish(body.map(|b| ("application/sdp", b)));
     let id = call.invite_txn;
     // One copy, shared by the transaction, the call (2xx retransmission) and the queue.
@@ -308,18 +332,11 @@ pub(crate) fn send_on_invite(
 
 pub(crate) fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
     let body = local_sdp(s, handle);
-    // Taken out for the call and put back: no copy of the header lines.
-    let extra = s
-        .calls
-        .get_mut(&handle)
-        .map(|c| std::mem::take(&mut c.invite_extra))
-        .unwrap_or_default();
-    let bytes = send_on_invite(s, now, handle, 200, &extra, Some(&body));
+    let bytes = send_on_invite(s, now, handle, 200, true, Some(&body));
     let t1 = s.t1();
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
-    call.invite_extra = extra;
     call.state = CallState::Answering;
     call.ok_bytes = bytes;
     call.retransmit_interval = t1;
@@ -352,6 +369,6 @@ pub(crate) fn fail_unanswered(
     code: u16,
     reason: EndReason,
 ) {
-    send_on_invite(s, now, handle, code, &[], None);
+    send_on_invite(s, now, handle, code, false, None);
     forget(s, now, handle, reason);
 }

@@ -7,7 +7,7 @@ use super::dialog::*;
 use super::invite::*;
 use super::playout::*;
 use super::state::{CallTimer, Path, Server, Timer};
-use super::txn::{ClientPurpose, HashedKey};
+use super::txn::ClientPurpose;
 use super::{CallHandle, Command, EndReason, Event, TransmitKind, Transport};
 use std::time::Instant;
 
@@ -114,8 +114,8 @@ pub(crate) fn send_in_dialog(
         ),
     );
     w.header("Max-Forwards", "70");
-    w.header("From", &call.our_from);
-    w.header("To", &call.their_from);
+    w.header("From", call.our_from());
+    w.header("To", call.their_from());
     w.header("Call-ID", call.call_id());
     w.header_fmt("CSeq", format_args!("{} {method}", call.local_cseq));
     for r in &call.route_set {
@@ -181,15 +181,16 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
     if sent_any {
         send_rtcp(s, now, handle, true);
     }
+    // Out of the index first, while the call still holds the key it checks.
+    let calls = &s.calls;
+    let Some(c) = calls.get(&handle) else {
+        return;
+    };
+    s.dialogs
+        .remove(&c.dialog, |h| calls.get(&h).map(|c| &c.dialog));
     let Some(call) = s.calls.remove(&handle) else {
         return;
     };
-    let mut key = std::mem::take(&mut s.key_scratch);
-    key.clear();
-    key.push_str(&call.dialog);
-    let key = HashedKey::new(key);
-    s.dialogs.remove(&key);
-    s.key_scratch = key.into_text();
     if call.port != 0 && s.ports.get(&call.port) == Some(&handle) {
         s.ports.remove(&call.port);
         let rtcp_mux = call

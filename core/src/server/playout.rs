@@ -91,7 +91,7 @@ pub(crate) fn send_rtcp(s: &mut Server, now: Instant, handle: CallHandle, bye: b
 pub(crate) fn reload(s: &mut Server) {
     let library = s.library.clone();
     for call in s.calls.values_mut() {
-        call.class = library.class_for(&call.user);
+        call.class = library.class_for(call.user());
         if let Some(p) = call.playout.as_mut() {
             p.marker = true;
         }

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::build;
 use super::incoming::Request;
-use super::slab::CallSlab;
-use super::txn::{ClientPurpose, ClientTxn, HashedKey, MergeKey, ServerState, ServerTxn, TxnKey};
+use super::slab::{CallSlab, IdSlab};
+use super::txn::{ClientPurpose, ClientTxn, HashIndex, MergeKey, ServerState, ServerTxn, TxnKey};
 use super::{
     CallHandle, Command, Control, EndReason, Event, ServerConfig, Stats, Transmit, TransmitKind,
     Transport,
@@ -97,16 +97,16 @@ pub struct Server {
     /// In-dialog lookup: `Call-ID SP our tag` (see `calls::dialog_key`) → call. A BTreeMap:
     /// deterministic, and peer-chosen Call-IDs cannot degrade it the way they can flood a
     /// fixed-key hash map.
-    pub(crate) dialogs: BTreeMap<HashedKey, CallHandle>,
+    pub(crate) dialogs: HashIndex<CallHandle>,
     /// RTP port (even) → call, for ports asked of the runtime.
     pub(crate) ports: BTreeMap<u16, CallHandle>,
     pub(crate) bad_ports: BTreeSet<u16>,
     pub(crate) port_cursor: u16,
-    /// Boxed: a transaction is ~250 bytes, and B-tree nodes shift and split their values in
-    /// place (the oldest ones are removed from the front of a node as their timers end).
-    pub(crate) txns: BTreeMap<u64, Box<ServerTxn>>,
-    pub(crate) txn_index: BTreeMap<TxnKey, u64>,
-    pub(crate) merge_index: BTreeMap<MergeKey, u64>,
+    /// Server transactions by id (see `IdSlab`).
+    pub(crate) txns: IdSlab<ServerTxn>,
+    /// Transaction key → transaction, and merge key → INVITE transaction (see `HashIndex`).
+    pub(crate) txn_index: HashIndex<u64>,
+    pub(crate) merge_index: HashIndex<u64>,
     pub(crate) client_txns: BTreeMap<u64, ClientTxn>,
     pub(crate) client_index: BTreeMap<String, u64>,
     pub(crate) next_id: u64,
@@ -118,8 +118,9 @@ pub struct Server {
     pub(crate) draining: Option<Instant>,
     pub(crate) drained_sent: bool,
     pub(crate) scratch: Vec<u8>,
-    /// Reused for map lookups by a composite string key, so a lookup does not allocate.
-    pub(crate) key_scratch: String,
+    /// The merge key of the initial INVITE being handled, built for the merged-request check
+    /// and taken by its transaction instead of being built again (cleared per request).
+    pub(crate) merge_key: Option<MergeKey>,
 }
 
 impl Server {
@@ -144,13 +145,13 @@ impl Server {
             epoch_wall,
             stats: Stats::default(),
             calls: CallSlab::default(),
-            dialogs: BTreeMap::new(),
+            dialogs: HashIndex::default(),
             ports: BTreeMap::new(),
             bad_ports: BTreeSet::new(),
             port_cursor,
-            txns: BTreeMap::new(),
-            txn_index: BTreeMap::new(),
-            merge_index: BTreeMap::new(),
+            txns: IdSlab::default(),
+            txn_index: HashIndex::default(),
+            merge_index: HashIndex::default(),
             client_txns: BTreeMap::new(),
             client_index: BTreeMap::new(),
             next_id: 1,
@@ -162,7 +163,7 @@ impl Server {
             draining: None,
             drained_sent: false,
             scratch: Vec::with_capacity(2048),
-            key_scratch: String::new(),
+            merge_key: None,
         }
     }
 
@@ -175,7 +176,8 @@ impl Server {
         remote: SocketAddr,
         data: &[u8],
     ) {
-        if self.ports.contains_key(&(local.port() & !1)) && crate::rtp::is_rtp_or_rtcp(data) {
+        // The first-byte test first: a SIP message fails it, and skips the port lookup.
+        if crate::rtp::is_rtp_or_rtcp(data) && self.ports.contains_key(&(local.port() & !1)) {
             // RTP/RTCP from the caller (or DTMF events): counted and dropped; we only send.
             self.stats.rtp_in += 1;
             return;
@@ -365,7 +367,9 @@ impl Server {
     // ----- server transactions -----
 
     pub(crate) fn find_txn(&self, key: &TxnKey) -> Option<u64> {
-        self.txn_index.get(key).copied()
+        self.txn_index.get(key.hashed(), |id| {
+            self.txns.get(&id).map(|t| t.key.hashed())
+        })
     }
 
     pub(crate) fn new_server_txn(
@@ -374,34 +378,44 @@ impl Server {
         key: TxnKey,
         call: Option<CallHandle>,
     ) -> u64 {
-        let id = self.id();
         let invite = req.method == "INVITE";
         let merge = if invite && req.to_tag.is_empty() {
-            let m = MergeKey::new(req.call_id, req.from_tag, req.cseq);
-            self.merge_index.insert(m.clone(), id);
+            // `merge_key` only ever holds this request's key (set by `handle_request`,
+            // cleared for every datagram in `handle_sip`).
+            let m = self
+                .merge_key
+                .take()
+                .unwrap_or_else(|| MergeKey::new(req.call_id, req.from_tag, req.cseq));
+            debug_assert!(m == MergeKey::new(req.call_id, req.from_tag, req.cseq));
             Some(m)
         } else {
             None
         };
-        self.txn_index.insert(key.clone(), id);
-        self.txns.insert(
-            id,
-            Box::new(ServerTxn {
-                key,
-                invite,
-                state: ServerState::Proceeding,
-                last: None,
-                last_code: 0,
-                transport: req.transport,
-                local: req.local,
-                dest: build::response_destination(req),
-                call,
-                merge,
-                retransmit_at: None,
-                interval: self.config.t1,
-                end_at: None,
-            }),
-        );
+        let id = self.txns.insert(Box::new(ServerTxn {
+            key,
+            invite,
+            state: ServerState::Proceeding,
+            last: None,
+            last_code: 0,
+            transport: req.transport,
+            local: req.local,
+            dest: build::response_destination(req),
+            call,
+            merge,
+            retransmit_at: None,
+            interval: self.config.t1,
+            end_at: None,
+        }));
+        let txns = &self.txns;
+        if let Some(txn) = txns.get(&id) {
+            if let Some(m) = &txn.merge {
+                self.merge_index
+                    .insert(m.hashed(), id, |v| merge_key_of(txns, v));
+            }
+            self.txn_index.insert(txn.key.hashed(), id, |v| {
+                txns.get(&v).map(|t| t.key.hashed())
+            });
+        }
         id
     }
 
@@ -508,14 +522,19 @@ impl Server {
     }
 
     pub(crate) fn drop_server_txn(&mut self, id: u64) {
-        if let Some(txn) = self.txns.remove(&id) {
-            self.txn_index.remove(&txn.key);
-            if let Some(m) = txn.merge {
-                if self.merge_index.get(&m) == Some(&id) {
-                    self.merge_index.remove(&m);
+        // Out of the indexes first, while the transaction still holds the keys they check.
+        let txns = &self.txns;
+        if let Some(txn) = txns.get(&id) {
+            let key_of = |v| txns.get(&v).map(|t| t.key.hashed());
+            self.txn_index.remove(txn.key.hashed(), key_of);
+            if let Some(m) = &txn.merge {
+                if self.merge_index.get(m.hashed(), |v| merge_key_of(txns, v)) == Some(id) {
+                    self.merge_index
+                        .remove(m.hashed(), |v| merge_key_of(txns, v));
                 }
             }
         }
+        self.txns.remove(&id);
     }
 
     /// Build and send a complete response to `req` on transaction `id` (no body).
@@ -713,4 +732,9 @@ impl Server {
     pub(crate) fn t1(&self) -> Duration {
         self.config.t1
     }
+}
+
+/// The merge key the transaction `id` holds (for [`HashIndex`] lookups).
+pub(crate) fn merge_key_of(txns: &IdSlab<ServerTxn>, id: u64) -> Option<&super::txn::HashedKey> {
+    txns.get(&id)?.merge.as_ref().map(|m| m.hashed())
 }

@@ -6,6 +6,7 @@
 //! (timer L = 64·T1) absorbing retransmitted INVITEs, while the dialog layer retransmits the 2xx
 //! until the ACK arrives.
 
+use std::collections::btree_map::{BTreeMap, Entry};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,9 +16,9 @@ use super::{ascii, CallHandle, Transport};
 /// RFC 3261 §17.2.3 matching key: branch, sent-by, and the method (ACK and CANCEL match the
 /// INVITE by branch; CANCEL has a transaction of its own).
 ///
-/// Held as one string, `method SP sent-by SP branch`: one allocation per request instead of
-/// three. Neither the method (a token) nor the sent-by (`host:port`) contains a space, so the
-/// first two spaces split the key unambiguously whatever the branch holds.
+/// Held as one text, `method SP sent-by SP branch`, inline when short (see [`KeyText`]). Neither
+/// the method (a token) nor the sent-by (`host:port`) contains a space, so the first two spaces
+/// split the key unambiguously whatever the branch holds.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct TxnKey(HashedKey);
 
@@ -25,30 +26,24 @@ impl TxnKey {
     /// `host` is lower-cased (sent-by compares case-insensitively); `branch` is written from
     /// its parts in order.
     pub fn new(method: &str, host: &str, port: u16, branch: &[&str]) -> TxnKey {
-        let len = branch.iter().map(|p| p.len()).sum::<usize>();
-        let mut key = String::with_capacity(method.len() + host.len() + len + 8);
-        key.push_str(method);
-        key.push(' ');
-        let host_at = key.len();
-        key.push_str(host);
-        key[host_at..].make_ascii_lowercase();
-        key.push(':');
-        key.push_str(ascii::decimal(port as u64, &mut [0; 20]));
-        key.push(' ');
-        for part in branch {
-            key.push_str(part);
-        }
-        TxnKey(HashedKey::new(key))
+        let mut port_buf = [0; 20];
+        let port = ascii::decimal(port as u64, &mut port_buf);
+        let text = match branch {
+            [b] => KeyText::of(&[method, " ", host, ":", port, " ", b], Some(2)),
+            _ => {
+                let mut parts = Vec::with_capacity(6 + branch.len());
+                parts.extend_from_slice(&[method, " ", host, ":", port, " "]);
+                parts.extend_from_slice(branch);
+                KeyText::of(&parts, Some(2))
+            }
+        };
+        TxnKey(HashedKey::new(text))
     }
 
     /// The same sent-by and branch under another method (a CANCEL's INVITE).
     pub fn with_method(&self, method: &str) -> TxnKey {
         let rest = self.0.text().split_once(' ').map_or("", |(_, rest)| rest);
-        let mut key = String::with_capacity(method.len() + 1 + rest.len());
-        key.push_str(method);
-        key.push(' ');
-        key.push_str(rest);
-        TxnKey(HashedKey::new(key))
+        TxnKey(HashedKey::new(KeyText::of(&[method, " ", rest], None)))
     }
 }
 
@@ -59,13 +54,102 @@ pub(crate) struct MergeKey(HashedKey);
 
 impl MergeKey {
     pub fn new(call_id: &str, from_tag: &str, cseq: u32) -> MergeKey {
-        let mut key = String::with_capacity(call_id.len() + from_tag.len() + 12);
-        key.push_str(ascii::decimal(cseq as u64, &mut [0; 20]));
-        key.push(' ');
-        key.push_str(call_id);
-        key.push(' ');
-        key.push_str(from_tag);
-        MergeKey(HashedKey::new(key))
+        let mut cseq_buf = [0; 20];
+        let cseq = ascii::decimal(cseq as u64, &mut cseq_buf);
+        MergeKey(HashedKey::new(KeyText::of(
+            &[cseq, " ", call_id, " ", from_tag],
+            None,
+        )))
+    }
+}
+
+impl TxnKey {
+    pub fn hashed(&self) -> &HashedKey {
+        &self.0
+    }
+}
+
+impl MergeKey {
+    pub fn hashed(&self) -> &HashedKey {
+        &self.0
+    }
+}
+
+/// Key → id for keys their owners keep (a transaction its [`TxnKey`] and [`MergeKey`], a call
+/// its dialog key): the B-tree holds only the 64-bit hash and the id, and a hit is confirmed
+/// against the key the owner holds (`stored`, an O(1) slab lookup). Small entries make every
+/// insert and remove cheap, and nothing is copied into the index.
+///
+/// It behaves exactly as a `BTreeMap<HashedKey, V>`: a key whose hash another key already
+/// holds goes to `overflow`, a full map by key (only crafted or unlucky collisions get there),
+/// and every key has at most one entry in either. `stored(v)` must give the key `v` was
+/// inserted under for as long as the entry exists: insert after storing the owner, remove
+/// before dropping it.
+#[derive(Debug)]
+pub(crate) struct HashIndex<V> {
+    primary: BTreeMap<u64, V>,
+    overflow: BTreeMap<HashedKey, V>,
+}
+
+impl<V> Default for HashIndex<V> {
+    fn default() -> Self {
+        HashIndex {
+            primary: BTreeMap::new(),
+            overflow: BTreeMap::new(),
+        }
+    }
+}
+
+impl<V: Copy> HashIndex<V> {
+    pub fn get<'s>(
+        &self,
+        key: &HashedKey,
+        stored: impl Fn(V) -> Option<&'s HashedKey>,
+    ) -> Option<V> {
+        if let Some(&v) = self.primary.get(&key.hash) {
+            if stored(v).is_some_and(|k| k == key) {
+                return Some(v);
+            }
+        }
+        if self.overflow.is_empty() {
+            return None;
+        }
+        self.overflow.get(key).copied()
+    }
+
+    pub fn insert<'s>(
+        &mut self,
+        key: &HashedKey,
+        v: V,
+        stored: impl Fn(V) -> Option<&'s HashedKey>,
+    ) {
+        match self.primary.entry(key.hash) {
+            Entry::Vacant(e) => {
+                e.insert(v);
+                if !self.overflow.is_empty() {
+                    self.overflow.remove(key);
+                }
+            }
+            Entry::Occupied(mut e) => {
+                if stored(*e.get()).is_some_and(|k| k == key) {
+                    e.insert(v); // the same key again: replaced, as a map would
+                } else {
+                    self.overflow.insert(key.clone(), v);
+                }
+            }
+        }
+    }
+
+    pub fn remove<'s>(&mut self, key: &HashedKey, stored: impl Fn(V) -> Option<&'s HashedKey>) {
+        if let Entry::Occupied(e) = self.primary.entry(key.hash) {
+            if stored(*e.get()).is_some_and(|k| k == key) {
+                e.remove();
+                return;
+            }
+        }
+        if !self.overflow.is_empty() {
+            self.overflow.remove(key);
+        }
     }
 }
 
@@ -78,11 +162,11 @@ impl MergeKey {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct HashedKey {
     hash: u64,
-    text: String,
+    text: KeyText,
 }
 
 impl HashedKey {
-    pub fn new(text: String) -> HashedKey {
+    pub fn new(text: KeyText) -> HashedKey {
         // Eight bytes per round (rotate, xor, multiply by an odd constant), the tail padded
         // with zeros and the length mixed in; a final xor-shift spreads the high bits down.
         const K: u64 = 0x517c_c1b7_2722_0a95;
@@ -100,13 +184,102 @@ impl HashedKey {
         HashedKey { hash, text }
     }
 
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The key of `parts` written one after the other.
+    pub fn of(parts: &[&str]) -> HashedKey {
+        HashedKey::new(KeyText::of(parts, None))
     }
 
-    /// The text back, to reuse its buffer.
-    pub fn into_text(self) -> String {
-        self.text
+    pub fn text(&self) -> &str {
+        self.text.as_str()
+    }
+}
+
+/// Bytes a key holds in place; longer keys go to the heap. Sized for the usual key
+/// (`INVITE 203.0.113.7:5060 z9hG4bK` and a 32-digit branch; a Call-ID and our tag), so
+/// building, storing and dropping a key does not allocate.
+const INLINE: usize = 78;
+
+/// The text of a map key: inline when it fits in [`INLINE`] bytes, else on the heap. Compares
+/// and orders as its `str`, whichever way it is held.
+#[derive(Clone)]
+pub(crate) enum KeyText {
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<str>),
+}
+
+impl KeyText {
+    /// The text. Only whole `str`s are copied in (see `KeyBuilder`), so the bytes are UTF-8.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+
+    /// The text's bytes: what keys hash, compare and order by (byte order is `str` order),
+    /// without re-checking UTF-8.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            KeyText::Inline { len, bytes } => &bytes[..*len as usize],
+            KeyText::Heap(s) => s.as_bytes(),
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl PartialEq for KeyText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for KeyText {}
+
+impl PartialOrd for KeyText {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for KeyText {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl KeyText {
+    /// `parts` written one after the other; the part at index `lower` (if any) with its ASCII
+    /// letters lower-cased (`str::make_ascii_lowercase`).
+    #[inline]
+    fn of(parts: &[&str], lower: Option<usize>) -> KeyText {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total > INLINE {
+            let mut heap = String::with_capacity(total);
+            for (i, part) in parts.iter().enumerate() {
+                let at = heap.len();
+                heap.push_str(part);
+                if lower == Some(i) {
+                    heap[at..].make_ascii_lowercase();
+                }
+            }
+            return KeyText::Heap(heap.into_boxed_str());
+        }
+        let mut bytes = [0; INLINE];
+        let mut len = 0;
+        for (i, part) in parts.iter().enumerate() {
+            let dst = &mut bytes[len..len + part.len()];
+            dst.copy_from_slice(part.as_bytes());
+            if lower == Some(i) {
+                dst.make_ascii_lowercase();
+            }
+            len += part.len();
+        }
+        KeyText::Inline {
+            len: len as u8,
+            bytes,
+        }
     }
 }
 
@@ -184,11 +357,78 @@ mod tests {
             TxnKey::new("INVITE", "host.example", 5061, &["z9hG4bK1"])
         );
         assert_eq!(MergeKey::new("a@b", "t 1", 7).0.text(), "7 a@b t 1");
-        let x = HashedKey::new("x".into());
-        assert_eq!(x, HashedKey::new("x".into()));
-        assert_ne!(x, HashedKey::new("y".into()));
+        let x = HashedKey::of(&["x"]);
+        assert_eq!(x, HashedKey::of(&["x"]));
+        assert_ne!(x, HashedKey::of(&["y"]));
         // A Call-ID holds no space, so the tag cannot move into it.
         assert_ne!(MergeKey::new("a", "b c", 1), MergeKey::new("a", "b", 1));
         assert_ne!(MergeKey::new("a", "b", 1), MergeKey::new("a", "b", 11));
+    }
+
+    /// Keys held inline and on the heap compare, order and hash as their text: a key of any
+    /// length equals the same key built another way, and `with_method` round-trips.
+    #[test]
+    fn inline_and_heap_keys_agree() {
+        for n in [
+            0,
+            1,
+            30,
+            INLINE - 30,
+            INLINE - 8,
+            INLINE - 7,
+            INLINE - 6,
+            100,
+            300,
+        ] {
+            let branch = "b".repeat(n);
+            let a = TxnKey::new("INVITE", "H.example", 5060, &["z9hG4bK", &branch]);
+            let text = format!("INVITE h.example:5060 z9hG4bK{branch}");
+            assert_eq!(a.0.text(), text);
+            assert_eq!(a.0, HashedKey::of(&[&text[..10], &text[10..]]));
+            let heap = HashedKey::new(KeyText::Heap(text.clone().into_boxed_str()));
+            assert_eq!(a.0, heap);
+            assert_eq!(a.0.cmp(&heap), std::cmp::Ordering::Equal);
+            assert_eq!(a.with_method("CANCEL").with_method("INVITE"), a);
+            let m = MergeKey::new(&branch, "tag", 12);
+            assert_eq!(m.0.text(), format!("12 {branch} tag"));
+        }
+        // Texts order as `str` whichever way they are held.
+        let short = KeyText::Heap("ab".into());
+        let long = HashedKey::of(&["a", "c"]).text;
+        assert!(short < long);
+    }
+
+    /// The index answers as a `BTreeMap` by key would, colliding hashes included: keys forced
+    /// onto a handful of hash values, inserted, replaced and removed at random.
+    #[test]
+    fn hash_index_matches_a_map() {
+        let mut rng = crate::rng::Rng::new(3);
+        let mut owners: std::collections::BTreeMap<u64, HashedKey> = Default::default();
+        let mut index = HashIndex::default();
+        let mut model: BTreeMap<HashedKey, u64> = BTreeMap::new();
+        let key = |n: u64| {
+            let mut k = HashedKey::of(&[&format!("k{n}")]);
+            k.hash = n % 3; // collisions on purpose
+            k
+        };
+        for id in 0..3000u64 {
+            let k = key(rng.below(12));
+            match rng.below(3) {
+                0 => {
+                    owners.insert(id, k.clone());
+                    index.insert(&k, id, |v| owners.get(&v));
+                    model.insert(k, id);
+                }
+                1 => {
+                    index.remove(&k, |v| owners.get(&v));
+                    model.remove(&k);
+                }
+                _ => {}
+            }
+            for n in 0..12 {
+                let k = key(n);
+                assert_eq!(index.get(&k, |v| owners.get(&v)), model.get(&k).copied());
+            }
+        }
     }
 }

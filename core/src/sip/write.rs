@@ -89,6 +89,16 @@ impl<'b> MessageWriter<'b> {
 
     /// Appends `name: value`. CR and LF in either become spaces (see module docs).
     pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
+        let (n, v) = (name.as_bytes(), value.as_bytes());
+        if !has_cr_or_lf(n) && !has_cr_or_lf(v) {
+            // The usual case, copied with one capacity check for the whole line.
+            self.out.reserve(n.len() + v.len() + 4);
+            self.out.extend_from_slice(n);
+            self.out.extend_from_slice(b": ");
+            self.out.extend_from_slice(v);
+            self.out.extend_from_slice(b"\r\n");
+            return self;
+        }
         self.clean(name);
         self.out.extend_from_slice(b": ");
         self.clean(value);
@@ -112,9 +122,11 @@ impl<'b> MessageWriter<'b> {
         self.out.extend_from_slice(b": ");
         let start = self.out.len();
         value(self.out);
-        for b in &mut self.out[start..] {
-            if *b == b'\r' || *b == b'\n' {
-                *b = b' ';
+        if has_cr_or_lf(&self.out[start..]) {
+            for b in &mut self.out[start..] {
+                if *b == b'\r' || *b == b'\n' {
+                    *b = b' ';
+                }
             }
         }
         self.out.extend_from_slice(b"\r\n");
@@ -157,7 +169,7 @@ impl<'b> MessageWriter<'b> {
     }
 
     fn clean(&mut self, s: &str) {
-        if !s.bytes().any(|b| b == b'\r' || b == b'\n') {
+        if !has_cr_or_lf(s.as_bytes()) {
             self.out.extend_from_slice(s.as_bytes());
             return;
         }
@@ -165,6 +177,37 @@ impl<'b> MessageWriter<'b> {
             s.bytes()
                 .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
         );
+    }
+}
+
+/// Does `bytes` hold a CR or LF? Every value written is checked, so eight bytes per step
+/// (SWAR): a word holds a CR (LF) byte exactly when xor-ing it with a word of CRs (LFs) leaves
+/// a zero byte, and `(v - 0x01..) & !v & 0x80..` is non-zero exactly when `v` has a zero byte
+/// (a borrow only runs on from a byte that is already zero, so no false hits). Words may
+/// overlap (the last one ends at the last byte), which an "any byte" test does not mind; four
+/// to seven bytes are read as two overlapping halves of one word.
+#[inline]
+fn has_cr_or_lf(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const CRS: u64 = u64::from_ne_bytes([b'\r'; 8]);
+    const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
+    // Both zero-byte tests in one: a single branch per word.
+    let zeros = |v: u64| v.wrapping_sub(ONES) & !v;
+    let hit = |w: u64| (zeros(w ^ CRS) | zeros(w ^ LFS)) & HIGHS != 0;
+    let word = |b: &[u8]| u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+    let half = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as u64;
+    let n = bytes.len();
+    if n >= 8 {
+        let mut chunks = bytes.chunks_exact(8);
+        if chunks.any(|c| hit(word(c))) {
+            return true;
+        }
+        n % 8 != 0 && hit(word(&bytes[n - 8..]))
+    } else if n >= 4 {
+        hit(half(bytes) << 32 | half(&bytes[n - 4..]))
+    } else {
+        bytes.iter().any(|&b| b == b'\r' || b == b'\n')
     }
 }
 
@@ -279,4 +322,30 @@ fn specific_reason(code: u16) -> Option<&'static str> {
         606 => "Not Acceptable",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_cr_or_lf;
+
+    /// The word-at-a-time check agrees with the byte-by-byte one: every position of a CR or LF
+    /// (and of their neighbours 0x0b, 0x0c, 0x8a, 0x8d, 0x00, 0xff) in every length up to 40.
+    #[test]
+    fn swar_check_matches_the_bytewise_one() {
+        let slow = |b: &[u8]| b.iter().any(|&x| x == b'\r' || x == b'\n');
+        for len in 0..40 {
+            for fill in [b'a', 0x00, 0xff, 0x0b, 0x0c, 0x09, 0x8a, 0x8d, 0x0e] {
+                let mut buf = vec![fill; len];
+                assert_eq!(has_cr_or_lf(&buf), slow(&buf));
+                for at in 0..len {
+                    for probe in [b'\r', b'\n', 0x0b, 0x0c, 0x8a, 0x8d, 0x00, 0x01, 0xff] {
+                        let keep = buf[at];
+                        buf[at] = probe;
+                        assert_eq!(has_cr_or_lf(&buf), slow(&buf), "{buf:?}");
+                        buf[at] = keep;
+                    }
+                }
+            }
+        }
+    }
 }
