@@ -125,10 +125,10 @@ fn request<'a>(
     }
     // Only the Via is needed to address a response; for an error response (`lenient`) the
     // other mandatory headers may be missing and are copied as far as they exist.
-    let via = raw
+    let (via, branch, rport) = raw
         .via
         .ok_or(())
-        .and_then(|v| sip::top_via_value(v).map_err(drop))
+        .and_then(|v| sip::top_via_branch_rport(v).map_err(drop))
         .map_err(|_| "missing or bad Via")?;
     let from_tag = match raw.from.map(sip::name_addr_tag) {
         Some(Ok(tag)) => tag.unwrap_or(""),
@@ -170,17 +170,6 @@ fn request<'a>(
             };
             (se.delta, r)
         });
-    // `branch` and `rport` in one pass over the Via parameters; the first `branch` wins, as
-    // in `Via::branch`.
-    let mut branch: Option<Option<&str>> = None;
-    let mut rport = false;
-    for (name, value) in via.params.iter() {
-        if branch.is_none() && name.eq_ignore_ascii_case("branch") {
-            branch = Some(value);
-        } else if name.eq_ignore_ascii_case("rport") {
-            rport = true;
-        }
-    }
     let host = via.host;
     let sent_by_port = via
         .port
@@ -196,7 +185,7 @@ fn request<'a>(
         uri_host: parsed_uri.map_or("", |u| u.host),
         vias: raw.vias,
         top_via: TopVia {
-            branch: branch.flatten().unwrap_or(""),
+            branch: branch.unwrap_or(""),
             sent_by_port,
             host,
             port: via.port,

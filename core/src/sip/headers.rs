@@ -268,6 +268,8 @@ const Q_TOKEN: u8 = 1;
 const Q_USER: u8 = 2;
 /// The `HOST` class of `uri.rs`: alphanumerics, `-`, `.`, `_`.
 const Q_HOST: u8 = 4;
+/// SP, which may separate the words of an unquoted display name.
+const Q_SP: u8 = 8;
 
 static QUICK: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -307,6 +309,9 @@ static QUICK: [u8; 256] = {
         if alnum || matches!(b, b'-' | b'.' | b'_') {
             f |= Q_HOST;
         }
+        if b == b' ' {
+            f |= Q_SP;
+        }
         t[i] = f;
         i += 1;
     }
@@ -328,42 +333,39 @@ static QUICK: [u8; 256] = {
 /// (any case), `None` when that one has no value or there is none, as `Params::get` finds it.
 /// `name_addr_tag_matches_full_parse` in the tests compares the two on generated values.
 fn quick_tag(b: &[u8]) -> Option<Option<(usize, usize)>> {
-    let class = |i: usize| b.get(i).map_or(0, |&c| QUICK[c as usize]);
-    let mut i = 0;
+    // The end of the run of `class` bytes starting at `from`.
+    let run = |from: usize, class: u8| {
+        let rest = b.get(from..).unwrap_or_default();
+        from + rest
+            .iter()
+            .position(|&c| QUICK[c as usize] & class == 0)
+            .unwrap_or(rest.len())
+    };
+    let mut i;
     if b.first() == Some(&b'"') {
-        i = 1;
-        loop {
-            match *b.get(i)? {
-                b'"' => break,
-                b'\\' => return None,
-                _ => i += 1,
-            }
+        i = 1 + b[1..].iter().position(|&c| c == b'"' || c == b'\\')?;
+        if b[i] == b'\\' {
+            return None;
         }
         i += 1;
         while b.get(i) == Some(&b' ') {
             i += 1;
         }
     } else {
-        while class(i) & Q_TOKEN != 0 || b.get(i) == Some(&b' ') {
-            i += 1;
-        }
+        i = run(0, Q_TOKEN | Q_SP);
     }
     if b.get(i) != Some(&b'<') || !b.get(i + 1..i + 5)?.eq_ignore_ascii_case(b"sip:") {
         return None;
     }
     i += 5;
     let user = i;
-    while class(i) & Q_USER != 0 {
-        i += 1;
-    }
+    i = run(i, Q_USER);
     if i == user || b.get(i) != Some(&b'@') {
         return None;
     }
     i += 1;
     let host = i;
-    while class(i) & Q_HOST != 0 {
-        i += 1;
-    }
+    i = run(i, Q_HOST);
     if i == host {
         return None;
     }
@@ -393,9 +395,7 @@ fn quick_tag(b: &[u8]) -> Option<Option<(usize, usize)>> {
         }
         i += 1;
         let name = i;
-        while class(i) & Q_TOKEN != 0 {
-            i += 1;
-        }
+        i = run(i, Q_TOKEN);
         if i == name {
             return None;
         }
@@ -404,9 +404,7 @@ fn quick_tag(b: &[u8]) -> Option<Option<(usize, usize)>> {
         if b.get(i) == Some(&b'=') {
             i += 1;
             let start = i;
-            while class(i) & Q_TOKEN != 0 {
-                i += 1;
-            }
+            i = run(i, Q_TOKEN);
             if i == start {
                 return None;
             }
@@ -704,6 +702,119 @@ pub(crate) fn top_via_value(line: &str) -> Result<Via<'_>, InvalidHeader> {
         .map_or(Err(missing!("Via")), Via::parse)
 }
 
+/// The topmost Via of the first Via line as [`top_via_value`] reads it, with its first
+/// `branch` value (`None` when absent or valueless) and whether an `rport` parameter is
+/// present (RFC 3581), as a walk of `params.iter()` finds them.
+///
+/// The usual `SIP/2.0/UDP host[:port];plain;params` Via is read in one pass by
+/// [`quick_via`]; anything else by the general parse and walk.
+pub(crate) fn top_via_branch_rport(
+    line: &str,
+) -> Result<(Via<'_>, Option<&str>, bool), InvalidHeader> {
+    if let Some(quick) = quick_via(line) {
+        return Ok(quick);
+    }
+    let via = top_via_value(line)?;
+    let mut branch: Option<Option<&str>> = None;
+    let mut rport = false;
+    for (name, value) in via.params.iter() {
+        if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+            branch = Some(value);
+        } else if name.eq_ignore_ascii_case("rport") {
+            rport = true;
+        }
+    }
+    Ok((via, branch.flatten(), rport))
+}
+
+/// [`top_via_branch_rport`] for a line of the shape
+///
+/// ```text
+/// "SIP/2.0/" 1*token 1*SP 1*host [ ":" 1*5DIGIT ] *( ";" token [ "=" token ] ) [ "," ...]
+/// ```
+///
+/// (host as in `uri.rs`, no `[IPv6]`), `None` for anything else. Such a value is what
+/// `Via::parse` accepts through its `SIP/2.0/` shortcut with a parameter list its one-pass
+/// check calls well formed, and with no quotes, brackets or LWS in the list `Params::iter`
+/// splits it at every `;` and each name ends at its `=`. The first value of the line ends at
+/// the first `,`, where `SplitTop` cuts it. `quick_via_matches_full_parse` compares the two.
+fn quick_via(line: &str) -> Option<(Via<'_>, Option<&str>, bool)> {
+    let b = line.as_bytes();
+    let run = |from: usize, class: u8| {
+        let rest = b.get(from..).unwrap_or_default();
+        from + rest
+            .iter()
+            .position(|&c| QUICK[c as usize] & class == 0)
+            .unwrap_or(rest.len())
+    };
+    if !b.starts_with(b"SIP/2.0/") {
+        return None;
+    }
+    let transport_end = run(8, Q_TOKEN);
+    let host_at = run(transport_end, Q_SP);
+    if transport_end == 8 || host_at == transport_end {
+        return None;
+    }
+    let mut i = run(host_at, Q_HOST);
+    if i == host_at {
+        return None;
+    }
+    let host_end = i;
+    let mut port = None;
+    if b.get(i) == Some(&b':') {
+        i += 1;
+        let digits = i;
+        let mut n = 0u32;
+        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+            n = n * 10 + u32::from(d - b'0');
+            i += 1;
+            if i - digits > 5 {
+                return None;
+            }
+        }
+        port = Some(u16::try_from(n).ok().filter(|_| i > digits)?);
+    }
+    let params_at = i + 1;
+    let (mut branch, mut rport) = (None, false);
+    while i < b.len() && b[i] != b',' {
+        if b[i] != b';' {
+            return None;
+        }
+        let name_at = i + 1;
+        i = run(name_at, Q_TOKEN);
+        if i == name_at {
+            return None;
+        }
+        let name = &b[name_at..i];
+        let mut value = None;
+        if b.get(i) == Some(&b'=') {
+            let start = i + 1;
+            i = run(start, Q_TOKEN);
+            if i == start {
+                return None;
+            }
+            value = Some(&line[start..i]);
+        }
+        if branch.is_none() && name.eq_ignore_ascii_case(b"branch") {
+            branch = Some(value);
+        } else if name.eq_ignore_ascii_case(b"rport") {
+            rport = true;
+        }
+    }
+    let params = if params_at <= i {
+        Params::new(&line[params_at..i])
+    } else {
+        Params::default()
+    };
+    let via = Via {
+        transport: &line[8..transport_end],
+        host: &line[host_at..host_end],
+        port,
+        params,
+    };
+    Some((via, branch.flatten(), rport))
+}
+
 /// The URI of the first value on a Contact line that is an address, skipping `*` and
 /// malformed values, as `contacts().find_map(..)` does over the lines in order.
 pub(crate) fn first_contact_uri(line: &str) -> Option<Uri<'_>> {
@@ -893,6 +1004,133 @@ mod tests {
         fn name_addr_tag_matches_full_parse_on_any_text(v in "[<>\"\\\\@:;=a-zA-Z0-9 %.,-]{0,40}") {
             prop_assert_eq!(name_addr_tag(&v), full(&v), "{:?}", v);
         }
+    }
+
+    /// The slow path [`top_via_branch_rport`] must agree with.
+    fn full_via(line: &str) -> Result<(Via<'_>, Option<&str>, bool), InvalidHeader> {
+        let via = top_via_value(line)?;
+        let mut branch: Option<Option<&str>> = None;
+        let mut rport = false;
+        for (name, value) in via.params.iter() {
+            if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+                branch = Some(value);
+            } else if name.eq_ignore_ascii_case("rport") {
+                rport = true;
+            }
+        }
+        Ok((via, branch.flatten(), rport))
+    }
+
+    #[test]
+    fn quick_via_takes_the_usual_values() {
+        for (line, branch, rport) in [
+            (
+                "SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK1;rport",
+                Some("z9hG4bK1"),
+                true,
+            ),
+            ("SIP/2.0/TCP host", None, false),
+            ("SIP/2.0/UDP h:1;RPORT;Branch=a;branch=b", Some("a"), true),
+            ("SIP/2.0/UDP h;branch;branch=b", None, false),
+            (
+                "SIP/2.0/UDP a.b;branch=1,SIP/2.0/UDP c;branch=2",
+                Some("1"),
+                false,
+            ),
+        ] {
+            let quick = quick_via(line).expect(line);
+            assert_eq!((quick.1, quick.2), (branch, rport), "{line:?}");
+            assert_eq!(Ok(quick), full_via(line), "{line:?}");
+        }
+        for line in [
+            "SIP/2.0/UDP [::1]:5060;branch=1",
+            "SIP/2.0/UDP h ;branch=1",
+            "SIP / 2.0 / UDP h",
+            "SIP/2.0/UDP\th",
+            "SIP/2.0/UDP h;branch=\"x\"",
+            "SIP/2.0/UDP h;;rport",
+            "SIP/2.0/UDP h:123456",
+            "SIP/2.0/UDP h ,SIP/2.0/UDP i",
+        ] {
+            assert_eq!(quick_via(line), None, "{line:?}");
+        }
+    }
+
+    /// Via lines of the quick shape, then zero to two bytes inserted, removed or replaced.
+    fn mutated_via() -> impl Strategy<Value = String> {
+        let param = (
+            "[a-zA-Z%.-]{1,5}|branch|BRANCH|rport|Rport",
+            prop::option::of("[a-zA-Z0-9%.!-]{1,6}"),
+        )
+            .prop_map(|(n, v)| match v {
+                Some(v) => format!(";{n}={v}"),
+                None => format!(";{n}"),
+            });
+        let good = (
+            "UDP|TCP|TLS|[a-z]{1,3}",
+            " {1,2}",
+            "[a-z0-9._-]{1,8}",
+            prop::sample::select(vec!["", ":5060", ":65535", ":1", ":65536"]),
+            prop::collection::vec(param, 0..4),
+            prop::sample::select(vec!["", "", ",SIP/2.0/UDP x", ", y"]),
+        )
+            .prop_map(|(t, sp, h, p, ps, more)| {
+                format!("SIP/2.0/{t}{sp}{h}{p}{}{more}", ps.concat())
+            });
+        let edit = (
+            any::<prop::sample::Index>(),
+            0..3u8,
+            prop::sample::select(b"<>\";=:@ \\%,?a0\r\n\t[]/".to_vec()),
+        );
+        (good, prop::collection::vec(edit, 0..3)).prop_map(|(v, edits)| {
+            let mut b = v.into_bytes();
+            for (at, op, c) in edits {
+                let i = at.index(b.len() + 1);
+                match op {
+                    0 => b.insert(i, c),
+                    1 if i < b.len() => _ = b.remove(i),
+                    _ if i < b.len() => b[i] = c,
+                    _ => b.push(c),
+                }
+            }
+            String::from_utf8(b).expect("ASCII edits of ASCII")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn quick_via_matches_full_parse(line in mutated_via()) {
+            prop_assert_eq!(top_via_branch_rport(&line), full_via(&line), "{:?}", line);
+        }
+
+        #[test]
+        fn quick_via_matches_full_parse_on_any_text(
+            line in "SIP/2\\.0/[A-Z ;=,:.a-z0-9\\[\\]\"]{0,30}"
+        ) {
+            prop_assert_eq!(top_via_branch_rport(&line), full_via(&line), "{:?}", line);
+        }
+    }
+
+    #[test]
+    fn via_generator_reaches_the_quick_path() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let (mut quick, mut branch, mut rport) = (0, 0, 0);
+        for _ in 0..2000 {
+            let v = mutated_via().new_tree(&mut runner).unwrap().current();
+            if let Some((_, b, r)) = quick_via(&v) {
+                quick += 1;
+                branch += usize::from(b.is_some());
+                rport += usize::from(r);
+            }
+        }
+        assert!(
+            quick > 300 && branch > 50 && rport > 50,
+            "{quick} {branch} {rport}"
+        );
     }
 
     /// The mutating generator does reach the quick path (else the property proves nothing).

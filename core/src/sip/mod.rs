@@ -52,7 +52,7 @@ mod tests;
 pub use framer::{frame, Frame, MAX_STREAM_BODY};
 pub(crate) use headers::{
     call_id_value, cseq_value, first_contact_uri, max_forwards_value, name_addr_tag,
-    session_expires_value, top_via_value,
+    session_expires_value, top_via_branch_rport,
 };
 pub use headers::{
     ContactValue, ContentType, InvalidHeader, InvalidNameAddr, NameAddr, Refresher, SessionExpires,
