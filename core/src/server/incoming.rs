@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use crate::server::Transport;
-use crate::sip::{self, ContactValue, HeaderName, Message, Refresher, StartLine, Uri};
+use crate::sip::{self, HeaderName, Message, Refresher, StartLine, Uri};
 
 /// What a datagram turned out to be.
 pub(crate) enum Parsed<'a> {
@@ -91,45 +91,65 @@ fn request<'a>(
     let StartLine::Request { method, uri } = msg.start else {
         return Err("not a request");
     };
-    // Only the Via is needed to address a response; for an error response (`lenient`) the
-    // other mandatory headers may be missing and are copied as far as they exist.
-    let via = msg.top_via().map_err(|_| "missing or bad Via")?;
-    // One walk over the header lines collects the raw values the responses copy; the typed
-    // reads below re-find only the few they validate.
+    let method = method.as_str();
+    let wants_contact = method == "INVITE" || method == "UPDATE";
+    // One walk over the header lines finds every line read below (the first of each
+    // single-valued header, as the `Message` accessors would) and collects the values the
+    // responses copy; the typed reads then parse just those values.
     let mut raw = RawHeaders::default();
     for h in &msg.headers {
+        let v = h.value;
         match h.name {
-            HeaderName::Via => split_top(h.value, &mut raw.vias),
-            HeaderName::RecordRoute => split_top(h.value, &mut raw.record_route),
-            HeaderName::From if raw.from.is_none() => raw.from = Some(h.value),
-            HeaderName::To if raw.to.is_none() => raw.to = Some(h.value),
-            HeaderName::ContentType if raw.content_type.is_none() => {
-                raw.content_type = Some(h.value)
+            HeaderName::Via => {
+                raw.via.get_or_insert(v);
+                split_top(v, &mut raw.vias);
+            }
+            HeaderName::RecordRoute => split_top(v, &mut raw.record_route),
+            HeaderName::From => _ = raw.from.get_or_insert(v),
+            HeaderName::To => _ = raw.to.get_or_insert(v),
+            HeaderName::CallId => _ = raw.call_id.get_or_insert(v),
+            HeaderName::CSeq => _ = raw.cseq.get_or_insert(v),
+            HeaderName::MaxForwards => _ = raw.max_forwards.get_or_insert(v),
+            HeaderName::SessionExpires => _ = raw.session_expires.get_or_insert(v),
+            HeaderName::ContentType => _ = raw.content_type.get_or_insert(v),
+            HeaderName::Require => tokens(v, &mut raw.require),
+            HeaderName::Supported => tokens(v, &mut raw.supported),
+            // Only INVITE and UPDATE take the Contact (remote target, RFC 3261 §12.1.1,
+            // §12.2.2); the first value that is an address wins, as in
+            // `msg.contacts().find_map(..)`.
+            HeaderName::Contact if wants_contact && raw.contact.is_none() => {
+                raw.contact = sip::first_contact_uri(v)
             }
             _ => {}
         }
     }
-    let from_tag = match msg.from() {
-        Ok(f) => f.tag().unwrap_or(""),
-        Err(_) if lenient => "",
-        Err(_) => return Err("missing or bad From"),
+    // Only the Via is needed to address a response; for an error response (`lenient`) the
+    // other mandatory headers may be missing and are copied as far as they exist.
+    let (via, branch, rport) = raw
+        .via
+        .ok_or(())
+        .and_then(|v| sip::top_via_branch_rport(v).map_err(drop))
+        .map_err(|_| "missing or bad Via")?;
+    let from_tag = match raw.from.map(sip::name_addr_tag) {
+        Some(Ok(tag)) => tag.unwrap_or(""),
+        _ if lenient => "",
+        _ => return Err("missing or bad From"),
     };
-    let to_tag = match msg.to() {
-        Ok(t) => t.tag().unwrap_or(""),
-        Err(_) if lenient => "",
-        Err(_) => return Err("missing or bad To"),
+    let to_tag = match raw.to.map(sip::name_addr_tag) {
+        Some(Ok(tag)) => tag.unwrap_or(""),
+        _ if lenient => "",
+        _ => return Err("missing or bad To"),
     };
-    let call_id = match msg.call_id() {
-        Ok(c) => c,
-        Err(_) if lenient => "",
-        Err(_) => return Err("missing Call-ID"),
+    let call_id = match raw.call_id.map(sip::call_id_value) {
+        Some(Ok(c)) => c,
+        _ if lenient => "",
+        _ => return Err("missing Call-ID"),
     };
-    let (cseq, cseq_method) = match msg.cseq() {
-        Ok((n, m)) => (n, m.as_str()),
-        Err(_) if lenient => (0, method.as_str()),
-        Err(_) => return Err("missing or bad CSeq"),
+    let (cseq, cseq_method) = match raw.cseq.map(sip::cseq_value) {
+        Some(Ok((n, m))) => (n, m.as_str()),
+        _ if lenient => (0, method),
+        _ => return Err("missing or bad CSeq"),
     };
-    let method = method.as_str();
     // Only an initial INVITE reads the Request-URI (music class, advertised address), and
     // only INVITE and UPDATE take the Contact (remote target, RFC 3261 §12.1.1, §12.2.2).
     // Neither read can fail a request, so skipping them elsewhere changes no answer.
@@ -138,33 +158,18 @@ fn request<'a>(
     } else {
         None
     };
-    let contact = if method == "INVITE" || method == "UPDATE" {
-        msg.contacts().find_map(|c| match c {
-            Ok(ContactValue::Addr(a)) => Some(a.uri),
-            _ => None,
-        })
-    } else {
-        None
-    };
-    let session_expires = msg.session_expires().ok().flatten().map(|se| {
-        let r = match se.refresher {
-            Some(Refresher::Uac) => Some("uac"),
-            Some(Refresher::Uas) => Some("uas"),
-            None => None,
-        };
-        (se.delta, r)
-    });
-    // `branch` and `rport` in one pass over the Via parameters; the first `branch` wins, as
-    // in `Via::branch`.
-    let mut branch: Option<Option<&str>> = None;
-    let mut rport = false;
-    for (name, value) in via.params.iter() {
-        if branch.is_none() && name.eq_ignore_ascii_case("branch") {
-            branch = Some(value);
-        } else if name.eq_ignore_ascii_case("rport") {
-            rport = true;
-        }
-    }
+    let contact = raw.contact;
+    let session_expires = raw
+        .session_expires
+        .and_then(|v| sip::session_expires_value(v).ok())
+        .map(|se| {
+            let r = match se.refresher {
+                Some(Refresher::Uac) => Some("uac"),
+                Some(Refresher::Uas) => Some("uas"),
+                None => None,
+            };
+            (se.delta, r)
+        });
     let host = via.host;
     let sent_by_port = via
         .port
@@ -180,7 +185,7 @@ fn request<'a>(
         uri_host: parsed_uri.map_or("", |u| u.host),
         vias: raw.vias,
         top_via: TopVia {
-            branch: branch.flatten().unwrap_or(""),
+            branch: branch.unwrap_or(""),
             sent_by_port,
             host,
             port: via.port,
@@ -193,7 +198,10 @@ fn request<'a>(
         call_id,
         cseq,
         cseq_method,
-        max_forwards: msg.max_forwards().ok().flatten().map(u32::from),
+        max_forwards: raw
+            .max_forwards
+            .and_then(|v| sip::max_forwards_value(v).ok())
+            .map(u32::from),
         contact: contact.map(|u| u.raw),
         // What `uri_socket_addr(raw)` would find, from the URI already parsed; a raw URI with
         // a '<' (which that function would cut at) is left to it.
@@ -201,8 +209,8 @@ fn request<'a>(
             .filter(|u| !u.raw.contains('<'))
             .map(|u| uri_addr(&u)),
         record_route: raw.record_route,
-        require: msg.require().collect(),
-        supported: msg.supported().collect(),
+        require: raw.require,
+        supported: raw.supported,
         content_type: raw.content_type,
         session_expires,
         body: msg.body,
@@ -212,14 +220,86 @@ fn request<'a>(
     })
 }
 
-/// Header values a request's responses copy as written.
+/// The header values a request is read from: the first line of each single-valued header,
+/// and the lists the responses copy as written.
 #[derive(Default)]
 struct RawHeaders<'a> {
-    vias: Vec<&'a str>,
-    record_route: Vec<&'a str>,
+    via: Option<&'a str>,
+    vias: Values<'a>,
+    record_route: Values<'a>,
     from: Option<&'a str>,
     to: Option<&'a str>,
+    call_id: Option<&'a str>,
+    cseq: Option<&'a str>,
+    max_forwards: Option<&'a str>,
+    session_expires: Option<&'a str>,
     content_type: Option<&'a str>,
+    require: Values<'a>,
+    supported: Values<'a>,
+    contact: Option<Uri<'a>>,
+}
+
+/// Comma-separated tokens of one line, empty items skipped (`Message::tokens`).
+fn tokens<'a>(line: &'a str, out: &mut Values<'a>) {
+    for t in sip::SplitTop::new(line, b',') {
+        if !t.is_empty() {
+            out.push(t);
+        }
+    }
+}
+
+/// A request's list of header values (Via, Record-Route, Require, Supported), read as a
+/// slice. The first [`Values::INLINE`] live in place: a request rarely has more than two
+/// Vias, and a `Vec` per list was a malloc and a free per request. Longer lists move to
+/// the heap.
+#[derive(Default)]
+pub(crate) struct Values<'a> {
+    inline: [&'a str; Values::INLINE],
+    len: usize,
+    spilled: Vec<&'a str>,
+}
+
+impl<'a> Values<'a> {
+    const INLINE: usize = 4;
+
+    pub(crate) fn push(&mut self, v: &'a str) {
+        if self.len < Self::INLINE {
+            self.inline[self.len] = v;
+            self.len += 1;
+        } else {
+            if self.spilled.is_empty() {
+                self.spilled.extend_from_slice(&self.inline);
+            }
+            self.spilled.push(v);
+        }
+    }
+}
+
+impl<'a> std::ops::Deref for Values<'a> {
+    type Target = [&'a str];
+
+    fn deref(&self) -> &[&'a str] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+}
+
+impl<'s, 'a> IntoIterator for &'s Values<'a> {
+    type Item = &'s &'a str;
+    type IntoIter = std::slice::Iter<'s, &'a str>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl std::fmt::Debug for Values<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// Strip SP, HTAB, CR and LF from both ends. By bytes: all four are ASCII, so every cut lands
@@ -233,7 +313,7 @@ fn trim(s: &str) -> &str {
 }
 
 /// Split a header line at commas outside quotes and angle brackets (RFC 3261 §7.3.1).
-fn split_top<'a>(line: &'a str, out: &mut Vec<&'a str>) {
+fn split_top<'a>(line: &'a str, out: &mut Values<'a>) {
     // Most lines hold one value: without a comma there is nothing to split, and the quote
     // and bracket tracking below (a branch per byte) can be skipped.
     if !line.as_bytes().contains(&b',') {
@@ -274,9 +354,9 @@ mod tests {
     #[test]
     fn split_top_keeps_quoted_and_bracketed_commas() {
         let split = |line| {
-            let mut out = Vec::new();
+            let mut out = super::Values::default();
             super::split_top(line, &mut out);
-            out
+            out.to_vec()
         };
         assert_eq!(split(" a "), ["a"]);
         assert_eq!(split("  "), Vec::<&str>::new());
@@ -285,6 +365,21 @@ mod tests {
             split("\"x,y\" <sip:a,b>;p, c"),
             ["\"x,y\" <sip:a,b>;p", "c"]
         );
+    }
+
+    #[test]
+    fn values_spill_past_the_inline_ones_in_order() {
+        let mut v = super::Values::default();
+        let all: Vec<String> = (0..11).map(|i| i.to_string()).collect();
+        for (i, s) in all.iter().enumerate() {
+            assert_eq!(v.len(), i);
+            assert_eq!(v.to_vec(), all[..i]);
+            v.push(s);
+        }
+        assert_eq!(v.first(), Some(&"0"));
+        assert_eq!(v[10], "10");
+        assert_eq!((&v).into_iter().count(), 11);
+        assert_eq!(format!("{v:?}"), format!("{all:?}"));
     }
 
     #[test]
@@ -335,7 +430,7 @@ pub(crate) struct Request<'a> {
     /// Request-URI host as written (IP literal or name, IPv6 without brackets).
     pub uri_host: &'a str,
     /// Every Via value, top first, as written.
-    pub vias: Vec<&'a str>,
+    pub vias: Values<'a>,
     pub top_via: TopVia<'a>,
     pub from: &'a str,
     pub from_tag: &'a str,
@@ -351,9 +446,9 @@ pub(crate) struct Request<'a> {
     /// known not to be an IP literal); `None`: not computed.
     pub contact_addr: Option<Option<SocketAddr>>,
     /// Record-Route values in order, as written.
-    pub record_route: Vec<&'a str>,
-    pub require: Vec<&'a str>,
-    pub supported: Vec<&'a str>,
+    pub record_route: Values<'a>,
+    pub require: Values<'a>,
+    pub supported: Values<'a>,
     pub content_type: Option<&'a str>,
     pub session_expires: Option<(u32, Option<&'a str>)>,
     pub body: &'a [u8],

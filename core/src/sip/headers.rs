@@ -249,6 +249,174 @@ impl<'a> NameAddr<'a> {
     }
 }
 
+/// The `tag` of a From or To value: exactly `NameAddr::parse(v).map(|a| a.tag())`, read in one
+/// pass when the value has the shape nearly every phone sends (see [`quick_tag`]), else by that
+/// full parse. The server reads both tags of every request and nothing else of these headers,
+/// and the full parse (URI, parameters, then a parameter lookup) cost about 850 instructions
+/// each.
+pub(crate) fn name_addr_tag(v: &str) -> Result<Option<&str>, InvalidNameAddr> {
+    match quick_tag(v.as_bytes()) {
+        Some(tag) => Ok(tag.map(|(start, end)| &v[start..end])),
+        None => NameAddr::parse(v).map(|a| a.tag()),
+    }
+}
+
+/// Byte classes for [`quick_tag`], as bit flags in one table.
+const Q_TOKEN: u8 = 1;
+/// Bytes of RFC 3261 `user` that are neither `%` (escapes) nor `;` `?` `/` (which could be
+/// read as parameters or headers): alphanumerics, `mark` and `& = + $ ,`.
+const Q_USER: u8 = 2;
+/// The `HOST` class of `uri.rs`: alphanumerics, `-`, `.`, `_`.
+const Q_HOST: u8 = 4;
+/// SP, which may separate the words of an unquoted display name.
+const Q_SP: u8 = 8;
+
+static QUICK: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        let mut f = 0;
+        if alnum
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            )
+        {
+            f |= Q_TOKEN;
+        }
+        if alnum
+            || matches!(
+                b,
+                b'-' | b'_'
+                    | b'.'
+                    | b'!'
+                    | b'~'
+                    | b'*'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'&'
+                    | b'='
+                    | b'+'
+                    | b'$'
+                    | b','
+            )
+        {
+            f |= Q_USER;
+        }
+        if alnum || matches!(b, b'-' | b'.' | b'_') {
+            f |= Q_HOST;
+        }
+        if b == b' ' {
+            f |= Q_SP;
+        }
+        t[i] = f;
+        i += 1;
+    }
+    t
+};
+
+/// The tag of a name-addr of the common shape, as byte offsets, or `None` when the value has
+/// another shape (then only the full parse can tell). The shape:
+///
+/// ```text
+/// [ DQUOTE *(any but DQUOTE and "\") DQUOTE *SP / *(token / SP) ]
+/// "<" "sip:" 1*user "@" 1*host [ ":" 1*5DIGIT ] ">" *( ";" token [ "=" token ] )
+/// ```
+///
+/// with no other bytes and no LWS around the parameters. Every such value is a valid
+/// name-addr for [`NameAddr::parse`] (each piece is inside what it accepts there: the display
+/// name, a `sip:` URI with a plain user and no URI parameters, header parameters its one-pass
+/// check calls well formed), and its `tag` is the value of the first parameter named `tag`
+/// (any case), `None` when that one has no value or there is none, as `Params::get` finds it.
+/// `name_addr_tag_matches_full_parse` in the tests compares the two on generated values.
+fn quick_tag(b: &[u8]) -> Option<Option<(usize, usize)>> {
+    // The end of the run of `class` bytes starting at `from`.
+    let run = |from: usize, class: u8| {
+        let rest = b.get(from..).unwrap_or_default();
+        from + rest
+            .iter()
+            .position(|&c| QUICK[c as usize] & class == 0)
+            .unwrap_or(rest.len())
+    };
+    let mut i;
+    if b.first() == Some(&b'"') {
+        i = 1 + b[1..].iter().position(|&c| c == b'"' || c == b'\\')?;
+        if b[i] == b'\\' {
+            return None;
+        }
+        i += 1;
+        while b.get(i) == Some(&b' ') {
+            i += 1;
+        }
+    } else {
+        i = run(0, Q_TOKEN | Q_SP);
+    }
+    if b.get(i) != Some(&b'<') || !b.get(i + 1..i + 5)?.eq_ignore_ascii_case(b"sip:") {
+        return None;
+    }
+    i += 5;
+    let user = i;
+    i = run(i, Q_USER);
+    if i == user || b.get(i) != Some(&b'@') {
+        return None;
+    }
+    i += 1;
+    let host = i;
+    i = run(i, Q_HOST);
+    if i == host {
+        return None;
+    }
+    if b.get(i) == Some(&b':') {
+        i += 1;
+        let (digits, mut port) = (i, 0u32);
+        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+            port = port * 10 + u32::from(d - b'0');
+            i += 1;
+            if i - digits > 5 {
+                return None;
+            }
+        }
+        if i == digits || port > u32::from(u16::MAX) {
+            return None;
+        }
+    }
+    if b.get(i) != Some(&b'>') {
+        return None;
+    }
+    i += 1;
+    // (found a parameter named `tag`, its value)
+    let mut tag: (bool, Option<(usize, usize)>) = (false, None);
+    while i < b.len() {
+        if b[i] != b';' {
+            return None;
+        }
+        i += 1;
+        let name = i;
+        i = run(i, Q_TOKEN);
+        if i == name {
+            return None;
+        }
+        let is_tag = !tag.0 && b[name..i].eq_ignore_ascii_case(b"tag");
+        let mut value = None;
+        if b.get(i) == Some(&b'=') {
+            i += 1;
+            let start = i;
+            i = run(i, Q_TOKEN);
+            if i == start {
+                return None;
+            }
+            value = Some((start, i));
+        }
+        if is_tag {
+            tag = (true, value);
+        }
+    }
+    Some(tag.1)
+}
+
 /// A value that is not a `name-addr` / `addr-spec` (RFC 3261 §25.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvalidNameAddr;
@@ -339,37 +507,21 @@ impl<'a> Message<'a> {
     /// Call-ID = `word ["@" word]`: any non-whitespace; compared byte for byte (§20.8).
     pub fn call_id(&self) -> Result<&'a str, InvalidHeader> {
         let v = self.single(HeaderName::CallId).ok_or(missing!("Call-ID"))?;
-        if v.is_empty() || v.bytes().any(|b| is_lws(b) || b < b' ') {
-            return Err(bad!("Call-ID"));
-        }
-        Ok(v)
+        call_id_value(v)
     }
 
     /// CSeq `number method` (RFC 3261 §20.16); the number must fit 32 bits (RFC 4475
     /// §3.1.2.4 `scalar02`) and the method is case-sensitive like the Request-Line's.
     pub fn cseq(&self) -> Result<(u32, Method<'a>), InvalidHeader> {
         let v = self.single(HeaderName::CSeq).ok_or(missing!("CSeq"))?;
-        let mut c = Cursor::new(v);
-        let num = c.take_while(|b| b.is_ascii_digit());
-        let had_ws = c.skip_lws();
-        let method = c.take_while(is_token_byte);
-        c.skip_lws();
-        if !had_ws || method.is_empty() || !c.at_end() {
-            return Err(bad!("CSeq"));
-        }
-        let n = parse_u32(num).ok_or(bad!("CSeq"))?;
-        Ok((n, Method::from_token(method)))
+        cseq_value(v)
     }
 
     /// Max-Forwards (0..=255, RFC 3261 §8.1.1.6, §20.22).
     pub fn max_forwards(&self) -> Result<Option<u8>, InvalidHeader> {
-        match self.single(HeaderName::MaxForwards) {
-            None => Ok(None),
-            Some(v) => parse_u32(v)
-                .and_then(|n| u8::try_from(n).ok())
-                .map(Some)
-                .ok_or(bad!("Max-Forwards")),
-        }
+        self.single(HeaderName::MaxForwards)
+            .map(max_forwards_value)
+            .transpose()
     }
 
     /// Every Contact value across all Contact lines, in order.
@@ -436,25 +588,9 @@ impl<'a> Message<'a> {
 
     /// Session-Expires (RFC 4028 §4): `delta-seconds *(;se-params)`.
     pub fn session_expires(&self) -> Result<Option<SessionExpires<'a>>, InvalidHeader> {
-        let Some(v) = self.single(HeaderName::SessionExpires) else {
-            return Ok(None);
-        };
-        let (delta, params) = split_params(v);
-        let delta = parse_u32(delta).ok_or(bad!("Session-Expires"))?;
-        let refresher = match params.get("refresher") {
-            None => None,
-            Some(Some(r)) if r.eq_ignore_ascii_case("uac") => Some(Refresher::Uac),
-            Some(Some(r)) if r.eq_ignore_ascii_case("uas") => Some(Refresher::Uas),
-            Some(_) => return Err(bad!("Session-Expires")),
-        };
-        if !params.well_formed() {
-            return Err(bad!("Session-Expires"));
-        }
-        Ok(Some(SessionExpires {
-            delta,
-            refresher,
-            params,
-        }))
+        self.single(HeaderName::SessionExpires)
+            .map(session_expires_value)
+            .transpose()
     }
 
     /// Min-SE (RFC 4028 §5): delta-seconds, parameters ignored.
@@ -521,5 +657,496 @@ impl<'a> Message<'a> {
             })?;
         }
         Ok(())
+    }
+}
+
+/// The headers the server reads on every request, one value at a time: the [`Message`]
+/// accessors find the line and call these, and the server's request reader, which finds all
+/// its lines in one walk, calls them directly.
+///
+/// Call-ID = `word ["@" word]`: any non-whitespace.
+pub(crate) fn call_id_value(v: &str) -> Result<&str, InvalidHeader> {
+    if v.is_empty() || v.bytes().any(|b| is_lws(b) || b < b' ') {
+        return Err(bad!("Call-ID"));
+    }
+    Ok(v)
+}
+
+/// CSeq `number LWS method [LWS]`, by bytes (a `Cursor` walk cost three times as much).
+pub(crate) fn cseq_value(v: &str) -> Result<(u32, Method<'_>), InvalidHeader> {
+    let b = v.as_bytes();
+    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = digits;
+    while b.get(i).is_some_and(|&c| is_lws(c)) {
+        i += 1;
+    }
+    let method_at = i;
+    while b.get(i).is_some_and(|&c| is_token_byte(c)) {
+        i += 1;
+    }
+    let method = &v[method_at..i];
+    while b.get(i).is_some_and(|&c| is_lws(c)) {
+        i += 1;
+    }
+    if method_at == digits || method.is_empty() || i != b.len() {
+        return Err(bad!("CSeq"));
+    }
+    let n = parse_u32(&v[..digits]).ok_or(bad!("CSeq"))?;
+    Ok((n, Method::from_token(method)))
+}
+
+/// The topmost Via of the first Via line, as [`Message::top_via`] reads it.
+pub(crate) fn top_via_value(line: &str) -> Result<Via<'_>, InvalidHeader> {
+    SplitTop::new(line, b',')
+        .next()
+        .map_or(Err(missing!("Via")), Via::parse)
+}
+
+/// The topmost Via of the first Via line as [`top_via_value`] reads it, with its first
+/// `branch` value (`None` when absent or valueless) and whether an `rport` parameter is
+/// present (RFC 3581), as a walk of `params.iter()` finds them.
+///
+/// The usual `SIP/2.0/UDP host[:port];plain;params` Via is read in one pass by
+/// [`quick_via`]; anything else by the general parse and walk.
+pub(crate) fn top_via_branch_rport(
+    line: &str,
+) -> Result<(Via<'_>, Option<&str>, bool), InvalidHeader> {
+    if let Some(quick) = quick_via(line) {
+        return Ok(quick);
+    }
+    let via = top_via_value(line)?;
+    let mut branch: Option<Option<&str>> = None;
+    let mut rport = false;
+    for (name, value) in via.params.iter() {
+        if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+            branch = Some(value);
+        } else if name.eq_ignore_ascii_case("rport") {
+            rport = true;
+        }
+    }
+    Ok((via, branch.flatten(), rport))
+}
+
+/// [`top_via_branch_rport`] for a line of the shape
+///
+/// ```text
+/// "SIP/2.0/" 1*token 1*SP 1*host [ ":" 1*5DIGIT ] *( ";" token [ "=" token ] ) [ "," ...]
+/// ```
+///
+/// (host as in `uri.rs`, no `[IPv6]`), `None` for anything else. Such a value is what
+/// `Via::parse` accepts through its `SIP/2.0/` shortcut with a parameter list its one-pass
+/// check calls well formed, and with no quotes, brackets or LWS in the list `Params::iter`
+/// splits it at every `;` and each name ends at its `=`. The first value of the line ends at
+/// the first `,`, where `SplitTop` cuts it. `quick_via_matches_full_parse` compares the two.
+fn quick_via(line: &str) -> Option<(Via<'_>, Option<&str>, bool)> {
+    let b = line.as_bytes();
+    let run = |from: usize, class: u8| {
+        let rest = b.get(from..).unwrap_or_default();
+        from + rest
+            .iter()
+            .position(|&c| QUICK[c as usize] & class == 0)
+            .unwrap_or(rest.len())
+    };
+    if !b.starts_with(b"SIP/2.0/") {
+        return None;
+    }
+    let transport_end = run(8, Q_TOKEN);
+    let host_at = run(transport_end, Q_SP);
+    if transport_end == 8 || host_at == transport_end {
+        return None;
+    }
+    let mut i = run(host_at, Q_HOST);
+    if i == host_at {
+        return None;
+    }
+    let host_end = i;
+    let mut port = None;
+    if b.get(i) == Some(&b':') {
+        i += 1;
+        let digits = i;
+        let mut n = 0u32;
+        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
+            n = n * 10 + u32::from(d - b'0');
+            i += 1;
+            if i - digits > 5 {
+                return None;
+            }
+        }
+        port = Some(u16::try_from(n).ok().filter(|_| i > digits)?);
+    }
+    let params_at = i + 1;
+    let (mut branch, mut rport) = (None, false);
+    while i < b.len() && b[i] != b',' {
+        if b[i] != b';' {
+            return None;
+        }
+        let name_at = i + 1;
+        i = run(name_at, Q_TOKEN);
+        if i == name_at {
+            return None;
+        }
+        let name = &b[name_at..i];
+        let mut value = None;
+        if b.get(i) == Some(&b'=') {
+            let start = i + 1;
+            i = run(start, Q_TOKEN);
+            if i == start {
+                return None;
+            }
+            value = Some(&line[start..i]);
+        }
+        if branch.is_none() && name.eq_ignore_ascii_case(b"branch") {
+            branch = Some(value);
+        } else if name.eq_ignore_ascii_case(b"rport") {
+            rport = true;
+        }
+    }
+    let params = if params_at <= i {
+        Params::new(&line[params_at..i])
+    } else {
+        Params::default()
+    };
+    let via = Via {
+        transport: &line[8..transport_end],
+        host: &line[host_at..host_end],
+        port,
+        params,
+    };
+    Some((via, branch.flatten(), rport))
+}
+
+/// The URI of the first value on a Contact line that is an address, skipping `*` and
+/// malformed values, as `contacts().find_map(..)` does over the lines in order.
+pub(crate) fn first_contact_uri(line: &str) -> Option<Uri<'_>> {
+    SplitTop::new(line, b',').find_map(|v| match v {
+        "*" => None,
+        v => NameAddr::parse(v).ok().map(|a| a.uri),
+    })
+}
+
+/// Max-Forwards 0..=255.
+pub(crate) fn max_forwards_value(v: &str) -> Result<u8, InvalidHeader> {
+    parse_u32(v)
+        .and_then(|n| u8::try_from(n).ok())
+        .ok_or(bad!("Max-Forwards"))
+}
+
+/// Session-Expires `delta-seconds *(;se-params)`.
+pub(crate) fn session_expires_value(v: &str) -> Result<SessionExpires<'_>, InvalidHeader> {
+    let (delta, params) = split_params(v);
+    let delta = parse_u32(delta).ok_or(bad!("Session-Expires"))?;
+    let refresher = match params.get("refresher") {
+        None => None,
+        Some(Some(r)) if r.eq_ignore_ascii_case("uac") => Some(Refresher::Uac),
+        Some(Some(r)) if r.eq_ignore_ascii_case("uas") => Some(Refresher::Uas),
+        Some(_) => return Err(bad!("Session-Expires")),
+    };
+    if !params.well_formed() {
+        return Err(bad!("Session-Expires"));
+    }
+    Ok(SessionExpires {
+        delta,
+        refresher,
+        params,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The slow path [`name_addr_tag`] must agree with.
+    fn full(v: &str) -> Result<Option<&str>, InvalidNameAddr> {
+        NameAddr::parse(v).map(|a| a.tag())
+    }
+
+    #[test]
+    fn quick_tag_takes_the_usual_values() {
+        for (v, tag) in [
+            ("\"Reception\" <sip:201@192.168.1.10>;tag=123", Some("123")),
+            ("<sip:123@192.168.1.100:5060>", None),
+            ("<sip:123@192.168.1.100:5060>;TAG=a-b.c", Some("a-b.c")),
+            (
+                "Bob Smith <sip:bob@example.com>;x=1;tag=9;tag=10",
+                Some("9"),
+            ),
+            ("<sip:a@b>;tag;tag=1", None),
+            ("\"\" <SIP:a@b:0>;tag=%41", Some("%41")),
+        ] {
+            assert!(quick_tag(v.as_bytes()).is_some(), "{v:?}");
+            assert_eq!(name_addr_tag(v), Ok(tag), "{v:?}");
+            assert_eq!(full(v), Ok(tag), "{v:?}");
+        }
+        for v in [
+            "sip:a@b;tag=1",
+            "<sip:b>;tag=1",
+            "<sip:a@b> ;tag=1",
+            "<sip:a@b>;tag=1 ",
+            "<sip:a@b>;tag=\"1\"",
+            "<sip:a@b;lr>;tag=1",
+            "\"a\\\"b\" <sip:a@b>",
+            "<sip:a%41@b>",
+            "<sip:a@b:123456>",
+            "<sip:a@b>;tag=1=2",
+        ] {
+            assert_eq!(quick_tag(v.as_bytes()), None, "{v:?}");
+        }
+    }
+
+    /// Values near the quick shape: each piece usually fits it, sometimes not.
+    fn near_name_addr() -> impl Strategy<Value = String> {
+        let display = prop::sample::select(vec![
+            "",
+            "\"Reception\" ",
+            "\"Reception\"",
+            "\"a\\\"b\" ",
+            "\"<x>;tag=1\"  ",
+            "\"unterminated ",
+            "Bob Smith ",
+            "Müller ",
+            " ",
+            "\t",
+            "a,b ",
+            "\"\"",
+        ]);
+        let scheme = prop::sample::select(vec![
+            "<sip:", "<sip:", "<sip:", "<sip:", "<SIP:", "<sips:", "<tel:", "sip:", "<",
+        ]);
+        let user = prop_oneof![
+            3 => "[a-z0-9!'()&=+$,._~*-]{1,5}",
+            1 => "[a-z0-9%;?:@!'()&=+$,._~*/ -]{0,6}",
+        ];
+        let at = prop::sample::select(vec!["@", "@", "@", "@", "", "@@"]);
+        let host = prop_oneof![
+            3 => "[a-z0-9._-]{1,8}",
+            1 => "[a-z0-9._\\[\\]:;>-]{0,8}",
+        ];
+        let port = prop::sample::select(vec![
+            "", ":5060", ":65535", ":65536", ":99999", ":", ":123456", ":0", ":00001",
+        ]);
+        let close = prop::sample::select(vec![">", ">", ">", ">", "", ">>", "> "]);
+        let param = (
+            prop::sample::select(vec![";", ";", ";", ";", ";", " ;", ";;", "", ",", "; "]),
+            prop_oneof![
+                2 => Just("tag".to_string()),
+                1 => Just("TaG".to_string()),
+                2 => "[a-z%]{1,4}",
+                1 => "[a-z%=\" ]{0,4}"
+            ],
+            prop::option::of(prop_oneof![
+                3 => "=[a-z0-9%.-]{1,4}",
+                1 => "=[a-z0-9%\"= <>]{0,4}",
+            ]),
+        )
+            .prop_map(|(sep, name, value)| format!("{sep}{name}{}", value.unwrap_or_default()));
+        let params = prop::collection::vec(param, 0..4);
+        let tail = prop::sample::select(vec!["", "", "", "", " ", ";", "\r\n x"]);
+        (display, scheme, (user, at, host, port), close, params, tail).prop_map(
+            |(d, s, (u, a, h, p), c, ps, t)| format!("{d}{s}{u}{a}{h}{p}{c}{}{t}", ps.concat()),
+        )
+    }
+
+    /// Values of the quick shape, then zero to two bytes inserted, removed or replaced.
+    fn mutated_name_addr() -> impl Strategy<Value = String> {
+        let display = prop::sample::select(vec!["", "\"Reception\" ", "\"a b\"", "Bob Smith "]);
+        let port = prop::sample::select(vec!["", ":5060", ":65535", ":1"]);
+        let param = (
+            "[a-zA-Z%.-]{1,4}|tag|TAG",
+            prop::option::of("[a-z0-9%.!-]{1,5}"),
+        )
+            .prop_map(|(n, v)| match v {
+                Some(v) => format!(";{n}={v}"),
+                None => format!(";{n}"),
+            });
+        let good = (
+            display,
+            "[a-z0-9!'()&=+$,._~*-]{1,5}",
+            "[a-z0-9._-]{1,8}",
+            port,
+            prop::collection::vec(param, 0..4),
+        )
+            .prop_map(|(d, u, h, p, ps)| format!("{d}<sip:{u}@{h}{p}>{}", ps.concat()));
+        let edit = (
+            any::<prop::sample::Index>(),
+            0..3u8,
+            prop::sample::select(b"<>\";=:@ \\%,?a0\r\n\t[".to_vec()),
+        );
+        (good, prop::collection::vec(edit, 0..3)).prop_map(|(v, edits)| {
+            let mut b = v.into_bytes();
+            for (at, op, c) in edits {
+                let i = at.index(b.len() + 1);
+                match op {
+                    0 => b.insert(i, c),
+                    1 if i < b.len() => _ = b.remove(i),
+                    _ if i < b.len() => b[i] = c,
+                    _ => b.push(c),
+                }
+            }
+            String::from_utf8(b).expect("ASCII edits of ASCII")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn name_addr_tag_matches_full_parse_when_mutated(v in mutated_name_addr()) {
+            prop_assert_eq!(name_addr_tag(&v), full(&v), "{:?}", v);
+        }
+
+        #[test]
+        fn name_addr_tag_matches_full_parse(v in near_name_addr()) {
+            prop_assert_eq!(name_addr_tag(&v), full(&v), "{:?}", v);
+        }
+
+        #[test]
+        fn name_addr_tag_matches_full_parse_on_any_text(v in "[<>\"\\\\@:;=a-zA-Z0-9 %.,-]{0,40}") {
+            prop_assert_eq!(name_addr_tag(&v), full(&v), "{:?}", v);
+        }
+    }
+
+    /// The slow path [`top_via_branch_rport`] must agree with.
+    fn full_via(line: &str) -> Result<(Via<'_>, Option<&str>, bool), InvalidHeader> {
+        let via = top_via_value(line)?;
+        let mut branch: Option<Option<&str>> = None;
+        let mut rport = false;
+        for (name, value) in via.params.iter() {
+            if branch.is_none() && name.eq_ignore_ascii_case("branch") {
+                branch = Some(value);
+            } else if name.eq_ignore_ascii_case("rport") {
+                rport = true;
+            }
+        }
+        Ok((via, branch.flatten(), rport))
+    }
+
+    #[test]
+    fn quick_via_takes_the_usual_values() {
+        for (line, branch, rport) in [
+            (
+                "SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK1;rport",
+                Some("z9hG4bK1"),
+                true,
+            ),
+            ("SIP/2.0/TCP host", None, false),
+            ("SIP/2.0/UDP h:1;RPORT;Branch=a;branch=b", Some("a"), true),
+            ("SIP/2.0/UDP h;branch;branch=b", None, false),
+            (
+                "SIP/2.0/UDP a.b;branch=1,SIP/2.0/UDP c;branch=2",
+                Some("1"),
+                false,
+            ),
+        ] {
+            let quick = quick_via(line).expect(line);
+            assert_eq!((quick.1, quick.2), (branch, rport), "{line:?}");
+            assert_eq!(Ok(quick), full_via(line), "{line:?}");
+        }
+        for line in [
+            "SIP/2.0/UDP [::1]:5060;branch=1",
+            "SIP/2.0/UDP h ;branch=1",
+            "SIP / 2.0 / UDP h",
+            "SIP/2.0/UDP\th",
+            "SIP/2.0/UDP h;branch=\"x\"",
+            "SIP/2.0/UDP h;;rport",
+            "SIP/2.0/UDP h:123456",
+            "SIP/2.0/UDP h ,SIP/2.0/UDP i",
+        ] {
+            assert_eq!(quick_via(line), None, "{line:?}");
+        }
+    }
+
+    /// Via lines of the quick shape, then zero to two bytes inserted, removed or replaced.
+    fn mutated_via() -> impl Strategy<Value = String> {
+        let param = (
+            "[a-zA-Z%.-]{1,5}|branch|BRANCH|rport|Rport",
+            prop::option::of("[a-zA-Z0-9%.!-]{1,6}"),
+        )
+            .prop_map(|(n, v)| match v {
+                Some(v) => format!(";{n}={v}"),
+                None => format!(";{n}"),
+            });
+        let good = (
+            "UDP|TCP|TLS|[a-z]{1,3}",
+            " {1,2}",
+            "[a-z0-9._-]{1,8}",
+            prop::sample::select(vec!["", ":5060", ":65535", ":1", ":65536"]),
+            prop::collection::vec(param, 0..4),
+            prop::sample::select(vec!["", "", ",SIP/2.0/UDP x", ", y"]),
+        )
+            .prop_map(|(t, sp, h, p, ps, more)| {
+                format!("SIP/2.0/{t}{sp}{h}{p}{}{more}", ps.concat())
+            });
+        let edit = (
+            any::<prop::sample::Index>(),
+            0..3u8,
+            prop::sample::select(b"<>\";=:@ \\%,?a0\r\n\t[]/".to_vec()),
+        );
+        (good, prop::collection::vec(edit, 0..3)).prop_map(|(v, edits)| {
+            let mut b = v.into_bytes();
+            for (at, op, c) in edits {
+                let i = at.index(b.len() + 1);
+                match op {
+                    0 => b.insert(i, c),
+                    1 if i < b.len() => _ = b.remove(i),
+                    _ if i < b.len() => b[i] = c,
+                    _ => b.push(c),
+                }
+            }
+            String::from_utf8(b).expect("ASCII edits of ASCII")
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn quick_via_matches_full_parse(line in mutated_via()) {
+            prop_assert_eq!(top_via_branch_rport(&line), full_via(&line), "{:?}", line);
+        }
+
+        #[test]
+        fn quick_via_matches_full_parse_on_any_text(
+            line in "SIP/2\\.0/[A-Z ;=,:.a-z0-9\\[\\]\"]{0,30}"
+        ) {
+            prop_assert_eq!(top_via_branch_rport(&line), full_via(&line), "{:?}", line);
+        }
+    }
+
+    #[test]
+    fn via_generator_reaches_the_quick_path() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let (mut quick, mut branch, mut rport) = (0, 0, 0);
+        for _ in 0..2000 {
+            let v = mutated_via().new_tree(&mut runner).unwrap().current();
+            if let Some((_, b, r)) = quick_via(&v) {
+                quick += 1;
+                branch += usize::from(b.is_some());
+                rport += usize::from(r);
+            }
+        }
+        assert!(
+            quick > 300 && branch > 50 && rport > 50,
+            "{quick} {branch} {rport}"
+        );
+    }
+
+    /// The mutating generator does reach the quick path (else the property proves nothing).
+    #[test]
+    fn generator_reaches_the_quick_path() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let (mut quick, mut tagged) = (0, 0);
+        for _ in 0..2000 {
+            let v = mutated_name_addr().new_tree(&mut runner).unwrap().current();
+            if let Some(t) = quick_tag(v.as_bytes()) {
+                quick += 1;
+                tagged += usize::from(t.is_some());
+            }
+        }
+        assert!(quick > 100 && tagged > 30, "{quick} {tagged}");
     }
 }

@@ -65,7 +65,9 @@ pub(crate) fn parse_u32(s: &str) -> Option<u32> {
     if s.is_empty() || s.len() > 10 || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    s.parse::<u64>().ok().and_then(|v| u32::try_from(v).ok())
+    // Ten digits at most fit a u64: summed by hand, `str::parse` would check them again.
+    let v = s.bytes().fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+    u32::try_from(v).ok()
 }
 
 /// Splits `s` on `sep` where it is not inside a quoted string (with `\` escapes) or inside
@@ -317,5 +319,9 @@ mod tests {
         assert_eq!(parse_u32("-1"), None);
         assert_eq!(parse_u32("18446744073709551616"), None);
         assert_eq!(parse_u32(""), None);
+        assert_eq!(parse_u32("9999999999"), None);
+        assert_eq!(parse_u32("0000000042"), Some(42));
+        assert_eq!(parse_u32("+1"), None);
+        assert_eq!(parse_u32("1 "), None);
     }
 }

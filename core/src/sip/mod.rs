@@ -50,10 +50,15 @@ mod write;
 mod tests;
 
 pub use framer::{frame, Frame, MAX_STREAM_BODY};
+pub(crate) use headers::{
+    call_id_value, cseq_value, first_contact_uri, max_forwards_value, name_addr_tag,
+    session_expires_value, top_via_branch_rport,
+};
 pub use headers::{
     ContactValue, ContentType, InvalidHeader, InvalidNameAddr, NameAddr, Refresher, SessionExpires,
     Via,
 };
+pub(crate) use lex::SplitTop;
 pub use lex::{percent_decode, unescape_quoted};
 pub use names::HeaderName;
 pub use params::Params;

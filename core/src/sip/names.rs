@@ -157,120 +157,214 @@ impl<'a> HeaderName<'a> {
     }
 }
 
-/// Known long header names, bucketed by (length, lower-case first letter) so that a lookup
-/// compares against one or two candidates instead of the whole list.
+/// Known long header names, bucketed by length; within a bucket each name is its [`key`], so
+/// a lookup is a few word loads and one to six word compares (a byte-wise compare per
+/// candidate was most of the parser's per-line cost).
 fn lookup_known(b: &[u8]) -> Option<HeaderName<'static>> {
-    type Bucket = &'static [(&'static [u8], HeaderName<'static>)];
-    let first = b.first()?.to_ascii_lowercase();
-    let bucket: Bucket = match (b.len(), first) {
-        (2, b't') => &[(b"to", HeaderName::To)],
-        (3, b'v') => &[(b"via", HeaderName::Via)],
-        (4, b'c') => &[(b"cseq", HeaderName::CSeq)],
-        (4, b'd') => &[(b"date", HeaderName::Date)],
-        (4, b'f') => &[(b"from", HeaderName::From)],
-        (4, b'r') => &[(b"rack", HeaderName::RAck), (b"rseq", HeaderName::RSeq)],
-        (5, b'a') => &[(b"allow", HeaderName::Allow)],
-        (5, b'e') => &[(b"event", HeaderName::Event)],
-        (5, b'r') => &[(b"route", HeaderName::Route)],
-        (6, b'a') => &[(b"accept", HeaderName::Accept)],
-        (6, b'm') => &[(b"min-se", HeaderName::MinSe)],
-        (6, b's') => &[(b"server", HeaderName::Server)],
-        (7, b'c') => &[
-            (b"call-id", HeaderName::CallId),
-            (b"contact", HeaderName::Contact),
-        ],
-        (7, b'e') => &[(b"expires", HeaderName::Expires)],
-        (7, b'r') => &[(b"require", HeaderName::Require)],
-        (7, b's') => &[(b"subject", HeaderName::Subject)],
-        (7, b'w') => &[(b"warning", HeaderName::Warning)],
-        (8, b'p') => &[(b"priority", HeaderName::Priority)],
-        (8, b'r') => &[
-            (b"refer-to", HeaderName::ReferTo),
-            (b"reply-to", HeaderName::ReplyTo),
-        ],
-        (9, b'c') => &[(b"call-info", HeaderName::CallInfo)],
-        (9, b's') => &[(b"supported", HeaderName::Supported)],
-        (9, b't') => &[(b"timestamp", HeaderName::Timestamp)],
-        (10, b'a') => &[(b"alert-info", HeaderName::AlertInfo)],
-        (10, b'e') => &[(b"error-info", HeaderName::ErrorInfo)],
-        (10, b'u') => &[(b"user-agent", HeaderName::UserAgent)],
-        (11, b'i') => &[(b"in-reply-to", HeaderName::InReplyTo)],
-        (11, b'm') => &[(b"min-expires", HeaderName::MinExpires)],
-        (11, b'r') => &[
-            (b"referred-by", HeaderName::ReferredBy),
-            (b"retry-after", HeaderName::RetryAfter),
-        ],
-        (11, b'u') => &[(b"unsupported", HeaderName::Unsupported)],
-        (12, b'a') => &[(b"allow-events", HeaderName::AllowEvents)],
-        (12, b'c') => &[(b"content-type", HeaderName::ContentType)],
-        (12, b'm') => &[
-            (b"max-forwards", HeaderName::MaxForwards),
-            (b"mime-version", HeaderName::MimeVersion),
-        ],
-        (12, b'o') => &[(b"organization", HeaderName::Organization)],
-        (12, b'r') => &[(b"record-route", HeaderName::RecordRoute)],
-        (13, b'a') => &[(b"authorization", HeaderName::Authorization)],
-        (13, b'p') => &[(b"proxy-require", HeaderName::ProxyRequire)],
-        (14, b'a') => &[(b"accept-contact", HeaderName::AcceptContact)],
-        (14, b'c') => &[(b"content-length", HeaderName::ContentLength)],
-        (14, b'r') => &[(b"reject-contact", HeaderName::RejectContact)],
-        (15, b'a') => &[
-            (b"accept-encoding", HeaderName::AcceptEncoding),
-            (b"accept-language", HeaderName::AcceptLanguage),
-        ],
-        (15, b's') => &[(b"session-expires", HeaderName::SessionExpires)],
-        (16, b'c') => &[
-            (b"content-encoding", HeaderName::ContentEncoding),
-            (b"content-language", HeaderName::ContentLanguage),
-        ],
-        (16, b'w') => &[(b"www-authenticate", HeaderName::WwwAuthenticate)],
-        (18, b'p') => &[(b"proxy-authenticate", HeaderName::ProxyAuthenticate)],
-        (19, b'a') => &[(b"authentication-info", HeaderName::AuthenticationInfo)],
-        (19, b'c') => &[(b"content-disposition", HeaderName::ContentDisposition)],
-        (19, b'p') => &[(b"proxy-authorization", HeaderName::ProxyAuthorization)],
-        (19, b'r') => &[(b"request-disposition", HeaderName::RequestDisposition)],
+    let bucket: &[Known] = match b.len() {
+        2 => const { &[k(b"to", HeaderName::To)] },
+        3 => const { &[k(b"via", HeaderName::Via)] },
+        4 => {
+            const {
+                &[
+                    k(b"cseq", HeaderName::CSeq),
+                    k(b"from", HeaderName::From),
+                    k(b"date", HeaderName::Date),
+                    k(b"rack", HeaderName::RAck),
+                    k(b"rseq", HeaderName::RSeq),
+                ]
+            }
+        }
+        5 => {
+            const {
+                &[
+                    k(b"allow", HeaderName::Allow),
+                    k(b"event", HeaderName::Event),
+                    k(b"route", HeaderName::Route),
+                ]
+            }
+        }
+        6 => {
+            const {
+                &[
+                    k(b"accept", HeaderName::Accept),
+                    k(b"min-se", HeaderName::MinSe),
+                    k(b"server", HeaderName::Server),
+                ]
+            }
+        }
+        7 => {
+            const {
+                &[
+                    k(b"call-id", HeaderName::CallId),
+                    k(b"contact", HeaderName::Contact),
+                    k(b"expires", HeaderName::Expires),
+                    k(b"require", HeaderName::Require),
+                    k(b"subject", HeaderName::Subject),
+                    k(b"warning", HeaderName::Warning),
+                ]
+            }
+        }
+        8 => {
+            const {
+                &[
+                    k(b"priority", HeaderName::Priority),
+                    k(b"refer-to", HeaderName::ReferTo),
+                    k(b"reply-to", HeaderName::ReplyTo),
+                ]
+            }
+        }
+        9 => {
+            const {
+                &[
+                    k(b"supported", HeaderName::Supported),
+                    k(b"call-info", HeaderName::CallInfo),
+                    k(b"timestamp", HeaderName::Timestamp),
+                ]
+            }
+        }
+        10 => {
+            const {
+                &[
+                    k(b"user-agent", HeaderName::UserAgent),
+                    k(b"alert-info", HeaderName::AlertInfo),
+                    k(b"error-info", HeaderName::ErrorInfo),
+                ]
+            }
+        }
+        11 => {
+            const {
+                &[
+                    k(b"in-reply-to", HeaderName::InReplyTo),
+                    k(b"min-expires", HeaderName::MinExpires),
+                    k(b"referred-by", HeaderName::ReferredBy),
+                    k(b"retry-after", HeaderName::RetryAfter),
+                    k(b"unsupported", HeaderName::Unsupported),
+                ]
+            }
+        }
+        12 => {
+            const {
+                &[
+                    k(b"max-forwards", HeaderName::MaxForwards),
+                    k(b"content-type", HeaderName::ContentType),
+                    k(b"record-route", HeaderName::RecordRoute),
+                    k(b"allow-events", HeaderName::AllowEvents),
+                    k(b"mime-version", HeaderName::MimeVersion),
+                    k(b"organization", HeaderName::Organization),
+                ]
+            }
+        }
+        13 => {
+            const {
+                &[
+                    k(b"authorization", HeaderName::Authorization),
+                    k(b"proxy-require", HeaderName::ProxyRequire),
+                ]
+            }
+        }
+        14 => {
+            const {
+                &[
+                    k(b"content-length", HeaderName::ContentLength),
+                    k(b"accept-contact", HeaderName::AcceptContact),
+                    k(b"reject-contact", HeaderName::RejectContact),
+                ]
+            }
+        }
+        15 => {
+            const {
+                &[
+                    k(b"session-expires", HeaderName::SessionExpires),
+                    k(b"accept-encoding", HeaderName::AcceptEncoding),
+                    k(b"accept-language", HeaderName::AcceptLanguage),
+                ]
+            }
+        }
+        16 => {
+            const {
+                &[
+                    k(b"content-encoding", HeaderName::ContentEncoding),
+                    k(b"content-language", HeaderName::ContentLanguage),
+                    k(b"www-authenticate", HeaderName::WwwAuthenticate),
+                ]
+            }
+        }
+        18 => const { &[k(b"proxy-authenticate", HeaderName::ProxyAuthenticate)] },
+        19 => {
+            const {
+                &[
+                    k(b"authentication-info", HeaderName::AuthenticationInfo),
+                    k(b"content-disposition", HeaderName::ContentDisposition),
+                    k(b"proxy-authorization", HeaderName::ProxyAuthorization),
+                    k(b"request-disposition", HeaderName::RequestDisposition),
+                ]
+            }
+        }
         _ => return None,
     };
-    bucket
-        .iter()
-        .find(|(name, _)| eq_lower(b, name))
-        .map(|&(_, h)| h)
+    let want = key(b);
+    bucket.iter().find(|c| c.key == want).map(|c| c.name)
 }
 
-/// `token.eq_ignore_ascii_case(lower)` for a `token` (RFC 3261 §25.1) against a lower-case
-/// header name, eight bytes at a time. Setting bit 0x20 lower-cases letters and leaves `-` and
-/// digits alone; no other token byte becomes a letter, `-` or digit that way, so the compare is
-/// exact for token input (the parser validates names before classifying them).
-fn eq_lower(token: &[u8], lower: &[u8]) -> bool {
-    if token.len() != lower.len() {
-        return false;
-    }
-    let mut a = token.chunks_exact(8);
-    let mut b = lower.chunks_exact(8);
-    for (x, y) in (&mut a).zip(&mut b) {
-        let (mut wx, mut wy) = ([0u8; 8], [0u8; 8]);
-        wx.copy_from_slice(x);
-        wy.copy_from_slice(y);
-        if u64::from_le_bytes(wx) | 0x2020_2020_2020_2020 != u64::from_le_bytes(wy) {
-            return false;
-        }
-    }
-    if token.len() >= 8 && !a.remainder().is_empty() {
-        // The tail as one more word, overlapping bytes already compared: no byte loop.
-        let tail = token.len() - 8;
-        return word_at(token, tail) | 0x2020_2020_2020_2020 == word_at(lower, tail);
-    }
-    a.remainder()
-        .iter()
-        .zip(b.remainder())
-        .all(|(&x, &y)| x | 0x20 == y)
+/// A known name as its [`key`].
+struct Known {
+    key: [u64; 3],
+    name: HeaderName<'static>,
 }
 
-/// The eight bytes at `at` as a little-endian word (`at + 8 <= bytes.len()`).
+/// `Known` for a lower-case name, computed at compile time.
+const fn k(lower: &[u8], name: HeaderName<'static>) -> Known {
+    Known {
+        key: key(lower),
+        name,
+    }
+}
+
+/// A name of 2 to 24 bytes as up to three little-endian words that together cover every byte
+/// (overlapping when the length is not a multiple of the word), each byte OR 0x20.
+///
+/// For two names of the same length, equal keys mean equal names up to that OR. Setting bit
+/// 0x20 lower-cases letters and leaves `-` and digits alone; no other `token` byte (RFC 3261
+/// §25.1) becomes a letter, `-` or digit that way, so for a token against a lower-case header
+/// name (letters, digits, `-`) equal keys are exactly `eq_ignore_ascii_case` (the parser
+/// validates names before classifying them: a CR would pass for a `-`).
+const fn key(b: &[u8]) -> [u64; 3] {
+    const LOW: u64 = 0x2020_2020_2020_2020;
+    let n = b.len();
+    if n < 2 || n > 24 {
+        return [0; 3];
+    }
+    if n < 4 {
+        let w = load::<2>(b, 0) | load::<2>(b, n - 2) << 16;
+        return [w | 0x2020_2020, 0, 0];
+    }
+    if n < 8 {
+        let w = load::<4>(b, 0) | load::<4>(b, n - 4) << 32;
+        return [w | LOW, 0, 0];
+    }
+    if n <= 16 {
+        return [load::<8>(b, 0) | LOW, load::<8>(b, n - 8) | LOW, 0];
+    }
+    [
+        load::<8>(b, 0) | LOW,
+        load::<8>(b, 8) | LOW,
+        load::<8>(b, n - 8) | LOW,
+    ]
+}
+
+/// The `N` bytes at `at` as a little-endian number (one load; `N` is 2, 4 or 8).
 #[inline]
-fn word_at(bytes: &[u8], at: usize) -> u64 {
+const fn load<const N: usize>(b: &[u8], at: usize) -> u64 {
+    let Some(c) = b.split_at(at).1.first_chunk::<N>() else {
+        return 0;
+    };
     let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[at..at + 8]);
+    let mut i = 0;
+    while i < N {
+        w[i] = c[i];
+        i += 1;
+    }
     u64::from_le_bytes(w)
 }
 
@@ -346,11 +440,36 @@ mod tests {
     }
 
     #[test]
+    fn keyed_lookup_matches_linear_scan_one_byte_off() {
+        let tokens: Vec<u8> = (0..=255u8)
+            .filter(|&b| super::super::lex::is_token_byte(b))
+            .collect();
+        for h in HeaderName::ALL {
+            let canon = h.as_str().as_bytes();
+            for at in 0..canon.len() {
+                for &t in &tokens {
+                    let mut name = canon.to_vec();
+                    name[at] = t;
+                    assert_eq!(
+                        lookup_known(&name),
+                        HeaderName::lookup_linear(&name),
+                        "{:?}",
+                        String::from_utf8_lossy(&name)
+                    );
+                }
+            }
+            // One byte longer or shorter is never the name.
+            assert_eq!(lookup_known(&[canon, b"s"].concat()), None);
+            assert_ne!(lookup_known(&canon[1..]), Some(*h));
+        }
+    }
+
+    #[test]
     fn non_tokens_are_never_known() {
         assert_eq!(HeaderName::parse("Call\rID"), HeaderName::Other("Call\rID"));
         assert_eq!(HeaderName::parse("Via "), HeaderName::Other("Via "));
-        // eq_lower alone would take CR for '-': why parse() checks for a token first.
-        assert!(eq_lower(b"call\rid", b"call-id"));
+        // The key alone would take CR for '-': why parse() checks for a token first.
+        assert_eq!(key(b"call\rid"), key(b"call-id"));
     }
 
     #[test]
