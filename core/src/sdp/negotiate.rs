@@ -114,7 +114,10 @@ impl std::error::Error for Rejection {}
 /// Answer an offer. Takes the first audio m-line with a non-zero port, a plain RTP profile and a
 /// codec we can send (so an SRTP line followed by its RTP/AVP twin, as "best effort SRTP"
 /// phones offer, still works); every other m-line will be rejected by [`super::write_answer`].
-pub fn answer(offer: &SessionDescription, prefs: &AnswerPrefs) -> Result<Negotiated, Rejection> {
+pub fn answer(
+    offer: &SessionDescription<'_>,
+    prefs: &AnswerPrefs,
+) -> Result<Negotiated, Rejection> {
     let (index, codec, payload_type) = choose_stream(offer, prefs, CodecOrder::Ours)?;
     let m = &offer.media[index];
     let ptime_ms = choose_ptime(offer.ptime_for(index), m.maxptime, prefs.default_ptime_ms);
@@ -131,7 +134,7 @@ pub fn answer(offer: &SessionDescription, prefs: &AnswerPrefs) -> Result<Negotia
 /// the first of its formats that is one of ours wins. If it can receive (`recvonly`, or
 /// `sendrecv` from a peer that ignored our `sendonly`) we send; otherwise we stay silent.
 pub fn accept_answer(
-    answer: &SessionDescription,
+    answer: &SessionDescription<'_>,
     prefs: &AnswerPrefs,
 ) -> Result<Negotiated, Rejection> {
     let (index, codec, payload_type) = choose_stream(answer, prefs, CodecOrder::Theirs)?;
@@ -154,7 +157,7 @@ enum CodecOrder {
 }
 
 fn choose_stream(
-    sd: &SessionDescription,
+    sd: &SessionDescription<'_>,
     prefs: &AnswerPrefs,
     order: CodecOrder,
 ) -> Result<(usize, Codec, u8), Rejection> {
@@ -184,7 +187,7 @@ fn choose_stream(
 
 /// The codec a payload type stands for: its rtpmap if present (dynamic or not), else the static
 /// RFC 3551 assignment. Only 8000 Hz mono maps count.
-fn codec_of(m: &MediaDescription, pt: u8) -> Option<Codec> {
+fn codec_of(m: &MediaDescription<'_>, pt: u8) -> Option<Codec> {
     match m.rtpmap(pt) {
         Some(map) => {
             let mono = map.channels.is_none_or(|c| c == 1);
@@ -199,23 +202,28 @@ fn codec_of(m: &MediaDescription, pt: u8) -> Option<Codec> {
     }
 }
 
-fn choose_codec(m: &MediaDescription, prefs: &[Codec], order: CodecOrder) -> Option<(Codec, u8)> {
-    let mut offered = m
-        .payload_types()
-        .filter_map(|pt| codec_of(m, pt).map(|c| (c, pt)));
+fn choose_codec(
+    m: &MediaDescription<'_>,
+    prefs: &[Codec],
+    order: CodecOrder,
+) -> Option<(Codec, u8)> {
+    let offered = || {
+        m.payload_types()
+            .filter_map(|pt| codec_of(m, pt).map(|c| (c, pt)))
+    };
     if prefs.is_empty() {
-        offered.next()
+        offered().next()
     } else if order == CodecOrder::Theirs {
-        offered.find(|(c, _)| prefs.contains(c))
+        offered().find(|(c, _)| prefs.contains(c))
     } else {
-        let offered: Vec<(Codec, u8)> = offered.collect();
+        // One pass over the offer per preference (at most three), instead of collecting it.
         prefs
             .iter()
-            .find_map(|want| offered.iter().find(|(c, _)| c == want).copied())
+            .find_map(|want| offered().find(|(c, _)| c == want))
     }
 }
 
-fn dtmf_pt(m: &MediaDescription) -> Option<u8> {
+fn dtmf_pt(m: &MediaDescription<'_>) -> Option<u8> {
     m.payload_types().find(|&pt| {
         m.rtpmap(pt).is_some_and(|map| {
             map.encoding.eq_ignore_ascii_case("telephone-event")
@@ -236,7 +244,7 @@ pub(super) fn choose_ptime(ptime: Option<u32>, maxptime: Option<u32>, default_ms
 }
 
 fn finish(
-    sd: &SessionDescription,
+    sd: &SessionDescription<'_>,
     index: usize,
     codec: Codec,
     payload_type: u8,

@@ -2,7 +2,10 @@
 
 use std::net::IpAddr;
 
-use super::{direction_attribute, AnswerPrefs, Negotiated, SessionDescription, OFFER_DTMF_PT};
+use super::{
+    direction_attribute, AnswerPrefs, MediaDescription, Negotiated, SessionDescription,
+    OFFER_DTMF_PT,
+};
 use crate::codec::Codec;
 use crate::server::ascii::{push_decimal, push_ip};
 use crate::server::Direction;
@@ -23,25 +26,65 @@ pub struct LocalMedia<'a> {
 /// Write the answer to `offer` as negotiated in `neg`: one m-line per offered m-line, in order,
 /// every one but the chosen one rejected with port 0 (RFC 3264 §6).
 pub fn write_answer(
-    offer: &SessionDescription,
+    offer: &SessionDescription<'_>,
     neg: &Negotiated,
     local: &LocalMedia<'_>,
     out: &mut Vec<u8>,
 ) {
-    write_session(local, out);
-    for (index, m) in offer.media.iter().enumerate() {
-        if index == neg.media_index {
-            // RFC 3264 §6.1: the answer's proto matches the offer's. RTP/AVPF only adds
-            // feedback, which we may leave unused (RFC 4585 §3.2).
-            let proto = if m.is_plain_rtp() {
-                m.proto.as_str()
+    AnswerLayout::new(offer, neg).write(neg, local, out);
+}
+
+/// What an answer repeats of its offer: the m-lines it rejects, already written as rejected
+/// lines, and the protocol of the one it accepts. The server keeps this instead of the offer
+/// while the runtime binds the RTP port the answer names; for the usual offer of one audio line
+/// it holds nothing on the heap.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnswerLayout {
+    /// The rejected m-lines (`m=video 0 RTP/AVP 96` CRLF) in offer order.
+    rejected: Box<[u8]>,
+    /// How many bytes of `rejected` come before the accepted m-line.
+    before: usize,
+    /// The accepted m-line's protocol (at most `RTP/AVPF`, 8 bytes), as `proto_len` bytes;
+    /// none when `neg` named no m-line of the offer.
+    proto: [u8; 8],
+    proto_len: u8,
+}
+
+impl AnswerLayout {
+    /// The layout of the answer to `offer` as negotiated in `neg`.
+    pub fn new(offer: &SessionDescription<'_>, neg: &Negotiated) -> AnswerLayout {
+        let mut layout = AnswerLayout::default();
+        let mut rejected = Vec::new();
+        for (index, m) in offer.media.iter().enumerate() {
+            if index == neg.media_index {
+                // RFC 3264 §6.1: the answer's proto matches the offer's. RTP/AVPF only adds
+                // feedback, which we may leave unused (RFC 4585 §3.2).
+                let proto = if m.is_plain_rtp() {
+                    m.proto.as_bytes()
+                } else {
+                    b"RTP/AVP"
+                };
+                // A plain RTP proto equals an ASCII name of at most 8 bytes, so it fits.
+                layout.proto[..proto.len()].copy_from_slice(proto);
+                layout.proto_len = proto.len() as u8;
+                layout.before = rejected.len();
             } else {
-                "RTP/AVP"
-            };
+                write_rejected(m, &mut rejected);
+            }
+        }
+        layout.rejected = rejected.into_boxed_slice();
+        layout
+    }
+
+    /// Write the answer: our session lines, then the offer's m-lines with ours in its place.
+    pub fn write(&self, neg: &Negotiated, local: &LocalMedia<'_>, out: &mut Vec<u8>) {
+        write_session(local, out);
+        out.extend_from_slice(&self.rejected[..self.before]);
+        if self.proto_len > 0 {
             write_audio(
                 out,
                 local.rtp_port,
-                proto,
+                &self.proto[..self.proto_len as usize],
                 &[(neg.codec, neg.payload_type)],
                 neg.dtmf_pt,
                 neg.ptime_ms,
@@ -50,22 +93,26 @@ pub fn write_answer(
             if neg.rtcp_mux {
                 out.extend_from_slice(b"a=rtcp-mux\r\n");
             }
-        } else {
-            out.extend_from_slice(b"m=");
-            out.extend_from_slice(m.media.as_bytes());
-            out.extend_from_slice(b" 0 ");
-            out.extend_from_slice(m.proto.as_bytes());
-            if m.formats.is_empty() {
-                // RFC 8866 §5.14 wants at least one format, even on a rejected stream.
-                out.extend_from_slice(b" 0");
-            }
-            for f in &m.formats {
-                out.push(b' ');
-                out.extend_from_slice(f.as_bytes());
-            }
-            out.extend_from_slice(b"\r\n");
         }
+        out.extend_from_slice(&self.rejected[self.before..]);
     }
+}
+
+/// An offered m-line as rejected in the answer: port 0, everything else as offered.
+fn write_rejected(m: &MediaDescription<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"m=");
+    out.extend_from_slice(m.media.as_bytes());
+    out.extend_from_slice(b" 0 ");
+    out.extend_from_slice(m.proto.as_bytes());
+    if m.formats.is_empty() {
+        // RFC 8866 §5.14 wants at least one format, even on a rejected stream.
+        out.extend_from_slice(b" 0");
+    }
+    for f in m.formats.iter() {
+        out.push(b' ');
+        out.extend_from_slice(f.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Write our offer for a late-offer INVITE (no SDP: our offer goes in the 200 OK and the answer
@@ -93,7 +140,7 @@ pub fn write_offer(
     write_audio(
         out,
         local.rtp_port,
-        "RTP/AVP",
+        b"RTP/AVP",
         &codecs,
         Some(OFFER_DTMF_PT),
         ptime_ms,
@@ -135,7 +182,7 @@ fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
 fn write_audio(
     out: &mut Vec<u8>,
     port: u16,
-    proto: &str,
+    proto: &[u8],
     codecs: &[(Codec, u8)],
     dtmf_pt: Option<u8>,
     ptime_ms: u32,
@@ -144,7 +191,7 @@ fn write_audio(
     out.extend_from_slice(b"m=audio ");
     push_decimal(out, port as u64);
     out.push(b' ');
-    out.extend_from_slice(proto.as_bytes());
+    out.extend_from_slice(proto);
     for (_, pt) in codecs {
         out.push(b' ');
         push_decimal(out, *pt as u64);
