@@ -152,12 +152,18 @@ pub fn write_offer(
 // several thousand instructions, a noticeable part of answering a call.
 
 fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
-    let family: &[u8] = match local.addr {
-        IpAddr::V4(_) => b"IP4",
-        IpAddr::V6(_) => b"IP6",
+    // The address family's spelling, with the text around it in each of its two places.
+    let (in_family, c_in_family): (&[u8], &[u8]) = match local.addr {
+        IpAddr::V4(_) => (b" IN IP4 ", b"\r\ns=onhold\r\nc=IN IP4 "),
+        IpAddr::V6(_) => (b" IN IP6 ", b"\r\ns=onhold\r\nc=IN IP6 "),
     };
     let user = local.username;
-    let user = if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Printable ASCII (always, in practice) has no white space or control character; only
+    // anything else needs the char-by-char test.
+    let plain = user.bytes().all(|b| b.is_ascii_graphic());
+    let user = if user.is_empty()
+        || (!plain && user.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
         "-"
     } else {
         user
@@ -168,14 +174,13 @@ fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
     push_decimal(out, local.session_id);
     out.push(b' ');
     push_decimal(out, local.session_version);
-    out.extend_from_slice(b" IN ");
-    out.extend_from_slice(family);
-    out.push(b' ');
+    out.extend_from_slice(in_family);
+    // The address is written once and copied for `c=`.
+    let ip_at = out.len();
     push_ip(out, local.addr);
-    out.extend_from_slice(b"\r\ns=onhold\r\nc=IN ");
-    out.extend_from_slice(family);
-    out.push(b' ');
-    push_ip(out, local.addr);
+    let ip = ip_at..out.len();
+    out.extend_from_slice(c_in_family);
+    out.extend_from_within(ip);
     out.extend_from_slice(b"\r\nt=0 0\r\n");
 }
 
