@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::{Connection, MediaDescription, SessionDescription};
+use super::{Connection, MediaDescription, RtpMap, SessionDescription};
 use crate::codec::Codec;
 use crate::server::Direction;
 
@@ -223,13 +223,26 @@ fn choose_codec(
     }
 }
 
+/// The first offered payload type whose rtpmap is telephone-event/8000.
 fn dtmf_pt(m: &MediaDescription<'_>) -> Option<u8> {
-    m.payload_types().find(|&pt| {
-        m.rtpmap(pt).is_some_and(|map| {
-            map.encoding.eq_ignore_ascii_case("telephone-event")
-                && map.clock_rate == Codec::RTP_CLOCK
-        })
-    })
+    let is_dtmf = |map: &RtpMap<'_>| {
+        map.clock_rate == Codec::RTP_CLOCK && map.encoding.eq_ignore_ascii_case("telephone-event")
+    };
+    // An offer has one telephone-event map or none. Then the answer needs no map looked up per
+    // offered format: it is that map's payload type, if the map is the one in force for it
+    // (the first for its number) and the number is offered.
+    let mut maps = m.rtpmaps.iter().filter(|map| is_dtmf(map));
+    match (maps.next(), maps.next()) {
+        (None, _) => None,
+        (Some(map), None) => {
+            let pt = map.payload_type;
+            let in_force = m.rtpmap(pt).is_some_and(|first| std::ptr::eq(first, map));
+            (in_force && m.payload_types().any(|p| p == pt)).then_some(pt)
+        }
+        _ => m
+            .payload_types()
+            .find(|&pt| m.rtpmap(pt).is_some_and(is_dtmf)),
+    }
 }
 
 /// Round to the nearest multiple of 10 within 10..=60 (whole 10 ms frames keep the media
@@ -304,6 +317,46 @@ mod tests {
         assert_eq!(choose_ptime(None, Some(40), 20), 20);
         assert_eq!(choose_ptime(Some(40), Some(30), 20), 30);
         assert_eq!(choose_ptime(None, Some(0), 20), 10);
+    }
+
+    #[test]
+    fn dtmf_pt_matches_a_lookup_per_offered_format() {
+        let reference = |m: &MediaDescription<'_>| {
+            m.payload_types().find(|&pt| {
+                m.rtpmap(pt).is_some_and(|map| {
+                    map.encoding.eq_ignore_ascii_case("telephone-event")
+                        && map.clock_rate == Codec::RTP_CLOCK
+                })
+            })
+        };
+        let te = "a=rtpmap:101 telephone-event/8000\n";
+        for (formats, maps) in [
+            ("0 101", te.to_string()),
+            ("0", te.to_string()),
+            ("0 101", "a=rtpmap:101 telephone-event/16000\n".to_string()),
+            ("0 101", format!("a=rtpmap:101 PCMU/8000\n{te}")),
+            ("0 101", format!("{te}a=rtpmap:101 PCMU/8000\n")),
+            (
+                "0 100 101",
+                format!("{te}a=rtpmap:100 TELEPHONE-EVENT/8000\n"),
+            ),
+            (
+                "0 101 100",
+                format!("{te}a=rtpmap:100 telephone-event/8000\n"),
+            ),
+            (
+                "0 100",
+                format!("{te}{te}a=rtpmap:100 telephone-event/8000\n"),
+            ),
+            ("0 8", "a=rtpmap:8 PCMA/8000\n".to_string()),
+            ("101 101", te.to_string()),
+            ("+101 0", te.to_string()),
+        ] {
+            let body = format!("v=0\nm=audio 4000 RTP/AVP {formats}\n{maps}");
+            let sd = crate::sdp::parse(body.as_bytes()).unwrap();
+            let m = &sd.media[0];
+            assert_eq!(dtmf_pt(m), reference(m), "{body:?}");
+        }
     }
 
     #[test]
