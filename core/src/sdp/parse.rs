@@ -37,7 +37,11 @@ fn parse_text(text: &str) -> Result<SessionDescription<'_>, SdpError> {
             Some(end) => (&rest[..end], Some(&rest[end + 1..])),
             None => (rest, None),
         };
-        reader.line(raw.strip_suffix('\r').unwrap_or(raw))?;
+        let raw = match raw.as_bytes().last() {
+            Some(b'\r') => &raw[..raw.len() - 1],
+            _ => raw,
+        };
+        reader.line(raw)?;
         match next {
             Some(next) => rest = next,
             None => break,
@@ -59,10 +63,6 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn line(&mut self, line: &'a str) -> Result<(), SdpError> {
         let sd = &mut self.sd;
-        let line = trim(line);
-        if line.is_empty() {
-            return Ok(());
-        }
         let Some((kind, value)) = split_type(line) else {
             return Ok(());
         };
@@ -161,10 +161,18 @@ fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
         .map(|i| base + i)
 }
 
+/// The type letter (lower-cased) and value of a `<letter>=<value>` line, after trimming it;
+/// `None` for an empty line or any other shape.
 fn split_type(line: &str) -> Option<(u8, &str)> {
     let bytes = line.as_bytes();
+    // The usual line starts with its letter and ends in a printable byte: nothing to trim.
+    let trimmed = match (bytes.first(), bytes.last()) {
+        (Some(a), Some(z)) if a.is_ascii_alphabetic() && z.is_ascii_graphic() => line,
+        _ => line.trim(),
+    };
+    let bytes = trimmed.as_bytes();
     if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b'=' {
-        Some((bytes[0].to_ascii_lowercase(), &line[2..]))
+        Some((bytes[0].to_ascii_lowercase(), &trimmed[2..]))
     } else {
         None
     }
