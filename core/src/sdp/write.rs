@@ -42,8 +42,9 @@ pub fn write_answer(
 pub struct AnswerLayout {
     /// The rejected m-lines (`m=video 0 RTP/AVP 96` CRLF) in offer order.
     rejected: Box<[u8]>,
-    /// How many bytes of `rejected` come before the accepted m-line.
-    before: usize,
+    /// How many bytes of `rejected` come before the accepted m-line (u32: the layout is kept
+    /// in every answering call).
+    before: u32,
     /// The accepted m-line's protocol (at most `RTP/AVPF`, 8 bytes), as `proto_len` bytes;
     /// none when `neg` named no m-line of the offer.
     proto: [u8; 8],
@@ -67,7 +68,8 @@ impl AnswerLayout {
                 // A plain RTP proto equals an ASCII name of at most 8 bytes, so it fits.
                 layout.proto[..proto.len()].copy_from_slice(proto);
                 layout.proto_len = proto.len() as u8;
-                layout.before = rejected.len();
+                // Rejected lines are at most a few bytes longer than in the body they came from.
+                layout.before = rejected.len() as u32;
             } else {
                 write_rejected(m, &mut rejected);
             }
@@ -79,7 +81,8 @@ impl AnswerLayout {
     /// Write the answer: our session lines, then the offer's m-lines with ours in its place.
     pub fn write(&self, neg: &Negotiated, local: &LocalMedia<'_>, out: &mut Vec<u8>) {
         write_session(local, out);
-        out.extend_from_slice(&self.rejected[..self.before]);
+        let before = self.before as usize;
+        out.extend_from_slice(&self.rejected[..before]);
         if self.proto_len > 0 {
             write_audio(
                 out,
@@ -94,7 +97,7 @@ impl AnswerLayout {
                 out.extend_from_slice(b"a=rtcp-mux\r\n");
             }
         }
-        out.extend_from_slice(&self.rejected[self.before..]);
+        out.extend_from_slice(&self.rejected[before..]);
     }
 }
 
