@@ -202,32 +202,63 @@ fn write_audio(
     out.extend_from_slice(proto);
     for (_, pt) in codecs {
         out.push(b' ');
-        push_decimal(out, *pt as u64);
+        push_small(out, u32::from(*pt));
     }
     if let Some(pt) = dtmf_pt {
         out.push(b' ');
-        push_decimal(out, pt as u64);
+        push_small(out, u32::from(pt));
     }
     out.extend_from_slice(b"\r\n");
     for (codec, pt) in codecs {
         out.extend_from_slice(b"a=rtpmap:");
-        push_decimal(out, *pt as u64);
+        push_small(out, u32::from(*pt));
         out.push(b' ');
         out.extend_from_slice(codec.encoding_name().as_bytes());
-        out.push(b'/');
-        push_decimal(out, Codec::RTP_CLOCK as u64);
-        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(b"/8000\r\n");
     }
     if let Some(pt) = dtmf_pt {
         out.extend_from_slice(b"a=rtpmap:");
-        push_decimal(out, pt as u64);
+        push_small(out, u32::from(pt));
         out.extend_from_slice(b" telephone-event/8000\r\na=fmtp:");
-        push_decimal(out, pt as u64);
+        push_small(out, u32::from(pt));
         out.extend_from_slice(b" 0-15\r\n");
     }
     out.extend_from_slice(b"a=ptime:");
-    push_decimal(out, ptime_ms as u64);
+    push_small(out, ptime_ms);
     out.extend_from_slice(b"\r\na=");
     out.extend_from_slice(direction_attribute(direction).as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+// The clock rate written as text in every rtpmap above.
+const _: () = assert!(Codec::RTP_CLOCK == 8000);
+
+/// `push_decimal` for the small numbers of an m-line (payload types, ptime): a byte per digit,
+/// without the detour through a buffer.
+fn push_small(out: &mut Vec<u8>, v: u32) {
+    if v >= 1000 {
+        return push_decimal(out, u64::from(v));
+    }
+    if v >= 100 {
+        out.push(b'0' + (v / 100) as u8);
+    }
+    if v >= 10 {
+        out.push(b'0' + (v / 10 % 10) as u8);
+    }
+    out.push(b'0' + (v % 10) as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_small_matches_push_decimal() {
+        for v in (0..2000).chain([9_999, 65_535, u32::MAX]) {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            push_small(&mut ours, v);
+            push_decimal(&mut theirs, u64::from(v));
+            assert_eq!(ours, theirs, "{v}");
+        }
+    }
 }
