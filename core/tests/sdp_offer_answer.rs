@@ -15,7 +15,7 @@ fn local() -> LocalMedia<'static> {
     }
 }
 
-fn parse(s: &str) -> SessionDescription {
+fn parse(s: &str) -> SessionDescription<'_> {
     sdp::parse(s.as_bytes()).unwrap()
 }
 
@@ -119,7 +119,8 @@ fn audio_after_video_is_found_and_order_kept() {
     let neg = answer(offer).unwrap();
     assert_eq!((neg.codec, neg.payload_type), (Codec::G722, 9));
     assert_eq!((neg.media_index, neg.media_count), (1, 3));
-    let back = parse(&answer_text(offer));
+    let text = answer_text(offer);
+    let back = parse(&text);
     let ports: Vec<u16> = back.media.iter().map(|m| m.port).collect();
     assert_eq!(ports, [0, 30000, 0]);
     assert_eq!(back.media[2].proto, "UDP/BFCP");
@@ -362,7 +363,8 @@ fn avpf_is_accepted_and_echoed() {
 
 #[test]
 fn bad_usernames_become_a_dash() {
-    let offer = parse(&audio(""));
+    let text = audio("");
+    let offer = parse(&text);
     let neg = sdp::answer(&offer, &AnswerPrefs::default()).unwrap();
     for user in ["", "two words", "tab\there"] {
         let mut out = Vec::new();
@@ -395,10 +397,7 @@ fn parse_write_parse_is_consistent() {
     let back = sdp::parse(&out).unwrap();
     assert_eq!(back.media.len(), offer.media.len());
     let origin = back.origin.as_ref().unwrap();
-    assert_eq!(
-        (origin.username.as_str(), origin.session_id.as_str()),
-        ("onhold", "42")
-    );
+    assert_eq!((&*origin.username, &*origin.session_id), ("onhold", "42"));
     assert_eq!(origin.session_version, "3");
     let a = &back.media[1];
     assert_eq!(a.port, 30000);

@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::{Connection, MediaDescription, SessionDescription};
+use super::{Connection, MediaDescription, RtpMap, SessionDescription};
 use crate::codec::Codec;
 use crate::server::Direction;
 
@@ -114,7 +114,10 @@ impl std::error::Error for Rejection {}
 /// Answer an offer. Takes the first audio m-line with a non-zero port, a plain RTP profile and a
 /// codec we can send (so an SRTP line followed by its RTP/AVP twin, as "best effort SRTP"
 /// phones offer, still works); every other m-line will be rejected by [`super::write_answer`].
-pub fn answer(offer: &SessionDescription, prefs: &AnswerPrefs) -> Result<Negotiated, Rejection> {
+pub fn answer(
+    offer: &SessionDescription<'_>,
+    prefs: &AnswerPrefs,
+) -> Result<Negotiated, Rejection> {
     let (index, codec, payload_type) = choose_stream(offer, prefs, CodecOrder::Ours)?;
     let m = &offer.media[index];
     let ptime_ms = choose_ptime(offer.ptime_for(index), m.maxptime, prefs.default_ptime_ms);
@@ -131,7 +134,7 @@ pub fn answer(offer: &SessionDescription, prefs: &AnswerPrefs) -> Result<Negotia
 /// the first of its formats that is one of ours wins. If it can receive (`recvonly`, or
 /// `sendrecv` from a peer that ignored our `sendonly`) we send; otherwise we stay silent.
 pub fn accept_answer(
-    answer: &SessionDescription,
+    answer: &SessionDescription<'_>,
     prefs: &AnswerPrefs,
 ) -> Result<Negotiated, Rejection> {
     let (index, codec, payload_type) = choose_stream(answer, prefs, CodecOrder::Theirs)?;
@@ -154,7 +157,7 @@ enum CodecOrder {
 }
 
 fn choose_stream(
-    sd: &SessionDescription,
+    sd: &SessionDescription<'_>,
     prefs: &AnswerPrefs,
     order: CodecOrder,
 ) -> Result<(usize, Codec, u8), Rejection> {
@@ -184,7 +187,7 @@ fn choose_stream(
 
 /// The codec a payload type stands for: its rtpmap if present (dynamic or not), else the static
 /// RFC 3551 assignment. Only 8000 Hz mono maps count.
-fn codec_of(m: &MediaDescription, pt: u8) -> Option<Codec> {
+fn codec_of(m: &MediaDescription<'_>, pt: u8) -> Option<Codec> {
     match m.rtpmap(pt) {
         Some(map) => {
             let mono = map.channels.is_none_or(|c| c == 1);
@@ -199,29 +202,47 @@ fn codec_of(m: &MediaDescription, pt: u8) -> Option<Codec> {
     }
 }
 
-fn choose_codec(m: &MediaDescription, prefs: &[Codec], order: CodecOrder) -> Option<(Codec, u8)> {
-    let mut offered = m
-        .payload_types()
-        .filter_map(|pt| codec_of(m, pt).map(|c| (c, pt)));
+fn choose_codec(
+    m: &MediaDescription<'_>,
+    prefs: &[Codec],
+    order: CodecOrder,
+) -> Option<(Codec, u8)> {
+    let offered = || {
+        m.payload_types()
+            .filter_map(|pt| codec_of(m, pt).map(|c| (c, pt)))
+    };
     if prefs.is_empty() {
-        offered.next()
+        offered().next()
     } else if order == CodecOrder::Theirs {
-        offered.find(|(c, _)| prefs.contains(c))
+        offered().find(|(c, _)| prefs.contains(c))
     } else {
-        let offered: Vec<(Codec, u8)> = offered.collect();
+        // One pass over the offer per preference (at most three), instead of collecting it.
         prefs
             .iter()
-            .find_map(|want| offered.iter().find(|(c, _)| c == want).copied())
+            .find_map(|want| offered().find(|(c, _)| c == want))
     }
 }
 
-fn dtmf_pt(m: &MediaDescription) -> Option<u8> {
-    m.payload_types().find(|&pt| {
-        m.rtpmap(pt).is_some_and(|map| {
-            map.encoding.eq_ignore_ascii_case("telephone-event")
-                && map.clock_rate == Codec::RTP_CLOCK
-        })
-    })
+/// The first offered payload type whose rtpmap is telephone-event/8000.
+fn dtmf_pt(m: &MediaDescription<'_>) -> Option<u8> {
+    let is_dtmf = |map: &RtpMap<'_>| {
+        map.clock_rate == Codec::RTP_CLOCK && map.encoding.eq_ignore_ascii_case("telephone-event")
+    };
+    // An offer has one telephone-event map or none. Then the answer needs no map looked up per
+    // offered format: it is that map's payload type, if the map is the one in force for it
+    // (the first for its number) and the number is offered.
+    let mut maps = m.rtpmaps.iter().filter(|map| is_dtmf(map));
+    match (maps.next(), maps.next()) {
+        (None, _) => None,
+        (Some(map), None) => {
+            let pt = map.payload_type;
+            let in_force = m.rtpmap(pt).is_some_and(|first| std::ptr::eq(first, map));
+            (in_force && m.payload_types().any(|p| p == pt)).then_some(pt)
+        }
+        _ => m
+            .payload_types()
+            .find(|&pt| m.rtpmap(pt).is_some_and(is_dtmf)),
+    }
 }
 
 /// Round to the nearest multiple of 10 within 10..=60 (whole 10 ms frames keep the media
@@ -236,7 +257,7 @@ pub(super) fn choose_ptime(ptime: Option<u32>, maxptime: Option<u32>, default_ms
 }
 
 fn finish(
-    sd: &SessionDescription,
+    sd: &SessionDescription<'_>,
     index: usize,
     codec: Codec,
     payload_type: u8,
@@ -296,6 +317,46 @@ mod tests {
         assert_eq!(choose_ptime(None, Some(40), 20), 20);
         assert_eq!(choose_ptime(Some(40), Some(30), 20), 30);
         assert_eq!(choose_ptime(None, Some(0), 20), 10);
+    }
+
+    #[test]
+    fn dtmf_pt_matches_a_lookup_per_offered_format() {
+        let reference = |m: &MediaDescription<'_>| {
+            m.payload_types().find(|&pt| {
+                m.rtpmap(pt).is_some_and(|map| {
+                    map.encoding.eq_ignore_ascii_case("telephone-event")
+                        && map.clock_rate == Codec::RTP_CLOCK
+                })
+            })
+        };
+        let te = "a=rtpmap:101 telephone-event/8000\n";
+        for (formats, maps) in [
+            ("0 101", te.to_string()),
+            ("0", te.to_string()),
+            ("0 101", "a=rtpmap:101 telephone-event/16000\n".to_string()),
+            ("0 101", format!("a=rtpmap:101 PCMU/8000\n{te}")),
+            ("0 101", format!("{te}a=rtpmap:101 PCMU/8000\n")),
+            (
+                "0 100 101",
+                format!("{te}a=rtpmap:100 TELEPHONE-EVENT/8000\n"),
+            ),
+            (
+                "0 101 100",
+                format!("{te}a=rtpmap:100 telephone-event/8000\n"),
+            ),
+            (
+                "0 100",
+                format!("{te}{te}a=rtpmap:100 telephone-event/8000\n"),
+            ),
+            ("0 8", "a=rtpmap:8 PCMA/8000\n".to_string()),
+            ("101 101", te.to_string()),
+            ("+101 0", te.to_string()),
+        ] {
+            let body = format!("v=0\nm=audio 4000 RTP/AVP {formats}\n{maps}");
+            let sd = crate::sdp::parse(body.as_bytes()).unwrap();
+            let m = &sd.media[0];
+            assert_eq!(dtmf_pt(m), reference(m), "{body:?}");
+        }
     }
 
     #[test]

@@ -2,7 +2,10 @@
 
 use std::net::IpAddr;
 
-use super::{direction_attribute, AnswerPrefs, Negotiated, SessionDescription, OFFER_DTMF_PT};
+use super::{
+    direction_attribute, AnswerPrefs, MediaDescription, Negotiated, SessionDescription,
+    OFFER_DTMF_PT,
+};
 use crate::codec::Codec;
 use crate::server::ascii::{push_decimal, push_ip};
 use crate::server::Direction;
@@ -23,25 +26,68 @@ pub struct LocalMedia<'a> {
 /// Write the answer to `offer` as negotiated in `neg`: one m-line per offered m-line, in order,
 /// every one but the chosen one rejected with port 0 (RFC 3264 §6).
 pub fn write_answer(
-    offer: &SessionDescription,
+    offer: &SessionDescription<'_>,
     neg: &Negotiated,
     local: &LocalMedia<'_>,
     out: &mut Vec<u8>,
 ) {
-    write_session(local, out);
-    for (index, m) in offer.media.iter().enumerate() {
-        if index == neg.media_index {
-            // RFC 3264 §6.1: the answer's proto matches the offer's. RTP/AVPF only adds
-            // feedback, which we may leave unused (RFC 4585 §3.2).
-            let proto = if m.is_plain_rtp() {
-                m.proto.as_str()
+    AnswerLayout::new(offer, neg).write(neg, local, out);
+}
+
+/// What an answer repeats of its offer: the m-lines it rejects, already written as rejected
+/// lines, and the protocol of the one it accepts. The server keeps this instead of the offer
+/// while the runtime binds the RTP port the answer names; for the usual offer of one audio line
+/// it holds nothing on the heap.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnswerLayout {
+    /// The rejected m-lines (`m=video 0 RTP/AVP 96` CRLF) in offer order.
+    rejected: Box<[u8]>,
+    /// How many bytes of `rejected` come before the accepted m-line (u32: the layout is kept
+    /// in every answering call).
+    before: u32,
+    /// The accepted m-line's protocol (at most `RTP/AVPF`, 8 bytes), as `proto_len` bytes;
+    /// none when `neg` named no m-line of the offer.
+    proto: [u8; 8],
+    proto_len: u8,
+}
+
+impl AnswerLayout {
+    /// The layout of the answer to `offer` as negotiated in `neg`.
+    pub fn new(offer: &SessionDescription<'_>, neg: &Negotiated) -> AnswerLayout {
+        let mut layout = AnswerLayout::default();
+        let mut rejected = Vec::new();
+        for (index, m) in offer.media.iter().enumerate() {
+            if index == neg.media_index {
+                // RFC 3264 §6.1: the answer's proto matches the offer's. RTP/AVPF only adds
+                // feedback, which we may leave unused (RFC 4585 §3.2).
+                let proto = if m.is_plain_rtp() {
+                    m.proto.as_bytes()
+                } else {
+                    b"RTP/AVP"
+                };
+                // A plain RTP proto equals an ASCII name of at most 8 bytes, so it fits.
+                layout.proto[..proto.len()].copy_from_slice(proto);
+                layout.proto_len = proto.len() as u8;
+                // Rejected lines are at most a few bytes longer than in the body they came from.
+                layout.before = rejected.len() as u32;
             } else {
-                "RTP/AVP"
-            };
+                write_rejected(m, &mut rejected);
+            }
+        }
+        layout.rejected = rejected.into_boxed_slice();
+        layout
+    }
+
+    /// Write the answer: our session lines, then the offer's m-lines with ours in its place.
+    pub fn write(&self, neg: &Negotiated, local: &LocalMedia<'_>, out: &mut Vec<u8>) {
+        write_session(local, out);
+        let before = self.before as usize;
+        out.extend_from_slice(&self.rejected[..before]);
+        if self.proto_len > 0 {
             write_audio(
                 out,
                 local.rtp_port,
-                proto,
+                &self.proto[..self.proto_len as usize],
                 &[(neg.codec, neg.payload_type)],
                 neg.dtmf_pt,
                 neg.ptime_ms,
@@ -50,22 +96,26 @@ pub fn write_answer(
             if neg.rtcp_mux {
                 out.extend_from_slice(b"a=rtcp-mux\r\n");
             }
-        } else {
-            out.extend_from_slice(b"m=");
-            out.extend_from_slice(m.media.as_bytes());
-            out.extend_from_slice(b" 0 ");
-            out.extend_from_slice(m.proto.as_bytes());
-            if m.formats.is_empty() {
-                // RFC 8866 §5.14 wants at least one format, even on a rejected stream.
-                out.extend_from_slice(b" 0");
-            }
-            for f in &m.formats {
-                out.push(b' ');
-                out.extend_from_slice(f.as_bytes());
-            }
-            out.extend_from_slice(b"\r\n");
         }
+        out.extend_from_slice(&self.rejected[before..]);
     }
+}
+
+/// An offered m-line as rejected in the answer: port 0, everything else as offered.
+fn write_rejected(m: &MediaDescription<'_>, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"m=");
+    out.extend_from_slice(m.media.as_bytes());
+    out.extend_from_slice(b" 0 ");
+    out.extend_from_slice(m.proto.as_bytes());
+    if m.formats.is_empty() {
+        // RFC 8866 §5.14 wants at least one format, even on a rejected stream.
+        out.extend_from_slice(b" 0");
+    }
+    for f in m.formats.iter() {
+        out.push(b' ');
+        out.extend_from_slice(f.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Write our offer for a late-offer INVITE (no SDP: our offer goes in the 200 OK and the answer
@@ -93,7 +143,7 @@ pub fn write_offer(
     write_audio(
         out,
         local.rtp_port,
-        "RTP/AVP",
+        b"RTP/AVP",
         &codecs,
         Some(OFFER_DTMF_PT),
         ptime_ms,
@@ -105,12 +155,18 @@ pub fn write_offer(
 // several thousand instructions, a noticeable part of answering a call.
 
 fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
-    let family: &[u8] = match local.addr {
-        IpAddr::V4(_) => b"IP4",
-        IpAddr::V6(_) => b"IP6",
+    // The address family's spelling, with the text around it in each of its two places.
+    let (in_family, c_in_family): (&[u8], &[u8]) = match local.addr {
+        IpAddr::V4(_) => (b" IN IP4 ", b"\r\ns=onhold\r\nc=IN IP4 "),
+        IpAddr::V6(_) => (b" IN IP6 ", b"\r\ns=onhold\r\nc=IN IP6 "),
     };
     let user = local.username;
-    let user = if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Printable ASCII (always, in practice) has no white space or control character; only
+    // anything else needs the char-by-char test.
+    let plain = user.bytes().all(|b| b.is_ascii_graphic());
+    let user = if user.is_empty()
+        || (!plain && user.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
         "-"
     } else {
         user
@@ -121,21 +177,20 @@ fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
     push_decimal(out, local.session_id);
     out.push(b' ');
     push_decimal(out, local.session_version);
-    out.extend_from_slice(b" IN ");
-    out.extend_from_slice(family);
-    out.push(b' ');
+    out.extend_from_slice(in_family);
+    // The address is written once and copied for `c=`.
+    let ip_at = out.len();
     push_ip(out, local.addr);
-    out.extend_from_slice(b"\r\ns=onhold\r\nc=IN ");
-    out.extend_from_slice(family);
-    out.push(b' ');
-    push_ip(out, local.addr);
+    let ip = ip_at..out.len();
+    out.extend_from_slice(c_in_family);
+    out.extend_from_within(ip);
     out.extend_from_slice(b"\r\nt=0 0\r\n");
 }
 
 fn write_audio(
     out: &mut Vec<u8>,
     port: u16,
-    proto: &str,
+    proto: &[u8],
     codecs: &[(Codec, u8)],
     dtmf_pt: Option<u8>,
     ptime_ms: u32,
@@ -144,35 +199,66 @@ fn write_audio(
     out.extend_from_slice(b"m=audio ");
     push_decimal(out, port as u64);
     out.push(b' ');
-    out.extend_from_slice(proto.as_bytes());
+    out.extend_from_slice(proto);
     for (_, pt) in codecs {
         out.push(b' ');
-        push_decimal(out, *pt as u64);
+        push_small(out, u32::from(*pt));
     }
     if let Some(pt) = dtmf_pt {
         out.push(b' ');
-        push_decimal(out, pt as u64);
+        push_small(out, u32::from(pt));
     }
     out.extend_from_slice(b"\r\n");
     for (codec, pt) in codecs {
         out.extend_from_slice(b"a=rtpmap:");
-        push_decimal(out, *pt as u64);
+        push_small(out, u32::from(*pt));
         out.push(b' ');
         out.extend_from_slice(codec.encoding_name().as_bytes());
-        out.push(b'/');
-        push_decimal(out, Codec::RTP_CLOCK as u64);
-        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(b"/8000\r\n");
     }
     if let Some(pt) = dtmf_pt {
         out.extend_from_slice(b"a=rtpmap:");
-        push_decimal(out, pt as u64);
+        push_small(out, u32::from(pt));
         out.extend_from_slice(b" telephone-event/8000\r\na=fmtp:");
-        push_decimal(out, pt as u64);
+        push_small(out, u32::from(pt));
         out.extend_from_slice(b" 0-15\r\n");
     }
     out.extend_from_slice(b"a=ptime:");
-    push_decimal(out, ptime_ms as u64);
+    push_small(out, ptime_ms);
     out.extend_from_slice(b"\r\na=");
     out.extend_from_slice(direction_attribute(direction).as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+// The clock rate written as text in every rtpmap above.
+const _: () = assert!(Codec::RTP_CLOCK == 8000);
+
+/// `push_decimal` for the small numbers of an m-line (payload types, ptime): a byte per digit,
+/// without the detour through a buffer.
+fn push_small(out: &mut Vec<u8>, v: u32) {
+    if v >= 1000 {
+        return push_decimal(out, u64::from(v));
+    }
+    if v >= 100 {
+        out.push(b'0' + (v / 100) as u8);
+    }
+    if v >= 10 {
+        out.push(b'0' + (v / 10 % 10) as u8);
+    }
+    out.push(b'0' + (v % 10) as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_small_matches_push_decimal() {
+        for v in (0..2000).chain([9_999, 65_535, u32::MAX]) {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            push_small(&mut ours, v);
+            push_decimal(&mut theirs, u64::from(v));
+            assert_eq!(ours, theirs, "{v}");
+        }
+    }
 }

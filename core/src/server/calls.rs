@@ -14,7 +14,7 @@ use super::txn::{HashedKey, MergeKey, ServerState, TxnKey};
 use super::{CallHandle, Event, TransmitKind, Transport};
 use crate::media::ClassId;
 use crate::rtp::Playout;
-use crate::sdp::{self, AnswerPrefs, Negotiated, SessionDescription};
+use crate::sdp::{self, AnswerLayout, AnswerPrefs, Negotiated, SessionDescription};
 
 use super::dialog::*;
 pub(crate) use super::invite::rtp_bound;
@@ -71,8 +71,9 @@ pub(crate) struct Call {
     /// Record-Route, Allow, ...), CRLF-terminated: one buffer for both.
     pub invite_head: Vec<u8>,
     pub invite_extra_at: usize,
-    /// The offer of the INVITE being answered (None: we offer in the 2xx, answer in the ACK).
-    pub offer: Option<Box<SessionDescription>>,
+    /// What our answer repeats of the offer of the INVITE being answered (None: there was no
+    /// offer; we offer in the 2xx, answer in the ACK).
+    pub offer: Option<AnswerLayout>,
     pub port: u16,
     pub port_tries: u32,
     /// Negotiated media in force, and media agreed in a 2xx that takes effect at the ACK.
@@ -306,9 +307,9 @@ pub(crate) fn find_dialog(s: &mut Server, req: &Request<'_>) -> Option<CallHandl
 }
 
 /// The INVITE's offer (or `None` for a late offer), or the final error response to send.
-pub(crate) fn read_offer(
-    req: &Request<'_>,
-) -> Result<Option<Box<SessionDescription>>, (u16, String)> {
+pub(crate) fn read_offer<'a>(
+    req: &Request<'a>,
+) -> Result<Option<SessionDescription<'a>>, (u16, String)> {
     if req.body.is_empty() {
         return Ok(None);
     }
@@ -318,14 +319,15 @@ pub(crate) fn read_offer(
         return Err((415, String::new()));
     }
     sdp::parse(req.body)
-        .map(|o| Some(Box::new(o)))
+        .map(Some)
         .map_err(|e| (400, format!("Bad SDP: {e}")))
 }
 
-/// What an INVITE or UPDATE brings: its session timer, its offer and our answer to it.
+/// What an INVITE or UPDATE brings: its session timer, and its offer with our answer to it
+/// (what the answer repeats of the offer, and what we agreed).
 pub(crate) struct OfferCheck {
     pub session: Option<SessionTimer>,
-    pub offer: Option<Box<SessionDescription>>,
+    pub offer: Option<AnswerLayout>,
     pub neg: Option<Negotiated>,
 }
 
@@ -357,16 +359,16 @@ pub(crate) fn check_offer(
             return None;
         }
     };
-    let neg = match &offer {
-        Some(o) => match sdp::answer(o, &prefs(s)) {
-            Ok(n) => Some(n),
+    let (offer, neg) = match offer {
+        Some(o) => match sdp::answer(&o, &prefs(s)) {
+            Ok(n) => (Some(AnswerLayout::new(&o, &n)), Some(n)),
             Err(rej) => {
                 let warn = warning(rej);
                 s.respond_final(now, req, key, rej.status_code(), &[("Warning", &warn)]);
                 return None;
             }
         },
-        None => None,
+        None => (None, None),
     };
     Some((
         key,

@@ -297,7 +297,7 @@ pub(crate) fn local_sdp(s: &mut Server, handle: CallHandle) -> Vec<u8> {
     };
     let mut body = Vec::with_capacity(400);
     match (&call.offer, &call.pending) {
-        (Some(offer), Some(neg)) => sdp::write_answer(offer, neg, &local, &mut body),
+        (Some(layout), Some(neg)) => layout.write(neg, &local, &mut body),
         _ => sdp::write_offer(&local, &prefs, ptime, Direction::SendOnly, &mut body),
     }
     body

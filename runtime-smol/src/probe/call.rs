@@ -305,7 +305,7 @@ struct MediaPlan {
     direction: Direction,
 }
 
-fn first_audio(sd: &SessionDescription) -> Option<usize> {
+fn first_audio(sd: &SessionDescription<'_>) -> Option<usize> {
     sd.media.iter().position(|m| m.is_audio() && m.port != 0)
 }
 
