@@ -242,8 +242,7 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
         return Err(ParseError::new(ErrorKind::TooManyHeaders));
     }
     // One UTF-8 check for the whole header section; every slice below is cut at ASCII bytes.
-    let head = std::str::from_utf8(&buf[..head_end])
-        .map_err(|_| ParseError::new(ErrorKind::BadEncoding))?;
+    let head = head_str(&buf[..head_end]).ok_or(ParseError::new(ErrorKind::BadEncoding))?;
     let (first, headers_at) = split_start_line(head, &ends);
     let (start, deferred) = parse_start_line(first).map_err(ParseError::new)?;
 
@@ -302,6 +301,22 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
     }
 }
 
+/// The header section as text, `None` when it is not UTF-8.
+///
+/// Header sections are nearly always pure ASCII, and `str::from_utf8` was ≈ 600 instructions
+/// per message: an OR of every byte (which the compiler turns into a few wide ORs per 32
+/// bytes, with no branch per byte) proves that far more cheaply; anything else goes through
+/// the full check.
+fn head_str(bytes: &[u8]) -> Option<&str> {
+    if bytes.iter().fold(0u8, |acc, &b| acc | b) < 0x80 {
+        // SAFETY: every byte is below 0x80 (checked just above), and a sequence of ASCII
+        // bytes is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
 /// Splits a header section (ending in a line end) into the start line, without its line
 /// end, and the offset where the header lines start.
 pub(crate) fn split_start_line<'a>(head: &'a str, ends: &LineEnds) -> (&'a str, usize) {
@@ -320,7 +335,9 @@ pub(crate) fn split_start_line<'a>(head: &'a str, ends: &LineEnds) -> (&'a str, 
 /// header scan does not search for them again. Holds the first [`LineEnds::CAP`]; a longer
 /// header section falls back to searching.
 pub(crate) struct LineEnds {
-    at: [u32; LineEnds::CAP],
+    /// `u16`: a kept position is below [`MAX_HEAD`] (64 KiB) in any header section the parser
+    /// goes on to read, and the half-size array is cheaper to zero on every message.
+    at: [u16; LineEnds::CAP],
     len: usize,
 }
 
@@ -337,8 +354,8 @@ impl LineEnds {
     #[inline]
     fn push(&mut self, nl: usize) {
         if self.len < Self::CAP {
-            // Positions are below MAX_HEAD-ish sizes that fit u32; larger ones are not kept.
-            if let Ok(nl) = u32::try_from(nl) {
+            // Larger positions are not kept (such a header section is rejected anyway).
+            if let Ok(nl) = u16::try_from(nl) {
                 self.at[self.len] = nl;
                 self.len += 1;
             }
@@ -350,7 +367,7 @@ impl LineEnds {
         self.len < Self::CAP
     }
 
-    fn known(&self) -> &[u32] {
+    fn known(&self) -> &[u16] {
         &self.at[..self.len]
     }
 }
@@ -638,7 +655,23 @@ impl<'a> Message<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::find_byte;
+    use super::{find_byte, head_str};
+
+    #[test]
+    fn head_str_matches_from_utf8() {
+        let samples: [&[u8]; 7] = [
+            b"",
+            b"INVITE sip:a@b SIP/2.0\r\n",
+            b"\x7f\x00 plain",
+            "Subject: caf\u{e9}\r\n".as_bytes(),
+            b"bad \xff byte",
+            b"cut \xc3",
+            b"\x80",
+        ];
+        for s in samples {
+            assert_eq!(head_str(s), std::str::from_utf8(s).ok(), "{s:?}");
+        }
+    }
 
     #[test]
     fn find_byte_matches_position() {
