@@ -85,16 +85,7 @@ impl<K: Ord> Default for TimerHeap<K> {
 
 impl<K: Ord> TimerHeap<K> {
     pub fn push(&mut self, at: Instant, key: K) {
-        self.seq += 1;
-        let origin = *self.origin.get_or_insert(at);
-        // ±2^63 ns (292 years) around the origin; anything farther saturates (and would pop
-        // at the saturated deadline), which no SIP or RTP timer comes near.
-        let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let deadline = match at.checked_duration_since(origin) {
-            Some(after) => MID.saturating_add(nanos(after)),
-            None => MID.saturating_sub(nanos(origin - at)),
-        };
-        let order = ((deadline as u128) << 64) | self.seq as u128;
+        let order = self.order(at);
         // The lane whose last entry is the latest one before this (keeps lanes tight), else an
         // empty lane (back 0, the least of all), else the heap.
         let mut best: Option<usize> = None;
@@ -113,6 +104,28 @@ impl<K: Ord> TimerHeap<K> {
             }
             None => self.heap.push(Reverse(Entry { order, key })),
         }
+    }
+
+    /// [`push`](Self::push) for a deadline with a random part (RTCP intervals): straight to the
+    /// heap. In a lane it would sit in the middle of deadlines armed at fixed intervals and
+    /// push the next of those out of the lanes, into the heap; the pop order is the same.
+    pub fn push_random(&mut self, at: Instant, key: K) {
+        let order = self.order(at);
+        self.heap.push(Reverse(Entry { order, key }));
+    }
+
+    /// The next sequence number and `at`, packed (see the module docs).
+    fn order(&mut self, at: Instant) -> u128 {
+        self.seq += 1;
+        let origin = *self.origin.get_or_insert(at);
+        // ±2^63 ns (292 years) around the origin; anything farther saturates (and would pop
+        // at the saturated deadline), which no SIP or RTP timer comes near.
+        let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        let deadline = match at.checked_duration_since(origin) {
+            Some(after) => MID.saturating_add(nanos(after)),
+            None => MID.saturating_sub(nanos(origin - at)),
+        };
+        ((deadline as u128) << 64) | self.seq as u128
     }
 
     /// Where the earliest entry is: a lane (`Some(i)`) or the heap (`None`), and its order.
@@ -201,7 +214,8 @@ mod tests {
     }
 
     /// Lanes and heap together pop exactly as one heap ordered by (deadline, push order) would,
-    /// whatever the push pattern: in order, fixed offsets from a moving `now`, random.
+    /// whatever the push pattern: in order, fixed offsets from a moving `now`, random, and some
+    /// entries pushed straight to the heap.
     #[test]
     #[allow(clippy::disallowed_methods)] // any instant will do as the test's origin
     fn pops_like_a_single_heap() {
@@ -232,7 +246,11 @@ mod tests {
                     4 => now,
                     _ => t0 + Duration::from_millis(rng.below(200_000)),
                 };
-                h.push(at, n);
+                if rng.below(4) == 0 {
+                    h.push_random(at, n);
+                } else {
+                    h.push(at, n);
+                }
                 model.push((at, n));
             }
         }

@@ -131,7 +131,11 @@ pub(crate) fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
         s.pacing.push(due, handle);
     }
     for (at, what) in timers.into_iter().flatten() {
-        s.timers.push(at, Timer::Call(handle, what));
+        if what == CallTimer::Rtcp {
+            s.timers.push_random(at, Timer::Call(handle, what));
+        } else {
+            s.timers.push(at, Timer::Call(handle, what));
+        }
     }
     s.emit(ev);
 }

@@ -77,7 +77,7 @@ pub(crate) fn call_timer(
                 call.rtcp_at = Some(now + interval);
             }
             s.timers
-                .push(now + interval, Timer::Call(handle, CallTimer::Rtcp));
+                .push_random(now + interval, Timer::Call(handle, CallTimer::Rtcp));
             if sending {
                 send_rtcp(s, now, handle, false);
             }

@@ -5,7 +5,7 @@ use super::{CallHandle, Event, Transmit, TransmitKind, Transport};
 use crate::media::PlayMode;
 use crate::rtp::{ntp_timestamp, write_rtcp_sr, SenderInfo, RTP_HEADER_LEN};
 use std::net::SocketAddr;
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::Instant;
 
 /// Write the packet due for `handle` into `buf`; with it, when the call's next packet is due.
 /// `None`: a stale pacing entry.
@@ -55,7 +55,7 @@ pub(crate) fn next_rtp(
 
 pub(crate) fn send_rtcp(s: &mut Server, now: Instant, handle: CallHandle, bye: bool) {
     let rtp_ip = s.config.rtp_ip;
-    let wall = s.epoch_wall.duration_since(UNIX_EPOCH).unwrap_or_default() + (now - s.epoch);
+    let wall = s.epoch_unix + (now - s.epoch);
     let Some(call) = s.calls.get(&handle) else {
         return;
     };
@@ -65,7 +65,8 @@ pub(crate) fn send_rtcp(s: &mut Server, now: Instant, handle: CallHandle, bye: b
     if p.packets == 0 {
         return;
     }
-    let mut buf = vec![0u8; 128];
+    // Written on the stack, then copied out at its exact size (56 bytes with BYE).
+    let mut buf = [0u8; 128];
     let info = SenderInfo {
         ssrc: p.ssrc,
         ntp: ntp_timestamp(wall),
@@ -74,7 +75,6 @@ pub(crate) fn send_rtcp(s: &mut Server, now: Instant, handle: CallHandle, bye: b
         octets: p.octets as u32,
     };
     let n = write_rtcp_sr(&mut buf, info, b"onhold", bye);
-    buf.truncate(n);
     let local_port = if m.rtcp_mux { call.port } else { call.port + 1 };
     let (remote, transport) = (m.remote_rtcp, Transport::Udp);
     s.queue(
@@ -82,7 +82,7 @@ pub(crate) fn send_rtcp(s: &mut Server, now: Instant, handle: CallHandle, bye: b
         SocketAddr::new(rtp_ip, local_port),
         remote,
         TransmitKind::Rtcp,
-        buf,
+        buf[..n].to_vec(),
     );
 }
 

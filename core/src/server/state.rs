@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::build;
 use super::incoming::Request;
@@ -91,7 +91,9 @@ pub struct Server {
     pub(crate) library: Arc<Library>,
     pub(crate) rng: Rng,
     pub(crate) epoch: Instant,
-    pub(crate) epoch_wall: SystemTime,
+    /// The wall-clock time at `epoch` as time since the Unix epoch (0 if before it), worked out
+    /// once: every RTCP report starts its NTP timestamp from it.
+    pub(crate) epoch_unix: Duration,
     pub(crate) stats: Stats,
     pub(crate) calls: CallSlab,
     /// In-dialog lookup: `Call-ID SP our tag` (see `calls::dialog_key`) → call. A BTreeMap:
@@ -142,7 +144,7 @@ impl Server {
             library,
             rng,
             epoch,
-            epoch_wall,
+            epoch_unix: epoch_wall.duration_since(UNIX_EPOCH).unwrap_or_default(),
             stats: Stats::default(),
             calls: CallSlab::default(),
             dialogs: HashIndex::default(),
