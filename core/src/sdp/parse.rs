@@ -89,6 +89,11 @@ impl<'a> Reader<'a> {
                 }
                 let index = sd.media.len();
                 let media = parse_media(value).ok_or(SdpError::BadMediaLine { index })?;
+                if sd.media.capacity() == 0 {
+                    // Nearly every offer has one m-line: one exact allocation, not `push`'s
+                    // grow path (which would reserve four).
+                    sd.media.reserve_exact(1);
+                }
                 sd.media.push(media);
             }
             b'a' => {
