@@ -89,6 +89,11 @@ impl<'a> Reader<'a> {
                 }
                 let index = sd.media.len();
                 let media = parse_media(value).ok_or(SdpError::BadMediaLine { index })?;
+                if sd.media.capacity() == 0 {
+                    // Nearly every offer has one m-line: one exact allocation, not `push`'s
+                    // grow path (which would reserve four).
+                    sd.media.reserve_exact(1);
+                }
                 sd.media.push(media);
             }
             b'a' => {
@@ -217,9 +222,9 @@ fn parse_media(value: &str) -> Option<MediaDescription<'_>> {
     let (proto, formats_text) = field(rest)?;
     let formats = Formats::new(formats_text);
     // One rtpmap per format is the common shape (some phones send them for static types too),
-    // so this is usually the only allocation the list needs. Spaces count the formats closely
-    // enough for a capacity.
-    let expected_rtpmaps = formats_text.bytes().filter(|&b| b == b' ').count().min(16);
+    // so this is usually the only allocation the list needs. One more than the spaces counts
+    // the formats closely enough for a capacity (one fewer left a grow for the last rtpmap).
+    let expected_rtpmaps = (formats_text.bytes().filter(|&b| b == b' ').count() + 1).min(16);
     Some(MediaDescription {
         media: Cow::Borrowed(media),
         port,
@@ -305,12 +310,14 @@ fn attribute(name: &str) -> Attribute {
         (key("crypto"), Attribute::Crypto),
     ];
     let b = name.as_bytes();
-    if b.len() > 8 {
+    // Every known name has four to eight bytes.
+    if !(4..=8).contains(&b.len()) {
         return Attribute::Other;
     }
-    let mut bytes = [0u8; 8];
-    bytes[..b.len()].copy_from_slice(b);
-    let x = u64::from_le_bytes(bytes);
+    // The name as a word from two overlapping four-byte loads (the overlap ORs bytes with
+    // themselves): copying a variable length into a buffer was a `memcpy` call per line.
+    let four = |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
+    let x = four(0) | four(b.len() - 4) << (8 * (b.len() - 4));
     KNOWN
         .iter()
         .find(|((len, word, mask), _)| *len == b.len() && x | mask == *word)
