@@ -14,6 +14,7 @@ use super::{
 };
 use crate::server::ascii::parse_ip;
 use crate::server::Direction;
+use crate::sip::find_byte;
 
 /// Parse an SDP body. Lines may end in CRLF or LF, the last one may lack it, and lines that are
 /// not `<letter>=<value>` are ignored. Bytes that are not UTF-8 are read as U+FFFD.
@@ -137,33 +138,6 @@ fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
             }
         }
     })
-}
-
-/// Position of the first `needle` in `hay`, eight bytes at a time (the "has zero byte" word
-/// trick, as `sip::parse` finds its line ends): finding the line ends was the largest part of
-/// reading an offer byte by byte.
-fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let pattern = LO * u64::from(needle);
-    let mut chunks = hay.chunks_exact(8);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ pattern;
-        // The lowest flagged byte is always a true match; only bytes above one can be false.
-        let found = x.wrapping_sub(LO) & !x & HI;
-        if found != 0 {
-            return Some(base + (found.trailing_zeros() / 8) as usize);
-        }
-        base += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == needle)
-        .map(|i| base + i)
 }
 
 /// The type letter (lower-cased) and value of a `<letter>=<value>` line, after trimming it;

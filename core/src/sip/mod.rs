@@ -62,6 +62,8 @@ pub(crate) use lex::SplitTop;
 pub use lex::{percent_decode, unescape_quoted};
 pub use names::HeaderName;
 pub use params::Params;
+/// Eight bytes at a time; SDP bodies use it for their line ends too.
+pub(crate) use parse::find_byte;
 pub use parse::{
     parse, ErrorKind, Header, Message, Method, ParseError, StartLine, MAX_HEAD, MAX_HEADERS,
 };
