@@ -711,9 +711,15 @@ pub(crate) fn top_via_value(line: &str) -> Result<Via<'_>, InvalidHeader> {
 pub(crate) fn top_via_branch_rport(
     line: &str,
 ) -> Result<(Via<'_>, Option<&str>, bool), InvalidHeader> {
-    if let Some(quick) = quick_via(line) {
-        return Ok(quick);
+    match quick_via(line) {
+        Some(quick) => Ok(quick),
+        None => full_via_branch_rport(line),
     }
+}
+
+/// The slow path of [`top_via_branch_rport`], for any shape: the full Via parse, then the first
+/// `branch` and any `rport` among its parameters.
+fn full_via_branch_rport(line: &str) -> Result<(Via<'_>, Option<&str>, bool), InvalidHeader> {
     let via = top_via_value(line)?;
     let mut branch: Option<Option<&str>> = None;
     let mut rport = false;
@@ -1016,17 +1022,7 @@ mod tests {
 
     /// The slow path [`top_via_branch_rport`] must agree with.
     fn full_via(line: &str) -> Result<(Via<'_>, Option<&str>, bool), InvalidHeader> {
-        let via = top_via_value(line)?;
-        let mut branch: Option<Option<&str>> = None;
-        let mut rport = false;
-        for (name, value) in via.params.iter() {
-            if branch.is_none() && name.eq_ignore_ascii_case("branch") {
-                branch = Some(value);
-            } else if name.eq_ignore_ascii_case("rport") {
-                rport = true;
-            }
-        }
-        Ok((via, branch.flatten(), rport))
+        super::full_via_branch_rport(line)
     }
 
     #[test]
