@@ -1,109 +1,14 @@
-//! Calls live in a slab: O(1) lookup by handle on the per-packet path, no hashing, and a
-//! deterministic iteration order (slot order). A handle carries its slot's generation, so a
-//! stale handle (a call that ended, its slot reused) never finds the new call.
+//! Calls and server transactions live in slabs: O(1) lookup by id on the per-packet path, no
+//! hashing, and a deterministic iteration order (slot order). An id carries its slot's
+//! generation, so a stale id (a call or transaction that ended, its slot reused) never finds
+//! the new occupant.
 
 use super::calls::Call;
 use super::CallHandle;
 
-#[derive(Debug, Default)]
-pub(crate) struct CallSlab {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    len: usize,
-}
-
-#[derive(Debug, Default)]
-struct Slot {
-    generation: u32,
-    /// Boxed: a slot costs a pointer while free, and the Vec's doubling growth does not
-    /// multiply the size of a whole call.
-    call: Option<Box<Call>>,
-}
-
-fn split(h: CallHandle) -> (usize, u32) {
-    ((h.0 & 0xFFFF_FFFF) as usize, (h.0 >> 32) as u32)
-}
-
-impl CallSlab {
-    /// A handle for a call about to be inserted (never equal to any handle given out before).
-    pub fn vacant(&mut self) -> CallHandle {
-        let index = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(Slot::default());
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let slot = &mut self.slots[index as usize];
-        slot.generation = slot.generation.wrapping_add(1);
-        CallHandle(((slot.generation as u64) << 32) | index as u64)
-    }
-
-    pub fn insert(&mut self, h: CallHandle, call: Call) {
-        let (i, g) = split(h);
-        let slot = &mut self.slots[i];
-        debug_assert_eq!(slot.generation, g);
-        if slot.call.replace(Box::new(call)).is_none() {
-            self.len += 1;
-        }
-    }
-
-    pub fn get(&self, h: &CallHandle) -> Option<&Call> {
-        let (i, g) = split(*h);
-        let slot = self.slots.get(i)?;
-        if slot.generation != g {
-            return None;
-        }
-        slot.call.as_deref()
-    }
-
-    pub fn get_mut(&mut self, h: &CallHandle) -> Option<&mut Call> {
-        let (i, g) = split(*h);
-        let slot = self.slots.get_mut(i)?;
-        if slot.generation != g {
-            return None;
-        }
-        slot.call.as_deref_mut()
-    }
-
-    /// The call, still boxed: moving it out would copy the whole struct just to drop it.
-    pub fn remove(&mut self, h: &CallHandle) -> Option<Box<Call>> {
-        let (i, g) = split(*h);
-        let slot = self.slots.get_mut(i)?;
-        if slot.generation != g {
-            return None;
-        }
-        let call = slot.call.take()?;
-        self.len -= 1;
-        self.free.push(i as u32);
-        Some(call)
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = CallHandle> + '_ {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.call.is_some())
-            .map(|(i, s)| CallHandle(((s.generation as u64) << 32) | i as u64))
-    }
-
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Call> {
-        self.slots.iter_mut().filter_map(|s| s.call.as_deref_mut())
-    }
-}
-
-/// Server transactions by id, the same way: O(1) on every response, retransmission and timer
-/// instead of a B-tree search, and an id (slot index and generation) that never finds a later
-/// transaction in the same slot. Boxed like calls: a free slot costs 16 bytes, so the slots a
-/// burst of transactions leaves behind stay cheap.
+/// Values by id (slot index and generation). Boxed: a free slot costs 16 bytes, so the slots a
+/// burst leaves behind stay cheap, and the Vec's doubling growth does not multiply the size of
+/// a whole call.
 #[derive(Debug)]
 pub(crate) struct IdSlab<T> {
     slots: Vec<IdSlot<T>>,
@@ -130,8 +35,9 @@ fn split_id(id: u64) -> (usize, u32) {
 }
 
 impl<T> IdSlab<T> {
-    /// Store `value` under a new id (never equal to any id given out before).
-    pub fn insert(&mut self, value: Box<T>) -> u64 {
+    /// An id for a value about to be stored with [`IdSlab::fill`] (never equal to any id given
+    /// out before).
+    pub fn vacant(&mut self) -> u64 {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -144,8 +50,22 @@ impl<T> IdSlab<T> {
         };
         let slot = &mut self.slots[index as usize];
         slot.generation = slot.generation.wrapping_add(1);
-        slot.value = Some(value);
         ((slot.generation as u64) << 32) | index as u64
+    }
+
+    /// Store `value` under `id` from [`IdSlab::vacant`]; true when the slot was empty.
+    pub fn fill(&mut self, id: u64, value: Box<T>) -> bool {
+        let (i, g) = split_id(id);
+        let slot = &mut self.slots[i];
+        debug_assert_eq!(slot.generation, g);
+        slot.value.replace(value).is_none()
+    }
+
+    /// Store `value` under a new id.
+    pub fn insert(&mut self, value: Box<T>) -> u64 {
+        let id = self.vacant();
+        self.fill(id, value);
+        id
     }
 
     pub fn get(&self, id: &u64) -> Option<&T> {
@@ -166,6 +86,7 @@ impl<T> IdSlab<T> {
         slot.value.as_deref_mut()
     }
 
+    /// The value, still boxed: moving it out would copy the whole struct just to drop it.
     pub fn remove(&mut self, id: &u64) -> Option<Box<T>> {
         let (i, g) = split_id(*id);
         let slot = self.slots.get_mut(i)?;
@@ -175,6 +96,70 @@ impl<T> IdSlab<T> {
         let value = slot.value.take()?;
         self.free.push(i as u32);
         Some(value)
+    }
+
+    /// The ids of the stored values, in slot order.
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.value.is_some())
+            .map(|(i, s)| ((s.generation as u64) << 32) | i as u64)
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.slots.iter_mut().filter_map(|s| s.value.as_deref_mut())
+    }
+}
+
+/// Calls by [`CallHandle`]: an [`IdSlab`] that also counts its calls.
+#[derive(Debug, Default)]
+pub(crate) struct CallSlab {
+    slab: IdSlab<Call>,
+    len: usize,
+}
+
+impl CallSlab {
+    /// A handle for a call about to be inserted (never equal to any handle given out before).
+    pub fn vacant(&mut self) -> CallHandle {
+        CallHandle(self.slab.vacant())
+    }
+
+    pub fn insert(&mut self, h: CallHandle, call: Call) {
+        if self.slab.fill(h.0, Box::new(call)) {
+            self.len += 1;
+        }
+    }
+
+    pub fn get(&self, h: &CallHandle) -> Option<&Call> {
+        self.slab.get(&h.0)
+    }
+
+    pub fn get_mut(&mut self, h: &CallHandle) -> Option<&mut Call> {
+        self.slab.get_mut(&h.0)
+    }
+
+    /// The call, still boxed: moving it out would copy the whole struct just to drop it.
+    pub fn remove(&mut self, h: &CallHandle) -> Option<Box<Call>> {
+        let call = self.slab.remove(&h.0)?;
+        self.len -= 1;
+        Some(call)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = CallHandle> + '_ {
+        self.slab.ids().map(CallHandle)
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Call> {
+        self.slab.values_mut()
     }
 }
 
