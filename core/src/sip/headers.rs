@@ -957,14 +957,7 @@ mod tests {
     fn mutated_name_addr() -> impl Strategy<Value = String> {
         let display = prop::sample::select(vec!["", "\"Reception\" ", "\"a b\"", "Bob Smith "]);
         let port = prop::sample::select(vec!["", ":5060", ":65535", ":1"]);
-        let param = (
-            "[a-zA-Z%.-]{1,4}|tag|TAG",
-            prop::option::of("[a-z0-9%.!-]{1,5}"),
-        )
-            .prop_map(|(n, v)| match v {
-                Some(v) => format!(";{n}={v}"),
-                None => format!(";{n}"),
-            });
+        let param = param("[a-zA-Z%.-]{1,4}|tag|TAG", "[a-z0-9%.!-]{1,5}");
         let good = (
             display,
             "[a-z0-9!'()&=+$,._~*-]{1,5}",
@@ -974,6 +967,14 @@ mod tests {
         )
             .prop_map(|(d, u, h, p, ps)| format!("{d}<sip:{u}@{h}{p}>{}", ps.concat()));
         mutated(good, b"<>\";=:@ \\%,?a0\r\n\t[")
+    }
+
+    /// `;name` or `;name=value`, each part from its regex.
+    fn param(name: &'static str, value: &'static str) -> impl Strategy<Value = String> {
+        (name, prop::option::of(value)).prop_map(|(n, v)| match v {
+            Some(v) => format!(";{n}={v}"),
+            None => format!(";{n}"),
+        })
     }
 
     /// `good` values with zero to two bytes from `bytes` inserted, removed or replaced.
@@ -1062,14 +1063,10 @@ mod tests {
 
     /// Via lines of the quick shape, then zero to two bytes inserted, removed or replaced.
     fn mutated_via() -> impl Strategy<Value = String> {
-        let param = (
+        let param = param(
             "[a-zA-Z%.-]{1,5}|branch|BRANCH|rport|Rport",
-            prop::option::of("[a-zA-Z0-9%.!-]{1,6}"),
-        )
-            .prop_map(|(n, v)| match v {
-                Some(v) => format!(";{n}={v}"),
-                None => format!(";{n}"),
-            });
+            "[a-zA-Z0-9%.!-]{1,6}",
+        );
         let good = (
             "UDP|TCP|TLS|[a-z]{1,3}",
             " {1,2}",
