@@ -135,7 +135,6 @@ pub(crate) fn handle_sip(
     remote: SocketAddr,
     data: &[u8],
 ) {
-    s.merge_key = None; // belongs to one request only
     match incoming::parse(data, transport, local, remote) {
         Parsed::KeepAlive => {
             // RFC 5626 §4.4.1: answer a double-CRLF ping on a stream with a single CRLF.
@@ -235,8 +234,6 @@ pub(crate) fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
             .merge_index
             .get(merge.hashed(), |v| super::state::merge_key_of(&s.txns, v))
             .is_some();
-        // Kept for the transaction this request is about to get (`new_server_txn`).
-        s.merge_key = Some(merge);
         if merged {
             return s.respond_final(now, req, key, 482, &[]);
         }

@@ -120,9 +120,6 @@ pub struct Server {
     pub(crate) draining: Option<Instant>,
     pub(crate) drained_sent: bool,
     pub(crate) scratch: Vec<u8>,
-    /// The merge key of the initial INVITE being handled, built for the merged-request check
-    /// and taken by its transaction instead of being built again (cleared per request).
-    pub(crate) merge_key: Option<MergeKey>,
 }
 
 impl Server {
@@ -165,7 +162,6 @@ impl Server {
             draining: None,
             drained_sent: false,
             scratch: Vec::with_capacity(2048),
-            merge_key: None,
         }
     }
 
@@ -381,18 +377,8 @@ impl Server {
         call: Option<CallHandle>,
     ) -> u64 {
         let invite = req.method == "INVITE";
-        let merge = if invite && req.to_tag.is_empty() {
-            // `merge_key` only ever holds this request's key (set by `handle_request`,
-            // cleared for every datagram in `handle_sip`).
-            let m = self
-                .merge_key
-                .take()
-                .unwrap_or_else(|| MergeKey::new(req.call_id, req.from_tag, req.cseq));
-            debug_assert!(m == MergeKey::new(req.call_id, req.from_tag, req.cseq));
-            Some(m)
-        } else {
-            None
-        };
+        let merge = (invite && req.to_tag.is_empty())
+            .then(|| MergeKey::new(req.call_id, req.from_tag, req.cseq));
         let id = self.txns.insert(Box::new(ServerTxn {
             key,
             invite,
