@@ -11,7 +11,8 @@ pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
     ascii_str(decimal_bytes(v, buf))
 }
 
-fn decimal_bytes(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+/// [`decimal`] as bytes (no UTF-8 check: the callers copy them on).
+pub(crate) fn decimal_bytes(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     // Two digits per division: SDP session ids and versions have ten.
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
@@ -55,25 +56,47 @@ pub(crate) type IpBuf = [u8; 48];
 /// An IP address as `Display` writes it. IPv4 is written here; IPv6 (rare, and with the
 /// RFC 5952 compression rules) still goes through `fmt`.
 pub(crate) fn ip(addr: IpAddr, buf: &mut IpBuf) -> &str {
+    ascii_str(ip_bytes(addr, buf))
+}
+
+/// Each octet's decimal digits, first digit in the lowest byte, with the digit count in the top
+/// byte: an address is then four look-ups and four 4-byte stores, no division.
+const OCTETS: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut v = 0u32;
+    while v < 256 {
+        let (hundreds, tens, ones) = (
+            b'0' as u32 + v / 100,
+            b'0' as u32 + v / 10 % 10,
+            b'0' as u32 + v % 10,
+        );
+        table[v as usize] = if v >= 100 {
+            hundreds | tens << 8 | ones << 16 | 3 << 24
+        } else if v >= 10 {
+            tens | ones << 8 | 2 << 24
+        } else {
+            ones | 1 << 24
+        };
+        v += 1;
+    }
+    table
+};
+
+/// [`ip`] as bytes (no UTF-8 check: the callers copy or compare them).
+pub(crate) fn ip_bytes(addr: IpAddr, buf: &mut IpBuf) -> &[u8] {
     let len = match addr {
         IpAddr::V4(v4) => {
-            // At most three digits per octet: written directly, no loop or division chain.
             let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
+                let entry = OCTETS[octet as usize];
+                let (mut text, mut n) = (entry & 0xff_ffff, (entry >> 24) as usize);
                 if i > 0 {
-                    buf[len] = b'.';
-                    len += 1;
+                    text = text << 8 | b'.' as u32;
+                    n += 1;
                 }
-                if octet >= 100 {
-                    buf[len] = b'0' + octet / 100;
-                    len += 1;
-                }
-                if octet >= 10 {
-                    buf[len] = b'0' + octet / 10 % 10;
-                    len += 1;
-                }
-                buf[len] = b'0' + octet % 10;
-                len += 1;
+                // Four bytes stored, `n` kept: the next octet overwrites the rest.
+                buf[len..len + 4].copy_from_slice(&text.to_le_bytes());
+                len += n;
             }
             len
         }
@@ -85,11 +108,11 @@ pub(crate) fn ip(addr: IpAddr, buf: &mut IpBuf) -> &str {
             buf.len() - left
         }
     };
-    ascii_str(&buf[..len])
+    &buf[..len]
 }
 
 pub(crate) fn push_ip(out: &mut Vec<u8>, addr: IpAddr) {
-    out.extend_from_slice(ip(addr, &mut [0; 48]).as_bytes());
+    out.extend_from_slice(ip_bytes(addr, &mut [0; 48]));
 }
 
 /// `s.parse::<IpAddr>()`. A plain dotted quad (four 1–3 digit decimals up to 255, no leading
@@ -171,9 +194,27 @@ mod tests {
         ] {
             let addr: IpAddr = a.parse().unwrap();
             assert_eq!(ip(addr, &mut [0; 48]), addr.to_string());
+            assert_eq!(ip_bytes(addr, &mut [0; 48]), addr.to_string().as_bytes());
             let mut v = Vec::new();
             push_ip(&mut v, addr);
             assert_eq!(v, addr.to_string().into_bytes());
+        }
+    }
+
+    /// Every octet value in every position (the look-up table and the overlapping stores).
+    #[test]
+    fn every_ipv4_octet_matches_display() {
+        for v in 0..=255u8 {
+            for addr in [
+                Ipv4Addr::new(v, 0, 0, 0),
+                Ipv4Addr::new(1, v, 22, 255),
+                Ipv4Addr::new(255, 100, v, 9),
+                Ipv4Addr::new(9, 99, 199, v),
+                Ipv4Addr::new(v, v, v, v),
+            ] {
+                let addr = IpAddr::V4(addr);
+                assert_eq!(ip(addr, &mut [0; 48]), addr.to_string());
+            }
         }
     }
 

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::ascii;
 use super::incoming::Request;
-use crate::sip::{reason_phrase, MessageWriter, Method};
+use crate::sip::{reason_phrase, MessageWriter, Method, Prefix};
 
 /// Methods we implement; sent in `Allow` (RFC 3261 §20.5).
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
@@ -33,10 +33,88 @@ pub(crate) fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
 }
 
 /// The top Via of a response: `received` and `rport` filled in (RFC 3261 §18.2.1, RFC 3581 §4).
-fn push_response_top_via(out: &mut Vec<u8>, req: &Request<'_>) {
+/// `src_ip` is the request's source address as text.
+fn push_response_top_via(out: &mut Vec<u8>, req: &Request<'_>, src_ip: &[u8]) {
     let raw = req.vias.first().copied().unwrap_or("");
-    let mut ip_buf = [0; 48];
-    let src_ip = ascii::ip(req.remote.ip(), &mut ip_buf);
+    let start = out.len();
+    let port = req.remote.port();
+    let has_received = match top_via_params(out, raw, port, src_ip) {
+        Some(has_received) => has_received,
+        None => {
+            out.truncate(start);
+            top_via_params_slow(out, raw, port, src_ip)
+        }
+    };
+    if !has_received && (req.top_via.rport || via_host(req).as_bytes() != src_ip) {
+        out.extend_from_slice(b";received=");
+        out.extend_from_slice(src_ip);
+    }
+}
+
+/// The Via's sent-by host without IPv6 brackets.
+fn via_host<'a>(req: &Request<'a>) -> &'a str {
+    req.top_via
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+}
+
+/// [`top_via_params_slow`] for a Via whose `;`-separated parts need no trimming (each starts
+/// and ends with a printable ASCII byte, or is empty): the text between the `rport` and
+/// `received` parameters is then copied as it is, in runs, instead of part by part. `None`
+/// (with `out` half written) for any other Via: the caller cuts `out` back and takes the slow
+/// path. Whether a part is `rport` or `received` is decided by the same test as there.
+fn top_via_params(out: &mut Vec<u8>, raw: &str, port: u16, src_ip: &[u8]) -> Option<bool> {
+    let bytes = raw.as_bytes();
+    let printable = |i: usize| bytes.get(i).is_none_or(u8::is_ascii_graphic);
+    if bytes.is_empty() || !printable(0) || !printable(bytes.len() - 1) {
+        return None;
+    }
+    let mut has_received = false;
+    // `raw[..copied]` is in `out` already.
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(semi) = find_byte(&bytes[from..], b';').map(|p| from + p) {
+        // The parts on both sides of this ';' must not need trimming.
+        if semi == 0 || !printable(semi - 1) || !printable(semi + 1) {
+            return None;
+        }
+        let part_start = semi + 1;
+        from = part_start;
+        // Only a part starting with 'r' can be `rport` or `received` (its name is not trimmed
+        // at the start: the part starts with a printable byte).
+        if !matches!(bytes.get(part_start), Some(b'r' | b'R')) {
+            continue;
+        }
+        let part_end =
+            find_byte(&bytes[part_start..], b';').map_or(bytes.len(), |p| part_start + p);
+        let part = &raw[part_start..part_end];
+        let name = match part.as_bytes().iter().position(|&b| b == b'=') {
+            Some(eq) => trim(&part[..eq]),
+            None => part,
+        };
+        let rport = name.eq_ignore_ascii_case("rport");
+        if !rport && !name.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        out.extend_from_slice(&bytes[copied..part_start]);
+        if rport {
+            out.extend_from_slice(b"rport=");
+            ascii::push_decimal(out, port as u64);
+        } else {
+            has_received = true;
+            out.extend_from_slice(b"received=");
+            out.extend_from_slice(src_ip);
+        }
+        copied = part_end;
+    }
+    out.extend_from_slice(&bytes[copied..]);
+    Some(has_received)
+}
+
+/// The top Via's text rewritten part by part: split at every ';', each part trimmed, `rport`
+/// given the source port and `received` the source address. Whether it wrote `received`.
+fn top_via_params_slow(out: &mut Vec<u8>, raw: &str, port: u16, src_ip: &[u8]) -> bool {
     let mut has_received = false;
     // Split at every ';' by bytes (an ASCII byte, so every piece is a `str` slice), one plain
     // search per parameter: the char-pattern `split` costs several times more per parameter.
@@ -58,11 +136,11 @@ fn push_response_top_via(out: &mut Vec<u8>, req: &Request<'_>) {
         };
         if !first && name.eq_ignore_ascii_case("rport") {
             out.extend_from_slice(b"rport=");
-            ascii::push_decimal(out, req.remote.port() as u64);
+            ascii::push_decimal(out, port as u64);
         } else if !first && name.eq_ignore_ascii_case("received") {
             has_received = true;
             out.extend_from_slice(b"received=");
-            out.extend_from_slice(src_ip.as_bytes());
+            out.extend_from_slice(src_ip);
         } else {
             out.extend_from_slice(part.as_bytes());
         }
@@ -72,15 +150,34 @@ fn push_response_top_via(out: &mut Vec<u8>, req: &Request<'_>) {
         first = false;
         start = end + 1;
     }
-    let host = req
-        .top_via
-        .host
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    if !has_received && (req.top_via.rport || host != src_ip) {
-        out.extend_from_slice(b";received=");
-        out.extend_from_slice(src_ip.as_bytes());
+    has_received
+}
+
+/// Where `needle` first occurs in `hay`, eight bytes per step: a word holds the needle exactly
+/// where xor-ing it with a word of needles leaves a zero byte, and the lowest bit of
+/// `(v - 0x01..) & !v & 0x80..` marks the first zero byte exactly (a borrow only runs upwards
+/// from a zero byte). Read little-endian, so the lowest byte is the first in memory.
+fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    let pattern = u64::from_le_bytes([needle; 8]);
+    let mut chunks = hay.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]) ^ pattern;
+        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zeros != 0 {
+            return Some(at + (zeros.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
     }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b == needle)
+        .map(|p| at + p)
 }
 
 /// `str::trim`, returning at once when both ends are ASCII and not whitespace (the usual
@@ -130,6 +227,13 @@ pub(crate) fn response_head(
     push_response_headers(&mut MessageWriter::block(out), req, code, to_tag, server)
 }
 
+const VIA: Prefix = Prefix::new("Via: ");
+const FROM: Prefix = Prefix::new("From: ");
+const TO: Prefix = Prefix::new("To: ");
+const CALL_ID: Prefix = Prefix::new("Call-ID: ");
+const CSEQ: Prefix = Prefix::new("CSeq: ");
+const SERVER: Prefix = Prefix::new("Server: ");
+
 fn push_response_headers(
     w: &mut Writer<'_>,
     req: &Request<'_>,
@@ -137,17 +241,19 @@ fn push_response_headers(
     to_tag: Option<&str>,
     server: &str,
 ) -> Option<usize> {
-    w.header_with("Via", |out| push_response_top_via(out, req));
+    let mut ip_buf = [0; 48];
+    let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
+    w.line_with(VIA, |out| push_response_top_via(out, req, src_ip));
     for via in req.vias.iter().skip(1) {
-        w.header("Via", via);
+        w.line(VIA, via);
     }
     if !req.from.is_empty() {
-        w.header("From", req.from);
+        w.line(FROM, req.from);
     }
     let mut tag_at = None;
     match to_tag {
         Some(tag) if req.to_tag.is_empty() && code > 100 => {
-            w.header_with("To", |out| {
+            w.line_with(TO, |out| {
                 out.extend_from_slice(req.to.as_bytes());
                 tag_at = Some(out.len());
                 out.extend_from_slice(b";tag=");
@@ -155,20 +261,20 @@ fn push_response_headers(
             });
         }
         _ => {
-            w.header("To", req.to);
+            w.line(TO, req.to);
         }
     }
     if !req.call_id.is_empty() {
-        w.header("Call-ID", req.call_id);
+        w.line(CALL_ID, req.call_id);
     }
     if req.cseq > 0 {
-        w.header_with("CSeq", |out| {
+        w.line_with(CSEQ, |out| {
             ascii::push_decimal(out, req.cseq as u64);
             out.push(b' ');
             out.extend_from_slice(req.cseq_method.as_bytes());
         });
     }
-    w.header("Server", server);
+    w.line(SERVER, server);
     tag_at
 }
 
@@ -182,13 +288,13 @@ pub(crate) fn host_str(ip: IpAddr) -> String {
 /// [`host_str`] appended to a byte buffer.
 pub(crate) fn push_host_bytes(out: &mut Vec<u8>, ip: IpAddr) {
     let mut buf = [0; 48];
-    let text = ascii::ip(ip, &mut buf);
+    let text = ascii::ip_bytes(ip, &mut buf);
     if ip.is_ipv6() {
         out.push(b'[');
-        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(text);
         out.push(b']');
     } else {
-        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(text);
     }
 }
 
@@ -202,5 +308,98 @@ pub(crate) fn push_host(out: &mut String, ip: IpAddr) {
         out.push(']');
     } else {
         out.push_str(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The fast rewrite, where it answers, writes what the part-by-part one writes.
+    fn check(raw: &str) {
+        let (mut fast, mut slow) = (b"x".to_vec(), b"x".to_vec());
+        let slow_received = top_via_params_slow(&mut slow, raw, 5062, b"10.0.0.9");
+        if let Some(fast_received) = top_via_params(&mut fast, raw, 5062, b"10.0.0.9") {
+            assert_eq!(
+                (String::from_utf8_lossy(&fast), fast_received),
+                (String::from_utf8_lossy(&slow), slow_received),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn top_via_fast_path_matches_the_slow_one() {
+        for raw in [
+            "SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK123;rport",
+            "SIP/2.0/UDP 192.168.1.50:5060;rport;branch=z9hG4bK123",
+            "SIP/2.0/UDP h;RPORT=1;Received=1.2.3.4;branch=z9hG4bK1",
+            "SIP/2.0/UDP h;rport =1;received = x;r;rp;receivedx;rportx=1",
+            "SIP/2.0/UDP h ; rport",
+            "SIP/2.0/UDP h;;rport;;",
+            ";rport",
+            "rport;x",
+            "SIP/2.0/UDP h;rport\t",
+            "SIP/2.0/UDP h;rport=\u{a0}",
+            "SIP/2.0/UDP h;r\u{e9};rport",
+            "",
+            ";",
+            "a;",
+            "SIP/2.0/UDP [::1]:5060;branch=z9hG4bKabcdefabcdefabcdef;received=::1;rport=5060",
+        ] {
+            check(raw);
+        }
+        // The usual Via takes the fast path.
+        let mut out = Vec::new();
+        let raw = "SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK123;rport";
+        assert_eq!(top_via_params(&mut out, raw, 5060, b"1.2.3.4"), Some(false));
+        assert_eq!(
+            out,
+            b"SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK123;rport=5060"
+        );
+    }
+
+    #[test]
+    fn find_byte_matches_position() {
+        let hay: Vec<u8> = (0..40u8).map(|i| b'a' + i % 7).collect();
+        for len in 0..hay.len() {
+            for needle in [b'a', b'c', b'g', b';', 0x80 | b'a', 0] {
+                let h = &hay[..len];
+                assert_eq!(find_byte(h, needle), h.iter().position(|&b| b == needle));
+            }
+            for at in 0..len {
+                let mut h = hay[..len].to_vec();
+                h[at] = b';';
+                assert_eq!(find_byte(&h, b';'), h.iter().position(|&b| b == b';'));
+                h[at] = 0xbb;
+                assert_eq!(find_byte(&h, 0xbb), Some(at));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn top_via_fast_path_matches_on_any_text(raw in "[rRpPoOtTeEcCiIvVdD=; \t.a-z0-9\u{a0}\u{85}é]{0,40}") {
+            check(&raw);
+        }
+
+        #[test]
+        fn top_via_fast_path_matches_on_vias(
+            params in proptest::collection::vec(
+                "(rport|received|RPort|branch|r|x|maddr)( ?= ?[a-z0-9.]{0,5})?",
+                0..5,
+            ),
+            seps in proptest::collection::vec("(;| ;|; |;;)", 5),
+        ) {
+            let mut raw = String::from("SIP/2.0/UDP 192.168.1.50:5060");
+            for (p, sep) in params.iter().zip(&seps) {
+                raw.push_str(sep);
+                raw.push_str(p);
+            }
+            check(&raw);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! A new call: checks, the 100, an RTP port from the runtime, then the 200 with our SDP.
 
 use super::ascii;
-use super::build::{self, ALLOW, SUPPORTED};
+use super::build;
 use super::calls::*;
 use super::dialog::*;
 use super::incoming::{self, Request};
@@ -9,7 +9,7 @@ use super::state::{CallTimer, Server, Timer};
 use super::txn::{HashedKey, TxnKey};
 use super::{CallHandle, Command, Direction, EndReason, Transport};
 use crate::sdp::{self, LocalMedia};
-use crate::sip::MessageWriter;
+use crate::sip::{Lines, MessageWriter, Prefix};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,7 +60,8 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
     // built once and then retransmitted as is). First
     // `Contact: <sip:{user}@{host}:{port}{transport_param}>`.
     let extra = &mut head;
-    MessageWriter::block(extra).header_with("Contact", |out| {
+    let mut w = MessageWriter::block(extra);
+    w.line_with(CONTACT, |out| {
         out.extend_from_slice(b"<sip:");
         out.extend_from_slice(user.as_bytes());
         out.push(b'@');
@@ -71,10 +72,9 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
         out.push(b'>');
     });
     for rr in &req.record_route {
-        build::push_header(extra, "Record-Route", rr);
+        w.line(RECORD_ROUTE, rr);
     }
-    build::push_header(extra, "Allow", ALLOW);
-    build::push_header(extra, "Supported", SUPPORTED);
+    w.lines(ALLOW_SUPPORTED);
     if let Some(t) = &session {
         push_session_expires(extra, t);
         if req
@@ -151,6 +151,12 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
         fail_unanswered(s, now, handle, 503, EndReason::Control);
     }
 }
+
+const CONTACT: Prefix = Prefix::new("Contact: ");
+const RECORD_ROUTE: Prefix = Prefix::new("Record-Route: ");
+/// `Allow: {ALLOW}` and `Supported: {SUPPORTED}` (a test checks they agree).
+const ALLOW_SUPPORTED: Lines =
+    Lines::new("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE\r\nSupported: timer\r\n");
 
 /// The 100 of a new INVITE (RFC 3261 §8.2.6.1): its header block is `before` and `after` (the
 /// 2xx's block around our To tag), as [`Server::reply`] would write it with no tag.
@@ -371,4 +377,17 @@ pub(crate) fn fail_unanswered(
 ) {
     send_on_invite(s, now, handle, code, false, None);
     forget(s, now, handle, reason);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn allow_and_supported_lines_match_the_constants() {
+        let mut lines = Vec::new();
+        super::build::push_header(&mut lines, "Allow", super::build::ALLOW);
+        super::build::push_header(&mut lines, "Supported", super::build::SUPPORTED);
+        let mut block = Vec::new();
+        crate::sip::MessageWriter::block(&mut block).lines(super::ALLOW_SUPPORTED);
+        assert_eq!(block, lines);
+    }
 }

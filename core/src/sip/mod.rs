@@ -69,3 +69,4 @@ pub use parse::{
 };
 pub use uri::{InvalidUri, Scheme, Uri};
 pub use write::{reason_phrase, write_message, MessageWriter};
+pub(crate) use write::{Lines, Prefix};

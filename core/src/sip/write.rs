@@ -44,9 +44,18 @@ impl<'b> MessageWriter<'b> {
     /// Starts a response: `SIP/2.0 code reason`.
     pub fn response(out: &'b mut Vec<u8>, code: u16, reason: &str) -> Self {
         let mut w = MessageWriter { out };
-        w.out.extend_from_slice(b"SIP/2.0 ");
-        push_decimal(w.out, code as u64, 3);
-        w.out.push(b' ');
+        if (100..1000).contains(&code) {
+            // Every real status code: `SIP/2.0 ddd ` as one piece.
+            let mut start = *b"SIP/2.0 000 ";
+            start[8] += (code / 100) as u8;
+            start[9] += (code / 10 % 10) as u8;
+            start[10] += (code % 10) as u8;
+            w.out.extend_from_slice(&start);
+        } else {
+            w.out.extend_from_slice(b"SIP/2.0 ");
+            push_decimal(w.out, code as u64, 3);
+            w.out.push(b' ');
+        }
         w.clean(reason);
         w.out.extend_from_slice(b"\r\n");
         w
@@ -106,6 +115,38 @@ impl<'b> MessageWriter<'b> {
         self
     }
 
+    /// [`MessageWriter::header`] for a name the code spells: the same line, with only the
+    /// value to check (the name was checked when the [`Prefix`] was built).
+    #[inline]
+    pub(crate) fn line(&mut self, name: Prefix, value: &str) -> &mut Self {
+        let v = value.as_bytes();
+        self.out.reserve(name.0.len() + v.len() + 2);
+        self.out.extend_from_slice(name.0.as_bytes());
+        self.push_clean(v);
+        self.out.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// [`MessageWriter::header_with`] for a name the code spells (see [`MessageWriter::line`]).
+    #[inline]
+    pub(crate) fn line_with(
+        &mut self,
+        name: Prefix,
+        value: impl FnOnce(&mut Vec<u8>),
+    ) -> &mut Self {
+        self.out.extend_from_slice(name.0.as_bytes());
+        self.value_with(value);
+        self
+    }
+
+    /// Appends a block of whole header lines known when the program is built (see
+    /// [`Lines`]): one copy, nothing to check.
+    #[inline]
+    pub(crate) fn lines(&mut self, lines: Lines) -> &mut Self {
+        self.out.extend_from_slice(lines.0.as_bytes());
+        self
+    }
+
     /// Appends `name: <formatted value>` without an intermediate `String`.
     pub fn header_fmt(&mut self, name: &str, value: fmt::Arguments<'_>) -> &mut Self {
         self.clean(name);
@@ -120,6 +161,13 @@ impl<'b> MessageWriter<'b> {
     pub fn header_with(&mut self, name: &str, value: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
         self.clean(name);
         self.out.extend_from_slice(b": ");
+        self.value_with(value);
+        self
+    }
+
+    /// The value `value` writes, cleaned of CR/LF, and the line end.
+    #[inline]
+    fn value_with(&mut self, value: impl FnOnce(&mut Vec<u8>)) {
         let start = self.out.len();
         value(self.out);
         if has_cr_or_lf(&self.out[start..]) {
@@ -130,7 +178,6 @@ impl<'b> MessageWriter<'b> {
             }
         }
         self.out.extend_from_slice(b"\r\n");
-        self
     }
 
     /// Ends the header section: writes Content-Type (if given), Content-Length (always), the
@@ -139,8 +186,12 @@ impl<'b> MessageWriter<'b> {
         if let Some(ct) = content_type {
             self.header("Content-Type", ct);
         }
+        let mut digits = [0; 20];
+        let len = crate::server::ascii::decimal_bytes(body.len() as u64, &mut digits);
+        self.out
+            .reserve(b"Content-Length: \r\n\r\n".len() + len.len() + body.len());
         self.out.extend_from_slice(b"Content-Length: ");
-        push_decimal(self.out, body.len() as u64, 1);
+        self.out.extend_from_slice(len);
         self.out.extend_from_slice(b"\r\n\r\n");
         self.out.extend_from_slice(body);
     }
@@ -169,14 +220,69 @@ impl<'b> MessageWriter<'b> {
     }
 
     fn clean(&mut self, s: &str) {
-        if !has_cr_or_lf(s.as_bytes()) {
-            self.out.extend_from_slice(s.as_bytes());
+        self.push_clean(s.as_bytes());
+    }
+
+    #[inline]
+    fn push_clean(&mut self, s: &[u8]) {
+        if !has_cr_or_lf(s) {
+            self.out.extend_from_slice(s);
             return;
         }
         self.out.extend(
-            s.bytes()
-                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+            s.iter()
+                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
         );
+    }
+}
+
+/// `Name: ` of a header the code names. [`Prefix::new`] refuses CR and LF (a `const fn`: in a
+/// `const`, a bad name fails the build), so writing one needs no check per message; the values
+/// written after it are still checked.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Prefix(&'static str);
+
+impl Prefix {
+    pub(crate) const fn new(prefix: &'static str) -> Prefix {
+        let b = prefix.as_bytes();
+        assert!(
+            b.len() >= 3 && b[b.len() - 2] == b':' && b[b.len() - 1] == b' ',
+            "a header prefix is `Name: `"
+        );
+        let mut i = 0;
+        while i < b.len() {
+            assert!(b[i] != b'\r' && b[i] != b'\n', "CR or LF in a header name");
+            i += 1;
+        }
+        Prefix(prefix)
+    }
+}
+
+/// Whole header lines known when the program is built (`Allow: …\r\nSupported: …\r\n`).
+/// [`Lines::new`] checks, in a `const` at build time, that every CR and LF is a line end and
+/// that no line is empty, so the block adds header lines and nothing else.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Lines(&'static str);
+
+impl Lines {
+    pub(crate) const fn new(lines: &'static str) -> Lines {
+        let b = lines.as_bytes();
+        assert!(
+            b.len() >= 2 && b[b.len() - 2] == b'\r' && b[b.len() - 1] == b'\n',
+            "header lines end with CRLF"
+        );
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'\r' {
+                assert!(i + 1 < b.len() && b[i + 1] == b'\n', "a CR is a line end");
+                assert!(i > 0 && b[i - 1] != b'\n', "no empty line");
+                i += 1;
+            } else {
+                assert!(b[i] != b'\n', "an LF is a line end");
+            }
+            i += 1;
+        }
+        Lines(lines)
     }
 }
 
