@@ -287,34 +287,49 @@ impl Lines {
 }
 
 /// Does `bytes` hold a CR or LF? Every value written is checked, so eight bytes per step
-/// (SWAR): a word holds a CR (LF) byte exactly when xor-ing it with a word of CRs (LFs) leaves
-/// a zero byte, and `(v - 0x01..) & !v & 0x80..` is non-zero exactly when `v` has a zero byte
-/// (a borrow only runs on from a byte that is already zero, so no false hits). Words may
-/// overlap (the last one ends at the last byte), which an "any byte" test does not mind; four
-/// to seven bytes are read as two overlapping halves of one word.
+/// (SWAR), in two passes. The first asks a cheaper question of each word: is any byte below
+/// 0x0E (CR is 0x0D, LF 0x0A)? `(v - 0x0E..) & !v & 0x80..` is non-zero exactly when one is (a
+/// borrow only starts at such a byte, and a byte at or above 0x0E without one leaves its top
+/// bit clear). Header values almost never hold such a byte (a TAB is the usual one), so the
+/// exact test runs only then: a word holds a CR (LF) byte exactly when xor-ing it with a word
+/// of CRs (LFs) leaves a zero byte, and `(v - 0x01..) & !v & 0x80..` is non-zero exactly when
+/// `v` has a zero byte. Words may overlap (the last one ends at the last byte), which an "any
+/// byte" test does not mind; four to seven bytes are read as two overlapping halves of one word.
 #[inline]
 fn has_cr_or_lf(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const BELOW: u64 = u64::from_ne_bytes([0x0e; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     const CRS: u64 = u64::from_ne_bytes([b'\r'; 8]);
     const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
-    // Both zero-byte tests in one: a single branch per word.
+    if bytes.len() < 4 {
+        return bytes.iter().any(|&b| b == b'\r' || b == b'\n');
+    }
     let zeros = |v: u64| v.wrapping_sub(ONES) & !v;
-    let hit = |w: u64| (zeros(w ^ CRS) | zeros(w ^ LFS)) & HIGHS != 0;
+    let low = |w: u64| w.wrapping_sub(BELOW) & !w & HIGHS;
+    let cr_or_lf = |w: u64| (zeros(w ^ CRS) | zeros(w ^ LFS)) & HIGHS;
+    any_word(bytes, low) && any_word(bytes, cr_or_lf)
+}
+
+/// Is `hit` non-zero for any word of `bytes` (at least four long; see [`has_cr_or_lf`])?
+/// The hits are or-ed together and tested once: no branch per word.
+#[inline(always)]
+fn any_word(bytes: &[u8], hit: impl Fn(u64) -> u64) -> bool {
     let word = |b: &[u8]| u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
     let half = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as u64;
     let n = bytes.len();
-    if n >= 8 {
-        let mut chunks = bytes.chunks_exact(8);
-        if chunks.any(|c| hit(word(c))) {
-            return true;
+    let hits = if n >= 8 {
+        let chunks = bytes.chunks_exact(8);
+        let all = chunks.fold(0, |acc, c| acc | hit(word(c)));
+        if n % 8 != 0 {
+            all | hit(word(&bytes[n - 8..]))
+        } else {
+            all
         }
-        n % 8 != 0 && hit(word(&bytes[n - 8..]))
-    } else if n >= 4 {
-        hit(half(bytes) << 32 | half(&bytes[n - 4..]))
     } else {
-        bytes.iter().any(|&b| b == b'\r' || b == b'\n')
-    }
+        hit(half(bytes) << 32 | half(&bytes[n - 4..]))
+    };
+    hits != 0
 }
 
 /// Decimal digits of `n`, zero-padded to at least `width`: status codes and lengths are written
