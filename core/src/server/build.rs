@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::ascii;
 use super::incoming::Request;
-use crate::sip::{reason_phrase, MessageWriter, Method, Prefix};
+use crate::sip::{MessageWriter, Method, Prefix};
 
 /// Methods we implement; sent in `Allow` (RFC 3261 §20.5).
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
@@ -19,6 +19,12 @@ pub(crate) type Writer<'o> = MessageWriter<'o>;
 pub(crate) fn response<'o>(out: &'o mut Vec<u8>, code: u16, reason: &str) -> Writer<'o> {
     out.clear();
     MessageWriter::response(out, code, reason)
+}
+
+/// [`response`] with the standard reason phrase.
+pub(crate) fn standard_response(out: &mut Vec<u8>, code: u16) -> Writer<'_> {
+    out.clear();
+    MessageWriter::standard_response(out, code)
 }
 
 pub(crate) fn request<'o>(out: &'o mut Vec<u8>, method: &str, uri: &str) -> Writer<'o> {
@@ -209,7 +215,10 @@ pub(crate) fn start_response<'o>(
     to_tag: Option<&str>,
     server: &str,
 ) -> Writer<'o> {
-    let mut w = response(out, code, reason.unwrap_or_else(|| reason_phrase(code)));
+    let mut w = match reason {
+        Some(reason) => response(out, code, reason),
+        None => standard_response(out, code),
+    };
     push_response_headers(&mut w, req, code, to_tag, server);
     w
 }

@@ -162,7 +162,7 @@ const ALLOW_SUPPORTED: Lines =
 /// 2xx's block around our To tag), as [`Server::reply`] would write it with no tag.
 fn send_trying(s: &mut Server, now: Instant, id: u64, before: &[u8], after: &[u8]) {
     let mut scratch = std::mem::take(&mut s.scratch);
-    let mut w = build::response(&mut scratch, 100, crate::sip::reason_phrase(100));
+    let mut w = build::standard_response(&mut scratch, 100);
     w.header_lines(before);
     w.header_lines(after);
     w.finish(None);
@@ -319,7 +319,7 @@ pub(crate) fn send_on_invite(
 ) -> Option<Arc<[u8]>> {
     let call = s.calls.get(&handle)?;
     let mut scratch = std::mem::take(&mut s.scratch);
-    let mut w = build::response(&mut scratch, code, crate::sip::reason_phrase(code));
+    let mut w = build::standard_response(&mut scratch, code);
     // The shared header block, and with it the 2xx's own lines when asked.
     let end = if with_extra {
         call.invite_head.len()

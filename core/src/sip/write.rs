@@ -61,6 +61,18 @@ impl<'b> MessageWriter<'b> {
         w
     }
 
+    /// [`MessageWriter::response`] with the standard reason phrase ([`reason_phrase`]): the
+    /// status lines the server sends on every call are written as one constant piece.
+    pub(crate) fn standard_response(out: &'b mut Vec<u8>, code: u16) -> Self {
+        match standard_status_line(code) {
+            Some(line) => {
+                out.extend_from_slice(line);
+                MessageWriter { out }
+            }
+            None => MessageWriter::response(out, code, reason_phrase(code)),
+        }
+    }
+
     /// Starts a response to `req` with the headers RFC 3261 §8.2.6.2 copies from it: every
     /// Via line in order and as sent, From, To, Call-ID and CSeq. `to_tag` is appended to the
     /// To header (`;tag=...`) unless the request's To already carries a tag (a mid-dialog
@@ -184,7 +196,11 @@ impl<'b> MessageWriter<'b> {
     /// empty line and the body.
     pub fn body(mut self, content_type: Option<&str>, body: &[u8]) {
         if let Some(ct) = content_type {
-            self.header("Content-Type", ct);
+            self.line(CONTENT_TYPE, ct);
+        }
+        if body.is_empty() {
+            self.out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+            return;
         }
         let mut digits = [0; 20];
         let len = crate::server::ascii::decimal_bytes(body.len() as u64, &mut digits);
@@ -284,6 +300,24 @@ impl Lines {
         }
         Lines(lines)
     }
+}
+
+const CONTENT_TYPE: Prefix = Prefix::new("Content-Type: ");
+
+/// `SIP/2.0 {code} {reason_phrase(code)}` CRLF for the codes a call's own messages carry (a
+/// test checks each against [`MessageWriter::response`]); `None` for the rest.
+fn standard_status_line(code: u16) -> Option<&'static [u8]> {
+    Some(match code {
+        100 => b"SIP/2.0 100 Trying\r\n",
+        180 => b"SIP/2.0 180 Ringing\r\n",
+        200 => b"SIP/2.0 200 OK\r\n",
+        481 => b"SIP/2.0 481 Call/Transaction Does Not Exist\r\n",
+        486 => b"SIP/2.0 486 Busy Here\r\n",
+        487 => b"SIP/2.0 487 Request Terminated\r\n",
+        488 => b"SIP/2.0 488 Not Acceptable Here\r\n",
+        503 => b"SIP/2.0 503 Service Unavailable\r\n",
+        _ => return None,
+    })
 }
 
 /// Does `bytes` hold a CR or LF? Every value written is checked, so eight bytes per step
@@ -447,7 +481,20 @@ fn specific_reason(code: u16) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::has_cr_or_lf;
+    use super::{has_cr_or_lf, reason_phrase, standard_status_line, MessageWriter};
+
+    #[test]
+    fn standard_status_lines_match_the_written_ones() {
+        for code in 0..=1000 {
+            let (mut standard, mut written) = (b"x".to_vec(), b"x".to_vec());
+            MessageWriter::standard_response(&mut standard, code);
+            MessageWriter::response(&mut written, code, reason_phrase(code));
+            assert_eq!(standard, written);
+            if let Some(line) = standard_status_line(code) {
+                assert_eq!(&written[1..], line);
+            }
+        }
+    }
 
     /// The word-at-a-time check agrees with the byte-by-byte one: every position of a CR or LF
     /// (and of their neighbours 0x0b, 0x0c, 0x8a, 0x8d, 0x00, 0xff) in every length up to 40.
