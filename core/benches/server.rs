@@ -48,14 +48,20 @@ static ALLOC: Counting = Counting;
 const SDP: &str = "v=0\r\no=201 8000 8000 IN IP4 192.168.1.50\r\ns=SIP Call\r\nc=IN IP4 192.168.1.50\r\nt=0 0\r\nm=audio 5004 RTP/AVP 0 8 9 18 101\r\na=sendrecv\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:9 G722/8000\r\na=rtpmap:18 G729/8000\r\na=fmtp:18 annexb=no\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
 
 /// One method's request as pre-made byte pieces, so a bench iteration copies bytes and writes
-/// three numbers instead of running `format!` (the bench should measure the server).
+/// three numbers instead of running `format!` (the bench should measure the server). The
+/// request is written into the template's own buffer, where the constant start line and Via
+/// start stay from one request to the next (only what follows is written again).
 ///
 /// `{method} sip:123@… SIP/2.0 / Via …;branch=z9hG4bK{branch};rport / From: …;tag={n} /
 /// To: <…>[;tag={to_tag}] / Call-ID: {n}-5060-7@… / CSeq: {cseq} {method} / … / body`
 struct Template {
-    head: Vec<u8>,
+    /// The last request written; its first `head_len` bytes are the constant head.
+    request: Vec<u8>,
+    head_len: usize,
     after_branch: Vec<u8>,
+    /// Up to the end of the To URI, and the same with `;tag=` after it.
     after_from_tag: Vec<u8>,
+    after_from_tag_tagged: Vec<u8>,
     after_to: Vec<u8>,
     tail: Vec<u8>,
 }
@@ -67,10 +73,15 @@ impl Template {
         } else {
             "Content-Type: application/sdp\r\n"
         };
+        let head = format!("{method} sip:123@192.168.1.100:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK").into_bytes();
+        let mut request = Vec::with_capacity(2048);
+        request.extend_from_slice(&head);
         Template {
-            head: format!("{method} sip:123@192.168.1.100:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK").into_bytes(),
+            request,
+            head_len: head.len(),
             after_branch: b";rport\r\nFrom: \"Reception\" <sip:201@192.168.1.10>;tag=".to_vec(),
             after_from_tag: b"\r\nTo: <sip:123@192.168.1.100:5060>".to_vec(),
+            after_from_tag_tagged: b"\r\nTo: <sip:123@192.168.1.100:5060>;tag=".to_vec(),
             after_to: b"\r\nCall-ID: ".to_vec(),
             tail: format!(
                 "-5060-7@BJC.BGI.B.FA\r\nCSeq: {cseq} {method}\r\nContact: \"Reception\" <sip:201@192.168.1.50:5060>\r\nMax-Forwards: 70\r\nUser-Agent: Grandstream DP750 1.0.3.37\r\n{ct}Content-Length:   {}\r\n\r\n{body}",
@@ -80,47 +91,61 @@ impl Template {
         }
     }
 
-    fn write(&self, out: &mut Vec<u8>, n: u64, branch: u64, to_tag: &[u8]) {
-        out.clear();
-        out.extend_from_slice(&self.head);
+    /// Writes the request into `self.request`; `n` is the dialog number in decimal.
+    fn write(&mut self, n: &[u8], branch: u64, to_tag: &[u8]) {
+        let out = &mut self.request;
+        out.truncate(self.head_len);
         decimal(out, branch);
         out.extend_from_slice(&self.after_branch);
-        decimal(out, n);
-        out.extend_from_slice(&self.after_from_tag);
-        if !to_tag.is_empty() {
-            out.extend_from_slice(b";tag=");
+        out.extend_from_slice(n);
+        if to_tag.is_empty() {
+            out.extend_from_slice(&self.after_from_tag);
+        } else {
+            out.extend_from_slice(&self.after_from_tag_tagged);
             out.extend_from_slice(to_tag);
         }
         out.extend_from_slice(&self.after_to);
-        decimal(out, n);
+        out.extend_from_slice(n);
         out.extend_from_slice(&self.tail);
     }
 }
 
-/// `v` in decimal, two digits per division (the bench writes three numbers per request).
-fn decimal(out: &mut Vec<u8>, mut v: u64) {
+/// `v` in decimal (the bench writes three numbers per request): up to eight digits are built
+/// in a word, two per division, and stored as one 8-byte piece that is then cut to length.
+fn decimal(out: &mut Vec<u8>, v: u64) {
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
         4041424344454647484950515253545556575859\
         6061626364656667686970717273747576777879\
         8081828384858687888990919293949596979899";
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    while v >= 100 {
-        let pair = (v % 100) as usize * 2;
+    if v >= 100_000_000 {
+        out.extend_from_slice(v.to_string().as_bytes());
+        return;
+    }
+    let len = match v {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1_000..=9_999 => 4,
+        10_000..=99_999 => 5,
+        100_000..=999_999 => 6,
+        1_000_000..=9_999_999 => 7,
+        _ => 8,
+    };
+    let mut digits = [0u8; 8];
+    let (mut v, mut i) = (v as usize, len);
+    while i >= 2 {
+        let pair = v % 100 * 2;
         v /= 100;
         i -= 2;
         digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
     }
-    if v >= 10 {
-        let pair = v as usize * 2;
-        i -= 2;
-        digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    } else {
-        i -= 1;
-        digits[i] = b'0' + v as u8;
+    if i == 1 {
+        digits[0] = b'0' + v as u8;
     }
-    out.extend_from_slice(&digits[i..]);
+    let start = out.len();
+    out.extend_from_slice(&digits);
+    out.truncate(start + len);
 }
 
 /// Where `needle` first occurs in `hay`, eight bytes per step (the bench looks for line ends
@@ -186,20 +211,11 @@ fn to_tag_plain(msg: &[u8]) -> Option<&[u8]> {
 /// would send ACKs and BYEs the server does not match, and its asserts would fail, but say why
 /// here instead).
 fn check_helpers() {
-    for v in [
-        0u64,
-        1,
-        9,
-        10,
-        99,
-        100,
-        101,
-        999,
-        1000,
-        65_535,
-        159_999,
-        u64::MAX,
-    ] {
+    let mut samples = vec![u64::MAX, 100_000_000, 99_999_999, 159_999, 65_535];
+    samples.extend(0..10_000);
+    samples.extend((1..=19).map(|p| 10u64.pow(p)));
+    samples.extend((1..=19).map(|p| 10u64.pow(p) - 1));
+    for v in samples {
         let mut out = b"x".to_vec();
         decimal(&mut out, v);
         assert_eq!(out, format!("x{v}").into_bytes());
@@ -234,10 +250,12 @@ struct Bench {
     invite: Template,
     ack: Template,
     bye: Template,
-    request: Vec<u8>,
     /// Set while delivering an INVITE: only its 200 carries the tag we need.
     want_tag: bool,
     last_tag: Vec<u8>,
+    /// The dialog number `n` in decimal, written once per dialog for its three requests.
+    n: Option<u64>,
+    n_text: Vec<u8>,
     rtp: u64,
 }
 
@@ -265,22 +283,23 @@ impl Bench {
             invite: Template::new("INVITE", 21, SDP),
             ack: Template::new("ACK", 21, ""),
             bye: Template::new("BYE", 22, ""),
-            request: Vec::with_capacity(2048),
             want_tag: false,
             last_tag: Vec::new(),
+            n: None,
+            n_text: Vec::with_capacity(20),
             rtp: 0,
         }
     }
 
-    /// Deliver the request in `self.request`.
-    fn deliver(&mut self) {
-        self.server.handle_datagram(
-            self.now,
-            Transport::Udp,
-            self.local,
-            self.remote,
-            &self.request,
-        );
+    /// Deliver the request last written into `which`.
+    fn deliver(&mut self, which: Which) {
+        let request = match which {
+            Which::Invite => &self.invite.request,
+            Which::Ack => &self.ack.request,
+            Which::Bye => &self.bye.request,
+        };
+        self.server
+            .handle_datagram(self.now, Transport::Udp, self.local, self.remote, request);
         self.drain();
     }
 
@@ -309,22 +328,39 @@ impl Bench {
         }
     }
 
+    /// `n` in decimal in `self.n_text`.
+    fn set_n(&mut self, n: u64) {
+        if self.n != Some(n) {
+            self.n = Some(n);
+            self.n_text.clear();
+            decimal(&mut self.n_text, n);
+        }
+    }
+
     /// INVITE, 200 (with the tag in `last_tag`), ACK.
     fn establish(&mut self, n: u64) {
-        self.invite.write(&mut self.request, n, n * 4, b"");
+        self.set_n(n);
+        self.invite.write(&self.n_text, n * 4, b"");
         self.want_tag = true;
-        self.deliver();
+        self.deliver(Which::Invite);
         self.want_tag = false;
-        self.ack
-            .write(&mut self.request, n, n * 4 + 1, &self.last_tag);
-        self.deliver();
+        self.ack.write(&self.n_text, n * 4 + 1, &self.last_tag);
+        self.deliver(Which::Ack);
     }
 
     fn bye(&mut self, n: u64) {
-        self.bye
-            .write(&mut self.request, n, n * 4 + 2, &self.last_tag);
-        self.deliver();
+        self.set_n(n);
+        self.bye.write(&self.n_text, n * 4 + 2, &self.last_tag);
+        self.deliver(Which::Bye);
     }
+}
+
+/// Which template's request [`Bench::deliver`] sends.
+#[derive(Clone, Copy)]
+enum Which {
+    Invite,
+    Ack,
+    Bye,
 }
 
 /// A bench knob from the environment (e.g. a short run under callgrind).
