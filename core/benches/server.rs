@@ -49,8 +49,10 @@ const SDP: &str = "v=0\r\no=201 8000 8000 IN IP4 192.168.1.50\r\ns=SIP Call\r\nc
 
 /// One method's request as pre-made byte pieces, so a bench iteration copies bytes and writes
 /// three numbers instead of running `format!` (the bench should measure the server). The
-/// request is written into the template's own buffer, where the constant start line and Via
-/// start stay from one request to the next (only what follows is written again).
+/// request is written into the template's own buffer, over the previous one: when the
+/// variable pieces (branch, dialog number, To tag) have the lengths they had last time, only
+/// they are written again, in place; otherwise the request is written out whole after the
+/// constant start line.
 ///
 /// `{method} sip:123@… SIP/2.0 / Via …;branch=z9hG4bK{branch};rport / From: …;tag={n} /
 /// To: <…>[;tag={to_tag}] / Call-ID: {n}-5060-7@… / CSeq: {cseq} {method} / … / body`
@@ -64,6 +66,9 @@ struct Template {
     after_from_tag_tagged: Vec<u8>,
     after_to: Vec<u8>,
     tail: Vec<u8>,
+    /// The lengths of the variable pieces in `request`: branch, dialog number, To tag (`None`:
+    /// no `;tag=`). `None` before the first request.
+    lengths: Option<(usize, usize, Option<usize>)>,
 }
 
 impl Template {
@@ -88,14 +93,43 @@ impl Template {
                 body.len()
             )
             .into_bytes(),
+            lengths: None,
         }
     }
 
     /// Writes the request into `self.request`; `n` is the dialog number in decimal.
     fn write(&mut self, n: &[u8], branch: u64, to_tag: &[u8]) {
+        let mut digits = [0; 20];
+        let branch = decimal_text(branch, &mut digits);
+        let tag_len = (!to_tag.is_empty()).then_some(to_tag.len());
+        if self.lengths != Some((branch.len(), n.len(), tag_len)) {
+            self.write_whole(n, branch, to_tag);
+            self.lengths = Some((branch.len(), n.len(), tag_len));
+            return;
+        }
+        let mut at = self.head_len;
+        let mut put =
+            |piece: &[u8], at: usize| self.request[at..at + piece.len()].copy_from_slice(piece);
+        put(branch, at);
+        at += branch.len() + self.after_branch.len();
+        put(n, at);
+        at += n.len();
+        if to_tag.is_empty() {
+            at += self.after_from_tag.len();
+        } else {
+            at += self.after_from_tag_tagged.len();
+            put(to_tag, at);
+            at += to_tag.len();
+        }
+        at += self.after_to.len();
+        put(n, at);
+    }
+
+    /// The whole request after the head, piece by piece.
+    fn write_whole(&mut self, n: &[u8], branch: &[u8], to_tag: &[u8]) {
         let out = &mut self.request;
         out.truncate(self.head_len);
-        decimal(out, branch);
+        out.extend_from_slice(branch);
         out.extend_from_slice(&self.after_branch);
         out.extend_from_slice(n);
         if to_tag.is_empty() {
@@ -110,42 +144,34 @@ impl Template {
     }
 }
 
-/// `v` in decimal (the bench writes three numbers per request): up to eight digits are built
-/// in a word, two per division, and stored as one 8-byte piece that is then cut to length.
-fn decimal(out: &mut Vec<u8>, v: u64) {
+/// `v` in decimal, two digits per division, written into the end of `buf`.
+fn decimal_text(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
         4041424344454647484950515253545556575859\
         6061626364656667686970717273747576777879\
         8081828384858687888990919293949596979899";
-    if v >= 100_000_000 {
-        out.extend_from_slice(v.to_string().as_bytes());
-        return;
-    }
-    let len = match v {
-        0..=9 => 1,
-        10..=99 => 2,
-        100..=999 => 3,
-        1_000..=9_999 => 4,
-        10_000..=99_999 => 5,
-        100_000..=999_999 => 6,
-        1_000_000..=9_999_999 => 7,
-        _ => 8,
-    };
-    let mut digits = [0u8; 8];
-    let (mut v, mut i) = (v as usize, len);
-    while i >= 2 {
-        let pair = v % 100 * 2;
+    let mut i = buf.len();
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
         v /= 100;
         i -= 2;
-        digits[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
     }
-    if i == 1 {
-        digits[0] = b'0' + v as u8;
+    if v >= 10 {
+        let pair = v as usize * 2;
+        i -= 2;
+        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        i -= 1;
+        buf[i] = b'0' + v as u8;
     }
-    let start = out.len();
-    out.extend_from_slice(&digits);
-    out.truncate(start + len);
+    &buf[i..]
+}
+
+/// `v` in decimal, appended.
+fn decimal(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(decimal_text(v, &mut [0; 20]));
 }
 
 /// Where `needle` first occurs in `hay`, eight bytes per step (the bench looks for line ends
@@ -219,6 +245,24 @@ fn check_helpers() {
         let mut out = b"x".to_vec();
         decimal(&mut out, v);
         assert_eq!(out, format!("x{v}").into_bytes());
+    }
+    // Requests written in place over the last one are the requests written whole.
+    let tags: [&[u8]; 4] = [b"", b"0123456789abcdef", b"fedcba9876543210", b"x"];
+    let mut t = Template::new("BYE", 22, "");
+    let mut fresh = Template::new("BYE", 22, "");
+    for (i, branch) in [0u64, 7, 9, 10, 11, 99, 100, 999, 1000, 1001, 65_536]
+        .iter()
+        .enumerate()
+    {
+        for n in [*branch, branch / 4, 5] {
+            for tag in tags.iter().cycle().skip(i).take(3) {
+                let n = n.to_string();
+                t.write(n.as_bytes(), *branch, tag);
+                let whole = decimal_text(*branch, &mut [0; 20]).to_vec();
+                fresh.write_whole(n.as_bytes(), &whole, tag);
+                assert_eq!(t.request, fresh.request);
+            }
+        }
     }
     for msg in [
         &b"SIP/2.0 200 OK\r\nVia: a;b\r\nTo: <sip:x>;tag=abc\r\nCall-ID: 1\r\n\r\n"[..],
