@@ -78,6 +78,16 @@ impl AnswerLayout {
         layout
     }
 
+    /// The layout of the answer to an offer of one m-line, accepted with its protocol `proto`
+    /// (plain RTP, [`MediaDescription::is_plain_rtp`]): what [`AnswerLayout::new`] makes of
+    /// such an offer, without the offer.
+    pub(super) fn single(proto: &[u8]) -> AnswerLayout {
+        let mut layout = AnswerLayout::default();
+        layout.proto[..proto.len()].copy_from_slice(proto);
+        layout.proto_len = proto.len() as u8;
+        layout
+    }
+
     /// Write the answer: our session lines, then the offer's m-lines with ours in its place.
     pub fn write(&self, neg: &Negotiated, local: &LocalMedia<'_>, out: &mut Vec<u8>) {
         write_session(local, out);
