@@ -246,7 +246,10 @@ impl<'a> Offer<'a> {
     /// `answer`'s steps for the one stream; any refusal is left to it.
     fn answer(&self, prefs: &AnswerPrefs) -> Option<(Negotiated, AnswerLayout)> {
         let m = self.stream.as_ref()?;
-        if !is_audio(m.media) || m.port == 0 || !is_plain_rtp(m.proto) {
+        // The usual spellings first: one comparison each instead of a case-folding one.
+        let audio = m.media == b"audio" || is_audio(m.media);
+        let plain = m.proto == b"RTP/AVP" || is_plain_rtp(m.proto);
+        if !audio || m.port == 0 || !plain {
             return None;
         }
         let maps = &self.maps;
@@ -285,6 +288,10 @@ impl<'a> Offer<'a> {
 /// `leading_number` of an attribute value: one to nine digits first (no overflow), then
 /// anything.
 fn leading_number(rest: &[u8]) -> Option<u32> {
+    // Nearly always two digits and the end (`a=ptime:20`).
+    if let [tens @ b'0'..=b'9', ones @ b'0'..=b'9'] = *rest {
+        return Some(u32::from(tens - b'0') * 10 + u32::from(ones - b'0'));
+    }
     Cursor::new(rest).number(9)
 }
 
