@@ -196,6 +196,10 @@ impl<'a> Offer<'a> {
             (Attribute::RtpMap, Some(rest))
         } else if value.starts_with(b"fmtp:") {
             return Some(());
+        } else if let Some(rest) = value.strip_prefix(b"ptime:") {
+            (Attribute::Ptime, Some(rest))
+        } else if let Some(d) = direction(value) {
+            (Attribute::Direction(d), None)
         } else {
             // The name runs to the colon or the line end. A name with white space or other
             // bytes at either end, where `parse` trims, is left to it.
@@ -282,6 +286,17 @@ impl<'a> Offer<'a> {
             media_count: 1,
         };
         Some((neg, AnswerLayout::single(m.proto)))
+    }
+}
+
+/// The direction an attribute line names, if it is one of the four written in lower case.
+fn direction(value: &[u8]) -> Option<Direction> {
+    match value {
+        b"sendrecv" => Some(Direction::SendRecv),
+        b"sendonly" => Some(Direction::SendOnly),
+        b"recvonly" => Some(Direction::RecvOnly),
+        b"inactive" => Some(Direction::Inactive),
+        _ => None,
     }
 }
 
