@@ -8,12 +8,15 @@
 //! - [`answer`] picks the stream, codec, ptime and direction for an offer ([`Negotiated`]), or
 //!   says why we must refuse it ([`Rejection`], always 488); [`accept_answer`] does the same for
 //!   the answer to our own offer (late offer: INVITE without SDP, answer in the ACK).
+//! - [`answer_body`] does the first two for an INVITE's offer at once: in one strict pass over
+//!   the body for the usual offer of one audio line, else through [`parse`] and [`answer`].
 //! - [`write_answer`] and [`write_offer`] serialise our side into a caller-owned buffer. An
 //!   answer written later than the offer was read (the server binds its RTP port in between)
 //!   keeps only an [`AnswerLayout`] of the offer, not the offer.
 
 mod negotiate;
 mod parse;
+mod quick;
 mod write;
 
 use std::borrow::Cow;
@@ -23,6 +26,7 @@ use crate::server::Direction;
 
 pub use negotiate::{accept_answer, answer, AnswerPrefs, Negotiated, Rejection};
 pub use parse::parse;
+pub use quick::{answer_body, OfferError};
 pub use write::{write_answer, write_offer, AnswerLayout, LocalMedia};
 
 /// Most m-lines we accept in one description. A real offer has one to four; the cap bounds the
@@ -184,22 +188,29 @@ impl SessionDescription<'_> {
     /// else sendrecv (RFC 8866 §6.7). A `c=` of 0.0.0.0 (RFC 2543 hold, still sent by old
     /// phones; RFC 3264 §8.4) counts as inactive.
     pub fn direction_for(&self, index: usize) -> Direction {
-        if let Some(Connection::Ip(ip)) = self.connection_for(index) {
-            if ip.is_unspecified() {
-                return Direction::Inactive;
-            }
-        }
-        self.media
-            .get(index)
-            .and_then(|m| m.direction)
-            .or(self.direction)
-            .unwrap_or(Direction::SendRecv)
+        let media = self.media.get(index).and_then(|m| m.direction);
+        direction_in_force(self.connection_for(index), media, self.direction)
     }
 
     /// The ptime that applies to media section `index` (media level wins).
     pub fn ptime_for(&self, index: usize) -> Option<u32> {
         self.media.get(index).and_then(|m| m.ptime).or(self.ptime)
     }
+}
+
+/// The direction of a stream with `c=` `conn` and direction attributes `media` and `session`
+/// ([`SessionDescription::direction_for`]).
+fn direction_in_force(
+    conn: Option<&Connection<'_>>,
+    media: Option<Direction>,
+    session: Option<Direction>,
+) -> Direction {
+    if let Some(Connection::Ip(ip)) = conn {
+        if ip.is_unspecified() {
+            return Direction::Inactive;
+        }
+    }
+    media.or(session).unwrap_or(Direction::SendRecv)
 }
 
 fn owned(s: Cow<'_, str>) -> Cow<'static, str> {
@@ -247,13 +258,13 @@ impl<'a> MediaDescription<'a> {
     }
 
     pub fn is_audio(&self) -> bool {
-        self.media.eq_ignore_ascii_case("audio")
+        is_audio(self.media.as_bytes())
     }
 
     /// Plain RTP: `RTP/AVP` or `RTP/AVPF` (feedback profile; we send no feedback, which RFC
     /// 4585 permits).
     pub fn is_plain_rtp(&self) -> bool {
-        self.proto.eq_ignore_ascii_case("RTP/AVP") || self.proto.eq_ignore_ascii_case("RTP/AVPF")
+        is_plain_rtp(self.proto.as_bytes())
     }
 
     /// Any SRTP profile: `RTP/SAVP`, `RTP/SAVPF`, `UDP/TLS/RTP/SAVP(F)` (DTLS-SRTP), …
@@ -323,6 +334,16 @@ impl<S: AsRef<str>> PartialEq<Vec<S>> for Formats<'_> {
     fn eq(&self, other: &Vec<S>) -> bool {
         *self == other[..]
     }
+}
+
+/// [`MediaDescription::is_audio`] of an m-line's media.
+fn is_audio(media: &[u8]) -> bool {
+    media.eq_ignore_ascii_case(b"audio")
+}
+
+/// [`MediaDescription::is_plain_rtp`] of an m-line's protocol.
+fn is_plain_rtp(proto: &[u8]) -> bool {
+    proto.eq_ignore_ascii_case(b"RTP/AVP") || proto.eq_ignore_ascii_case(b"RTP/AVPF")
 }
 
 /// The attribute name of a direction (RFC 8866 §6.7).

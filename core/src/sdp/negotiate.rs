@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::{Connection, MediaDescription, RtpMap, SessionDescription};
+use super::{Connection, MediaDescription, RtcpAttr, RtpMap, SessionDescription};
 use crate::codec::Codec;
 use crate::server::Direction;
 
@@ -121,12 +121,7 @@ pub fn answer(
     let (index, codec, payload_type) = choose_stream(offer, prefs, CodecOrder::Ours)?;
     let m = &offer.media[index];
     let ptime_ms = choose_ptime(offer.ptime_for(index), m.maxptime, prefs.default_ptime_ms);
-    // RFC 3264 §6.1: we only send, so the answer is the offer's direction with the receive half
-    // removed. Their sendonly/inactive leaves nothing for us to do.
-    let direction = match offer.direction_for(index) {
-        Direction::SendRecv | Direction::RecvOnly => Direction::SendOnly,
-        Direction::SendOnly | Direction::Inactive => Direction::Inactive,
-    };
+    let direction = our_direction(offer.direction_for(index));
     finish(offer, index, codec, payload_type, ptime_ms, direction)
 }
 
@@ -140,16 +135,22 @@ pub fn accept_answer(
     let (index, codec, payload_type) = choose_stream(answer, prefs, CodecOrder::Theirs)?;
     let m = &answer.media[index];
     let ptime_ms = choose_ptime(answer.ptime_for(index), m.maxptime, prefs.default_ptime_ms);
-    let direction = match answer.direction_for(index) {
+    let direction = our_direction(answer.direction_for(index));
+    finish(answer, index, codec, payload_type, ptime_ms, direction)
+}
+
+/// Our direction towards a peer whose direction is `theirs`. RFC 3264 §6.1: we only send, so
+/// it is theirs with the receive half removed; their sendonly/inactive leaves nothing to do.
+pub(super) fn our_direction(theirs: Direction) -> Direction {
+    match theirs {
         Direction::SendRecv | Direction::RecvOnly => Direction::SendOnly,
         Direction::SendOnly | Direction::Inactive => Direction::Inactive,
-    };
-    finish(answer, index, codec, payload_type, ptime_ms, direction)
+    }
 }
 
 /// Whose preference order decides between several common codecs.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum CodecOrder {
+pub(super) enum CodecOrder {
     /// Answering: `prefs.codecs` order (offer order when it is empty).
     Ours,
     /// Accepting an answer: the answerer already chose; its order wins among our codecs.
@@ -189,17 +190,33 @@ fn choose_stream(
 /// RFC 3551 assignment. Only 8000 Hz mono maps count.
 fn codec_of(m: &MediaDescription<'_>, pt: u8) -> Option<Codec> {
     match m.rtpmap(pt) {
-        Some(map) => {
-            let mono = map.channels.is_none_or(|c| c == 1);
-            if map.clock_rate == Codec::RTP_CLOCK && mono {
-                Codec::from_name(&map.encoding)
-            } else {
-                None
-            }
-        }
-        None if pt < 96 => Codec::from_static_pt(pt),
-        None => None,
+        Some(map) => map_codec(map),
+        None => static_codec(pt),
     }
+}
+
+/// The codec an rtpmap names, if it is one of ours at 8000 Hz mono.
+pub(super) fn map_codec(map: &RtpMap<'_>) -> Option<Codec> {
+    let mono = map.channels.is_none_or(|c| c == 1);
+    if map.clock_rate == Codec::RTP_CLOCK && mono {
+        Codec::from_name(&map.encoding)
+    } else {
+        None
+    }
+}
+
+/// The codec of a payload type without an rtpmap: its static RFC 3551 assignment, if any.
+pub(super) fn static_codec(pt: u8) -> Option<Codec> {
+    if pt < 96 {
+        Codec::from_static_pt(pt)
+    } else {
+        None
+    }
+}
+
+/// Whether an rtpmap is telephone-event/8000 (RFC 4733).
+pub(super) fn is_dtmf(map: &RtpMap<'_>) -> bool {
+    map.clock_rate == Codec::RTP_CLOCK && map.encoding.eq_ignore_ascii_case("telephone-event")
 }
 
 fn choose_codec(
@@ -207,10 +224,23 @@ fn choose_codec(
     prefs: &[Codec],
     order: CodecOrder,
 ) -> Option<(Codec, u8)> {
-    let offered = || {
-        m.payload_types()
-            .filter_map(|pt| codec_of(m, pt).map(|c| (c, pt)))
-    };
+    pick_codec(
+        || {
+            m.payload_types()
+                .filter_map(|pt| codec_of(m, pt).map(|c| (c, pt)))
+        },
+        prefs,
+        order,
+    )
+}
+
+/// The codec and payload type to send among `offered` (our codecs among the offered formats,
+/// in offer order), by `prefs` and `order`.
+pub(super) fn pick_codec<I: Iterator<Item = (Codec, u8)>>(
+    offered: impl Fn() -> I,
+    prefs: &[Codec],
+    order: CodecOrder,
+) -> Option<(Codec, u8)> {
     if prefs.is_empty() {
         offered().next()
     } else if order == CodecOrder::Theirs {
@@ -225,9 +255,6 @@ fn choose_codec(
 
 /// The first offered payload type whose rtpmap is telephone-event/8000.
 fn dtmf_pt(m: &MediaDescription<'_>) -> Option<u8> {
-    let is_dtmf = |map: &RtpMap<'_>| {
-        map.clock_rate == Codec::RTP_CLOCK && map.encoding.eq_ignore_ascii_case("telephone-event")
-    };
     // An offer has one telephone-event map or none. Then the answer needs no map looked up per
     // offered format: it is that map's payload type, if the map is the one in force for it
     // (the first for its number) and the number is offered.
@@ -265,21 +292,8 @@ fn finish(
     direction: Direction,
 ) -> Result<Negotiated, Rejection> {
     let m = &sd.media[index];
-    let ip = match sd.connection_for(index) {
-        None => return Err(Rejection::MissingConnection),
-        Some(Connection::Unusable(_)) => return Err(Rejection::UnusableAddress),
-        Some(Connection::Ip(ip)) if is_multicast(*ip) => return Err(Rejection::UnusableAddress),
-        Some(Connection::Ip(ip)) => *ip,
-    };
-    let remote_rtp = SocketAddr::new(ip, m.port);
-    let remote_rtcp = if m.rtcp_mux {
-        remote_rtp
-    } else if let Some(rtcp) = m.rtcp {
-        SocketAddr::new(rtcp.addr.unwrap_or(ip), rtcp.port)
-    } else {
-        // RFC 3550 §11: the next (odd) port. A peer offering 65535 gets RTCP on its RTP port.
-        SocketAddr::new(ip, m.port.checked_add(1).unwrap_or(m.port))
-    };
+    let ip = remote_ip(sd.connection_for(index))?;
+    let (remote_rtp, remote_rtcp) = remote_endpoints(ip, m.port, m.rtcp_mux, m.rtcp);
     Ok(Negotiated {
         codec,
         payload_type,
@@ -294,8 +308,33 @@ fn finish(
     })
 }
 
-fn is_multicast(ip: IpAddr) -> bool {
-    ip.is_multicast()
+/// The address to stream to, from the `c=` in force for the chosen stream.
+pub(super) fn remote_ip(conn: Option<&Connection<'_>>) -> Result<IpAddr, Rejection> {
+    match conn {
+        None => Err(Rejection::MissingConnection),
+        Some(Connection::Unusable(_)) => Err(Rejection::UnusableAddress),
+        Some(Connection::Ip(ip)) if ip.is_multicast() => Err(Rejection::UnusableAddress),
+        Some(Connection::Ip(ip)) => Ok(*ip),
+    }
+}
+
+/// Where RTP and RTCP go for a stream at `ip`:`port`.
+pub(super) fn remote_endpoints(
+    ip: IpAddr,
+    port: u16,
+    rtcp_mux: bool,
+    rtcp: Option<RtcpAttr>,
+) -> (SocketAddr, SocketAddr) {
+    let remote_rtp = SocketAddr::new(ip, port);
+    let remote_rtcp = if rtcp_mux {
+        remote_rtp
+    } else if let Some(rtcp) = rtcp {
+        SocketAddr::new(rtcp.addr.unwrap_or(ip), rtcp.port)
+    } else {
+        // RFC 3550 §11: the next (odd) port. A peer offering 65535 gets RTCP on its RTP port.
+        SocketAddr::new(ip, port.checked_add(1).unwrap_or(port))
+    };
+    (remote_rtp, remote_rtcp)
 }
 
 #[cfg(test)]

@@ -238,7 +238,7 @@ fn split_attribute(value: &str) -> (&str, &str) {
 
 /// The attributes we act on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Attribute {
+pub(super) enum Attribute {
     Direction(Direction),
     Ptime,
     MaxPtime,
@@ -257,6 +257,11 @@ enum Attribute {
 /// (where the name has `-`, only `-` matches). Ten string comparisons per line were a tenth
 /// of reading an offer.
 fn attribute(name: &str) -> Attribute {
+    attribute_bytes(name.as_bytes())
+}
+
+/// [`attribute`] of a name given as bytes.
+pub(super) fn attribute_bytes(b: &[u8]) -> Attribute {
     /// `name` (lower case, at most 8 bytes) as a little-endian word, and the mask of its letters.
     const fn key(name: &str) -> (usize, u64, u64) {
         let b = name.as_bytes();
@@ -283,7 +288,6 @@ fn attribute(name: &str) -> Attribute {
         (key("rtcp-mux"), Attribute::RtcpMux),
         (key("crypto"), Attribute::Crypto),
     ];
-    let b = name.as_bytes();
     // Every known name has four to eight bytes.
     if !(4..=8).contains(&b.len()) {
         return Attribute::Other;

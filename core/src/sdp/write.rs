@@ -1,11 +1,10 @@
 //! Our side of offer/answer, serialised with CRLF line endings into a caller-owned buffer.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use super::{
-    direction_attribute, AnswerPrefs, MediaDescription, Negotiated, SessionDescription,
-    OFFER_DTMF_PT,
-};
+#[cfg(test)]
+use super::direction_attribute;
+use super::{AnswerPrefs, MediaDescription, Negotiated, SessionDescription, OFFER_DTMF_PT};
 use crate::codec::Codec;
 use crate::server::ascii::{push_decimal, push_ip};
 use crate::server::Direction;
@@ -75,6 +74,16 @@ impl AnswerLayout {
             }
         }
         layout.rejected = rejected.into_boxed_slice();
+        layout
+    }
+
+    /// The layout of the answer to an offer of one m-line, accepted with its protocol `proto`
+    /// (plain RTP, [`MediaDescription::is_plain_rtp`]): what [`AnswerLayout::new`] makes of
+    /// such an offer, without the offer.
+    pub(super) fn single(proto: &[u8]) -> AnswerLayout {
+        let mut layout = AnswerLayout::default();
+        layout.proto[..proto.len()].copy_from_slice(proto);
+        layout.proto_len = proto.len() as u8;
         layout
     }
 
@@ -178,12 +187,20 @@ fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
     out.push(b' ');
     push_decimal(out, local.session_version);
     out.extend_from_slice(in_family);
-    // The address is written once and copied for `c=`.
-    let ip_at = out.len();
-    push_ip(out, local.addr);
-    let ip = ip_at..out.len();
-    out.extend_from_slice(c_in_family);
-    out.extend_from_within(ip);
+    if let IpAddr::V4(v4) = local.addr {
+        // Written here into a fixed block, not through `push_ip`'s text (checked as UTF-8).
+        let (ip, len) = ipv4_text(v4);
+        out.extend_from_slice(&ip[..len]);
+        out.extend_from_slice(c_in_family);
+        out.extend_from_slice(&ip[..len]);
+    } else {
+        // The address is written once and copied for `c=`.
+        let ip_at = out.len();
+        push_ip(out, local.addr);
+        let ip = ip_at..out.len();
+        out.extend_from_slice(c_in_family);
+        out.extend_from_within(ip);
+    }
     out.extend_from_slice(b"\r\nt=0 0\r\n");
 }
 
@@ -212,9 +229,7 @@ fn write_audio(
     for (codec, pt) in codecs {
         out.extend_from_slice(b"a=rtpmap:");
         push_small(out, u32::from(*pt));
-        out.push(b' ');
-        out.extend_from_slice(codec.encoding_name().as_bytes());
-        out.extend_from_slice(b"/8000\r\n");
+        out.extend_from_slice(rtpmap_tail(*codec));
     }
     if let Some(pt) = dtmf_pt {
         out.extend_from_slice(b"a=rtpmap:");
@@ -225,9 +240,51 @@ fn write_audio(
     }
     out.extend_from_slice(b"a=ptime:");
     push_small(out, ptime_ms);
-    out.extend_from_slice(b"\r\na=");
-    out.extend_from_slice(direction_attribute(direction).as_bytes());
     out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(direction_line(direction));
+}
+
+/// What follows the payload type in a codec's rtpmap line: ` <encoding name>/8000` CRLF, as
+/// one fixed-size piece.
+fn rtpmap_tail(codec: Codec) -> &'static [u8; 12] {
+    match codec {
+        Codec::Pcmu => b" PCMU/8000\r\n",
+        Codec::Pcma => b" PCMA/8000\r\n",
+        Codec::G722 => b" G722/8000\r\n",
+    }
+}
+
+/// `a=<direction_attribute>` CRLF, as one fixed-size piece.
+fn direction_line(d: Direction) -> &'static [u8; 12] {
+    match d {
+        Direction::SendRecv => b"a=sendrecv\r\n",
+        Direction::SendOnly => b"a=sendonly\r\n",
+        Direction::RecvOnly => b"a=recvonly\r\n",
+        Direction::Inactive => b"a=inactive\r\n",
+    }
+}
+
+/// An IPv4 address as `Display` writes it, as the first `.1` bytes of `.0`.
+fn ipv4_text(ip: Ipv4Addr) -> ([u8; 16], usize) {
+    let mut buf = [0u8; 16];
+    let mut len = 0;
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[len] = b'.';
+            len += 1;
+        }
+        if octet >= 100 {
+            buf[len] = b'0' + octet / 100;
+            len += 1;
+        }
+        if octet >= 10 {
+            buf[len] = b'0' + octet / 10 % 10;
+            len += 1;
+        }
+        buf[len] = b'0' + octet % 10;
+        len += 1;
+    }
+    (buf, len)
 }
 
 // The clock rate written as text in every rtpmap above.
@@ -239,18 +296,57 @@ fn push_small(out: &mut Vec<u8>, v: u32) {
     if v >= 1000 {
         return push_decimal(out, u64::from(v));
     }
-    if v >= 100 {
-        out.push(b'0' + (v / 100) as u8);
-    }
-    if v >= 10 {
-        out.push(b'0' + (v / 10 % 10) as u8);
-    }
-    out.push(b'0' + (v % 10) as u8);
+    let (hundreds, tens, ones) = (
+        b'0' + (v / 100) as u8,
+        b'0' + (v / 10 % 10) as u8,
+        b'0' + (v % 10) as u8,
+    );
+    // Three bytes at once, then the length cut back: one capacity check, not one per digit.
+    let (piece, len) = match v {
+        0..=9 => ([ones, 0, 0], 1),
+        10..=99 => ([tens, ones, 0], 2),
+        _ => ([hundreds, tens, ones], 3),
+    };
+    out.extend_from_slice(&piece);
+    out.truncate(out.len() - 3 + len);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_pieces_match_their_names() {
+        for codec in Codec::ALL {
+            let tail = format!(" {}/{}\r\n", codec.encoding_name(), Codec::RTP_CLOCK);
+            assert_eq!(&rtpmap_tail(codec)[..], tail.as_bytes());
+        }
+        for d in [
+            Direction::SendRecv,
+            Direction::SendOnly,
+            Direction::RecvOnly,
+            Direction::Inactive,
+        ] {
+            let line = format!("a={}\r\n", direction_attribute(d));
+            assert_eq!(&direction_line(d)[..], line.as_bytes());
+        }
+    }
+
+    #[test]
+    fn ipv4_text_matches_display() {
+        let mut x = 0x9e37_79b9u32;
+        let mut ips = vec![0, u32::MAX, 0x0a00_0001, 0x6400_0a09, 0xc0a8_0164];
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            ips.push(x);
+        }
+        for ip in ips.into_iter().map(Ipv4Addr::from) {
+            let (text, len) = ipv4_text(ip);
+            assert_eq!(&text[..len], ip.to_string().as_bytes(), "{ip}");
+        }
+    }
 
     #[test]
     fn push_small_matches_push_decimal() {

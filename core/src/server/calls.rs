@@ -14,7 +14,7 @@ use super::txn::{HashedKey, MergeKey, ServerState, TxnKey};
 use super::{CallHandle, Event, TransmitKind, Transport};
 use crate::media::ClassId;
 use crate::rtp::Playout;
-use crate::sdp::{self, AnswerLayout, AnswerPrefs, Negotiated, SessionDescription};
+use crate::sdp::{self, AnswerLayout, AnswerPrefs, Negotiated, OfferError};
 
 use super::dialog::*;
 pub(crate) use super::invite::rtp_bound;
@@ -304,9 +304,7 @@ pub(crate) fn find_dialog(s: &mut Server, req: &Request<'_>) -> Option<CallHandl
 }
 
 /// The INVITE's offer (or `None` for a late offer), or the final error response to send.
-pub(crate) fn read_offer<'a>(
-    req: &Request<'a>,
-) -> Result<Option<SessionDescription<'a>>, (u16, String)> {
+pub(crate) fn read_offer<'a>(req: &Request<'a>) -> Result<Option<&'a [u8]>, (u16, String)> {
     if req.body.is_empty() {
         return Ok(None);
     }
@@ -315,9 +313,7 @@ pub(crate) fn read_offer<'a>(
     if !media_type.eq_ignore_ascii_case("application/sdp") {
         return Err((415, String::new()));
     }
-    sdp::parse(req.body)
-        .map(Some)
-        .map_err(|e| (400, format!("Bad SDP: {e}")))
+    Ok(Some(req.body))
 }
 
 /// What an INVITE or UPDATE brings: its session timer, and its offer with our answer to it
@@ -357,9 +353,14 @@ pub(crate) fn check_offer(
         }
     };
     let (offer, neg) = match offer {
-        Some(o) => match sdp::answer(&o, &prefs(s)) {
-            Ok(n) => (Some(AnswerLayout::new(&o, &n)), Some(n)),
-            Err(rej) => {
+        Some(body) => match sdp::answer_body(body, &prefs(s)) {
+            Ok((n, layout)) => (Some(layout), Some(n)),
+            Err(OfferError::Sdp(e)) => {
+                let why = format!("Bad SDP: {e}");
+                s.respond_final(now, req, key, 400, &[("Warning", &why)]);
+                return None;
+            }
+            Err(OfferError::Rejected(rej)) => {
                 let warn = warning(rej);
                 s.respond_final(now, req, key, rej.status_code(), &[("Warning", &warn)]);
                 return None;
