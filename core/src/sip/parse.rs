@@ -192,13 +192,6 @@ pub struct ParseError<'a> {
 }
 
 impl<'a> ParseError<'a> {
-    fn new(kind: ErrorKind) -> Self {
-        ParseError {
-            kind,
-            salvaged: None,
-        }
-    }
-
     /// The salvaged message if it is a request, i.e. when an error response should be sent.
     pub fn request(&self) -> Option<&Message<'a>> {
         self.salvaged.as_ref().filter(|m| m.is_request())
@@ -223,10 +216,79 @@ impl std::error::Error for ParseError<'_> {}
 /// - Bare LF line endings are tolerated: RFC 3261 §7 says CRLF, but reading LF is harmless and
 ///   some test tools send it.
 pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
+    let mut sink = HeaderVec(Vec::new());
+    match parse_with(buf, &mut sink) {
+        Ok(parts) => Ok(Message {
+            start: parts.start,
+            headers: sink.0,
+            body: parts.body,
+        }),
+        Err(Failure { kind, start }) => Err(ParseError {
+            kind,
+            salvaged: start.map(|start| Message {
+                start,
+                headers: sink.0,
+                body: &[],
+            }),
+        }),
+    }
+}
+
+/// Receives what [`parse_with`] reads, in order: the start line, then every header line.
+pub(crate) trait Sink<'a> {
+    /// The start line, before any header; `lines` is about how many header lines follow.
+    fn start(&mut self, start: &StartLine<'a>, lines: usize);
+    fn header(&mut self, h: Header<'a>);
+}
+
+/// The [`Message::headers`] of [`parse`].
+struct HeaderVec<'a>(Vec<Header<'a>>);
+
+impl<'a> Sink<'a> for HeaderVec<'a> {
+    fn start(&mut self, _: &StartLine<'a>, lines: usize) {
+        // Sized from the line ends already found (one per header line, folding aside, minus
+        // the start line): a 48-byte `Header` times a fixed hint of 24 is an allocation too
+        // large for the allocator's per-thread cache, and each parse paid for the slow path.
+        self.0 = Vec::with_capacity(lines.min(MAX_HEADERS));
+    }
+
+    fn header(&mut self, h: Header<'a>) {
+        self.0.push(h);
+    }
+}
+
+/// What [`parse_with`] reads besides the header lines.
+pub(crate) struct Parts<'a> {
+    pub(crate) start: StartLine<'a>,
+    /// The Request-URI, parsed (the parser checks it anyway); `None` for a response.
+    pub(crate) uri: Option<Uri<'a>>,
+    pub(crate) body: &'a [u8],
+}
+
+/// A [`parse_with`] failure: `start` is the start line when the message is salvaged (see
+/// [`ParseError`]); the sink then has every header line.
+pub(crate) struct Failure<'a> {
+    pub(crate) kind: ErrorKind,
+    pub(crate) start: Option<StartLine<'a>>,
+}
+
+impl Failure<'_> {
+    fn new(kind: ErrorKind) -> Self {
+        Failure { kind, start: None }
+    }
+}
+
+/// [`parse`] with the header lines handed to `sink` as they are read instead of collected:
+/// the server takes the few it needs from the one pass, and allocates nothing. Every rule and
+/// error of [`parse`] is here (`parse` is this with a `Vec` for sink).
+pub(crate) fn parse_with<'a>(
+    buf: &'a [u8],
+    sink: &mut impl Sink<'a>,
+) -> Result<Parts<'a>, Failure<'a>> {
     let skip = match buf.iter().position(|&b| b != b'\r' && b != b'\n') {
         Some(i) => i,
-        None if buf.is_empty() => return Err(ParseError::new(ErrorKind::Truncated)),
-        None => return Err(ParseError::new(ErrorKind::KeepAlive)),
+        None if buf.is_empty() => return Err(Failure::new(ErrorKind::Truncated)),
+        None => return Err(Failure::new(ErrorKind::KeepAlive)),
     };
     let buf = &buf[skip..];
     // A datagram that ends right after a header line's CRLF, without the empty line, is read
@@ -236,69 +298,52 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
     let (head_end, body_start) = match find_head_end(buf, &mut ends) {
         Some(ends) => ends,
         None if buf.ends_with(b"\n") => (buf.len(), buf.len()),
-        None => return Err(ParseError::new(ErrorKind::Truncated)),
+        None => return Err(Failure::new(ErrorKind::Truncated)),
     };
     if head_end > MAX_HEAD {
-        return Err(ParseError::new(ErrorKind::TooManyHeaders));
+        return Err(Failure::new(ErrorKind::TooManyHeaders));
     }
     // One UTF-8 check for the whole header section; every slice below is cut at ASCII bytes.
-    let head = head_str(&buf[..head_end]).ok_or(ParseError::new(ErrorKind::BadEncoding))?;
+    let head = head_str(&buf[..head_end]).ok_or(Failure::new(ErrorKind::BadEncoding))?;
     let (first, headers_at) = split_start_line(head, &ends);
-    let (start, deferred) = parse_start_line(first).map_err(ParseError::new)?;
+    let (start, deferred, uri) = parse_start_line(first).map_err(Failure::new)?;
 
-    // Sized from the line ends already found (one per header line, folding aside, minus the
-    // start line): a 48-byte `Header` times a fixed hint of 24 is an allocation too large for
-    // the allocator's per-thread cache, and each parse paid for the slow path.
     let line_count = if ends.is_complete() {
         ends.known().len().saturating_sub(1)
     } else {
         HEADERS_HINT
     };
-    let mut headers: Vec<Header<'_>> = Vec::with_capacity(line_count.min(MAX_HEADERS));
+    sink.start(&start, line_count);
     // Content-Length is read as the lines go by rather than by a second walk over them.
     let mut length = ContentLength::default();
+    let mut count = 0;
     scan_head(head, headers_at, &ends, |h| {
-        if headers.len() == MAX_HEADERS {
+        if count == MAX_HEADERS {
             return Err(ErrorKind::TooManyHeaders);
         }
+        count += 1;
         if h.name == HeaderName::ContentLength {
             length.add(h.value);
         }
-        headers.push(h);
+        sink.header(h);
         Ok(())
     })
-    .map_err(ParseError::new)?;
+    .map_err(Failure::new)?;
     let rest = &buf[body_start..];
-
-    let mut msg = Message {
-        start,
-        headers,
-        body: &[],
+    let salvaged = |kind| Failure {
+        kind,
+        start: Some(start),
     };
     if let Some(kind) = deferred {
-        return Err(ParseError {
-            kind,
-            salvaged: Some(msg),
-        });
+        return Err(salvaged(kind));
     }
-    match length.0 {
-        Err(kind) => Err(ParseError {
-            kind,
-            salvaged: Some(msg),
-        }),
-        Ok(None) => {
-            msg.body = rest;
-            Ok(msg)
-        }
-        Ok(Some(n)) if n as usize <= rest.len() => {
-            msg.body = &rest[..n as usize];
-            Ok(msg)
-        }
-        Ok(Some(_)) => Err(ParseError {
-            kind: ErrorKind::BodyTooShort,
-            salvaged: Some(msg),
-        }),
-    }
+    let body = match length.0 {
+        Err(kind) => return Err(salvaged(kind)),
+        Ok(None) => rest,
+        Ok(Some(n)) if n as usize <= rest.len() => &rest[..n as usize],
+        Ok(Some(_)) => return Err(salvaged(ErrorKind::BodyTooShort)),
+    };
+    Ok(Parts { start, uri, body })
 }
 
 /// The header section as text, `None` when it is not UTF-8.
@@ -438,8 +483,9 @@ fn is_other_version(v: &str) -> bool {
 }
 
 /// Parses the start line. Errors that still allow a 400/505 (bad Request-URI, foreign
-/// version) are returned as the second element, to be reported with the salvaged message.
-fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), ErrorKind> {
+/// version) are returned as the second element, to be reported with the salvaged message;
+/// the third is the parsed Request-URI when there is no such error.
+fn parse_start_line(line: &str) -> StartLineResult<'_> {
     // Compared as bytes: `line[..4]` would panic when byte 4 is inside a UTF-8 character.
     if line
         .as_bytes()
@@ -461,7 +507,7 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
         if !(100..=699).contains(&code) || find_ascii(reason, b'\r').is_some() {
             return Err(ErrorKind::BadStartLine);
         }
-        return Ok((StartLine::Response { code, reason }, None));
+        return Ok((StartLine::Response { code, reason }, None, None));
     }
     // Request-Line = Method SP Request-URI SP SIP-Version CRLF: single spaces, and the URI
     // cannot contain one (RFC 3261 §7.1, §25.1). When the method and version are readable but
@@ -480,24 +526,27 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
     if !is_token(method) || uri.is_empty() || !(version_ok || is_other_version(version)) {
         return Err(ErrorKind::BadStartLine);
     }
-    let deferred = if !version_ok {
-        Some(ErrorKind::UnsupportedVersion)
+    let (deferred, parsed) = if !version_ok {
+        (Some(ErrorKind::UnsupportedVersion), None)
     } else if trimmed.len() != line.len() || uri.len() != raw_uri.len() {
-        Some(ErrorKind::BadStartLine)
+        (Some(ErrorKind::BadStartLine), None)
     } else {
         match Uri::parse(uri) {
             // Headers in a Request-URI are not allowed (RFC 3261 §19.1.5; RFC 4475 §3.1.2.11
             // `escruri`).
-            Ok(u) if u.headers.is_none() => None,
-            _ => Some(ErrorKind::BadRequestUri),
+            Ok(u) if u.headers.is_none() => (None, Some(u)),
+            _ => (Some(ErrorKind::BadRequestUri), None),
         }
     };
     let start = StartLine::Request {
         method: Method::from_token(method),
         uri,
     };
-    Ok((start, deferred))
+    Ok((start, deferred, parsed))
 }
+
+/// The start line, the error deferred until the headers are read, the parsed Request-URI.
+type StartLineResult<'a> = Result<(StartLine<'a>, Option<ErrorKind>, Option<Uri<'a>>), ErrorKind>;
 
 /// Reads the header lines of a header section (`head[start..]`, the text after the start line,
 /// up to the empty line), calling `f` with each complete header in order: `name HCOLON value`;
