@@ -302,13 +302,16 @@ impl<'a> RawHeaders<'a> {
 /// the typed reads in [`request`] then parse just those values.
 impl<'a> sip::Sink<'a> for RawHeaders<'a> {
     fn start(&mut self, start: &StartLine<'a>, _lines: usize) {
-        self.wants_contact = matches!(
-            start,
-            StartLine::Request {
-                method: Method::Invite | Method::Update,
-                ..
-            }
-        );
+        *self = RawHeaders {
+            wants_contact: matches!(
+                start,
+                StartLine::Request {
+                    method: Method::Invite | Method::Update,
+                    ..
+                }
+            ),
+            ..RawHeaders::default()
+        };
     }
 
     fn header(&mut self, h: Header<'a>) {

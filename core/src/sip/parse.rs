@@ -20,6 +20,11 @@ pub const MAX_HEAD: usize = 65_536;
 /// Capacity hint for the header `Vec` when the line ends were too many to keep.
 const HEADERS_HINT: usize = 24;
 
+/// Capacity hint for the header `Vec` when the lines are read as they are found: a phone's
+/// INVITE has about a dozen, and 16 `Header`s are still an allocation the allocator's
+/// per-thread cache serves.
+const QUICK_HEADERS_HINT: usize = 16;
+
 /// SIP request method. Method names are case-sensitive (RFC 3261 §7.1): `invite` is an
 /// extension method, not INVITE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -237,6 +242,7 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
 /// Receives what [`parse_with`] reads, in order: the start line, then every header line.
 pub(crate) trait Sink<'a> {
     /// The start line, before any header; `lines` is about how many header lines follow.
+    /// Called again when the parse starts over: the sink forgets what it was given before.
     fn start(&mut self, start: &StartLine<'a>, lines: usize);
     fn header(&mut self, h: Header<'a>);
 }
@@ -282,6 +288,95 @@ impl Failure<'_> {
 /// the server takes the few it needs from the one pass, and allocates nothing. Every rule and
 /// error of [`parse`] is here (`parse` is this with a `Vec` for sink).
 pub(crate) fn parse_with<'a>(
+    buf: &'a [u8],
+    sink: &mut impl Sink<'a>,
+) -> Result<Parts<'a>, Failure<'a>> {
+    match quick_parse_with(buf, sink) {
+        Some(parts) => Ok(parts),
+        None => full_parse_with(buf, sink),
+    }
+}
+
+/// [`full_parse_with`] in one pass over the lines, for a datagram of the usual shape: all
+/// ASCII, no leading CR/LF, no folded header line, and nothing [`full_parse_with`] would call
+/// an error. `None` for anything else (possibly after feeding `sink` some lines: the full
+/// parse that follows starts it again).
+///
+/// The full parse finds every line end first, checks the header section's encoding, then
+/// reads the lines it found; here each line is read where its end is found. For a datagram of
+/// this shape both find the same start line, the same header lines (the section ends at the
+/// same empty line, or at the end of a datagram ending in a line end) and the same body;
+/// `quick_parse_matches_full_parse` compares them on mutated messages.
+fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts<'a>> {
+    if matches!(buf.first(), None | Some(b'\r' | b'\n')) {
+        return None;
+    }
+    // The whole datagram, body too: one cheap OR of every byte, and every slice below is a
+    // `str` (a body that is not ASCII just takes the full parse).
+    let text = ascii_str(buf)?;
+    let bytes = text.as_bytes();
+    let nl = find_byte(bytes, b'\n')?;
+    let first = &text[..nl];
+    let (start, None, uri) = parse_start_line(first.strip_suffix('\r').unwrap_or(first)).ok()?
+    else {
+        return None;
+    };
+    sink.start(&start, QUICK_HEADERS_HINT);
+    let mut length = ContentLength::default();
+    let mut count = 0;
+    let mut pos = nl + 1;
+    let (head_end, body_start) = loop {
+        let Some(&b) = bytes.get(pos) else {
+            break (pos, pos); // a datagram ending in a line end, with no empty line
+        };
+        if b == b'\n' {
+            break (pos, pos + 1);
+        }
+        if b == b'\r' && bytes.get(pos + 1) == Some(&b'\n') {
+            break (pos, pos + 2);
+        }
+        // field-name = token, then HCOLON = *( SP / HTAB ) ":" SWS.
+        let name_len = bytes[pos..].iter().position(|&c| !is_token_byte(c))?;
+        let mut colon = pos + name_len;
+        while matches!(bytes.get(colon), Some(b' ' | b'\t')) {
+            colon += 1;
+        }
+        if name_len == 0 || bytes.get(colon) != Some(&b':') {
+            return None;
+        }
+        let nl = colon + 1 + find_byte(&bytes[colon + 1..], b'\n')?;
+        // A folded value (the next line starts with SP or HTAB) is left to the full parse.
+        if matches!(bytes.get(nl + 1), Some(b' ' | b'\t')) || count == MAX_HEADERS {
+            return None;
+        }
+        count += 1;
+        let raw_name = &text[pos..pos + name_len];
+        // `trim_lws` also takes the CR of a CRLF: the full parse cuts it first, to the same
+        // result.
+        let h = Header {
+            name: HeaderName::from_token(raw_name),
+            raw_name,
+            value: trim_lws(&text[colon + 1..nl]),
+        };
+        if h.name == HeaderName::ContentLength {
+            length.add(h.value);
+        }
+        sink.header(h);
+        pos = nl + 1;
+    };
+    if head_end > MAX_HEAD {
+        return None;
+    }
+    let rest = &bytes[body_start..];
+    let body = match length.0.ok()? {
+        None => rest,
+        Some(n) => rest.get(..n as usize)?,
+    };
+    Some(Parts { start, uri, body })
+}
+
+/// The reference parse: [`parse_with`] for any datagram.
+fn full_parse_with<'a>(
     buf: &'a [u8],
     sink: &mut impl Sink<'a>,
 ) -> Result<Parts<'a>, Failure<'a>> {
@@ -353,12 +448,17 @@ pub(crate) fn parse_with<'a>(
 /// bytes, with no branch per byte) proves that far more cheaply; anything else goes through
 /// the full check.
 fn head_str(bytes: &[u8]) -> Option<&str> {
+    ascii_str(bytes).or_else(|| std::str::from_utf8(bytes).ok())
+}
+
+/// The bytes as text when every one is ASCII, `None` otherwise (see [`head_str`]).
+fn ascii_str(bytes: &[u8]) -> Option<&str> {
     if bytes.iter().fold(0u8, |acc, &b| acc | b) < 0x80 {
         // SAFETY: every byte is below 0x80 (checked just above), and a sequence of ASCII
         // bytes is valid UTF-8.
         Some(unsafe { std::str::from_utf8_unchecked(bytes) })
     } else {
-        std::str::from_utf8(bytes).ok()
+        None
     }
 }
 
@@ -753,7 +853,96 @@ impl<'a> Message<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::{find_byte, head_str, quick_request_line, request_line};
+    use super::{
+        find_byte, full_parse_with, head_str, quick_parse_with, quick_request_line,
+        request_line, HeaderVec,
+    };
+    use proptest::prelude::*;
+
+    /// Messages of the usual shape and near it: CRLF or LF, compact names, no empty line,
+    /// Content-Length right, wrong, twice or absent, a folded line, a response.
+    const MESSAGES: &[&str] = &[
+        "INVITE sip:123@192.168.1.100:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK1;rport\r\nFrom: \"Reception\" <sip:201@192.168.1.10>;tag=1\r\nTo: <sip:123@192.168.1.100:5060>\r\nCall-ID: 1-5060-7@BJC.BGI.B.FA\r\nCSeq: 1 INVITE\r\nContact: <sip:201@192.168.1.50:5060>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length:   10\r\n\r\nv=0\r\no=x\r\n",
+        "ACK sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK2\r\nf: <sip:a@b>;tag=2\r\nt: <sip:c@d>;tag=3\r\ni: x@y\r\nCSeq: 1 ACK\r\nl: 0\r\n\r\n",
+        "BYE sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h\nCall-ID: z\nCSeq: 2 BYE\nContent-Length: 0\nContent-Length: 0\n\n",
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nSubject: a\r\n b\r\nCall-ID: z\r\n",
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK3\r\nCSeq: 2 BYE\r\nContent-Length: 3\r\n\r\nabcdef",
+        "MESSAGE sip:a@b SIP/2.0\r\nX-Y : 1\r\nEmpty:\r\nl: 5\r\n\r\nab",
+    ];
+
+    /// `MESSAGES` with zero to three bytes inserted, removed or replaced.
+    fn mutated_message() -> impl Strategy<Value = Vec<u8>> {
+        let edit = (
+            any::<prop::sample::Index>(),
+            0..3u8,
+            prop::sample::select(b"\r\n \t:;,<>\"a0\x80\xc3lL".to_vec()),
+        );
+        (
+            prop::sample::select(MESSAGES),
+            prop::collection::vec(edit, 0..4),
+        )
+            .prop_map(|(m, edits)| {
+                let mut b = m.as_bytes().to_vec();
+                for (at, op, c) in edits {
+                    let i = at.index(b.len() + 1);
+                    match op {
+                        0 => b.insert(i, c),
+                        1 if i < b.len() => _ = b.remove(i),
+                        _ if i < b.len() => b[i] = c,
+                        _ => b.push(c),
+                    }
+                }
+                b
+            })
+    }
+
+    /// When the one-pass parse reads a datagram, the full parse reads the same from it.
+    fn same_as_full(buf: &[u8]) -> Result<bool, TestCaseError> {
+        let mut quick = HeaderVec(Vec::new());
+        let Some(q) = quick_parse_with(buf, &mut quick) else {
+            return Ok(false);
+        };
+        let mut full = HeaderVec(Vec::new());
+        let Ok(f) = full_parse_with(buf, &mut full) else {
+            return Err(TestCaseError::fail(format!("full parse fails: {buf:?}")));
+        };
+        prop_assert_eq!(q.start, f.start);
+        prop_assert_eq!(q.uri, f.uri);
+        prop_assert_eq!(q.body, f.body);
+        prop_assert_eq!(quick.0, full.0);
+        Ok(true)
+    }
+
+    #[test]
+    fn quick_parse_takes_the_usual_messages() {
+        for (i, m) in MESSAGES.iter().enumerate() {
+            // The folded Subject and the short body are left to the full parse.
+            assert_eq!(same_as_full(m.as_bytes()).unwrap(), i != 3 && i != 5, "{m:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn quick_parse_matches_full_parse(buf in mutated_message()) {
+            same_as_full(&buf)?;
+        }
+    }
+
+    #[test]
+    fn mutations_reach_the_quick_parse() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let quick = (0..2000)
+            .filter(|_| {
+                let buf = mutated_message().new_tree(&mut runner).unwrap().current();
+                same_as_full(&buf).unwrap()
+            })
+            .count();
+        assert!(quick > 500, "{quick}");
+    }
 
     #[test]
     fn quick_request_line_takes_the_usual_lines() {
