@@ -145,6 +145,30 @@ impl<'a> HeaderName<'a> {
         }
     }
 
+    /// [`HeaderName::from_token`] for an ASCII name of one of the known headers of two bytes
+    /// or more, `None` for any other name (which may or may not be a token): the parser can
+    /// take the name up to the colon and skip the byte-by-byte token check when this knows
+    /// it.
+    ///
+    /// A [`key`] match alone is not enough: the OR with 0x20 that makes it case-blind also
+    /// turns CR into `-` and bytes 0x10 to 0x19 into digits. Those are the only impostors among
+    /// ASCII bytes (every other byte that reaches a letter, digit or `-` is one), so a name with
+    /// a matching key and no byte below 0x20 is the known name, and a token.
+    pub(crate) fn known_ascii(name: &[u8]) -> Option<HeaderName<'static>> {
+        debug_assert!(name.is_ascii());
+        let known = lookup_known(name)?;
+        // Below 0x20 exactly when adding 0x60 leaves bit 7 clear (no carry: bytes are ASCII).
+        const ADD: u64 = 0x6060_6060_6060_6060;
+        const HI: u64 = 0x8080_8080_8080_8080;
+        let w = words(name);
+        let (n, first) = (name.len(), if name.len() < 4 { 0x8080_8080 } else { HI });
+        let printable = |w: u64, m: u64| w.wrapping_add(ADD) & m == m;
+        let ok = printable(w[0], first)
+            && (n < 8 || printable(w[1], HI))
+            && (n <= 16 || printable(w[2], HI));
+        ok.then_some(known)
+    }
+
     /// Same header? Known names compare by variant, extension names case-insensitively.
     /// Inlined: every header lookup runs it once per line, and it is a few instructions.
     #[inline]
@@ -331,26 +355,41 @@ const fn k(lower: &[u8], name: HeaderName<'static>) -> Known {
 /// validates names before classifying them: a CR would pass for a `-`).
 const fn key(b: &[u8]) -> [u64; 3] {
     const LOW: u64 = 0x2020_2020_2020_2020;
+    let w = words(b);
     let n = b.len();
     if n < 2 || n > 24 {
         return [0; 3];
     }
     if n < 4 {
-        let w = load::<2>(b, 0) | load::<2>(b, n - 2) << 16;
-        return [w | 0x2020_2020, 0, 0];
+        return [w[0] | 0x2020_2020, 0, 0];
     }
     if n < 8 {
-        let w = load::<4>(b, 0) | load::<4>(b, n - 4) << 32;
-        return [w | LOW, 0, 0];
+        return [w[0] | LOW, 0, 0];
     }
     if n <= 16 {
-        return [load::<8>(b, 0) | LOW, load::<8>(b, n - 8) | LOW, 0];
+        return [w[0] | LOW, w[1] | LOW, 0];
     }
-    [
-        load::<8>(b, 0) | LOW,
-        load::<8>(b, 8) | LOW,
-        load::<8>(b, n - 8) | LOW,
-    ]
+    [w[0] | LOW, w[1] | LOW, w[2] | LOW]
+}
+
+/// The words of [`key`] before the OR: for 2 and 3 bytes the first two and the last two in
+/// one word, for 4 to 7 the first and last four, then the first and last eight, and for 17 to
+/// 24 bytes also the eight after the first eight. Zero where unused (and for other lengths).
+const fn words(b: &[u8]) -> [u64; 3] {
+    let n = b.len();
+    if n < 2 || n > 24 {
+        return [0; 3];
+    }
+    if n < 4 {
+        return [load::<2>(b, 0) | load::<2>(b, n - 2) << 16, 0, 0];
+    }
+    if n < 8 {
+        return [load::<4>(b, 0) | load::<4>(b, n - 4) << 32, 0, 0];
+    }
+    if n <= 16 {
+        return [load::<8>(b, 0), load::<8>(b, n - 8), 0];
+    }
+    [load::<8>(b, 0), load::<8>(b, 8), load::<8>(b, n - 8)]
 }
 
 /// The `N` bytes at `at` as a little-endian number (one load; `N` is 2, 4 or 8).
@@ -462,6 +501,57 @@ mod tests {
             assert_eq!(lookup_known(&[canon, b"s"].concat()), None);
             assert_ne!(lookup_known(&canon[1..]), Some(*h));
         }
+    }
+
+    /// Known names, case changed or one byte replaced by any ASCII byte.
+    fn near_known_name() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        (
+            prop::sample::select(HeaderName::ALL.to_vec()),
+            any::<prop::sample::Index>(),
+            0u8..0x80,
+            0..3u8,
+        )
+            .prop_map(|(h, at, byte, op)| {
+                let mut name = h.as_str().as_bytes().to_vec();
+                let i = at.index(name.len());
+                match op {
+                    0 => name[i] = byte,
+                    1 => name.make_ascii_uppercase(),
+                    _ => name[i] ^= 0x20,
+                }
+                name
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(20_000))]
+
+        #[test]
+        fn known_ascii_is_from_token_for_known_tokens(name in near_known_name()) {
+            let s = std::str::from_utf8(&name).unwrap();
+            let want = HeaderName::parse(s);
+            let want = (s.len() >= 2 && !matches!(want, HeaderName::Other(_))).then_some(want);
+            proptest::prop_assert_eq!(HeaderName::known_ascii(&name), want, "{:?}", s);
+        }
+    }
+
+    #[test]
+    fn known_ascii_refuses_control_impostors() {
+        assert_eq!(
+            HeaderName::known_ascii(b"Call-ID"),
+            Some(HeaderName::CallId)
+        );
+        assert_eq!(HeaderName::known_ascii(b"call\rid"), None);
+        assert_eq!(HeaderName::known_ascii(b"min\rse"), None);
+        assert_eq!(HeaderName::known_ascii(b"To"), Some(HeaderName::To));
+        assert_eq!(HeaderName::known_ascii(b"v"), None);
+        assert_eq!(
+            HeaderName::known_ascii(b"www-authenticate"),
+            Some(HeaderName::WwwAuthenticate)
+        );
+        assert_eq!(HeaderName::known_ascii(b"www\rauthenticate"), None);
+        assert_eq!(HeaderName::known_ascii(b"proxy-authorizatio\x11"), None);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::lex::{find_ascii, is_token, is_token_byte, parse_u32, trim_lws};
+use super::lex::{find_ascii, is_token, is_token_byte, parse_u32, run_of, trim_lws};
 use super::names::HeaderName;
 use super::uri::Uri;
 
@@ -335,27 +335,41 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
         if b == b'\r' && bytes.get(pos + 1) == Some(&b'\n') {
             break (pos, pos + 2);
         }
-        // field-name = token, then HCOLON = *( SP / HTAB ) ":" SWS.
-        let name_len = bytes[pos..].iter().position(|&c| !is_token_byte(c))?;
-        let mut colon = pos + name_len;
-        while matches!(bytes.get(colon), Some(b' ' | b'\t')) {
-            colon += 1;
+        // field-name = token, then HCOLON = *( SP / HTAB ) ":" SWS. Every header line has a
+        // colon, and the name is what comes before it but SP and HTAB: when that is a known
+        // name, it is a token and there is nothing more to check.
+        let colon = pos + find_byte(&bytes[pos..], b':')?;
+        let mut name_end = colon;
+        while name_end > pos && matches!(bytes[name_end - 1], b' ' | b'\t') {
+            name_end -= 1;
         }
-        if name_len == 0 || bytes.get(colon) != Some(&b':') {
-            return None;
-        }
+        let name = match HeaderName::known_ascii(&bytes[pos..name_end]) {
+            Some(name) => name,
+            None => {
+                // Byte by byte, as the full parse reads it: a token, SP/HTAB, and this colon
+                // (the first one after a token and blanks).
+                let name_end = run_of(bytes, pos, is_token_byte);
+                let mut at = name_end;
+                while matches!(bytes.get(at), Some(b' ' | b'\t')) {
+                    at += 1;
+                }
+                if name_end == pos || at != colon {
+                    return None;
+                }
+                HeaderName::from_token(&text[pos..name_end])
+            }
+        };
         let nl = colon + 1 + find_byte(&bytes[colon + 1..], b'\n')?;
         // A folded value (the next line starts with SP or HTAB) is left to the full parse.
         if matches!(bytes.get(nl + 1), Some(b' ' | b'\t')) || count == MAX_HEADERS {
             return None;
         }
         count += 1;
-        let raw_name = &text[pos..pos + name_len];
         // `trim_lws` also takes the CR of a CRLF: the full parse cuts it first, to the same
         // result.
         let h = Header {
-            name: HeaderName::from_token(raw_name),
-            raw_name,
+            name,
+            raw_name: &text[pos..name_end],
             value: trim_lws(&text[colon + 1..nl]),
         };
         if h.name == HeaderName::ContentLength {
@@ -376,10 +390,7 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
 }
 
 /// The reference parse: [`parse_with`] for any datagram.
-fn full_parse_with<'a>(
-    buf: &'a [u8],
-    sink: &mut impl Sink<'a>,
-) -> Result<Parts<'a>, Failure<'a>> {
+fn full_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Result<Parts<'a>, Failure<'a>> {
     let skip = match buf.iter().position(|&b| b != b'\r' && b != b'\n') {
         Some(i) => i,
         None if buf.is_empty() => return Err(Failure::new(ErrorKind::Truncated)),
@@ -854,8 +865,8 @@ impl<'a> Message<'a> {
 #[cfg(test)]
 mod tests {
     use super::{
-        find_byte, full_parse_with, head_str, quick_parse_with, quick_request_line,
-        request_line, HeaderVec,
+        find_byte, full_parse_with, head_str, quick_parse_with, quick_request_line, request_line,
+        HeaderVec,
     };
     use proptest::prelude::*;
 
@@ -917,7 +928,11 @@ mod tests {
     fn quick_parse_takes_the_usual_messages() {
         for (i, m) in MESSAGES.iter().enumerate() {
             // The folded Subject and the short body are left to the full parse.
-            assert_eq!(same_as_full(m.as_bytes()).unwrap(), i != 3 && i != 5, "{m:?}");
+            assert_eq!(
+                same_as_full(m.as_bytes()).unwrap(),
+                i != 3 && i != 5,
+                "{m:?}"
+            );
         }
     }
 
