@@ -161,6 +161,10 @@ fn request_of<'a>(
 
 /// The request the header values in `raw` make. `parsed_uri` is `Uri::parse(uri).ok()`; it is
 /// read for an INVITE only.
+///
+/// Always inlined: a `Request` is most of a kilobyte, and returned from a call it was copied
+/// twice more on its way out of [`parse`].
+#[inline(always)]
 fn request<'a>(
     raw: RawHeaders<'a>,
     method: Method<'a>,
