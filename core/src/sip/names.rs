@@ -169,6 +169,42 @@ impl<'a> HeaderName<'a> {
         ok.then_some(known)
     }
 
+    /// The header a line starts with when it is one a phone sends on every request, written
+    /// `name:` (no blank before the colon): the name and its length. `None` says nothing: the
+    /// line may still start with a header name, known or not.
+    ///
+    /// One or two word compares instead of finding the colon and classifying what is before
+    /// it. Letters compare case-blind (OR 0x20, which takes only `V` and `v` to `v`), every
+    /// other byte exactly, so a match is the known name, a token, and its colon.
+    #[inline]
+    pub(crate) fn known_prefix(line: &[u8]) -> Option<(HeaderName<'static>, usize)> {
+        let w0 = u64::from_le_bytes(*line.first_chunk::<8>()?);
+        let candidates: &[Prefix] = match (w0 as u8) | 0x20 {
+            b'v' => &PREFIX_V,
+            b'f' => &PREFIX_F,
+            b't' => &PREFIX_T,
+            b'c' => &PREFIX_C,
+            b'm' => &PREFIX_M,
+            b'u' => &PREFIX_U,
+            _ => return None,
+        };
+        let w1 = || {
+            line.get(8..16)
+                .and_then(|w| w.first_chunk::<8>())
+                .map(|w| u64::from_le_bytes(*w))
+        };
+        for p in candidates {
+            if (w0 | p.case[0]) & p.mask[0] != p.want[0] {
+                continue;
+            }
+            if p.mask[1] != 0 && w1().is_none_or(|w1| (w1 | p.case[1]) & p.mask[1] != p.want[1]) {
+                continue;
+            }
+            return Some((p.name, p.len));
+        }
+        None
+    }
+
     /// Same header? Known names compare by variant, extension names case-insensitively.
     /// Inlined: every header lookup runs it once per line, and it is a few instructions.
     #[inline]
@@ -180,6 +216,53 @@ impl<'a> HeaderName<'a> {
         }
     }
 }
+
+/// `name:` as two words to compare a line's first sixteen bytes with (see
+/// [`HeaderName::known_prefix`]): `case` sets bit 0x20 on the letters, `mask` keeps the bytes
+/// of `name:`, `want` is what is left when they match.
+struct Prefix {
+    case: [u64; 2],
+    mask: [u64; 2],
+    want: [u64; 2],
+    len: usize,
+    name: HeaderName<'static>,
+}
+
+/// `Prefix` for a lower-case name of up to 15 bytes, computed at compile time.
+const fn prefix(lower: &[u8], name: HeaderName<'static>) -> Prefix {
+    let mut p = Prefix {
+        case: [0; 2],
+        mask: [0; 2],
+        want: [0; 2],
+        len: lower.len(),
+        name,
+    };
+    let mut i = 0;
+    while i <= lower.len() {
+        let b = if i < lower.len() { lower[i] } else { b':' };
+        let (word, shift) = (i / 8, (i % 8) * 8);
+        if b.is_ascii_lowercase() {
+            p.case[word] |= 0x20 << shift;
+        }
+        p.mask[word] |= 0xff << shift;
+        p.want[word] |= (b as u64) << shift;
+        i += 1;
+    }
+    p
+}
+
+const PREFIX_V: [Prefix; 1] = [prefix(b"via", HeaderName::Via)];
+const PREFIX_F: [Prefix; 1] = [prefix(b"from", HeaderName::From)];
+const PREFIX_T: [Prefix; 1] = [prefix(b"to", HeaderName::To)];
+const PREFIX_C: [Prefix; 5] = [
+    prefix(b"call-id", HeaderName::CallId),
+    prefix(b"cseq", HeaderName::CSeq),
+    prefix(b"contact", HeaderName::Contact),
+    prefix(b"content-type", HeaderName::ContentType),
+    prefix(b"content-length", HeaderName::ContentLength),
+];
+const PREFIX_M: [Prefix; 1] = [prefix(b"max-forwards", HeaderName::MaxForwards)];
+const PREFIX_U: [Prefix; 1] = [prefix(b"user-agent", HeaderName::UserAgent)];
 
 /// Known long header names, bucketed by length; within a bucket each name is its [`key`], so
 /// a lookup is a few word loads and one to six word compares (a byte-wise compare per
@@ -533,6 +616,57 @@ mod tests {
             let want = HeaderName::parse(s);
             let want = (s.len() >= 2 && !matches!(want, HeaderName::Other(_))).then_some(want);
             proptest::prop_assert_eq!(HeaderName::known_ascii(&name), want, "{:?}", s);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(20_000))]
+
+        #[test]
+        fn known_prefix_is_a_known_name_and_its_colon(
+            name in near_known_name(),
+            after in proptest::sample::select(vec![":", ": x", " :", ":value here", "", "\r\n", "x:"]),
+            more in "[a-z: ]{0,12}",
+        ) {
+            let line = [name.as_slice(), after.as_bytes(), more.as_bytes()].concat();
+            if let Some((h, n)) = HeaderName::known_prefix(&line) {
+                proptest::prop_assert_eq!(line.get(n), Some(&b':'));
+                proptest::prop_assert_eq!(HeaderName::known_ascii(&line[..n]), Some(h));
+            }
+        }
+    }
+
+    #[test]
+    fn known_prefix_takes_the_usual_lines() {
+        for (line, h) in [
+            ("Via: SIP/2.0/UDP h", HeaderName::Via),
+            ("v: SIP/2.0/UDP h", HeaderName::Via),
+            ("FROM:<sip:a@b>;tag=1", HeaderName::From),
+            ("To: <sip:a@b>   ", HeaderName::To),
+            ("Call-ID: 1@b\r\n", HeaderName::CallId),
+            ("CSeq: 1 INVITE\r\n", HeaderName::CSeq),
+            ("Contact: <sip:a@b>", HeaderName::Contact),
+            ("Content-Type: application/sdp", HeaderName::ContentType),
+            ("content-length: 0\r\n", HeaderName::ContentLength),
+            ("Max-Forwards: 70\r\n", HeaderName::MaxForwards),
+            ("User-Agent: x y\r\n", HeaderName::UserAgent),
+        ] {
+            let got = HeaderName::known_prefix(line.as_bytes());
+            if line.starts_with("v:") {
+                assert_eq!(got, None, "{line:?}");
+            } else {
+                assert_eq!(got, Some((h, h.as_str().len())), "{line:?}");
+            }
+        }
+        for line in [
+            "Via : x",
+            "Vi\ra: SIP",
+            "Call\rID: x",
+            "Content-Length:",
+            "To:",
+            "Contacts: x",
+        ] {
+            assert_eq!(HeaderName::known_prefix(line.as_bytes()), None, "{line:?}");
         }
     }
 

@@ -338,26 +338,9 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
         // field-name = token, then HCOLON = *( SP / HTAB ) ":" SWS. Every header line has a
         // colon, and the name is what comes before it but SP and HTAB: when that is a known
         // name, it is a token and there is nothing more to check.
-        let colon = pos + find_byte(&bytes[pos..], b':')?;
-        let mut name_end = colon;
-        while name_end > pos && matches!(bytes[name_end - 1], b' ' | b'\t') {
-            name_end -= 1;
-        }
-        let name = match HeaderName::known_ascii(&bytes[pos..name_end]) {
-            Some(name) => name,
-            None => {
-                // Byte by byte, as the full parse reads it: a token, SP/HTAB, and this colon
-                // (the first one after a token and blanks).
-                let name_end = run_of(bytes, pos, is_token_byte);
-                let mut at = name_end;
-                while matches!(bytes.get(at), Some(b' ' | b'\t')) {
-                    at += 1;
-                }
-                if name_end == pos || at != colon {
-                    return None;
-                }
-                HeaderName::from_token(&text[pos..name_end])
-            }
+        let (name, name_end, colon) = match HeaderName::known_prefix(&bytes[pos..]) {
+            Some((name, len)) => (name, pos + len, pos + len),
+            None => quick_name(text, pos)?,
         };
         let nl = colon + 1 + find_byte(&bytes[colon + 1..], b'\n')?;
         // A folded value (the next line starts with SP or HTAB) is left to the full parse.
@@ -387,6 +370,36 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
         Some(n) => rest.get(..n as usize)?,
     };
     Some(Parts { start, uri, body })
+}
+
+/// The header name starting at `pos` and where its colon is, for [`quick_parse_with`]: (name,
+/// end of name, colon); `None` when the line has none (or no colon: an error).
+fn quick_name(text: &str, pos: usize) -> Option<(HeaderName<'_>, usize, usize)> {
+    let bytes = text.as_bytes();
+    // Every header line has a colon, and the name is what comes before it but SP and HTAB:
+    // when that is a known name, it is a token and there is nothing more to check.
+    let colon = pos + find_byte(&bytes[pos..], b':')?;
+    let mut name_end = colon;
+    while name_end > pos && matches!(bytes[name_end - 1], b' ' | b'\t') {
+        name_end -= 1;
+    }
+    let name = match HeaderName::known_ascii(&bytes[pos..name_end]) {
+        Some(name) => name,
+        None => {
+            // Byte by byte, as the full parse reads it: a token, SP/HTAB, and this colon
+            // (the first one after a token and blanks).
+            let token_end = run_of(bytes, pos, is_token_byte);
+            let mut at = token_end;
+            while matches!(bytes.get(at), Some(b' ' | b'\t')) {
+                at += 1;
+            }
+            if token_end == pos || at != colon {
+                return None;
+            }
+            HeaderName::from_token(&text[pos..token_end])
+        }
+    };
+    Some((name, name_end, colon))
 }
 
 /// The reference parse: [`parse_with`] for any datagram.
