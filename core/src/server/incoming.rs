@@ -456,6 +456,69 @@ fn split_top<'a>(line: &'a str, out: &mut Values<'a>) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    /// What a reader made of a datagram, as text to compare.
+    fn describe(p: &super::Parsed<'_>) -> String {
+        match p {
+            super::Parsed::Request(r) => format!("request {r:?}"),
+            super::Parsed::Response(r) => format!("response {r:?}"),
+            super::Parsed::KeepAlive => "keep-alive".to_owned(),
+            super::Parsed::Bad {
+                request,
+                reason,
+                code,
+            } => format!("bad {code} {reason} {request:?}"),
+        }
+    }
+
+    const MESSAGES: &[&str] = &[
+        "INVITE sip:123@192.168.1.100:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK1;rport\r\nFrom: \"Reception\" <sip:201@192.168.1.10>;tag=1\r\nTo: <sip:123@192.168.1.100:5060>\r\nCall-ID: 1-5060-7@BJC.BGI.B.FA\r\nCSeq: 1 INVITE\r\nContact: \"Reception\" <sip:201@192.168.1.50:5060>\r\nMax-Forwards: 70\r\nSupported: timer, replaces\r\nSession-Expires: 90;refresher=uac\r\nContent-Type: application/sdp\r\nContent-Length:   10\r\n\r\nv=0\r\no=x\r\n",
+        "ACK sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK2, SIP/2.0/TCP p\r\nf: <sip:a@b>;tag=2\r\nt: <sip:c@d>;tag=3\r\ni: x@y\r\nCSeq: 1 ACK\r\nRecord-Route: <sip:p;lr>\r\nl: 0\r\n\r\n",
+        "BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK4\r\nFrom: <sip:a@b>;tag=2\r\nTo: <sip:c@d>;tag=3\r\nCall-ID: z\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK3\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+    ];
+
+    /// `MESSAGES` with zero to three bytes inserted, removed or replaced.
+    fn mutated_message() -> impl Strategy<Value = Vec<u8>> {
+        let edit = (
+            any::<prop::sample::Index>(),
+            0..3u8,
+            prop::sample::select(b"\r\n \t:;,<>\"a0\x80lL".to_vec()),
+        );
+        (
+            prop::sample::select(MESSAGES),
+            prop::collection::vec(edit, 0..4),
+        )
+            .prop_map(|(m, edits)| {
+                let mut b = m.as_bytes().to_vec();
+                for (at, op, c) in edits {
+                    let i = at.index(b.len() + 1);
+                    match op {
+                        0 => b.insert(i, c),
+                        1 if i < b.len() => _ = b.remove(i),
+                        _ if i < b.len() => b[i] = c,
+                        _ => b.push(c),
+                    }
+                }
+                b
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+        /// The one-pass reader and the reference (parse a `Message`, then read it) agree.
+        #[test]
+        fn parse_matches_parse_slowly(data in mutated_message()) {
+            let (local, remote) = ("127.0.0.1:5060".parse().unwrap(), "127.0.0.2:5070".parse().unwrap());
+            let t = crate::server::Transport::Udp;
+            let fast = describe(&super::parse(&data, t, local, remote));
+            let slow = describe(&super::parse_slowly(&data, t, local, remote));
+            prop_assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&data));
+        }
+    }
+
     #[test]
     fn split_top_keeps_quoted_and_bracketed_commas() {
         let split = |line| {
