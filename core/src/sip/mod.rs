@@ -52,7 +52,7 @@ mod tests;
 pub use framer::{frame, Frame, MAX_STREAM_BODY};
 pub(crate) use headers::{
     call_id_value, cseq_value, first_contact_uri, max_forwards_value, name_addr_tag,
-    session_expires_value, top_via_branch_rport,
+    session_expires_value, top_via_branch_rport, top_via_value,
 };
 pub use headers::{
     ContactValue, ContentType, InvalidHeader, InvalidNameAddr, NameAddr, Refresher, SessionExpires,
@@ -67,6 +67,7 @@ pub(crate) use parse::find_byte;
 pub use parse::{
     parse, ErrorKind, Header, Message, Method, ParseError, StartLine, MAX_HEAD, MAX_HEADERS,
 };
+pub(crate) use parse::{parse_with, Sink};
 pub use uri::{InvalidUri, Scheme, Uri};
 pub use write::{reason_phrase, write_message, MessageWriter};
 pub(crate) use write::{Lines, Prefix};

@@ -145,6 +145,66 @@ impl<'a> HeaderName<'a> {
         }
     }
 
+    /// [`HeaderName::from_token`] for an ASCII name of one of the known headers of two bytes
+    /// or more, `None` for any other name (which may or may not be a token): the parser can
+    /// take the name up to the colon and skip the byte-by-byte token check when this knows
+    /// it.
+    ///
+    /// A [`key`] match alone is not enough: the OR with 0x20 that makes it case-blind also
+    /// turns CR into `-` and bytes 0x10 to 0x19 into digits. Those are the only impostors among
+    /// ASCII bytes (every other byte that reaches a letter, digit or `-` is one), so a name with
+    /// a matching key and no byte below 0x20 is the known name, and a token.
+    pub(crate) fn known_ascii(name: &[u8]) -> Option<HeaderName<'static>> {
+        debug_assert!(name.is_ascii());
+        let known = lookup_known(name)?;
+        // Below 0x20 exactly when adding 0x60 leaves bit 7 clear (no carry: bytes are ASCII).
+        const ADD: u64 = 0x6060_6060_6060_6060;
+        const HI: u64 = 0x8080_8080_8080_8080;
+        let w = words(name);
+        let (n, first) = (name.len(), if name.len() < 4 { 0x8080_8080 } else { HI });
+        let printable = |w: u64, m: u64| w.wrapping_add(ADD) & m == m;
+        let ok = printable(w[0], first)
+            && (n < 8 || printable(w[1], HI))
+            && (n <= 16 || printable(w[2], HI));
+        ok.then_some(known)
+    }
+
+    /// The header a line starts with when it is one a phone sends on every request, written
+    /// `name:` (no blank before the colon): the name and its length. `None` says nothing: the
+    /// line may still start with a header name, known or not.
+    ///
+    /// One or two word compares instead of finding the colon and classifying what is before
+    /// it. Letters compare case-blind (OR 0x20, which takes only `V` and `v` to `v`), every
+    /// other byte exactly, so a match is the known name, a token, and its colon.
+    #[inline]
+    pub(crate) fn known_prefix(line: &[u8]) -> Option<(HeaderName<'static>, usize)> {
+        let w0 = u64::from_le_bytes(*line.first_chunk::<8>()?);
+        let candidates: &[Prefix] = match (w0 as u8) | 0x20 {
+            b'v' => &PREFIX_V,
+            b'f' => &PREFIX_F,
+            b't' => &PREFIX_T,
+            b'c' => &PREFIX_C,
+            b'm' => &PREFIX_M,
+            b'u' => &PREFIX_U,
+            _ => return None,
+        };
+        let w1 = || {
+            line.get(8..16)
+                .and_then(|w| w.first_chunk::<8>())
+                .map(|w| u64::from_le_bytes(*w))
+        };
+        for p in candidates {
+            if (w0 | p.case[0]) & p.mask[0] != p.want[0] {
+                continue;
+            }
+            if p.mask[1] != 0 && w1().is_none_or(|w1| (w1 | p.case[1]) & p.mask[1] != p.want[1]) {
+                continue;
+            }
+            return Some((p.name, p.len));
+        }
+        None
+    }
+
     /// Same header? Known names compare by variant, extension names case-insensitively.
     /// Inlined: every header lookup runs it once per line, and it is a few instructions.
     #[inline]
@@ -156,6 +216,53 @@ impl<'a> HeaderName<'a> {
         }
     }
 }
+
+/// `name:` as two words to compare a line's first sixteen bytes with (see
+/// [`HeaderName::known_prefix`]): `case` sets bit 0x20 on the letters, `mask` keeps the bytes
+/// of `name:`, `want` is what is left when they match.
+struct Prefix {
+    case: [u64; 2],
+    mask: [u64; 2],
+    want: [u64; 2],
+    len: usize,
+    name: HeaderName<'static>,
+}
+
+/// `Prefix` for a lower-case name of up to 15 bytes, computed at compile time.
+const fn prefix(lower: &[u8], name: HeaderName<'static>) -> Prefix {
+    let mut p = Prefix {
+        case: [0; 2],
+        mask: [0; 2],
+        want: [0; 2],
+        len: lower.len(),
+        name,
+    };
+    let mut i = 0;
+    while i <= lower.len() {
+        let b = if i < lower.len() { lower[i] } else { b':' };
+        let (word, shift) = (i / 8, (i % 8) * 8);
+        if b.is_ascii_lowercase() {
+            p.case[word] |= 0x20 << shift;
+        }
+        p.mask[word] |= 0xff << shift;
+        p.want[word] |= (b as u64) << shift;
+        i += 1;
+    }
+    p
+}
+
+const PREFIX_V: [Prefix; 1] = [prefix(b"via", HeaderName::Via)];
+const PREFIX_F: [Prefix; 1] = [prefix(b"from", HeaderName::From)];
+const PREFIX_T: [Prefix; 1] = [prefix(b"to", HeaderName::To)];
+const PREFIX_C: [Prefix; 5] = [
+    prefix(b"call-id", HeaderName::CallId),
+    prefix(b"cseq", HeaderName::CSeq),
+    prefix(b"contact", HeaderName::Contact),
+    prefix(b"content-type", HeaderName::ContentType),
+    prefix(b"content-length", HeaderName::ContentLength),
+];
+const PREFIX_M: [Prefix; 1] = [prefix(b"max-forwards", HeaderName::MaxForwards)];
+const PREFIX_U: [Prefix; 1] = [prefix(b"user-agent", HeaderName::UserAgent)];
 
 /// Known long header names, bucketed by length; within a bucket each name is its [`key`], so
 /// a lookup is a few word loads and one to six word compares (a byte-wise compare per
@@ -331,26 +438,41 @@ const fn k(lower: &[u8], name: HeaderName<'static>) -> Known {
 /// validates names before classifying them: a CR would pass for a `-`).
 const fn key(b: &[u8]) -> [u64; 3] {
     const LOW: u64 = 0x2020_2020_2020_2020;
+    let w = words(b);
     let n = b.len();
     if n < 2 || n > 24 {
         return [0; 3];
     }
     if n < 4 {
-        let w = load::<2>(b, 0) | load::<2>(b, n - 2) << 16;
-        return [w | 0x2020_2020, 0, 0];
+        return [w[0] | 0x2020_2020, 0, 0];
     }
     if n < 8 {
-        let w = load::<4>(b, 0) | load::<4>(b, n - 4) << 32;
-        return [w | LOW, 0, 0];
+        return [w[0] | LOW, 0, 0];
     }
     if n <= 16 {
-        return [load::<8>(b, 0) | LOW, load::<8>(b, n - 8) | LOW, 0];
+        return [w[0] | LOW, w[1] | LOW, 0];
     }
-    [
-        load::<8>(b, 0) | LOW,
-        load::<8>(b, 8) | LOW,
-        load::<8>(b, n - 8) | LOW,
-    ]
+    [w[0] | LOW, w[1] | LOW, w[2] | LOW]
+}
+
+/// The words of [`key`] before the OR: for 2 and 3 bytes the first two and the last two in
+/// one word, for 4 to 7 the first and last four, then the first and last eight, and for 17 to
+/// 24 bytes also the eight after the first eight. Zero where unused (and for other lengths).
+const fn words(b: &[u8]) -> [u64; 3] {
+    let n = b.len();
+    if n < 2 || n > 24 {
+        return [0; 3];
+    }
+    if n < 4 {
+        return [load::<2>(b, 0) | load::<2>(b, n - 2) << 16, 0, 0];
+    }
+    if n < 8 {
+        return [load::<4>(b, 0) | load::<4>(b, n - 4) << 32, 0, 0];
+    }
+    if n <= 16 {
+        return [load::<8>(b, 0), load::<8>(b, n - 8), 0];
+    }
+    [load::<8>(b, 0), load::<8>(b, 8), load::<8>(b, n - 8)]
 }
 
 /// The `N` bytes at `at` as a little-endian number (one load; `N` is 2, 4 or 8).
@@ -462,6 +584,108 @@ mod tests {
             assert_eq!(lookup_known(&[canon, b"s"].concat()), None);
             assert_ne!(lookup_known(&canon[1..]), Some(*h));
         }
+    }
+
+    /// Known names, case changed or one byte replaced by any ASCII byte.
+    fn near_known_name() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        (
+            prop::sample::select(HeaderName::ALL.to_vec()),
+            any::<prop::sample::Index>(),
+            0u8..0x80,
+            0..3u8,
+        )
+            .prop_map(|(h, at, byte, op)| {
+                let mut name = h.as_str().as_bytes().to_vec();
+                let i = at.index(name.len());
+                match op {
+                    0 => name[i] = byte,
+                    1 => name.make_ascii_uppercase(),
+                    _ => name[i] ^= 0x20,
+                }
+                name
+            })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(20_000))]
+
+        #[test]
+        fn known_ascii_is_from_token_for_known_tokens(name in near_known_name()) {
+            let s = std::str::from_utf8(&name).unwrap();
+            let want = HeaderName::parse(s);
+            let want = (s.len() >= 2 && !matches!(want, HeaderName::Other(_))).then_some(want);
+            proptest::prop_assert_eq!(HeaderName::known_ascii(&name), want, "{:?}", s);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(20_000))]
+
+        #[test]
+        fn known_prefix_is_a_known_name_and_its_colon(
+            name in near_known_name(),
+            after in proptest::sample::select(vec![":", ": x", " :", ":value here", "", "\r\n", "x:"]),
+            more in "[a-z: ]{0,12}",
+        ) {
+            let line = [name.as_slice(), after.as_bytes(), more.as_bytes()].concat();
+            if let Some((h, n)) = HeaderName::known_prefix(&line) {
+                proptest::prop_assert_eq!(line.get(n), Some(&b':'));
+                proptest::prop_assert_eq!(HeaderName::known_ascii(&line[..n]), Some(h));
+            }
+        }
+    }
+
+    #[test]
+    fn known_prefix_takes_the_usual_lines() {
+        for (line, h) in [
+            ("Via: SIP/2.0/UDP h", HeaderName::Via),
+            ("v: SIP/2.0/UDP h", HeaderName::Via),
+            ("FROM:<sip:a@b>;tag=1", HeaderName::From),
+            ("To: <sip:a@b>   ", HeaderName::To),
+            ("Call-ID: 1@b\r\n", HeaderName::CallId),
+            ("CSeq: 1 INVITE\r\n", HeaderName::CSeq),
+            ("Contact: <sip:a@b>", HeaderName::Contact),
+            ("Content-Type: application/sdp", HeaderName::ContentType),
+            ("content-length: 0\r\n", HeaderName::ContentLength),
+            ("Max-Forwards: 70\r\n", HeaderName::MaxForwards),
+            ("User-Agent: x y\r\n", HeaderName::UserAgent),
+        ] {
+            let got = HeaderName::known_prefix(line.as_bytes());
+            if line.starts_with("v:") {
+                assert_eq!(got, None, "{line:?}");
+            } else {
+                assert_eq!(got, Some((h, h.as_str().len())), "{line:?}");
+            }
+        }
+        for line in [
+            "Via : x",
+            "Vi\ra: SIP",
+            "Call\rID: x",
+            "Content-Length:",
+            "To:",
+            "Contacts: x",
+        ] {
+            assert_eq!(HeaderName::known_prefix(line.as_bytes()), None, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn known_ascii_refuses_control_impostors() {
+        assert_eq!(
+            HeaderName::known_ascii(b"Call-ID"),
+            Some(HeaderName::CallId)
+        );
+        assert_eq!(HeaderName::known_ascii(b"call\rid"), None);
+        assert_eq!(HeaderName::known_ascii(b"min\rse"), None);
+        assert_eq!(HeaderName::known_ascii(b"To"), Some(HeaderName::To));
+        assert_eq!(HeaderName::known_ascii(b"v"), None);
+        assert_eq!(
+            HeaderName::known_ascii(b"www-authenticate"),
+            Some(HeaderName::WwwAuthenticate)
+        );
+        assert_eq!(HeaderName::known_ascii(b"www\rauthenticate"), None);
+        assert_eq!(HeaderName::known_ascii(b"proxy-authorizatio\x11"), None);
     }
 
     #[test]

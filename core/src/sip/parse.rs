@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::lex::{find_ascii, is_token, is_token_byte, parse_u32, trim_lws};
+use super::lex::{find_ascii, is_lws, is_token, is_token_byte, parse_u32, run_of, trim_lws};
 use super::names::HeaderName;
 use super::uri::Uri;
 
@@ -19,6 +19,11 @@ pub const MAX_HEAD: usize = 65_536;
 
 /// Capacity hint for the header `Vec` when the line ends were too many to keep.
 const HEADERS_HINT: usize = 24;
+
+/// Capacity hint for the header `Vec` when the lines are read as they are found: a phone's
+/// INVITE has about a dozen, and 16 `Header`s are still an allocation the allocator's
+/// per-thread cache serves.
+const QUICK_HEADERS_HINT: usize = 16;
 
 /// SIP request method. Method names are case-sensitive (RFC 3261 §7.1): `invite` is an
 /// extension method, not INVITE.
@@ -192,13 +197,6 @@ pub struct ParseError<'a> {
 }
 
 impl<'a> ParseError<'a> {
-    fn new(kind: ErrorKind) -> Self {
-        ParseError {
-            kind,
-            salvaged: None,
-        }
-    }
-
     /// The salvaged message if it is a request, i.e. when an error response should be sent.
     pub fn request(&self) -> Option<&Message<'a>> {
         self.salvaged.as_ref().filter(|m| m.is_request())
@@ -223,10 +221,201 @@ impl std::error::Error for ParseError<'_> {}
 /// - Bare LF line endings are tolerated: RFC 3261 §7 says CRLF, but reading LF is harmless and
 ///   some test tools send it.
 pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
+    let mut sink = HeaderVec(Vec::new());
+    match parse_with(buf, &mut sink) {
+        Ok(parts) => Ok(Message {
+            start: parts.start,
+            headers: sink.0,
+            body: parts.body,
+        }),
+        Err(Failure { kind, start }) => Err(ParseError {
+            kind,
+            salvaged: start.map(|start| Message {
+                start,
+                headers: sink.0,
+                body: &[],
+            }),
+        }),
+    }
+}
+
+/// Receives what [`parse_with`] reads, in order: the start line, then every header line.
+pub(crate) trait Sink<'a> {
+    /// The start line, before any header; `lines` is about how many header lines follow.
+    /// Called again when the parse starts over: the sink forgets what it was given before.
+    fn start(&mut self, start: &StartLine<'a>, lines: usize);
+    fn header(&mut self, h: Header<'a>);
+}
+
+/// The [`Message::headers`] of [`parse`].
+struct HeaderVec<'a>(Vec<Header<'a>>);
+
+impl<'a> Sink<'a> for HeaderVec<'a> {
+    fn start(&mut self, _: &StartLine<'a>, lines: usize) {
+        // Sized from the line ends already found (one per header line, folding aside, minus
+        // the start line): a 48-byte `Header` times a fixed hint of 24 is an allocation too
+        // large for the allocator's per-thread cache, and each parse paid for the slow path.
+        self.0 = Vec::with_capacity(lines.min(MAX_HEADERS));
+    }
+
+    fn header(&mut self, h: Header<'a>) {
+        self.0.push(h);
+    }
+}
+
+/// What [`parse_with`] reads besides the header lines.
+pub(crate) struct Parts<'a> {
+    pub(crate) start: StartLine<'a>,
+    /// The Request-URI, parsed (the parser checks it anyway); `None` for a response.
+    pub(crate) uri: Option<Uri<'a>>,
+    pub(crate) body: &'a [u8],
+}
+
+/// A [`parse_with`] failure: `start` is the start line when the message is salvaged (see
+/// [`ParseError`]); the sink then has every header line.
+pub(crate) struct Failure<'a> {
+    pub(crate) kind: ErrorKind,
+    pub(crate) start: Option<StartLine<'a>>,
+}
+
+impl Failure<'_> {
+    fn new(kind: ErrorKind) -> Self {
+        Failure { kind, start: None }
+    }
+}
+
+/// [`parse`] with the header lines handed to `sink` as they are read instead of collected:
+/// the server takes the few it needs from the one pass, and allocates nothing. Every rule and
+/// error of [`parse`] is here (`parse` is this with a `Vec` for sink).
+pub(crate) fn parse_with<'a>(
+    buf: &'a [u8],
+    sink: &mut impl Sink<'a>,
+) -> Result<Parts<'a>, Failure<'a>> {
+    match quick_parse_with(buf, sink) {
+        Some(parts) => Ok(parts),
+        None => full_parse_with(buf, sink),
+    }
+}
+
+/// [`full_parse_with`] in one pass over the lines, for a datagram of the usual shape: all
+/// ASCII, no leading CR/LF, no folded header line, and nothing [`full_parse_with`] would call
+/// an error. `None` for anything else (possibly after feeding `sink` some lines: the full
+/// parse that follows starts it again).
+///
+/// The full parse finds every line end first, checks the header section's encoding, then
+/// reads the lines it found; here each line is read where its end is found. For a datagram of
+/// this shape both find the same start line, the same header lines (the section ends at the
+/// same empty line, or at the end of a datagram ending in a line end) and the same body;
+/// `quick_parse_matches_full_parse` compares them on mutated messages.
+fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts<'a>> {
+    if matches!(buf.first(), None | Some(b'\r' | b'\n')) {
+        return None;
+    }
+    // The whole datagram, body too: one cheap OR of every byte, and every slice below is a
+    // `str` (a body that is not ASCII just takes the full parse).
+    let text = ascii_str(buf)?;
+    let bytes = text.as_bytes();
+    let nl = find_byte(bytes, b'\n')?;
+    let first = &text[..nl];
+    let (start, None, uri) = parse_start_line(first.strip_suffix('\r').unwrap_or(first)).ok()?
+    else {
+        return None;
+    };
+    sink.start(&start, QUICK_HEADERS_HINT);
+    let mut length = ContentLength::default();
+    let mut count = 0;
+    let mut pos = nl + 1;
+    let (head_end, body_start) = loop {
+        let Some(&b) = bytes.get(pos) else {
+            break (pos, pos); // a datagram ending in a line end, with no empty line
+        };
+        if b == b'\n' {
+            break (pos, pos + 1);
+        }
+        if b == b'\r' && bytes.get(pos + 1) == Some(&b'\n') {
+            break (pos, pos + 2);
+        }
+        // field-name = token, then HCOLON = *( SP / HTAB ) ":" SWS. Every header line has a
+        // colon, and the name is what comes before it but SP and HTAB: when that is a known
+        // name, it is a token and there is nothing more to check.
+        let (name, name_end, colon) = match HeaderName::known_prefix(&bytes[pos..]) {
+            Some((name, len)) => (name, pos + len, pos + len),
+            None => quick_name(text, pos)?,
+        };
+        let nl = colon + 1 + find_byte(&bytes[colon + 1..], b'\n')?;
+        // A folded value (the next line starts with SP or HTAB) is left to the full parse.
+        if matches!(bytes.get(nl + 1), Some(b' ' | b'\t')) || count == MAX_HEADERS {
+            return None;
+        }
+        count += 1;
+        // `trim_lws(&text[colon + 1..nl])`, by index (one slice instead of two); it also takes
+        // the CR of a CRLF, which the full parse cuts first, to the same result.
+        let mut value_start = colon + 1;
+        while value_start < nl && is_lws(bytes[value_start]) {
+            value_start += 1;
+        }
+        let mut value_end = nl;
+        while value_end > value_start && is_lws(bytes[value_end - 1]) {
+            value_end -= 1;
+        }
+        let h = Header {
+            name,
+            raw_name: &text[pos..name_end],
+            value: &text[value_start..value_end],
+        };
+        if h.name == HeaderName::ContentLength {
+            length.add(h.value);
+        }
+        sink.header(h);
+        pos = nl + 1;
+    };
+    if head_end > MAX_HEAD {
+        return None;
+    }
+    let rest = &bytes[body_start..];
+    let body = match length.0.ok()? {
+        None => rest,
+        Some(n) => rest.get(..n as usize)?,
+    };
+    Some(Parts { start, uri, body })
+}
+
+/// The header name starting at `pos` and where its colon is, for [`quick_parse_with`]: (name,
+/// end of name, colon); `None` when the line has none (or no colon: an error).
+fn quick_name(text: &str, pos: usize) -> Option<(HeaderName<'_>, usize, usize)> {
+    let bytes = text.as_bytes();
+    // Every header line has a colon, and the name is what comes before it but SP and HTAB:
+    // when that is a known name, it is a token and there is nothing more to check.
+    let colon = pos + find_byte(&bytes[pos..], b':')?;
+    let mut name_end = colon;
+    while name_end > pos && matches!(bytes[name_end - 1], b' ' | b'\t') {
+        name_end -= 1;
+    }
+    let name = match HeaderName::known_ascii(&bytes[pos..name_end]) {
+        Some(name) => name,
+        None => {
+            // Byte by byte, as the full parse reads it: a token, SP/HTAB, and this colon
+            // (the first one after a token and blanks).
+            let token_end = run_of(bytes, pos, is_token_byte);
+            let mut at = token_end;
+            while matches!(bytes.get(at), Some(b' ' | b'\t')) {
+                at += 1;
+            }
+            if token_end == pos || at != colon {
+                return None;
+            }
+            HeaderName::from_token(&text[pos..token_end])
+        }
+    };
+    Some((name, name_end, colon))
+}
+
+/// The reference parse: [`parse_with`] for any datagram.
+fn full_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Result<Parts<'a>, Failure<'a>> {
     let skip = match buf.iter().position(|&b| b != b'\r' && b != b'\n') {
         Some(i) => i,
-        None if buf.is_empty() => return Err(ParseError::new(ErrorKind::Truncated)),
-        None => return Err(ParseError::new(ErrorKind::KeepAlive)),
+        None if buf.is_empty() => return Err(Failure::new(ErrorKind::Truncated)),
+        None => return Err(Failure::new(ErrorKind::KeepAlive)),
     };
     let buf = &buf[skip..];
     // A datagram that ends right after a header line's CRLF, without the empty line, is read
@@ -236,69 +425,52 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
     let (head_end, body_start) = match find_head_end(buf, &mut ends) {
         Some(ends) => ends,
         None if buf.ends_with(b"\n") => (buf.len(), buf.len()),
-        None => return Err(ParseError::new(ErrorKind::Truncated)),
+        None => return Err(Failure::new(ErrorKind::Truncated)),
     };
     if head_end > MAX_HEAD {
-        return Err(ParseError::new(ErrorKind::TooManyHeaders));
+        return Err(Failure::new(ErrorKind::TooManyHeaders));
     }
     // One UTF-8 check for the whole header section; every slice below is cut at ASCII bytes.
-    let head = head_str(&buf[..head_end]).ok_or(ParseError::new(ErrorKind::BadEncoding))?;
+    let head = head_str(&buf[..head_end]).ok_or(Failure::new(ErrorKind::BadEncoding))?;
     let (first, headers_at) = split_start_line(head, &ends);
-    let (start, deferred) = parse_start_line(first).map_err(ParseError::new)?;
+    let (start, deferred, uri) = parse_start_line(first).map_err(Failure::new)?;
 
-    // Sized from the line ends already found (one per header line, folding aside, minus the
-    // start line): a 48-byte `Header` times a fixed hint of 24 is an allocation too large for
-    // the allocator's per-thread cache, and each parse paid for the slow path.
     let line_count = if ends.is_complete() {
         ends.known().len().saturating_sub(1)
     } else {
         HEADERS_HINT
     };
-    let mut headers: Vec<Header<'_>> = Vec::with_capacity(line_count.min(MAX_HEADERS));
+    sink.start(&start, line_count);
     // Content-Length is read as the lines go by rather than by a second walk over them.
     let mut length = ContentLength::default();
+    let mut count = 0;
     scan_head(head, headers_at, &ends, |h| {
-        if headers.len() == MAX_HEADERS {
+        if count == MAX_HEADERS {
             return Err(ErrorKind::TooManyHeaders);
         }
+        count += 1;
         if h.name == HeaderName::ContentLength {
             length.add(h.value);
         }
-        headers.push(h);
+        sink.header(h);
         Ok(())
     })
-    .map_err(ParseError::new)?;
+    .map_err(Failure::new)?;
     let rest = &buf[body_start..];
-
-    let mut msg = Message {
-        start,
-        headers,
-        body: &[],
+    let salvaged = |kind| Failure {
+        kind,
+        start: Some(start),
     };
     if let Some(kind) = deferred {
-        return Err(ParseError {
-            kind,
-            salvaged: Some(msg),
-        });
+        return Err(salvaged(kind));
     }
-    match length.0 {
-        Err(kind) => Err(ParseError {
-            kind,
-            salvaged: Some(msg),
-        }),
-        Ok(None) => {
-            msg.body = rest;
-            Ok(msg)
-        }
-        Ok(Some(n)) if n as usize <= rest.len() => {
-            msg.body = &rest[..n as usize];
-            Ok(msg)
-        }
-        Ok(Some(_)) => Err(ParseError {
-            kind: ErrorKind::BodyTooShort,
-            salvaged: Some(msg),
-        }),
-    }
+    let body = match length.0 {
+        Err(kind) => return Err(salvaged(kind)),
+        Ok(None) => rest,
+        Ok(Some(n)) if n as usize <= rest.len() => &rest[..n as usize],
+        Ok(Some(_)) => return Err(salvaged(ErrorKind::BodyTooShort)),
+    };
+    Ok(Parts { start, uri, body })
 }
 
 /// The header section as text, `None` when it is not UTF-8.
@@ -308,12 +480,17 @@ pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
 /// bytes, with no branch per byte) proves that far more cheaply; anything else goes through
 /// the full check.
 fn head_str(bytes: &[u8]) -> Option<&str> {
+    ascii_str(bytes).or_else(|| std::str::from_utf8(bytes).ok())
+}
+
+/// The bytes as text when every one is ASCII, `None` otherwise (see [`head_str`]).
+fn ascii_str(bytes: &[u8]) -> Option<&str> {
     if bytes.iter().fold(0u8, |acc, &b| acc | b) < 0x80 {
         // SAFETY: every byte is below 0x80 (checked just above), and a sequence of ASCII
         // bytes is valid UTF-8.
         Some(unsafe { std::str::from_utf8_unchecked(bytes) })
     } else {
-        std::str::from_utf8(bytes).ok()
+        None
     }
 }
 
@@ -438,8 +615,9 @@ fn is_other_version(v: &str) -> bool {
 }
 
 /// Parses the start line. Errors that still allow a 400/505 (bad Request-URI, foreign
-/// version) are returned as the second element, to be reported with the salvaged message.
-fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), ErrorKind> {
+/// version) are returned as the second element, to be reported with the salvaged message;
+/// the third is the parsed Request-URI when there is no such error.
+fn parse_start_line(line: &str) -> StartLineResult<'_> {
     // Compared as bytes: `line[..4]` would panic when byte 4 is inside a UTF-8 character.
     if line
         .as_bytes()
@@ -461,8 +639,13 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
         if !(100..=699).contains(&code) || find_ascii(reason, b'\r').is_some() {
             return Err(ErrorKind::BadStartLine);
         }
-        return Ok((StartLine::Response { code, reason }, None));
+        return Ok((StartLine::Response { code, reason }, None, None));
     }
+    quick_request_line(line).unwrap_or_else(|| request_line(line))
+}
+
+/// The Request-Line.
+fn request_line(line: &str) -> StartLineResult<'_> {
     // Request-Line = Method SP Request-URI SP SIP-Version CRLF: single spaces, and the URI
     // cannot contain one (RFC 3261 §7.1, §25.1). When the method and version are readable but
     // the middle is not (extra or trailing spaces, RFC 4475 §3.1.2.8-10 `lwsruri`,
@@ -480,24 +663,71 @@ fn parse_start_line(line: &str) -> Result<(StartLine<'_>, Option<ErrorKind>), Er
     if !is_token(method) || uri.is_empty() || !(version_ok || is_other_version(version)) {
         return Err(ErrorKind::BadStartLine);
     }
-    let deferred = if !version_ok {
-        Some(ErrorKind::UnsupportedVersion)
+    if !version_ok {
+        let start = StartLine::Request {
+            method: Method::from_token(method),
+            uri,
+        };
+        Ok((start, Some(ErrorKind::UnsupportedVersion), None))
     } else if trimmed.len() != line.len() || uri.len() != raw_uri.len() {
-        Some(ErrorKind::BadStartLine)
+        let start = StartLine::Request {
+            method: Method::from_token(method),
+            uri,
+        };
+        Ok((start, Some(ErrorKind::BadStartLine), None))
     } else {
-        match Uri::parse(uri) {
-            // Headers in a Request-URI are not allowed (RFC 3261 §19.1.5; RFC 4475 §3.1.2.11
-            // `escruri`).
-            Ok(u) if u.headers.is_none() => None,
-            _ => Some(ErrorKind::BadRequestUri),
-        }
+        Ok(request_uri(method, uri))
+    }
+}
+
+/// A Request-Line whose method, spacing and version are right: what is left to judge is the
+/// Request-URI.
+fn request_uri<'a>(
+    method: &'a str,
+    uri: &'a str,
+) -> (StartLine<'a>, Option<ErrorKind>, Option<Uri<'a>>) {
+    let (deferred, parsed) = match Uri::parse(uri) {
+        // Headers in a Request-URI are not allowed (RFC 3261 §19.1.5; RFC 4475 §3.1.2.11
+        // `escruri`).
+        Ok(u) if u.headers.is_none() => (None, Some(u)),
+        _ => (Some(ErrorKind::BadRequestUri), None),
     };
     let start = StartLine::Request {
         method: Method::from_token(method),
         uri,
     };
-    Ok((start, deferred))
+    (start, deferred, parsed)
 }
+
+/// [`request_line`] for the usual `token SP uri SP SIP/2.0` (version in any case) with a URI
+/// that neither starts nor ends with SP; `None` for any other line. On such a line the general
+/// read finds the same first SP (a token has none) and the same last one (the version has
+/// none), trims nothing and accepts the version, so only the URI is left to check; it cost
+/// about 350 instructions per request to find that out. `quick_request_line_matches_general`
+/// compares the two.
+fn quick_request_line(line: &str) -> Option<StartLineResult<'_>> {
+    let b = line.as_bytes();
+    let version_at = b.len().checked_sub(8)?;
+    let tail = u64::from_le_bytes(*b[version_at..].first_chunk::<8>()?);
+    // OR 0x20 on the three letters: among all bytes only `S` and `s` become `s` (and so on),
+    // so this is `eq_ignore_ascii_case` on them and exact on the rest.
+    const LETTERS: u64 = u64::from_le_bytes([0, 0x20, 0x20, 0x20, 0, 0, 0, 0]);
+    if tail | LETTERS != u64::from_le_bytes(*b" sip/2.0") {
+        return None;
+    }
+    let sp1 = b.iter().position(|&c| !is_token_byte(c))?;
+    if sp1 == 0 || b[sp1] != b' ' || sp1 + 1 >= version_at {
+        return None;
+    }
+    let uri = &line[sp1 + 1..version_at];
+    if uri.starts_with(' ') || uri.ends_with(' ') {
+        return None;
+    }
+    Some(Ok(request_uri(&line[..sp1], uri)))
+}
+
+/// The start line, the error deferred until the headers are read, the parsed Request-URI.
+type StartLineResult<'a> = Result<(StartLine<'a>, Option<ErrorKind>, Option<Uri<'a>>), ErrorKind>;
 
 /// Reads the header lines of a header section (`head[start..]`, the text after the start line,
 /// up to the empty line), calling `f` with each complete header in order: `name HCOLON value`;
@@ -655,7 +885,146 @@ impl<'a> Message<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::{find_byte, head_str};
+    use super::{
+        find_byte, full_parse_with, head_str, quick_parse_with, quick_request_line, request_line,
+        HeaderVec,
+    };
+    use proptest::prelude::*;
+
+    /// Messages of the usual shape and near it: CRLF or LF, compact names, no empty line,
+    /// Content-Length right, wrong, twice or absent, a folded line, a response.
+    const MESSAGES: &[&str] = &[
+        "INVITE sip:123@192.168.1.100:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK1;rport\r\nFrom: \"Reception\" <sip:201@192.168.1.10>;tag=1\r\nTo: <sip:123@192.168.1.100:5060>\r\nCall-ID: 1-5060-7@BJC.BGI.B.FA\r\nCSeq: 1 INVITE\r\nContact: <sip:201@192.168.1.50:5060>\r\nMax-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length:   10\r\n\r\nv=0\r\no=x\r\n",
+        "ACK sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h;branch=z9hG4bK2\r\nf: <sip:a@b>;tag=2\r\nt: <sip:c@d>;tag=3\r\ni: x@y\r\nCSeq: 1 ACK\r\nl: 0\r\n\r\n",
+        "BYE sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h\nCall-ID: z\nCSeq: 2 BYE\nContent-Length: 0\nContent-Length: 0\n\n",
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nSubject: a\r\n b\r\nCall-ID: z\r\n",
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK3\r\nCSeq: 2 BYE\r\nContent-Length: 3\r\n\r\nabcdef",
+        "MESSAGE sip:a@b SIP/2.0\r\nX-Y : 1\r\nEmpty:\r\nl: 5\r\n\r\nab",
+    ];
+
+    /// `MESSAGES` with zero to three bytes inserted, removed or replaced.
+    fn mutated_message() -> impl Strategy<Value = Vec<u8>> {
+        let edit = (
+            any::<prop::sample::Index>(),
+            0..3u8,
+            prop::sample::select(b"\r\n \t:;,<>\"a0\x80\xc3lL".to_vec()),
+        );
+        (
+            prop::sample::select(MESSAGES),
+            prop::collection::vec(edit, 0..4),
+        )
+            .prop_map(|(m, edits)| {
+                let mut b = m.as_bytes().to_vec();
+                for (at, op, c) in edits {
+                    let i = at.index(b.len() + 1);
+                    match op {
+                        0 => b.insert(i, c),
+                        1 if i < b.len() => _ = b.remove(i),
+                        _ if i < b.len() => b[i] = c,
+                        _ => b.push(c),
+                    }
+                }
+                b
+            })
+    }
+
+    /// When the one-pass parse reads a datagram, the full parse reads the same from it.
+    fn same_as_full(buf: &[u8]) -> Result<bool, TestCaseError> {
+        let mut quick = HeaderVec(Vec::new());
+        let Some(q) = quick_parse_with(buf, &mut quick) else {
+            return Ok(false);
+        };
+        let mut full = HeaderVec(Vec::new());
+        let Ok(f) = full_parse_with(buf, &mut full) else {
+            return Err(TestCaseError::fail(format!("full parse fails: {buf:?}")));
+        };
+        prop_assert_eq!(q.start, f.start);
+        prop_assert_eq!(q.uri, f.uri);
+        prop_assert_eq!(q.body, f.body);
+        prop_assert_eq!(quick.0, full.0);
+        Ok(true)
+    }
+
+    #[test]
+    fn quick_parse_takes_the_usual_messages() {
+        for (i, m) in MESSAGES.iter().enumerate() {
+            // The folded Subject and the short body are left to the full parse.
+            assert_eq!(
+                same_as_full(m.as_bytes()).unwrap(),
+                i != 3 && i != 5,
+                "{m:?}"
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn quick_parse_matches_full_parse(buf in mutated_message()) {
+            same_as_full(&buf)?;
+        }
+    }
+
+    #[test]
+    fn mutations_reach_the_quick_parse() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let quick = (0..2000)
+            .filter(|_| {
+                let buf = mutated_message().new_tree(&mut runner).unwrap().current();
+                same_as_full(&buf).unwrap()
+            })
+            .count();
+        assert!(quick > 500, "{quick}");
+    }
+
+    #[test]
+    fn quick_request_line_takes_the_usual_lines() {
+        for line in [
+            "INVITE sip:123@192.168.1.100:5060 SIP/2.0",
+            "ACK sip:a@b sip/2.0",
+            "x-y tel:+1 SIP/2.0",
+            "INVITE sip:a@b?h=1 SIP/2.0",
+        ] {
+            let quick = quick_request_line(line).expect(line);
+            assert_eq!(quick, request_line(line), "{line:?}");
+        }
+        for line in [
+            "INVITE sip:a@b SIP/2.1",
+            "INVITE  sip:a@b SIP/2.0",
+            "INVITE sip:a@b  SIP/2.0",
+            "INVITE SIP/2.0",
+            " SIP/2.0",
+            "INVITE sip:a@b SIP/2.0 ",
+            "IN\tVITE sip:a@b SIP/2.0",
+            "INVITE sip:a@b SIP/2.0X",
+            "INVITE sip:a@b  SIP/2.0",
+        ] {
+            assert_eq!(quick_request_line(line), None, "{line:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(20_000))]
+
+        #[test]
+        fn quick_request_line_matches_general(
+            method in "[A-Za-z!~ \t@-]{0,4}",
+            sp1 in " {0,2}",
+            uri in "[ sipSIP:@a.1?=;<>%-]{0,8}",
+            version in proptest::sample::select(vec![
+                " SIP/2.0", " SIP/2.0", " SIP/2.0", " sip/2.0", " SiP/2.0", " SIP/2.1",
+                "  SIP/2.0", " SIP/2.0 ", "SIP/2.0", " S1P/2.0", " SIP 2.0", "",
+            ]),
+        ) {
+            let line = format!("{method}{sp1}{uri}{version}");
+            if let Some(quick) = quick_request_line(&line) {
+                proptest::prop_assert_eq!(quick, request_line(&line), "{:?}", line);
+            }
+        }
+    }
 
     #[test]
     fn head_str_matches_from_utf8() {
