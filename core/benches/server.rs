@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use onhold_core::media::Library;
+use onhold_core::sip::find_byte;
 use onhold_core::{Command, Server, ServerConfig, Transport, MAX_DATAGRAM};
 
 /// Counts live heap bytes so state per call is measured, not estimated. Only while `COUNTING`
@@ -172,31 +173,6 @@ fn decimal_text(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
 /// `v` in decimal, appended.
 fn decimal(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(decimal_text(v, &mut [0; 20]));
-}
-
-/// Where `needle` first occurs in `hay`, eight bytes per step (the bench looks for line ends
-/// in every 200 it reads): a word holds the needle where xor-ing it with a word of needles
-/// leaves a zero byte, and the lowest bit of `(v - 0x01..) & !v & 0x80..` marks the first one
-/// exactly (read little-endian, the lowest byte is the first in memory).
-fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    let pattern = u64::from_le_bytes([needle; 8]);
-    let mut chunks = hay.chunks_exact(8);
-    let mut at = 0;
-    for c in &mut chunks {
-        let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) ^ pattern;
-        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
-        if zeros != 0 {
-            return Some(at + (zeros.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == needle)
-        .map(|p| at + p)
 }
 
 /// The To tag of a response, if it has one (the ACK and BYE need the tag of the 200): what

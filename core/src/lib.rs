@@ -15,6 +15,8 @@ pub mod rtp;
 pub mod sdp;
 pub mod server;
 pub mod sip;
+#[cfg(test)]
+mod testing;
 mod timers;
 
 pub use codec::Codec;

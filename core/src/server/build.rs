@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::ascii;
 use super::incoming::Request;
-use crate::sip::{MessageWriter, Method, Prefix};
+use crate::sip::{find_byte, MessageWriter, Method, Prefix};
 
 /// Methods we implement; sent in `Allow` (RFC 3261 §20.5).
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
@@ -157,33 +157,6 @@ fn top_via_params_slow(out: &mut Vec<u8>, raw: &str, port: u16, src_ip: &[u8]) -
         start = end + 1;
     }
     has_received
-}
-
-/// Where `needle` first occurs in `hay`, eight bytes per step: a word holds the needle exactly
-/// where xor-ing it with a word of needles leaves a zero byte, and the lowest bit of
-/// `(v - 0x01..) & !v & 0x80..` marks the first zero byte exactly (a borrow only runs upwards
-/// from a zero byte). Read little-endian, so the lowest byte is the first in memory.
-fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    let pattern = u64::from_le_bytes([needle; 8]);
-    let mut chunks = hay.chunks_exact(8);
-    let mut at = 0;
-    for chunk in &mut chunks {
-        let word = u64::from_le_bytes([
-            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
-        ]) ^ pattern;
-        let zeros = word.wrapping_sub(ONES) & !word & HIGHS;
-        if zeros != 0 {
-            return Some(at + (zeros.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == needle)
-        .map(|p| at + p)
 }
 
 /// `str::trim`, returning at once when both ends are ASCII and not whitespace (the usual
@@ -367,24 +340,6 @@ mod tests {
             out,
             b"SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK123;rport=5060"
         );
-    }
-
-    #[test]
-    fn find_byte_matches_position() {
-        let hay: Vec<u8> = (0..40u8).map(|i| b'a' + i % 7).collect();
-        for len in 0..hay.len() {
-            for needle in [b'a', b'c', b'g', b';', 0x80 | b'a', 0] {
-                let h = &hay[..len];
-                assert_eq!(find_byte(h, needle), h.iter().position(|&b| b == needle));
-            }
-            for at in 0..len {
-                let mut h = hay[..len].to_vec();
-                h[at] = b';';
-                assert_eq!(find_byte(&h, b';'), h.iter().position(|&b| b == b';'));
-                h[at] = 0xbb;
-                assert_eq!(find_byte(&h, 0xbb), Some(at));
-            }
-        }
     }
 
     proptest! {

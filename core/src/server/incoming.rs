@@ -456,6 +456,7 @@ fn split_top<'a>(line: &'a str, out: &mut Values<'a>) {
 
 #[cfg(test)]
 mod tests {
+    use crate::testing::byte_edits;
     use proptest::prelude::*;
 
     /// What a reader made of a datagram, as text to compare.
@@ -481,28 +482,8 @@ mod tests {
 
     /// `MESSAGES` with zero to three bytes inserted, removed or replaced.
     fn mutated_message() -> impl Strategy<Value = Vec<u8>> {
-        let edit = (
-            any::<prop::sample::Index>(),
-            0..3u8,
-            prop::sample::select(b"\r\n \t:;,<>\"a0\x80lL".to_vec()),
-        );
-        (
-            prop::sample::select(MESSAGES),
-            prop::collection::vec(edit, 0..4),
-        )
-            .prop_map(|(m, edits)| {
-                let mut b = m.as_bytes().to_vec();
-                for (at, op, c) in edits {
-                    let i = at.index(b.len() + 1);
-                    match op {
-                        0 => b.insert(i, c),
-                        1 if i < b.len() => _ = b.remove(i),
-                        _ if i < b.len() => b[i] = c,
-                        _ => b.push(c),
-                    }
-                }
-                b
-            })
+        let message = prop::sample::select(MESSAGES).prop_map(|m| m.as_bytes().to_vec());
+        byte_edits(message, b"\r\n \t:;,<>\"a0\x80lL", 3)
     }
 
     proptest! {

@@ -850,6 +850,7 @@ pub(crate) fn session_expires_value(v: &str) -> Result<SessionExpires<'_>, Inval
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::byte_edits;
     use proptest::prelude::*;
 
     /// The slow path [`name_addr_tag`] must agree with.
@@ -972,24 +973,8 @@ mod tests {
         good: impl Strategy<Value = String>,
         bytes: &'static [u8],
     ) -> impl Strategy<Value = String> {
-        let edit = (
-            any::<prop::sample::Index>(),
-            0..3u8,
-            prop::sample::select(bytes.to_vec()),
-        );
-        (good, prop::collection::vec(edit, 0..3)).prop_map(|(v, edits)| {
-            let mut b = v.into_bytes();
-            for (at, op, c) in edits {
-                let i = at.index(b.len() + 1);
-                match op {
-                    0 => b.insert(i, c),
-                    1 if i < b.len() => _ = b.remove(i),
-                    _ if i < b.len() => b[i] = c,
-                    _ => b.push(c),
-                }
-            }
-            String::from_utf8(b).expect("ASCII edits of ASCII")
-        })
+        byte_edits(good.prop_map(String::into_bytes), bytes, 2)
+            .prop_map(|b| String::from_utf8(b).expect("ASCII edits of ASCII"))
     }
 
     proptest! {

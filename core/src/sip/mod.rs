@@ -62,10 +62,10 @@ pub(crate) use lex::SplitTop;
 pub use lex::{percent_decode, unescape_quoted};
 pub use names::HeaderName;
 pub use params::Params;
-/// Eight bytes at a time; SDP bodies use it for their line ends too.
-pub(crate) use parse::find_byte;
+/// Eight bytes at a time; SDP bodies (and the benches' harness) use it for their line ends too.
 pub use parse::{
-    parse, ErrorKind, Header, Message, Method, ParseError, StartLine, MAX_HEAD, MAX_HEADERS,
+    find_byte, parse, ErrorKind, Header, Message, Method, ParseError, StartLine, MAX_HEAD,
+    MAX_HEADERS,
 };
 pub(crate) use parse::{parse_with, Sink};
 pub use uri::{InvalidUri, Scheme, Uri};

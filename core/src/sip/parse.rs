@@ -568,7 +568,7 @@ pub(crate) fn find_head_end(buf: &[u8], ends: &mut LineEnds) -> Option<(usize, u
 /// Position of the first `needle` in `hay`, eight bytes at a time (the classic "has zero
 /// byte" word trick): the header section is scanned for line ends on every datagram, and a
 /// byte-by-byte loop was the largest cost in the benchmark.
-pub(crate) fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
+pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
     let pattern = LO * u64::from(needle);
@@ -889,6 +889,7 @@ mod tests {
         find_byte, full_parse_with, head_str, quick_parse_with, quick_request_line, request_line,
         HeaderVec,
     };
+    use crate::testing::byte_edits;
     use proptest::prelude::*;
 
     /// Messages of the usual shape and near it: CRLF or LF, compact names, no empty line,
@@ -904,28 +905,8 @@ mod tests {
 
     /// `MESSAGES` with zero to three bytes inserted, removed or replaced.
     fn mutated_message() -> impl Strategy<Value = Vec<u8>> {
-        let edit = (
-            any::<prop::sample::Index>(),
-            0..3u8,
-            prop::sample::select(b"\r\n \t:;,<>\"a0\x80\xc3lL".to_vec()),
-        );
-        (
-            prop::sample::select(MESSAGES),
-            prop::collection::vec(edit, 0..4),
-        )
-            .prop_map(|(m, edits)| {
-                let mut b = m.as_bytes().to_vec();
-                for (at, op, c) in edits {
-                    let i = at.index(b.len() + 1);
-                    match op {
-                        0 => b.insert(i, c),
-                        1 if i < b.len() => _ = b.remove(i),
-                        _ if i < b.len() => b[i] = c,
-                        _ => b.push(c),
-                    }
-                }
-                b
-            })
+        let message = prop::sample::select(MESSAGES).prop_map(|m| m.as_bytes().to_vec());
+        byte_edits(message, b"\r\n \t:;,<>\"a0\x80\xc3lL", 3)
     }
 
     /// When the one-pass parse reads a datagram, the full parse reads the same from it.
