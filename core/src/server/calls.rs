@@ -299,7 +299,7 @@ pub(crate) fn find_dialog(s: &mut Server, req: &Request<'_>) -> Option<CallHandl
         return None;
     }
     // The key is held inline: no allocation per in-dialog request.
-    let key = HashedKey::of(&[req.call_id, " ", req.to_tag]);
+    let key = HashedKey::of([req.call_id, " ", req.to_tag]);
     s.dialogs.get(&key, |h| s.calls.get(&h).map(|c| &c.dialog))
 }
 

@@ -86,7 +86,7 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
         }
     }
     let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
-    let dialog = HashedKey::of(&[req.call_id, " ", local_tag]);
+    let dialog = HashedKey::of([req.call_id, " ", local_tag]);
     let mut parties = String::with_capacity(
         req.uri_user.len() + req.from.len() + req.to.len() + 5 + local_tag.len(),
     );

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{ascii, CallHandle, Transport};
+use super::{CallHandle, Transport};
 
 /// RFC 3261 §17.2.3 matching key: branch, sent-by, and the method (ACK and CANCEL match the
 /// INVITE by branch; CANCEL has a transaction of its own).
@@ -26,15 +26,19 @@ impl TxnKey {
     /// `host` is lower-cased (sent-by compares case-insensitively); `branch` is written from
     /// its parts in order.
     pub fn new(method: &str, host: &str, port: u16, branch: &[&str]) -> TxnKey {
-        let mut port_buf = [0; 20];
-        let port = ascii::decimal(port as u64, &mut port_buf);
+        let mut port_buf = [0; 10];
+        let port = digits(port as u32, &mut port_buf);
+        let head = [method.as_bytes(), b" ", host.as_bytes(), b":", port, b" "];
         let text = match branch {
-            [b] => KeyText::of(&[method, " ", host, ":", port, " ", b], Some(2)),
+            [b] => {
+                let [m, sp, h, colon, p, sp2] = head;
+                KeyText::of([m, sp, h, colon, p, sp2, b.as_bytes()], Some(2))
+            }
             _ => {
                 let mut parts = Vec::with_capacity(6 + branch.len());
-                parts.extend_from_slice(&[method, " ", host, ":", port, " "]);
-                parts.extend_from_slice(branch);
-                KeyText::of(&parts, Some(2))
+                parts.extend_from_slice(&head);
+                parts.extend(branch.iter().map(|b| b.as_bytes()));
+                KeyText::of_slice(&parts, Some(2))
             }
         };
         TxnKey(HashedKey::new(text))
@@ -43,7 +47,8 @@ impl TxnKey {
     /// The same sent-by and branch under another method (a CANCEL's INVITE).
     pub fn with_method(&self, method: &str) -> TxnKey {
         let rest = self.0.text().split_once(' ').map_or("", |(_, rest)| rest);
-        TxnKey(HashedKey::new(KeyText::of(&[method, " ", rest], None)))
+        let text = KeyText::of([method.as_bytes(), b" ", rest.as_bytes()], None);
+        TxnKey(HashedKey::new(text))
     }
 }
 
@@ -54,10 +59,10 @@ pub(crate) struct MergeKey(HashedKey);
 
 impl MergeKey {
     pub fn new(call_id: &str, from_tag: &str, cseq: u32) -> MergeKey {
-        let mut cseq_buf = [0; 20];
-        let cseq = ascii::decimal(cseq as u64, &mut cseq_buf);
+        let mut cseq_buf = [0; 10];
+        let cseq = digits(cseq, &mut cseq_buf);
         MergeKey(HashedKey::new(KeyText::of(
-            &[cseq, " ", call_id, " ", from_tag],
+            [cseq, b" ", call_id.as_bytes(), b" ", from_tag.as_bytes()],
             None,
         )))
     }
@@ -177,16 +182,15 @@ impl HashedKey {
             let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
             hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
         }
-        let mut tail = [0u8; 8];
-        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+        let tail = load(chunks.remainder());
+        hash = (hash.rotate_left(5) ^ tail).wrapping_mul(K);
         hash ^= hash >> 29;
         HashedKey { hash, text }
     }
 
     /// The key of `parts` written one after the other.
-    pub fn of(parts: &[&str]) -> HashedKey {
-        HashedKey::new(KeyText::of(parts, None))
+    pub fn of<const N: usize>(parts: [&str; N]) -> HashedKey {
+        HashedKey::new(KeyText::of(parts.map(str::as_bytes), None))
     }
 
     pub fn text(&self) -> &str {
@@ -204,11 +208,12 @@ const INLINE: usize = 78;
 #[derive(Clone)]
 pub(crate) enum KeyText {
     Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Box<str>),
+    Heap(Box<[u8]>),
 }
 
 impl KeyText {
-    /// The text. Only whole `str`s are copied in (see `KeyBuilder`), so the bytes are UTF-8.
+    /// The text. Only whole `str`s and ASCII (digits, separators) are copied in, so the bytes
+    /// are UTF-8.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(self.as_bytes()).unwrap_or("")
     }
@@ -218,7 +223,7 @@ impl KeyText {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             KeyText::Inline { len, bytes } => &bytes[..*len as usize],
-            KeyText::Heap(s) => s.as_bytes(),
+            KeyText::Heap(s) => s,
         }
     }
 }
@@ -251,26 +256,19 @@ impl Ord for KeyText {
 
 impl KeyText {
     /// `parts` written one after the other; the part at index `lower` (if any) with its ASCII
-    /// letters lower-cased (`str::make_ascii_lowercase`).
-    #[inline]
-    fn of(parts: &[&str], lower: Option<usize>) -> KeyText {
+    /// letters lower-cased (`make_ascii_lowercase`). Inlined with the number of parts known,
+    /// so each part is one copy (a separator one store), not a trip round a loop.
+    #[inline(always)]
+    fn of<const N: usize>(parts: [&[u8]; N], lower: Option<usize>) -> KeyText {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total > INLINE {
-            let mut heap = String::with_capacity(total);
-            for (i, part) in parts.iter().enumerate() {
-                let at = heap.len();
-                heap.push_str(part);
-                if lower == Some(i) {
-                    heap[at..].make_ascii_lowercase();
-                }
-            }
-            return KeyText::Heap(heap.into_boxed_str());
+            return KeyText::of_slice(&parts, lower);
         }
         let mut bytes = [0; INLINE];
         let mut len = 0;
-        for (i, part) in parts.iter().enumerate() {
+        for (i, part) in parts.into_iter().enumerate() {
             let dst = &mut bytes[len..len + part.len()];
-            dst.copy_from_slice(part.as_bytes());
+            dst.copy_from_slice(part);
             if lower == Some(i) {
                 dst.make_ascii_lowercase();
             }
@@ -280,6 +278,63 @@ impl KeyText {
             len: len as u8,
             bytes,
         }
+    }
+
+    /// [`KeyText::of`] for any number of parts.
+    #[inline(never)]
+    fn of_slice(parts: &[&[u8]], lower: Option<usize>) -> KeyText {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let mut text = Vec::with_capacity(total);
+        for (i, part) in parts.iter().enumerate() {
+            let at = text.len();
+            text.extend_from_slice(part);
+            if lower == Some(i) {
+                text[at..].make_ascii_lowercase();
+            }
+        }
+        if total > INLINE {
+            return KeyText::Heap(text.into_boxed_slice());
+        }
+        let mut bytes = [0; INLINE];
+        bytes[..total].copy_from_slice(&text);
+        KeyText::Inline {
+            len: total as u8,
+            bytes,
+        }
+    }
+}
+
+/// `v` in decimal, in the end of `buf` (for key text: no UTF-8 check wanted).
+fn digits(mut v: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Up to eight bytes as a little-endian word, zero-padded: two overlapping loads (the bytes
+/// both cover are the same, so or-ing them is exact) instead of a copy of variable length.
+#[inline]
+fn load(b: &[u8]) -> u64 {
+    let n = b.len();
+    debug_assert!(n <= 8);
+    if n >= 4 {
+        let lo = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64;
+        let hi = u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]) as u64;
+        lo | hi << (8 * (n - 4))
+    } else if n >= 2 {
+        let lo = u16::from_le_bytes([b[0], b[1]]) as u64;
+        let hi = u16::from_le_bytes([b[n - 2], b[n - 1]]) as u64;
+        lo | hi << (8 * (n - 2))
+    } else if n == 1 {
+        b[0] as u64
+    } else {
+        0
     }
 }
 
@@ -357,9 +412,9 @@ mod tests {
             TxnKey::new("INVITE", "host.example", 5061, &["z9hG4bK1"])
         );
         assert_eq!(MergeKey::new("a@b", "t 1", 7).0.text(), "7 a@b t 1");
-        let x = HashedKey::of(&["x"]);
-        assert_eq!(x, HashedKey::of(&["x"]));
-        assert_ne!(x, HashedKey::of(&["y"]));
+        let x = HashedKey::of(["x"]);
+        assert_eq!(x, HashedKey::of(["x"]));
+        assert_ne!(x, HashedKey::of(["y"]));
         // A Call-ID holds no space, so the tag cannot move into it.
         assert_ne!(MergeKey::new("a", "b c", 1), MergeKey::new("a", "b", 1));
         assert_ne!(MergeKey::new("a", "b", 1), MergeKey::new("a", "b", 11));
@@ -383,9 +438,11 @@ mod tests {
             let branch = "b".repeat(n);
             let a = TxnKey::new("INVITE", "H.example", 5060, &["z9hG4bK", &branch]);
             let text = format!("INVITE h.example:5060 z9hG4bK{branch}");
+            let whole = format!("z9hG4bK{branch}");
+            assert_eq!(TxnKey::new("INVITE", "H.example", 5060, &[&whole]), a);
             assert_eq!(a.0.text(), text);
-            assert_eq!(a.0, HashedKey::of(&[&text[..10], &text[10..]]));
-            let heap = HashedKey::new(KeyText::Heap(text.clone().into_boxed_str()));
+            assert_eq!(a.0, HashedKey::of([&text[..10], &text[10..]]));
+            let heap = HashedKey::new(KeyText::Heap(text.clone().into_bytes().into_boxed_slice()));
             assert_eq!(a.0, heap);
             assert_eq!(a.0.cmp(&heap), std::cmp::Ordering::Equal);
             assert_eq!(a.with_method("CANCEL").with_method("INVITE"), a);
@@ -393,8 +450,8 @@ mod tests {
             assert_eq!(m.0.text(), format!("12 {branch} tag"));
         }
         // Texts order as `str` whichever way they are held.
-        let short = KeyText::Heap("ab".into());
-        let long = HashedKey::of(&["a", "c"]).text;
+        let short = KeyText::Heap(b"ab"[..].into());
+        let long = HashedKey::of(["a", "c"]).text;
         assert!(short < long);
     }
 
@@ -407,7 +464,7 @@ mod tests {
         let mut index = HashIndex::default();
         let mut model: BTreeMap<HashedKey, u64> = BTreeMap::new();
         let key = |n: u64| {
-            let mut k = HashedKey::of(&[&format!("k{n}")]);
+            let mut k = HashedKey::of([&format!("k{n}")]);
             k.hash = n % 3; // collisions on purpose
             k
         };
