@@ -187,7 +187,7 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
         return;
     };
     s.dialogs
-        .remove(&c.dialog, |h| calls.get(&h).map(|c| &c.dialog));
+        .remove(&c.dialog, handle, |h| calls.get(&h).map(|c| &c.dialog));
     let Some(call) = s.calls.remove(&handle) else {
         return;
     };

@@ -514,12 +514,11 @@ impl Server {
         let txns = &self.txns;
         if let Some(txn) = txns.get(&id) {
             let key_of = |v| txns.get(&v).map(|t| t.key.hashed());
-            self.txn_index.remove(txn.key.hashed(), key_of);
+            self.txn_index.remove(txn.key.hashed(), id, key_of);
             if let Some(m) = &txn.merge {
-                if self.merge_index.get(m.hashed(), |v| merge_key_of(txns, v)) == Some(id) {
-                    self.merge_index
-                        .remove(m.hashed(), |v| merge_key_of(txns, v));
-                }
+                // Only if still ours: a merged request's 482 took the key over.
+                self.merge_index
+                    .remove(m.hashed(), id, |v| merge_key_of(txns, v));
             }
         }
         self.txns.remove(&id);
