@@ -513,12 +513,10 @@ impl Server {
         // Out of the indexes first, while the transaction still holds the keys they check.
         let txns = &self.txns;
         if let Some(txn) = txns.get(&id) {
-            let key_of = |v| txns.get(&v).map(|t| t.key.hashed());
-            self.txn_index.remove(txn.key.hashed(), id, key_of);
+            self.txn_index.remove(txn.key.hashed(), id);
             if let Some(m) = &txn.merge {
                 // Only if still ours: a merged request's 482 took the key over.
-                self.merge_index
-                    .remove(m.hashed(), id, |v| merge_key_of(txns, v));
+                self.merge_index.remove(m.hashed(), id);
             }
         }
         self.txns.remove(&id);

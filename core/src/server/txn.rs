@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::ascii::decimal_bytes;
 use super::{CallHandle, Transport};
 
 /// RFC 3261 §17.2.3 matching key: branch, sent-by, and the method (ACK and CANCEL match the
@@ -26,8 +27,8 @@ impl TxnKey {
     /// `host` is lower-cased (sent-by compares case-insensitively); `branch` is written from
     /// its parts in order.
     pub fn new(method: &str, host: &str, port: u16, branch: &[&str]) -> TxnKey {
-        let mut port_buf = [0; 10];
-        let port = digits(port as u32, &mut port_buf);
+        let mut port_buf = [0; 20];
+        let port = decimal_bytes(port as u64, &mut port_buf);
         let head = [method.as_bytes(), b" ", host.as_bytes(), b":", port, b" "];
         let text = match branch {
             [b] => {
@@ -59,8 +60,8 @@ pub(crate) struct MergeKey(HashedKey);
 
 impl MergeKey {
     pub fn new(call_id: &str, from_tag: &str, cseq: u32) -> MergeKey {
-        let mut cseq_buf = [0; 10];
-        let cseq = digits(cseq, &mut cseq_buf);
+        let mut cseq_buf = [0; 20];
+        let cseq = decimal_bytes(cseq as u64, &mut cseq_buf);
         MergeKey(HashedKey::new(KeyText::of(
             [cseq, b" ", call_id.as_bytes(), b" ", from_tag.as_bytes()],
             None,
@@ -96,7 +97,8 @@ impl MergeKey {
 ///
 /// It behaves exactly as a `BTreeMap<HashedKey, V>` (see `hash_index_matches_a_map`).
 /// `stored(v)` must give the key `v` was inserted under for as long as the entry exists:
-/// insert after storing the owner, remove before dropping it.
+/// insert after storing the owner, remove (which needs only the key and `v`) before dropping
+/// it.
 #[derive(Debug)]
 pub(crate) struct HashIndex<V> {
     /// Per slot: [`tag`] of the hash of the key there, 0 when vacant. The home slots come
@@ -247,12 +249,7 @@ impl<V: Copy + PartialEq> HashIndex<V> {
 
     /// Remove `key` if it maps to `v` (its owner, which holds `key`): an entry another owner
     /// took over since (`insert` replaces) is left alone.
-    pub fn remove<'s>(
-        &mut self,
-        key: &HashedKey,
-        v: V,
-        stored: impl Fn(V) -> Option<&'s HashedKey>,
-    ) {
+    pub fn remove(&mut self, key: &HashedKey, v: V) {
         if self.tags.is_empty() {
             return;
         }
@@ -263,17 +260,23 @@ impl<V: Copy + PartialEq> HashIndex<V> {
             if self.ids[i] == v {
                 self.tags[i] = 0;
                 self.len -= 1;
-                // A burst's table is not kept: shrunk as it empties (never below the least).
-                let homes = self.mask + 1;
-                if homes > MIN_HOMES && 8 * self.len < homes {
-                    self.rehash(homes / 2, v, &stored);
-                }
+                self.shrink_if_empty();
                 return;
             }
             bits &= bits - 1;
         }
         if self.may_overflow(key) && self.overflow.get(key) == Some(&v) {
             self.overflow.remove(key);
+            self.shrink_if_empty();
+        }
+    }
+
+    /// Like a `Vec`, the table keeps its room while it holds keys (a shrinking table would
+    /// move every key again, each time a burst of transactions ends); once empty it goes back
+    /// to the least size, so a burst's room is not kept for good.
+    fn shrink_if_empty(&mut self) {
+        if self.len == 0 && self.overflow.is_empty() && self.mask + 1 > MIN_HOMES {
+            *self = HashIndex::default();
         }
     }
 
@@ -459,19 +462,6 @@ impl KeyText {
     }
 }
 
-/// `v` in decimal, in the end of `buf` (for key text: no UTF-8 check wanted).
-fn digits(mut v: u32, buf: &mut [u8; 10]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            return &buf[i..];
-        }
-    }
-}
-
 /// Up to eight bytes as a little-endian word, zero-padded: two overlapping loads (the bytes
 /// both cover are the same, so or-ing them is exact) instead of a copy of variable length.
 #[inline]
@@ -652,7 +642,7 @@ mod tests {
             assert_eq!(index.get(k, |v| keys.get(v)), Some(id));
         }
         for (id, k) in keys.iter().enumerate() {
-            index.remove(k, id, |v| keys.get(v));
+            index.remove(k, id);
         }
         assert!(index.len == 0 && index.overflow.is_empty());
     }
@@ -685,11 +675,11 @@ mod tests {
             match rng.below(insert_odds + 2) {
                 0 if !replaced.is_empty() => {
                     let (k, old) = replaced.swap_remove(rng.below(replaced.len() as u64) as usize);
-                    index.remove(&k, old, |v| owners.get(&v));
+                    index.remove(&k, old);
                 }
                 0 | 1 => {
                     if let Some(owner) = model.remove(&k) {
-                        index.remove(&k, owner, |v| owners.get(&v));
+                        index.remove(&k, owner);
                     }
                 }
                 _ => {
@@ -709,8 +699,11 @@ mod tests {
                 }
             }
         }
-        // The last removals emptied it, or left a table sized for what is left.
-        assert!(index.len == 0 || 8 * index.len >= index.mask + 1 || index.mask < MIN_HOMES);
+        // Removing every key leaves the least table (or none).
+        for (k, owner) in std::mem::take(&mut model) {
+            index.remove(&k, owner);
+        }
+        assert!(index.len == 0 && index.overflow.is_empty() && index.mask < MIN_HOMES);
         (overflowed, homes)
     }
 }
