@@ -379,7 +379,7 @@ impl Server {
         let invite = req.method == "INVITE";
         let merge = (invite && req.to_tag.is_empty())
             .then(|| MergeKey::new(req.call_id, req.from_tag, req.cseq));
-        let id = self.txns.insert(Box::new(ServerTxn {
+        let id = self.txns.insert(ServerTxn {
             key,
             invite,
             state: ServerState::Proceeding,
@@ -393,7 +393,7 @@ impl Server {
             retransmit_at: None,
             interval: self.config.t1,
             end_at: None,
-        }));
+        });
         let txns = &self.txns;
         if let Some(txn) = txns.get(&id) {
             if let Some(m) = &txn.merge {
@@ -519,7 +519,7 @@ impl Server {
                 self.merge_index.remove(m.hashed(), id);
             }
         }
-        self.txns.remove(&id);
+        self.txns.discard(&id);
     }
 
     /// Build and send a complete response to `req` on transaction `id` (no body).
