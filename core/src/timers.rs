@@ -88,13 +88,13 @@ impl<K: Ord> TimerHeap<K> {
         let order = self.order(at);
         // The lane whose last entry is the latest one before this (keeps lanes tight), else an
         // empty lane (back 0, the least of all), else the heap.
-        let (mut best, mut best_back) = (LANES, 0);
+        let mut best: Option<usize> = None;
         for (i, &back) in self.backs.iter().enumerate() {
-            if back < order && (best == LANES || back > best_back) {
-                (best, best_back) = (i, back);
+            if back < order && best.is_none_or(|b| back > self.backs[b]) {
+                best = Some(i);
             }
         }
-        match (best < LANES).then_some(best) {
+        match best {
             Some(i) => {
                 if self.backs[i] == 0 {
                     self.fronts[i] = order;
