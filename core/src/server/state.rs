@@ -96,9 +96,9 @@ pub struct Server {
     pub(crate) epoch_unix: Duration,
     pub(crate) stats: Stats,
     pub(crate) calls: CallSlab,
-    /// In-dialog lookup: `Call-ID SP our tag` (see `calls::dialog_key`) → call. A BTreeMap:
-    /// deterministic, and peer-chosen Call-IDs cannot degrade it the way they can flood a
-    /// fixed-key hash map.
+    /// In-dialog lookup: `Call-ID SP our tag` (see `Call::dialog`) → call. A [`HashIndex`]:
+    /// deterministic, and peer-chosen Call-IDs that collide fill one window and then a B-tree,
+    /// never a long probe chain.
     pub(crate) dialogs: HashIndex<CallHandle>,
     /// RTP port (even) → call, for ports asked of the runtime.
     pub(crate) ports: BTreeMap<u16, CallHandle>,
@@ -376,9 +376,22 @@ impl Server {
         key: TxnKey,
         call: Option<CallHandle>,
     ) -> u64 {
-        let invite = req.method == "INVITE";
-        let merge = (invite && req.to_tag.is_empty())
+        let merge = (req.method == "INVITE" && req.to_tag.is_empty())
             .then(|| MergeKey::new(req.call_id, req.from_tag, req.cseq));
+        self.new_server_txn_merged(req, key, merge, call)
+    }
+
+    /// [`Server::new_server_txn`] with the request's merge key (RFC 3261 §8.2.2.2) already
+    /// built: `Some` exactly for an INVITE without To tag.
+    pub(crate) fn new_server_txn_merged(
+        &mut self,
+        req: &Request<'_>,
+        key: TxnKey,
+        merge: Option<MergeKey>,
+        call: Option<CallHandle>,
+    ) -> u64 {
+        let invite = req.method == "INVITE";
+        debug_assert_eq!(merge.is_some(), invite && req.to_tag.is_empty());
         let id = self.txns.insert(ServerTxn {
             key,
             invite,
