@@ -10,11 +10,12 @@ use super::CallHandle;
 /// allocates nothing. (A call is big and long-lived, so [`CallSlab`] holds boxes: a free slot
 /// costs 16 bytes, and the Vec's doubling growth does not multiply the size of a whole call.)
 ///
-/// Once it holds nothing, a slab with room for more than [`KEEP_SLOTS`] values lets that
-/// room go (a burst of transactions, all ended 32 s later, does not keep it for good), and
-/// reserves as much at once when it fills again (no doubling and copying on the way up).
-/// Its slots then start above every generation given out before, so an old id still matches
-/// nothing.
+/// A slab made [`IdSlab::releasing`] (transactions) lets its room go once it holds nothing,
+/// if that room is for more than [`KEEP_SLOTS`] values (a burst of transactions, all ended
+/// 32 s later, does not keep it for good), and reserves as much at once when it fills again
+/// (no doubling and copying on the way up). Its slots then start above every generation given
+/// out before, so an old id still matches nothing. (Calls keep their slots: a call's handle
+/// is public, and numbers its slot as before.)
 #[derive(Debug)]
 pub(crate) struct IdSlab<T> {
     slots: Vec<IdSlot<T>>,
@@ -25,6 +26,7 @@ pub(crate) struct IdSlab<T> {
     base: u32,
     /// Slots in use when the slab last let its room go.
     peak: usize,
+    release: bool,
 }
 
 /// Room a slab keeps when it empties.
@@ -45,6 +47,7 @@ impl<T> Default for IdSlab<T> {
             top: 0,
             base: 0,
             peak: 0,
+            release: false,
         }
     }
 }
@@ -54,6 +57,14 @@ fn split_id(id: u64) -> (usize, u32) {
 }
 
 impl<T> IdSlab<T> {
+    /// A slab that lets its room go when it empties (see the type's docs).
+    pub fn releasing() -> Self {
+        IdSlab {
+            release: true,
+            ..IdSlab::default()
+        }
+    }
+
     /// An id for a value about to be stored with [`IdSlab::fill`] (never equal to any id given
     /// out before).
     pub fn vacant(&mut self) -> u64 {
@@ -142,7 +153,7 @@ impl<T> IdSlab<T> {
     fn vacated(&mut self, id: &u64) {
         self.free.push(split_id(*id).0 as u32);
         self.len -= 1;
-        if self.len == 0 && self.slots.len() > KEEP_SLOTS {
+        if self.release && self.len == 0 && self.slots.len() > KEEP_SLOTS {
             self.peak = self.slots.len();
             self.base = self.top;
             self.slots = Vec::new();
@@ -238,7 +249,7 @@ mod tests {
     /// and no old id finds a new value.
     #[test]
     fn ids_stay_unique_when_the_room_goes() {
-        let mut s = IdSlab::default();
+        let mut s = IdSlab::releasing();
         let mut seen = std::collections::BTreeSet::new();
         let mut old = Vec::new();
         for round in 0..5u64 {

@@ -148,7 +148,7 @@ impl Server {
             ports: BTreeMap::new(),
             bad_ports: BTreeSet::new(),
             port_cursor,
-            txns: IdSlab::default(),
+            txns: IdSlab::releasing(),
             txn_index: HashIndex::default(),
             merge_index: HashIndex::default(),
             client_txns: BTreeMap::new(),
