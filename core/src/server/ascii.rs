@@ -11,7 +11,7 @@ pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
     ascii_str(decimal_bytes(v, buf))
 }
 
-/// [`decimal`] as bytes (no UTF-8 check: the callers copy them on).
+/// [`decimal`] as bytes (no UTF-8 check: the digits are ASCII).
 pub(crate) fn decimal_bytes(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
     // Two digits per division: SDP session ids and versions have ten.
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\

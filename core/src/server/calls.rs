@@ -228,8 +228,10 @@ pub(crate) fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
         return on_ack(s, now, req);
     }
     // RFC 3261 §8.2.2.2: the same request arriving by two paths is a loop, not a new call.
-    if req.method == "INVITE" && req.to_tag.is_empty() {
-        let merge = MergeKey::new(req.call_id, req.from_tag, req.cseq);
+    // The key is built once: a new call's transaction keeps it.
+    let merge = (req.method == "INVITE" && req.to_tag.is_empty())
+        .then(|| MergeKey::new(req.call_id, req.from_tag, req.cseq));
+    if let Some(merge) = &merge {
         let merged = s
             .merge_index
             .get(merge.hashed(), |v| super::state::merge_key_of(&s.txns, v))
@@ -265,7 +267,7 @@ pub(crate) fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
         return s.respond_final(now, req, key, 420, &[("Unsupported", &list)]);
     }
     match req.method {
-        "INVITE" if req.to_tag.is_empty() => on_invite(s, now, req, key),
+        "INVITE" if req.to_tag.is_empty() => on_invite(s, now, req, key, merge),
         "INVITE" | "UPDATE" => on_offer_in_dialog(s, now, req, key),
         "BYE" => on_bye(s, now, req, key),
         "INFO" => match find_dialog(s, req) {
@@ -299,7 +301,7 @@ pub(crate) fn find_dialog(s: &mut Server, req: &Request<'_>) -> Option<CallHandl
         return None;
     }
     // The key is held inline: no allocation per in-dialog request.
-    let key = HashedKey::of(&[req.call_id, " ", req.to_tag]);
+    let key = HashedKey::of([req.call_id, " ", req.to_tag]);
     s.dialogs.get(&key, |h| s.calls.get(&h).map(|c| &c.dialog))
 }
 

@@ -6,7 +6,7 @@ use super::calls::*;
 use super::dialog::*;
 use super::incoming::{self, Request};
 use super::state::{CallTimer, Server, Timer};
-use super::txn::{HashedKey, TxnKey};
+use super::txn::{HashedKey, MergeKey, TxnKey};
 use super::{CallHandle, Command, Direction, EndReason, Transport};
 use crate::sdp::{self, LocalMedia};
 use crate::sip::{Lines, MessageWriter, Prefix};
@@ -14,7 +14,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: TxnKey) {
+/// `merge`: the request's merge key, built for the merged-request check.
+pub(crate) fn on_invite(
+    s: &mut Server,
+    now: Instant,
+    req: &Request<'_>,
+    key: TxnKey,
+    merge: Option<MergeKey>,
+) {
     if s.draining.is_some() {
         return s.respond_final(now, req, key, 503, &[("Retry-After", "30")]);
     }
@@ -33,7 +40,7 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
         return; // refused with a final response
     };
     let handle = s.calls.vacant();
-    let id = s.new_server_txn(req, key, Some(handle));
+    let id = s.new_server_txn_merged(req, key, merge, Some(handle));
     // Our tag goes straight into the dialog's identity string (no String of its own).
     let mut tag_buf = [0; 16];
     let local_tag = ascii::hex16(s.rng.next_u64(), &mut tag_buf);
@@ -86,7 +93,7 @@ pub(crate) fn on_invite(s: &mut Server, now: Instant, req: &Request<'_>, key: Tx
         }
     }
     let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
-    let dialog = HashedKey::of(&[req.call_id, " ", local_tag]);
+    let dialog = HashedKey::of([req.call_id, " ", local_tag]);
     let mut parties = String::with_capacity(
         req.uri_user.len() + req.from.len() + req.to.len() + 5 + local_tag.len(),
     );

@@ -9,6 +9,7 @@ use super::playout::*;
 use super::state::{CallTimer, Path, Server, Timer};
 use super::txn::ClientPurpose;
 use super::{CallHandle, Command, EndReason, Event, TransmitKind, Transport};
+use std::collections::btree_map::Entry;
 use std::time::Instant;
 
 pub(crate) fn call_timer(
@@ -181,18 +182,19 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
     if sent_any {
         send_rtcp(s, now, handle, true);
     }
-    // Out of the index first, while the call still holds the key it checks.
-    let calls = &s.calls;
-    let Some(c) = calls.get(&handle) else {
-        return;
-    };
-    s.dialogs
-        .remove(&c.dialog, |h| calls.get(&h).map(|c| &c.dialog));
     let Some(call) = s.calls.remove(&handle) else {
         return;
     };
-    if call.port != 0 && s.ports.get(&call.port) == Some(&handle) {
-        s.ports.remove(&call.port);
+    s.dialogs.remove(&call.dialog, handle);
+    // One search for the port, and its entry removed only if it is still this call's.
+    let freed = match s.ports.entry(call.port) {
+        Entry::Occupied(e) if call.port != 0 && *e.get() == handle => {
+            e.remove();
+            true
+        }
+        _ => false,
+    };
+    if freed {
         let rtcp_mux = call
             .media
             .as_ref()

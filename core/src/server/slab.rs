@@ -6,19 +6,36 @@
 use super::calls::Call;
 use super::CallHandle;
 
-/// Values by id (slot index and generation). Boxed: a free slot costs 16 bytes, so the slots a
-/// burst leaves behind stay cheap, and the Vec's doubling growth does not multiply the size of
-/// a whole call.
+/// Values by id (slot index and generation), held in their slots: storing or removing one
+/// allocates nothing. (A call is big and long-lived, so [`CallSlab`] holds boxes: a free slot
+/// costs 16 bytes, and the Vec's doubling growth does not multiply the size of a whole call.)
+///
+/// A slab made [`IdSlab::releasing`] (transactions) lets its room go once it holds nothing,
+/// if that room is for more than [`KEEP_SLOTS`] values (a burst of transactions, all ended
+/// 32 s later, does not keep it for good), and reserves as much at once when it fills again
+/// (no doubling and copying on the way up). Its slots then start above every generation given
+/// out before, so an old id still matches nothing. (Calls keep their slots: a call's handle
+/// is public, and numbers its slot as before.)
 #[derive(Debug)]
 pub(crate) struct IdSlab<T> {
     slots: Vec<IdSlot<T>>,
     free: Vec<u32>,
+    len: usize,
+    /// The highest generation any slot has had, and the generation new slots start from.
+    top: u32,
+    base: u32,
+    /// Slots in use when the slab last let its room go.
+    peak: usize,
+    release: bool,
 }
+
+/// Room a slab keeps when it empties.
+const KEEP_SLOTS: usize = 64;
 
 #[derive(Debug)]
 struct IdSlot<T> {
     generation: u32,
-    value: Option<Box<T>>,
+    value: Option<T>,
 }
 
 impl<T> Default for IdSlab<T> {
@@ -26,6 +43,11 @@ impl<T> Default for IdSlab<T> {
         IdSlab {
             slots: Vec::new(),
             free: Vec::new(),
+            len: 0,
+            top: 0,
+            base: 0,
+            peak: 0,
+            release: false,
         }
     }
 }
@@ -35,14 +57,25 @@ fn split_id(id: u64) -> (usize, u32) {
 }
 
 impl<T> IdSlab<T> {
+    /// A slab that lets its room go when it empties (see the type's docs).
+    pub fn releasing() -> Self {
+        IdSlab {
+            release: true,
+            ..IdSlab::default()
+        }
+    }
+
     /// An id for a value about to be stored with [`IdSlab::fill`] (never equal to any id given
     /// out before).
     pub fn vacant(&mut self) -> u64 {
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
+                if self.slots.capacity() == 0 {
+                    self.slots.reserve(self.peak);
+                }
                 self.slots.push(IdSlot {
-                    generation: 0,
+                    generation: self.base,
                     value: None,
                 });
                 (self.slots.len() - 1) as u32
@@ -50,19 +83,24 @@ impl<T> IdSlab<T> {
         };
         let slot = &mut self.slots[index as usize];
         slot.generation = slot.generation.wrapping_add(1);
+        self.top = self.top.max(slot.generation);
         ((slot.generation as u64) << 32) | index as u64
     }
 
-    /// Store `value` under `id` from [`IdSlab::vacant`]; true when the slot was empty.
-    pub fn fill(&mut self, id: u64, value: Box<T>) -> bool {
+    /// Store `value` under `id` from [`IdSlab::vacant`]. Written straight into the slot (a
+    /// transaction is a few hundred bytes: no copy of it goes in or out on the way).
+    pub fn fill(&mut self, id: u64, value: T) {
         let (i, g) = split_id(id);
         let slot = &mut self.slots[i];
         debug_assert_eq!(slot.generation, g);
-        slot.value.replace(value).is_none()
+        if slot.value.is_none() {
+            self.len += 1;
+        }
+        slot.value = Some(value);
     }
 
     /// Store `value` under a new id.
-    pub fn insert(&mut self, value: Box<T>) -> u64 {
+    pub fn insert(&mut self, value: T) -> u64 {
         let id = self.vacant();
         self.fill(id, value);
         id
@@ -74,7 +112,7 @@ impl<T> IdSlab<T> {
         if slot.generation != g {
             return None;
         }
-        slot.value.as_deref()
+        slot.value.as_ref()
     }
 
     pub fn get_mut(&mut self, id: &u64) -> Option<&mut T> {
@@ -83,19 +121,48 @@ impl<T> IdSlab<T> {
         if slot.generation != g {
             return None;
         }
-        slot.value.as_deref_mut()
+        slot.value.as_mut()
     }
 
-    /// The value, still boxed: moving it out would copy the whole struct just to drop it.
-    pub fn remove(&mut self, id: &u64) -> Option<Box<T>> {
+    pub fn remove(&mut self, id: &u64) -> Option<T> {
+        let value = self.get_mut_slot(id).and_then(Option::take)?;
+        self.vacated(id);
+        Some(value)
+    }
+
+    /// Drop the value under `id` where it lies (no copy out). True when there was one.
+    pub fn discard(&mut self, id: &u64) -> bool {
+        let Some(slot) = self.get_mut_slot(id) else {
+            return false;
+        };
+        if slot.is_none() {
+            return false;
+        }
+        *slot = None;
+        self.vacated(id);
+        true
+    }
+
+    fn get_mut_slot(&mut self, id: &u64) -> Option<&mut Option<T>> {
         let (i, g) = split_id(*id);
         let slot = self.slots.get_mut(i)?;
-        if slot.generation != g {
-            return None;
+        (slot.generation == g).then_some(&mut slot.value)
+    }
+
+    /// The slot of `id` was just emptied.
+    fn vacated(&mut self, id: &u64) {
+        self.free.push(split_id(*id).0 as u32);
+        self.len -= 1;
+        if self.release && self.len == 0 && self.slots.len() > KEEP_SLOTS {
+            self.peak = self.slots.len();
+            self.base = self.top;
+            self.slots = Vec::new();
+            self.free = Vec::new();
         }
-        let value = slot.value.take()?;
-        self.free.push(i as u32);
-        Some(value)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
     }
 
     /// The ids of the stored values, in slot order.
@@ -108,15 +175,14 @@ impl<T> IdSlab<T> {
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.slots.iter_mut().filter_map(|s| s.value.as_deref_mut())
+        self.slots.iter_mut().filter_map(|s| s.value.as_mut())
     }
 }
 
-/// Calls by [`CallHandle`]: an [`IdSlab`] that also counts its calls.
+/// Calls by [`CallHandle`]: an [`IdSlab`] of boxed calls.
 #[derive(Debug, Default)]
 pub(crate) struct CallSlab {
-    slab: IdSlab<Call>,
-    len: usize,
+    slab: IdSlab<Box<Call>>,
 }
 
 impl CallSlab {
@@ -126,32 +192,28 @@ impl CallSlab {
     }
 
     pub fn insert(&mut self, h: CallHandle, call: Call) {
-        if self.slab.fill(h.0, Box::new(call)) {
-            self.len += 1;
-        }
+        self.slab.fill(h.0, Box::new(call));
     }
 
     pub fn get(&self, h: &CallHandle) -> Option<&Call> {
-        self.slab.get(&h.0)
+        self.slab.get(&h.0).map(|c| &**c)
     }
 
     pub fn get_mut(&mut self, h: &CallHandle) -> Option<&mut Call> {
-        self.slab.get_mut(&h.0)
+        self.slab.get_mut(&h.0).map(|c| &mut **c)
     }
 
     /// The call, still boxed: moving it out would copy the whole struct just to drop it.
     pub fn remove(&mut self, h: &CallHandle) -> Option<Box<Call>> {
-        let call = self.slab.remove(&h.0)?;
-        self.len -= 1;
-        Some(call)
+        self.slab.remove(&h.0)
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.slab.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.slab.len() == 0
     }
 
     pub fn keys(&self) -> impl Iterator<Item = CallHandle> + '_ {
@@ -159,27 +221,53 @@ impl CallSlab {
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Call> {
-        self.slab.values_mut()
+        self.slab.values_mut().map(|c| &mut **c)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::IdSlab;
+    use super::{IdSlab, KEEP_SLOTS};
 
     #[test]
     fn ids_are_never_reused() {
         let mut s = IdSlab::default();
-        let a = s.insert(Box::new(1));
+        let a = s.insert(1);
         assert_eq!(s.get(&a), Some(&1));
-        assert_eq!(s.remove(&a).as_deref(), Some(&1));
+        assert_eq!(s.remove(&a), Some(1));
         assert_eq!(s.get(&a), None);
-        let b = s.insert(Box::new(2));
+        let b = s.insert(2);
         assert_ne!(a, b);
         assert_eq!(s.get(&a), None);
         assert_eq!(s.remove(&a), None);
         *s.get_mut(&b).unwrap() += 1;
         assert_eq!(s.get(&b), Some(&3));
         assert_eq!(s.get(&(b + 7)), None);
+    }
+
+    /// A slab that lets its room go when it empties still never gives out an old id again,
+    /// and no old id finds a new value.
+    #[test]
+    fn ids_stay_unique_when_the_room_goes() {
+        let mut s = IdSlab::releasing();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut old = Vec::new();
+        for round in 0..5u64 {
+            let ids: Vec<u64> = (0..(KEEP_SLOTS as u64 + 10) * (round + 1))
+                .map(|n| s.insert(n))
+                .collect();
+            for &id in &ids {
+                assert!(seen.insert(id), "id {id:#x} given out twice");
+            }
+            for &id in &old {
+                assert_eq!(s.get(&id), None);
+            }
+            for (n, id) in ids.iter().enumerate() {
+                assert_eq!(s.remove(id), Some(n as u64));
+            }
+            assert_eq!(s.len(), 0);
+            assert!(s.slots.is_empty(), "room let go in round {round}");
+            old.extend(ids);
+        }
     }
 }

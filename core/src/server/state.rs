@@ -96,9 +96,9 @@ pub struct Server {
     pub(crate) epoch_unix: Duration,
     pub(crate) stats: Stats,
     pub(crate) calls: CallSlab,
-    /// In-dialog lookup: `Call-ID SP our tag` (see `calls::dialog_key`) → call. A BTreeMap:
-    /// deterministic, and peer-chosen Call-IDs cannot degrade it the way they can flood a
-    /// fixed-key hash map.
+    /// In-dialog lookup: `Call-ID SP our tag` (see `Call::dialog`) → call. A [`HashIndex`]:
+    /// deterministic, and peer-chosen Call-IDs that collide fill one window and then a B-tree,
+    /// never a long probe chain.
     pub(crate) dialogs: HashIndex<CallHandle>,
     /// RTP port (even) → call, for ports asked of the runtime.
     pub(crate) ports: BTreeMap<u16, CallHandle>,
@@ -148,7 +148,7 @@ impl Server {
             ports: BTreeMap::new(),
             bad_ports: BTreeSet::new(),
             port_cursor,
-            txns: IdSlab::default(),
+            txns: IdSlab::releasing(),
             txn_index: HashIndex::default(),
             merge_index: HashIndex::default(),
             client_txns: BTreeMap::new(),
@@ -376,10 +376,23 @@ impl Server {
         key: TxnKey,
         call: Option<CallHandle>,
     ) -> u64 {
-        let invite = req.method == "INVITE";
-        let merge = (invite && req.to_tag.is_empty())
+        let merge = (req.method == "INVITE" && req.to_tag.is_empty())
             .then(|| MergeKey::new(req.call_id, req.from_tag, req.cseq));
-        let id = self.txns.insert(Box::new(ServerTxn {
+        self.new_server_txn_merged(req, key, merge, call)
+    }
+
+    /// [`Server::new_server_txn`] with the request's merge key (RFC 3261 §8.2.2.2) already
+    /// built: `Some` exactly for an INVITE without To tag.
+    pub(crate) fn new_server_txn_merged(
+        &mut self,
+        req: &Request<'_>,
+        key: TxnKey,
+        merge: Option<MergeKey>,
+        call: Option<CallHandle>,
+    ) -> u64 {
+        let invite = req.method == "INVITE";
+        debug_assert_eq!(merge.is_some(), invite && req.to_tag.is_empty());
+        let id = self.txns.insert(ServerTxn {
             key,
             invite,
             state: ServerState::Proceeding,
@@ -393,7 +406,7 @@ impl Server {
             retransmit_at: None,
             interval: self.config.t1,
             end_at: None,
-        }));
+        });
         let txns = &self.txns;
         if let Some(txn) = txns.get(&id) {
             if let Some(m) = &txn.merge {
@@ -513,16 +526,13 @@ impl Server {
         // Out of the indexes first, while the transaction still holds the keys they check.
         let txns = &self.txns;
         if let Some(txn) = txns.get(&id) {
-            let key_of = |v| txns.get(&v).map(|t| t.key.hashed());
-            self.txn_index.remove(txn.key.hashed(), key_of);
+            self.txn_index.remove(txn.key.hashed(), id);
             if let Some(m) = &txn.merge {
-                if self.merge_index.get(m.hashed(), |v| merge_key_of(txns, v)) == Some(id) {
-                    self.merge_index
-                        .remove(m.hashed(), |v| merge_key_of(txns, v));
-                }
+                // Only if still ours: a merged request's 482 took the key over.
+                self.merge_index.remove(m.hashed(), id);
             }
         }
-        self.txns.remove(&id);
+        self.txns.discard(&id);
     }
 
     /// Build and send a complete response to `req` on transaction `id` (no body).

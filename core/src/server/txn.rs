@@ -6,12 +6,13 @@
 //! (timer L = 64·T1) absorbing retransmitted INVITEs, while the dialog layer retransmits the 2xx
 //! until the ACK arrives.
 
-use std::collections::btree_map::{BTreeMap, Entry};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{ascii, CallHandle, Transport};
+use super::ascii::decimal_bytes;
+use super::{CallHandle, Transport};
 
 /// RFC 3261 §17.2.3 matching key: branch, sent-by, and the method (ACK and CANCEL match the
 /// INVITE by branch; CANCEL has a transaction of its own).
@@ -27,14 +28,18 @@ impl TxnKey {
     /// its parts in order.
     pub fn new(method: &str, host: &str, port: u16, branch: &[&str]) -> TxnKey {
         let mut port_buf = [0; 20];
-        let port = ascii::decimal(port as u64, &mut port_buf);
+        let port = decimal_bytes(port as u64, &mut port_buf);
+        let head = [method.as_bytes(), b" ", host.as_bytes(), b":", port, b" "];
         let text = match branch {
-            [b] => KeyText::of(&[method, " ", host, ":", port, " ", b], Some(2)),
+            [b] => {
+                let [m, sp, h, colon, p, sp2] = head;
+                KeyText::of([m, sp, h, colon, p, sp2, b.as_bytes()], Some(2))
+            }
             _ => {
                 let mut parts = Vec::with_capacity(6 + branch.len());
-                parts.extend_from_slice(&[method, " ", host, ":", port, " "]);
-                parts.extend_from_slice(branch);
-                KeyText::of(&parts, Some(2))
+                parts.extend_from_slice(&head);
+                parts.extend(branch.iter().map(|b| b.as_bytes()));
+                KeyText::of_slice(&parts, Some(2))
             }
         };
         TxnKey(HashedKey::new(text))
@@ -43,7 +48,8 @@ impl TxnKey {
     /// The same sent-by and branch under another method (a CANCEL's INVITE).
     pub fn with_method(&self, method: &str) -> TxnKey {
         let rest = self.0.text().split_once(' ').map_or("", |(_, rest)| rest);
-        TxnKey(HashedKey::new(KeyText::of(&[method, " ", rest], None)))
+        let text = KeyText::of([method.as_bytes(), b" ", rest.as_bytes()], None);
+        TxnKey(HashedKey::new(text))
     }
 }
 
@@ -55,9 +61,9 @@ pub(crate) struct MergeKey(HashedKey);
 impl MergeKey {
     pub fn new(call_id: &str, from_tag: &str, cseq: u32) -> MergeKey {
         let mut cseq_buf = [0; 20];
-        let cseq = ascii::decimal(cseq as u64, &mut cseq_buf);
+        let cseq = decimal_bytes(cseq as u64, &mut cseq_buf);
         MergeKey(HashedKey::new(KeyText::of(
-            &[cseq, " ", call_id, " ", from_tag],
+            [cseq, b" ", call_id.as_bytes(), b" ", from_tag.as_bytes()],
             None,
         )))
     }
@@ -76,42 +82,122 @@ impl MergeKey {
 }
 
 /// Key → id for keys their owners keep (a transaction its [`TxnKey`] and [`MergeKey`], a call
-/// its dialog key): the B-tree holds only the 64-bit hash and the id, and a hit is confirmed
-/// against the key the owner holds (`stored`, an O(1) slab lookup). Small entries make every
-/// insert and remove cheap, and nothing is copied into the index.
+/// its dialog key): a table of slots holding a one-byte tag of the key's hash and the id, a
+/// hit confirmed against the key the owner holds (`stored`, an O(1) slab lookup). Nothing is
+/// copied into the index, and a lookup, insert or remove reads one word of tags (a window)
+/// instead of searching a B-tree (and splitting and merging its nodes).
 ///
-/// It behaves exactly as a `BTreeMap<HashedKey, V>`: a key whose hash another key already
-/// holds goes to `overflow`, a full map by key (only crafted or unlucky collisions get there),
-/// and every key has at most one entry in either. `stored(v)` must give the key `v` was
-/// inserted under for as long as the entry exists: insert after storing the owner, remove
-/// before dropping it.
+/// A key may sit only in the [`WINDOW`] slots from its home slot (the low bits of its hash).
+/// When those are taken, it goes to `overflow`, a B-tree by full key, and its home slot is
+/// marked so that lookups of keys homed there search it too. A peer who crafts keys for one
+/// home (the hash is not secret: the core is deterministic) fills one window and then the
+/// B-tree: every operation stays O(window + log n), never a scan of a long probe chain the
+/// way open addressing degrades under flooding. Nothing iterates the index, so the placement
+/// of keys is never visible.
+///
+/// It behaves exactly as a `BTreeMap<HashedKey, V>` (see `hash_index_matches_a_map`).
+/// `stored(v)` must give the key `v` was inserted under for as long as the entry exists:
+/// insert after storing the owner, remove (which needs only the key and `v`) before dropping
+/// it.
 #[derive(Debug)]
 pub(crate) struct HashIndex<V> {
-    primary: BTreeMap<u64, V>,
+    /// Per slot: [`tag`] of the hash of the key there, 0 when vacant. The home slots come
+    /// first, then `WINDOW - 1` more, so that no window wraps round.
+    tags: Vec<u8>,
+    /// Per slot: the id. Vacant slots hold a copy of any id (never read: their tag is 0).
+    ids: Vec<V>,
+    /// Per home slot: some key homed there is in `overflow`.
+    spilled: Vec<bool>,
+    /// Home slots − 1 (their number is a power of two).
+    mask: usize,
+    /// Keys in the table (not in `overflow`).
+    len: usize,
     overflow: BTreeMap<HashedKey, V>,
+}
+
+/// The slots a key may take from its home slot on: one word of tags.
+const WINDOW: usize = 8;
+
+/// The fewest home slots of a table that holds any key.
+const MIN_HOMES: usize = 16;
+
+/// The tag of a hash in its slot: its top seven bits, and the high bit set (0 marks a vacant
+/// slot). The home slot comes from the low bits, so the two are independent.
+fn tag(hash: u64) -> u8 {
+    0x80 | (hash >> 57) as u8
 }
 
 impl<V> Default for HashIndex<V> {
     fn default() -> Self {
         HashIndex {
-            primary: BTreeMap::new(),
+            tags: Vec::new(),
+            ids: Vec::new(),
+            spilled: Vec::new(),
+            mask: 0,
+            len: 0,
             overflow: BTreeMap::new(),
         }
     }
 }
 
-impl<V: Copy> HashIndex<V> {
+impl<V: Copy + PartialEq> HashIndex<V> {
+    fn home(&self, hash: u64) -> usize {
+        hash as usize & self.mask
+    }
+
+    /// The high bit of byte `i` set where slot `home + i` holds `tag` (0: where it is
+    /// vacant): the eight tags compared at once, as one word.
+    #[inline]
+    fn window(&self, home: usize, tag: u8) -> u64 {
+        const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+        let tags: [u8; WINDOW] = self.tags[home..home + WINDOW].try_into().unwrap();
+        let x = u64::from_le_bytes(tags) ^ (tag as u64 * 0x0101_0101_0101_0101);
+        // A byte of `x` is zero where the tag matches; adding 0x7f to its low seven bits sets
+        // its high bit unless it is zero, and no carry crosses into the next byte.
+        !(((x & LOW7) + LOW7) | x) & !LOW7
+    }
+
+    /// The slot a bit of [`HashIndex::window`] stands for.
+    fn slot(home: usize, bits: u64) -> usize {
+        home + (bits.trailing_zeros() / 8) as usize
+    }
+
+    /// The slot of `key`, if it is in the table.
+    #[inline]
+    fn find<'s>(
+        &self,
+        key: &HashedKey,
+        stored: impl Fn(V) -> Option<&'s HashedKey>,
+    ) -> Option<usize> {
+        if self.tags.is_empty() {
+            return None;
+        }
+        let home = self.home(key.hash);
+        let mut bits = self.window(home, tag(key.hash));
+        while bits != 0 {
+            let i = Self::slot(home, bits);
+            if stored(self.ids[i]).is_some_and(|k| k == key) {
+                return Some(i);
+            }
+            bits &= bits - 1;
+        }
+        None
+    }
+
+    /// Is `overflow` worth searching for `key`?
+    fn may_overflow(&self, key: &HashedKey) -> bool {
+        !self.overflow.is_empty() && self.spilled[self.home(key.hash)]
+    }
+
     pub fn get<'s>(
         &self,
         key: &HashedKey,
         stored: impl Fn(V) -> Option<&'s HashedKey>,
     ) -> Option<V> {
-        if let Some(&v) = self.primary.get(&key.hash) {
-            if stored(v).is_some_and(|k| k == key) {
-                return Some(v);
-            }
+        if let Some(i) = self.find(key, &stored) {
+            return Some(self.ids[i]);
         }
-        if self.overflow.is_empty() {
+        if !self.may_overflow(key) {
             return None;
         }
         self.overflow.get(key).copied()
@@ -123,32 +209,103 @@ impl<V: Copy> HashIndex<V> {
         v: V,
         stored: impl Fn(V) -> Option<&'s HashedKey>,
     ) {
-        match self.primary.entry(key.hash) {
-            Entry::Vacant(e) => {
-                e.insert(v);
-                if !self.overflow.is_empty() {
-                    self.overflow.remove(key);
-                }
-            }
-            Entry::Occupied(mut e) => {
-                if stored(*e.get()).is_some_and(|k| k == key) {
-                    e.insert(v); // the same key again: replaced, as a map would
-                } else {
-                    self.overflow.insert(key.clone(), v);
-                }
-            }
+        let homes = self.mask + 1;
+        if self.tags.is_empty() || 2 * (self.len + 1) > homes {
+            let homes = if self.tags.is_empty() {
+                MIN_HOMES
+            } else {
+                2 * homes
+            };
+            self.rehash(homes, v, &stored);
         }
-    }
-
-    pub fn remove<'s>(&mut self, key: &HashedKey, stored: impl Fn(V) -> Option<&'s HashedKey>) {
-        if let Entry::Occupied(e) = self.primary.entry(key.hash) {
-            if stored(*e.get()).is_some_and(|k| k == key) {
-                e.remove();
+        if let Some(i) = self.find(key, &stored) {
+            self.ids[i] = v; // the same key again: replaced, as a map would
+            return;
+        }
+        if self.may_overflow(key) {
+            if let Some(e) = self.overflow.get_mut(key) {
+                *e = v;
                 return;
             }
         }
-        if !self.overflow.is_empty() {
+        self.place(key, v);
+    }
+
+    /// Put `key` (in neither the table nor `overflow`) in the first vacant slot of its window,
+    /// or in `overflow`.
+    fn place(&mut self, key: &HashedKey, v: V) {
+        let home = self.home(key.hash);
+        let vacant = self.window(home, 0);
+        if vacant != 0 {
+            let i = Self::slot(home, vacant);
+            self.tags[i] = tag(key.hash);
+            self.ids[i] = v;
+            self.len += 1;
+        } else {
+            self.spilled[home] = true;
+            self.overflow.insert(key.clone(), v);
+        }
+    }
+
+    /// Remove `key` if it maps to `v` (its owner, which holds `key`): an entry another owner
+    /// took over since (`insert` replaces) is left alone.
+    pub fn remove(&mut self, key: &HashedKey, v: V) {
+        if self.tags.is_empty() {
+            return;
+        }
+        let home = self.home(key.hash);
+        let mut bits = self.window(home, tag(key.hash));
+        while bits != 0 {
+            let i = Self::slot(home, bits);
+            if self.ids[i] == v {
+                self.tags[i] = 0;
+                self.len -= 1;
+                self.shrink_if_empty();
+                return;
+            }
+            bits &= bits - 1;
+        }
+        if self.may_overflow(key) && self.overflow.get(key) == Some(&v) {
             self.overflow.remove(key);
+            self.shrink_if_empty();
+        }
+    }
+
+    /// Like a `Vec`, the table keeps its room while it holds keys (a shrinking table would
+    /// move every key again, each time a burst of transactions ends); once empty it goes back
+    /// to the least size, so a burst's room is not kept for good.
+    fn shrink_if_empty(&mut self) {
+        if self.len == 0 && self.overflow.is_empty() && self.mask + 1 > MIN_HOMES {
+            *self = HashIndex::default();
+        }
+    }
+
+    /// Move every key of the table into a new one of `homes` home slots (`filler`: any id).
+    /// Keys in `overflow` stay there, their home slots marked anew.
+    #[cold]
+    fn rehash<'s>(
+        &mut self,
+        homes: usize,
+        filler: V,
+        stored: &impl Fn(V) -> Option<&'s HashedKey>,
+    ) {
+        let slots = homes + WINDOW - 1;
+        let tags = std::mem::replace(&mut self.tags, vec![0; slots]);
+        let ids = std::mem::replace(&mut self.ids, vec![filler; slots]);
+        self.spilled = vec![false; homes];
+        self.mask = homes - 1;
+        self.len = 0;
+        for key in self.overflow.keys() {
+            let home = key.hash as usize & self.mask;
+            self.spilled[home] = true;
+        }
+        for (t, v) in tags.into_iter().zip(ids) {
+            if t == 0 {
+                continue;
+            }
+            if let Some(key) = stored(v) {
+                self.place(key, v);
+            }
         }
     }
 }
@@ -168,7 +325,11 @@ pub(crate) struct HashedKey {
 impl HashedKey {
     pub fn new(text: KeyText) -> HashedKey {
         // Eight bytes per round (rotate, xor, multiply by an odd constant), the tail padded
-        // with zeros and the length mixed in; a final xor-shift spreads the high bits down.
+        // with zeros and the length mixed in. A round's low bits depend only on the low bits
+        // of its input, so keys differing only late in their last word (`…z9hG4bK38`,
+        // `…z9hG4bK42`) would share their low bits, which `HashIndex` takes as the home slot:
+        // the finish folds the high half down, multiplies, and folds again, so every bit
+        // depends on every byte.
         const K: u64 = 0x517c_c1b7_2722_0a95;
         let bytes = text.as_bytes();
         let mut hash = bytes.len() as u64;
@@ -177,16 +338,17 @@ impl HashedKey {
             let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
             hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
         }
-        let mut tail = [0u8; 8];
-        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+        let tail = load(chunks.remainder());
+        hash = (hash.rotate_left(5) ^ tail).wrapping_mul(K);
+        hash ^= hash >> 32;
+        hash = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         hash ^= hash >> 29;
         HashedKey { hash, text }
     }
 
     /// The key of `parts` written one after the other.
-    pub fn of(parts: &[&str]) -> HashedKey {
-        HashedKey::new(KeyText::of(parts, None))
+    pub fn of<const N: usize>(parts: [&str; N]) -> HashedKey {
+        HashedKey::new(KeyText::of(parts.map(str::as_bytes), None))
     }
 
     pub fn text(&self) -> &str {
@@ -204,11 +366,12 @@ const INLINE: usize = 78;
 #[derive(Clone)]
 pub(crate) enum KeyText {
     Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Box<str>),
+    Heap(Box<[u8]>),
 }
 
 impl KeyText {
-    /// The text. Only whole `str`s are copied in (see `KeyBuilder`), so the bytes are UTF-8.
+    /// The text. Only whole `str`s and ASCII (digits, separators) are copied in, so the bytes
+    /// are UTF-8.
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(self.as_bytes()).unwrap_or("")
     }
@@ -218,7 +381,7 @@ impl KeyText {
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             KeyText::Inline { len, bytes } => &bytes[..*len as usize],
-            KeyText::Heap(s) => s.as_bytes(),
+            KeyText::Heap(s) => s,
         }
     }
 }
@@ -251,26 +414,19 @@ impl Ord for KeyText {
 
 impl KeyText {
     /// `parts` written one after the other; the part at index `lower` (if any) with its ASCII
-    /// letters lower-cased (`str::make_ascii_lowercase`).
-    #[inline]
-    fn of(parts: &[&str], lower: Option<usize>) -> KeyText {
+    /// letters lower-cased (`make_ascii_lowercase`). Inlined with the number of parts known,
+    /// so each part is one copy (a separator one store), not a trip round a loop.
+    #[inline(always)]
+    fn of<const N: usize>(parts: [&[u8]; N], lower: Option<usize>) -> KeyText {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total > INLINE {
-            let mut heap = String::with_capacity(total);
-            for (i, part) in parts.iter().enumerate() {
-                let at = heap.len();
-                heap.push_str(part);
-                if lower == Some(i) {
-                    heap[at..].make_ascii_lowercase();
-                }
-            }
-            return KeyText::Heap(heap.into_boxed_str());
+            return KeyText::of_slice(&parts, lower);
         }
         let mut bytes = [0; INLINE];
         let mut len = 0;
-        for (i, part) in parts.iter().enumerate() {
+        for (i, part) in parts.into_iter().enumerate() {
             let dst = &mut bytes[len..len + part.len()];
-            dst.copy_from_slice(part.as_bytes());
+            dst.copy_from_slice(part);
             if lower == Some(i) {
                 dst.make_ascii_lowercase();
             }
@@ -280,6 +436,50 @@ impl KeyText {
             len: len as u8,
             bytes,
         }
+    }
+
+    /// [`KeyText::of`] for any number of parts.
+    #[inline(never)]
+    fn of_slice(parts: &[&[u8]], lower: Option<usize>) -> KeyText {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let mut text = Vec::with_capacity(total);
+        for (i, part) in parts.iter().enumerate() {
+            let at = text.len();
+            text.extend_from_slice(part);
+            if lower == Some(i) {
+                text[at..].make_ascii_lowercase();
+            }
+        }
+        if total > INLINE {
+            return KeyText::Heap(text.into_boxed_slice());
+        }
+        let mut bytes = [0; INLINE];
+        bytes[..total].copy_from_slice(&text);
+        KeyText::Inline {
+            len: total as u8,
+            bytes,
+        }
+    }
+}
+
+/// Up to eight bytes as a little-endian word, zero-padded: two overlapping loads (the bytes
+/// both cover are the same, so or-ing them is exact) instead of a copy of variable length.
+#[inline]
+fn load(b: &[u8]) -> u64 {
+    let n = b.len();
+    debug_assert!(n <= 8);
+    if n >= 4 {
+        let lo = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u64;
+        let hi = u32::from_le_bytes([b[n - 4], b[n - 3], b[n - 2], b[n - 1]]) as u64;
+        lo | hi << (8 * (n - 4))
+    } else if n >= 2 {
+        let lo = u16::from_le_bytes([b[0], b[1]]) as u64;
+        let hi = u16::from_le_bytes([b[n - 2], b[n - 1]]) as u64;
+        lo | hi << (8 * (n - 2))
+    } else if n == 1 {
+        b[0] as u64
+    } else {
+        0
     }
 }
 
@@ -357,9 +557,9 @@ mod tests {
             TxnKey::new("INVITE", "host.example", 5061, &["z9hG4bK1"])
         );
         assert_eq!(MergeKey::new("a@b", "t 1", 7).0.text(), "7 a@b t 1");
-        let x = HashedKey::of(&["x"]);
-        assert_eq!(x, HashedKey::of(&["x"]));
-        assert_ne!(x, HashedKey::of(&["y"]));
+        let x = HashedKey::of(["x"]);
+        assert_eq!(x, HashedKey::of(["x"]));
+        assert_ne!(x, HashedKey::of(["y"]));
         // A Call-ID holds no space, so the tag cannot move into it.
         assert_ne!(MergeKey::new("a", "b c", 1), MergeKey::new("a", "b", 1));
         assert_ne!(MergeKey::new("a", "b", 1), MergeKey::new("a", "b", 11));
@@ -383,9 +583,11 @@ mod tests {
             let branch = "b".repeat(n);
             let a = TxnKey::new("INVITE", "H.example", 5060, &["z9hG4bK", &branch]);
             let text = format!("INVITE h.example:5060 z9hG4bK{branch}");
+            let whole = format!("z9hG4bK{branch}");
+            assert_eq!(TxnKey::new("INVITE", "H.example", 5060, &[&whole]), a);
             assert_eq!(a.0.text(), text);
-            assert_eq!(a.0, HashedKey::of(&[&text[..10], &text[10..]]));
-            let heap = HashedKey::new(KeyText::Heap(text.clone().into_boxed_str()));
+            assert_eq!(a.0, HashedKey::of([&text[..10], &text[10..]]));
+            let heap = HashedKey::new(KeyText::Heap(text.clone().into_bytes().into_boxed_slice()));
             assert_eq!(a.0, heap);
             assert_eq!(a.0.cmp(&heap), std::cmp::Ordering::Equal);
             assert_eq!(a.with_method("CANCEL").with_method("INVITE"), a);
@@ -393,42 +595,115 @@ mod tests {
             assert_eq!(m.0.text(), format!("12 {branch} tag"));
         }
         // Texts order as `str` whichever way they are held.
-        let short = KeyText::Heap("ab".into());
-        let long = HashedKey::of(&["a", "c"]).text;
+        let short = KeyText::Heap(b"ab"[..].into());
+        let long = HashedKey::of(["a", "c"]).text;
         assert!(short < long);
     }
 
     /// The index answers as a `BTreeMap` by key would, colliding hashes included: keys forced
-    /// onto a handful of hash values, inserted, replaced and removed at random.
+    /// onto a handful of hash values, inserted, replaced and removed at random; an owner whose
+    /// key another took over since removes nothing.
     #[test]
     fn hash_index_matches_a_map() {
-        let mut rng = crate::rng::Rng::new(3);
+        check_index_against_a_map(3, 12, Some(|n| n % 3), 3000);
+    }
+
+    /// Keys crowded onto fewer homes than a window holds, many of them with one hash, and
+    /// enough of them that the table grows and shrinks: the overflow map takes what the
+    /// windows cannot, and the index still answers as a map.
+    #[test]
+    fn hash_index_overflows_and_resizes_as_a_map() {
+        let (overflowed, _) = check_index_against_a_map(5, 40, Some(|n| (n % 2) << 40), 4000);
+        assert!(overflowed);
+        let (overflowed, _) = check_index_against_a_map(6, 300, Some(|n| n % 7), 20_000);
+        assert!(overflowed);
+        let (_, homes) = check_index_against_a_map(7, 2000, None, 30_000);
+        assert!(homes > MIN_HOMES);
+    }
+
+    /// A flood of keys sharing one hash fills one window, and the rest go to the overflow
+    /// B-tree: no probe chain grows with the flood, and each key is still found.
+    #[test]
+    fn a_flood_of_one_hash_fills_one_window() {
+        let keys: Vec<HashedKey> = (0..10_000)
+            .map(|n| {
+                let mut k = HashedKey::of([&format!("flood{n}")]);
+                k.hash = 0x1234_5678_9abc_def0;
+                k
+            })
+            .collect();
+        let mut index = HashIndex::default();
+        for (id, k) in keys.iter().enumerate() {
+            index.insert(k, id, |v| keys.get(v));
+        }
+        assert_eq!(index.len, WINDOW);
+        assert_eq!(index.overflow.len(), keys.len() - WINDOW);
+        for (id, k) in keys.iter().enumerate() {
+            assert_eq!(index.get(k, |v| keys.get(v)), Some(id));
+        }
+        for (id, k) in keys.iter().enumerate() {
+            index.remove(k, id);
+        }
+        assert!(index.len == 0 && index.overflow.is_empty());
+    }
+
+    /// `rounds` random operations on `keys` keys, key `n` with the hash `force(n)` (if given),
+    /// checked against a `BTreeMap`. Did anything go to `overflow`, and the most home slots?
+    fn check_index_against_a_map(
+        seed: u64,
+        keys: u64,
+        force: Option<fn(u64) -> u64>,
+        rounds: u64,
+    ) -> (bool, usize) {
+        let mut rng = crate::rng::Rng::new(seed);
         let mut owners: std::collections::BTreeMap<u64, HashedKey> = Default::default();
         let mut index = HashIndex::default();
         let mut model: BTreeMap<HashedKey, u64> = BTreeMap::new();
+        let mut replaced: Vec<(HashedKey, u64)> = Vec::new();
+        let (mut overflowed, mut homes) = (false, 0);
         let key = |n: u64| {
-            let mut k = HashedKey::of(&[&format!("k{n}")]);
-            k.hash = n % 3; // collisions on purpose
+            let mut k = HashedKey::of([&format!("k{n}")]);
+            if let Some(force) = force {
+                k.hash = force(n); // collisions on purpose
+            }
             k
         };
-        for id in 0..3000u64 {
-            let k = key(rng.below(12));
-            match rng.below(3) {
-                0 => {
+        for id in 0..rounds {
+            let k = key(rng.below(keys));
+            // Insert more than remove while the round is young: the table grows, then shrinks.
+            let insert_odds = if id < rounds / 2 { 3 } else { 1 };
+            match rng.below(insert_odds + 2) {
+                0 if !replaced.is_empty() => {
+                    let (k, old) = replaced.swap_remove(rng.below(replaced.len() as u64) as usize);
+                    index.remove(&k, old);
+                }
+                0 | 1 => {
+                    if let Some(owner) = model.remove(&k) {
+                        index.remove(&k, owner);
+                    }
+                }
+                _ => {
                     owners.insert(id, k.clone());
                     index.insert(&k, id, |v| owners.get(&v));
-                    model.insert(k, id);
+                    if let Some(old) = model.insert(k.clone(), id) {
+                        replaced.push((k, old));
+                    }
                 }
-                1 => {
-                    index.remove(&k, |v| owners.get(&v));
-                    model.remove(&k);
-                }
-                _ => {}
             }
-            for n in 0..12 {
-                let k = key(n);
-                assert_eq!(index.get(&k, |v| owners.get(&v)), model.get(&k).copied());
+            overflowed |= !index.overflow.is_empty();
+            homes = homes.max(index.mask + 1);
+            if keys <= 40 || id % 97 == 0 {
+                for n in 0..keys {
+                    let k = key(n);
+                    assert_eq!(index.get(&k, |v| owners.get(&v)), model.get(&k).copied());
+                }
             }
         }
+        // Removing every key leaves the least table (or none).
+        for (k, owner) in std::mem::take(&mut model) {
+            index.remove(&k, owner);
+        }
+        assert!(index.len == 0 && index.overflow.is_empty() && index.mask < MIN_HOMES);
+        (overflowed, homes)
     }
 }
