@@ -13,8 +13,8 @@ use super::lex::{
 };
 use super::names::HeaderName;
 use super::params::Params;
-use super::parse::{Message, Method};
-use super::uri::{host_port, Uri};
+use super::parse::{find_byte, Message, Method};
+use super::uri::{host_port, Scheme, Uri};
 
 /// A header the server needs is missing or malformed. `reason` is a ready reason phrase for
 /// the 400 (e.g. "Missing Call-ID", "Bad CSeq").
@@ -333,6 +333,23 @@ static QUICK: [u8; 256] = {
 /// (any case), `None` when that one has no value or there is none, as `Params::get` finds it.
 /// `name_addr_tag_matches_full_parse` in the tests compares the two on generated values.
 fn quick_tag(b: &[u8]) -> Option<Option<(usize, usize)>> {
+    quick_name_addr(b).map(|q| q.tag)
+}
+
+/// What [`quick_name_addr`] finds in a name-addr of the [`quick_tag`] shape, as byte offsets.
+struct QuickNameAddr {
+    /// The URI between `<` and `>`, its user, its host, and its port when it has one.
+    uri: (usize, usize),
+    user: (usize, usize),
+    host: (usize, usize),
+    port: Option<u16>,
+    /// The `tag` parameter's value, as [`quick_tag`] describes it.
+    tag: Option<(usize, usize)>,
+}
+
+/// [`quick_tag`], with where the URI and its parts are.
+#[inline(always)]
+fn quick_name_addr(b: &[u8]) -> Option<QuickNameAddr> {
     // The end of the run of `class` bytes starting at `from`.
     let run = |from: usize, class: u8| run_of(b, from, |c| QUICK[c as usize] & class != 0);
     let mut i;
@@ -351,35 +368,41 @@ fn quick_tag(b: &[u8]) -> Option<Option<(usize, usize)>> {
     if b.get(i) != Some(&b'<') || !b.get(i + 1..i + 5)?.eq_ignore_ascii_case(b"sip:") {
         return None;
     }
+    let uri_start = i + 1;
     i += 5;
     let user = i;
     i = run(i, Q_USER);
     if i == user || b.get(i) != Some(&b'@') {
         return None;
     }
+    let user = (user, i);
     i += 1;
     let host = i;
     i = run(i, Q_HOST);
     if i == host {
         return None;
     }
+    let host = (host, i);
+    let mut port = None;
     if b.get(i) == Some(&b':') {
         i += 1;
-        let (digits, mut port) = (i, 0u32);
+        let (digits, mut n) = (i, 0u32);
         while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
-            port = port * 10 + u32::from(d - b'0');
+            n = n * 10 + u32::from(d - b'0');
             i += 1;
             if i - digits > 5 {
                 return None;
             }
         }
-        if i == digits || port > u32::from(u16::MAX) {
+        if i == digits {
             return None;
         }
+        port = Some(u16::try_from(n).ok()?);
     }
     if b.get(i) != Some(&b'>') {
         return None;
     }
+    let uri = (uri_start, i);
     i += 1;
     // (found a parameter named `tag`, its value)
     let mut tag: (bool, Option<(usize, usize)>) = (false, None);
@@ -408,7 +431,13 @@ fn quick_tag(b: &[u8]) -> Option<Option<(usize, usize)>> {
             tag = (true, value);
         }
     }
-    Some(tag.1)
+    Some(QuickNameAddr {
+        uri,
+        user,
+        host,
+        port,
+        tag: tag.1,
+    })
 }
 
 /// A value that is not a `name-addr` / `addr-spec` (RFC 3261 §25.1).
@@ -813,7 +842,32 @@ fn quick_via(line: &str) -> Option<(Via<'_>, Option<&str>, bool)> {
 
 /// The URI of the first value on a Contact line that is an address, skipping `*` and
 /// malformed values, as `contacts().find_map(..)` does over the lines in order.
+///
+/// A line without a comma that is one name-addr of the [`quick_tag`] shape is read in one
+/// pass: it is the one value `SplitTop` finds, the full parse accepts it, and its URI (a
+/// `sip:` URI with a plain user, a host, maybe a port, nothing more) is what
+/// `Uri::parse` makes of it. `first_contact_uri_matches_full_parse` compares the two.
 pub(crate) fn first_contact_uri(line: &str) -> Option<Uri<'_>> {
+    if find_byte(line.as_bytes(), b',').is_none() {
+        if let Some(q) = quick_name_addr(line.as_bytes()) {
+            let part = |(start, end): (usize, usize)| &line[start..end];
+            return Some(Uri {
+                scheme: Scheme::Sip,
+                user: Some(part(q.user)),
+                password: None,
+                host: part(q.host),
+                port: q.port,
+                params: Params::default(),
+                headers: None,
+                raw: part(q.uri),
+            });
+        }
+    }
+    full_first_contact_uri(line)
+}
+
+/// [`first_contact_uri`] for any line.
+fn full_first_contact_uri(line: &str) -> Option<Uri<'_>> {
     SplitTop::new(line, b',').find_map(|v| match v {
         "*" => None,
         v => NameAddr::parse(v).ok().map(|a| a.uri),
@@ -994,6 +1048,31 @@ mod tests {
         fn name_addr_tag_matches_full_parse_on_any_text(v in "[<>\"\\\\@:;=a-zA-Z0-9 %.,-]{0,40}") {
             prop_assert_eq!(name_addr_tag(&v), full(&v), "{:?}", v);
         }
+
+        #[test]
+        fn first_contact_uri_matches_full_parse(
+            v in prop_oneof![mutated_name_addr(), near_name_addr()],
+        ) {
+            prop_assert_eq!(first_contact_uri(&v), full_first_contact_uri(&v), "{:?}", v);
+        }
+
+        #[test]
+        fn first_contact_uri_matches_full_parse_on_any_text(v in "[<>\"\\\\@:;=a-zA-Z0-9 %.,*-]{0,40}") {
+            prop_assert_eq!(first_contact_uri(&v), full_first_contact_uri(&v), "{:?}", v);
+        }
+    }
+
+    #[test]
+    fn first_contact_uri_reads_the_usual_contact_in_one_pass() {
+        let v = "\"Reception\" <sip:201@192.168.1.50:5060>";
+        let uri = first_contact_uri(v).unwrap();
+        assert!(quick_name_addr(v.as_bytes()).is_some());
+        assert_eq!(Some(uri), full_first_contact_uri(v));
+        assert_eq!(
+            (uri.user, uri.host, uri.port),
+            (Some("201"), "192.168.1.50", Some(5060))
+        );
+        assert_eq!(uri.raw, "sip:201@192.168.1.50:5060");
     }
 
     proptest! {
