@@ -38,6 +38,10 @@ pub(crate) struct TimerHeap<K: Ord> {
     seq: u64,
     /// The first deadline pushed: the origin of the packed order.
     origin: Option<Instant>,
+    /// The packed deadline last popped and its `Instant` (the exact decoding): entries armed
+    /// for one instant (a call's timer L and ACK timeout; with a coarse clock, the timers of a
+    /// whole burst) pop one after another, and each but the first skips decoding.
+    last: Option<(Instant, u64)>,
 }
 
 #[derive(Debug)]
@@ -79,6 +83,7 @@ impl<K: Ord> Default for TimerHeap<K> {
             backs: [0; LANES],
             seq: 0,
             origin: None,
+            last: None,
         }
     }
 }
@@ -163,7 +168,15 @@ impl<K: Ord> TimerHeap<K> {
     /// Pop the earliest entry if it is due at `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, K)> {
         let (from, order) = self.earliest()?;
-        let at = self.deadline(order)?;
+        let packed = (order >> 64) as u64;
+        let at = match self.last {
+            Some((last, p)) if p == packed => last,
+            _ => {
+                let at = self.deadline(order)?;
+                self.last = Some((at, packed));
+                at
+            }
+        };
         if at > now {
             return None;
         }

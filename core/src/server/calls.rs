@@ -135,7 +135,8 @@ pub(crate) fn handle_sip(
     remote: SocketAddr,
     data: &[u8],
 ) {
-    match incoming::parse(data, transport, local, remote) {
+    // Matched by reference: moving the (large) `Request` out of the enum would copy it.
+    match &incoming::parse(data, transport, local, remote) {
         Parsed::KeepAlive => {
             // RFC 5626 §4.4.1: answer a double-CRLF ping on a stream with a single CRLF.
             if transport == Transport::Tcp && data.starts_with(b"\r\n\r\n") {
@@ -149,9 +150,7 @@ pub(crate) fn handle_sip(
             }
         }
         Parsed::Response(r) => s.client_response(now, r.branch, r.cseq_method, r.code),
-        // Borrowed where it lies: moved out, the Request (most of a kilobyte) was copied once
-        // more per request.
-        Parsed::Request(ref req) => handle_request(s, now, req),
+        Parsed::Request(req) => handle_request(s, now, req),
         Parsed::Bad {
             request: Some(req),
             reason,
@@ -159,13 +158,13 @@ pub(crate) fn handle_sip(
         } => {
             // Enough of the request survived to answer it (RFC 3261 §8.2: 400 for malformed).
             if req.method != "ACK" {
-                let key = txn_key(&req);
+                let key = txn_key(req);
                 if let Some(id) = s.find_txn(&key) {
                     s.absorb(now, id, false);
                 } else {
                     let reason_header = format!("SIP;cause=400;text=\"{reason}\"");
                     let reason_header = reason_header.replace("400", &code.to_string());
-                    s.respond_final(now, &req, key, code, &[("Reason", &reason_header)]);
+                    s.respond_final(now, req, key, *code, &[("Reason", &reason_header)]);
                 }
             } else {
                 s.stats.dropped += 1;

@@ -93,10 +93,15 @@ impl<T> IdSlab<T> {
         let (i, g) = split_id(id);
         let slot = &mut self.slots[i];
         debug_assert_eq!(slot.generation, g);
-        if slot.value.is_none() {
-            self.len += 1;
+        // By case: into an empty slot there is nothing to drop first, so the value is copied
+        // in once (an assignment of `Some(value)` builds it aside, drops, then copies again).
+        match &mut slot.value {
+            Some(old) => *old = value,
+            empty => {
+                self.len += 1;
+                *empty = Some(value);
+            }
         }
-        slot.value = Some(value);
     }
 
     /// Store `value` under a new id.
