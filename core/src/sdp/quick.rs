@@ -26,6 +26,7 @@ use super::{
     Connection, Negotiated, Rejection, RtcpAttr, SdpError,
 };
 use crate::codec::Codec;
+use crate::server::ascii::dotted_quad;
 use crate::server::Direction;
 use crate::sip::find_byte;
 use std::net::{IpAddr, Ipv4Addr};
@@ -312,7 +313,7 @@ fn leading_number(rest: &[u8]) -> Option<u32> {
 
 /// `<nettype> <addrtype> <a.b.c.d>`: `parse_connection` reads any two fields and then the
 /// address, which `ascii::parse_ip` reads as a dotted quad (1–3 digits up to 255, no leading
-/// zero).
+/// zero) with [`dotted_quad`].
 fn connection(value: &[u8]) -> Option<Ipv4Addr> {
     let mut c = Cursor::new(value);
     // The usual nettype and addrtype, compared at once.
@@ -322,20 +323,7 @@ fn connection(value: &[u8]) -> Option<Ipv4Addr> {
     } else {
         c.i = b"IN IP4 ".len();
     }
-    let mut octets = [0u8; 4];
-    for (n, octet) in octets.iter_mut().enumerate() {
-        if n > 0 && !c.eat(b'.') {
-            return None;
-        }
-        let start = c.i;
-        let v = c.number(3)?;
-        if v > 255 || (c.i - start > 1 && c.b[start] == b'0') {
-            return None;
-        }
-        *octet = v as u8;
-    }
-    c.at_end()?;
-    Some(Ipv4Addr::from(octets))
+    dotted_quad(&value[c.i..])
 }
 
 /// `<media> <port> <proto> <fmt> …` with numeric formats (`parse_media`, and the formats as

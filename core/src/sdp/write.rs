@@ -1,12 +1,12 @@
 //! Our side of offer/answer, serialised with CRLF line endings into a caller-owned buffer.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 #[cfg(test)]
 use super::direction_attribute;
 use super::{AnswerPrefs, MediaDescription, Negotiated, SessionDescription, OFFER_DTMF_PT};
 use crate::codec::Codec;
-use crate::server::ascii::{push_decimal, push_ip};
+use crate::server::ascii::{ip_bytes, push_decimal, IpBuf};
 use crate::server::Direction;
 
 /// Our media endpoint and `o=` identity.
@@ -187,20 +187,12 @@ fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
     out.push(b' ');
     push_decimal(out, local.session_version);
     out.extend_from_slice(in_family);
-    if let IpAddr::V4(v4) = local.addr {
-        // Written here into a fixed block, not through `push_ip`'s text (checked as UTF-8).
-        let (ip, len) = ipv4_text(v4);
-        out.extend_from_slice(&ip[..len]);
-        out.extend_from_slice(c_in_family);
-        out.extend_from_slice(&ip[..len]);
-    } else {
-        // The address is written once and copied for `c=`.
-        let ip_at = out.len();
-        push_ip(out, local.addr);
-        let ip = ip_at..out.len();
-        out.extend_from_slice(c_in_family);
-        out.extend_from_within(ip);
-    }
+    // The address is written once and copied for `c=`.
+    let mut ip_buf: IpBuf = [0; 48];
+    let ip = ip_bytes(local.addr, &mut ip_buf);
+    out.extend_from_slice(ip);
+    out.extend_from_slice(c_in_family);
+    out.extend_from_slice(ip);
     out.extend_from_slice(b"\r\nt=0 0\r\n");
 }
 
@@ -264,29 +256,6 @@ fn direction_line(d: Direction) -> &'static [u8; 12] {
     }
 }
 
-/// An IPv4 address as `Display` writes it, as the first `.1` bytes of `.0`.
-fn ipv4_text(ip: Ipv4Addr) -> ([u8; 16], usize) {
-    let mut buf = [0u8; 16];
-    let mut len = 0;
-    for (i, octet) in ip.octets().into_iter().enumerate() {
-        if i > 0 {
-            buf[len] = b'.';
-            len += 1;
-        }
-        if octet >= 100 {
-            buf[len] = b'0' + octet / 100;
-            len += 1;
-        }
-        if octet >= 10 {
-            buf[len] = b'0' + octet / 10 % 10;
-            len += 1;
-        }
-        buf[len] = b'0' + octet % 10;
-        len += 1;
-    }
-    (buf, len)
-}
-
 // The clock rate written as text in every rtpmap above.
 const _: () = assert!(Codec::RTP_CLOCK == 8000);
 
@@ -329,22 +298,6 @@ mod tests {
         ] {
             let line = format!("a={}\r\n", direction_attribute(d));
             assert_eq!(&direction_line(d)[..], line.as_bytes());
-        }
-    }
-
-    #[test]
-    fn ipv4_text_matches_display() {
-        let mut x = 0x9e37_79b9u32;
-        let mut ips = vec![0, u32::MAX, 0x0a00_0001, 0x6400_0a09, 0xc0a8_0164];
-        for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            ips.push(x);
-        }
-        for ip in ips.into_iter().map(Ipv4Addr::from) {
-            let (text, len) = ipv4_text(ip);
-            assert_eq!(&text[..len], ip.to_string().as_bytes(), "{ip}");
         }
     }
 

@@ -111,10 +111,6 @@ pub(crate) fn ip_bytes(addr: IpAddr, buf: &mut IpBuf) -> &[u8] {
     &buf[..len]
 }
 
-pub(crate) fn push_ip(out: &mut Vec<u8>, addr: IpAddr) {
-    out.extend_from_slice(ip_bytes(addr, &mut [0; 48]));
-}
-
 /// `s.parse::<IpAddr>()`. A plain dotted quad (four 1–3 digit decimals up to 255, no leading
 /// zeros: a form the std parser accepts, with the same value) is read here in a few dozen
 /// instructions; everything else, IPv6 and errors included, goes to the std parser.
@@ -125,7 +121,8 @@ pub(crate) fn parse_ip(s: &str) -> Result<IpAddr, AddrParseError> {
     }
 }
 
-fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
+/// A plain dotted quad, the whole of `b` (see [`parse_ip`]).
+pub(crate) fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
     let mut i = 0;
     for (n, octet) in octets.iter_mut().enumerate() {
@@ -195,9 +192,6 @@ mod tests {
             let addr: IpAddr = a.parse().unwrap();
             assert_eq!(ip(addr, &mut [0; 48]), addr.to_string());
             assert_eq!(ip_bytes(addr, &mut [0; 48]), addr.to_string().as_bytes());
-            let mut v = Vec::new();
-            push_ip(&mut v, addr);
-            assert_eq!(v, addr.to_string().into_bytes());
         }
     }
 
