@@ -33,29 +33,22 @@ pub(crate) fn parse<'a>(
     local: SocketAddr,
     remote: SocketAddr,
 ) -> Parsed<'a> {
+    let from = Origin {
+        transport,
+        local,
+        remote,
+    };
     let mut raw = RawHeaders::default();
     let Ok(parts) = sip::parse_with(data, &mut raw) else {
-        return parse_slowly(data, transport, local, remote);
+        return parse_slowly(data, from);
     };
     match parts.start {
-        StartLine::Response { code, .. } => match response(&raw, code) {
-            Some(r) => Parsed::Response(r),
-            None => Parsed::Bad {
-                request: None,
-                reason: "response without Via branch or CSeq",
-                code: 0,
-            },
-        },
+        StartLine::Response { code, .. } => response(&raw, code),
         StartLine::Request { method, uri } => {
-            let from = Origin {
-                transport,
-                local,
-                remote,
-            };
             // The parser has checked the Request-URI: `parts.uri` is what `Uri::parse` gives.
             match request(&mut raw, method, uri, parts.uri, parts.body, from, false) {
                 Ok(r) => Parsed::Request(r),
-                Err(_) => parse_slowly(data, transport, local, remote),
+                Err(_) => parse_slowly(data, from),
             }
         }
     }
@@ -64,27 +57,10 @@ pub(crate) fn parse<'a>(
 /// [`parse`] from a whole [`Message`]: the reference path, and the one that reads requests to
 /// refuse. The strict read parses each mandatory header once; only when it fails do we run the
 /// full check for a precise reason phrase and read leniently for the 400.
-fn parse_slowly<'a>(
-    data: &'a [u8],
-    transport: Transport,
-    local: SocketAddr,
-    remote: SocketAddr,
-) -> Parsed<'a> {
-    let from = Origin {
-        transport,
-        local,
-        remote,
-    };
+fn parse_slowly(data: &[u8], from: Origin) -> Parsed<'_> {
     match sip::parse(data) {
         Ok(msg) => match msg.start {
-            StartLine::Response { code, .. } => match response(&RawHeaders::of(&msg), code) {
-                Some(r) => Parsed::Response(r),
-                None => Parsed::Bad {
-                    request: None,
-                    reason: "response without Via branch or CSeq",
-                    code: 0,
-                },
-            },
+            StartLine::Response { code, .. } => response(&RawHeaders::of(&msg), code),
             StartLine::Request { .. } => match request_of(&msg, from, false) {
                 Ok(r) => Parsed::Request(r),
                 Err(_) => {
@@ -123,15 +99,26 @@ struct Origin {
 }
 
 /// The top Via's branch and the CSeq method of a response: all a UAC needs to match it.
-fn response<'a>(raw: &RawHeaders<'a>, code: u16) -> Option<Response<'a>> {
+/// Without them the response is unusable.
+fn response<'a>(raw: &RawHeaders<'a>, code: u16) -> Parsed<'a> {
     // What `Message::top_via` and `Message::cseq` read: the first Via and CSeq lines.
-    let via = sip::top_via_value(raw.via?).ok()?;
-    let (_, method) = sip::cseq_value(raw.cseq?).ok()?;
-    Some(Response {
-        code,
-        branch: via.branch()?,
-        cseq_method: method.as_str(),
-    })
+    let read = || {
+        let via = sip::top_via_value(raw.via?).ok()?;
+        let (_, method) = sip::cseq_value(raw.cseq?).ok()?;
+        Some(Response {
+            code,
+            branch: via.branch()?,
+            cseq_method: method.as_str(),
+        })
+    };
+    match read() {
+        Some(r) => Parsed::Response(r),
+        None => Parsed::Bad {
+            request: None,
+            reason: "response without Via branch or CSeq",
+            code: 0,
+        },
+    }
 }
 
 /// [`request`] from a parsed message.
@@ -504,7 +491,8 @@ mod tests {
             let (local, remote) = ("127.0.0.1:5060".parse().unwrap(), "127.0.0.2:5070".parse().unwrap());
             let t = crate::server::Transport::Udp;
             let fast = describe(&super::parse(&data, t, local, remote));
-            let slow = describe(&super::parse_slowly(&data, t, local, remote));
+            let from = super::Origin { transport: t, local, remote };
+            let slow = describe(&super::parse_slowly(&data, from));
             prop_assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&data));
         }
     }

@@ -335,9 +335,8 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
         if b == b'\r' && bytes.get(pos + 1) == Some(&b'\n') {
             break (pos, pos + 2);
         }
-        // field-name = token, then HCOLON = *( SP / HTAB ) ":" SWS. Every header line has a
-        // colon, and the name is what comes before it but SP and HTAB: when that is a known
-        // name, it is a token and there is nothing more to check.
+        // field-name = token, then HCOLON = *( SP / HTAB ) ":" SWS. A known name with its
+        // colon is matched at once; anything else is read by `quick_name`.
         let (name, name_end, colon) = match HeaderName::known_prefix(&bytes[pos..]) {
             Some((name, len)) => (name, pos + len, pos + len),
             None => quick_name(text, pos)?,
@@ -663,21 +662,18 @@ fn request_line(line: &str) -> StartLineResult<'_> {
     if !is_token(method) || uri.is_empty() || !(version_ok || is_other_version(version)) {
         return Err(ErrorKind::BadStartLine);
     }
-    if !version_ok {
-        let start = StartLine::Request {
-            method: Method::from_token(method),
-            uri,
-        };
-        Ok((start, Some(ErrorKind::UnsupportedVersion), None))
+    let deferred = if !version_ok {
+        ErrorKind::UnsupportedVersion
     } else if trimmed.len() != line.len() || uri.len() != raw_uri.len() {
-        let start = StartLine::Request {
-            method: Method::from_token(method),
-            uri,
-        };
-        Ok((start, Some(ErrorKind::BadStartLine), None))
+        ErrorKind::BadStartLine
     } else {
-        Ok(request_uri(method, uri))
-    }
+        return Ok(request_uri(method, uri));
+    };
+    let start = StartLine::Request {
+        method: Method::from_token(method),
+        uri,
+    };
+    Ok((start, Some(deferred), None))
 }
 
 /// A Request-Line whose method, spacing and version are right: what is left to judge is the
@@ -987,22 +983,22 @@ mod tests {
         }
     }
 
-    proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config::with_cases(20_000))]
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
 
         #[test]
         fn quick_request_line_matches_general(
             method in "[A-Za-z!~ \t@-]{0,4}",
             sp1 in " {0,2}",
             uri in "[ sipSIP:@a.1?=;<>%-]{0,8}",
-            version in proptest::sample::select(vec![
+            version in prop::sample::select(vec![
                 " SIP/2.0", " SIP/2.0", " SIP/2.0", " sip/2.0", " SiP/2.0", " SIP/2.1",
                 "  SIP/2.0", " SIP/2.0 ", "SIP/2.0", " S1P/2.0", " SIP 2.0", "",
             ]),
         ) {
             let line = format!("{method}{sp1}{uri}{version}");
             if let Some(quick) = quick_request_line(&line) {
-                proptest::prop_assert_eq!(quick, request_line(&line), "{:?}", line);
+                prop_assert_eq!(quick, request_line(&line), "{:?}", line);
             }
         }
     }
