@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::ascii;
 use super::incoming::Request;
-use crate::sip::{find_byte, MessageWriter, Method, Prefix};
+use crate::sip::{clean_written, find_byte, push_value, MessageWriter, Method};
 
 /// Methods we implement; sent in `Allow` (RFC 3261 §20.5).
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
@@ -188,12 +188,12 @@ pub(crate) fn start_response<'o>(
     to_tag: Option<&str>,
     server: &str,
 ) -> Writer<'o> {
-    let mut w = match reason {
+    match reason {
         Some(reason) => response(out, code, reason),
         None => standard_response(out, code),
     };
-    push_response_headers(&mut w, req, code, to_tag, server);
-    w
+    push_response_headers(out, req, code, to_tag, server);
+    MessageWriter::block(out)
 }
 
 /// The header lines of [`start_response`] (no status line), appended to `out`; with them, where
@@ -206,18 +206,22 @@ pub(crate) fn response_head(
     to_tag: Option<&str>,
     server: &str,
 ) -> Option<usize> {
-    push_response_headers(&mut MessageWriter::block(out), req, code, to_tag, server)
+    push_response_headers(out, req, code, to_tag, server)
 }
 
-const VIA: Prefix = Prefix::new("Via: ");
-const FROM: Prefix = Prefix::new("From: ");
-const TO: Prefix = Prefix::new("To: ");
-const CALL_ID: Prefix = Prefix::new("Call-ID: ");
-const CSEQ: Prefix = Prefix::new("CSeq: ");
-const SERVER: Prefix = Prefix::new("Server: ");
+/// The bytes of [`push_response_headers`]' lines besides the values: the names, line ends, the
+/// top Via's `;received=` and `=port` and the To's `;tag=`.
+const HEAD_OVERHEAD: usize = "Via: \r\nFrom: \r\nTo: ;tag=\r\nCall-ID: \r\nCSeq: 4294967295 \r\n\
+    Server: \r\n;received==65535"
+    .len();
 
+/// The lines of [`response_head`], written as bytes into room reserved once. The values copied
+/// from the request that may hold a CR or LF (a folded Via, From or To, or the config's
+/// Server) are cleaned as [`MessageWriter`] cleans them; the others cannot hold one: the
+/// Call-ID was read as a word without white space or control bytes, the CSeq method as a token,
+/// and the numbers and our tag are written here.
 fn push_response_headers(
-    w: &mut Writer<'_>,
+    out: &mut Vec<u8>,
     req: &Request<'_>,
     code: u16,
     to_tag: Option<&str>,
@@ -225,38 +229,64 @@ fn push_response_headers(
 ) -> Option<usize> {
     let mut ip_buf = [0; 48];
     let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
-    w.line_with(VIA, |out| push_response_top_via(out, req, src_ip));
+    let tag = to_tag.filter(|_| req.to_tag.is_empty() && code > 100);
+    let vias: usize = req.vias.iter().map(|v| v.len() + "Via: \r\n".len()).sum();
+    out.reserve(
+        HEAD_OVERHEAD
+            + vias
+            + src_ip.len()
+            + req.from.len()
+            + req.to.len()
+            + tag.map_or(0, str::len)
+            + req.call_id.len()
+            + req.cseq_method.len()
+            + server.len(),
+    );
+    out.extend_from_slice(b"Via: ");
+    let start = out.len();
+    push_response_top_via(out, req, src_ip);
+    clean_written(out, start);
+    out.extend_from_slice(b"\r\n");
     for via in req.vias.iter().skip(1) {
-        w.line(VIA, via);
+        out.extend_from_slice(b"Via: ");
+        push_value(out, via.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if !req.from.is_empty() {
-        w.line(FROM, req.from);
+        out.extend_from_slice(b"From: ");
+        push_value(out, req.from.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(b"To: ");
     let mut tag_at = None;
-    match to_tag {
-        Some(tag) if req.to_tag.is_empty() && code > 100 => {
-            w.line_with(TO, |out| {
-                out.extend_from_slice(req.to.as_bytes());
-                tag_at = Some(out.len());
-                out.extend_from_slice(b";tag=");
-                out.extend_from_slice(tag.as_bytes());
-            });
+    match tag {
+        Some(tag) => {
+            // The tag is cleaned with the To, as one value.
+            let start = out.len();
+            out.extend_from_slice(req.to.as_bytes());
+            tag_at = Some(out.len());
+            out.extend_from_slice(b";tag=");
+            out.extend_from_slice(tag.as_bytes());
+            clean_written(out, start);
         }
-        _ => {
-            w.line(TO, req.to);
-        }
+        None => push_value(out, req.to.as_bytes()),
     }
+    out.extend_from_slice(b"\r\n");
     if !req.call_id.is_empty() {
-        w.line(CALL_ID, req.call_id);
+        out.extend_from_slice(b"Call-ID: ");
+        out.extend_from_slice(req.call_id.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if req.cseq > 0 {
-        w.line_with(CSEQ, |out| {
-            ascii::push_decimal(out, req.cseq as u64);
-            out.push(b' ');
-            out.extend_from_slice(req.cseq_method.as_bytes());
-        });
+        out.extend_from_slice(b"CSeq: ");
+        ascii::push_decimal(out, req.cseq as u64);
+        out.push(b' ');
+        out.extend_from_slice(req.cseq_method.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-    w.line(SERVER, server);
+    out.extend_from_slice(b"Server: ");
+    push_value(out, server.as_bytes());
+    out.extend_from_slice(b"\r\n");
     tag_at
 }
 

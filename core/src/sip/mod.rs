@@ -69,5 +69,5 @@ pub use parse::{
 };
 pub(crate) use parse::{parse_with, Sink};
 pub use uri::{InvalidUri, Scheme, Uri};
+pub(crate) use write::{clean_written, push_value, Lines, Prefix};
 pub use write::{reason_phrase, write_message, MessageWriter};
-pub(crate) use write::{Lines, Prefix};

@@ -182,13 +182,7 @@ impl<'b> MessageWriter<'b> {
     fn value_with(&mut self, value: impl FnOnce(&mut Vec<u8>)) {
         let start = self.out.len();
         value(self.out);
-        if has_cr_or_lf(&self.out[start..]) {
-            for b in &mut self.out[start..] {
-                if *b == b'\r' || *b == b'\n' {
-                    *b = b' ';
-                }
-            }
-        }
+        clean_written(self.out, start);
         self.out.extend_from_slice(b"\r\n");
     }
 
@@ -241,14 +235,46 @@ impl<'b> MessageWriter<'b> {
 
     #[inline]
     fn push_clean(&mut self, s: &[u8]) {
-        if !has_cr_or_lf(s) {
-            self.out.extend_from_slice(s);
-            return;
+        push_value(self.out, s);
+    }
+}
+
+/// `value` appended with every CR and LF made a space (see the module docs): for header lines
+/// written straight into a buffer, outside a [`MessageWriter`].
+#[inline]
+pub(crate) fn push_value(out: &mut Vec<u8>, value: &[u8]) {
+    if has_cr_or_lf(value) {
+        return push_cleaned(out, value);
+    }
+    out.extend_from_slice(value);
+}
+
+/// [`push_value`] for a value that holds a CR or LF: out of the way of the usual path.
+#[cold]
+#[inline(never)]
+fn push_cleaned(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend(
+        value
+            .iter()
+            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+}
+
+/// Every CR and LF in `out[start..]` (a value just written there) made a space.
+#[inline]
+pub(crate) fn clean_written(out: &mut [u8], start: usize) {
+    if has_cr_or_lf(&out[start..]) {
+        clean_in_place(&mut out[start..]);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn clean_in_place(value: &mut [u8]) {
+    for b in value {
+        if *b == b'\r' || *b == b'\n' {
+            *b = b' ';
         }
-        self.out.extend(
-            s.iter()
-                .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-        );
     }
 }
 
