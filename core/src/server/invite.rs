@@ -65,19 +65,18 @@ pub(crate) fn on_invite(
     };
     // The 200's own header lines, written once as bytes after the shared block (the 2xx is
     // built once and then retransmitted as is). First
-    // `Contact: <sip:{user}@{host}:{port}{transport_param}>`.
+    // `Contact: <sip:{user}@{host}:{port}{transport_param}>`, which holds no CR or LF: the user
+    // was read as a Request-URI user (or is ours), the rest is written here.
     let extra = &mut head;
+    extra.extend_from_slice(b"Contact: <sip:");
+    extra.extend_from_slice(user.as_bytes());
+    extra.push(b'@');
+    build::push_host_bytes(extra, advertised);
+    extra.push(b':');
+    ascii::push_decimal(extra, req.local.port() as u64);
+    extra.extend_from_slice(transport_param.as_bytes());
+    extra.extend_from_slice(b">\r\n");
     let mut w = MessageWriter::block(extra);
-    w.line_with(CONTACT, |out| {
-        out.extend_from_slice(b"<sip:");
-        out.extend_from_slice(user.as_bytes());
-        out.push(b'@');
-        build::push_host_bytes(out, advertised);
-        out.push(b':');
-        ascii::push_decimal(out, req.local.port() as u64);
-        out.extend_from_slice(transport_param.as_bytes());
-        out.push(b'>');
-    });
     for rr in &req.record_route {
         w.line(RECORD_ROUTE, rr);
     }
@@ -159,7 +158,6 @@ pub(crate) fn on_invite(
     }
 }
 
-const CONTACT: Prefix = Prefix::new("Contact: ");
 const RECORD_ROUTE: Prefix = Prefix::new("Record-Route: ");
 /// `Allow: {ALLOW}` and `Supported: {SUPPORTED}` (a test checks they agree).
 const ALLOW_SUPPORTED: Lines =

@@ -139,18 +139,6 @@ impl<'b> MessageWriter<'b> {
         self
     }
 
-    /// [`MessageWriter::header_with`] for a name the code spells (see [`MessageWriter::line`]).
-    #[inline]
-    pub(crate) fn line_with(
-        &mut self,
-        name: Prefix,
-        value: impl FnOnce(&mut Vec<u8>),
-    ) -> &mut Self {
-        self.out.extend_from_slice(name.0.as_bytes());
-        self.value_with(value);
-        self
-    }
-
     /// Appends a block of whole header lines known when the program is built (see
     /// [`Lines`]): one copy, nothing to check.
     #[inline]
