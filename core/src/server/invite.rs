@@ -285,34 +285,61 @@ pub(crate) fn rtp_bound(s: &mut Server, now: Instant, port: u16, ok: bool) {
     answer_invite(s, now, handle);
 }
 
+/// A body [`send_on_invite`] writes into the response itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// Our SDP for the INVITE being answered ([`local_sdp`]).
+    LocalSdp,
+}
+
 /// Build our SDP for the INVITE being answered: the answer to its offer, or our offer.
 pub(crate) fn local_sdp(s: &mut Server, handle: CallHandle) -> Vec<u8> {
-    let rtp_ip_cfg = s.config.rtp_ip;
-    let ptime = s.config.ptime_ms;
-    let prefs = prefs(s);
-    let Some(call) = s.calls.get_mut(&handle) else {
+    let Some(local) = next_local_media(s, handle) else {
         return Vec::new();
     };
+    let mut body = Vec::with_capacity(400);
+    if let Some(call) = s.calls.get(&handle) {
+        write_local_sdp(s, call, &local, &mut body);
+    }
+    body
+}
+
+/// Our media endpoint for the call's next description: its version counted up (RFC 3264 §8).
+fn next_local_media(s: &mut Server, handle: CallHandle) -> Option<LocalMedia<'static>> {
+    let rtp_ip_cfg = s.config.rtp_ip;
+    let fixed = s.config.advertised.is_some();
+    let call = s.calls.get_mut(&handle)?;
     call.sdp_version += 1;
-    let addr = if rtp_ip_cfg.is_unspecified() || s.config.advertised.is_some() {
+    let addr = if rtp_ip_cfg.is_unspecified() || fixed {
         call.advertised
     } else {
         rtp_ip_cfg
     };
-    let local = LocalMedia {
+    Some(LocalMedia {
         addr,
         rtp_port: call.port,
         session_id: call.sdp_session,
         session_version: call.sdp_version,
         username: "onhold",
-    };
-    let mut body = Vec::with_capacity(400);
-    match (&call.offer, &call.pending) {
-        (Some(layout), Some(neg)) => layout.write(neg, &local, &mut body),
-        _ => sdp::write_offer(&local, &prefs, ptime, Direction::SendOnly, &mut body),
-    }
-    body
+    })
 }
+
+/// [`local_sdp`]'s body for `local`, appended to `out`.
+fn write_local_sdp(s: &Server, call: &Call, local: &LocalMedia<'_>, out: &mut Vec<u8>) {
+    match (&call.offer, &call.pending) {
+        (Some(layout), Some(neg)) => layout.write(neg, local, out),
+        _ => sdp::write_offer(
+            local,
+            &prefs(s),
+            s.config.ptime_ms,
+            Direction::SendOnly,
+            out,
+        ),
+    }
+}
+
+/// `Content-Type` of our SDP bodies.
+const SDP_TYPE: Lines = Lines::new("Content-Type: application/sdp\r\n");
 
 pub(crate) fn send_on_invite(
     s: &mut Server,
@@ -320,8 +347,12 @@ pub(crate) fn send_on_invite(
     handle: CallHandle,
     code: u16,
     with_extra: bool,
-    body: Option<&[u8]>,
+    body: Option<Body>,
 ) -> Option<Arc<[u8]>> {
+    let local = match body {
+        Some(Body::LocalSdp) => Some(next_local_media(s, handle)?),
+        None => None,
+    };
     let call = s.calls.get(&handle)?;
     let mut scratch = std::mem::take(&mut s.scratch);
     let mut w = build::standard_response(&mut scratch, code);
@@ -332,7 +363,11 @@ pub(crate) fn send_on_invite(
         call.invite_extra_at.min(call.invite_head.len())
     };
     w.header_lines(&call.invite_head[..end]);
-    w.finish(body.map(|b| ("application/sdp", b)));
+    match local {
+        // Written straight into the message: no buffer of its own, no copy.
+        Some(local) => w.body_with(SDP_TYPE, |out| write_local_sdp(s, call, &local, out)),
+        None => w.finish(None),
+    }
     let id = call.invite_txn;
     // One copy, shared by the transaction, the call (2xx retransmission) and the queue.
     let bytes: Arc<[u8]> = Arc::from(&scratch[..]);
@@ -342,8 +377,7 @@ pub(crate) fn send_on_invite(
 }
 
 pub(crate) fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
-    let body = local_sdp(s, handle);
-    let bytes = send_on_invite(s, now, handle, 200, true, Some(&body));
+    let bytes = send_on_invite(s, now, handle, 200, true, Some(Body::LocalSdp));
     let t1 = s.t1();
     let Some(call) = s.calls.get_mut(&handle) else {
         return;

@@ -194,6 +194,28 @@ impl<'b> MessageWriter<'b> {
         self.out.extend_from_slice(body);
     }
 
+    /// [`MessageWriter::body`] for a body that `write` appends in place (no buffer of its
+    /// own, no copy): Content-Length is written as three digits before it and set once its
+    /// length is known, the digits moved over in the rare case of another count of them.
+    /// `content_type` is the whole `Content-Type` line.
+    pub(crate) fn body_with(self, content_type: Lines, write: impl FnOnce(&mut Vec<u8>)) {
+        self.out.extend_from_slice(content_type.0.as_bytes());
+        self.out.extend_from_slice(b"Content-Length: 000\r\n\r\n");
+        let start = self.out.len();
+        write(self.out);
+        let len = start.abs_diff(self.out.len());
+        let digits = start - b"000\r\n\r\n".len();
+        if (100..1000).contains(&len) {
+            self.out[digits..digits + 3].copy_from_slice(&[
+                b'0' + (len / 100) as u8,
+                b'0' + (len / 10 % 10) as u8,
+                b'0' + (len % 10) as u8,
+            ]);
+        } else {
+            set_length(self.out, digits, len);
+        }
+    }
+
     /// [`MessageWriter::body`] for an optional `(content type, bytes)` pair.
     pub fn finish(self, body: Option<(&str, &[u8])>) {
         match body {
@@ -246,6 +268,16 @@ fn push_cleaned(out: &mut Vec<u8>, value: &[u8]) {
             .iter()
             .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
     );
+}
+
+/// [`MessageWriter::body_with`]'s Content-Length of a body shorter than 100 bytes or longer
+/// than 999: the three digits at `at` replaced by the length's own.
+#[cold]
+#[inline(never)]
+fn set_length(out: &mut Vec<u8>, at: usize, len: usize) {
+    let mut digits = [0; 20];
+    let digits = crate::server::ascii::decimal_bytes(len as u64, &mut digits);
+    out.splice(at..at + 3, digits.iter().copied());
 }
 
 /// Every CR and LF in `out[start..]` (a value just written there) made a space.
@@ -496,6 +528,19 @@ fn specific_reason(code: u16) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::{has_cr_or_lf, reason_phrase, standard_status_line, MessageWriter};
+
+    /// A body written in place gets the Content-Length `body` writes, whatever its length.
+    #[test]
+    fn body_with_matches_body() {
+        const SDP: super::Lines = super::Lines::new("Content-Type: application/sdp\r\n");
+        for len in [0, 1, 9, 10, 99, 100, 101, 250, 999, 1000, 1001, 12_345] {
+            let body: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let (mut with, mut plain) = (b"x".to_vec(), b"x".to_vec());
+            MessageWriter::block(&mut with).body_with(SDP, |out| out.extend_from_slice(&body));
+            MessageWriter::block(&mut plain).body(Some("application/sdp"), &body);
+            assert_eq!(String::from_utf8(with), String::from_utf8(plain), "{len}");
+        }
+    }
 
     #[test]
     fn standard_status_lines_match_the_written_ones() {
