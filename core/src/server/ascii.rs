@@ -121,6 +121,18 @@ pub(crate) fn parse_ip(s: &str) -> Result<IpAddr, AddrParseError> {
     }
 }
 
+/// `host.trim_start_matches('[').trim_end_matches(']')` by bytes: an IPv6 reference without its
+/// brackets (both are ASCII, so the cuts are on char boundaries).
+pub(crate) fn unbracketed(host: &str) -> &str {
+    let b = host.as_bytes();
+    let start = b.iter().position(|&c| c != b'[').unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|&c| c != b']')
+        .map_or(start, |p| (p + 1).max(start));
+    &host[start..end]
+}
+
 /// A plain dotted quad, the whole of `b` (see [`parse_ip`]): each octet read digit by digit
 /// with no loop (an address is read for every INVITE's Via, Request-URI and SDP `c=`).
 pub(crate) fn dotted_quad(b: &[u8]) -> Option<Ipv4Addr> {
@@ -254,10 +266,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn unbracketed_matches_the_trims() {
+        for h in [
+            "", "[", "]", "[]", "][", "[[::1]]", "[::1]", "::1", "a]", "[a", "]a[", "1.2.3.4",
+        ] {
+            let want = h.trim_start_matches('[').trim_end_matches(']');
+            assert_eq!(unbracketed(h), want, "{h:?}");
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
 
         /// The digit-by-digit read agrees with std on anything made of digits and dots.
+        #[test]
+        fn unbracketed_matches_the_trims_on_any_text(h in "[\\[\\]a:é]{0,8}") {
+            proptest::prop_assert_eq!(unbracketed(&h), h.trim_start_matches('[').trim_end_matches(']'));
+        }
+
         #[test]
         fn parse_ip_matches_std_on_any_digits(a in "[0-9.]{0,17}|([0-9]{1,4}\\.){3}[0-9]{1,4}") {
             proptest::prop_assert_eq!(parse_ip(&a).ok(), a.parse::<IpAddr>().ok(), "{:?}", a);

@@ -59,10 +59,7 @@ fn push_response_top_via(out: &mut Vec<u8>, req: &Request<'_>, src_ip: &[u8]) {
 
 /// The Via's sent-by host without IPv6 brackets.
 fn via_host<'a>(req: &Request<'a>) -> &'a str {
-    req.top_via
-        .host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
+    ascii::unbracketed(req.top_via.host)
 }
 
 /// [`top_via_params_slow`] for a Via whose `;`-separated parts need no trimming (each starts

@@ -206,11 +206,7 @@ pub(crate) fn strip_status_and_length(mut full: Vec<u8>) -> Vec<u8> {
 /// the caller is behind a NAT (its Via names another address than the packet came from), when
 /// the target is unreachable and the source address is the one that works (RFC 3581 spirit).
 pub(crate) fn request_destination(call: &Call, req: &Request<'_>) -> SocketAddr {
-    let via_host = req
-        .top_via
-        .host
-        .trim_start_matches('[')
-        .trim_end_matches(']');
+    let via_host = ascii::unbracketed(req.top_via.host);
     let natted = ascii::parse_ip(via_host).map_or(true, |ip| ip != req.remote.ip());
     if let Some(first) = call.route_set.first() {
         if let Some(a) = incoming::uri_socket_addr(first) {
