@@ -366,8 +366,8 @@ fn standard_status_line(code: u16) -> Option<&'static [u8]> {
     })
 }
 
-/// Does `bytes` hold a CR or LF? Every value written is checked, so eight bytes per step
-/// (SWAR), in two passes. The first asks a cheaper question of each word: is any byte below
+/// Does `bytes` hold a CR or LF? Every value written is checked, so a word (eight bytes) at a
+/// time (SWAR), two per step, in two passes. The first asks a cheaper question of each word: is any byte below
 /// 0x0E (CR is 0x0D, LF 0x0A)? `(v - 0x0E..) & !v & 0x80..` is non-zero exactly when one is (a
 /// borrow only starts at such a byte, and a byte at or above 0x0E without one leaves its top
 /// bit clear). Header values almost never hold such a byte (a TAB is the usual one), so the
@@ -385,31 +385,35 @@ fn has_cr_or_lf(bytes: &[u8]) -> bool {
     if bytes.len() < 4 {
         return bytes.iter().any(|&b| b == b'\r' || b == b'\n');
     }
+    // Each test's flags are the top bits of its bytes; the other bits are masked off once, at
+    // the end, instead of per word.
     let zeros = |v: u64| v.wrapping_sub(ONES) & !v;
-    let low = |w: u64| w.wrapping_sub(BELOW) & !w & HIGHS;
-    let cr_or_lf = |w: u64| (zeros(w ^ CRS) | zeros(w ^ LFS)) & HIGHS;
-    any_word(bytes, low) && any_word(bytes, cr_or_lf)
+    let low = |w: u64| w.wrapping_sub(BELOW) & !w;
+    let cr_or_lf = |w: u64| zeros(w ^ CRS) | zeros(w ^ LFS);
+    any_word(bytes, low) & HIGHS != 0 && any_word(bytes, cr_or_lf) & HIGHS != 0
 }
 
-/// Is `hit` non-zero for any word of `bytes` (at least four long; see [`has_cr_or_lf`])?
-/// The hits are or-ed together and tested once: no branch per word.
+/// `hit` of every word of `bytes` (at least four long; see [`has_cr_or_lf`]), or-ed together:
+/// no branch per word, and two words per step. The last step may overlap the one before it
+/// (it ends at the last byte), which an "any byte" test does not mind.
 #[inline(always)]
-fn any_word(bytes: &[u8], hit: impl Fn(u64) -> u64) -> bool {
+fn any_word(bytes: &[u8], hit: impl Fn(u64) -> u64) -> u64 {
     let word = |b: &[u8]| u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
     let half = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as u64;
+    let pair = |b: &[u8]| hit(word(&b[..8])) | hit(word(&b[8..16]));
     let n = bytes.len();
-    let hits = if n >= 8 {
-        let chunks = bytes.chunks_exact(8);
-        let all = chunks.fold(0, |acc, c| acc | hit(word(c)));
-        if n % 8 != 0 {
-            all | hit(word(&bytes[n - 8..]))
+    if n >= 16 {
+        let all = (bytes.chunks_exact(16)).fold(0, |acc, c| acc | pair(c));
+        if n % 16 != 0 {
+            all | pair(&bytes[n - 16..])
         } else {
             all
         }
+    } else if n >= 8 {
+        hit(word(bytes)) | hit(word(&bytes[n - 8..]))
     } else {
         hit(half(bytes) << 32 | half(&bytes[n - 4..]))
-    };
-    hits != 0
+    }
 }
 
 /// Decimal digits of `n`, zero-padded to at least `width`: status codes and lengths are written
