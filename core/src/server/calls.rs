@@ -78,7 +78,7 @@ pub(crate) struct Call {
     pub port_tries: u32,
     /// Negotiated media in force, and media agreed in a 2xx that takes effect at the ACK.
     pub media: Option<Negotiated>,
-    pub pending: Option<Box<Negotiated>>,
+    pub pending: Option<Negotiated>,
     pub sdp_session: u64,
     pub sdp_version: u64,
     pub ok_bytes: Option<Arc<[u8]>>,

@@ -43,7 +43,7 @@ pub(crate) fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
             sdp::parse(req.body).ok()
         };
         match answer.zip(prefs).map(|(a, p)| sdp::accept_answer(&a, &p)) {
-            Some(Ok(neg)) => call.pending = Some(Box::new(neg)),
+            Some(Ok(neg)) => call.pending = Some(neg),
             _ => {
                 return hangup(s, now, handle, EndReason::Control);
             }
@@ -64,7 +64,7 @@ pub(crate) fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
-    let Some(neg) = call.pending.take().map(|b| *b) else {
+    let Some(neg) = call.pending.take() else {
         return;
     };
     let first = call.started.is_none();
@@ -231,7 +231,7 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
         block.extend_from_slice(&extra);
         call.invite_head = block;
         call.offer = offer;
-        call.pending = neg.map(Box::new);
+        call.pending = neg;
         if !has_offer {
             call.pending = None;
         }
@@ -239,7 +239,7 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
     } else {
         // UPDATE: the answer is in our 200 and takes effect now (RFC 3311 §5.2).
         call.offer = offer;
-        call.pending = neg.map(Box::new);
+        call.pending = neg;
         let body = if has_offer {
             Some(local_sdp(s, handle))
         } else {

@@ -128,7 +128,7 @@ pub(crate) fn on_invite(
         port: 0,
         port_tries: 0,
         media: None,
-        pending: pending.map(Box::new),
+        pending,
         sdp_session: (s.rng_u32() >> 1) as u64,
         sdp_version: 0,
         ok_bytes: None,

@@ -198,7 +198,7 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
         let rtcp_mux = call
             .media
             .as_ref()
-            .or(call.pending.as_deref())
+            .or(call.pending.as_ref())
             .is_some_and(|m| m.rtcp_mux);
         s.commands.push_back(Command::UnbindRtp {
             port: call.port,
