@@ -17,6 +17,7 @@ use super::{
 use crate::media::Library;
 use crate::pacing::PacingQueue;
 use crate::rng::Rng;
+use crate::rtp::{write_rtcp_sr, SenderInfo};
 use crate::timers::TimerHeap;
 
 /// What a timer entry is for. The owner remembers the deadline it armed; anything else is stale.
@@ -57,20 +58,50 @@ pub(crate) struct Outgoing {
 }
 
 /// The bytes of a queued datagram. A response a transaction or call keeps for retransmission
-/// is shared with the queue, so neither keeping it nor resending it copies it.
+/// is shared with the queue, so neither keeping it nor resending it copies it. An RTCP report
+/// is queued as what it says and written straight into the caller's buffer when sent: no
+/// allocation and no copy for it.
 #[derive(Debug)]
 pub(crate) enum Payload {
     Owned(Vec<u8>),
     Shared(Arc<[u8]>),
+    /// An RTCP SR with our CNAME, and BYE after it when `bye` (see [`write_rtcp_sr`]).
+    Rtcp { info: SenderInfo, bye: bool },
 }
 
 impl Payload {
-    fn as_slice(&self) -> &[u8] {
-        match self {
+    /// Write the datagram into `buf` (cut to its length, as a copy would be); its length.
+    fn write(&self, buf: &mut [u8]) -> usize {
+        let bytes: &[u8] = match self {
             Payload::Owned(v) => v,
             Payload::Shared(a) => a,
-        }
+            Payload::Rtcp { info, bye } => return write_rtcp(buf, *info, *bye),
+        };
+        let len = bytes.len().min(buf.len());
+        buf[..len].copy_from_slice(&bytes[..len]);
+        len
     }
+}
+
+/// Room an RTCP report with BYE takes (56 bytes), rounded up.
+const RTCP_ROOM: usize = 128;
+
+/// [`write_rtcp_sr`] with our CNAME into `buf`, or (a buffer below the documented size) into
+/// one on the stack, cut to fit.
+fn write_rtcp(buf: &mut [u8], info: SenderInfo, bye: bool) -> usize {
+    if buf.len() >= RTCP_ROOM {
+        return write_rtcp_sr(buf, info, b"onhold", bye);
+    }
+    write_rtcp_short(buf, info, bye)
+}
+
+#[cold]
+#[inline(never)]
+fn write_rtcp_short(buf: &mut [u8], info: SenderInfo, bye: bool) -> usize {
+    let mut room = [0u8; RTCP_ROOM];
+    let n = write_rtcp_sr(&mut room, info, b"onhold", bye).min(buf.len());
+    buf[..n].copy_from_slice(&room[..n]);
+    n
 }
 
 impl From<Vec<u8>> for Payload {
@@ -233,9 +264,7 @@ impl Server {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         if let Some(o) = self.out.pop_front() {
-            let bytes = o.bytes.as_slice();
-            let len = bytes.len().min(buf.len());
-            buf[..len].copy_from_slice(&bytes[..len]);
+            let len = o.bytes.write(buf);
             match o.kind {
                 TransmitKind::Sip => self.stats.sip_out += 1,
                 TransmitKind::Rtcp => self.stats.rtcp_out += 1,
