@@ -22,5 +22,5 @@ mod timers;
 pub use codec::Codec;
 pub use server::{
     CallHandle, Command, Control, Direction, EndReason, Event, Server, ServerConfig, Stats,
-    Transmit, TransmitKind, Transport, MAX_DATAGRAM,
+    Text, Transmit, TransmitKind, Transport, MAX_DATAGRAM,
 };
