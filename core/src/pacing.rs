@@ -188,11 +188,7 @@ mod tests {
             for n in 0..600u64 {
                 let top = model.peek().map(|Reverse(e)| *e);
                 assert_eq!(q.next_deadline(), top.map(|e| e.0), "round {round}");
-                assert_eq!(
-                    q.peek_due(now),
-                    top.filter(|e| e.0 <= now),
-                    "round {round}"
-                );
+                assert_eq!(q.peek_due(now), top.filter(|e| e.0 <= now), "round {round}");
                 match rng.below(8) {
                     0 | 1 => {
                         let at = now + Duration::from_micros(rng.below(3000));

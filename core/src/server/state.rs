@@ -66,7 +66,10 @@ pub(crate) enum Payload {
     Owned(Vec<u8>),
     Shared(Arc<[u8]>),
     /// An RTCP SR with our CNAME, and BYE after it when `bye` (see [`write_rtcp_sr`]).
-    Rtcp { info: SenderInfo, bye: bool },
+    Rtcp {
+        info: SenderInfo,
+        bye: bool,
+    },
 }
 
 impl Payload {
