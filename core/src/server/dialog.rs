@@ -198,7 +198,7 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
     };
     call.remote_cseq = req.cseq;
     if let Some(c) = req.contact {
-        call.remote_target = c.to_string(); // target refresh (RFC 3261 §12.2.2)
+        call.set_remote_target(c); // target refresh (RFC 3261 §12.2.2)
     }
     if let Some(t) = session {
         call.session = Some(t);

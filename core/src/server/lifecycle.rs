@@ -100,7 +100,7 @@ pub(crate) fn send_in_dialog(
     };
     call.local_cseq += 1;
     let mut bytes = Vec::with_capacity(600);
-    let mut w = build::request(&mut bytes, method, &call.remote_target);
+    let mut w = build::request(&mut bytes, method, call.remote_target());
     let proto = if call.transport == Transport::Tcp {
         "TCP"
     } else {
