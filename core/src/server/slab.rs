@@ -191,6 +191,8 @@ impl<T> IdSlab<T> {
 #[derive(Debug, Default)]
 pub(crate) struct CallSlab {
     slab: IdSlab<Box<Option<Call>>>,
+    /// Boxes of calls that ended, empty: the allocations themselves are what is kept.
+    #[allow(clippy::vec_box)]
     spare: Vec<Box<Option<Call>>>,
 }
 
