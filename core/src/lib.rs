@@ -21,6 +21,6 @@ mod timers;
 
 pub use codec::Codec;
 pub use server::{
-    CallHandle, Command, Control, Direction, EndReason, Event, Server, ServerConfig, Stats,
+    CallHandle, Command, Control, Direction, EndReason, Event, Server, ServerConfig, Stats, Text,
     Transmit, TransmitKind, Transport, MAX_DATAGRAM,
 };

@@ -47,13 +47,14 @@ pub(crate) struct Call {
     /// sliced by the accessors.
     pub dialog: HashedKey,
     pub call_id_len: usize,
-    /// The Request-URI user, their From as written (our To in requests we send) and their To
-    /// with our tag (our From), one after the other: one allocation for the three, sliced by
-    /// the accessors at `user_end` and `their_from_end`.
+    /// The Request-URI user, their From as written (our To in requests we send), their To
+    /// with our tag (our From) and the remote target (their Contact, where our requests go),
+    /// one after the other: one allocation for the four, sliced by the accessors at
+    /// `user_end`, `their_from_end` and `target_at`.
     pub parties: String,
     pub user_end: usize,
     pub their_from_end: usize,
-    pub remote_target: String,
+    pub target_at: usize,
     pub route_set: Vec<String>,
     pub remote_cseq: u32,
     pub local_cseq: u32,
@@ -78,7 +79,7 @@ pub(crate) struct Call {
     pub port_tries: u32,
     /// Negotiated media in force, and media agreed in a 2xx that takes effect at the ACK.
     pub media: Option<Negotiated>,
-    pub pending: Option<Box<Negotiated>>,
+    pub pending: Option<Negotiated>,
     pub sdp_session: u64,
     pub sdp_version: u64,
     pub ok_bytes: Option<Arc<[u8]>>,
@@ -112,7 +113,17 @@ impl Call {
     }
 
     pub fn our_from(&self) -> &str {
-        &self.parties[self.their_from_end..]
+        &self.parties[self.their_from_end..self.target_at]
+    }
+
+    pub fn remote_target(&self) -> &str {
+        &self.parties[self.target_at..]
+    }
+
+    /// A target refresh (RFC 3261 §12.2.2): the new target replaces the old at the end.
+    pub fn set_remote_target(&mut self, target: &str) {
+        self.parties.truncate(self.target_at);
+        self.parties.push_str(target);
     }
 
     pub(crate) fn sending(&self) -> bool {

@@ -7,7 +7,7 @@ use super::incoming::Request;
 use super::invite::*;
 use super::state::{CallTimer, Server, Timer};
 use super::txn::{ServerState, TxnKey};
-use super::{CallHandle, EndReason, Event};
+use super::{CallHandle, EndReason, Event, Text};
 use crate::rtp::Playout;
 use crate::sdp::{self};
 use std::sync::Arc;
@@ -29,8 +29,9 @@ pub(crate) fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
     }
     call.state = CallState::Confirmed;
     // What answering needed is not needed again until the next re-INVITE: a confirmed call
-    // keeps only its dialog identity and media cursor.
-    call.invite_head = Vec::new();
+    // keeps only its dialog identity and media cursor. The header block's buffer goes back
+    // to the server for the next INVITE.
+    let head = std::mem::take(&mut call.invite_head);
     call.invite_extra_at = 0;
     call.ok_bytes = None;
     call.retransmit_at = None;
@@ -43,13 +44,14 @@ pub(crate) fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
             sdp::parse(req.body).ok()
         };
         match answer.zip(prefs).map(|(a, p)| sdp::accept_answer(&a, &p)) {
-            Some(Ok(neg)) => call.pending = Some(Box::new(neg)),
+            Some(Ok(neg)) => call.pending = Some(neg),
             _ => {
                 return hangup(s, now, handle, EndReason::Control);
             }
         }
     }
     call.offer = None;
+    s.give_back_head(head);
     apply_pending(s, now, handle);
 }
 
@@ -64,7 +66,7 @@ pub(crate) fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
-    let Some(neg) = call.pending.take().map(|b| *b) else {
+    let Some(neg) = call.pending.take() else {
         return;
     };
     let first = call.started.is_none();
@@ -96,8 +98,8 @@ pub(crate) fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
         call.started = Some(now);
         Event::CallStarted {
             call: handle,
-            call_id: call.call_id().to_string(),
-            user: call.user().to_string(),
+            call_id: Text::new(call.call_id()),
+            user: Text::new(call.user()),
             remote_sip: call.remote_sip,
             remote_rtp: neg.remote_rtp,
             local_rtp: call.local_rtp(rtp_ip),
@@ -198,7 +200,7 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
     };
     call.remote_cseq = req.cseq;
     if let Some(c) = req.contact {
-        call.remote_target = c.to_string(); // target refresh (RFC 3261 §12.2.2)
+        call.set_remote_target(c); // target refresh (RFC 3261 §12.2.2)
     }
     if let Some(t) = session {
         call.session = Some(t);
@@ -231,7 +233,7 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
         block.extend_from_slice(&extra);
         call.invite_head = block;
         call.offer = offer;
-        call.pending = neg.map(Box::new);
+        call.pending = neg;
         if !has_offer {
             call.pending = None;
         }
@@ -239,7 +241,7 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
     } else {
         // UPDATE: the answer is in our 200 and takes effect now (RFC 3311 §5.2).
         call.offer = offer;
-        call.pending = neg.map(Box::new);
+        call.pending = neg;
         let body = if has_offer {
             Some(local_sdp(s, handle))
         } else {

@@ -46,7 +46,7 @@ pub(crate) fn on_invite(
     let local_tag = ascii::hex16(s.rng.next_u64(), &mut tag_buf);
     // The header block every response on this transaction shares (the 2xx's, with our tag), and
     // the 100 cut from it: the same lines without the tag.
-    let mut head = Vec::with_capacity(768);
+    let mut head = s.head_buffer();
     let tag_at = build::response_head(&mut head, req, 200, Some(local_tag), &s.config.user_agent)
         .unwrap_or(head.len());
     let tag_end = (tag_at + ";tag=".len() + local_tag.len()).min(head.len());
@@ -93,8 +93,9 @@ pub(crate) fn on_invite(
     }
     let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
     let dialog = HashedKey::of([req.call_id, " ", local_tag]);
+    let target = req.contact.unwrap_or(req.uri);
     let mut parties = String::with_capacity(
-        req.uri_user.len() + req.from.len() + req.to.len() + 5 + local_tag.len(),
+        req.uri_user.len() + req.from.len() + req.to.len() + 5 + local_tag.len() + target.len(),
     );
     parties.push_str(req.uri_user);
     let user_end = parties.len();
@@ -103,13 +104,15 @@ pub(crate) fn on_invite(
     parties.push_str(req.to);
     parties.push_str(";tag=");
     parties.push_str(local_tag);
+    let target_at = parties.len();
+    parties.push_str(target);
     let mut call = Call {
         call_id_len: req.call_id.len(),
         dialog,
         parties,
         user_end,
         their_from_end,
-        remote_target: req.contact.unwrap_or(req.uri).to_string(),
+        target_at,
         route_set: req.record_route.iter().map(|r| r.to_string()).collect(),
         remote_cseq: req.cseq,
         local_cseq: 0,
@@ -127,7 +130,7 @@ pub(crate) fn on_invite(
         port: 0,
         port_tries: 0,
         media: None,
-        pending: pending.map(Box::new),
+        pending,
         sdp_session: (s.rng_u32() >> 1) as u64,
         sdp_version: 0,
         ok_bytes: None,
@@ -217,7 +220,7 @@ pub(crate) fn request_destination(call: &Call, req: &Request<'_>) -> SocketAddr 
         // The remote target is the Contact when there is one, already parsed.
         let target = match (req.contact, req.contact_addr) {
             (Some(_), Some(known)) => known,
-            _ => incoming::uri_socket_addr(&call.remote_target),
+            _ => incoming::uri_socket_addr(call.remote_target()),
         };
         if let Some(a) = target {
             return a;

@@ -1,9 +1,9 @@
 //! Media out: the next RTP packet of a call, RTCP sender reports, and music reloads.
 
-use super::state::Server;
+use super::state::{Payload, Server};
 use super::{CallHandle, Event, Transmit, TransmitKind, Transport};
 use crate::media::PlayMode;
-use crate::rtp::{ntp_timestamp, write_rtcp_sr, SenderInfo, RTP_HEADER_LEN};
+use crate::rtp::{ntp_timestamp, SenderInfo, RTP_HEADER_LEN};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -65,8 +65,7 @@ pub(crate) fn send_rtcp(s: &mut Server, now: Instant, handle: CallHandle, bye: b
     if p.packets == 0 {
         return;
     }
-    // Written on the stack, then copied out at its exact size (56 bytes with BYE).
-    let mut buf = [0u8; 128];
+    // Queued as its fields: `poll_transmit` writes the packet into the caller's buffer.
     let info = SenderInfo {
         ssrc: p.ssrc,
         ntp: ntp_timestamp(wall),
@@ -74,7 +73,6 @@ pub(crate) fn send_rtcp(s: &mut Server, now: Instant, handle: CallHandle, bye: b
         packets: p.packets as u32,
         octets: p.octets as u32,
     };
-    let n = write_rtcp_sr(&mut buf, info, b"onhold", bye);
     let local_port = if m.rtcp_mux { call.port } else { call.port + 1 };
     let (remote, transport) = (m.remote_rtcp, Transport::Udp);
     s.queue(
@@ -82,7 +80,7 @@ pub(crate) fn send_rtcp(s: &mut Server, now: Instant, handle: CallHandle, bye: b
         SocketAddr::new(rtp_ip, local_port),
         remote,
         TransmitKind::Rtcp,
-        buf[..n].to_vec(),
+        Payload::Rtcp { info, bye },
     );
 }
 

@@ -17,6 +17,7 @@ use super::{
 use crate::media::Library;
 use crate::pacing::PacingQueue;
 use crate::rng::Rng;
+use crate::rtp::{write_rtcp_sr, SenderInfo};
 use crate::timers::TimerHeap;
 
 /// What a timer entry is for. The owner remembers the deadline it armed; anything else is stale.
@@ -57,20 +58,53 @@ pub(crate) struct Outgoing {
 }
 
 /// The bytes of a queued datagram. A response a transaction or call keeps for retransmission
-/// is shared with the queue, so neither keeping it nor resending it copies it.
+/// is shared with the queue, so neither keeping it nor resending it copies it. An RTCP report
+/// is queued as what it says and written straight into the caller's buffer when sent: no
+/// allocation and no copy for it.
 #[derive(Debug)]
 pub(crate) enum Payload {
     Owned(Vec<u8>),
     Shared(Arc<[u8]>),
+    /// An RTCP SR with our CNAME, and BYE after it when `bye` (see [`write_rtcp_sr`]).
+    Rtcp {
+        info: SenderInfo,
+        bye: bool,
+    },
 }
 
 impl Payload {
-    fn as_slice(&self) -> &[u8] {
-        match self {
+    /// Write the datagram into `buf` (cut to its length, as a copy would be); its length.
+    fn write(&self, buf: &mut [u8]) -> usize {
+        let bytes: &[u8] = match self {
             Payload::Owned(v) => v,
             Payload::Shared(a) => a,
-        }
+            Payload::Rtcp { info, bye } => return write_rtcp(buf, *info, *bye),
+        };
+        let len = bytes.len().min(buf.len());
+        buf[..len].copy_from_slice(&bytes[..len]);
+        len
     }
+}
+
+/// Room an RTCP report with BYE takes (56 bytes), rounded up.
+const RTCP_ROOM: usize = 128;
+
+/// [`write_rtcp_sr`] with our CNAME into `buf`, or (a buffer below the documented size) into
+/// one on the stack, cut to fit.
+fn write_rtcp(buf: &mut [u8], info: SenderInfo, bye: bool) -> usize {
+    if buf.len() >= RTCP_ROOM {
+        return write_rtcp_sr(buf, info, b"onhold", bye);
+    }
+    write_rtcp_short(buf, info, bye)
+}
+
+#[cold]
+#[inline(never)]
+fn write_rtcp_short(buf: &mut [u8], info: SenderInfo, bye: bool) -> usize {
+    let mut room = [0u8; RTCP_ROOM];
+    let n = write_rtcp_sr(&mut room, info, b"onhold", bye).min(buf.len());
+    buf[..n].copy_from_slice(&room[..n]);
+    n
 }
 
 impl From<Vec<u8>> for Payload {
@@ -120,7 +154,12 @@ pub struct Server {
     pub(crate) draining: Option<Instant>,
     pub(crate) drained_sent: bool,
     pub(crate) scratch: Vec<u8>,
+    /// Header-block buffers confirmed calls gave back (see [`Server::head_buffer`]).
+    pub(crate) spare_heads: Vec<Vec<u8>>,
 }
+
+/// Spare header-block buffers kept at most (a burst of ACKs does not keep its buffers).
+const SPARE_HEADS: usize = 64;
 
 impl Server {
     /// `epoch` is any instant at or before the first `now`; `epoch_wall` is the wall-clock time
@@ -162,6 +201,7 @@ impl Server {
             draining: None,
             drained_sent: false,
             scratch: Vec::with_capacity(2048),
+            spare_heads: Vec::new(),
         }
     }
 
@@ -233,9 +273,7 @@ impl Server {
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         if let Some(o) = self.out.pop_front() {
-            let bytes = o.bytes.as_slice();
-            let len = bytes.len().min(buf.len());
-            buf[..len].copy_from_slice(&bytes[..len]);
+            let len = o.bytes.write(buf);
             match o.kind {
                 TransmitKind::Sip => self.stats.sip_out += 1,
                 TransmitKind::Rtcp => self.stats.rtcp_out += 1,
@@ -307,6 +345,23 @@ impl Server {
         let since = now.saturating_duration_since(self.epoch).as_nanos();
         let aligned = since.div_ceil(QUANTUM_NS) * QUANTUM_NS;
         self.epoch + Duration::from_nanos(aligned as u64)
+    }
+
+    /// An empty buffer for a new INVITE's response header block (`Call::invite_head`): one a
+    /// confirmed call gave back, else a new one. A call needs its block only until the ACK, so
+    /// the buffer goes round calls instead of being allocated and freed for each.
+    pub(crate) fn head_buffer(&mut self) -> Vec<u8> {
+        self.spare_heads
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(768))
+    }
+
+    /// Take back a header-block buffer a call no longer needs.
+    pub(crate) fn give_back_head(&mut self, mut head: Vec<u8>) {
+        if self.spare_heads.len() < SPARE_HEADS && head.capacity() > 0 {
+            head.clear();
+            self.spare_heads.push(head);
+        }
     }
 
     pub(crate) fn id(&mut self) -> u64 {
