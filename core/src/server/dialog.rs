@@ -29,9 +29,8 @@ pub(crate) fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
     }
     call.state = CallState::Confirmed;
     // What answering needed is not needed again until the next re-INVITE: a confirmed call
-    // keeps only its dialog identity and media cursor. The header block's buffer goes back
-    // to the server for the next INVITE.
-    let head = std::mem::take(&mut call.invite_head);
+    // keeps only its dialog identity and media cursor.
+    call.invite_head = Vec::new();
     call.invite_extra_at = 0;
     call.ok_bytes = None;
     call.retransmit_at = None;
@@ -51,7 +50,6 @@ pub(crate) fn on_ack(s: &mut Server, now: Instant, req: &Request<'_>) {
         }
     }
     call.offer = None;
-    s.give_back_head(head);
     apply_pending(s, now, handle);
 }
 

@@ -46,7 +46,7 @@ pub(crate) fn on_invite(
     let local_tag = ascii::hex16(s.rng.next_u64(), &mut tag_buf);
     // The header block every response on this transaction shares (the 2xx's, with our tag), and
     // the 100 cut from it: the same lines without the tag.
-    let mut head = s.head_buffer();
+    let mut head = Vec::with_capacity(768);
     let tag_at = build::response_head(&mut head, req, 200, Some(local_tag), &s.config.user_agent)
         .unwrap_or(head.len());
     let tag_end = (tag_at + ";tag=".len() + local_tag.len()).min(head.len());

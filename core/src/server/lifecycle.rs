@@ -182,37 +182,35 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
     if sent_any {
         send_rtcp(s, now, handle, true);
     }
-    // What the call's end needs of it is read where it lies, and then it is dropped there.
-    let Some(call) = s.calls.get(&handle) else {
+    let Some(call) = s.calls.remove(&handle) else {
         return;
     };
     s.dialogs.remove(&call.dialog, handle);
-    let port = call.port;
-    let rtcp_mux = call
-        .media
-        .as_ref()
-        .or(call.pending.as_ref())
-        .is_some_and(|m| m.rtcp_mux);
-    let duration = now - call.started.unwrap_or(call.created);
-    let rtp_packets_sent = call.playout.as_ref().map_or(0, |p| p.packets);
-    s.calls.discard(&handle);
     // One search for the port, and its entry removed only if it is still this call's.
-    let freed = match s.ports.entry(port) {
-        Entry::Occupied(e) if port != 0 && *e.get() == handle => {
+    let freed = match s.ports.entry(call.port) {
+        Entry::Occupied(e) if call.port != 0 && *e.get() == handle => {
             e.remove();
             true
         }
         _ => false,
     };
     if freed {
-        s.commands.push_back(Command::UnbindRtp { port, rtcp_mux });
+        let rtcp_mux = call
+            .media
+            .as_ref()
+            .or(call.pending.as_ref())
+            .is_some_and(|m| m.rtcp_mux);
+        s.commands.push_back(Command::UnbindRtp {
+            port: call.port,
+            rtcp_mux,
+        });
     }
     s.stats.calls_active = s.calls.len();
     s.emit(Event::CallEnded {
         call: handle,
         reason,
-        duration,
-        rtp_packets_sent,
+        duration: now - call.started.unwrap_or(call.created),
+        rtp_packets_sent: call.playout.as_ref().map_or(0, |p| p.packets),
     });
     s.finish_drain(now, false);
 }

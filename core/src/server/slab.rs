@@ -184,16 +184,10 @@ impl<T> IdSlab<T> {
     }
 }
 
-/// Calls by [`CallHandle`]: an [`IdSlab`] of boxed calls. The box of a call that ended is
-/// kept (empty) for the next call, up to [`KEEP_SLOTS`] of them: a call's state is written
-/// into a box the last call left instead of a new allocation, and its end frees nothing but
-/// the call's own strings.
+/// Calls by [`CallHandle`]: an [`IdSlab`] of boxed calls.
 #[derive(Debug, Default)]
 pub(crate) struct CallSlab {
-    slab: IdSlab<Box<Option<Call>>>,
-    /// Boxes of calls that ended, empty: the allocations themselves are what is kept.
-    #[allow(clippy::vec_box)]
-    spare: Vec<Box<Option<Call>>>,
+    slab: IdSlab<Box<Call>>,
 }
 
 impl CallSlab {
@@ -203,36 +197,20 @@ impl CallSlab {
     }
 
     pub fn insert(&mut self, h: CallHandle, call: Call) {
-        let boxed = match self.spare.pop() {
-            Some(mut b) => {
-                *b = Some(call);
-                b
-            }
-            None => Box::new(Some(call)),
-        };
-        self.slab.fill(h.0, boxed);
+        self.slab.fill(h.0, Box::new(call));
     }
 
     pub fn get(&self, h: &CallHandle) -> Option<&Call> {
-        Option::as_ref(self.slab.get(&h.0)?)
+        self.slab.get(&h.0).map(|c| &**c)
     }
 
     pub fn get_mut(&mut self, h: &CallHandle) -> Option<&mut Call> {
-        Option::as_mut(self.slab.get_mut(&h.0)?)
+        self.slab.get_mut(&h.0).map(|c| &mut **c)
     }
 
-    /// Drop the call where it lies (no copy of it out), keeping its box for the next call.
-    /// True when there was one.
-    pub fn discard(&mut self, h: &CallHandle) -> bool {
-        let Some(mut boxed) = self.slab.remove(&h.0) else {
-            return false;
-        };
-        let was = boxed.is_some();
-        *boxed = None;
-        if self.spare.len() < KEEP_SLOTS {
-            self.spare.push(boxed);
-        }
-        was
+    /// The call, still boxed: moving it out would copy the whole struct just to drop it.
+    pub fn remove(&mut self, h: &CallHandle) -> Option<Box<Call>> {
+        self.slab.remove(&h.0)
     }
 
     pub fn len(&self) -> usize {
@@ -248,7 +226,7 @@ impl CallSlab {
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Call> {
-        self.slab.values_mut().filter_map(|c| Option::as_mut(c))
+        self.slab.values_mut().map(|c| &mut **c)
     }
 }
 

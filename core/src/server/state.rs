@@ -154,12 +154,7 @@ pub struct Server {
     pub(crate) draining: Option<Instant>,
     pub(crate) drained_sent: bool,
     pub(crate) scratch: Vec<u8>,
-    /// Header-block buffers confirmed calls gave back (see [`Server::head_buffer`]).
-    pub(crate) spare_heads: Vec<Vec<u8>>,
 }
-
-/// Spare header-block buffers kept at most (a burst of ACKs does not keep its buffers).
-const SPARE_HEADS: usize = 64;
 
 impl Server {
     /// `epoch` is any instant at or before the first `now`; `epoch_wall` is the wall-clock time
@@ -201,7 +196,6 @@ impl Server {
             draining: None,
             drained_sent: false,
             scratch: Vec::with_capacity(2048),
-            spare_heads: Vec::new(),
         }
     }
 
@@ -345,23 +339,6 @@ impl Server {
         let since = now.saturating_duration_since(self.epoch).as_nanos();
         let aligned = since.div_ceil(QUANTUM_NS) * QUANTUM_NS;
         self.epoch + Duration::from_nanos(aligned as u64)
-    }
-
-    /// An empty buffer for a new INVITE's response header block (`Call::invite_head`): one a
-    /// confirmed call gave back, else a new one. A call needs its block only until the ACK, so
-    /// the buffer goes round calls instead of being allocated and freed for each.
-    pub(crate) fn head_buffer(&mut self) -> Vec<u8> {
-        self.spare_heads
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(768))
-    }
-
-    /// Take back a header-block buffer a call no longer needs.
-    pub(crate) fn give_back_head(&mut self, mut head: Vec<u8>) {
-        if self.spare_heads.len() < SPARE_HEADS && head.capacity() > 0 {
-            head.clear();
-            self.spare_heads.push(head);
-        }
     }
 
     pub(crate) fn id(&mut self) -> u64 {
