@@ -21,6 +21,6 @@ mod timers;
 
 pub use codec::Codec;
 pub use server::{
-    CallHandle, Command, Control, Direction, EndReason, Event, Server, ServerConfig, Stats, Text,
+    CallHandle, Command, Control, Direction, EndReason, Event, Server, ServerConfig, Stats,
     Transmit, TransmitKind, Transport, MAX_DATAGRAM,
 };

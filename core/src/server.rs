@@ -106,9 +106,9 @@ pub enum Event {
     /// The caller's ACK arrived and media is set up (it may be on hold: see `direction`).
     CallStarted {
         call: CallHandle,
-        call_id: Text,
+        call_id: String,
         /// Request-URI user part (selects the music class).
-        user: Text,
+        user: String,
         remote_sip: SocketAddr,
         remote_rtp: SocketAddr,
         local_rtp: SocketAddr,
@@ -146,108 +146,6 @@ pub enum Event {
     Late { call: CallHandle, skipped: u32 },
     /// Every call is gone after `Control::Shutdown`: the runtime may exit.
     Drained,
-}
-
-/// A short text an [`Event`] carries (a Call-ID, a user): held in place up to
-/// [`Text::INLINE`] bytes and on the heap beyond, so that an event for the usual sizes
-/// allocates nothing. It reads as a `str` (`Deref`), and prints, debugs and compares as one.
-#[derive(Clone)]
-pub struct Text(TextRepr);
-
-#[derive(Clone)]
-enum TextRepr {
-    Inline { len: u8, bytes: [u8; Text::INLINE] },
-    Heap(Box<str>),
-}
-
-impl Text {
-    /// The longest text held in place (the whole is then 48 bytes, two of a `String`).
-    pub const INLINE: usize = 46;
-
-    pub fn new(s: &str) -> Text {
-        if s.len() > Text::INLINE {
-            return Text::heap(s);
-        }
-        let mut bytes = [0; Text::INLINE];
-        bytes[..s.len()].copy_from_slice(s.as_bytes());
-        Text(TextRepr::Inline {
-            len: s.len() as u8,
-            bytes,
-        })
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn heap(s: &str) -> Text {
-        Text(TextRepr::Heap(s.into()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        match &self.0 {
-            // Only a whole `str` is copied in: the bytes are UTF-8.
-            TextRepr::Inline { len, bytes } => {
-                std::str::from_utf8(&bytes[..*len as usize]).unwrap_or("")
-            }
-            TextRepr::Heap(s) => s,
-        }
-    }
-}
-
-impl std::ops::Deref for Text {
-    type Target = str;
-    fn deref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl AsRef<str> for Text {
-    fn as_ref(&self) -> &str {
-        self.as_str()
-    }
-}
-
-impl From<&str> for Text {
-    fn from(s: &str) -> Text {
-        Text::new(s)
-    }
-}
-
-impl From<String> for Text {
-    fn from(s: String) -> Text {
-        Text::new(&s)
-    }
-}
-
-impl std::fmt::Display for Text {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Display::fmt(self.as_str(), f)
-    }
-}
-
-impl std::fmt::Debug for Text {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl PartialEq for Text {
-    fn eq(&self, other: &Text) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for Text {}
-
-impl PartialEq<str> for Text {
-    fn eq(&self, other: &str) -> bool {
-        self.as_str() == other
-    }
-}
-
-impl PartialEq<&str> for Text {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
 }
 
 /// Resources the core asks the runtime for.

@@ -7,7 +7,7 @@ use super::incoming::Request;
 use super::invite::*;
 use super::state::{CallTimer, Server, Timer};
 use super::txn::{ServerState, TxnKey};
-use super::{CallHandle, EndReason, Event, Text};
+use super::{CallHandle, EndReason, Event};
 use crate::rtp::Playout;
 use crate::sdp::{self};
 use std::sync::Arc;
@@ -96,8 +96,8 @@ pub(crate) fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
         call.started = Some(now);
         Event::CallStarted {
             call: handle,
-            call_id: Text::new(call.call_id()),
-            user: Text::new(call.user()),
+            call_id: call.call_id().to_string(),
+            user: call.user().to_string(),
             remote_sip: call.remote_sip,
             remote_rtp: neg.remote_rtp,
             local_rtp: call.local_rtp(rtp_ip),
