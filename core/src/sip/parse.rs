@@ -258,6 +258,7 @@ impl<'a> Sink<'a> for HeaderVec<'a> {
         self.0 = Vec::with_capacity(lines.min(MAX_HEADERS));
     }
 
+    #[inline(always)]
     fn header(&mut self, h: Header<'a>) {
         self.0.push(h);
     }
@@ -326,46 +327,35 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
     let mut count = 0;
     let mut pos = nl + 1;
     let (head_end, body_start) = loop {
-        let Some(&b) = bytes.get(pos) else {
-            break (pos, pos); // a datagram ending in a line end, with no empty line
-        };
-        if b == b'\n' {
-            break (pos, pos + 1);
-        }
-        if b == b'\r' && bytes.get(pos + 1) == Some(&b'\n') {
-            break (pos, pos + 2);
-        }
         // field-name = token, then HCOLON = *( SP / HTAB ) ":" SWS. A known name with its
-        // colon is matched at once; anything else is read by `quick_name`.
+        // colon is matched at once (its first byte is a letter: not a line end, not a fold);
+        // anything else is sorted out here.
         let (name, name_end, colon) = match HeaderName::known_prefix(&bytes[pos..]) {
             Some((name, len)) => (name, pos + len, pos + len),
-            None => quick_name(text, pos)?,
+            None => match bytes.get(pos) {
+                None => break (pos, pos), // a datagram ending in a line end, with no empty line
+                Some(b'\n') => break (pos, pos + 1),
+                Some(b'\r') if bytes.get(pos + 1) == Some(&b'\n') => break (pos, pos + 2),
+                // A folded value (this line continues the one before) is left to the full
+                // parse; so is a first header line starting with SP or HTAB (an error there).
+                Some(b' ' | b'\t') => return None,
+                Some(_) => quick_name(text, pos)?,
+            },
         };
         let nl = colon + 1 + find_byte(&bytes[colon + 1..], b'\n')?;
-        // A folded value (the next line starts with SP or HTAB) is left to the full parse.
-        if matches!(bytes.get(nl + 1), Some(b' ' | b'\t')) || count == MAX_HEADERS {
+        if count == MAX_HEADERS {
             return None;
         }
         count += 1;
-        // `trim_lws(&text[colon + 1..nl])`, by index (one slice instead of two); it also takes
-        // the CR of a CRLF, which the full parse cuts first, to the same result.
-        let mut value_start = colon + 1;
-        while value_start < nl && is_lws(bytes[value_start]) {
-            value_start += 1;
+        let value = value_of(text, colon + 1, nl);
+        if name == HeaderName::ContentLength {
+            length.add(value);
         }
-        let mut value_end = nl;
-        while value_end > value_start && is_lws(bytes[value_end - 1]) {
-            value_end -= 1;
-        }
-        let h = Header {
+        sink.header(Header {
             name,
             raw_name: &text[pos..name_end],
-            value: &text[value_start..value_end],
-        };
-        if h.name == HeaderName::ContentLength {
-            length.add(h.value);
-        }
-        sink.header(h);
+            value,
+        });
         pos = nl + 1;
     };
     if head_end > MAX_HEAD {
@@ -377,6 +367,21 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
         Some(n) => rest.get(..n as usize)?,
     };
     Some(Parts { start, uri, body })
+}
+
+/// `trim_lws(&text[start..end])`, the value of a header line for [`quick_parse_with`] (it also
+/// takes the CR of a CRLF, which the full parse cuts first, to the same result). The usual
+/// `: value CR`, one SP before and a CR after a value that neither starts nor ends in LWS, is
+/// cut without the two trimming loops (a byte above SP is never LWS).
+#[inline(always)]
+fn value_of(text: &str, start: usize, end: usize) -> &str {
+    let v = &text.as_bytes()[start..end];
+    if let [b' ', first, .., last, b'\r'] = *v {
+        if first > b' ' && last > b' ' {
+            return &text[start + 1..end - 1];
+        }
+    }
+    trim_lws(&text[start..end])
 }
 
 /// The header name starting at `pos` and where its colon is, for [`quick_parse_with`]: (name,
