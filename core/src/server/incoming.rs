@@ -131,7 +131,7 @@ fn request_of<'a>(
         return Err("not a request");
     };
     let parsed_uri = if method == Method::Invite {
-        Uri::parse(uri).ok()
+        Uri::parse(uri).ok().map(sip::UriParts::from)
     } else {
         None
     };
@@ -147,7 +147,7 @@ fn request_of<'a>(
 }
 
 /// The request the header values in `raw` make (its value lists are taken out of `raw`).
-/// `parsed_uri` is `Uri::parse(uri).ok()`; it is read for an INVITE only. A strict read
+/// `parsed_uri` is what `Uri::parse(uri).ok()` finds; it is read for an INVITE only. A strict read
 /// (not `lenient`) also refuses a CSeq method other than the request's.
 ///
 /// Always inlined: a `Request` is most of a kilobyte, and returned from a call it was copied
@@ -160,7 +160,7 @@ fn request<'a>(
     raw: &mut RawHeaders<'a>,
     method: Method<'a>,
     uri: &'a str,
-    parsed_uri: Option<Uri<'a>>,
+    parsed_uri: Option<sip::UriParts<'a>>,
     body: &'a [u8],
     from: Origin,
     lenient: bool,
