@@ -721,17 +721,32 @@ fn request_uri<'a>(
     method: &'a str,
     uri: &'a str,
 ) -> (StartLine<'a>, Option<ErrorKind>, Option<UriParts<'a>>) {
-    let (deferred, parsed) = match Uri::parse(uri) {
-        // Headers in a Request-URI are not allowed (RFC 3261 §19.1.5; RFC 4475 §3.1.2.11
-        // `escruri`).
-        Ok(u) if u.headers.is_none() => (None, Some(u.into())),
-        _ => (Some(ErrorKind::BadRequestUri), None),
+    let (deferred, parsed) = match super::uri::quick_sip_user_host(uri) {
+        Some((user, host)) => (
+            None,
+            Some(UriParts {
+                user: Some(user),
+                host,
+            }),
+        ),
+        None => request_uri_general(uri),
     };
     let start = StartLine::Request {
         method: Method::from_token(method),
         uri,
     };
     (start, deferred, parsed)
+}
+
+/// The Request-URI check of [`request_uri`] for any URI.
+#[inline(never)]
+fn request_uri_general(uri: &str) -> (Option<ErrorKind>, Option<UriParts<'_>>) {
+    match Uri::parse(uri) {
+        // Headers in a Request-URI are not allowed (RFC 3261 §19.1.5; RFC 4475 §3.1.2.11
+        // `escruri`).
+        Ok(u) if u.headers.is_none() => (None, Some(u.into())),
+        _ => (Some(ErrorKind::BadRequestUri), None),
+    }
 }
 
 /// [`request_line`] for the usual `token SP uri SP SIP/2.0` (version in any case) with a URI

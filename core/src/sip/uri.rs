@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::lex::{find_ascii, hex, percent_decode, run_of};
+use super::lex::{eq_word, find_ascii, hex, percent_decode, run_of};
 use super::params::Params;
 
 /// A URI scheme. Schemes compare case-insensitively (RFC 3261 §19.1.4).
@@ -287,6 +287,22 @@ fn parse_sip<'a>(raw: &'a str, scheme: Scheme<'a>, rest: &'a str) -> Result<Uri<
 /// `host_port`, and no parameters or headers, so the result is the same;
 /// `quick_sip_matches_general` checks it.
 fn quick_sip<'a>(raw: &'a str, scheme: Scheme<'a>, rest: &'a str) -> Option<Uri<'a>> {
+    let (user, host, port) = quick_user_host(rest)?;
+    Some(Uri {
+        scheme,
+        user: Some(user),
+        password: None,
+        host,
+        port,
+        params: Params::default(),
+        headers: None,
+        raw,
+    })
+}
+
+/// The user, host and port of a [`quick_sip`] URI from its part after the scheme.
+#[inline(always)]
+fn quick_user_host(rest: &str) -> Option<(&str, &str, Option<u16>)> {
     let b = rest.as_bytes();
     let at = run_of(b, 0, |c| PLAIN_USER[c as usize]);
     if at == 0 || b.get(at) != Some(&b'@') {
@@ -296,16 +312,18 @@ fn quick_sip<'a>(raw: &'a str, scheme: Scheme<'a>, rest: &'a str) -> Option<Uri<
     if at + 1 + used != rest.len() {
         return None;
     }
-    Some(Uri {
-        scheme,
-        user: Some(&rest[..at]),
-        password: None,
-        host,
-        port,
-        params: Params::default(),
-        headers: None,
-        raw,
-    })
+    Some((&rest[..at], host, port))
+}
+
+/// The user and host of a `sip:` URI of the [`quick_sip`] shape (scheme in any case), as
+/// [`Uri::parse`] finds them; `None` for any other URI. The Request-URI check of every request
+/// takes this before the general parse, which builds and returns a whole `Uri`.
+#[inline]
+pub(crate) fn quick_sip_user_host(s: &str) -> Option<(&str, &str)> {
+    if !eq_word(s.as_bytes().get(..4)?, b"sip:") {
+        return None;
+    }
+    quick_user_host(&s[4..]).map(|(user, host, _)| (user, host))
 }
 
 fn parse_sip_general<'a>(
@@ -467,6 +485,20 @@ mod tests {
                 parse_sip(&raw, Scheme::Sip, rest),
                 parse_sip_general(&raw, Scheme::Sip, rest)
             );
+        }
+
+        #[test]
+        fn quick_sip_user_host_matches_parse(
+            scheme in proptest::sample::select(vec!["sip:", "SIP:", "Sip:", "sips:", "tel:", "sip", ""]),
+            rest in near_sip_rest(),
+        ) {
+            let raw = format!("{scheme}{rest}");
+            if let Some((user, host)) = quick_sip_user_host(&raw) {
+                let full = Uri::parse(&raw).unwrap();
+                proptest::prop_assert_eq!((full.user, full.host), (Some(user), host));
+                proptest::prop_assert_eq!(full.headers, None);
+                proptest::prop_assert_eq!(full.scheme, Scheme::Sip);
+            }
         }
     }
 
