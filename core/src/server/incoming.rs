@@ -45,7 +45,8 @@ pub(crate) fn parse<'a>(
     match parts.start {
         StartLine::Response { code, .. } => response(&raw, code),
         StartLine::Request { method, uri } => {
-            // The parser has checked the Request-URI: `parts.uri` is what `Uri::parse` gives.
+            // The parser has checked the Request-URI: `parts.uri` is its user and host as
+            // `Uri::parse` finds them.
             match request(&mut raw, method, uri, parts.uri, parts.body, from, false) {
                 Ok(r) => Parsed::Request(r),
                 Err(_) => parse_slowly(data, from),
