@@ -270,6 +270,8 @@ const Q_USER: u8 = 2;
 const Q_HOST: u8 = 4;
 /// SP, which may separate the words of an unquoted display name.
 const Q_SP: u8 = 8;
+/// Anything but DQUOTE and `\`: the inside of a quoted display name without escapes.
+const Q_QTEXT: u8 = 16;
 
 static QUICK: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -311,6 +313,9 @@ static QUICK: [u8; 256] = {
         }
         if b == b' ' {
             f |= Q_SP;
+        }
+        if b != b'"' && b != b'\\' {
+            f |= Q_QTEXT;
         }
         t[i] = f;
         i += 1;
@@ -354,8 +359,9 @@ fn quick_name_addr(b: &[u8]) -> Option<QuickNameAddr> {
     let run = |from: usize, class: u8| run_of(b, from, |c| QUICK[c as usize] & class != 0);
     let mut i;
     if b.first() == Some(&b'"') {
-        i = 1 + b[1..].iter().position(|&c| c == b'"' || c == b'\\')?;
-        if b[i] == b'\\' {
+        // The closing quote, with no escape before it.
+        i = run(1, Q_QTEXT);
+        if b.get(i) != Some(&b'"') {
             return None;
         }
         i += 1;
