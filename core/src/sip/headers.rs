@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::lex::{
-    find_ascii, is_lws, is_token, is_token_byte, parse_u32, run_of, trim_lws, unescape_quoted,
-    Cursor, SplitTop,
+    eq_word, find_ascii, is_lws, is_token, is_token_byte, parse_u32, run_of, trim_lws,
+    unescape_quoted, Cursor, SplitTop,
 };
 use super::names::HeaderName;
 use super::params::Params;
@@ -270,6 +270,8 @@ const Q_USER: u8 = 2;
 const Q_HOST: u8 = 4;
 /// SP, which may separate the words of an unquoted display name.
 const Q_SP: u8 = 8;
+/// Anything but DQUOTE and `\`: the inside of a quoted display name without escapes.
+const Q_QTEXT: u8 = 16;
 
 static QUICK: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -311,6 +313,9 @@ static QUICK: [u8; 256] = {
         }
         if b == b' ' {
             f |= Q_SP;
+        }
+        if b != b'"' && b != b'\\' {
+            f |= Q_QTEXT;
         }
         t[i] = f;
         i += 1;
@@ -354,8 +359,9 @@ fn quick_name_addr(b: &[u8]) -> Option<QuickNameAddr> {
     let run = |from: usize, class: u8| run_of(b, from, |c| QUICK[c as usize] & class != 0);
     let mut i;
     if b.first() == Some(&b'"') {
-        i = 1 + b[1..].iter().position(|&c| c == b'"' || c == b'\\')?;
-        if b[i] == b'\\' {
+        // The closing quote, with no escape before it.
+        i = run(1, Q_QTEXT);
+        if b.get(i) != Some(&b'"') {
             return None;
         }
         i += 1;
@@ -365,7 +371,7 @@ fn quick_name_addr(b: &[u8]) -> Option<QuickNameAddr> {
     } else {
         i = run(0, Q_TOKEN | Q_SP);
     }
-    if b.get(i) != Some(&b'<') || !b.get(i + 1..i + 5)?.eq_ignore_ascii_case(b"sip:") {
+    if b.get(i) != Some(&b'<') || !eq_word(b.get(i + 1..i + 5)?, b"sip:") {
         return None;
     }
     let uri_start = i + 1;
@@ -416,7 +422,7 @@ fn quick_name_addr(b: &[u8]) -> Option<QuickNameAddr> {
         if i == name {
             return None;
         }
-        let is_tag = !tag.0 && b[name..i].eq_ignore_ascii_case(b"tag");
+        let is_tag = !tag.0 && eq_word(&b[name..i], b"tag");
         let mut value = None;
         if b.get(i) == Some(&b'=') {
             i += 1;
@@ -699,25 +705,40 @@ pub(crate) fn call_id_value(v: &str) -> Result<&str, InvalidHeader> {
 
 /// CSeq `number LWS method [LWS]`, by bytes (a `Cursor` walk cost three times as much).
 pub(crate) fn cseq_value(v: &str) -> Result<(u32, Method<'_>), InvalidHeader> {
+    let (n, method) = cseq_parts(v)?;
+    Ok((n, Method::from_token(method)))
+}
+
+/// [`cseq_value`] with the method as written: the server compares it with the request's and
+/// copies it, and `Method::from_token(m).as_str()` is `m`.
+pub(crate) fn cseq_parts(v: &str) -> Result<(u32, &str), InvalidHeader> {
     let b = v.as_bytes();
-    let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    // `parse_u32` of the leading digits, summed as they are read: ten digits fit a u64, and
+    // more are an error either way.
+    let mut n = 0u64;
+    let mut digits = 0;
+    while let Some(d) = b.get(digits).filter(|d| d.is_ascii_digit()) {
+        if digits == 10 {
+            return Err(bad!("CSeq"));
+        }
+        n = n * 10 + u64::from(d - b'0');
+        digits += 1;
+    }
     let mut i = digits;
     while b.get(i).is_some_and(|&c| is_lws(c)) {
         i += 1;
     }
     let method_at = i;
-    while b.get(i).is_some_and(|&c| is_token_byte(c)) {
-        i += 1;
-    }
+    i = run_of(b, i, is_token_byte);
     let method = &v[method_at..i];
     while b.get(i).is_some_and(|&c| is_lws(c)) {
         i += 1;
     }
-    if method_at == digits || method.is_empty() || i != b.len() {
+    if digits == 0 || method_at == digits || method.is_empty() || i != b.len() {
         return Err(bad!("CSeq"));
     }
-    let n = parse_u32(&v[..digits]).ok_or(bad!("CSeq"))?;
-    Ok((n, Method::from_token(method)))
+    let n = u32::try_from(n).map_err(|_| bad!("CSeq"))?;
+    Ok((n, method))
 }
 
 /// The topmost Via of the first Via line, as [`Message::top_via`] reads it.
@@ -820,9 +841,9 @@ fn quick_via(line: &str) -> Option<(Via<'_>, Option<&str>, bool)> {
             }
             value = Some(&line[start..i]);
         }
-        if branch.is_none() && name.eq_ignore_ascii_case(b"branch") {
+        if branch.is_none() && eq_word(name, b"branch") {
             branch = Some(value);
-        } else if name.eq_ignore_ascii_case(b"rport") {
+        } else if eq_word(name, b"rport") {
             rport = true;
         }
     }
@@ -1073,6 +1094,44 @@ mod tests {
             (Some("201"), "192.168.1.50", Some(5060))
         );
         assert_eq!(uri.raw, "sip:201@192.168.1.50:5060");
+    }
+
+    /// The CSeq read as it was written before digits were summed as they are read: count the
+    /// digits, LWS, a token, LWS, then `parse_u32` of the digits.
+    fn cseq_reference(v: &str) -> Option<(u32, &str)> {
+        let b = v.as_bytes();
+        let digits = b.iter().take_while(|c| c.is_ascii_digit()).count();
+        let mut i = digits;
+        while b.get(i).is_some_and(|&c| is_lws(c)) {
+            i += 1;
+        }
+        let method_at = i;
+        while b.get(i).is_some_and(|&c| is_token_byte(c)) {
+            i += 1;
+        }
+        let method = &v[method_at..i];
+        while b.get(i).is_some_and(|&c| is_lws(c)) {
+            i += 1;
+        }
+        if method_at == digits || method.is_empty() || i != b.len() {
+            return None;
+        }
+        Some((parse_u32(&v[..digits])?, method))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        #[test]
+        fn cseq_parts_matches_reference(v in "[0-9]{0,12}[ \t\r\n]{0,2}[A-Za-z0-9!~ .,;-]{0,8}[ \t]{0,2}") {
+            prop_assert_eq!(cseq_parts(&v).ok(), cseq_reference(&v), "{:?}", v);
+        }
+
+        #[test]
+        fn cseq_parts_matches_reference_near_the_limit(n in 4_294_967_290u64..4_294_967_300u64, z in 0..3usize) {
+            let v = format!("{}{n} INVITE", "0".repeat(z));
+            prop_assert_eq!(cseq_parts(&v).ok(), cseq_reference(&v), "{:?}", v);
+        }
     }
 
     proptest! {

@@ -35,26 +35,57 @@ pub(crate) fn trim_lws(s: &str) -> &str {
 /// byte (end check, index and pointer kept apart), and these runs (names, hosts, tokens) are
 /// most of what the quick readers do.
 #[inline(always)]
-pub(crate) fn run_of(b: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
-    while let Some(four) = b.get(i..i + 4) {
+pub(crate) fn run_of(b: &[u8], i: usize, f: impl Fn(u8) -> bool) -> usize {
+    let Some(rest) = b.get(i..) else {
+        return i;
+    };
+    // `chunks_exact`: a pointer walk with one end check a round (`b.get(i..i + 4)` checked
+    // `i + 4` for overflow and against the length every round).
+    let mut chunks = rest.chunks_exact(4);
+    let mut n = i;
+    for four in &mut chunks {
         if !f(four[0]) {
-            return i;
+            return n;
         }
         if !f(four[1]) {
-            return i + 1;
+            return n + 1;
         }
         if !f(four[2]) {
-            return i + 2;
+            return n + 2;
         }
         if !f(four[3]) {
-            return i + 3;
+            return n + 3;
         }
-        i += 4;
+        n += 4;
     }
-    while i < b.len() && f(b[i]) {
-        i += 1;
+    for &c in chunks.remainder() {
+        if !f(c) {
+            return n;
+        }
+        n += 1;
     }
-    i
+    n
+}
+
+/// `b.eq_ignore_ascii_case(word)` for a lower-case `word` of up to eight bytes (a parameter
+/// name, a scheme), as one compare of two words: OR 0x20 on the letters of `word` takes only
+/// the two cases of each letter to it, and every other byte compares exactly. The byte-wise
+/// `eq_ignore_ascii_case` lowered both sides of every byte.
+#[inline(always)]
+pub(crate) fn eq_word(b: &[u8], word: &[u8]) -> bool {
+    debug_assert!(word.len() <= 8 && !word.iter().any(u8::is_ascii_uppercase));
+    if b.len() != word.len() {
+        return false;
+    }
+    let load = |s: &[u8]| {
+        let mut w = [0u8; 8];
+        w[..s.len()].copy_from_slice(s);
+        u64::from_le_bytes(w)
+    };
+    let case = word.iter().rev().fold(0u64, |m, c| {
+        (m << 8) | if c.is_ascii_lowercase() { 0x20 } else { 0 }
+    });
+    load(b) | case == load(word)
 }
 
 /// Position of the first ASCII byte `b` in `s`. URIs and header values are a few dozen bytes:

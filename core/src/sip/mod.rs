@@ -51,7 +51,7 @@ mod tests;
 
 pub use framer::{frame, Frame, MAX_STREAM_BODY};
 pub(crate) use headers::{
-    call_id_value, cseq_value, first_contact_uri, max_forwards_value, name_addr_tag,
+    call_id_value, cseq_parts, first_contact_uri, max_forwards_value, name_addr_tag,
     session_expires_value, top_via_branch_rport, top_via_value,
 };
 pub use headers::{
@@ -67,7 +67,7 @@ pub use parse::{
     find_byte, parse, ErrorKind, Header, Message, Method, ParseError, StartLine, MAX_HEAD,
     MAX_HEADERS,
 };
-pub(crate) use parse::{parse_with, Sink};
+pub(crate) use parse::{parse_with, Sink, UriParts};
 pub use uri::{InvalidUri, Scheme, Uri};
 pub(crate) use write::{clean_written, push_value, Lines, Prefix};
 pub use write::{reason_phrase, write_message, MessageWriter};

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use super::lex::{find_ascii, is_lws, is_token, is_token_byte, parse_u32, run_of, trim_lws};
+use super::lex::{find_ascii, is_token, is_token_byte, parse_u32, run_of, trim_lws};
 use super::names::HeaderName;
 use super::uri::Uri;
 
@@ -258,6 +258,7 @@ impl<'a> Sink<'a> for HeaderVec<'a> {
         self.0 = Vec::with_capacity(lines.min(MAX_HEADERS));
     }
 
+    #[inline(always)]
     fn header(&mut self, h: Header<'a>) {
         self.0.push(h);
     }
@@ -266,9 +267,28 @@ impl<'a> Sink<'a> for HeaderVec<'a> {
 /// What [`parse_with`] reads besides the header lines.
 pub(crate) struct Parts<'a> {
     pub(crate) start: StartLine<'a>,
-    /// The Request-URI, parsed (the parser checks it anyway); `None` for a response.
-    pub(crate) uri: Option<Uri<'a>>,
+    /// What the server reads of the Request-URI, which the parser checks anyway; `None` for
+    /// a response.
+    pub(crate) uri: Option<UriParts<'a>>,
     pub(crate) body: &'a [u8],
+}
+
+/// The user and host of a Request-URI, as [`Uri::parse`] finds them: all the server reads of
+/// it. Two slices rather than the whole `Uri`, which was copied on its way out of every
+/// function between the URI parse and the request reader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UriParts<'a> {
+    pub(crate) user: Option<&'a str>,
+    pub(crate) host: &'a str,
+}
+
+impl<'a> From<Uri<'a>> for UriParts<'a> {
+    fn from(u: Uri<'a>) -> Self {
+        UriParts {
+            user: u.user,
+            host: u.host,
+        }
+    }
 }
 
 /// A [`parse_with`] failure: `start` is the start line when the message is salvaged (see
@@ -313,10 +333,10 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
     }
     // The whole datagram, body too: one cheap OR of every byte, and every slice below is a
     // `str` (a body that is not ASCII just takes the full parse).
-    let text = ascii_str(buf)?;
-    let bytes = text.as_bytes();
+    let text = Ascii::new(buf)?;
+    let bytes = buf;
     let nl = find_byte(bytes, b'\n')?;
-    let first = &text[..nl];
+    let first = text.str(0, nl);
     let (start, None, uri) = parse_start_line(first.strip_suffix('\r').unwrap_or(first)).ok()?
     else {
         return None;
@@ -326,46 +346,35 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
     let mut count = 0;
     let mut pos = nl + 1;
     let (head_end, body_start) = loop {
-        let Some(&b) = bytes.get(pos) else {
-            break (pos, pos); // a datagram ending in a line end, with no empty line
-        };
-        if b == b'\n' {
-            break (pos, pos + 1);
-        }
-        if b == b'\r' && bytes.get(pos + 1) == Some(&b'\n') {
-            break (pos, pos + 2);
-        }
         // field-name = token, then HCOLON = *( SP / HTAB ) ":" SWS. A known name with its
-        // colon is matched at once; anything else is read by `quick_name`.
+        // colon is matched at once (its first byte is a letter: not a line end, not a fold);
+        // anything else is sorted out here.
         let (name, name_end, colon) = match HeaderName::known_prefix(&bytes[pos..]) {
             Some((name, len)) => (name, pos + len, pos + len),
-            None => quick_name(text, pos)?,
+            None => match bytes.get(pos) {
+                None => break (pos, pos), // a datagram ending in a line end, with no empty line
+                Some(b'\n') => break (pos, pos + 1),
+                Some(b'\r') if bytes.get(pos + 1) == Some(&b'\n') => break (pos, pos + 2),
+                // A folded value (this line continues the one before) is left to the full
+                // parse; so is a first header line starting with SP or HTAB (an error there).
+                Some(b' ' | b'\t') => return None,
+                Some(_) => quick_name(text, pos)?,
+            },
         };
         let nl = colon + 1 + find_byte(&bytes[colon + 1..], b'\n')?;
-        // A folded value (the next line starts with SP or HTAB) is left to the full parse.
-        if matches!(bytes.get(nl + 1), Some(b' ' | b'\t')) || count == MAX_HEADERS {
+        if count == MAX_HEADERS {
             return None;
         }
         count += 1;
-        // `trim_lws(&text[colon + 1..nl])`, by index (one slice instead of two); it also takes
-        // the CR of a CRLF, which the full parse cuts first, to the same result.
-        let mut value_start = colon + 1;
-        while value_start < nl && is_lws(bytes[value_start]) {
-            value_start += 1;
+        let value = value_of(text, colon + 1, nl);
+        if name == HeaderName::ContentLength {
+            length.add(value);
         }
-        let mut value_end = nl;
-        while value_end > value_start && is_lws(bytes[value_end - 1]) {
-            value_end -= 1;
-        }
-        let h = Header {
+        sink.header(Header {
             name,
-            raw_name: &text[pos..name_end],
-            value: &text[value_start..value_end],
-        };
-        if h.name == HeaderName::ContentLength {
-            length.add(h.value);
-        }
-        sink.header(h);
+            raw_name: text.str(pos, name_end),
+            value,
+        });
         pos = nl + 1;
     };
     if head_end > MAX_HEAD {
@@ -379,10 +388,25 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
     Some(Parts { start, uri, body })
 }
 
+/// `trim_lws(&text[start..end])`, the value of a header line for [`quick_parse_with`] (it also
+/// takes the CR of a CRLF, which the full parse cuts first, to the same result). The usual
+/// `: value CR`, one SP before and a CR after a value that neither starts nor ends in LWS, is
+/// cut without the two trimming loops (a byte above SP is never LWS).
+#[inline(always)]
+fn value_of(text: Ascii<'_>, start: usize, end: usize) -> &str {
+    let v = &text.0[start..end];
+    if let [b' ', first, .., last, b'\r'] = *v {
+        if first > b' ' && last > b' ' {
+            return text.str(start + 1, end - 1);
+        }
+    }
+    trim_lws(text.str(start, end))
+}
+
 /// The header name starting at `pos` and where its colon is, for [`quick_parse_with`]: (name,
 /// end of name, colon); `None` when the line has none (or no colon: an error).
-fn quick_name(text: &str, pos: usize) -> Option<(HeaderName<'_>, usize, usize)> {
-    let bytes = text.as_bytes();
+fn quick_name(text: Ascii<'_>, pos: usize) -> Option<(HeaderName<'_>, usize, usize)> {
+    let bytes = text.0;
     // Every header line has a colon, and the name is what comes before it but SP and HTAB:
     // when that is a known name, it is a token and there is nothing more to check.
     let colon = pos + find_byte(&bytes[pos..], b':')?;
@@ -403,7 +427,7 @@ fn quick_name(text: &str, pos: usize) -> Option<(HeaderName<'_>, usize, usize)> 
             if token_end == pos || at != colon {
                 return None;
             }
-            HeaderName::from_token(&text[pos..token_end])
+            HeaderName::from_token(text.str(pos, token_end))
         }
     };
     Some((name, name_end, colon))
@@ -484,12 +508,27 @@ fn head_str(bytes: &[u8]) -> Option<&str> {
 
 /// The bytes as text when every one is ASCII, `None` otherwise (see [`head_str`]).
 fn ascii_str(bytes: &[u8]) -> Option<&str> {
-    if bytes.iter().fold(0u8, |acc, &b| acc | b) < 0x80 {
-        // SAFETY: every byte is below 0x80 (checked just above), and a sequence of ASCII
-        // bytes is valid UTF-8.
-        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
-    } else {
-        None
+    Ascii::new(bytes).map(|a| a.str(0, bytes.len()))
+}
+
+/// Bytes checked to be all ASCII. Any range of them is a `str`, so [`Ascii::str`] checks only
+/// the bounds: slicing a `str` also checks that both ends are char boundaries, which in the
+/// line loop of [`quick_parse_with`] was an out-of-line call per slice.
+#[derive(Clone, Copy)]
+struct Ascii<'a>(&'a [u8]);
+
+impl<'a> Ascii<'a> {
+    fn new(bytes: &'a [u8]) -> Option<Self> {
+        (bytes.iter().fold(0u8, |acc, &b| acc | b) < 0x80).then_some(Ascii(bytes))
+    }
+
+    /// `bytes[start..end]` as text (panics out of bounds, like a slice).
+    #[inline(always)]
+    fn str(self, start: usize, end: usize) -> &'a str {
+        let part = &self.0[start..end];
+        // SAFETY: every byte of `self.0` is below 0x80 (the only constructor, `new`, checks
+        // it), and a sequence of ASCII bytes is valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(part) }
     }
 }
 
@@ -681,18 +720,33 @@ fn request_line(line: &str) -> StartLineResult<'_> {
 fn request_uri<'a>(
     method: &'a str,
     uri: &'a str,
-) -> (StartLine<'a>, Option<ErrorKind>, Option<Uri<'a>>) {
-    let (deferred, parsed) = match Uri::parse(uri) {
-        // Headers in a Request-URI are not allowed (RFC 3261 §19.1.5; RFC 4475 §3.1.2.11
-        // `escruri`).
-        Ok(u) if u.headers.is_none() => (None, Some(u)),
-        _ => (Some(ErrorKind::BadRequestUri), None),
+) -> (StartLine<'a>, Option<ErrorKind>, Option<UriParts<'a>>) {
+    let (deferred, parsed) = match super::uri::quick_sip_user_host(uri) {
+        Some((user, host)) => (
+            None,
+            Some(UriParts {
+                user: Some(user),
+                host,
+            }),
+        ),
+        None => request_uri_general(uri),
     };
     let start = StartLine::Request {
         method: Method::from_token(method),
         uri,
     };
     (start, deferred, parsed)
+}
+
+/// The Request-URI check of [`request_uri`] for any URI.
+#[inline(never)]
+fn request_uri_general(uri: &str) -> (Option<ErrorKind>, Option<UriParts<'_>>) {
+    match Uri::parse(uri) {
+        // Headers in a Request-URI are not allowed (RFC 3261 §19.1.5; RFC 4475 §3.1.2.11
+        // `escruri`).
+        Ok(u) if u.headers.is_none() => (None, Some(u.into())),
+        _ => (Some(ErrorKind::BadRequestUri), None),
+    }
 }
 
 /// [`request_line`] for the usual `token SP uri SP SIP/2.0` (version in any case) with a URI
@@ -723,7 +777,8 @@ fn quick_request_line(line: &str) -> Option<StartLineResult<'_>> {
 }
 
 /// The start line, the error deferred until the headers are read, the parsed Request-URI.
-type StartLineResult<'a> = Result<(StartLine<'a>, Option<ErrorKind>, Option<Uri<'a>>), ErrorKind>;
+type StartLineResult<'a> =
+    Result<(StartLine<'a>, Option<ErrorKind>, Option<UriParts<'a>>), ErrorKind>;
 
 /// Reads the header lines of a header section (`head[start..]`, the text after the start line,
 /// up to the empty line), calling `f` with each complete header in order: `name HCOLON value`;
