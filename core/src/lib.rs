@@ -8,6 +8,7 @@
 pub mod codec;
 #[cfg(feature = "config")]
 pub mod config;
+mod lanes;
 pub mod media;
 mod pacing;
 pub mod rng;

@@ -1,37 +1,25 @@
 //! The RTP pacing queue: every sending call's next packet deadline, earliest first.
 //!
 //! Almost every operation is "the earliest packet is due: send it and re-arm the same call one
-//! ptime later", so the queue offers `replace_top` (one sift-down) instead of pop + push (a
-//! sift-down and a sift-up). Entries are one `u128` — deadline in nanoseconds since the epoch in
+//! ptime later" (`replace_top`). Entries are one `u128` — deadline in nanoseconds since the epoch in
 //! the high half, the call handle in the low half — so ordering is a single integer compare and
 //! an entry is 16 bytes, half the size of `(Instant, seq, handle)`. Equal deadlines pop in
 //! handle order: deterministic, as handles are. Stale entries (a call on hold, ended, or
 //! re-armed) are left in place and skipped by the caller, which checks the call's own deadline.
 //!
-//! A call re-armed one ptime after the packet just sent nearly always has the latest deadline
-//! so far (calls of one ptime re-arm in the order they send), so entries go to a few sorted
-//! FIFO lanes first, each appended at its back in O(1) (an entry joins the lane whose last
-//! entry is the latest one before it), and taken from the front in O(1); only an entry that
-//! fits no lane (a call starting, another ptime) goes to the heap. The earliest entry is the
-//! least of the lane fronts and the heap top, so entries come out exactly in the order one
-//! heap would give.
+//! Calls of one ptime re-arm in the order they send, so entries are kept in [`Lanes`]: a
+//! re-armed call is appended to a sorted lane and taken from its front in O(1), and only a call
+//! starting (or one of another ptime) goes to the heap.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::lanes::Lanes;
 use crate::server::CallHandle;
 
 #[derive(Debug)]
 pub(crate) struct PacingQueue {
     epoch: Instant,
-    heap: BinaryHeap<Reverse<u128>>,
-    /// Each lane is sorted, front least (see the module docs).
-    lanes: [VecDeque<u128>; LANES],
-    /// Each lane's front entry (`u128::MAX`: empty) and last entry (0: empty; no entry is 0,
-    /// as no handle is), beside the lanes so choosing one reads one small array.
-    fronts: [u128; LANES],
-    backs: [u128; LANES],
+    queue: Lanes<u128, LANES>,
 }
 
 /// How many sorted lanes take in-order entries before the heap does (one per ptime in use).
@@ -41,10 +29,7 @@ impl PacingQueue {
     pub fn new(epoch: Instant) -> PacingQueue {
         PacingQueue {
             epoch,
-            heap: BinaryHeap::new(),
-            lanes: Default::default(),
-            fronts: [u128::MAX; LANES],
-            backs: [0; LANES],
+            queue: Lanes::default(),
         }
     }
 
@@ -63,88 +48,37 @@ impl PacingQueue {
 
     pub fn push(&mut self, at: Instant, h: CallHandle) {
         let key = self.key(at, h);
-        self.insert(key);
-    }
-
-    /// Into the lane whose last entry is the latest one before `key` (keeps lanes tight), else
-    /// an empty lane (back 0, the least of all), else the heap.
-    fn insert(&mut self, key: u128) {
-        let mut best: Option<usize> = None;
-        for (i, &back) in self.backs.iter().enumerate() {
-            if back < key && best.is_none_or(|b| back > self.backs[b]) {
-                best = Some(i);
-            }
-        }
-        match best {
-            Some(i) => {
-                if self.backs[i] == 0 {
-                    self.fronts[i] = key;
-                }
-                self.backs[i] = key;
-                self.lanes[i].push_back(key);
-            }
-            None => self.heap.push(Reverse(key)),
-        }
-    }
-
-    /// Where the earliest entry is, a lane (`Some(i)`) or the heap (`None`), and its key.
-    fn earliest(&self) -> Option<(Option<usize>, u128)> {
-        let mut lane = 0;
-        for i in 1..LANES {
-            if self.fronts[i] < self.fronts[lane] {
-                lane = i;
-            }
-        }
-        let front = self.fronts[lane];
-        match self.heap.peek() {
-            Some(&Reverse(top)) if top < front => Some((None, top)),
-            _ if front != u128::MAX => Some((Some(lane), front)),
-            _ => None,
-        }
+        self.queue.push(key);
     }
 
     /// The earliest entry, if it is due at `now`.
     pub fn peek_due(&self, now: Instant) -> Option<(Instant, CallHandle)> {
-        let (_, key) = self.earliest()?;
-        let (at, h) = self.unkey(key);
+        let (at, h) = self.unkey(self.queue.least()?.order);
         (at <= now).then_some((at, h))
     }
 
     /// Re-arm the earliest entry (just sent) for its next deadline.
     pub fn replace_top(&mut self, at: Instant, h: CallHandle) {
         let key = self.key(at, h);
-        self.pop();
-        self.insert(key);
+        self.queue.pop();
+        self.queue.push(key);
     }
 
     /// Drop the earliest entry (stale).
     pub fn pop(&mut self) {
-        match self.earliest() {
-            Some((Some(i), _)) => {
-                self.lanes[i].pop_front();
-                match self.lanes[i].front() {
-                    Some(&next) => self.fronts[i] = next,
-                    None => {
-                        self.fronts[i] = u128::MAX;
-                        self.backs[i] = 0;
-                    }
-                }
-            }
-            Some((None, _)) => {
-                self.heap.pop();
-            }
-            None => {}
-        }
+        self.queue.pop();
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.earliest().map(|(_, k)| self.unkey(k).0)
+        self.queue.least().map(|l| self.unkey(l.order).0)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
 
     #[allow(clippy::disallowed_methods)] // any instant will do as the epoch
     fn t0() -> Instant {

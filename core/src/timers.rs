@@ -12,29 +12,21 @@
 //! (exactly: `Instant` ± a whole number of nanoseconds), so an entry is no bigger than before.
 //!
 //! Most timers are armed at `now` plus a fixed interval (T1, 64·T1, T4), so they are pushed in
-//! deadline order. Such entries go to a few FIFO lanes, each kept sorted (an entry joins the
-//! lane whose last entry is the latest one not after it), and pop from the front in O(1); only
-//! entries that fit no lane (randomised RTCP intervals, out-of-order arming) go to the heap.
-//! Every pop takes the least `order` over the heap top and the lane fronts, so entries pop in
-//! exactly the order one heap would give.
+//! deadline order: entries are kept in [`Lanes`], which take such pushes and pops in O(1); only
+//! entries that fit no lane (randomised RTCP intervals, out-of-order arming) go to its heap.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
+use std::cmp::Ordering;
 use std::time::Instant;
+
+use crate::lanes::{Lanes, Ordered};
 
 /// How many sorted FIFO lanes take in-order pushes before the heap does.
 const LANES: usize = 4;
 
 #[derive(Debug)]
 pub(crate) struct TimerHeap<K: Ord> {
-    heap: BinaryHeap<Reverse<Entry<K>>>,
-    /// Each lane is sorted by `order` (front first): see the module docs.
-    lanes: [VecDeque<Entry<K>>; LANES],
-    /// The `order` of each lane's front entry (`u128::MAX`: empty) and of its last entry
-    /// (0: empty; a real order holds a sequence number of at least 1), kept beside the lanes
-    /// so choosing one reads one small array.
-    fronts: [u128; LANES],
-    backs: [u128; LANES],
+    /// No entry's order is 0: it holds a sequence number of at least 1.
+    queue: Lanes<Entry<K>, LANES>,
     seq: u64,
     /// The first deadline pushed: the origin of the packed order.
     origin: Option<Instant>,
@@ -67,6 +59,12 @@ impl<K> PartialOrd for Entry<K> {
     }
 }
 
+impl<K> Ordered for Entry<K> {
+    fn order(&self) -> u128 {
+        self.order
+    }
+}
+
 impl<K> Ord for Entry<K> {
     /// The sequence number makes every order unique, so the key never needs comparing.
     fn cmp(&self, other: &Self) -> Ordering {
@@ -77,10 +75,7 @@ impl<K> Ord for Entry<K> {
 impl<K: Ord> Default for TimerHeap<K> {
     fn default() -> Self {
         TimerHeap {
-            heap: BinaryHeap::new(),
-            lanes: Default::default(),
-            fronts: [u128::MAX; LANES],
-            backs: [0; LANES],
+            queue: Lanes::default(),
             seq: 0,
             origin: None,
             last: None,
@@ -91,24 +86,7 @@ impl<K: Ord> Default for TimerHeap<K> {
 impl<K: Ord> TimerHeap<K> {
     pub fn push(&mut self, at: Instant, key: K) {
         let order = self.order(at);
-        // The lane whose last entry is the latest one before this (keeps lanes tight), else an
-        // empty lane (back 0, the least of all), else the heap.
-        let mut best: Option<usize> = None;
-        for (i, &back) in self.backs.iter().enumerate() {
-            if back < order && best.is_none_or(|b| back > self.backs[b]) {
-                best = Some(i);
-            }
-        }
-        match best {
-            Some(i) => {
-                if self.backs[i] == 0 {
-                    self.fronts[i] = order;
-                }
-                self.backs[i] = order;
-                self.lanes[i].push_back(Entry { order, key });
-            }
-            None => self.heap.push(Reverse(Entry { order, key })),
-        }
+        self.queue.push(Entry { order, key });
     }
 
     /// [`push`](Self::push) for a deadline with a random part (RTCP intervals): straight to the
@@ -116,7 +94,7 @@ impl<K: Ord> TimerHeap<K> {
     /// push the next of those out of the lanes, into the heap; the pop order is the same.
     pub fn push_random(&mut self, at: Instant, key: K) {
         let order = self.order(at);
-        self.heap.push(Reverse(Entry { order, key }));
+        self.queue.push_heap(Entry { order, key });
     }
 
     /// The next sequence number and `at`, packed (see the module docs).
@@ -133,22 +111,6 @@ impl<K: Ord> TimerHeap<K> {
         ((deadline as u128) << 64) | self.seq as u128
     }
 
-    /// Where the earliest entry is: a lane (`Some(i)`) or the heap (`None`), and its order.
-    fn earliest(&self) -> Option<(Option<usize>, u128)> {
-        let mut lane = 0;
-        for i in 1..LANES {
-            if self.fronts[i] < self.fronts[lane] {
-                lane = i;
-            }
-        }
-        let front = self.fronts[lane];
-        match self.heap.peek() {
-            Some(Reverse(e)) if e.order < front => Some((None, e.order)),
-            _ if front != u128::MAX => Some((Some(lane), front)),
-            _ => None,
-        }
-    }
-
     /// The deadline packed into `order` (an entry exists, so the origin is set).
     fn deadline(&self, order: u128) -> Option<Instant> {
         let origin = self.origin?;
@@ -161,18 +123,17 @@ impl<K: Ord> TimerHeap<K> {
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
-        let (_, order) = self.earliest()?;
-        self.deadline(order)
+        self.deadline(self.queue.least()?.order)
     }
 
     /// Pop the earliest entry if it is due at `now`.
     pub fn pop_due(&mut self, now: Instant) -> Option<(Instant, K)> {
-        let (from, order) = self.earliest()?;
-        let packed = (order >> 64) as u64;
+        let least = self.queue.least()?;
+        let packed = (least.order >> 64) as u64;
         let at = match self.last {
             Some((last, p)) if p == packed => last,
             _ => {
-                let at = self.deadline(order)?;
+                let at = self.deadline(least.order)?;
                 self.last = Some((at, packed));
                 at
             }
@@ -180,20 +141,7 @@ impl<K: Ord> TimerHeap<K> {
         if at > now {
             return None;
         }
-        let e = match from {
-            Some(i) => {
-                let e = self.lanes[i].pop_front()?;
-                match self.lanes[i].front() {
-                    Some(next) => self.fronts[i] = next.order,
-                    None => {
-                        self.fronts[i] = u128::MAX;
-                        self.backs[i] = 0;
-                    }
-                }
-                e
-            }
-            None => self.heap.pop()?.0,
-        };
+        let e = self.queue.take(least)?;
         Some((at, e.key))
     }
 }
