@@ -631,10 +631,11 @@ pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
         }
     };
     let len = hay.len();
-    if len < 8 {
-        return hay.iter().position(|&b| b == needle);
-    }
+    // Short slices first out of the way with one compare: the line loop's are long.
     if len < 16 {
+        if len < 8 {
+            return hay.iter().position(|&b| b == needle);
+        }
         // Bytes 0..8, then len-8..len (which overlap the first when len < 16).
         let m = hits(word(hay, 0), word(hay, len - 8));
         return match m & 0xff {
