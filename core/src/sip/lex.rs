@@ -71,15 +71,19 @@ pub(crate) fn run_of(b: &[u8], i: usize, f: impl Fn(u8) -> bool) -> usize {
 /// name, a scheme), as one compare of two words: OR 0x20 on the letters of `word` takes only
 /// the two cases of each letter to it, and every other byte compares exactly. The byte-wise
 /// `eq_ignore_ascii_case` lowered both sides of every byte.
+///
+/// `word` is an array, so its length is a constant where this is inlined and both loads are
+/// fixed-size: with the slice's length, two calls on one name (`branch`, then `rport`) were
+/// merged into one copy of a variable length, a `memcpy` call per parameter.
 #[inline(always)]
-pub(crate) fn eq_word(b: &[u8], word: &[u8]) -> bool {
-    debug_assert!(word.len() <= 8 && !word.iter().any(u8::is_ascii_uppercase));
-    if b.len() != word.len() {
+pub(crate) fn eq_word<const N: usize>(b: &[u8], word: &[u8; N]) -> bool {
+    debug_assert!(N <= 8 && !word.iter().any(u8::is_ascii_uppercase));
+    let Some(b) = b.first_chunk::<N>().filter(|_| b.len() == N) else {
         return false;
-    }
-    let load = |s: &[u8]| {
+    };
+    let load = |s: &[u8; N]| {
         let mut w = [0u8; 8];
-        w[..s.len()].copy_from_slice(s);
+        w[..N].copy_from_slice(s);
         u64::from_le_bytes(w)
     };
     let case = word.iter().rev().fold(0u64, |m, c| {
