@@ -1,11 +1,12 @@
 //! The RTP pacing queue: every sending call's next packet deadline, earliest first.
 //!
 //! Almost every operation is "the earliest packet is due: send it and re-arm the same call one
-//! ptime later" (`replace_top`). Entries are one `u128` — deadline in nanoseconds since the epoch in
-//! the high half, the call handle in the low half — so ordering is a single integer compare and
-//! an entry is 16 bytes, half the size of `(Instant, seq, handle)`. Equal deadlines pop in
-//! handle order: deterministic, as handles are. Stale entries (a call on hold, ended, or
-//! re-armed) are left in place and skipped by the caller, which checks the call's own deadline.
+//! ptime later" (`replace_top`). Entries are one `u128` — deadline in nanoseconds since the
+//! epoch in the high half, the call handle in the low half — so ordering is a single integer
+//! compare and an entry is 16 bytes, half the size of `(Instant, seq, handle)`. Equal deadlines
+//! pop in handle order: deterministic, as handles are. Stale entries (a call on hold, ended, or
+//! re-armed) are left in place and skipped by the caller, which checks the call's own
+//! deadline.
 //!
 //! Calls of one ptime re-arm in the order they send, so entries are kept in [`Lanes`]: a
 //! re-armed call is appended to a sorted lane and taken from its front in O(1), and only a call

@@ -290,7 +290,7 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
 
-        /// The digit-by-digit read agrees with std on anything made of digits and dots.
+        /// The word-wise hex digits are `{:016x}`'s.
         #[test]
         fn hex16_matches_format(v in proptest::prelude::any::<u64>()) {
             let mut buf = [0; 16];
@@ -302,6 +302,7 @@ mod tests {
             proptest::prop_assert_eq!(unbracketed(&h), h.trim_start_matches('[').trim_end_matches(']'));
         }
 
+        /// The digit-by-digit read agrees with std on anything made of digits and dots.
         #[test]
         fn parse_ip_matches_std_on_any_digits(a in "[0-9.]{0,17}|([0-9]{1,4}\\.){3}[0-9]{1,4}") {
             proptest::prop_assert_eq!(parse_ip(&a).ok(), a.parse::<IpAddr>().ok(), "{:?}", a);

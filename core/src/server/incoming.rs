@@ -148,8 +148,8 @@ fn request_of<'a>(
 }
 
 /// The request the header values in `raw` make (its value lists are taken out of `raw`).
-/// `parsed_uri` is what `Uri::parse(uri).ok()` finds; it is read for an INVITE only. A strict read
-/// (not `lenient`) also refuses a CSeq method other than the request's.
+/// `parsed_uri` is what `Uri::parse(uri).ok()` finds; it is read for an INVITE only. A strict
+/// read (not `lenient`) also refuses a CSeq method other than the request's.
 ///
 /// Always inlined: a `Request` is most of a kilobyte, and returned from a call it was copied
 /// twice more on its way out of [`parse`]. `raw` is borrowed and the method check is made

@@ -134,7 +134,7 @@ impl<'b> MessageWriter<'b> {
         let v = value.as_bytes();
         self.out.reserve(name.0.len() + v.len() + 2);
         self.out.extend_from_slice(name.0.as_bytes());
-        self.push_clean(v);
+        push_value(self.out, v);
         self.out.extend_from_slice(b"\r\n");
         self
     }
@@ -203,7 +203,7 @@ impl<'b> MessageWriter<'b> {
         self.out.extend_from_slice(b"Content-Length: 000\r\n\r\n");
         let start = self.out.len();
         write(self.out);
-        let len = start.abs_diff(self.out.len());
+        let len = self.out.len() - start;
         let digits = start - b"000\r\n\r\n".len();
         if (100..1000).contains(&len) {
             self.out[digits..digits + 3].copy_from_slice(&[
@@ -240,12 +240,7 @@ impl<'b> MessageWriter<'b> {
     }
 
     fn clean(&mut self, s: &str) {
-        self.push_clean(s.as_bytes());
-    }
-
-    #[inline]
-    fn push_clean(&mut self, s: &[u8]) {
-        push_value(self.out, s);
+        push_value(self.out, s.as_bytes());
     }
 }
 
@@ -253,21 +248,9 @@ impl<'b> MessageWriter<'b> {
 /// written straight into a buffer, outside a [`MessageWriter`].
 #[inline]
 pub(crate) fn push_value(out: &mut Vec<u8>, value: &[u8]) {
-    if has_cr_or_lf(value) {
-        return push_cleaned(out, value);
-    }
+    let start = out.len();
     out.extend_from_slice(value);
-}
-
-/// [`push_value`] for a value that holds a CR or LF: out of the way of the usual path.
-#[cold]
-#[inline(never)]
-fn push_cleaned(out: &mut Vec<u8>, value: &[u8]) {
-    out.extend(
-        value
-            .iter()
-            .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-    );
+    clean_written(out, start);
 }
 
 /// [`MessageWriter::body_with`]'s Content-Length of a body shorter than 100 bytes or longer
@@ -367,8 +350,8 @@ fn standard_status_line(code: u16) -> Option<&'static [u8]> {
 }
 
 /// Does `bytes` hold a CR or LF? Every value written is checked, so a word (eight bytes) at a
-/// time (SWAR), two per step, in two passes. The first asks a cheaper question of each word: is any byte below
-/// 0x0E (CR is 0x0D, LF 0x0A)? `(v - 0x0E..) & !v & 0x80..` is non-zero exactly when one is (a
+/// time (SWAR), two per step, in two passes. The first asks a cheaper question of each word: is
+/// any byte below 0x0E (CR is 0x0D, LF 0x0A)? `(v - 0x0E..) & !v & 0x80..` is non-zero exactly when one is (a
 /// borrow only starts at such a byte, and a byte at or above 0x0E without one leaves its top
 /// bit clear). Header values almost never hold such a byte (a TAB is the usual one), so the
 /// exact test runs only then: a word holds a CR (LF) byte exactly when xor-ing it with a word
