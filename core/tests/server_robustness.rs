@@ -99,3 +99,35 @@ fn huge_inputs_end_in_a_drop_or_400() {
     assert_eq!(h.last_sip().start_line(), "SIP/2.0 400 Bad Request");
     assert!(h.commands.is_empty());
 }
+
+/// A Contact URI with headers (`?…`; a mutated INVITE found this): our requests in the dialog
+/// go to it without them, as a Request-URI carries none (RFC 3261 §19.1.1), so the BYE we send
+/// when the ACK never comes is a request our own parser, and the phone's, accept.
+#[test]
+fn contact_headers_stay_out_of_our_request_uri() {
+    for (contact, target) in [
+        (
+            "<sip:201@192.168.1.50:5060?Subject=hold>",
+            "sip:201@192.168.1.50:5060",
+        ),
+        ("<sip:201@192.168.1.?0:5060>", "sip:201@192.168.1."),
+    ] {
+        let bytes = invite().replace("<sip:201@192.168.1.50:5060>", contact);
+        assert!(bytes.contains(contact));
+        let mut h = Harness::new();
+        h.send_bytes(PHONE, bytes.as_bytes());
+        h.advance(Duration::from_secs(40));
+        assert_well_formed(&h);
+        let bye = h
+            .sent
+            .iter()
+            .map(|s| s.text())
+            .find(|t| t.starts_with("BYE "))
+            .expect("a BYE after 64·T1 without ACK");
+        assert_eq!(
+            bye.lines().next(),
+            Some(format!("BYE {target} SIP/2.0").as_str()),
+            "{contact}"
+        );
+    }
+}

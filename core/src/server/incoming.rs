@@ -247,7 +247,9 @@ fn request<'a>(
             .max_forwards
             .and_then(|v| sip::max_forwards_value(v).ok())
             .map(u32::from),
-        contact: contact.map(|u| u.raw),
+        // The remote target (RFC 3261 §12.1.1): our requests in the dialog go to it, and a
+        // Request-URI carries no headers.
+        contact: contact.map(|u| u.without_headers()),
         // What `uri_socket_addr(raw)` would find, from the URI already parsed; a raw URI with
         // a '<' (which that function would cut at) is left to it.
         contact_addr: contact
@@ -598,7 +600,7 @@ pub(crate) struct Request<'a> {
     pub cseq: u32,
     pub cseq_method: &'a str,
     pub max_forwards: Option<u32>,
-    /// First Contact URI (without `<>`), if any.
+    /// First Contact URI (without `<>` and without its `?headers`), if any.
     pub contact: Option<&'a str>,
     /// `uri_socket_addr(contact)` when already known from parsing the Contact (`Some(None)`:
     /// known not to be an IP literal); `None`: not computed.

@@ -62,6 +62,20 @@ impl fmt::Display for InvalidUri {
 impl std::error::Error for InvalidUri {}
 
 impl<'a> Uri<'a> {
+    /// The URI as sent without its `?headers` part: what a request sent to it carries as its
+    /// Request-URI, where headers are not allowed (RFC 3261 §19.1.1, table 1; our own parser
+    /// refuses them there, as RFC 4475 `escruri` asks).
+    pub fn without_headers(&self) -> &'a str {
+        match self.headers {
+            Some(h) => self
+                .raw
+                .strip_suffix(h)
+                .and_then(|r| r.strip_suffix('?'))
+                .unwrap_or(self.raw),
+            None => self.raw,
+        }
+    }
+
     /// Parses an absolute URI. No surrounding LWS or `<>` is accepted: a Request-URI with
     /// either is malformed (RFC 4475 §3.1.2.7 `ltgtruri`, §3.1.2.8 `lwsruri`).
     pub fn parse(s: &'a str) -> Result<Uri<'a>, InvalidUri> {
