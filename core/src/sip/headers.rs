@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::lex::{
-    eq_word, find_ascii, is_lws, is_token, is_token_byte, parse_u32, run_of, trim_lws,
-    unescape_quoted, Cursor, SplitTop,
+    eq_word, find_ascii, is_lws, is_token, is_token_byte, parse_u32, run_of, run_of_host,
+    run_of_qtext, trim_lws, unescape_quoted, Cursor, SplitTop,
 };
 use super::names::HeaderName;
 use super::params::Params;
@@ -266,12 +266,11 @@ const Q_TOKEN: u8 = 1;
 /// Bytes of RFC 3261 `user` that are neither `%` (escapes) nor `;` `?` `/` (which could be
 /// read as parameters or headers): alphanumerics, `mark` and `& = + $ ,`.
 const Q_USER: u8 = 2;
-/// The `HOST` class of `uri.rs`: alphanumerics, `-`, `.`, `_`.
-const Q_HOST: u8 = 4;
 /// SP, which may separate the words of an unquoted display name.
-const Q_SP: u8 = 8;
-/// Anything but DQUOTE and `\`: the inside of a quoted display name without escapes.
-const Q_QTEXT: u8 = 16;
+const Q_SP: u8 = 4;
+// Hosts (`lex::is_host_byte`) and the inside of a quoted display name without escapes (any
+// byte but DQUOTE and `\`) are read sixteen bytes at once, by `run_of_host` and
+// `run_of_qtext`.
 
 static QUICK: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -308,14 +307,8 @@ static QUICK: [u8; 256] = {
         {
             f |= Q_USER;
         }
-        if alnum || matches!(b, b'-' | b'.' | b'_') {
-            f |= Q_HOST;
-        }
         if b == b' ' {
             f |= Q_SP;
-        }
-        if b != b'"' && b != b'\\' {
-            f |= Q_QTEXT;
         }
         t[i] = f;
         i += 1;
@@ -360,7 +353,7 @@ fn quick_name_addr(b: &[u8]) -> Option<QuickNameAddr> {
     let mut i;
     if b.first() == Some(&b'"') {
         // The closing quote, with no escape before it.
-        i = run(1, Q_QTEXT);
+        i = run_of_qtext(b, 1);
         if b.get(i) != Some(&b'"') {
             return None;
         }
@@ -384,7 +377,7 @@ fn quick_name_addr(b: &[u8]) -> Option<QuickNameAddr> {
     let user = (user, i);
     i += 1;
     let host = i;
-    i = run(i, Q_HOST);
+    i = run_of_host(b, i);
     if i == host {
         return None;
     }
@@ -801,7 +794,7 @@ fn quick_via(line: &str) -> Option<(Via<'_>, Option<&str>, bool)> {
     if transport_end == 8 || host_at == transport_end {
         return None;
     }
-    let mut i = run(host_at, Q_HOST);
+    let mut i = run_of_host(b, host_at);
     if i == host_at {
         return None;
     }
