@@ -504,20 +504,18 @@ mod tests {
     }
 
     #[test]
-    fn host_mask_takes_exactly_the_host_bytes() {
+    fn class_masks_take_exactly_their_bytes() {
         // Every byte value in every position of a sixteen-byte block.
         for c in 0..=255u8 {
-            let want = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_');
-            assert_eq!(is_host_byte(c), want, "{c:#x}");
+            let host = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_');
+            assert_eq!(is_host_byte(c), host, "{c:#x}");
             for at in 0..16 {
                 let mut b = [b'a'; 20];
                 b[at] = c;
-                let end = if want { 16 + 4 } else { at };
-                assert_eq!(run_of_host(&b, 0), end, "{c:#x} at {at}");
-                let mut q = [b'a'; 20];
-                q[at] = c;
-                let end = if c == b'"' || c == b'\\' { at } else { 20 };
-                assert_eq!(run_of_qtext(&q, 0), end, "{c:#x} at {at}");
+                let end = |taken: bool| if taken { b.len() } else { at };
+                assert_eq!(run_of_host(&b, 0), end(host), "{c:#x} at {at}");
+                let qtext = c != b'"' && c != b'\\';
+                assert_eq!(run_of_qtext(&b, 0), end(qtext), "{c:#x} at {at}");
             }
         }
     }
