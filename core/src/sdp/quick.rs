@@ -433,11 +433,16 @@ impl<'a> Cursor<'a> {
     /// A decimal number of one to `max` digits (at most nine: no overflow), as `parse::number`
     /// reads it.
     fn number(&mut self, max: usize) -> Option<u32> {
-        let digits = self.run(|b| b.is_ascii_digit());
-        if digits.is_empty() || digits.len() > max {
-            return None;
+        // Summed as the digits are read (one pass, not a run and then a fold over it); a
+        // value of more than `max` digits, which may wrap, is thrown away.
+        let start = self.i;
+        let mut n = 0u32;
+        while let Some(d) = self.b.get(self.i).filter(|d| d.is_ascii_digit()) {
+            n = n.wrapping_mul(10).wrapping_add(u32::from(d - b'0'));
+            self.i += 1;
         }
-        Some(digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
+        let len = self.i - start;
+        (len != 0 && len <= max).then_some(n)
     }
 
     fn port(&mut self) -> Option<u16> {
