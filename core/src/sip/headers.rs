@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::lex::{
-    eq_word, find_ascii, is_lws, is_token, is_token_byte, parse_u32, run_of, run_of_host,
-    run_of_qtext, trim_lws, unescape_quoted, Cursor, SplitTop,
+    eq_word, find_ascii, has_space_or_control, is_lws, is_token, is_token_byte, parse_u32, run_of,
+    run_of_host, run_of_qtext, trim_lws, unescape_quoted, Cursor, SplitTop,
 };
 use super::names::HeaderName;
 use super::params::Params;
@@ -688,9 +688,8 @@ impl<'a> Message<'a> {
 ///
 /// Call-ID = `word ["@" word]`: any non-whitespace.
 pub(crate) fn call_id_value(v: &str) -> Result<&str, InvalidHeader> {
-    // `is_lws(b) || b < b' '` is `b <= b' '`; the smallest byte tells, in a loop the compiler
-    // vectorizes (an early-exit `any` went byte by byte).
-    if v.is_empty() || v.bytes().fold(u8::MAX, u8::min) <= b' ' {
+    // `is_lws(b) || b < b' '` is `b <= b' '`.
+    if v.is_empty() || has_space_or_control(v.as_bytes()) {
         return Err(bad!("Call-ID"));
     }
     Ok(v)

@@ -101,6 +101,31 @@ pub(crate) fn run_of_qtext(b: &[u8], i: usize) -> usize {
     run_of(b, i, is_qtext)
 }
 
+/// True when a byte of `b` is SP or below (white space or a control byte): what a Call-ID
+/// may not hold. Sixteen bytes a step where there are as many, the last step ending at the
+/// end of `b` (it may overlap the one before); byte by byte below that.
+#[inline(always)]
+pub(crate) fn has_space_or_control(b: &[u8]) -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if b.len() >= 16 {
+        let mut end = 16;
+        loop {
+            if let Some(sixteen) = b[end - 16..end].first_chunk::<16>() {
+                if space_mask(sixteen) != 0 {
+                    return true;
+                }
+            }
+            if end == b.len() {
+                return false;
+            }
+            end = (end + 16).min(b.len());
+        }
+    }
+    // The smallest byte tells, in a loop the compiler vectorizes (an early-exit `any` went
+    // byte by byte).
+    b.iter().fold(u8::MAX, |m, &c| m.min(c)) <= b' '
+}
+
 /// Host name or IPv4 address characters. `_` is not in RFC 3261's `hostname` but real devices
 /// send it in Via and Contact hosts, and it harms nothing to accept.
 #[inline(always)]
@@ -133,6 +158,24 @@ fn host_mask(sixteen: &[u8; 16]) -> u32 {
         let is = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
         let mark = _mm_or_si128(_mm_or_si128(is(b'-'), is(b'.')), is(b'_'));
         _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(digit, letter), mark)) as u32
+    }
+}
+
+/// Bit `k` set when byte `k` of `sixteen` is SP or below: the unsigned minimum with SP is
+/// the byte itself exactly then.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn space_mask(sixteen: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    // SAFETY: as in `host_mask`.
+    unsafe {
+        let v = _mm_loadu_si128(sixteen.as_ptr().cast());
+        _mm_movemask_epi8(_mm_cmpeq_epi8(
+            _mm_min_epu8(v, _mm_set1_epi8(b' ' as i8)),
+            v,
+        )) as u32
     }
 }
 
@@ -500,6 +543,8 @@ mod tests {
             proptest::prop_assert_eq!(run_of_host(&b, i), run_of(&b, i, host));
             let qtext = |c: u8| c != b'"' && c != b'\\';
             proptest::prop_assert_eq!(run_of_qtext(&b, i), run_of(&b, i, qtext));
+            let low = b.get(i..).unwrap_or_default();
+            proptest::prop_assert_eq!(has_space_or_control(low), low.iter().any(|&c| c <= b' '));
         }
     }
 
@@ -516,6 +561,13 @@ mod tests {
                 assert_eq!(run_of_host(&b, 0), end(host), "{c:#x} at {at}");
                 let qtext = c != b'"' && c != b'\\';
                 assert_eq!(run_of_qtext(&b, 0), end(qtext), "{c:#x} at {at}");
+                for len in at + 1..=b.len() {
+                    assert_eq!(
+                        has_space_or_control(&b[..len]),
+                        c <= b' ',
+                        "{c:#x} {at} {len}"
+                    );
+                }
             }
         }
     }
