@@ -257,8 +257,15 @@ impl<'a> NameAddr<'a> {
 pub(crate) fn name_addr_tag(v: &str) -> Result<Option<&str>, InvalidNameAddr> {
     match quick_tag(v.as_bytes()) {
         Some(tag) => Ok(tag.map(|(start, end)| &v[start..end])),
-        None => NameAddr::parse(v).map(|a| a.tag()),
+        None => full_tag(v),
     }
+}
+
+/// [`name_addr_tag`] for any value.
+#[cold]
+#[inline(never)]
+fn full_tag(v: &str) -> Result<Option<&str>, InvalidNameAddr> {
+    NameAddr::parse(v).map(|a| a.tag())
 }
 
 /// Byte classes for [`quick_tag`], as bit flags in one table.
@@ -756,7 +763,10 @@ pub(crate) fn top_via_branch_rport(
 }
 
 /// The slow path of [`top_via_branch_rport`], for any shape: the full Via parse, then the first
-/// `branch` and any `rport` among its parameters.
+/// `branch` and any `rport` among its parameters. Out of line, as the other slow paths of the
+/// quick readers: inlined, it sat between the lines of the quick one.
+#[cold]
+#[inline(never)]
 fn full_via_branch_rport(line: &str) -> Result<(Via<'_>, Option<&str>, bool), InvalidHeader> {
     let via = top_via_value(line)?;
     let mut branch: Option<Option<&str>> = None;
@@ -880,6 +890,8 @@ pub(crate) fn first_contact_uri(line: &str) -> Option<Uri<'_>> {
 }
 
 /// [`first_contact_uri`] for any line.
+#[cold]
+#[inline(never)]
 fn full_first_contact_uri(line: &str) -> Option<Uri<'_>> {
     SplitTop::new(line, b',').find_map(|v| match v {
         "*" => None,
