@@ -394,13 +394,15 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
 /// cut without the two trimming loops (a byte above SP is never LWS).
 #[inline(always)]
 fn value_of(text: Ascii<'_>, start: usize, end: usize) -> &str {
-    let v = &text.0[start..end];
-    if let [b' ', first, .., last, b'\r'] = *v {
+    // The cut is checked against `text` once; the inside of the usual value is then known to
+    // be in bounds (four bytes at least), where a second cut of `text` checked both ends again.
+    let v = text.part(start, end);
+    if let [b' ', first, .., last, b'\r'] = *v.0 {
         if first > b' ' && last > b' ' {
-            return text.str(start + 1, end - 1);
+            return v.str(1, v.0.len() - 1);
         }
     }
-    trim_lws(text.str(start, end))
+    trim_lws(v.str(0, v.0.len()))
 }
 
 /// The header name starting at `pos` and where its colon is, for [`quick_parse_with`]: (name,
@@ -526,9 +528,15 @@ impl<'a> Ascii<'a> {
     #[inline(always)]
     fn str(self, start: usize, end: usize) -> &'a str {
         let part = &self.0[start..end];
-        // SAFETY: every byte of `self.0` is below 0x80 (the only constructor, `new`, checks
-        // it), and a sequence of ASCII bytes is valid UTF-8.
+        // SAFETY: every byte of `self.0` is below 0x80 (`new` checks it, and `part` keeps a
+        // range of bytes so checked), and a sequence of ASCII bytes is valid UTF-8.
         unsafe { std::str::from_utf8_unchecked(part) }
+    }
+
+    /// `bytes[start..end]`, still known to be ASCII (panics out of bounds, like a slice).
+    #[inline(always)]
+    fn part(self, start: usize, end: usize) -> Ascii<'a> {
+        Ascii(&self.0[start..end])
     }
 }
 
