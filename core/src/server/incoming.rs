@@ -47,10 +47,18 @@ pub(crate) fn parse<'a>(
         StartLine::Request { method, uri } => {
             // The parser has checked the Request-URI: `parts.uri` is its user and host as
             // `Uri::parse` finds them.
-            match request(raw, method, uri, parts.uri, parts.body, from, false) {
-                Ok(r) => Parsed::Request(r),
-                Err(_) => parse_slowly(data, from),
-            }
+            let fail = |_| parse_slowly(data, from);
+            request(
+                raw,
+                method,
+                uri,
+                parts.uri,
+                parts.body,
+                from,
+                false,
+                Parsed::Request,
+                fail,
+            )
         }
     }
 }
@@ -144,21 +152,26 @@ fn request_of<'a>(
         msg.body,
         from,
         lenient,
+        Ok,
+        Err,
     )
 }
 
-/// The request the header values in `raw` make (its value lists move into it).
-/// `parsed_uri` is what `Uri::parse(uri).ok()` finds; it is read for an INVITE only. A strict
-/// read (not `lenient`) also refuses a CSeq method other than the request's.
+/// The request the header values in `raw` make (its value lists move into it), handed to
+/// `ok`, or why there is none, handed to `fail`. `parsed_uri` is what `Uri::parse(uri).ok()`
+/// finds; it is read for an INVITE only. A strict read (not `lenient`) also refuses a CSeq
+/// method other than the request's.
 ///
-/// Always inlined: a `Request` is most of a kilobyte, and returned from a call it was copied
-/// twice more on its way out of [`parse`]. The method check is made here, not by the caller
-/// on the result, so that [`parse`] builds the `Request` where it returns it: testing `r`
-/// before wrapping it was a copy of 650-800 bytes per request. `raw` is taken by value (this
-/// being inlined, nothing is copied at the call): its lists move out as they are, where
-/// `mem::take` from a borrowed `raw` also wrote an empty list back in place of each.
+/// Always inlined, and the `Request` handed on rather than returned: it is most of a
+/// kilobyte, and [`parse`] wraps it in the `Parsed` it returns. Returned in a `Result`, it
+/// was built, then copied into the `Parsed` (and before that copied twice more on its way out
+/// of a call); passed straight to `Parsed::Request` it is built where `parse` returns it.
+/// `raw` is taken by value (this being inlined, nothing is copied at the call): its lists
+/// move out as they are, where `mem::take` from a borrowed `raw` also wrote an empty list back
+/// in place of each.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn request<'a>(
+fn request<'a, T>(
     raw: RawHeaders<'a>,
     method: Method<'a>,
     uri: &'a str,
@@ -166,38 +179,38 @@ fn request<'a>(
     body: &'a [u8],
     from: Origin,
     lenient: bool,
-) -> Result<Request<'a>, &'static str> {
+    ok: impl FnOnce(Request<'a>) -> T,
+    fail: impl FnOnce(&'static str) -> T,
+) -> T {
     let method = method.as_str();
     // Only the Via is needed to address a response; for an error response (`lenient`) the
     // other mandatory headers may be missing and are copied as far as they exist.
-    let (via, branch, rport) = raw
-        .via
-        .ok_or(())
-        .and_then(|v| sip::top_via_branch_rport(v).map_err(drop))
-        .map_err(|_| "missing or bad Via")?;
+    let Some(Ok((via, branch, rport))) = raw.via.map(sip::top_via_branch_rport) else {
+        return fail("missing or bad Via");
+    };
     let from_tag = match raw.from.map(sip::name_addr_tag) {
         Some(Ok(tag)) => tag.unwrap_or(""),
         _ if lenient => "",
-        _ => return Err("missing or bad From"),
+        _ => return fail("missing or bad From"),
     };
     let to_tag = match raw.to.map(sip::name_addr_tag) {
         Some(Ok(tag)) => tag.unwrap_or(""),
         _ if lenient => "",
-        _ => return Err("missing or bad To"),
+        _ => return fail("missing or bad To"),
     };
     let call_id = match raw.call_id.map(sip::call_id_value) {
         Some(Ok(c)) => c,
         _ if lenient => "",
-        _ => return Err("missing Call-ID"),
+        _ => return fail("missing Call-ID"),
     };
     let (cseq, cseq_method) = match raw.cseq.map(sip::cseq_parts) {
         Some(Ok((n, m))) => (n, m),
         _ if lenient => (0, method),
-        _ => return Err("missing or bad CSeq"),
+        _ => return fail("missing or bad CSeq"),
     };
     // A strict read takes only a request whose CSeq method is its own (RFC 3261 §8.1.1.5).
     if !lenient && cseq_method != method {
-        return Err("CSeq method is not the request's");
+        return fail("CSeq method is not the request's");
     }
     // Only an initial INVITE reads the Request-URI (music class, advertised address), and
     // only INVITE and UPDATE take the Contact (remote target, RFC 3261 §12.1.1, §12.2.2).
@@ -223,7 +236,7 @@ fn request<'a>(
         } else {
             5060
         });
-    Ok(Request {
+    ok(Request {
         method,
         uri,
         uri_user: parsed_uri.and_then(|u| u.user).unwrap_or(""),
