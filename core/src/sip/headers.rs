@@ -740,6 +740,25 @@ pub(crate) fn cseq_parts(v: &str) -> Result<(u32, &str), InvalidHeader> {
     Ok((n, method))
 }
 
+/// [`cseq_parts`] of a request's CSeq, `method` being the request's own (a token, as the
+/// Request-Line parse leaves it): the usual `number SP method`, where `number` is what
+/// `parse_u32` takes, is read by two compares and the number; anything else by
+/// [`cseq_parts`]. On such a value `cseq_parts` reads the same digits, steps over the one SP
+/// and takes the method to the end, a token. `cseq_with_method_matches_cseq_parts` compares
+/// the two.
+#[inline(always)]
+pub(crate) fn cseq_with_method<'a>(
+    v: &'a str,
+    method: &str,
+) -> Result<(u32, &'a str), InvalidHeader> {
+    if let Some(number) = v.strip_suffix(method).and_then(|n| n.strip_suffix(' ')) {
+        if let Some(n) = parse_u32(number) {
+            return Ok((n, &v[number.len() + 1..]));
+        }
+    }
+    cseq_parts(v)
+}
+
 /// The topmost Via of the first Via line, as [`Message::top_via`] reads it.
 pub(crate) fn top_via_value(line: &str) -> Result<Via<'_>, InvalidHeader> {
     SplitTop::new(line, b',')
@@ -967,6 +986,24 @@ mod tests {
             "<sip:a@b>;tag=1=2",
         ] {
             assert_eq!(quick_tag(v.as_bytes()), None, "{v:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        /// The quick CSeq read agrees with `cseq_parts` for request methods (tokens).
+        #[test]
+        fn cseq_with_method_matches_cseq_parts(
+            number in prop_oneof!["[0-9]{0,12}", "[0-9 +-]{0,4}"],
+            sep in prop::sample::select(vec![" ", " ", "", "  ", "\t", "\r\n "]),
+            method in prop::sample::select(vec!["INVITE", "ACK", "BYE", "invite", "X-Y", "A"]),
+            other in prop::sample::select(vec!["", "", "INVITE", "BYE", "ACK ", "x"]),
+            tail in prop::sample::select(vec!["", "", " ", "!"]),
+        ) {
+            let said = if other.is_empty() { method } else { other };
+            let v = format!("{number}{sep}{said}{tail}");
+            prop_assert_eq!(cseq_with_method(&v, method), cseq_parts(&v), "{:?}", v);
         }
     }
 
