@@ -418,11 +418,17 @@ fn quick_name_addr(b: &[u8]) -> Option<QuickNameAddr> {
         }
         i += 1;
         let name = i;
-        i = run(i, Q_TOKEN);
-        if i == name {
-            return None;
-        }
-        let is_tag = !tag.0 && eq_word(&b[name..i], b"tag");
+        // `tag=` as written nearly always, one compare; any other name by its run.
+        let is_tag = if b.get(name..name + 4) == Some(b"tag=") {
+            i += 3;
+            !tag.0
+        } else {
+            i = run(i, Q_TOKEN);
+            if i == name {
+                return None;
+            }
+            !tag.0 && eq_word(&b[name..i], b"tag")
+        };
         let mut value = None;
         if b.get(i) == Some(&b'=') {
             i += 1;
@@ -848,11 +854,23 @@ fn quick_via(line: &str) -> Option<(Via<'_>, Option<&str>, bool)> {
             return None;
         }
         let name_at = i + 1;
-        i = run(name_at, Q_TOKEN);
-        if i == name_at {
-            return None;
+        // `branch=` and a lone `rport` as written nearly always, one compare each; any other
+        // name by its run (a token: `rport` ends where the next byte is none).
+        let (is_branch, is_rport);
+        if b.get(name_at..name_at + 7) == Some(b"branch=") {
+            (i, is_branch, is_rport) = (name_at + 6, true, false);
+        } else if b.get(name_at..name_at + 5) == Some(b"rport")
+            && (b.get(name_at + 5)).is_none_or(|&c| QUICK[c as usize] & Q_TOKEN == 0)
+        {
+            (i, is_branch, is_rport) = (name_at + 5, false, true);
+        } else {
+            i = run(name_at, Q_TOKEN);
+            if i == name_at {
+                return None;
+            }
+            let name = &b[name_at..i];
+            (is_branch, is_rport) = (eq_word(name, b"branch"), eq_word(name, b"rport"));
         }
-        let name = &b[name_at..i];
         let mut value = None;
         if b.get(i) == Some(&b'=') {
             let start = i + 1;
@@ -862,9 +880,9 @@ fn quick_via(line: &str) -> Option<(Via<'_>, Option<&str>, bool)> {
             }
             value = Some(&line[start..i]);
         }
-        if branch.is_none() && eq_word(name, b"branch") {
+        if branch.is_none() && is_branch {
             branch = Some(value);
-        } else if eq_word(name, b"rport") {
+        } else if is_rport {
             rport = true;
         }
     }
