@@ -368,6 +368,9 @@ fn quick_name_addr(b: &[u8]) -> Option<QuickNameAddr> {
         while b.get(i) == Some(&b' ') {
             i += 1;
         }
+    } else if b.first() == Some(&b'<') {
+        // No display name, the usual To.
+        i = 0;
     } else {
         i = run(0, Q_TOKEN | Q_SP);
     }
@@ -823,8 +826,18 @@ fn quick_via(line: &str) -> Option<(Via<'_>, Option<&str>, bool)> {
     if !b.starts_with(b"SIP/2.0/") {
         return None;
     }
-    let transport_end = run(8, Q_TOKEN);
-    let host_at = run(transport_end, Q_SP);
+    // The usual transports and one SP, as written, by one compare.
+    let (transport_end, host_at) = match b.get(8..13) {
+        Some([b'U', b'D', b'P', b' ', c] | [b'T', b'C' | b'L', b'S' | b'P', b' ', c])
+            if *c != b' ' =>
+        {
+            (11, 12)
+        }
+        _ => {
+            let transport_end = run(8, Q_TOKEN);
+            (transport_end, run(transport_end, Q_SP))
+        }
+    };
     if transport_end == 8 || host_at == transport_end {
         return None;
     }
