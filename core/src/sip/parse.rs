@@ -771,7 +771,7 @@ fn request_line(line: &str) -> StartLineResult<'_> {
     } else if trimmed.len() != line.len() || uri.len() != raw_uri.len() {
         ErrorKind::BadStartLine
     } else {
-        return Ok(request_uri(method, uri));
+        return Ok(request_uri(Method::from_token(method), uri));
     };
     let start = StartLine::Request {
         method: Method::from_token(method),
@@ -783,7 +783,7 @@ fn request_line(line: &str) -> StartLineResult<'_> {
 /// A Request-Line whose method, spacing and version are right: what is left to judge is the
 /// Request-URI.
 fn request_uri<'a>(
-    method: &'a str,
+    method: Method<'a>,
     uri: &'a str,
 ) -> (StartLine<'a>, Option<ErrorKind>, Option<UriParts<'a>>) {
     let (deferred, parsed) = match super::uri::quick_sip_user_host(uri) {
@@ -796,10 +796,7 @@ fn request_uri<'a>(
         ),
         None => request_uri_general(uri),
     };
-    let start = StartLine::Request {
-        method: Method::from_token(method),
-        uri,
-    };
+    let start = StartLine::Request { method, uri };
     (start, deferred, parsed)
 }
 
@@ -830,7 +827,13 @@ fn quick_request_line(line: &str) -> Option<StartLineResult<'_>> {
     if tail | LETTERS != u64::from_le_bytes(*b" sip/2.0") {
         return None;
     }
-    let sp1 = b.iter().position(|&c| !is_token_byte(c))?;
+    let (method, sp1) = match known_method(b) {
+        Some(known) => known,
+        None => {
+            let sp1 = b.iter().position(|&c| !is_token_byte(c))?;
+            (Method::from_token(&line[..sp1]), sp1)
+        }
+    };
     if sp1 == 0 || b[sp1] != b' ' || sp1 + 1 >= version_at {
         return None;
     }
@@ -838,7 +841,37 @@ fn quick_request_line(line: &str) -> Option<StartLineResult<'_>> {
     if uri.starts_with(' ') || uri.ends_with(' ') {
         return None;
     }
-    Some(Ok(request_uri(&line[..sp1], uri)))
+    Some(Ok(request_uri(method, uri)))
+}
+
+/// The method of a Request-Line starting `INVITE `, `ACK ` or `BYE ` (every request of a
+/// call), and where its SP is, by one compare of its first eight bytes; `None` for any other.
+/// On such a line the token read finds the same SP (the method's letters are `token` bytes,
+/// SP is not) and `Method::from_token` the same method.
+#[inline(always)]
+fn known_method(b: &[u8]) -> Option<(Method<'static>, usize)> {
+    let w = u64::from_le_bytes(*b.first_chunk::<8>()?);
+    // The first `n` bytes of `s` as a word, and the mask that keeps them.
+    const fn word(s: &[u8]) -> (u64, u64) {
+        let (mut w, mut i) = (0u64, 0);
+        while i < s.len() {
+            w |= (s[i] as u64) << (8 * i);
+            i += 1;
+        }
+        (w, u64::MAX >> (64 - 8 * s.len()))
+    }
+    const INVITE: (u64, u64) = word(b"INVITE ");
+    const ACK: (u64, u64) = word(b"ACK ");
+    const BYE: (u64, u64) = word(b"BYE ");
+    if w & INVITE.1 == INVITE.0 {
+        Some((Method::Invite, 6))
+    } else if w & ACK.1 == ACK.0 {
+        Some((Method::Ack, 3))
+    } else if w & BYE.1 == BYE.0 {
+        Some((Method::Bye, 3))
+    } else {
+        None
+    }
 }
 
 /// The start line, the error deferred until the headers are read, the parsed Request-URI.
@@ -1108,7 +1141,13 @@ mod tests {
 
         #[test]
         fn quick_request_line_matches_general(
-            method in "[A-Za-z!~ \t@-]{0,4}",
+            method in prop_oneof![
+                "[A-Za-z!~ \t@-]{0,4}",
+                prop::sample::select(vec![
+                    "INVITE", "ACK", "BYE", "INVITEX", "ACKS", "BYE!", "invite", "Ack", "INVIT",
+                ])
+                .prop_map(String::from),
+            ],
             sp1 in " {0,2}",
             uri in "[ sipSIP:@a.1?=;<>%-]{0,8}",
             version in prop::sample::select(vec![
