@@ -330,12 +330,27 @@ fn connection(value: &[u8]) -> Option<Ipv4Addr> {
 /// `MediaDescription::payload_types` reads them: those up to 127).
 fn media_line(value: &[u8]) -> Option<Stream<'_>> {
     let mut c = Cursor::new(value);
-    let media = c.field()?;
+    // `audio ` and `RTP/AVP` (then SP or the end) as written nearly always, one compare each:
+    // the runs of graphic bytes end at the same places.
+    let media = match value.strip_prefix(b"audio ") {
+        Some(_) => {
+            c.i = b"audio ".len();
+            &value[..b"audio".len()]
+        }
+        None => c.field()?,
+    };
     let port = c.port()?;
     if !c.eat(b' ') {
         return None;
     }
-    let proto = c.run(|b| b.is_ascii_graphic());
+    let rest = &value[c.i..];
+    let proto = match rest.strip_prefix(b"RTP/AVP") {
+        Some([] | [b' ', ..]) => {
+            c.i += b"RTP/AVP".len();
+            &rest[..b"RTP/AVP".len()]
+        }
+        _ => c.run(|b| b.is_ascii_graphic()),
+    };
     if proto.is_empty() {
         return None;
     }
