@@ -254,12 +254,13 @@ const fn prefix(lower: &[u8], name: HeaderName<'static>) -> Prefix {
 const PREFIX_V: [Prefix; 1] = [prefix(b"via", HeaderName::Via)];
 const PREFIX_F: [Prefix; 1] = [prefix(b"from", HeaderName::From)];
 const PREFIX_T: [Prefix; 1] = [prefix(b"to", HeaderName::To)];
+/// In the order they are tried: the three every request has first.
 const PREFIX_C: [Prefix; 5] = [
     prefix(b"call-id", HeaderName::CallId),
     prefix(b"cseq", HeaderName::CSeq),
+    prefix(b"content-length", HeaderName::ContentLength),
     prefix(b"contact", HeaderName::Contact),
     prefix(b"content-type", HeaderName::ContentType),
-    prefix(b"content-length", HeaderName::ContentLength),
 ];
 const PREFIX_M: [Prefix; 1] = [prefix(b"max-forwards", HeaderName::MaxForwards)];
 const PREFIX_U: [Prefix; 1] = [prefix(b"user-agent", HeaderName::UserAgent)];
