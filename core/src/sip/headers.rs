@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::lex::{
-    eq_word, find_ascii, has_space_or_control, is_lws, is_token, is_token_byte, parse_u32, run_of,
-    run_of_host, run_of_qtext, trim_lws, unescape_quoted, Cursor, SplitTop,
+    eq_word, find_ascii, has_space_or_control, is_lws, is_token, is_token_byte, parse_u32, port_at,
+    run_of, run_of_host, run_of_qtext, trim_lws, unescape_quoted, Cursor, SplitTop,
 };
 use super::names::HeaderName;
 use super::params::Params;
@@ -394,19 +394,8 @@ fn quick_name_addr(b: &[u8]) -> Option<QuickNameAddr> {
     let host = (host, i);
     let mut port = None;
     if b.get(i) == Some(&b':') {
-        i += 1;
-        let (digits, mut n) = (i, 0u32);
-        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
-            n = n * 10 + u32::from(d - b'0');
-            i += 1;
-            if i - digits > 5 {
-                return None;
-            }
-        }
-        if i == digits {
-            return None;
-        }
-        port = Some(u16::try_from(n).ok()?);
+        let (n, end) = port_at(b, i + 1)?;
+        (port, i) = (Some(n), end);
     }
     if b.get(i) != Some(&b'>') {
         return None;
@@ -848,17 +837,8 @@ fn quick_via(line: &str) -> Option<(Via<'_>, Option<&str>, bool)> {
     let host_end = i;
     let mut port = None;
     if b.get(i) == Some(&b':') {
-        i += 1;
-        let digits = i;
-        let mut n = 0u32;
-        while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
-            n = n * 10 + u32::from(d - b'0');
-            i += 1;
-            if i - digits > 5 {
-                return None;
-            }
-        }
-        port = Some(u16::try_from(n).ok().filter(|_| i > digits)?);
+        let (n, end) = port_at(b, i + 1)?;
+        (port, i) = (Some(n), end);
     }
     let params_at = i + 1;
     let (mut branch, mut rport) = (None, false);

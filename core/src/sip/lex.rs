@@ -126,6 +126,35 @@ pub(crate) fn has_space_or_control(b: &[u8]) -> bool {
     b.iter().fold(u8::MAX, |m, &c| m.min(c)) <= b' '
 }
 
+/// The port of 1 to 5 ASCII digits at `b[i..]` that fits 16 bits, and where its digits end;
+/// `None` for anything else (no digit, a sixth digit, a value above 65535). The usual four
+/// digits (`5060`) are checked and summed as one word.
+#[inline(always)]
+pub(crate) fn port_at(b: &[u8], i: usize) -> Option<(u16, usize)> {
+    if let Some(four) = b.get(i..).and_then(|r| r.first_chunk::<4>()) {
+        let w = u32::from_le_bytes(*four);
+        // Bit 7 of a byte is set by the first term when it is below '0' or above 0xAF, by the
+        // second when it is above '9'. A borrow or carry into the next byte comes only from a
+        // byte flagged itself, so the word is clear exactly when all four are digits.
+        let digits = (w.wrapping_sub(0x3030_3030) | w.wrapping_add(0x4646_4646)) & 0x8080_8080 == 0;
+        if digits && !b.get(i + 4).is_some_and(u8::is_ascii_digit) {
+            let d = w - 0x3030_3030;
+            let n = (d & 0xff) * 1000 + (d >> 8 & 0xff) * 100 + (d >> 16 & 0xff) * 10 + (d >> 24);
+            return Some((n as u16, i + 4));
+        }
+    }
+    let (mut at, mut n) = (i, 0u32);
+    while let Some(d) = b.get(at).filter(|d| d.is_ascii_digit()) {
+        n = n * 10 + u32::from(d - b'0');
+        at += 1;
+        if at - i > 5 {
+            return None;
+        }
+    }
+    let n = u16::try_from(n).ok().filter(|_| at > i)?;
+    Some((n, at))
+}
+
 /// Host name or IPv4 address characters. `_` is not in RFC 3261's `hostname` but real devices
 /// send it in Via and Contact hosts, and it harms nothing to accept.
 #[inline(always)]
@@ -577,6 +606,30 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// `port_at` reads what the byte-wise read of 1 to 5 digits under 65536 reads.
+        #[test]
+        fn port_at_matches_the_digit_loop(
+            b in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => proptest::sample::select(b"0123456789".to_vec()),
+                    1 => proptest::sample::select(b"/:;>\x00\xff\xb0\xb9 ".to_vec()),
+                    1 => proptest::prelude::any::<u8>(),
+                ],
+                0..9,
+            ),
+            i in 0usize..10,
+        ) {
+            let digits = b.get(i..).unwrap_or_default().iter().take_while(|d| d.is_ascii_digit());
+            let len = digits.clone().count();
+            let value = digits.fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            let want = (1..=5).contains(&len).then_some(value).and_then(|v| u16::try_from(v).ok());
+            proptest::prop_assert_eq!(port_at(&b, i), want.map(|p| (p, i + len)));
         }
     }
 

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::lex::{eq_word, find_ascii, hex, percent_decode, run_of, run_of_host};
+use super::lex::{eq_word, find_ascii, hex, percent_decode, port_at, run_of, run_of_host};
 use super::params::Params;
 
 /// A URI scheme. Schemes compare case-insensitively (RFC 3261 §19.1.4).
@@ -260,19 +260,8 @@ pub(crate) fn host_port(s: &str) -> Result<(&str, Option<u16>, usize), InvalidUr
         return Ok((host, None, host_end));
     }
     // 1..=5 ASCII digits, summed as they are read: `str::parse` re-checks sign and digits.
-    let (start, mut i, mut port) = (host_end + 1, host_end + 1, 0u32);
-    while let Some(d) = b.get(i).filter(|d| d.is_ascii_digit()) {
-        port = port * 10 + u32::from(d - b'0');
-        i += 1;
-        if i - start > 5 {
-            return Err(InvalidUri);
-        }
-    }
-    if i == start {
-        return Err(InvalidUri);
-    }
-    let port = u16::try_from(port).map_err(|_| InvalidUri)?;
-    Ok((host, Some(port), i))
+    let (port, end) = port_at(b, host_end + 1).ok_or(InvalidUri)?;
+    Ok((host, Some(port), end))
 }
 
 /// `user` bytes that need no second look: [`USER`] without `%` (escapes) and without `;`,
