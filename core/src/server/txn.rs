@@ -112,6 +112,10 @@ pub(crate) struct HashIndex<V> {
     mask: usize,
     /// Keys in the table (not in `overflow`).
     len: usize,
+    /// The most keys the table has held since it was last empty, and the home slots it starts
+    /// with when the first key comes (see [`HashIndex::shrink_if_empty`]).
+    most: usize,
+    start_homes: usize,
     overflow: BTreeMap<HashedKey, V>,
 }
 
@@ -135,6 +139,8 @@ impl<V> Default for HashIndex<V> {
             spilled: Vec::new(),
             mask: 0,
             len: 0,
+            most: 0,
+            start_homes: MIN_HOMES,
             overflow: BTreeMap::new(),
         }
     }
@@ -212,7 +218,7 @@ impl<V: Copy + PartialEq> HashIndex<V> {
         let homes = self.mask + 1;
         if self.tags.is_empty() || 2 * (self.len + 1) > homes {
             let homes = if self.tags.is_empty() {
-                MIN_HOMES
+                self.start_homes
             } else {
                 2 * homes
             };
@@ -241,6 +247,7 @@ impl<V: Copy + PartialEq> HashIndex<V> {
             self.tags[i] = tag(key.hash);
             self.ids[i] = v;
             self.len += 1;
+            self.most = self.most.max(self.len);
         } else {
             self.spilled[home] = true;
             self.overflow.insert(key.clone(), v);
@@ -272,11 +279,18 @@ impl<V: Copy + PartialEq> HashIndex<V> {
     }
 
     /// Like a `Vec`, the table keeps its room while it holds keys (a shrinking table would
-    /// move every key again, each time a burst of transactions ends); once empty it goes back
-    /// to the least size, so a burst's room is not kept for good.
+    /// move every key again, each time a burst of transactions ends); once empty it lets its
+    /// room go, so a burst's room is not kept for good. It remembers how many keys it held
+    /// since it was last empty, and when keys come again, starts with room for as many (as
+    /// `IdSlab` does): a server whose transactions come and end in waves does not grow its
+    /// table by doubling, and move every key at each step, every wave. A wave of fewer keys
+    /// sets the size the next one starts with, so a single burst's size does not stick.
     fn shrink_if_empty(&mut self) {
         if self.len == 0 && self.overflow.is_empty() && self.mask + 1 > MIN_HOMES {
-            *self = HashIndex::default();
+            *self = HashIndex {
+                start_homes: (2 * self.most).next_power_of_two().max(MIN_HOMES),
+                ..HashIndex::default()
+            };
         }
     }
 
@@ -645,6 +659,35 @@ mod tests {
             index.remove(k, id);
         }
         assert!(index.len == 0 && index.overflow.is_empty());
+    }
+
+    /// An emptied table starts the next wave with room for as many keys as the last wave
+    /// held (no doubling on the way up), and a smaller wave makes the next start smaller.
+    #[test]
+    fn a_refilled_index_starts_with_the_last_waves_room() {
+        let keys: Vec<HashedKey> = (0..1000)
+            .map(|n| HashedKey::of([&format!("w{n}")]))
+            .collect();
+        let mut index = HashIndex::default();
+        let mut wave = |index: &mut HashIndex<usize>, n: usize| {
+            for (id, k) in keys[..n].iter().enumerate() {
+                index.insert(k, id, |v| keys.get(v));
+            }
+            let homes = index.mask + 1;
+            for (id, k) in keys[..n].iter().enumerate() {
+                assert_eq!(index.get(k, |v| keys.get(v)), Some(id));
+                index.remove(k, id);
+            }
+            homes
+        };
+        assert_eq!(wave(&mut index, 1000), 2048);
+        assert_eq!(index.start_homes, 2048);
+        assert_eq!(wave(&mut index, 10), 2048);
+        assert_eq!(index.start_homes, 32);
+        assert_eq!(wave(&mut index, 10), 32);
+        assert_eq!(index.start_homes, 32);
+        assert_eq!(wave(&mut index, 3), 32);
+        assert_eq!(index.start_homes, MIN_HOMES);
     }
 
     /// `rounds` random operations on `keys` keys, key `n` with the hash `force(n)` (if given),
