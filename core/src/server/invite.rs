@@ -387,9 +387,9 @@ pub(crate) fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
     call.retransmit_at = Some(now + t1);
     call.ack_deadline = Some(now + 64 * t1);
     s.timers
-        .push(now + t1, Timer::Call(handle, CallTimer::Retransmit2xx));
+        .push_after(now, t1, Timer::Call(handle, CallTimer::Retransmit2xx));
     s.timers
-        .push(now + 64 * t1, Timer::Call(handle, CallTimer::AckTimeout));
+        .push_after(now, 64 * t1, Timer::Call(handle, CallTimer::AckTimeout));
     // A hold offer stops media at once; anything that sends waits for the ACK.
     let stop = s
         .calls

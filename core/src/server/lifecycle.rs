@@ -78,7 +78,7 @@ pub(crate) fn call_timer(
                 call.rtcp_at = Some(now + interval);
             }
             s.timers
-                .push_random(now + interval, Timer::Call(handle, CallTimer::Rtcp));
+                .push_random_after(now, interval, Timer::Call(handle, CallTimer::Rtcp));
             if sending {
                 send_rtcp(s, now, handle, false);
             }

@@ -669,7 +669,7 @@ mod tests {
             .map(|n| HashedKey::of([&format!("w{n}")]))
             .collect();
         let mut index = HashIndex::default();
-        let mut wave = |index: &mut HashIndex<usize>, n: usize| {
+        let wave = |index: &mut HashIndex<usize>, n: usize| {
             for (id, k) in keys[..n].iter().enumerate() {
                 index.insert(k, id, |v| keys.get(v));
             }
