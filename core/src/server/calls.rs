@@ -43,14 +43,15 @@ pub(crate) struct SessionTimer {
 #[derive(Debug)]
 pub(crate) struct Call {
     /// `Call-ID SP our tag` (a Call-ID holds no space): the dialog's identity, and its key in
-    /// `Server::dialogs` (inserted and removed as is, never rebuilt). One text instead of two,
-    /// sliced by the accessors.
+    /// `Server::dialogs` (inserted and removed as is, never rebuilt).
     pub dialog: HashedKey,
     pub call_id_len: usize,
-    /// The Request-URI user, their From as written (our To in requests we send), their To
-    /// with our tag (our From) and the remote target (their Contact, where our requests go),
-    /// one after the other: one allocation for the four, sliced by the accessors at
-    /// `user_end`, `their_from_end` and `target_at`.
+    /// The Call-ID (again: a `str` slice of it costs nothing, where the key's text would be
+    /// checked as UTF-8 on each read), the Request-URI user, their From as written (our To in
+    /// requests we send), their To with our tag (our From) and the remote target (their
+    /// Contact, where our requests go), one after the other: one allocation for the five,
+    /// sliced by the accessors at `call_id_len`, `user_end`, `their_from_end` and
+    /// `target_at`.
     pub parties: String,
     pub user_end: usize,
     pub their_from_end: usize,
@@ -97,7 +98,7 @@ pub(crate) struct Call {
 
 impl Call {
     pub fn call_id(&self) -> &str {
-        &self.dialog.text()[..self.call_id_len]
+        &self.parties[..self.call_id_len]
     }
 
     pub fn local_tag(&self) -> &str {
@@ -105,7 +106,7 @@ impl Call {
     }
 
     pub fn user(&self) -> &str {
-        &self.parties[..self.user_end]
+        &self.parties[self.call_id_len..self.user_end]
     }
 
     pub fn their_from(&self) -> &str {

@@ -95,8 +95,15 @@ pub(crate) fn on_invite(
     let dialog = HashedKey::of([req.call_id, " ", local_tag]);
     let target = req.contact.unwrap_or(req.uri);
     let mut parties = String::with_capacity(
-        req.uri_user.len() + req.from.len() + req.to.len() + 5 + local_tag.len() + target.len(),
+        req.call_id.len()
+            + req.uri_user.len()
+            + req.from.len()
+            + req.to.len()
+            + 5
+            + local_tag.len()
+            + target.len(),
     );
+    parties.push_str(req.call_id);
     parties.push_str(req.uri_user);
     let user_end = parties.len();
     parties.push_str(req.from);
