@@ -31,10 +31,7 @@ impl TxnKey {
         let port = decimal_bytes(port as u64, &mut port_buf);
         let head = [method.as_bytes(), b" ", host.as_bytes(), b":", port, b" "];
         let text = match branch {
-            [b] => {
-                let [m, sp, h, colon, p, sp2] = head;
-                KeyText::of([m, sp, h, colon, p, sp2, b.as_bytes()], Some(2))
-            }
+            [b] => KeyText::txn(method.as_bytes(), host.as_bytes(), port, b.as_bytes()),
             _ => {
                 let mut parts = Vec::with_capacity(6 + branch.len());
                 parts.extend_from_slice(&head);
@@ -452,6 +449,35 @@ impl KeyText {
         }
     }
 
+    /// `method SP host ":" port SP branch`, the host lower-cased: [`KeyText::of`] written out
+    /// part by part. A part of up to 16 bytes (a method, a host, a port) is copied by [`put`],
+    /// not by a call of `memcpy`, and the host lower-cased a word at a time by [`lower_from`].
+    #[inline(always)]
+    fn txn(method: &[u8], host: &[u8], port: &[u8], branch: &[u8]) -> KeyText {
+        let total = method.len() + host.len() + port.len() + branch.len() + 3;
+        if total > INLINE {
+            return KeyText::of_slice(&[method, b" ", host, b":", port, b" ", branch], Some(2));
+        }
+        let mut bytes = [0; INLINE];
+        put(&mut bytes, 0, method);
+        let mut at = method.len();
+        bytes[at] = b' ';
+        at += 1;
+        put(&mut bytes, at, host);
+        lower_from(&mut bytes, at, host.len());
+        at += host.len();
+        bytes[at] = b':';
+        at += 1;
+        put(&mut bytes, at, port);
+        at += port.len();
+        bytes[at] = b' ';
+        put(&mut bytes, at + 1, branch);
+        KeyText::Inline {
+            len: total as u8,
+            bytes,
+        }
+    }
+
     /// [`KeyText::of`] for any number of parts.
     #[inline(never)]
     fn of_slice(parts: &[&[u8]], lower: Option<usize>) -> KeyText {
@@ -474,6 +500,63 @@ impl KeyText {
             bytes,
         }
     }
+}
+
+/// Copy `src` into `dst` at `at` (`at + src.len() <= INLINE`). Up to 16 bytes as two
+/// overlapping loads and stores (the bytes both cover get the same value twice) instead of a
+/// call of `memcpy`, which costs more than the copy for the few bytes of most parts.
+#[inline(always)]
+fn put(dst: &mut [u8; INLINE], at: usize, src: &[u8]) {
+    let n = src.len();
+    let d = &mut dst[at..at + n];
+    if n > 16 {
+        d.copy_from_slice(src);
+    } else if n >= 8 {
+        d[n - 8..].copy_from_slice(&src[n - 8..]);
+        d[..8].copy_from_slice(&src[..8]);
+    } else if n >= 4 {
+        d[n - 4..].copy_from_slice(&src[n - 4..]);
+        d[..4].copy_from_slice(&src[..4]);
+    } else if n >= 2 {
+        d[n - 2..].copy_from_slice(&src[n - 2..]);
+        d[..2].copy_from_slice(&src[..2]);
+    } else if n == 1 {
+        d[0] = src[0];
+    }
+}
+
+/// `make_ascii_lowercase` of `bytes[at..at + n]`, eight bytes a step. A step may run past
+/// `at + n` into bytes not yet written (zeros, left alone) that later parts overwrite or the
+/// key's length leaves out; the array's last few bytes go one by one.
+#[inline(always)]
+fn lower_from(bytes: &mut [u8; INLINE], at: usize, n: usize) {
+    let end = at + n;
+    let mut i = at;
+    while i < end {
+        let Some(chunk) = bytes.get_mut(i..i + 8) else {
+            bytes[i..end].make_ascii_lowercase();
+            return;
+        };
+        let w = lower_word(u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]));
+        chunk.copy_from_slice(&w.to_le_bytes());
+        i += 8;
+    }
+}
+
+/// Each byte of `w` ASCII-lower-cased: a byte in `A..=Z` gets its 0x20 bit, every other byte
+/// (non-ASCII included) stays. Per byte, its low seven bits plus 0x3f reach the high bit when
+/// they are at least `A`, plus 0x25 when they are above `Z`, and neither sum carries into the
+/// next byte.
+#[inline(always)]
+fn lower_word(w: u64) -> u64 {
+    const L: u64 = 0x0101_0101_0101_0101;
+    let low7 = w & (0x7f * L);
+    let at_least_a = low7 + (0x80 - b'A' as u64) * L;
+    let above_z = low7 + (0x7f - b'Z' as u64) * L;
+    let upper = (at_least_a ^ above_z) & !w & (0x80 * L);
+    w | upper >> 2
 }
 
 /// Up to eight bytes as a little-endian word, zero-padded: two overlapping loads (the bytes
@@ -612,6 +695,42 @@ mod tests {
         let short = KeyText::Heap(b"ab"[..].into());
         let long = HashedKey::of(["a", "c"]).text;
         assert!(short < long);
+    }
+
+    /// The word-wise lower-casing agrees with `make_ascii_lowercase` on every byte in every
+    /// position, and a transaction key written out part by part agrees with the plain
+    /// concatenation, its host lower-cased, whatever the parts' lengths.
+    #[test]
+    fn word_lowercase_and_short_copies_agree_with_the_plain_ways() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut bytes = [b'a', b'Z', b'@', b'[', 0x80 | b'A', b'`', b'{', b'M'];
+                bytes[pos] = b;
+                let mut want = bytes;
+                want.make_ascii_lowercase();
+                assert_eq!(lower_word(u64::from_le_bytes(bytes)).to_le_bytes(), want);
+            }
+        }
+        // Every length of method, host and port a short copy tells apart, branches short and
+        // long (some keys too long to hold inline).
+        let text: Vec<u8> = (0..100).map(|i| b"AbZz09:.-Q\xc3\x89"[i % 12]).collect();
+        for m in 0..=17 {
+            for h in 0..=34 {
+                for p in 0..=5 {
+                    for b in [0, 1, 7, 8, 9, 16, 17, 30, 60] {
+                        let (method, host) = (&text[..m], &text[m..m + h]);
+                        let (port, branch) = (&text[20..20 + p], &text[30..30 + b]);
+                        let key = KeyText::txn(method, host, port, branch);
+                        let parts = [method, b" ", host, b":", port, b" ", branch];
+                        let plain: Vec<u8> = parts.concat();
+                        let mut want = plain.clone();
+                        want[m + 1..m + 1 + h].make_ascii_lowercase();
+                        assert_eq!(key.as_bytes(), &want[..], "{m} {h} {p} {b}");
+                        assert_eq!(KeyText::of_slice(&parts, Some(2)).as_bytes(), &want[..]);
+                    }
+                }
+            }
+        }
     }
 
     /// The index answers as a `BTreeMap` by key would, colliding hashes included: keys forced
