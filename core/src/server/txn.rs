@@ -29,17 +29,23 @@ impl TxnKey {
     pub fn new(method: &str, host: &str, port: u16, branch: &[&str]) -> TxnKey {
         let mut port_buf = [0; 20];
         let port = decimal_bytes(port as u64, &mut port_buf);
-        let head = [method.as_bytes(), b" ", host.as_bytes(), b":", port, b" "];
         let text = match branch {
             [b] => KeyText::txn(method.as_bytes(), host.as_bytes(), port, b.as_bytes()),
-            _ => {
-                let mut parts = Vec::with_capacity(6 + branch.len());
-                parts.extend_from_slice(&head);
-                parts.extend(branch.iter().map(|b| b.as_bytes()));
-                KeyText::of_slice(&parts, Some(2))
-            }
+            _ => TxnKey::pieced(method, host, port, branch),
         };
         TxnKey(HashedKey::new(text))
+    }
+
+    /// [`TxnKey::new`]'s text for a branch in several pieces (an RFC 2543 peer's): out of
+    /// line, so the usual key's path stays short.
+    #[cold]
+    #[inline(never)]
+    fn pieced(method: &str, host: &str, port: &[u8], branch: &[&str]) -> KeyText {
+        let head = [method.as_bytes(), b" ", host.as_bytes(), b":", port, b" "];
+        let mut parts = Vec::with_capacity(6 + branch.len());
+        parts.extend_from_slice(&head);
+        parts.extend(branch.iter().map(|b| b.as_bytes()));
+        KeyText::of_slice(&parts, Some(2))
     }
 
     /// The same sent-by and branch under another method (a CANCEL's INVITE).
@@ -450,8 +456,8 @@ impl KeyText {
     }
 
     /// `method SP host ":" port SP branch`, the host lower-cased: [`KeyText::of`] written out
-    /// part by part. A part of up to 16 bytes (a method, a host, a port) is copied by [`put`],
-    /// not by a call of `memcpy`, and the host lower-cased a word at a time by [`lower_from`].
+    /// part by part, the host lower-cased a word at a time by [`put_lowered`] instead of a
+    /// byte at a time.
     #[inline(always)]
     fn txn(method: &[u8], host: &[u8], port: &[u8], branch: &[u8]) -> KeyText {
         let total = method.len() + host.len() + port.len() + branch.len() + 3;
@@ -459,19 +465,14 @@ impl KeyText {
             return KeyText::of_slice(&[method, b" ", host, b":", port, b" ", branch], Some(2));
         }
         let mut bytes = [0; INLINE];
-        put(&mut bytes, 0, method);
-        let mut at = method.len();
-        bytes[at] = b' ';
-        at += 1;
-        put(&mut bytes, at, host);
-        lower_from(&mut bytes, at, host.len());
-        at += host.len();
-        bytes[at] = b':';
-        at += 1;
-        put(&mut bytes, at, port);
-        at += port.len();
-        bytes[at] = b' ';
-        put(&mut bytes, at + 1, branch);
+        let at = put(&mut bytes, 0, method);
+        let at = put(&mut bytes, at, b" ");
+        // Lower-cased before the parts after it are written (a step may run past it).
+        put_lowered(&mut bytes, at, host);
+        let at = put(&mut bytes, at + host.len(), b":");
+        let at = put(&mut bytes, at, port);
+        let at = put(&mut bytes, at, b" ");
+        put(&mut bytes, at, branch);
         KeyText::Inline {
             len: total as u8,
             bytes,
@@ -502,40 +503,24 @@ impl KeyText {
     }
 }
 
-/// Copy `src` into `dst` at `at` (`at + src.len() <= INLINE`). Up to 16 bytes as two
-/// overlapping loads and stores (the bytes both cover get the same value twice) instead of a
-/// call of `memcpy`, which costs more than the copy for the few bytes of most parts.
+/// `part` copied into `bytes` at `at`; where it ends.
 #[inline(always)]
-fn put(dst: &mut [u8; INLINE], at: usize, src: &[u8]) {
-    let n = src.len();
-    let d = &mut dst[at..at + n];
-    if n > 16 {
-        d.copy_from_slice(src);
-    } else if n >= 8 {
-        d[n - 8..].copy_from_slice(&src[n - 8..]);
-        d[..8].copy_from_slice(&src[..8]);
-    } else if n >= 4 {
-        d[n - 4..].copy_from_slice(&src[n - 4..]);
-        d[..4].copy_from_slice(&src[..4]);
-    } else if n >= 2 {
-        d[n - 2..].copy_from_slice(&src[n - 2..]);
-        d[..2].copy_from_slice(&src[..2]);
-    } else if n == 1 {
-        d[0] = src[0];
-    }
+fn put(bytes: &mut [u8; INLINE], at: usize, part: &[u8]) -> usize {
+    bytes[at..at + part.len()].copy_from_slice(part);
+    at + part.len()
 }
 
-/// `make_ascii_lowercase` of `bytes[at..at + n]`, eight bytes a step. A step may run past
-/// `at + n` into bytes not yet written (zeros, left alone) that later parts overwrite or the
-/// key's length leaves out; the array's last few bytes go one by one.
+/// `host` copied into `bytes` at `at` and lower-cased (`make_ascii_lowercase`), eight bytes a
+/// step. A step may run past the host into bytes not yet written (zeros, which lower-casing
+/// leaves alone) that later parts overwrite or the key's length leaves out; steps that would
+/// end past the array go one byte at a time.
 #[inline(always)]
-fn lower_from(bytes: &mut [u8; INLINE], at: usize, n: usize) {
-    let end = at + n;
+fn put_lowered(bytes: &mut [u8; INLINE], at: usize, host: &[u8]) {
+    let end = put(bytes, at, host);
     let mut i = at;
     while i < end {
         let Some(chunk) = bytes.get_mut(i..i + 8) else {
-            bytes[i..end].make_ascii_lowercase();
-            return;
+            return lower_tail(&mut bytes[i..end]);
         };
         let w = lower_word(u64::from_le_bytes([
             chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
@@ -543,6 +528,14 @@ fn lower_from(bytes: &mut [u8; INLINE], at: usize, n: usize) {
         chunk.copy_from_slice(&w.to_le_bytes());
         i += 8;
     }
+}
+
+/// [`put_lowered`]'s last bytes when they end the array (a key that nearly fills it): out of
+/// line, so the common path stays short.
+#[cold]
+#[inline(never)]
+fn lower_tail(bytes: &mut [u8]) {
+    bytes.make_ascii_lowercase();
 }
 
 /// Each byte of `w` ASCII-lower-cased: a byte in `A..=Z` gets its 0x20 bit, every other byte
@@ -701,7 +694,7 @@ mod tests {
     /// position, and a transaction key written out part by part agrees with the plain
     /// concatenation, its host lower-cased, whatever the parts' lengths.
     #[test]
-    fn word_lowercase_and_short_copies_agree_with_the_plain_ways() {
+    fn word_lowercase_and_txn_keys_agree_with_the_plain_ways() {
         for b in 0..=255u8 {
             for pos in 0..8 {
                 let mut bytes = [b'a', b'Z', b'@', b'[', 0x80 | b'A', b'`', b'{', b'M'];
