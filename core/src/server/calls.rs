@@ -10,7 +10,7 @@ use super::ascii;
 use super::build::{ACCEPT, ALLOW, SUPPORTED};
 use super::incoming::{self, Parsed, Request};
 use super::state::Server;
-use super::txn::{HashedKey, MergeKey, ServerState, TxnKey};
+use super::txn::{dialog_hash, HashedKey, MergeKey, ServerState, TxnKey};
 use super::{CallHandle, Event, TransmitKind, Transport};
 use crate::media::ClassId;
 use crate::rtp::Playout;
@@ -313,9 +313,11 @@ pub(crate) fn find_dialog(s: &mut Server, req: &Request<'_>) -> Option<CallHandl
     if req.to_tag.is_empty() {
         return None;
     }
-    // The key is held inline: no allocation per in-dialog request.
-    let key = HashedKey::of([req.call_id, " ", req.to_tag]);
-    s.dialogs.get(&key, |h| s.calls.get(&h).map(|c| &c.dialog))
+    // Looked up by its parts (see `dialog_hash`): the key is not written out.
+    let hash = dialog_hash(req.to_tag.as_bytes());
+    let key = [req.call_id.as_bytes(), b" ", req.to_tag.as_bytes()];
+    s.dialogs
+        .get_parts(hash, &key, |h| s.calls.get(&h).map(|c| &c.dialog))
 }
 
 /// The INVITE's offer (or `None` for a late offer), or the final error response to send.

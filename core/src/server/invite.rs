@@ -92,7 +92,7 @@ pub(crate) fn on_invite(
         }
     }
     let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
-    let dialog = HashedKey::of([req.call_id, " ", local_tag]);
+    let dialog = HashedKey::dialog(req.call_id, local_tag);
     let target = req.contact.unwrap_or(req.uri);
     let mut parties = String::with_capacity(
         req.call_id.len()

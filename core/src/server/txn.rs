@@ -178,14 +178,25 @@ impl<V: Copy + PartialEq> HashIndex<V> {
         key: &HashedKey,
         stored: impl Fn(V) -> Option<&'s HashedKey>,
     ) -> Option<usize> {
+        self.find_by(key.hash, |k| k == key, stored)
+    }
+
+    /// The slot of the key of hash `hash` that `is_key` accepts, if it is in the table.
+    #[inline]
+    fn find_by<'s>(
+        &self,
+        hash: u64,
+        is_key: impl Fn(&HashedKey) -> bool,
+        stored: impl Fn(V) -> Option<&'s HashedKey>,
+    ) -> Option<usize> {
         if self.tags.is_empty() {
             return None;
         }
-        let home = self.home(key.hash);
-        let mut bits = self.window(home, tag(key.hash));
+        let home = self.home(hash);
+        let mut bits = self.window(home, tag(hash));
         while bits != 0 {
             let i = Self::slot(home, bits);
-            if stored(self.ids[i]).is_some_and(|k| k == key) {
+            if stored(self.ids[i]).is_some_and(&is_key) {
                 return Some(i);
             }
             bits &= bits - 1;
@@ -210,6 +221,30 @@ impl<V: Copy + PartialEq> HashIndex<V> {
             return None;
         }
         self.overflow.get(key).copied()
+    }
+
+    /// [`HashIndex::get`] for the key of hash `hash` and text `parts` written one after the
+    /// other: the key is written out only to search `overflow`.
+    pub fn get_parts<'s>(
+        &self,
+        hash: u64,
+        parts: &[&[u8]],
+        stored: impl Fn(V) -> Option<&'s HashedKey>,
+    ) -> Option<V> {
+        if let Some(i) = self.find_by(hash, |k| k.hash == hash && k.is_parts(parts), &stored) {
+            return Some(self.ids[i]);
+        }
+        if self.overflow.is_empty() || !self.spilled[self.home(hash)] {
+            return None;
+        }
+        self.overflow_get_parts(hash, parts)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn overflow_get_parts(&self, hash: u64, parts: &[&[u8]]) -> Option<V> {
+        let text = KeyText::of_slice(parts, None);
+        self.overflow.get(&HashedKey { hash, text }).copied()
     }
 
     pub fn insert<'s>(
@@ -347,23 +382,38 @@ impl HashedKey {
         // `…z9hG4bK42`) would share their low bits, which `HashIndex` takes as the home slot:
         // the finish folds the high half down, multiplies, and folds again, so every bit
         // depends on every byte.
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let bytes = text.as_bytes();
-        let mut hash = bytes.len() as u64;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        let tail = load(chunks.remainder());
-        hash = (hash.rotate_left(5) ^ tail).wrapping_mul(K);
-        hash ^= hash >> 32;
-        hash = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        hash ^= hash >> 29;
+        let hash = hash_bytes(text.as_bytes());
         HashedKey { hash, text }
     }
 
+    /// A dialog's key, `Call-ID SP tag` (see `Call::dialog`), hashed by its tag alone (see
+    /// [`dialog_hash`]).
+    pub fn dialog(call_id: &str, tag: &str) -> HashedKey {
+        HashedKey {
+            hash: dialog_hash(tag.as_bytes()),
+            text: KeyText::of([call_id.as_bytes(), b" ", tag.as_bytes()], None),
+        }
+    }
+
+    /// Is this key's text `parts` written one after the other?
+    #[inline]
+    pub fn is_parts(&self, parts: &[&[u8]]) -> bool {
+        let mut text = self.text.as_bytes();
+        if text.len() != parts.iter().map(|p| p.len()).sum::<usize>() {
+            return false;
+        }
+        for part in parts {
+            let (head, rest) = text.split_at(part.len());
+            if head != *part {
+                return false;
+            }
+            text = rest;
+        }
+        true
+    }
+
     /// The key of `parts` written one after the other.
+    #[cfg(test)]
     pub fn of<const N: usize>(parts: [&str; N]) -> HashedKey {
         HashedKey::new(KeyText::of(parts.map(str::as_bytes), None))
     }
@@ -552,6 +602,32 @@ fn lower_word(w: u64) -> u64 {
     w | upper >> 2
 }
 
+/// The hash of a key's text (see [`HashedKey::new`]).
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut hash = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+    let tail = load(chunks.remainder());
+    hash = (hash.rotate_left(5) ^ tail).wrapping_mul(K);
+    hash ^= hash >> 32;
+    hash = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    hash ^ hash >> 29
+}
+
+/// The hash of a dialog key (`Call-ID SP tag`): the hash of its tag alone. The tag is ours,
+/// 64 random bits (a peer cannot choose the keys that go into the index, so it cannot crowd
+/// one window), and sixteen bytes hash in two rounds where the whole key takes six or more;
+/// a lookup hashes the request's To tag where it lies, with no key written out. Every dialog
+/// key is hashed this way (by [`HashedKey::dialog`] and by lookups), never by
+/// [`HashedKey::new`]: equal dialog keys have equal hashes, as `HashIndex` needs.
+pub(crate) fn dialog_hash(tag: &[u8]) -> u64 {
+    hash_bytes(tag)
+}
+
 /// Up to eight bytes as a little-endian word, zero-padded: two overlapping loads (the bytes
 /// both cover are the same, so or-ing them is exact) instead of a copy of variable length.
 #[inline]
@@ -724,6 +800,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A dialog key is found by its Call-ID and tag where they lie, and only by them, in
+    /// the table and in the overflow map alike.
+    #[test]
+    fn dialog_keys_are_found_by_their_parts() {
+        let mut rng = crate::rng::Rng::new(3);
+        let text = |rng: &mut crate::rng::Rng| -> String {
+            (0..rng.below(40))
+                .map(|_| (b'a' + rng.below(3) as u8) as char)
+                .collect()
+        };
+        let keys: Vec<(String, String)> =
+            (0..300).map(|_| (text(&mut rng), text(&mut rng))).collect();
+        let mut owners: Vec<HashedKey> =
+            keys.iter().map(|(c, t)| HashedKey::dialog(c, t)).collect();
+        // Crowd a third of them onto one hash: the overflow map takes some.
+        for k in owners.iter_mut().step_by(3) {
+            k.hash = 0x77;
+        }
+        let mut index = HashIndex::default();
+        let mut model = BTreeMap::new();
+        for (id, k) in owners.iter().enumerate() {
+            index.insert(k, id, |v| owners.get(v));
+            model.insert(k.clone(), id);
+        }
+        assert!(!index.overflow.is_empty());
+        for (id, (c, t)) in keys.iter().enumerate() {
+            assert_eq!(owners[id].text(), format!("{c} {t}"));
+            let hash = owners[id].hash;
+            let get = |parts: &[&[u8]]| index.get_parts(hash, parts, |v| owners.get(v));
+            let found = get(&[c.as_bytes(), b" ", t.as_bytes()]);
+            assert_eq!(found, model.get(&owners[id]).copied());
+            assert_eq!(get(&[c.as_bytes(), b" ", t.as_bytes(), b"x"]), None);
+            assert_eq!(get(&[c.as_bytes(), b"x", t.as_bytes()]), None);
+            assert_eq!(get(&[b"x", c.as_bytes(), b" ", t.as_bytes()]), None);
+        }
+        assert_eq!(
+            dialog_hash(b"0123456789abcdef"),
+            HashedKey::dialog("c", "0123456789abcdef").hash
+        );
     }
 
     /// The index answers as a `BTreeMap` by key would, colliding hashes included: keys forced
