@@ -221,24 +221,39 @@ pub(crate) fn txn_key(req: &Request<'_>) -> TxnKey {
     }
 }
 
+/// The server transaction an ACK matches, if any: looked up without writing its key out
+/// (an ACK's key is never kept), unless it is an RFC 2543 peer's.
+fn ack_txn(s: &Server, req: &Request<'_>) -> Option<u64> {
+    let via = &req.top_via;
+    if !via.branch.starts_with("z9hG4bK") {
+        return s.find_txn(&txn_key(req));
+    }
+    let key = ("INVITE", via.host, via.sent_by_port, via.branch);
+    TxnKey::find(&s.txn_index, key, |id| {
+        s.txns.get(&id).map(|t| t.key.hashed())
+    })
+}
+
 pub(crate) fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
+    if req.method == "ACK" {
+        if let Some(id) = ack_txn(s, req) {
+            // The ACK for a non-2xx final (same branch as the INVITE), or its retransmission.
+            let ack_for_2xx = s
+                .txns
+                .get(&id)
+                .is_some_and(|t| t.state == ServerState::Accepted);
+            if !ack_for_2xx {
+                return s.absorb(now, id, true);
+            }
+        }
+        return on_ack(s, now, req);
+    }
     let key = txn_key(req);
-    let is_ack = req.method == "ACK";
     if req.method == "CANCEL" {
         return on_cancel(s, now, req, key);
     }
     if let Some(id) = s.find_txn(&key) {
-        // A retransmission, or the ACK for a non-2xx final (same branch as the INVITE).
-        let ack_for_2xx = is_ack
-            && s.txns
-                .get(&id)
-                .is_some_and(|t| t.state == ServerState::Accepted);
-        if !ack_for_2xx {
-            return s.absorb(now, id, is_ack);
-        }
-    }
-    if is_ack {
-        return on_ack(s, now, req);
+        return s.absorb(now, id, false); // a retransmission
     }
     // RFC 3261 §8.2.2.2: the same request arriving by two paths is a loop, not a new call.
     // The key is built once: a new call's transaction keeps it.

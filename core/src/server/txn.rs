@@ -29,11 +29,51 @@ impl TxnKey {
     pub fn new(method: &str, host: &str, port: u16, branch: &[&str]) -> TxnKey {
         let mut port_buf = [0; 20];
         let port = decimal_bytes(port as u64, &mut port_buf);
-        let text = match branch {
-            [b] => KeyText::txn(method.as_bytes(), host.as_bytes(), port, b.as_bytes()),
-            _ => TxnKey::pieced(method, host, port, branch),
+        match branch {
+            [b] => {
+                let text = KeyText::txn(method.as_bytes(), host.as_bytes(), port, b.as_bytes());
+                let hash = hash_bytes(b.as_bytes());
+                TxnKey(HashedKey { hash, text })
+            }
+            _ => TxnKey::of_text(TxnKey::pieced(method, host, port, branch)),
+        }
+    }
+
+    /// The key of `text` (`method SP sent-by SP branch`), hashed by its branch alone: a
+    /// lookup hashes a request's branch where it lies, with no key written out (see
+    /// [`TxnKey::find`]). The branch is the peer's, but so is the whole key: a crafted
+    /// branch fills one window, then the overflow map, as any crafted key would.
+    fn of_text(text: KeyText) -> TxnKey {
+        let bytes = text.as_bytes();
+        let branch = bytes.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
+        let hash = hash_bytes(branch);
+        TxnKey(HashedKey { hash, text })
+    }
+
+    /// The id `index` holds for the key `TxnKey::new(method, host, port, &[branch])`, found
+    /// without writing the key out: hashed by the branch, and any candidate's text compared
+    /// part by part (its host lower-case, as written).
+    pub fn find<'s>(
+        index: &HashIndex<u64>,
+        (method, host, port, branch): (&str, &str, u16, &str),
+        stored: impl Fn(u64) -> Option<&'s HashedKey>,
+    ) -> Option<u64> {
+        let mut port_buf = [0; 20];
+        let digits = decimal_bytes(port as u64, &mut port_buf);
+        let (m, h, b) = (method.as_bytes(), host.as_bytes(), branch.as_bytes());
+        let is_key = |k: &HashedKey| {
+            let t = k.text.as_bytes();
+            t.len() == m.len() + h.len() + digits.len() + b.len() + 3
+                && t.starts_with(m)
+                && t.ends_with(b)
+                && t[m.len()] == b' '
+                && t[m.len() + 1..][..h.len()].eq_ignore_ascii_case(h)
+                && t[m.len() + 1 + h.len()] == b':'
+                && t[m.len() + 2 + h.len()..][..digits.len()] == *digits
+                && t[t.len() - b.len() - 1] == b' '
         };
-        TxnKey(HashedKey::new(text))
+        let full = || TxnKey::new(method, host, port, &[branch]).0;
+        index.get_by(hash_bytes(b), is_key, full, stored)
     }
 
     /// [`TxnKey::new`]'s text for a branch in several pieces (an RFC 2543 peer's): out of
@@ -52,7 +92,7 @@ impl TxnKey {
     pub fn with_method(&self, method: &str) -> TxnKey {
         let rest = self.0.text().split_once(' ').map_or("", |(_, rest)| rest);
         let text = KeyText::of([method.as_bytes(), b" ", rest.as_bytes()], None);
-        TxnKey(HashedKey::new(text))
+        TxnKey::of_text(text)
     }
 }
 
@@ -231,20 +271,37 @@ impl<V: Copy + PartialEq> HashIndex<V> {
         parts: &[&[u8]],
         stored: impl Fn(V) -> Option<&'s HashedKey>,
     ) -> Option<V> {
-        if let Some(i) = self.find_by(hash, |k| k.hash == hash && k.is_parts(parts), &stored) {
+        let is_key = |k: &HashedKey| k.is_parts(parts);
+        let full = || HashedKey {
+            hash,
+            text: KeyText::of_slice(parts, None),
+        };
+        self.get_by(hash, is_key, full, stored)
+    }
+
+    /// [`HashIndex::get`] for the key of hash `hash` that `is_key` accepts (by its text),
+    /// written out by `full` only to search `overflow`.
+    pub fn get_by<'s>(
+        &self,
+        hash: u64,
+        is_key: impl Fn(&HashedKey) -> bool,
+        full: impl FnOnce() -> HashedKey,
+        stored: impl Fn(V) -> Option<&'s HashedKey>,
+    ) -> Option<V> {
+        let is_key = |k: &HashedKey| k.hash == hash && is_key(k);
+        if let Some(i) = self.find_by(hash, is_key, &stored) {
             return Some(self.ids[i]);
         }
         if self.overflow.is_empty() || !self.spilled[self.home(hash)] {
             return None;
         }
-        self.overflow_get_parts(hash, parts)
+        self.overflow_get(full())
     }
 
     #[cold]
     #[inline(never)]
-    fn overflow_get_parts(&self, hash: u64, parts: &[&[u8]]) -> Option<V> {
-        let text = KeyText::of_slice(parts, None);
-        self.overflow.get(&HashedKey { hash, text }).copied()
+    fn overflow_get(&self, key: HashedKey) -> Option<V> {
+        self.overflow.get(&key).copied()
     }
 
     pub fn insert<'s>(
@@ -752,10 +809,11 @@ mod tests {
             let whole = format!("z9hG4bK{branch}");
             assert_eq!(TxnKey::new("INVITE", "H.example", 5060, &[&whole]), a);
             assert_eq!(a.0.text(), text);
-            assert_eq!(a.0, HashedKey::of([&text[..10], &text[10..]]));
-            let heap = HashedKey::new(KeyText::Heap(text.clone().into_bytes().into_boxed_slice()));
-            assert_eq!(a.0, heap);
-            assert_eq!(a.0.cmp(&heap), std::cmp::Ordering::Equal);
+            let pieces = [&text.as_bytes()[..10], &text.as_bytes()[10..]];
+            assert_eq!(a, TxnKey::of_text(KeyText::of_slice(&pieces, None)));
+            let heap = TxnKey::of_text(KeyText::Heap(text.clone().into_bytes().into_boxed_slice()));
+            assert_eq!(a, heap);
+            assert_eq!(a.cmp(&heap), std::cmp::Ordering::Equal);
             assert_eq!(a.with_method("CANCEL").with_method("INVITE"), a);
             let m = MergeKey::new(&branch, "tag", 12);
             assert_eq!(m.0.text(), format!("12 {branch} tag"));
@@ -841,6 +899,60 @@ mod tests {
             dialog_hash(b"0123456789abcdef"),
             HashedKey::dialog("c", "0123456789abcdef").hash
         );
+    }
+
+    /// A transaction key is found by its parts as by the key written out: any case of its
+    /// host, no other method, sent-by or branch, in the table and in the overflow map (many
+    /// keys share a branch, so a hash).
+    #[test]
+    fn txn_keys_are_found_by_their_parts() {
+        let mut rng = crate::rng::Rng::new(9);
+        let pick = |rng: &mut crate::rng::Rng, xs: &[&'static str]| {
+            xs[rng.below(xs.len() as u64) as usize]
+        };
+        let methods = ["INVITE", "BYE", "CANCEL", "INVIT"];
+        let hosts = [
+            "a.example",
+            "A.Example",
+            "b.example",
+            "10.0.0.1",
+            "a.exampl",
+            "",
+            "x",
+        ];
+        let branches = ["z9hG4bK1", "z9hG4bK12", "z9hG4bK", "z9hG4bK1 x", "", "b"];
+        let key_of = |rng: &mut crate::rng::Rng| {
+            let port = [5060, 5061, 0, 65535][rng.below(4) as usize];
+            (
+                pick(rng, &methods),
+                pick(rng, &hosts),
+                port,
+                pick(rng, &branches),
+            )
+        };
+        let owners: Vec<TxnKey> = (0..400)
+            .map(|_| {
+                let (m, h, p, b) = key_of(&mut rng);
+                TxnKey::new(m, h, p, &[b])
+            })
+            .collect();
+        let mut index = HashIndex::default();
+        for (id, k) in owners.iter().enumerate() {
+            index.insert(k.hashed(), id as u64, |v| {
+                owners.get(v as usize).map(|k| k.hashed())
+            });
+        }
+        assert!(!index.overflow.is_empty());
+        for _ in 0..3000 {
+            let (m, h, p, b) = key_of(&mut rng);
+            let stored = |v: u64| owners.get(v as usize).map(|k| k.hashed());
+            let want = index.get(TxnKey::new(m, h, p, &[b]).hashed(), stored);
+            assert_eq!(
+                TxnKey::find(&index, (m, h, p, b), stored),
+                want,
+                "{m} {h} {p} {b}"
+            );
+        }
     }
 
     /// The index answers as a `BTreeMap` by key would, colliding hashes included: keys forced
