@@ -35,18 +35,21 @@ impl TxnKey {
                 let hash = hash_bytes(b.as_bytes());
                 TxnKey(HashedKey { hash, text })
             }
-            _ => TxnKey::of_text(TxnKey::pieced(method, host, port, branch)),
+            _ => {
+                let branch_len = branch.iter().map(|b| b.len()).sum();
+                TxnKey::of_text(TxnKey::pieced(method, host, port, branch), branch_len)
+            }
         }
     }
 
-    /// The key of `text` (`method SP sent-by SP branch`), hashed by its branch alone: a
-    /// lookup hashes a request's branch where it lies, with no key written out (see
-    /// [`TxnKey::find`]). The branch is the peer's, but so is the whole key: a crafted
-    /// branch fills one window, then the overflow map, as any crafted key would.
-    fn of_text(text: KeyText) -> TxnKey {
+    /// The key of `text` (`method SP sent-by SP branch`) whose last `branch_len` bytes are
+    /// the branch, hashed by its branch alone: a lookup hashes a request's branch where it
+    /// lies, with no key written out (see [`TxnKey::find`]). The branch is the peer's, but so
+    /// is the whole key: a crafted branch fills one window, then the overflow map, as any
+    /// crafted key would.
+    fn of_text(text: KeyText, branch_len: usize) -> TxnKey {
         let bytes = text.as_bytes();
-        let branch = bytes.splitn(3, |&b| b == b' ').nth(2).unwrap_or_default();
-        let hash = hash_bytes(branch);
+        let hash = hash_bytes(&bytes[bytes.len().saturating_sub(branch_len)..]);
         TxnKey(HashedKey { hash, text })
     }
 
@@ -92,7 +95,11 @@ impl TxnKey {
     pub fn with_method(&self, method: &str) -> TxnKey {
         let rest = self.0.text().split_once(' ').map_or("", |(_, rest)| rest);
         let text = KeyText::of([method.as_bytes(), b" ", rest.as_bytes()], None);
-        TxnKey::of_text(text)
+        // The same branch: the same hash.
+        TxnKey(HashedKey {
+            hash: self.0.hash,
+            text,
+        })
     }
 }
 
@@ -810,11 +817,18 @@ mod tests {
             assert_eq!(TxnKey::new("INVITE", "H.example", 5060, &[&whole]), a);
             assert_eq!(a.0.text(), text);
             let pieces = [&text.as_bytes()[..10], &text.as_bytes()[10..]];
-            assert_eq!(a, TxnKey::of_text(KeyText::of_slice(&pieces, None)));
-            let heap = TxnKey::of_text(KeyText::Heap(text.clone().into_bytes().into_boxed_slice()));
+            let branch_len = whole.len();
+            assert_eq!(
+                a,
+                TxnKey::of_text(KeyText::of_slice(&pieces, None), branch_len)
+            );
+            let heap = KeyText::Heap(text.clone().into_bytes().into_boxed_slice());
+            let heap = TxnKey::of_text(heap, branch_len);
             assert_eq!(a, heap);
             assert_eq!(a.cmp(&heap), std::cmp::Ordering::Equal);
             assert_eq!(a.with_method("CANCEL").with_method("INVITE"), a);
+            let cancel = TxnKey::new("CANCEL", "H.example", 5060, &[&whole]);
+            assert_eq!(a.with_method("CANCEL"), cancel);
             let m = MergeKey::new(&branch, "tag", 12);
             assert_eq!(m.0.text(), format!("12 {branch} tag"));
         }
