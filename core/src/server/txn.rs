@@ -61,10 +61,11 @@ impl TxnKey {
         (method, host, port, branch): (&str, &str, u16, &str),
         stored: impl Fn(u64) -> Option<&'s HashedKey>,
     ) -> Option<u64> {
-        let mut port_buf = [0; 20];
-        let digits = decimal_bytes(port as u64, &mut port_buf);
         let (m, h, b) = (method.as_bytes(), host.as_bytes(), branch.as_bytes());
         let is_key = |k: &HashedKey| {
+            // The port written out only for a candidate (an ACK nearly never has one).
+            let mut port_buf = [0; 20];
+            let digits = decimal_bytes(port as u64, &mut port_buf);
             let t = k.text.as_bytes();
             t.len() == m.len() + h.len() + digits.len() + b.len() + 3
                 && t.starts_with(m)
