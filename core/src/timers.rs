@@ -11,12 +11,17 @@
 //! and the pacing heap pops once per RTP packet. The deadline is decoded from the packed value
 //! (exactly: `Instant` ± a whole number of nanoseconds), so an entry is no bigger than before.
 //!
+//! A timer is nearly always armed at `now` plus an interval, and one input arms several (a
+//! 2xx: timer L, the 2xx retransmission, the ACK timeout): [`TimerHeap::push_after`] packs
+//! `now` once per input and adds each interval as nanoseconds, instead of measuring every
+//! deadline from the origin again (an `Instant` difference is some fifty instructions).
+//!
 //! Most timers are armed at `now` plus a fixed interval (T1, 64·T1, T4), so they are pushed in
 //! deadline order: entries are kept in [`Lanes`], which take such pushes and pops in O(1); only
 //! entries that fit no lane (randomised RTCP intervals, out-of-order arming) go to its heap.
 
 use std::cmp::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::lanes::{Lanes, Ordered};
 
@@ -34,6 +39,8 @@ pub(crate) struct TimerHeap<K: Ord> {
     /// for one instant (a call's timer L and ACK timeout; with a coarse clock, the timers of a
     /// whole burst) pop one after another, and each but the first skips decoding.
     last: Option<(Instant, u64)>,
+    /// The `now` of the last [`push_after`](Self::push_after) and its packed value.
+    base: Option<(Instant, u64)>,
 }
 
 #[derive(Debug)]
@@ -79,6 +86,7 @@ impl<K: Ord> Default for TimerHeap<K> {
             seq: 0,
             origin: None,
             last: None,
+            base: None,
         }
     }
 }
@@ -89,26 +97,58 @@ impl<K: Ord> TimerHeap<K> {
         self.queue.push(Entry { order, key });
     }
 
-    /// [`push`](Self::push) for a deadline with a random part (RTCP intervals): straight to the
-    /// heap. In a lane it would sit in the middle of deadlines armed at fixed intervals and
-    /// push the next of those out of the lanes, into the heap; the pop order is the same.
-    pub fn push_random(&mut self, at: Instant, key: K) {
-        let order = self.order(at);
+    /// [`push`](Self::push) at `now + delay`.
+    pub fn push_after(&mut self, now: Instant, delay: Duration, key: K) {
+        let order = self.order_after(now, delay);
+        self.queue.push(Entry { order, key });
+    }
+
+    /// [`push_after`](Self::push_after) for a delay with a random part (RTCP intervals):
+    /// straight to the heap. In a lane the entry would sit in the middle of deadlines armed at
+    /// fixed intervals and push the next of those out of the lanes, into the heap; the pop
+    /// order is the same.
+    pub fn push_random_after(&mut self, now: Instant, delay: Duration, key: K) {
+        let order = self.order_after(now, delay);
         self.queue.push_heap(Entry { order, key });
     }
 
     /// The next sequence number and `at`, packed (see the module docs).
     fn order(&mut self, at: Instant) -> u128 {
         self.seq += 1;
+        ((self.packed(at) as u128) << 64) | self.seq as u128
+    }
+
+    /// [`order`](Self::order) of `now + delay`: `now` packed once for every push at that
+    /// `now`, and `delay` added to it. The same value exactly: the packed deadline is `MID`
+    /// plus the nanoseconds from the origin, and `now + delay` lies `delay` after `now`, so
+    /// both saturate at the same sum; only a `now` itself saturated (292 years from the
+    /// origin) is measured the long way.
+    fn order_after(&mut self, now: Instant, delay: Duration) -> u128 {
+        let base = match self.base {
+            Some((t, p)) if t == now => p,
+            _ => {
+                let p = self.packed(now);
+                self.base = Some((now, p));
+                p
+            }
+        };
+        if base == 0 || base == u64::MAX {
+            return self.order(now + delay);
+        }
+        self.seq += 1;
+        let deadline = base.saturating_add(nanos(delay));
+        ((deadline as u128) << 64) | self.seq as u128
+    }
+
+    /// `at` as nanoseconds from the origin plus `MID`: ±2^63 ns (292 years) around the
+    /// origin; anything farther saturates (and would pop at the saturated deadline), which no
+    /// SIP or RTP timer comes near.
+    fn packed(&mut self, at: Instant) -> u64 {
         let origin = *self.origin.get_or_insert(at);
-        // ±2^63 ns (292 years) around the origin; anything farther saturates (and would pop
-        // at the saturated deadline), which no SIP or RTP timer comes near.
-        let nanos = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-        let deadline = match at.checked_duration_since(origin) {
+        match at.checked_duration_since(origin) {
             Some(after) => MID.saturating_add(nanos(after)),
             None => MID.saturating_sub(nanos(origin - at)),
-        };
-        ((deadline as u128) << 64) | self.seq as u128
+        }
     }
 
     /// The deadline packed into `order` (an entry exists, so the origin is set).
@@ -144,6 +184,11 @@ impl<K: Ord> TimerHeap<K> {
         let e = self.queue.take(least)?;
         Some((at, e.key))
     }
+}
+
+/// A duration in nanoseconds, saturating at `u64::MAX` (584 years).
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -200,20 +245,52 @@ mod tests {
                     assert_eq!(got, want, "round {round}");
                     assert_eq!(h.next_deadline(), model.iter().map(|&(at, _)| at).min());
                 }
-                let at = match rng.below(6) {
-                    0 => now + Duration::from_millis(500),
-                    1 | 2 => now + Duration::from_secs(32),
-                    3 => now + Duration::from_millis(2500 + rng.below(5000)),
-                    4 => now,
-                    _ => t0 + Duration::from_millis(rng.below(200_000)),
+                // Deadlines after `now` are pushed as `now` and a delay half the time.
+                let delay = match rng.below(6) {
+                    0 => Some(Duration::from_millis(500)),
+                    1 | 2 => Some(Duration::from_secs(32)),
+                    3 => Some(Duration::from_millis(2500 + rng.below(5000))),
+                    4 => Some(Duration::ZERO),
+                    _ => None,
                 };
-                if rng.below(4) == 0 {
-                    h.push_random(at, n);
-                } else {
-                    h.push(at, n);
+                let at = match delay {
+                    Some(d) => now + d,
+                    None => t0 + Duration::from_millis(rng.below(200_000)),
+                };
+                match (delay, rng.below(8)) {
+                    (Some(d), 0) => h.push_random_after(now, d, n),
+                    (Some(d), 1..4) => h.push_after(now, d, n),
+                    (_, 0 | 4) => h.push_random_after(t0, at - t0, n),
+                    _ => h.push(at, n),
                 }
                 model.push((at, n));
             }
+        }
+    }
+
+    /// `now` and a delay pack exactly as their sum does, on either side of the origin, down
+    /// to the nanosecond, and with the same saturation far away.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // any instant will do as the test's origin
+    fn a_delay_after_now_packs_as_the_deadline() {
+        let t0 = Instant::now() + Duration::from_secs(1_000_000);
+        let mut rng = crate::rng::Rng::new(11);
+        let mut h: TimerHeap<()> = TimerHeap::default();
+        h.push(t0, ());
+        let mut now = t0 - Duration::from_secs(500);
+        for _ in 0..5000 {
+            if rng.below(3) == 0 {
+                now = t0 - Duration::from_secs(500) + Duration::from_nanos(rng.below(1 << 40));
+            }
+            let delay = match rng.below(5) {
+                0 => Duration::ZERO,
+                1 => Duration::from_nanos(rng.below(1 << 42)),
+                2 => Duration::from_secs(32),
+                3 => Duration::from_secs(300 * 365 * 86_400),
+                _ => Duration::from_nanos(rng.next_u64()),
+            };
+            let direct = h.order(now + delay) >> 64;
+            assert_eq!(h.order_after(now, delay) >> 64, direct, "{delay:?}");
         }
     }
 }

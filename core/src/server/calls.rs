@@ -10,7 +10,7 @@ use super::ascii;
 use super::build::{ACCEPT, ALLOW, SUPPORTED};
 use super::incoming::{self, Parsed, Request};
 use super::state::Server;
-use super::txn::{HashedKey, MergeKey, ServerState, TxnKey};
+use super::txn::{dialog_hash, HashedKey, MergeKey, ServerState, TxnKey};
 use super::{CallHandle, Event, TransmitKind, Transport};
 use crate::media::ClassId;
 use crate::rtp::Playout;
@@ -43,14 +43,15 @@ pub(crate) struct SessionTimer {
 #[derive(Debug)]
 pub(crate) struct Call {
     /// `Call-ID SP our tag` (a Call-ID holds no space): the dialog's identity, and its key in
-    /// `Server::dialogs` (inserted and removed as is, never rebuilt). One text instead of two,
-    /// sliced by the accessors.
+    /// `Server::dialogs` (inserted and removed as is, never rebuilt).
     pub dialog: HashedKey,
     pub call_id_len: usize,
-    /// The Request-URI user, their From as written (our To in requests we send), their To
-    /// with our tag (our From) and the remote target (their Contact, where our requests go),
-    /// one after the other: one allocation for the four, sliced by the accessors at
-    /// `user_end`, `their_from_end` and `target_at`.
+    /// The Call-ID (again: a `str` slice of it costs nothing, where the key's text would be
+    /// checked as UTF-8 on each read), the Request-URI user, their From as written (our To in
+    /// requests we send), their To with our tag (our From) and the remote target (their
+    /// Contact, where our requests go), one after the other: one allocation for the five,
+    /// sliced by the accessors at `call_id_len`, `user_end`, `their_from_end` and
+    /// `target_at`.
     pub parties: String,
     pub user_end: usize,
     pub their_from_end: usize,
@@ -97,7 +98,7 @@ pub(crate) struct Call {
 
 impl Call {
     pub fn call_id(&self) -> &str {
-        &self.dialog.text()[..self.call_id_len]
+        &self.parties[..self.call_id_len]
     }
 
     pub fn local_tag(&self) -> &str {
@@ -105,7 +106,7 @@ impl Call {
     }
 
     pub fn user(&self) -> &str {
-        &self.parties[..self.user_end]
+        &self.parties[self.call_id_len..self.user_end]
     }
 
     pub fn their_from(&self) -> &str {
@@ -220,24 +221,39 @@ pub(crate) fn txn_key(req: &Request<'_>) -> TxnKey {
     }
 }
 
+/// The server transaction an ACK matches, if any: looked up without writing its key out
+/// (an ACK's key is never kept), unless it is an RFC 2543 peer's.
+fn ack_txn(s: &Server, req: &Request<'_>) -> Option<u64> {
+    let via = &req.top_via;
+    if !via.branch.starts_with("z9hG4bK") {
+        return s.find_txn(&txn_key(req));
+    }
+    let key = ("INVITE", via.host, via.sent_by_port, via.branch);
+    TxnKey::find(&s.txn_index, key, |id| {
+        s.txns.get(&id).map(|t| t.key.hashed())
+    })
+}
+
 pub(crate) fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
+    if req.method == "ACK" {
+        if let Some(id) = ack_txn(s, req) {
+            // The ACK for a non-2xx final (same branch as the INVITE), or its retransmission.
+            let ack_for_2xx = s
+                .txns
+                .get(&id)
+                .is_some_and(|t| t.state == ServerState::Accepted);
+            if !ack_for_2xx {
+                return s.absorb(now, id, true);
+            }
+        }
+        return on_ack(s, now, req);
+    }
     let key = txn_key(req);
-    let is_ack = req.method == "ACK";
     if req.method == "CANCEL" {
         return on_cancel(s, now, req, key);
     }
     if let Some(id) = s.find_txn(&key) {
-        // A retransmission, or the ACK for a non-2xx final (same branch as the INVITE).
-        let ack_for_2xx = is_ack
-            && s.txns
-                .get(&id)
-                .is_some_and(|t| t.state == ServerState::Accepted);
-        if !ack_for_2xx {
-            return s.absorb(now, id, is_ack);
-        }
-    }
-    if is_ack {
-        return on_ack(s, now, req);
+        return s.absorb(now, id, false); // a retransmission
     }
     // RFC 3261 §8.2.2.2: the same request arriving by two paths is a loop, not a new call.
     // The key is built once: a new call's transaction keeps it.
@@ -264,19 +280,10 @@ pub(crate) fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
             &[("Reason", "SIP;cause=400;text=\"CSeq method mismatch\"")],
         );
     }
-    let unsupported: Vec<&str> = req
-        .require
-        .iter()
-        .copied()
-        .filter(|t| {
-            !SUPPORTED
-                .split(", ")
-                .any(|ours| ours.eq_ignore_ascii_case(t))
-        })
-        .collect();
-    if !unsupported.is_empty() && req.method != "CANCEL" {
-        let list = unsupported.join(", ");
-        return s.respond_final(now, req, key, 420, &[("Unsupported", &list)]);
+    if !req.require.is_empty() && req.method != "CANCEL" {
+        if let Some(list) = unsupported(req) {
+            return s.respond_final(now, req, key, 420, &[("Unsupported", &list)]);
+        }
     }
     match req.method {
         "INVITE" if req.to_tag.is_empty() => on_invite(s, now, req, key, merge),
@@ -308,13 +315,33 @@ pub(crate) fn handle_request(s: &mut Server, now: Instant, req: &Request<'_>) {
     }
 }
 
+/// The option tags of `req`'s Require that we do not support, listed for a 420's
+/// Unsupported (`None`: we support them all). Out of line: most requests require nothing.
+#[cold]
+#[inline(never)]
+fn unsupported(req: &Request<'_>) -> Option<String> {
+    let unsupported: Vec<&str> = req
+        .require
+        .iter()
+        .copied()
+        .filter(|t| {
+            !SUPPORTED
+                .split(", ")
+                .any(|ours| ours.eq_ignore_ascii_case(t))
+        })
+        .collect();
+    (!unsupported.is_empty()).then(|| unsupported.join(", "))
+}
+
 pub(crate) fn find_dialog(s: &mut Server, req: &Request<'_>) -> Option<CallHandle> {
     if req.to_tag.is_empty() {
         return None;
     }
-    // The key is held inline: no allocation per in-dialog request.
-    let key = HashedKey::of([req.call_id, " ", req.to_tag]);
-    s.dialogs.get(&key, |h| s.calls.get(&h).map(|c| &c.dialog))
+    // Looked up by its parts (see `dialog_hash`): the key is not written out.
+    let hash = dialog_hash(req.to_tag.as_bytes());
+    let key = [req.call_id.as_bytes(), b" ", req.to_tag.as_bytes()];
+    s.dialogs
+        .get_parts(hash, &key, |h| s.calls.get(&h).map(|c| &c.dialog))
 }
 
 /// The INVITE's offer (or `None` for a late offer), or the final error response to send.

@@ -114,28 +114,32 @@ pub(crate) fn apply_pending(s: &mut Server, now: Instant, handle: CallHandle) {
         }
     };
     call.media = Some(neg);
-    // At most three timers, armed in this order (no Vec to allocate for them).
-    let mut timers = [None; 3];
+    // At most three timers, armed in this order (the first two as delays from `now`).
+    let (mut max_in, mut rtcp_in) = (None, None);
     if first {
         if let Some(max) = max {
             call.max_at = Some(now + max);
-            timers[0] = Some((now + max, CallTimer::MaxDuration));
+            max_in = Some(max);
         }
         // RFC 3550 §6.3.1: randomise the report interval over [0.5, 1.5] of the nominal.
-        let at = now + rtcp_interval.mul_f64(0.5 + jitter as f64 / 1000.0);
-        call.rtcp_at = Some(at);
-        timers[1] = Some((at, CallTimer::Rtcp));
+        let delay = rtcp_interval.mul_f64(0.5 + jitter as f64 / 1000.0);
+        call.rtcp_at = Some(now + delay);
+        rtcp_in = Some(delay);
     }
-    timers[2] = arm_session_timer(call, now);
+    let session = arm_session_timer(call, now);
     if let Some(due) = schedule {
         s.pacing.push(due, handle);
     }
-    for (at, what) in timers.into_iter().flatten() {
-        if what == CallTimer::Rtcp {
-            s.timers.push_random(at, Timer::Call(handle, what));
-        } else {
-            s.timers.push(at, Timer::Call(handle, what));
-        }
+    if let Some(max) = max_in {
+        let key = Timer::Call(handle, CallTimer::MaxDuration);
+        s.timers.push_after(now, max, key);
+    }
+    if let Some(rtcp) = rtcp_in {
+        let key = Timer::Call(handle, CallTimer::Rtcp);
+        s.timers.push_random_after(now, rtcp, key);
+    }
+    if let Some((at, what)) = session {
+        s.timers.push(at, Timer::Call(handle, what));
     }
     s.emit(ev);
 }

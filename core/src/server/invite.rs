@@ -92,11 +92,18 @@ pub(crate) fn on_invite(
         }
     }
     let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
-    let dialog = HashedKey::of([req.call_id, " ", local_tag]);
+    let dialog = HashedKey::dialog(req.call_id, local_tag);
     let target = req.contact.unwrap_or(req.uri);
     let mut parties = String::with_capacity(
-        req.uri_user.len() + req.from.len() + req.to.len() + 5 + local_tag.len() + target.len(),
+        req.call_id.len()
+            + req.uri_user.len()
+            + req.from.len()
+            + req.to.len()
+            + 5
+            + local_tag.len()
+            + target.len(),
     );
+    parties.push_str(req.call_id);
     parties.push_str(req.uri_user);
     let user_end = parties.len();
     parties.push_str(req.from);
@@ -387,9 +394,9 @@ pub(crate) fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
     call.retransmit_at = Some(now + t1);
     call.ack_deadline = Some(now + 64 * t1);
     s.timers
-        .push(now + t1, Timer::Call(handle, CallTimer::Retransmit2xx));
+        .push_after(now, t1, Timer::Call(handle, CallTimer::Retransmit2xx));
     s.timers
-        .push(now + 64 * t1, Timer::Call(handle, CallTimer::AckTimeout));
+        .push_after(now, 64 * t1, Timer::Call(handle, CallTimer::AckTimeout));
     // A hold offer stops media at once; anything that sends waits for the ACK.
     let stop = s
         .calls

@@ -9,7 +9,6 @@ use super::playout::*;
 use super::state::{CallTimer, Path, Server, Timer};
 use super::txn::ClientPurpose;
 use super::{CallHandle, Command, EndReason, Event, TransmitKind, Transport};
-use std::collections::btree_map::Entry;
 use std::time::Instant;
 
 pub(crate) fn call_timer(
@@ -78,7 +77,7 @@ pub(crate) fn call_timer(
                 call.rtcp_at = Some(now + interval);
             }
             s.timers
-                .push_random(now + interval, Timer::Call(handle, CallTimer::Rtcp));
+                .push_random_after(now, interval, Timer::Call(handle, CallTimer::Rtcp));
             if sending {
                 send_rtcp(s, now, handle, false);
             }
@@ -186,14 +185,8 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
         return;
     };
     s.dialogs.remove(&call.dialog, handle);
-    // One search for the port, and its entry removed only if it is still this call's.
-    let freed = match s.ports.entry(call.port) {
-        Entry::Occupied(e) if call.port != 0 && *e.get() == handle => {
-            e.remove();
-            true
-        }
-        _ => false,
-    };
+    // The port's entry removed only if it is still this call's.
+    let freed = call.port != 0 && s.ports.remove_if(call.port, handle);
     if freed {
         let rtcp_mux = call
             .media

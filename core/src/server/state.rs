@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::build;
 use super::incoming::Request;
-use super::slab::{CallSlab, IdSlab};
+use super::slab::{CallSlab, IdSlab, PortMap};
 use super::txn::{ClientPurpose, ClientTxn, HashIndex, MergeKey, ServerState, ServerTxn, TxnKey};
 use super::{
     CallHandle, Command, Control, EndReason, Event, ServerConfig, Stats, Transmit, TransmitKind,
@@ -135,7 +135,7 @@ pub struct Server {
     /// never a long probe chain.
     pub(crate) dialogs: HashIndex<CallHandle>,
     /// RTP port (even) → call, for ports asked of the runtime.
-    pub(crate) ports: BTreeMap<u16, CallHandle>,
+    pub(crate) ports: PortMap,
     pub(crate) bad_ports: BTreeSet<u16>,
     pub(crate) port_cursor: u16,
     /// Server transactions by id (see `IdSlab`).
@@ -179,7 +179,7 @@ impl Server {
             stats: Stats::default(),
             calls: CallSlab::default(),
             dialogs: HashIndex::default(),
-            ports: BTreeMap::new(),
+            ports: PortMap::default(),
             bad_ports: BTreeSet::new(),
             port_cursor,
             txns: IdSlab::releasing(),
@@ -463,31 +463,34 @@ impl Server {
         txn.last = Some(bytes.clone());
         txn.last_code = code;
         let reliable = transport == Transport::Tcp;
+        // The timer to arm, as its delay from `now`.
         let mut arm = None;
         if code >= 200 {
             if txn.invite && code < 300 {
                 // RFC 6026 Accepted: absorb retransmitted INVITEs for 64·T1 (timer L).
                 txn.state = ServerState::Accepted;
                 txn.end_at = Some(now + 64 * t1);
-                arm = txn.end_at;
+                arm = Some(64 * t1);
             } else if txn.invite {
                 txn.state = ServerState::Completed;
                 txn.end_at = Some(now + 64 * t1); // timer H
+                arm = Some(64 * t1);
                 if !reliable {
                     txn.interval = t1;
                     txn.retransmit_at = Some(now + t1); // timer G
+                    arm = Some(t1);
                 }
-                arm = txn.retransmit_at.or(txn.end_at);
             } else {
                 txn.state = ServerState::Completed;
                 // Timer J: 64·T1 on UDP to absorb retransmissions, zero on streams.
-                txn.end_at = Some(if reliable { now } else { now + 64 * t1 });
-                arm = txn.end_at;
+                let j = if reliable { Duration::ZERO } else { 64 * t1 };
+                txn.end_at = Some(now + j);
+                arm = Some(j);
             }
         }
         let _ = t4;
-        if let Some(at) = arm {
-            self.timers.push(at, Timer::ServerTxn(id));
+        if let Some(delay) = arm {
+            self.timers.push_after(now, delay, Timer::ServerTxn(id));
         }
         self.queue(transport, local, dest, TransmitKind::Sip, bytes);
     }

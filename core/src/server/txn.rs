@@ -29,27 +29,78 @@ impl TxnKey {
     pub fn new(method: &str, host: &str, port: u16, branch: &[&str]) -> TxnKey {
         let mut port_buf = [0; 20];
         let port = decimal_bytes(port as u64, &mut port_buf);
-        let head = [method.as_bytes(), b" ", host.as_bytes(), b":", port, b" "];
-        let text = match branch {
+        match branch {
             [b] => {
-                let [m, sp, h, colon, p, sp2] = head;
-                KeyText::of([m, sp, h, colon, p, sp2, b.as_bytes()], Some(2))
+                let text = KeyText::txn(method.as_bytes(), host.as_bytes(), port, b.as_bytes());
+                let hash = hash_bytes(b.as_bytes());
+                TxnKey(HashedKey { hash, text })
             }
             _ => {
-                let mut parts = Vec::with_capacity(6 + branch.len());
-                parts.extend_from_slice(&head);
-                parts.extend(branch.iter().map(|b| b.as_bytes()));
-                KeyText::of_slice(&parts, Some(2))
+                let branch_len = branch.iter().map(|b| b.len()).sum();
+                TxnKey::of_text(TxnKey::pieced(method, host, port, branch), branch_len)
             }
+        }
+    }
+
+    /// The key of `text` (`method SP sent-by SP branch`) whose last `branch_len` bytes are
+    /// the branch, hashed by its branch alone: a lookup hashes a request's branch where it
+    /// lies, with no key written out (see [`TxnKey::find`]). The branch is the peer's, but so
+    /// is the whole key: a crafted branch fills one window, then the overflow map, as any
+    /// crafted key would.
+    fn of_text(text: KeyText, branch_len: usize) -> TxnKey {
+        let bytes = text.as_bytes();
+        let hash = hash_bytes(&bytes[bytes.len().saturating_sub(branch_len)..]);
+        TxnKey(HashedKey { hash, text })
+    }
+
+    /// The id `index` holds for the key `TxnKey::new(method, host, port, &[branch])`, found
+    /// without writing the key out: hashed by the branch, and any candidate's text compared
+    /// part by part (its host lower-case, as written).
+    pub fn find<'s>(
+        index: &HashIndex<u64>,
+        (method, host, port, branch): (&str, &str, u16, &str),
+        stored: impl Fn(u64) -> Option<&'s HashedKey>,
+    ) -> Option<u64> {
+        let (m, h, b) = (method.as_bytes(), host.as_bytes(), branch.as_bytes());
+        let is_key = |k: &HashedKey| {
+            // The port written out only for a candidate (an ACK nearly never has one).
+            let mut port_buf = [0; 20];
+            let digits = decimal_bytes(port as u64, &mut port_buf);
+            let t = k.text.as_bytes();
+            t.len() == m.len() + h.len() + digits.len() + b.len() + 3
+                && t.starts_with(m)
+                && t.ends_with(b)
+                && t[m.len()] == b' '
+                && t[m.len() + 1..][..h.len()].eq_ignore_ascii_case(h)
+                && t[m.len() + 1 + h.len()] == b':'
+                && t[m.len() + 2 + h.len()..][..digits.len()] == *digits
+                && t[t.len() - b.len() - 1] == b' '
         };
-        TxnKey(HashedKey::new(text))
+        let full = || TxnKey::new(method, host, port, &[branch]).0;
+        index.get_by(hash_bytes(b), is_key, full, stored)
+    }
+
+    /// [`TxnKey::new`]'s text for a branch in several pieces (an RFC 2543 peer's): out of
+    /// line, so the usual key's path stays short.
+    #[cold]
+    #[inline(never)]
+    fn pieced(method: &str, host: &str, port: &[u8], branch: &[&str]) -> KeyText {
+        let head = [method.as_bytes(), b" ", host.as_bytes(), b":", port, b" "];
+        let mut parts = Vec::with_capacity(6 + branch.len());
+        parts.extend_from_slice(&head);
+        parts.extend(branch.iter().map(|b| b.as_bytes()));
+        KeyText::of_slice(&parts, Some(2))
     }
 
     /// The same sent-by and branch under another method (a CANCEL's INVITE).
     pub fn with_method(&self, method: &str) -> TxnKey {
         let rest = self.0.text().split_once(' ').map_or("", |(_, rest)| rest);
         let text = KeyText::of([method.as_bytes(), b" ", rest.as_bytes()], None);
-        TxnKey(HashedKey::new(text))
+        // The same branch: the same hash.
+        TxnKey(HashedKey {
+            hash: self.0.hash,
+            text,
+        })
     }
 }
 
@@ -112,6 +163,10 @@ pub(crate) struct HashIndex<V> {
     mask: usize,
     /// Keys in the table (not in `overflow`).
     len: usize,
+    /// The most keys the table has held since it was last empty, and the home slots it starts
+    /// with when the first key comes (see [`HashIndex::shrink_if_empty`]).
+    most: usize,
+    start_homes: usize,
     overflow: BTreeMap<HashedKey, V>,
 }
 
@@ -135,6 +190,8 @@ impl<V> Default for HashIndex<V> {
             spilled: Vec::new(),
             mask: 0,
             len: 0,
+            most: 0,
+            start_homes: MIN_HOMES,
             overflow: BTreeMap::new(),
         }
     }
@@ -169,14 +226,25 @@ impl<V: Copy + PartialEq> HashIndex<V> {
         key: &HashedKey,
         stored: impl Fn(V) -> Option<&'s HashedKey>,
     ) -> Option<usize> {
+        self.find_by(key.hash, |k| k == key, stored)
+    }
+
+    /// The slot of the key of hash `hash` that `is_key` accepts, if it is in the table.
+    #[inline]
+    fn find_by<'s>(
+        &self,
+        hash: u64,
+        is_key: impl Fn(&HashedKey) -> bool,
+        stored: impl Fn(V) -> Option<&'s HashedKey>,
+    ) -> Option<usize> {
         if self.tags.is_empty() {
             return None;
         }
-        let home = self.home(key.hash);
-        let mut bits = self.window(home, tag(key.hash));
+        let home = self.home(hash);
+        let mut bits = self.window(home, tag(hash));
         while bits != 0 {
             let i = Self::slot(home, bits);
-            if stored(self.ids[i]).is_some_and(|k| k == key) {
+            if stored(self.ids[i]).is_some_and(&is_key) {
                 return Some(i);
             }
             bits &= bits - 1;
@@ -203,6 +271,47 @@ impl<V: Copy + PartialEq> HashIndex<V> {
         self.overflow.get(key).copied()
     }
 
+    /// [`HashIndex::get`] for the key of hash `hash` and text `parts` written one after the
+    /// other: the key is written out only to search `overflow`.
+    pub fn get_parts<'s>(
+        &self,
+        hash: u64,
+        parts: &[&[u8]],
+        stored: impl Fn(V) -> Option<&'s HashedKey>,
+    ) -> Option<V> {
+        let is_key = |k: &HashedKey| k.is_parts(parts);
+        let full = || HashedKey {
+            hash,
+            text: KeyText::of_slice(parts, None),
+        };
+        self.get_by(hash, is_key, full, stored)
+    }
+
+    /// [`HashIndex::get`] for the key of hash `hash` that `is_key` accepts (by its text),
+    /// written out by `full` only to search `overflow`.
+    pub fn get_by<'s>(
+        &self,
+        hash: u64,
+        is_key: impl Fn(&HashedKey) -> bool,
+        full: impl FnOnce() -> HashedKey,
+        stored: impl Fn(V) -> Option<&'s HashedKey>,
+    ) -> Option<V> {
+        let is_key = |k: &HashedKey| k.hash == hash && is_key(k);
+        if let Some(i) = self.find_by(hash, is_key, &stored) {
+            return Some(self.ids[i]);
+        }
+        if self.overflow.is_empty() || !self.spilled[self.home(hash)] {
+            return None;
+        }
+        self.overflow_get(full())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn overflow_get(&self, key: HashedKey) -> Option<V> {
+        self.overflow.get(&key).copied()
+    }
+
     pub fn insert<'s>(
         &mut self,
         key: &HashedKey,
@@ -212,7 +321,7 @@ impl<V: Copy + PartialEq> HashIndex<V> {
         let homes = self.mask + 1;
         if self.tags.is_empty() || 2 * (self.len + 1) > homes {
             let homes = if self.tags.is_empty() {
-                MIN_HOMES
+                self.start_homes
             } else {
                 2 * homes
             };
@@ -241,6 +350,7 @@ impl<V: Copy + PartialEq> HashIndex<V> {
             self.tags[i] = tag(key.hash);
             self.ids[i] = v;
             self.len += 1;
+            self.most = self.most.max(self.len);
         } else {
             self.spilled[home] = true;
             self.overflow.insert(key.clone(), v);
@@ -272,11 +382,18 @@ impl<V: Copy + PartialEq> HashIndex<V> {
     }
 
     /// Like a `Vec`, the table keeps its room while it holds keys (a shrinking table would
-    /// move every key again, each time a burst of transactions ends); once empty it goes back
-    /// to the least size, so a burst's room is not kept for good.
+    /// move every key again, each time a burst of transactions ends); once empty it lets its
+    /// room go, so a burst's room is not kept for good. It remembers how many keys it held
+    /// since it was last empty, and when keys come again, starts with room for as many (as
+    /// `IdSlab` does): a server whose transactions come and end in waves does not grow its
+    /// table by doubling, and move every key at each step, every wave. A wave of fewer keys
+    /// sets the size the next one starts with, so a single burst's size does not stick.
     fn shrink_if_empty(&mut self) {
         if self.len == 0 && self.overflow.is_empty() && self.mask + 1 > MIN_HOMES {
-            *self = HashIndex::default();
+            *self = HashIndex {
+                start_homes: (2 * self.most).next_power_of_two().max(MIN_HOMES),
+                ..HashIndex::default()
+            };
         }
     }
 
@@ -330,23 +447,38 @@ impl HashedKey {
         // `…z9hG4bK42`) would share their low bits, which `HashIndex` takes as the home slot:
         // the finish folds the high half down, multiplies, and folds again, so every bit
         // depends on every byte.
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let bytes = text.as_bytes();
-        let mut hash = bytes.len() as u64;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
-        }
-        let tail = load(chunks.remainder());
-        hash = (hash.rotate_left(5) ^ tail).wrapping_mul(K);
-        hash ^= hash >> 32;
-        hash = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        hash ^= hash >> 29;
+        let hash = hash_bytes(text.as_bytes());
         HashedKey { hash, text }
     }
 
+    /// A dialog's key, `Call-ID SP tag` (see `Call::dialog`), hashed by its tag alone (see
+    /// [`dialog_hash`]).
+    pub fn dialog(call_id: &str, tag: &str) -> HashedKey {
+        HashedKey {
+            hash: dialog_hash(tag.as_bytes()),
+            text: KeyText::of([call_id.as_bytes(), b" ", tag.as_bytes()], None),
+        }
+    }
+
+    /// Is this key's text `parts` written one after the other?
+    #[inline]
+    pub fn is_parts(&self, parts: &[&[u8]]) -> bool {
+        let mut text = self.text.as_bytes();
+        if text.len() != parts.iter().map(|p| p.len()).sum::<usize>() {
+            return false;
+        }
+        for part in parts {
+            let (head, rest) = text.split_at(part.len());
+            if head != *part {
+                return false;
+            }
+            text = rest;
+        }
+        true
+    }
+
     /// The key of `parts` written one after the other.
+    #[cfg(test)]
     pub fn of<const N: usize>(parts: [&str; N]) -> HashedKey {
         HashedKey::new(KeyText::of(parts.map(str::as_bytes), None))
     }
@@ -438,6 +570,30 @@ impl KeyText {
         }
     }
 
+    /// `method SP host ":" port SP branch`, the host lower-cased: [`KeyText::of`] written out
+    /// part by part, the host lower-cased a word at a time by [`put_lowered`] instead of a
+    /// byte at a time.
+    #[inline(always)]
+    fn txn(method: &[u8], host: &[u8], port: &[u8], branch: &[u8]) -> KeyText {
+        let total = method.len() + host.len() + port.len() + branch.len() + 3;
+        if total > INLINE {
+            return KeyText::of_slice(&[method, b" ", host, b":", port, b" ", branch], Some(2));
+        }
+        let mut bytes = [0; INLINE];
+        let at = put(&mut bytes, 0, method);
+        let at = put(&mut bytes, at, b" ");
+        // Lower-cased before the parts after it are written (a step may run past it).
+        put_lowered(&mut bytes, at, host);
+        let at = put(&mut bytes, at + host.len(), b":");
+        let at = put(&mut bytes, at, port);
+        let at = put(&mut bytes, at, b" ");
+        put(&mut bytes, at, branch);
+        KeyText::Inline {
+            len: total as u8,
+            bytes,
+        }
+    }
+
     /// [`KeyText::of`] for any number of parts.
     #[inline(never)]
     fn of_slice(parts: &[&[u8]], lower: Option<usize>) -> KeyText {
@@ -460,6 +616,81 @@ impl KeyText {
             bytes,
         }
     }
+}
+
+/// `part` copied into `bytes` at `at`; where it ends.
+#[inline(always)]
+fn put(bytes: &mut [u8; INLINE], at: usize, part: &[u8]) -> usize {
+    bytes[at..at + part.len()].copy_from_slice(part);
+    at + part.len()
+}
+
+/// `host` copied into `bytes` at `at` and lower-cased (`make_ascii_lowercase`), eight bytes a
+/// step. A step may run past the host into bytes not yet written (zeros, which lower-casing
+/// leaves alone) that later parts overwrite or the key's length leaves out; steps that would
+/// end past the array go one byte at a time.
+#[inline(always)]
+fn put_lowered(bytes: &mut [u8; INLINE], at: usize, host: &[u8]) {
+    let end = put(bytes, at, host);
+    let mut i = at;
+    while i < end {
+        let Some(chunk) = bytes.get_mut(i..i + 8) else {
+            return lower_tail(&mut bytes[i..end]);
+        };
+        let w = lower_word(u64::from_le_bytes([
+            chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+        ]));
+        chunk.copy_from_slice(&w.to_le_bytes());
+        i += 8;
+    }
+}
+
+/// [`put_lowered`]'s last bytes when they end the array (a key that nearly fills it): out of
+/// line, so the common path stays short.
+#[cold]
+#[inline(never)]
+fn lower_tail(bytes: &mut [u8]) {
+    bytes.make_ascii_lowercase();
+}
+
+/// Each byte of `w` ASCII-lower-cased: a byte in `A..=Z` gets its 0x20 bit, every other byte
+/// (non-ASCII included) stays. Per byte, its low seven bits plus 0x3f reach the high bit when
+/// they are at least `A`, plus 0x25 when they are above `Z`, and neither sum carries into the
+/// next byte.
+#[inline(always)]
+fn lower_word(w: u64) -> u64 {
+    const L: u64 = 0x0101_0101_0101_0101;
+    let low7 = w & (0x7f * L);
+    let at_least_a = low7 + (0x80 - b'A' as u64) * L;
+    let above_z = low7 + (0x7f - b'Z' as u64) * L;
+    let upper = (at_least_a ^ above_z) & !w & (0x80 * L);
+    w | upper >> 2
+}
+
+/// The hash of a key's text (see [`HashedKey::new`]).
+fn hash_bytes(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut hash = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let word = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
+    }
+    let tail = load(chunks.remainder());
+    hash = (hash.rotate_left(5) ^ tail).wrapping_mul(K);
+    hash ^= hash >> 32;
+    hash = hash.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    hash ^ hash >> 29
+}
+
+/// The hash of a dialog key (`Call-ID SP tag`): the hash of its tag alone. The tag is ours,
+/// 64 random bits (a peer cannot choose the keys that go into the index, so it cannot crowd
+/// one window), and sixteen bytes hash in two rounds where the whole key takes six or more;
+/// a lookup hashes the request's To tag where it lies, with no key written out. Every dialog
+/// key is hashed this way (by [`HashedKey::dialog`] and by lookups), never by
+/// [`HashedKey::new`]: equal dialog keys have equal hashes, as `HashIndex` needs.
+pub(crate) fn dialog_hash(tag: &[u8]) -> u64 {
+    hash_bytes(tag)
 }
 
 /// Up to eight bytes as a little-endian word, zero-padded: two overlapping loads (the bytes
@@ -586,11 +817,19 @@ mod tests {
             let whole = format!("z9hG4bK{branch}");
             assert_eq!(TxnKey::new("INVITE", "H.example", 5060, &[&whole]), a);
             assert_eq!(a.0.text(), text);
-            assert_eq!(a.0, HashedKey::of([&text[..10], &text[10..]]));
-            let heap = HashedKey::new(KeyText::Heap(text.clone().into_bytes().into_boxed_slice()));
-            assert_eq!(a.0, heap);
-            assert_eq!(a.0.cmp(&heap), std::cmp::Ordering::Equal);
+            let pieces = [&text.as_bytes()[..10], &text.as_bytes()[10..]];
+            let branch_len = whole.len();
+            assert_eq!(
+                a,
+                TxnKey::of_text(KeyText::of_slice(&pieces, None), branch_len)
+            );
+            let heap = KeyText::Heap(text.clone().into_bytes().into_boxed_slice());
+            let heap = TxnKey::of_text(heap, branch_len);
+            assert_eq!(a, heap);
+            assert_eq!(a.cmp(&heap), std::cmp::Ordering::Equal);
             assert_eq!(a.with_method("CANCEL").with_method("INVITE"), a);
+            let cancel = TxnKey::new("CANCEL", "H.example", 5060, &[&whole]);
+            assert_eq!(a.with_method("CANCEL"), cancel);
             let m = MergeKey::new(&branch, "tag", 12);
             assert_eq!(m.0.text(), format!("12 {branch} tag"));
         }
@@ -598,6 +837,137 @@ mod tests {
         let short = KeyText::Heap(b"ab"[..].into());
         let long = HashedKey::of(["a", "c"]).text;
         assert!(short < long);
+    }
+
+    /// The word-wise lower-casing agrees with `make_ascii_lowercase` on every byte in every
+    /// position, and a transaction key written out part by part agrees with the plain
+    /// concatenation, its host lower-cased, whatever the parts' lengths.
+    #[test]
+    fn word_lowercase_and_txn_keys_agree_with_the_plain_ways() {
+        for b in 0..=255u8 {
+            for pos in 0..8 {
+                let mut bytes = [b'a', b'Z', b'@', b'[', 0x80 | b'A', b'`', b'{', b'M'];
+                bytes[pos] = b;
+                let mut want = bytes;
+                want.make_ascii_lowercase();
+                assert_eq!(lower_word(u64::from_le_bytes(bytes)).to_le_bytes(), want);
+            }
+        }
+        // Every length of method, host and port a short copy tells apart, branches short and
+        // long (some keys too long to hold inline).
+        let text: Vec<u8> = (0..100).map(|i| b"AbZz09:.-Q\xc3\x89"[i % 12]).collect();
+        for m in 0..=17 {
+            for h in 0..=34 {
+                for p in 0..=5 {
+                    for b in [0, 1, 7, 8, 9, 16, 17, 30, 60] {
+                        let (method, host) = (&text[..m], &text[m..m + h]);
+                        let (port, branch) = (&text[20..20 + p], &text[30..30 + b]);
+                        let key = KeyText::txn(method, host, port, branch);
+                        let parts = [method, b" ", host, b":", port, b" ", branch];
+                        let plain: Vec<u8> = parts.concat();
+                        let mut want = plain.clone();
+                        want[m + 1..m + 1 + h].make_ascii_lowercase();
+                        assert_eq!(key.as_bytes(), &want[..], "{m} {h} {p} {b}");
+                        assert_eq!(KeyText::of_slice(&parts, Some(2)).as_bytes(), &want[..]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A dialog key is found by its Call-ID and tag where they lie, and only by them, in
+    /// the table and in the overflow map alike.
+    #[test]
+    fn dialog_keys_are_found_by_their_parts() {
+        let mut rng = crate::rng::Rng::new(3);
+        let text = |rng: &mut crate::rng::Rng| -> String {
+            (0..rng.below(40))
+                .map(|_| (b'a' + rng.below(3) as u8) as char)
+                .collect()
+        };
+        let keys: Vec<(String, String)> =
+            (0..300).map(|_| (text(&mut rng), text(&mut rng))).collect();
+        let mut owners: Vec<HashedKey> =
+            keys.iter().map(|(c, t)| HashedKey::dialog(c, t)).collect();
+        // Crowd a third of them onto one hash: the overflow map takes some.
+        for k in owners.iter_mut().step_by(3) {
+            k.hash = 0x77;
+        }
+        let mut index = HashIndex::default();
+        let mut model = BTreeMap::new();
+        for (id, k) in owners.iter().enumerate() {
+            index.insert(k, id, |v| owners.get(v));
+            model.insert(k.clone(), id);
+        }
+        assert!(!index.overflow.is_empty());
+        for (id, (c, t)) in keys.iter().enumerate() {
+            assert_eq!(owners[id].text(), format!("{c} {t}"));
+            let hash = owners[id].hash;
+            let get = |parts: &[&[u8]]| index.get_parts(hash, parts, |v| owners.get(v));
+            let found = get(&[c.as_bytes(), b" ", t.as_bytes()]);
+            assert_eq!(found, model.get(&owners[id]).copied());
+            assert_eq!(get(&[c.as_bytes(), b" ", t.as_bytes(), b"x"]), None);
+            assert_eq!(get(&[c.as_bytes(), b"x", t.as_bytes()]), None);
+            assert_eq!(get(&[b"x", c.as_bytes(), b" ", t.as_bytes()]), None);
+        }
+        assert_eq!(
+            dialog_hash(b"0123456789abcdef"),
+            HashedKey::dialog("c", "0123456789abcdef").hash
+        );
+    }
+
+    /// A transaction key is found by its parts as by the key written out: any case of its
+    /// host, no other method, sent-by or branch, in the table and in the overflow map (many
+    /// keys share a branch, so a hash).
+    #[test]
+    fn txn_keys_are_found_by_their_parts() {
+        let mut rng = crate::rng::Rng::new(9);
+        let pick = |rng: &mut crate::rng::Rng, xs: &[&'static str]| {
+            xs[rng.below(xs.len() as u64) as usize]
+        };
+        let methods = ["INVITE", "BYE", "CANCEL", "INVIT"];
+        let hosts = [
+            "a.example",
+            "A.Example",
+            "b.example",
+            "10.0.0.1",
+            "a.exampl",
+            "",
+            "x",
+        ];
+        let branches = ["z9hG4bK1", "z9hG4bK12", "z9hG4bK", "z9hG4bK1 x", "", "b"];
+        let key_of = |rng: &mut crate::rng::Rng| {
+            let port = [5060, 5061, 0, 65535][rng.below(4) as usize];
+            (
+                pick(rng, &methods),
+                pick(rng, &hosts),
+                port,
+                pick(rng, &branches),
+            )
+        };
+        let owners: Vec<TxnKey> = (0..400)
+            .map(|_| {
+                let (m, h, p, b) = key_of(&mut rng);
+                TxnKey::new(m, h, p, &[b])
+            })
+            .collect();
+        let mut index = HashIndex::default();
+        for (id, k) in owners.iter().enumerate() {
+            index.insert(k.hashed(), id as u64, |v| {
+                owners.get(v as usize).map(|k| k.hashed())
+            });
+        }
+        assert!(!index.overflow.is_empty());
+        for _ in 0..3000 {
+            let (m, h, p, b) = key_of(&mut rng);
+            let stored = |v: u64| owners.get(v as usize).map(|k| k.hashed());
+            let want = index.get(TxnKey::new(m, h, p, &[b]).hashed(), stored);
+            assert_eq!(
+                TxnKey::find(&index, (m, h, p, b), stored),
+                want,
+                "{m} {h} {p} {b}"
+            );
+        }
     }
 
     /// The index answers as a `BTreeMap` by key would, colliding hashes included: keys forced
@@ -645,6 +1015,35 @@ mod tests {
             index.remove(k, id);
         }
         assert!(index.len == 0 && index.overflow.is_empty());
+    }
+
+    /// An emptied table starts the next wave with room for as many keys as the last wave
+    /// held (no doubling on the way up), and a smaller wave makes the next start smaller.
+    #[test]
+    fn a_refilled_index_starts_with_the_last_waves_room() {
+        let keys: Vec<HashedKey> = (0..1000)
+            .map(|n| HashedKey::of([&format!("w{n}")]))
+            .collect();
+        let mut index = HashIndex::default();
+        let wave = |index: &mut HashIndex<usize>, n: usize| {
+            for (id, k) in keys[..n].iter().enumerate() {
+                index.insert(k, id, |v| keys.get(v));
+            }
+            let homes = index.mask + 1;
+            for (id, k) in keys[..n].iter().enumerate() {
+                assert_eq!(index.get(k, |v| keys.get(v)), Some(id));
+                index.remove(k, id);
+            }
+            homes
+        };
+        assert_eq!(wave(&mut index, 1000), 2048);
+        assert_eq!(index.start_homes, 2048);
+        assert_eq!(wave(&mut index, 10), 2048);
+        assert_eq!(index.start_homes, 32);
+        assert_eq!(wave(&mut index, 10), 32);
+        assert_eq!(index.start_homes, 32);
+        assert_eq!(wave(&mut index, 3), 32);
+        assert_eq!(index.start_homes, MIN_HOMES);
     }
 
     /// `rounds` random operations on `keys` keys, key `n` with the hash `force(n)` (if given),
