@@ -9,6 +9,7 @@ use super::playout::*;
 use super::state::{CallTimer, Path, Server, Timer};
 use super::txn::ClientPurpose;
 use super::{CallHandle, Command, EndReason, Event, TransmitKind, Transport};
+use std::collections::btree_map::Entry;
 use std::time::Instant;
 
 pub(crate) fn call_timer(
@@ -185,8 +186,14 @@ pub(crate) fn forget(s: &mut Server, now: Instant, handle: CallHandle, reason: E
         return;
     };
     s.dialogs.remove(&call.dialog, handle);
-    // The port's entry removed only if it is still this call's.
-    let freed = call.port != 0 && s.ports.remove_if(call.port, handle);
+    // One search for the port, and its entry removed only if it is still this call's.
+    let freed = match s.ports.entry(call.port) {
+        Entry::Occupied(e) if call.port != 0 && *e.get() == handle => {
+            e.remove();
+            true
+        }
+        _ => false,
+    };
     if freed {
         let rtcp_mux = call
             .media

@@ -3,8 +3,6 @@
 //! generation, so a stale id (a call or transaction that ended, its slot reused) never finds
 //! the new occupant.
 
-use std::collections::BTreeMap;
-
 use super::calls::Call;
 use super::CallHandle;
 
@@ -232,95 +230,9 @@ impl CallSlab {
     }
 }
 
-/// RTP port → call, for the ports asked of the runtime: a `BTreeMap<u16, CallHandle>` by its
-/// answers, held as a table indexed by half the port (the ports we take are even), grown to
-/// the highest port used. Each call inserts, looks up and removes its port once: an index
-/// each time, where a B-tree searched, and with few calls built and freed a node per call.
-/// At most 32,768 slots (512 KB, for ports up to 65,535); an odd port, which we never take,
-/// goes to a B-tree of its own.
-#[derive(Debug, Default)]
-pub(crate) struct PortMap {
-    even: Vec<Option<CallHandle>>,
-    odd: BTreeMap<u16, CallHandle>,
-}
-
-impl PortMap {
-    pub fn get(&self, port: &u16) -> Option<&CallHandle> {
-        if port & 1 == 1 {
-            return self.odd.get(port);
-        }
-        self.even.get(*port as usize / 2)?.as_ref()
-    }
-
-    pub fn contains_key(&self, port: &u16) -> bool {
-        self.get(port).is_some()
-    }
-
-    pub fn insert(&mut self, port: u16, handle: CallHandle) {
-        if port & 1 == 1 {
-            self.odd.insert(port, handle);
-            return;
-        }
-        let i = port as usize / 2;
-        if i >= self.even.len() {
-            self.even.resize(i + 1, None);
-        }
-        self.even[i] = Some(handle);
-    }
-
-    pub fn remove(&mut self, port: &u16) -> Option<CallHandle> {
-        if port & 1 == 1 {
-            return self.odd.remove(port);
-        }
-        self.even.get_mut(*port as usize / 2)?.take()
-    }
-
-    /// Remove `port` if it maps to `handle` (a port the call still holds); was it?
-    pub fn remove_if(&mut self, port: u16, handle: CallHandle) -> bool {
-        let held = self.get(&port) == Some(&handle);
-        if held {
-            self.remove(&port);
-        }
-        held
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{IdSlab, PortMap, KEEP_SLOTS};
-    use crate::server::CallHandle;
-
-    /// The port map answers as a `BTreeMap` would, odd ports and the highest port included.
-    #[test]
-    fn port_map_matches_a_map() {
-        let mut rng = crate::rng::Rng::new(5);
-        let mut map = PortMap::default();
-        let mut model = std::collections::BTreeMap::new();
-        let ports = [0, 1, 2, 3, 10_000, 10_001, 10_002, 20_000, 65_534, 65_535];
-        for n in 0..5000u64 {
-            let port = ports[rng.below(ports.len() as u64) as usize];
-            let h = CallHandle(rng.below(4) << 32 | rng.below(3));
-            match rng.below(4) {
-                0 => {
-                    map.insert(port, h);
-                    model.insert(port, h);
-                }
-                1 => assert_eq!(map.remove(&port), model.remove(&port), "{n}"),
-                2 => {
-                    let held = model.get(&port) == Some(&h);
-                    if held {
-                        model.remove(&port);
-                    }
-                    assert_eq!(map.remove_if(port, h), held, "{n}");
-                }
-                _ => {}
-            }
-            for p in ports {
-                assert_eq!(map.get(&p), model.get(&p), "{n} {p}");
-                assert_eq!(map.contains_key(&p), model.contains_key(&p));
-            }
-        }
-    }
+    use super::{IdSlab, KEEP_SLOTS};
 
     #[test]
     fn ids_are_never_reused() {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::build;
 use super::incoming::Request;
-use super::slab::{CallSlab, IdSlab, PortMap};
+use super::slab::{CallSlab, IdSlab};
 use super::txn::{ClientPurpose, ClientTxn, HashIndex, MergeKey, ServerState, ServerTxn, TxnKey};
 use super::{
     CallHandle, Command, Control, EndReason, Event, ServerConfig, Stats, Transmit, TransmitKind,
@@ -135,7 +135,7 @@ pub struct Server {
     /// never a long probe chain.
     pub(crate) dialogs: HashIndex<CallHandle>,
     /// RTP port (even) → call, for ports asked of the runtime.
-    pub(crate) ports: PortMap,
+    pub(crate) ports: BTreeMap<u16, CallHandle>,
     pub(crate) bad_ports: BTreeSet<u16>,
     pub(crate) port_cursor: u16,
     /// Server transactions by id (see `IdSlab`).
@@ -179,7 +179,7 @@ impl Server {
             stats: Stats::default(),
             calls: CallSlab::default(),
             dialogs: HashIndex::default(),
-            ports: PortMap::default(),
+            ports: BTreeMap::new(),
             bad_ports: BTreeSet::new(),
             port_cursor,
             txns: IdSlab::releasing(),
