@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::direction_attribute;
 use super::{AnswerPrefs, MediaDescription, Negotiated, SessionDescription, OFFER_DTMF_PT};
 use crate::codec::Codec;
-use crate::server::ascii::{ip_bytes, push_decimal, IpBuf};
+use crate::server::ascii::{ip_bytes, push_decimal, push_octet, IpBuf};
 use crate::server::Direction;
 
 /// Our media endpoint and `o=` identity.
@@ -211,27 +211,27 @@ fn write_audio(
     out.extend_from_slice(proto);
     for (_, pt) in codecs {
         out.push(b' ');
-        push_small(out, u32::from(*pt));
+        push_octet(out, *pt);
     }
     if let Some(pt) = dtmf_pt {
         out.push(b' ');
-        push_small(out, u32::from(pt));
+        push_octet(out, pt);
     }
     out.extend_from_slice(b"\r\n");
     for (codec, pt) in codecs {
         out.extend_from_slice(b"a=rtpmap:");
-        push_small(out, u32::from(*pt));
+        push_octet(out, *pt);
         out.extend_from_slice(rtpmap_tail(*codec));
     }
     if let Some(pt) = dtmf_pt {
         out.extend_from_slice(b"a=rtpmap:");
-        push_small(out, u32::from(pt));
+        push_octet(out, pt);
         out.extend_from_slice(b" telephone-event/8000\r\na=fmtp:");
-        push_small(out, u32::from(pt));
+        push_octet(out, pt);
         out.extend_from_slice(b" 0-15\r\n");
     }
     out.extend_from_slice(b"a=ptime:");
-    push_small(out, ptime_ms);
+    push_decimal(out, u64::from(ptime_ms));
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(direction_line(direction));
 }
@@ -259,27 +259,6 @@ fn direction_line(d: Direction) -> &'static [u8; 12] {
 // The clock rate written as text in every rtpmap above.
 const _: () = assert!(Codec::RTP_CLOCK == 8000);
 
-/// `push_decimal` for the small numbers of an m-line (payload types, ptime): a byte per digit,
-/// without the detour through a buffer.
-fn push_small(out: &mut Vec<u8>, v: u32) {
-    if v >= 1000 {
-        return push_decimal(out, u64::from(v));
-    }
-    let (hundreds, tens, ones) = (
-        b'0' + (v / 100) as u8,
-        b'0' + (v / 10 % 10) as u8,
-        b'0' + (v % 10) as u8,
-    );
-    // Three bytes at once, then the length cut back: one capacity check, not one per digit.
-    let (piece, len) = match v {
-        0..=9 => ([ones, 0, 0], 1),
-        10..=99 => ([tens, ones, 0], 2),
-        _ => ([hundreds, tens, ones], 3),
-    };
-    out.extend_from_slice(&piece);
-    out.truncate(out.len() - 3 + len);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,16 +277,6 @@ mod tests {
         ] {
             let line = format!("a={}\r\n", direction_attribute(d));
             assert_eq!(&direction_line(d)[..], line.as_bytes());
-        }
-    }
-
-    #[test]
-    fn push_small_matches_push_decimal() {
-        for v in (0..2000).chain([9_999, 65_535, u32::MAX]) {
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-            push_small(&mut ours, v);
-            push_decimal(&mut theirs, u64::from(v));
-            assert_eq!(ours, theirs, "{v}");
         }
     }
 }
