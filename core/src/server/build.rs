@@ -84,22 +84,9 @@ fn top_via_params(out: &mut Vec<u8>, raw: &str, port: u16, src_ip: &[u8]) -> Opt
         }
         let part_start = semi + 1;
         from = part_start;
-        // Only a part starting with 'r' can be `rport` or `received` (its name is not trimmed
-        // at the start: the part starts with a printable byte).
-        if !matches!(bytes.get(part_start), Some(b'r' | b'R')) {
+        let Some((rport, part_end)) = rport_or_received(raw, part_start) else {
             continue;
-        }
-        let part_end =
-            find_byte(&bytes[part_start..], b';').map_or(bytes.len(), |p| part_start + p);
-        let part = &raw[part_start..part_end];
-        let name = match part.as_bytes().iter().position(|&b| b == b'=') {
-            Some(eq) => trim(&part[..eq]),
-            None => part,
         };
-        let rport = name.eq_ignore_ascii_case("rport");
-        if !rport && !name.eq_ignore_ascii_case("received") {
-            continue;
-        }
         out.extend_from_slice(&bytes[copied..part_start]);
         if rport {
             out.extend_from_slice(b"rport=");
@@ -113,6 +100,56 @@ fn top_via_params(out: &mut Vec<u8>, raw: &str, port: u16, src_ip: &[u8]) -> Opt
     }
     out.extend_from_slice(&bytes[copied..]);
     Some(has_received)
+}
+
+/// Whether the Via part at `start` (which starts with a printable byte, so its name is not
+/// trimmed at the start) is named `rport` (`true`) or `received` (`false`) as
+/// [`top_via_params_slow`] tells, and where the part ends; `None` for any other name. The
+/// name is read from the first bytes: a part starting with neither name cannot have either,
+/// and one starting with a name followed by its end, `;` or `=` has it. Only a name followed
+/// by white space or a byte outside printable ASCII, which trimming might remove, is split
+/// and trimmed as there.
+fn rport_or_received(raw: &str, start: usize) -> Option<(bool, usize)> {
+    let rest = &raw.as_bytes()[start..];
+    // `byte | 0x20` is the lower-case letter exactly for that letter in either case.
+    let lower = |word: &[u8], name: &[u8]| word.iter().zip(name).all(|(b, n)| b | 0x20 == *n);
+    let (rport, len) = match rest {
+        [b'r' | b'R', b'p' | b'P', ..] if rest.len() >= 5 && lower(&rest[..5], b"rport") => {
+            (true, 5)
+        }
+        [b'r' | b'R', b'e' | b'E', ..] if rest.len() >= 8 && lower(&rest[..8], b"received") => {
+            (false, 8)
+        }
+        _ => return None,
+    };
+    let end = |from: usize| find_byte(&rest[from..], b';').map_or(raw.len(), |p| start + from + p);
+    match rest.get(len) {
+        None | Some(b';') => Some((rport, start + len)),
+        Some(b'=') => Some((rport, end(len + 1))),
+        Some(b) if b.is_ascii_graphic() => None,
+        Some(_) => named_slow(raw, start),
+    }
+}
+
+/// [`rport_or_received`] for a name followed by white space or a byte outside printable ASCII:
+/// the part split at its `=` and the name trimmed, as [`top_via_params_slow`] does.
+#[cold]
+#[inline(never)]
+fn named_slow(raw: &str, start: usize) -> Option<(bool, usize)> {
+    let bytes = raw.as_bytes();
+    let end = find_byte(&bytes[start..], b';').map_or(bytes.len(), |p| start + p);
+    let part = &raw[start..end];
+    let name = match part.as_bytes().iter().position(|&b| b == b'=') {
+        Some(eq) => trim(&part[..eq]),
+        None => part,
+    };
+    if name.eq_ignore_ascii_case("rport") {
+        Some((true, end))
+    } else if name.eq_ignore_ascii_case("received") {
+        Some((false, end))
+    } else {
+        None
+    }
 }
 
 /// The top Via's text rewritten part by part: split at every ';', each part trimmed, `rport`
