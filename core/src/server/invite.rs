@@ -106,47 +106,53 @@ pub(crate) fn on_invite(
     parties.push_str(local_tag);
     let target_at = parties.len();
     parties.push_str(target);
-    let mut call = Call {
-        call_id_len: req.call_id.len(),
-        dialog,
-        parties,
-        user_end,
-        their_from_end,
-        target_at,
-        route_set: req.record_route.iter().map(|r| r.to_string()).collect(),
-        remote_cseq: req.cseq,
-        local_cseq: 0,
-        transport: req.transport,
-        local_sip: req.local,
-        remote_sip: req.remote,
-        request_dest: req.remote,
-        advertised,
-        state: CallState::AwaitingPort,
-        invite_txn: id,
-        invite_cseq: req.cseq,
-        invite_head: head,
-        invite_extra_at: extra_at,
-        offer,
-        port: 0,
-        port_tries: 0,
-        media: None,
-        pending,
-        sdp_session: (s.rng_u32() >> 1) as u64,
-        sdp_version: 0,
-        ok_bytes: None,
-        retransmit_at: None,
-        retransmit_interval: s.t1(),
-        ack_deadline: None,
-        playout: None,
-        class: s.library.class_for(req.uri_user),
-        session,
-        max_at: None,
-        rtcp_at: None,
-        created: now,
-        started: None,
-    };
-    call.sdp_version = call.sdp_session;
-    call.request_dest = request_destination(&call, req);
+    let request_dest = request_destination(req, target);
+    let sdp_session = (s.rng_u32() >> 1) as u64;
+    // Written into its box, allocated first: the call is large, and a struct built on the
+    // stack and then boxed is copied on the way.
+    let slot = Box::new_uninit();
+    let call = Box::write(
+        slot,
+        Call {
+            call_id_len: req.call_id.len(),
+            dialog,
+            parties,
+            user_end,
+            their_from_end,
+            target_at,
+            route_set: req.record_route.iter().map(|r| r.to_string()).collect(),
+            remote_cseq: req.cseq,
+            local_cseq: 0,
+            transport: req.transport,
+            local_sip: req.local,
+            remote_sip: req.remote,
+            request_dest,
+            advertised,
+            state: CallState::AwaitingPort,
+            invite_txn: id,
+            invite_cseq: req.cseq,
+            invite_head: head,
+            invite_extra_at: extra_at,
+            offer,
+            port: 0,
+            port_tries: 0,
+            media: None,
+            pending,
+            sdp_session,
+            sdp_version: sdp_session,
+            ok_bytes: None,
+            retransmit_at: None,
+            retransmit_interval: s.t1(),
+            ack_deadline: None,
+            playout: None,
+            class: s.library.class_for(req.uri_user),
+            session,
+            max_at: None,
+            rtcp_at: None,
+            created: now,
+            started: None,
+        },
+    );
     s.calls.insert(handle, call);
     // Indexed once the call holds its key (the index checks hits against it).
     let calls = &s.calls;
@@ -205,28 +211,38 @@ pub(crate) fn strip_status_and_length(mut full: Vec<u8>) -> Vec<u8> {
     full
 }
 
-/// Our in-dialog requests go to the first Record-Route hop, else the remote target — unless
-/// the caller is behind a NAT (its Via names another address than the packet came from), when
-/// the target is unreachable and the source address is the one that works (RFC 3581 spirit).
-pub(crate) fn request_destination(call: &Call, req: &Request<'_>) -> SocketAddr {
-    let via_host = ascii::unbracketed(req.top_via.host);
-    let natted = ascii::parse_ip(via_host).map_or(true, |ip| ip != req.remote.ip());
-    if let Some(first) = call.route_set.first() {
+/// Our in-dialog requests go to the first Record-Route hop, else the remote target (`target`)
+/// — unless the caller is behind a NAT (its Via names another address than the packet came
+/// from), when the target is unreachable and the source address is the one that works
+/// (RFC 3581 spirit).
+pub(crate) fn request_destination(req: &Request<'_>, target: &str) -> SocketAddr {
+    if let Some(first) = req.record_route.iter().next() {
         if let Some(a) = incoming::uri_socket_addr(first) {
             return a;
         }
     }
-    if !natted {
+    if !natted(req) {
         // The remote target is the Contact when there is one, already parsed.
         let target = match (req.contact, req.contact_addr) {
             (Some(_), Some(known)) => known,
-            _ => incoming::uri_socket_addr(call.remote_target()),
+            _ => incoming::uri_socket_addr(target),
         };
         if let Some(a) = target {
             return a;
         }
     }
     req.remote
+}
+
+/// Whether the Via's host is not the address the request came from. The Via usually names
+/// it as `Display` writes it, which is compared as text; any other spelling is parsed.
+fn natted(req: &Request<'_>) -> bool {
+    let via_host = ascii::unbracketed(req.top_via.host);
+    let remote = req.remote.ip();
+    if via_host.as_bytes() == ascii::ip_bytes(remote, &mut [0; 48]) {
+        return false;
+    }
+    ascii::parse_ip(via_host).map_or(true, |ip| ip != remote)
 }
 
 pub(crate) fn ask_for_port(
