@@ -44,13 +44,15 @@ pub(crate) fn on_invite(
     // Our tag goes straight into the dialog's identity string (no String of its own).
     let mut tag_buf = [0; 16];
     let local_tag = ascii::hex16(s.rng.next_u64(), &mut tag_buf);
-    // The header block every response on this transaction shares (the 2xx's, with our tag), and
-    // the 100 cut from it: the same lines without the tag.
-    let mut head = Vec::with_capacity(768);
+    // The 2xx's status line and the header block every response on this transaction shares
+    // (the 2xx's, with our tag), and the 100 cut from it: the same lines without the tag. The
+    // room is for the whole 2xx, which is finished in this buffer.
+    let mut head = Vec::with_capacity(1024);
+    head.extend_from_slice(OK_LINE);
     let tag_at = build::response_head(&mut head, req, 200, Some(local_tag), &s.config.user_agent)
         .unwrap_or(head.len());
     let tag_end = (tag_at + ";tag=".len() + local_tag.len()).min(head.len());
-    send_trying(s, now, id, &head[..tag_at], &head[tag_end..]);
+    send_trying(s, now, id, &head[OK_LINE.len()..tag_at], &head[tag_end..]);
     let extra_at = head.len();
     let advertised = s.advertised_ip(req);
     let transport_param = if req.transport == Transport::Tcp {
@@ -172,11 +174,17 @@ const RECORD_ROUTE: Prefix = Prefix::new("Record-Route: ");
 const ALLOW_SUPPORTED: Lines =
     Lines::new("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE\r\nSupported: timer\r\n");
 
+/// The status line an INVITE's header block ([`Call::invite_head`]) starts with: its 2xx is
+/// finished in the block itself, and every other response copies the lines after it.
+pub(crate) const OK_LINE: &[u8] = b"SIP/2.0 200 OK\r\n";
+
 /// The 100 of a new INVITE (RFC 3261 §8.2.6.1): its header block is `before` and `after` (the
 /// 2xx's block around our To tag), as [`Server::reply`] would write it with no tag.
 fn send_trying(s: &mut Server, now: Instant, id: u64, before: &[u8], after: &[u8]) {
     let mut scratch = std::mem::take(&mut s.scratch);
-    let mut w = build::standard_response(&mut scratch, 100);
+    scratch.clear();
+    scratch.extend_from_slice(b"SIP/2.0 100 Trying\r\n");
+    let mut w = MessageWriter::block(&mut scratch);
     w.header_lines(before);
     w.header_lines(after);
     w.finish(None);
@@ -195,6 +203,13 @@ pub(crate) fn push_session_expires(out: &mut Vec<u8>, t: &SessionTimer) {
             b";refresher=uac"
         });
     });
+}
+
+/// `start_response(...).finish(None)` of a 200 minus its Content-Length: the status line and
+/// header block of a re-INVITE's responses ([`OK_LINE`] first, as [`send_on_invite`] takes it).
+pub(crate) fn strip_length(mut full: Vec<u8>) -> Vec<u8> {
+    full.truncate(full.len() - b"Content-Length: 0\r\n\r\n".len());
+    full
 }
 
 /// `start_response(...).finish(None)` minus its status line and Content-Length: the header block
@@ -368,25 +383,41 @@ pub(crate) fn send_on_invite(
         Some(Body::LocalSdp) => Some(next_local_media(s, handle)?),
         None => None,
     };
-    let call = s.calls.get(&handle)?;
-    let mut scratch = std::mem::take(&mut s.scratch);
-    let mut w = build::standard_response(&mut scratch, code);
-    // The shared header block, and with it the 2xx's own lines when asked.
-    let end = if with_extra {
-        call.invite_head.len()
+    let call = s.calls.get_mut(&handle)?;
+    let id = call.invite_txn;
+    let ok = code == 200 && with_extra && call.invite_head.starts_with(OK_LINE);
+    // The 2xx, the last response on this transaction, is finished in the block itself (no copy
+    // of the block), which it uses up; the others are written from a copy of its lines.
+    let (mut out, block) = if ok {
+        (std::mem::take(&mut call.invite_head), None)
     } else {
-        call.invite_extra_at.min(call.invite_head.len())
+        let mut scratch = std::mem::take(&mut s.scratch);
+        scratch.clear();
+        (scratch, Some(code))
     };
-    w.header_lines(&call.invite_head[..end]);
+    let call = s.calls.get(&handle)?;
+    if let Some(code) = block {
+        MessageWriter::standard_response(&mut out, code);
+        // The shared header block, and with it the 2xx's own lines when asked.
+        let start = OK_LINE.len().min(call.invite_head.len());
+        let end = if with_extra {
+            call.invite_head.len()
+        } else {
+            call.invite_extra_at.clamp(start, call.invite_head.len())
+        };
+        out.extend_from_slice(&call.invite_head[start..end]);
+    }
+    let w = MessageWriter::block(&mut out);
     match local {
         // Written straight into the message: no buffer of its own, no copy.
         Some(local) => w.body_with(SDP_TYPE, |out| write_local_sdp(s, call, &local, out)),
         None => w.finish(None),
     }
-    let id = call.invite_txn;
     // One copy, shared by the transaction, the call (2xx retransmission) and the queue.
-    let bytes: Arc<[u8]> = Arc::from(&scratch[..]);
-    s.scratch = scratch;
+    let bytes: Arc<[u8]> = Arc::from(&out[..]);
+    if block.is_some() {
+        s.scratch = out;
+    }
     s.respond(now, id, bytes.clone(), code);
     Some(bytes)
 }
