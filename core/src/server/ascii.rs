@@ -12,14 +12,13 @@ pub(crate) fn decimal(v: u64, buf: &mut [u8; 20]) -> &str {
 }
 
 /// [`decimal`] as bytes (no UTF-8 check: the digits are ASCII).
-/// The two digits of every number below 100: two digits per division.
-const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-    2021222324252627282930313233343536373839\
-    4041424344454647484950515253545556575859\
-    6061626364656667686970717273747576777879\
-    8081828384858687888990919293949596979899";
-
 pub(crate) fn decimal_bytes(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    // Two digits per division: SDP session ids and versions have ten.
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
     let mut i = buf.len();
     while v >= 100 {
         let pair = (v % 100) as usize * 2;
@@ -59,36 +58,70 @@ pub(crate) fn hex16(v: u64, buf: &mut [u8; 16]) -> &str {
 }
 
 /// `v` in decimal appended to `out`. Below 10^16 (every number a message carries but a u64
-/// from the API) the digits are written at the end of a 16-byte piece, shifted to its start as
-/// one number and appended whole, then cut back to their count: a fixed-size copy instead of a
-/// `memcpy` call for a few bytes.
+/// from the API) the digits are made eight at a time in one word ([`digits8`]) and appended
+/// as that word, cut back to their count: no division per digit, and a fixed-size copy instead
+/// of a `memcpy` call for a few bytes.
+/// Up to 255 (a CSeq, a ptime) the digits are one look-up ([`push_octet`]).
 pub(crate) fn push_decimal(out: &mut Vec<u8>, v: u64) {
-    if v >= 10_u64.pow(16) {
-        return out.extend_from_slice(decimal_bytes(v, &mut [0; 20]));
-    }
-    let mut piece = [0; 16];
-    let (mut v, mut i) = (v, piece.len());
-    while v >= 100 {
-        let pair = (v % 100) as usize * 2;
-        v /= 100;
-        i -= 2;
-        piece[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    }
-    if v >= 10 {
-        i -= 2;
-        piece[i..i + 2].copy_from_slice(&PAIRS[v as usize * 2..v as usize * 2 + 2]);
+    if v <= u64::from(u8::MAX) {
+        push_octet(out, v as u8);
+    } else if v < EIGHT_DIGITS {
+        push_digits(out, digits8(v as u32), false);
     } else {
-        i -= 1;
-        piece[i] = b'0' + v as u8;
+        push_long(out, v);
     }
-    // Little-endian: byte `i` of the piece becomes byte 0.
-    let digits = u128::from_le_bytes(piece) >> (8 * i);
-    out.extend_from_slice(&digits.to_le_bytes());
-    out.truncate(out.len() - i);
+}
+
+const EIGHT_DIGITS: u64 = 100_000_000;
+
+/// [`push_decimal`] from 10^8 on (SDP session ids and versions), apart so that the short
+/// numbers' path saves no registers for it.
+#[inline(never)]
+fn push_long(out: &mut Vec<u8>, v: u64) {
+    if v < EIGHT_DIGITS * EIGHT_DIGITS {
+        // Ten digits (a u32) have at most two before the last eight.
+        match v / EIGHT_DIGITS {
+            high @ ..=0xff => push_octet(out, high as u8),
+            high => push_digits(out, digits8(high as u32), false),
+        }
+        push_digits(out, digits8((v % EIGHT_DIGITS) as u32), true);
+    } else {
+        out.extend_from_slice(decimal_bytes(v, &mut [0; 20]));
+    }
+}
+
+/// The eight decimal digits of `n` (below 10^8, leading zeros included) as the bytes of a
+/// little-endian word, the first digit in the lowest byte, each byte a digit's value (0–9).
+/// The word is split in two four-digit halves, each lane then divided by 100 and the results
+/// by 10 with multiply-and-shift steps exact for these ranges, all lanes at once (checked
+/// against `format!` for every `n` when written; the tests check a spread of them).
+#[inline(always)]
+fn digits8(n: u32) -> u64 {
+    let merged = u64::from(n / 10_000) | u64::from(n % 10_000) << 32;
+    let hundreds = ((merged * 10_486) >> 20) & (0x7f << 32 | 0x7f);
+    let pairs = (merged - 100 * hundreds) << 16 | hundreds;
+    let tens = ((pairs * 103) >> 10) & 0x000f_000f_000f_000f;
+    (pairs - 10 * tens) << 8 | tens
+}
+
+/// The digits of a [`digits8`] word appended as ASCII: all eight when `all`, else without
+/// leading zeros (one digit at least).
+#[inline(always)]
+fn push_digits(out: &mut Vec<u8>, digits: u64, all: bool) {
+    // Leading zero digits are the lowest bytes that are zero.
+    let skip = if all {
+        0
+    } else {
+        (digits.trailing_zeros() / 8).min(7) as usize
+    };
+    let ascii = (digits + 0x3030_3030_3030_3030) >> (8 * skip);
+    out.extend_from_slice(&ascii.to_le_bytes());
+    out.truncate(out.len() - skip);
 }
 
 /// `v` in decimal appended to `out`, as one 4-byte piece cut back to its digits (payload types,
 /// the octets of an address).
+#[inline]
 pub(crate) fn push_octet(out: &mut Vec<u8>, v: u8) {
     let entry = OCTETS[v as usize];
     out.extend_from_slice(&entry.to_le_bytes());
@@ -258,6 +291,20 @@ mod tests {
                 assert_eq!(out, format!("x{v}").as_bytes());
             }
             p = p.saturating_mul(10);
+        }
+        // Every four-digit half, beside each digit count; a spread of eight-digit words.
+        for v in (0..10_000u64).chain((0..100_000_000).step_by(9_973)) {
+            for v in [
+                v,
+                v * 10_000,
+                v + 12_340_000,
+                v * 100_000_000 + 5,
+                v * 10_000_000_001,
+            ] {
+                let mut out = b"x".to_vec();
+                push_decimal(&mut out, v);
+                assert_eq!(out, format!("x{v}").as_bytes());
+            }
         }
         for v in 0..=u8::MAX {
             let mut out = b"x".to_vec();
