@@ -226,21 +226,25 @@ pub(crate) fn start_response<'o>(
         Some(reason) => response(out, code, reason),
         None => standard_response(out, code),
     };
-    push_response_headers(out, req, code, to_tag, server);
+    let mut ip_buf = [0; 48];
+    let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
+    push_response_headers(out, req, src_ip, code, to_tag, server);
     MessageWriter::block(out)
 }
 
 /// The header lines of [`start_response`] (no status line), appended to `out`; with them, where
 /// `;tag=…` begins in `out` when the To got our tag. An INVITE's 100 and 2xx differ only in that
-/// tag, so the 100 is cut from the 2xx's block instead of being written again.
+/// tag, so the 100 is cut from the 2xx's block instead of being written again. `src_ip` is the
+/// request's source address as text ([`ascii::ip_bytes`]).
 pub(crate) fn response_head(
     out: &mut Vec<u8>,
     req: &Request<'_>,
+    src_ip: &[u8],
     code: u16,
     to_tag: Option<&str>,
     server: &str,
 ) -> Option<usize> {
-    push_response_headers(out, req, code, to_tag, server)
+    push_response_headers(out, req, src_ip, code, to_tag, server)
 }
 
 /// The bytes of [`push_response_headers`]' lines besides the values: the names, line ends, the
@@ -257,12 +261,11 @@ const HEAD_OVERHEAD: usize = "Via: \r\nFrom: \r\nTo: ;tag=\r\nCall-ID: \r\nCSeq:
 fn push_response_headers(
     out: &mut Vec<u8>,
     req: &Request<'_>,
+    src_ip: &[u8],
     code: u16,
     to_tag: Option<&str>,
     server: &str,
 ) -> Option<usize> {
-    let mut ip_buf = [0; 48];
-    let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
     let tag = to_tag.filter(|_| req.to_tag.is_empty() && code > 100);
     let vias: usize = req.vias.iter().map(|v| v.len() + "Via: \r\n".len()).sum();
     out.reserve(

@@ -49,7 +49,11 @@ pub(crate) fn on_invite(
     // room is for the whole 2xx, which is finished in this buffer.
     let mut head = Vec::with_capacity(1024);
     head.extend_from_slice(OK_LINE);
-    let tag_at = build::response_head(&mut head, req, 200, Some(local_tag), &s.config.user_agent)
+    // The source address as text, for the Via's `received` and the NAT check below.
+    let mut ip_buf = [0; 48];
+    let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
+    let ua = &s.config.user_agent;
+    let tag_at = build::response_head(&mut head, req, src_ip, 200, Some(local_tag), ua)
         .unwrap_or(head.len());
     let tag_end = (tag_at + ";tag=".len() + local_tag.len()).min(head.len());
     send_trying(s, now, id, &head[OK_LINE.len()..tag_at], &head[tag_end..]);
@@ -108,7 +112,7 @@ pub(crate) fn on_invite(
     parties.push_str(local_tag);
     let target_at = parties.len();
     parties.push_str(target);
-    let request_dest = request_destination(req, target);
+    let request_dest = request_destination(req, src_ip, target);
     let sdp_session = (s.rng_u32() >> 1) as u64;
     // Written into its box, allocated first: the call is large, and a struct built on the
     // stack and then boxed is copied on the way.
@@ -229,14 +233,14 @@ pub(crate) fn strip_status_and_length(mut full: Vec<u8>) -> Vec<u8> {
 /// Our in-dialog requests go to the first Record-Route hop, else the remote target (`target`)
 /// — unless the caller is behind a NAT (its Via names another address than the packet came
 /// from), when the target is unreachable and the source address is the one that works
-/// (RFC 3581 spirit).
-pub(crate) fn request_destination(req: &Request<'_>, target: &str) -> SocketAddr {
+/// (RFC 3581 spirit). `src_ip`: the request's source address as text ([`ascii::ip_bytes`]).
+pub(crate) fn request_destination(req: &Request<'_>, src_ip: &[u8], target: &str) -> SocketAddr {
     if let Some(first) = req.record_route.iter().next() {
         if let Some(a) = incoming::uri_socket_addr(first) {
             return a;
         }
     }
-    if !natted(req) {
+    if !natted(req, src_ip) {
         // The remote target is the Contact when there is one, already parsed.
         let target = match (req.contact, req.contact_addr) {
             (Some(_), Some(known)) => known,
@@ -250,14 +254,14 @@ pub(crate) fn request_destination(req: &Request<'_>, target: &str) -> SocketAddr
 }
 
 /// Whether the Via's host is not the address the request came from. The Via usually names
-/// it as `Display` writes it, which is compared as text; any other spelling is parsed.
-fn natted(req: &Request<'_>) -> bool {
+/// it as `Display` writes it (`src_ip`), which is compared as text; any other spelling is
+/// parsed.
+fn natted(req: &Request<'_>, src_ip: &[u8]) -> bool {
     let via_host = ascii::unbracketed(req.top_via.host);
-    let remote = req.remote.ip();
-    if via_host.as_bytes() == ascii::ip_bytes(remote, &mut [0; 48]) {
+    if via_host.as_bytes() == src_ip {
         return false;
     }
-    ascii::parse_ip(via_host).map_or(true, |ip| ip != remote)
+    ascii::parse_ip(via_host).map_or(true, |ip| ip != req.remote.ip())
 }
 
 pub(crate) fn ask_for_port(
