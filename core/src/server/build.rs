@@ -279,22 +279,20 @@ fn push_response_headers(
             + req.cseq_method.len()
             + server.len(),
     );
+    // Each line's CRLF is written with the next line's name, as one piece.
     out.extend_from_slice(b"Via: ");
     let start = out.len();
     push_response_top_via(out, req, src_ip);
     clean_written(out, start);
-    out.extend_from_slice(b"\r\n");
     for via in req.vias.iter().skip(1) {
-        out.extend_from_slice(b"Via: ");
+        out.extend_from_slice(b"\r\nVia: ");
         push_value(out, via.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
     if !req.from.is_empty() {
-        out.extend_from_slice(b"From: ");
+        out.extend_from_slice(b"\r\nFrom: ");
         push_value(out, req.from.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"To: ");
+    out.extend_from_slice(b"\r\nTo: ");
     let mut tag_at = None;
     match tag {
         Some(tag) => {
@@ -308,20 +306,17 @@ fn push_response_headers(
         }
         None => push_value(out, req.to.as_bytes()),
     }
-    out.extend_from_slice(b"\r\n");
     if !req.call_id.is_empty() {
-        out.extend_from_slice(b"Call-ID: ");
+        out.extend_from_slice(b"\r\nCall-ID: ");
         out.extend_from_slice(req.call_id.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
     if req.cseq > 0 {
-        out.extend_from_slice(b"CSeq: ");
+        out.extend_from_slice(b"\r\nCSeq: ");
         ascii::push_decimal(out, req.cseq as u64);
         out.push(b' ');
         out.extend_from_slice(req.cseq_method.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"Server: ");
+    out.extend_from_slice(b"\r\nServer: ");
     push_value(out, server.as_bytes());
     out.extend_from_slice(b"\r\n");
     tag_at
