@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::direction_attribute;
 use super::{AnswerPrefs, MediaDescription, Negotiated, SessionDescription, OFFER_DTMF_PT};
 use crate::codec::Codec;
-use crate::server::ascii::{ip_bytes, push_decimal, push_octet, IpBuf};
+use crate::server::ascii::{ip_bytes, push_decimal, push_octet, push_octet_after, IpBuf};
 use crate::server::Direction;
 
 /// Our media endpoint and `o=` identity.
@@ -96,7 +96,7 @@ impl AnswerLayout {
             write_audio(
                 out,
                 local.rtp_port,
-                &self.proto[..self.proto_len as usize],
+                (&self.proto, self.proto_len as usize),
                 &[(neg.codec, neg.payload_type)],
                 neg.dtmf_pt,
                 neg.ptime_ms,
@@ -152,7 +152,7 @@ pub fn write_offer(
     write_audio(
         out,
         local.rtp_port,
-        b"RTP/AVP",
+        (b"RTP/AVP\0", 7),
         &codecs,
         Some(OFFER_DTMF_PT),
         ptime_ms,
@@ -165,7 +165,7 @@ pub fn write_offer(
 
 fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
     // The address family's spelling, with the text around it in each of its two places.
-    let (in_family, c_in_family): (&[u8], &[u8]) = match local.addr {
+    let (in_family, c_in_family): (&[u8; 8], &[u8; 21]) = match local.addr {
         IpAddr::V4(_) => (b" IN IP4 ", b"\r\ns=onhold\r\nc=IN IP4 "),
         IpAddr::V6(_) => (b" IN IP6 ", b"\r\ns=onhold\r\nc=IN IP6 "),
     };
@@ -196,10 +196,11 @@ fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\nt=0 0\r\n");
 }
 
+/// `proto` is the m-line's protocol as its first `.1` bytes of eight (copied as one piece).
 fn write_audio(
     out: &mut Vec<u8>,
     port: u16,
-    proto: &[u8],
+    proto: (&[u8; 8], usize),
     codecs: &[(Codec, u8)],
     dtmf_pt: Option<u8>,
     ptime_ms: u32,
@@ -208,14 +209,13 @@ fn write_audio(
     out.extend_from_slice(b"m=audio ");
     push_decimal(out, port as u64);
     out.push(b' ');
-    out.extend_from_slice(proto);
+    out.extend_from_slice(proto.0);
+    out.truncate(out.len() - 8 + proto.1);
     for (_, pt) in codecs {
-        out.push(b' ');
-        push_octet(out, *pt);
+        push_octet_after(out, b' ', *pt);
     }
     if let Some(pt) = dtmf_pt {
-        out.push(b' ');
-        push_octet(out, pt);
+        push_octet_after(out, b' ', pt);
     }
     out.extend_from_slice(b"\r\n");
     for (codec, pt) in codecs {
@@ -232,7 +232,6 @@ fn write_audio(
     }
     out.extend_from_slice(b"a=ptime:");
     push_decimal(out, u64::from(ptime_ms));
-    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(direction_line(direction));
 }
 
@@ -246,13 +245,14 @@ fn rtpmap_tail(codec: Codec) -> &'static [u8; 12] {
     }
 }
 
-/// `a=<direction_attribute>` CRLF, as one fixed-size piece.
-fn direction_line(d: Direction) -> &'static [u8; 12] {
+/// `a=<direction_attribute>` CRLF after the CRLF of the line before it, as one fixed-size
+/// piece.
+fn direction_line(d: Direction) -> &'static [u8; 14] {
     match d {
-        Direction::SendRecv => b"a=sendrecv\r\n",
-        Direction::SendOnly => b"a=sendonly\r\n",
-        Direction::RecvOnly => b"a=recvonly\r\n",
-        Direction::Inactive => b"a=inactive\r\n",
+        Direction::SendRecv => b"\r\na=sendrecv\r\n",
+        Direction::SendOnly => b"\r\na=sendonly\r\n",
+        Direction::RecvOnly => b"\r\na=recvonly\r\n",
+        Direction::Inactive => b"\r\na=inactive\r\n",
     }
 }
 
@@ -275,7 +275,7 @@ mod tests {
             Direction::RecvOnly,
             Direction::Inactive,
         ] {
-            let line = format!("a={}\r\n", direction_attribute(d));
+            let line = format!("\r\na={}\r\n", direction_attribute(d));
             assert_eq!(&direction_line(d)[..], line.as_bytes());
         }
     }

@@ -119,6 +119,16 @@ fn push_digits(out: &mut Vec<u8>, digits: u64, all: bool) {
     out.truncate(out.len() - skip);
 }
 
+/// `prefix` and `v` in decimal appended to `out`, as one 4-byte piece cut back to their length
+/// (` 101` in an m-line).
+#[inline]
+pub(crate) fn push_octet_after(out: &mut Vec<u8>, prefix: u8, v: u8) {
+    let entry = OCTETS[v as usize];
+    let piece = (entry & 0xff_ffff) << 8 | u32::from(prefix);
+    out.extend_from_slice(&piece.to_le_bytes());
+    out.truncate(out.len() - 3 + (entry >> 24) as usize);
+}
+
 /// `v` in decimal appended to `out`, as one 4-byte piece cut back to its digits (payload types,
 /// the octets of an address).
 #[inline]
@@ -309,7 +319,8 @@ mod tests {
         for v in 0..=u8::MAX {
             let mut out = b"x".to_vec();
             push_octet(&mut out, v);
-            assert_eq!(out, format!("x{v}").as_bytes());
+            push_octet_after(&mut out, b' ', v);
+            assert_eq!(out, format!("x{v} {v}").as_bytes());
         }
     }
 
