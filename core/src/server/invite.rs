@@ -59,11 +59,6 @@ pub(crate) fn on_invite(
     send_trying(s, now, id, &head[OK_LINE.len()..tag_at], &head[tag_end..]);
     let extra_at = head.len();
     let advertised = s.advertised_ip(req);
-    let transport_param = if req.transport == Transport::Tcp {
-        ";transport=tcp"
-    } else {
-        ""
-    };
     let user = if req.uri_user.is_empty() {
         "onhold"
     } else {
@@ -71,7 +66,7 @@ pub(crate) fn on_invite(
     };
     // The 200's own header lines, written once as bytes after the shared block (the 2xx is
     // built once and then retransmitted as is). First
-    // `Contact: <sip:{user}@{host}:{port}{transport_param}>`, which holds no CR or LF: the user
+    // `Contact: <sip:{user}@{host}:{port}[;transport=tcp]>`, which holds no CR or LF: the user
     // was read as a Request-URI user (or is ours), the rest is written here.
     let extra = &mut head;
     extra.extend_from_slice(b"Contact: <sip:");
@@ -80,7 +75,9 @@ pub(crate) fn on_invite(
     build::push_host_bytes(extra, advertised);
     extra.push(b':');
     ascii::push_decimal(extra, req.local.port() as u64);
-    extra.extend_from_slice(transport_param.as_bytes());
+    if req.transport == Transport::Tcp {
+        extra.extend_from_slice(b";transport=tcp");
+    }
     extra.extend_from_slice(b">\r\n");
     let mut w = MessageWriter::block(extra);
     for rr in &req.record_route {
@@ -432,15 +429,16 @@ pub(crate) fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
+    let (retransmit_at, ack_deadline) = (now + t1, now + 64 * t1);
     call.state = CallState::Answering;
     call.ok_bytes = bytes;
     call.retransmit_interval = t1;
-    call.retransmit_at = Some(now + t1);
-    call.ack_deadline = Some(now + 64 * t1);
+    call.retransmit_at = Some(retransmit_at);
+    call.ack_deadline = Some(ack_deadline);
     s.timers
-        .push(now + t1, Timer::Call(handle, CallTimer::Retransmit2xx));
+        .push(retransmit_at, Timer::Call(handle, CallTimer::Retransmit2xx));
     s.timers
-        .push(now + 64 * t1, Timer::Call(handle, CallTimer::AckTimeout));
+        .push(ack_deadline, Timer::Call(handle, CallTimer::AckTimeout));
     // A hold offer stops media at once; anything that sends waits for the ACK.
     let stop = s
         .calls
