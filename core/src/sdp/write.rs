@@ -172,14 +172,8 @@ fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
     let user = local.username;
     // Printable ASCII (always, in practice) has no white space or control character; only
     // anything else needs the char-by-char test.
-    let plain = user.bytes().all(|b| b.is_ascii_graphic());
-    let user = if user.is_empty()
-        || (!plain && user.chars().any(|c| c.is_whitespace() || c.is_control()))
-    {
-        "-"
-    } else {
-        user
-    };
+    let plain = !user.is_empty() && user.bytes().all(|b| b.is_ascii_graphic());
+    let user = if plain { user } else { other_username(user) };
     out.extend_from_slice(b"v=0\r\no=");
     out.extend_from_slice(user.as_bytes());
     out.push(b' ');
@@ -194,6 +188,19 @@ fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(c_in_family);
     out.extend_from_slice(ip);
     out.extend_from_slice(b"\r\nt=0 0\r\n");
+}
+
+/// The `o=` username for one that is not all printable ASCII: `-` for an empty one or one
+/// with white space or a control character (apart: Unicode's white space test is long code
+/// that the usual name never needs).
+#[cold]
+#[inline(never)]
+fn other_username(user: &str) -> &str {
+    if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "-"
+    } else {
+        user
+    }
 }
 
 /// `proto` is the m-line's protocol as its first `.1` bytes of eight (copied as one piece).
