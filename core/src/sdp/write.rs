@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use super::direction_attribute;
 use super::{AnswerPrefs, MediaDescription, Negotiated, SessionDescription, OFFER_DTMF_PT};
 use crate::codec::Codec;
-use crate::server::ascii::{ip_bytes, push_decimal, IpBuf};
+use crate::server::ascii::{ip_bytes, push_decimal, push_octet, push_octet_after, IpBuf};
 use crate::server::Direction;
 
 /// Our media endpoint and `o=` identity.
@@ -96,7 +96,7 @@ impl AnswerLayout {
             write_audio(
                 out,
                 local.rtp_port,
-                &self.proto[..self.proto_len as usize],
+                (&self.proto, self.proto_len as usize),
                 &[(neg.codec, neg.payload_type)],
                 neg.dtmf_pt,
                 neg.ptime_ms,
@@ -152,7 +152,7 @@ pub fn write_offer(
     write_audio(
         out,
         local.rtp_port,
-        b"RTP/AVP",
+        (b"RTP/AVP\0", 7),
         &codecs,
         Some(OFFER_DTMF_PT),
         ptime_ms,
@@ -165,21 +165,15 @@ pub fn write_offer(
 
 fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
     // The address family's spelling, with the text around it in each of its two places.
-    let (in_family, c_in_family): (&[u8], &[u8]) = match local.addr {
+    let (in_family, c_in_family): (&[u8; 8], &[u8; 21]) = match local.addr {
         IpAddr::V4(_) => (b" IN IP4 ", b"\r\ns=onhold\r\nc=IN IP4 "),
         IpAddr::V6(_) => (b" IN IP6 ", b"\r\ns=onhold\r\nc=IN IP6 "),
     };
     let user = local.username;
     // Printable ASCII (always, in practice) has no white space or control character; only
     // anything else needs the char-by-char test.
-    let plain = user.bytes().all(|b| b.is_ascii_graphic());
-    let user = if user.is_empty()
-        || (!plain && user.chars().any(|c| c.is_whitespace() || c.is_control()))
-    {
-        "-"
-    } else {
-        user
-    };
+    let plain = !user.is_empty() && user.bytes().all(|b| b.is_ascii_graphic());
+    let user = if plain { user } else { other_username(user) };
     out.extend_from_slice(b"v=0\r\no=");
     out.extend_from_slice(user.as_bytes());
     out.push(b' ');
@@ -196,10 +190,24 @@ fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\nt=0 0\r\n");
 }
 
+/// The `o=` username for one that is not all printable ASCII: `-` for an empty one or one
+/// with white space or a control character (apart: Unicode's white space test is long code
+/// that the usual name never needs).
+#[cold]
+#[inline(never)]
+fn other_username(user: &str) -> &str {
+    if user.is_empty() || user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "-"
+    } else {
+        user
+    }
+}
+
+/// `proto` is the m-line's protocol as its first `.1` bytes of eight (copied as one piece).
 fn write_audio(
     out: &mut Vec<u8>,
     port: u16,
-    proto: &[u8],
+    proto: (&[u8; 8], usize),
     codecs: &[(Codec, u8)],
     dtmf_pt: Option<u8>,
     ptime_ms: u32,
@@ -208,31 +216,29 @@ fn write_audio(
     out.extend_from_slice(b"m=audio ");
     push_decimal(out, port as u64);
     out.push(b' ');
-    out.extend_from_slice(proto);
+    out.extend_from_slice(proto.0);
+    out.truncate(out.len() - 8 + proto.1);
     for (_, pt) in codecs {
-        out.push(b' ');
-        push_small(out, u32::from(*pt));
+        push_octet_after(out, b' ', *pt);
     }
     if let Some(pt) = dtmf_pt {
-        out.push(b' ');
-        push_small(out, u32::from(pt));
+        push_octet_after(out, b' ', pt);
     }
     out.extend_from_slice(b"\r\n");
     for (codec, pt) in codecs {
         out.extend_from_slice(b"a=rtpmap:");
-        push_small(out, u32::from(*pt));
+        push_octet(out, *pt);
         out.extend_from_slice(rtpmap_tail(*codec));
     }
     if let Some(pt) = dtmf_pt {
         out.extend_from_slice(b"a=rtpmap:");
-        push_small(out, u32::from(pt));
+        push_octet(out, pt);
         out.extend_from_slice(b" telephone-event/8000\r\na=fmtp:");
-        push_small(out, u32::from(pt));
+        push_octet(out, pt);
         out.extend_from_slice(b" 0-15\r\n");
     }
     out.extend_from_slice(b"a=ptime:");
-    push_small(out, ptime_ms);
-    out.extend_from_slice(b"\r\n");
+    push_decimal(out, u64::from(ptime_ms));
     out.extend_from_slice(direction_line(direction));
 }
 
@@ -246,39 +252,19 @@ fn rtpmap_tail(codec: Codec) -> &'static [u8; 12] {
     }
 }
 
-/// `a=<direction_attribute>` CRLF, as one fixed-size piece.
-fn direction_line(d: Direction) -> &'static [u8; 12] {
+/// `a=<direction_attribute>` CRLF after the CRLF of the line before it, as one fixed-size
+/// piece.
+fn direction_line(d: Direction) -> &'static [u8; 14] {
     match d {
-        Direction::SendRecv => b"a=sendrecv\r\n",
-        Direction::SendOnly => b"a=sendonly\r\n",
-        Direction::RecvOnly => b"a=recvonly\r\n",
-        Direction::Inactive => b"a=inactive\r\n",
+        Direction::SendRecv => b"\r\na=sendrecv\r\n",
+        Direction::SendOnly => b"\r\na=sendonly\r\n",
+        Direction::RecvOnly => b"\r\na=recvonly\r\n",
+        Direction::Inactive => b"\r\na=inactive\r\n",
     }
 }
 
 // The clock rate written as text in every rtpmap above.
 const _: () = assert!(Codec::RTP_CLOCK == 8000);
-
-/// `push_decimal` for the small numbers of an m-line (payload types, ptime): a byte per digit,
-/// without the detour through a buffer.
-fn push_small(out: &mut Vec<u8>, v: u32) {
-    if v >= 1000 {
-        return push_decimal(out, u64::from(v));
-    }
-    let (hundreds, tens, ones) = (
-        b'0' + (v / 100) as u8,
-        b'0' + (v / 10 % 10) as u8,
-        b'0' + (v % 10) as u8,
-    );
-    // Three bytes at once, then the length cut back: one capacity check, not one per digit.
-    let (piece, len) = match v {
-        0..=9 => ([ones, 0, 0], 1),
-        10..=99 => ([tens, ones, 0], 2),
-        _ => ([hundreds, tens, ones], 3),
-    };
-    out.extend_from_slice(&piece);
-    out.truncate(out.len() - 3 + len);
-}
 
 #[cfg(test)]
 mod tests {
@@ -296,18 +282,8 @@ mod tests {
             Direction::RecvOnly,
             Direction::Inactive,
         ] {
-            let line = format!("a={}\r\n", direction_attribute(d));
+            let line = format!("\r\na={}\r\n", direction_attribute(d));
             assert_eq!(&direction_line(d)[..], line.as_bytes());
-        }
-    }
-
-    #[test]
-    fn push_small_matches_push_decimal() {
-        for v in (0..2000).chain([9_999, 65_535, u32::MAX]) {
-            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-            push_small(&mut ours, v);
-            push_decimal(&mut theirs, u64::from(v));
-            assert_eq!(ours, theirs, "{v}");
         }
     }
 }

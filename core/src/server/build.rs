@@ -84,22 +84,9 @@ fn top_via_params(out: &mut Vec<u8>, raw: &str, port: u16, src_ip: &[u8]) -> Opt
         }
         let part_start = semi + 1;
         from = part_start;
-        // Only a part starting with 'r' can be `rport` or `received` (its name is not trimmed
-        // at the start: the part starts with a printable byte).
-        if !matches!(bytes.get(part_start), Some(b'r' | b'R')) {
+        let Some((rport, part_end)) = rport_or_received(raw, part_start) else {
             continue;
-        }
-        let part_end =
-            find_byte(&bytes[part_start..], b';').map_or(bytes.len(), |p| part_start + p);
-        let part = &raw[part_start..part_end];
-        let name = match part.as_bytes().iter().position(|&b| b == b'=') {
-            Some(eq) => trim(&part[..eq]),
-            None => part,
         };
-        let rport = name.eq_ignore_ascii_case("rport");
-        if !rport && !name.eq_ignore_ascii_case("received") {
-            continue;
-        }
         out.extend_from_slice(&bytes[copied..part_start]);
         if rport {
             out.extend_from_slice(b"rport=");
@@ -113,6 +100,56 @@ fn top_via_params(out: &mut Vec<u8>, raw: &str, port: u16, src_ip: &[u8]) -> Opt
     }
     out.extend_from_slice(&bytes[copied..]);
     Some(has_received)
+}
+
+/// Whether the Via part at `start` (which starts with a printable byte, so its name is not
+/// trimmed at the start) is named `rport` (`true`) or `received` (`false`) as
+/// [`top_via_params_slow`] tells, and where the part ends; `None` for any other name. The
+/// name is read from the first bytes: a part starting with neither name cannot have either,
+/// and one starting with a name followed by its end, `;` or `=` has it. Only a name followed
+/// by white space or a byte outside printable ASCII, which trimming might remove, is split
+/// and trimmed as there.
+fn rport_or_received(raw: &str, start: usize) -> Option<(bool, usize)> {
+    let rest = &raw.as_bytes()[start..];
+    // `byte | 0x20` is the lower-case letter exactly for that letter in either case.
+    let lower = |word: &[u8], name: &[u8]| word.iter().zip(name).all(|(b, n)| b | 0x20 == *n);
+    let (rport, len) = match rest {
+        [b'r' | b'R', b'p' | b'P', ..] if rest.len() >= 5 && lower(&rest[..5], b"rport") => {
+            (true, 5)
+        }
+        [b'r' | b'R', b'e' | b'E', ..] if rest.len() >= 8 && lower(&rest[..8], b"received") => {
+            (false, 8)
+        }
+        _ => return None,
+    };
+    let end = |from: usize| find_byte(&rest[from..], b';').map_or(raw.len(), |p| start + from + p);
+    match rest.get(len) {
+        None | Some(b';') => Some((rport, start + len)),
+        Some(b'=') => Some((rport, end(len + 1))),
+        Some(b) if b.is_ascii_graphic() => None,
+        Some(_) => named_slow(raw, start),
+    }
+}
+
+/// [`rport_or_received`] for a name followed by white space or a byte outside printable ASCII:
+/// the part split at its `=` and the name trimmed, as [`top_via_params_slow`] does.
+#[cold]
+#[inline(never)]
+fn named_slow(raw: &str, start: usize) -> Option<(bool, usize)> {
+    let bytes = raw.as_bytes();
+    let end = find_byte(&bytes[start..], b';').map_or(bytes.len(), |p| start + p);
+    let part = &raw[start..end];
+    let name = match part.as_bytes().iter().position(|&b| b == b'=') {
+        Some(eq) => trim(&part[..eq]),
+        None => part,
+    };
+    if name.eq_ignore_ascii_case("rport") {
+        Some((true, end))
+    } else if name.eq_ignore_ascii_case("received") {
+        Some((false, end))
+    } else {
+        None
+    }
 }
 
 /// The top Via's text rewritten part by part: split at every ';', each part trimmed, `rport`
@@ -189,21 +226,25 @@ pub(crate) fn start_response<'o>(
         Some(reason) => response(out, code, reason),
         None => standard_response(out, code),
     };
-    push_response_headers(out, req, code, to_tag, server);
+    let mut ip_buf = [0; 48];
+    let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
+    push_response_headers(out, req, src_ip, code, to_tag, server);
     MessageWriter::block(out)
 }
 
 /// The header lines of [`start_response`] (no status line), appended to `out`; with them, where
 /// `;tag=…` begins in `out` when the To got our tag. An INVITE's 100 and 2xx differ only in that
-/// tag, so the 100 is cut from the 2xx's block instead of being written again.
+/// tag, so the 100 is cut from the 2xx's block instead of being written again. `src_ip` is the
+/// request's source address as text ([`ascii::ip_bytes`]).
 pub(crate) fn response_head(
     out: &mut Vec<u8>,
     req: &Request<'_>,
+    src_ip: &[u8],
     code: u16,
     to_tag: Option<&str>,
     server: &str,
 ) -> Option<usize> {
-    push_response_headers(out, req, code, to_tag, server)
+    push_response_headers(out, req, src_ip, code, to_tag, server)
 }
 
 /// The bytes of [`push_response_headers`]' lines besides the values: the names, line ends, the
@@ -220,12 +261,11 @@ const HEAD_OVERHEAD: usize = "Via: \r\nFrom: \r\nTo: ;tag=\r\nCall-ID: \r\nCSeq:
 fn push_response_headers(
     out: &mut Vec<u8>,
     req: &Request<'_>,
+    src_ip: &[u8],
     code: u16,
     to_tag: Option<&str>,
     server: &str,
 ) -> Option<usize> {
-    let mut ip_buf = [0; 48];
-    let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
     let tag = to_tag.filter(|_| req.to_tag.is_empty() && code > 100);
     let vias: usize = req.vias.iter().map(|v| v.len() + "Via: \r\n".len()).sum();
     out.reserve(
@@ -239,22 +279,20 @@ fn push_response_headers(
             + req.cseq_method.len()
             + server.len(),
     );
+    // Each line's CRLF is written with the next line's name, as one piece.
     out.extend_from_slice(b"Via: ");
     let start = out.len();
     push_response_top_via(out, req, src_ip);
     clean_written(out, start);
-    out.extend_from_slice(b"\r\n");
     for via in req.vias.iter().skip(1) {
-        out.extend_from_slice(b"Via: ");
+        out.extend_from_slice(b"\r\nVia: ");
         push_value(out, via.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
     if !req.from.is_empty() {
-        out.extend_from_slice(b"From: ");
+        out.extend_from_slice(b"\r\nFrom: ");
         push_value(out, req.from.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"To: ");
+    out.extend_from_slice(b"\r\nTo: ");
     let mut tag_at = None;
     match tag {
         Some(tag) => {
@@ -268,20 +306,17 @@ fn push_response_headers(
         }
         None => push_value(out, req.to.as_bytes()),
     }
-    out.extend_from_slice(b"\r\n");
     if !req.call_id.is_empty() {
-        out.extend_from_slice(b"Call-ID: ");
+        out.extend_from_slice(b"\r\nCall-ID: ");
         out.extend_from_slice(req.call_id.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
     if req.cseq > 0 {
-        out.extend_from_slice(b"CSeq: ");
+        out.extend_from_slice(b"\r\nCSeq: ");
         ascii::push_decimal(out, req.cseq as u64);
         out.push(b' ');
         out.extend_from_slice(req.cseq_method.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(b"Server: ");
+    out.extend_from_slice(b"\r\nServer: ");
     push_value(out, server.as_bytes());
     out.extend_from_slice(b"\r\n");
     tag_at

@@ -66,11 +66,12 @@ pub(crate) struct Call {
     pub request_dest: SocketAddr,
     pub advertised: IpAddr,
     pub state: CallState,
-    /// The INVITE transaction being answered and the header block of its responses.
+    /// The INVITE transaction being answered and the header block of its responses, after the
+    /// 2xx's status line ([`super::invite::OK_LINE`]; the 2xx is finished in this buffer).
     pub invite_txn: u64,
     pub invite_cseq: u32,
     /// Then, from `invite_extra_at`, the header lines only the 2xx carries (Contact,
-    /// Record-Route, Allow, ...), CRLF-terminated: one buffer for both.
+    /// Record-Route, Allow, ...), CRLF-terminated: one buffer for all three.
     pub invite_head: Vec<u8>,
     pub invite_extra_at: usize,
     /// What our answer repeats of the offer of the INVITE being answered (None: there was no

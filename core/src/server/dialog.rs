@@ -230,7 +230,7 @@ pub(crate) fn on_offer_in_dialog(s: &mut Server, now: Instant, req: &Request<'_>
     if invite {
         call.invite_txn = id;
         call.invite_cseq = req.cseq;
-        let mut block = strip_status_and_length(head);
+        let mut block = strip_length(head);
         call.invite_extra_at = block.len();
         block.extend_from_slice(&extra);
         call.invite_head = block;

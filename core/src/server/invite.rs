@@ -44,20 +44,21 @@ pub(crate) fn on_invite(
     // Our tag goes straight into the dialog's identity string (no String of its own).
     let mut tag_buf = [0; 16];
     let local_tag = ascii::hex16(s.rng.next_u64(), &mut tag_buf);
-    // The header block every response on this transaction shares (the 2xx's, with our tag), and
-    // the 100 cut from it: the same lines without the tag.
-    let mut head = Vec::with_capacity(768);
-    let tag_at = build::response_head(&mut head, req, 200, Some(local_tag), &s.config.user_agent)
+    // The 2xx's status line and the header block every response on this transaction shares
+    // (the 2xx's, with our tag), and the 100 cut from it: the same lines without the tag. The
+    // room is for the whole 2xx, which is finished in this buffer.
+    let mut head = Vec::with_capacity(1024);
+    head.extend_from_slice(OK_LINE);
+    // The source address as text, for the Via's `received` and the NAT check below.
+    let mut ip_buf = [0; 48];
+    let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
+    let ua = &s.config.user_agent;
+    let tag_at = build::response_head(&mut head, req, src_ip, 200, Some(local_tag), ua)
         .unwrap_or(head.len());
     let tag_end = (tag_at + ";tag=".len() + local_tag.len()).min(head.len());
-    send_trying(s, now, id, &head[..tag_at], &head[tag_end..]);
+    send_trying(s, now, id, &head[OK_LINE.len()..tag_at], &head[tag_end..]);
     let extra_at = head.len();
     let advertised = s.advertised_ip(req);
-    let transport_param = if req.transport == Transport::Tcp {
-        ";transport=tcp"
-    } else {
-        ""
-    };
     let user = if req.uri_user.is_empty() {
         "onhold"
     } else {
@@ -65,7 +66,7 @@ pub(crate) fn on_invite(
     };
     // The 200's own header lines, written once as bytes after the shared block (the 2xx is
     // built once and then retransmitted as is). First
-    // `Contact: <sip:{user}@{host}:{port}{transport_param}>`, which holds no CR or LF: the user
+    // `Contact: <sip:{user}@{host}:{port}[;transport=tcp]>`, which holds no CR or LF: the user
     // was read as a Request-URI user (or is ours), the rest is written here.
     let extra = &mut head;
     extra.extend_from_slice(b"Contact: <sip:");
@@ -74,7 +75,9 @@ pub(crate) fn on_invite(
     build::push_host_bytes(extra, advertised);
     extra.push(b':');
     ascii::push_decimal(extra, req.local.port() as u64);
-    extra.extend_from_slice(transport_param.as_bytes());
+    if req.transport == Transport::Tcp {
+        extra.extend_from_slice(b";transport=tcp");
+    }
     extra.extend_from_slice(b">\r\n");
     let mut w = MessageWriter::block(extra);
     for rr in &req.record_route {
@@ -113,7 +116,12 @@ pub(crate) fn on_invite(
     parties.push_str(local_tag);
     let target_at = parties.len();
     parties.push_str(target);
-    let mut call = Call {
+    let request_dest = request_destination(req, src_ip, target);
+    let sdp_session = (s.rng_u32() >> 1) as u64;
+    // Written into its box, allocated first: the call is large, and a struct built on the
+    // stack and then boxed is copied on the way.
+    let mut slot = Box::new_uninit();
+    slot.write(Call {
         call_id_len: req.call_id.len(),
         dialog,
         parties,
@@ -126,7 +134,7 @@ pub(crate) fn on_invite(
         transport: req.transport,
         local_sip: req.local,
         remote_sip: req.remote,
-        request_dest: req.remote,
+        request_dest,
         advertised,
         state: CallState::AwaitingPort,
         invite_txn: id,
@@ -138,8 +146,8 @@ pub(crate) fn on_invite(
         port_tries: 0,
         media: None,
         pending,
-        sdp_session: (s.rng_u32() >> 1) as u64,
-        sdp_version: 0,
+        sdp_session,
+        sdp_version: sdp_session,
         ok_bytes: None,
         retransmit_at: None,
         retransmit_interval: s.t1(),
@@ -151,9 +159,10 @@ pub(crate) fn on_invite(
         rtcp_at: None,
         created: now,
         started: None,
-    };
-    call.sdp_version = call.sdp_session;
-    call.request_dest = request_destination(&call, req);
+    });
+    // SAFETY: `write` above initialised the whole value (`Box::write`, which says so without
+    // `unsafe`, is newer than the MSRV).
+    let call = unsafe { slot.assume_init() };
     s.calls.insert(handle, call);
     // Indexed once the call holds its key (the index checks hits against it).
     let calls = &s.calls;
@@ -173,11 +182,17 @@ const RECORD_ROUTE: Prefix = Prefix::new("Record-Route: ");
 const ALLOW_SUPPORTED: Lines =
     Lines::new("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE\r\nSupported: timer\r\n");
 
+/// The status line an INVITE's header block ([`Call::invite_head`]) starts with: its 2xx is
+/// finished in the block itself, and every other response copies the lines after it.
+pub(crate) const OK_LINE: &[u8] = b"SIP/2.0 200 OK\r\n";
+
 /// The 100 of a new INVITE (RFC 3261 §8.2.6.1): its header block is `before` and `after` (the
 /// 2xx's block around our To tag), as [`Server::reply`] would write it with no tag.
 fn send_trying(s: &mut Server, now: Instant, id: u64, before: &[u8], after: &[u8]) {
     let mut scratch = std::mem::take(&mut s.scratch);
-    let mut w = build::standard_response(&mut scratch, 100);
+    scratch.clear();
+    scratch.extend_from_slice(b"SIP/2.0 100 Trying\r\n");
+    let mut w = MessageWriter::block(&mut scratch);
     w.header_lines(before);
     w.header_lines(after);
     w.finish(None);
@@ -198,6 +213,13 @@ pub(crate) fn push_session_expires(out: &mut Vec<u8>, t: &SessionTimer) {
     });
 }
 
+/// `start_response(...).finish(None)` of a 200 minus its Content-Length: the status line and
+/// header block of a re-INVITE's responses ([`OK_LINE`] first, as [`send_on_invite`] takes it).
+pub(crate) fn strip_length(mut full: Vec<u8>) -> Vec<u8> {
+    full.truncate(full.len() - b"Content-Length: 0\r\n\r\n".len());
+    full
+}
+
 /// `start_response(...).finish(None)` minus its status line and Content-Length: the header block
 /// every later response on this INVITE transaction shares.
 pub(crate) fn strip_status_and_length(mut full: Vec<u8>) -> Vec<u8> {
@@ -212,28 +234,38 @@ pub(crate) fn strip_status_and_length(mut full: Vec<u8>) -> Vec<u8> {
     full
 }
 
-/// Our in-dialog requests go to the first Record-Route hop, else the remote target — unless
-/// the caller is behind a NAT (its Via names another address than the packet came from), when
-/// the target is unreachable and the source address is the one that works (RFC 3581 spirit).
-pub(crate) fn request_destination(call: &Call, req: &Request<'_>) -> SocketAddr {
-    let via_host = ascii::unbracketed(req.top_via.host);
-    let natted = ascii::parse_ip(via_host).map_or(true, |ip| ip != req.remote.ip());
-    if let Some(first) = call.route_set.first() {
+/// Our in-dialog requests go to the first Record-Route hop, else the remote target (`target`)
+/// — unless the caller is behind a NAT (its Via names another address than the packet came
+/// from), when the target is unreachable and the source address is the one that works
+/// (RFC 3581 spirit). `src_ip`: the request's source address as text ([`ascii::ip_bytes`]).
+pub(crate) fn request_destination(req: &Request<'_>, src_ip: &[u8], target: &str) -> SocketAddr {
+    if let Some(first) = req.record_route.iter().next() {
         if let Some(a) = incoming::uri_socket_addr(first) {
             return a;
         }
     }
-    if !natted {
+    if !natted(req, src_ip) {
         // The remote target is the Contact when there is one, already parsed.
         let target = match (req.contact, req.contact_addr) {
             (Some(_), Some(known)) => known,
-            _ => incoming::uri_socket_addr(call.remote_target()),
+            _ => incoming::uri_socket_addr(target),
         };
         if let Some(a) = target {
             return a;
         }
     }
     req.remote
+}
+
+/// Whether the Via's host is not the address the request came from. The Via usually names
+/// it as `Display` writes it (`src_ip`), which is compared as text; any other spelling is
+/// parsed.
+fn natted(req: &Request<'_>, src_ip: &[u8]) -> bool {
+    let via_host = ascii::unbracketed(req.top_via.host);
+    if via_host.as_bytes() == src_ip {
+        return false;
+    }
+    ascii::parse_ip(via_host).map_or(true, |ip| ip != req.remote.ip())
 }
 
 pub(crate) fn ask_for_port(
@@ -359,25 +391,41 @@ pub(crate) fn send_on_invite(
         Some(Body::LocalSdp) => Some(next_local_media(s, handle)?),
         None => None,
     };
-    let call = s.calls.get(&handle)?;
-    let mut scratch = std::mem::take(&mut s.scratch);
-    let mut w = build::standard_response(&mut scratch, code);
-    // The shared header block, and with it the 2xx's own lines when asked.
-    let end = if with_extra {
-        call.invite_head.len()
+    let call = s.calls.get_mut(&handle)?;
+    let id = call.invite_txn;
+    let ok = code == 200 && with_extra && call.invite_head.starts_with(OK_LINE);
+    // The 2xx, the last response on this transaction, is finished in the block itself (no copy
+    // of the block), which it uses up; the others are written from a copy of its lines.
+    let (mut out, block) = if ok {
+        (std::mem::take(&mut call.invite_head), None)
     } else {
-        call.invite_extra_at.min(call.invite_head.len())
+        let mut scratch = std::mem::take(&mut s.scratch);
+        scratch.clear();
+        (scratch, Some(code))
     };
-    w.header_lines(&call.invite_head[..end]);
+    let call = s.calls.get(&handle)?;
+    if let Some(code) = block {
+        MessageWriter::standard_response(&mut out, code);
+        // The shared header block, and with it the 2xx's own lines when asked.
+        let start = OK_LINE.len().min(call.invite_head.len());
+        let end = if with_extra {
+            call.invite_head.len()
+        } else {
+            call.invite_extra_at.clamp(start, call.invite_head.len())
+        };
+        out.extend_from_slice(&call.invite_head[start..end]);
+    }
+    let w = MessageWriter::block(&mut out);
     match local {
         // Written straight into the message: no buffer of its own, no copy.
         Some(local) => w.body_with(SDP_TYPE, |out| write_local_sdp(s, call, &local, out)),
         None => w.finish(None),
     }
-    let id = call.invite_txn;
     // One copy, shared by the transaction, the call (2xx retransmission) and the queue.
-    let bytes: Arc<[u8]> = Arc::from(&scratch[..]);
-    s.scratch = scratch;
+    let bytes: Arc<[u8]> = Arc::from(&out[..]);
+    if block.is_some() {
+        s.scratch = out;
+    }
     s.respond(now, id, bytes.clone(), code);
     Some(bytes)
 }
@@ -388,11 +436,12 @@ pub(crate) fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
+    let (retransmit_at, ack_deadline) = (now + t1, now + 64 * t1);
     call.state = CallState::Answering;
     call.ok_bytes = bytes;
     call.retransmit_interval = t1;
-    call.retransmit_at = Some(now + t1);
-    call.ack_deadline = Some(now + 64 * t1);
+    call.retransmit_at = Some(retransmit_at);
+    call.ack_deadline = Some(ack_deadline);
     s.timers
         .push_after(now, t1, Timer::Call(handle, CallTimer::Retransmit2xx));
     s.timers

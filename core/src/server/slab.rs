@@ -196,8 +196,8 @@ impl CallSlab {
         CallHandle(self.slab.vacant())
     }
 
-    pub fn insert(&mut self, h: CallHandle, call: Call) {
-        self.slab.fill(h.0, Box::new(call));
+    pub fn insert(&mut self, h: CallHandle, call: Box<Call>) {
+        self.slab.fill(h.0, call);
     }
 
     pub fn get(&self, h: &CallHandle) -> Option<&Call> {
