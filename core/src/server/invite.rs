@@ -118,10 +118,7 @@ pub(crate) fn on_invite(
     parties.push_str(target);
     let request_dest = request_destination(req, src_ip, target);
     let sdp_session = (s.rng_u32() >> 1) as u64;
-    // Written into its box, allocated first: the call is large, and a struct built on the
-    // stack and then boxed is copied on the way.
-    let mut slot = Box::new_uninit();
-    slot.write(Call {
+    let call = Box::new(Call {
         call_id_len: req.call_id.len(),
         dialog,
         parties,
@@ -160,9 +157,6 @@ pub(crate) fn on_invite(
         created: now,
         started: None,
     });
-    // SAFETY: `write` above initialised the whole value (`Box::write`, which says so without
-    // `unsafe`, is newer than the MSRV).
-    let call = unsafe { slot.assume_init() };
     s.calls.insert(handle, call);
     // Indexed once the call holds its key (the index checks hits against it).
     let calls = &s.calls;
