@@ -185,8 +185,7 @@ pub(crate) const OK_LINE: &[u8] = b"SIP/2.0 200 OK\r\n";
 fn send_trying(s: &mut Server, now: Instant, id: u64, before: &[u8], after: &[u8]) {
     let mut scratch = std::mem::take(&mut s.scratch);
     scratch.clear();
-    scratch.extend_from_slice(b"SIP/2.0 100 Trying\r\n");
-    let mut w = MessageWriter::block(&mut scratch);
+    let mut w = MessageWriter::standard_response(&mut scratch, 100);
     w.header_lines(before);
     w.header_lines(after);
     w.finish(None);
@@ -216,16 +215,15 @@ pub(crate) fn strip_length(mut full: Vec<u8>) -> Vec<u8> {
 
 /// `start_response(...).finish(None)` minus its status line and Content-Length: the header block
 /// every later response on this INVITE transaction shares.
-pub(crate) fn strip_status_and_length(mut full: Vec<u8>) -> Vec<u8> {
+pub(crate) fn strip_status_and_length(full: Vec<u8>) -> Vec<u8> {
     let start = full
         .windows(2)
         .position(|w| w == b"\r\n")
         .map_or(0, |p| p + 2);
-    let end = full.len() - b"Content-Length: 0\r\n\r\n".len();
     // In place: the header block keeps the buffer it was written into.
-    full.truncate(end);
-    full.drain(..start);
-    full
+    let mut block = strip_length(full);
+    block.drain(..start);
+    block
 }
 
 /// Our in-dialog requests go to the first Record-Route hop, else the remote target (`target`)
@@ -430,12 +428,11 @@ pub(crate) fn answer_invite(s: &mut Server, now: Instant, handle: CallHandle) {
     let Some(call) = s.calls.get_mut(&handle) else {
         return;
     };
-    let (retransmit_at, ack_deadline) = (now + t1, now + 64 * t1);
     call.state = CallState::Answering;
     call.ok_bytes = bytes;
     call.retransmit_interval = t1;
-    call.retransmit_at = Some(retransmit_at);
-    call.ack_deadline = Some(ack_deadline);
+    call.retransmit_at = Some(now + t1);
+    call.ack_deadline = Some(now + 64 * t1);
     s.timers
         .push_after(now, t1, Timer::Call(handle, CallTimer::Retransmit2xx));
     s.timers
