@@ -5,9 +5,12 @@
 //! the environment or a global RNG: `now` is always a parameter and randomness comes from the
 //! seed given to [`Server::new`]. Same inputs and seed, same outputs, byte for byte.
 
+mod ascii;
 pub mod codec;
 #[cfg(feature = "config")]
 pub mod config;
+mod handle;
+mod hash_index;
 mod lanes;
 pub mod media;
 mod pacing;
@@ -16,6 +19,7 @@ pub mod rtp;
 pub mod sdp;
 pub mod server;
 pub mod sip;
+mod slab;
 #[cfg(test)]
 mod testing;
 mod timers;

@@ -14,8 +14,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::handle::CallHandle;
 use crate::lanes::Lanes;
-use crate::server::CallHandle;
 
 #[derive(Debug)]
 pub(crate) struct PacingQueue {

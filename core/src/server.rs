@@ -17,9 +17,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::codec::Codec;
+pub use crate::handle::CallHandle;
 use crate::media::Library;
+pub use crate::sdp::Direction;
 
-pub(crate) mod ascii;
 mod build;
 mod calls;
 mod dialog;
@@ -27,7 +28,6 @@ mod incoming;
 mod invite;
 mod lifecycle;
 mod playout;
-mod slab;
 mod state;
 mod txn;
 
@@ -59,26 +59,6 @@ pub struct Transmit {
     pub remote: SocketAddr,
     pub len: usize,
     pub kind: TransmitKind,
-}
-
-/// A call's handle: stable for the life of the server, never reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CallHandle(pub u64);
-
-impl std::fmt::Display for CallHandle {
-    /// `slot.generation`: short in logs, and a reused slot still reads differently.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.0 & 0xFFFF_FFFF, self.0 >> 32)
-    }
-}
-
-/// Media direction as seen from our side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    SendRecv,
-    SendOnly,
-    RecvOnly,
-    Inactive,
 }
 
 /// Why a call ended.

@@ -22,12 +22,19 @@ mod write;
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use crate::server::Direction;
-
 pub use negotiate::{accept_answer, answer, AnswerPrefs, Negotiated, Rejection};
 pub use parse::parse;
 pub use quick::{answer_body, OfferError};
 pub use write::{write_answer, write_offer, AnswerLayout, LocalMedia};
+
+/// Media direction as seen from our side (RFC 3264 §5.1, §6.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
 
 /// Most m-lines we accept in one description. A real offer has one to four; the cap bounds the
 /// work and memory an untrusted body can cause.

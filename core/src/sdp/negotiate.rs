@@ -4,9 +4,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::Direction;
 use super::{Connection, MediaDescription, RtcpAttr, RtpMap, SessionDescription};
 use crate::codec::Codec;
-use crate::server::Direction;
 
 /// What we are willing to send.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,12 +8,12 @@
 
 use std::borrow::Cow;
 
+use super::Direction;
 use super::{
     Connection, Fmtp, Formats, MediaDescription, Origin, RtcpAttr, RtpMap, SdpError,
     SessionDescription, MAX_MEDIA,
 };
-use crate::server::ascii::parse_ip;
-use crate::server::Direction;
+use crate::ascii::parse_ip;
 use crate::sip::find_byte;
 
 /// Parse an SDP body. Lines may end in CRLF or LF, the last one may lack it, and lines that are

@@ -19,15 +19,15 @@ use super::negotiate::{
     choose_ptime, our_direction, pick_codec, remote_endpoints, remote_ip, static_codec, CodecOrder,
 };
 use super::parse::{attribute_bytes, Attribute};
+use super::Direction;
 #[cfg(doc)]
 use super::SessionDescription;
 use super::{
     answer, direction_in_force, is_audio, is_plain_rtp, parse, AnswerLayout, AnswerPrefs,
     Connection, Negotiated, Rejection, RtcpAttr, SdpError,
 };
+use crate::ascii::dotted_quad;
 use crate::codec::Codec;
-use crate::server::ascii::dotted_quad;
-use crate::server::Direction;
 use crate::sip::find_byte;
 use std::net::{IpAddr, Ipv4Addr};
 

@@ -4,10 +4,10 @@ use std::net::IpAddr;
 
 #[cfg(test)]
 use super::direction_attribute;
+use super::Direction;
 use super::{AnswerPrefs, MediaDescription, Negotiated, SessionDescription, OFFER_DTMF_PT};
+use crate::ascii::{ip_bytes, push_decimal, push_octet, push_octet_after, IpBuf};
 use crate::codec::Codec;
-use crate::server::ascii::{ip_bytes, push_decimal, push_octet, push_octet_after, IpBuf};
-use crate::server::Direction;
 
 /// Our media endpoint and `o=` identity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::ascii;
 use super::incoming::Request;
+use crate::ascii;
 use crate::sip::{clean_written, find_byte, push_value, MessageWriter, Method};
 
 /// Methods we implement; sent in `Allow` (RFC 3261 §20.5).

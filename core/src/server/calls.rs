@@ -6,12 +6,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::ascii;
 use super::build::{ACCEPT, ALLOW, SUPPORTED};
 use super::incoming::{self, Parsed, Request};
 use super::state::Server;
-use super::txn::{dialog_hash, HashedKey, MergeKey, ServerState, TxnKey};
+use super::txn::{MergeKey, ServerState, TxnKey};
 use super::{CallHandle, Event, TransmitKind, Transport};
+use crate::ascii;
+use crate::hash_index::{dialog_hash, HashedKey};
 use crate::media::ClassId;
 use crate::rtp::Playout;
 use crate::sdp::{self, AnswerLayout, AnswerPrefs, Negotiated, OfferError};

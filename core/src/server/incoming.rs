@@ -585,7 +585,7 @@ pub(crate) fn uri_socket_addr(uri: &str) -> Option<SocketAddr> {
 }
 
 fn uri_addr(u: &Uri<'_>) -> Option<SocketAddr> {
-    let ip = super::ascii::parse_ip(u.host_unbracketed()).ok()?;
+    let ip = crate::ascii::parse_ip(u.host_unbracketed()).ok()?;
     let default = if matches!(u.scheme, sip::Scheme::Sips) {
         5061
     } else {

@@ -1,13 +1,14 @@
 //! A new call: checks, the 100, an RTP port from the runtime, then the 200 with our SDP.
 
-use super::ascii;
 use super::build;
 use super::calls::*;
 use super::dialog::*;
 use super::incoming::{self, Request};
 use super::state::{CallTimer, Server, Timer};
-use super::txn::{HashedKey, MergeKey, TxnKey};
+use super::txn::{MergeKey, TxnKey};
 use super::{CallHandle, Command, Direction, EndReason, Transport};
+use crate::ascii;
+use crate::hash_index::HashedKey;
 use crate::sdp::{self, LocalMedia};
 use crate::sip::{Lines, MessageWriter, Prefix};
 use std::net::SocketAddr;

@@ -8,16 +8,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::build;
 use super::incoming::Request;
-use super::slab::{CallSlab, IdSlab};
-use super::txn::{ClientPurpose, ClientTxn, HashIndex, MergeKey, ServerState, ServerTxn, TxnKey};
+use super::txn::{ClientPurpose, ClientTxn, MergeKey, ServerState, ServerTxn, TxnKey};
 use super::{
     CallHandle, Command, Control, EndReason, Event, ServerConfig, Stats, Transmit, TransmitKind,
     Transport,
 };
+use crate::hash_index::{HashIndex, HashedKey};
 use crate::media::Library;
 use crate::pacing::PacingQueue;
 use crate::rng::Rng;
 use crate::rtp::{write_rtcp_sr, SenderInfo};
+use crate::slab::{CallSlab, IdSlab};
 use crate::timers::TimerHeap;
 
 /// What a timer entry is for. The owner remembers the deadline it armed; anything else is stale.
@@ -129,7 +130,7 @@ pub struct Server {
     /// once: every RTCP report starts its NTP timestamp from it.
     pub(crate) epoch_unix: Duration,
     pub(crate) stats: Stats,
-    pub(crate) calls: CallSlab,
+    pub(crate) calls: CallSlab<super::calls::Call>,
     /// In-dialog lookup: `Call-ID SP our tag` (see `Call::dialog`) → call. A [`HashIndex`]:
     /// deterministic, and peer-chosen Call-IDs that collide fill one window and then a B-tree,
     /// never a long probe chain.
@@ -349,7 +350,7 @@ impl Server {
 
     /// A fresh token for tags and branches: 64 random bits in lower-case hex.
     pub(crate) fn token(&mut self) -> String {
-        super::ascii::hex16(self.rng.next_u64(), &mut [0; 16]).to_string()
+        crate::ascii::hex16(self.rng.next_u64(), &mut [0; 16]).to_string()
     }
 
     pub(crate) fn emit(&mut self, ev: Event) {
@@ -380,7 +381,7 @@ impl Server {
             return ip;
         }
         let host = req.uri_host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = super::ascii::parse_ip(host) {
+        if let Ok(ip) = crate::ascii::parse_ip(host) {
             if !ip.is_unspecified() {
                 return ip;
             }
@@ -768,6 +769,6 @@ impl Server {
 }
 
 /// The merge key the transaction `id` holds (for [`HashIndex`] lookups).
-pub(crate) fn merge_key_of(txns: &IdSlab<ServerTxn>, id: u64) -> Option<&super::txn::HashedKey> {
+pub(crate) fn merge_key_of(txns: &IdSlab<ServerTxn>, id: u64) -> Option<&HashedKey> {
     txns.get(&id)?.merge.as_ref().map(|m| m.hashed())
 }

@@ -187,7 +187,7 @@ impl<'b> MessageWriter<'b> {
             return;
         }
         let mut digits = [0; 20];
-        let len = crate::server::ascii::decimal_bytes(body.len() as u64, &mut digits);
+        let len = crate::ascii::decimal_bytes(body.len() as u64, &mut digits);
         self.out
             .reserve(b"Content-Length: \r\n\r\n".len() + len.len() + body.len());
         self.out.extend_from_slice(b"Content-Length: ");
@@ -261,7 +261,7 @@ pub(crate) fn push_value(out: &mut Vec<u8>, value: &[u8]) {
 #[inline(never)]
 fn set_length(out: &mut Vec<u8>, at: usize, len: usize) {
     let mut digits = [0; 20];
-    let digits = crate::server::ascii::decimal_bytes(len as u64, &mut digits);
+    let digits = crate::ascii::decimal_bytes(len as u64, &mut digits);
     out.splice(at..at + 3, digits.iter().copied());
 }
 

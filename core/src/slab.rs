@@ -3,8 +3,7 @@
 //! generation, so a stale id (a call or transaction that ended, its slot reused) never finds
 //! the new occupant.
 
-use super::calls::Call;
-use super::CallHandle;
+use crate::handle::CallHandle;
 
 /// Values by id (slot index and generation), held in their slots: storing or removing one
 /// allocates nothing. (A call is big and long-lived, so [`CallSlab`] holds boxes: a free slot
@@ -184,32 +183,40 @@ impl<T> IdSlab<T> {
     }
 }
 
-/// Calls by [`CallHandle`]: an [`IdSlab`] of boxed calls.
-#[derive(Debug, Default)]
-pub(crate) struct CallSlab {
-    slab: IdSlab<Box<Call>>,
+/// Per-call state by [`CallHandle`]: an [`IdSlab`] of boxed values.
+#[derive(Debug)]
+pub(crate) struct CallSlab<T> {
+    slab: IdSlab<Box<T>>,
 }
 
-impl CallSlab {
+impl<T> Default for CallSlab<T> {
+    fn default() -> Self {
+        CallSlab {
+            slab: IdSlab::default(),
+        }
+    }
+}
+
+impl<T> CallSlab<T> {
     /// A handle for a call about to be inserted (never equal to any handle given out before).
     pub fn vacant(&mut self) -> CallHandle {
         CallHandle(self.slab.vacant())
     }
 
-    pub fn insert(&mut self, h: CallHandle, call: Box<Call>) {
-        self.slab.fill(h.0, call);
+    pub fn insert(&mut self, h: CallHandle, value: Box<T>) {
+        self.slab.fill(h.0, value);
     }
 
-    pub fn get(&self, h: &CallHandle) -> Option<&Call> {
+    pub fn get(&self, h: &CallHandle) -> Option<&T> {
         self.slab.get(&h.0).map(|c| &**c)
     }
 
-    pub fn get_mut(&mut self, h: &CallHandle) -> Option<&mut Call> {
+    pub fn get_mut(&mut self, h: &CallHandle) -> Option<&mut T> {
         self.slab.get_mut(&h.0).map(|c| &mut **c)
     }
 
-    /// The call, still boxed: moving it out would copy the whole struct just to drop it.
-    pub fn remove(&mut self, h: &CallHandle) -> Option<Box<Call>> {
+    /// The value, still boxed: moving it out would copy the whole struct just to drop it.
+    pub fn remove(&mut self, h: &CallHandle) -> Option<Box<T>> {
         self.slab.remove(&h.0)
     }
 
@@ -225,7 +232,7 @@ impl CallSlab {
         self.slab.ids().map(CallHandle)
     }
 
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Call> {
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
         self.slab.values_mut().map(|c| &mut **c)
     }
 }
