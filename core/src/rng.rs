@@ -46,6 +46,11 @@ impl Rng {
         ((self.next_u64() as u128 * n as u128) >> 64) as u64
     }
 
+    /// A fresh token for tags and branches: 64 random bits in lower-case hex (16 characters).
+    pub(crate) fn token(&mut self) -> String {
+        crate::ascii::hex16(self.next_u64(), &mut [0; 16]).to_string()
+    }
+
     /// Fisher–Yates shuffle (playlists in shuffle mode).
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {

@@ -11,27 +11,38 @@
 //! ```
 //! Drain commands before transmits: a call's 200 OK names an RTP port that the runtime must have
 //! bound first, so the core holds the answer until `rtp_bind_result` says the port is ready.
+//!
+//! Inside, `Server` composes parts that each own their state: [`transactions`]
+//! (RFC 3261 §17), [`dialogs`] (calls), [`ports`] (RTP ports), [`media`] (streams, pacing,
+//! RTCP) and the [`outbox`]; one timer heap serves them all. [`request`] reads each datagram
+//! once and [`messages`] writes every message we send. `Server` itself only routes each input
+//! to the part that handles it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::codec::Codec;
 pub use crate::handle::CallHandle;
 use crate::media::Library;
+use crate::rng::Rng;
 pub use crate::sdp::Direction;
+use crate::timers::TimerHeap;
 
-mod build;
-mod calls;
-mod dialog;
-mod incoming;
-mod invite;
-mod lifecycle;
-mod playout;
-mod state;
-mod txn;
+mod dialogs;
+mod media;
+mod messages;
+mod outbox;
+mod ports;
+mod request;
+mod transactions;
 
-pub use state::Server;
+use dialogs::Dialogs;
+use media::Media;
+use outbox::{Outbox, Path};
+use ports::Ports;
+use request::{Parsed, Request};
+use transactions::{MergeKey, ServerState, Transactions, TxnKey};
 
 /// A buffer passed to [`Server::poll_transmit`] must hold at least this many bytes.
 pub const MAX_DATAGRAM: usize = 8192;
@@ -223,4 +234,408 @@ pub struct Stats {
     pub rtp_in: u64,
     pub dropped: u64,
     pub late_skipped_frames: u64,
+}
+
+/// What a timer entry is for. The part that armed it remembers the deadline; an entry whose
+/// deadline its owner no longer expects is stale and skipped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    ServerTxn(transactions::TxnId),
+    ClientTxn(u64),
+    Call(CallHandle, CallTimer),
+    Rtcp(CallHandle),
+    Drain,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum CallTimer {
+    Retransmit2xx,
+    AckTimeout,
+    SessionExpiry,
+    SessionRefresh,
+    MaxDuration,
+}
+
+type Timers = TimerHeap<Timer>;
+
+/// The time of the input being handled, the timer heap and the outbox: what every part acts
+/// through.
+struct Io<'a> {
+    now: Instant,
+    timers: &'a mut Timers,
+    out: &'a mut Outbox,
+}
+
+/// What a dialog handler may use besides the calls, for one input: each part by its own API,
+/// and what it reads (settings, music, whether the server is draining).
+struct Cx<'a> {
+    io: Io<'a>,
+    config: &'a ServerConfig,
+    library: &'a Library,
+    rng: &'a mut Rng,
+    stats: &'a mut Stats,
+    txns: &'a mut Transactions,
+    ports: &'a mut Ports,
+    media: &'a mut Media,
+    draining: bool,
+}
+
+impl Cx<'_> {
+    /// Answer `req` with a final response on a transaction of its own.
+    fn respond_final(&mut self, req: &Request<'_>, key: TxnKey, code: u16, extra: &[(&str, &str)]) {
+        self.txns
+            .respond_final(&mut self.io, self.rng, req, key, code, extra);
+    }
+
+    /// Answer `req` on its transaction `id`.
+    fn reply(
+        &mut self,
+        id: transactions::TxnId,
+        req: &Request<'_>,
+        code: u16,
+        to_tag: Option<&str>,
+        extra: &[(&str, &str)],
+    ) {
+        self.txns.reply(&mut self.io, id, req, code, to_tag, extra);
+    }
+}
+
+/// The sans-IO Music On Hold server. See the module docs for the drive loop.
+pub struct Server {
+    config: ServerConfig,
+    library: Arc<Library>,
+    rng: Rng,
+    epoch: Instant,
+    stats: Stats,
+    txns: Transactions,
+    dialogs: Dialogs,
+    ports: Ports,
+    media: Media,
+    timers: Timers,
+    out: Outbox,
+    /// After `Control::Shutdown`: the grace deadline, and whether `Event::Drained` went out.
+    draining: Option<Instant>,
+    drained: bool,
+}
+
+impl Server {
+    /// `epoch` is any instant at or before the first `now`; `epoch_wall` is the wall-clock time
+    /// at `epoch` (for RTCP NTP timestamps). `seed` drives every random choice.
+    pub fn new(
+        config: ServerConfig,
+        library: Arc<Library>,
+        seed: u64,
+        epoch: Instant,
+        epoch_wall: SystemTime,
+    ) -> Server {
+        let mut rng = Rng::new(seed);
+        let ports = Ports::new(config.rtp_ports, &mut rng);
+        Server {
+            txns: Transactions::new(&config),
+            dialogs: Dialogs::default(),
+            ports,
+            media: Media::new(epoch, epoch_wall, &config),
+            timers: TimerHeap::default(),
+            out: Outbox::default(),
+            stats: Stats::default(),
+            draining: None,
+            drained: false,
+            config,
+            library,
+            rng,
+            epoch,
+        }
+    }
+
+    /// The dialogs, and everything else they act through, for one input at `now`.
+    fn parts(&mut self, now: Instant) -> (&mut Dialogs, Cx<'_>) {
+        let cx = Cx {
+            io: Io {
+                now,
+                timers: &mut self.timers,
+                out: &mut self.out,
+            },
+            config: &self.config,
+            library: &self.library,
+            rng: &mut self.rng,
+            stats: &mut self.stats,
+            txns: &mut self.txns,
+            ports: &mut self.ports,
+            media: &mut self.media,
+            draining: self.draining.is_some(),
+        };
+        (&mut self.dialogs, cx)
+    }
+
+    /// A datagram (or one framed TCP message) arrived on `local` from `remote`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        // The first-byte test first: a SIP message fails it, and skips the port lookup.
+        if crate::rtp::is_rtp_or_rtcp(data) && self.ports.in_use(local.port()) {
+            // RTP/RTCP from the caller (or DTMF events): counted and dropped; we only send.
+            self.stats.rtp_in += 1;
+            return;
+        }
+        self.stats.sip_in += 1;
+        // Matched by reference: moving the (large) `Request` out of the enum would copy it.
+        match &request::parse(data, transport, local, remote) {
+            Parsed::KeepAlive => {
+                // RFC 5626 §4.4.1: answer a double-CRLF ping on a stream with a single CRLF.
+                if transport == Transport::Tcp && data.starts_with(b"\r\n\r\n") {
+                    let path = Path {
+                        transport,
+                        local,
+                        dest: remote,
+                    };
+                    self.out.sip(path, b"\r\n".to_vec());
+                }
+            }
+            Parsed::Response(r) => {
+                let mut io = Io {
+                    now,
+                    timers: &mut self.timers,
+                    out: &mut self.out,
+                };
+                if let Some(outcome) =
+                    self.txns
+                        .on_response(&mut io, r.branch, r.cseq_method, r.code)
+                {
+                    let (dialogs, mut cx) = self.parts(now);
+                    dialogs.on_outcome(&mut cx, outcome);
+                }
+                self.finish_drain(now, false);
+            }
+            Parsed::Request(req) => self.on_request(now, req),
+            Parsed::Bad {
+                request: Some(req),
+                reason,
+                code,
+            } => {
+                // Enough of the request survived to answer it (RFC 3261 §8.2: 400 for malformed).
+                if req.method == "ACK" {
+                    self.stats.dropped += 1;
+                    return;
+                }
+                let key = TxnKey::of(req);
+                let (_, mut cx) = self.parts(now);
+                match cx.txns.find(&key) {
+                    Some(id) => cx.txns.absorb(&mut cx.io, id, false),
+                    None => {
+                        let why = format!("SIP;cause={code};text=\"{reason}\"");
+                        cx.respond_final(req, key, *code, &[("Reason", &why)]);
+                    }
+                }
+            }
+            Parsed::Bad {
+                request: None,
+                reason,
+                ..
+            } => {
+                self.stats.dropped += 1;
+                self.out.event(Event::Dropped {
+                    remote,
+                    why: reason,
+                });
+            }
+        }
+    }
+
+    /// A request: to its transaction if it has one (a retransmission, or the ACK of a non-2xx
+    /// final), else checked (RFC 3261 §8.2) and routed by method.
+    fn on_request(&mut self, now: Instant, req: &Request<'_>) {
+        let (dialogs, mut cx) = self.parts(now);
+        if req.method == "ACK" {
+            if let Some(id) = cx.txns.find_ack(req) {
+                // The ACK for a non-2xx final (same branch as the INVITE), or its retransmission.
+                if cx.txns.state(id) != Some(ServerState::Accepted) {
+                    return cx.txns.absorb(&mut cx.io, id, true);
+                }
+            }
+            dialogs.on_ack(&mut cx, req);
+            return self.finish_drain(now, false);
+        }
+        let key = TxnKey::of(req);
+        if req.method == "CANCEL" {
+            dialogs.on_cancel(&mut cx, req, key);
+            return self.finish_drain(now, false);
+        }
+        if let Some(id) = cx.txns.find(&key) {
+            return cx.txns.absorb(&mut cx.io, id, false); // a retransmission
+        }
+        // RFC 3261 §8.2.2.2: the same request arriving by two paths is a loop, not a new call.
+        // The key is built once: a new call's transaction keeps it.
+        let merge = MergeKey::of(req);
+        if merge.as_ref().is_some_and(|m| cx.txns.is_merged(m)) {
+            return cx.respond_final(req, key, 482, &[]);
+        }
+        if req.max_forwards == Some(0) {
+            return cx.respond_final(req, key, 483, &[]);
+        }
+        if !req.method.eq(req.cseq_method) {
+            let why = "SIP;cause=400;text=\"CSeq method mismatch\"";
+            return cx.respond_final(req, key, 400, &[("Reason", why)]);
+        }
+        if !req.require.is_empty() {
+            if let Some(list) = dialogs::unsupported(req) {
+                return cx.respond_final(req, key, 420, &[("Unsupported", &list)]);
+            }
+        }
+        match req.method {
+            "INVITE" if req.to_tag.is_empty() => dialogs.on_invite(&mut cx, req, key, merge),
+            "INVITE" | "UPDATE" => dialogs.on_offer_in_dialog(&mut cx, req, key),
+            "BYE" => dialogs.on_bye(&mut cx, req, key),
+            "INFO" => match dialogs.find(req) {
+                Some(h) => {
+                    if dialogs.in_order(&mut cx, req, &key, h) {
+                        cx.respond_final(req, key, 200, &[]);
+                    }
+                }
+                None => cx.respond_final(req, key, 481, &[]),
+            },
+            "OPTIONS" => {
+                let code = if cx.draining { 503 } else { 200 };
+                let extra = [
+                    ("Allow", messages::ALLOW),
+                    ("Accept", messages::ACCEPT),
+                    ("Supported", messages::SUPPORTED),
+                ];
+                cx.respond_final(req, key, code, &extra)
+            }
+            _ => cx.respond_final(req, key, 405, &[("Allow", messages::ALLOW)]),
+        }
+        self.finish_drain(now, false);
+    }
+
+    /// The deadline from `poll_timeout` passed (calling it early or often is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((at, timer)) = self.timers.pop_due(now) {
+            let (dialogs, mut cx) = self.parts(now);
+            match timer {
+                Timer::ServerTxn(id) => cx.txns.on_server_timer(&mut cx.io, at, id),
+                Timer::ClientTxn(id) => {
+                    if let Some(outcome) = cx.txns.on_client_timer(&mut cx.io, at, id) {
+                        dialogs.on_outcome(&mut cx, outcome);
+                    }
+                }
+                Timer::Call(call, what) => dialogs.on_timer(&mut cx, at, call, what),
+                Timer::Rtcp(call) => cx.media.on_rtcp_timer(&mut cx.io, cx.rng, at, call),
+                Timer::Drain => {
+                    self.finish_drain(now, true);
+                    continue;
+                }
+            }
+            self.finish_drain(now, false);
+        }
+    }
+
+    pub fn control(&mut self, now: Instant, control: Control) {
+        match control {
+            Control::Hangup(call) => {
+                let (dialogs, mut cx) = self.parts(now);
+                dialogs.hangup(&mut cx, call, EndReason::Control);
+            }
+            Control::Shutdown { grace } => {
+                if self.draining.is_none() {
+                    self.draining = Some(now + grace);
+                    self.timers.push(now + grace, Timer::Drain);
+                    let (dialogs, mut cx) = self.parts(now);
+                    for h in dialogs.handles() {
+                        dialogs.hangup(&mut cx, h, EndReason::Control);
+                    }
+                }
+            }
+            Control::Reload(library) => {
+                self.library = library;
+                let (library, dialogs) = (&self.library, &self.dialogs);
+                self.media
+                    .reload(|h| dialogs.user(h).map(|user| library.class_for(user)));
+            }
+            Control::Reconfigure(config) => {
+                self.ports.reconfigure(config.rtp_ports);
+                self.txns.reconfigure(&config);
+                self.media.reconfigure(&config);
+                self.config = *config;
+            }
+        }
+        self.finish_drain(now, false);
+    }
+
+    /// Answer to `Command::BindRtp`: `ok == false` makes the core try another port.
+    pub fn rtp_bind_result(&mut self, now: Instant, port: u16, ok: bool) {
+        let (dialogs, mut cx) = self.parts(now);
+        dialogs.on_port_bound(&mut cx, port, ok);
+        self.finish_drain(now, false);
+    }
+
+    /// After Shutdown: emit `Drained` once every call is gone and every BYE answered (or at the
+    /// grace deadline, whatever is left).
+    fn finish_drain(&mut self, now: Instant, deadline: bool) {
+        if self.draining.is_none() || self.drained {
+            return;
+        }
+        if deadline || (self.dialogs.is_empty() && !self.txns.byes_pending()) {
+            let (dialogs, mut cx) = self.parts(now);
+            for h in dialogs.handles() {
+                dialogs.forget(&mut cx, h, EndReason::Control);
+            }
+            self.drained = true;
+            self.out.event(Event::Drained);
+        }
+    }
+
+    /// Write the next due datagram into `buf` (at least [`MAX_DATAGRAM`] bytes).
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+        let t = match self.out.pop_transmit(buf) {
+            Some(t) => t,
+            None => self
+                .media
+                .poll_rtp(now, buf, &self.library, &mut self.stats, &mut self.out)?,
+        };
+        match t.kind {
+            TransmitKind::Sip => self.stats.sip_out += 1,
+            TransmitKind::Rtcp => self.stats.rtcp_out += 1,
+            TransmitKind::Rtp => self.stats.rtp_out += 1,
+        }
+        Some(t)
+    }
+
+    /// When `handle_timeout`/`poll_transmit` next have work. A datagram or command still queued
+    /// is work now: the answer is then the epoch (long past), so a runtime that returns to its
+    /// wait with something undrained wakes at once instead of stalling a call.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.out.has_work() {
+            return Some(self.epoch);
+        }
+        match (self.timers.next_deadline(), self.media.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.pop_event()
+    }
+
+    #[must_use]
+    pub fn poll_command(&mut self) -> Option<Command> {
+        self.out.pop_command()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Is the server refusing new calls (after `Control::Shutdown`)?
+    pub fn is_draining(&self) -> bool {
+        self.draining.is_some()
+    }
 }

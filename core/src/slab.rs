@@ -177,10 +177,6 @@ impl<T> IdSlab<T> {
             .filter(|(_, s)| s.value.is_some())
             .map(|(i, s)| ((s.generation as u64) << 32) | i as u64)
     }
-
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.slots.iter_mut().filter_map(|s| s.value.as_mut())
-    }
 }
 
 /// Per-call state by [`CallHandle`]: an [`IdSlab`] of boxed values.
@@ -231,15 +227,93 @@ impl<T> CallSlab<T> {
     pub fn keys(&self) -> impl Iterator<Item = CallHandle> + '_ {
         self.slab.ids().map(CallHandle)
     }
+}
 
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.slab.values_mut().map(|c| &mut **c)
+/// Per-call values kept beside a [`CallSlab`], by the same handles: a vector indexed by the
+/// handle's slot, each entry checked against the whole handle (its generation included), so a
+/// stale handle finds nothing.
+#[derive(Debug)]
+pub(crate) struct CallMap<T> {
+    slots: Vec<Option<(CallHandle, T)>>,
+}
+
+impl<T> Default for CallMap<T> {
+    fn default() -> Self {
+        CallMap { slots: Vec::new() }
+    }
+}
+
+impl<T> CallMap<T> {
+    fn slot(h: CallHandle) -> usize {
+        split_id(h.0).0
+    }
+
+    /// Store `value` for `h`, replacing what a call of the same slot left.
+    pub fn insert(&mut self, h: CallHandle, value: T) {
+        let i = Self::slot(h);
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i] = Some((h, value));
+    }
+
+    pub fn get(&self, h: CallHandle) -> Option<&T> {
+        match self.slots.get(Self::slot(h))? {
+            Some((k, v)) if *k == h => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, h: CallHandle) -> Option<&mut T> {
+        match self.slots.get_mut(Self::slot(h))? {
+            Some((k, v)) if *k == h => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn remove(&mut self, h: CallHandle) -> Option<T> {
+        let slot = self.slots.get_mut(Self::slot(h))?;
+        match slot {
+            Some((k, _)) if *k == h => slot.take().map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = (CallHandle, &mut T)> {
+        self.slots
+            .iter_mut()
+            .filter_map(|s| s.as_mut().map(|(k, v)| (*k, v)))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{IdSlab, KEEP_SLOTS};
+    use super::{CallHandle, CallMap, CallSlab, IdSlab, KEEP_SLOTS};
+
+    /// A value kept beside a slab is found by its call's handle only: not by the handle of a
+    /// call that had the same slot before, nor after it is removed.
+    #[test]
+    fn call_map_entries_follow_the_whole_handle() {
+        let mut calls: CallSlab<u32> = CallSlab::default();
+        let mut map = CallMap::default();
+        let a = calls.vacant();
+        calls.insert(a, Box::new(1));
+        map.insert(a, "a");
+        assert_eq!(map.get(a), Some(&"a"));
+        calls.remove(&a);
+        assert_eq!(map.remove(a), Some("a"));
+        let b = calls.vacant();
+        assert_eq!(b.0 & 0xFFFF_FFFF, a.0 & 0xFFFF_FFFF, "the slot is reused");
+        map.insert(b, "b");
+        assert_eq!(map.get(a), None);
+        assert_eq!(map.remove(a), None);
+        *map.get_mut(b).unwrap() = "b2";
+        assert_eq!(
+            map.values_mut().map(|(h, v)| (h, *v)).collect::<Vec<_>>(),
+            [(b, "b2")]
+        );
+        assert_eq!(map.get(CallHandle(b.0 + 5)), None);
+    }
 
     #[test]
     fn ids_are_never_reused() {

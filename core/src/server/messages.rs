@@ -1,10 +1,16 @@
-//! Writing the responses and requests the server sends. Every SIP message leaves through here.
+//! Every SIP message the server sends is written here: the response head each response copies
+//! from its request (RFC 3261 §8.2.6.2), the lines a 2xx that creates or refreshes a dialog
+//! carries, and the requests we send inside a dialog. One function writes each part, whatever
+//! the path that sends it, so the 100, the 2xx to an INVITE, to a re-INVITE and to an UPDATE
+//! cannot drift apart.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
-use super::incoming::Request;
+use super::request::Request;
+use super::Transport;
 use crate::ascii;
-use crate::sip::{clean_written, find_byte, push_value, MessageWriter, Method};
+use crate::sip::{clean_written, find_byte, push_value, Lines, MessageWriter, Method, Prefix};
 
 /// Methods we implement; sent in `Allow` (RFC 3261 §20.5).
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
@@ -12,31 +18,14 @@ pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
 pub(crate) const SUPPORTED: &str = "timer";
 pub(crate) const ACCEPT: &str = "application/sdp";
 
-/// The server writes every message with the one SIP serializer, [`MessageWriter`]; these start
-/// it on a cleared buffer (buffers are reused between messages).
-pub(crate) type Writer<'o> = MessageWriter<'o>;
+/// `Allow: {ALLOW}` and `Supported: {SUPPORTED}` (a test checks they agree).
+const ALLOW_SUPPORTED: Lines =
+    Lines::new("Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE\r\nSupported: timer\r\n");
 
-pub(crate) fn response<'o>(out: &'o mut Vec<u8>, code: u16, reason: &str) -> Writer<'o> {
-    out.clear();
-    MessageWriter::response(out, code, reason)
-}
+const RECORD_ROUTE: Prefix = Prefix::new("Record-Route: ");
 
-/// [`response`] with the standard reason phrase.
-pub(crate) fn standard_response(out: &mut Vec<u8>, code: u16) -> Writer<'_> {
-    out.clear();
-    MessageWriter::standard_response(out, code)
-}
-
-pub(crate) fn request<'o>(out: &'o mut Vec<u8>, method: &str, uri: &str) -> Writer<'o> {
-    out.clear();
-    MessageWriter::request(out, Method::from_token(method), uri)
-}
-
-/// `name: value` CRLF, for header blocks kept outside a writer (CR/LF cleaned like
-/// [`MessageWriter::header`] does).
-pub(crate) fn push_header(out: &mut Vec<u8>, name: &str, value: &str) {
-    MessageWriter::block(out).header(name, value);
-}
+/// `Content-Type` of our SDP bodies.
+pub(crate) const SDP_TYPE: Lines = Lines::new("Content-Type: application/sdp\r\n");
 
 /// The top Via of a response: `received` and `rport` filled in (RFC 3261 §18.2.1, RFC 3581 §4).
 /// `src_ip` is the request's source address as text.
@@ -205,46 +194,76 @@ fn trim(s: &str) -> &str {
 /// Where a response goes (RFC 3261 §18.2.2, RFC 3581 §4): the source address when `rport` asks
 /// for it or on a stream; otherwise the source IP and the Via's sent-by port.
 pub(crate) fn response_destination(req: &Request<'_>) -> SocketAddr {
-    if req.top_via.rport || req.transport == super::Transport::Tcp {
+    if req.top_via.rport || req.transport == Transport::Tcp {
         req.remote
     } else {
         SocketAddr::new(req.remote.ip(), req.top_via.port.unwrap_or(5060))
     }
 }
 
-/// Start a response to `req`: status line, Vias, From, To (with `to_tag` if the To has none
-/// and this is not a 100), Call-ID, CSeq, Server. The caller adds headers and finishes it.
-pub(crate) fn start_response<'o>(
-    out: &'o mut Vec<u8>,
-    req: &Request<'_>,
-    code: u16,
-    reason: Option<&str>,
-    to_tag: Option<&str>,
-    server: &str,
-) -> Writer<'o> {
-    match reason {
-        Some(reason) => response(out, code, reason),
-        None => standard_response(out, code),
-    };
-    let mut ip_buf = [0; 48];
-    let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
-    push_response_headers(out, req, src_ip, code, to_tag, server);
-    MessageWriter::block(out)
+/// The header lines every response to one request copies from it (RFC 3261 §8.2.6.2): the Vias
+/// (the top one with `received` and `rport` filled in), From, To, Call-ID and CSeq, then our
+/// Server header. Kept while a request waits for its responses (an INVITE for its port).
+#[derive(Debug)]
+pub(crate) struct ResponseHead {
+    lines: Vec<u8>,
+    /// Where the To value ends in `lines`: our tag goes there.
+    to_end: usize,
+    /// The request's To has no tag, so every response but a 100 adds ours (§8.2.6.2).
+    tag: bool,
 }
 
-/// The header lines of [`start_response`] (no status line), appended to `out`; with them, where
-/// `;tag=…` begins in `out` when the To got our tag. An INVITE's 100 and 2xx differ only in that
-/// tag, so the 100 is cut from the 2xx's block instead of being written again. `src_ip` is the
-/// request's source address as text ([`ascii::ip_bytes`]).
-pub(crate) fn response_head(
+impl ResponseHead {
+    pub fn new(req: &Request<'_>, server: &str) -> ResponseHead {
+        let mut lines = Vec::with_capacity(512);
+        let mut ip_buf = [0; 48];
+        let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
+        let to_end = push_response_headers(&mut lines, req, src_ip, None, server);
+        ResponseHead {
+            lines,
+            to_end,
+            tag: req.to_tag.is_empty(),
+        }
+    }
+
+    /// Start a response in `out` (cleared first): the status line and these lines, `local_tag`
+    /// in the To of every response but a 100. The caller adds its own lines and finishes it.
+    pub fn start<'o>(&self, out: &'o mut Vec<u8>, code: u16, local_tag: &str) -> MessageWriter<'o> {
+        out.clear();
+        MessageWriter::standard_response(out, code);
+        if self.tag && code > 100 {
+            out.extend_from_slice(&self.lines[..self.to_end]);
+            out.extend_from_slice(b";tag=");
+            out.extend_from_slice(local_tag.as_bytes());
+            out.extend_from_slice(&self.lines[self.to_end..]);
+        } else {
+            out.extend_from_slice(&self.lines);
+        }
+        MessageWriter::block(out)
+    }
+}
+
+/// A complete response to `req` without a body into `out` (cleared first): the response head,
+/// `to_tag` in the To when the request's has none and this is not a 100, then `extra`.
+pub(crate) fn write_reply(
     out: &mut Vec<u8>,
     req: &Request<'_>,
-    src_ip: &[u8],
     code: u16,
     to_tag: Option<&str>,
+    extra: &[(&str, &str)],
     server: &str,
-) -> Option<usize> {
-    push_response_headers(out, req, src_ip, code, to_tag, server)
+) {
+    out.clear();
+    MessageWriter::standard_response(out, code);
+    let mut ip_buf = [0; 48];
+    let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
+    let tag = to_tag.filter(|_| req.to_tag.is_empty() && code > 100);
+    push_response_headers(out, req, src_ip, tag, server);
+    let mut w = MessageWriter::block(out);
+    for (name, value) in extra {
+        w.header(name, value);
+    }
+    w.finish(None);
 }
 
 /// The bytes of [`push_response_headers`]' lines besides the values: the names, line ends, the
@@ -253,20 +272,19 @@ const HEAD_OVERHEAD: usize = "Via: \r\nFrom: \r\nTo: ;tag=\r\nCall-ID: \r\nCSeq:
     Server: \r\n;received==65535"
     .len();
 
-/// The lines of [`response_head`], written as bytes into room reserved once. The values copied
-/// from the request that may hold a CR or LF (a folded Via, From or To, or the config's
-/// Server) are cleaned as [`MessageWriter`] cleans them; the others cannot hold one: the
-/// Call-ID was read as a word without white space or control bytes, the CSeq method as a token,
-/// and the numbers and our tag are written here.
+/// The lines of a [`ResponseHead`], `tag` appended to the To, written into `out`; where the To
+/// value ends (before the tag). The values copied from the request that may hold a CR or LF (a
+/// folded Via, From or To, or the configured Server) are cleaned as [`MessageWriter`] cleans
+/// them; the others cannot hold one: the Call-ID was read as a word without white space or
+/// control bytes, the CSeq method as a token, and the numbers and our tag are written here.
+/// `src_ip` is the request's source address as text ([`ascii::ip_bytes`]).
 fn push_response_headers(
     out: &mut Vec<u8>,
     req: &Request<'_>,
     src_ip: &[u8],
-    code: u16,
-    to_tag: Option<&str>,
+    tag: Option<&str>,
     server: &str,
-) -> Option<usize> {
-    let tag = to_tag.filter(|_| req.to_tag.is_empty() && code > 100);
+) -> usize {
     let vias: usize = req.vias.iter().map(|v| v.len() + "Via: \r\n".len()).sum();
     out.reserve(
         HEAD_OVERHEAD
@@ -293,19 +311,15 @@ fn push_response_headers(
         push_value(out, req.from.as_bytes());
     }
     out.extend_from_slice(b"\r\nTo: ");
-    let mut tag_at = None;
-    match tag {
-        Some(tag) => {
-            // The tag is cleaned with the To, as one value.
-            let start = out.len();
-            out.extend_from_slice(req.to.as_bytes());
-            tag_at = Some(out.len());
-            out.extend_from_slice(b";tag=");
-            out.extend_from_slice(tag.as_bytes());
-            clean_written(out, start);
-        }
-        None => push_value(out, req.to.as_bytes()),
+    let start = out.len();
+    out.extend_from_slice(req.to.as_bytes());
+    let to_end = out.len();
+    if let Some(tag) = tag {
+        out.extend_from_slice(b";tag=");
+        out.extend_from_slice(tag.as_bytes());
     }
+    // The tag is cleaned with the To, as one value.
+    clean_written(out, start);
     if !req.call_id.is_empty() {
         out.extend_from_slice(b"\r\nCall-ID: ");
         out.extend_from_slice(req.call_id.as_bytes());
@@ -319,18 +333,149 @@ fn push_response_headers(
     out.extend_from_slice(b"\r\nServer: ");
     push_value(out, server.as_bytes());
     out.extend_from_slice(b"\r\n");
-    tag_at
+    to_end
+}
+
+/// A dialog's session timer (RFC 4028): its interval and who refreshes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SessionExpires {
+    pub interval: Duration,
+    /// `refresher=uas`: we refresh.
+    pub we_refresh: bool,
+}
+
+/// What a 2xx to an INVITE or UPDATE says besides the response head.
+pub(crate) struct OkLines<'a> {
+    /// Our Contact: `<sip:{user}@{host}:{port}[;transport=tcp]>`, the remote target the peer
+    /// sends its in-dialog requests to (RFC 3261 §12.1.1).
+    pub user: &'a str,
+    pub host: IpAddr,
+    pub port: u16,
+    pub tcp: bool,
+    /// The request's Record-Route values, copied into a 2xx that creates a dialog (§12.1.1).
+    pub record_route: &'a [&'a str],
+    pub session: Option<SessionExpires>,
+    /// The request says `Supported: timer`: a 2xx with Session-Expires then requires it
+    /// (RFC 4028 §9).
+    pub require_timer: bool,
+}
+
+/// The lines [`OkLines`] describes, appended to `out`: Contact, Record-Route, Allow, Supported,
+/// then Session-Expires and Require when a session timer runs.
+pub(crate) fn push_ok_lines(out: &mut Vec<u8>, ok: &OkLines<'_>) {
+    // The user was read as a Request-URI user (or is ours) and the rest is written here: the
+    // Contact holds no CR or LF.
+    out.extend_from_slice(b"Contact: <sip:");
+    out.extend_from_slice(ok.user.as_bytes());
+    out.push(b'@');
+    push_host_bytes(out, ok.host);
+    out.push(b':');
+    ascii::push_decimal(out, ok.port as u64);
+    if ok.tcp {
+        out.extend_from_slice(b";transport=tcp");
+    }
+    out.extend_from_slice(b">\r\n");
+    let mut w = MessageWriter::block(out);
+    for rr in ok.record_route {
+        w.line(RECORD_ROUTE, rr);
+    }
+    w.lines(ALLOW_SUPPORTED);
+    if let Some(t) = ok.session {
+        push_session_expires(out, t);
+        if ok.require_timer {
+            MessageWriter::block(out).header("Require", "timer");
+        }
+    }
+}
+
+/// `Session-Expires: <secs>;refresher=<uac|uas>` (RFC 4028 §9).
+fn push_session_expires(out: &mut Vec<u8>, t: SessionExpires) {
+    MessageWriter::block(out).header_with("Session-Expires", |out| {
+        ascii::push_decimal(out, t.interval.as_secs());
+        out.extend_from_slice(if t.we_refresh {
+            b";refresher=uas"
+        } else {
+            b";refresher=uac"
+        });
+    });
+}
+
+/// A request we send inside a dialog (RFC 3261 §12.2.1.1): BYE, or UPDATE to refresh the
+/// session (RFC 4028 §7.4).
+pub(crate) struct InDialogRequest<'a> {
+    pub method: &'static str,
+    /// The remote target: the Request-URI.
+    pub target: &'a str,
+    pub transport: Transport,
+    /// Our sent-by in the Via.
+    pub host: IpAddr,
+    pub port: u16,
+    pub branch: &'a str,
+    /// Our From (their To with our tag) and our To (their From).
+    pub from: &'a str,
+    pub to: &'a str,
+    pub call_id: &'a str,
+    pub cseq: u32,
+    pub route_set: &'a [String],
+    pub user_agent: &'a str,
+    /// An UPDATE refreshing a session timer repeats it (we refresh).
+    pub session: Option<Duration>,
+}
+
+/// The request [`InDialogRequest`] describes, into `out` (cleared first).
+pub(crate) fn write_in_dialog_request(out: &mut Vec<u8>, r: &InDialogRequest<'_>) {
+    out.clear();
+    let mut w = MessageWriter::request(out, Method::from_token(r.method), r.target);
+    let proto = if r.transport == Transport::Tcp {
+        "TCP"
+    } else {
+        "UDP"
+    };
+    w.header_fmt(
+        "Via",
+        format_args!(
+            "SIP/2.0/{proto} {}:{};branch={};rport",
+            host_str(r.host),
+            r.port,
+            r.branch
+        ),
+    );
+    w.header("Max-Forwards", "70");
+    w.header("From", r.from);
+    w.header("To", r.to);
+    w.header("Call-ID", r.call_id);
+    w.header_fmt("CSeq", format_args!("{} {}", r.cseq, r.method));
+    for route in r.route_set {
+        w.header("Route", route);
+    }
+    w.header("User-Agent", r.user_agent);
+    if let Some(interval) = r.session {
+        w.header_fmt(
+            "Session-Expires",
+            format_args!("{};refresher=uas", interval.as_secs()),
+        );
+        w.header("Supported", SUPPORTED);
+    }
+    w.finish(None);
 }
 
 /// `host` for a URI or Via: IPv6 in brackets.
 pub(crate) fn host_str(ip: IpAddr) -> String {
     let mut out = String::with_capacity(48);
-    push_host(&mut out, ip);
+    let mut buf = [0; 48];
+    let text = ascii::ip(ip, &mut buf);
+    if ip.is_ipv6() {
+        out.push('[');
+        out.push_str(text);
+        out.push(']');
+    } else {
+        out.push_str(text);
+    }
     out
 }
 
 /// [`host_str`] appended to a byte buffer.
-pub(crate) fn push_host_bytes(out: &mut Vec<u8>, ip: IpAddr) {
+fn push_host_bytes(out: &mut Vec<u8>, ip: IpAddr) {
     let mut buf = [0; 48];
     let text = ascii::ip_bytes(ip, &mut buf);
     if ip.is_ipv6() {
@@ -342,23 +487,21 @@ pub(crate) fn push_host_bytes(out: &mut Vec<u8>, ip: IpAddr) {
     }
 }
 
-/// [`host_str`] appended to `out`.
-pub(crate) fn push_host(out: &mut String, ip: IpAddr) {
-    let mut buf = [0; 48];
-    let text = ascii::ip(ip, &mut buf);
-    if ip.is_ipv6() {
-        out.push('[');
-        out.push_str(text);
-        out.push(']');
-    } else {
-        out.push_str(text);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn allow_and_supported_lines_match_the_constants() {
+        let mut lines = Vec::new();
+        MessageWriter::block(&mut lines)
+            .header("Allow", ALLOW)
+            .header("Supported", SUPPORTED);
+        let mut block = Vec::new();
+        MessageWriter::block(&mut block).lines(ALLOW_SUPPORTED);
+        assert_eq!(block, lines);
+    }
 
     /// The fast rewrite, where it answers, writes what the part-by-part one writes.
     fn check(raw: &str) {

@@ -1,18 +1,9 @@
-//! SIP transactions (RFC 3261 §17): the server INVITE and non-INVITE machines, and the client
-//! non-INVITE machine for the requests we send (BYE, UPDATE refreshes, OPTIONS).
-//!
-//! The machines own retransmission and absorption; the dialog layer (`calls.rs`) decides what
-//! to answer. For INVITE we follow RFC 6026: after a 2xx the transaction waits in `Accepted`
-//! (timer L = 64·T1) absorbing retransmitted INVITEs, while the dialog layer retransmits the 2xx
-//! until the ACK arrives.
+//! The keys server transactions are found by: the RFC 3261 §17.2.3 matching key, and the
+//! §8.2.2.2 merged-request key.
 
+use super::super::request::Request;
+use crate::ascii::{self, decimal_bytes};
 use crate::hash_index::{hash_bytes, HashIndex, HashedKey, KeyText};
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use super::{CallHandle, Transport};
-use crate::ascii::decimal_bytes;
 
 /// RFC 3261 §17.2.3 matching key: branch, sent-by, and the method (ACK and CANCEL match the
 /// INVITE by branch; CANCEL has a transaction of its own).
@@ -24,6 +15,32 @@ use crate::ascii::decimal_bytes;
 pub(crate) struct TxnKey(HashedKey);
 
 impl TxnKey {
+    /// The key of the server transaction `req` belongs to: an ACK's is its INVITE's.
+    pub fn of(req: &Request<'_>) -> TxnKey {
+        let method = match req.method {
+            "ACK" => "INVITE",
+            m => m,
+        };
+        let via = &req.top_via;
+        if via.branch.starts_with("z9hG4bK") {
+            TxnKey::new(method, via.host, via.sent_by_port, &[via.branch])
+        } else {
+            // RFC 2543 peers: no magic cookie, so match on the request's identity (§17.2.3).
+            let cseq = ascii::decimal(req.cseq as u64, &mut [0; 20]).to_owned();
+            let parts = [
+                "2543|",
+                req.call_id,
+                "|",
+                req.from_tag,
+                "|",
+                &cseq,
+                "|",
+                via.branch,
+            ];
+            TxnKey::new(method, via.host, via.sent_by_port, &parts)
+        }
+    }
+
     /// `host` is lower-cased (sent-by compares case-insensitively); `branch` is written from
     /// its parts in order.
     pub fn new(method: &str, host: &str, port: u16, branch: &[&str]) -> TxnKey {
@@ -110,6 +127,12 @@ impl TxnKey {
 pub(crate) struct MergeKey(HashedKey);
 
 impl MergeKey {
+    /// The merge key of an INVITE without To tag; `None` for any other request.
+    pub fn of(req: &Request<'_>) -> Option<MergeKey> {
+        (req.method == "INVITE" && req.to_tag.is_empty())
+            .then(|| MergeKey::new(req.call_id, req.from_tag, req.cseq))
+    }
+
     pub fn new(call_id: &str, from_tag: &str, cseq: u32) -> MergeKey {
         let mut cseq_buf = [0; 20];
         let cseq = decimal_bytes(cseq as u64, &mut cseq_buf);
@@ -130,63 +153,6 @@ impl MergeKey {
     pub fn hashed(&self) -> &HashedKey {
         &self.0
     }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ServerState {
-    /// Request received, no final response yet.
-    Proceeding,
-    /// Non-2xx final sent (INVITE: waiting for the ACK; non-INVITE: absorbing retransmissions).
-    Completed,
-    /// INVITE: the ACK for a non-2xx arrived; absorbing ACK retransmissions for T4 (timer I).
-    Confirmed,
-    /// INVITE: 2xx sent (RFC 6026); retransmitted INVITEs get the 2xx again.
-    Accepted,
-}
-
-#[derive(Debug)]
-pub(crate) struct ServerTxn {
-    pub key: TxnKey,
-    pub invite: bool,
-    pub state: ServerState,
-    /// The last response sent, for retransmitted requests.
-    pub last: Option<Arc<[u8]>>,
-    pub last_code: u16,
-    pub transport: Transport,
-    pub local: SocketAddr,
-    pub dest: SocketAddr,
-    pub call: Option<CallHandle>,
-    /// (Call-ID, From tag, CSeq) of an INVITE without To tag: merged-request detection (§8.2.2.2).
-    pub merge: Option<MergeKey>,
-    /// Timer G (non-2xx retransmission), armed deadline and current interval.
-    pub retransmit_at: Option<Instant>,
-    pub interval: Duration,
-    /// Timer H / I / J / L: when the transaction ends (state-dependent).
-    pub end_at: Option<Instant>,
-}
-
-/// What a client transaction is for, so its outcome reaches the right place.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ClientPurpose {
-    Bye,
-    SessionRefresh(CallHandle),
-}
-
-#[derive(Debug)]
-pub(crate) struct ClientTxn {
-    pub branch: String,
-    pub method: &'static str,
-    pub purpose: ClientPurpose,
-    pub bytes: Vec<u8>,
-    pub transport: Transport,
-    pub local: SocketAddr,
-    pub dest: SocketAddr,
-    /// Timer E: next retransmission and interval; `None` once a final response arrived.
-    pub retransmit_at: Option<Instant>,
-    pub interval: Duration,
-    /// Timer F (give up) or, after the final response, timer K (forget).
-    pub end_at: Instant,
-    pub done: bool,
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use crate::server::Transport;
+use super::Transport;
 use crate::sip::{self, Header, HeaderName, Message, Method, Refresher, Sink, StartLine, Uri};
 
 /// What a datagram turned out to be.

@@ -1,0 +1,454 @@
+//! Dialogs (RFC 3261 §12–15, RFC 4028): every call's SIP state — its identity and route set,
+//! CSeq numbers, the INVITE being answered, the offer/answer in progress and its session timer —
+//! and the decisions made on them. A new call is answered in `invite.rs`; requests inside a
+//! dialog are handled in `in_dialog.rs`; this file holds the calls, their timers and how a
+//! call ends.
+//!
+//! A handler acts on the rest of the server only through [`Cx`]: transactions to answer and
+//! send on, ports to hold, media to start and stop, the outbox.
+
+mod in_dialog;
+mod invite;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::messages::{self, InDialogRequest, ResponseHead, SessionExpires, ACCEPT, SUPPORTED};
+use super::outbox::Path;
+use super::request::Request;
+use super::transactions::{ClientOutcome, ClientPurpose, TxnId, TxnKey};
+use super::{CallHandle, CallTimer, Cx, EndReason, Event, ServerConfig, Timer, Transport};
+use crate::hash_index::{dialog_hash, HashIndex, HashedKey};
+use crate::sdp::{self, AnswerLayout, AnswerPrefs, Negotiated, OfferError};
+use crate::slab::CallSlab;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CallState {
+    /// INVITE accepted, waiting for the runtime to bind the RTP port before the 200.
+    AwaitingPort,
+    /// 2xx sent (initial or re-INVITE); retransmitting it until the ACK.
+    Answering,
+    Confirmed,
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionTimer {
+    pub expires: SessionExpires,
+    /// The armed refresh (we refresh) or expiry (they do) deadline.
+    pub at: Option<Instant>,
+}
+
+/// One dialog.
+#[derive(Debug)]
+pub(crate) struct Call {
+    /// `Call-ID SP our tag` (a Call-ID holds no space): the dialog's identity, and its key in
+    /// [`Dialogs::index`] (inserted and removed as is, never rebuilt).
+    pub dialog: HashedKey,
+    pub call_id_len: usize,
+    /// The INVITE's Request-URI user (its music class, our Contact's user).
+    pub user: String,
+    /// Their From as written: our To in requests we send.
+    pub their_from: String,
+    /// Their To with our tag: our From.
+    pub our_from: String,
+    /// Their Contact (else the Request-URI): the remote target our requests go to.
+    pub remote_target: String,
+    pub route_set: Vec<String>,
+    pub remote_cseq: u32,
+    pub local_cseq: u32,
+    pub transport: Transport,
+    pub local_sip: SocketAddr,
+    pub remote_sip: SocketAddr,
+    /// Where our in-dialog requests (BYE, UPDATE) go.
+    pub request_dest: SocketAddr,
+    pub advertised: IpAddr,
+    pub state: CallState,
+    /// The INVITE being (or last) answered: its transaction and CSeq, and until its ACK the
+    /// response head every response to it copies and the lines only its 2xx carries.
+    pub invite_txn: TxnId,
+    pub invite_cseq: u32,
+    pub invite_head: Option<ResponseHead>,
+    pub ok_lines: Vec<u8>,
+    /// What our answer repeats of the offer of the INVITE being answered (None: there was no
+    /// offer; we offer in the 2xx, answer in the ACK).
+    pub offer: Option<AnswerLayout>,
+    /// Our RTP port (0 until one is allocated) and how many we tried.
+    pub port: u16,
+    pub port_tries: u32,
+    /// Media agreed in a 2xx that takes effect at the ACK.
+    pub pending: Option<Negotiated>,
+    pub sdp_session: u64,
+    pub sdp_version: u64,
+    /// The 2xx, retransmitted on T1 doubling until the ACK (RFC 3261 §13.3.1.4).
+    pub ok_bytes: Option<Arc<[u8]>>,
+    pub retransmit_at: Option<Instant>,
+    pub retransmit_interval: Duration,
+    pub ack_deadline: Option<Instant>,
+    pub session: Option<SessionTimer>,
+    pub max_at: Option<Instant>,
+    pub created: Instant,
+    pub started: Option<Instant>,
+}
+
+impl Call {
+    pub fn call_id(&self) -> &str {
+        &self.dialog.text()[..self.call_id_len]
+    }
+
+    pub fn local_tag(&self) -> &str {
+        &self.dialog.text()[self.call_id_len + 1..]
+    }
+
+    /// The user part of our Contact.
+    fn contact_user(&self) -> &str {
+        if self.user.is_empty() {
+            "onhold"
+        } else {
+            &self.user
+        }
+    }
+}
+
+/// Every call, and the index that finds a call by its dialog identity.
+#[derive(Debug, Default)]
+pub(crate) struct Dialogs {
+    calls: CallSlab<Call>,
+    /// `Call-ID SP our tag` (see [`Call::dialog`]) → call. A [`HashIndex`]: deterministic, and
+    /// peer-chosen Call-IDs that collide fill one window and then a B-tree, never a long probe
+    /// chain.
+    index: HashIndex<CallHandle>,
+    /// Reused for writing responses.
+    scratch: Vec<u8>,
+}
+
+impl Dialogs {
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    pub fn handles(&self) -> Vec<CallHandle> {
+        self.calls.keys().collect()
+    }
+
+    /// The Request-URI user a call was placed to.
+    pub fn user(&self, call: CallHandle) -> Option<&str> {
+        self.calls.get(&call).map(|c| c.user.as_str())
+    }
+
+    /// The dialog a request belongs to: by its Call-ID and To tag (our tag).
+    pub fn find(&self, req: &Request<'_>) -> Option<CallHandle> {
+        if req.to_tag.is_empty() {
+            return None;
+        }
+        // Looked up by its parts (see `dialog_hash`): the key is not written out.
+        let hash = dialog_hash(req.to_tag.as_bytes());
+        let key = [req.call_id.as_bytes(), b" ", req.to_tag.as_bytes()];
+        self.index
+            .get_parts(hash, &key, |h| self.calls.get(&h).map(|c| &c.dialog))
+    }
+
+    /// RFC 3261 §12.2.2: a request with a CSeq lower than the last one in the dialog is out of
+    /// order and gets 500; otherwise its CSeq is the dialog's. Returns false when it was
+    /// refused.
+    pub fn in_order(
+        &mut self,
+        cx: &mut Cx<'_>,
+        req: &Request<'_>,
+        key: &TxnKey,
+        call: CallHandle,
+    ) -> bool {
+        let last = self.calls.get(&call).map_or(0, |c| c.remote_cseq);
+        if req.cseq <= last {
+            cx.respond_final(req, key.clone(), 500, &[]);
+            return false;
+        }
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.remote_cseq = req.cseq;
+        }
+        true
+    }
+
+    // ----- timers and endings -----
+
+    pub fn on_timer(&mut self, cx: &mut Cx<'_>, at: Instant, h: CallHandle, what: CallTimer) {
+        let now = cx.io.now;
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        match what {
+            CallTimer::Retransmit2xx => {
+                if call.state != CallState::Answering || call.retransmit_at != Some(at) {
+                    return;
+                }
+                // RFC 3261 §13.3.1.4: T1, 2·T1, … capped at T2 until the ACK.
+                call.retransmit_interval = (call.retransmit_interval * 2).min(cx.config.t2);
+                let next = now + call.retransmit_interval;
+                if call.ack_deadline.is_some_and(|d| next < d) {
+                    call.retransmit_at = Some(next);
+                    cx.io
+                        .timers
+                        .push(next, Timer::Call(h, CallTimer::Retransmit2xx));
+                } else {
+                    call.retransmit_at = None;
+                }
+                let path = Path {
+                    transport: call.transport,
+                    local: call.local_sip,
+                    dest: cx
+                        .txns
+                        .response_path(call.invite_txn)
+                        .map_or(call.remote_sip, |p| p.dest),
+                };
+                if let Some(b) = call.ok_bytes.clone() {
+                    cx.io.out.sip(path, b);
+                }
+            }
+            CallTimer::AckTimeout => {
+                if call.state == CallState::Answering && call.ack_deadline == Some(at) {
+                    self.hangup(cx, h, EndReason::AckTimeout);
+                }
+            }
+            CallTimer::SessionExpiry => {
+                if call.session.as_ref().is_some_and(|t| t.at == Some(at)) {
+                    self.hangup(cx, h, EndReason::SessionExpired);
+                }
+            }
+            CallTimer::SessionRefresh => {
+                if call.session.as_ref().is_some_and(|t| t.at == Some(at)) {
+                    self.send_request(cx, h, "UPDATE");
+                }
+            }
+            CallTimer::MaxDuration => {
+                if call.max_at == Some(at) {
+                    self.hangup(cx, h, EndReason::MaxDuration);
+                }
+            }
+        }
+    }
+
+    /// The outcome of a request we sent in a dialog: a refreshed session timer runs on, a
+    /// failed refresh ends the call.
+    pub fn on_outcome(&mut self, cx: &mut Cx<'_>, (purpose, code): ClientOutcome) {
+        let ClientPurpose::SessionRefresh(h) = purpose else {
+            return;
+        };
+        if (200..300).contains(&code) {
+            if let Some(call) = self.calls.get_mut(&h) {
+                arm_session_timer(cx, h, call);
+            }
+        } else {
+            self.hangup(cx, h, EndReason::SessionExpired);
+        }
+    }
+
+    /// End a call from our side: BYE once the dialog exists, a final error while it does not.
+    pub fn hangup(&mut self, cx: &mut Cx<'_>, h: CallHandle, reason: EndReason) {
+        let Some(call) = self.calls.get(&h) else {
+            return;
+        };
+        match call.state {
+            CallState::AwaitingPort => self.fail_unanswered(cx, h, 503, reason),
+            CallState::Answering | CallState::Confirmed => {
+                self.send_request(cx, h, "BYE");
+                self.forget(cx, h, reason);
+            }
+        }
+    }
+
+    /// Send BYE or UPDATE inside the dialog (RFC 3261 §12.2.1.1).
+    fn send_request(&mut self, cx: &mut Cx<'_>, h: CallHandle, method: &'static str) {
+        let branch = format!("z9hG4bK{}", cx.rng.token());
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        call.local_cseq += 1;
+        let (purpose, session) = match method {
+            "BYE" => (ClientPurpose::Bye, None),
+            _ => (
+                ClientPurpose::SessionRefresh(h),
+                call.session.as_ref().map(|t| t.expires.interval),
+            ),
+        };
+        let mut bytes = Vec::with_capacity(600);
+        messages::write_in_dialog_request(
+            &mut bytes,
+            &InDialogRequest {
+                method,
+                target: &call.remote_target,
+                transport: call.transport,
+                host: call.advertised,
+                port: call.local_sip.port(),
+                branch: &branch,
+                from: &call.our_from,
+                to: &call.their_from,
+                call_id: call.call_id(),
+                cseq: call.local_cseq,
+                route_set: &call.route_set,
+                user_agent: &cx.config.user_agent,
+                session,
+            },
+        );
+        let path = Path {
+            transport: call.transport,
+            local: call.local_sip,
+            dest: call.request_dest,
+        };
+        cx.txns
+            .send_request(&mut cx.io, method, purpose, branch, bytes, path);
+    }
+
+    /// Remove a call: end its media (RTCP BYE if it sent any), free its port, report it.
+    pub fn forget(&mut self, cx: &mut Cx<'_>, h: CallHandle, reason: EndReason) {
+        let now = cx.io.now;
+        let ended = cx.media.end(now, h, cx.io.out);
+        let Some(call) = self.calls.remove(&h) else {
+            return;
+        };
+        self.index.remove(&call.dialog, h);
+        let rtcp_mux = match &ended {
+            Some(e) => e.rtcp_mux,
+            None => call.pending.as_ref().is_some_and(|m| m.rtcp_mux),
+        };
+        cx.ports.release(call.port, h, rtcp_mux, cx.io.out);
+        cx.stats.calls_active = self.calls.len();
+        cx.io.out.event(Event::CallEnded {
+            call: h,
+            reason,
+            duration: now - call.started.unwrap_or(call.created),
+            rtp_packets_sent: ended.map_or(0, |e| e.packets),
+        });
+    }
+}
+
+/// Arm a call's session timer: the refresh at half the interval when we refresh, else the
+/// expiry (RFC 4028 §10: BYE at the expiry minus min(32 s, interval/3) if no refresh arrived).
+fn arm_session_timer(cx: &mut Cx<'_>, h: CallHandle, call: &mut Call) {
+    let now = cx.io.now;
+    let Some(t) = call.session.as_mut() else {
+        return;
+    };
+    let interval = t.expires.interval;
+    let (at, what) = if t.expires.we_refresh {
+        (now + interval / 2, CallTimer::SessionRefresh)
+    } else {
+        let margin = Duration::from_secs(32).min(interval / 3);
+        (now + interval - margin, CallTimer::SessionExpiry)
+    };
+    t.at = Some(at);
+    cx.io.timers.push(at, Timer::Call(h, what));
+}
+
+/// What an INVITE or UPDATE brings: its session timer, and its offer with our answer to it
+/// (what the answer repeats of the offer, and what we agreed).
+struct OfferCheck {
+    session: Option<SessionTimer>,
+    offer: Option<AnswerLayout>,
+    neg: Option<Negotiated>,
+}
+
+/// Read the session timer (RFC 4028) and the offer of an INVITE or UPDATE and answer the offer,
+/// or refuse the request with the right final response (422 with Min-SE, 415 with Accept, 400,
+/// 488 with Warning) and return `None`.
+fn check_offer(cx: &mut Cx<'_>, req: &Request<'_>, key: TxnKey) -> Option<(TxnKey, OfferCheck)> {
+    let session = match session_timer_request(cx.config, req) {
+        Ok(t) => t,
+        Err(code) => {
+            let min = cx.config.min_se.as_secs().to_string();
+            cx.respond_final(req, key, code, &[("Min-SE", &min)]);
+            return None;
+        }
+    };
+    let offer = if req.body.is_empty() {
+        None
+    } else {
+        let ct = req.content_type.unwrap_or("application/sdp");
+        let media_type = ct.split(';').next().unwrap_or("").trim();
+        if !media_type.eq_ignore_ascii_case("application/sdp") {
+            cx.respond_final(req, key, 415, &[("Accept", ACCEPT)]);
+            return None;
+        }
+        Some(req.body)
+    };
+    let (offer, neg) = match offer {
+        Some(body) => match sdp::answer_body(body, &prefs(cx.config)) {
+            Ok((n, layout)) => (Some(layout), Some(n)),
+            Err(OfferError::Sdp(e)) => {
+                let why = format!("Bad SDP: {e}");
+                cx.respond_final(req, key, 400, &[("Warning", &why)]);
+                return None;
+            }
+            Err(OfferError::Rejected(rej)) => {
+                // RFC 3261 §20.43: the 3xx warn-code says which part failed.
+                let warn = format!("{} onhold \"{}\"", rej.warning_code(), rej.warning_text());
+                cx.respond_final(req, key, rej.status_code(), &[("Warning", &warn)]);
+                return None;
+            }
+        },
+        None => (None, None),
+    };
+    Some((
+        key,
+        OfferCheck {
+            session,
+            offer,
+            neg,
+        },
+    ))
+}
+
+fn prefs(config: &ServerConfig) -> AnswerPrefs {
+    AnswerPrefs {
+        codecs: config.codecs.clone(),
+        default_ptime_ms: config.ptime_ms,
+    }
+}
+
+/// The session timer a request asks for (RFC 4028 §9), or 422 when its interval is below
+/// our Min-SE.
+fn session_timer_request(
+    config: &ServerConfig,
+    req: &Request<'_>,
+) -> Result<Option<SessionTimer>, u16> {
+    let Some((secs, refresher)) = req.session_expires else {
+        return Ok(None);
+    };
+    if (secs as u64) < config.min_se.as_secs() {
+        return Err(422);
+    }
+    // RFC 4028 §9: keep the refresher the UAC chose; if it chose none, let it refresh when it can.
+    let we_refresh = match refresher {
+        Some(r) => r.eq_ignore_ascii_case("uas"),
+        None => !supports_timer(req),
+    };
+    Ok(Some(SessionTimer {
+        expires: SessionExpires {
+            interval: Duration::from_secs(secs as u64),
+            we_refresh,
+        },
+        at: None,
+    }))
+}
+
+/// The request's Supported lists `timer` (RFC 4028).
+fn supports_timer(req: &Request<'_>) -> bool {
+    req.supported
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case("timer"))
+}
+
+/// The option tags of `req`'s Require that we do not support, listed for a 420's Unsupported
+/// (`None`: we support them all).
+pub(crate) fn unsupported(req: &Request<'_>) -> Option<String> {
+    let unsupported: Vec<&str> = req
+        .require
+        .iter()
+        .copied()
+        .filter(|t| {
+            !SUPPORTED
+                .split(", ")
+                .any(|ours| ours.eq_ignore_ascii_case(t))
+        })
+        .collect();
+    (!unsupported.is_empty()).then(|| unsupported.join(", "))
+}

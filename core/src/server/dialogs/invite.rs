@@ -1,0 +1,323 @@
+//! A new call: the checks, the 100, an RTP port from the runtime, then the 200 with our SDP.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use super::super::messages::{self, OkLines, ResponseHead, SDP_TYPE};
+use super::super::request::{self, Request};
+use super::super::transactions::{MergeKey, TxnKey};
+use super::super::{CallHandle, CallTimer, Cx, EndReason, ServerConfig, Timer, Transport};
+use super::{check_offer, prefs, supports_timer, Call, CallState, Dialogs, OfferCheck};
+use crate::ascii;
+use crate::hash_index::HashedKey;
+use crate::sdp::{self, Direction, LocalMedia};
+
+impl Dialogs {
+    /// An INVITE outside any dialog. `merge`: the request's merge key, built for the
+    /// merged-request check.
+    pub fn on_invite(
+        &mut self,
+        cx: &mut Cx<'_>,
+        req: &Request<'_>,
+        key: TxnKey,
+        merge: Option<MergeKey>,
+    ) {
+        let now = cx.io.now;
+        if cx.draining {
+            return cx.respond_final(req, key, 503, &[("Retry-After", "30")]);
+        }
+        if self.calls.len() >= cx.config.max_calls {
+            return cx.respond_final(req, key, 486, &[]);
+        }
+        let Some((
+            key,
+            OfferCheck {
+                session,
+                offer,
+                neg: pending,
+            },
+        )) = check_offer(cx, req, key)
+        else {
+            return; // refused with a final response
+        };
+        let handle = self.calls.vacant();
+        let id = cx.txns.open(req, key, merge, Some(handle));
+        let local_tag = cx.rng.token();
+        // RFC 3261 §8.2.6.1: a 100 at once, so the caller stops retransmitting while the
+        // runtime binds the RTP port.
+        let head = ResponseHead::new(req, &cx.config.user_agent);
+        let mut out = std::mem::take(&mut self.scratch);
+        head.start(&mut out, 100, &local_tag).finish(None);
+        cx.txns.respond(&mut cx.io, id, Arc::from(&out[..]), 100);
+        self.scratch = out;
+        let advertised = advertised_ip(cx.config, req);
+        let user = if req.uri_user.is_empty() {
+            "onhold"
+        } else {
+            req.uri_user
+        };
+        let mut ok_lines = Vec::with_capacity(256);
+        messages::push_ok_lines(
+            &mut ok_lines,
+            &OkLines {
+                user,
+                host: advertised,
+                port: req.local.port(),
+                tcp: req.transport == Transport::Tcp,
+                record_route: &req.record_route,
+                session: session.as_ref().map(|t| t.expires),
+                require_timer: supports_timer(req),
+            },
+        );
+        let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
+        let target = req.contact.unwrap_or(req.uri);
+        let sdp_session = (cx.rng.next_u32() >> 1) as u64;
+        let call = Box::new(Call {
+            dialog: HashedKey::dialog(req.call_id, &local_tag),
+            call_id_len: req.call_id.len(),
+            user: req.uri_user.to_string(),
+            their_from: req.from.to_string(),
+            our_from: format!("{};tag={local_tag}", req.to),
+            remote_target: target.to_string(),
+            route_set: req.record_route.iter().map(|r| r.to_string()).collect(),
+            remote_cseq: req.cseq,
+            local_cseq: 0,
+            transport: req.transport,
+            local_sip: req.local,
+            remote_sip: req.remote,
+            request_dest: request_destination(req, target),
+            advertised,
+            state: CallState::AwaitingPort,
+            invite_txn: id,
+            invite_cseq: req.cseq,
+            invite_head: Some(head),
+            ok_lines,
+            offer,
+            port: 0,
+            port_tries: 0,
+            pending,
+            sdp_session,
+            sdp_version: sdp_session,
+            ok_bytes: None,
+            retransmit_at: None,
+            retransmit_interval: cx.config.t1,
+            ack_deadline: None,
+            session,
+            max_at: None,
+            created: now,
+            started: None,
+        });
+        self.calls.insert(handle, call);
+        // Indexed once the call holds its key (the index checks hits against it).
+        let calls = &self.calls;
+        if let Some(c) = calls.get(&handle) {
+            self.index
+                .insert(&c.dialog, handle, |h| calls.get(&h).map(|c| &c.dialog));
+        }
+        cx.stats.calls_total += 1;
+        cx.stats.calls_active = self.calls.len();
+        if !self.ask_for_port(cx, handle, rtcp_mux) {
+            self.fail_unanswered(cx, handle, 503, EndReason::Control);
+        }
+    }
+
+    fn ask_for_port(&mut self, cx: &mut Cx<'_>, h: CallHandle, rtcp_mux: bool) -> bool {
+        let Some(port) = cx.ports.allocate(h, rtcp_mux, cx.io.out) else {
+            return false;
+        };
+        if let Some(c) = self.calls.get_mut(&h) {
+            c.port = port;
+            c.port_tries += 1;
+        }
+        true
+    }
+
+    /// The runtime's answer to a port bind: answer the INVITE, or try another port (at most
+    /// eight), or give up with 503.
+    pub fn on_port_bound(&mut self, cx: &mut Cx<'_>, port: u16, ok: bool) {
+        let Some(h) = cx.ports.owner(port) else {
+            return;
+        };
+        let Some(call) = self.calls.get(&h) else {
+            return;
+        };
+        if call.state != CallState::AwaitingPort || call.port != port {
+            return;
+        }
+        if !ok {
+            cx.ports.refuse(port);
+            let mux = call.pending.as_ref().is_some_and(|n| n.rtcp_mux);
+            if call.port_tries >= 8 || !self.ask_for_port(cx, h, mux) {
+                self.fail_unanswered(cx, h, 503, EndReason::Control);
+            }
+            return;
+        }
+        if cx.config.send_ringing {
+            self.respond_to_invite(cx, h, 180);
+        }
+        self.answer_invite(cx, h);
+    }
+
+    /// A response without a body to the INVITE being answered (180, 487, 503).
+    pub(super) fn respond_to_invite(&mut self, cx: &mut Cx<'_>, h: CallHandle, code: u16) {
+        let Some(call) = self.calls.get(&h) else {
+            return;
+        };
+        let Some(head) = &call.invite_head else {
+            return;
+        };
+        let mut out = std::mem::take(&mut self.scratch);
+        head.start(&mut out, code, call.local_tag()).finish(None);
+        cx.txns
+            .respond(&mut cx.io, call.invite_txn, Arc::from(&out[..]), code);
+        self.scratch = out;
+    }
+
+    /// The 2xx to the INVITE being answered, with our SDP; retransmitted until the ACK.
+    pub(super) fn answer_invite(&mut self, cx: &mut Cx<'_>, h: CallHandle) {
+        let now = cx.io.now;
+        let t1 = cx.config.t1;
+        let Some(local) = next_local_media(cx.config, self.calls.get_mut(&h)) else {
+            return;
+        };
+        let Some(call) = self.calls.get(&h) else {
+            return;
+        };
+        let Some(head) = &call.invite_head else {
+            return;
+        };
+        let mut out = std::mem::take(&mut self.scratch);
+        let mut w = head.start(&mut out, 200, call.local_tag());
+        w.header_lines(&call.ok_lines);
+        // Written straight into the message: no buffer of its own, no copy.
+        w.body_with(SDP_TYPE, |out| {
+            write_local_sdp(cx.config, call, &local, out)
+        });
+        // One copy, shared by the transaction, the call (retransmission) and the queue.
+        let bytes: Arc<[u8]> = Arc::from(&out[..]);
+        self.scratch = out;
+        cx.txns
+            .respond(&mut cx.io, call.invite_txn, bytes.clone(), 200);
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        call.state = CallState::Answering;
+        call.ok_bytes = Some(bytes);
+        call.retransmit_interval = t1;
+        call.retransmit_at = Some(now + t1);
+        call.ack_deadline = Some(now + 64 * t1);
+        let timers = &mut cx.io.timers;
+        timers.push_after(now, t1, Timer::Call(h, CallTimer::Retransmit2xx));
+        timers.push_after(now, 64 * t1, Timer::Call(h, CallTimer::AckTimeout));
+        // A hold offer stops media at once; anything that sends waits for the ACK.
+        if call.pending.as_ref().is_some_and(|n| !n.sends()) {
+            cx.media.stop(h);
+        }
+    }
+
+    /// Our SDP for the UPDATE being answered: the answer to its offer.
+    pub(super) fn local_sdp(&mut self, cx: &Cx<'_>, h: CallHandle) -> Vec<u8> {
+        let Some(local) = next_local_media(cx.config, self.calls.get_mut(&h)) else {
+            return Vec::new();
+        };
+        let mut body = Vec::with_capacity(400);
+        if let Some(call) = self.calls.get(&h) {
+            write_local_sdp(cx.config, call, &local, &mut body);
+        }
+        body
+    }
+
+    /// Final error on an INVITE we had accepted but not answered, and forget the call.
+    pub(super) fn fail_unanswered(
+        &mut self,
+        cx: &mut Cx<'_>,
+        h: CallHandle,
+        code: u16,
+        reason: EndReason,
+    ) {
+        self.respond_to_invite(cx, h, code);
+        self.forget(cx, h, reason);
+    }
+}
+
+/// Our media endpoint for the call's next description: its version counted up (RFC 3264 §8).
+fn next_local_media(config: &ServerConfig, call: Option<&mut Call>) -> Option<LocalMedia<'static>> {
+    let call = call?;
+    call.sdp_version += 1;
+    let addr = if config.rtp_ip.is_unspecified() || config.advertised.is_some() {
+        call.advertised
+    } else {
+        config.rtp_ip
+    };
+    Some(LocalMedia {
+        addr,
+        rtp_port: call.port,
+        session_id: call.sdp_session,
+        session_version: call.sdp_version,
+        username: "onhold",
+    })
+}
+
+/// Our SDP for the offer being answered, or our offer when there was none, appended to `out`.
+fn write_local_sdp(config: &ServerConfig, call: &Call, local: &LocalMedia<'_>, out: &mut Vec<u8>) {
+    match (&call.offer, &call.pending) {
+        (Some(layout), Some(neg)) => layout.write(neg, local, out),
+        _ => sdp::write_offer(
+            local,
+            &prefs(config),
+            config.ptime_ms,
+            Direction::SendOnly,
+            out,
+        ),
+    }
+}
+
+/// Where our SDP and Contact say we are: configured, else the address the caller used to
+/// reach us (the Request-URI host, when it is an IP literal), else the local address.
+fn advertised_ip(config: &ServerConfig, req: &Request<'_>) -> IpAddr {
+    if let Some(ip) = config.advertised {
+        return ip;
+    }
+    let host = req.uri_host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = ascii::parse_ip(host) {
+        if !ip.is_unspecified() {
+            return ip;
+        }
+    }
+    if !req.local.ip().is_unspecified() {
+        return req.local.ip();
+    }
+    if req.remote.ip().is_loopback() {
+        return req.remote.ip();
+    }
+    IpAddr::V4(Ipv4Addr::LOCALHOST)
+}
+
+/// Our in-dialog requests go to the first Record-Route hop, else the remote target (`target`)
+/// — unless the caller is behind a NAT (its Via names another address than the packet came
+/// from), when the target is unreachable and the source address is the one that works
+/// (RFC 3581 spirit).
+fn request_destination(req: &Request<'_>, target: &str) -> SocketAddr {
+    if let Some(first) = req.record_route.iter().next() {
+        if let Some(a) = request::uri_socket_addr(first) {
+            return a;
+        }
+    }
+    if !natted(req) {
+        // The remote target is the Contact when there is one, already parsed.
+        let target = match (req.contact, req.contact_addr) {
+            (Some(_), Some(known)) => known,
+            _ => request::uri_socket_addr(target),
+        };
+        if let Some(a) = target {
+            return a;
+        }
+    }
+    req.remote
+}
+
+/// Whether the Via's host is not the address the request came from.
+fn natted(req: &Request<'_>) -> bool {
+    let via_host = ascii::unbracketed(req.top_via.host);
+    ascii::parse_ip(via_host).map_or(true, |ip| ip != req.remote.ip())
+}

@@ -1,0 +1,334 @@
+//! Media out: each call's stream (a cursor into the shared music, the negotiated codec and
+//! address), the pacing queue that says whose packet is due next, RTCP sender reports, and
+//! music reloads. A stream exists from the ACK that starts media until the call ends.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::outbox::{Outbox, Path, Payload};
+use super::{CallHandle, Event, Io, ServerConfig, Stats, Timer, Transmit, TransmitKind, Transport};
+use crate::media::{ClassId, Library, PlayMode};
+use crate::pacing::PacingQueue;
+use crate::rng::Rng;
+use crate::rtp::{ntp_timestamp, Playout, SenderInfo, RTP_HEADER_LEN};
+use crate::sdp::Negotiated;
+use crate::slab::CallMap;
+
+#[derive(Debug)]
+pub(crate) struct Media {
+    streams: CallMap<Stream>,
+    pacing: PacingQueue,
+    epoch: Instant,
+    /// The wall-clock time at `epoch` as time since the Unix epoch (0 if before it): every
+    /// RTCP report's NTP timestamp counts from it.
+    epoch_unix: Duration,
+    rtp_ip: IpAddr,
+    max_catchup: u32,
+    rtcp_interval: Duration,
+}
+
+#[derive(Debug)]
+struct Stream {
+    playout: Playout,
+    /// The media in force.
+    neg: Negotiated,
+    /// Our RTP port (RTCP on the one above unless muxed).
+    port: u16,
+    class: ClassId,
+    /// The armed RTCP report timer.
+    rtcp_at: Option<Instant>,
+}
+
+/// The random values a call's stream starts with (RFC 3550 §5.1: SSRC, first sequence number
+/// and timestamp) and the jitter of its first RTCP interval. Drawn each time media is applied,
+/// before anything else, so every call draws the same values in the same order.
+pub(crate) struct StreamSeed {
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    jitter: u64,
+}
+
+impl StreamSeed {
+    pub fn draw(rng: &mut Rng) -> StreamSeed {
+        let (ssrc, seq, ts) = (rng.next_u32(), rng.next_u32() as u16, rng.next_u32());
+        StreamSeed {
+            ssrc,
+            seq,
+            ts,
+            jitter: rng.below(1000),
+        }
+    }
+}
+
+/// What a stream had sent when its call ended.
+pub(crate) struct Ended {
+    pub packets: u64,
+    pub rtcp_mux: bool,
+}
+
+impl Media {
+    pub fn new(epoch: Instant, epoch_wall: SystemTime, config: &ServerConfig) -> Media {
+        Media {
+            streams: CallMap::default(),
+            pacing: PacingQueue::new(epoch),
+            epoch,
+            epoch_unix: epoch_wall.duration_since(UNIX_EPOCH).unwrap_or_default(),
+            rtp_ip: config.rtp_ip,
+            max_catchup: config.max_catchup_frames,
+            rtcp_interval: config.rtcp_interval,
+        }
+    }
+
+    /// New settings apply from the next packet and report on.
+    pub fn reconfigure(&mut self, config: &ServerConfig) {
+        self.rtp_ip = config.rtp_ip;
+        self.max_catchup = config.max_catchup_frames;
+        self.rtcp_interval = config.rtcp_interval;
+    }
+
+    /// The local RTP address of a port.
+    pub fn local_rtp(&self, port: u16) -> SocketAddr {
+        SocketAddr::new(self.rtp_ip, port)
+    }
+
+    /// Where a call's RTP grid starts when media begins at `now`: the next whole millisecond
+    /// since the epoch. Calls then share at most `ptime` / 1 ms distinct send instants, so the
+    /// runtime wakes once per instant for every call due then (one `sendmmsg`), instead of once
+    /// per call at random phases; the first packet leaves at most 1 ms after the ACK, and every
+    /// packet after it sits exactly on its call's grid.
+    fn grid_start(&self, now: Instant) -> Instant {
+        const QUANTUM_NS: u128 = 1_000_000;
+        let since = now.saturating_duration_since(self.epoch).as_nanos();
+        let aligned = since.div_ceil(QUANTUM_NS) * QUANTUM_NS;
+        self.epoch + Duration::from_nanos(aligned as u64)
+    }
+
+    /// Media agreed in a 2xx takes effect: start the stream (the first time, when this returns
+    /// true), resume, hold or move it. It sends while `neg` says we send; packets follow one
+    /// grid, and a stream that starts again (or changes codec, ptime or address) starts a new
+    /// grid with the marker bit set.
+    pub fn apply(
+        &mut self,
+        now: Instant,
+        call: CallHandle,
+        port: u16,
+        neg: Negotiated,
+        seed: &StreamSeed,
+        class: impl FnOnce() -> ClassId,
+    ) -> bool {
+        let grid_start = self.grid_start(now);
+        let first = self.streams.get(call).is_none();
+        if first {
+            let playout = Playout::new(
+                seed.ssrc,
+                neg.payload_type,
+                seed.seq,
+                seed.ts,
+                neg.ptime_ms,
+                now,
+            );
+            let stream = Stream {
+                playout,
+                neg,
+                port,
+                class: class(),
+                rtcp_at: None,
+            };
+            self.streams.insert(call, stream);
+        }
+        let Some(stream) = self.streams.get_mut(call) else {
+            return first;
+        };
+        let p = &mut stream.playout;
+        if p.pt != neg.payload_type || p.frame != neg.ptime_ms * 8 {
+            p.stop();
+            p.pt = neg.payload_type;
+            p.frame = neg.ptime_ms * 8;
+            p.ptime = Duration::from_millis(neg.ptime_ms as u64);
+        }
+        if stream.neg.remote_rtp != neg.remote_rtp {
+            p.stop();
+        }
+        let send = neg.sends();
+        if send && !p.running {
+            p.begin(grid_start);
+            self.pacing.push(p.due(), call);
+        } else if !send {
+            p.stop();
+        }
+        stream.neg = neg;
+        first
+    }
+
+    /// Arm a new stream's first RTCP report, at a random point of the first interval
+    /// (RFC 3550 §6.3.1: 0.5–1.5 times the nominal interval).
+    pub fn arm_rtcp(&mut self, io: &mut Io<'_>, call: CallHandle, seed: &StreamSeed) {
+        let delay = self
+            .rtcp_interval
+            .mul_f64(0.5 + seed.jitter as f64 / 1000.0);
+        if let Some(stream) = self.streams.get_mut(call) {
+            stream.rtcp_at = Some(io.now + delay);
+            io.timers
+                .push_random_after(io.now, delay, Timer::Rtcp(call));
+        }
+    }
+
+    /// Stop sending (a hold offer, before its ACK).
+    pub fn stop(&mut self, call: CallHandle) {
+        if let Some(stream) = self.streams.get_mut(call) {
+            stream.playout.stop();
+        }
+    }
+
+    /// The RTCP timer: a sender report while the stream sends, and the next one armed.
+    pub fn on_rtcp_timer(&mut self, io: &mut Io<'_>, rng: &mut Rng, at: Instant, call: CallHandle) {
+        let Some(stream) = self.streams.get_mut(call) else {
+            return;
+        };
+        if stream.rtcp_at != Some(at) {
+            return;
+        }
+        let sending = stream.playout.running;
+        let interval = self
+            .rtcp_interval
+            .mul_f64(0.5 + rng.below(1000) as f64 / 1000.0);
+        stream.rtcp_at = Some(io.now + interval);
+        io.timers
+            .push_random_after(io.now, interval, Timer::Rtcp(call));
+        if sending {
+            self.send_rtcp(io.now, call, false, io.out);
+        }
+    }
+
+    /// The call is over: a last report with RTCP BYE if the stream sent anything (RFC 3550
+    /// §6.6), and the stream is gone.
+    pub fn end(&mut self, now: Instant, call: CallHandle, out: &mut Outbox) -> Option<Ended> {
+        if self
+            .streams
+            .get(call)
+            .is_some_and(|s| s.playout.packets > 0)
+        {
+            self.send_rtcp(now, call, true, out);
+        }
+        let stream = self.streams.remove(call)?;
+        Some(Ended {
+            packets: stream.playout.packets,
+            rtcp_mux: stream.neg.rtcp_mux,
+        })
+    }
+
+    fn send_rtcp(&self, now: Instant, call: CallHandle, bye: bool, out: &mut Outbox) {
+        let Some(Stream {
+            playout: p,
+            neg,
+            port,
+            ..
+        }) = self.streams.get(call)
+        else {
+            return;
+        };
+        if p.packets == 0 {
+            return;
+        }
+        let wall = self.epoch_unix + (now - self.epoch);
+        // Queued as its fields: the packet is written into the runtime's buffer when sent.
+        let info = SenderInfo {
+            ssrc: p.ssrc,
+            ntp: ntp_timestamp(wall),
+            rtp_ts: p.ts_at(now),
+            packets: p.packets as u32,
+            octets: p.octets as u32,
+        };
+        let local_port = if neg.rtcp_mux { *port } else { port + 1 };
+        let path = Path {
+            transport: Transport::Udp,
+            local: SocketAddr::new(self.rtp_ip, local_port),
+            dest: neg.remote_rtcp,
+        };
+        out.datagram(path, TransmitKind::Rtcp, Payload::Rtcp { info, bye });
+    }
+
+    /// Write the next due RTP packet into `buf`, if one is due at `now`.
+    pub fn poll_rtp(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        library: &Library,
+        stats: &mut Stats,
+        out: &mut Outbox,
+    ) -> Option<Transmit> {
+        while let Some((due, call)) = self.pacing.peek_due(now) {
+            match self.write_rtp(now, due, call, buf, library, stats, out) {
+                Some((t, next_due)) => {
+                    self.pacing.replace_top(next_due, call);
+                    return Some(t);
+                }
+                None => self.pacing.pop(),
+            }
+        }
+        None
+    }
+
+    /// Write the packet due for `call` into `buf`; with it, when the call's next packet is due.
+    /// `None`: a stale pacing entry (hold, resume, call gone).
+    #[allow(clippy::too_many_arguments)]
+    fn write_rtp(
+        &mut self,
+        now: Instant,
+        due: Instant,
+        call: CallHandle,
+        buf: &mut [u8],
+        library: &Library,
+        stats: &mut Stats,
+        out: &mut Outbox,
+    ) -> Option<(Transmit, Instant)> {
+        let stream = self.streams.get_mut(call)?;
+        let p = &mut stream.playout;
+        if !p.running || p.due() != due {
+            return None;
+        }
+        let skipped = p.skip_overdue(now, self.max_catchup);
+        let this_due = p.due();
+        let (len, pos) = p.write_next(buf);
+        let pos = match library.mode(stream.class) {
+            PlayMode::PerCall => pos,
+            // Radio: the position follows the global grid, so every caller hears the same point.
+            PlayMode::Shared => ((this_due - self.epoch).as_nanos() * 8000 / 1_000_000_000) as u64,
+        };
+        library.fill(
+            stream.class,
+            stream.neg.codec,
+            pos,
+            &mut buf[RTP_HEADER_LEN..len],
+        );
+        let t = Transmit {
+            transport: Transport::Udp,
+            local: SocketAddr::new(self.rtp_ip, stream.port),
+            remote: stream.neg.remote_rtp,
+            len,
+            kind: TransmitKind::Rtp,
+        };
+        if skipped > 0 {
+            stats.late_skipped_frames += skipped as u64;
+            out.event(Event::Late { call, skipped });
+        }
+        Some((t, p.due()))
+    }
+
+    /// New music: every stream picks its class again and marks its next packet (RFC 3550 §5.1:
+    /// the marker flags a discontinuity a receiver should not smooth over).
+    pub fn reload(&mut self, class_of: impl Fn(CallHandle) -> Option<ClassId>) {
+        for (call, stream) in self.streams.values_mut() {
+            if let Some(class) = class_of(call) {
+                stream.class = class;
+            }
+            stream.playout.marker = true;
+        }
+    }
+
+    /// When the earliest packet is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.pacing.next_deadline()
+    }
+}

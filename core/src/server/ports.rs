@@ -1,0 +1,96 @@
+//! RTP ports: which even port of the configured range each call holds, and the bind and unbind
+//! requests the runtime carries out ([`Command::BindRtp`], [`Command::UnbindRtp`]). A port the
+//! runtime could not bind is not offered again.
+
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::outbox::Outbox;
+use super::{CallHandle, Command};
+use crate::rng::Rng;
+
+#[derive(Debug)]
+pub(crate) struct Ports {
+    /// Inclusive range from the settings.
+    range: (u16, u16),
+    /// RTP port (even) → the call holding it, from the bind request on.
+    held: BTreeMap<u16, CallHandle>,
+    /// Ports the runtime failed to bind (taken by another program).
+    refused: BTreeSet<u16>,
+    /// Where the search for a free port starts: round the range, from a random place, so a
+    /// restarted server does not reuse the ports of the calls it just dropped.
+    cursor: u16,
+}
+
+impl Ports {
+    pub fn new(range: (u16, u16), rng: &mut Rng) -> Ports {
+        let (lo, hi) = range;
+        let span = (hi.saturating_sub(lo) / 2).max(1) as u64;
+        let cursor = lo.saturating_add(2 * rng.below(span) as u16) & !1;
+        Ports {
+            range,
+            held: BTreeMap::new(),
+            refused: BTreeSet::new(),
+            cursor,
+        }
+    }
+
+    /// A new range applies to ports allocated from now on.
+    pub fn reconfigure(&mut self, range: (u16, u16)) {
+        let (lo, hi) = range;
+        if !(lo..=hi).contains(&self.cursor) {
+            self.cursor = lo;
+        }
+        self.range = range;
+    }
+
+    /// Is `port` (or the RTP port below it, for RTCP) held by a call?
+    pub fn in_use(&self, port: u16) -> bool {
+        self.held.contains_key(&(port & !1))
+    }
+
+    pub fn owner(&self, port: u16) -> Option<CallHandle> {
+        self.held.get(&port).copied()
+    }
+
+    /// Take the next free even port for `call` and ask the runtime to bind it (and the odd one
+    /// above for RTCP unless `rtcp_mux`); `None` when every port is held or refused.
+    pub fn allocate(&mut self, call: CallHandle, rtcp_mux: bool, out: &mut Outbox) -> Option<u16> {
+        let (lo, hi) = self.range;
+        let lo = (lo + 1) & !1;
+        if hi <= lo {
+            return None;
+        }
+        let slots = ((hi - lo) / 2 + 1) as u32;
+        for _ in 0..slots {
+            let p = self.cursor.max(lo);
+            let next = p.saturating_add(2);
+            self.cursor = if next >= hi { lo } else { next };
+            if self.held.contains_key(&p) || self.refused.contains(&p) {
+                continue;
+            }
+            self.held.insert(p, call);
+            out.command(Command::BindRtp { port: p, rtcp_mux });
+            return Some(p);
+        }
+        None
+    }
+
+    /// The runtime could not bind `port`: never offer it again.
+    pub fn refuse(&mut self, port: u16) {
+        self.held.remove(&port);
+        self.refused.insert(port);
+    }
+
+    /// `call` is over: free its port and ask the runtime to close it, unless another call holds
+    /// it by now.
+    pub fn release(&mut self, port: u16, call: CallHandle, rtcp_mux: bool, out: &mut Outbox) {
+        match self.held.entry(port) {
+            Entry::Occupied(e) if port != 0 && *e.get() == call => {
+                e.remove();
+                out.command(Command::UnbindRtp { port, rtcp_mux });
+            }
+            _ => {}
+        }
+    }
+}
