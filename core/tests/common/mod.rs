@@ -100,6 +100,8 @@ pub struct Harness {
     pub refuse_binds: u32,
     /// Leave BindRtp unanswered until `release_binds` (an INVITE stays unanswered meanwhile).
     pub hold_binds: bool,
+    /// The transport datagrams arrive on (`send`, `send_bytes`).
+    pub transport: Transport,
     held: Vec<u16>,
     /// RTP since the last SIP line, per destination in order of appearance: (dest, packets).
     pending_rtp: Vec<(SocketAddr, u64)>,
@@ -135,6 +137,7 @@ impl Harness {
             log: String::new(),
             refuse_binds: 0,
             hold_binds: false,
+            transport: Transport::Udp,
             held: Vec::new(),
             pending_rtp: Vec::new(),
         }
@@ -162,7 +165,7 @@ impl Harness {
             .to_string();
         let _ = writeln!(self.log, "{} → {first}", Self::stamp(self.elapsed()));
         self.server
-            .handle_datagram(self.now, Transport::Udp, addr(SERVER), addr(from), bytes);
+            .handle_datagram(self.now, self.transport, addr(SERVER), addr(from), bytes);
         self.drain();
     }
 
@@ -334,6 +337,8 @@ pub struct Dp750 {
     pub cseq: u32,
     pub branch: String,
     pub user: String,
+    /// The Via's transport (`UDP`, `TCP`).
+    pub transport: &'static str,
 }
 
 impl Dp750 {
@@ -345,6 +350,7 @@ impl Dp750 {
             cseq: 21,
             branch: format!("z9hG4bK{}", 1603442871u64 + n as u64),
             user: "123".into(),
+            transport: "UDP",
         }
     }
 
@@ -360,13 +366,14 @@ impl Dp750 {
             .map(|t| format!(";tag={t}"))
             .unwrap_or_default();
         let mut m = format!(
-            "{method} sip:{user}@192.168.1.100:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch={branch};rport\r\nFrom: \"Reception\" <sip:201@192.168.1.10>;tag={from_tag}\r\nTo: <sip:{user}@192.168.1.100:5060>{to_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {cseq_method}\r\nContact: \"Reception\" <sip:201@192.168.1.50:5060>\r\nMax-Forwards: 70\r\nUser-Agent: Grandstream DP750 1.0.3.37\r\n",
+            "{method} sip:{user}@192.168.1.100:5060 SIP/2.0\r\nVia: SIP/2.0/{transport} 192.168.1.50:5060;branch={branch};rport\r\nFrom: \"Reception\" <sip:201@192.168.1.10>;tag={from_tag}\r\nTo: <sip:{user}@192.168.1.100:5060>{to_tag}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {cseq_method}\r\nContact: \"Reception\" <sip:201@192.168.1.50:5060>\r\nMax-Forwards: 70\r\nUser-Agent: Grandstream DP750 1.0.3.37\r\n",
             user = self.user,
             branch = self.branch,
             from_tag = self.from_tag,
             call_id = self.call_id,
             cseq = self.cseq,
             cseq_method = method,
+            transport = self.transport,
         );
         if method == "INVITE" {
             m.push_str("Privacy: none\r\nP-Preferred-Identity: \"Reception\" <sip:201@192.168.1.10>\r\nSupported: replaces, path, timer, eventlist\r\nAllow: INVITE, ACK, OPTIONS, CANCEL, BYE, SUBSCRIBE, NOTIFY, INFO, REFER, UPDATE, MESSAGE\r\n");

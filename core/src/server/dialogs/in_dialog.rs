@@ -7,8 +7,10 @@ use super::super::media::StreamSeed;
 use super::super::messages::{self, OkLines, ResponseHead};
 use super::super::request::Request;
 use super::super::transactions::{MergeKey, ServerState, TxnKey};
-use super::super::{CallHandle, CallTimer, Cx, EndReason, Event, Timer};
-use super::{arm_session_timer, check_offer, prefs, CallState, Dialogs, OfferCheck};
+use super::super::{CallHandle, CallTimer, Cx, EndReason, Event, Timer, Transport};
+use super::{
+    arm_session_timer, check_offer, prefs, supports_timer, CallState, Dialogs, OfferCheck,
+};
 use crate::sdp;
 
 impl Dialogs {
@@ -143,10 +145,10 @@ impl Dialogs {
                 user: call.contact_user(),
                 host: call.advertised,
                 port: call.local_sip.port(),
-                tcp: false,
+                tcp: call.transport == Transport::Tcp,
                 record_route: &[],
                 session: call.session.as_ref().map(|t| t.expires),
-                require_timer: false,
+                require_timer: supports_timer(req),
             },
         );
         let has_offer = offer.is_some();
