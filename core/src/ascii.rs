@@ -1,6 +1,6 @@
 //! Numbers and addresses as ASCII without `core::fmt`. Every response and SDP body carries a
-//! handful of them (CSeq, ports, `received=`, `c=`, tags); through `fmt` each costs hundreds of
-//! instructions of dispatch and padding logic, which was a sixth of a dialog's cost.
+//! handful of them (CSeq, ports, `received=`, `c=`, tags), and `fmt`'s dispatch and padding
+//! logic would dominate writing them (measured in `core/benches/README.md`).
 //!
 //! The output is byte for byte what `Display` writes; the tests compare against it.
 
@@ -200,8 +200,8 @@ pub(crate) fn ip_bytes(addr: IpAddr, buf: &mut IpBuf) -> &[u8] {
 }
 
 /// `s.parse::<IpAddr>()`. A plain dotted quad (four 1–3 digit decimals up to 255, no leading
-/// zeros: a form the std parser accepts, with the same value) is read here in a few dozen
-/// instructions; everything else, IPv6 and errors included, goes to the std parser.
+/// zeros: a form the std parser accepts, with the same value) is read here; everything else,
+/// IPv6 and errors included, goes to the std parser.
 pub(crate) fn parse_ip(s: &str) -> Result<IpAddr, AddrParseError> {
     match dotted_quad(s.as_bytes()) {
         Some(v4) => Ok(IpAddr::V4(v4)),

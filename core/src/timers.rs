@@ -9,12 +9,12 @@
 //! ever pushed (biased so earlier ones fit too) in the high half, the sequence number in the
 //! low half. Comparing an `(Instant, u64)` tuple costs several branches per level of the heap,
 //! and the pacing heap pops once per RTP packet. The deadline is decoded from the packed value
-//! (exactly: `Instant` ± a whole number of nanoseconds), so an entry is no bigger than before.
+//! (exactly: `Instant` ± a whole number of nanoseconds), so an entry holds no `Instant`.
 //!
 //! A timer is nearly always armed at `now` plus an interval, and one input arms several (a
 //! 2xx: timer L, the 2xx retransmission, the ACK timeout): [`TimerHeap::push_after`] packs
 //! `now` once per input and adds each interval as nanoseconds, instead of measuring every
-//! deadline from the origin again (an `Instant` difference is some fifty instructions).
+//! deadline from the origin again.
 //!
 //! Most timers are armed at `now` plus a fixed interval (T1, 64·T1, T4), so they are pushed in
 //! deadline order: entries are kept in [`Lanes`], which take such pushes and pops in O(1); only
