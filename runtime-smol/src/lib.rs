@@ -7,7 +7,6 @@ pub mod common;
 pub mod logging;
 pub mod music;
 pub mod net;
-pub mod probe;
 
 use std::process::ExitCode;
 
@@ -31,7 +30,7 @@ pub enum CliCommand {
     /// Run the server (the default when no subcommand is given).
     Run(Box<RunArgs>),
     /// Call a Music On Hold server and judge the stream it sends (exit 0 when healthy).
-    Probe(probe::ProbeArgs),
+    Probe(onhold_probe::ProbeArgs),
 }
 
 /// Parse the command line and run: `name` is the binary's (for `--version` and usage),
@@ -43,7 +42,7 @@ pub fn main_with(name: &'static str, serve: fn(common::Startup) -> ExitCode) -> 
         Err(e) => e.exit(),
     };
     let args = match cli.command {
-        Some(CliCommand::Probe(p)) => return probe::run(p),
+        Some(CliCommand::Probe(p)) => return onhold_probe::run(p),
         Some(CliCommand::Run(args)) => *args,
         None => cli.run,
     };
