@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use onhold::common::{self, AfterSignal, Lifecycle, ReloadResult, Startup};
-use onhold::net::{self, SendQueue, SocketTable};
 use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
+use onhold_runtime::common::{self, AfterSignal, Lifecycle, ReloadResult, Startup};
+use onhold_runtime::net::{self, SendQueue, SocketTable};
 use tracing::{debug, error, info, warn};
 
 use sys::{Batch, SignalFd, TimerFd};
@@ -44,7 +44,7 @@ const RECV_PER_WAKE: usize = 64;
 const SEND_QUEUE: usize = 1024;
 
 fn main() -> ExitCode {
-    onhold::main_with("onhold-mio", serve)
+    onhold_runtime::main_with("onhold-mio", serve)
 }
 
 struct Sock {

@@ -17,9 +17,9 @@ use std::task::Poll;
 use std::time::Instant;
 
 use async_signal::{Signal, Signals};
-use onhold::common::{self, AfterSignal, Lifecycle, Startup};
-use onhold::net::{self, SendQueue, SocketTable};
 use onhold_core::{Command, Control, Server, Transport, MAX_DATAGRAM};
+use onhold_runtime::common::{self, AfterSignal, Lifecycle, Startup};
+use onhold_runtime::net::{self, SendQueue, SocketTable};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
 use smol::stream::StreamExt as _;
@@ -42,7 +42,7 @@ const SEND_QUEUE: usize = 1024;
 mod tcp;
 
 fn main() -> ExitCode {
-    onhold::main_with("onhold", serve)
+    onhold_runtime::main_with("onhold", serve)
 }
 
 struct Datagram {
