@@ -21,8 +21,10 @@ use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
-use onhold_runtime::common::{self, AfterSignal, Lifecycle, ReloadResult, Startup};
+use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
+use onhold_runtime::signals::{spawn_helper, SIGNALS};
+use onhold_runtime::startup::{self, ReloadResult, Startup};
 use tracing::{debug, error, info, warn};
 
 use sys::{Batch, SignalFd, TimerFd};
@@ -132,7 +134,7 @@ fn serve(startup: Startup) -> ExitCode {
 
 fn run(startup: Startup) -> io::Result<ExitCode> {
     // Before any thread exists, so reload threads inherit the blocked mask.
-    let signals = SignalFd::new(&common::SIGNALS)?;
+    let signals = SignalFd::new(&SIGNALS)?;
     let poll = Poll::new()?;
     let timer = TimerFd::new()?;
     poll.registry()
@@ -271,8 +273,8 @@ impl Loop {
                 let args = startup.args.clone();
                 let tx = self.reload_tx.clone();
                 let waker = Arc::clone(&self.waker);
-                let spawned = common::spawn_helper("onhold-reload", move || {
-                    let _ = tx.send(common::reload_music(&args, seed));
+                let spawned = spawn_helper("onhold-reload", move || {
+                    let _ = tx.send(startup::reload_music(&args, seed));
                     let _ = waker.wake();
                 });
                 if let Err(e) = spawned {

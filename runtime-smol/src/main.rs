@@ -18,8 +18,9 @@ use std::time::Instant;
 
 use async_signal::{Signal, Signals};
 use onhold_core::{Command, Control, Server, Transport, MAX_DATAGRAM};
-use onhold_runtime::common::{self, AfterSignal, Lifecycle, Startup};
+use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
+use onhold_runtime::startup::{self, Startup};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
 use smol::stream::StreamExt as _;
@@ -63,7 +64,7 @@ enum Wake {
     Datagram(Datagram),
     Timer,
     Signal(i32),
-    Reloaded(common::ReloadResult),
+    Reloaded(startup::ReloadResult),
     Control(Control),
     Writable,
 }
@@ -200,7 +201,8 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
                     let args = startup.args.clone();
                     let tx = reload_tx.clone();
                     ex.spawn(async move {
-                        let result = smol::unblock(move || common::reload_music(&args, seed)).await;
+                        let result =
+                            smol::unblock(move || startup::reload_music(&args, seed)).await;
                         let _ = tx.send(result).await;
                     })
                     .detach();

@@ -3,10 +3,12 @@
 //! `onhold-mio` (raw mio) both build on this crate, so the two differ only in how they wait and
 //! how they move datagrams.
 
-pub mod common;
+pub mod lifecycle;
 pub mod logging;
 pub mod music;
 pub mod net;
+pub mod signals;
+pub mod startup;
 
 use std::process::ExitCode;
 
@@ -35,7 +37,7 @@ pub enum CliCommand {
 
 /// Parse the command line and run: `name` is the binary's (for `--version` and usage),
 /// `serve` the runtime's event loop.
-pub fn main_with(name: &'static str, serve: fn(common::Startup) -> ExitCode) -> ExitCode {
+pub fn main_with(name: &'static str, serve: fn(startup::Startup) -> ExitCode) -> ExitCode {
     let matches = Cli::command().name(name).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -46,7 +48,7 @@ pub fn main_with(name: &'static str, serve: fn(common::Startup) -> ExitCode) -> 
         Some(CliCommand::Run(args)) => *args,
         None => cli.run,
     };
-    match common::start(args) {
+    match startup::start(args) {
         Ok(startup) => serve(startup),
         Err(code) => code,
     }
