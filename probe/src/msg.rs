@@ -150,6 +150,11 @@ impl<'a> Message<'a> {
             .map(|(_, v)| &**v)
     }
 
+    /// Header names in message order, as written: the shape of a message without its values.
+    pub fn header_names(&self) -> Vec<&str> {
+        self.headers.iter().map(|(n, _)| &**n).collect()
+    }
+
     /// Every header with this name, in message order.
     pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
         let want = canonical_name(name);
@@ -343,6 +348,7 @@ v=0\r\nc=IN IP4 203.0.113.7\r\nm=audio 18232 RTP/AVP 0 101\r\na=recvonly\r\na=pt
             ["<sip:p1;lr>", "<sip:p2;lr>", "<sip:p3;lr>"]
         );
         assert_eq!(m.header("session-expires"), Some("1800;refresher=uac"));
+        assert_eq!(m.header_names()[..5], ["Via", "From", "To", "i", "CSeq"]);
         assert!(m.has_sdp());
         assert!(
             m.body.ends_with(b"a=ptime:30"),

@@ -7,14 +7,15 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use onhold_probe::msg::{Message, Start};
+
 use crate::engine::{Kind, Way};
-use crate::sip::{SipMsg, Start};
 use crate::verdict::fmt_time;
 use crate::RunResult;
 
-fn sip_line(m: &SipMsg<'_>) -> String {
-    let (n, method) = m.cseq();
-    match m.start {
+fn sip_line(m: &Message<'_>) -> String {
+    let (n, method) = m.cseq().unwrap_or_default();
+    match &m.start {
         Start::Request { method, uri } => format!("{method} {uri} (CSeq {n})"),
         Start::Response { code, reason } => format!("{code} {reason} (CSeq {n} {method})"),
     }
@@ -63,7 +64,7 @@ fn timeline(r: &RunResult) -> Vec<(Duration, String)> {
         match p.kind {
             Kind::Sip => {
                 flush(&mut open, &mut lines);
-                let text = SipMsg::parse(&p.bytes)
+                let text = Message::parse(&p.bytes)
                     .map(|m| sip_line(&m))
                     .unwrap_or_else(|| format!("{} bytes (not SIP)", p.bytes.len()));
                 let line = match p.way {
