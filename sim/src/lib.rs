@@ -95,7 +95,8 @@ pub fn shared_captures_dir() -> PathBuf {
     }
 }
 
-/// The synthetic captures committed in the repository.
+/// The synthetic captures committed in the repository, found from where this crate was built
+/// (for the tests and `run-all`; `generate` writes relative to the working directory).
 pub fn synthetic_captures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/captures")
 }
