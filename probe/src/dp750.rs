@@ -136,24 +136,7 @@ impl Dialog {
 
     /// An INVITE in the DP750's header order (shared/dp750/*.sip), with or without an offer.
     pub fn invite(&self, branch: &str, sdp: Option<&str>) -> String {
-        let mut m = String::with_capacity(1024);
-        let _ = write!(m, "INVITE {} SIP/2.0\r\n", self.target.uri);
-        let _ = write!(
-            m,
-            "Via: SIP/2.0/UDP {};branch={branch};rport\r\n",
-            hostport(self.local)
-        );
-        let _ = write!(m, "From: {}\r\n", self.header_from());
-        let _ = write!(m, "To: {}\r\n", self.header_to());
-        let _ = write!(m, "Call-ID: {}\r\n", self.call_id);
-        let _ = write!(m, "CSeq: {} INVITE\r\n", self.cseq);
-        let _ = write!(
-            m,
-            "Contact: \"{DISPLAY}\" <sip:{USER}@{}>\r\n",
-            hostport(self.local)
-        );
-        m.push_str("Max-Forwards: 70\r\n");
-        let _ = write!(m, "User-Agent: {USER_AGENT}\r\n");
+        let mut m = self.head("INVITE", &self.target.uri, branch);
         m.push_str("Privacy: none\r\n");
         let _ = write!(
             m,
@@ -185,9 +168,9 @@ impl Dialog {
         m
     }
 
-    /// Start line and the headers every request after the INVITE shares, through User-Agent.
+    /// Start line and the headers every request shares, through User-Agent.
     fn head(&self, method: &str, ruri: &str, branch: &str) -> String {
-        let mut m = String::with_capacity(768);
+        let mut m = String::with_capacity(1024);
         let _ = write!(m, "{method} {ruri} SIP/2.0\r\n");
         let _ = write!(
             m,
