@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
-use onhold::common::{self, AfterSignal, Lifecycle, ReloadResult, Startup};
-use onhold::net::{self, SendQueue, SocketTable};
 use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
+use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
+use onhold_runtime::net::{self, SendQueue, SocketTable};
+use onhold_runtime::signals::{spawn_helper, SIGNALS};
+use onhold_runtime::startup::{self, ReloadResult, Startup};
 use tracing::{debug, error, info, warn};
 
 use sys::{Batch, SignalFd, TimerFd};
@@ -44,7 +46,7 @@ const RECV_PER_WAKE: usize = 64;
 const SEND_QUEUE: usize = 1024;
 
 fn main() -> ExitCode {
-    onhold::main_with("onhold-mio", serve)
+    onhold_runtime::main_with("onhold-mio", serve)
 }
 
 struct Sock {
@@ -132,7 +134,7 @@ fn serve(startup: Startup) -> ExitCode {
 
 fn run(startup: Startup) -> io::Result<ExitCode> {
     // Before any thread exists, so reload threads inherit the blocked mask.
-    let signals = SignalFd::new(&common::SIGNALS)?;
+    let signals = SignalFd::new(&SIGNALS)?;
     let poll = Poll::new()?;
     let timer = TimerFd::new()?;
     poll.registry()
@@ -271,8 +273,8 @@ impl Loop {
                 let args = startup.args.clone();
                 let tx = self.reload_tx.clone();
                 let waker = Arc::clone(&self.waker);
-                let spawned = common::spawn_helper("onhold-reload", move || {
-                    let _ = tx.send(common::reload_music(&args, seed));
+                let spawned = spawn_helper("onhold-reload", move || {
+                    let _ = tx.send(startup::reload_music(&args, seed));
                     let _ = waker.wake();
                 });
                 if let Err(e) = spawned {

@@ -10,8 +10,8 @@ use std::time::Instant;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
-use onhold::net::{cut_stream, StreamUnit};
 use onhold_core::{Server, Transport};
+use onhold_runtime::net::{cut_stream, StreamUnit};
 use tracing::debug;
 
 /// Bytes waiting to be written per connection; a peer that stops reading past this is closed.

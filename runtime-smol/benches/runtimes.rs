@@ -70,14 +70,10 @@ impl Drop for Server {
     }
 }
 
-fn json_number(json: &str, key: &str) -> f64 {
-    let pat = format!("\"{key}\":");
-    let i = json
-        .find(&pat)
-        .unwrap_or_else(|| panic!("probe JSON lacks {key}: {json}"))
-        + pat.len();
-    let end = json[i..].find([',', '}']).unwrap() + i;
-    json[i..end].trim().parse().unwrap()
+fn json_number(json: &serde_json::Value, key: &str) -> f64 {
+    json[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("probe JSON lacks a number {key}: {json}"))
 }
 
 struct Figures {
@@ -131,9 +127,10 @@ fn measure(binary: &str, onhold: &str, calls: u64, secs: u64, base_port: u16) ->
         .expect("probe runs");
     let after = cpu_ms(server.0.id());
     drop(server);
-    let json = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("probe JSON: {e}: {}", String::from_utf8_lossy(&out.stdout)));
     Figures {
-        healthy: json.contains("\"healthy\":true"),
+        healthy: json["healthy"] == true,
         calls_ok: json_number(&json, "calls_ok"),
         loss_pct: json_number(&json, "loss_pct"),
         p99_us: json_number(&json, "interarrival_p99_us"),

@@ -17,9 +17,10 @@ use std::task::Poll;
 use std::time::Instant;
 
 use async_signal::{Signal, Signals};
-use onhold::common::{self, AfterSignal, Lifecycle, Startup};
-use onhold::net::{self, SendQueue, SocketTable};
 use onhold_core::{Command, Control, Server, Transport, MAX_DATAGRAM};
+use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
+use onhold_runtime::net::{self, SendQueue, SocketTable};
+use onhold_runtime::startup::{self, Startup};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
 use smol::stream::StreamExt as _;
@@ -42,7 +43,7 @@ const SEND_QUEUE: usize = 1024;
 mod tcp;
 
 fn main() -> ExitCode {
-    onhold::main_with("onhold", serve)
+    onhold_runtime::main_with("onhold", serve)
 }
 
 struct Datagram {
@@ -63,7 +64,7 @@ enum Wake {
     Datagram(Datagram),
     Timer,
     Signal(i32),
-    Reloaded(common::ReloadResult),
+    Reloaded(startup::ReloadResult),
     Control(Control),
     Writable,
 }
@@ -200,7 +201,8 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
                     let args = startup.args.clone();
                     let tx = reload_tx.clone();
                     ex.spawn(async move {
-                        let result = smol::unblock(move || common::reload_music(&args, seed)).await;
+                        let result =
+                            smol::unblock(move || startup::reload_music(&args, seed)).await;
                         let _ = tx.send(result).await;
                     })
                     .detach();

@@ -13,8 +13,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
 
-use onhold::net::{cut_stream, StreamUnit};
 use onhold_core::Transport;
+use onhold_runtime::net::{cut_stream, StreamUnit};
 use smol::channel::{Receiver, Sender};
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use smol::{Async, LocalExecutor, Task};

@@ -317,7 +317,7 @@ impl Sim {
                     &bytes,
                 );
                 // Stray media (an RTP-only capture) is recorded as such, not as SIP.
-                let kind = if crate::sip::SipMsg::parse(&bytes).is_some() {
+                let kind = if onhold_probe::msg::Message::parse(&bytes).is_some() {
                     Kind::Sip
                 } else {
                     Kind::Rtp

@@ -1,7 +1,7 @@
 //! onhold-sim: drives onhold-core on virtual time.
 //!
 //! - [`pcap`]: captures in and out;
-//! - [`sip`]: the little SIP/SDP the simulator reads (until the core parser lands);
+//! - [`sdp`]: the little SDP the simulator reads (SIP it reads with `onhold_probe::msg`);
 //! - [`engine`]: the discrete-event loop, the virtual network link, the observed wire;
 //! - [`replay`]: the caller side of a capture, played against the core;
 //! - [`verdict`]: pacing and dialog judgements of what the core sent;
@@ -13,7 +13,7 @@ pub mod generate;
 pub mod pcap;
 pub mod replay;
 pub mod report;
-pub mod sip;
+pub mod sdp;
 pub mod verdict;
 
 use std::path::{Path, PathBuf};
@@ -95,7 +95,8 @@ pub fn shared_captures_dir() -> PathBuf {
     }
 }
 
-/// The synthetic captures committed in the repository.
+/// The synthetic captures committed in the repository, found from where this crate was built
+/// (for the tests and `run-all`; `generate` writes relative to the working directory).
 pub fn synthetic_captures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/captures")
 }

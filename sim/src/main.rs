@@ -62,7 +62,9 @@ enum Cmd {
     },
     /// Write the synthetic DP750 captures.
     Generate {
-        #[arg(long, default_value_os_t = onhold_sim::synthetic_captures_dir())]
+        /// The folder to write them to, relative to the working directory (run it from the
+        /// repository root to rewrite the committed ones).
+        #[arg(long, default_value = "tests/captures")]
         out: PathBuf,
     },
     /// Replay every capture in tests/captures and shared/captures, clean and under three

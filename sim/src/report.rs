@@ -7,14 +7,16 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use onhold_probe::msg::{Message, Start};
+use serde::Serialize;
+
 use crate::engine::{Kind, Way};
-use crate::sip::{SipMsg, Start};
 use crate::verdict::fmt_time;
 use crate::RunResult;
 
-fn sip_line(m: &SipMsg<'_>) -> String {
-    let (n, method) = m.cseq();
-    match m.start {
+fn sip_line(m: &Message<'_>) -> String {
+    let (n, method) = m.cseq().unwrap_or_default();
+    match &m.start {
         Start::Request { method, uri } => format!("{method} {uri} (CSeq {n})"),
         Start::Response { code, reason } => format!("{code} {reason} (CSeq {n} {method})"),
     }
@@ -63,7 +65,7 @@ fn timeline(r: &RunResult) -> Vec<(Duration, String)> {
         match p.kind {
             Kind::Sip => {
                 flush(&mut open, &mut lines);
-                let text = SipMsg::parse(&p.bytes)
+                let text = Message::parse(&p.bytes)
                     .map(|m| sip_line(&m))
                     .unwrap_or_else(|| format!("{} bytes (not SIP)", p.bytes.len()));
                 let line = match p.way {
@@ -143,96 +145,106 @@ pub fn text(r: &RunResult) -> String {
     s
 }
 
-/// A JSON string literal.
-pub fn json_str(v: &str) -> String {
-    let mut s = String::with_capacity(v.len() + 2);
-    s.push('"');
-    for c in v.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            '\r' => s.push_str("\\r"),
-            '\t' => s.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(s, "\\u{:04x}", c as u32);
-            }
-            c => s.push(c),
-        }
-    }
-    s.push('"');
-    s
+/// Seconds with microseconds, as the timeline prints them.
+fn secs(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1e6
 }
 
-fn secs(d: Duration) -> String {
-    format!("{}.{:06}", d.as_secs(), d.subsec_micros())
-}
-
+/// One JSON object (RFC 8259) per run: what the text says, for tools.
 pub fn json(r: &RunResult) -> String {
-    let mut s = String::from("{");
-    let _ = write!(
-        s,
-        "\"capture\":{},\"seed\":{},\"link\":{},\"end\":{},\"pass\":{}",
-        json_str(&r.name),
-        r.seed,
-        json_str(&r.link),
-        secs(r.trace.end),
-        r.passed()
-    );
-    s.push_str(",\"timeline\":[");
-    for (i, (at, line)) in timeline(r).iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(s, "{{\"at\":{},\"line\":{}}}", secs(*at), json_str(line));
-    }
-    s.push_str("],\"notes\":[");
-    for (i, n) in r.notes.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(
-            s,
-            "{{\"at\":{},\"text\":{}}}",
-            secs(n.at),
-            json_str(&n.text)
-        );
-    }
-    s.push_str("],\"media\":[");
-    for (i, m) in r.media.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(
-            s,
-            "{{\"call_id\":{},\"local_port\":{},\"remote\":{},\"ptime_ms\":{},\"payload_type\":{},\"packets\":{},\"segments\":{},\"sender_reports\":{},\"late_skipped\":{}}}",
-            json_str(&m.call_id),
-            m.local_port,
-            m.remote.map(|a| json_str(&a.to_string())).unwrap_or_else(|| "null".into()),
-            m.ptime_ms,
-            m.payload_type.map(|p| p.to_string()).unwrap_or_else(|| "null".into()),
-            m.packets,
-            m.segments,
-            m.sender_reports,
-            m.late_skipped
-        );
-    }
-    s.push_str("],\"findings\":[");
-    for (i, f) in r.findings.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(
-            s,
-            "{{\"verdict\":{},\"call_id\":{},\"at\":{},\"subject\":{},\"expected\":{},\"got\":{}}}",
-            json_str(f.verdict),
-            json_str(&f.call_id),
-            f.at.map(secs).unwrap_or_else(|| "null".into()),
-            json_str(&f.subject),
-            json_str(&f.expected),
-            json_str(&f.got)
-        );
-    }
-    s.push_str("]}");
-    s
+    let report = Report {
+        capture: &r.name,
+        seed: r.seed,
+        link: &r.link,
+        end: secs(r.trace.end),
+        pass: r.passed(),
+        timeline: timeline(r)
+            .into_iter()
+            .map(|(at, line)| Line { at: secs(at), line })
+            .collect(),
+        notes: r
+            .notes
+            .iter()
+            .map(|n| NoteJson {
+                at: secs(n.at),
+                text: &n.text,
+            })
+            .collect(),
+        media: r
+            .media
+            .iter()
+            .map(|m| Media {
+                call_id: &m.call_id,
+                local_port: m.local_port,
+                remote: m.remote.map(|a| a.to_string()),
+                ptime_ms: m.ptime_ms,
+                payload_type: m.payload_type,
+                packets: m.packets,
+                segments: m.segments,
+                sender_reports: m.sender_reports,
+                late_skipped: m.late_skipped,
+            })
+            .collect(),
+        findings: r
+            .findings
+            .iter()
+            .map(|f| FindingJson {
+                verdict: f.verdict,
+                call_id: &f.call_id,
+                at: f.at.map(secs),
+                subject: &f.subject,
+                expected: &f.expected,
+                got: &f.got,
+            })
+            .collect(),
+    };
+    serde_json::to_string(&report).expect("plain data serialises")
+}
+
+#[derive(Serialize)]
+struct Report<'r> {
+    capture: &'r str,
+    seed: u64,
+    link: &'r str,
+    end: f64,
+    pass: bool,
+    timeline: Vec<Line>,
+    notes: Vec<NoteJson<'r>>,
+    media: Vec<Media<'r>>,
+    findings: Vec<FindingJson<'r>>,
+}
+
+#[derive(Serialize)]
+struct Line {
+    at: f64,
+    line: String,
+}
+
+#[derive(Serialize)]
+struct NoteJson<'r> {
+    at: f64,
+    text: &'r str,
+}
+
+#[derive(Serialize)]
+struct Media<'r> {
+    call_id: &'r str,
+    local_port: u16,
+    remote: Option<String>,
+    ptime_ms: u32,
+    payload_type: Option<u8>,
+    packets: u64,
+    segments: u32,
+    sender_reports: u32,
+    late_skipped: u64,
+}
+
+#[derive(Serialize)]
+struct FindingJson<'r> {
+    verdict: &'r str,
+    call_id: &'r str,
+    at: Option<f64>,
+    subject: &'r str,
+    expected: &'r str,
+    got: &'r str,
 }

@@ -89,3 +89,18 @@ fn two_processes_same_seed_same_json() {
     assert_eq!(run("a.json"), run("b.json"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn generate_writes_under_the_working_directory_by_default() {
+    let dir = std::env::temp_dir().join(format!("onhold-sim-gen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = sim().arg("generate").current_dir(&dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = onhold_sim::captures_in(&dir.join("tests/captures")).unwrap();
+    assert_eq!(written.len(), onhold_sim::generate::all().len());
+    std::fs::remove_dir_all(&dir).ok();
+}

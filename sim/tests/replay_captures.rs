@@ -43,9 +43,22 @@ fn synthetic_captures_pass_every_verdict() {
     replay_dir(&synthetic_captures_dir(), 11);
 }
 
+/// The public captures live outside the repository. Without them this test says so and passes,
+/// except on CI (`CI=true`), where a missing folder is a failure rather than a silent skip.
 #[test]
 fn public_captures_pass_every_verdict() {
-    replay_dir(&shared_captures_dir(), 9);
+    let dir = shared_captures_dir();
+    if !dir.is_dir() {
+        let why = format!(
+            "{} does not exist; set ONHOLD_SHARED to the folder that holds captures/",
+            dir.display()
+        );
+        let on_ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        assert!(!on_ci, "public captures missing on CI: {why}");
+        eprintln!("skipped the public captures: {why}");
+        return;
+    }
+    replay_dir(&dir, 9);
 }
 
 #[test]

@@ -5,6 +5,8 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use onhold_probe::msg::Message;
+
 /// An SDP offer shaped like the DP750's: `fmts` on the m= line (`"0 8 9 101"`), rtpmaps for
 /// the ones we know, the direction attribute before them, `a=ptime`.
 pub fn dp750_offer(
@@ -77,20 +79,17 @@ impl Caller {
         let port = local.port();
         let deadline = Instant::now() + Duration::from_secs(5);
         let answer = loop {
-            let msg = recv(&sock, deadline.saturating_duration_since(Instant::now()))
+            let text = recv(&sock, deadline.saturating_duration_since(Instant::now()))
                 .expect("no final response to INVITE within 5 s");
-            if msg.starts_with("SIP/2.0 1") {
-                continue;
+            if Message::parse(text.as_bytes()).is_some_and(|m| m.code() >= Some(200)) {
+                break text;
             }
-            break msg;
         };
-        let to = header(&answer, "To")
-            .expect("response without To")
-            .to_owned();
-        let target = header(&answer, "Contact")
-            .and_then(|c| c.split_once('<'))
-            .and_then(|(_, r)| r.split_once('>'))
-            .map_or(format!("sip:123@{server}"), |(uri, _)| uri.to_owned());
+        let msg = Message::parse(answer.as_bytes()).expect("a SIP response");
+        let to = msg.header("To").expect("response without To").to_owned();
+        let target = msg
+            .contact_uri()
+            .map_or(format!("sip:123@{server}"), str::to_owned);
         let c = Caller {
             sock,
             server,
@@ -114,15 +113,16 @@ impl Caller {
 
     /// The final response's status code.
     pub fn status(&self) -> u16 {
-        self.answer
-            .get(8..11)
-            .and_then(|s| s.parse().ok())
+        Message::parse(self.answer.as_bytes())
+            .and_then(|m| m.code())
             .unwrap_or(0)
     }
 
     /// The answer's SDP body.
-    pub fn answer_sdp(&self) -> &str {
-        self.answer.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+    pub fn answer_sdp(&self) -> String {
+        Message::parse(self.answer.as_bytes())
+            .map(|m| String::from_utf8_lossy(&m.body).into_owned())
+            .unwrap_or_default()
     }
 
     /// Hangs up; returns the status of the response to our BYE (0 if none within 2 s).
@@ -130,12 +130,15 @@ impl Caller {
         let port = self.local.port();
         self.send(&self.request("BYE", &self.target, &format!("z9hG4bK{port}3"), 22));
         let deadline = Instant::now() + Duration::from_secs(2);
-        while let Some(m) = recv(
+        while let Some(text) = recv(
             &self.sock,
             deadline.saturating_duration_since(Instant::now()),
         ) {
-            if m.starts_with("SIP/2.0 ") && header(&m, "CSeq") == Some("22 BYE") {
-                return m.get(8..11).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let Some(m) = Message::parse(text.as_bytes()) else {
+                continue;
+            };
+            if let (Some(code), Some((22, "BYE"))) = (m.code(), m.cseq()) {
+                return code;
             }
         }
         0
@@ -174,9 +177,9 @@ impl Caller {
             if left.is_zero() {
                 return None;
             }
-            let msg = recv(&self.sock, left)?;
-            if !msg.starts_with("SIP/2.0") {
-                return Some(msg);
+            let text = recv(&self.sock, left)?;
+            if Message::parse(text.as_bytes()).is_some_and(|m| m.method().is_some()) {
+                return Some(text);
             }
         }
     }
@@ -243,13 +246,9 @@ fn recv(sock: &UdpSocket, timeout: Duration) -> Option<String> {
     Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
-/// The first header of that name in a SIP message, trimmed.
-pub fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
-    msg.lines()
-        .skip(1)
-        .take_while(|l| !l.trim().is_empty())
-        .find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-        })
+/// The first header of that name in a SIP message, trimmed (compact forms understood).
+pub fn header(msg: &str, name: &str) -> Option<String> {
+    Message::parse(msg.as_bytes())?
+        .header(name)
+        .map(str::to_owned)
 }

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use onhold_probe::msg::Message;
+
 use crate::{ports, workspace_root, TempDir};
 
 /// A SIPp run to make: scenario file, target and `-set` variables.
@@ -238,6 +240,8 @@ pub struct SipMessage {
     pub sent: bool,
     pub wall: SystemTime,
     pub text: String,
+    /// `text` read as SIP.
+    pub msg: Message<'static>,
 }
 
 impl SipMessage {
@@ -246,44 +250,25 @@ impl SipMessage {
     }
 
     pub fn method(&self) -> Option<&str> {
-        let l = self.start_line();
-        (!l.starts_with("SIP/2.0")).then(|| l.split(' ').next().unwrap_or(""))
+        self.msg.method()
     }
 
     pub fn status(&self) -> Option<u16> {
-        let l = self.start_line();
-        l.strip_prefix("SIP/2.0 ")
-            .and_then(|r| r.get(..3))
-            .and_then(|c| c.parse().ok())
+        self.msg.code()
     }
 
-    /// The first header of that name (case-insensitive; no compact forms), trimmed.
+    /// The first header of that name (case-insensitive, compact forms understood), trimmed.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.text
-            .lines()
-            .skip(1)
-            .take_while(|l| !l.trim().is_empty())
-            .find_map(|l| {
-                let (n, v) = l.split_once(':')?;
-                n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-            })
+        self.msg.header(name)
     }
 
     /// Header names in order (`Via, From, To, …`): the shape of a message without its values.
     pub fn header_names(&self) -> Vec<&str> {
-        self.text
-            .lines()
-            .skip(1)
-            .take_while(|l| !l.trim().is_empty())
-            .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim()))
-            .collect()
+        self.msg.header_names()
     }
 
     pub fn body(&self) -> &str {
-        self.text
-            .split_once("\r\n\r\n")
-            .or_else(|| self.text.split_once("\n\n"))
-            .map_or("", |(_, b)| b)
+        std::str::from_utf8(&self.msg.body).unwrap_or("")
     }
 
     /// The SDP direction attribute, if the body has one.
@@ -348,7 +333,15 @@ pub fn parse_message_log(log: &str) -> Vec<SipMessage> {
         }
         let text: Vec<&str> = lines.skip_while(|l| l.trim().is_empty()).collect();
         let text = text.join("\r\n").trim_end().to_owned() + "\r\n";
-        out.push(SipMessage { sent, wall, text });
+        let Some(msg) = Message::parse(text.as_bytes()).map(Message::into_owned) else {
+            continue;
+        };
+        out.push(SipMessage {
+            sent,
+            wall,
+            text,
+            msg,
+        });
     }
     out
 }
@@ -404,7 +397,7 @@ mod tests {
     #[test]
     fn message_log_splits_and_summarises() {
         let log = "----------------------------------------------- 2026-11-23 10:53:02.529990\n\
-UDP message sent (10 bytes):\n\nINVITE sip:123@127.0.0.1:5 SIP/2.0\nCSeq: 21 INVITE\nContent-Length: 10\n\nv=0\nm=audio 4000 RTP/AVP 0 8\na=sendrecv\n\n\
+UDP message sent (10 bytes):\n\nINVITE sip:123@127.0.0.1:5 SIP/2.0\nCSeq: 21 INVITE\nContent-Length: 43\n\nv=0\nm=audio 4000 RTP/AVP 0 8\na=sendrecv\n\n\
 ----------------------------------------------- 2026-11-23 10:53:02.532051\n\
 UDP message received [5] bytes :\n\nSIP/2.0 100 Trying\nCSeq: 21 INVITE\nContent-Length: 0\n\n\n";
         let m = parse_message_log(log);

@@ -15,8 +15,10 @@ use std::time::Duration;
 
 mod rewrite;
 
+use onhold_probe::msg::{uri_addr, Message};
+
 use crate::pcap::Datagram;
-use crate::sip::{uri_addr, SipMsg};
+use crate::sdp::Sdp;
 use rewrite::{answer_to, build_ack, replace_branch, uri_of_request};
 pub use rewrite::{rewrite_in_dialog, with_tag};
 
@@ -113,7 +115,7 @@ impl Caller {
     pub fn from_capture(datagrams: &[Datagram]) -> Caller {
         let first_invite = datagrams
             .iter()
-            .find(|d| SipMsg::parse(&d.payload).is_some_and(|m| m.method() == Some("INVITE")));
+            .find(|d| Message::parse(&d.payload).is_some_and(|m| m.method() == Some("INVITE")));
         let raw = first_invite.is_none();
         let Some(first) = first_invite.or(datagrams.first()) else {
             return Caller::new(Vec::new(), BTreeMap::new(), Vec::new(), Vec::new());
@@ -126,7 +128,7 @@ impl Caller {
         for d in datagrams {
             let from_caller = d.src.ip() == caller_ip && d.dst.ip() == callee_ip;
             let to_caller = d.dst.ip() == caller_ip && d.src.ip() == callee_ip;
-            let m = SipMsg::parse(&d.payload);
+            let m = Message::parse(&d.payload);
             let request = m.as_ref().is_some_and(|m| m.method().is_some());
             if from_caller && (request || raw && m.is_none()) {
                 if !caller_addrs.contains(&d.src) {
@@ -147,9 +149,11 @@ impl Caller {
                 }
                 continue;
             };
-            let (cseq, cmethod) = m.cseq();
+            let (cseq, cmethod) = m.cseq().unwrap_or_default();
             if to_caller && m.code().is_some_and(|c| c >= 200) && cmethod == "INVITE" {
-                let o = outcomes.entry((m.call_id().to_string(), cseq)).or_default();
+                let o = outcomes
+                    .entry((m.call_id().unwrap_or_default().to_string(), cseq))
+                    .or_default();
                 if o.final_code.is_none() {
                     o.final_code = m.code();
                     o.final_at = Some(d.at);
@@ -158,7 +162,9 @@ impl Caller {
             }
             if from_caller && request {
                 if m.method() == Some("ACK") {
-                    if let Some(o) = outcomes.get_mut(&(m.call_id().to_string(), cseq)) {
+                    if let Some(o) =
+                        outcomes.get_mut(&(m.call_id().unwrap_or_default().to_string(), cseq))
+                    {
                         if o.final_code.is_some_and(|c| c < 300) && o.ack.is_none() {
                             let delay = d.at.saturating_sub(o.final_at.unwrap_or(d.at));
                             o.ack = Some((steps.len(), delay));
@@ -319,7 +325,7 @@ impl Caller {
 
     fn play(&mut self, now: Duration, i: usize) {
         let step = self.steps[i].clone();
-        let Some(m) = SipMsg::parse(&step.bytes) else {
+        let Some(m) = Message::parse(&step.bytes) else {
             // Only RTP-only captures have non-SIP steps: play them as they are.
             self.queue.push(Send {
                 src: step.src,
@@ -329,8 +335,8 @@ impl Caller {
             return;
         };
         let method = m.method().unwrap_or("").to_string();
-        let call_id = m.call_id().to_string();
-        let (cseq, _) = m.cseq();
+        let call_id = m.call_id().unwrap_or_default().to_string();
+        let (cseq, _) = m.cseq().unwrap_or_default();
         let key = (call_id.clone(), cseq, method.clone());
         let in_dialog = m.to_tag().is_some();
         if self.ended_by_core.contains(&call_id) && in_dialog && method != "ACK" {
@@ -462,7 +468,7 @@ impl Caller {
 
     fn send_in_dialog(&mut self, now: Duration, i: usize, inv_key: (String, u32)) {
         let step = self.steps[i].clone();
-        let Some(m) = SipMsg::parse(&step.bytes) else {
+        let Some(m) = Message::parse(&step.bytes) else {
             return;
         };
         let inv = &self.invites[&inv_key];
@@ -473,7 +479,7 @@ impl Caller {
             .unwrap_or(inv.dst.unwrap_or(step.dst));
         let bytes = rewrite_in_dialog(&step.bytes, &tag, &target, &inv.routes);
         let method = m.method().unwrap_or("").to_string();
-        let (cseq, _) = m.cseq();
+        let (cseq, _) = m.cseq().unwrap_or_default();
         if method == "BYE" {
             if let Some(inv) = self.invites.get_mut(&inv_key) {
                 inv.bye_sent = true;
@@ -484,7 +490,7 @@ impl Caller {
             let parent = self.invites[&inv_key].clone();
             let re = self
                 .invites
-                .entry((m.call_id().to_string(), cseq))
+                .entry((m.call_id().unwrap_or_default().to_string(), cseq))
                 .or_default();
             re.reinvite = true;
             re.src = Some(step.src);
@@ -501,7 +507,7 @@ impl Caller {
                 dst,
                 bytes,
             },
-            (m.call_id().to_string(), cseq, method),
+            (m.call_id().unwrap_or_default().to_string(), cseq, method),
         );
     }
 
@@ -513,7 +519,7 @@ impl Caller {
             return;
         }
         inv.bye_sent = true;
-        let Some(m) = SipMsg::parse(&inv.bytes) else {
+        let Some(m) = Message::parse(&inv.bytes) else {
             return;
         };
         let target = inv.contact.clone().unwrap_or_else(|| uri_of_request(&m));
@@ -560,21 +566,29 @@ impl Caller {
         dst: SocketAddr,
         data: &[u8],
     ) {
-        let Some(m) = SipMsg::parse(data) else { return };
+        let Some(m) = Message::parse(data) else {
+            return;
+        };
         match m.code() {
             Some(code) => self.on_response(now, &m, code),
             None => self.on_request(now, &m, src, dst),
         }
     }
 
-    fn on_request(&mut self, now: Duration, m: &SipMsg<'_>, core: SocketAddr, me: SocketAddr) {
+    fn on_request(&mut self, now: Duration, m: &Message<'_>, core: SocketAddr, me: SocketAddr) {
         let method = m.method().unwrap_or("");
         if method == "ACK" {
             return;
         }
-        if method == "BYE" && !self.ended_by_core.iter().any(|c| c == m.call_id()) {
-            self.ended_by_core.push(m.call_id().to_string());
-            let call_id = m.call_id().to_string();
+        if method == "BYE"
+            && !self
+                .ended_by_core
+                .iter()
+                .any(|c| c == m.call_id().unwrap_or_default())
+        {
+            self.ended_by_core
+                .push(m.call_id().unwrap_or_default().to_string());
+            let call_id = m.call_id().unwrap_or_default().to_string();
             self.outstanding.retain(|k, _| k.0 != call_id);
         }
         // RFC 3261 §8.2.6: copy Via, From, To (adding our tag if it has none), Call-ID, CSeq.
@@ -591,7 +605,7 @@ impl Caller {
         }
         out.push_str(&format!(
             "Call-ID: {}\r\nCSeq: {}\r\n",
-            m.call_id(),
+            m.call_id().unwrap_or_default(),
             m.header("cseq").unwrap_or("")
         ));
         let body = if method == "INVITE" {
@@ -600,9 +614,9 @@ impl Caller {
                 .values()
                 .find(|i| {
                     !i.bytes.is_empty()
-                        && SipMsg::parse(&i.bytes).is_some_and(|x| x.call_id() == m.call_id())
+                        && Message::parse(&i.bytes).is_some_and(|x| x.call_id() == m.call_id())
                 })
-                .and_then(|i| SipMsg::parse(&i.bytes).map(|x| x.body.to_vec()))
+                .and_then(|i| Message::parse(&i.bytes).map(|x| x.body.to_vec()))
                 .unwrap_or_default()
         } else {
             Vec::new()
@@ -624,9 +638,9 @@ impl Caller {
         let _ = now;
     }
 
-    fn on_response(&mut self, now: Duration, m: &SipMsg<'_>, code: u16) {
-        let (cseq, cmethod) = m.cseq();
-        let call_id = m.call_id().to_string();
+    fn on_response(&mut self, now: Duration, m: &Message<'_>, code: u16) {
+        let (cseq, cmethod) = m.cseq().unwrap_or_default();
+        let call_id = m.call_id().unwrap_or_default().to_string();
         let key = (call_id.clone(), cseq, cmethod.to_string());
         if cmethod == "INVITE" {
             if code >= 100 {
@@ -652,7 +666,7 @@ impl Caller {
         }
         inv.final_code = Some(code);
         inv.core_tag = m.to_tag().map(str::to_string);
-        let Some(orig) = SipMsg::parse(&inv.bytes) else {
+        let Some(orig) = Message::parse(&inv.bytes) else {
             return;
         };
         let (Some(src), Some(dst)) = (inv.src, inv.dst) else {
@@ -713,8 +727,9 @@ impl Caller {
                     self.notes.push(Note { at: now, text: format!("INVITE (CSeq {cseq}) of {call_id}: the original callee answered {}, our core 2xx: ACK at once", inv.captured.final_code.unwrap_or(0)) });
                 }
                 let cancelled = self.steps.iter().any(|s| {
-                    SipMsg::parse(&s.bytes)
-                        .is_some_and(|x| x.method() == Some("CANCEL") && x.call_id() == call_id)
+                    Message::parse(&s.bytes).is_some_and(|x| {
+                        x.method() == Some("CANCEL") && x.call_id().unwrap_or_default() == call_id
+                    })
                 });
                 let refused = inv.captured.final_code.is_some_and(|c| c >= 300);
                 if !refused && !cancelled {
@@ -727,7 +742,7 @@ impl Caller {
                 let answer = if orig.has_sdp() {
                     None
                 } else {
-                    m.sdp().map(|offer| answer_to(&offer, src))
+                    Sdp::of(m).map(|offer| answer_to(&offer, src))
                 };
                 (
                     build_ack(
@@ -757,10 +772,10 @@ impl Caller {
     fn release_waiting(&mut self, now: Duration) {
         let waiting = std::mem::take(&mut self.waiting);
         for i in waiting {
-            let Some(m) = SipMsg::parse(&self.steps[i].bytes) else {
+            let Some(m) = Message::parse(&self.steps[i].bytes) else {
                 continue;
             };
-            let call_id = m.call_id().to_string();
+            let call_id = m.call_id().unwrap_or_default().to_string();
             let tag = m.to_tag().unwrap_or("").to_string();
             match self.dialog_for(&call_id, &tag) {
                 Dialog::Up(k) => self.send_in_dialog(now, i, k),

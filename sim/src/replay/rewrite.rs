@@ -3,12 +3,12 @@
 
 use std::net::SocketAddr;
 
-use crate::sip::SipMsg;
+use onhold_probe::msg::{Message, Start};
 
-pub(super) fn uri_of_request(m: &SipMsg<'_>) -> String {
-    match m.start {
-        crate::sip::Start::Request { uri, .. } => uri.to_string(),
-        crate::sip::Start::Response { .. } => String::new(),
+pub(super) fn uri_of_request(m: &Message<'_>) -> String {
+    match &m.start {
+        Start::Request { uri, .. } => uri.to_string(),
+        Start::Response { .. } => String::new(),
     }
 }
 
@@ -49,7 +49,7 @@ pub fn with_tag(v: &str, tag: &str) -> String {
 }
 
 pub(super) fn build_ack(
-    invite: &SipMsg<'_>,
+    invite: &Message<'_>,
     tag: &str,
     target: &str,
     routes: &[String],
@@ -74,7 +74,7 @@ pub(super) fn build_ack(
     ));
     out.push_str(&format!(
         "Call-ID: {}\r\nCSeq: {cseq} ACK\r\nMax-Forwards: 70\r\n",
-        invite.call_id()
+        invite.call_id().unwrap_or_default()
     ));
     match sdp {
         Some(b) => out.push_str(&format!(
@@ -88,7 +88,7 @@ pub(super) fn build_ack(
 
 /// The caller's answer to our core's offer when the capture has none to give: the first offered
 /// payload type, receive only, at the caller's address (RFC 3264 §6).
-pub(super) fn answer_to(offer: &crate::sip::Sdp, caller: SocketAddr) -> String {
+pub(super) fn answer_to(offer: &crate::sdp::Sdp, caller: SocketAddr) -> String {
     let pt = offer.pts.first().copied().unwrap_or(0);
     let ip = caller.ip();
     let fam = if ip.is_ipv4() { "IP4" } else { "IP6" };

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{fmt_time, label, sip_messages, Finding, Rules, SipAt};
 use crate::engine::{Trace, Way};
+use crate::sdp::Sdp;
 
 /// Slack for timer checks: a sans-IO core woken at its own deadline is exact, but allow for a
 /// core that rounds its timers to the millisecond.
@@ -33,7 +34,7 @@ fn finding(
 type ReqKey = (String, u32, String, String); // Call-ID, CSeq, method, top Via branch
 
 fn req_key(s: &SipAt<'_>) -> ReqKey {
-    let (n, _) = s.msg.cseq();
+    let (n, _) = s.msg.cseq().unwrap_or_default();
     (
         s.call_id.to_string(),
         n,
@@ -43,7 +44,7 @@ fn req_key(s: &SipAt<'_>) -> ReqKey {
 }
 
 fn resp_key(s: &SipAt<'_>) -> ReqKey {
-    let (n, m) = s.msg.cseq();
+    let (n, m) = s.msg.cseq().unwrap_or_default();
     (
         s.call_id.to_string(),
         n,
@@ -94,7 +95,7 @@ pub fn check(trace: &Trace, rules: &Rules) -> Vec<Finding> {
         let copies = &requests[k];
         let req = copies[0];
         let rs: Vec<&SipAt<'_>> = responses.get(k).cloned().unwrap_or_default();
-        let call_id = &k.0;
+        let call_id = k.0.as_str();
         let subject = format!("{} from {}", label(&req.msg), req.pkt.remote);
         for r in &rs {
             if r.pkt.remote != req.pkt.remote {
@@ -257,32 +258,33 @@ pub fn check(trace: &Trace, rules: &Rules) -> Vec<Finding> {
 
 /// Did a request of the same dialog with a higher CSeq reach the core before this one?
 fn out_of_order(msgs: &[SipAt<'_>], req: &SipAt<'_>) -> bool {
-    let (n, _) = req.msg.cseq();
+    let (n, _) = req.msg.cseq().unwrap_or_default();
     msgs.iter().any(|s| {
         s.way == Way::In
             && s.idx < req.idx
             && s.call_id == req.call_id
             && s.msg.to_tag() == req.msg.to_tag()
             && !matches!(s.msg.method(), Some("ACK" | "CANCEL") | None)
-            && s.msg.cseq().0 > n
+            && s.msg.cseq().unwrap_or_default().0 > n
     })
 }
 
 /// When this re-INVITE arrived, had our core sent a 2xx to an earlier INVITE of the dialog that
 /// no ACK had answered yet?
 fn unacked_2xx(msgs: &[SipAt<'_>], req: &SipAt<'_>) -> bool {
-    let (n, _) = req.msg.cseq();
+    let (n, _) = req.msg.cseq().unwrap_or_default();
     let before = |s: &&SipAt<'_>| s.idx < req.idx && s.call_id == req.call_id;
     msgs.iter().filter(before).any(|s| {
-        let (m, method) = s.msg.cseq();
+        let (m, method) = s.msg.cseq().unwrap_or_default();
         s.way == Way::Out
             && method == "INVITE"
             && m < n
             && s.msg.code().is_some_and(|c| (200..300).contains(&c))
-            && !msgs
-                .iter()
-                .filter(before)
-                .any(|a| a.way == Way::In && a.msg.method() == Some("ACK") && a.msg.cseq().0 == m)
+            && !msgs.iter().filter(before).any(|a| {
+                a.way == Way::In
+                    && a.msg.method() == Some("ACK")
+                    && a.msg.cseq().unwrap_or_default().0 == m
+            })
     })
 }
 
@@ -292,15 +294,17 @@ fn dialog_confirmed(msgs: &[SipAt<'_>], call_id: &str, t: Duration) -> bool {
         s.way == Way::Out
             && s.at <= t
             && s.call_id == call_id
-            && s.msg.cseq().1 == "INVITE"
+            && s.msg.cseq().unwrap_or_default().1 == "INVITE"
             && s.msg.code().is_some_and(|c| (200..300).contains(&c))
     })
 }
 
 /// The SDP answer in a 2xx: present, right direction, a codec from the offer we can send.
 fn check_answer(out: &mut Vec<Finding>, call_id: &str, req: &SipAt<'_>, fin: &SipAt<'_>) {
-    let Some(offer) = req.msg.sdp() else { return };
-    let Some(answer) = fin.msg.sdp() else {
+    let Some(offer) = Sdp::of(&req.msg) else {
+        return;
+    };
+    let Some(answer) = Sdp::of(&fin.msg) else {
         out.push(finding(
             call_id,
             Some(fin.at),
@@ -345,8 +349,8 @@ fn check_invite(
     in_dialog: bool,
     ended_before: bool,
 ) {
-    let call_id = req.msg.call_id();
-    let (cseq, _) = req.msg.cseq();
+    let call_id = req.msg.call_id().unwrap_or_default();
+    let (cseq, _) = req.msg.cseq().unwrap_or_default();
     let subject = format!("{} from {}", label(&req.msg), req.pkt.remote);
     let code = fin.msg.code().unwrap_or(0);
     // 100 Trying at once before accepting a new call (DESIGN.md); otherwise (re-INVITE, an
@@ -371,11 +375,11 @@ fn check_invite(
             s.way == Way::In
                 && s.msg.method() == Some("CANCEL")
                 && s.call_id == call_id
-                && s.msg.cseq().0 == cseq
+                && s.msg.cseq().unwrap_or_default().0 == cseq
                 && s.msg.top_via_branch() == req.msg.top_via_branch()
         })
         .map(|s| s.idx);
-    let offer = req.msg.sdp();
+    let offer = Sdp::of(&req.msg);
     let se = req
         .msg
         .header("session-expires")
@@ -441,7 +445,7 @@ fn check_invite(
     }
     if offer.is_some() {
         check_answer(out, call_id, req, fin);
-    } else if fin.msg.sdp().is_none() {
+    } else if Sdp::of(&fin.msg).is_none() {
         out.push(finding(
             call_id,
             Some(fin.at),
@@ -471,7 +475,7 @@ fn check_invite(
             s.way == Way::In
                 && s.msg.method() == Some("ACK")
                 && s.call_id == call_id
-                && s.msg.cseq().0 == cseq
+                && s.msg.cseq().unwrap_or_default().0 == cseq
                 && s.msg.to_tag() == tag
         })
         .map(|s| s.at);

@@ -9,8 +9,9 @@ pub mod pacing;
 use std::fmt;
 use std::time::Duration;
 
+use onhold_probe::msg::{Message, Start};
+
 use crate::engine::{Kind, Trace, Way, WirePacket};
-use crate::sip::SipMsg;
 
 /// Timer settings the verdicts hold the core to (RFC 3261 §17, RFC 3550 §6.2).
 #[derive(Debug, Clone, Copy)]
@@ -68,9 +69,9 @@ pub struct SipAt<'a> {
     pub at: Duration,
     pub way: Way,
     pub pkt: &'a WirePacket,
-    pub msg: SipMsg<'a>,
-    /// `msg.call_id()`, looked up once: the verdicts match on it constantly.
-    pub call_id: &'a str,
+    pub msg: Message<'a>,
+    /// `msg.call_id()` (empty when absent), looked up once: the verdicts match on it constantly.
+    pub call_id: String,
 }
 
 pub fn sip_messages(trace: &Trace) -> Vec<SipAt<'_>> {
@@ -80,12 +81,12 @@ pub fn sip_messages(trace: &Trace) -> Vec<SipAt<'_>> {
         .enumerate()
         .filter(|(_, p)| p.kind == Kind::Sip)
         .filter_map(|(idx, p)| {
-            SipMsg::parse(&p.bytes).map(|msg| SipAt {
+            Message::parse(&p.bytes).map(|msg| SipAt {
                 idx,
                 at: p.at,
                 way: p.way,
                 pkt: p,
-                call_id: msg.call_id(),
+                call_id: msg.call_id().unwrap_or_default().to_owned(),
                 msg,
             })
         })
@@ -93,11 +94,11 @@ pub fn sip_messages(trace: &Trace) -> Vec<SipAt<'_>> {
 }
 
 /// Short name of a message: `INVITE (CSeq 21)` or `200 OK (CSeq 21 INVITE)`.
-pub fn label(m: &SipMsg<'_>) -> String {
-    let (n, method) = m.cseq();
-    match m.start {
-        crate::sip::Start::Request { method, .. } => format!("{method} (CSeq {n})"),
-        crate::sip::Start::Response { code, reason } => {
+pub fn label(m: &Message<'_>) -> String {
+    let (n, method) = m.cseq().unwrap_or_default();
+    match &m.start {
+        Start::Request { method, .. } => format!("{method} (CSeq {n})"),
+        Start::Response { code, reason } => {
             format!("{code} {reason} (CSeq {n} {method})")
         }
     }

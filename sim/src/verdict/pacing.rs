@@ -13,7 +13,7 @@ use onhold_core::Event;
 
 use super::{fmt_time, sip_messages, Finding, Rules};
 use crate::engine::{Kind, Trace, Way};
-use crate::sip::{Dir, Sdp};
+use crate::sdp::{Dir, Sdp};
 
 fn finding(
     call_id: &str,
@@ -86,17 +86,19 @@ fn sessions(trace: &Trace) -> Vec<Session> {
     let mut offers: BTreeMap<(String, u32), Sdp> = BTreeMap::new();
     for s in &msgs {
         let call_id = s.call_id.to_string();
-        let (cseq, cmethod) = s.msg.cseq();
+        let (cseq, cmethod) = s.msg.cseq().unwrap_or_default();
         match (s.way, s.msg.method(), s.msg.code()) {
             (Way::In, Some("INVITE" | "UPDATE"), _) => {
-                if let Some(sdp) = s.msg.sdp() {
+                if let Some(sdp) = Sdp::of(&s.msg) {
                     offers.insert((call_id, cseq), sdp);
                 }
             }
             (Way::Out, None, Some(code))
                 if (200..300).contains(&code) && (cmethod == "INVITE" || cmethod == "UPDATE") =>
             {
-                let Some(ours) = s.msg.sdp() else { continue };
+                let Some(ours) = Sdp::of(&s.msg) else {
+                    continue;
+                };
                 let tag = s.msg.to_tag().unwrap_or("").to_string();
                 let theirs = offers.get(&(call_id.clone(), cseq));
                 let idx = out
@@ -143,7 +145,7 @@ fn sessions(trace: &Trace) -> Vec<Session> {
             }
             (Way::In, Some("ACK"), _) => {
                 let tag = s.msg.to_tag().unwrap_or("");
-                let answer = s.msg.sdp();
+                let answer = Sdp::of(&s.msg);
                 if let Some(sess) = out
                     .iter_mut()
                     .find(|x| x.call_id == call_id && x.tag == tag)

@@ -48,18 +48,12 @@ fn fifty_calls_via_probe_no_loss(rt: Runtime) {
     let json = std::fs::read_to_string(&out_path).unwrap_or_default();
     let _ = std::fs::remove_file(&out_path);
     assert!(status.success(), "probe exited {status}:\n{json}");
+    let report: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("probe JSON: {e}\n{json}"));
     let num = |key: &str| -> f64 {
-        let pat = format!("\"{key}\":");
-        let at = json
-            .find(&pat)
-            .unwrap_or_else(|| panic!("no {key} in {json}"))
-            + pat.len();
-        let v: String = json[at..]
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .collect();
-        v.parse()
-            .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+        report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} is not a number in {json}"))
     };
     assert_eq!(num("calls_ok"), f64::from(CALLS), "{json}");
     for zero in [

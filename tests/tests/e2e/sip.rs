@@ -365,7 +365,7 @@ fn session_expires_is_echoed_and_too_short_is_422(rt: Runtime) {
     assert_eq!(c.status(), 200, "{}", c.answer);
     let se = header(&c.answer, "Session-Expires")
         .unwrap_or_else(|| panic!("200 without Session-Expires:\n{}", c.answer));
-    let (secs, params) = se.split_once(';').unwrap_or((se, ""));
+    let (secs, params) = se.split_once(';').unwrap_or((&se, ""));
     assert_eq!(secs.trim(), "1800", "{se}");
     assert!(params.replace(' ', "").contains("refresher=uac"), "{se}");
     assert_eq!(c.bye(), 200);
@@ -373,8 +373,7 @@ fn session_expires_is_echoed_and_too_short_is_422(rt: Runtime) {
     let short = Caller::invite_with(server.sip, &offer, "Session-Expires: 30\r\n");
     assert_eq!(short.status(), 422, "{}", short.answer);
     let min_se: u64 = header(&short.answer, "Min-SE")
-        .and_then(|v| v.split(';').next())
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| v.split(';').next()?.trim().parse().ok())
         .unwrap_or_else(|| panic!("422 without a numeric Min-SE:\n{}", short.answer));
     assert!(min_se > 30, "Min-SE {min_se} does not explain refusing 30");
 }

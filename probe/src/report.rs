@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use serde::Serialize;
+
 use super::call::CallResult;
 
 /// The run's figures. Percentiles are nearest-rank over all calls (setup) or all packet pairs
@@ -189,87 +191,88 @@ impl Summary {
         t
     }
 
+    /// One JSON object (RFC 8259) with every figure; absent figures are `null`.
     pub fn json(&self) -> String {
-        let mut j = Json::default();
-        j.str("target", &self.target);
-        j.str("shape", self.shape);
-        j.num("duration_ms", Some(self.duration_ms));
-        j.num("options_status", self.options_code.map(u64::from));
-        j.num("calls", Some(self.calls));
-        j.num("calls_ok", Some(self.calls_ok));
-        j.num("calls_failed", Some(self.calls_failed));
-        j.num("setup_p50_us", self.setup_p50_us);
-        j.num("setup_p99_us", self.setup_p99_us);
-        j.num("invite_retransmits", Some(self.invite_retransmits));
-        j.num("packets_received", Some(self.packets_received));
-        j.num("packets_expected", Some(self.packets_expected));
-        j.num("packets_lost", Some(self.packets_lost));
-        j.raw("loss_pct", &format!("{:.3}", self.loss_pct));
-        j.num("interarrival_p50_us", self.interarrival_p50_us);
-        j.num("interarrival_p99_us", self.interarrival_p99_us);
-        j.num("interarrival_max_us", self.interarrival_max_us);
-        j.num("first_packet_p50_us", self.first_packet_p50_us);
-        j.num("seq_errors", Some(self.seq_errors));
-        j.num("ts_errors", Some(self.ts_errors));
-        j.num("marker_errors", Some(self.marker_errors));
-        j.num("ssrc_changes", Some(self.ssrc_changes));
-        j.num("pt_errors", Some(self.pt_errors));
-        j.num("packets_after_bye", Some(self.packets_after_bye));
-        j.num("misdirected_packets", Some(self.misdirected_packets));
-        j.num("packets_before_ack", Some(self.packets_before_ack));
-        let failures: Vec<String> = self
+        let failures = self
             .failures
             .iter()
-            .map(|(i, why)| format!("{{\"call\":{i},\"problems\":{}}}", quote(why)))
+            .map(|(call, why)| Failure {
+                call: *call,
+                problems: why,
+            })
             .collect();
-        j.raw("failures", &format!("[{}]", failures.join(",")));
-        j.raw("healthy", if self.healthy() { "true" } else { "false" });
-        j.finish()
+        let report = Report {
+            target: &self.target,
+            shape: self.shape,
+            duration_ms: self.duration_ms,
+            options_status: self.options_code,
+            calls: self.calls,
+            calls_ok: self.calls_ok,
+            calls_failed: self.calls_failed,
+            setup_p50_us: self.setup_p50_us,
+            setup_p99_us: self.setup_p99_us,
+            invite_retransmits: self.invite_retransmits,
+            packets_received: self.packets_received,
+            packets_expected: self.packets_expected,
+            packets_lost: self.packets_lost,
+            // To a thousandth of a percent: finer digits are noise.
+            loss_pct: (self.loss_pct * 1000.0).round() / 1000.0,
+            interarrival_p50_us: self.interarrival_p50_us,
+            interarrival_p99_us: self.interarrival_p99_us,
+            interarrival_max_us: self.interarrival_max_us,
+            first_packet_p50_us: self.first_packet_p50_us,
+            seq_errors: self.seq_errors,
+            ts_errors: self.ts_errors,
+            marker_errors: self.marker_errors,
+            ssrc_changes: self.ssrc_changes,
+            pt_errors: self.pt_errors,
+            packets_after_bye: self.packets_after_bye,
+            misdirected_packets: self.misdirected_packets,
+            packets_before_ack: self.packets_before_ack,
+            failures,
+            healthy: self.healthy(),
+        };
+        serde_json::to_string(&report).expect("plain data serialises")
     }
 }
 
-/// Just enough JSON writing for one flat object.
-#[derive(Default)]
-struct Json {
-    out: String,
+/// The JSON object's fields, in the order scripts have always seen them.
+#[derive(Serialize)]
+struct Report<'s> {
+    target: &'s str,
+    shape: &'s str,
+    duration_ms: u64,
+    options_status: Option<u16>,
+    calls: u64,
+    calls_ok: u64,
+    calls_failed: u64,
+    setup_p50_us: Option<u64>,
+    setup_p99_us: Option<u64>,
+    invite_retransmits: u64,
+    packets_received: u64,
+    packets_expected: u64,
+    packets_lost: u64,
+    loss_pct: f64,
+    interarrival_p50_us: Option<u64>,
+    interarrival_p99_us: Option<u64>,
+    interarrival_max_us: Option<u64>,
+    first_packet_p50_us: Option<u64>,
+    seq_errors: u64,
+    ts_errors: u64,
+    marker_errors: u64,
+    ssrc_changes: u64,
+    pt_errors: u64,
+    packets_after_bye: u64,
+    misdirected_packets: u64,
+    packets_before_ack: u64,
+    failures: Vec<Failure<'s>>,
+    healthy: bool,
 }
 
-impl Json {
-    fn raw(&mut self, key: &str, value: &str) {
-        self.out.push(if self.out.is_empty() { '{' } else { ',' });
-        let _ = write!(self.out, "{}:{value}", quote(key));
-    }
-    fn str(&mut self, key: &str, value: &str) {
-        self.raw(key, &quote(value));
-    }
-    fn num(&mut self, key: &str, value: Option<u64>) {
-        self.raw(key, &value.map_or("null".into(), |v| v.to_string()));
-    }
-    fn finish(mut self) -> String {
-        self.out.push('}');
-        self.out
-    }
-}
-
-/// A JSON string literal (RFC 8259 §7).
-fn quote(s: &str) -> String {
-    let mut q = String::with_capacity(s.len() + 2);
-    q.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => q.push_str("\\\""),
-            '\\' => q.push_str("\\\\"),
-            '\n' => q.push_str("\\n"),
-            '\r' => q.push_str("\\r"),
-            '\t' => q.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(q, "\\u{:04x}", c as u32);
-            }
-            c => q.push(c),
-        }
-    }
-    q.push('"');
-    q
+#[derive(Serialize)]
+struct Failure<'s> {
+    call: usize,
+    problems: &'s str,
 }
 
 #[cfg(test)]

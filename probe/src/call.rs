@@ -11,8 +11,9 @@ use onhold_core::rng::Rng;
 use onhold_core::sdp::{self, SessionDescription};
 use onhold_core::Direction;
 
+use super::dp750::{self, Dialog, Target};
 use super::media::{self, Expect, MediaStats, Receiver};
-use super::msg::{self, Dialog, Message, Target};
+use super::msg::Message;
 use super::sipsock::{Mux, SipSocket};
 
 /// RFC 3261 §17.1.1.1 defaults (also the DP750's settings).
@@ -153,7 +154,7 @@ impl Leg {
                 (Some(s), local)
             }
         };
-        let call_id = msg::call_id(rng.next_u32(), local);
+        let call_id = dp750::call_id(rng.next_u32(), local);
         let sock = match (own, &cfg.mux) {
             (Some(s), _) => SipSocket::Own(s),
             (None, Some(mux)) => mux.register(&call_id),
@@ -190,7 +191,7 @@ impl Leg {
 
     /// Wait until `deadline` for a SIP message; RTP and garbage are counted or dropped, and
     /// requests from the server are answered here. Returns responses only.
-    fn recv_response(&mut self, deadline: Instant) -> Option<Message> {
+    fn recv_response(&mut self, deadline: Instant) -> Option<Message<'static>> {
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -218,13 +219,13 @@ impl Leg {
                         continue;
                     }
                 }
-                return Some(msg);
+                return Some(msg.into_owned());
             }
             self.answer_request(&msg);
         }
     }
 
-    fn answer_request(&mut self, req: &Message) {
+    fn answer_request(&mut self, req: &Message<'_>) {
         let (code, reason) = match req.method() {
             Some("BYE") => {
                 self.remote_bye = true;
@@ -234,7 +235,7 @@ impl Leg {
             Some("ACK") => return,
             _ => (501, "Not Implemented"),
         };
-        let resp = msg::response_to(req, code, reason);
+        let resp = dp750::response_to(req, code, reason);
         self.send(&resp);
     }
 
@@ -250,7 +251,7 @@ impl Leg {
         loop {
             match self.recv_response(next.min(deadline)) {
                 Some(resp) => {
-                    let ours = resp.via_branch() == Some(branch.as_str())
+                    let ours = resp.top_via_branch() == Some(branch.as_str())
                         && resp.cseq().is_some_and(|(_, m)| m == method);
                     match resp.code() {
                         Some(code) if ours && code >= 200 => return Some(code),
@@ -357,8 +358,8 @@ fn call(cfg: &CallConfig, r: &mut CallResult, progress: &Progress) -> std::io::R
     let receiver = Receiver::start(media_sock, progress.rtp_packets.clone())?;
 
     let offer = match cfg.shape {
-        Shape::Own => Some(msg::dp750_offer(media_addr, "sendrecv")),
-        Shape::HeldParty => Some(msg::dp750_offer(media_addr, "recvonly")),
+        Shape::Own => Some(dp750::offer(media_addr, "sendrecv")),
+        Shape::HeldParty => Some(dp750::offer(media_addr, "recvonly")),
         Shape::LateOffer => None,
     };
 
@@ -447,7 +448,7 @@ fn call(cfg: &CallConfig, r: &mut CallResult, progress: &Progress) -> std::io::R
                 Direction::SendOnly | Direction::SendRecv => "recvonly",
                 Direction::RecvOnly | Direction::Inactive => "inactive",
             };
-            Some(msg::dp750_answer(media_addr, p.dtmf_pt, p.ptime_ms, ours))
+            Some(dp750::answer(media_addr, p.dtmf_pt, p.ptime_ms, ours))
         }
         _ => None,
     };

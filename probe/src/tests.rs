@@ -78,7 +78,7 @@ struct FakeCall {
 }
 
 fn reply(
-    req: &Message,
+    req: &Message<'_>,
     code: u16,
     to_tag: Option<&str>,
     port: u16,

@@ -9,8 +9,9 @@
 mod call;
 #[cfg(test)]
 mod core_tests;
+mod dp750;
 mod media;
-mod msg;
+pub mod msg;
 mod report;
 mod sipsock;
 #[cfg(test)]
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub use call::Shape;
 use call::{CallConfig, Progress};
-use msg::Target;
+use dp750::Target;
 use report::Summary;
 use sipsock::Mux;
 

@@ -3,11 +3,12 @@
 //! `onhold-mio` (raw mio) both build on this crate, so the two differ only in how they wait and
 //! how they move datagrams.
 
-pub mod common;
+pub mod lifecycle;
 pub mod logging;
 pub mod music;
 pub mod net;
-pub mod probe;
+pub mod signals;
+pub mod startup;
 
 use std::process::ExitCode;
 
@@ -31,23 +32,23 @@ pub enum CliCommand {
     /// Run the server (the default when no subcommand is given).
     Run(Box<RunArgs>),
     /// Call a Music On Hold server and judge the stream it sends (exit 0 when healthy).
-    Probe(probe::ProbeArgs),
+    Probe(onhold_probe::ProbeArgs),
 }
 
 /// Parse the command line and run: `name` is the binary's (for `--version` and usage),
 /// `serve` the runtime's event loop.
-pub fn main_with(name: &'static str, serve: fn(common::Startup) -> ExitCode) -> ExitCode {
+pub fn main_with(name: &'static str, serve: fn(startup::Startup) -> ExitCode) -> ExitCode {
     let matches = Cli::command().name(name).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
     let args = match cli.command {
-        Some(CliCommand::Probe(p)) => return probe::run(p),
+        Some(CliCommand::Probe(p)) => return onhold_probe::run(p),
         Some(CliCommand::Run(args)) => *args,
         None => cli.run,
     };
-    match common::start(args) {
+    match startup::start(args) {
         Ok(startup) => serve(startup),
         Err(code) => code,
     }

@@ -9,6 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use onhold_probe::msg::Message;
+
 /// A running server whose stderr lines are collected on a thread.
 pub struct Server {
     child: Child,
@@ -171,15 +173,12 @@ pub fn options_then_sigterm_exits_zero(bin: &str) {
     );
 }
 
-/// One SIP header's value from a message (first match, case-insensitive name).
-fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
-    msg.lines().find_map(|l| {
-        let (n, v) = l.split_once(':')?;
-        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-fn recv_sip(sock: &UdpSocket, limit: Duration, mut want: impl FnMut(&str) -> bool) -> String {
+/// The text of the first SIP message `want` accepts, waiting at most `limit`.
+fn recv_sip(
+    sock: &UdpSocket,
+    limit: Duration,
+    mut want: impl FnMut(&Message<'_>) -> bool,
+) -> String {
     let deadline = Instant::now() + limit;
     let mut buf = [0u8; 8192];
     loop {
@@ -189,9 +188,8 @@ fn recv_sip(sock: &UdpSocket, limit: Duration, mut want: impl FnMut(&str) -> boo
         sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .unwrap();
         if let Ok((n, _)) = sock.recv_from(&mut buf) {
-            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if want(&msg) {
-                return msg;
+            if Message::parse(&buf[..n]).is_some_and(|m| want(&m)) {
+                return String::from_utf8_lossy(&buf[..n]).into_owned();
             }
         }
     }
@@ -239,10 +237,9 @@ pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
         sdp.len()
     );
     sip.send_to(invite.as_bytes(), addr).unwrap();
-    let ok = recv_sip(&sip, Duration::from_secs(5), |m| {
-        m.starts_with("SIP/2.0 200")
-    });
-    let to = header(&ok, "To").expect("To").to_string();
+    let ok = recv_sip(&sip, Duration::from_secs(5), |m| m.code() == Some(200));
+    let answer = Message::parse(ok.as_bytes()).expect("the 200 is SIP");
+    let to = answer.header("To").expect("To");
     assert!(to.contains("tag="), "200 carries a To-tag: {ok}");
     let m_line = ok
         .lines()
@@ -250,12 +247,7 @@ pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
         .expect("SDP answer");
     let server_rtp: u16 = m_line.split(' ').nth(1).unwrap().parse().unwrap();
     assert_ne!(server_rtp, 0, "{ok}");
-    let contact = header(&ok, "Contact").expect("Contact");
-    let target = contact
-        .split('<')
-        .nth(1)
-        .and_then(|c| c.split('>').next())
-        .unwrap_or(contact);
+    let target = answer.contact_uri().expect("Contact");
     let ack = format!(
         "ACK {target} SIP/2.0\r\n\
          Via: SIP/2.0/UDP {me};branch=z9hG4bK1002;rport\r\n\
@@ -333,16 +325,13 @@ pub fn call_gets_paced_rtp_and_shutdown_byes_it(bin: &str) {
     );
 
     server.signal(libc::SIGTERM);
-    let bye = recv_sip(&sip, Duration::from_secs(3), |m| m.starts_with("BYE "));
-    assert_eq!(header(&bye, "Call-ID"), Some(call_id.as_str()));
+    let bye = recv_sip(&sip, Duration::from_secs(3), |m| m.method() == Some("BYE"));
+    let bye = Message::parse(bye.as_bytes()).expect("the BYE is SIP");
+    assert_eq!(bye.call_id(), Some(call_id.as_str()));
     let mut reply = String::from("SIP/2.0 200 OK\r\n");
     for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        for l in bye.lines().filter(|l| {
-            l.split_once(':')
-                .is_some_and(|(n, _)| n.trim().eq_ignore_ascii_case(h))
-        }) {
-            reply.push_str(l);
-            reply.push_str("\r\n");
+        for v in bye.headers_named(h) {
+            reply.push_str(&format!("{h}: {v}\r\n"));
         }
     }
     reply.push_str("Content-Length: 0\r\n\r\n");
@@ -392,9 +381,7 @@ pub fn rtp_ports_held_by_other_programs_are_skipped(bin: &str) {
         sdp.len()
     );
     sip.send_to(invite.as_bytes(), addr).unwrap();
-    let ok = recv_sip(&sip, Duration::from_secs(5), |m| {
-        m.starts_with("SIP/2.0 200")
-    });
+    let ok = recv_sip(&sip, Duration::from_secs(5), |m| m.code() == Some(200));
     let m_line = ok
         .lines()
         .find(|l| l.starts_with("m=audio "))

@@ -149,7 +149,7 @@ pub fn init_logging(level: &str, format: LogFormat) -> LogGuard {
         dropped: Arc::clone(&dropped),
     };
     let spawned =
-        crate::common::spawn_helper("onhold-log", move || write_lines(rx, dropped, io::stderr()));
+        crate::signals::spawn_helper("onhold-log", move || write_lines(rx, dropped, io::stderr()));
     if spawned.is_err() {
         // No thread: log straight to stderr rather than not at all.
         let _ = tracing_subscriber::fmt()

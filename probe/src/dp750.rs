@@ -1,8 +1,11 @@
-//! SIP messages as a Grandstream DP750 writes them, and a small forgiving reader for whatever the
-//! server under test answers. Owned strings throughout: this is a test client, not a hot path.
+//! SIP messages as a Grandstream DP750 writes them: INVITE, ACK, BYE and OPTIONS in its header
+//! order and style, its SDP offer and answer, and our answers to the server's requests. Owned
+//! strings throughout: this is a test client, not a hot path.
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+
+use crate::msg::{canonical_name, Message};
 
 /// What the DP750 puts in `User-Agent`.
 pub const USER_AGENT: &str = "Grandstream DP750 1.0.3.37";
@@ -133,24 +136,7 @@ impl Dialog {
 
     /// An INVITE in the DP750's header order (shared/dp750/*.sip), with or without an offer.
     pub fn invite(&self, branch: &str, sdp: Option<&str>) -> String {
-        let mut m = String::with_capacity(1024);
-        let _ = write!(m, "INVITE {} SIP/2.0\r\n", self.target.uri);
-        let _ = write!(
-            m,
-            "Via: SIP/2.0/UDP {};branch={branch};rport\r\n",
-            hostport(self.local)
-        );
-        let _ = write!(m, "From: {}\r\n", self.header_from());
-        let _ = write!(m, "To: {}\r\n", self.header_to());
-        let _ = write!(m, "Call-ID: {}\r\n", self.call_id);
-        let _ = write!(m, "CSeq: {} INVITE\r\n", self.cseq);
-        let _ = write!(
-            m,
-            "Contact: \"{DISPLAY}\" <sip:{USER}@{}>\r\n",
-            hostport(self.local)
-        );
-        m.push_str("Max-Forwards: 70\r\n");
-        let _ = write!(m, "User-Agent: {USER_AGENT}\r\n");
+        let mut m = self.head("INVITE", &self.target.uri, branch);
         m.push_str("Privacy: none\r\n");
         let _ = write!(
             m,
@@ -182,9 +168,9 @@ impl Dialog {
         m
     }
 
-    /// Start line and the headers every request after the INVITE shares, through User-Agent.
+    /// Start line and the headers every request shares, through User-Agent.
     fn head(&self, method: &str, ruri: &str, branch: &str) -> String {
-        let mut m = String::with_capacity(768);
+        let mut m = String::with_capacity(1024);
         let _ = write!(m, "{method} {ruri} SIP/2.0\r\n");
         let _ = write!(
             m,
@@ -228,12 +214,13 @@ fn finish(m: &mut String, body: Option<&str>) {
 
 /// Our answer to a request the server sent us inside the dialog (BYE, OPTIONS, …): copy Via,
 /// From, To, Call-ID and CSeq (RFC 3261 §8.2.6.2).
-pub fn response_to(req: &Message, code: u16, reason: &str) -> String {
+pub fn response_to(req: &Message<'_>, code: u16, reason: &str) -> String {
     let mut m = format!("SIP/2.0 {code} {reason}\r\n");
+    const COPIED: [&str; 5] = ["Via", "From", "To", "Call-ID", "CSeq"];
     for (name, value) in &req.headers {
-        let canonical = canonical_name(name);
-        if matches!(canonical, "Via" | "From" | "To" | "Call-ID" | "CSeq") {
-            let _ = write!(m, "{canonical}: {value}\r\n");
+        let long = canonical_name(name);
+        if let Some(copied) = COPIED.iter().find(|c| c.eq_ignore_ascii_case(long)) {
+            let _ = write!(m, "{copied}: {value}\r\n");
         }
     }
     let _ = write!(m, "User-Agent: {USER_AGENT}\r\n");
@@ -243,7 +230,7 @@ pub fn response_to(req: &Message, code: u16, reason: &str) -> String {
 
 /// The DP750's SDP: own address (`sendrecv`) or the held party's (`recvonly`). `o=` carries the
 /// media address, as Grandstream firmware does.
-pub fn dp750_offer(media: SocketAddr, direction: &str) -> String {
+pub fn offer(media: SocketAddr, direction: &str) -> String {
     let (ip, family) = sdp_addr(media.ip());
     format!(
         "v=0\r\no={USER} 8000 8000 IN {family} {ip}\r\ns=SIP Call\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
@@ -256,7 +243,7 @@ pub fn dp750_offer(media: SocketAddr, direction: &str) -> String {
 
 /// Our answer in the ACK to a late-offer 200: PCMU (PT 0), telephone-event on the server's PT if
 /// it offered one, the server's ptime, and the direction that mirrors the server's.
-pub fn dp750_answer(media: SocketAddr, dtmf_pt: Option<u8>, ptime: u32, direction: &str) -> String {
+pub fn answer(media: SocketAddr, dtmf_pt: Option<u8>, ptime: u32, direction: &str) -> String {
     let (ip, family) = sdp_addr(media.ip());
     let mut s = format!(
         "v=0\r\no={USER} 8000 8001 IN {family} {ip}\r\ns=SIP Call\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
@@ -284,178 +271,6 @@ fn sdp_addr(ip: IpAddr) -> (String, &'static str) {
         IpAddr::V4(v4) => (v4.to_string(), "IP4"),
         IpAddr::V6(v6) => (v6.to_string(), "IP6"),
     }
-}
-
-/// A received SIP message, kept as text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message {
-    pub start: Start,
-    /// Header names as written (compact forms included), values trimmed, folded lines joined.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Start {
-    Request { method: String, uri: String },
-    Response { code: u16, reason: String },
-}
-
-/// RFC 3261 §7.3.3 compact forms.
-fn canonical_name(name: &str) -> &str {
-    const NAMES: [(&str, &str); 9] = [
-        ("v", "Via"),
-        ("f", "From"),
-        ("t", "To"),
-        ("i", "Call-ID"),
-        ("m", "Contact"),
-        ("l", "Content-Length"),
-        ("c", "Content-Type"),
-        ("k", "Supported"),
-        ("s", "Subject"),
-    ];
-    for (short, long) in NAMES {
-        if name.eq_ignore_ascii_case(short) || name.eq_ignore_ascii_case(long) {
-            return long;
-        }
-    }
-    name
-}
-
-impl Message {
-    /// Parse a datagram. `None` for anything that is not a SIP message (RTP, keepalives).
-    pub fn parse(data: &[u8]) -> Option<Message> {
-        let (head, body) = match find(data, b"\r\n\r\n") {
-            Some(i) => (&data[..i], &data[i + 4..]),
-            None => match find(data, b"\n\n") {
-                Some(i) => (&data[..i], &data[i + 2..]),
-                None => (data, &[][..]),
-            },
-        };
-        let head = std::str::from_utf8(head).ok()?;
-        let mut lines = head.split('\n').map(|l| l.trim_end_matches('\r'));
-        let first = lines.next()?.trim();
-        let start = if let Some(rest) = first.strip_prefix("SIP/2.0 ") {
-            let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
-            let code: u16 = code.parse().ok().filter(|c| (100..700).contains(c))?;
-            Start::Response {
-                code,
-                reason: reason.to_owned(),
-            }
-        } else {
-            let mut f = first.split_ascii_whitespace();
-            let (method, uri, version) = (f.next()?, f.next()?, f.next()?);
-            if version != "SIP/2.0" || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-                return None;
-            }
-            Start::Request {
-                method: method.to_owned(),
-                uri: uri.to_owned(),
-            }
-        };
-        let mut headers: Vec<(String, String)> = Vec::new();
-        for line in lines {
-            if line.starts_with([' ', '\t']) {
-                if let Some((_, v)) = headers.last_mut() {
-                    v.push(' ');
-                    v.push_str(line.trim());
-                }
-                continue;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                headers.push((name.trim().to_owned(), value.trim().to_owned()));
-            }
-        }
-        let mut msg = Message {
-            start,
-            headers,
-            body: Vec::new(),
-        };
-        let len = msg
-            .header("Content-Length")
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            .unwrap_or(body.len())
-            .min(body.len());
-        msg.body = body[..len].to_vec();
-        Some(msg)
-    }
-
-    /// The first header with this name (compact forms match their long names).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let want = canonical_name(name);
-        self.headers
-            .iter()
-            .find(|(n, _)| canonical_name(n).eq_ignore_ascii_case(want))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn code(&self) -> Option<u16> {
-        match self.start {
-            Start::Response { code, .. } => Some(code),
-            Start::Request { .. } => None,
-        }
-    }
-
-    pub fn method(&self) -> Option<&str> {
-        match &self.start {
-            Start::Request { method, .. } => Some(method),
-            Start::Response { .. } => None,
-        }
-    }
-
-    /// `CSeq: 21 INVITE` → (21, "INVITE").
-    pub fn cseq(&self) -> Option<(u32, &str)> {
-        let v = self.header("CSeq")?;
-        let (n, m) = v.split_once(char::is_whitespace)?;
-        Some((n.parse().ok()?, m.trim()))
-    }
-
-    /// The `tag` parameter of `To` (outside the `<…>` URI).
-    pub fn to_tag(&self) -> Option<&str> {
-        param(self.header("To")?, "tag")
-    }
-
-    /// The `branch` parameter of the top Via.
-    pub fn via_branch(&self) -> Option<&str> {
-        let via = self.header("Via")?;
-        let top = via.split(',').next()?;
-        param(top, "branch")
-    }
-
-    /// The URI of the first Contact: `"Name" <sip:x@h>;p` or `sip:x@h;p`.
-    pub fn contact_uri(&self) -> Option<&str> {
-        uri_of(self.header("Contact")?)
-    }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn uri_of(value: &str) -> Option<&str> {
-    let uri = match value.find('<') {
-        Some(open) => {
-            let rest = &value[open + 1..];
-            &rest[..rest.find('>')?]
-        }
-        None => value.split(';').next()?.trim(),
-    };
-    (!uri.is_empty() && uri != "*").then_some(uri)
-}
-
-/// A header parameter outside any `<…>` (so URI parameters do not count).
-fn param<'a>(value: &'a str, name: &str) -> Option<&'a str> {
-    let after_uri = match value.rfind('>') {
-        Some(i) => &value[i + 1..],
-        None => value,
-    };
-    after_uri.split(';').skip(1).find_map(|p| {
-        let (n, v) = p.split_once('=').unwrap_or((p, ""));
-        n.trim()
-            .eq_ignore_ascii_case(name)
-            .then_some(v.trim())
-            .filter(|v| !v.is_empty())
-    })
 }
 
 #[cfg(test)]
@@ -497,7 +312,7 @@ Content-Length:   305\r\n\r\n";
     fn invite_is_dp750_shaped() {
         // The capture's From host is the registrar (192.168.1.10); ours is our own address,
         // otherwise every header and the SDP are the DP750's, byte for byte.
-        let sdp = dp750_offer("192.168.1.50:5004".parse().unwrap(), "sendrecv");
+        let sdp = offer("192.168.1.50:5004".parse().unwrap(), "sendrecv");
         let inv = dialog().invite("z9hG4bK1748296302", Some(&sdp));
         let (head, body) = inv.split_once("\r\n\r\n").unwrap();
         assert_eq!(format!("{head}\r\n\r\n"), DP750_HEAD);
@@ -529,34 +344,6 @@ Content-Length:   305\r\n\r\n";
         assert!(Target::parse("tel:123").is_err());
         assert!(Target::parse("sip:x@h:port").is_err());
         assert!(Target::parse("sip:x@").is_err());
-    }
-
-    #[test]
-    fn responses_are_read_forgivingly() {
-        let raw = b"SIP/2.0 200 OK\nv: SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bK77;rport=5060, SIP/2.0/UDP x\n\
-                    To: <sip:123@h;tag=uri-param>;tag=abc\nm: <sip:moh@10.0.0.1:5060;transport=udp>;expires=60\n\
-                    CSeq:   21   INVITE\nSubject: folded\n  line\nContent-Length:   5  \n\nv=0\r\nJUNK";
-        let m = Message::parse(raw).unwrap();
-        assert_eq!(m.code(), Some(200));
-        assert_eq!(m.to_tag(), Some("abc"));
-        assert_eq!(m.via_branch(), Some("z9hG4bK77"));
-        assert_eq!(m.contact_uri(), Some("sip:moh@10.0.0.1:5060;transport=udp"));
-        assert_eq!(m.cseq(), Some((21, "INVITE")));
-        assert_eq!(m.header("subject"), Some("folded line"));
-        assert_eq!(m.body, b"v=0\r\n");
-        let bare =
-            Message::parse(b"SIP/2.0 200 OK\r\nContact: sip:a@b;x=y\r\nTo: <sip:a@b>\r\n\r\n")
-                .unwrap();
-        assert_eq!(bare.contact_uri(), Some("sip:a@b"));
-        assert_eq!(bare.to_tag(), None);
-    }
-
-    #[test]
-    fn non_sip_is_none() {
-        assert!(Message::parse(&[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]).is_none());
-        assert!(Message::parse(b"\r\n\r\n").is_none());
-        assert!(Message::parse(b"SIP/2.0 999 Weird\r\n\r\n").is_none());
-        assert!(Message::parse(b"hello world\r\n").is_none());
     }
 
     #[test]

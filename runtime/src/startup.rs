@@ -1,0 +1,288 @@
+//! Start-up, the same for both runtimes: configuration (`--check-config` included), logging,
+//! the file-descriptor limit, music, seed and clock epoch; and SIGHUP's re-reading of the
+//! configuration and the music.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use onhold_core::config::{config_path, Config, ConfigError, RunArgs};
+use onhold_core::media::Library;
+use onhold_core::{Server, ServerConfig, Transport};
+use tracing::{debug, warn};
+
+use crate::{logging, music};
+
+/// Exit code for a configuration (or music) the server cannot start with.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// The `ONHOLD_*` environment, the only variables the configuration looks at.
+pub fn onhold_env() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("ONHOLD_"))
+        .collect()
+}
+
+/// Read the file (if one is named) and merge it with the environment and the flags.
+/// `Err` is the one line to print before exiting with [`EXIT_CONFIG`].
+pub fn load_config(args: &RunArgs) -> Result<Config, String> {
+    let env = onhold_env();
+    let path: Option<PathBuf> = config_path(args, &env);
+    let text = match &path {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
+            ConfigError {
+                key: "config".into(),
+                value: p.display().to_string(),
+                allowed: format!("cannot read the file: {e}"),
+                origin: None,
+            }
+            .to_string()
+        })?),
+        None => None,
+    };
+    let file = path.as_deref().zip(text.as_deref());
+    Config::load(args, &env, file).map_err(|e| e.to_string())
+}
+
+/// File descriptors the server may need: two sockets (RTP, RTCP) per concurrent call, bounded by
+/// the RTP port range, plus listeners and a little slack for epoll, timers, signals and files.
+pub fn fds_needed(config: &Config) -> u64 {
+    let (lo, hi) = config.server.rtp_ports;
+    let range = u64::from(hi - lo) + 1;
+    let per_calls = (config.server.max_calls as u64).saturating_mul(2);
+    range.min(per_calls) + config.listen.len() as u64 + 64
+}
+
+/// Raise the soft `RLIMIT_NOFILE` to the hard limit when the soft one is below `needed`.
+/// Returns the limit now in force; `Err` only when the syscalls fail.
+pub fn raise_nofile_limit(needed: u64) -> io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the rlimit we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if lim.rlim_cur >= needed as libc::rlim_t || lim.rlim_cur >= lim.rlim_max {
+        return Ok(rlim_to_u64(lim.rlim_cur));
+    }
+    let raised = libc::rlimit {
+        rlim_cur: lim.rlim_max,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: setrlimit reads the rlimit we own; raising the soft limit up to the hard one needs
+    // no privilege.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rlim_to_u64(raised.rlim_cur))
+}
+
+// rlim_t is u64 on the targets we build for today, but not by definition.
+#[allow(clippy::unnecessary_cast)]
+fn rlim_to_u64(v: libc::rlim_t) -> u64 {
+    v as u64
+}
+
+/// Everything a runtime needs to create its [`Server`] and sockets.
+pub struct Startup {
+    pub args: RunArgs,
+    pub config: Config,
+    pub library: Arc<Library>,
+    pub music_summary: String,
+    pub seed: u64,
+    /// Read once, here: the core's times are all relative to it.
+    pub epoch: Instant,
+    pub epoch_wall: SystemTime,
+    /// Flushes queued log lines when the server is done (the last field: dropped last).
+    pub log: logging::LogGuard,
+}
+
+impl Startup {
+    pub fn new_server(&self) -> Server {
+        Server::new(
+            self.config.server.clone(),
+            Arc::clone(&self.library),
+            self.seed,
+            self.epoch,
+            self.epoch_wall,
+        )
+    }
+
+    /// The one start-up line: where we listen, RTP, advertised address, music, codecs.
+    pub fn summary(&self, runtime: &str, bound: &[(Transport, SocketAddr)]) -> String {
+        let s = &self.config.server;
+        let listen: Vec<String> = bound
+            .iter()
+            .map(|(t, a)| match t {
+                Transport::Udp => format!("udp:{a}"),
+                Transport::Tcp => format!("tcp:{a}"),
+            })
+            .collect();
+        let codecs: Vec<&str> = s.codecs.iter().map(|c| c.encoding_name()).collect();
+        format!(
+            "onhold {} ({runtime}) listening {}; rtp {}; advertised {}; music: {}; codecs {}; \
+             ptime {} ms; max_calls {}; seed {}",
+            env!("CARGO_PKG_VERSION"),
+            listen.join(" "),
+            rtp_range(s.rtp_ip, s.rtp_ports),
+            s.advertised.map_or("auto".to_string(), |a| a.to_string()),
+            self.music_summary,
+            if codecs.is_empty() {
+                "any (offer order)".to_string()
+            } else {
+                codecs.join(",")
+            },
+            s.ptime_ms,
+            s.max_calls,
+            self.seed,
+        )
+    }
+}
+
+/// `0.0.0.0:10000-20000`, `[::]:10000-20000`.
+fn rtp_range(ip: IpAddr, (lo, hi): (u16, u16)) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]:{lo}-{hi}"),
+        IpAddr::V4(v4) => format!("{v4}:{lo}-{hi}"),
+    }
+}
+
+/// Configuration, `--check-config`, logging, fd limit, music, seed, epoch. `Err` is the exit
+/// code to leave with (the reason has been printed).
+pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
+    let config = load_config(&args).map_err(|line| {
+        eprintln!("{line}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    let seed = config.seed.unwrap_or_else(clock_seed);
+    if args.check_config {
+        // Also read and decode the music: a path that does not exist is a configuration error.
+        return Err(match music::load(&config.music, seed) {
+            Ok((_, summary, warnings)) => {
+                for w in config.warnings.iter().chain(&warnings) {
+                    eprintln!("warning: {w}");
+                }
+                // A closed pipe (`| head`) is not an error worth a panic.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    io::stdout().lock(),
+                    "{}# music: {summary}",
+                    config.to_toml()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(line) => {
+                eprintln!("{line}");
+                ExitCode::from(EXIT_CONFIG)
+            }
+        });
+    }
+    let log = logging::init_logging(&config.log_level, config.log_format);
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    let needed = fds_needed(&config);
+    match raise_nofile_limit(needed) {
+        Ok(limit) if limit < needed => warn!(
+            limit,
+            needed, "RLIMIT_NOFILE is below what the RTP port range and max_calls need"
+        ),
+        Ok(limit) => debug!(limit, "RLIMIT_NOFILE"),
+        Err(e) => warn!("cannot raise RLIMIT_NOFILE: {e}"),
+    }
+    // Bad music is like bad config: exactly one line on stderr, naming the file, and exit 2.
+    let (library, music_summary, warnings) = music::load(&config.music, seed).map_err(|line| {
+        eprintln!("{line}");
+        ExitCode::from(EXIT_CONFIG)
+    })?;
+    for w in warnings {
+        warn!("{w}");
+    }
+    Ok(Startup {
+        args,
+        config,
+        library: Arc::new(library),
+        music_summary,
+        seed,
+        epoch: Instant::now(),
+        epoch_wall: SystemTime::now(),
+        log,
+    })
+}
+
+/// A seed from the wall clock and the process id, for `seed = "clock"`.
+fn clock_seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// SIGHUP's work, meant for a helper thread (decoding takes a while and must not stall pacing):
+/// re-read the configuration and the music. `Err` is one line; the old music stays.
+pub fn reload_music(args: &RunArgs, seed: u64) -> ReloadResult {
+    let config = load_config(args)?;
+    let (library, summary, warnings) = music::load(&config.music, seed)?;
+    for w in warnings {
+        warn!("reload: {w}");
+    }
+    Ok(Reloaded {
+        library: Arc::new(library),
+        summary,
+        log_level: config.log_level,
+        server: config.server,
+    })
+}
+
+/// What a successful SIGHUP produced.
+pub struct Reloaded {
+    pub library: Arc<Library>,
+    pub summary: String,
+    pub log_level: String,
+    /// Settings for new calls (codecs, ptime, limits, timers); listen addresses need a restart.
+    pub server: ServerConfig,
+}
+
+/// A reload's outcome: `Err` is one line, and the old music stays.
+pub type ReloadResult = Result<Reloaded, String>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rtp_range_brackets_ipv6() {
+        assert_eq!(
+            rtp_range(IpAddr::from([0, 0, 0, 0]), (10000, 20000)),
+            "0.0.0.0:10000-20000"
+        );
+        assert_eq!(
+            rtp_range("::1".parse().unwrap(), (10000, 10001)),
+            "[::1]:10000-10001"
+        );
+    }
+
+    #[test]
+    fn fd_budget_follows_range_and_calls() {
+        let args = RunArgs {
+            rtp_ports: Some("10000-10099".into()),
+            max_calls: Some("1000".into()),
+            ..RunArgs::default()
+        };
+        let c = Config::load(&args, &[], None).unwrap();
+        assert_eq!(fds_needed(&c), 100 + 1 + 64);
+        let args = RunArgs {
+            max_calls: Some("10".into()),
+            ..RunArgs::default()
+        };
+        let c = Config::load(&args, &[], None).unwrap();
+        assert_eq!(fds_needed(&c), 20 + 1 + 64);
+        let limit = raise_nofile_limit(64).unwrap();
+        assert!(limit >= 64);
+    }
+}
