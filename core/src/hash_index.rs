@@ -367,6 +367,11 @@ impl HashedKey {
     pub fn text(&self) -> &str {
         self.text.as_str()
     }
+
+    /// The bytes of `text()[range]`, as text: only that part is checked as UTF-8.
+    pub fn text_at(&self, range: impl std::slice::SliceIndex<[u8], Output = [u8]>) -> &str {
+        std::str::from_utf8(&self.text.as_bytes()[range]).unwrap_or("")
+    }
 }
 
 /// Bytes a key holds in place; longer keys go to the heap. Sized for the usual key

@@ -574,11 +574,17 @@ impl Server {
     }
 
     /// After Shutdown: emit `Drained` once every call is gone and every BYE answered (or at the
-    /// grace deadline, whatever is left).
+    /// grace deadline, whatever is left). Checked after every input that may end a call or
+    /// answer a BYE.
+    #[inline]
     fn finish_drain(&mut self, now: Instant, deadline: bool) {
-        if self.draining.is_none() || self.drained {
-            return;
+        if self.draining.is_some() && !self.drained {
+            self.drain(now, deadline);
         }
+    }
+
+    #[cold]
+    fn drain(&mut self, now: Instant, deadline: bool) {
         if deadline || (self.dialogs.is_empty() && !self.txns.byes_pending()) {
             let (dialogs, mut cx) = self.parts(now);
             for h in dialogs.handles() {

@@ -93,11 +93,11 @@ pub(crate) struct Call {
 
 impl Call {
     pub fn call_id(&self) -> &str {
-        &self.dialog.text()[..self.call_id_len]
+        self.dialog.text_at(..self.call_id_len)
     }
 
     pub fn local_tag(&self) -> &str {
-        &self.dialog.text()[self.call_id_len + 1..]
+        self.dialog.text_at(self.call_id_len + 1..)
     }
 
     /// The user part of our Contact.

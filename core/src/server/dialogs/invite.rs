@@ -42,12 +42,13 @@ impl Dialogs {
         };
         let handle = self.calls.vacant();
         let id = cx.txns.open(req, key, merge, Some(handle));
-        let local_tag = cx.rng.token();
+        let mut tag_buf = [0; 16];
+        let local_tag = ascii::hex16(cx.rng.next_u64(), &mut tag_buf);
         // RFC 3261 §8.2.6.1: a 100 at once, so the caller stops retransmitting while the
         // runtime binds the RTP port.
         let head = ResponseHead::new(req, &cx.config.user_agent);
         let mut out = std::mem::take(&mut self.scratch);
-        head.start(&mut out, 100, &local_tag).finish(None);
+        head.start(&mut out, 100, local_tag).finish(None);
         cx.txns.respond(&mut cx.io, id, Arc::from(&out[..]), 100);
         self.scratch = out;
         let advertised = advertised_ip(cx.config, req);
@@ -73,7 +74,7 @@ impl Dialogs {
         let target = req.contact.unwrap_or(req.uri);
         let sdp_session = (cx.rng.next_u32() >> 1) as u64;
         let call = Box::new(Call {
-            dialog: HashedKey::dialog(req.call_id, &local_tag),
+            dialog: HashedKey::dialog(req.call_id, local_tag),
             call_id_len: req.call_id.len(),
             user: req.uri_user.to_string(),
             their_from: req.from.to_string(),
