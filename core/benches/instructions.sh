@@ -6,9 +6,10 @@
 # a dialog's code path is larger than that, so misses, not only instructions, set the wall clock.
 #
 #   bash core/benches/instructions.sh        # needs valgrind (apt-get install valgrind)
+#   bash core/benches/instructions.sh --features reference   # arguments go to cargo bench
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-exe=$(cargo bench -p onhold-core --bench server --no-run --message-format=json 2>/dev/null |
+exe=$(cargo bench -p onhold-core --bench server --no-run --message-format=json "$@" 2>/dev/null |
   grep -o '"executable":"[^"]*/server-[^"]*"' | tail -1 | cut -d'"' -f4)
 [ -n "$exe" ] || { echo "build failed: cargo bench -p onhold-core --bench server --no-run" >&2; exit 1; }
 tmp=$(mktemp -d)

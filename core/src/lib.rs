@@ -16,6 +16,7 @@ pub mod media;
 mod pacing;
 pub mod rng;
 pub mod rtp;
+mod scan;
 pub mod sdp;
 pub mod server;
 pub mod sip;

@@ -14,7 +14,7 @@ use super::{
     SessionDescription, MAX_MEDIA,
 };
 use crate::ascii::parse_ip;
-use crate::sip::find_byte;
+use crate::scan::find_byte;
 
 /// Parse an SDP body. Lines may end in CRLF or LF, the last one may lack it, and lines that are
 /// not `<letter>=<value>` are ignored. Bytes that are not UTF-8 are read as U+FFFD.

@@ -28,7 +28,7 @@ use super::{
 };
 use crate::ascii::dotted_quad;
 use crate::codec::Codec;
-use crate::sip::find_byte;
+use crate::scan::find_byte;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// Why an offer gets no answer.

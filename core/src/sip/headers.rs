@@ -8,13 +8,14 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::lex::{
-    eq_word, find_ascii, has_space_or_control, is_lws, is_token, is_token_byte, parse_u32, port_at,
-    run_of, run_of_host, run_of_qtext, trim_lws, unescape_quoted, Cursor, SplitTop,
+    find_ascii, is_lws, is_token, is_token_byte, parse_u32, port_at, trim_lws, unescape_quoted,
+    Cursor, SplitTop,
 };
 use super::names::HeaderName;
 use super::params::Params;
-use super::parse::{find_byte, Message, Method};
+use super::parse::{Message, Method};
 use super::uri::{host_port, Scheme, Uri};
+use crate::scan::{eq_word, find_byte, has_space_or_control, run_of, run_of_host, run_of_qtext};
 
 /// A header the server needs is missing or malformed. `reason` is a ready reason phrase for
 /// the 400 (e.g. "Missing Call-ID", "Bad CSeq").

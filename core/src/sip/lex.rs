@@ -6,6 +6,8 @@
 
 use std::borrow::Cow;
 
+use crate::scan::find_byte;
+
 /// Linear white space as it appears inside a borrowed (possibly folded) header value.
 #[inline]
 pub(crate) fn is_lws(b: u8) -> bool {
@@ -28,102 +30,6 @@ pub(crate) fn trim_lws(s: &str) -> &str {
         end -= 1;
     }
     &s[start..end]
-}
-
-/// The end of the run of bytes starting at `i` for which `f` holds (`i` itself when `i` is past
-/// the end). Four bytes a round: a `position` over the rest cost about nine instructions per
-/// byte (end check, index and pointer kept apart), and these runs (names, hosts, tokens) are
-/// most of what the quick readers do.
-#[inline(always)]
-pub(crate) fn run_of(b: &[u8], i: usize, f: impl Fn(u8) -> bool) -> usize {
-    let Some(rest) = b.get(i..) else {
-        return i;
-    };
-    // `chunks_exact`: a pointer walk with one end check a round (`b.get(i..i + 4)` checked
-    // `i + 4` for overflow and against the length every round).
-    let mut chunks = rest.chunks_exact(4);
-    let mut n = i;
-    for four in &mut chunks {
-        if !f(four[0]) {
-            return n;
-        }
-        if !f(four[1]) {
-            return n + 1;
-        }
-        if !f(four[2]) {
-            return n + 2;
-        }
-        if !f(four[3]) {
-            return n + 3;
-        }
-        n += 4;
-    }
-    for &c in chunks.remainder() {
-        if !f(c) {
-            return n;
-        }
-        n += 1;
-    }
-    n
-}
-
-/// `run_of(b, i, is_host_byte)`: the end of the run of host-name bytes (ASCII letters,
-/// digits, `-`, `.`, `_`) from `i`. Hosts are the longest runs the quick readers take (an
-/// IPv4 address is up to fifteen bytes, in the Via, From, To, Contact and Request-URI of
-/// every request), and with sixteen more bytes in `b` the first sixteen are classified at
-/// once (see [`host_mask`]) instead of by a table lookup and a branch each.
-#[inline(always)]
-pub(crate) fn run_of_host(b: &[u8], i: usize) -> usize {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    if let Some(sixteen) = b.get(i..).and_then(|r| r.first_chunk::<16>()) {
-        let outside = !host_mask(sixteen) & 0xffff;
-        if outside != 0 {
-            return i + outside.trailing_zeros() as usize;
-        }
-        return run_of(b, i + 16, is_host_byte);
-    }
-    run_of(b, i, is_host_byte)
-}
-
-/// `run_of(b, i, |c| c != b'"' && c != b'\\')`: the end of the inside of a quoted display
-/// name without escapes, sixteen bytes at once like [`run_of_host`].
-#[inline(always)]
-pub(crate) fn run_of_qtext(b: &[u8], i: usize) -> usize {
-    let is_qtext = |c: u8| c != b'"' && c != b'\\';
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    if let Some(sixteen) = b.get(i..).and_then(|r| r.first_chunk::<16>()) {
-        let stop = quote_mask(sixteen);
-        if stop != 0 {
-            return i + stop.trailing_zeros() as usize;
-        }
-        return run_of(b, i + 16, is_qtext);
-    }
-    run_of(b, i, is_qtext)
-}
-
-/// True when a byte of `b` is SP or below (white space or a control byte): what a Call-ID
-/// may not hold. Sixteen bytes a step where there are as many, the last step ending at the
-/// end of `b` (it may overlap the one before); byte by byte below that.
-#[inline(always)]
-pub(crate) fn has_space_or_control(b: &[u8]) -> bool {
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-    if b.len() >= 16 {
-        let mut end = 16;
-        loop {
-            if let Some(sixteen) = b[end - 16..end].first_chunk::<16>() {
-                if space_mask(sixteen) != 0 {
-                    return true;
-                }
-            }
-            if end == b.len() {
-                return false;
-            }
-            end = (end + 16).min(b.len());
-        }
-    }
-    // The smallest byte tells, in a loop the compiler vectorizes (an early-exit `any` went
-    // byte by byte).
-    b.iter().fold(u8::MAX, |m, &c| m.min(c)) <= b' '
 }
 
 /// The port of 1 to 5 ASCII digits at `b[i..]` that fits 16 bits, and where its digits end;
@@ -153,99 +59,6 @@ pub(crate) fn port_at(b: &[u8], i: usize) -> Option<(u16, usize)> {
     }
     let n = u16::try_from(n).ok().filter(|_| at > i)?;
     Some((n, at))
-}
-
-/// Host name or IPv4 address characters. `_` is not in RFC 3261's `hostname` but real devices
-/// send it in Via and Contact hosts, and it harms nothing to accept.
-#[inline(always)]
-pub(crate) fn is_host_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_')
-}
-
-/// Bit `k` set when byte `k` of `sixteen` is a host-name byte ([`is_host_byte`]).
-///
-/// Ranges by signed compares: adding `0x80 - lo` takes `lo..=hi` (and only it) to the lowest
-/// signed bytes, `-128..=-128 + (hi - lo)`, so one "less than" tells the range. Letters are
-/// ORed with 0x20 first, which takes only `A..=Z` and `a..=z` to `a..=z`.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline(always)]
-fn host_mask(sixteen: &[u8; 16]) -> u32 {
-    use std::arch::x86_64::{
-        _mm_add_epi8, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
-        _mm_or_si128, _mm_set1_epi8,
-    };
-    // SAFETY: these intrinsics need only SSE2, which this build enables (see the `cfg`), and
-    // the one load reads the sixteen bytes of the array it is given.
-    unsafe {
-        let v = _mm_loadu_si128(sixteen.as_ptr().cast());
-        let in_range = |x, lo: u8, len: u8| {
-            let shifted = _mm_add_epi8(x, _mm_set1_epi8(0x80u8.wrapping_sub(lo) as i8));
-            _mm_cmplt_epi8(shifted, _mm_set1_epi8((0x80u8 + len) as i8))
-        };
-        let digit = in_range(v, b'0', 10);
-        let letter = in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', 26);
-        let is = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-        let mark = _mm_or_si128(_mm_or_si128(is(b'-'), is(b'.')), is(b'_'));
-        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(digit, letter), mark)) as u32
-    }
-}
-
-/// Bit `k` set when byte `k` of `sixteen` is SP or below: the unsigned minimum with SP is
-/// the byte itself exactly then.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline(always)]
-fn space_mask(sixteen: &[u8; 16]) -> u32 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_set1_epi8,
-    };
-    // SAFETY: as in `host_mask`.
-    unsafe {
-        let v = _mm_loadu_si128(sixteen.as_ptr().cast());
-        _mm_movemask_epi8(_mm_cmpeq_epi8(
-            _mm_min_epu8(v, _mm_set1_epi8(b' ' as i8)),
-            v,
-        )) as u32
-    }
-}
-
-/// Bit `k` set when byte `k` of `sixteen` is `"` or `\`.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[inline(always)]
-fn quote_mask(sixteen: &[u8; 16]) -> u32 {
-    use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-    };
-    // SAFETY: as in `host_mask`.
-    unsafe {
-        let v = _mm_loadu_si128(sixteen.as_ptr().cast());
-        let is = |c: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-        _mm_movemask_epi8(_mm_or_si128(is(b'"'), is(b'\\'))) as u32
-    }
-}
-
-/// `b.eq_ignore_ascii_case(word)` for a lower-case `word` of up to eight bytes (a parameter
-/// name, a scheme), as one compare of two words: OR 0x20 on the letters of `word` takes only
-/// the two cases of each letter to it, and every other byte compares exactly. The byte-wise
-/// `eq_ignore_ascii_case` lowered both sides of every byte.
-///
-/// `word` is an array, so its length is a constant where this is inlined and both loads are
-/// fixed-size: with the slice's length, two calls on one name (`branch`, then `rport`) were
-/// merged into one copy of a variable length, a `memcpy` call per parameter.
-#[inline(always)]
-pub(crate) fn eq_word<const N: usize>(b: &[u8], word: &[u8; N]) -> bool {
-    debug_assert!(N <= 8 && !word.iter().any(u8::is_ascii_uppercase));
-    let Some(b) = b.first_chunk::<N>().filter(|_| b.len() == N) else {
-        return false;
-    };
-    let load = |s: &[u8; N]| {
-        let mut w = [0u8; 8];
-        w[..N].copy_from_slice(s);
-        u64::from_le_bytes(w)
-    };
-    let case = word.iter().rev().fold(0u64, |m, c| {
-        (m << 8) | if c.is_ascii_lowercase() { 0x20 } else { 0 }
-    });
-    load(b) | case == load(word)
 }
 
 /// Position of the first ASCII byte `b` in `s`. URIs and header values are a few dozen bytes:
@@ -327,7 +140,7 @@ impl<'a> Iterator for SplitTop<'a> {
         // Without the separator anywhere, quotes and brackets cannot matter: the rest is one
         // piece. Most Via and Contact lines hold one value, and this word-wise search is
         // several times cheaper than the state machine below.
-        if super::parse::find_byte(bytes, self.sep).is_none() {
+        if find_byte(bytes, self.sep).is_none() {
             self.rest = None;
             return Some(trim_lws(s));
         }
@@ -543,70 +356,6 @@ mod tests {
         assert_eq!(percent_decode("%41%zz"), "A%zz");
         assert_eq!(percent_decode("null-%00-null"), "null-\0-null");
         assert_eq!(percent_decode("%ff"), "\u{fffd}");
-    }
-
-    #[test]
-    fn run_of_matches_position() {
-        let hay = b"ab1-cd:xyz0123456789-";
-        let is = |c: u8| c.is_ascii_alphanumeric();
-        for from in 0..hay.len() + 3 {
-            for end in from.min(hay.len())..=hay.len() {
-                let h = &hay[..end];
-                let want = h.get(from..).map_or(from, |rest| {
-                    from + rest.iter().position(|&c| !is(c)).unwrap_or(rest.len())
-                });
-                assert_eq!(run_of(h, from, is), want, "{from} {end}");
-            }
-        }
-    }
-
-    /// Bytes near the host and quoted-string classes, with every byte value now and then.
-    fn class_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
-        use proptest::prelude::*;
-        let byte = prop_oneof![
-            4 => prop::sample::select(b"09azAZ-._\"\\@:;>/ `{[\x80\xff".to_vec()),
-            1 => any::<u8>(),
-        ];
-        prop::collection::vec(byte, 0..40)
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
-
-        /// The sixteen-at-once runs end where the byte-wise `run_of` ends.
-        #[test]
-        fn class_runs_match_run_of(b in class_bytes(), i in 0usize..44) {
-            let host = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_');
-            proptest::prop_assert_eq!(run_of_host(&b, i), run_of(&b, i, host));
-            let qtext = |c: u8| c != b'"' && c != b'\\';
-            proptest::prop_assert_eq!(run_of_qtext(&b, i), run_of(&b, i, qtext));
-            let low = b.get(i..).unwrap_or_default();
-            proptest::prop_assert_eq!(has_space_or_control(low), low.iter().any(|&c| c <= b' '));
-        }
-    }
-
-    #[test]
-    fn class_masks_take_exactly_their_bytes() {
-        // Every byte value in every position of a sixteen-byte block.
-        for c in 0..=255u8 {
-            let host = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_');
-            assert_eq!(is_host_byte(c), host, "{c:#x}");
-            for at in 0..16 {
-                let mut b = [b'a'; 20];
-                b[at] = c;
-                let end = |taken: bool| if taken { b.len() } else { at };
-                assert_eq!(run_of_host(&b, 0), end(host), "{c:#x} at {at}");
-                let qtext = c != b'"' && c != b'\\';
-                assert_eq!(run_of_qtext(&b, 0), end(qtext), "{c:#x} at {at}");
-                for len in at + 1..=b.len() {
-                    assert_eq!(
-                        has_space_or_control(&b[..len]),
-                        c <= b' ',
-                        "{c:#x} {at} {len}"
-                    );
-                }
-            }
-        }
     }
 
     proptest::proptest! {

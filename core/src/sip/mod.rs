@@ -49,6 +49,8 @@ mod write;
 #[cfg(test)]
 mod tests;
 
+/// The parser's line-end search, for callers that split SIP or SDP text the same way.
+pub use crate::scan::find_byte;
 pub use framer::{frame, Frame, MAX_STREAM_BODY};
 pub(crate) use headers::{
     call_id_value, cseq_parts, cseq_with_method, first_contact_uri, max_forwards_value,
@@ -62,10 +64,8 @@ pub(crate) use lex::SplitTop;
 pub use lex::{percent_decode, unescape_quoted};
 pub use names::HeaderName;
 pub use params::Params;
-/// Eight bytes at a time; SDP bodies (and the benches' harness) use it for their line ends too.
 pub use parse::{
-    find_byte, parse, ErrorKind, Header, Message, Method, ParseError, StartLine, MAX_HEAD,
-    MAX_HEADERS,
+    parse, ErrorKind, Header, Message, Method, ParseError, StartLine, MAX_HEAD, MAX_HEADERS,
 };
 pub(crate) use parse::{parse_with, Sink, UriParts};
 pub use uri::{InvalidUri, Scheme, Uri};

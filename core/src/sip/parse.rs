@@ -6,9 +6,10 @@
 
 use std::fmt;
 
-use super::lex::{find_ascii, is_token, is_token_byte, parse_u32, run_of, trim_lws};
+use super::lex::{find_ascii, is_token, is_token_byte, parse_u32, trim_lws};
 use super::names::HeaderName;
 use super::uri::Uri;
+use crate::scan::{find_byte, run_of};
 
 /// Header lines accepted per message; one more is [`ErrorKind::TooManyHeaders`].
 pub const MAX_HEADERS: usize = 128;
@@ -611,90 +612,6 @@ pub(crate) fn find_head_end(buf: &[u8], ends: &mut LineEnds) -> Option<(usize, u
     None
 }
 
-/// Position of the first `needle` in `hay`: the header section is scanned for line ends on
-/// every datagram, and a byte-by-byte loop was the largest cost in the benchmark.
-///
-/// On x86-64, sixteen bytes per step with SSE2 (part of the x86-64 baseline, so always there):
-/// a compare and a mask per step, where the word trick below took eleven instructions per
-/// eight bytes, three of them reloading its constants in the parser's line loop, which had no
-/// registers left to keep them in. The bytes after the last whole step are read as one more
-/// step ending at the end of `hay` (its bytes already searched hold no match), and a `hay` of
-/// 8 to 15 bytes as its first and last eight bytes; only one shorter than 8 goes byte by byte.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    use std::arch::x86_64::{_mm_cmpeq_epi8, _mm_movemask_epi8, _mm_set1_epi8, _mm_set_epi64x};
-    // Eight bytes of `b` from `at` as a little-endian word, as the intrinsics take it.
-    let word = |b: &[u8], at: usize| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&b[at..at + 8]);
-        i64::from_le_bytes(w)
-    };
-    // Bit `i` set when byte `i` of `lo` then `hi` is `needle`.
-    let hits = |lo: i64, hi: i64| {
-        // SAFETY: these intrinsics need only SSE2, which this build enables (see the `cfg`:
-        // every x86-64 target does); they touch no memory.
-        unsafe {
-            let pattern = _mm_set1_epi8(needle as i8);
-            _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_set_epi64x(hi, lo), pattern)) as u32
-        }
-    };
-    let len = hay.len();
-    // Short slices first out of the way with one compare: the line loop's are long.
-    if len < 16 {
-        if len < 8 {
-            return hay.iter().position(|&b| b == needle);
-        }
-        // Bytes 0..8, then len-8..len (which overlap the first when len < 16).
-        let m = hits(word(hay, 0), word(hay, len - 8));
-        return match m & 0xff {
-            0 => (m != 0).then(|| len + m.trailing_zeros() as usize - 16),
-            low => Some(low.trailing_zeros() as usize),
-        };
-    }
-    let mut base = 0;
-    while base + 16 <= len {
-        let m = hits(word(hay, base), word(hay, base + 8));
-        if m != 0 {
-            return Some(base + m.trailing_zeros() as usize);
-        }
-        base += 16;
-    }
-    if base == len {
-        return None;
-    }
-    let last = len - 16;
-    let m = hits(word(hay, last), word(hay, last + 8));
-    (m != 0).then(|| last + m.trailing_zeros() as usize)
-}
-
-/// Position of the first `needle` in `hay`, eight bytes at a time (the classic "has zero
-/// byte" word trick): the header section is scanned for line ends on every datagram, and a
-/// byte-by-byte loop was the largest cost in the benchmark.
-#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-pub fn find_byte(hay: &[u8], needle: u8) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let pattern = LO * u64::from(needle);
-    let mut chunks = hay.chunks_exact(8);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word) ^ pattern;
-        // The lowest flagged byte is always a true match; only bytes above one can be false.
-        let found = x.wrapping_sub(LO) & !x & HI;
-        if found != 0 {
-            return Some(base + (found.trailing_zeros() / 8) as usize);
-        }
-        base += 8;
-    }
-    chunks
-        .remainder()
-        .iter()
-        .position(|&b| b == needle)
-        .map(|i| base + i)
-}
-
 fn is_sip_2_0(v: &str) -> bool {
     // SIP-Version is case-insensitive (RFC 3261 §7.1).
     v.eq_ignore_ascii_case("SIP/2.0")
@@ -1035,8 +952,7 @@ impl<'a> Message<'a> {
 #[cfg(test)]
 mod tests {
     use super::{
-        find_byte, full_parse_with, head_str, quick_parse_with, quick_request_line, request_line,
-        HeaderVec,
+        full_parse_with, head_str, quick_parse_with, quick_request_line, request_line, HeaderVec,
     };
     use crate::testing::byte_edits;
     use proptest::prelude::*;
@@ -1175,37 +1091,6 @@ mod tests {
         ];
         for s in samples {
             assert_eq!(head_str(s), std::str::from_utf8(s).ok(), "{s:?}");
-        }
-    }
-
-    #[test]
-    fn find_byte_matches_position() {
-        let hay: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
-        for needle in [0u8, 1, 10, 13, 0x7f, 0x80, 0xff] {
-            for start in 0..20 {
-                for end in (start..start + 40).chain([hay.len()]) {
-                    let h = &hay[start..end.min(hay.len())];
-                    assert_eq!(
-                        find_byte(h, needle),
-                        h.iter().position(|&b| b == needle),
-                        "{needle} {start} {end}"
-                    );
-                }
-            }
-        }
-        assert_eq!(find_byte(b"\x01\x00\n", b'\n'), Some(2));
-        assert_eq!(find_byte(b"\x0b\x0a", b'\n'), Some(1));
-    }
-
-    proptest! {
-        /// Every length, several matches (the first one counts), matches in the overlap of
-        /// the last step.
-        #[test]
-        fn find_byte_matches_position_on_any_bytes(
-            hay in prop::collection::vec(prop::sample::select(b"\n\r:a\x00\x80".to_vec()), 0..70),
-            needle in prop::sample::select(b"\n\r:\x00\x80".to_vec()),
-        ) {
-            prop_assert_eq!(find_byte(&hay, needle), hay.iter().position(|&b| b == needle));
         }
     }
 }

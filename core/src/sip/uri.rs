@@ -3,8 +3,9 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use super::lex::{eq_word, find_ascii, hex, percent_decode, port_at, run_of, run_of_host};
+use super::lex::{find_ascii, hex, percent_decode, port_at};
 use super::params::Params;
+use crate::scan::{eq_word, run_of, run_of_host};
 
 /// A URI scheme. Schemes compare case-insensitively (RFC 3261 §19.1.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@ use std::fmt::{self, Write as _};
 
 use super::names::HeaderName;
 use super::parse::{Message, Method, StartLine};
+use crate::scan::has_cr_or_lf;
 
 /// Writes one message into a caller-owned buffer (appending).
 ///
@@ -382,56 +383,6 @@ fn standard_status_line(code: u16) -> Option<&'static StatusLine> {
     })
 }
 
-/// Does `bytes` hold a CR or LF? Every value written is checked, so a word (eight bytes) at a
-/// time (SWAR), two per step, in two passes. The first asks a cheaper question of each word: is
-/// any byte below 0x0E (CR is 0x0D, LF 0x0A)? `(v - 0x0E..) & !v & 0x80..` is non-zero exactly when one is (a
-/// borrow only starts at such a byte, and a byte at or above 0x0E without one leaves its top
-/// bit clear). Header values almost never hold such a byte (a TAB is the usual one), so the
-/// exact test runs only then: a word holds a CR (LF) byte exactly when xor-ing it with a word
-/// of CRs (LFs) leaves a zero byte, and `(v - 0x01..) & !v & 0x80..` is non-zero exactly when
-/// `v` has a zero byte. Words may overlap (the last one ends at the last byte), which an "any
-/// byte" test does not mind; four to seven bytes are read as two overlapping halves of one word.
-#[inline]
-fn has_cr_or_lf(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const BELOW: u64 = u64::from_ne_bytes([0x0e; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const CRS: u64 = u64::from_ne_bytes([b'\r'; 8]);
-    const LFS: u64 = u64::from_ne_bytes([b'\n'; 8]);
-    if bytes.len() < 4 {
-        return bytes.iter().any(|&b| b == b'\r' || b == b'\n');
-    }
-    // Each test's flags are the top bits of its bytes; the other bits are masked off once, at
-    // the end, instead of per word.
-    let zeros = |v: u64| v.wrapping_sub(ONES) & !v;
-    let low = |w: u64| w.wrapping_sub(BELOW) & !w;
-    let cr_or_lf = |w: u64| zeros(w ^ CRS) | zeros(w ^ LFS);
-    any_word(bytes, low) & HIGHS != 0 && any_word(bytes, cr_or_lf) & HIGHS != 0
-}
-
-/// `hit` of every word of `bytes` (at least four long; see [`has_cr_or_lf`]), or-ed together:
-/// no branch per word, and two words per step. The last step may overlap the one before it
-/// (it ends at the last byte), which an "any byte" test does not mind.
-#[inline(always)]
-fn any_word(bytes: &[u8], hit: impl Fn(u64) -> u64) -> u64 {
-    let word = |b: &[u8]| u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-    let half = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]) as u64;
-    let pair = |b: &[u8]| hit(word(&b[..8])) | hit(word(&b[8..16]));
-    let n = bytes.len();
-    if n >= 16 {
-        let all = (bytes.chunks_exact(16)).fold(0, |acc, c| acc | pair(c));
-        if n % 16 != 0 {
-            all | pair(&bytes[n - 16..])
-        } else {
-            all
-        }
-    } else if n >= 8 {
-        hit(word(bytes)) | hit(word(&bytes[n - 8..]))
-    } else {
-        hit(half(bytes) << 32 | half(&bytes[n - 4..]))
-    }
-}
-
 /// Decimal digits of `n`, zero-padded to at least `width`: status codes and lengths are written
 /// on every message, and `fmt` costs several times more than this.
 fn push_decimal(out: &mut Vec<u8>, mut n: u64, width: usize) {
@@ -547,7 +498,7 @@ fn specific_reason(code: u16) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{has_cr_or_lf, reason_phrase, standard_status_line, MessageWriter};
+    use super::{reason_phrase, standard_status_line, MessageWriter};
 
     /// A body written in place gets the Content-Length `body` writes, whatever its length.
     #[test]
@@ -571,27 +522,6 @@ mod tests {
             assert_eq!(standard, written);
             if let Some(line) = standard_status_line(code) {
                 assert_eq!(&written[1..], &line.bytes[..line.len]);
-            }
-        }
-    }
-
-    /// The word-at-a-time check agrees with the byte-by-byte one: every position of a CR or LF
-    /// (and of their neighbours 0x0b, 0x0c, 0x8a, 0x8d, 0x00, 0xff) in every length up to 40.
-    #[test]
-    fn swar_check_matches_the_bytewise_one() {
-        let slow = |b: &[u8]| b.iter().any(|&x| x == b'\r' || x == b'\n');
-        for len in 0..40 {
-            for fill in [b'a', 0x00, 0xff, 0x0b, 0x0c, 0x09, 0x8a, 0x8d, 0x0e] {
-                let mut buf = vec![fill; len];
-                assert_eq!(has_cr_or_lf(&buf), slow(&buf));
-                for at in 0..len {
-                    for probe in [b'\r', b'\n', 0x0b, 0x0c, 0x8a, 0x8d, 0x00, 0x01, 0xff] {
-                        let keep = buf[at];
-                        buf[at] = probe;
-                        assert_eq!(has_cr_or_lf(&buf), slow(&buf), "{buf:?}");
-                        buf[at] = keep;
-                    }
-                }
             }
         }
     }
