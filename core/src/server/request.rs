@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use super::Transport;
-use crate::sip::{self, Header, HeaderName, Message, Method, Refresher, Sink, StartLine, Uri};
+use crate::sip::{self, Header, HeaderName, Method, Refresher, StartLine, Uri};
 
 /// What a datagram turned out to be.
 pub(crate) enum Parsed<'a> {
@@ -19,10 +19,13 @@ pub(crate) enum Parsed<'a> {
     },
 }
 
-/// Reads one datagram. A well-formed request or response is read in one pass over its header
-/// lines, which keeps just what the server needs ([`RawHeaders`]); anything the server must
-/// refuse is parsed again into a [`Message`] by [`parse_slowly`], for the precise reason
-/// phrase and what can be copied into the error response.
+/// Reads one datagram, once: the parser hands every header line to [`RawHeaders`], which keeps
+/// just what the server needs, and the request or response is read from those values.
+///
+/// A request the server must refuse costs at most one more reading: a datagram the parser
+/// refuses is answered from the values it has already seen ([`refused`]); a parsed request
+/// with a bad mandatory header is parsed again into a [`sip::Message`], whose
+/// [`sip::Message::check_request`] gives the precise reason phrase for the 400 ([`bad_request`]).
 ///
 /// Not inlined: it runs once per datagram, and as its own function its cost shows as one
 /// line in a profile, and changes to it do not move the inlining of the handlers around it.
@@ -39,15 +42,16 @@ pub(crate) fn parse<'a>(
         remote,
     };
     let mut raw = RawHeaders::default();
-    let Ok(parts) = sip::parse_with(data, &mut raw) else {
-        return parse_slowly(data, from);
+    let parts = match sip::parse_with(data, &mut raw) {
+        Ok(parts) => parts,
+        Err(failure) => return refused(raw, failure, from),
     };
     match parts.start {
         StartLine::Response { code, .. } => response(&raw, code),
         StartLine::Request { method, uri } => {
             // The parser has checked the Request-URI: `parts.uri` is its user and host as
             // `Uri::parse` finds them.
-            let fail = |_| parse_slowly(data, from);
+            let fail = |_, raw| bad_request(data, raw, method, uri, parts.uri, parts.body, from);
             request(
                 raw,
                 method,
@@ -63,39 +67,81 @@ pub(crate) fn parse<'a>(
     }
 }
 
-/// [`parse`] from a whole [`Message`]: the reference path, and the one that reads requests to
-/// refuse. The strict read parses each mandatory header once; only when it fails do we run the
-/// full check for a precise reason phrase and read leniently for the 400.
-fn parse_slowly(data: &[u8], from: Origin) -> Parsed<'_> {
-    match sip::parse(data) {
-        Ok(msg) => match msg.start {
-            StartLine::Response { code, .. } => response(&RawHeaders::of(&msg), code),
-            StartLine::Request { .. } => match request_of(&msg, from, false) {
-                Ok(r) => Parsed::Request(r),
-                Err(_) => {
-                    let reason = match msg.check_request() {
-                        Err(e) => e.reason,
-                        Ok(()) => "Bad Request",
-                    };
-                    Parsed::Bad {
-                        request: request_of(&msg, from, true).ok(),
-                        reason,
-                        code: 400,
-                    }
-                }
-            },
-        },
-        Err(e) if e.kind == sip::ErrorKind::KeepAlive => Parsed::KeepAlive,
-        Err(e) => {
-            let reason = e.kind.reason();
-            let code = e.kind.status().unwrap_or(400);
-            let request = e.request().and_then(|m| request_of(m, from, true).ok());
-            Parsed::Bad {
-                request,
-                reason,
-                code,
-            }
+/// A datagram the parser refused: a keep-alive, or a message to drop or answer with the
+/// parser's error. When the parser salvaged a request (its start line and every header line
+/// were readable, RFC 3261 §8.2.6), `raw` holds its header values, and the error response is
+/// addressed from them, read leniently: a header missing or bad is left out of the response
+/// rather than refusing to answer.
+#[cold]
+#[inline(never)]
+fn refused<'a>(raw: RawHeaders<'a>, failure: sip::Failure<'a>, from: Origin) -> Parsed<'a> {
+    let kind = failure.kind;
+    if kind == sip::ErrorKind::KeepAlive {
+        return Parsed::KeepAlive;
+    }
+    let (reason, code) = (kind.reason(), kind.status().unwrap_or(400));
+    let request = match failure.start {
+        Some(StartLine::Request { method, uri }) => {
+            // The parser reports the Request-URI's parts only when it accepts the URI; an
+            // INVITE's error response still names what `Uri::parse` finds in it.
+            let parsed_uri = (method == Method::Invite)
+                .then(|| Uri::parse(uri).ok().map(sip::UriParts::from))
+                .flatten();
+            request(
+                raw,
+                method,
+                uri,
+                parsed_uri,
+                &[],
+                from,
+                true,
+                Some,
+                |_, _| None,
+            )
         }
+        _ => None,
+    };
+    Parsed::Bad {
+        request,
+        reason,
+        code,
+    }
+}
+
+/// A parsed request that a mandatory header makes unusable (the strict read of it failed):
+/// answered 400 with the reason phrase of [`sip::Message::check_request`], which needs the
+/// whole message parsed again, and addressed from `raw` read leniently (see [`refused`]).
+#[allow(clippy::too_many_arguments)]
+#[cold]
+#[inline(never)]
+fn bad_request<'a>(
+    data: &'a [u8],
+    raw: RawHeaders<'a>,
+    method: Method<'a>,
+    uri: &'a str,
+    parsed_uri: Option<sip::UriParts<'a>>,
+    body: &'a [u8],
+    from: Origin,
+) -> Parsed<'a> {
+    let reason = match sip::parse(data).map(|msg| msg.check_request()) {
+        Ok(Err(e)) => e.reason,
+        _ => "Bad Request",
+    };
+    let request = request(
+        raw,
+        method,
+        uri,
+        parsed_uri,
+        body,
+        from,
+        true,
+        Some,
+        |_, _| None,
+    );
+    Parsed::Bad {
+        request,
+        reason,
+        code: 400,
     }
 }
 
@@ -130,37 +176,10 @@ fn response<'a>(raw: &RawHeaders<'a>, code: u16) -> Parsed<'a> {
     }
 }
 
-/// [`request`] from a parsed message.
-fn request_of<'a>(
-    msg: &Message<'a>,
-    from: Origin,
-    lenient: bool,
-) -> Result<Request<'a>, &'static str> {
-    let StartLine::Request { method, uri } = msg.start else {
-        return Err("not a request");
-    };
-    let parsed_uri = if method == Method::Invite {
-        Uri::parse(uri).ok().map(sip::UriParts::from)
-    } else {
-        None
-    };
-    request(
-        RawHeaders::of(msg),
-        method,
-        uri,
-        parsed_uri,
-        msg.body,
-        from,
-        lenient,
-        Ok,
-        Err,
-    )
-}
-
 /// The request the header values in `raw` make (its value lists move into it), handed to
-/// `ok`, or why there is none, handed to `fail`. `parsed_uri` is what `Uri::parse(uri).ok()`
-/// finds; it is read for an INVITE only. A strict read (not `lenient`) also refuses a CSeq
-/// method other than the request's.
+/// `ok`, or why there is none, handed to `fail` with `raw` as it came. `parsed_uri` is what
+/// `Uri::parse(uri).ok()` finds; it is read for an INVITE only. A strict read (not `lenient`)
+/// also refuses a CSeq method other than the request's.
 ///
 /// Always inlined, and the `Request` handed on rather than returned: it is most of a
 /// kilobyte, and [`parse`] wraps it in the `Parsed` it returns. Returned in a `Result`, it
@@ -180,37 +199,37 @@ fn request<'a, T>(
     from: Origin,
     lenient: bool,
     ok: impl FnOnce(Request<'a>) -> T,
-    fail: impl FnOnce(&'static str) -> T,
+    fail: impl FnOnce(&'static str, RawHeaders<'a>) -> T,
 ) -> T {
     let method = method.as_str();
     // Only the Via is needed to address a response; for an error response (`lenient`) the
     // other mandatory headers may be missing and are copied as far as they exist.
     let Some(Ok((via, branch, rport))) = raw.via.map(sip::top_via_branch_rport) else {
-        return fail("missing or bad Via");
+        return fail("missing or bad Via", raw);
     };
     let from_tag = match raw.from.map(sip::name_addr_tag) {
         Some(Ok(tag)) => tag.unwrap_or(""),
         _ if lenient => "",
-        _ => return fail("missing or bad From"),
+        _ => return fail("missing or bad From", raw),
     };
     let to_tag = match raw.to.map(sip::name_addr_tag) {
         Some(Ok(tag)) => tag.unwrap_or(""),
         _ if lenient => "",
-        _ => return fail("missing or bad To"),
+        _ => return fail("missing or bad To", raw),
     };
     let call_id = match raw.call_id.map(sip::call_id_value) {
         Some(Ok(c)) => c,
         _ if lenient => "",
-        _ => return fail("missing Call-ID"),
+        _ => return fail("missing Call-ID", raw),
     };
     let (cseq, cseq_method) = match raw.cseq.map(|v| sip::cseq_with_method(v, method)) {
         Some(Ok((n, m))) => (n, m),
         _ if lenient => (0, method),
-        _ => return fail("missing or bad CSeq"),
+        _ => return fail("missing or bad CSeq", raw),
     };
     // A strict read takes only a request whose CSeq method is its own (RFC 3261 §8.1.1.5).
     if !lenient && cseq_method != method {
-        return fail("CSeq method is not the request's");
+        return fail("CSeq method is not the request's", raw);
     }
     // Only an initial INVITE reads the Request-URI (music class, advertised address), and
     // only INVITE and UPDATE take the Contact (remote target, RFC 3261 §12.1.1, §12.2.2).
@@ -302,18 +321,6 @@ struct RawHeaders<'a> {
     wants_contact: bool,
     /// `start` was called: a second call (the parse starting over) empties the sink.
     started: bool,
-}
-
-impl<'a> RawHeaders<'a> {
-    /// The values of a parsed message, as the one-pass read would find them.
-    fn of(msg: &Message<'a>) -> Self {
-        let mut raw = RawHeaders::default();
-        raw.start(&msg.start, 0);
-        for h in &msg.headers {
-            raw.header(*h);
-        }
-        raw
-    }
 }
 
 /// Every header line goes by once: the first line of each single-valued header is kept (as
@@ -480,8 +487,85 @@ fn split_top<'a>(line: &'a str, out: &mut Values<'a>) {
 
 #[cfg(test)]
 mod tests {
+    use super::{request, response, Origin, Parsed, RawHeaders, Request};
+    use crate::sip::{self, Message, Method, Sink, StartLine, Uri};
     use crate::testing::byte_edits;
     use proptest::prelude::*;
+
+    /// The reference for [`super::parse`]: the datagram parsed into a whole [`Message`], the
+    /// request read from it strictly, and for anything to refuse, the message checked for the
+    /// reason phrase and read again leniently for the error response.
+    fn parse_slowly(data: &[u8], from: Origin) -> Parsed<'_> {
+        match sip::parse(data) {
+            Ok(msg) => match msg.start {
+                StartLine::Response { code, .. } => response(&RawHeaders::of(&msg), code),
+                StartLine::Request { .. } => match request_of(&msg, from, false) {
+                    Ok(r) => Parsed::Request(r),
+                    Err(_) => {
+                        let reason = match msg.check_request() {
+                            Err(e) => e.reason,
+                            Ok(()) => "Bad Request",
+                        };
+                        Parsed::Bad {
+                            request: request_of(&msg, from, true).ok(),
+                            reason,
+                            code: 400,
+                        }
+                    }
+                },
+            },
+            Err(e) if e.kind == sip::ErrorKind::KeepAlive => Parsed::KeepAlive,
+            Err(e) => {
+                let reason = e.kind.reason();
+                let code = e.kind.status().unwrap_or(400);
+                let request = e.request().and_then(|m| request_of(m, from, true).ok());
+                Parsed::Bad {
+                    request,
+                    reason,
+                    code,
+                }
+            }
+        }
+    }
+
+    /// [`request`] from a parsed message.
+    fn request_of<'a>(
+        msg: &Message<'a>,
+        from: Origin,
+        lenient: bool,
+    ) -> Result<Request<'a>, &'static str> {
+        let StartLine::Request { method, uri } = msg.start else {
+            return Err("not a request");
+        };
+        let parsed_uri = if method == Method::Invite {
+            Uri::parse(uri).ok().map(sip::UriParts::from)
+        } else {
+            None
+        };
+        request(
+            RawHeaders::of(msg),
+            method,
+            uri,
+            parsed_uri,
+            msg.body,
+            from,
+            lenient,
+            Ok,
+            |reason, _| Err(reason),
+        )
+    }
+
+    impl<'a> RawHeaders<'a> {
+        /// The values of a parsed message, as the one-pass read would find them.
+        fn of(msg: &Message<'a>) -> Self {
+            let mut raw = RawHeaders::default();
+            raw.start(&msg.start, 0);
+            for h in &msg.headers {
+                raw.header(*h);
+            }
+            raw
+        }
+    }
 
     /// What a reader made of a datagram, as text to compare.
     fn describe(p: &super::Parsed<'_>) -> String {
@@ -519,10 +603,41 @@ mod tests {
             let (local, remote) = ("127.0.0.1:5060".parse().unwrap(), "127.0.0.2:5070".parse().unwrap());
             let t = crate::server::Transport::Udp;
             let fast = describe(&super::parse(&data, t, local, remote));
-            let from = super::Origin { transport: t, local, remote };
-            let slow = describe(&super::parse_slowly(&data, from));
+            let from = Origin { transport: t, local, remote };
+            let slow = describe(&parse_slowly(&data, from));
             prop_assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&data));
         }
+    }
+
+    /// The mutations reach every way out of [`super::parse`]: requests and responses read,
+    /// datagrams the parser refuses with and without a request to answer ([`super::refused`]),
+    /// and parsed requests with a bad mandatory header ([`super::bad_request`]).
+    #[test]
+    fn mutations_reach_every_outcome() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let (local, remote) = (
+            "127.0.0.1:5060".parse().unwrap(),
+            "127.0.0.2:5070".parse().unwrap(),
+        );
+        let mut runner = TestRunner::deterministic();
+        // requests, responses, refused with a request, refused without, bad header
+        let mut seen = [0; 5];
+        for _ in 0..2000 {
+            let data = mutated_message().new_tree(&mut runner).unwrap().current();
+            let parsed = sip::parse(&data);
+            let at = match super::parse(&data, crate::server::Transport::Udp, local, remote) {
+                Parsed::Request(_) => 0,
+                Parsed::Response(_) => 1,
+                Parsed::Bad { request, .. } if parsed.is_err() => {
+                    2 + usize::from(request.is_none())
+                }
+                Parsed::Bad { .. } if parsed.is_ok_and(|m| m.is_request()) => 4,
+                _ => continue,
+            };
+            seen[at] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 20), "{seen:?}");
     }
 
     #[test]
