@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::request::Request;
 use super::Transport;
 use crate::ascii;
-use crate::sip::{clean_written, find_byte, push_value, Lines, MessageWriter, Method, Prefix};
+use crate::sip::{self, clean_written, push_value, Lines, MessageWriter, Method, Prefix};
 
 /// Methods we implement; sent in `Allow` (RFC 3261 §20.5).
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
@@ -31,15 +31,7 @@ pub(crate) const SDP_TYPE: Lines = Lines::new("Content-Type: application/sdp\r\n
 /// `src_ip` is the request's source address as text.
 fn push_response_top_via(out: &mut Vec<u8>, req: &Request<'_>, src_ip: &[u8]) {
     let raw = req.vias.first().copied().unwrap_or("");
-    let start = out.len();
-    let port = req.remote.port();
-    let has_received = match top_via_params(out, raw, port, src_ip) {
-        Some(has_received) => has_received,
-        None => {
-            out.truncate(start);
-            top_via_params_slow(out, raw, port, src_ip)
-        }
-    };
+    let has_received = sip::push_response_via(out, raw, req.remote.port(), src_ip);
     if !has_received && (req.top_via.rport || via_host(req).as_bytes() != src_ip) {
         out.extend_from_slice(b";received=");
         out.extend_from_slice(src_ip);
@@ -49,146 +41,6 @@ fn push_response_top_via(out: &mut Vec<u8>, req: &Request<'_>, src_ip: &[u8]) {
 /// The Via's sent-by host without IPv6 brackets.
 fn via_host<'a>(req: &Request<'a>) -> &'a str {
     ascii::unbracketed(req.top_via.host)
-}
-
-/// [`top_via_params_slow`] for a Via whose `;`-separated parts need no trimming (each starts
-/// and ends with a printable ASCII byte, or is empty): the text between the `rport` and
-/// `received` parameters is then copied as it is, in runs, instead of part by part. `None`
-/// (with `out` half written) for any other Via: the caller cuts `out` back and takes the slow
-/// path. Whether a part is `rport` or `received` is decided by the same test as there.
-fn top_via_params(out: &mut Vec<u8>, raw: &str, port: u16, src_ip: &[u8]) -> Option<bool> {
-    let bytes = raw.as_bytes();
-    let printable = |i: usize| bytes.get(i).is_none_or(u8::is_ascii_graphic);
-    if bytes.is_empty() || !printable(0) || !printable(bytes.len() - 1) {
-        return None;
-    }
-    let mut has_received = false;
-    // `raw[..copied]` is in `out` already.
-    let mut copied = 0;
-    let mut from = 0;
-    while let Some(semi) = find_byte(&bytes[from..], b';').map(|p| from + p) {
-        // The parts on both sides of this ';' must not need trimming.
-        if semi == 0 || !printable(semi - 1) || !printable(semi + 1) {
-            return None;
-        }
-        let part_start = semi + 1;
-        from = part_start;
-        let Some((rport, part_end)) = rport_or_received(raw, part_start) else {
-            continue;
-        };
-        out.extend_from_slice(&bytes[copied..part_start]);
-        if rport {
-            out.extend_from_slice(b"rport=");
-            ascii::push_decimal(out, port as u64);
-        } else {
-            has_received = true;
-            out.extend_from_slice(b"received=");
-            out.extend_from_slice(src_ip);
-        }
-        copied = part_end;
-    }
-    out.extend_from_slice(&bytes[copied..]);
-    Some(has_received)
-}
-
-/// Whether the Via part at `start` (which starts with a printable byte, so its name is not
-/// trimmed at the start) is named `rport` (`true`) or `received` (`false`) as
-/// [`top_via_params_slow`] tells, and where the part ends; `None` for any other name. The
-/// name is read from the first bytes: a part starting with neither name cannot have either,
-/// and one starting with a name followed by its end, `;` or `=` has it. Only a name followed
-/// by white space or a byte outside printable ASCII, which trimming might remove, is split
-/// and trimmed as there.
-fn rport_or_received(raw: &str, start: usize) -> Option<(bool, usize)> {
-    let rest = &raw.as_bytes()[start..];
-    // `byte | 0x20` is the lower-case letter exactly for that letter in either case.
-    let lower = |word: &[u8], name: &[u8]| word.iter().zip(name).all(|(b, n)| b | 0x20 == *n);
-    let (rport, len) = match rest {
-        [b'r' | b'R', b'p' | b'P', ..] if rest.len() >= 5 && lower(&rest[..5], b"rport") => {
-            (true, 5)
-        }
-        [b'r' | b'R', b'e' | b'E', ..] if rest.len() >= 8 && lower(&rest[..8], b"received") => {
-            (false, 8)
-        }
-        _ => return None,
-    };
-    let end = |from: usize| find_byte(&rest[from..], b';').map_or(raw.len(), |p| start + from + p);
-    match rest.get(len) {
-        None | Some(b';') => Some((rport, start + len)),
-        Some(b'=') => Some((rport, end(len + 1))),
-        Some(b) if b.is_ascii_graphic() => None,
-        Some(_) => named_slow(raw, start),
-    }
-}
-
-/// [`rport_or_received`] for a name followed by white space or a byte outside printable ASCII:
-/// the part split at its `=` and the name trimmed, as [`top_via_params_slow`] does.
-#[cold]
-#[inline(never)]
-fn named_slow(raw: &str, start: usize) -> Option<(bool, usize)> {
-    let bytes = raw.as_bytes();
-    let end = find_byte(&bytes[start..], b';').map_or(bytes.len(), |p| start + p);
-    let part = &raw[start..end];
-    let name = match part.as_bytes().iter().position(|&b| b == b'=') {
-        Some(eq) => trim(&part[..eq]),
-        None => part,
-    };
-    if name.eq_ignore_ascii_case("rport") {
-        Some((true, end))
-    } else if name.eq_ignore_ascii_case("received") {
-        Some((false, end))
-    } else {
-        None
-    }
-}
-
-/// The top Via's text rewritten part by part: split at every ';', each part trimmed, `rport`
-/// given the source port and `received` the source address. Whether it wrote `received`.
-fn top_via_params_slow(out: &mut Vec<u8>, raw: &str, port: u16, src_ip: &[u8]) -> bool {
-    let mut has_received = false;
-    // Split at every ';' by bytes (an ASCII byte, so every piece is a `str` slice), one plain
-    // search per parameter: the char-pattern `split` costs several times more per parameter.
-    let bytes = raw.as_bytes();
-    let mut start = 0;
-    let mut first = true;
-    loop {
-        let end = bytes[start..]
-            .iter()
-            .position(|&b| b == b';')
-            .map_or(bytes.len(), |p| start + p);
-        let part = trim(&raw[start..end]);
-        if !first {
-            out.push(b';');
-        }
-        let name = match part.as_bytes().iter().position(|&b| b == b'=') {
-            Some(eq) => trim(&part[..eq]),
-            None => part,
-        };
-        if !first && name.eq_ignore_ascii_case("rport") {
-            out.extend_from_slice(b"rport=");
-            ascii::push_decimal(out, port as u64);
-        } else if !first && name.eq_ignore_ascii_case("received") {
-            has_received = true;
-            out.extend_from_slice(b"received=");
-            out.extend_from_slice(src_ip);
-        } else {
-            out.extend_from_slice(part.as_bytes());
-        }
-        if end == bytes.len() {
-            break;
-        }
-        first = false;
-        start = end + 1;
-    }
-    has_received
-}
-
-/// `str::trim`, returning at once when both ends are ASCII and not whitespace (the usual
-/// Via parameter): an ASCII last byte is a whole char, so nothing could be trimmed there.
-fn trim(s: &str) -> &str {
-    match (s.as_bytes().first(), s.as_bytes().last()) {
-        (Some(&a), Some(&z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
-        _ => s.trim(),
-    }
 }
 
 /// Where a response goes (RFC 3261 §18.2.2, RFC 3581 §4): the source address when `rport` asks
@@ -490,7 +342,6 @@ fn push_host_bytes(out: &mut Vec<u8>, ip: IpAddr) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     #[test]
     fn allow_and_supported_lines_match_the_constants() {
@@ -501,74 +352,5 @@ mod tests {
         let mut block = Vec::new();
         MessageWriter::block(&mut block).lines(ALLOW_SUPPORTED);
         assert_eq!(block, lines);
-    }
-
-    /// The fast rewrite, where it answers, writes what the part-by-part one writes.
-    fn check(raw: &str) {
-        let (mut fast, mut slow) = (b"x".to_vec(), b"x".to_vec());
-        let slow_received = top_via_params_slow(&mut slow, raw, 5062, b"10.0.0.9");
-        if let Some(fast_received) = top_via_params(&mut fast, raw, 5062, b"10.0.0.9") {
-            assert_eq!(
-                (String::from_utf8_lossy(&fast), fast_received),
-                (String::from_utf8_lossy(&slow), slow_received),
-                "{raw:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn top_via_fast_path_matches_the_slow_one() {
-        for raw in [
-            "SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK123;rport",
-            "SIP/2.0/UDP 192.168.1.50:5060;rport;branch=z9hG4bK123",
-            "SIP/2.0/UDP h;RPORT=1;Received=1.2.3.4;branch=z9hG4bK1",
-            "SIP/2.0/UDP h;rport =1;received = x;r;rp;receivedx;rportx=1",
-            "SIP/2.0/UDP h ; rport",
-            "SIP/2.0/UDP h;;rport;;",
-            ";rport",
-            "rport;x",
-            "SIP/2.0/UDP h;rport\t",
-            "SIP/2.0/UDP h;rport=\u{a0}",
-            "SIP/2.0/UDP h;r\u{e9};rport",
-            "",
-            ";",
-            "a;",
-            "SIP/2.0/UDP [::1]:5060;branch=z9hG4bKabcdefabcdefabcdef;received=::1;rport=5060",
-        ] {
-            check(raw);
-        }
-        // The usual Via takes the fast path.
-        let mut out = Vec::new();
-        let raw = "SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK123;rport";
-        assert_eq!(top_via_params(&mut out, raw, 5060, b"1.2.3.4"), Some(false));
-        assert_eq!(
-            out,
-            b"SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bK123;rport=5060"
-        );
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(20_000))]
-
-        #[test]
-        fn top_via_fast_path_matches_on_any_text(raw in "[rRpPoOtTeEcCiIvVdD=; \t.a-z0-9\u{a0}\u{85}é]{0,40}") {
-            check(&raw);
-        }
-
-        #[test]
-        fn top_via_fast_path_matches_on_vias(
-            params in proptest::collection::vec(
-                "(rport|received|RPort|branch|r|x|maddr)( ?= ?[a-z0-9.]{0,5})?",
-                0..5,
-            ),
-            seps in proptest::collection::vec("(;| ;|; |;;)", 5),
-        ) {
-            let mut raw = String::from("SIP/2.0/UDP 192.168.1.50:5060");
-            for (p, sep) in params.iter().zip(&seps) {
-                raw.push_str(sep);
-                raw.push_str(p);
-            }
-            check(&raw);
-        }
     }
 }

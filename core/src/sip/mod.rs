@@ -44,6 +44,7 @@ mod names;
 mod params;
 mod parse;
 mod uri;
+mod via;
 mod write;
 
 #[cfg(test)]
@@ -69,5 +70,6 @@ pub use parse::{
 };
 pub(crate) use parse::{parse_with, Failure, Sink, UriParts};
 pub use uri::{InvalidUri, Scheme, Uri};
+pub(crate) use via::push_response_via;
 pub(crate) use write::{clean_written, push_value, Lines, Prefix};
 pub use write::{reason_phrase, write_message, MessageWriter};
