@@ -222,7 +222,7 @@ fn request<'a, T>(
         _ if lenient => "",
         _ => return fail("missing Call-ID", raw),
     };
-    let (cseq, cseq_method) = match raw.cseq.map(|v| sip::cseq_with_method(v, method)) {
+    let (cseq, cseq_method) = match raw.cseq.map(sip::cseq_parts) {
         Some(Ok((n, m))) => (n, m),
         _ if lenient => (0, method),
         _ => return fail("missing or bad CSeq", raw),

@@ -54,8 +54,8 @@ mod tests;
 pub use crate::scan::find_byte;
 pub use framer::{frame, Frame, MAX_STREAM_BODY};
 pub(crate) use headers::{
-    call_id_value, cseq_parts, cseq_with_method, first_contact_uri, max_forwards_value,
-    name_addr_tag, session_expires_value, top_via_branch_rport, top_via_value,
+    call_id_value, cseq_parts, first_contact_uri, max_forwards_value, name_addr_tag,
+    session_expires_value, top_via_branch_rport, top_via_value,
 };
 pub use headers::{
     ContactValue, ContentType, InvalidHeader, InvalidNameAddr, NameAddr, Refresher, SessionExpires,

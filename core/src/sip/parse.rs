@@ -24,7 +24,7 @@ const HEADERS_HINT: usize = 24;
 /// Capacity hint for the header `Vec` when the lines are read as they are found: a phone's
 /// INVITE has about a dozen, and 16 `Header`s are still an allocation the allocator's
 /// per-thread cache serves.
-const QUICK_HEADERS_HINT: usize = 16;
+const FAST_HEADERS_HINT: usize = 16;
 
 /// SIP request method. Method names are case-sensitive (RFC 3261 §7.1): `invite` is an
 /// extension method, not INVITE.
@@ -308,32 +308,37 @@ impl Failure<'_> {
 /// [`parse`] with the header lines handed to `sink` as they are read instead of collected:
 /// the server takes the few it needs from the one pass, and allocates nothing. Every rule and
 /// error of [`parse`] is here (`parse` is this with a `Vec` for sink).
+///
+/// Every datagram is parsed, so one of the usual shape is read by [`parse_fast`]; any other
+/// (or every one, with the `reference` feature) by [`parse_reference`].
 pub(crate) fn parse_with<'a>(
     buf: &'a [u8],
     sink: &mut impl Sink<'a>,
 ) -> Result<Parts<'a>, Failure<'a>> {
-    match quick_parse_with(buf, sink) {
-        Some(parts) => Ok(parts),
-        None => full_parse_with(buf, sink),
+    if !cfg!(feature = "reference") {
+        if let Some(parts) = parse_fast(buf, sink) {
+            return Ok(parts);
+        }
     }
+    parse_reference(buf, sink)
 }
 
-/// [`full_parse_with`] in one pass over the lines, for a datagram of the usual shape: all
-/// ASCII, no leading CR/LF, no folded header line, and nothing [`full_parse_with`] would call
-/// an error. `None` for anything else (possibly after feeding `sink` some lines: the full
+/// [`parse_reference`] in one pass over the lines, for a datagram of the usual shape: all
+/// ASCII, no leading CR/LF, no folded header line, and nothing [`parse_reference`] would call
+/// an error. `None` for anything else (possibly after feeding `sink` some lines: the reference
 /// parse that follows starts it again).
 ///
-/// The full parse finds every line end first, checks the header section's encoding, then
-/// reads the lines it found; here each line is read where its end is found. For a datagram of
-/// this shape both find the same start line, the same header lines (the section ends at the
-/// same empty line, or at the end of a datagram ending in a line end) and the same body;
-/// `quick_parse_matches_full_parse` compares them on mutated messages.
-fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts<'a>> {
+/// The reference finds every line end first, checks the header section's encoding, then reads
+/// the lines it found; here each line is read where its end is found. For a datagram of this
+/// shape both find the same start line, the same header lines (the section ends at the same
+/// empty line, or at the end of a datagram ending in a line end) and the same body;
+/// `parse_fast_matches_reference` compares them on mutated messages.
+fn parse_fast<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts<'a>> {
     if matches!(buf.first(), None | Some(b'\r' | b'\n')) {
         return None;
     }
     // The whole datagram, body too: one cheap OR of every byte, and every slice below is a
-    // `str` (a body that is not ASCII just takes the full parse).
+    // `str` (a body that is not ASCII just takes the reference parse).
     let text = Ascii::new(buf)?;
     let bytes = buf;
     let nl = find_byte(bytes, b'\n')?;
@@ -342,7 +347,7 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
     else {
         return None;
     };
-    sink.start(&start, QUICK_HEADERS_HINT);
+    sink.start(&start, FAST_HEADERS_HINT);
     let mut length = ContentLength::default();
     let mut count = 0;
     let mut pos = nl + 1;
@@ -356,10 +361,10 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
                 None => break (pos, pos), // a datagram ending in a line end, with no empty line
                 Some(b'\n') => break (pos, pos + 1),
                 Some(b'\r') if bytes.get(pos + 1) == Some(&b'\n') => break (pos, pos + 2),
-                // A folded value (this line continues the one before) is left to the full
-                // parse; so is a first header line starting with SP or HTAB (an error there).
+                // A folded value (this line continues the one before) is left to the
+                // reference; so is a first header line starting with SP or HTAB (an error there).
                 Some(b' ' | b'\t') => return None,
-                Some(_) => quick_name(text, pos)?,
+                Some(_) => header_name(text, pos)?,
             },
         };
         let nl = colon + 1 + find_byte(&bytes[colon + 1..], b'\n')?;
@@ -389,8 +394,8 @@ fn quick_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts
     Some(Parts { start, uri, body })
 }
 
-/// `trim_lws(&text[start..end])`, the value of a header line for [`quick_parse_with`] (it also
-/// takes the CR of a CRLF, which the full parse cuts first, to the same result). The usual
+/// `trim_lws(&text[start..end])`, the value of a header line for [`parse_fast`] (it also
+/// takes the CR of a CRLF, which the reference cuts first, to the same result). The usual
 /// `: value CR`, one SP before and a CR after a value that neither starts nor ends in LWS, is
 /// cut without the two trimming loops (a byte above SP is never LWS).
 #[inline(always)]
@@ -406,9 +411,9 @@ fn value_of(text: Ascii<'_>, start: usize, end: usize) -> &str {
     trim_lws(v.str(0, v.0.len()))
 }
 
-/// The header name starting at `pos` and where its colon is, for [`quick_parse_with`]: (name,
+/// The header name starting at `pos` and where its colon is, for [`parse_fast`]: (name,
 /// end of name, colon); `None` when the line has none (or no colon: an error).
-fn quick_name(text: Ascii<'_>, pos: usize) -> Option<(HeaderName<'_>, usize, usize)> {
+fn header_name(text: Ascii<'_>, pos: usize) -> Option<(HeaderName<'_>, usize, usize)> {
     let bytes = text.0;
     // Every header line has a colon, and the name is what comes before it but SP and HTAB:
     // when that is a known name, it is a token and there is nothing more to check.
@@ -420,7 +425,7 @@ fn quick_name(text: Ascii<'_>, pos: usize) -> Option<(HeaderName<'_>, usize, usi
     let name = match HeaderName::known_ascii(&bytes[pos..name_end]) {
         Some(name) => name,
         None => {
-            // Byte by byte, as the full parse reads it: a token, SP/HTAB, and this colon
+            // Byte by byte, as the reference reads it: a token, SP/HTAB, and this colon
             // (the first one after a token and blanks).
             let token_end = run_of(bytes, pos, is_token_byte);
             let mut at = token_end;
@@ -436,8 +441,8 @@ fn quick_name(text: Ascii<'_>, pos: usize) -> Option<(HeaderName<'_>, usize, usi
     Some((name, name_end, colon))
 }
 
-/// The reference parse: [`parse_with`] for any datagram.
-fn full_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Result<Parts<'a>, Failure<'a>> {
+/// [`parse_with`] for any datagram.
+fn parse_reference<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Result<Parts<'a>, Failure<'a>> {
     let skip = match buf.iter().position(|&b| b != b'\r' && b != b'\n') {
         Some(i) => i,
         None if buf.is_empty() => return Err(Failure::new(ErrorKind::Truncated)),
@@ -457,7 +462,8 @@ fn full_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Result<Parts<
         return Err(Failure::new(ErrorKind::TooManyHeaders));
     }
     // One UTF-8 check for the whole header section; every slice below is cut at ASCII bytes.
-    let head = head_str(&buf[..head_end]).ok_or(Failure::new(ErrorKind::BadEncoding))?;
+    let head =
+        std::str::from_utf8(&buf[..head_end]).map_err(|_| Failure::new(ErrorKind::BadEncoding))?;
     let (first, headers_at) = split_start_line(head, &ends);
     let (start, deferred, uri) = parse_start_line(first).map_err(Failure::new)?;
 
@@ -499,24 +505,9 @@ fn full_parse_with<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Result<Parts<
     Ok(Parts { start, uri, body })
 }
 
-/// The header section as text, `None` when it is not UTF-8.
-///
-/// Header sections are nearly always pure ASCII, and `str::from_utf8` was ≈ 600 instructions
-/// per message: an OR of every byte (which the compiler turns into a few wide ORs per 32
-/// bytes, with no branch per byte) proves that far more cheaply; anything else goes through
-/// the full check.
-fn head_str(bytes: &[u8]) -> Option<&str> {
-    ascii_str(bytes).or_else(|| std::str::from_utf8(bytes).ok())
-}
-
-/// The bytes as text when every one is ASCII, `None` otherwise (see [`head_str`]).
-fn ascii_str(bytes: &[u8]) -> Option<&str> {
-    Ascii::new(bytes).map(|a| a.str(0, bytes.len()))
-}
-
 /// Bytes checked to be all ASCII. Any range of them is a `str`, so [`Ascii::str`] checks only
 /// the bounds: slicing a `str` also checks that both ends are char boundaries, which in the
-/// line loop of [`quick_parse_with`] was an out-of-line call per slice.
+/// line loop of [`parse_fast`] was an out-of-line call per slice.
 #[derive(Clone, Copy)]
 struct Ascii<'a>(&'a [u8]);
 
@@ -661,7 +652,7 @@ fn parse_start_line(line: &str) -> StartLineResult<'_> {
         }
         return Ok((StartLine::Response { code, reason }, None, None));
     }
-    quick_request_line(line).unwrap_or_else(|| request_line(line))
+    request_line(line)
 }
 
 /// The Request-Line.
@@ -703,92 +694,14 @@ fn request_uri<'a>(
     method: Method<'a>,
     uri: &'a str,
 ) -> (StartLine<'a>, Option<ErrorKind>, Option<UriParts<'a>>) {
-    let (deferred, parsed) = match super::uri::quick_sip_user_host(uri) {
-        Some((user, host)) => (
-            None,
-            Some(UriParts {
-                user: Some(user),
-                host,
-            }),
-        ),
-        None => request_uri_general(uri),
-    };
-    let start = StartLine::Request { method, uri };
-    (start, deferred, parsed)
-}
-
-/// The Request-URI check of [`request_uri`] for any URI.
-#[inline(never)]
-fn request_uri_general(uri: &str) -> (Option<ErrorKind>, Option<UriParts<'_>>) {
-    match Uri::parse(uri) {
+    let (deferred, parsed) = match Uri::parse(uri) {
         // Headers in a Request-URI are not allowed (RFC 3261 §19.1.5; RFC 4475 §3.1.2.11
         // `escruri`).
         Ok(u) if u.headers.is_none() => (None, Some(u.into())),
         _ => (Some(ErrorKind::BadRequestUri), None),
-    }
-}
-
-/// [`request_line`] for the usual `token SP uri SP SIP/2.0` (version in any case) with a URI
-/// that neither starts nor ends with SP; `None` for any other line. On such a line the general
-/// read finds the same first SP (a token has none) and the same last one (the version has
-/// none), trims nothing and accepts the version, so only the URI is left to check; it cost
-/// about 350 instructions per request to find that out. `quick_request_line_matches_general`
-/// compares the two.
-fn quick_request_line(line: &str) -> Option<StartLineResult<'_>> {
-    let b = line.as_bytes();
-    let version_at = b.len().checked_sub(8)?;
-    let tail = u64::from_le_bytes(*b[version_at..].first_chunk::<8>()?);
-    // OR 0x20 on the three letters: among all bytes only `S` and `s` become `s` (and so on),
-    // so this is `eq_ignore_ascii_case` on them and exact on the rest.
-    const LETTERS: u64 = u64::from_le_bytes([0, 0x20, 0x20, 0x20, 0, 0, 0, 0]);
-    if tail | LETTERS != u64::from_le_bytes(*b" sip/2.0") {
-        return None;
-    }
-    let (method, sp1) = match known_method(b) {
-        Some(known) => known,
-        None => {
-            let sp1 = b.iter().position(|&c| !is_token_byte(c))?;
-            (Method::from_token(&line[..sp1]), sp1)
-        }
     };
-    if sp1 == 0 || b[sp1] != b' ' || sp1 + 1 >= version_at {
-        return None;
-    }
-    let uri = &line[sp1 + 1..version_at];
-    if uri.starts_with(' ') || uri.ends_with(' ') {
-        return None;
-    }
-    Some(Ok(request_uri(method, uri)))
-}
-
-/// The method of a Request-Line starting `INVITE `, `ACK ` or `BYE ` (every request of a
-/// call), and where its SP is, by one compare of its first eight bytes; `None` for any other.
-/// On such a line the token read finds the same SP (the method's letters are `token` bytes,
-/// SP is not) and `Method::from_token` the same method.
-#[inline(always)]
-fn known_method(b: &[u8]) -> Option<(Method<'static>, usize)> {
-    let w = u64::from_le_bytes(*b.first_chunk::<8>()?);
-    // The first `n` bytes of `s` as a word, and the mask that keeps them.
-    const fn word(s: &[u8]) -> (u64, u64) {
-        let (mut w, mut i) = (0u64, 0);
-        while i < s.len() {
-            w |= (s[i] as u64) << (8 * i);
-            i += 1;
-        }
-        (w, u64::MAX >> (64 - 8 * s.len()))
-    }
-    const INVITE: (u64, u64) = word(b"INVITE ");
-    const ACK: (u64, u64) = word(b"ACK ");
-    const BYE: (u64, u64) = word(b"BYE ");
-    if w & INVITE.1 == INVITE.0 {
-        Some((Method::Invite, 6))
-    } else if w & ACK.1 == ACK.0 {
-        Some((Method::Ack, 3))
-    } else if w & BYE.1 == BYE.0 {
-        Some((Method::Bye, 3))
-    } else {
-        None
-    }
+    let start = StartLine::Request { method, uri };
+    (start, deferred, parsed)
 }
 
 /// The start line, the error deferred until the headers are read, the parsed Request-URI.
@@ -951,9 +864,7 @@ impl<'a> Message<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::{
-        full_parse_with, head_str, quick_parse_with, quick_request_line, request_line, HeaderVec,
-    };
+    use super::{parse_fast, parse_reference, HeaderVec};
     use crate::testing::byte_edits;
     use proptest::prelude::*;
 
@@ -974,29 +885,30 @@ mod tests {
         byte_edits(message, b"\r\n \t:;,<>\"a0\x80\xc3lL", 3)
     }
 
-    /// When the one-pass parse reads a datagram, the full parse reads the same from it.
-    fn same_as_full(buf: &[u8]) -> Result<bool, TestCaseError> {
-        let mut quick = HeaderVec(Vec::new());
-        let Some(q) = quick_parse_with(buf, &mut quick) else {
+    /// When the fast parse reads a datagram, the reference reads the same from it; whether
+    /// the fast parse read it.
+    fn fast_matches_reference(buf: &[u8]) -> Result<bool, TestCaseError> {
+        let mut fast = HeaderVec(Vec::new());
+        let Some(q) = parse_fast(buf, &mut fast) else {
             return Ok(false);
         };
-        let mut full = HeaderVec(Vec::new());
-        let Ok(f) = full_parse_with(buf, &mut full) else {
-            return Err(TestCaseError::fail(format!("full parse fails: {buf:?}")));
+        let mut reference = HeaderVec(Vec::new());
+        let Ok(f) = parse_reference(buf, &mut reference) else {
+            return Err(TestCaseError::fail(format!("reference fails: {buf:?}")));
         };
         prop_assert_eq!(q.start, f.start);
         prop_assert_eq!(q.uri, f.uri);
         prop_assert_eq!(q.body, f.body);
-        prop_assert_eq!(quick.0, full.0);
+        prop_assert_eq!(fast.0, reference.0);
         Ok(true)
     }
 
     #[test]
-    fn quick_parse_takes_the_usual_messages() {
+    fn parse_fast_takes_the_usual_messages() {
         for (i, m) in MESSAGES.iter().enumerate() {
-            // The folded Subject and the short body are left to the full parse.
+            // The folded Subject and the short body are left to the reference.
             assert_eq!(
-                same_as_full(m.as_bytes()).unwrap(),
+                fast_matches_reference(m.as_bytes()).unwrap(),
                 i != 3 && i != 5,
                 "{m:?}"
             );
@@ -1007,90 +919,22 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(20_000))]
 
         #[test]
-        fn quick_parse_matches_full_parse(buf in mutated_message()) {
-            same_as_full(&buf)?;
+        fn parse_fast_matches_reference(buf in mutated_message()) {
+            fast_matches_reference(&buf)?;
         }
     }
 
     #[test]
-    fn mutations_reach_the_quick_parse() {
+    fn mutations_reach_the_fast_parse() {
         use proptest::strategy::ValueTree;
         use proptest::test_runner::TestRunner;
         let mut runner = TestRunner::deterministic();
-        let quick = (0..2000)
+        let fast = (0..2000)
             .filter(|_| {
                 let buf = mutated_message().new_tree(&mut runner).unwrap().current();
-                same_as_full(&buf).unwrap()
+                fast_matches_reference(&buf).unwrap()
             })
             .count();
-        assert!(quick > 500, "{quick}");
-    }
-
-    #[test]
-    fn quick_request_line_takes_the_usual_lines() {
-        for line in [
-            "INVITE sip:123@192.168.1.100:5060 SIP/2.0",
-            "ACK sip:a@b sip/2.0",
-            "x-y tel:+1 SIP/2.0",
-            "INVITE sip:a@b?h=1 SIP/2.0",
-        ] {
-            let quick = quick_request_line(line).expect(line);
-            assert_eq!(quick, request_line(line), "{line:?}");
-        }
-        for line in [
-            "INVITE sip:a@b SIP/2.1",
-            "INVITE  sip:a@b SIP/2.0",
-            "INVITE sip:a@b  SIP/2.0",
-            "INVITE SIP/2.0",
-            " SIP/2.0",
-            "INVITE sip:a@b SIP/2.0 ",
-            "IN\tVITE sip:a@b SIP/2.0",
-            "INVITE sip:a@b SIP/2.0X",
-            "INVITE sip:a@b  SIP/2.0",
-        ] {
-            assert_eq!(quick_request_line(line), None, "{line:?}");
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(20_000))]
-
-        #[test]
-        fn quick_request_line_matches_general(
-            method in prop_oneof![
-                "[A-Za-z!~ \t@-]{0,4}",
-                prop::sample::select(vec![
-                    "INVITE", "ACK", "BYE", "INVITEX", "ACKS", "BYE!", "invite", "Ack", "INVIT",
-                ])
-                .prop_map(String::from),
-            ],
-            sp1 in " {0,2}",
-            uri in "[ sipSIP:@a.1?=;<>%-]{0,8}",
-            version in prop::sample::select(vec![
-                " SIP/2.0", " SIP/2.0", " SIP/2.0", " sip/2.0", " SiP/2.0", " SIP/2.1",
-                "  SIP/2.0", " SIP/2.0 ", "SIP/2.0", " S1P/2.0", " SIP 2.0", "",
-            ]),
-        ) {
-            let line = format!("{method}{sp1}{uri}{version}");
-            if let Some(quick) = quick_request_line(&line) {
-                prop_assert_eq!(quick, request_line(&line), "{:?}", line);
-            }
-        }
-    }
-
-    #[test]
-    fn head_str_matches_from_utf8() {
-        let samples: [&[u8]; 7] = [
-            b"",
-            b"INVITE sip:a@b SIP/2.0\r\n",
-            b"\x7f\x00 plain",
-            "Subject: caf\u{e9}\r\n".as_bytes(),
-            b"bad \xff byte",
-            b"cut \xc3",
-            b"\x80",
-        ];
-        for s in samples {
-            assert_eq!(head_str(s), std::str::from_utf8(s).ok(), "{s:?}");
-        }
+        assert!(fast > 500, "{fast}");
     }
 }

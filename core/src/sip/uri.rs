@@ -5,7 +5,7 @@ use std::fmt;
 
 use super::lex::{find_ascii, hex, percent_decode, port_at};
 use super::params::Params;
-use crate::scan::{eq_word, run_of, run_of_host};
+use crate::scan::run_of_host;
 
 /// A URI scheme. Schemes compare case-insensitively (RFC 3261 §19.1.4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,72 +265,7 @@ pub(crate) fn host_port(s: &str) -> Result<(&str, Option<u16>, usize), InvalidUr
     Ok((host, Some(port), end))
 }
 
-/// `user` bytes that need no second look: [`USER`] without `%` (escapes) and without `;`,
-/// `?`, `/` (which could be taken for parameters or headers).
-static PLAIN_USER: [bool; 256] = byte_class!(b => b.is_ascii_alphanumeric()
-|| matches!(
-    b,
-    b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' | b'&' | b'=' | b'+' | b'$'
-        | b','
-));
-
 fn parse_sip<'a>(raw: &'a str, scheme: Scheme<'a>, rest: &'a str) -> Result<Uri<'a>, InvalidUri> {
-    match quick_sip(raw, scheme, rest) {
-        Some(uri) => Ok(uri),
-        None => parse_sip_general(raw, scheme, rest),
-    }
-}
-
-/// The common `user@host[:port]` with a [`PLAIN_USER`] user and nothing after the port, in
-/// one pass over the user; `None` for anything else. For such a URI the general parse finds
-/// the same `@` (the user has none), no password (nor a `:`), a valid unescaped user, the same
-/// `host_port`, and no parameters or headers, so the result is the same;
-/// `quick_sip_matches_general` checks it.
-fn quick_sip<'a>(raw: &'a str, scheme: Scheme<'a>, rest: &'a str) -> Option<Uri<'a>> {
-    let (user, host, port) = quick_user_host(rest)?;
-    Some(Uri {
-        scheme,
-        user: Some(user),
-        password: None,
-        host,
-        port,
-        params: Params::default(),
-        headers: None,
-        raw,
-    })
-}
-
-/// The user, host and port of a [`quick_sip`] URI from its part after the scheme.
-#[inline(always)]
-fn quick_user_host(rest: &str) -> Option<(&str, &str, Option<u16>)> {
-    let b = rest.as_bytes();
-    let at = run_of(b, 0, |c| PLAIN_USER[c as usize]);
-    if at == 0 || b.get(at) != Some(&b'@') {
-        return None;
-    }
-    let (host, port, used) = host_port(&rest[at + 1..]).ok()?;
-    if at + 1 + used != rest.len() {
-        return None;
-    }
-    Some((&rest[..at], host, port))
-}
-
-/// The user and host of a `sip:` URI of the [`quick_sip`] shape (scheme in any case), as
-/// [`Uri::parse`] finds them; `None` for any other URI. The Request-URI check of every request
-/// takes this before the general parse, which builds and returns a whole `Uri`.
-#[inline]
-pub(crate) fn quick_sip_user_host(s: &str) -> Option<(&str, &str)> {
-    if !eq_word(s.as_bytes().get(..4)?, b"sip:") {
-        return None;
-    }
-    quick_user_host(&s[4..]).map(|(user, host, _)| (user, host))
-}
-
-fn parse_sip_general<'a>(
-    raw: &'a str,
-    scheme: Scheme<'a>,
-    rest: &'a str,
-) -> Result<Uri<'a>, InvalidUri> {
     // userinfo ends at the first '@': neither hostport, parameters nor headers may hold an
     // unescaped '@' (RFC 3261 §25.1).
     let (user, password, hostpart) = match find_ascii(rest, b'@') {
@@ -448,80 +383,6 @@ mod tests {
         assert_eq!(u.params.value("phone-context"), Some("example.com"));
         let u = Uri::parse("http://example.com/x").unwrap();
         assert_eq!(u.scheme, Scheme::Other("http"));
-    }
-
-    /// `sip:` URIs near the quick shape: a user, host and port of mixed classes.
-    fn near_sip_rest() -> impl proptest::strategy::Strategy<Value = String> {
-        use proptest::prelude::*;
-        (
-            prop_oneof![
-                3 => "[a-z0-9!'()&=+$,._~*-]{1,5}",
-                1 => "[a-z0-9%;?:@/ <>\\[\\]-]{0,5}",
-            ],
-            prop::sample::select(vec!["@", "@", "@", "", ":", "@@"]),
-            prop_oneof![
-                3 => "[a-z0-9._-]{1,8}",
-                1 => "[a-z0-9._;?=\\[\\]:% <>-]{0,8}",
-            ],
-            prop::sample::select(vec![
-                "", ":5060", ":65535", ":65536", ":", ":123456", ";lr", "?x=1",
-            ]),
-        )
-            .prop_map(|(u, a, h, p)| format!("{u}{a}{h}{p}"))
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config::with_cases(20_000))]
-
-        #[test]
-        fn quick_sip_matches_general(rest in near_sip_rest()) {
-            let raw = format!("sip:{rest}");
-            let rest = &raw[4..];
-            let quick = quick_sip(&raw, Scheme::Sip, rest);
-            if let Some(q) = quick {
-                proptest::prop_assert_eq!(Ok(q), parse_sip_general(&raw, Scheme::Sip, rest));
-            }
-            proptest::prop_assert_eq!(
-                parse_sip(&raw, Scheme::Sip, rest),
-                parse_sip_general(&raw, Scheme::Sip, rest)
-            );
-        }
-
-        #[test]
-        fn quick_sip_user_host_matches_parse(
-            scheme in proptest::sample::select(vec!["sip:", "SIP:", "Sip:", "sips:", "tel:", "sip", ""]),
-            rest in near_sip_rest(),
-        ) {
-            let raw = format!("{scheme}{rest}");
-            if let Some((user, host)) = quick_sip_user_host(&raw) {
-                let full = Uri::parse(&raw).unwrap();
-                proptest::prop_assert_eq!((full.user, full.host), (Some(user), host));
-                proptest::prop_assert_eq!(full.headers, None);
-                proptest::prop_assert_eq!(full.scheme, Scheme::Sip);
-            }
-        }
-    }
-
-    #[test]
-    fn quick_sip_takes_the_usual_uris() {
-        for raw in [
-            "sip:123@192.168.1.100:5060",
-            "sip:201@192.168.1.10",
-            "SIP:a.b-c@h_1:1",
-        ] {
-            let q = quick_sip(raw, Scheme::Sip, &raw[4..]).expect(raw);
-            assert_eq!(Ok(q), parse_sip_general(raw, Scheme::Sip, &raw[4..]));
-        }
-        for raw in [
-            "sip:host",
-            "sip:a;b@h",
-            "sip:%61@h",
-            "sip:a@h;lr",
-            "sip:a@h?x",
-            "sip:a:p@h",
-        ] {
-            assert_eq!(quick_sip(raw, Scheme::Sip, &raw[4..]), None, "{raw}");
-        }
     }
 
     #[test]

@@ -62,18 +62,9 @@ impl<'b> MessageWriter<'b> {
         w
     }
 
-    /// [`MessageWriter::response`] with the standard reason phrase ([`reason_phrase`]): the
-    /// status lines the server sends on every call are written as one constant piece.
+    /// [`MessageWriter::response`] with the standard reason phrase ([`reason_phrase`]).
     pub(crate) fn standard_response(out: &'b mut Vec<u8>, code: u16) -> Self {
-        match standard_status_line(code) {
-            Some(line) => {
-                // One fixed-size copy, cut back to the line.
-                out.extend_from_slice(&line.bytes);
-                out.truncate(out.len() - line.bytes.len() + line.len);
-                MessageWriter { out }
-            }
-            None => MessageWriter::response(out, code, reason_phrase(code)),
-        }
+        MessageWriter::response(out, code, reason_phrase(code))
     }
 
     /// Starts a response to `req` with the headers RFC 3261 §8.2.6.2 copies from it: every
@@ -336,53 +327,6 @@ impl Lines {
 
 const CONTENT_TYPE: Prefix = Prefix::new("Content-Type: ");
 
-/// A status line in a fixed-size piece of 48 bytes, of which the first `len` are the line: it
-/// is appended as one piece of known size instead of through a `memcpy` call.
-struct StatusLine {
-    bytes: [u8; 48],
-    len: usize,
-}
-
-impl StatusLine {
-    /// `line` padded (a line longer than the piece fails the build: these are `const`s).
-    const fn new(line: &[u8]) -> StatusLine {
-        let mut bytes = [0; 48];
-        let mut i = 0;
-        while i < line.len() {
-            bytes[i] = line[i];
-            i += 1;
-        }
-        StatusLine {
-            bytes,
-            len: line.len(),
-        }
-    }
-}
-
-/// `SIP/2.0 {code} {reason_phrase(code)}` CRLF for the codes a call's own messages carry (a
-/// test checks each against [`MessageWriter::response`]); `None` for the rest.
-fn standard_status_line(code: u16) -> Option<&'static StatusLine> {
-    const TRYING: StatusLine = StatusLine::new(b"SIP/2.0 100 Trying\r\n");
-    const RINGING: StatusLine = StatusLine::new(b"SIP/2.0 180 Ringing\r\n");
-    const OK: StatusLine = StatusLine::new(b"SIP/2.0 200 OK\r\n");
-    const NO_CALL: StatusLine = StatusLine::new(b"SIP/2.0 481 Call/Transaction Does Not Exist\r\n");
-    const BUSY: StatusLine = StatusLine::new(b"SIP/2.0 486 Busy Here\r\n");
-    const TERMINATED: StatusLine = StatusLine::new(b"SIP/2.0 487 Request Terminated\r\n");
-    const NOT_ACCEPTABLE: StatusLine = StatusLine::new(b"SIP/2.0 488 Not Acceptable Here\r\n");
-    const UNAVAILABLE: StatusLine = StatusLine::new(b"SIP/2.0 503 Service Unavailable\r\n");
-    Some(match code {
-        100 => &TRYING,
-        180 => &RINGING,
-        200 => &OK,
-        481 => &NO_CALL,
-        486 => &BUSY,
-        487 => &TERMINATED,
-        488 => &NOT_ACCEPTABLE,
-        503 => &UNAVAILABLE,
-        _ => return None,
-    })
-}
-
 /// Decimal digits of `n`, zero-padded to at least `width`: status codes and lengths are written
 /// on every message, and `fmt` costs several times more than this.
 fn push_decimal(out: &mut Vec<u8>, mut n: u64, width: usize) {
@@ -498,7 +442,7 @@ fn specific_reason(code: u16) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{reason_phrase, standard_status_line, MessageWriter};
+    use super::MessageWriter;
 
     /// A body written in place gets the Content-Length `body` writes, whatever its length.
     #[test]
@@ -510,19 +454,6 @@ mod tests {
             MessageWriter::block(&mut with).body_with(SDP, |out| out.extend_from_slice(&body));
             MessageWriter::block(&mut plain).body(Some("application/sdp"), &body);
             assert_eq!(String::from_utf8(with), String::from_utf8(plain), "{len}");
-        }
-    }
-
-    #[test]
-    fn standard_status_lines_match_the_written_ones() {
-        for code in 0..=1000 {
-            let (mut standard, mut written) = (b"x".to_vec(), b"x".to_vec());
-            MessageWriter::standard_response(&mut standard, code);
-            MessageWriter::response(&mut written, code, reason_phrase(code));
-            assert_eq!(standard, written);
-            if let Some(line) = standard_status_line(code) {
-                assert_eq!(&written[1..], &line.bytes[..line.len]);
-            }
         }
     }
 }
