@@ -9,22 +9,24 @@
 //!   says why we must refuse it ([`Rejection`], always 488); [`accept_answer`] does the same for
 //!   the answer to our own offer (late offer: INVITE without SDP, answer in the ACK).
 //! - [`answer_body`] does the first two for an INVITE's offer at once: in one strict pass over
-//!   the body for the usual offer of one audio line, else through [`parse`] and [`answer`].
+//!   the body for the usual offer of one audio line (the fast path, `fast.rs`), else through
+//!   [`parse`] and [`answer`].
 //! - [`write_answer`] and [`write_offer`] serialise our side into a caller-owned buffer. An
 //!   answer written later than the offer was read (the server binds its RTP port in between)
 //!   keeps only an [`AnswerLayout`] of the offer, not the offer.
 
+mod fast;
 mod negotiate;
 mod parse;
-mod quick;
 mod write;
 
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-pub use negotiate::{accept_answer, answer, AnswerPrefs, Negotiated, Rejection};
+pub use negotiate::{
+    accept_answer, answer, answer_body, AnswerPrefs, Negotiated, OfferError, Rejection,
+};
 pub use parse::parse;
-pub use quick::{answer_body, OfferError};
 pub use write::{write_answer, write_offer, AnswerLayout, LocalMedia};
 
 /// Media direction as seen from our side (RFC 3264 §5.1, §6.1).

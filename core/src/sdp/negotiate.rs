@@ -5,7 +5,10 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::Direction;
-use super::{Connection, MediaDescription, RtcpAttr, RtpMap, SessionDescription};
+use super::{
+    parse, AnswerLayout, Connection, MediaDescription, RtcpAttr, RtpMap, SdpError,
+    SessionDescription,
+};
 use crate::codec::Codec;
 
 /// What we are willing to send.
@@ -123,6 +126,42 @@ pub fn answer(
     let ptime_ms = choose_ptime(offer.ptime_for(index), m.maxptime, prefs.default_ptime_ms);
     let direction = our_direction(offer.direction_for(index));
     finish(offer, index, codec, payload_type, ptime_ms, direction)
+}
+
+/// Why an offer gets no answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OfferError {
+    /// The body is not a session description we can read (a SIP server answers 400).
+    Sdp(SdpError),
+    /// Offer/answer refuses it (488).
+    Rejected(Rejection),
+}
+
+/// Answer the offer in `body`: [`parse`], then [`answer`], then [`AnswerLayout::new`], with
+/// their errors. An INVITE's offer is answered on every call, so the usual offer of one plainly
+/// written m-line is answered in one pass over the body without building the description
+/// ([`super::fast`]); with the `reference` feature, every offer takes the reference path.
+pub fn answer_body(
+    body: &[u8],
+    prefs: &AnswerPrefs,
+) -> Result<(Negotiated, AnswerLayout), OfferError> {
+    if !cfg!(feature = "reference") {
+        if let Some(answered) = super::fast::answer_body_fast(body, prefs) {
+            return Ok(answered);
+        }
+    }
+    answer_body_reference(body, prefs)
+}
+
+/// [`answer_body`] for any body.
+pub(super) fn answer_body_reference(
+    body: &[u8],
+    prefs: &AnswerPrefs,
+) -> Result<(Negotiated, AnswerLayout), OfferError> {
+    let offer = parse(body).map_err(OfferError::Sdp)?;
+    let neg = answer(&offer, prefs).map_err(OfferError::Rejected)?;
+    let layout = AnswerLayout::new(&offer, &neg);
+    Ok((neg, layout))
 }
 
 /// Accept the answer to our own offer ([`super::write_offer`], late offer). The answerer picked:

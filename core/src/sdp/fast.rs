@@ -1,60 +1,37 @@
-//! Answering an offer straight from its body ([`answer_body`]).
+//! Answering the usual offer straight from its body ([`answer_body_fast`]), the fast path of
+//! [`super::answer_body`].
 //!
 //! Nearly every offer has one m-line, written plainly. For that shape the answer needs a handful
 //! of values (the m-line's fields, the `c=` and direction in force, ptime, rtcp, and what each
-//! offered payload type's first rtpmap names), so [`answer_body`] reads them in one pass over the
-//! bytes instead of building a [`SessionDescription`] (its lists allocate, its fields are cut
-//! out by general helpers) and then searching it: less than half the instructions.
+//! offered payload type's first rtpmap names), so they are read in one pass over the bytes
+//! instead of building a [`SessionDescription`] (its lists allocate) and then searching it.
 //!
 //! The pass is strict: it reads only lines whose every byte it understands, in the one form it
 //! expects (single spaces, plain decimal numbers, a dotted-quad address), where [`parse`]'s
 //! tolerance (trimming, `+` signs, …) cannot make a difference, and skips lines that cannot
 //! change an answer (`o=`, `s=`, `t=`, fmtp, unknown attributes, …) unread, whatever they
 //! hold. Anything else (a second m-line, IPv6, an offer to refuse, an odd spacing) returns
-//! `None` and goes to `parse` and `answer`, which stay the reference; every decision on the
-//! values read is made by the same functions as in `answer`. A proptest checks both paths
-//! agree on generated and mutated offers.
+//! `None` and goes to the reference, `parse` then `answer`; every decision on the values read
+//! is made by the same functions as in `answer`. A proptest checks both paths agree on
+//! generated and mutated offers.
 
 use super::negotiate::{
     choose_ptime, our_direction, pick_codec, remote_endpoints, remote_ip, static_codec, CodecOrder,
 };
+#[cfg(doc)]
+use super::parse;
 use super::parse::{attribute_bytes, Attribute};
 use super::Direction;
 #[cfg(doc)]
 use super::SessionDescription;
 use super::{
-    answer, direction_in_force, is_audio, is_plain_rtp, parse, AnswerLayout, AnswerPrefs,
-    Connection, Negotiated, Rejection, RtcpAttr, SdpError,
+    direction_in_force, is_audio, is_plain_rtp, AnswerLayout, AnswerPrefs, Connection, Negotiated,
+    RtcpAttr,
 };
 use crate::ascii::dotted_quad;
 use crate::codec::Codec;
 use crate::scan::find_byte;
 use std::net::{IpAddr, Ipv4Addr};
-
-/// Why an offer gets no answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OfferError {
-    /// The body is not a session description we can read (a SIP server answers 400).
-    Sdp(SdpError),
-    /// Offer/answer refuses it (488).
-    Rejected(Rejection),
-}
-
-/// Answer the offer in `body`: the same as [`parse`], then [`answer`], then
-/// [`AnswerLayout::new`], with their errors, but without building the description when the
-/// offer has one plainly written m-line that we accept.
-pub fn answer_body(
-    body: &[u8],
-    prefs: &AnswerPrefs,
-) -> Result<(Negotiated, AnswerLayout), OfferError> {
-    if let Some(answered) = answer_one_stream(body, prefs) {
-        return Ok(answered);
-    }
-    let offer = parse(body).map_err(OfferError::Sdp)?;
-    let neg = answer(&offer, prefs).map_err(OfferError::Rejected)?;
-    let layout = AnswerLayout::new(&offer, &neg);
-    Ok((neg, layout))
-}
 
 /// What the first rtpmap of a payload type names, as far as the answer cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,10 +81,13 @@ struct Stream<'a> {
     rtcp_mux: bool,
 }
 
-/// [`answer_body`] for an offer that the strict pass reads and that is answered: `None` for
-/// every other body (the caller then takes the general path, which also finds the error to
-/// report). The comments say which part of `parse` each step stands for.
-fn answer_one_stream(body: &[u8], prefs: &AnswerPrefs) -> Option<(Negotiated, AnswerLayout)> {
+/// [`super::answer_body`] for an offer that the strict pass reads and that is answered: `None`
+/// for every other body (the caller then takes the reference path, which also finds the error
+/// to report). The comments say which part of `parse` each step stands for.
+pub(super) fn answer_body_fast(
+    body: &[u8],
+    prefs: &AnswerPrefs,
+) -> Option<(Negotiated, AnswerLayout)> {
     let mut offer = Offer {
         connection: None,
         direction: None,
@@ -473,19 +453,10 @@ impl<'a> Cursor<'a> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::answer_body;
+    use super::super::negotiate::answer_body_reference as reference;
     use super::*;
     use proptest::prelude::*;
-
-    /// `answer_body` the general way: the reference for the one pass.
-    fn reference(
-        body: &[u8],
-        prefs: &AnswerPrefs,
-    ) -> Result<(Negotiated, AnswerLayout), OfferError> {
-        let offer = parse(body).map_err(OfferError::Sdp)?;
-        let neg = answer(&offer, prefs).map_err(OfferError::Rejected)?;
-        let layout = AnswerLayout::new(&offer, &neg);
-        Ok((neg, layout))
-    }
 
     const DP750: &str = "v=0\r\no=201 8000 8000 IN IP4 192.168.1.50\r\ns=SIP Call\r\n\
         c=IN IP4 192.168.1.50\r\nt=0 0\r\nm=audio 5004 RTP/AVP 0 8 9 18 101\r\na=sendrecv\r\n\
@@ -494,7 +465,7 @@ mod tests {
         a=fmtp:101 0-15\r\n";
 
     #[test]
-    fn usual_offers_take_the_one_pass() {
+    fn usual_offers_take_the_fast_path() {
         let lf = DP750.replace("\r\n", "\n");
         let hold = DP750.replace("sendrecv", "sendonly");
         let old_hold = DP750.replace("c=IN IP4 192.168.1.50", "c=IN IP4 0.0.0.0");
@@ -519,7 +490,7 @@ mod tests {
                     codecs,
                     default_ptime_ms: 20,
                 };
-                let fast = answer_one_stream(body.as_bytes(), &prefs);
+                let fast = answer_body_fast(body.as_bytes(), &prefs);
                 assert!(fast.is_some(), "{body:?}");
                 assert_eq!(
                     fast.ok_or(()),
@@ -585,7 +556,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(16_384))]
 
         #[test]
-        fn one_pass_agrees_with_parse_and_answer(
+        fn answer_body_fast_matches_reference(
             session in proptest::collection::vec(session_line(), 0..4),
             session_c in proptest::option::weighted(0.9, "c=IN IP4 192\\.0\\.2\\.[0-9]{1,3}"),
             media_count in prop_oneof![1 => Just(0), 8 => Just(1), 1 => Just(2)],
@@ -622,7 +593,7 @@ mod tests {
             }
             let prefs = AnswerPrefs { codecs, default_ptime_ms };
             let expected = reference(&body, &prefs);
-            if let Some(fast) = answer_one_stream(&body, &prefs) {
+            if let Some(fast) = answer_body_fast(&body, &prefs) {
                 prop_assert_eq!(Ok(fast), expected.clone());
             }
             prop_assert_eq!(answer_body(&body, &prefs), expected);
