@@ -268,7 +268,7 @@ fn request<'a, T>(
             port: via.port,
             rport,
         },
-        // Header values come trimmed of LWS, which is all `trim` cuts.
+        // Header values come trimmed of LWS.
         from: raw.from.unwrap_or(""),
         from_tag,
         to: raw.to.unwrap_or(""),
@@ -349,9 +349,9 @@ impl<'a> sip::Sink<'a> for RawHeaders<'a> {
         match h.name {
             HeaderName::Via => {
                 self.via.get_or_insert(v);
-                split_top(v, &mut self.vias);
+                values(v, &mut self.vias);
             }
-            HeaderName::RecordRoute => split_top(v, &mut self.record_route),
+            HeaderName::RecordRoute => values(v, &mut self.record_route),
             HeaderName::From => _ = self.from.get_or_insert(v),
             HeaderName::To => _ = self.to.get_or_insert(v),
             HeaderName::CallId => _ = self.call_id.get_or_insert(v),
@@ -359,8 +359,8 @@ impl<'a> sip::Sink<'a> for RawHeaders<'a> {
             HeaderName::MaxForwards => _ = self.max_forwards.get_or_insert(v),
             HeaderName::SessionExpires => _ = self.session_expires.get_or_insert(v),
             HeaderName::ContentType => _ = self.content_type.get_or_insert(v),
-            HeaderName::Require => tokens(v, &mut self.require),
-            HeaderName::Supported => tokens(v, &mut self.supported),
+            HeaderName::Require => values(v, &mut self.require),
+            HeaderName::Supported => values(v, &mut self.supported),
             // The first value that is an address wins, as in `msg.contacts().find_map(..)`.
             HeaderName::Contact if self.wants_contact && self.contact.is_none() => {
                 self.contact = sip::first_contact_uri(v)
@@ -370,8 +370,9 @@ impl<'a> sip::Sink<'a> for RawHeaders<'a> {
     }
 }
 
-/// Comma-separated tokens of one line, empty items skipped (`Message::tokens`).
-fn tokens<'a>(line: &'a str, out: &mut Values<'a>) {
+/// The values of one header line, split at commas outside quotes and angle brackets
+/// (RFC 3261 §7.3.1), trimmed, empty ones skipped (as `Message::tokens` reads them).
+fn values<'a>(line: &'a str, out: &mut Values<'a>) {
     for t in sip::SplitTop::new(line, b',') {
         if !t.is_empty() {
             out.push(t);
@@ -430,58 +431,6 @@ impl<'s, 'a> IntoIterator for &'s Values<'a> {
 impl std::fmt::Debug for Values<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
-    }
-}
-
-/// Strip SP, HTAB, CR and LF from both ends. By bytes: all four are ASCII, so every cut lands
-/// on a char boundary, and the char-pattern `trim_matches` costs several times more.
-fn trim(s: &str) -> &str {
-    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
-    let bytes = s.as_bytes();
-    // A header value comes trimmed already: two compares instead of two searches.
-    if bytes.first().is_some_and(|b| !ws(b)) && bytes.last().is_some_and(|b| !ws(b)) {
-        return s;
-    }
-    let start = bytes.iter().position(|b| !ws(b)).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !ws(b)).map_or(start, |p| p + 1);
-    &s[start..end]
-}
-
-/// Split a header line at commas outside quotes and angle brackets (RFC 3261 §7.3.1).
-fn split_top<'a>(line: &'a str, out: &mut Values<'a>) {
-    // Most lines hold one value: without a comma there is nothing to split, and the quote
-    // and bracket tracking below (a branch per byte) can be skipped. The word-wise search:
-    // on a line this short, `contains` (a `memchr` call) cost several times more.
-    if sip::find_byte(line.as_bytes(), b',').is_none() {
-        let part = trim(line);
-        if !part.is_empty() {
-            out.push(part);
-        }
-        return;
-    }
-    let (mut quoted, mut angle, mut start) = (false, false, 0);
-    let bytes = line.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' if quoted => i += 1,
-            b'"' => quoted = !quoted,
-            b'<' if !quoted => angle = true,
-            b'>' if !quoted => angle = false,
-            b',' if !quoted && !angle => {
-                let part = trim(&line[start..i]);
-                if !part.is_empty() {
-                    out.push(part);
-                }
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    let part = trim(&line[start..]);
-    if !part.is_empty() {
-        out.push(part);
     }
 }
 
@@ -641,10 +590,10 @@ mod tests {
     }
 
     #[test]
-    fn split_top_keeps_quoted_and_bracketed_commas() {
+    fn values_keep_quoted_and_bracketed_commas() {
         let split = |line| {
             let mut out = super::Values::default();
-            super::split_top(line, &mut out);
+            super::values(line, &mut out);
             out.to_vec()
         };
         assert_eq!(split(" a "), ["a"]);
@@ -654,6 +603,7 @@ mod tests {
             split("\"x,y\" <sip:a,b>;p, c"),
             ["\"x,y\" <sip:a,b>;p", "c"]
         );
+        assert_eq!(split("\"a\\\",b\", c\r\n"), ["\"a\\\",b\"", "c"]);
     }
 
     #[test]
@@ -669,23 +619,6 @@ mod tests {
         assert_eq!(v[10], "10");
         assert_eq!((&v).into_iter().count(), 11);
         assert_eq!(format!("{v:?}"), format!("{all:?}"));
-    }
-
-    #[test]
-    fn trim_matches_the_char_pattern() {
-        for s in [
-            "",
-            " ",
-            "\r\n",
-            " a ",
-            "\ta b\r\n",
-            "é ",
-            " \u{a0}x\u{a0} ",
-            "x",
-        ] {
-            let want = s.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\n');
-            assert_eq!(super::trim(s), want, "{s:?}");
-        }
     }
 }
 
