@@ -2,9 +2,8 @@
 //! m-line without port or protocol, too many m-lines); everything else unknown or malformed is
 //! skipped, as RFC 8866 §5 asks of unknown attributes.
 //!
-//! Fields are borrowed from the body: a description costs its lists (m-lines, rtpmaps, fmtps),
-//! not an allocation per field. This runs for every INVITE; per field it was most of the cost
-//! of reading an offer.
+//! Fields are borrowed from the body: a description allocates its lists (m-lines, rtpmaps,
+//! fmtps), never a field.
 
 use std::borrow::Cow;
 
@@ -69,7 +68,7 @@ impl<'a> Reader<'a> {
         };
         if !self.seen_version {
             // RFC 8866 §5: v= comes first. Anything else means this body is not SDP.
-            if kind != b'v' || trim(value) != "0" {
+            if kind != b'v' || value.trim() != "0" {
                 return Err(SdpError::NotSdp);
             }
             self.seen_version = true;
@@ -111,44 +110,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// `str::trim`, returning at once when both ends are ASCII and not whitespace (nearly every
-/// SDP line and field): an ASCII last byte is a whole char, so nothing could be trimmed there.
-fn trim(s: &str) -> &str {
-    match (s.as_bytes().first(), s.as_bytes().last()) {
-        (Some(&a), Some(&z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
-        _ => s.trim(),
-    }
-}
-
-/// `s.split(sep)` for an ASCII separator, walking bytes: the `char` searcher behind
-/// `str::split` costs several times more on these short lines and fields. Slicing at an ASCII
-/// byte always lands on a char boundary.
-fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
-    let mut next = Some(0);
-    std::iter::from_fn(move || {
-        let from = next?;
-        match s.as_bytes()[from..].iter().position(|&b| b == sep) {
-            Some(p) => {
-                next = Some(from + p + 1);
-                Some(&s[from..from + p])
-            }
-            None => {
-                next = None;
-                Some(&s[from..])
-            }
-        }
-    })
-}
-
 /// The type letter (lower-cased) and value of a `<letter>=<value>` line, after trimming it;
 /// `None` for an empty line or any other shape.
 fn split_type(line: &str) -> Option<(u8, &str)> {
-    let bytes = line.as_bytes();
-    // The usual line starts with its letter and ends in a printable byte: nothing to trim.
-    let trimmed = match (bytes.first(), bytes.last()) {
-        (Some(a), Some(z)) if a.is_ascii_alphabetic() && z.is_ascii_graphic() => line,
-        _ => line.trim(),
-    };
+    let trimmed = line.trim();
     let bytes = trimmed.as_bytes();
     if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b'=' {
         Some((bytes[0].to_ascii_lowercase(), &trimmed[2..]))
@@ -180,7 +145,7 @@ fn parse_connection(value: &str) -> Connection<'_> {
     let (Some(_nettype), Some(_addrtype), Some(addr)) = (f.next(), f.next(), f.next()) else {
         return Connection::Unusable(Cow::Borrowed(value));
     };
-    let host = split_ascii(addr, b'/').next().unwrap_or(addr);
+    let host = addr.split('/').next().unwrap_or(addr);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     match parse_ip(host) {
         Ok(ip) => Connection::Ip(ip),
@@ -192,7 +157,7 @@ fn parse_connection(value: &str) -> Connection<'_> {
 fn parse_media(value: &str) -> Option<MediaDescription<'_>> {
     let (media, rest) = field(value)?;
     let (port, rest) = field(rest)?;
-    let port = number::<u16>(split_ascii(port, b'/').next()?)?;
+    let port = number::<u16>(port.split('/').next()?)?;
     let (proto, formats_text) = field(rest)?;
     let formats = Formats::new(formats_text);
     // One rtpmap per format is the common shape (some phones send them for static types too),
@@ -231,8 +196,8 @@ fn field(s: &str) -> Option<(&str, &str)> {
 
 fn split_attribute(value: &str) -> (&str, &str) {
     match value.as_bytes().iter().position(|&b| b == b':') {
-        Some(colon) => (trim(&value[..colon]), trim(&value[colon + 1..])),
-        None => (trim(value), ""),
+        Some(colon) => (value[..colon].trim(), value[colon + 1..].trim()),
+        None => (value.trim(), ""),
     }
 }
 
@@ -293,7 +258,7 @@ pub(super) fn attribute_bytes(b: &[u8]) -> Attribute {
         return Attribute::Other;
     }
     // The name as a word from two overlapping four-byte loads (the overlap ORs bytes with
-    // themselves): copying a variable length into a buffer was a `memcpy` call per line.
+    // themselves), each of a fixed size.
     let four = |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
     let x = four(0) | four(b.len() - 4) << (8 * (b.len() - 4));
     KNOWN
@@ -323,7 +288,7 @@ fn media_attribute<'a>(m: &mut MediaDescription<'a>, attr: Attribute, rest: &'a 
                 if let Some(payload_type) = payload_type(pt) {
                     m.fmtps.push(Fmtp {
                         payload_type,
-                        params: Cow::Borrowed(trim(params)),
+                        params: Cow::Borrowed(params.trim()),
                     });
                 }
             }
@@ -351,17 +316,14 @@ fn parse_rtpmap(rest: &str) -> Option<RtpMap<'_>> {
     let (pt, enc) = split_at_space(rest)?;
     let payload_type = payload_type(pt)?;
     // `<name>/<clock>[/<channels>[/…]]`: anything after a third `/` is ignored.
-    let (encoding, clock) = split_once_byte(trim(enc), b'/')?;
-    let (clock, channels) = match split_once_byte(clock, b'/') {
-        Some((clock, more)) => (
-            clock,
-            Some(split_once_byte(more, b'/').map_or(more, |c| c.0)),
-        ),
+    let (encoding, clock) = enc.trim().split_once('/')?;
+    let (clock, channels) = match clock.split_once('/') {
+        Some((clock, more)) => (clock, Some(more.split_once('/').map_or(more, |c| c.0))),
         None => (clock, None),
     };
-    let clock_rate = number(trim(clock))?;
+    let clock_rate = number(clock.trim())?;
     let channels = match channels {
-        Some(c) => Some(number(trim(c))?),
+        Some(c) => Some(number(c.trim())?),
         None => None,
     };
     let encoding = Cow::Borrowed(encoding);
@@ -384,46 +346,15 @@ fn parse_rtcp(rest: &str) -> Option<RtcpAttr> {
     Some(RtcpAttr { port, addr })
 }
 
-/// `s.parse::<T>()` for the unsigned integers SDP carries (an optional `+`, then decimal
-/// digits, no overflow), without the generic `from_str_radix` machinery: it was ~1k
-/// instructions per offer in the server benchmark.
-fn number<T: TryFrom<u32>>(s: &str) -> Option<T> {
-    let digits = s.strip_prefix('+').unwrap_or(s).as_bytes();
-    if digits.is_empty() {
-        return None;
-    }
-    let mut n: u32 = 0;
-    if digits.len() <= 9 {
-        // Nine digits cannot overflow a u32: no checks per digit (the usual case by far).
-        for &b in digits {
-            let d = b.wrapping_sub(b'0');
-            if d > 9 {
-                return None;
-            }
-            n = n * 10 + u32::from(d);
-        }
-    } else {
-        for &b in digits {
-            if !b.is_ascii_digit() {
-                return None;
-            }
-            n = n.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
-        }
-    }
-    T::try_from(n).ok()
+/// An unsigned integer as SDP carries it: an optional `+`, then decimal digits, no overflow
+/// (`str::parse` of an unsigned type).
+fn number<T: std::str::FromStr>(s: &str) -> Option<T> {
+    s.parse().ok()
 }
 
-/// `s.split_once(sep as char)` for an ASCII `sep`, by bytes.
-fn split_once_byte(s: &str, sep: u8) -> Option<(&str, &str)> {
-    let i = s.bytes().position(|b| b == sep)?;
-    Some((&s[..i], &s[i + 1..]))
-}
-
-/// `s.split_once(|c: char| c.is_ascii_whitespace())`, by bytes: ASCII whitespace is one byte,
-/// so the cut is a char boundary, and the `char` pattern machinery is skipped.
+/// `s` split at its first ASCII white space.
 fn split_at_space(s: &str) -> Option<(&str, &str)> {
-    let i = s.bytes().position(|b| b.is_ascii_whitespace())?;
-    Some((&s[..i], &s[i + 1..]))
+    s.split_once(|c: char| c.is_ascii_whitespace())
 }
 
 /// The integer at the start of `s`: `20`, and also `20.0` or `20 ms` as some phones write it.
@@ -469,24 +400,6 @@ mod tests {
             s.push_str("m=audio 0 RTP/AVP 0\r\n");
         }
         assert_eq!(parse(s.as_bytes()), Err(SdpError::TooManyMedia));
-    }
-
-    #[test]
-    fn trim_matches_str_trim() {
-        for s in [
-            "", " ", "a", " a", "a ", "\u{a0}a", "a\u{a0}", "é", " é ", "a b", "\t0\r",
-        ] {
-            assert_eq!(trim(s), s.trim(), "{s:?}");
-        }
-    }
-
-    #[test]
-    fn split_ascii_matches_str_split() {
-        for text in ["", "a", "/", "a/b", "a//b/", "/a/", "é/ü/"] {
-            let ours: Vec<&str> = split_ascii(text, b'/').collect();
-            let std: Vec<&str> = text.split('/').collect();
-            assert_eq!(ours, std, "{text:?}");
-        }
     }
 
     #[test]
@@ -538,40 +451,6 @@ mod tests {
         }
         for s in &tried {
             assert_eq!(attribute(s), reference(s), "{s:?}");
-        }
-    }
-
-    #[test]
-    fn number_matches_str_parse() {
-        for s in [
-            "",
-            "+",
-            "-",
-            "0",
-            "+7",
-            "-7",
-            "++7",
-            "127",
-            "128",
-            "255",
-            "256",
-            "65535",
-            "65536",
-            "4294967295",
-            "4294967296",
-            "00000000000000000042",
-            " 1",
-            "1 ",
-            "1a",
-            "é",
-        ] {
-            assert_eq!(number::<u8>(s), s.parse::<u8>().ok(), "{s:?}");
-            assert_eq!(number::<u16>(s), s.parse::<u16>().ok(), "{s:?}");
-            assert_eq!(number::<u32>(s), s.parse::<u32>().ok(), "{s:?}");
-        }
-        for s in ["", "a", " a", "a b", "a\tb c", "é b", "ab\r"] {
-            let std = s.split_once(|c: char| c.is_ascii_whitespace());
-            assert_eq!(split_at_space(s), std, "{s:?}");
         }
     }
 
