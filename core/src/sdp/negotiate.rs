@@ -140,7 +140,7 @@ pub enum OfferError {
 /// Answer the offer in `body`: [`parse`], then [`answer`], then [`AnswerLayout::new`], with
 /// their errors. An INVITE's offer is answered on every call, so the usual offer of one plainly
 /// written m-line is answered in one pass over the body without building the description
-/// ([`super::fast`]); with the `reference` feature, every offer takes the reference path.
+/// (`sdp/fast.rs`); with the `reference` feature, every offer takes the reference path.
 pub fn answer_body(
     body: &[u8],
     prefs: &AnswerPrefs,

@@ -160,8 +160,7 @@ pub fn write_offer(
     );
 }
 
-// Written with plain byte pushes: through `fmt`, the numbers and addresses of one body cost
-// several thousand instructions, a noticeable part of answering a call.
+// Written with plain byte pushes, not through `fmt`: a body is written for every call.
 
 fn write_session(local: &LocalMedia<'_>, out: &mut Vec<u8>) {
     // The address family's spelling, with the text around it in each of its two places.

@@ -83,23 +83,15 @@ impl<'a> Via<'a> {
         let mut c = Cursor::new(trim_lws(v));
         // sent-protocol = protocol-name SLASH protocol-version SLASH transport, all tokens: a
         // `SIP/7.0/UDP` Via is grammatical, and the server needs it to answer 505 (RFC 4475
-        // §3.1.2.16 `badvers`). Nearly every Via starts with a plain `SIP/2.0/`, which the
-        // token-by-token read below would split the same way.
-        let (name, slash1, version, slash2);
-        if c.s.as_bytes().starts_with(b"SIP/2.0/") {
-            (name, slash1, version, slash2) = (&c.s[..3], true, &c.s[4..7], true);
-            c.pos = 8;
-            c.skip_lws();
-        } else {
-            name = c.take_while(is_token_byte);
-            c.skip_lws();
-            slash1 = c.eat(b'/');
-            c.skip_lws();
-            version = c.take_while(is_token_byte);
-            c.skip_lws();
-            slash2 = c.eat(b'/');
-            c.skip_lws();
-        }
+        // §3.1.2.16 `badvers`).
+        let name = c.take_while(is_token_byte);
+        c.skip_lws();
+        let slash1 = c.eat(b'/');
+        c.skip_lws();
+        let version = c.take_while(is_token_byte);
+        c.skip_lws();
+        let slash2 = c.eat(b'/');
+        c.skip_lws();
         let transport = c.take_while(is_token_byte);
         if name.is_empty()
             || version.is_empty()
@@ -678,7 +670,7 @@ pub(crate) fn call_id_value(v: &str) -> Result<&str, InvalidHeader> {
     Ok(v)
 }
 
-/// CSeq `number LWS method [LWS]`, by bytes (a `Cursor` walk cost three times as much).
+/// CSeq `number LWS method [LWS]`.
 pub(crate) fn cseq_value(v: &str) -> Result<(u32, Method<'_>), InvalidHeader> {
     let (n, method) = cseq_parts(v)?;
     Ok((n, Method::from_token(method)))

@@ -18,8 +18,6 @@ pub(crate) fn is_lws(b: u8) -> bool {
 #[inline]
 pub(crate) fn trim_lws(s: &str) -> &str {
     // Byte-wise: LWS is ASCII, so the cut points are always char boundaries.
-    // Index loops: values have a byte or two of LWS at most, and `position`/`rposition` cost
-    // more in setup than in the search.
     let b = s.as_bytes();
     let mut start = 0;
     while start < b.len() && is_lws(b[start]) {
@@ -116,8 +114,7 @@ impl<'a> Iterator for SplitTop<'a> {
         let s = self.rest?;
         let bytes = s.as_bytes();
         // Without the separator anywhere, quotes and brackets cannot matter: the rest is one
-        // piece. Most Via and Contact lines hold one value, and this word-wise search is
-        // several times cheaper than the state machine below.
+        // piece (most Via and Contact lines hold one value).
         if find_byte(bytes, self.sep).is_none() {
             self.rest = None;
             return Some(trim_lws(s));

@@ -29,13 +29,21 @@
 //! Typed accessors are lenient about headers the server does not use: a broken `Subject`
 //! must not cost a call, so nothing but the framing is checked up front.
 //!
-//! # Costs
+//! # Allocation
 //!
 //! A parse allocates one `Vec` of header slices (sized from the line count, at most
-//! [`MAX_HEADERS`]) and reads each header section byte about twice; typed accessors allocate
-//! nothing (except `Cow::Owned` when unescaping). A DP750 INVITE parses in about 0.35 µs and reading its
-//! Via, From, To, Call-ID and CSeq adds about the same (`cargo bench -p onhold-core --bench
-//! sip_parse`).
+//! [`MAX_HEADERS`]); typed accessors allocate nothing (except `Cow::Owned` when unescaping).
+//! The server's own reader (`parse_with` with a sink) allocates nothing.
+//!
+//! # Fast paths
+//!
+//! Each reader is one implementation built on the byte scans of `crate::scan`, except where a
+//! one-pass reader of the usual shape earns at least 5 % of a dialog's instructions
+//! (`core/benches/README.md` has the figures): the message parse (`parse_fast`), the From/To
+//! tag (`name_addr_tag_fast`) and the top Via (`top_via_branch_rport_fast`). Each gives up on
+//! any other shape, which its `_reference` twin then reads; proptests check on mutated input
+//! that the two agree, and the `reference` feature of this crate routes every read to the
+//! reference, so that the whole test suite can run on it.
 
 mod framer;
 mod headers;

@@ -206,7 +206,7 @@ impl<'a> HeaderName<'a> {
     }
 
     /// Same header? Known names compare by variant, extension names case-insensitively.
-    /// Inlined: every header lookup runs it once per line, and it is a few instructions.
+    /// Inlined: every header lookup runs it once per line.
     #[inline]
     pub fn is(&self, other: &HeaderName<'_>) -> bool {
         match (self, other) {
@@ -266,8 +266,7 @@ const PREFIX_M: [Prefix; 1] = [prefix(b"max-forwards", HeaderName::MaxForwards)]
 const PREFIX_U: [Prefix; 1] = [prefix(b"user-agent", HeaderName::UserAgent)];
 
 /// Known long header names, bucketed by length; within a bucket each name is its [`key`], so
-/// a lookup is a few word loads and one to six word compares (a byte-wise compare per
-/// candidate was most of the parser's per-line cost).
+/// a lookup is a few word loads and one to six word compares.
 fn lookup_known(b: &[u8]) -> Option<HeaderName<'static>> {
     let bucket: &[Known] = match b.len() {
         2 => const { &[k(b"to", HeaderName::To)] },

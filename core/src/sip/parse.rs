@@ -254,8 +254,8 @@ struct HeaderVec<'a>(Vec<Header<'a>>);
 impl<'a> Sink<'a> for HeaderVec<'a> {
     fn start(&mut self, _: &StartLine<'a>, lines: usize) {
         // Sized from the line ends already found (one per header line, folding aside, minus
-        // the start line): a 48-byte `Header` times a fixed hint of 24 is an allocation too
-        // large for the allocator's per-thread cache, and each parse paid for the slow path.
+        // the start line), not by a fixed hint: a fixed one large enough for most messages is
+        // an allocation too large for the allocator's per-thread cache.
         self.0 = Vec::with_capacity(lines.min(MAX_HEADERS));
     }
 
@@ -275,8 +275,7 @@ pub(crate) struct Parts<'a> {
 }
 
 /// The user and host of a Request-URI, as [`Uri::parse`] finds them: all the server reads of
-/// it. Two slices rather than the whole `Uri`, which was copied on its way out of every
-/// function between the URI parse and the request reader.
+/// it, as two slices rather than the whole `Uri`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct UriParts<'a> {
     pub(crate) user: Option<&'a str>,
@@ -337,8 +336,8 @@ fn parse_fast<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Option<Parts<'a>> 
     if matches!(buf.first(), None | Some(b'\r' | b'\n')) {
         return None;
     }
-    // The whole datagram, body too: one cheap OR of every byte, and every slice below is a
-    // `str` (a body that is not ASCII just takes the reference parse).
+    // The whole datagram, body too, is checked to be ASCII, so every slice below is a `str`
+    // (a body that is not ASCII just takes the reference parse).
     let text = Ascii::new(buf)?;
     let bytes = buf;
     let nl = find_byte(bytes, b'\n')?;
@@ -506,8 +505,7 @@ fn parse_reference<'a>(buf: &'a [u8], sink: &mut impl Sink<'a>) -> Result<Parts<
 }
 
 /// Bytes checked to be all ASCII. Any range of them is a `str`, so [`Ascii::str`] checks only
-/// the bounds: slicing a `str` also checks that both ends are char boundaries, which in the
-/// line loop of [`parse_fast`] was an out-of-line call per slice.
+/// the bounds, not that both ends are char boundaries as slicing a `str` does.
 #[derive(Clone, Copy)]
 struct Ascii<'a>(&'a [u8]);
 

@@ -212,7 +212,6 @@ static PASSWORD: [bool; 256] = byte_class!(b => b.is_ascii_alphanumeric()
 
 /// Every `%` must start a `%HH` escape.
 fn escapes_ok(s: &str) -> bool {
-    // No `contains` pre-check: on these few bytes its `memchr` costs more than this loop.
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {

@@ -328,7 +328,7 @@ impl Lines {
 const CONTENT_TYPE: Prefix = Prefix::new("Content-Type: ");
 
 /// Decimal digits of `n`, zero-padded to at least `width`: status codes and lengths are written
-/// on every message, and `fmt` costs several times more than this.
+/// on every message, without `fmt`.
 fn push_decimal(out: &mut Vec<u8>, mut n: u64, width: usize) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
