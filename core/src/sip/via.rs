@@ -9,27 +9,48 @@
 /// caller adds one when the request had none and RFC 3261 §18.2.1 or RFC 3581 §4 asks for it.
 pub(crate) fn push_response_via(out: &mut Vec<u8>, raw: &str, port: u16, src_ip: &[u8]) -> bool {
     let mut has_received = false;
-    for (i, part) in raw.split(';').enumerate() {
-        let part = part.trim();
-        if i > 0 {
+    // Cut at every ';' by bytes: an ASCII byte, so every piece is a `str` slice.
+    let bytes = raw.as_bytes();
+    let mut start = 0;
+    let mut first = true;
+    loop {
+        let end = bytes[start..]
+            .iter()
+            .position(|&b| b == b';')
+            .map_or(bytes.len(), |p| start + p);
+        let part = trim(&raw[start..end]);
+        if !first {
             out.push(b';');
         }
-        let name = match part.find('=') {
-            Some(eq) => part[..eq].trim(),
+        let name = match part.as_bytes().iter().position(|&b| b == b'=') {
+            Some(eq) => trim(&part[..eq]),
             None => part,
         };
-        if i > 0 && name.eq_ignore_ascii_case("rport") {
+        if !first && name.eq_ignore_ascii_case("rport") {
             out.extend_from_slice(b"rport=");
             crate::ascii::push_decimal(out, port as u64);
-        } else if i > 0 && name.eq_ignore_ascii_case("received") {
+        } else if !first && name.eq_ignore_ascii_case("received") {
             has_received = true;
             out.extend_from_slice(b"received=");
             out.extend_from_slice(src_ip);
         } else {
             out.extend_from_slice(part.as_bytes());
         }
+        if end == bytes.len() {
+            return has_received;
+        }
+        first = false;
+        start = end + 1;
     }
-    has_received
+}
+
+/// `str::trim`, which has nothing to cut when both ends are printable ASCII (an ASCII byte is a
+/// whole char, and not white space): the usual Via parameter.
+fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&a), Some(&z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => s,
+        _ => s.trim(),
+    }
 }
 
 #[cfg(test)]
