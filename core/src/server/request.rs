@@ -25,7 +25,8 @@ pub(crate) enum Parsed<'a> {
 /// A request the server must refuse costs at most one more reading: a datagram the parser
 /// refuses is answered from the values it has already seen ([`refused`]); a parsed request
 /// with a bad mandatory header is parsed again into a [`sip::Message`], whose
-/// [`sip::Message::check_request`] gives the precise reason phrase for the 400 ([`bad_request`]).
+/// [`sip::Message::check_request`] gives the precise reason phrase for the 400
+/// ([`bad_request_reason`]).
 ///
 /// Not inlined: it runs once per datagram, and as its own function its cost shows as one
 /// line in a profile, and changes to it do not move the inlining of the handlers around it.
@@ -51,7 +52,11 @@ pub(crate) fn parse<'a>(
         StartLine::Request { method, uri } => {
             // The parser has checked the Request-URI: `parts.uri` is its user and host as
             // `Uri::parse` finds them.
-            let fail = |_, raw| bad_request(data, raw, method, uri, parts.uri, parts.body, from);
+            let fail = |_, raw| Parsed::Bad {
+                request: lenient_request(raw, method, uri, parts.uri, parts.body, from),
+                reason: bad_request_reason(data),
+                code: 400,
+            };
             request(
                 raw,
                 method,
@@ -87,17 +92,7 @@ fn refused<'a>(raw: RawHeaders<'a>, failure: sip::Failure<'a>, from: Origin) -> 
             let parsed_uri = (method == Method::Invite)
                 .then(|| Uri::parse(uri).ok().map(sip::UriParts::from))
                 .flatten();
-            request(
-                raw,
-                method,
-                uri,
-                parsed_uri,
-                &[],
-                from,
-                true,
-                Some,
-                |_, _| None,
-            )
+            lenient_request(raw, method, uri, parsed_uri, &[], from)
         }
         _ => None,
     };
@@ -108,26 +103,31 @@ fn refused<'a>(raw: RawHeaders<'a>, failure: sip::Failure<'a>, from: Origin) -> 
     }
 }
 
-/// A parsed request that a mandatory header makes unusable (the strict read of it failed):
-/// answered 400 with the reason phrase of [`sip::Message::check_request`], which needs the
-/// whole message parsed again, and addressed from `raw` read leniently (see [`refused`]).
-#[allow(clippy::too_many_arguments)]
+/// The 400's reason phrase for a parsed request that a mandatory header makes unusable (the
+/// strict read of it failed): what [`sip::Message::check_request`] finds, which needs the
+/// whole message parsed again.
 #[cold]
 #[inline(never)]
-fn bad_request<'a>(
-    data: &'a [u8],
+fn bad_request_reason(data: &[u8]) -> &'static str {
+    match sip::parse(data).map(|msg| msg.check_request()) {
+        Ok(Err(e)) => e.reason,
+        _ => "Bad Request",
+    }
+}
+
+/// The request to address an error response to: [`request`] read leniently, `None` when even
+/// the top Via is missing or bad.
+#[cold]
+#[inline(never)]
+fn lenient_request<'a>(
     raw: RawHeaders<'a>,
     method: Method<'a>,
     uri: &'a str,
     parsed_uri: Option<sip::UriParts<'a>>,
     body: &'a [u8],
     from: Origin,
-) -> Parsed<'a> {
-    let reason = match sip::parse(data).map(|msg| msg.check_request()) {
-        Ok(Err(e)) => e.reason,
-        _ => "Bad Request",
-    };
-    let request = request(
+) -> Option<Request<'a>> {
+    request(
         raw,
         method,
         uri,
@@ -137,12 +137,7 @@ fn bad_request<'a>(
         true,
         Some,
         |_, _| None,
-    );
-    Parsed::Bad {
-        request,
-        reason,
-        code: 400,
-    }
+    )
 }
 
 /// Where a datagram came from and went to.
@@ -560,7 +555,7 @@ mod tests {
 
     /// The mutations reach every way out of [`super::parse`]: requests and responses read,
     /// datagrams the parser refuses with and without a request to answer ([`super::refused`]),
-    /// and parsed requests with a bad mandatory header ([`super::bad_request`]).
+    /// and parsed requests with a bad mandatory header ([`super::bad_request_reason`]).
     #[test]
     fn mutations_reach_every_outcome() {
         use proptest::strategy::ValueTree;
