@@ -24,9 +24,9 @@ pub(crate) enum Parsed<'a> {
 ///
 /// A request the server must refuse costs at most one more reading: a datagram the parser
 /// refuses is answered from the values it has already seen ([`refused`]); a parsed request
-/// with a bad mandatory header is parsed again into a [`sip::Message`], whose
-/// [`sip::Message::check_request`] gives the precise reason phrase for the 400
-/// ([`bad_request_reason`]).
+/// with a bad mandatory header is parsed again, by the reference parser alone, into a
+/// [`sip::Message`], whose [`sip::Message::check_request`] gives the precise reason phrase for
+/// the 400 ([`bad_request_reason`]).
 ///
 /// Not inlined: it runs once per datagram, and as its own function its cost shows as one
 /// line in a profile, and changes to it do not move the inlining of the handlers around it.
@@ -109,7 +109,7 @@ fn refused<'a>(raw: RawHeaders<'a>, failure: sip::Failure<'a>, from: Origin) -> 
 #[cold]
 #[inline(never)]
 fn bad_request_reason(data: &[u8]) -> &'static str {
-    match sip::parse(data).map(|msg| msg.check_request()) {
+    match sip::parse_again(data).map(|msg| msg.check_request()) {
         Ok(Err(e)) => e.reason,
         _ => "Bad Request",
     }

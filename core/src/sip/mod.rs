@@ -76,7 +76,7 @@ pub use params::Params;
 pub use parse::{
     parse, ErrorKind, Header, Message, Method, ParseError, StartLine, MAX_HEAD, MAX_HEADERS,
 };
-pub(crate) use parse::{parse_with, Failure, Sink, UriParts};
+pub(crate) use parse::{parse_again, parse_with, Failure, Sink, UriParts};
 pub use uri::{InvalidUri, Scheme, Uri};
 pub(crate) use via::push_response_via;
 pub(crate) use write::{clean_written, push_value, Lines, Prefix};

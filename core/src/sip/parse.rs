@@ -222,8 +222,24 @@ impl std::error::Error for ParseError<'_> {}
 /// - Bare LF line endings are tolerated: RFC 3261 §7 says CRLF, but reading LF is harmless and
 ///   some test tools send it.
 pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
+    message(buf, parse_with)
+}
+
+/// [`parse`] by [`parse_reference`] alone, without trying [`parse_fast`] first: for a datagram
+/// read once already, parsed again only for what that read did not keep (the reason phrase of
+/// a 400, from [`Message::check_request`]).
+pub(crate) fn parse_again(buf: &[u8]) -> Result<Message<'_>, ParseError<'_>> {
+    message(buf, parse_reference)
+}
+
+/// The [`Message`] or [`ParseError`] that `parse` makes of `buf`.
+#[inline(always)]
+fn message<'a>(
+    buf: &'a [u8],
+    parse: impl FnOnce(&'a [u8], &mut HeaderVec<'a>) -> Result<Parts<'a>, Failure<'a>>,
+) -> Result<Message<'a>, ParseError<'a>> {
     let mut sink = HeaderVec(Vec::new());
-    match parse_with(buf, &mut sink) {
+    match parse(buf, &mut sink) {
         Ok(parts) => Ok(Message {
             start: parts.start,
             headers: sink.0,
