@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-/// Key → id for keys their owners keep (a transaction its [`TxnKey`] and [`MergeKey`], a call
+/// Key → id for keys their owners keep (a transaction its `TxnKey` and `MergeKey`, a call
 /// its dialog key): a table of slots holding a one-byte tag of the key's hash and the id, a
 /// hit confirmed against the key the owner holds (`stored`, an O(1) slab lookup). Nothing is
 /// copied into the index, and a lookup, insert or remove reads one word of tags (a window)

@@ -12,11 +12,11 @@
 //! Drain commands before transmits: a call's 200 OK names an RTP port that the runtime must have
 //! bound first, so the core holds the answer until `rtp_bind_result` says the port is ready.
 //!
-//! Inside, `Server` composes parts that each own their state: [`transactions`]
-//! (RFC 3261 §17), [`dialogs`] (calls), [`ports`] (RTP ports), [`media`] (streams, pacing,
-//! RTCP) and the [`outbox`]; one timer heap serves them all. [`request`] reads each datagram
-//! once and [`messages`] writes every message we send. `Server` itself only routes each input
-//! to the part that handles it.
+//! Inside, `Server` composes parts that each own their state: `transactions` (RFC 3261 §17),
+//! `dialogs` (calls), `ports` (RTP ports), `media` (streams, pacing, RTCP) and the `outbox`;
+//! one timer heap serves them all. `request` reads each datagram once and `messages` writes
+//! every message we send. `Server` itself only routes each input to the part that handles it
+//! (see ARCHITECTURE.md).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 //! instead of building a [`SessionDescription`] (its lists allocate) and then searching it.
 //!
 //! The pass is strict: it reads only lines whose every byte it understands, in the one form it
-//! expects (single spaces, plain decimal numbers, a dotted-quad address), where [`parse`]'s
+//! expects (single spaces, plain decimal numbers, a dotted-quad address), where [`parse()`](super::parse())'s
 //! tolerance (trimming, `+` signs, …) cannot make a difference, and skips lines that cannot
 //! change an answer (`o=`, `s=`, `t=`, fmtp, unknown attributes, …) unread, whatever they
 //! hold. Anything else (a second m-line, IPv6, an offer to refuse, an odd spacing) returns

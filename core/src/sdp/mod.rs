@@ -1,7 +1,7 @@
 //! SDP (RFC 8866) parsing and offer/answer (RFC 3264).
 //!
 //! Three steps, all pure functions over bytes:
-//! - [`parse`] turns a body into a [`SessionDescription`] that borrows its text from the body
+//! - [`parse()`] turns a body into a [`SessionDescription`] that borrows its text from the body
 //!   (this runs for every INVITE, so it allocates only its lists, never a field), tolerant of
 //!   what real phones send (LF-only or missing final line ending, unknown lines and attributes,
 //!   `a=crypto` on plain RTP).
@@ -10,7 +10,7 @@
 //!   the answer to our own offer (late offer: INVITE without SDP, answer in the ACK).
 //! - [`answer_body`] does the first two for an INVITE's offer at once: in one strict pass over
 //!   the body for the usual offer of one audio line (the fast path, `fast.rs`), else through
-//!   [`parse`] and [`answer`].
+//!   [`parse()`] and [`answer`].
 //! - [`write_answer`] and [`write_offer`] serialise our side into a caller-owned buffer. An
 //!   answer written later than the offer was read (the server binds its RTP port in between)
 //!   keeps only an [`AnswerLayout`] of the offer, not the offer.
@@ -23,11 +23,25 @@ mod write;
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-pub use negotiate::{
-    accept_answer, answer, answer_body, AnswerPrefs, Negotiated, OfferError, Rejection,
-};
+pub use negotiate::{accept_answer, answer, AnswerPrefs, Negotiated, OfferError, Rejection};
 pub use parse::parse;
 pub use write::{write_answer, write_offer, AnswerLayout, LocalMedia};
+
+/// Answer the offer in `body`: [`parse()`], then [`answer`], then [`AnswerLayout::new`], with
+/// their errors. An INVITE's offer is answered on every call, so the usual offer of one plainly
+/// written m-line is answered in one pass over the body without building the description
+/// (`sdp/fast.rs`); with the `reference` feature, every offer takes the reference path.
+pub fn answer_body(
+    body: &[u8],
+    prefs: &AnswerPrefs,
+) -> Result<(Negotiated, AnswerLayout), OfferError> {
+    if !cfg!(feature = "reference") {
+        if let Some(answered) = fast::answer_body_fast(body, prefs) {
+            return Ok(answered);
+        }
+    }
+    negotiate::answer_body_reference(body, prefs)
+}
 
 /// Media direction as seen from our side (RFC 3264 §5.1, §6.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +62,7 @@ pub const OFFER_DTMF_PT: u8 = 101;
 /// A parsed session description: what offer/answer needs, nothing more.
 ///
 /// Its text fields borrow from the body; they are owned only when the body was not UTF-8 and
-/// its invalid bytes had to be replaced (see [`parse`]). [`SessionDescription::into_owned`]
+/// its invalid bytes had to be replaced (see [`parse()`]). [`SessionDescription::into_owned`]
 /// detaches a description from its body.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct SessionDescription<'a> {

@@ -137,23 +137,8 @@ pub enum OfferError {
     Rejected(Rejection),
 }
 
-/// Answer the offer in `body`: [`parse`], then [`answer`], then [`AnswerLayout::new`], with
-/// their errors. An INVITE's offer is answered on every call, so the usual offer of one plainly
-/// written m-line is answered in one pass over the body without building the description
-/// (`sdp/fast.rs`); with the `reference` feature, every offer takes the reference path.
-pub fn answer_body(
-    body: &[u8],
-    prefs: &AnswerPrefs,
-) -> Result<(Negotiated, AnswerLayout), OfferError> {
-    if !cfg!(feature = "reference") {
-        if let Some(answered) = super::fast::answer_body_fast(body, prefs) {
-            return Ok(answered);
-        }
-    }
-    answer_body_reference(body, prefs)
-}
-
-/// [`answer_body`] for any body.
+/// [`super::answer_body`] for any body: [`parse()`], then [`answer`], then
+/// [`AnswerLayout::new`], with their errors.
 pub(super) fn answer_body_reference(
     body: &[u8],
     prefs: &AnswerPrefs,

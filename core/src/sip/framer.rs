@@ -15,7 +15,7 @@ pub const MAX_STREAM_BODY: u32 = 65_536;
 /// What the front of a stream buffer holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Frame {
-    /// `buf[..len]` is one whole message, body included: hand it to [`super::parse`].
+    /// `buf[..len]` is one whole message, body included: hand it to [`super::parse()`].
     Complete { len: usize },
     /// Not enough bytes yet.
     NeedMore,

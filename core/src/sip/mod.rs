@@ -13,7 +13,7 @@
 //!
 //! Following RFC 3261 §8.2 and RFC 4475, work is split in three layers:
 //!
-//! 1. [`parse`] fails on what breaks the message's framing or start line. Its [`ParseError`]
+//! 1. [`parse()`] fails on what breaks the message's framing or start line. Its [`ParseError`]
 //!    carries an [`ErrorKind`] (with [`ErrorKind::reason`] for the reason phrase and
 //!    [`ErrorKind::status`]: `None` for a keep-alive, 505 for a foreign SIP version, else
 //!    400) and, when the start line was readable and every header line parsed, the salvaged
