@@ -1,6 +1,6 @@
-//! Numbers and addresses as ASCII without `core::fmt`. Every response and SDP body carries a
-//! handful of them (CSeq, ports, `received=`, `c=`, tags), and `fmt`'s dispatch and padding
-//! logic would dominate writing them (measured in `core/benches/README.md`).
+//! Numbers and addresses as ASCII without `core::fmt`: every response and SDP body carries a
+//! handful of them (CSeq, ports, `received=`, `c=`, tags), written here directly instead of
+//! through `fmt`'s dispatch and padding logic.
 //!
 //! The output is byte for byte what `Display` writes; the tests compare against it.
 
