@@ -9,9 +9,9 @@
 #   bash core/benches/instructions.sh --features reference   # arguments go to cargo bench
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-exe=$(cargo bench -p onhold-core --bench server --no-run --message-format=json "$@" 2>/dev/null |
+exe=$(cargo bench --profile profiling -p onhold-core --bench server --no-run --message-format=json "$@" 2>/dev/null |
   grep -o '"executable":"[^"]*/server-[^"]*"' | tail -1 | cut -d'"' -f4)
-[ -n "$exe" ] || { echo "build failed: cargo bench -p onhold-core --bench server --no-run" >&2; exit 1; }
+[ -n "$exe" ] || { echo "build failed: cargo bench --profile profiling -p onhold-core --bench server --no-run" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # prints "instructions L1i-misses" for a run of $1 dialogs
