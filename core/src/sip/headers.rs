@@ -11,9 +11,9 @@ use super::lex::{
     find_ascii, is_lws, is_token, is_token_byte, parse_u32, port_at, trim_lws, unescape_quoted,
     Cursor, SplitTop,
 };
+use super::message::{Message, Method};
 use super::names::HeaderName;
 use super::params::Params;
-use super::parse::{Message, Method};
 use super::uri::{host_port, Uri};
 use crate::scan::{eq_word, has_space_or_control, run_of, run_of_host, run_of_qtext};
 

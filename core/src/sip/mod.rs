@@ -48,6 +48,7 @@
 mod framer;
 mod headers;
 mod lex;
+mod message;
 mod names;
 mod params;
 mod parse;
@@ -71,11 +72,10 @@ pub use headers::{
 };
 pub(crate) use lex::SplitTop;
 pub use lex::{percent_decode, unescape_quoted};
+pub use message::{Header, Message, Method, StartLine};
 pub use names::HeaderName;
 pub use params::Params;
-pub use parse::{
-    parse, ErrorKind, Header, Message, Method, ParseError, StartLine, MAX_HEAD, MAX_HEADERS,
-};
+pub use parse::{parse, ErrorKind, ParseError, MAX_HEAD, MAX_HEADERS};
 pub(crate) use parse::{parse_again, parse_with, Failure, Sink, UriParts};
 pub use uri::{InvalidUri, Scheme, Uri};
 pub(crate) use via::push_response_via;

@@ -7,8 +7,8 @@
 
 use std::fmt::{self, Write as _};
 
+use super::message::{Message, Method, StartLine};
 use super::names::HeaderName;
-use super::parse::{Message, Method, StartLine};
 use crate::scan::has_cr_or_lf;
 
 /// Writes one message into a caller-owned buffer (appending).
