@@ -45,10 +45,13 @@
 //! that the two agree, and the `reference` feature of this crate routes every read to the
 //! reference, so that the whole test suite can run on it.
 
+mod class;
 mod framer;
 mod headers;
+mod invalid;
 mod lex;
 mod message;
+mod name_addr;
 mod names;
 mod params;
 mod parse;
@@ -63,21 +66,21 @@ mod tests;
 pub use crate::scan::find_byte;
 pub use framer::{frame, Frame, MAX_STREAM_BODY};
 pub(crate) use headers::{
-    call_id_value, cseq_parts, first_contact_uri, max_forwards_value, name_addr_tag,
-    session_expires_value, top_via_branch_rport, top_via_value,
+    call_id_value, cseq_parts, first_contact_uri, max_forwards_value, session_expires_value,
 };
-pub use headers::{
-    ContactValue, ContentType, InvalidHeader, InvalidNameAddr, NameAddr, Refresher, SessionExpires,
-    Via,
-};
+pub use headers::{ContactValue, ContentType, Refresher, SessionExpires};
+pub use invalid::InvalidHeader;
 pub(crate) use lex::SplitTop;
 pub use lex::{percent_decode, unescape_quoted};
 pub use message::{Header, Message, Method, StartLine};
+pub(crate) use name_addr::name_addr_tag;
+pub use name_addr::{InvalidNameAddr, NameAddr};
 pub use names::HeaderName;
 pub use params::Params;
 pub use parse::{parse, ErrorKind, ParseError, MAX_HEAD, MAX_HEADERS};
 pub(crate) use parse::{parse_again, parse_with, Failure, Sink, UriParts};
 pub use uri::{InvalidUri, Scheme, Uri};
-pub(crate) use via::push_response_via;
+pub use via::Via;
+pub(crate) use via::{push_response_via, top_via_branch_rport, top_via_value};
 pub(crate) use write::{clean_written, push_value, Lines, Prefix};
 pub use write::{reason_phrase, write_message, MessageWriter};
