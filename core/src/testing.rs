@@ -27,3 +27,20 @@ pub(crate) fn byte_edits(
         b
     })
 }
+
+/// `;name` or `;name=value`, the name and value drawn from the two regexes.
+pub(crate) fn param(name: &'static str, value: &'static str) -> impl Strategy<Value = String> {
+    (name, prop::option::of(value)).prop_map(|(n, v)| match v {
+        Some(v) => format!(";{n}={v}"),
+        None => format!(";{n}"),
+    })
+}
+
+/// `good` values with zero to two bytes from `bytes` inserted, removed or replaced.
+pub(crate) fn mutated(
+    good: impl Strategy<Value = String>,
+    bytes: &'static [u8],
+) -> impl Strategy<Value = String> {
+    byte_edits(good.prop_map(String::into_bytes), bytes, 2)
+        .prop_map(|b| String::from_utf8(b).expect("ASCII edits of ASCII"))
+}

@@ -231,7 +231,7 @@ impl std::error::Error for InvalidNameAddr {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::byte_edits;
+    use crate::testing::{mutated, param};
     use proptest::prelude::*;
 
     /// [`name_addr_tag_fast`], where it answers, finds the tag the reference finds, and
@@ -345,23 +345,6 @@ mod tests {
         )
             .prop_map(|(d, u, h, p, ps)| format!("{d}<sip:{u}@{h}{p}>{}", ps.concat()));
         mutated(good, b"<>\";=:@ \\%,?a0\r\n\t[")
-    }
-
-    /// `;name` or `;name=value`, each part from its regex.
-    fn param(name: &'static str, value: &'static str) -> impl Strategy<Value = String> {
-        (name, prop::option::of(value)).prop_map(|(n, v)| match v {
-            Some(v) => format!(";{n}={v}"),
-            None => format!(";{n}"),
-        })
-    }
-
-    /// `good` values with zero to two bytes from `bytes` inserted, removed or replaced.
-    fn mutated(
-        good: impl Strategy<Value = String>,
-        bytes: &'static [u8],
-    ) -> impl Strategy<Value = String> {
-        byte_edits(good.prop_map(String::into_bytes), bytes, 2)
-            .prop_map(|b| String::from_utf8(b).expect("ASCII edits of ASCII"))
     }
 
     proptest! {

@@ -289,7 +289,7 @@ fn trim(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::byte_edits;
+    use crate::testing::{mutated, param};
     use proptest::prelude::*;
 
     /// [`top_via_branch_rport_fast`], where it answers, reads what the reference reads, and
@@ -336,23 +336,6 @@ mod tests {
         ] {
             assert_eq!(top_via_branch_rport_fast(line), None, "{line:?}");
         }
-    }
-
-    /// `;name` or `;name=value`, each part from its regex.
-    fn param(name: &'static str, value: &'static str) -> impl Strategy<Value = String> {
-        (name, prop::option::of(value)).prop_map(|(n, v)| match v {
-            Some(v) => format!(";{n}={v}"),
-            None => format!(";{n}"),
-        })
-    }
-
-    /// `good` values with zero to two bytes from `bytes` inserted, removed or replaced.
-    fn mutated(
-        good: impl Strategy<Value = String>,
-        bytes: &'static [u8],
-    ) -> impl Strategy<Value = String> {
-        byte_edits(good.prop_map(String::into_bytes), bytes, 2)
-            .prop_map(|b| String::from_utf8(b).expect("ASCII edits of ASCII"))
     }
 
     /// Via lines of the fast shape, then zero to two bytes inserted, removed or replaced.
