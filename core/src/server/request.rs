@@ -177,12 +177,9 @@ fn response<'a>(raw: &RawHeaders<'a>, code: u16) -> Parsed<'a> {
 /// also refuses a CSeq method other than the request's.
 ///
 /// Always inlined, and the `Request` handed on rather than returned: it is most of a
-/// kilobyte, and [`parse`] wraps it in the `Parsed` it returns. Returned in a `Result`, it
-/// was built, then copied into the `Parsed` (and before that copied twice more on its way out
-/// of a call); passed straight to `Parsed::Request` it is built where `parse` returns it.
-/// `raw` is taken by value (this being inlined, nothing is copied at the call): its lists
-/// move out as they are, where `mem::take` from a borrowed `raw` also wrote an empty list back
-/// in place of each.
+/// kilobyte, and passed straight to `Parsed::Request` it is built where [`parse`] returns it,
+/// not copied there. `raw` is taken by value (this being inlined, nothing is copied at the
+/// call): its lists move out as they are.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn request<'a, T>(
@@ -337,7 +334,7 @@ impl<'a> sip::Sink<'a> for RawHeaders<'a> {
         );
     }
 
-    /// Inlined into the parser's line loop: a call per line cost more than the match.
+    /// Inlined into the parser's line loop: it runs once per header line.
     #[inline(always)]
     fn header(&mut self, h: Header<'a>) {
         let v = h.value;
@@ -376,9 +373,8 @@ fn values<'a>(line: &'a str, out: &mut Values<'a>) {
 }
 
 /// A request's list of header values (Via, Record-Route, Require, Supported), read as a
-/// slice. The first [`Values::INLINE`] live in place: a request rarely has more than two
-/// Vias, and a `Vec` per list was a malloc and a free per request. Longer lists move to
-/// the heap.
+/// slice. The first [`Values::INLINE`] live in place, since a request rarely has more than
+/// two Vias: no allocation per list. Longer lists move to the heap.
 #[derive(Default)]
 pub(crate) struct Values<'a> {
     inline: [&'a str; Values::INLINE],
