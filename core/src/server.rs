@@ -147,6 +147,16 @@ pub enum Command {
     BindRtp { port: u16, rtcp_mux: bool },
     /// The call using this port is over: close its sockets.
     UnbindRtp { port: u16, rtcp_mux: bool },
+    /// Look up a host name our in-dialog requests go to (a Record-Route or Contact that names a
+    /// host, RFC 3263), then call [`Server::resolved`] with what was found, within a bounded
+    /// time: an empty list when nothing was (the core then sends to the caller's source
+    /// address). `port` is the URI's; without one the runtime may use SRV records, else the
+    /// transport's default port. The core asks once per name at a time; requests for it wait.
+    Resolve {
+        host: String,
+        port: Option<u16>,
+        transport: Transport,
+    },
 }
 
 /// Instructions from the runtime, the control API or a signal.
@@ -573,6 +583,33 @@ impl Server {
         self.finish_drain(now, false);
     }
 
+    /// Answer to `Command::Resolve` (the same `host`, `port` and `transport`): the addresses
+    /// found, most preferred first, or none. Requests that waited for the name go out.
+    pub fn resolved(
+        &mut self,
+        now: Instant,
+        host: &str,
+        port: Option<u16>,
+        transport: Transport,
+        addrs: &[SocketAddr],
+    ) {
+        let (dialogs, mut cx) = self.parts(now);
+        dialogs.on_resolved(&mut cx, host, port, transport, addrs);
+        self.finish_drain(now, false);
+    }
+
+    /// The runtime could not deliver to `remote` on a stream transport: no connection was open
+    /// and opening one failed (RFC 3261 §18.1.1), or the connection broke. Requests we sent
+    /// that way end as if they had timed out (§8.1.3.1).
+    pub fn transport_error(&mut self, now: Instant, transport: Transport, remote: SocketAddr) {
+        let failed = self.txns.fail_path(transport, remote);
+        let (dialogs, mut cx) = self.parts(now);
+        for outcome in failed {
+            dialogs.on_outcome(&mut cx, outcome);
+        }
+        self.finish_drain(now, false);
+    }
+
     /// After Shutdown: emit `Drained` once every call is gone and every BYE answered (or at the
     /// grace deadline, whatever is left). Checked after every input that may end a call or
     /// answer a BYE.
@@ -585,7 +622,8 @@ impl Server {
 
     #[cold]
     fn drain(&mut self, now: Instant, deadline: bool) {
-        if deadline || (self.dialogs.is_empty() && !self.txns.byes_pending()) {
+        let pending = self.txns.byes_pending() || self.dialogs.holds_requests();
+        if deadline || (self.dialogs.is_empty() && !pending) {
             let (dialogs, mut cx) = self.parts(now);
             for h in dialogs.handles() {
                 dialogs.forget(&mut cx, h, EndReason::Control);

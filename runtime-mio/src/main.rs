@@ -372,6 +372,14 @@ impl Loop {
                     self.sockets.remove(&self.poll, addr);
                 }
             }
+            // Not resolved here yet: the core sends to the caller's source address instead.
+            Command::Resolve {
+                host,
+                port,
+                transport,
+            } => self
+                .server
+                .resolved(Instant::now(), &host, port, transport, &[]),
         }
     }
 

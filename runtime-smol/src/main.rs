@@ -319,6 +319,12 @@ fn command(
                 sockets.remove(&addr);
             }
         }
+        // Not resolved here yet: the core sends to the caller's source address instead.
+        Command::Resolve {
+            host,
+            port,
+            transport,
+        } => server.resolved(Instant::now(), &host, port, transport, &[]),
     }
 }
 

@@ -130,6 +130,9 @@ pub struct RunConfig {
     /// A runtime that sometimes wakes late: (parts per million of the core's timer wake-ups,
     /// how late). Exercises the core's bounded catch-up and `Event::Late`.
     pub stalls: (u32, Duration),
+    /// The simulated resolver: host name (lower case) → address, answered at once. A name
+    /// not here resolves to nothing (the core then sends to the caller's source address).
+    pub hosts: BTreeMap<String, IpAddr>,
 }
 
 impl Default for RunConfig {
@@ -142,6 +145,7 @@ impl Default for RunConfig {
             record_media: true,
             bind_delay: Duration::ZERO,
             stalls: (0, Duration::ZERO),
+            hosts: BTreeMap::new(),
         }
     }
 }
@@ -170,6 +174,7 @@ pub struct Sim {
     record_media: bool,
     bind_delay: Duration,
     stalls: (u32, Duration),
+    hosts: BTreeMap<String, IpAddr>,
     /// The core's timers are not served before this (a stall in progress).
     stalled_until: Duration,
 }
@@ -197,6 +202,7 @@ impl Sim {
             record_media: run.record_media,
             bind_delay: run.bind_delay,
             stalls: run.stalls,
+            hosts: run.hosts.clone(),
             stalled_until: Duration::ZERO,
         }
     }
@@ -356,12 +362,28 @@ impl Sim {
             let mut progressed = false;
             while let Some(cmd) = self.server.poll_command() {
                 progressed = true;
-                if let Command::BindRtp { port, .. } = cmd {
-                    if self.bind_delay.is_zero() {
-                        self.server.rtp_bind_result(now, port, true);
-                    } else {
-                        self.push(self.now + self.bind_delay, Queued::Bound(port));
+                match cmd {
+                    Command::BindRtp { port, .. } => {
+                        if self.bind_delay.is_zero() {
+                            self.server.rtp_bind_result(now, port, true);
+                        } else {
+                            self.push(self.now + self.bind_delay, Queued::Bound(port));
+                        }
                     }
+                    Command::Resolve {
+                        host,
+                        port,
+                        transport,
+                    } => {
+                        let found: Vec<SocketAddr> = self
+                            .hosts
+                            .get(&host.to_ascii_lowercase())
+                            .map(|ip| SocketAddr::new(*ip, port.unwrap_or(5060)))
+                            .into_iter()
+                            .collect();
+                        self.server.resolved(now, &host, port, transport, &found);
+                    }
+                    Command::UnbindRtp { .. } => {}
                 }
             }
             while let Some(t) = self.server.poll_transmit(now, &mut self.buf) {

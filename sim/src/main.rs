@@ -59,6 +59,10 @@ enum Cmd {
         /// Write the core's side of the wire as pcap (one input file only).
         #[arg(long)]
         pcap_out: Option<PathBuf>,
+        /// A host name the simulated resolver knows, `NAME=IP` (repeatable); other names
+        /// resolve to nothing.
+        #[arg(long = "host", value_parser = parse_host)]
+        hosts: Vec<(String, std::net::IpAddr)>,
     },
     /// Write the synthetic DP750 captures.
     Generate {
@@ -77,6 +81,15 @@ enum Cmd {
         #[arg(long)]
         verbose: bool,
     },
+}
+
+/// `proxy.example=192.0.2.7` → the name (lower case) and its address.
+fn parse_host(s: &str) -> Result<(String, std::net::IpAddr), String> {
+    let (name, ip) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s}: expected NAME=IP"))?;
+    let ip = ip.parse().map_err(|e| format!("{s}: {e}"))?;
+    Ok((name.to_ascii_lowercase(), ip))
 }
 
 /// `1%`, `0.1%`, `0.005` → parts per million.
@@ -153,6 +166,7 @@ fn run(cli: Cli) -> Result<bool, String> {
             stall,
             json,
             pcap_out,
+            hosts,
         } => {
             if pcap_out.is_some() && files.len() != 1 {
                 return Err("--pcap-out takes exactly one input file".into());
@@ -171,6 +185,7 @@ fn run(cli: Cli) -> Result<bool, String> {
                 record_media: true,
                 bind_delay,
                 stalls: (stall_rate, stall),
+                hosts: hosts.into_iter().collect(),
             };
             let mut results = Vec::new();
             for f in &files {

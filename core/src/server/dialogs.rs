@@ -9,16 +9,20 @@
 
 mod in_dialog;
 mod invite;
+mod route;
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use route::{Hop, Plan};
 
 use super::messages::{self, InDialogRequest, ResponseHead, SessionExpires, ACCEPT, SUPPORTED};
 use super::outbox::Path;
 use super::request::Request;
 use super::transactions::{ClientOutcome, ClientPurpose, TxnId, TxnKey};
-use super::{CallHandle, CallTimer, Cx, EndReason, Event, ServerConfig, Timer, Transport};
+use super::{CallHandle, CallTimer, Command, Cx, EndReason, Event, ServerConfig, Timer, Transport};
 use crate::hash_index::{dialog_hash, HashIndex, HashedKey};
 use crate::sdp::{self, AnswerLayout, AnswerPrefs, Negotiated, OfferError};
 use crate::slab::CallSlab;
@@ -54,14 +58,20 @@ pub(crate) struct Call {
     pub our_from: String,
     /// Their Contact (else the Request-URI): the remote target our requests go to.
     pub remote_target: String,
+    /// The Record-Route values of the request that made the dialog, in order (RFC 3261
+    /// §12.1.1): fixed for the dialog's life.
     pub route_set: Vec<String>,
+    /// The caller's Via named another address than its requests come from (a NAT).
+    pub natted: bool,
+    /// The Request-URI, Route headers and next hop of our in-dialog requests (BYE, UPDATE), and
+    /// the next hop's address once known.
+    pub plan: Plan,
+    pub dest: Dest,
     pub remote_cseq: u32,
     pub local_cseq: u32,
     pub transport: Transport,
     pub local_sip: SocketAddr,
     pub remote_sip: SocketAddr,
-    /// Where our in-dialog requests (BYE, UPDATE) go.
-    pub request_dest: SocketAddr,
     pub advertised: IpAddr,
     pub state: CallState,
     /// The INVITE being (or last) answered: its transaction and CSeq, and until its ACK the
@@ -110,6 +120,34 @@ impl Call {
     }
 }
 
+/// Where our in-dialog requests go: an address, or a host name the runtime is looking up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Dest {
+    Addr(SocketAddr),
+    Lookup(Lookup),
+}
+
+/// A host name asked of the runtime (`Command::Resolve`), for one transport.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Lookup {
+    host: String,
+    port: Option<u16>,
+    transport: Transport,
+}
+
+/// A request we wrote while its next hop's name was being looked up: sent when the answer
+/// comes (to the caller's source address, `fallback`, if the name did not resolve).
+#[derive(Debug)]
+struct Held {
+    lookup: Lookup,
+    fallback: SocketAddr,
+    local: SocketAddr,
+    method: &'static str,
+    purpose: ClientPurpose,
+    branch: String,
+    bytes: Vec<u8>,
+}
+
 /// Every call, and the index that finds a call by its dialog identity.
 #[derive(Debug, Default)]
 pub(crate) struct Dialogs {
@@ -118,6 +156,9 @@ pub(crate) struct Dialogs {
     /// peer-chosen Call-IDs that collide fill one window and then a B-tree, never a long probe
     /// chain.
     index: HashIndex<CallHandle>,
+    /// Names the runtime is looking up, and the requests waiting for them.
+    lookups: BTreeSet<Lookup>,
+    held: Vec<Held>,
     /// Reused for writing responses.
     scratch: Vec<u8>,
 }
@@ -256,7 +297,8 @@ impl Dialogs {
         }
     }
 
-    /// Send BYE or UPDATE inside the dialog (RFC 3261 §12.2.1.1).
+    /// Send BYE or UPDATE inside the dialog (RFC 3261 §12.2.1.1): now, or once the next hop's
+    /// name is resolved.
     fn send_request(&mut self, cx: &mut Cx<'_>, h: CallHandle, method: &'static str) {
         let branch = format!("z9hG4bK{}", cx.rng.token());
         let Some(call) = self.calls.get_mut(&h) else {
@@ -275,7 +317,7 @@ impl Dialogs {
             &mut bytes,
             &InDialogRequest {
                 method,
-                target: &call.remote_target,
+                target: &call.plan.request_uri,
                 transport: call.transport,
                 host: call.advertised,
                 port: call.local_sip.port(),
@@ -284,18 +326,79 @@ impl Dialogs {
                 to: &call.their_from,
                 call_id: call.call_id(),
                 cseq: call.local_cseq,
-                route_set: &call.route_set,
+                route_set: &call.plan.routes,
                 user_agent: &cx.config.user_agent,
                 session,
             },
         );
+        let dest = match &call.dest {
+            Dest::Addr(a) => *a,
+            Dest::Lookup(lookup) => {
+                self.held.push(Held {
+                    lookup: lookup.clone(),
+                    fallback: call.remote_sip,
+                    local: call.local_sip,
+                    method,
+                    purpose,
+                    branch,
+                    bytes,
+                });
+                return;
+            }
+        };
         let path = Path {
             transport: call.transport,
             local: call.local_sip,
-            dest: call.request_dest,
+            dest,
         };
         cx.txns
             .send_request(&mut cx.io, method, purpose, branch, bytes, path);
+    }
+
+    /// The runtime's answer to `Command::Resolve`: calls waiting for the name take its first
+    /// address (or the caller's source address when there is none), and held requests go.
+    pub fn on_resolved(
+        &mut self,
+        cx: &mut Cx<'_>,
+        host: &str,
+        port: Option<u16>,
+        transport: Transport,
+        addrs: &[SocketAddr],
+    ) {
+        let lookup = Lookup {
+            host: host.to_ascii_lowercase(),
+            port,
+            transport,
+        };
+        if !self.lookups.remove(&lookup) {
+            return;
+        }
+        let found = addrs.first().copied();
+        for h in self.calls.keys().collect::<Vec<_>>() {
+            if let Some(call) = self.calls.get_mut(&h) {
+                if call.dest == Dest::Lookup(lookup.clone()) {
+                    call.dest = Dest::Addr(found.unwrap_or(call.remote_sip));
+                }
+            }
+        }
+        let (ready, waiting) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|r| r.lookup == lookup);
+        self.held = waiting;
+        for r in ready {
+            let path = Path {
+                transport,
+                local: r.local,
+                dest: found.unwrap_or(r.fallback),
+            };
+            cx.txns
+                .send_request(&mut cx.io, r.method, r.purpose, r.branch, r.bytes, path);
+        }
+    }
+
+    /// Is a request of ours waiting for a name to resolve?
+    pub fn holds_requests(&self) -> bool {
+        !self.held.is_empty()
     }
 
     /// Remove a call: end its media (RTCP BYE if it sent any), free its port, report it.
@@ -319,6 +422,35 @@ impl Dialogs {
             rtp_packets_sent: ended.map_or(0, |e| e.packets),
         });
     }
+}
+
+/// Work out where a call's in-dialog requests go from its route set and remote target, and ask
+/// the runtime to resolve a host name there unless it is already being looked up.
+fn route_call(lookups: &mut BTreeSet<Lookup>, cx: &mut Cx<'_>, call: &mut Call) {
+    call.plan = Plan::new(
+        &call.route_set,
+        &call.remote_target,
+        call.natted,
+        call.remote_sip,
+    );
+    call.dest = match &call.plan.hop {
+        Hop::Addr(a) => Dest::Addr(*a),
+        Hop::Name { host, port } => {
+            let lookup = Lookup {
+                host: host.clone(),
+                port: *port,
+                transport: call.transport,
+            };
+            if lookups.insert(lookup.clone()) {
+                cx.io.out.command(Command::Resolve {
+                    host: host.clone(),
+                    port: *port,
+                    transport: call.transport,
+                });
+            }
+            Dest::Lookup(lookup)
+        }
+    };
 }
 
 /// Arm a call's session timer: the refresh at half the interval when we refresh, else the

@@ -275,11 +275,6 @@ fn request<'a, T>(
         // The remote target (RFC 3261 §12.1.1): our requests in the dialog go to it, and a
         // Request-URI carries no headers.
         contact: contact.map(|u| u.without_headers()),
-        // What `uri_socket_addr(raw)` would find, from the URI already parsed; a raw URI with
-        // a '<' (which that function would cut at) is left to it.
-        contact_addr: contact
-            .filter(|u| sip::find_byte(u.raw.as_bytes(), b'<').is_none())
-            .map(|u| uri_addr(&u)),
         record_route: raw.record_route,
         require: raw.require,
         supported: raw.supported,
@@ -613,26 +608,6 @@ mod tests {
     }
 }
 
-/// The socket address of a SIP URI (optionally in `<>`) whose host is an IP literal; names
-/// need DNS, which the core does not do.
-pub(crate) fn uri_socket_addr(uri: &str) -> Option<SocketAddr> {
-    let inner = match (uri.find('<'), uri.find('>')) {
-        (Some(a), Some(b)) if a < b => &uri[a + 1..b],
-        _ => uri,
-    };
-    uri_addr(&Uri::parse(inner).ok()?)
-}
-
-fn uri_addr(u: &Uri<'_>) -> Option<SocketAddr> {
-    let ip = crate::ascii::parse_ip(u.host_unbracketed()).ok()?;
-    let default = if matches!(u.scheme, sip::Scheme::Sips) {
-        5061
-    } else {
-        5060
-    };
-    Some(SocketAddr::new(ip, u.port.unwrap_or(default)))
-}
-
 /// One request, with the fields the transaction and dialog layers use, borrowed from the datagram.
 #[derive(Debug)]
 pub(crate) struct Request<'a> {
@@ -655,9 +630,6 @@ pub(crate) struct Request<'a> {
     pub max_forwards: Option<u32>,
     /// First Contact URI (without `<>` and without its `?headers`), if any.
     pub contact: Option<&'a str>,
-    /// `uri_socket_addr(contact)` when already known from parsing the Contact (`Some(None)`:
-    /// known not to be an IP literal); `None`: not computed.
-    pub contact_addr: Option<Option<SocketAddr>>,
     /// Record-Route values in order, as written.
     pub record_route: Values<'a>,
     pub require: Values<'a>,

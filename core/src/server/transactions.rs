@@ -461,6 +461,30 @@ impl Transactions {
         Some((txn.purpose, code))
     }
 
+    /// End every client transaction still waiting on `transport` to `dest`: the transport
+    /// failed. Their outcomes are 408s (RFC 3261 §8.1.3.1 treats a transport error like a
+    /// timeout for a request that was never answered).
+    pub fn fail_path(
+        &mut self,
+        transport: Transport,
+        dest: std::net::SocketAddr,
+    ) -> Vec<ClientOutcome> {
+        let failed: Vec<u64> = self
+            .client
+            .iter()
+            .filter(|(_, t)| !t.done && t.path.transport == transport && t.path.dest == dest)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut outcomes = Vec::with_capacity(failed.len());
+        for id in failed {
+            if let Some(txn) = self.client.remove(&id) {
+                self.client_index.remove(&txn.branch);
+                outcomes.push((txn.purpose, 408));
+            }
+        }
+        outcomes
+    }
+
     /// Is a BYE of ours still waiting for its final response?
     pub fn byes_pending(&self) -> bool {
         self.client

@@ -102,6 +102,11 @@ pub struct Harness {
     pub hold_binds: bool,
     /// The transport datagrams arrive on (`send`, `send_bytes`).
     pub transport: Transport,
+    /// The resolver `Command::Resolve` is answered from (host name → IP); other names resolve
+    /// to nothing. With `hold_resolves`, answers wait for `release_resolves`.
+    pub hosts: std::collections::BTreeMap<String, std::net::IpAddr>,
+    pub hold_resolves: bool,
+    held_resolves: Vec<(String, Option<u16>, Transport)>,
     held: Vec<u16>,
     /// RTP since the last SIP line, per destination in order of appearance: (dest, packets).
     pending_rtp: Vec<(SocketAddr, u64)>,
@@ -138,6 +143,9 @@ impl Harness {
             refuse_binds: 0,
             hold_binds: false,
             transport: Transport::Udp,
+            hosts: Default::default(),
+            hold_resolves: false,
+            held_resolves: Vec::new(),
             held: Vec::new(),
             pending_rtp: Vec::new(),
         }
@@ -176,18 +184,32 @@ impl Harness {
             while let Some(cmd) = self.server.poll_command() {
                 progressed = true;
                 self.commands.push((self.elapsed(), cmd.clone()));
-                if let Command::BindRtp { port, .. } = cmd {
-                    if self.hold_binds {
-                        self.held.push(port);
-                        continue;
+                match cmd {
+                    Command::BindRtp { port, .. } => {
+                        if self.hold_binds {
+                            self.held.push(port);
+                            continue;
+                        }
+                        let ok = if self.refuse_binds > 0 {
+                            self.refuse_binds -= 1;
+                            false
+                        } else {
+                            true
+                        };
+                        self.server.rtp_bind_result(self.now, port, ok);
                     }
-                    let ok = if self.refuse_binds > 0 {
-                        self.refuse_binds -= 1;
-                        false
-                    } else {
-                        true
-                    };
-                    self.server.rtp_bind_result(self.now, port, ok);
+                    Command::Resolve {
+                        host,
+                        port,
+                        transport,
+                    } => {
+                        if self.hold_resolves {
+                            self.held_resolves.push((host, port, transport));
+                        } else {
+                            self.answer_resolve(&host, port, transport);
+                        }
+                    }
+                    Command::UnbindRtp { .. } => {}
                 }
             }
             let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -276,6 +298,26 @@ impl Harness {
         }
         self.now = end;
         self.server.handle_timeout(self.now);
+        self.drain();
+    }
+
+    fn answer_resolve(&mut self, host: &str, port: Option<u16>, transport: Transport) {
+        let found: Vec<SocketAddr> = self
+            .hosts
+            .get(host)
+            .map(|ip| SocketAddr::new(*ip, port.unwrap_or(5060)))
+            .into_iter()
+            .collect();
+        self.server
+            .resolved(self.now, host, port, transport, &found);
+    }
+
+    /// Answer every held `Command::Resolve` from `hosts`.
+    pub fn release_resolves(&mut self) {
+        self.hold_resolves = false;
+        for (host, port, transport) in std::mem::take(&mut self.held_resolves) {
+            self.answer_resolve(&host, port, transport);
+        }
         self.drain();
     }
 

@@ -9,7 +9,8 @@ use super::super::request::Request;
 use super::super::transactions::{MergeKey, ServerState, TxnKey};
 use super::super::{CallHandle, CallTimer, Cx, EndReason, Event, Timer, Transport};
 use super::{
-    arm_session_timer, check_offer, prefs, supports_timer, CallState, Dialogs, OfferCheck,
+    arm_session_timer, check_offer, prefs, route_call, supports_timer, CallState, Dialogs,
+    OfferCheck,
 };
 use crate::sdp;
 
@@ -131,8 +132,9 @@ impl Dialogs {
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
-        if let Some(c) = req.contact {
+        if let Some(c) = req.contact.filter(|c| *c != call.remote_target) {
             call.remote_target = c.to_string(); // target refresh (RFC 3261 §12.2.2)
+            route_call(&mut self.lookups, cx, call);
         }
         if let Some(t) = session {
             call.session = Some(t);

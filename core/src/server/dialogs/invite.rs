@@ -1,13 +1,16 @@
 //! A new call: the checks, the 100, an RTP port from the runtime, then the 200 with our SDP.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use super::super::messages::{self, OkLines, ResponseHead, SDP_TYPE};
-use super::super::request::{self, Request};
+use super::super::request::Request;
 use super::super::transactions::{MergeKey, TxnKey};
 use super::super::{CallHandle, CallTimer, Cx, EndReason, ServerConfig, Timer, Transport};
-use super::{check_offer, prefs, supports_timer, Call, CallState, Dialogs, OfferCheck};
+use super::route::Plan;
+use super::{
+    check_offer, prefs, route_call, supports_timer, Call, CallState, Dest, Dialogs, OfferCheck,
+};
 use crate::ascii;
 use crate::hash_index::HashedKey;
 use crate::sdp::{self, Direction, LocalMedia};
@@ -81,12 +84,14 @@ impl Dialogs {
             our_from: format!("{};tag={local_tag}", req.to),
             remote_target: target.to_string(),
             route_set: req.record_route.iter().map(|r| r.to_string()).collect(),
+            natted: natted(req),
+            plan: Plan::new(&[], "", false, req.remote),
+            dest: Dest::Addr(req.remote),
             remote_cseq: req.cseq,
             local_cseq: 0,
             transport: req.transport,
             local_sip: req.local,
             remote_sip: req.remote,
-            request_dest: request_destination(req, target),
             advertised,
             state: CallState::AwaitingPort,
             invite_txn: id,
@@ -114,6 +119,9 @@ impl Dialogs {
         if let Some(c) = calls.get(&handle) {
             self.index
                 .insert(&c.dialog, handle, |h| calls.get(&h).map(|c| &c.dialog));
+        }
+        if let Some(c) = self.calls.get_mut(&handle) {
+            route_call(&mut self.lookups, cx, c);
         }
         cx.stats.calls_total += 1;
         cx.stats.calls_active = self.calls.len();
@@ -292,29 +300,6 @@ fn advertised_ip(config: &ServerConfig, req: &Request<'_>) -> IpAddr {
         return req.remote.ip();
     }
     IpAddr::V4(Ipv4Addr::LOCALHOST)
-}
-
-/// Our in-dialog requests go to the first Record-Route hop, else the remote target (`target`)
-/// — unless the caller is behind a NAT (its Via names another address than the packet came
-/// from), when the target is unreachable and the source address is the one that works
-/// (RFC 3581 spirit).
-fn request_destination(req: &Request<'_>, target: &str) -> SocketAddr {
-    if let Some(first) = req.record_route.iter().next() {
-        if let Some(a) = request::uri_socket_addr(first) {
-            return a;
-        }
-    }
-    if !natted(req) {
-        // The remote target is the Contact when there is one, already parsed.
-        let target = match (req.contact, req.contact_addr) {
-            (Some(_), Some(known)) => known,
-            _ => request::uri_socket_addr(target),
-        };
-        if let Some(a) = target {
-            return a;
-        }
-    }
-    req.remote
 }
 
 /// Whether the Via's host is not the address the request came from.
