@@ -417,7 +417,7 @@ impl Server {
                         .on_response(&mut io, r.branch, r.cseq_method, r.code)
                 {
                     let (dialogs, mut cx) = self.parts(now);
-                    dialogs.on_outcome(&mut cx, outcome);
+                    dialogs.on_outcome(&mut cx, outcome, Some(r));
                 }
                 self.finish_drain(now, false);
             }
@@ -530,7 +530,7 @@ impl Server {
                 Timer::ServerTxn(id) => cx.txns.on_server_timer(&mut cx.io, at, id),
                 Timer::ClientTxn(id) => {
                     if let Some(outcome) = cx.txns.on_client_timer(&mut cx.io, at, id) {
-                        dialogs.on_outcome(&mut cx, outcome);
+                        dialogs.on_outcome(&mut cx, outcome, None);
                     }
                 }
                 Timer::Call(call, what) => dialogs.on_timer(&mut cx, at, call, what),
@@ -605,7 +605,7 @@ impl Server {
         let failed = self.txns.fail_path(transport, remote);
         let (dialogs, mut cx) = self.parts(now);
         for outcome in failed {
-            dialogs.on_outcome(&mut cx, outcome);
+            dialogs.on_outcome(&mut cx, outcome, None);
         }
         self.finish_drain(now, false);
     }

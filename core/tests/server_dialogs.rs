@@ -785,10 +785,12 @@ fn session_timer_we_refresh_with_update() {
         .expect("UPDATE at S/2")
         .clone();
     assert_eq!(update.at, Duration::from_secs(60));
+    // In our refresh, we are its UAC and we refresh (RFC 4028 §7.1, §7.4).
     assert_eq!(
         update.header("Session-Expires").unwrap(),
-        "120;refresher=uas"
+        "120;refresher=uac"
     );
+    assert_eq!(update.header("Supported").as_deref(), Some("timer"));
     assert!(update.header("CSeq").unwrap().ends_with(" UPDATE"));
     // answer it: the next refresh comes 60 s later
     h.send(PHONE, &update.reply("200 OK"));

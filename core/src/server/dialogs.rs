@@ -10,18 +10,22 @@
 mod in_dialog;
 mod invite;
 mod route;
+mod session;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use invite::next_local_media;
 use route::{Hop, Plan};
+pub(crate) use session::SessionTimer;
+use session::{arm_session_timer, session_timer_request};
 
-use super::messages::{self, InDialogRequest, ResponseHead, SessionExpires, ACCEPT, SUPPORTED};
+use super::messages::{self, Contact, InDialogRequest, ResponseHead, ACCEPT, SUPPORTED};
 use super::outbox::Path;
 use super::request::Request;
-use super::transactions::{ClientOutcome, ClientPurpose, TxnId, TxnKey};
+use super::transactions::{ClientPurpose, TxnId, TxnKey};
 use super::{CallHandle, CallTimer, Command, Cx, EndReason, Event, ServerConfig, Timer, Transport};
 use crate::hash_index::{dialog_hash, HashIndex, HashedKey};
 use crate::sdp::{self, AnswerLayout, AnswerPrefs, Negotiated, OfferError};
@@ -34,13 +38,6 @@ pub(crate) enum CallState {
     /// 2xx sent (initial or re-INVITE); retransmitting it until the ACK.
     Answering,
     Confirmed,
-}
-
-#[derive(Debug)]
-pub(crate) struct SessionTimer {
-    pub expires: SessionExpires,
-    /// The armed refresh (we refresh) or expiry (they do) deadline.
-    pub at: Option<Instant>,
 }
 
 /// One dialog.
@@ -96,6 +93,8 @@ pub(crate) struct Call {
     pub retransmit_interval: Duration,
     pub ack_deadline: Option<Instant>,
     pub session: Option<SessionTimer>,
+    /// The peer's Allow lists UPDATE (RFC 3311 §5.1): our refreshes may use it.
+    pub peer_allows_update: bool,
     pub max_at: Option<Instant>,
     pub created: Instant,
     pub started: Option<Instant>,
@@ -110,12 +109,17 @@ impl Call {
         self.dialog.text_at(self.call_id_len + 1..)
     }
 
-    /// The user part of our Contact.
-    fn contact_user(&self) -> &str {
-        if self.user.is_empty() {
-            "onhold"
-        } else {
-            &self.user
+    /// Our Contact in this dialog.
+    fn contact(&self) -> Contact<'_> {
+        Contact {
+            user: if self.user.is_empty() {
+                "onhold"
+            } else {
+                &self.user
+            },
+            host: self.advertised,
+            port: self.local_sip.port(),
+            tcp: self.transport == Transport::Tcp,
         }
     }
 }
@@ -146,6 +150,18 @@ struct Held {
     purpose: ClientPurpose,
     branch: String,
     bytes: Vec<u8>,
+    ack: Option<Vec<u8>>,
+}
+
+/// What a request we send adds to the dialog's usual headers.
+#[derive(Default)]
+struct Extras<'a> {
+    /// A target refresh (UPDATE, re-INVITE): our Contact goes with it.
+    refresh: bool,
+    /// A session refresh: its Session-Expires interval.
+    session: Option<Duration>,
+    /// An offer: our SDP.
+    sdp: Option<&'a [u8]>,
 }
 
 /// Every call, and the index that finds a call by its dialog identity.
@@ -257,7 +273,7 @@ impl Dialogs {
             }
             CallTimer::SessionRefresh => {
                 if call.session.as_ref().is_some_and(|t| t.at == Some(at)) {
-                    self.send_request(cx, h, "UPDATE");
+                    self.refresh(cx, h);
                 }
             }
             CallTimer::MaxDuration => {
@@ -265,21 +281,6 @@ impl Dialogs {
                     self.hangup(cx, h, EndReason::MaxDuration);
                 }
             }
-        }
-    }
-
-    /// The outcome of a request we sent in a dialog: a refreshed session timer runs on, a
-    /// failed refresh ends the call.
-    pub fn on_outcome(&mut self, cx: &mut Cx<'_>, (purpose, code): ClientOutcome) {
-        let ClientPurpose::SessionRefresh(h) = purpose else {
-            return;
-        };
-        if (200..300).contains(&code) {
-            if let Some(call) = self.calls.get_mut(&h) {
-                arm_session_timer(cx, h, call);
-            }
-        } else {
-            self.hangup(cx, h, EndReason::SessionExpired);
         }
     }
 
@@ -291,46 +292,56 @@ impl Dialogs {
         match call.state {
             CallState::AwaitingPort => self.fail_unanswered(cx, h, 503, reason),
             CallState::Answering | CallState::Confirmed => {
-                self.send_request(cx, h, "BYE");
+                let bye = Extras::default();
+                self.send_request(cx, h, "BYE", ClientPurpose::Bye, bye);
                 self.forget(cx, h, reason);
             }
         }
     }
 
-    /// Send BYE or UPDATE inside the dialog (RFC 3261 §12.2.1.1): now, or once the next hop's
-    /// name is resolved.
-    fn send_request(&mut self, cx: &mut Cx<'_>, h: CallHandle, method: &'static str) {
+    /// Send a request inside the dialog (RFC 3261 §12.2.1.1): now, or once the next hop's name
+    /// is resolved. `extras`: what a target or session refresh adds to it.
+    fn send_request(
+        &mut self,
+        cx: &mut Cx<'_>,
+        h: CallHandle,
+        method: &'static str,
+        purpose: ClientPurpose,
+        extras: Extras<'_>,
+    ) {
         let branch = format!("z9hG4bK{}", cx.rng.token());
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
         call.local_cseq += 1;
-        let (purpose, session) = match method {
-            "BYE" => (ClientPurpose::Bye, None),
-            _ => (
-                ClientPurpose::SessionRefresh(h),
-                call.session.as_ref().map(|t| t.expires.interval),
-            ),
+        let mut r = InDialogRequest {
+            method,
+            target: &call.plan.request_uri,
+            transport: call.transport,
+            host: call.advertised,
+            port: call.local_sip.port(),
+            branch: &branch,
+            from: &call.our_from,
+            to: &call.their_from,
+            call_id: call.call_id(),
+            cseq: call.local_cseq,
+            route_set: &call.plan.routes,
+            user_agent: &cx.config.user_agent,
+            contact: extras.refresh.then(|| call.contact()),
+            session: extras.session,
+            sdp: extras.sdp,
         };
         let mut bytes = Vec::with_capacity(600);
-        messages::write_in_dialog_request(
-            &mut bytes,
-            &InDialogRequest {
-                method,
-                target: &call.plan.request_uri,
-                transport: call.transport,
-                host: call.advertised,
-                port: call.local_sip.port(),
-                branch: &branch,
-                from: &call.our_from,
-                to: &call.their_from,
-                call_id: call.call_id(),
-                cseq: call.local_cseq,
-                route_set: &call.plan.routes,
-                user_agent: &cx.config.user_agent,
-                session,
-            },
-        );
+        messages::write_in_dialog_request(&mut bytes, &r);
+        // An INVITE's transaction acknowledges a final error itself, on its own branch and
+        // CSeq (RFC 3261 §17.1.1.3).
+        let ack = (method == "INVITE").then(|| {
+            r.method = "ACK";
+            (r.contact, r.session, r.sdp) = (None, None, None);
+            let mut ack = Vec::with_capacity(400);
+            messages::write_in_dialog_request(&mut ack, &r);
+            ack
+        });
         let dest = match &call.dest {
             Dest::Addr(a) => *a,
             Dest::Lookup(lookup) => {
@@ -342,6 +353,7 @@ impl Dialogs {
                     purpose,
                     branch,
                     bytes,
+                    ack,
                 });
                 return;
             }
@@ -352,7 +364,42 @@ impl Dialogs {
             dest,
         };
         cx.txns
-            .send_request(&mut cx.io, method, purpose, branch, bytes, path);
+            .send_request(&mut cx.io, method, purpose, branch, bytes, ack, path);
+    }
+
+    /// The ACK for the 2xx to our last re-INVITE (its CSeq number, a new `branch`), and where it
+    /// goes: the next hop of the re-INVITE, known since the re-INVITE went out.
+    fn write_ack(&self, cx: &Cx<'_>, h: CallHandle, branch: &str) -> Option<(Vec<u8>, Path)> {
+        let call = self.calls.get(&h)?;
+        let cseq = call.session.as_ref()?.invite_cseq();
+        let Dest::Addr(dest) = call.dest else {
+            return None;
+        };
+        let r = InDialogRequest {
+            method: "ACK",
+            target: &call.plan.request_uri,
+            transport: call.transport,
+            host: call.advertised,
+            port: call.local_sip.port(),
+            branch,
+            from: &call.our_from,
+            to: &call.their_from,
+            call_id: call.call_id(),
+            cseq,
+            route_set: &call.plan.routes,
+            user_agent: &cx.config.user_agent,
+            contact: None,
+            session: None,
+            sdp: None,
+        };
+        let mut ack = Vec::with_capacity(400);
+        messages::write_in_dialog_request(&mut ack, &r);
+        let path = Path {
+            transport: call.transport,
+            local: call.local_sip,
+            dest,
+        };
+        Some((ack, path))
     }
 
     /// The runtime's answer to `Command::Resolve`: calls waiting for the name take its first
@@ -391,8 +438,9 @@ impl Dialogs {
                 local: r.local,
                 dest: found.unwrap_or(r.fallback),
             };
-            cx.txns
-                .send_request(&mut cx.io, r.method, r.purpose, r.branch, r.bytes, path);
+            cx.txns.send_request(
+                &mut cx.io, r.method, r.purpose, r.branch, r.bytes, r.ack, path,
+            );
         }
     }
 
@@ -453,24 +501,6 @@ fn route_call(lookups: &mut BTreeSet<Lookup>, cx: &mut Cx<'_>, call: &mut Call) 
     };
 }
 
-/// Arm a call's session timer: the refresh at half the interval when we refresh, else the
-/// expiry (RFC 4028 §10: BYE at the expiry minus min(32 s, interval/3) if no refresh arrived).
-fn arm_session_timer(cx: &mut Cx<'_>, h: CallHandle, call: &mut Call) {
-    let now = cx.io.now;
-    let Some(t) = call.session.as_mut() else {
-        return;
-    };
-    let interval = t.expires.interval;
-    let (at, what) = if t.expires.we_refresh {
-        (now + interval / 2, CallTimer::SessionRefresh)
-    } else {
-        let margin = Duration::from_secs(32).min(interval / 3);
-        (now + interval - margin, CallTimer::SessionExpiry)
-    };
-    t.at = Some(at);
-    cx.io.timers.push(at, Timer::Call(h, what));
-}
-
 /// What an INVITE or UPDATE brings: its session timer, and its offer with our answer to it
 /// (what the answer repeats of the offer, and what we agreed).
 struct OfferCheck {
@@ -483,7 +513,7 @@ struct OfferCheck {
 /// or refuse the request with the right final response (422 with Min-SE, 415 with Accept, 400,
 /// 488 with Warning) and return `None`.
 fn check_offer(cx: &mut Cx<'_>, req: &Request<'_>, key: TxnKey) -> Option<(TxnKey, OfferCheck)> {
-    let session = match session_timer_request(cx.config, req) {
+    let session = match session_timer_request(cx.config, req, cx.io.now) {
         Ok(t) => t,
         Err(code) => {
             let min = cx.config.min_se.as_secs().to_string();
@@ -534,39 +564,6 @@ fn prefs(config: &ServerConfig) -> AnswerPrefs {
         codecs: config.codecs.clone(),
         default_ptime_ms: config.ptime_ms,
     }
-}
-
-/// The session timer a request asks for (RFC 4028 §9), or 422 when its interval is below
-/// our Min-SE.
-fn session_timer_request(
-    config: &ServerConfig,
-    req: &Request<'_>,
-) -> Result<Option<SessionTimer>, u16> {
-    let Some((secs, refresher)) = req.session_expires else {
-        return Ok(None);
-    };
-    if (secs as u64) < config.min_se.as_secs() {
-        return Err(422);
-    }
-    // RFC 4028 §9: keep the refresher the UAC chose; if it chose none, let it refresh when it can.
-    let we_refresh = match refresher {
-        Some(r) => r.eq_ignore_ascii_case("uas"),
-        None => !supports_timer(req),
-    };
-    Ok(Some(SessionTimer {
-        expires: SessionExpires {
-            interval: Duration::from_secs(secs as u64),
-            we_refresh,
-        },
-        at: None,
-    }))
-}
-
-/// The request's Supported lists `timer` (RFC 4028).
-fn supports_timer(req: &Request<'_>) -> bool {
-    req.supported
-        .iter()
-        .any(|t| t.eq_ignore_ascii_case("timer"))
 }
 
 /// The option tags of `req`'s Require that we do not support, listed for a 420's Unsupported

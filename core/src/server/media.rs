@@ -174,6 +174,11 @@ impl Media {
         }
     }
 
+    /// The media in force for a call, once it started.
+    pub fn negotiated(&self, call: CallHandle) -> Option<&Negotiated> {
+        self.streams.get(call).map(|s| &s.neg)
+    }
+
     /// Stop sending (a hold offer, before its ACK).
     pub fn stop(&mut self, call: CallHandle) {
         if let Some(stream) = self.streams.get_mut(call) {

@@ -196,55 +196,66 @@ pub(crate) struct SessionExpires {
     pub we_refresh: bool,
 }
 
-/// What a 2xx to an INVITE or UPDATE says besides the response head.
-pub(crate) struct OkLines<'a> {
-    /// Our Contact: `<sip:{user}@{host}:{port}[;transport=tcp]>`, the remote target the peer
-    /// sends its in-dialog requests to (RFC 3261 §12.1.1).
+/// Our Contact: `<sip:{user}@{host}:{port}[;transport=tcp]>`, the remote target the peer
+/// sends its in-dialog requests to (RFC 3261 §12.1.1, §12.2.1.1).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Contact<'a> {
     pub user: &'a str,
     pub host: IpAddr,
     pub port: u16,
     pub tcp: bool,
+}
+
+/// `Contact: …` CRLF. The user was read as a Request-URI user (or is ours) and the rest is
+/// written here: the line holds no CR or LF.
+fn push_contact(out: &mut Vec<u8>, c: &Contact<'_>) {
+    out.extend_from_slice(b"Contact: <sip:");
+    out.extend_from_slice(c.user.as_bytes());
+    out.push(b'@');
+    push_host_bytes(out, c.host);
+    out.push(b':');
+    ascii::push_decimal(out, c.port as u64);
+    if c.tcp {
+        out.extend_from_slice(b";transport=tcp");
+    }
+    out.extend_from_slice(b">\r\n");
+}
+
+/// What a 2xx to an INVITE or UPDATE says besides the response head.
+pub(crate) struct OkLines<'a> {
+    pub contact: Contact<'a>,
     /// The request's Record-Route values, copied into a 2xx that creates a dialog (§12.1.1).
     pub record_route: &'a [&'a str],
     pub session: Option<SessionExpires>,
-    /// The request says `Supported: timer`: a 2xx with Session-Expires then requires it
-    /// (RFC 4028 §9).
+    /// The 2xx with Session-Expires requires the extension (RFC 4028 §9: when the caller
+    /// refreshes, or when it says `Supported: timer`).
     pub require_timer: bool,
 }
 
 /// The lines [`OkLines`] describes, appended to `out`: Contact, Record-Route, Allow, Supported,
 /// then Session-Expires and Require when a session timer runs.
 pub(crate) fn push_ok_lines(out: &mut Vec<u8>, ok: &OkLines<'_>) {
-    // The user was read as a Request-URI user (or is ours) and the rest is written here: the
-    // Contact holds no CR or LF.
-    out.extend_from_slice(b"Contact: <sip:");
-    out.extend_from_slice(ok.user.as_bytes());
-    out.push(b'@');
-    push_host_bytes(out, ok.host);
-    out.push(b':');
-    ascii::push_decimal(out, ok.port as u64);
-    if ok.tcp {
-        out.extend_from_slice(b";transport=tcp");
-    }
-    out.extend_from_slice(b">\r\n");
+    push_contact(out, &ok.contact);
     let mut w = MessageWriter::block(out);
     for rr in ok.record_route {
         w.line(RECORD_ROUTE, rr);
     }
     w.lines(ALLOW_SUPPORTED);
     if let Some(t) = ok.session {
-        push_session_expires(out, t);
+        // In our response, `uas` is us (RFC 4028 §9).
+        push_session_expires(out, t.interval, t.we_refresh);
         if ok.require_timer {
             MessageWriter::block(out).header("Require", "timer");
         }
     }
 }
 
-/// `Session-Expires: <secs>;refresher=<uac|uas>` (RFC 4028 §9).
-fn push_session_expires(out: &mut Vec<u8>, t: SessionExpires) {
+/// `Session-Expires: <secs>;refresher=<uas|uac>` (RFC 4028 §4): `uas` when the receiver of the
+/// request this message is in or answers refreshes.
+fn push_session_expires(out: &mut Vec<u8>, interval: Duration, uas_refreshes: bool) {
     MessageWriter::block(out).header_with("Session-Expires", |out| {
-        ascii::push_decimal(out, t.interval.as_secs());
-        out.extend_from_slice(if t.we_refresh {
+        ascii::push_decimal(out, interval.as_secs());
+        out.extend_from_slice(if uas_refreshes {
             b";refresher=uas"
         } else {
             b";refresher=uac"
@@ -252,11 +263,12 @@ fn push_session_expires(out: &mut Vec<u8>, t: SessionExpires) {
     });
 }
 
-/// A request we send inside a dialog (RFC 3261 §12.2.1.1): BYE, or UPDATE to refresh the
-/// session (RFC 4028 §7.4).
+/// A request we send inside a dialog (RFC 3261 §12.2.1.1): BYE; UPDATE or re-INVITE to refresh
+/// the session (RFC 4028 §7.4, RFC 3311); ACK for the 2xx or a final error to our re-INVITE
+/// (RFC 3261 §13.2.2.4, §17.1.1.3).
 pub(crate) struct InDialogRequest<'a> {
     pub method: &'static str,
-    /// The remote target: the Request-URI.
+    /// The Request-URI: the remote target, or a strict router's URI (§12.2.1.1).
     pub target: &'a str,
     pub transport: Transport,
     /// Our sent-by in the Via.
@@ -270,11 +282,16 @@ pub(crate) struct InDialogRequest<'a> {
     pub cseq: u32,
     pub route_set: &'a [String],
     pub user_agent: &'a str,
-    /// An UPDATE refreshing a session timer repeats it (we refresh).
+    /// A target refresh (UPDATE, re-INVITE) carries our Contact.
+    pub contact: Option<Contact<'a>>,
+    /// A session refresh we make: `Session-Expires: N;refresher=uac`, we being its sender.
     pub session: Option<Duration>,
+    /// An offer (re-INVITE): our SDP.
+    pub sdp: Option<&'a [u8]>,
 }
 
-/// The request [`InDialogRequest`] describes, into `out` (cleared first).
+/// The request [`InDialogRequest`] describes, into `out` (cleared first). Every request but ACK
+/// says `Supported: timer` (RFC 4028 §7.1); a re-INVITE also says what it allows.
 pub(crate) fn write_in_dialog_request(out: &mut Vec<u8>, r: &InDialogRequest<'_>) {
     out.clear();
     let mut w = MessageWriter::request(out, Method::from_token(r.method), r.target);
@@ -301,14 +318,23 @@ pub(crate) fn write_in_dialog_request(out: &mut Vec<u8>, r: &InDialogRequest<'_>
         w.header("Route", route);
     }
     w.header("User-Agent", r.user_agent);
-    if let Some(interval) = r.session {
-        w.header_fmt(
-            "Session-Expires",
-            format_args!("{};refresher=uas", interval.as_secs()),
-        );
+    if let Some(c) = &r.contact {
+        push_contact(out, c);
+    }
+    let mut w = MessageWriter::block(out);
+    if r.method == "INVITE" {
+        w.lines(ALLOW_SUPPORTED);
+    } else if r.method != "ACK" {
         w.header("Supported", SUPPORTED);
     }
-    w.finish(None);
+    if let Some(interval) = r.session {
+        push_session_expires(out, interval, false);
+    }
+    let w = MessageWriter::block(out);
+    match r.sdp {
+        Some(sdp) => w.finish(Some(("application/sdp", sdp))),
+        None => w.finish(None),
+    }
 }
 
 /// `host` for a URI or Via: IPv6 in brackets.

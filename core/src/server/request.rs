@@ -48,7 +48,7 @@ pub(crate) fn parse<'a>(
         Err(failure) => return refused(raw, failure, from),
     };
     match parts.start {
-        StartLine::Response { code, .. } => response(&raw, code),
+        StartLine::Response { code, .. } => response(&raw, code, parts.body),
         StartLine::Request { method, uri } => {
             // The parser has checked the Request-URI: `parts.uri` is its user and host as
             // `Uri::parse` finds them.
@@ -140,6 +140,17 @@ fn lenient_request<'a>(
     )
 }
 
+/// The Session-Expires value (RFC 4028 §4): the interval and the refresher, if readable.
+fn session_expires<'a>(raw: &RawHeaders<'a>) -> Option<(u32, Option<&'static str>)> {
+    let se = sip::session_expires_value(raw.session_expires?).ok()?;
+    let refresher = match se.refresher {
+        Some(Refresher::Uac) => Some("uac"),
+        Some(Refresher::Uas) => Some("uas"),
+        None => None,
+    };
+    Some((se.delta, refresher))
+}
+
 /// Where a datagram came from and went to.
 #[derive(Clone, Copy)]
 struct Origin {
@@ -149,8 +160,9 @@ struct Origin {
 }
 
 /// The top Via's branch and the CSeq method of a response: all a UAC needs to match it.
-/// Without them the response is unusable.
-fn response<'a>(raw: &RawHeaders<'a>, code: u16) -> Parsed<'a> {
+/// Without them the response is unusable. With them, what a session refresh's outcome reads:
+/// its Session-Expires and Min-SE (RFC 4028 §7.2, §7.3) and its body.
+fn response<'a>(raw: &RawHeaders<'a>, code: u16, body: &'a [u8]) -> Parsed<'a> {
     // What `Message::top_via` and `Message::cseq` read: the first Via and CSeq lines.
     let read = || {
         let via = sip::top_via_value(raw.via?).ok()?;
@@ -159,6 +171,9 @@ fn response<'a>(raw: &RawHeaders<'a>, code: u16) -> Parsed<'a> {
             code,
             branch: via.branch()?,
             cseq_method: method,
+            session_expires: session_expires(raw),
+            min_se: raw.min_se.and_then(|v| sip::min_se_value(v).ok()),
+            body,
         })
     };
     match read() {
@@ -228,17 +243,7 @@ fn request<'a, T>(
     // Neither read can fail a request, so skipping them elsewhere changes no answer.
     let parsed_uri = parsed_uri.filter(|_| method == "INVITE");
     let contact = raw.contact;
-    let session_expires = raw
-        .session_expires
-        .and_then(|v| sip::session_expires_value(v).ok())
-        .map(|se| {
-            let r = match se.refresher {
-                Some(Refresher::Uac) => Some("uac"),
-                Some(Refresher::Uas) => Some("uas"),
-                None => None,
-            };
-            (se.delta, r)
-        });
+    let session_expires = session_expires(&raw);
     let host = via.host;
     let sent_by_port = via
         .port
@@ -278,6 +283,7 @@ fn request<'a, T>(
         record_route: raw.record_route,
         require: raw.require,
         supported: raw.supported,
+        allow: raw.allow,
         content_type: raw.content_type,
         session_expires,
         body,
@@ -303,6 +309,8 @@ struct RawHeaders<'a> {
     content_type: Option<&'a str>,
     require: Values<'a>,
     supported: Values<'a>,
+    allow: Values<'a>,
+    min_se: Option<&'a str>,
     contact: Option<Uri<'a>>,
     /// Only INVITE and UPDATE take the Contact (remote target, RFC 3261 §12.1.1, §12.2.2).
     wants_contact: bool,
@@ -348,6 +356,8 @@ impl<'a> sip::Sink<'a> for RawHeaders<'a> {
             HeaderName::ContentType => _ = self.content_type.get_or_insert(v),
             HeaderName::Require => values(v, &mut self.require),
             HeaderName::Supported => values(v, &mut self.supported),
+            HeaderName::Allow => values(v, &mut self.allow),
+            HeaderName::MinSe => _ = self.min_se.get_or_insert(v),
             // The first value that is an address wins, as in `msg.contacts().find_map(..)`.
             HeaderName::Contact if self.wants_contact && self.contact.is_none() => {
                 self.contact = sip::first_contact_uri(v)
@@ -433,7 +443,7 @@ mod tests {
     fn parse_slowly(data: &[u8], from: Origin) -> Parsed<'_> {
         match sip::parse(data) {
             Ok(msg) => match msg.start {
-                StartLine::Response { code, .. } => response(&RawHeaders::of(&msg), code),
+                StartLine::Response { code, .. } => response(&RawHeaders::of(&msg), code, msg.body),
                 StartLine::Request { .. } => match request_of(&msg, from, false) {
                     Ok(r) => Parsed::Request(r),
                     Err(_) => {
@@ -634,8 +644,10 @@ pub(crate) struct Request<'a> {
     pub record_route: Values<'a>,
     pub require: Values<'a>,
     pub supported: Values<'a>,
+    /// The methods the sender accepts (RFC 3261 §20.5); empty when it sent no Allow.
+    pub allow: Values<'a>,
     pub content_type: Option<&'a str>,
-    pub session_expires: Option<(u32, Option<&'a str>)>,
+    pub session_expires: Option<(u32, Option<&'static str>)>,
     pub body: &'a [u8],
     pub transport: Transport,
     pub local: SocketAddr,
@@ -654,10 +666,13 @@ pub(crate) struct TopVia<'a> {
     pub rport: bool,
 }
 
-/// One response to a request we sent (BYE, OPTIONS, UPDATE).
+/// One response to a request we sent (BYE, UPDATE, re-INVITE).
 #[derive(Debug)]
 pub(crate) struct Response<'a> {
     pub code: u16,
     pub branch: &'a str,
     pub cseq_method: &'a str,
+    pub session_expires: Option<(u32, Option<&'static str>)>,
+    pub min_se: Option<u32>,
+    pub body: &'a [u8],
 }

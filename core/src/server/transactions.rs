@@ -1,5 +1,6 @@
 //! SIP transactions (RFC 3261 §17): the server INVITE and non-INVITE machines for requests we
-//! receive, and the client non-INVITE machine for the requests we send (BYE, UPDATE).
+//! receive, and the client machines for the requests we send (BYE, UPDATE, and a re-INVITE
+//! that refreshes a session).
 //!
 //! A transaction owns its retransmissions and absorbs retransmitted requests; the dialogs
 //! decide what to answer. For INVITE we follow RFC 6026: after a 2xx the transaction waits in
@@ -60,7 +61,14 @@ struct ServerTxn {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ClientPurpose {
     Bye,
-    SessionRefresh(CallHandle),
+    /// A session refresh (RFC 4028 §7.4) by UPDATE or by re-INVITE.
+    Refresh(CallHandle, RefreshBy),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RefreshBy {
+    Update,
+    Invite,
 }
 
 #[derive(Debug)]
@@ -69,18 +77,30 @@ struct ClientTxn {
     method: &'static str,
     purpose: ClientPurpose,
     bytes: Vec<u8>,
+    /// An INVITE's ACK for a final error, sent by the transaction (RFC 3261 §17.1.1.3).
+    ack: Option<Vec<u8>>,
     path: Path,
-    /// Timer E: next retransmission and interval; `None` once a final response arrived.
+    /// Timer E (A for an INVITE): next retransmission and interval; `None` once a response
+    /// arrived that stops them.
     retransmit_at: Option<Instant>,
     interval: Duration,
-    /// Timer F (give up) or, after the final response, timer K (forget).
+    /// Timer F (B) to give up, then after the final response timer K (D for an INVITE's error,
+    /// M for its 2xx, RFC 6026) to forget.
     end_at: Instant,
     done: bool,
+    /// An INVITE's final response was a 2xx: retransmissions of it go to the dialog, which
+    /// acknowledges each (RFC 3261 §13.2.2.4).
+    accepted: bool,
 }
 
-/// The final outcome of a request we sent: its purpose and the status code (408 when no final
-/// response came, RFC 3261 §17.1.2.2).
-pub(crate) type ClientOutcome = (ClientPurpose, u16);
+/// The outcome of a request we sent: its purpose and the final status code (408 when no final
+/// response came, RFC 3261 §17.1.1.2, §17.1.2.2), or a 2xx to an INVITE come again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ClientOutcome {
+    pub purpose: ClientPurpose,
+    pub code: u16,
+    pub repeat: bool,
+}
 
 /// Every transaction, server and client, and the indexes that find them.
 #[derive(Debug)]
@@ -361,6 +381,9 @@ impl Transactions {
 
     // ----- client transactions (requests we send) -----
 
+    /// Send a request on a client transaction of its own. `ack`: for an INVITE, the ACK the
+    /// transaction sends if the answer is a final error (same branch, RFC 3261 §17.1.1.3).
+    #[allow(clippy::too_many_arguments)]
     pub fn send_request(
         &mut self,
         io: &mut Io<'_>,
@@ -368,6 +391,7 @@ impl Transactions {
         purpose: ClientPurpose,
         branch: String,
         bytes: Vec<u8>,
+        ack: Option<Vec<u8>>,
         path: Path,
     ) {
         let now = io.now;
@@ -390,16 +414,19 @@ impl Transactions {
                 method,
                 purpose,
                 bytes,
+                ack,
                 path,
                 retransmit_at,
                 interval: t1,
                 end_at,
                 done: false,
+                accepted: false,
             },
         );
     }
 
-    /// Timer E (retransmit), F (no final response: the outcome is a 408) or K (forget).
+    /// Timer E or A (retransmit), F or B (no final response: the outcome is a 408), or K, D or
+    /// M (forget).
     pub fn on_client_timer(
         &mut self,
         io: &mut Io<'_>,
@@ -409,8 +436,12 @@ impl Transactions {
         let now = io.now;
         let txn = self.client.get_mut(&id)?;
         if txn.retransmit_at == Some(at) && !txn.done {
-            // Timer E: retransmit, doubling to T2.
-            txn.interval = (txn.interval * 2).min(self.t2);
+            // Timer E doubles up to T2; an INVITE's timer A doubles without a cap.
+            txn.interval = if txn.method == "INVITE" {
+                txn.interval * 2
+            } else {
+                (txn.interval * 2).min(self.t2)
+            };
             let next = now + txn.interval;
             txn.retransmit_at = (next < txn.end_at).then_some(next);
             if let Some(r) = txn.retransmit_at {
@@ -424,11 +455,15 @@ impl Transactions {
         }
         let txn = self.client.remove(&id)?;
         self.client_index.remove(&txn.branch);
-        (!txn.done).then_some((txn.purpose, 408))
+        (!txn.done).then_some(ClientOutcome {
+            purpose: txn.purpose,
+            code: 408,
+            repeat: false,
+        })
     }
 
     /// A response to one of our requests (matched by branch, RFC 3261 §17.1.3): the outcome
-    /// when it is the first final one.
+    /// when it is the first final one, or a 2xx to an INVITE come again.
     pub fn on_response(
         &mut self,
         io: &mut Io<'_>,
@@ -441,24 +476,62 @@ impl Transactions {
         if txn.method != method {
             return None;
         }
+        let invite = txn.method == "INVITE";
         if code < 200 {
-            // Proceeding: keep retransmitting at T2 (§17.1.2.2).
-            txn.interval = self.t2;
+            if invite {
+                // Proceeding: an INVITE is no longer retransmitted (§17.1.1.2).
+                txn.retransmit_at = None;
+            } else {
+                // Proceeding: keep retransmitting at T2 (§17.1.2.2).
+                txn.interval = self.t2;
+            }
             return None;
         }
         if txn.done {
+            if txn.accepted && code < 300 {
+                return Some(ClientOutcome {
+                    purpose: txn.purpose,
+                    code,
+                    repeat: true,
+                });
+            }
+            if let Some(ack) = &txn.ack {
+                // A final error come again: the ACK again (§17.1.1.2).
+                io.out.sip(txn.path, ack.clone());
+            }
             return None;
         }
         txn.done = true;
         txn.retransmit_at = None;
-        // Timer K: absorb retransmitted responses for T4 on UDP.
-        txn.end_at = if txn.path.transport == Transport::Tcp {
+        let reliable = txn.path.transport == Transport::Tcp;
+        txn.end_at = if invite && code < 300 {
+            // RFC 6026 timer M: the 2xx's retransmissions still reach the dialog.
+            txn.accepted = true;
+            txn.ack = None;
+            io.now + 64 * self.t1
+        } else if invite {
+            if let Some(ack) = &txn.ack {
+                io.out.sip(txn.path, ack.clone());
+            }
+            // Timer D: absorb retransmitted finals, 32 s on UDP.
+            io.now
+                + if reliable {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(32)
+                }
+        } else if reliable {
             io.now
         } else {
+            // Timer K: absorb retransmitted responses for T4 on UDP.
             io.now + self.t4
         };
         io.timers.push(txn.end_at, Timer::ClientTxn(id));
-        Some((txn.purpose, code))
+        Some(ClientOutcome {
+            purpose: txn.purpose,
+            code,
+            repeat: false,
+        })
     }
 
     /// End every client transaction still waiting on `transport` to `dest`: the transport
@@ -479,7 +552,11 @@ impl Transactions {
         for id in failed {
             if let Some(txn) = self.client.remove(&id) {
                 self.client_index.remove(&txn.branch);
-                outcomes.push((txn.purpose, 408));
+                outcomes.push(ClientOutcome {
+                    purpose: txn.purpose,
+                    code: 408,
+                    repeat: false,
+                });
             }
         }
         outcomes

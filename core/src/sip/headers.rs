@@ -183,10 +183,7 @@ impl<'a> Message<'a> {
 
     /// Min-SE (RFC 4028 §5): delta-seconds, parameters ignored.
     pub fn min_se(&self) -> Result<Option<u32>, InvalidHeader> {
-        match self.single(HeaderName::MinSe) {
-            None => Ok(None),
-            Some(v) => parse_u32(split_params(v).0).map(Some).ok_or(bad!("Min-SE")),
-        }
+        self.single(HeaderName::MinSe).map(min_se_value).transpose()
     }
 
     /// Expires (§20.19): delta-seconds.
@@ -309,6 +306,11 @@ pub(crate) fn first_contact_uri(line: &str) -> Option<Uri<'_>> {
 }
 
 /// Max-Forwards 0..=255.
+/// A Min-SE value (RFC 4028 §5): delta-seconds, parameters ignored.
+pub(crate) fn min_se_value(v: &str) -> Result<u32, InvalidHeader> {
+    parse_u32(split_params(v).0).ok_or(bad!("Min-SE"))
+}
+
 pub(crate) fn max_forwards_value(v: &str) -> Result<u8, InvalidHeader> {
     parse_u32(v)
         .and_then(|n| u8::try_from(n).ok())

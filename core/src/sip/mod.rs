@@ -66,7 +66,8 @@ mod tests;
 pub use crate::scan::find_byte;
 pub use framer::{frame, Frame, MAX_STREAM_BODY};
 pub(crate) use headers::{
-    call_id_value, cseq_parts, first_contact_uri, max_forwards_value, session_expires_value,
+    call_id_value, cseq_parts, first_contact_uri, max_forwards_value, min_se_value,
+    session_expires_value,
 };
 pub use headers::{ContactValue, ContentType, Refresher, SessionExpires};
 pub use invalid::InvalidHeader;

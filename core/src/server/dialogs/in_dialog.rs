@@ -7,11 +7,9 @@ use super::super::media::StreamSeed;
 use super::super::messages::{self, OkLines, ResponseHead};
 use super::super::request::Request;
 use super::super::transactions::{MergeKey, ServerState, TxnKey};
-use super::super::{CallHandle, CallTimer, Cx, EndReason, Event, Timer, Transport};
-use super::{
-    arm_session_timer, check_offer, prefs, route_call, supports_timer, CallState, Dialogs,
-    OfferCheck,
-};
+use super::super::{CallHandle, CallTimer, Cx, EndReason, Event, Timer};
+use super::session::{allows, require_timer};
+use super::{arm_session_timer, check_offer, prefs, route_call, CallState, Dialogs, OfferCheck};
 use crate::sdp;
 
 impl Dialogs {
@@ -53,7 +51,7 @@ impl Dialogs {
 
     /// Media agreed in a 2xx takes effect: start, resume, hold or move the stream; the first
     /// time, the call has started.
-    fn apply_pending(&mut self, cx: &mut Cx<'_>, h: CallHandle) {
+    pub(super) fn apply_pending(&mut self, cx: &mut Cx<'_>, h: CallHandle) {
         let now = cx.io.now;
         let seed = StreamSeed::draw(cx.rng);
         let Some(call) = self.calls.get_mut(&h) else {
@@ -115,6 +113,12 @@ impl Dialogs {
             // RFC 3261 §14.2: an INVITE while another is unfinished gets 500 with Retry-After.
             return cx.respond_final(req, key, 500, &[("Retry-After", "1")]);
         }
+        let offers = invite || !req.body.is_empty();
+        if offers && call.session.as_ref().is_some_and(|t| t.offering()) {
+            // Glare: our re-INVITE's offer is outstanding (RFC 3261 §14.2, RFC 3311 §5.2).
+            call.remote_cseq = req.cseq;
+            return cx.respond_final(req, key, 491, &[]);
+        }
         // RFC 3261 §12.2.2: the request takes its CSeq even if it is refused below.
         call.remote_cseq = req.cseq;
         let Some((
@@ -136,21 +140,23 @@ impl Dialogs {
             call.remote_target = c.to_string(); // target refresh (RFC 3261 §12.2.2)
             route_call(&mut self.lookups, cx, call);
         }
-        if let Some(t) = session {
-            call.session = Some(t);
+        match (&mut call.session, session) {
+            (Some(ours), Some(theirs)) => ours.refreshed_by(theirs),
+            (none, Some(theirs)) => *none = Some(theirs),
+            _ => {}
+        }
+        if !req.allow.is_empty() {
+            call.peer_allows_update = allows(req, "UPDATE");
         }
         let head = ResponseHead::new(req, &cx.config.user_agent);
         let mut ok_lines = Vec::with_capacity(256);
         messages::push_ok_lines(
             &mut ok_lines,
             &OkLines {
-                user: call.contact_user(),
-                host: call.advertised,
-                port: call.local_sip.port(),
-                tcp: call.transport == Transport::Tcp,
+                contact: call.contact(),
                 record_route: &[],
                 session: call.session.as_ref().map(|t| t.expires),
-                require_timer: supports_timer(req),
+                require_timer: require_timer(call.session.as_ref(), req),
             },
         );
         let has_offer = offer.is_some();

@@ -3,14 +3,13 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use super::super::messages::{self, OkLines, ResponseHead, SDP_TYPE};
+use super::super::messages::{self, Contact, OkLines, ResponseHead, SDP_TYPE};
 use super::super::request::Request;
 use super::super::transactions::{MergeKey, TxnKey};
 use super::super::{CallHandle, CallTimer, Cx, EndReason, ServerConfig, Timer, Transport};
 use super::route::Plan;
-use super::{
-    check_offer, prefs, route_call, supports_timer, Call, CallState, Dest, Dialogs, OfferCheck,
-};
+use super::session::{allows, require_timer};
+use super::{check_offer, prefs, route_call, Call, CallState, Dest, Dialogs, OfferCheck};
 use crate::ascii;
 use crate::hash_index::HashedKey;
 use crate::sdp::{self, Direction, LocalMedia};
@@ -64,13 +63,15 @@ impl Dialogs {
         messages::push_ok_lines(
             &mut ok_lines,
             &OkLines {
-                user,
-                host: advertised,
-                port: req.local.port(),
-                tcp: req.transport == Transport::Tcp,
+                contact: Contact {
+                    user,
+                    host: advertised,
+                    port: req.local.port(),
+                    tcp: req.transport == Transport::Tcp,
+                },
                 record_route: &req.record_route,
                 session: session.as_ref().map(|t| t.expires),
-                require_timer: supports_timer(req),
+                require_timer: require_timer(session.as_ref(), req),
             },
         );
         let rtcp_mux = pending.as_ref().is_some_and(|n| n.rtcp_mux);
@@ -109,6 +110,7 @@ impl Dialogs {
             retransmit_interval: cx.config.t1,
             ack_deadline: None,
             session,
+            peer_allows_update: allows(req, "UPDATE"),
             max_at: None,
             created: now,
             started: None,
@@ -250,7 +252,10 @@ impl Dialogs {
 }
 
 /// Our media endpoint for the call's next description: its version counted up (RFC 3264 §8).
-fn next_local_media(config: &ServerConfig, call: Option<&mut Call>) -> Option<LocalMedia<'static>> {
+pub(super) fn next_local_media(
+    config: &ServerConfig,
+    call: Option<&mut Call>,
+) -> Option<LocalMedia<'static>> {
     let call = call?;
     call.sdp_version += 1;
     let addr = if config.rtp_ip.is_unspecified() || config.advertised.is_some() {
