@@ -7,8 +7,10 @@ pub mod lifecycle;
 pub mod logging;
 pub mod music;
 pub mod net;
+pub mod resolve;
 pub mod signals;
 pub mod startup;
+pub mod stream;
 
 use std::process::ExitCode;
 
