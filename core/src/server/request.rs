@@ -141,8 +141,8 @@ fn lenient_request<'a>(
 }
 
 /// The Session-Expires value (RFC 4028 §4): the interval and the refresher, if readable.
-fn session_expires<'a>(raw: &RawHeaders<'a>) -> Option<(u32, Option<&'static str>)> {
-    let se = sip::session_expires_value(raw.session_expires?).ok()?;
+fn session_expires_of(value: &str) -> Option<(u32, Option<&'static str>)> {
+    let se = sip::session_expires_value(value).ok()?;
     let refresher = match se.refresher {
         Some(Refresher::Uac) => Some("uac"),
         Some(Refresher::Uas) => Some("uas"),
@@ -171,8 +171,8 @@ fn response<'a>(raw: &RawHeaders<'a>, code: u16, body: &'a [u8]) -> Parsed<'a> {
             code,
             branch: via.branch()?,
             cseq_method: method,
-            session_expires: session_expires(raw),
-            min_se: raw.min_se.and_then(|v| sip::min_se_value(v).ok()),
+            session_expires: raw.session_expires,
+            min_se: raw.min_se,
             body,
         })
     };
@@ -243,7 +243,7 @@ fn request<'a, T>(
     // Neither read can fail a request, so skipping them elsewhere changes no answer.
     let parsed_uri = parsed_uri.filter(|_| method == "INVITE");
     let contact = raw.contact;
-    let session_expires = session_expires(&raw);
+    let session_expires = raw.session_expires.and_then(session_expires_of);
     let host = via.host;
     let sent_by_port = via
         .port
@@ -356,7 +356,8 @@ impl<'a> sip::Sink<'a> for RawHeaders<'a> {
             HeaderName::ContentType => _ = self.content_type.get_or_insert(v),
             HeaderName::Require => values(v, &mut self.require),
             HeaderName::Supported => values(v, &mut self.supported),
-            HeaderName::Allow => values(v, &mut self.allow),
+            // Read only when a refresh is due: kept as lines, split then.
+            HeaderName::Allow => self.allow.push(v),
             HeaderName::MinSe => _ = self.min_se.get_or_insert(v),
             // The first value that is an address wins, as in `msg.contacts().find_map(..)`.
             HeaderName::Contact if self.wants_contact && self.contact.is_none() => {
@@ -644,7 +645,8 @@ pub(crate) struct Request<'a> {
     pub record_route: Values<'a>,
     pub require: Values<'a>,
     pub supported: Values<'a>,
-    /// The methods the sender accepts (RFC 3261 §20.5); empty when it sent no Allow.
+    /// The Allow lines: the methods the sender accepts (RFC 3261 §20.5), comma-separated;
+    /// empty when it sent no Allow.
     pub allow: Values<'a>,
     pub content_type: Option<&'a str>,
     pub session_expires: Option<(u32, Option<&'static str>)>,
@@ -672,7 +674,20 @@ pub(crate) struct Response<'a> {
     pub code: u16,
     pub branch: &'a str,
     pub cseq_method: &'a str,
-    pub session_expires: Option<(u32, Option<&'static str>)>,
-    pub min_se: Option<u32>,
+    /// Session-Expires and Min-SE as written: read only for a session refresh's outcome.
+    session_expires: Option<&'a str>,
+    min_se: Option<&'a str>,
     pub body: &'a [u8],
+}
+
+impl Response<'_> {
+    /// The Session-Expires interval and refresher (RFC 4028 §4), if readable.
+    pub fn session_expires(&self) -> Option<(u32, Option<&'static str>)> {
+        session_expires_of(self.session_expires?)
+    }
+
+    /// The Min-SE of a 422 (RFC 4028 §5), if readable.
+    pub fn min_se(&self) -> Option<u32> {
+        sip::min_se_value(self.min_se?).ok()
+    }
 }

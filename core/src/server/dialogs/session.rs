@@ -106,7 +106,10 @@ pub(super) fn require_timer(session: Option<&SessionTimer>, req: &Request<'_>) -
 
 /// The request's Allow lists `method`.
 pub(super) fn allows(req: &Request<'_>, method: &str) -> bool {
-    req.allow.iter().any(|m| m.eq_ignore_ascii_case(method))
+    req.allow
+        .iter()
+        .flat_map(|line| line.split(','))
+        .any(|m| m.trim().eq_ignore_ascii_case(method))
 }
 
 /// The session was refreshed now: arm our refresh at half the interval when we refresh, else
@@ -224,7 +227,7 @@ impl Dialogs {
         }
         match outcome.code {
             200..=299 => {
-                if let Some((secs, refresher)) = response.and_then(|r| r.session_expires) {
+                if let Some((secs, refresher)) = response.and_then(|r| r.session_expires()) {
                     // In the answer to our request, `uac` is us (RFC 4028 §7.2).
                     t.expires = SessionExpires {
                         interval: Duration::from_secs(secs as u64),
@@ -254,7 +257,7 @@ impl Dialogs {
             }
             422 => {
                 t.pending = None;
-                if let Some(min) = response.and_then(|r| r.min_se) {
+                if let Some(min) = response.and_then(|r| r.min_se()) {
                     let min = Duration::from_secs(min as u64);
                     t.expires.interval = t.expires.interval.max(min);
                 }
