@@ -3,7 +3,8 @@
 //! Same command line and configuration as `onhold` (both come from the `onhold` library). What
 //! differs is the loop: the core's deadline is a `timerfd` with an absolute CLOCK_MONOTONIC time
 //! (mio's own timeout rounds to milliseconds), signals arrive on a `signalfd`, and datagrams move
-//! in batches with `recvmmsg`/`sendmmsg`.
+//! in batches with `recvmmsg`/`sendmmsg`. Helper threads (music reloads, host-name lookups)
+//! report through channels and wake the loop with a `Waker`.
 
 mod sys;
 mod tcp;
@@ -23,6 +24,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
 use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
+use onhold_runtime::resolve::Resolver;
 use onhold_runtime::signals::{spawn_helper, SIGNALS};
 use onhold_runtime::startup::{self, ReloadResult, Startup};
 use tracing::{debug, error, info, warn};
@@ -108,6 +110,7 @@ struct Loop {
     life: Lifecycle,
     sockets: Sockets,
     tcp: tcp::Tcp,
+    resolver: Resolver,
     timer: TimerFd,
     signals: SignalFd,
     /// Sockets that reported readable and may still hold datagrams, in turn order.
@@ -157,12 +160,19 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
     info!("{}", startup.summary("mio", &bound));
 
     let (reload_tx, reload_rx) = mpsc::channel();
+    let resolver = {
+        let waker = Arc::clone(&waker);
+        Resolver::new(&bound, move || {
+            let _ = waker.wake();
+        })
+    };
     let mut lp = Loop {
         poll,
         server: startup.new_server(),
         life: Lifecycle::new(&startup),
         sockets,
         tcp,
+        resolver,
         timer,
         signals,
         ready: VecDeque::new(),
@@ -182,6 +192,12 @@ impl Loop {
         loop {
             if let Some(code) = self.life.service(&mut self.server, Instant::now()) {
                 return Ok(code);
+            }
+            self.resolver.deliver(&mut self.server);
+            self.tcp.expire(self.poll.registry(), Instant::now());
+            for remote in self.tcp.take_unreachable() {
+                self.server
+                    .transport_error(Instant::now(), Transport::Tcp, remote);
             }
             // Until none are left: a refused bind makes the core ask for another port at once,
             // and the 200 waits for it.
@@ -206,8 +222,15 @@ impl Loop {
 
             // Wait: not at all if datagrams are still queued in a socket or a deadline passed;
             // otherwise until the timerfd, a datagram or a signal.
-            let wake = self.life.next_wake(&self.server);
-            let busy = !self.ready.is_empty() || self.tcp.has_more();
+            let wake = [
+                self.life.next_wake(&self.server),
+                self.resolver.next_deadline(),
+                self.tcp.next_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let busy = !self.ready.is_empty() || self.tcp.has_more() || self.tcp.has_unreachable();
             let timeout = if busy || wake.is_some_and(|t| t <= Instant::now()) {
                 Some(Duration::ZERO)
             } else {
@@ -230,6 +253,7 @@ impl Loop {
                         }
                     }
                     TIMER => self.timer.clear(),
+                    // A reload or a lookup finished (lookups are answered at the top of the turn).
                     WAKER => {
                         while let Ok(result) = self.reload_rx.try_recv() {
                             self.life
@@ -372,14 +396,13 @@ impl Loop {
                     self.sockets.remove(&self.poll, addr);
                 }
             }
-            // Not resolved here yet: the core sends to the caller's source address instead.
             Command::Resolve {
                 host,
                 port,
                 transport,
             } => self
-                .server
-                .resolved(Instant::now(), &host, port, transport, &[]),
+                .resolver
+                .command(&mut self.server, &host, port, transport),
         }
     }
 

@@ -1,9 +1,11 @@
 //! SIP over TCP (RFC 3261 §18) on the mio loop: listeners and connections in their own slab,
-//! messages cut from the byte stream with `onhold_core::sip::frame`, responses written back on
-//! the connection the request came in on, found by (local, remote). We open no connections
-//! ourselves: a request for a TCP peer that has gone away is dropped and the call's timers end it.
+//! messages cut from the byte stream with `onhold_core::sip::frame`, each message written on the
+//! connection `onhold_runtime::stream::Peers` picks. When there is none (our in-dialog request
+//! to a proxy or a caller that has closed its connection), one is opened with a non-blocking
+//! connect (§18.1.1), its bytes held until it connects or `CONNECT_TIMEOUT` passes. A peer that
+//! cannot be reached (the connect failed, or its last connection closed) is listed for the loop,
+//! which tells the core (`Server::transport_error`).
 
-use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -12,13 +14,13 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use onhold_core::{Server, Transport};
 use onhold_runtime::net::{cut_stream, StreamUnit};
+use onhold_runtime::stream::{Peers, CONNECT_TIMEOUT};
 use tracing::debug;
 
 /// Bytes waiting to be written per connection; a peer that stops reading past this is closed.
 const WRITE_LIMIT: usize = 1 << 20;
 /// Bytes read per connection per wake, so one busy peer cannot starve pacing.
 const READ_PER_WAKE: usize = 64 * 1024;
-const MAX_CONNECTIONS: usize = 4096;
 
 enum Entry {
     Listener(TcpListener),
@@ -27,8 +29,12 @@ enum Entry {
 
 struct Conn {
     io: TcpStream,
+    /// The address the core knows this connection by (for one we opened: the listener the
+    /// request named, not the ephemeral port).
     local: SocketAddr,
     remote: SocketAddr,
+    /// Opened by us and not connected yet: give up at this time.
+    connecting: Option<Instant>,
     rbuf: Vec<u8>,
     wbuf: Vec<u8>,
     /// Registered for writability (only while `wbuf` has bytes the socket would not take).
@@ -40,10 +46,14 @@ pub struct Tcp {
     first_token: usize,
     slab: Vec<Option<Entry>>,
     free: Vec<usize>,
-    by_peer: BTreeMap<(SocketAddr, SocketAddr), usize>,
+    peers: Peers<usize>,
     /// Connections that hit the read budget with bytes possibly left (edge-triggered: no new
     /// event will come for them).
     more: Vec<usize>,
+    /// Connections we are opening, by slab index.
+    connecting: Vec<usize>,
+    /// Peers that can no longer be reached, for `Server::transport_error`.
+    unreachable: Vec<SocketAddr>,
 }
 
 impl Tcp {
@@ -52,8 +62,10 @@ impl Tcp {
             first_token,
             slab: Vec::new(),
             free: Vec::new(),
-            by_peer: BTreeMap::new(),
+            peers: Peers::default(),
             more: Vec::new(),
+            connecting: Vec::new(),
+            unreachable: Vec::new(),
         }
     }
 
@@ -64,9 +76,19 @@ impl Tcp {
     fn insert(&mut self, registry: &Registry, mut entry: Entry) -> io::Result<usize> {
         let idx = self.free.pop().unwrap_or(self.slab.len());
         let token = Token(self.first_token + idx);
-        match &mut entry {
-            Entry::Listener(l) => registry.register(l, token, Interest::READABLE)?,
-            Entry::Conn(c) => registry.register(&mut c.io, token, Interest::READABLE)?,
+        let registered = match &mut entry {
+            Entry::Listener(l) => registry.register(l, token, Interest::READABLE),
+            // A connect in progress reports its end as writability.
+            Entry::Conn(c) if c.wants_write => {
+                registry.register(&mut c.io, token, Interest::READABLE | Interest::WRITABLE)
+            }
+            Entry::Conn(c) => registry.register(&mut c.io, token, Interest::READABLE),
+        };
+        if let Err(e) = registered {
+            if idx < self.slab.len() {
+                self.free.push(idx);
+            }
+            return Err(e);
         }
         if idx == self.slab.len() {
             self.slab.push(Some(entry));
@@ -86,8 +108,120 @@ impl Tcp {
     fn close(&mut self, registry: &Registry, idx: usize) {
         if let Some(Entry::Conn(mut c)) = self.slab[idx].take() {
             let _ = registry.deregister(&mut c.io);
-            self.by_peer.remove(&(c.local, c.remote));
+            self.peers.remove(c.local, c.remote);
+            self.connecting.retain(|&i| i != idx);
+            self.more.retain(|&i| i != idx);
             self.free.push(idx);
+            if !self.peers.reaches(c.remote) {
+                self.unreachable.push(c.remote);
+            }
+        }
+    }
+
+    /// Whether some peer became unreachable since [`take_unreachable`](Tcp::take_unreachable).
+    pub fn has_unreachable(&self) -> bool {
+        !self.unreachable.is_empty()
+    }
+
+    /// Peers that can no longer be reached since the last call.
+    pub fn take_unreachable(&mut self) -> Vec<SocketAddr> {
+        std::mem::take(&mut self.unreachable)
+    }
+
+    /// When the oldest connect in progress times out.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.connecting
+            .iter()
+            .filter_map(|&idx| match &self.slab[idx] {
+                Some(Entry::Conn(c)) => c.connecting,
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Close the connects in progress that are past their time.
+    pub fn expire(&mut self, registry: &Registry, now: Instant) {
+        let late: Vec<usize> = self
+            .connecting
+            .iter()
+            .copied()
+            .filter(|&idx| {
+                matches!(&self.slab[idx], Some(Entry::Conn(c)) if c.connecting.is_some_and(|t| t <= now))
+            })
+            .collect();
+        for idx in late {
+            debug!("tcp connect: timed out");
+            self.close(registry, idx);
+        }
+    }
+
+    /// Open a connection to `remote` for messages the core sends from `local`; the first
+    /// message waits in `wbuf` until it connects. `None` when it cannot even start.
+    fn connect(
+        &mut self,
+        registry: &Registry,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) -> Option<usize> {
+        if !self.peers.has_room() {
+            debug!(remote = %remote, "tcp: too many connections; cannot open one");
+            return None;
+        }
+        let io = match TcpStream::connect(remote) {
+            Ok(io) => io,
+            Err(e) => {
+                debug!(remote = %remote, "tcp connect: {e}");
+                return None;
+            }
+        };
+        let conn = Conn {
+            io,
+            local,
+            remote,
+            connecting: Some(Instant::now() + CONNECT_TIMEOUT),
+            rbuf: Vec::new(),
+            wbuf: data.to_vec(),
+            wants_write: true,
+        };
+        match self.insert(registry, Entry::Conn(conn)) {
+            Ok(idx) => {
+                self.peers.insert(local, remote, idx);
+                self.connecting.push(idx);
+                Some(idx)
+            }
+            Err(e) => {
+                debug!(remote = %remote, "tcp register: {e}");
+                None
+            }
+        }
+    }
+
+    /// A connect in progress reported an event: `Some(true)` connected, `Some(false)` not yet,
+    /// `None` failed (mio's TcpStream::connect: check `take_error`, then `peer_addr`).
+    fn finish_connect(&mut self, idx: usize) -> Option<bool> {
+        let Some(Some(Entry::Conn(c))) = self.slab.get_mut(idx) else {
+            return None;
+        };
+        match c.io.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => {
+                debug!(remote = %c.remote, "tcp connect: {e}");
+                return None;
+            }
+        }
+        match c.io.peer_addr() {
+            Ok(_) => {
+                c.connecting = None;
+                self.connecting.retain(|&i| i != idx);
+                Some(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Some(false),
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Some(false),
+            Err(e) => {
+                debug!(remote = %c.remote, "tcp connect: {e}");
+                None
+            }
         }
     }
 
@@ -116,6 +250,13 @@ impl Tcp {
         readable: bool,
         writable: bool,
     ) {
+        if matches!(&self.slab[idx], Some(Entry::Conn(c)) if c.connecting.is_some()) {
+            match self.finish_connect(idx) {
+                Some(true) => {}
+                Some(false) => return,
+                None => return self.close(registry, idx),
+            }
+        }
         let mut keep = true;
         if readable {
             match self.read(server, idx) {
@@ -158,7 +299,7 @@ impl Tcp {
                     return;
                 }
             };
-            if self.by_peer.len() >= MAX_CONNECTIONS {
+            if !self.peers.has_room() {
                 debug!(remote = %remote, "tcp: too many connections; closing");
                 continue;
             }
@@ -169,14 +310,13 @@ impl Tcp {
                 io,
                 local,
                 remote,
+                connecting: None,
                 rbuf: Vec::new(),
                 wbuf: Vec::new(),
                 wants_write: false,
             };
             match self.insert(registry, Entry::Conn(conn)) {
-                Ok(c) => {
-                    self.by_peer.insert((local, remote), c);
-                }
+                Ok(c) => self.peers.insert(local, remote, c),
                 Err(e) => debug!("tcp register: {e}"),
             }
         }
@@ -246,7 +386,7 @@ impl Tcp {
         registry.reregister(&mut c.io, token, interest).is_ok()
     }
 
-    /// A message from the core for the connection (local, remote).
+    /// A message from the core for `remote`: on its connection, or on one we open.
     pub fn send(
         &mut self,
         registry: &Registry,
@@ -254,8 +394,10 @@ impl Tcp {
         remote: SocketAddr,
         data: &[u8],
     ) {
-        let Some(&idx) = self.by_peer.get(&(local, remote)) else {
-            debug!(remote = %remote, "no open TCP connection; dropped");
+        let Some(&idx) = self.peers.get(local, remote) else {
+            if self.connect(registry, local, remote, data).is_none() {
+                self.unreachable.push(remote);
+            }
             return;
         };
         let Some(Some(Entry::Conn(c))) = self.slab.get_mut(idx) else {
@@ -267,6 +409,9 @@ impl Tcp {
             return;
         }
         c.wbuf.extend_from_slice(data);
+        if c.connecting.is_some() {
+            return; // written once connected
+        }
         if !self.flush(registry, idx) {
             self.close(registry, idx);
         }

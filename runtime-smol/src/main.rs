@@ -4,8 +4,8 @@
 //! asks for with `Command::BindRtp`) has a small reader task that forwards datagrams over one
 //! bounded channel, so waking costs the same with ten sockets or ten thousand. The server task's
 //! loop: core timer → commands → transmits → events → wait for the earliest of a datagram, the
-//! core's deadline, a signal, a finished reload, a control message, or a blocked socket turning
-//! writable.
+//! core's deadline, a signal, a finished reload, a control message, a finished host-name lookup,
+//! a TCP peer we can no longer reach, or a blocked socket turning writable.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -20,6 +20,7 @@ use async_signal::{Signal, Signals};
 use onhold_core::{Command, Control, Server, Transport, MAX_DATAGRAM};
 use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
+use onhold_runtime::resolve::Resolver;
 use onhold_runtime::startup::{self, Startup};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
@@ -67,6 +68,8 @@ enum Wake {
     Reloaded(startup::ReloadResult),
     Control(Control),
     Writable,
+    Resolved,
+    Unreachable(SocketAddr),
 }
 
 fn serve(startup: Startup) -> ExitCode {
@@ -77,7 +80,8 @@ fn serve(startup: Startup) -> ExitCode {
 async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
     let (dgram_tx, dgram_rx) = smol::channel::bounded::<Datagram>(RECV_CHANNEL);
     let mut sockets: SocketTable<Sock> = SocketTable::default();
-    let tcp = tcp::Connections::default();
+    let (unreachable_tx, unreachable_rx) = smol::channel::unbounded::<SocketAddr>();
+    let tcp = tcp::Connections::new(Rc::clone(&ex), dgram_tx.clone(), unreachable_tx);
     let mut _tcp_listeners = Vec::new();
     let mut bound = Vec::new();
     for l in &startup.config.listen {
@@ -86,12 +90,10 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
                 sockets.insert(local, sock);
                 local
             }),
-            Transport::Tcp => {
-                tcp::listen(&ex, l.addr, dgram_tx.clone(), tcp.clone()).map(|(local, task)| {
-                    _tcp_listeners.push(task);
-                    local
-                })
-            }
+            Transport::Tcp => tcp::listen(l.addr, tcp.clone()).map(|(local, task)| {
+                _tcp_listeners.push(task);
+                local
+            }),
         };
         match opened {
             Ok(local) => bound.push((l.transport, local)),
@@ -112,6 +114,11 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
     tracing::info!("{}", startup.summary("smol", &bound));
 
     let mut server = startup.new_server();
+    // A finished lookup wakes the loop through this channel; one pending wake is enough.
+    let (resolved_tx, resolved_rx) = smol::channel::bounded::<()>(1);
+    let mut resolver = Resolver::new(&bound, move || {
+        let _ = resolved_tx.try_send(());
+    });
     let mut life = Lifecycle::new(&startup);
     // The control API (HTTP) will hold the sender; until then it is only kept alive.
     let (_control_tx, control_rx): (Sender<Control>, Receiver<Control>) =
@@ -127,6 +134,7 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
         if let Some(code) = life.service(&mut server, now) {
             return code;
         }
+        resolver.deliver(&mut server);
         // Until none are left: a refused bind makes the core ask for another port at once, and
         // the 200 waits for it.
         let mut closing = Vec::new();
@@ -137,18 +145,38 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
                 break;
             }
             for cmd in opening {
-                command(&ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
+                command(
+                    &ex,
+                    &mut server,
+                    &mut sockets,
+                    &mut resolver,
+                    &startup,
+                    &dgram_tx,
+                    cmd,
+                );
             }
         }
         transmit(&mut server, &mut sockets, &tcp, &mut blocked, &mut buf);
         for cmd in closing {
-            command(&ex, &mut server, &mut sockets, &startup, &dgram_tx, cmd);
+            command(
+                &ex,
+                &mut server,
+                &mut sockets,
+                &mut resolver,
+                &startup,
+                &dgram_tx,
+                cmd,
+            );
         }
         if let Some(code) = life.check(&mut server, Instant::now()) {
             return code;
         }
 
-        let timer = match life.next_wake(&server) {
+        let wake_at = match (life.next_wake(&server), resolver.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timer = match wake_at {
             Some(at) => Timer::at(at),
             None => Timer::never(),
         };
@@ -174,8 +202,20 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
             }
         })
         .or(async {
+            match unreachable_rx.recv().await {
+                Ok(remote) => Wake::Unreachable(remote),
+                Err(_) => std::future::pending().await,
+            }
+        })
+        .or(async {
             timer.await;
             Wake::Timer
+        })
+        .or(async {
+            match resolved_rx.recv().await {
+                Ok(()) => Wake::Resolved,
+                Err(_) => std::future::pending().await,
+            }
         })
         .or(writable(&sockets, &blocked))
         .or(async { dgram_rx.recv().await.map_or(Wake::Timer, Wake::Datagram) })
@@ -193,7 +233,14 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
                     }
                 }
             }
-            Wake::Timer | Wake::Writable => {}
+            Wake::Timer | Wake::Writable | Wake::Resolved => {}
+            Wake::Unreachable(first) => {
+                let mut next = Some(first);
+                while let Some(remote) = next.take() {
+                    server.transport_error(Instant::now(), Transport::Tcp, remote);
+                    next = unreachable_rx.try_recv().ok();
+                }
+            }
             Wake::Signal(signo) => match life.on_signal(&mut server, Instant::now(), signo) {
                 AfterSignal::Continue => {}
                 AfterSignal::Exit(code) => return code,
@@ -270,6 +317,7 @@ fn command(
     ex: &LocalExecutor<'_>,
     server: &mut Server,
     sockets: &mut SocketTable<Sock>,
+    resolver: &mut Resolver,
     startup: &Startup,
     tx: &Sender<Datagram>,
     cmd: Command,
@@ -319,12 +367,11 @@ fn command(
                 sockets.remove(&addr);
             }
         }
-        // Not resolved here yet: the core sends to the caller's source address instead.
         Command::Resolve {
             host,
             port,
             transport,
-        } => server.resolved(Instant::now(), &host, port, transport, &[]),
+        } => resolver.command(server, &host, port, transport),
     }
 }
 
@@ -341,7 +388,7 @@ fn transmit(
         let data = &buf[..t.len];
         if t.transport == Transport::Tcp {
             if !tcp.send(t.local, t.remote, data) {
-                debug!(remote = %t.remote, "no open TCP connection (or its queue is full); dropped");
+                debug!(remote = %t.remote, "tcp: the connection's queue is full; dropped");
             }
             continue;
         }

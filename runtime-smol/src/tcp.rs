@@ -2,12 +2,13 @@
 //! byte stream into messages with `onhold_core::sip::frame` and forwards each to the server task
 //! like a datagram, and a writer per connection fed by the server task's transmits.
 //!
-//! Responses go back on the connection the request came in on, found by (local, remote). We do
-//! not open connections ourselves: a request the core sends to a TCP peer that has gone away
-//! (an in-dialog BYE) is dropped, and the call's timers end it.
+//! A message goes on the connection `onhold_runtime::stream::Peers` picks; when there is none
+//! (our in-dialog request to a proxy or a caller that has closed its connection), a task opens
+//! one (§18.1.1), bounded by `CONNECT_TIMEOUT`, with the queue filled meanwhile. When opening
+//! fails, or the last connection to a peer closes, the peer's address goes to the server task,
+//! which tells the core (`Server::transport_error`).
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
@@ -15,9 +16,11 @@ use std::sync::Arc;
 
 use onhold_core::Transport;
 use onhold_runtime::net::{cut_stream, StreamUnit};
+use onhold_runtime::stream::{Peers, CONNECT_TIMEOUT};
 use smol::channel::{Receiver, Sender};
+use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use smol::{Async, LocalExecutor, Task};
+use smol::{Async, LocalExecutor, Task, Timer};
 use tracing::debug;
 
 use crate::Datagram;
@@ -25,57 +28,105 @@ use crate::Datagram;
 /// Outgoing messages queued per connection; a peer that stops reading loses messages beyond it
 /// rather than growing our memory.
 const WRITE_QUEUE: usize = 256;
-/// Concurrent connections; more are refused (closed at once).
-const MAX_CONNECTIONS: usize = 4096;
 
-/// The writer of every open connection, by (local, remote).
-#[derive(Clone, Default)]
-pub struct Connections(Rc<RefCell<BTreeMap<Peer, Sender<Vec<u8>>>>>);
+/// Every open connection's writer, and what a connection task needs to start another.
+#[derive(Clone)]
+pub struct Connections(Rc<Shared>);
 
-/// A connection's (local, remote) addresses.
-type Peer = (SocketAddr, SocketAddr);
+struct Shared {
+    ex: Rc<LocalExecutor<'static>>,
+    /// Messages read from any connection, to the server task.
+    inbound: Sender<Datagram>,
+    /// Peers we can no longer reach, to the server task.
+    unreachable: Sender<SocketAddr>,
+    writers: RefCell<Peers<Sender<Vec<u8>>>>,
+}
 
 impl Connections {
-    /// Queue `data` on the connection from `local` to `remote`; `false` if there is none or its
-    /// queue is full.
+    pub fn new(
+        ex: Rc<LocalExecutor<'static>>,
+        inbound: Sender<Datagram>,
+        unreachable: Sender<SocketAddr>,
+    ) -> Connections {
+        Connections(Rc::new(Shared {
+            ex,
+            inbound,
+            unreachable,
+            writers: RefCell::new(Peers::default()),
+        }))
+    }
+
+    /// Queue `data` for `remote` on its connection, opening one if none is open. `false` when
+    /// the connection's queue is full and the message was dropped.
     pub fn send(&self, local: SocketAddr, remote: SocketAddr, data: &[u8]) -> bool {
-        let map = self.0.borrow();
-        match map.get(&(local, remote)) {
-            Some(tx) => tx.try_send(data.to_vec()).is_ok(),
-            None => false,
+        if let Some(tx) = self.0.writers.borrow().get(local, remote) {
+            return tx.try_send(data.to_vec()).is_ok();
         }
+        if !self.0.writers.borrow().has_room() {
+            debug!(remote = %remote, "tcp: too many connections; cannot open one");
+            self.unreachable(remote);
+            return true;
+        }
+        let (tx, rx) = smol::channel::bounded(WRITE_QUEUE);
+        // A fresh queue always has room for the first message.
+        let _ = tx.try_send(data.to_vec());
+        self.0.writers.borrow_mut().insert(local, remote, tx);
+        let conns = self.clone();
+        self.0
+            .ex
+            .spawn(async move {
+                let connect = async { Async::<TcpStream>::connect(remote).await };
+                let timeout = async {
+                    Timer::after(CONNECT_TIMEOUT).await;
+                    Err(io::ErrorKind::TimedOut.into())
+                };
+                match connect.or(timeout).await {
+                    Ok(stream) => connection(Arc::new(stream), local, remote, rx, conns).await,
+                    Err(e) => {
+                        debug!(remote = %remote, "tcp connect: {e}");
+                        conns.closed(local, remote);
+                    }
+                }
+            })
+            .detach();
+        true
+    }
+
+    /// The connection (local, remote) is gone: tell the server task when it was the last one
+    /// to that peer.
+    fn closed(&self, local: SocketAddr, remote: SocketAddr) {
+        let mut writers = self.0.writers.borrow_mut();
+        writers.remove(local, remote);
+        if !writers.reaches(remote) {
+            self.unreachable(remote);
+        }
+    }
+
+    fn unreachable(&self, remote: SocketAddr) {
+        // Unbounded: the server task drains it every turn.
+        let _ = self.0.unreachable.try_send(remote);
     }
 }
 
 /// Bind a TCP listener and start accepting. Dropping the task stops it.
-pub fn listen(
-    ex: &Rc<LocalExecutor<'static>>,
-    addr: SocketAddr,
-    inbound: Sender<Datagram>,
-    conns: Connections,
-) -> io::Result<(SocketAddr, Task<()>)> {
+pub fn listen(addr: SocketAddr, conns: Connections) -> io::Result<(SocketAddr, Task<()>)> {
     let listener = Async::<TcpListener>::bind(addr)?;
     let local = listener.get_ref().local_addr()?;
-    let task = ex.spawn(accept_loop(Rc::clone(ex), listener, inbound, conns));
+    let task = conns.0.ex.spawn(accept_loop(listener, conns.clone()));
     Ok((local, task))
 }
 
-async fn accept_loop(
-    ex: Rc<LocalExecutor<'static>>,
-    listener: Async<TcpListener>,
-    inbound: Sender<Datagram>,
-    conns: Connections,
-) {
+async fn accept_loop(listener: Async<TcpListener>, conns: Connections) {
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
                 debug!("tcp accept: {e}");
-                smol::Timer::after(std::time::Duration::from_millis(10)).await;
+                Timer::after(std::time::Duration::from_millis(10)).await;
                 continue;
             }
         };
-        if conns.0.borrow().len() >= MAX_CONNECTIONS {
+        if !conns.0.writers.borrow().has_room() {
             debug!(remote = %remote, "tcp: too many connections; closing");
             continue;
         }
@@ -83,26 +134,19 @@ async fn accept_loop(
             continue;
         };
         let (tx, rx) = smol::channel::bounded(WRITE_QUEUE);
-        conns.0.borrow_mut().insert((local, remote), tx);
+        conns.0.writers.borrow_mut().insert(local, remote, tx);
         // Detached: the task ends when the peer closes; its writer entry goes with it.
-        ex.spawn(connection(
-            Arc::new(stream),
-            local,
-            remote,
-            inbound.clone(),
-            rx,
-            conns.clone(),
-        ))
-        .detach();
+        let task = connection(Arc::new(stream), local, remote, rx, conns.clone());
+        conns.0.ex.spawn(task).detach();
     }
 }
 
 /// Read messages until the peer closes or breaks framing; write what the server sends.
+/// `local` is the address the core knows this connection by.
 async fn connection(
     stream: Arc<Async<TcpStream>>,
     local: SocketAddr,
     remote: SocketAddr,
-    inbound: Sender<Datagram>,
     outbound: Receiver<Vec<u8>>,
     conns: Connections,
 ) {
@@ -116,6 +160,7 @@ async fn connection(
             }
         }
     };
+    let inbound = conns.0.inbound.clone();
     let reader = async {
         let mut buf: Vec<u8> = Vec::with_capacity(4096);
         let mut chunk = [0u8; 4096];
@@ -154,6 +199,6 @@ async fn connection(
         }
     };
     smol::future::or(reader, writer).await;
-    conns.0.borrow_mut().remove(&(local, remote));
+    conns.closed(local, remote);
     let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
 }
