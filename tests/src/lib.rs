@@ -10,6 +10,7 @@ pub mod ports;
 pub mod rtp;
 pub mod server;
 pub mod sipp;
+pub mod tcp;
 pub mod wav;
 
 use std::path::{Path, PathBuf};

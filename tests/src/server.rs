@@ -20,6 +20,8 @@ pub struct ServerOptions {
     pub args: Vec<String>,
     /// A configuration file to pass with `--config`.
     pub config: Option<PathBuf>,
+    /// `--log-level` (default `info`).
+    pub log_level: Option<String>,
 }
 
 impl ServerOptions {
@@ -30,6 +32,12 @@ impl ServerOptions {
 
     pub fn config(mut self, path: PathBuf) -> ServerOptions {
         self.config = Some(path);
+        self
+    }
+
+    /// Log at `level` (`debug` shows what the runtime does with connections) instead of `info`.
+    pub fn log_level(mut self, level: &str) -> ServerOptions {
+        self.log_level = Some(level.to_owned());
         self
     }
 }
@@ -71,7 +79,8 @@ impl Server {
         cmd.args(["--listen", &sip.to_string()])
             .args(["--rtp-ports", &format!("{}-{}", rtp_ports.0, rtp_ports.1)])
             .args(["--rtp-ip", "127.0.0.1", "--advertised-address", "127.0.0.1"])
-            .args(["--seed", "7", "--log-level", "info"]);
+            .args(["--seed", "7"])
+            .args(["--log-level", opts.log_level.as_deref().unwrap_or("info")]);
         if let Some(c) = &opts.config {
             cmd.arg("--config").arg(c);
         }

@@ -10,3 +10,4 @@ mod media;
 mod parity;
 mod process;
 mod sip;
+mod tcp_bye;
