@@ -6,6 +6,7 @@
 
 pub mod binaries;
 pub mod caller;
+pub mod kamailio;
 pub mod ports;
 pub mod rtp;
 pub mod server;
@@ -36,6 +37,25 @@ impl Runtime {
         match self {
             Runtime::Smol => "onhold",
             Runtime::Mio => "onhold-mio",
+        }
+    }
+}
+
+/// A SIP transport, for helpers that speak either.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Udp,
+    Tcp,
+}
+
+impl Transport {
+    pub const ALL: [Transport; 2] = [Transport::Udp, Transport::Tcp];
+
+    /// `udp` or `tcp`, as in a `transport=` URI parameter.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
         }
     }
 }

@@ -1,13 +1,16 @@
 //! End-to-end tests: the real `onhold` and `onhold-mio` binaries on loopback, driven by SIPp
 //! and `onhold probe`, judged by a Rust RTP receiver. Every test runs against both binaries
-//! (`smol::NAME` and `mio::NAME`), except the parity test, which compares them.
+//! (`smol::NAME` and `mio::NAME`), except the parity test, which compares them, and the proxy
+//! test, which runs both at once.
 //!
-//! Needs `sipp` (Debian `sip-tester`); the tests fail, saying so, without it.
+//! Needs `sipp` (Debian `sip-tester`) and, for the proxy test, `kamailio` (Debian `kamailio`);
+//! the tests fail, saying so, without them.
 
 mod codecs;
 mod common;
 mod media;
 mod parity;
 mod process;
+mod proxy;
 mod sip;
 mod tcp_bye;
