@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::media::PlayMode;
-use crate::server::{ServerConfig, Transport};
+use crate::server::{InDialogFrom, MediaTo, ServerConfig, Transport};
 
 mod values;
 
@@ -78,6 +78,14 @@ pub struct RunArgs {
     /// Send 180 Ringing before 200 OK. [default: false] [env: ONHOLD_SEND_RINGING]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub send_ringing: Option<String>,
+    /// Where requests inside a call may come from: "peer" (the caller's address, or a proxy in
+    /// its route) or "any". [default: peer] [env: ONHOLD_IN_DIALOG_FROM]
+    #[arg(long, value_name = "WHO")]
+    pub in_dialog_from: Option<String>,
+    /// Where RTP goes: "sdp" (the caller's c= address, unicast only) or "sip-source" (the IP
+    /// the INVITE came from). [default: sdp] [env: ONHOLD_MEDIA_TO]
+    #[arg(long, value_name = "WHERE")]
+    pub media_to: Option<String>,
     /// trace, debug, info, warn or error (RUST_LOG, when set, overrides it). [default: info]
     /// [env: ONHOLD_LOG_LEVEL]
     #[arg(long, value_name = "LEVEL")]
@@ -220,7 +228,7 @@ pub struct Config {
 }
 
 /// Every top-level key, in the order `--check-config` prints them.
-pub const KEYS: [&str; 17] = [
+pub const KEYS: [&str; 19] = [
     "listen",
     "rtp_ports",
     "rtp_ip",
@@ -233,12 +241,18 @@ pub const KEYS: [&str; 17] = [
     "max_calls",
     "max_call_duration",
     "send_ringing",
+    "in_dialog_from",
+    "media_to",
     "log_level",
     "log_format",
     "seed",
     "shutdown_grace",
     "classes",
 ];
+
+const IN_DIALOG_FROM: [(&str, InDialogFrom); 2] =
+    [("peer", InDialogFrom::Peer), ("any", InDialogFrom::Any)];
+const MEDIA_TO: [(&str, MediaTo); 2] = [("sdp", MediaTo::Sdp), ("sip-source", MediaTo::SipSource)];
 
 const CLASS_KEYS: [&str; 5] = [
     "music",
@@ -347,7 +361,7 @@ impl Config {
             }
         }
 
-        let flags: [(&'static str, Option<&String>); 15] = [
+        let flags: [(&'static str, Option<&String>); 17] = [
             ("rtp_ports", args.rtp_ports.as_ref()),
             ("rtp_ip", args.rtp_ip.as_ref()),
             ("advertised_address", args.advertised_address.as_ref()),
@@ -359,6 +373,8 @@ impl Config {
             ("max_calls", args.max_calls.as_ref()),
             ("max_call_duration", args.max_call_duration.as_ref()),
             ("send_ringing", args.send_ringing.as_ref()),
+            ("in_dialog_from", args.in_dialog_from.as_ref()),
+            ("media_to", args.media_to.as_ref()),
             ("log_level", args.log_level.as_ref()),
             ("log_format", args.log_format.as_ref()),
             ("seed", args.seed.as_ref()),
@@ -461,6 +477,12 @@ impl Config {
         }
         if let Some(s) = get("send_ringing") {
             server.send_ringing = boolean(s, "send_ringing")?;
+        }
+        if let Some(s) = get("in_dialog_from") {
+            server.in_dialog_from = choice(s, "in_dialog_from", &IN_DIALOG_FROM)?;
+        }
+        if let Some(s) = get("media_to") {
+            server.media_to = choice(s, "media_to", &MEDIA_TO)?;
         }
 
         let log_level = match get("log_level") {
@@ -621,6 +643,11 @@ impl Config {
                 quote(&s.max_call_duration.map_or("off".into(), format_duration)),
             ),
             ("send_ringing", s.send_ringing.to_string()),
+            (
+                "in_dialog_from",
+                quote(word_of(&IN_DIALOG_FROM, &s.in_dialog_from)),
+            ),
+            ("media_to", quote(word_of(&MEDIA_TO, &s.media_to))),
             ("log_level", quote(&self.log_level)),
             (
                 "log_format",

@@ -332,12 +332,21 @@ impl HashedKey {
         HashedKey { hash, text }
     }
 
-    /// A dialog's key, `Call-ID SP tag` (see `Call::dialog`), hashed by its tag alone (see
-    /// [`dialog_hash`]).
-    pub fn dialog(call_id: &str, tag: &str) -> HashedKey {
+    /// A dialog's key, `Call-ID SP local-tag SP remote-tag` (see `Call::dialog`), hashed by
+    /// the local tag alone (see [`dialog_hash`]).
+    pub fn dialog(call_id: &str, local_tag: &str, remote_tag: &str) -> HashedKey {
         HashedKey {
-            hash: dialog_hash(tag.as_bytes()),
-            text: KeyText::of([call_id.as_bytes(), b" ", tag.as_bytes()], None),
+            hash: dialog_hash(local_tag.as_bytes()),
+            text: KeyText::of(
+                [
+                    call_id.as_bytes(),
+                    b" ",
+                    local_tag.as_bytes(),
+                    b" ",
+                    remote_tag.as_bytes(),
+                ],
+                None,
+            ),
         }
     }
 
@@ -640,7 +649,7 @@ mod tests {
         }
     }
 
-    /// A dialog key is found by its Call-ID and tag where they lie, and only by them, in
+    /// A dialog key is found by its Call-ID and tags where they lie, and only by them, in
     /// the table and in the overflow map alike.
     #[test]
     fn dialog_keys_are_found_by_their_parts() {
@@ -650,10 +659,13 @@ mod tests {
                 .map(|_| (b'a' + rng.below(3) as u8) as char)
                 .collect()
         };
-        let keys: Vec<(String, String)> =
-            (0..300).map(|_| (text(&mut rng), text(&mut rng))).collect();
-        let mut owners: Vec<HashedKey> =
-            keys.iter().map(|(c, t)| HashedKey::dialog(c, t)).collect();
+        let keys: Vec<(String, String, String)> = (0..300)
+            .map(|_| (text(&mut rng), text(&mut rng), text(&mut rng)))
+            .collect();
+        let mut owners: Vec<HashedKey> = keys
+            .iter()
+            .map(|(c, t, r)| HashedKey::dialog(c, t, r))
+            .collect();
         // Crowd a third of them onto one hash: the overflow map takes some.
         for k in owners.iter_mut().step_by(3) {
             k.hash = 0x77;
@@ -665,19 +677,21 @@ mod tests {
             model.insert(k.clone(), id);
         }
         assert!(!index.overflow.is_empty());
-        for (id, (c, t)) in keys.iter().enumerate() {
-            assert_eq!(owners[id].text(), format!("{c} {t}"));
+        for (id, (c, t, r)) in keys.iter().enumerate() {
+            assert_eq!(owners[id].text(), format!("{c} {t} {r}"));
             let hash = owners[id].hash;
             let get = |parts: &[&[u8]]| index.get_parts(hash, parts, |v| owners.get(v));
-            let found = get(&[c.as_bytes(), b" ", t.as_bytes()]);
+            let (c, t, r) = (c.as_bytes(), t.as_bytes(), r.as_bytes());
+            let found = get(&[c, b" ", t, b" ", r]);
             assert_eq!(found, model.get(&owners[id]).copied());
-            assert_eq!(get(&[c.as_bytes(), b" ", t.as_bytes(), b"x"]), None);
-            assert_eq!(get(&[c.as_bytes(), b"x", t.as_bytes()]), None);
-            assert_eq!(get(&[b"x", c.as_bytes(), b" ", t.as_bytes()]), None);
+            assert_eq!(get(&[c, b" ", t, b" ", r, b"x"]), None);
+            assert_eq!(get(&[c, b" ", t, b" ", b"x", r]), None);
+            assert_eq!(get(&[c, b"x", t, b" ", r]), None);
+            assert_eq!(get(&[b"x", c, b" ", t, b" ", r]), None);
         }
         assert_eq!(
             dialog_hash(b"0123456789abcdef"),
-            HashedKey::dialog("c", "0123456789abcdef").hash
+            HashedKey::dialog("c", "0123456789abcdef", "r").hash
         );
     }
 

@@ -33,6 +33,7 @@ mod dialogs;
 mod media;
 mod messages;
 mod outbox;
+mod policy;
 mod ports;
 mod request;
 mod transactions;
@@ -89,6 +90,9 @@ pub enum EndReason {
     Control,
     /// Our BYE's transaction timed out or the peer rejected it; the call is gone anyway.
     ByeFailed,
+    /// The answer in the caller's ACK (after an INVITE without offer) was unusable or named an
+    /// address media may not go to (we sent BYE).
+    MediaRefused,
 }
 
 /// What happened, for logs, counters and the control API.
@@ -208,6 +212,33 @@ pub struct ServerConfig {
     pub max_catchup_frames: u32,
     /// Seconds between RTCP sender reports (randomised 0.5–1.5× per RFC 3550 §6.3.1).
     pub rtcp_interval: Duration,
+    /// Where requests inside a dialog (ACK, re-INVITE, UPDATE, BYE, INFO) may come from.
+    pub in_dialog_from: InDialogFrom,
+    /// Where RTP goes: the SDP's address, or the SIP source's IP with the SDP's port.
+    pub media_to: MediaTo,
+}
+
+/// Which sources a dialog takes requests from, besides matching its Call-ID and both tags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InDialogFrom {
+    /// The dialog's peer: the IP its INVITE came from, our next hop, or a proxy named by IP in
+    /// its route set.
+    #[default]
+    Peer,
+    /// Any address (deployments where re-INVITEs or BYEs arrive by another path). A request
+    /// from elsewhere still may not move the media to a new address.
+    Any,
+}
+
+/// Where a call's RTP is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MediaTo {
+    /// The address in the SDP, within the rules of `media_address_allowed`.
+    #[default]
+    Sdp,
+    /// The IP the SIP request came from, with the SDP's port: the stream can reach no one but
+    /// the caller's SIP host.
+    SipSource,
 }
 
 impl Default for ServerConfig {
@@ -228,6 +259,8 @@ impl Default for ServerConfig {
             user_agent: concat!("onhold/", env!("CARGO_PKG_VERSION")).to_string(),
             max_catchup_frames: 3,
             rtcp_interval: Duration::from_secs(5),
+            in_dialog_from: InDialogFrom::Peer,
+            media_to: MediaTo::Sdp,
         }
     }
 }
@@ -244,6 +277,12 @@ pub struct Stats {
     pub rtp_in: u64,
     pub dropped: u64,
     pub late_skipped_frames: u64,
+    /// Requests that matched a dialog's Call-ID and tags but came from outside its peer.
+    pub foreign_in_dialog: u64,
+    /// Offers refused for where their media would go (broadcast, loopback from afar, …).
+    pub media_refused: u64,
+    /// Calls whose media moved to a new address by re-INVITE or UPDATE.
+    pub media_moved: u64,
 }
 
 /// What a timer entry is for. The part that armed it remembers the deadline; an entry whose
@@ -500,7 +539,7 @@ impl Server {
             "INVITE" if req.to_tag.is_empty() => dialogs.on_invite(&mut cx, req, key, merge),
             "INVITE" | "UPDATE" => dialogs.on_offer_in_dialog(&mut cx, req, key),
             "BYE" => dialogs.on_bye(&mut cx, req, key),
-            "INFO" => match dialogs.find(req) {
+            "INFO" => match dialogs.find(&mut cx, req) {
                 Some(h) => {
                     if dialogs.in_order(&mut cx, req, &key, h) {
                         cx.respond_final(req, key, 200, &[]);

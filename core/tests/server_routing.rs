@@ -48,13 +48,15 @@ fn bye_goes_through_a_proxy_named_by_host_name() {
     h.hosts
         .insert("proxy.example".into(), "10.0.0.7".parse().unwrap());
     let (_, call) = establish(&mut h, &["Record-Route: <sip:proxy.example:5076;lr>"]);
-    let resolves: Vec<_> = h
-        .commands
-        .iter()
-        .filter(|(_, c)| matches!(c, onhold_core::Command::Resolve { .. }))
-        .collect();
-    assert_eq!(resolves.len(), 1, "{resolves:?}");
+    let resolves = |h: &Harness| {
+        h.commands
+            .iter()
+            .filter(|(_, c)| matches!(c, onhold_core::Command::Resolve { .. }))
+            .count()
+    };
+    assert_eq!(resolves(&h), 0, "looked up when a request first needs it");
     let bye = hang_up(&mut h, call);
+    assert_eq!(resolves(&h), 1);
     assert_eq!(bye.t.remote, addr("10.0.0.7:5076"));
     assert_eq!(
         bye.start_line(),

@@ -548,3 +548,28 @@ fn help_explains_every_flag_with_its_default() {
         );
     }
 }
+
+#[test]
+fn who_may_talk_inside_a_call_and_where_media_may_go() {
+    use crate::server::{InDialogFrom, MediaTo};
+    let c = file("").unwrap();
+    assert_eq!(c.server.in_dialog_from, InDialogFrom::Peer);
+    assert_eq!(c.server.media_to, MediaTo::Sdp);
+    let c = file("in_dialog_from = \"any\"\nmedia_to = \"sip-source\"").unwrap();
+    assert_eq!(c.server.in_dialog_from, InDialogFrom::Any);
+    assert_eq!(c.server.media_to, MediaTo::SipSource);
+    let c = Config::load(&flags(&["--media-to", "SIP-SOURCE"]), &[], None).unwrap();
+    assert_eq!(c.server.media_to, MediaTo::SipSource);
+    assert_eq!(
+        error_line(file("media_to = \"victim\"")),
+        "config: media_to = \"victim\": must be \"sdp\" or \"sip-source\" \
+         (in /etc/onhold/onhold.toml)"
+    );
+    assert_eq!(
+        error_line(file("in_dialog_from = 3")),
+        "config: in_dialog_from = 3: must be \"peer\" or \"any\" (in /etc/onhold/onhold.toml)"
+    );
+    let printed = file("media_to = \"sip-source\"").unwrap().to_toml();
+    assert!(printed.contains("in_dialog_from = \"peer\""), "{printed}");
+    assert!(printed.contains("media_to = \"sip-source\""), "{printed}");
+}

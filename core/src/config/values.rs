@@ -117,6 +117,30 @@ pub(super) fn float(s: &Setting, key: &str, allowed: &str) -> Result<f64, Config
     }
 }
 
+/// One of a fixed set of words (`choices`: word and value); the error lists them.
+pub(super) fn choice<T: Copy>(
+    s: &Setting,
+    key: &str,
+    choices: &[(&str, T)],
+) -> Result<T, ConfigError> {
+    let words: Vec<String> = choices.iter().map(|(w, _)| quote(w)).collect();
+    let allowed = format!("must be {}", words.join(" or "));
+    let t = text(s, key, &allowed)?.trim().to_ascii_lowercase();
+    choices
+        .iter()
+        .find(|(w, _)| *w == t)
+        .map(|(_, v)| *v)
+        .ok_or_else(|| err(key, s, &allowed))
+}
+
+/// The word `choices` gives `value`.
+pub(super) fn word_of<T: PartialEq>(choices: &[(&'static str, T)], value: &T) -> &'static str {
+    choices
+        .iter()
+        .find(|(_, v)| v == value)
+        .map_or("", |(w, _)| w)
+}
+
 pub(super) fn boolean(s: &Setting, key: &str) -> Result<bool, ConfigError> {
     let allowed = "must be true or false";
     match &s.raw {

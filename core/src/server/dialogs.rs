@@ -24,9 +24,13 @@ use session::{arm_session_timer, session_timer_request};
 
 use super::messages::{self, Contact, InDialogRequest, ResponseHead, ACCEPT, SUPPORTED};
 use super::outbox::Path;
+use super::policy;
 use super::request::Request;
 use super::transactions::{ClientPurpose, TxnId, TxnKey};
-use super::{CallHandle, CallTimer, Command, Cx, EndReason, Event, ServerConfig, Timer, Transport};
+use super::{
+    CallHandle, CallTimer, Command, Cx, EndReason, Event, InDialogFrom, ServerConfig, Timer,
+    Transport,
+};
 use crate::hash_index::{dialog_hash, HashIndex, HashedKey};
 use crate::sdp::{self, AnswerLayout, AnswerPrefs, Negotiated, OfferError};
 use crate::slab::CallSlab;
@@ -43,7 +47,8 @@ pub(crate) enum CallState {
 /// One dialog.
 #[derive(Debug)]
 pub(crate) struct Call {
-    /// `Call-ID SP our tag` (a Call-ID holds no space): the dialog's identity, and its key in
+    /// `Call-ID SP our tag SP their tag` (a Call-ID holds no space, our tag is
+    /// [`LOCAL_TAG_LEN`] hex digits): the dialog's identity (RFC 3261 §12), and its key in
     /// [`Dialogs::index`] (inserted and removed as is, never rebuilt).
     pub dialog: HashedKey,
     pub call_id_len: usize,
@@ -61,8 +66,9 @@ pub(crate) struct Call {
     /// The caller's Via named another address than its requests come from (a NAT).
     pub natted: bool,
     /// The Request-URI, Route headers and next hop of our in-dialog requests (BYE, UPDATE), and
-    /// the next hop's address once known.
-    pub plan: Plan,
+    /// the next hop's address once known: worked out when we first send one (most calls end
+    /// with the caller's BYE and never need it), again after a target refresh.
+    pub plan: Option<Plan>,
     pub dest: Dest,
     pub remote_cseq: u32,
     pub local_cseq: u32,
@@ -106,7 +112,19 @@ impl Call {
     }
 
     pub fn local_tag(&self) -> &str {
-        self.dialog.text_at(self.call_id_len + 1..)
+        let at = self.call_id_len + 1;
+        self.dialog.text_at(at..at + LOCAL_TAG_LEN)
+    }
+
+    /// Is `ip` this dialog's peer: where the INVITE came from, our next hop, or a proxy named by
+    /// address in the route set?
+    fn is_peer(&self, ip: IpAddr) -> bool {
+        if ip == self.remote_sip.ip() || matches!(self.dest, Dest::Addr(a) if a.ip() == ip) {
+            return true;
+        }
+        self.route_set
+            .iter()
+            .any(|r| matches!(route::hop_of_route(r), Some(Hop::Addr(a)) if a.ip() == ip))
     }
 
     /// Our Contact in this dialog.
@@ -124,9 +142,11 @@ impl Call {
     }
 }
 
-/// Where our in-dialog requests go: an address, or a host name the runtime is looking up.
+/// Where our in-dialog requests go: not worked out yet, an address, or a host name the runtime
+/// is looking up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Dest {
+    Unplanned,
     Addr(SocketAddr),
     Lookup(Lookup),
 }
@@ -164,6 +184,9 @@ struct Extras<'a> {
     sdp: Option<&'a [u8]>,
 }
 
+/// Our tags: 16 hex digits of 64 random bits.
+pub(crate) const LOCAL_TAG_LEN: usize = 16;
+
 /// Every call, and the index that finds a call by its dialog identity.
 #[derive(Debug, Default)]
 pub(crate) struct Dialogs {
@@ -193,16 +216,32 @@ impl Dialogs {
         self.calls.get(&call).map(|c| c.user.as_str())
     }
 
-    /// The dialog a request belongs to: by its Call-ID and To tag (our tag).
-    pub fn find(&self, req: &Request<'_>) -> Option<CallHandle> {
+    /// The dialog a request belongs to (RFC 3261 §12.2.2: its Call-ID, our tag in its To and
+    /// the peer's in its From), when it comes from the dialog's peer (unless the settings
+    /// take in-dialog requests from any address). A request from elsewhere is counted and
+    /// belongs to no dialog: whoever has seen the tags cannot end, move or restart the call.
+    pub fn find(&self, cx: &mut Cx<'_>, req: &Request<'_>) -> Option<CallHandle> {
         if req.to_tag.is_empty() {
             return None;
         }
         // Looked up by its parts (see `dialog_hash`): the key is not written out.
         let hash = dialog_hash(req.to_tag.as_bytes());
-        let key = [req.call_id.as_bytes(), b" ", req.to_tag.as_bytes()];
-        self.index
-            .get_parts(hash, &key, |h| self.calls.get(&h).map(|c| &c.dialog))
+        let key = [
+            req.call_id.as_bytes(),
+            b" ",
+            req.to_tag.as_bytes(),
+            b" ",
+            req.from_tag.as_bytes(),
+        ];
+        let h = self
+            .index
+            .get_parts(hash, &key, |h| self.calls.get(&h).map(|c| &c.dialog))?;
+        let call = self.calls.get(&h)?;
+        if cx.config.in_dialog_from == InDialogFrom::Peer && !call.is_peer(req.remote.ip()) {
+            cx.stats.foreign_in_dialog += 1;
+            return None;
+        }
+        Some(h)
     }
 
     /// RFC 3261 §12.2.2: a request with a CSeq lower than the last one in the dialog is out of
@@ -313,10 +352,16 @@ impl Dialogs {
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
+        if call.plan.is_none() {
+            route_call(&mut self.lookups, cx, call);
+        }
+        let Some(plan) = &call.plan else {
+            return;
+        };
         call.local_cseq += 1;
         let mut r = InDialogRequest {
             method,
-            target: &call.plan.request_uri,
+            target: &plan.request_uri,
             transport: call.transport,
             host: call.advertised,
             port: call.local_sip.port(),
@@ -325,7 +370,7 @@ impl Dialogs {
             to: &call.their_from,
             call_id: call.call_id(),
             cseq: call.local_cseq,
-            route_set: &call.plan.routes,
+            route_set: &plan.routes,
             user_agent: &cx.config.user_agent,
             contact: extras.refresh.then(|| call.contact()),
             session: extras.session,
@@ -344,6 +389,7 @@ impl Dialogs {
         });
         let dest = match &call.dest {
             Dest::Addr(a) => *a,
+            Dest::Unplanned => call.remote_sip, // `route_call` just planned it
             Dest::Lookup(lookup) => {
                 self.held.push(Held {
                     lookup: lookup.clone(),
@@ -372,12 +418,13 @@ impl Dialogs {
     fn write_ack(&self, cx: &Cx<'_>, h: CallHandle, branch: &str) -> Option<(Vec<u8>, Path)> {
         let call = self.calls.get(&h)?;
         let cseq = call.session.as_ref()?.invite_cseq();
-        let Dest::Addr(dest) = call.dest else {
+        let (Dest::Addr(dest), Some(plan)) = (&call.dest, &call.plan) else {
             return None;
         };
+        let dest = *dest;
         let r = InDialogRequest {
             method: "ACK",
-            target: &call.plan.request_uri,
+            target: &plan.request_uri,
             transport: call.transport,
             host: call.advertised,
             port: call.local_sip.port(),
@@ -386,7 +433,7 @@ impl Dialogs {
             to: &call.their_from,
             call_id: call.call_id(),
             cseq,
-            route_set: &call.plan.routes,
+            route_set: &plan.routes,
             user_agent: &cx.config.user_agent,
             contact: None,
             session: None,
@@ -475,13 +522,13 @@ impl Dialogs {
 /// Work out where a call's in-dialog requests go from its route set and remote target, and ask
 /// the runtime to resolve a host name there unless it is already being looked up.
 fn route_call(lookups: &mut BTreeSet<Lookup>, cx: &mut Cx<'_>, call: &mut Call) {
-    call.plan = Plan::new(
+    let plan = Plan::new(
         &call.route_set,
         &call.remote_target,
         call.natted,
         call.remote_sip,
     );
-    call.dest = match &call.plan.hop {
+    call.dest = match &plan.hop {
         Hop::Addr(a) => Dest::Addr(*a),
         Hop::Name { host, port } => {
             let lookup = Lookup {
@@ -499,6 +546,7 @@ fn route_call(lookups: &mut BTreeSet<Lookup>, cx: &mut Cx<'_>, call: &mut Call) 
             Dest::Lookup(lookup)
         }
     };
+    call.plan = Some(plan);
 }
 
 /// What an INVITE or UPDATE brings: its session timer, and its offer with our answer to it
@@ -534,7 +582,17 @@ fn check_offer(cx: &mut Cx<'_>, req: &Request<'_>, key: TxnKey) -> Option<(TxnKe
     };
     let (offer, neg) = match offer {
         Some(body) => match sdp::answer_body(body, &prefs(cx.config)) {
-            Ok((n, layout)) => (Some(layout), Some(n)),
+            Ok((mut n, layout)) => {
+                if let Some(why) = policy::media_address_refusal(n.remote_rtp.ip(), req.remote.ip())
+                {
+                    cx.stats.media_refused += 1;
+                    let warn = format!("301 onhold \"{why}\"");
+                    cx.respond_final(req, key, 488, &[("Warning", &warn)]);
+                    return None;
+                }
+                policy::aim(&mut n, cx.config.media_to, req.remote.ip());
+                (Some(layout), Some(n))
+            }
             Err(OfferError::Sdp(e)) => {
                 let why = format!("Bad SDP: {e}");
                 cx.respond_final(req, key, 400, &[("Warning", &why)]);

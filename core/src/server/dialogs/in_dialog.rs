@@ -5,18 +5,19 @@ use std::sync::Arc;
 
 use super::super::media::StreamSeed;
 use super::super::messages::{self, OkLines, ResponseHead};
+use super::super::policy;
 use super::super::request::Request;
 use super::super::transactions::{MergeKey, ServerState, TxnKey};
 use super::super::{CallHandle, CallTimer, Cx, EndReason, Event, Timer};
 use super::session::{allows, require_timer};
-use super::{arm_session_timer, check_offer, prefs, route_call, CallState, Dialogs, OfferCheck};
+use super::{arm_session_timer, check_offer, prefs, CallState, Dest, Dialogs, OfferCheck};
 use crate::sdp;
 
 impl Dialogs {
     /// The ACK for our 2xx (RFC 3261 §13.3.1.4): media agreed in it starts now. After a late
     /// offer, the ACK carries the answer to ours (§13.2.1).
     pub fn on_ack(&mut self, cx: &mut Cx<'_>, req: &Request<'_>) {
-        let Some(h) = self.find(req) else {
+        let Some(h) = self.find(cx, req) else {
             cx.stats.dropped += 1;
             return;
         };
@@ -41,8 +42,16 @@ impl Dialogs {
                 sdp::parse(req.body).ok()
             };
             match answer.map(|a| sdp::accept_answer(&a, &prefs(cx.config))) {
-                Some(Ok(neg)) => call.pending = Some(neg),
-                _ => return self.hangup(cx, h, EndReason::Control),
+                Some(Ok(mut neg)) => {
+                    let source = req.remote.ip();
+                    if policy::media_address_refusal(neg.remote_rtp.ip(), source).is_some() {
+                        cx.stats.media_refused += 1;
+                        return self.hangup(cx, h, EndReason::MediaRefused);
+                    }
+                    policy::aim(&mut neg, cx.config.media_to, source);
+                    call.pending = Some(neg);
+                }
+                _ => return self.hangup(cx, h, EndReason::MediaRefused),
             }
         }
         call.offer = None;
@@ -99,7 +108,7 @@ impl Dialogs {
 
     /// re-INVITE or UPDATE inside a dialog: hold, unhold, new address, session refresh.
     pub fn on_offer_in_dialog(&mut self, cx: &mut Cx<'_>, req: &Request<'_>, key: TxnKey) {
-        let Some(h) = self.find(req) else {
+        let Some(h) = self.find(cx, req) else {
             return cx.respond_final(req, key, 481, &[]);
         };
         let Some(call) = self.calls.get_mut(&h) else {
@@ -132,13 +141,32 @@ impl Dialogs {
         else {
             return; // refused with a final response
         };
+        let Some(call) = self.calls.get_mut(&h) else {
+            return;
+        };
+        // Only the dialog's peer may move the media (with `in_dialog_from = "any"` others may
+        // refresh or hold the call, not aim its stream elsewhere).
+        let current = cx.media.negotiated(h).map(|n| n.remote_rtp);
+        let moves = match (&neg, current) {
+            (Some(n), Some(now)) => n.remote_rtp != now && !n.remote_rtp.ip().is_unspecified(),
+            _ => false,
+        };
+        if moves && !call.is_peer(req.remote.ip()) {
+            cx.stats.media_refused += 1;
+            let warn = "301 onhold \"only the caller may move the media\"";
+            return cx.respond_final(req, key, 488, &[("Warning", warn)]);
+        }
+        if moves {
+            cx.stats.media_moved += 1;
+        }
         let id = cx.txns.open(req, key, MergeKey::of(req), Some(h));
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
         if let Some(c) = req.contact.filter(|c| *c != call.remote_target) {
             call.remote_target = c.to_string(); // target refresh (RFC 3261 §12.2.2)
-            route_call(&mut self.lookups, cx, call);
+            call.plan = None;
+            call.dest = Dest::Unplanned;
         }
         match (&mut call.session, session) {
             (Some(ours), Some(theirs)) => ours.refreshed_by(theirs),
@@ -187,7 +215,7 @@ impl Dialogs {
     }
 
     pub fn on_bye(&mut self, cx: &mut Cx<'_>, req: &Request<'_>, key: TxnKey) {
-        let Some(h) = self.find(req) else {
+        let Some(h) = self.find(cx, req) else {
             return cx.respond_final(req, key, 481, &[]);
         };
         if !self.in_order(cx, req, &key, h) {

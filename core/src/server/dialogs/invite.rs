@@ -7,9 +7,8 @@ use super::super::messages::{self, Contact, OkLines, ResponseHead, SDP_TYPE};
 use super::super::request::Request;
 use super::super::transactions::{MergeKey, TxnKey};
 use super::super::{CallHandle, CallTimer, Cx, EndReason, ServerConfig, Timer, Transport};
-use super::route::Plan;
 use super::session::{allows, require_timer};
-use super::{check_offer, prefs, route_call, Call, CallState, Dest, Dialogs, OfferCheck};
+use super::{check_offer, prefs, Call, CallState, Dest, Dialogs, OfferCheck, LOCAL_TAG_LEN};
 use crate::ascii;
 use crate::hash_index::HashedKey;
 use crate::sdp::{self, Direction, LocalMedia};
@@ -44,7 +43,7 @@ impl Dialogs {
         };
         let handle = self.calls.vacant();
         let id = cx.txns.open(req, key, merge, Some(handle));
-        let mut tag_buf = [0; 16];
+        let mut tag_buf = [0; LOCAL_TAG_LEN];
         let local_tag = ascii::hex16(cx.rng.next_u64(), &mut tag_buf);
         // RFC 3261 §8.2.6.1: a 100 at once, so the caller stops retransmitting while the
         // runtime binds the RTP port.
@@ -78,7 +77,7 @@ impl Dialogs {
         let target = req.contact.unwrap_or(req.uri);
         let sdp_session = (cx.rng.next_u32() >> 1) as u64;
         let call = Box::new(Call {
-            dialog: HashedKey::dialog(req.call_id, local_tag),
+            dialog: HashedKey::dialog(req.call_id, local_tag, req.from_tag),
             call_id_len: req.call_id.len(),
             user: req.uri_user.to_string(),
             their_from: req.from.to_string(),
@@ -86,8 +85,8 @@ impl Dialogs {
             remote_target: target.to_string(),
             route_set: req.record_route.iter().map(|r| r.to_string()).collect(),
             natted: natted(req),
-            plan: Plan::new(&[], "", false, req.remote),
-            dest: Dest::Addr(req.remote),
+            plan: None,
+            dest: Dest::Unplanned,
             remote_cseq: req.cseq,
             local_cseq: 0,
             transport: req.transport,
@@ -121,9 +120,6 @@ impl Dialogs {
         if let Some(c) = calls.get(&handle) {
             self.index
                 .insert(&c.dialog, handle, |h| calls.get(&h).map(|c| &c.dialog));
-        }
-        if let Some(c) = self.calls.get_mut(&handle) {
-            route_call(&mut self.lookups, cx, c);
         }
         cx.stats.calls_total += 1;
         cx.stats.calls_active = self.calls.len();

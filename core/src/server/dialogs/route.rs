@@ -83,6 +83,11 @@ fn uri_of(value: &str) -> &str {
     }
 }
 
+/// The hop a route-set entry (`<sip:proxy;lr>`) names.
+pub(crate) fn hop_of_route(value: &str) -> Option<Hop> {
+    hop_of(uri_of(value))
+}
+
 /// The hop a SIP URI names: its address when the host is an IP literal (port defaulted by
 /// scheme, RFC 3263 §4.2), else the host name to resolve. `None` for a URI that does not parse
 /// or names the unspecified address, which no request can reach.

@@ -1,0 +1,235 @@
+//! What an attacker on the network can do to a call it did not place: requests that carry a
+//! live dialog's Call-ID and our tag but the wrong From tag or come from another host (RFC 3261
+//! §12: a dialog is the Call-ID and both tags; we also take them only from the dialog's peer),
+//! and SDP that aims the stream at an address no caller should name.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use onhold_core::server::{InDialogFrom, MediaTo};
+use onhold_core::{CallHandle, Event, ServerConfig};
+
+const ATTACKER: &str = "203.0.113.66:5060";
+const VICTIM: &str = "198.51.100.9";
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// INVITE → 200 (the 200's To tag kept in `c`); no ACK yet.
+fn answered(h: &mut Harness) -> Dp750 {
+    let mut c = Dp750::new(0);
+    let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv");
+    h.send(PHONE, &c.request("INVITE", Some(&sdp), &[]));
+    c.to_tag = h.response("SIP/2.0 200").to_tag();
+    c
+}
+
+fn started(h: &Harness) -> Option<CallHandle> {
+    h.events.iter().find_map(|(_, e)| match e {
+        Event::CallStarted { call, .. } => Some(*call),
+        _ => None,
+    })
+}
+
+fn ended(h: &Harness) -> bool {
+    h.events
+        .iter()
+        .any(|(_, e)| matches!(e, Event::CallEnded { .. }))
+}
+
+/// RTP packets sent to `ip` so far.
+fn rtp_to(h: &Harness, ip: &str) -> usize {
+    let ip: std::net::IpAddr = ip.parse().unwrap();
+    h.rtp().iter().filter(|p| p.t.remote.ip() == ip).count()
+}
+
+fn established(h: &mut Harness) -> Dp750 {
+    let mut c = answered(h);
+    h.send(PHONE, &c.ack(None));
+    assert!(started(h).is_some(), "{}", h.transcript());
+    c
+}
+
+/// The request `c` would send next, with a new branch and CSeq.
+fn next(c: &mut Dp750, method: &str, body: Option<&str>) -> String {
+    c.next_branch();
+    c.cseq += 1;
+    c.request(method, body, &[])
+}
+
+#[test]
+fn an_ack_with_the_wrong_from_tag_starts_nothing() {
+    let mut h = Harness::new();
+    let mut c = answered(&mut h);
+    let real_tag = c.from_tag.clone();
+    c.from_tag = "forged".into();
+    h.send(PHONE, &c.ack(None));
+    assert_eq!(started(&h), None, "{}", h.transcript());
+    h.advance(ms(200));
+    assert_eq!(rtp_to(&h, "192.168.1.50"), 0);
+    // The caller's own ACK still works.
+    c.from_tag = real_tag;
+    h.send(PHONE, &c.ack(None));
+    assert!(started(&h).is_some(), "{}", h.transcript());
+}
+
+#[test]
+fn an_ack_from_another_host_starts_nothing() {
+    let mut h = Harness::new();
+    let mut c = answered(&mut h);
+    h.send(ATTACKER, &c.ack(None));
+    assert_eq!(started(&h), None, "{}", h.transcript());
+    assert_eq!(h.server.stats().foreign_in_dialog, 1);
+}
+
+#[test]
+fn a_re_invite_from_another_host_cannot_move_the_media() {
+    let mut h = Harness::new();
+    let mut c = established(&mut h);
+    let sdp = dp750_sdp(VICTIM, 4000, "sendrecv");
+    h.send(ATTACKER, &next(&mut c, "INVITE", Some(&sdp)));
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 481"),
+        "{}",
+        h.transcript()
+    );
+    h.advance(Duration::from_secs(3));
+    assert_eq!(rtp_to(&h, VICTIM), 0);
+    assert!(rtp_to(&h, "192.168.1.50") >= 140, "{}", h.transcript());
+}
+
+#[test]
+fn with_any_source_allowed_a_stranger_still_cannot_move_the_media() {
+    let config = ServerConfig {
+        in_dialog_from: InDialogFrom::Any,
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::with(config, onhold_core::media::Library::silence());
+    let mut c = established(&mut h);
+    let sdp = dp750_sdp(VICTIM, 4000, "sendrecv");
+    h.send(ATTACKER, &next(&mut c, "INVITE", Some(&sdp)));
+    let refusal = h.last_sip().clone();
+    assert!(
+        refusal.start_line().starts_with("SIP/2.0 488"),
+        "{}",
+        h.transcript()
+    );
+    assert!(refusal.header("Warning").unwrap().starts_with("301 "));
+    h.advance(Duration::from_secs(1));
+    assert_eq!(rtp_to(&h, VICTIM), 0);
+    // The caller itself may move it.
+    let sdp = dp750_sdp("192.168.1.51", 4000, "sendrecv");
+    h.send(PHONE, &next(&mut c, "INVITE", Some(&sdp)));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
+    h.send(PHONE, &c.ack(None));
+    h.advance(Duration::from_secs(1));
+    assert!(rtp_to(&h, "192.168.1.51") > 40, "{}", h.transcript());
+    assert_eq!(h.server.stats().media_moved, 1);
+}
+
+#[test]
+fn a_bye_with_the_wrong_from_tag_or_from_another_host_ends_nothing() {
+    let mut h = Harness::new();
+    let mut c = established(&mut h);
+    let real_tag = c.from_tag.clone();
+    c.from_tag = "forged".into();
+    h.send(PHONE, &next(&mut c, "BYE", None));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 481"));
+    c.from_tag = real_tag;
+    h.send(ATTACKER, &next(&mut c, "BYE", None));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 481"));
+    h.advance(ms(500));
+    assert!(!ended(&h), "{}", h.transcript());
+    h.send(PHONE, &next(&mut c, "BYE", None));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
+    assert!(ended(&h));
+}
+
+/// A caller behind a proxy: its requests come from the proxy's address, which is the INVITE's
+/// source, so they are taken.
+#[test]
+fn requests_through_the_record_routing_proxy_are_taken() {
+    let mut h = Harness::new();
+    let proxy = "10.0.0.7:5060";
+    let mut c = Dp750::new(0);
+    let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv");
+    let rr = ["Record-Route: <sip:10.0.0.7;lr>"];
+    h.send(proxy, &c.request("INVITE", Some(&sdp), &rr));
+    c.to_tag = h.response("SIP/2.0 200").to_tag();
+    h.send(proxy, &c.ack(None));
+    assert!(started(&h).is_some(), "{}", h.transcript());
+    h.send(proxy, &next(&mut c, "BYE", None));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
+    assert!(ended(&h));
+}
+
+fn offer_answer(h: &mut Harness, from: &str, media_ip: &str) -> Sent {
+    let c = Dp750::new(0);
+    h.send(
+        from,
+        &c.request("INVITE", Some(&dp750_sdp(media_ip, 4000, "sendrecv")), &[]),
+    );
+    h.sip()
+        .into_iter()
+        .rev()
+        .find(|s| s.start_line().starts_with("SIP/2.0") && !s.start_line().contains(" 100 "))
+        .expect("a final response")
+        .clone()
+}
+
+#[test]
+fn media_may_not_go_to_broadcast_reserved_or_another_hosts_loopback() {
+    for (media, from, why) in [
+        ("255.255.255.255", PHONE, "broadcast"),
+        ("0.1.2.3", PHONE, "reserved"),
+        ("127.0.0.1", PHONE, "loopback"),
+        ("169.254.0.1", PHONE, "link-local"),
+    ] {
+        let mut h = Harness::new();
+        let answer = offer_answer(&mut h, from, media);
+        assert!(
+            answer.start_line().starts_with("SIP/2.0 488"),
+            "{media}: {}",
+            h.transcript()
+        );
+        let warning = answer.header("Warning").unwrap();
+        assert!(
+            warning.starts_with("301 ") && warning.contains(why),
+            "{warning}"
+        );
+        assert_eq!(h.server.stats().media_refused, 1);
+    }
+    // A caller on loopback may name loopback (a local test client, a PBX on the same host).
+    let mut h = Harness::new();
+    let answer = offer_answer(&mut h, "127.0.0.1:5070", "127.0.0.1");
+    assert!(
+        answer.start_line().starts_with("SIP/2.0 200"),
+        "{}",
+        h.transcript()
+    );
+}
+
+#[test]
+fn sip_source_mode_streams_to_the_caller_whatever_its_sdp_says() {
+    let config = ServerConfig {
+        media_to: MediaTo::SipSource,
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::with(config, onhold_core::media::Library::silence());
+    let mut c = Dp750::new(0);
+    h.send(
+        PHONE,
+        &c.request("INVITE", Some(&dp750_sdp(VICTIM, 4000, "sendrecv")), &[]),
+    );
+    c.to_tag = h.response("SIP/2.0 200").to_tag();
+    h.send(PHONE, &c.ack(None));
+    h.advance(ms(500));
+    assert_eq!(rtp_to(&h, VICTIM), 0);
+    let to_caller: Vec<SocketAddr> = h.rtp().iter().map(|p| p.t.remote).collect();
+    assert!(to_caller.len() > 20, "{}", h.transcript());
+    assert!(to_caller.iter().all(|a| *a == addr("192.168.1.50:4000")));
+}
