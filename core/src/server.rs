@@ -349,6 +349,15 @@ impl Cx<'_> {
     }
 }
 
+/// A Request-URI we can act on: `sip:`, `sips:` or `tel:` (RFC 3966, which a phone may dial).
+fn known_scheme(uri: &str) -> bool {
+    let starts = |p: &str| {
+        uri.get(..p.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(p))
+    };
+    starts("sip:") || starts("sips:") || starts("tel:")
+}
+
 /// The sans-IO Music On Hold server. See the module docs for the drive loop.
 pub struct Server {
     config: ServerConfig,
@@ -534,6 +543,10 @@ impl Server {
             if let Some(list) = dialogs::unsupported(req) {
                 return cx.respond_final(req, key, 420, &[("Unsupported", &list)]);
             }
+        }
+        // RFC 3261 §8.2.2.1: a Request-URI scheme we do not handle gets 416.
+        if !known_scheme(req.uri) {
+            return cx.respond_final(req, key, 416, &[]);
         }
         match req.method {
             "INVITE" if req.to_tag.is_empty() => dialogs.on_invite(&mut cx, req, key, merge),

@@ -233,3 +233,34 @@ fn sip_source_mode_streams_to_the_caller_whatever_its_sdp_says() {
     assert!(to_caller.len() > 20, "{}", h.transcript());
     assert!(to_caller.iter().all(|a| *a == addr("192.168.1.50:4000")));
 }
+
+/// RFC 3261 §8.1.1.5: a CSeq number must be below 2^31; §25.1: a tag is a token, so a NUL
+/// (or any control byte) in one makes the request malformed.
+#[test]
+fn out_of_range_cseq_and_control_bytes_in_tags_get_400() {
+    let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv");
+    let mut c = Dp750::new(0);
+    c.cseq = 1 << 31;
+    let mut h = Harness::new();
+    h.send(PHONE, &c.request("INVITE", Some(&sdp), &[]));
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 400"),
+        "{}",
+        h.transcript()
+    );
+    c.cseq = (1 << 31) - 1;
+    let mut h = Harness::new();
+    h.send(PHONE, &c.request("INVITE", Some(&sdp), &[]));
+    assert!(h.response("SIP/2.0 200").start_line().contains("200"));
+
+    let mut c = Dp750::new(1);
+    c.from_tag = "ab\0cd".into();
+    let mut h = Harness::new();
+    h.send(PHONE, &c.request("INVITE", Some(&sdp), &[]));
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 400"),
+        "{}",
+        h.transcript()
+    );
+    assert_eq!(started(&h), None);
+}

@@ -12,6 +12,8 @@
 //!   415, 501, 406): for those rows the test asserts that the parser exposes exactly what that
 //!   layer needs.
 
+mod common;
+
 use onhold_core::sip::{
     parse, ContactValue, ErrorKind, Message, Method, ParseError, Refresher, Scheme, StartLine, Uri,
 };
@@ -175,6 +177,45 @@ fn every_rfc4475_message_has_the_expected_outcome() {
             _ => panic!("{name}: expected {expect:?}, got {result:?}"),
         }
     }
+}
+
+/// What the server itself sends back for each message (not only what the parser exposes): the
+/// status of its first response other than 100, or nothing. Messages that parse are answered
+/// by the usual rules (a call, 405, …) and only checked not to be refused as malformed.
+#[test]
+fn the_server_answers_every_rfc4475_message_as_the_table_says() {
+    let mut wrong = Vec::new();
+    for &((name, bytes), expect) in TABLE {
+        let mut h = common::Harness::new();
+        h.send_bytes("192.0.2.1:5060", bytes);
+        let status = h
+            .sip()
+            .iter()
+            .map(|s| s.start_line())
+            .filter(|l| l.starts_with("SIP/2.0 ") && !l.starts_with("SIP/2.0 100"))
+            .map(|l| l[8..11].parse::<u16>().unwrap())
+            .next();
+        let response = bytes.starts_with(b"SIP/2.0");
+        let ok = match (name, expect) {
+            // A response matching none of our transactions is dropped (RFC 3261 §17.1.3).
+            (_, Parses) if response => status.is_none(),
+            // No usable top Via: no response can be addressed by §18.2.2, and answering the
+            // bare source would make us a reflector for spoofed datagrams. Dropped.
+            ("badinv01", _) => status.is_none(),
+            // REGISTER gets 405 before its headers are judged: onhold is no registrar.
+            ("regbadct" | "unksm2" | "regaut01", _) => status == Some(405),
+            (_, Parses) => status.is_some_and(|s| s != 400),
+            (_, ParseReject(_, want) | ServerRejects(want)) => status == Some(want),
+            (_, Reject400(_)) => status == Some(400),
+            (_, Drop(_) | DropResponse) => status.is_none(),
+        };
+        if !ok {
+            wrong.push(format!(
+                "{name}: expected {expect:?}, server answered {status:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 fn vias(m: &Message<'_>) -> Vec<(String, String, Option<String>)> {

@@ -569,6 +569,12 @@ fn check_offer(cx: &mut Cx<'_>, req: &Request<'_>, key: TxnKey) -> Option<(TxnKe
             return None;
         }
     };
+    // Our 2xx to an INVITE carries SDP (an answer or our offer): refused when the caller's
+    // Accept lists neither it nor a wildcard that covers it (RFC 3261 §21.4.7, RFC 4475 §3.3.16).
+    if req.method == "INVITE" && !req.accept.is_empty() && !accepts_sdp(&req.accept) {
+        cx.respond_final(req, key, 406, &[("Accept", ACCEPT)]);
+        return None;
+    }
     let offer = if req.body.is_empty() {
         None
     } else {
@@ -615,6 +621,21 @@ fn check_offer(cx: &mut Cx<'_>, req: &Request<'_>, key: TxnKey) -> Option<(TxnKe
             neg,
         },
     ))
+}
+
+/// Does one of the Accept lines take `application/sdp` (or `application/*`, `*/*`)?
+fn accepts_sdp(lines: &[&str]) -> bool {
+    let ranges = lines
+        .iter()
+        .flat_map(|l| l.as_bytes().split(|&b| b == b','));
+    ranges
+        .map(|r| r.split(|&b| b == b';').next().unwrap_or(r))
+        .any(|media| {
+            let media = media.trim_ascii();
+            [&b"application/sdp"[..], b"application/*", b"*/*"]
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(media))
+        })
 }
 
 fn prefs(config: &ServerConfig) -> AnswerPrefs {

@@ -234,9 +234,15 @@ fn request<'a, T>(
         _ if lenient => (0, method),
         _ => return fail("missing or bad CSeq", raw),
     };
-    // A strict read takes only a request whose CSeq method is its own (RFC 3261 §8.1.1.5).
-    if !lenient && cseq_method != method {
-        return fail("CSeq method is not the request's", raw);
+    // A strict read takes only a request whose CSeq method is its own and whose number is
+    // below 2^31 (RFC 3261 §8.1.1.5), with each single-valued header once.
+    if !lenient {
+        if cseq_method != method || cseq >= 1 << 31 {
+            return fail("bad CSeq", raw);
+        }
+        if raw.repeated {
+            return fail("a header that may appear once appears twice", raw);
+        }
     }
     // Only an initial INVITE reads the Request-URI (music class, advertised address), and
     // only INVITE and UPDATE take the Contact (remote target, RFC 3261 §12.1.1, §12.2.2).
@@ -284,6 +290,7 @@ fn request<'a, T>(
         require: raw.require,
         supported: raw.supported,
         allow: raw.allow,
+        accept: raw.accept,
         content_type: raw.content_type,
         session_expires,
         body,
@@ -311,6 +318,10 @@ struct RawHeaders<'a> {
     supported: Values<'a>,
     allow: Values<'a>,
     min_se: Option<&'a str>,
+    /// The Accept lines as written: read only for an INVITE with an offer.
+    accept: Values<'a>,
+    /// From, To, Call-ID or CSeq appeared twice (RFC 4475 §3.3.15: 400).
+    repeated: bool,
     contact: Option<Uri<'a>>,
     /// Only INVITE and UPDATE take the Contact (remote target, RFC 3261 §12.1.1, §12.2.2).
     wants_contact: bool,
@@ -347,10 +358,11 @@ impl<'a> sip::Sink<'a> for RawHeaders<'a> {
                 values(v, &mut self.vias);
             }
             HeaderName::RecordRoute => values(v, &mut self.record_route),
-            HeaderName::From => _ = self.from.get_or_insert(v),
-            HeaderName::To => _ = self.to.get_or_insert(v),
-            HeaderName::CallId => _ = self.call_id.get_or_insert(v),
-            HeaderName::CSeq => _ = self.cseq.get_or_insert(v),
+            HeaderName::From => first(&mut self.from, v, &mut self.repeated),
+            HeaderName::To => first(&mut self.to, v, &mut self.repeated),
+            HeaderName::CallId => first(&mut self.call_id, v, &mut self.repeated),
+            HeaderName::CSeq => first(&mut self.cseq, v, &mut self.repeated),
+            HeaderName::Accept => self.accept.push(v),
             HeaderName::MaxForwards => _ = self.max_forwards.get_or_insert(v),
             HeaderName::SessionExpires => _ = self.session_expires.get_or_insert(v),
             HeaderName::ContentType => _ = self.content_type.get_or_insert(v),
@@ -365,6 +377,16 @@ impl<'a> sip::Sink<'a> for RawHeaders<'a> {
             }
             _ => {}
         }
+    }
+}
+
+/// Keep the first line of a header that may appear once (RFC 3261 §7.3.1: From, To, Call-ID,
+/// CSeq), noting a second.
+#[inline(always)]
+fn first<'a>(slot: &mut Option<&'a str>, v: &'a str, repeated: &mut bool) {
+    match slot {
+        Some(_) => *repeated = true,
+        None => *slot = Some(v),
     }
 }
 
@@ -648,6 +670,8 @@ pub(crate) struct Request<'a> {
     /// The Allow lines: the methods the sender accepts (RFC 3261 §20.5), comma-separated;
     /// empty when it sent no Allow.
     pub allow: Values<'a>,
+    /// The Accept lines (RFC 3261 §20.1), comma-separated; empty when it sent none.
+    pub accept: Values<'a>,
     pub content_type: Option<&'a str>,
     pub session_expires: Option<(u32, Option<&'static str>)>,
     pub body: &'a [u8],

@@ -122,7 +122,13 @@ pub(crate) fn name_addr_tag(v: &str) -> Result<Option<&str>, InvalidNameAddr> {
 #[cold]
 #[inline(never)]
 fn name_addr_tag_reference(v: &str) -> Result<Option<&str>, InvalidNameAddr> {
-    NameAddr::parse(v).map(|a| a.tag())
+    let tag = NameAddr::parse(v)?.tag();
+    // A tag is a token (RFC 3261 §25.1, `tag-param`): a quoted or escaped value, or one with a
+    // control byte such as NUL, makes the header malformed, not a tag to echo.
+    match tag {
+        Some(t) if !super::lex::is_token(t) => Err(InvalidNameAddr),
+        _ => Ok(tag),
+    }
 }
 
 /// The tag of a name-addr of the common shape, as byte offsets, or `None` when the value has
