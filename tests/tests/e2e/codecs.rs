@@ -8,6 +8,8 @@ use onhold_tests::caller::{dp750_offer, Caller};
 use onhold_tests::rtp::check_stream;
 use onhold_tests::{both_runtimes, RtpReceiver, Runtime, Server};
 
+use crate::common::ON_TIME;
+
 both_runtimes!(
     pcma_first_in_offer_is_answered_pcma,
     g722_is_sent_with_an_8000_hz_clock,
@@ -57,7 +59,7 @@ fn call_and_judge(
         report.packets
     );
     assert!(
-        report.on_time >= 0.95,
+        report.on_time >= ON_TIME,
         "only {:.1} % on time",
         report.on_time * 100.0
     );

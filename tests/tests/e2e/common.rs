@@ -5,6 +5,13 @@ use std::time::{Duration, SystemTime};
 use onhold_tests::rtp::{check_stream, StreamReport};
 use onhold_tests::{RtpPacket, SippRun};
 
+/// The share of inter-arrival gaps a call's stream must have within ±15 ms of its ptime. A
+/// pacing fault (bursts, a wrong ptime) puts most gaps outside; what remains is the receiving
+/// test thread's own scheduling on a shared 2-core machine that runs a proxy, SIPp and both
+/// servers at once, which moves a few. Pacing itself is judged by the simulator and the
+/// benches, on virtual time or side by side.
+pub const ON_TIME: f64 = 0.90;
+
 /// PCMU at 20 ms: 160 samples and 160 bytes per packet.
 pub const SAMPLES: u32 = 160;
 pub const PAYLOAD: usize = 160;
@@ -73,7 +80,7 @@ pub fn assert_call_media(run: &SippRun, packets: &[RtpPacket]) -> StreamReport {
         report.packets
     );
     assert!(
-        report.on_time >= 0.95,
+        report.on_time >= ON_TIME,
         "only {:.1} % of inter-arrival gaps within 20 ± 15 ms",
         report.on_time * 100.0
     );
