@@ -283,6 +283,8 @@ pub struct Stats {
     pub media_refused: u64,
     /// Calls whose media moved to a new address by re-INVITE or UPDATE.
     pub media_moved: u64,
+    /// INVITEs refused because `max_calls` calls were up.
+    pub refused_full: u64,
 }
 
 /// What a timer entry is for. The part that armed it remembers the deadline; an entry whose

@@ -864,10 +864,13 @@ fn reconfigure_applies_to_new_calls() {
             &[],
         ),
     );
+    let full = h.last_sip();
     assert!(
-        h.last_sip().start_line().starts_with("SIP/2.0 486"),
+        full.start_line().starts_with("SIP/2.0 503"),
         "the new max_calls applies"
     );
+    // RFC 3261 §21.5.4: a server that is full says when to try again (a proxy may fail over).
+    assert_eq!(full.header("Retry-After").as_deref(), Some("10"));
 }
 
 #[test]

@@ -264,3 +264,86 @@ fn out_of_range_cseq_and_control_bytes_in_tags_get_400() {
     );
     assert_eq!(started(&h), None);
 }
+
+/// An INVITE refused at once earns one response per datagram it sends: the caller, with no
+/// provisional response yet, retransmits on timer A and each copy is answered, so timer G
+/// would only multiply what a spoofed source reflects at its victim.
+#[test]
+fn a_refusal_is_sent_once_per_request_not_on_timer_g() {
+    let mut h = Harness::new();
+    let c = Dp750::new(0);
+    let invite = c.request("INVITE", Some(&dp750_sdp(VICTIM, 4000, "sendrecv")), &[]);
+    let invite = invite.replace(VICTIM, "255.255.255.255");
+    h.send(PHONE, &invite);
+    h.advance(Duration::from_secs(40));
+    let refusals = |h: &Harness| {
+        h.sip()
+            .iter()
+            .filter(|s| s.start_line().starts_with("SIP/2.0 488"))
+            .count()
+    };
+    assert_eq!(refusals(&h), 1, "{}", h.transcript());
+    let mut h = Harness::new();
+    h.send(PHONE, &invite);
+    h.advance(ms(500));
+    h.send(PHONE, &invite);
+    h.advance(ms(1000));
+    h.send(PHONE, &invite);
+    assert_eq!(
+        refusals(&h),
+        3,
+        "each retransmission answered: {}",
+        h.transcript()
+    );
+}
+
+/// After a 100 the caller has stopped retransmitting: a final error then is retransmitted on
+/// timer G until the ACK (RFC 3261 §17.2.1), as before.
+#[test]
+fn a_final_error_after_a_provisional_still_goes_on_timer_g() {
+    let mut h = Harness::new();
+    h.refuse_binds = 1000; // every RTP port refused: 503 after the 100
+    let c = Dp750::new(0);
+    h.send(
+        PHONE,
+        &c.request(
+            "INVITE",
+            Some(&dp750_sdp("192.168.1.50", 4000, "sendrecv")),
+            &[],
+        ),
+    );
+    h.advance(Duration::from_secs(8));
+    let finals = h
+        .sip()
+        .iter()
+        .filter(|s| s.start_line().starts_with("SIP/2.0 5"))
+        .count();
+    assert!(finals >= 4, "{}", h.transcript());
+}
+
+#[test]
+fn a_full_server_answers_503_with_retry_after() {
+    let config = ServerConfig {
+        max_calls: 1,
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::with(config, onhold_core::media::Library::silence());
+    established(&mut h);
+    let c = Dp750::new(1);
+    h.send(
+        PHONE,
+        &c.request(
+            "INVITE",
+            Some(&dp750_sdp("192.168.1.50", 4002, "sendrecv")),
+            &[],
+        ),
+    );
+    let full = h.last_sip().clone();
+    assert!(
+        full.start_line().starts_with("SIP/2.0 503"),
+        "{}",
+        h.transcript()
+    );
+    assert_eq!(full.header("Retry-After").as_deref(), Some("10"));
+    assert_eq!(h.server.stats().refused_full, 1);
+}

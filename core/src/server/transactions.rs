@@ -234,6 +234,9 @@ impl Transactions {
         let Some(txn) = self.server.get_mut(&id) else {
             return;
         };
+        // A client that has had no provisional response is still retransmitting its INVITE on
+        // timer A (RFC 3261 §17.1.1.2), and each retransmission gets our final again.
+        let caller_retransmits = txn.last.is_none();
         txn.last = Some(bytes.clone());
         let reliable = txn.path.transport == Transport::Tcp;
         // The timer to arm, as its delay from `now`.
@@ -248,7 +251,10 @@ impl Transactions {
                 txn.state = ServerState::Completed;
                 txn.end_at = Some(now + 64 * t1); // timer H
                 arm = Some(64 * t1);
-                if !reliable {
+                // Timer G only when the caller has stopped retransmitting (it had a 1xx): for an
+                // INVITE refused at once, our retransmissions would add nothing the caller's do
+                // not, and to a spoofed source they would be 11 datagrams for one.
+                if !reliable && !caller_retransmits {
                     txn.interval = t1;
                     txn.retransmit_at = Some(now + t1); // timer G
                     arm = Some(t1);

@@ -28,7 +28,10 @@ impl Dialogs {
             return cx.respond_final(req, key, 503, &[("Retry-After", "30")]);
         }
         if self.calls.len() >= cx.config.max_calls {
-            return cx.respond_final(req, key, 486, &[]);
+            // Full: 503 with Retry-After (RFC 3261 §21.5.4), so a proxy may try another server;
+            // 486 would tell the caller that the callee is busy.
+            cx.stats.refused_full += 1;
+            return cx.respond_final(req, key, 503, &[("Retry-After", "10")]);
         }
         let Some((
             key,
