@@ -258,3 +258,34 @@ fn the_2xx_requires_timer_when_the_caller_refreshes() {
     );
     assert_eq!(ok.header("Require").as_deref(), Some("timer"));
 }
+
+/// RFC 4028 §9 for a refresh: the caller's UPDATE says `refresher=uac`, so the 200 to it
+/// requires the extension too.
+#[test]
+fn the_200_to_a_refreshing_update_requires_timer() {
+    let mut h = Harness::new();
+    let mut c = Dp750::new(10);
+    let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv");
+    h.send(PHONE, &c.request("INVITE", Some(&sdp), &[]));
+    c.to_tag = h.response("SIP/2.0 200").to_tag();
+    h.send(PHONE, &c.ack(None));
+    c.next_branch();
+    c.cseq += 1;
+    let update = c.request(
+        "UPDATE",
+        None,
+        &["Session-Expires: 120;refresher=uac", "Supported: timer"],
+    );
+    h.send(PHONE, &update);
+    let ok = h.last_sip().clone();
+    assert!(
+        ok.start_line().starts_with("SIP/2.0 200"),
+        "{}",
+        h.transcript()
+    );
+    assert_eq!(
+        ok.header("Session-Expires").as_deref(),
+        Some("120;refresher=uac")
+    );
+    assert_eq!(ok.header("Require").as_deref(), Some("timer"));
+}
