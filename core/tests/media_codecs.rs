@@ -193,3 +193,16 @@ fn g722_round_trip_of_a_sweep_is_delayed_by_the_qmf_only() {
     // lower than a 1 kHz tone; this only guards against gross errors.
     assert!(snr > 8.0, "SNR {snr:.1} dB");
 }
+
+#[path = "g722_reference/mod.rs"]
+mod g722_reference;
+
+#[test]
+fn g722_reference_decoder_matches_ffmpeg_bit_for_bit() {
+    let mut out = Vec::new();
+    g722_reference::ReferenceDecoder::new().decode(G722_FFMPEG, &mut out);
+    let want = read_s16(G722_FFMPEG_DEC);
+    assert_eq!(out.len(), want.len());
+    let diffs = out.iter().zip(&want).filter(|(a, b)| a != b).count();
+    assert_eq!(diffs, 0, "samples differing from ffmpeg's decoder");
+}
