@@ -119,7 +119,7 @@ fn step_from_log(wd: i32) -> i32 {
 
 /// The adaptive predictor and scale factor shared by both bands (blocks PARREC, RECONS, UPPOL1,
 /// UPPOL2, UPZERO, FILTEP, FILTEZ, PREDIC).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Band {
     /// Predicted signal s, its pole part sp and zero part sz.
     s: i32,
@@ -228,7 +228,7 @@ fn signed(v: i32, negative: bool) -> i32 {
 }
 
 /// The 24-sample delay line of a QMF, newest sample first.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Qmf {
     x: [i32; 24],
 }
@@ -251,7 +251,7 @@ impl Qmf {
 }
 
 /// A G.722 encoder (64 kbit/s). Keep one per continuous stream.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Encoder {
     qmf: Qmf,
     low: Band,
@@ -323,7 +323,7 @@ impl Encoder {
 }
 
 /// A G.722 decoder (64 kbit/s), for tests and offline checks.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decoder {
     qmf: Qmf,
     low: Band,
@@ -390,6 +390,56 @@ mod tests {
         assert_eq!(step_from_log(64), 32);
         assert_eq!(step_from_log((18432 >> 6) + 64), 16384);
         assert_eq!(step_from_log(0), 8);
+    }
+
+    /// Two seconds of a loud 440 Hz tone with a softer third partial, at 16 kHz.
+    fn tone() -> Vec<i16> {
+        let tau = 2.0 * std::f64::consts::PI;
+        (0..32_000)
+            .map(|i| {
+                let t = i as f64 / 16000.0;
+                (20000.0 * (tau * 440.0 * t).sin() + 6000.0 * (tau * 1320.0 * t).sin()) as i16
+            })
+            .collect()
+    }
+
+    /// Why a pre-encoded stream has a seam wherever a caller's decoder arrives in another state
+    /// than the bytes were encoded from (see `EncodedBuilder::finish`).
+    #[test]
+    fn encoders_in_different_states_never_meet_but_decoders_fed_the_same_bytes_do() {
+        let pcm = tone();
+        // Two encoders of the same audio, one started a quarter second late: they choose
+        // different octets for most of it and never reach the same state.
+        let mut a = Encoder::new();
+        a.encode(&pcm[..8000], &mut Vec::new());
+        let mut b = Encoder::new();
+        let (mut same, mut met) = (0, false);
+        for pair in pcm[8000..].chunks_exact(2) {
+            same += usize::from(a.encode_pair(pair[0], pair[1]) == b.encode_pair(pair[0], pair[1]));
+            met |= a == b;
+        }
+        assert!(!met, "the encoders met");
+        assert!(same < 12_000 / 4, "{same} of 12000 octets alike");
+
+        // Two decoders of the same bytes, one started a quarter second late: they reach the
+        // same state, exactly, well within 0.7 s, and stay there.
+        let mut bytes = Vec::new();
+        Encoder::new().encode(&pcm, &mut bytes);
+        let mut c = Decoder::new();
+        c.decode(&bytes[..4000], &mut Vec::new());
+        let mut d = Decoder::new();
+        let mut met = None;
+        for (i, &octet) in bytes[4000..].iter().enumerate() {
+            let (x, y) = (c.decode_octet(octet), d.decode_octet(octet));
+            if met.is_some() {
+                assert_eq!(x, y, "octet {i}");
+            } else if c == d {
+                met = Some(i);
+            }
+        }
+        let met = met.expect("the decoders never met");
+        println!("encoders alike on {same} of 12000 octets; decoders met after {met}");
+        assert!(met < 5600, "the decoders met after {met} octets");
     }
 
     #[test]
