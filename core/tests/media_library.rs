@@ -338,20 +338,25 @@ fn announcement_positions_follow_the_model() {
     // 1000 / gcd(1000, 300) = 10 cycles of 370 units.
     assert_eq!(p.len(), 3700);
     for codec in Codec::ALL {
-        let want = model(music.get(codec), ann.get(codec), 300, 2 * 3700);
+        let want = model(music.get(codec), ann.get(codec), 300, 3 * 3700);
+        // The first pass starts with the music's own first-pass start (G.722: encoded from the
+        // zero state), then plays the same bytes as every later pass.
+        let mut first = want.clone();
+        let start = music.first_pass_start(codec);
+        first[..start.len()].copy_from_slice(start);
+        assert_eq!(start.is_empty(), codec != Codec::G722);
         // Fill from a spread of positions and lengths, including across the period.
         for pos in (0..3700u64).step_by(53).chain([299, 300, 369, 370, 3699]) {
             for len in [1usize, 7, 160, 371, 1000] {
                 let mut out = vec![0u8; len];
                 p.fill(codec, pos, &mut out);
-                assert_eq!(
-                    out[..],
-                    want[pos as usize..pos as usize + len],
-                    "{codec} {pos} {len}"
-                );
-                // Adding whole periods changes nothing (shared mode relies on it).
+                let at = pos as usize;
+                assert_eq!(out[..], first[at..at + len], "{codec} {pos} {len}");
+                // From the second pass on, whole periods change nothing.
                 let mut later = vec![0u8; len];
-                p.fill(codec, pos + 3700 * 12345, &mut later);
+                p.fill(codec, pos + 3700, &mut later);
+                assert_eq!(later[..], want[at..at + len], "{codec} {pos} {len}");
+                p.fill(codec, pos + 3700 * 12345, &mut out);
                 assert_eq!(later, out);
             }
         }
@@ -386,8 +391,9 @@ fn library_with_announcement_reports_the_full_period() {
         "{}",
         lib.summary()
     );
-    // The G.722 bridges cost a little memory: 3 cuts of 800 + 1000 bytes.
-    assert_eq!(lib.memory_bytes(), 3 * (24_000 + 800) + 3 * 1800);
+    // The G.722 bridges cost a little memory: 3 cuts of 800 + 1000 bytes, and the music's
+    // first-pass start a quarter second.
+    assert_eq!(lib.memory_bytes(), 3 * (24_000 + 800) + 3 * 1800 + 2000);
 
     c.announcement = Some((source("ann.wav", -1000, 800), Duration::ZERO));
     assert!(Library::build(&spec(vec![c.clone()]), 1).is_err());
@@ -517,19 +523,25 @@ fn g722_bridged_program_is_a_pure_function_of_position() {
     let p = b.finish(Some((&a8, &a16))).unwrap();
     // 2.3 s padded to 3 s = 24 000; 2 s between announcements: gcd 8000, 3 cycles of 16 560.
     assert_eq!(p.len(), 3 * (16_000 + 560));
-    let mut whole = vec![0u8; 2 * p.len() as usize];
-    p.fill(Codec::G722, 0, &mut whole);
     let period = p.len() as usize;
-    assert_eq!(whole[..period], whole[period..]);
-    for pos in (0..period).step_by(997) {
+    let mut whole = vec![0u8; 3 * period];
+    p.fill(Codec::G722, 0, &mut whole);
+    // The first pass differs only in its first quarter second (encoded from the zero state);
+    // the program repeats from the second pass on.
+    assert_ne!(whole[..2000], whole[period..period + 2000]);
+    assert_eq!(whole[2000..period], whole[period + 2000..2 * period]);
+    assert_eq!(whole[period..2 * period], whole[2 * period..]);
+    for pos in (0..2 * period).step_by(997) {
         for len in [1usize, 160, 1001, 5000] {
             let mut out = vec![0u8; len];
             p.fill(Codec::G722, pos as u64, &mut out);
             assert_eq!(out[..], whole[pos..pos + len], "pos {pos} len {len}");
+            let run = p.run(Codec::G722, pos as u64, len);
+            assert_eq!(run, &whole[pos..pos + run.len()], "pos {pos} len {len}");
         }
     }
     // And it sounds right across every boundary: no pop anywhere.
-    let out = decode_program(&p, 2 * period);
+    let out = decode_program(&p, 3 * period);
     assert!(peak(&out[100..]) <= 18_500, "peak {}", peak(&out[100..]));
 }
 
@@ -554,7 +566,8 @@ fn resampled_tracks_keep_g711_and_g722_the_same_length() {
     .unwrap();
     assert_eq!(lib.program_len(ClassId(0)), 8000);
     for codec in Codec::ALL {
-        assert_eq!(lib.slice(ClassId(0), codec, 0, usize::MAX).len(), 8000);
+        // From the second pass on, the whole program is one run.
+        assert_eq!(lib.slice(ClassId(0), codec, 8000, usize::MAX).len(), 8000);
     }
 }
 
@@ -576,7 +589,8 @@ fn embedded_default_music_builds() {
             assert!(distinct > 30, "{codec} second {second}: {distinct} codes");
         }
     }
-    assert_eq!(lib.memory_bytes(), 3 * 30 * 8000);
+    // Three codecs, and the G.722 first-pass start (a quarter second).
+    assert_eq!(lib.memory_bytes(), 3 * 30 * 8000 + 2000);
     println!("{}", lib.summary());
 }
 
@@ -606,10 +620,12 @@ fn g722_loop_point_is_as_clean_as_the_rest() {
     let snrs = |loops: bool| {
         let e = Encoded::encode(&pcm8, &pcm16, loops);
         let bytes = e.get(Codec::G722);
+        let start = e.first_pass_start(Codec::G722);
         // A decoder that has played the loop once and wraps around.
         let mut out = Vec::with_capacity(2 * n);
         let mut dec = g722::Decoder::new();
-        dec.decode(bytes, &mut out);
+        dec.decode(start, &mut out);
+        dec.decode(&bytes[start.len()..], &mut out);
         dec.decode(bytes, &mut out);
         let wrap = loop_snr(&pcm16, &out, n - 200..n + 800);
         let middle = loop_snr(&pcm16, &out, n + n / 2 - 200..n + n / 2 + 800);

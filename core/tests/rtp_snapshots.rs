@@ -41,7 +41,7 @@ fn library() -> Library {
     Library::build(&spec, 1).expect("tone.wav builds").0
 }
 
-fn run(pt_list: &str, codec_line: &str) -> String {
+fn run(pt_list: &str, codec_line: &str, stateless: bool) -> String {
     let mut h = Harness::with(ServerConfig::default(), library());
     let mut c = Dp750::new(0);
     let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv").replace("RTP/AVP 0 8 9 18 101", pt_list);
@@ -89,26 +89,25 @@ fn run(pt_list: &str, codec_line: &str) -> String {
             &p.bytes[12..16],
         );
     }
-    // the loop point: frame 5 starts the track again
-    assert_eq!(
-        rtp[5].bytes[12..],
-        rtp[0].bytes[12..],
-        "music loops after 100 ms"
-    );
+    // the loop point: frame 5 starts the track again. G.711 is stateless, so the bytes repeat;
+    // G.722's first pass starts from the zero state and later passes from the state at the
+    // end, so its bytes differ.
+    let repeats = rtp[5].bytes[12..] == rtp[0].bytes[12..];
+    assert_eq!(repeats, stateless, "music loops after 100 ms");
     out
 }
 
 #[test]
 fn pcmu_call_with_loop_hold_and_resume() {
-    insta::assert_snapshot!(run("RTP/AVP 0 101", "RTP/AVP 0 101"));
+    insta::assert_snapshot!(run("RTP/AVP 0 101", "RTP/AVP 0 101", true));
 }
 
 #[test]
 fn pcma_call_with_loop_hold_and_resume() {
-    insta::assert_snapshot!(run("RTP/AVP 8 101", "RTP/AVP 8 101"));
+    insta::assert_snapshot!(run("RTP/AVP 8 101", "RTP/AVP 8 101", true));
 }
 
 #[test]
 fn g722_call_with_loop_hold_and_resume() {
-    insta::assert_snapshot!(run("RTP/AVP 9 101", "RTP/AVP 9 101"));
+    insta::assert_snapshot!(run("RTP/AVP 9 101", "RTP/AVP 9 101", false));
 }

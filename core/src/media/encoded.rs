@@ -11,6 +11,9 @@ pub struct Encoded {
     pcmu: Arc<[u8]>,
     pcma: Arc<[u8]>,
     g722: Arc<[u8]>,
+    /// With a looping stream: the G.722 start as encoded from the zero state, for the first
+    /// pass (`g722` starts instead with the same audio encoded from the end's state).
+    g722_first: Arc<[u8]>,
 }
 
 impl Encoded {
@@ -23,12 +26,23 @@ impl Encoded {
         b.finish(loops)
     }
 
-    /// The encoded bytes of `codec`.
+    /// The encoded bytes of `codec` as they play once the stream has looped (for G.722, see
+    /// [`first_pass_start`](Self::first_pass_start)).
     pub fn get(&self, codec: Codec) -> &Arc<[u8]> {
         match codec {
             Codec::Pcmu => &self.pcmu,
             Codec::Pcma => &self.pcma,
             Codec::G722 => &self.g722,
+        }
+    }
+
+    /// The bytes that start the first pass instead of `get(codec)`'s: for a looping G.722
+    /// stream, its start encoded from the zero state a decoder begins in. Empty for G.711 (it
+    /// has no state) and for a stream that does not loop (its start already is that).
+    pub fn first_pass_start(&self, codec: Codec) -> &[u8] {
+        match codec {
+            Codec::G722 => &self.g722_first,
+            Codec::Pcmu | Codec::Pcma => &[],
         }
     }
 
@@ -40,10 +54,16 @@ impl Encoded {
     pub fn is_empty(&self) -> bool {
         self.pcmu.is_empty()
     }
+
+    /// Bytes held, all codecs.
+    pub fn memory_bytes(&self) -> usize {
+        self.pcmu.len() + self.pcma.len() + self.g722.len() + self.g722_first.len()
+    }
 }
 
-/// Samples of the 16 kHz start of a stream kept to re-encode it at the end (a quarter second:
-/// far longer than the G.722 predictors remember).
+/// Samples of the 16 kHz start of a looping stream re-encoded from the end's state (a quarter
+/// second): the G.722 decoder of a caller who reaches the loop point is exactly in step for
+/// this long (see [`EncodedBuilder::finish`]).
 const G722_HEAD: usize = 4000;
 
 /// The G.722 encoder as it was at a position of the stream, with the 16 kHz input that
@@ -128,11 +148,22 @@ impl EncodedBuilder {
         self.g722.truncate(self.pcmu.len());
     }
 
-    /// The encoded stream. With `loops`, the first quarter second of G.722 is encoded again
-    /// starting from the encoder's state at the end, which is the state a decoder is in when the
-    /// program wraps: the ADPCM loop point is then as seamless as any other point (G.711 is
-    /// stateless and needs nothing). The re-encoded start hands over to the original stream
-    /// once both encoders have converged on the same input.
+    /// The encoded stream. G.711 is stateless: any byte may follow any other. A G.722 decoder
+    /// is in step only with bytes encoded from the state it is in; fed bytes encoded from
+    /// another state, it decodes distortion, up to full scale, for the 0.3–0.7 s it takes to
+    /// fall in step with them (decoders fed the same bytes end in exactly the same state, while
+    /// two encoders fed the same audio from different states never do). So, with `loops`:
+    /// - the first quarter second is encoded again from the encoder's state at the end, the
+    ///   state a caller's decoder is in when the music wraps, and the stream ([`Encoded::get`])
+    ///   starts with that: the loop point itself is as clean as any other point;
+    /// - the start as first encoded, from the zero state, is kept for the first pass
+    ///   ([`Encoded::first_pass_start`]): a caller who starts with the music hears one
+    ///   encoding from the zero state, byte for byte what a live encoder sends, until it loops.
+    ///
+    /// Where the re-encoded start hands back to the first encoding, a quarter second after each
+    /// loop point, the caller's decoder is out of step until it falls in step again. A
+    /// pre-encoded loop has such a seam somewhere: an encoding of the music does not end in the
+    /// state it started from, and one started from its end state never meets it again.
     pub fn finish(self, loops: bool) -> Encoded {
         self.finish_with_state(loops).0
     }
@@ -140,10 +171,12 @@ impl EncodedBuilder {
     /// [`finish`](Self::finish), also returning the snapshots taken and the encoder's final
     /// state (where a decoder is after the last byte).
     pub fn finish_with_state(mut self, loops: bool) -> (Encoded, Vec<Snapshot>, g722::Encoder) {
+        let mut first = Vec::new();
         if loops && !self.head.is_empty() {
             let mut redo = Vec::with_capacity(self.head.len() / 2);
             self.enc.clone().encode(&self.head, &mut redo);
             let n = redo.len().min(self.g722.len());
+            first.extend_from_slice(&self.g722[..n]);
             self.g722[..n].copy_from_slice(&redo[..n]);
         }
         (
@@ -151,6 +184,7 @@ impl EncodedBuilder {
                 pcmu: self.pcmu.into(),
                 pcma: self.pcma.into(),
                 g722: self.g722.into(),
+                g722_first: first.into(),
             },
             self.snapshots,
             self.enc,

@@ -15,8 +15,10 @@
 //!
 //! A class's program ([`Program`]) is its playlist looped, with an optional announcement after
 //! every N seconds of music (the music then resumes where it paused); positions map to bytes by
-//! arithmetic alone. G.722 is adaptive, so the encoder is primed across the loop point and
-//! announcement boundaries get re-encoded "bridges" (see `program.rs`).
+//! arithmetic alone. G.722 is adaptive: a caller's decoder is in step only with bytes encoded
+//! from the state it is in. So the first pass starts from the zero state, as a caller's decoder
+//! does, and the loop point and announcement boundaries get re-encoded "bridges" from the state
+//! a decoder arrives in (see `encoded.rs` and `program.rs`).
 
 pub mod decode;
 mod encoded;

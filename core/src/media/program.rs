@@ -8,12 +8,17 @@
 //!
 //! G.711 is stateless, so any byte can follow any other. G.722 is adaptive: a decoder that
 //! jumps from the music into an announcement encoded from a fresh encoder (or back) decodes a
-//! burst of noise, up to full scale, until its state catches up. [`ProgramBuilder`] therefore
-//! places the cuts on a one-second grid (it rounds the interval and pads the playlist with
-//! under a second of silence) and, for each cut the schedule reaches, re-encodes the first
-//! [`BRIDGE`] bytes after it from the state the decoder is really in: the announcement's start
-//! from the music's encoder state at the cut, and the music's restart from the announcement's
-//! end state. `run` serves those bridges in place of the plain bytes.
+//! burst of noise, up to full scale, until its state falls in step with the bytes.
+//! [`ProgramBuilder`] therefore places the cuts on a one-second grid (it rounds the interval and
+//! pads the playlist with under a second of silence) and, for each cut the schedule reaches,
+//! re-encodes the first [`BRIDGE`] bytes after it from the state the decoder is really in: the
+//! announcement's start from the music's encoder state at the cut, and the music's restart from
+//! the announcement's end state. `run` serves those bridges in place of the plain bytes.
+//!
+//! The program's first pass starts with the music's start as encoded from the zero state (the
+//! state a caller's decoder starts in), later passes with it encoded for a decoder arriving
+//! from the end (see `EncodedBuilder::finish`): `fill(pos)` is a pure function of `pos`, and
+//! periodic from the second pass on.
 
 use super::encoded::{EncodedBuilder, Snapshot};
 use super::Encoded;
@@ -21,8 +26,10 @@ use crate::codec::Codec;
 
 /// Music positions where an announcement may cut in are multiples of this (one second).
 pub const CUT_GRID: u64 = 8000;
-/// Length of the re-encoded G.722 stretch after each cut: 125 ms, several times what the
-/// ADPCM state needs to converge.
+/// Length of the re-encoded G.722 stretch after each cut: 125 ms. Where it hands back to the
+/// plain bytes the decoder is out of step until it falls in step with them (within about half
+/// a second), a far smaller error than at the cut itself: both encoders had adapted to the
+/// same audio.
 pub const BRIDGE: usize = 1000;
 
 /// The announcement interval actually used for `every` (RTP timestamp units, > 0): the
@@ -107,8 +114,8 @@ impl ProgramBuilder {
             enc.encode(&a16[..2 * into_ann_len], &mut into_ann);
             into_ann.resize(start + into_ann_len, 0);
             // Music resumes after the announcement's end: exactly `enc` if the bridge covered
-            // the whole announcement, otherwise the plain announcement's end state (its encoder
-            // has long since converged with the bridged one).
+            // the whole announcement, otherwise the plain announcement's end state (a decoder
+            // falls in step with the plain bytes after the bridge within about half a second).
             let mut enc = if into_ann_len == a8.len() {
                 enc
             } else {
@@ -240,14 +247,32 @@ impl Program {
             .as_ref()
             .and_then(|a| a.bridges.as_ref())
             .map_or(0, Bridges::bytes);
-        3 * self.audio_len() as usize + bridges
+        self.music.memory_bytes()
+            + self
+                .announcement
+                .as_ref()
+                .map_or(0, |a| a.audio.memory_bytes())
+            + bridges
     }
 
-    /// The contiguous bytes from `pos` (taken modulo the period) up to the next boundary (end
-    /// of music, start or end of an announcement), at most `max_len` long, never empty unless
-    /// `max_len` is 0.
+    /// The contiguous bytes from `pos` up to the next boundary (end of music, start or end of an
+    /// announcement, end of the first pass's own start), at most `max_len` long, never empty
+    /// unless `max_len` is 0. The program repeats from the second pass on; the first pass may
+    /// start differently (see [`Encoded::first_pass_start`]), so positions below the period are
+    /// the first pass and the others are taken modulo the period.
     pub fn run(&self, codec: Codec, pos: u64, max_len: usize) -> &[u8] {
-        let pos = pos % self.len;
+        self.run_in(codec, pos % self.len, pos < self.len, max_len)
+    }
+
+    /// [`run`](Self::run) at `pos` within the period, in the first pass or a later one.
+    fn run_in(&self, codec: Codec, pos: u64, first_pass: bool, max_len: usize) -> &[u8] {
+        let start = self.music.first_pass_start(codec);
+        if first_pass && pos < start.len() as u64 {
+            // The program starts with the music (the first announcement comes after a whole
+            // interval), so this is the music's own first-pass start.
+            let run = &start[pos as usize..];
+            return &run[..run.len().min(max_len)];
+        }
         let music = self.music.get(codec);
         let music_len = music.len() as u64;
         let run = match &self.announcement {
@@ -289,13 +314,19 @@ impl Program {
 
     /// Copy `out.len()` bytes from `pos`, wrapping; no allocation, no panic.
     pub fn fill(&self, codec: Codec, pos: u64, out: &mut [u8]) {
+        let mut first_pass = pos < self.len;
         let mut pos = pos % self.len;
         let mut done = 0;
         while done < out.len() {
-            let run = self.run(codec, pos, out.len() - done);
+            let run = self.run_in(codec, pos, first_pass, out.len() - done);
             out[done..done + run.len()].copy_from_slice(run);
             done += run.len();
-            pos = (pos + run.len() as u64) % self.len;
+            // A run never crosses the end of the period.
+            pos += run.len() as u64;
+            if pos >= self.len {
+                pos -= self.len;
+                first_pass = false;
+            }
         }
     }
 }
