@@ -257,22 +257,22 @@ impl Program {
 
     /// The contiguous bytes from `pos` up to the next boundary (end of music, start or end of an
     /// announcement, end of the first pass's own start), at most `max_len` long, never empty
-    /// unless `max_len` is 0. The program repeats from the second pass on; the first pass may
-    /// start differently (see [`Encoded::first_pass_start`]), so positions below the period are
-    /// the first pass and the others are taken modulo the period.
+    /// unless `max_len` is 0. The first pass may start differently (see
+    /// [`Encoded::first_pass_start`]); past that start it plays what every pass plays, so any
+    /// other position is taken modulo the period.
     pub fn run(&self, codec: Codec, pos: u64, max_len: usize) -> &[u8] {
-        self.run_in(codec, pos % self.len, pos < self.len, max_len)
-    }
-
-    /// [`run`](Self::run) at `pos` within the period, in the first pass or a later one.
-    fn run_in(&self, codec: Codec, pos: u64, first_pass: bool, max_len: usize) -> &[u8] {
+        // Only the first pass has positions this low. The program starts with the music (the
+        // first announcement comes after a whole interval), so this is the music's own start.
         let start = self.music.first_pass_start(codec);
-        if first_pass && pos < start.len() as u64 {
-            // The program starts with the music (the first announcement comes after a whole
-            // interval), so this is the music's own first-pass start.
+        if pos < start.len() as u64 {
             let run = &start[pos as usize..];
             return &run[..run.len().min(max_len)];
         }
+        self.run_periodic(codec, pos % self.len, max_len)
+    }
+
+    /// [`run`](Self::run) at `pos` within the period, as every pass but the first plays it.
+    fn run_periodic(&self, codec: Codec, pos: u64, max_len: usize) -> &[u8] {
         let music = self.music.get(codec);
         let music_len = music.len() as u64;
         let run = match &self.announcement {
@@ -314,19 +314,29 @@ impl Program {
 
     /// Copy `out.len()` bytes from `pos`, wrapping; no allocation, no panic.
     pub fn fill(&self, codec: Codec, pos: u64, out: &mut [u8]) {
-        let mut first_pass = pos < self.len;
+        if pos < self.music.first_pass_start(codec).len() as u64 {
+            return self.fill_first_pass(codec, pos, out);
+        }
         let mut pos = pos % self.len;
         let mut done = 0;
         while done < out.len() {
-            let run = self.run_in(codec, pos, first_pass, out.len() - done);
+            let run = self.run_periodic(codec, pos, out.len() - done);
             out[done..done + run.len()].copy_from_slice(run);
             done += run.len();
-            // A run never crosses the end of the period.
-            pos += run.len() as u64;
-            if pos >= self.len {
-                pos -= self.len;
-                first_pass = false;
-            }
+            pos = (pos + run.len() as u64) % self.len;
+        }
+    }
+
+    /// [`fill`](Self::fill) from a position in the first pass's own start: that start, then
+    /// the periodic program (a call's first packets only, so out of the per-packet path).
+    #[cold]
+    fn fill_first_pass(&self, codec: Codec, pos: u64, out: &mut [u8]) {
+        let run = self.run(codec, pos, out.len());
+        let n = run.len();
+        out[..n].copy_from_slice(run);
+        // A run is never empty while `out` is not: this recurses once at most.
+        if n < out.len() {
+            self.fill(codec, pos + n as u64, &mut out[n..]);
         }
     }
 }
