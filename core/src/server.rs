@@ -216,6 +216,9 @@ pub struct ServerConfig {
     pub in_dialog_from: InDialogFrom,
     /// Where RTP goes: the SDP's address, or the SIP source's IP with the SDP's port.
     pub media_to: MediaTo,
+    /// How long a new call's 2xx waits for its ACK before the call ends (BYE) and its RTP port
+    /// goes back to the pool; at most 64·T1 (RFC 3261 §13.3.1.4).
+    pub ack_wait: Duration,
 }
 
 /// Which sources a dialog takes requests from, besides matching its Call-ID and both tags.
@@ -261,6 +264,7 @@ impl Default for ServerConfig {
             rtcp_interval: Duration::from_secs(5),
             in_dialog_from: InDialogFrom::Peer,
             media_to: MediaTo::Sdp,
+            ack_wait: Duration::from_secs(8),
         }
     }
 }

@@ -39,10 +39,12 @@ fn op() -> impl Strategy<Value = Op> {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum St {
     Idle,
-    /// 2xx sent at `since`, waiting for the ACK; `held` is the direction the 2xx agreed.
+    /// 2xx sent at `since`, waiting for the ACK; `held` is the direction the 2xx agreed;
+    /// `new`: the 2xx to the INVITE that made the call (it waits `ack_wait`, not 64·T1).
     Answering {
         since: Duration,
         held: bool,
+        new: bool,
     },
     Confirmed {
         held: bool,
@@ -91,7 +93,7 @@ proptest! {
                     h.send(PHONE, &m);
                     expect = vec!["SIP/2.0 100", "SIP/2.0 200"];
                     s.id.to_tag = h.response("SIP/2.0 200").to_tag();
-                    s.st = St::Answering { since: h.elapsed(), held: false };
+                    s.st = St::Answering { since: h.elapsed(), held: false, new: true };
                     s.invite_cseq = s.id.cseq;
                     s.last = Some((m, Some("SIP/2.0 200".into())));
                 }
@@ -150,7 +152,7 @@ proptest! {
                             let answer = h.response("SIP/2.0 200").body();
                             let want = if held { "a=inactive" } else { "a=sendonly" };
                             prop_assert!(answer.contains(want), "answer lacks {}: {}", want, answer);
-                            s.st = St::Answering { since: h.elapsed(), held };
+                            s.st = St::Answering { since: h.elapsed(), held, new: false };
                             s.invite_cseq = s.id.cseq;
                             if held {
                                 s.sending = false;
@@ -197,17 +199,19 @@ proptest! {
                         let i = ((p.t.remote.port() - 6000) / 2) as usize;
                         prop_assert!(slots[i].sending, "RTP to slot {} in state {:?}", i, slots[i].st);
                     }
-                    // calls left unacknowledged for 64·T1 get our BYE
+                    // calls left unacknowledged get our BYE: after 64·T1, or a new call after
+                    // `ack_wait` (ServerConfig's default: 8 s)
                     for (i, s) in slots.iter_mut().enumerate() {
-                        if let St::Answering { since, .. } = s.st {
-                            let deadline = since + Duration::from_secs(32);
+                        if let St::Answering { since, new, .. } = s.st {
+                            let wait = if new { 8 } else { 32 };
+                            let deadline = since + Duration::from_secs(wait);
                             let bye = h.sent[before..].iter().any(|x| x.start_line().starts_with("BYE ") && x.header("Call-ID").as_deref() == Some(&s.id.call_id));
                             if deadline <= to && deadline > from {
-                                prop_assert!(bye, "slot {} not ACKed for 32 s: expected our BYE", i);
+                                prop_assert!(bye, "slot {} not ACKed for {} s: expected our BYE", i, wait);
                                 s.st = St::Idle;
                                 s.sending = false;
                             } else {
-                                prop_assert!(!bye, "slot {} got a BYE before 64·T1", i);
+                                prop_assert!(!bye, "slot {} got a BYE before {} s", i, wait);
                             }
                         }
                     }

@@ -393,9 +393,33 @@ fn bye_from_us_on_control_and_max_duration() {
     assert!(h.last_sip().start_line().starts_with("BYE "));
 }
 
+/// RFC 3261 §13.3.1.4: the 2xx goes again on T1 doubling up to T2 until the ACK, and without
+/// one the call ends with BYE — after 64·T1, or sooner for a new call: `ack_wait` (8 s by
+/// default) bounds how long an INVITE nobody ACKs holds an RTP port.
 #[test]
 fn lost_ack_retransmits_200_on_t1_doubling_then_byes() {
-    let mut h = Harness::new();
+    lost_ack(
+        "lost_ack_ends_a_new_call_after_ack_wait",
+        ServerConfig::default(),
+        &[0, 500, 1500, 3500, 7500],
+        Duration::from_secs(8),
+    );
+    let rfc = ServerConfig {
+        ack_wait: Duration::from_secs(32),
+        ..ServerConfig::default()
+    };
+    lost_ack(
+        "lost_ack_retransmits_200_on_t1_doubling_then_byes",
+        rfc,
+        &[
+            0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
+        ],
+        Duration::from_secs(32),
+    );
+}
+
+fn lost_ack(snapshot: &str, config: ServerConfig, sent_at: &[u64], bye_at: Duration) {
+    let mut h = Harness::with(config, onhold_core::media::Library::silence());
     let c = Dp750::new(12);
     h.send(
         PHONE,
@@ -412,16 +436,13 @@ fn lost_ack_retransmits_200_on_t1_doubling_then_byes() {
         .filter(|s| s.start_line().starts_with("SIP/2.0 200"))
         .map(|s| s.at.as_millis() as u64)
         .collect();
-    assert_eq!(
-        times,
-        vec![0, 500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
-    );
+    assert_eq!(times, sent_at);
     let bye = h
         .sip()
         .into_iter()
         .find(|s| s.start_line().starts_with("BYE "))
-        .expect("BYE after 64·T1");
-    assert_eq!(bye.at, Duration::from_secs(32));
+        .expect("BYE without an ACK");
+    assert_eq!(bye.at, bye_at);
     assert!(h.rtp().is_empty(), "no media without an ACK");
     assert!(h.events.iter().any(|(_, e)| matches!(
         e,
@@ -430,7 +451,7 @@ fn lost_ack_retransmits_200_on_t1_doubling_then_byes() {
             ..
         }
     )));
-    insta::assert_snapshot!(h.transcript());
+    insta::assert_snapshot!(snapshot, h.transcript());
 }
 
 #[test]

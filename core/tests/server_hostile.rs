@@ -347,3 +347,31 @@ fn a_full_server_answers_503_with_retry_after() {
     assert_eq!(full.header("Retry-After").as_deref(), Some("10"));
     assert_eq!(h.server.stats().refused_full, 1);
 }
+
+/// INVITEs nobody ACKs hold the RTP port pool only for `ack_wait` (8 s), not 64·T1 (32 s):
+/// a sender of INVITEs without ACKs cannot keep real callers out.
+#[test]
+fn unacknowledged_invites_give_their_ports_back_after_ack_wait() {
+    let config = ServerConfig {
+        rtp_ports: (10000, 10007), // four calls
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::with(config, onhold_core::media::Library::silence());
+    let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv");
+    for n in 0..4 {
+        h.send(PHONE, &Dp750::new(n).request("INVITE", Some(&sdp), &[]));
+        assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"), "{}", h.transcript());
+    }
+    h.send(PHONE, &Dp750::new(4).request("INVITE", Some(&sdp), &[]));
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 503"),
+        "the pool is full: {}",
+        h.transcript()
+    );
+    h.advance(Duration::from_secs(9));
+    let mut c = Dp750::new(5);
+    h.send(PHONE, &c.request("INVITE", Some(&sdp), &[]));
+    c.to_tag = h.response("SIP/2.0 200").to_tag();
+    h.send(PHONE, &c.ack(None));
+    assert!(started(&h).is_some(), "{}", h.transcript());
+}

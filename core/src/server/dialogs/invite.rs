@@ -215,10 +215,17 @@ impl Dialogs {
         call.ok_bytes = Some(bytes);
         call.retransmit_interval = t1;
         call.retransmit_at = Some(now + t1);
-        call.ack_deadline = Some(now + 64 * t1);
+        // RFC 3261 §13.3.1.4 waits 64·T1 for the ACK. A new call waits `ack_wait` at most:
+        // an INVITE nobody ACKs holds an RTP port and a call slot, and a flood of them would
+        // lock real callers out for 32 s each.
+        let wait = match call.started {
+            None => (64 * t1).min(cx.config.ack_wait),
+            Some(_) => 64 * t1,
+        };
+        call.ack_deadline = Some(now + wait);
         let timers = &mut cx.io.timers;
         timers.push_after(now, t1, Timer::Call(h, CallTimer::Retransmit2xx));
-        timers.push_after(now, 64 * t1, Timer::Call(h, CallTimer::AckTimeout));
+        timers.push_after(now, wait, Timer::Call(h, CallTimer::AckTimeout));
         // A hold offer stops media at once; anything that sends waits for the ACK.
         if call.pending.as_ref().is_some_and(|n| !n.sends()) {
             cx.media.stop(h);
