@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::media::PlayMode;
-use crate::server::{InDialogFrom, MediaTo, ServerConfig, Transport};
+use crate::server::{DenyAction, InDialogFrom, MediaTo, Network, ServerConfig, Transport};
 
 mod values;
 
@@ -86,6 +86,16 @@ pub struct RunArgs {
     /// the INVITE came from). [default: sdp] [env: ONHOLD_MEDIA_TO]
     #[arg(long, value_name = "WHERE")]
     pub media_to: Option<String>,
+    /// Networks SIP is taken from, comma-separated CIDRs ("0.0.0.0/0,::/0": everyone); the
+    /// private networks are 127.0.0.0/8, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16,
+    /// 100.64.0.0/10, 169.254.0.0/16, ::1/128, fc00::/7, fe80::/10.
+    /// [default: private networks] [env: ONHOLD_ALLOW]
+    #[arg(long, value_name = "NETS")]
+    pub allow: Option<String>,
+    /// What SIP from elsewhere gets: "drop" (nothing) or "403". [default: drop]
+    /// [env: ONHOLD_DENY_ACTION]
+    #[arg(long, value_name = "ACTION")]
+    pub deny_action: Option<String>,
     /// trace, debug, info, warn or error (RUST_LOG, when set, overrides it). [default: info]
     /// [env: ONHOLD_LOG_LEVEL]
     #[arg(long, value_name = "LEVEL")]
@@ -228,7 +238,7 @@ pub struct Config {
 }
 
 /// Every top-level key, in the order `--check-config` prints them.
-pub const KEYS: [&str; 19] = [
+pub const KEYS: [&str; 21] = [
     "listen",
     "rtp_ports",
     "rtp_ip",
@@ -243,6 +253,8 @@ pub const KEYS: [&str; 19] = [
     "send_ringing",
     "in_dialog_from",
     "media_to",
+    "allow",
+    "deny_action",
     "log_level",
     "log_format",
     "seed",
@@ -253,6 +265,8 @@ pub const KEYS: [&str; 19] = [
 const IN_DIALOG_FROM: [(&str, InDialogFrom); 2] =
     [("peer", InDialogFrom::Peer), ("any", InDialogFrom::Any)];
 const MEDIA_TO: [(&str, MediaTo); 2] = [("sdp", MediaTo::Sdp), ("sip-source", MediaTo::SipSource)];
+const DENY_ACTION: [(&str, DenyAction); 2] =
+    [("drop", DenyAction::Drop), ("403", DenyAction::Forbidden)];
 
 const CLASS_KEYS: [&str; 5] = [
     "music",
@@ -361,7 +375,7 @@ impl Config {
             }
         }
 
-        let flags: [(&'static str, Option<&String>); 17] = [
+        let flags: [(&'static str, Option<&String>); 19] = [
             ("rtp_ports", args.rtp_ports.as_ref()),
             ("rtp_ip", args.rtp_ip.as_ref()),
             ("advertised_address", args.advertised_address.as_ref()),
@@ -375,6 +389,8 @@ impl Config {
             ("send_ringing", args.send_ringing.as_ref()),
             ("in_dialog_from", args.in_dialog_from.as_ref()),
             ("media_to", args.media_to.as_ref()),
+            ("allow", args.allow.as_ref()),
+            ("deny_action", args.deny_action.as_ref()),
             ("log_level", args.log_level.as_ref()),
             ("log_format", args.log_format.as_ref()),
             ("seed", args.seed.as_ref()),
@@ -483,6 +499,22 @@ impl Config {
         }
         if let Some(s) = get("media_to") {
             server.media_to = choice(s, "media_to", &MEDIA_TO)?;
+        }
+        if let Some(s) = get("allow") {
+            let allowed = "must be a list of networks, e.g. [\"192.168.0.0/16\", \"10.0.0.0/8\"] \
+                           (\"0.0.0.0/0\" and \"::/0\" for everyone)";
+            server.allow = list(s, "allow", allowed)?
+                .iter()
+                .map(|n| Network::parse(n).ok_or_else(|| err("allow", s, allowed)))
+                .collect::<Result<_, _>>()?;
+        }
+        if server.allow.iter().any(Network::is_everything) {
+            warnings.push(
+                "allow includes every address (/0): SIP is taken from the whole internet".into(),
+            );
+        }
+        if let Some(s) = get("deny_action") {
+            server.deny_action = choice(s, "deny_action", &DENY_ACTION)?;
         }
 
         let log_level = match get("log_level") {
@@ -648,6 +680,18 @@ impl Config {
                 quote(word_of(&IN_DIALOG_FROM, &s.in_dialog_from)),
             ),
             ("media_to", quote(word_of(&MEDIA_TO, &s.media_to))),
+            (
+                "allow",
+                format!(
+                    "[{}]",
+                    s.allow
+                        .iter()
+                        .map(|n| quote(&n.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            ("deny_action", quote(word_of(&DENY_ACTION, &s.deny_action))),
             ("log_level", quote(&self.log_level)),
             (
                 "log_format",

@@ -34,6 +34,7 @@ mod media;
 mod messages;
 mod outbox;
 mod policy;
+pub use policy::Network;
 mod ports;
 mod request;
 mod transactions;
@@ -216,6 +217,9 @@ pub struct ServerConfig {
     pub in_dialog_from: InDialogFrom,
     /// Where RTP goes: the SDP's address, or the SIP source's IP with the SDP's port.
     pub media_to: MediaTo,
+    /// The networks SIP is taken from; anything else is refused as `deny_action` says.
+    pub allow: Vec<Network>,
+    pub deny_action: DenyAction,
     /// How long a new call's 2xx waits for its ACK before the call ends (BYE) and its RTP port
     /// goes back to the pool; at most 64·T1 (RFC 3261 §13.3.1.4).
     pub ack_wait: Duration,
@@ -231,6 +235,16 @@ pub enum InDialogFrom {
     /// Any address (deployments where re-INVITEs or BYEs arrive by another path). A request
     /// from elsewhere still may not move the media to a new address.
     Any,
+}
+
+/// What SIP from outside `allow` gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DenyAction {
+    /// Nothing: a scanner learns nothing, and nothing is reflected to a spoofed source.
+    #[default]
+    Drop,
+    /// 403 Forbidden to each request (never to an ACK or a response).
+    Forbidden,
 }
 
 /// Where a call's RTP is sent.
@@ -265,6 +279,8 @@ impl Default for ServerConfig {
             in_dialog_from: InDialogFrom::Peer,
             media_to: MediaTo::Sdp,
             ack_wait: Duration::from_secs(8),
+            allow: Network::private(),
+            deny_action: DenyAction::Drop,
         }
     }
 }
@@ -289,6 +305,8 @@ pub struct Stats {
     pub media_moved: u64,
     /// INVITEs refused because `max_calls` calls were up.
     pub refused_full: u64,
+    /// SIP datagrams from outside `allow`.
+    pub denied: u64,
 }
 
 /// What a timer entry is for. The part that armed it remembers the deadline; an entry whose
@@ -447,8 +465,26 @@ impl Server {
             return;
         }
         self.stats.sip_in += 1;
+        let denied = !policy::allowed(&self.config.allow, remote.ip());
+        if denied {
+            self.stats.denied += 1;
+            if self.config.deny_action == DenyAction::Drop {
+                return;
+            }
+        }
         // Matched by reference: moving the (large) `Request` out of the enum would copy it.
         match &request::parse(data, transport, local, remote) {
+            Parsed::Request(req) if denied => {
+                if req.method != "ACK" {
+                    let key = TxnKey::of(req);
+                    let (_, mut cx) = self.parts(now);
+                    match cx.txns.find(&key) {
+                        Some(id) => cx.txns.absorb(&mut cx.io, id, false),
+                        None => cx.respond_final(req, key, 403, &[]),
+                    }
+                }
+            }
+            _ if denied => {}
             Parsed::KeepAlive => {
                 // RFC 5626 §4.4.1: answer a double-CRLF ping on a stream with a single CRLF.
                 if transport == Transport::Tcp && data.starts_with(b"\r\n\r\n") {

@@ -12,7 +12,8 @@ use common::*;
 use onhold_core::server::{InDialogFrom, MediaTo};
 use onhold_core::{CallHandle, Event, ServerConfig};
 
-const ATTACKER: &str = "203.0.113.66:5060";
+/// Inside the allowed networks (an attacker outside them is dropped before any of this).
+const ATTACKER: &str = "192.168.1.66:5060";
 const VICTIM: &str = "198.51.100.9";
 
 fn ms(n: u64) -> Duration {
@@ -360,7 +361,11 @@ fn unacknowledged_invites_give_their_ports_back_after_ack_wait() {
     let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv");
     for n in 0..4 {
         h.send(PHONE, &Dp750::new(n).request("INVITE", Some(&sdp), &[]));
-        assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"), "{}", h.transcript());
+        assert!(
+            h.last_sip().start_line().starts_with("SIP/2.0 200"),
+            "{}",
+            h.transcript()
+        );
     }
     h.send(PHONE, &Dp750::new(4).request("INVITE", Some(&sdp), &[]));
     assert!(
@@ -374,4 +379,49 @@ fn unacknowledged_invites_give_their_ports_back_after_ack_wait() {
     c.to_tag = h.response("SIP/2.0 200").to_tag();
     h.send(PHONE, &c.ack(None));
     assert!(started(&h).is_some(), "{}", h.transcript());
+}
+
+/// SIP from outside `allow` (by default the private networks) is dropped unanswered, or
+/// answered 403 when so configured; OPTIONS from inside is answered.
+#[test]
+fn sip_from_outside_the_allowed_networks_is_dropped_or_forbidden() {
+    use onhold_core::server::DenyAction;
+    let options = |n: u32| Dp750::new(n).request("OPTIONS", None, &[]);
+    let mut h = Harness::new();
+    h.send("203.0.113.9:5060", &options(0));
+    h.send("[2001:db8::9]:5060", &options(1));
+    let mut c = Dp750::new(2);
+    c.to_tag = None;
+    h.send(
+        "203.0.113.9:5060",
+        &c.request(
+            "INVITE",
+            Some(&dp750_sdp("203.0.113.9", 4000, "sendrecv")),
+            &[],
+        ),
+    );
+    assert!(h.sip().is_empty(), "{}", h.transcript());
+    assert_eq!(h.server.stats().denied, 3);
+    h.send("10.9.9.9:5060", &options(3));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
+
+    let config = ServerConfig {
+        deny_action: DenyAction::Forbidden,
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::with(config, onhold_core::media::Library::silence());
+    h.send("203.0.113.9:5060", &options(4));
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 403"),
+        "{}",
+        h.transcript()
+    );
+
+    let config = ServerConfig {
+        allow: vec![onhold_core::server::Network::parse("0.0.0.0/0").unwrap()],
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::with(config, onhold_core::media::Library::silence());
+    h.send("203.0.113.9:5060", &options(5));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
 }

@@ -187,7 +187,7 @@ fn the_server_answers_every_rfc4475_message_as_the_table_says() {
     let mut wrong = Vec::new();
     for &((name, bytes), expect) in TABLE {
         let mut h = common::Harness::new();
-        h.send_bytes("192.0.2.1:5060", bytes);
+        h.send_bytes("192.168.1.50:5060", bytes);
         let status = h
             .sip()
             .iter()

@@ -126,7 +126,7 @@ impl Lifecycle {
                      restart)",
                     r.summary
                 );
-                server.control(now, Control::Reconfigure(Box::new(r.server)));
+                server.control(now, Control::Reconfigure(r.server));
                 server.control(now, Control::Reload(r.library));
             }
             Err(line) => error!("reload failed, keeping the old music: {line}"),

@@ -235,7 +235,7 @@ pub fn reload_music(args: &RunArgs, seed: u64) -> ReloadResult {
         library: Arc::new(library),
         summary,
         log_level: config.log_level,
-        server: config.server,
+        server: Box::new(config.server),
     })
 }
 
@@ -245,7 +245,8 @@ pub struct Reloaded {
     pub summary: String,
     pub log_level: String,
     /// Settings for new calls (codecs, ptime, limits, timers); listen addresses need a restart.
-    pub server: ServerConfig,
+    /// Boxed: the result crosses a channel to the loop, and is the largest thing that does.
+    pub server: Box<ServerConfig>,
 }
 
 /// A reload's outcome: `Err` is one line, and the old music stays.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use onhold_core::media::Library;
 use onhold_core::rng::Rng;
+use onhold_core::server::Network;
 use onhold_core::{Command, Event, Server, ServerConfig, TransmitKind, Transport, MAX_DATAGRAM};
 
 use crate::replay::Caller;
@@ -150,10 +151,16 @@ impl Default for RunConfig {
     }
 }
 
-/// The core configuration the simulator runs: defaults, with RTP on the callee's address.
+/// The core configuration the simulator runs: defaults, with RTP on the callee's address, and
+/// SIP taken from every address: a capture's callers are wherever they were (public hosts in
+/// the public captures), and the captured server answered them.
 pub fn server_config(core_ip: IpAddr) -> ServerConfig {
     ServerConfig {
         rtp_ip: core_ip,
+        allow: ["0.0.0.0/0", "::/0"]
+            .iter()
+            .filter_map(|n| Network::parse(n))
+            .collect(),
         ..ServerConfig::default()
     }
 }

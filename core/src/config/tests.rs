@@ -540,6 +540,14 @@ fn help_explains_every_flag_with_its_default() {
             "codecs" => "\"\"".to_string(),
             "gain_db" => "0".to_string(),
             "music" => "\"\"".to_string(),
+            // Too long for one help line: named, and each network listed in the text.
+            "allow" => {
+                for net in value.trim_matches(['[', ']']).split(", ") {
+                    let net = net.trim_matches('"');
+                    assert!(help.contains(net), "allow: {net} not in help");
+                }
+                "private networks".to_string()
+            }
             _ => value.to_string(),
         };
         assert!(
@@ -572,4 +580,30 @@ fn who_may_talk_inside_a_call_and_where_media_may_go() {
     let printed = file("media_to = \"sip-source\"").unwrap().to_toml();
     assert!(printed.contains("in_dialog_from = \"peer\""), "{printed}");
     assert!(printed.contains("media_to = \"sip-source\""), "{printed}");
+}
+
+#[test]
+fn who_may_send_sip() {
+    use crate::server::{DenyAction, Network};
+    let c = file("").unwrap();
+    assert_eq!(c.server.allow, Network::private());
+    assert_eq!(c.server.deny_action, DenyAction::Drop);
+    assert!(c.warnings.is_empty());
+    let c = file("allow = [\"192.0.2.0/24\", \"2001:db8::1\"]\ndeny_action = \"403\"").unwrap();
+    let nets: Vec<String> = c.server.allow.iter().map(|n| n.to_string()).collect();
+    assert_eq!(nets, ["192.0.2.0/24", "2001:db8::1/128"]);
+    assert_eq!(c.server.deny_action, DenyAction::Forbidden);
+    let c = Config::load(
+        &RunArgs::default(),
+        &env(&[("ONHOLD_ALLOW", "0.0.0.0/0, ::/0")]),
+        None,
+    )
+    .unwrap();
+    assert_eq!(c.server.allow.len(), 2);
+    assert!(c.warnings[0].contains("whole internet"), "{:?}", c.warnings);
+    assert!(error_line(file("allow = [\"10.0.0.0/33\"]"))
+        .starts_with("config: allow = [\"10.0.0.0/33\"]: must be a list of networks"));
+    assert!(error_line(file("deny_action = \"reject\"")).contains("must be \"drop\" or \"403\""));
+    let printed = file("allow = [\"10.0.0.0/8\"]").unwrap().to_toml();
+    assert!(printed.contains("allow = [\"10.0.0.0/8\"]"), "{printed}");
 }

@@ -1,9 +1,92 @@
-//! Where a call's RTP may go. A Music On Hold server sends 50 packets a second, for as long as
-//! the call lasts, to whatever address an SDP names: without rules, anyone who can send an
-//! INVITE can aim a stream at a victim. The stream goes only to a unicast address, and to a
-//! loopback or link-local one only when the SIP request came from that scope too.
+//! Who may talk to us, and where a call's RTP may go.
+//!
+//! SIP is taken from the networks in `allow` only (by default the private ones: a MOH server
+//! serves a PBX on its own network, and the internet scans every SIP port).
+//!
+//! A Music On Hold server sends 50 packets a second, for as long as the call lasts, to whatever
+//! address an SDP names: without rules, anyone who can send an INVITE can aim a stream at a
+//! victim. The stream goes only to a unicast address, and to a loopback or link-local one only
+//! when the SIP request came from that scope too.
 
-use std::net::{IpAddr, SocketAddr};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// An IP network, `address/prefix` (CIDR).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Network {
+    ip: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// `192.168.0.0/16`, `fc00::/7`, or a bare address (a /32 or /128). The address is masked
+    /// to its prefix. `None` for anything else.
+    pub fn parse(text: &str) -> Option<Network> {
+        let (ip, prefix) = match text.trim().split_once('/') {
+            Some((ip, p)) => (ip.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (text.trim().parse::<IpAddr>().ok()?, None),
+        };
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then(|| Network {
+            ip: mask(ip, prefix),
+            prefix,
+        })
+    }
+
+    /// Does the network hold `ip`? An IPv4-mapped IPv6 address counts as its IPv4 address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        ip.is_ipv4() == self.ip.is_ipv4() && mask(ip, self.prefix) == self.ip
+    }
+
+    /// Every address of its family (`0.0.0.0/0`, `::/0`).
+    pub fn is_everything(&self) -> bool {
+        self.prefix == 0
+    }
+
+    /// The default `allow`: loopback, RFC 1918, CGNAT (RFC 6598), link-local, IPv6 ULA.
+    pub fn private() -> Vec<Network> {
+        [
+            "127.0.0.0/8",
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "100.64.0.0/10",
+            "169.254.0.0/16",
+            "::1/128",
+            "fc00::/7",
+            "fe80::/10",
+        ]
+        .iter()
+        .filter_map(|n| Network::parse(n))
+        .collect()
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.ip, self.prefix)
+    }
+}
+
+fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let bits = u32::from(v4) & u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0);
+            IpAddr::V4(Ipv4Addr::from(bits))
+        }
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & u128::MAX.checked_shl(128 - prefix as u32).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(bits))
+        }
+    }
+}
+
+/// Is `ip` in one of `allow`?
+pub(crate) fn allowed(allow: &[Network], ip: IpAddr) -> bool {
+    allow.iter().any(|n| n.contains(ip))
+}
 
 use super::MediaTo;
 use crate::sdp::Negotiated;
@@ -70,6 +153,54 @@ mod tests {
 
     fn refusal(media: &str, source: &str) -> Option<&'static str> {
         media_address_refusal(media.parse().unwrap(), source.parse().unwrap())
+    }
+
+    #[test]
+    fn networks_parse_mask_and_match() {
+        let n = Network::parse("192.168.1.77/16").unwrap();
+        assert_eq!(n.to_string(), "192.168.0.0/16");
+        assert!(n.contains("192.168.200.1".parse().unwrap()));
+        assert!(n.contains("::ffff:192.168.3.4".parse().unwrap()));
+        assert!(!n.contains("192.169.0.1".parse().unwrap()));
+        assert!(!n.contains("::1".parse().unwrap()));
+        let host = Network::parse("2001:db8::5").unwrap();
+        assert_eq!(host.to_string(), "2001:db8::5/128");
+        assert!(host.contains("2001:db8::5".parse().unwrap()));
+        assert!(!host.contains("2001:db8::6".parse().unwrap()));
+        let all = Network::parse("0.0.0.0/0").unwrap();
+        assert!(all.is_everything() && all.contains("203.0.113.1".parse().unwrap()));
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0/8",
+            "host/8",
+            "10.0.0.0/x",
+        ] {
+            assert_eq!(Network::parse(bad), None, "{bad}");
+        }
+        let private = Network::private();
+        for ip in [
+            "127.0.0.1",
+            "10.1.1.1",
+            "172.31.0.1",
+            "192.168.0.1",
+            "100.127.0.1",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+        ] {
+            assert!(allowed(&private, ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "203.0.113.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2001:db8::1",
+            "8.8.8.8",
+        ] {
+            assert!(!allowed(&private, ip.parse().unwrap()), "{ip}");
+        }
     }
 
     #[test]
