@@ -39,7 +39,10 @@ const FIRST_SOCKET: usize = 16;
 /// TCP listeners and connections have tokens from here on.
 const FIRST_TCP: usize = 1 << 24;
 
-/// Datagrams per `recvmmsg`/`sendmmsg` call.
+/// Datagrams per `recvmmsg`/`sendmmsg` call. Each receive slot holds `net::MAX_RECV` bytes,
+/// so the receive batch reserves 2 MB; only the pages a datagram is written into become
+/// resident (the zeroed allocation is mapped lazily), 4 KB a slot for the usual SIP or RTP
+/// packet, 128 KB for the batch.
 const BATCH: usize = 32;
 /// Datagrams read from one socket per wake before the loop services the core's timers again;
 /// the rest wait for the next turn (edge-triggered: the socket stays on the ready list).
@@ -54,6 +57,9 @@ fn main() -> ExitCode {
 struct Sock {
     io: UdpSocket,
     local: SocketAddr,
+    /// The longest datagram taken from it (`net::MAX_RECV` for SIP, `net::MAX_RTP_RECV` for
+    /// RTP/RTCP); a longer one is dropped, as onhold (smol) drops it.
+    limit: usize,
     queue: SendQueue,
     /// On the ready list: may have more datagrams waiting.
     ready: bool,
@@ -68,7 +74,12 @@ struct Sockets {
 }
 
 impl Sockets {
-    fn add(&mut self, poll: &Poll, std_socket: std::net::UdpSocket) -> io::Result<SocketAddr> {
+    fn add(
+        &mut self,
+        poll: &Poll,
+        std_socket: std::net::UdpSocket,
+        limit: usize,
+    ) -> io::Result<SocketAddr> {
         let local = std_socket.local_addr()?;
         let mut io = UdpSocket::from_std(std_socket);
         let idx = self.free.pop().unwrap_or(self.slab.len());
@@ -77,6 +88,7 @@ impl Sockets {
         let sock = Sock {
             io,
             local,
+            limit,
             queue: SendQueue::new(SEND_QUEUE),
             ready: false,
         };
@@ -151,7 +163,9 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
     let mut bound = Vec::new();
     for l in &startup.config.listen {
         let local = match l.transport {
-            Transport::Udp => net::bind_sip_udp(l.addr).and_then(|s| sockets.add(&poll, s)),
+            Transport::Udp => {
+                net::bind_sip_udp(l.addr).and_then(|s| sockets.add(&poll, s, net::MAX_RECV))
+            }
             Transport::Tcp => tcp.listen(poll.registry(), l.addr),
         }
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {l}: {e}")))?;
@@ -176,7 +190,7 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
         timer,
         signals,
         ready: VecDeque::new(),
-        rx: Batch::new(BATCH, MAX_DATAGRAM),
+        rx: Batch::new(BATCH, net::MAX_RECV),
         tx: Batch::new(BATCH, MAX_DATAGRAM),
         tx_from: Vec::with_capacity(BATCH),
         reload_rx,
@@ -322,7 +336,7 @@ impl Loop {
             let Some(sock) = self.sockets.slab.get_mut(idx).and_then(Option::as_mut) else {
                 continue;
             };
-            let (fd, local) = (sock.io.as_raw_fd(), sock.local);
+            let (fd, local, limit) = (sock.io.as_raw_fd(), sock.local, sock.limit);
             let mut taken = 0;
             let drained = loop {
                 let n = match self.rx.recv(fd) {
@@ -337,10 +351,11 @@ impl Loop {
                 for i in 0..n {
                     let data = self.rx.data(i);
                     match self.rx.peer(i) {
-                        Some(remote) if !data.is_empty() => {
-                            self.server
-                                .handle_datagram(now, Transport::Udp, local, remote, data)
-                        }
+                        // Empty: an empty datagram, or one the kernel cut short (longer than a
+                        // slot).
+                        Some(remote) if !data.is_empty() && data.len() <= limit => self
+                            .server
+                            .handle_datagram(now, Transport::Udp, local, remote, data),
                         _ => debug!(local = %local, "dropped an oversized or unaddressed datagram"),
                     }
                 }
@@ -369,7 +384,7 @@ impl Loop {
                         let mut added = Vec::new();
                         let mut ok = true;
                         for s in pair {
-                            match self.sockets.add(&self.poll, s) {
+                            match self.sockets.add(&self.poll, s, net::MAX_RTP_RECV) {
                                 Ok(local) => added.push(local),
                                 Err(e) => {
                                     debug!(port, "register rtp: {e}");

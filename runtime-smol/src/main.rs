@@ -33,11 +33,6 @@ use tracing::{debug, error, warn};
 const RECV_BATCH: usize = 64;
 /// Datagrams waiting in the channel from all readers.
 const RECV_CHANNEL: usize = 4096;
-/// Receive buffer of a SIP socket's reader: any UDP datagram fits.
-const SIP_RECV_BUFFER: usize = 65536;
-/// Receive buffer of an RTP/RTCP socket's reader: one MTU-sized packet. There are two such
-/// readers per call, so a SIP-sized buffer would cost 128 KB a call.
-const RTP_RECV_BUFFER: usize = 2048;
 /// Datagrams kept per socket while it would block.
 const SEND_QUEUE: usize = 1024;
 
@@ -270,12 +265,7 @@ fn listen_udp(
     let std_socket = net::bind_sip_udp(addr)?;
     let local = std_socket.local_addr()?;
     let io = Arc::new(Async::new(std_socket)?);
-    let reader = ex.spawn(read_loop(
-        Arc::clone(&io),
-        local,
-        tx.clone(),
-        SIP_RECV_BUFFER,
-    ));
+    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone(), net::MAX_RECV));
     let sock = Sock {
         io,
         queue: SendQueue::new(SEND_QUEUE),
@@ -284,15 +274,23 @@ fn listen_udp(
     Ok((local, sock))
 }
 
+/// Forward each datagram of at most `limit` bytes (`net::MAX_RECV` on a SIP socket,
+/// `net::MAX_RTP_RECV` on an RTP/RTCP one). The buffer is one byte longer: a datagram that
+/// fills it was longer than `limit` and cut short, and is dropped, as onhold-mio drops it.
 async fn read_loop(
     io: Arc<Async<UdpSocket>>,
     local: SocketAddr,
     tx: Sender<Datagram>,
-    buffer: usize,
+    limit: usize,
 ) {
-    let mut buf = vec![0u8; buffer];
+    let mut buf = vec![0u8; limit + 1];
     loop {
         match io.recv_from(&mut buf).await {
+            // Empty (nothing in it for the core) or longer than `limit`: dropped, as onhold-mio
+            // drops them.
+            Ok((n, remote)) if n == 0 || n > limit => {
+                debug!(local = %local, remote = %remote, "dropped an empty or oversized datagram");
+            }
             Ok((n, remote)) => {
                 let d = Datagram {
                     transport: Transport::Udp,
@@ -334,7 +332,7 @@ fn command(
                         Arc::clone(&io),
                         local,
                         tx.clone(),
-                        RTP_RECV_BUFFER,
+                        net::MAX_RTP_RECV,
                     ));
                     opened.push((
                         local,

@@ -30,6 +30,19 @@ pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// The largest datagram either runtime takes on a SIP socket: the largest UDP payload over
+/// IPv4 (65,535 − 20 − 8). Both drop a longer one, so they take exactly the same datagrams
+/// (smol reads into a buffer one byte longer and drops a datagram that fills it; mio's
+/// `recvmmsg` flags one cut short). A longer one comes only over IPv6 (up to 65,527 B), and
+/// no SIP sender comes near either (RFC 3261 §18.1.1 moves a request within 200 bytes of the
+/// path MTU to TCP). The core's header section limit (64 KiB) is above it, so the core judges
+/// everything that arrives.
+pub const MAX_RECV: usize = 65_507;
+/// The largest datagram either runtime takes on an RTP or RTCP socket: a packet of an
+/// Ethernet MTU with room to spare. We only send media, so what arrives there is counted and
+/// dropped by the core; a longer one is dropped by the runtime (as on a SIP socket, in both).
+pub const MAX_RTP_RECV: usize = 2048;
+
 /// Kernel buffer asked for on SIP sockets (capped by net.core.rmem_max / wmem_max).
 pub const SIP_SOCKET_BUFFER: usize = 4 << 20;
 
