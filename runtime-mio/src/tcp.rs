@@ -5,22 +5,29 @@
 //! connect (§18.1.1), its bytes held until it connects or `CONNECT_TIMEOUT` passes. A peer that
 //! cannot be reached (the connect failed, or its last connection closed) is listed for the loop,
 //! which tells the core (`Server::transport_error`).
+//!
+//! Each connection keeps its `stream::Liveness`; one sweep over the slab at the earliest
+//! deadline closes those past theirs (no message after the accept, a message too slow, idle;
+//! see `onhold_runtime::stream`). Closing drops the slab entry and its buffers.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use onhold_core::{Server, Transport};
 use onhold_runtime::net::{cut_stream, StreamUnit};
-use onhold_runtime::stream::{Peers, CONNECT_TIMEOUT};
+use onhold_runtime::stream::{shrink_buffer, Liveness, Peers, CONNECT_TIMEOUT};
 use tracing::debug;
 
 /// Bytes waiting to be written per connection; a peer that stops reading past this is closed.
 const WRITE_LIMIT: usize = 1 << 20;
 /// Bytes read per connection per wake, so one busy peer cannot starve pacing.
 const READ_PER_WAKE: usize = 64 * 1024;
+/// Least time between two sweeps for deadlines: connections due within it of each other
+/// close in one sweep, so a crowd of them cannot make the loop scan the table every turn.
+const SWEEP_SPACING: Duration = Duration::from_millis(100);
 
 enum Entry {
     Listener(TcpListener),
@@ -39,6 +46,7 @@ struct Conn {
     wbuf: Vec<u8>,
     /// Registered for writability (only while `wbuf` has bytes the socket would not take).
     wants_write: bool,
+    live: Liveness,
 }
 
 /// TCP listeners and connections; token = `first_token + slab index`.
@@ -54,6 +62,10 @@ pub struct Tcp {
     connecting: Vec<usize>,
     /// Peers that can no longer be reached, for `Server::transport_error`.
     unreachable: Vec<SocketAddr>,
+    /// No connection's `Liveness` deadline is before this (`None`: no connection). A deadline
+    /// only ever moves later, except when one is set (accept, open, a message begun), which
+    /// lowers this at once; the sweep it triggers sets it to the true earliest again.
+    sweep_at: Option<Instant>,
 }
 
 impl Tcp {
@@ -66,6 +78,7 @@ impl Tcp {
             more: Vec::new(),
             connecting: Vec::new(),
             unreachable: Vec::new(),
+            sweep_at: None,
         }
     }
 
@@ -128,7 +141,8 @@ impl Tcp {
         std::mem::take(&mut self.unreachable)
     }
 
-    /// When the oldest connect in progress times out.
+    /// When the oldest connect in progress times out, or a connection may be past its
+    /// deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.connecting
             .iter()
@@ -136,11 +150,46 @@ impl Tcp {
                 Some(Entry::Conn(c)) => c.connecting,
                 _ => None,
             })
+            .chain(self.sweep_at)
             .min()
     }
 
-    /// Close the connects in progress that are past their time.
+    /// A connection's deadline is `at` or later: sweep no later than that.
+    fn sweep_by(&mut self, at: Instant) {
+        self.sweep_at = Some(self.sweep_at.map_or(at, |s| s.min(at)));
+    }
+
+    /// Close the connects in progress that are past their time, and (once `sweep_at` has
+    /// come) the connections past their deadline.
     pub fn expire(&mut self, registry: &Registry, now: Instant) {
+        self.expire_connects(registry, now);
+        if self.sweep_at.is_none_or(|t| t > now) {
+            return;
+        }
+        let mut next: Option<Instant> = None;
+        let mut due = Vec::new();
+        for (idx, entry) in self.slab.iter().enumerate() {
+            let Some(Entry::Conn(c)) = entry else {
+                continue;
+            };
+            match c.live.expired(now) {
+                Some(why) => due.push((idx, why)),
+                None => {
+                    let at = c.live.deadline();
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+        }
+        self.sweep_at = next.map(|t| t.max(now + SWEEP_SPACING));
+        for (idx, why) in due {
+            if let Some(Entry::Conn(c)) = &self.slab[idx] {
+                debug!(remote = %c.remote, "tcp: {why}; closing");
+            }
+            self.close(registry, idx);
+        }
+    }
+
+    fn expire_connects(&mut self, registry: &Registry, now: Instant) {
         let late: Vec<usize> = self
             .connecting
             .iter()
@@ -164,8 +213,8 @@ impl Tcp {
         remote: SocketAddr,
         data: &[u8],
     ) -> Option<usize> {
-        if !self.peers.has_room() {
-            debug!(remote = %remote, "tcp: too many connections; cannot open one");
+        if let Err(full) = self.peers.room_for(remote) {
+            debug!(remote = %remote, "tcp: {full}; cannot open one");
             return None;
         }
         let io = match TcpStream::connect(remote) {
@@ -175,19 +224,23 @@ impl Tcp {
                 return None;
             }
         };
+        let now = Instant::now();
+        let live = Liveness::opened(now);
         let conn = Conn {
             io,
             local,
             remote,
-            connecting: Some(Instant::now() + CONNECT_TIMEOUT),
+            connecting: Some(now + CONNECT_TIMEOUT),
             rbuf: Vec::new(),
             wbuf: data.to_vec(),
             wants_write: true,
+            live,
         };
         match self.insert(registry, Entry::Conn(conn)) {
             Ok(idx) => {
                 self.peers.insert(local, remote, idx);
                 self.connecting.push(idx);
+                self.sweep_by(live.deadline());
                 Some(idx)
             }
             Err(e) => {
@@ -299,13 +352,14 @@ impl Tcp {
                     return;
                 }
             };
-            if !self.peers.has_room() {
-                debug!(remote = %remote, "tcp: too many connections; closing");
+            if let Err(full) = self.peers.room_for(remote) {
+                debug!(remote = %remote, "tcp: {full}; closing");
                 continue;
             }
             let Ok(local) = io.local_addr() else {
                 continue;
             };
+            let live = Liveness::accepted(Instant::now());
             let conn = Conn {
                 io,
                 local,
@@ -314,9 +368,13 @@ impl Tcp {
                 rbuf: Vec::new(),
                 wbuf: Vec::new(),
                 wants_write: false,
+                live,
             };
             match self.insert(registry, Entry::Conn(conn)) {
-                Ok(c) => self.peers.insert(local, remote, c),
+                Ok(c) => {
+                    self.peers.insert(local, remote, c);
+                    self.sweep_by(live.deadline());
+                }
                 Err(e) => debug!("tcp register: {e}"),
             }
         }
@@ -328,6 +386,13 @@ impl Tcp {
         let Some(Some(Entry::Conn(c))) = self.slab.get_mut(idx) else {
             return None;
         };
+        let result = Self::read_conn(c, server);
+        let deadline = c.live.deadline();
+        self.sweep_by(deadline);
+        result
+    }
+
+    fn read_conn(c: &mut Conn, server: &mut Server) -> Option<bool> {
         let mut chunk = [0u8; 4096];
         let mut taken = 0;
         while taken < READ_PER_WAKE {
@@ -342,12 +407,16 @@ impl Tcp {
                 Err(_) => return None,
             }
             let (local, remote, wbuf) = (c.local, c.remote, &mut c.wbuf);
+            let mut messages = 0;
             let framed = cut_stream(&mut c.rbuf, |unit| match unit {
                 StreamUnit::Message(m) => {
+                    messages += 1;
                     server.handle_datagram(Instant::now(), Transport::Tcp, local, remote, m)
                 }
                 StreamUnit::Ping => wbuf.extend_from_slice(b"\r\n"),
             });
+            shrink_buffer(&mut c.rbuf);
+            c.live.read(Instant::now(), messages, !c.rbuf.is_empty());
             if !framed {
                 debug!(remote = %remote, "tcp: unframeable stream; closing");
                 return None;
@@ -372,7 +441,11 @@ impl Tcp {
                 Err(_) => return false,
             }
         }
-        c.wbuf.drain(..written);
+        if written > 0 {
+            c.wbuf.drain(..written);
+            shrink_buffer(&mut c.wbuf);
+            c.live.wrote(Instant::now());
+        }
         let wants_write = !c.wbuf.is_empty();
         if wants_write == c.wants_write {
             return true;

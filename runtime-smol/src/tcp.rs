@@ -7,16 +7,21 @@
 //! one (§18.1.1), bounded by `CONNECT_TIMEOUT`, with the queue filled meanwhile. When opening
 //! fails, or the last connection to a peer closes, the peer's address goes to the server task,
 //! which tells the core (`Server::transport_error`).
+//!
+//! Each connection task also keeps the connection's `stream::Liveness` and closes it at its
+//! deadline (no message after the accept, a message too slow, idle); see `onhold_runtime::stream`
+//! for the limits. The task's buffers go with it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use onhold_core::Transport;
 use onhold_runtime::net::{cut_stream, StreamUnit};
-use onhold_runtime::stream::{Peers, CONNECT_TIMEOUT};
+use onhold_runtime::stream::{shrink_buffer, Liveness, Peers, CONNECT_TIMEOUT};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
 use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -62,8 +67,8 @@ impl Connections {
         if let Some(tx) = self.0.writers.borrow().get(local, remote) {
             return tx.try_send(data.to_vec()).is_ok();
         }
-        if !self.0.writers.borrow().has_room() {
-            debug!(remote = %remote, "tcp: too many connections; cannot open one");
+        if let Err(full) = self.0.writers.borrow().room_for(remote) {
+            debug!(remote = %remote, "tcp: {full}; cannot open one");
             self.unreachable(remote);
             return true;
         }
@@ -81,7 +86,10 @@ impl Connections {
                     Err(io::ErrorKind::TimedOut.into())
                 };
                 match connect.or(timeout).await {
-                    Ok(stream) => connection(Arc::new(stream), local, remote, rx, conns).await,
+                    Ok(stream) => {
+                        let live = Liveness::opened(Instant::now());
+                        connection(Arc::new(stream), local, remote, live, rx, conns).await
+                    }
                     Err(e) => {
                         debug!(remote = %remote, "tcp connect: {e}");
                         conns.closed(local, remote);
@@ -126,8 +134,8 @@ async fn accept_loop(listener: Async<TcpListener>, conns: Connections) {
                 continue;
             }
         };
-        if !conns.0.writers.borrow().has_room() {
-            debug!(remote = %remote, "tcp: too many connections; closing");
+        if let Err(full) = conns.0.writers.borrow().room_for(remote) {
+            debug!(remote = %remote, "tcp: {full}; closing");
             continue;
         }
         let Ok(local) = stream.get_ref().local_addr() else {
@@ -135,39 +143,68 @@ async fn accept_loop(listener: Async<TcpListener>, conns: Connections) {
         };
         let (tx, rx) = smol::channel::bounded(WRITE_QUEUE);
         conns.0.writers.borrow_mut().insert(local, remote, tx);
-        // Detached: the task ends when the peer closes; its writer entry goes with it.
-        let task = connection(Arc::new(stream), local, remote, rx, conns.clone());
+        // Detached: the task ends when the peer closes or a deadline passes; its writer entry
+        // goes with it.
+        let live = Liveness::accepted(Instant::now());
+        let task = connection(Arc::new(stream), local, remote, live, rx, conns.clone());
         conns.0.ex.spawn(task).detach();
     }
 }
 
-/// Read messages until the peer closes or breaks framing; write what the server sends.
-/// `local` is the address the core knows this connection by.
+/// Read messages until the peer closes, breaks framing or misses a deadline of `live`; write
+/// what the server sends. `local` is the address the core knows this connection by.
 async fn connection(
     stream: Arc<Async<TcpStream>>,
     local: SocketAddr,
     remote: SocketAddr,
+    live: Liveness,
     outbound: Receiver<Vec<u8>>,
     conns: Connections,
 ) {
-    let writer = {
-        let stream = Arc::clone(&stream);
-        async move {
-            while let Ok(data) = outbound.recv().await {
-                if (&*stream).write_all(&data).await.is_err() {
-                    break;
-                }
+    // Shared by the reader and the writer, which run in this one task.
+    let live = Cell::new(live);
+    let wrote = |live: &Cell<Liveness>| {
+        let mut l = live.get();
+        l.wrote(Instant::now());
+        live.set(l);
+    };
+    let writer = async {
+        while let Ok(data) = outbound.recv().await {
+            if (&*stream).write_all(&data).await.is_err() {
+                break;
             }
+            wrote(&live);
         }
     };
     let inbound = conns.0.inbound.clone();
     let reader = async {
         let mut buf: Vec<u8> = Vec::with_capacity(4096);
         let mut chunk = [0u8; 4096];
+        // Armed for `armed`, which is never after the deadline: a deadline moved later (by
+        // activity) is found when the timer fires, so a busy connection does not re-arm it at
+        // every read.
+        let mut armed = live.get().deadline();
+        let mut timer = Timer::at(armed);
         loop {
-            let n = match (&*stream).read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
+            let read = async { Some((&*stream).read(&mut chunk).await) };
+            // Reading is cancel-safe: bytes not read stay in the socket.
+            let due = async {
+                (&mut timer).await;
+                None
+            };
+            let n = match read.or(due).await {
+                Some(Ok(0) | Err(_)) => return,
+                Some(Ok(n)) => n,
+                None => {
+                    let l = live.get();
+                    if let Some(why) = l.expired(Instant::now()) {
+                        debug!(remote = %remote, "tcp: {why}; closing");
+                        return;
+                    }
+                    armed = l.deadline();
+                    timer.set_at(armed);
+                    continue;
+                }
             };
             buf.extend_from_slice(&chunk[..n]);
             let mut messages = Vec::new();
@@ -176,6 +213,14 @@ async fn connection(
                 StreamUnit::Message(m) => messages.push(m.to_vec()),
                 StreamUnit::Ping => pings += 1,
             });
+            shrink_buffer(&mut buf);
+            let mut l = live.get();
+            l.read(Instant::now(), messages.len(), !buf.is_empty());
+            live.set(l);
+            if l.deadline() < armed {
+                armed = l.deadline();
+                timer.set_at(armed);
+            }
             for data in messages {
                 let d = Datagram {
                     transport: Transport::Tcp,
@@ -191,6 +236,7 @@ async fn connection(
                 if (&*stream).write_all(b"\r\n").await.is_err() {
                     return;
                 }
+                wrote(&live);
             }
             if !framed {
                 debug!(remote = %remote, "tcp: unframeable stream; closing");
