@@ -10,7 +10,7 @@
 //! TIME_WAIT could not be listened on again for a minute.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::FromRawFd;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,8 @@ pub struct SipStream {
     buf: Vec<u8>,
     /// The peer closed its side.
     eof: bool,
+    /// Requests sent with [`SipStream::request`], for their branches and Call-IDs.
+    requests: u32,
 }
 
 impl SipStream {
@@ -37,51 +39,13 @@ impl SipStream {
     /// share the port with the connection's TIME_WAIT only if both set the option). The
     /// connect blocks: on loopback it succeeds or is refused at once.
     pub fn connect_reusable(to: SocketAddr) -> io::Result<SipStream> {
-        let SocketAddr::V4(to) = to else {
-            return Err(io::Error::new(io::ErrorKind::Unsupported, "IPv4 only"));
-        };
-        // SAFETY: socket(2) with constant arguments; the descriptor is checked, then owned by
-        // the TcpStream, which closes it on every path below.
-        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a fresh socket nothing else owns.
-        let stream = unsafe { TcpStream::from_raw_fd(fd) };
-        let one: libc::c_int = 1;
-        // SAFETY: setsockopt(2) on our socket with a pointer to a live c_int and its size.
-        let r = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_REUSEADDR,
-                std::ptr::from_ref(&one).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let sin = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: to.port().to_be(),
-            sin_addr: libc::in_addr {
-                s_addr: u32::from_ne_bytes(to.ip().octets()),
-            },
-            sin_zero: [0; 8],
-        };
-        // SAFETY: connect(2) on our socket with a pointer to a live sockaddr_in and its size.
-        let r = unsafe {
-            libc::connect(
-                fd,
-                std::ptr::from_ref(&sin).cast(),
-                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(SipStream::from(stream))
+        raw_connect(to, None, true)
+    }
+
+    /// Connects to `to` (an IPv4 address) from `from` (any port): a second loopback address
+    /// such as 127.0.0.2 is a second client host as far as the server can tell.
+    pub fn connect_from(from: Ipv4Addr, to: SocketAddr) -> io::Result<SipStream> {
+        raw_connect(to, Some(from), false)
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -156,8 +120,76 @@ impl From<TcpStream> for SipStream {
             stream,
             buf: Vec::new(),
             eof: false,
+            requests: 0,
         }
     }
+}
+
+/// A blocking IPv4 connect to `to`, bound first to `from` (port chosen by the kernel) when
+/// given, with SO_REUSEADDR when `reuse`.
+fn raw_connect(to: SocketAddr, from: Option<Ipv4Addr>, reuse: bool) -> io::Result<SipStream> {
+    let SocketAddr::V4(to) = to else {
+        return Err(io::Error::new(io::ErrorKind::Unsupported, "IPv4 only"));
+    };
+    // SAFETY: socket(2) with constant arguments; the descriptor is checked, then owned by
+    // the TcpStream, which closes it on every path below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket nothing else owns.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    if reuse {
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt(2) on our socket with a pointer to a live c_int and its size.
+        let r = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_REUSEADDR,
+                std::ptr::from_ref(&one).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let sin = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(ip.octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    if let Some(ip) = from {
+        let local = sin(ip, 0);
+        // SAFETY: bind(2) on our socket with a pointer to a live sockaddr_in and its size.
+        let r = unsafe {
+            libc::bind(
+                fd,
+                std::ptr::from_ref(&local).cast(),
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let remote = sin(*to.ip(), to.port());
+    // SAFETY: connect(2) on our socket with a pointer to a live sockaddr_in and its size.
+    let r = unsafe {
+        libc::connect(
+            fd,
+            std::ptr::from_ref(&remote).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(SipStream::from(stream))
 }
 
 /// Removes one whole message from the front of `buf`: its head up to the blank line, then
@@ -198,27 +230,53 @@ pub fn accept(listener: &TcpListener, timeout: Duration) -> Option<SipStream> {
 /// Sends one out-of-dialog request of `method` over a new connection to `to` and returns the
 /// first response, if one came within `timeout`.
 pub fn request(to: SocketAddr, method: &str, timeout: Duration) -> Option<String> {
-    let mut s = SipStream::connect(to, timeout).ok()?;
-    let me = s.local_addr();
-    let msg = format!(
-        "{method} sip:ping@{to};transport=tcp SIP/2.0\r\n\
-         Via: SIP/2.0/TCP {me};branch=z9hG4bK{port}tcpping;rport\r\n\
-         From: <sip:probe@{me}>;tag={port}\r\n\
-         To: <sip:ping@{to}>\r\n\
-         Call-ID: ready-tcp-{port}@127.0.0.1\r\n\
-         CSeq: 1 {method}\r\n\
-         Max-Forwards: 70\r\n\
-         User-Agent: onhold-tests\r\n\
-         Content-Length: 0\r\n\r\n",
-        port = me.port()
-    );
-    s.send(&msg).ok()?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let m = s.recv(deadline.saturating_duration_since(Instant::now()))?;
-        if Message::parse(m.as_bytes()).is_some_and(|m| m.code().is_some_and(|c| c >= 200)) {
-            return Some(m);
+    SipStream::connect(to, timeout)
+        .ok()?
+        .request(method, timeout)
+}
+
+impl SipStream {
+    /// Sends one out-of-dialog request of `method` on this connection and returns the final
+    /// response, if one came within `timeout`. Each call is a new transaction (its branch and
+    /// Call-ID name the connection's port and a counter).
+    pub fn request(&mut self, method: &str, timeout: Duration) -> Option<String> {
+        self.requests += 1;
+        let (me, to, n) = (self.local_addr(), self.peer_addr(), self.requests);
+        let msg = format!(
+            "{method} sip:ping@{to};transport=tcp SIP/2.0\r\n\
+             Via: SIP/2.0/TCP {me};branch=z9hG4bK{port}tcpping{n};rport\r\n\
+             From: <sip:probe@{me}>;tag={port}\r\n\
+             To: <sip:ping@{to}>\r\n\
+             Call-ID: ready-tcp-{port}-{n}@{ip}\r\n\
+             CSeq: 1 {method}\r\n\
+             Max-Forwards: 70\r\n\
+             User-Agent: onhold-tests\r\n\
+             Content-Length: 0\r\n\r\n",
+            port = me.port(),
+            ip = me.ip(),
+        );
+        self.send(&msg).ok()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let m = self.recv(deadline.saturating_duration_since(Instant::now()))?;
+            if Message::parse(m.as_bytes()).is_some_and(|m| m.code().is_some_and(|c| c >= 200)) {
+                return Some(m);
+            }
         }
+    }
+
+    /// Waits up to `timeout` for the peer to close the connection (skipping whatever it
+    /// sends meanwhile); whether it did.
+    pub fn closed_within(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.eof {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let _ = self.recv(left);
+        }
+        true
     }
 }
 

@@ -14,3 +14,4 @@ mod process;
 mod proxy;
 mod sip;
 mod tcp_bye;
+mod tcp_limits;

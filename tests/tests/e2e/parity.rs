@@ -1,8 +1,15 @@
 //! Both runtimes drive the same core, so the same caller must see the same SIP exchange from
 //! either: same messages, same order, same CSeqs, same headers in the same order, same SDP
-//! choices (tags, branches, ports and times aside).
+//! choices (tags, branches, ports and times aside). And both must hand the core the same
+//! datagrams: the largest they take is the same.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
 
 use onhold_tests::{RtpReceiver, Runtime, Server, Sipp, SippRun};
+
+/// `onhold_runtime::net::MAX_RECV`: the largest UDP payload over IPv4.
+const MAX_RECV: usize = 65_507;
 
 const SCENARIOS: [&str; 6] = [
     "dp750_own_address.xml",
@@ -86,4 +93,62 @@ fn same_sip_sequence_on_both_runtimes() {
         "the runtimes answered differently:\n{}",
         differences.join("\n\n")
     );
+}
+
+/// A valid OPTIONS of exactly `size` bytes: a `X-Padding` header fills it out.
+fn options_of_size(size: usize, to: SocketAddr, me: SocketAddr) -> Vec<u8> {
+    let port = me.port();
+    let head = format!(
+        "OPTIONS sip:ping@{to} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bK{port}big{size};rport\r\n\
+         From: <sip:probe@{me}>;tag={port}\r\n\
+         To: <sip:ping@{to}>\r\n\
+         Call-ID: big-{size}-{port}@127.0.0.1\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\
+         X-Padding: "
+    );
+    let tail = "\r\n\r\n";
+    let pad = size - head.len() - tail.len();
+    let mut msg = head.into_bytes();
+    msg.resize(msg.len() + pad, b'a');
+    msg.extend_from_slice(tail.as_bytes());
+    assert_eq!(msg.len(), size);
+    msg
+}
+
+/// The first line of the answer to a `size`-byte OPTIONS over UDP, or `None` within 3 s.
+fn answer_to_datagram(server: &Server, size: usize) -> Option<String> {
+    let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let msg = options_of_size(size, server.sip, sock.local_addr().expect("local"));
+    sock.send_to(&msg, server.sip).expect("send");
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf[..n]);
+    text.lines().next().map(str::to_owned)
+}
+
+/// Datagrams of 60,000 bytes and of the largest IPv4 payload, each a valid OPTIONS: the same
+/// answer from both runtimes, and that answer is 200 (the core reads a header section up to
+/// 64 KiB).
+#[test]
+fn a_large_datagram_gets_the_same_answer_from_both_runtimes() {
+    let servers = Runtime::ALL.map(Server::start);
+    for size in [60_000, MAX_RECV] {
+        let answers = servers
+            .each_ref()
+            .map(|s| (s.runtime, answer_to_datagram(s, size)));
+        assert_eq!(
+            answers[0].1, answers[1].1,
+            "a {size}-byte OPTIONS: {answers:?}"
+        );
+        assert_eq!(
+            answers[0].1.as_deref(),
+            Some("SIP/2.0 200 OK"),
+            "a {size}-byte OPTIONS: {answers:?}"
+        );
+    }
 }
