@@ -307,6 +307,8 @@ pub struct Stats {
     pub refused_full: u64,
     /// SIP datagrams from outside `allow`.
     pub denied: u64,
+    /// Requests too large to answer in full (513, or dropped).
+    pub oversized: u64,
 }
 
 /// What a timer entry is for. The part that armed it remembers the deadline; an entry whose
@@ -522,6 +524,9 @@ impl Server {
                     self.stats.dropped += 1;
                     return;
                 }
+                if messages::copied_len(req) > messages::COPY_LIMIT {
+                    return self.too_large(now, req);
+                }
                 let key = TxnKey::of(req);
                 let (_, mut cx) = self.parts(now);
                 match cx.txns.find(&key) {
@@ -549,6 +554,9 @@ impl Server {
     /// A request: to its transaction if it has one (a retransmission, or the ACK of a non-2xx
     /// final), else checked (RFC 3261 §8.2) and routed by method.
     fn on_request(&mut self, now: Instant, req: &Request<'_>) {
+        if messages::copied_len(req) > messages::COPY_LIMIT {
+            return self.too_large(now, req);
+        }
         let (dialogs, mut cx) = self.parts(now);
         if req.method == "ACK" {
             if let Some(id) = cx.txns.find_ack(req) {
@@ -614,6 +622,23 @@ impl Server {
             _ => cx.respond_final(req, key, 405, &[("Allow", messages::ALLOW)]),
         }
         self.finish_drain(now, false);
+    }
+
+    /// A request whose headers would make our answer (or our requests in its call) larger than
+    /// a datagram: 513 with only the top Via (RFC 3261 §21.5.14), or nothing when even that
+    /// would not fit. Never a message cut short.
+    #[cold]
+    fn too_large(&mut self, now: Instant, req: &Request<'_>) {
+        self.stats.oversized += 1;
+        if req.method == "ACK" || messages::copied_len_trimmed(req) > messages::COPY_LIMIT {
+            return;
+        }
+        let key = TxnKey::of(req);
+        let (_, mut cx) = self.parts(now);
+        match cx.txns.find(&key) {
+            Some(id) => cx.txns.absorb(&mut cx.io, id, false),
+            None => cx.respond_final(req, key, 513, &[]),
+        }
     }
 
     /// The deadline from `poll_timeout` passed (calling it early or often is harmless).

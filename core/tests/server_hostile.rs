@@ -425,3 +425,54 @@ fn sip_from_outside_the_allowed_networks_is_dropped_or_forbidden() {
     h.send("203.0.113.9:5060", &options(5));
     assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
 }
+
+/// A request whose headers would make our answer larger than a datagram gets 513 with only
+/// its top Via, or nothing when even that would not fit; nothing is ever sent cut short.
+#[test]
+fn requests_too_large_to_answer_get_a_trimmed_513_or_nothing() {
+    let mut h = Harness::new();
+    let c = Dp750::new(0);
+    let options = c.request("OPTIONS", None, &[]);
+    // 1,000 Vias on 100 lines (a message may have at most 128 header lines).
+    let extra: String = (0..100)
+        .map(|line| {
+            let vias: Vec<String> = (0..10)
+                .map(|n| format!("SIP/2.0/UDP 10.0.{line}.{n}:5060;branch=z9hG4bK{line:04}{n:04}"))
+                .collect();
+            format!("Via: {}\r\n", vias.join(", "))
+        })
+        .collect();
+    let many_vias = options.replacen("From:", &format!("{extra}From:"), 1);
+    assert!(
+        many_vias.len() > 40_000 && many_vias.len() < 65_507,
+        "{}",
+        many_vias.len()
+    );
+    h.send(PHONE, &many_vias);
+    let answer = h.last_sip().clone();
+    assert!(
+        answer.start_line().starts_with("SIP/2.0 513"),
+        "{}",
+        h.transcript()
+    );
+    assert_eq!(
+        answer.text().matches("\r\nVia: ").count(),
+        1,
+        "{}",
+        answer.text()
+    );
+    assert!(answer.text().ends_with("Content-Length: 0\r\n\r\n"));
+
+    let huge_from = options.replacen(
+        "From: \"Reception\"",
+        &format!("From: \"{}\"", "R".repeat(20_000)),
+        1,
+    );
+    let before = h.sip().len();
+    h.send(PHONE, &huge_from);
+    assert_eq!(h.sip().len(), before, "nothing fits: nothing is sent");
+    assert_eq!(h.server.stats().oversized, 2);
+    for s in h.sip() {
+        assert!(s.bytes.len() <= onhold_core::MAX_DATAGRAM);
+    }
+}

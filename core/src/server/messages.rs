@@ -70,7 +70,7 @@ impl ResponseHead {
         let mut lines = Vec::with_capacity(512);
         let mut ip_buf = [0; 48];
         let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
-        let to_end = push_response_headers(&mut lines, req, src_ip, None, server);
+        let to_end = push_response_headers(&mut lines, req, src_ip, None, server, true);
         ResponseHead {
             lines,
             to_end,
@@ -110,7 +110,9 @@ pub(crate) fn write_reply(
     let mut ip_buf = [0; 48];
     let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
     let tag = to_tag.filter(|_| req.to_tag.is_empty() && code > 100);
-    push_response_headers(out, req, src_ip, tag, server);
+    // A 513 says the request was too large to answer in full: it names only the top Via, the
+    // hop it goes back to, so it fits (RFC 3261 §21.5.14).
+    push_response_headers(out, req, src_ip, tag, server, code != 513);
     let mut w = MessageWriter::block(out);
     for (name, value) in extra {
         w.header(name, value);
@@ -130,12 +132,34 @@ const HEAD_OVERHEAD: usize = "Via: \r\nFrom: \r\nTo: ;tag=\r\nCall-ID: \r\nCSeq:
 /// them; the others cannot hold one: the Call-ID was read as a word without white space or
 /// control bytes, the CSeq method as a token, and the numbers and our tag are written here.
 /// `src_ip` is the request's source address as text ([`ascii::ip_bytes`]).
+/// The bytes a request makes us copy into what we send: the response head (Vias, From, To,
+/// Call-ID, CSeq), and for a call, the Record-Route and Contact our own requests repeat.
+pub(crate) fn copied_len(req: &Request<'_>) -> usize {
+    let vias: usize = req.vias.iter().map(|v| v.len()).sum();
+    let routes: usize = req.record_route.iter().map(|r| r.len()).sum();
+    vias + routes
+        + req.from.len()
+        + req.to.len()
+        + req.call_id.len()
+        + req.contact.map_or(0, |c| c.len())
+}
+
+/// What the head of a 513 copies: the top Via only, From, To, Call-ID.
+pub(crate) fn copied_len_trimmed(req: &Request<'_>) -> usize {
+    req.vias.first().map_or(0, |v| v.len()) + req.from.len() + req.to.len() + req.call_id.len()
+}
+
+/// The most a request may make us copy: what we add (a Contact, our SDP, a Warning) fits in the
+/// rest of a datagram of [`super::MAX_DATAGRAM`] bytes.
+pub(crate) const COPY_LIMIT: usize = super::MAX_DATAGRAM - 2048;
+
 fn push_response_headers(
     out: &mut Vec<u8>,
     req: &Request<'_>,
     src_ip: &[u8],
     tag: Option<&str>,
     server: &str,
+    every_via: bool,
 ) -> usize {
     let vias: usize = req.vias.iter().map(|v| v.len() + "Via: \r\n".len()).sum();
     out.reserve(
@@ -154,7 +178,7 @@ fn push_response_headers(
     let start = out.len();
     push_response_top_via(out, req, src_ip);
     clean_written(out, start);
-    for via in req.vias.iter().skip(1) {
+    for via in req.vias.iter().skip(1).filter(|_| every_via) {
         out.extend_from_slice(b"\r\nVia: ");
         push_value(out, via.as_bytes());
     }
