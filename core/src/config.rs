@@ -103,8 +103,8 @@ pub struct RunArgs {
     /// Log format on stderr: human or json. [default: human] [env: ONHOLD_LOG_FORMAT]
     #[arg(long, value_name = "FORMAT")]
     pub log_format: Option<String>,
-    /// Seed of every random choice (tags, SSRCs, shuffles); "clock" = from the clock at start.
-    /// [default: clock] [env: ONHOLD_SEED]
+    /// Seed of every random choice (tags, SSRCs, shuffles), for reproducible runs only;
+    /// "random" = 256 bits from the OS, never printed. [default: random] [env: ONHOLD_SEED]
     #[arg(long, value_name = "N")]
     pub seed: Option<String>,
     /// On SIGINT/SIGTERM: refuse new calls, BYE every call and wait this long for the answers.
@@ -227,7 +227,7 @@ pub struct Config {
     /// One of trace, debug, info, warn, error.
     pub log_level: String,
     pub log_format: LogFormat,
-    /// `None`: the runtime seeds from the clock.
+    /// `None`: the runtime keys the generator from the OS random source.
     pub seed: Option<u64>,
     pub shutdown_grace: Duration,
     /// The file it was read from, if any.
@@ -542,13 +542,14 @@ impl Config {
         let seed = match get("seed") {
             None => None,
             Some(s) => {
-                let allowed = "must be a whole number from 0 to 18446744073709551615 or \"clock\"";
+                let allowed = "must be a whole number from 0 to 18446744073709551615 or \"random\"";
                 match &s.raw {
                     Raw::Toml(toml::Value::Integer(i)) => {
                         Some(u64::try_from(*i).map_err(|_| err("seed", s, allowed))?)
                     }
                     Raw::Toml(toml::Value::String(t)) | Raw::Text(t) => match t.trim() {
-                        "clock" => None,
+                        // Either word: not fixed, keyed from the OS.
+                        "random" | "clock" => None,
                         n => Some(n.parse().map_err(|_| err("seed", s, allowed))?),
                     },
                     _ => return Err(err("seed", s, allowed)),
@@ -700,7 +701,7 @@ impl Config {
                     LogFormat::Json => "json",
                 }),
             ),
-            ("seed", self.seed.map_or(quote("clock"), |n| n.to_string())),
+            ("seed", self.seed.map_or(quote("random"), |n| n.to_string())),
             (
                 "shutdown_grace",
                 quote(&format_duration(self.shutdown_grace)),

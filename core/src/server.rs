@@ -404,11 +404,12 @@ pub struct Server {
 
 impl Server {
     /// `epoch` is any instant at or before the first `now`; `epoch_wall` is the wall-clock time
-    /// at `epoch` (for RTCP NTP timestamps). `seed` drives every random choice.
+    /// at `epoch` (for RTCP NTP timestamps). `seed` drives every random choice: 32 bytes from
+    /// the OS in production, a number in tests and the simulator.
     pub fn new(
         config: ServerConfig,
         library: Arc<Library>,
-        seed: u64,
+        seed: impl Into<crate::rng::Seed>,
         epoch: Instant,
         epoch_wall: SystemTime,
     ) -> Server {

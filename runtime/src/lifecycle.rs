@@ -76,7 +76,7 @@ impl Lifecycle {
     pub fn new(startup: &Startup) -> Lifecycle {
         Lifecycle {
             grace: startup.config.shutdown_grace,
-            base_seed: startup.seed,
+            base_seed: startup.shuffle_seed,
             reloads: 0,
             reloading: false,
             hard_deadline: None,

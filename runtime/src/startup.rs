@@ -11,6 +11,7 @@ use std::time::{Instant, SystemTime};
 
 use onhold_core::config::{config_path, Config, ConfigError, RunArgs};
 use onhold_core::media::Library;
+use onhold_core::rng::Seed;
 use onhold_core::{Server, ServerConfig, Transport};
 use tracing::{debug, warn};
 
@@ -94,7 +95,11 @@ pub struct Startup {
     pub config: Config,
     pub library: Arc<Library>,
     pub music_summary: String,
-    pub seed: u64,
+    /// The configured `seed`, or `None`: the generator is keyed from the OS (`key`).
+    pub seed: Option<u64>,
+    pub key: Seed,
+    /// The seed of playlist shuffles (reloads add their count to it).
+    pub shuffle_seed: u64,
     /// Read once, here: the core's times are all relative to it.
     pub epoch: Instant,
     pub epoch_wall: SystemTime,
@@ -107,7 +112,7 @@ impl Startup {
         Server::new(
             self.config.server.clone(),
             Arc::clone(&self.library),
-            self.seed,
+            self.key,
             self.epoch,
             self.epoch_wall,
         )
@@ -139,7 +144,8 @@ impl Startup {
             },
             s.ptime_ms,
             s.max_calls,
-            self.seed,
+            // A random key is never printed: it would give every tag and branch away.
+            self.seed.map_or("random".to_string(), |n| n.to_string()),
         )
     }
 }
@@ -159,7 +165,17 @@ pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
         eprintln!("{line}");
         ExitCode::from(EXIT_CONFIG)
     })?;
-    let seed = config.seed.unwrap_or_else(clock_seed);
+    let key = match config.seed {
+        Some(n) => Seed::from(n),
+        None => os_random_key().map_err(|e| {
+            eprintln!("cannot read /dev/urandom for the random seed: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        })?,
+    };
+    // The playlist shuffle's seed: the configured one, else drawn from the key.
+    let seed = config
+        .seed
+        .unwrap_or_else(|| onhold_core::rng::Rng::new(key).next_u64());
     if args.check_config {
         // Also read and decode the music: a path that does not exist is a configuration error.
         return Err(match music::load(&config.music, seed) {
@@ -205,22 +221,25 @@ pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
     }
     Ok(Startup {
         args,
+        seed: config.seed,
         config,
         library: Arc::new(library),
         music_summary,
-        seed,
+        key,
+        shuffle_seed: seed,
         epoch: Instant::now(),
         epoch_wall: SystemTime::now(),
         log,
     })
 }
 
-/// A seed from the wall clock and the process id, for `seed = "clock"`.
-fn clock_seed() -> u64 {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    nanos ^ (u64::from(std::process::id()) << 32)
+/// 32 bytes from the kernel's random source, the key of the core's generator when no `seed`
+/// is configured.
+fn os_random_key() -> io::Result<Seed> {
+    use std::io::Read as _;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut key)?;
+    Ok(Seed(key))
 }
 
 /// SIGHUP's work, meant for a helper thread (decoding takes a while and must not stall pacing):

@@ -12,8 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::rng::Rng;
 use onhold_core::media::Library;
-use onhold_core::rng::Rng;
 use onhold_core::server::Network;
 use onhold_core::{Command, Event, Server, ServerConfig, TransmitKind, Transport, MAX_DATAGRAM};
 

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use onhold_core::rng::Rng;
+use crate::rng::Rng;
 
 use crate::pcap::PcapWriter;
 

@@ -13,6 +13,7 @@ pub mod generate;
 pub mod pcap;
 pub mod replay;
 pub mod report;
+pub mod rng;
 pub mod sdp;
 pub mod verdict;
 

@@ -320,6 +320,7 @@ fn booleans_levels_formats_seed() {
     );
     assert!(error_line(file("log_format = \"xml\"")).contains("must be human or json"));
     assert_eq!(file("seed = 42").unwrap().seed, Some(42));
+    assert_eq!(file("seed = \"random\"").unwrap().seed, None);
     assert_eq!(file("seed = \"clock\"").unwrap().seed, None);
     let c = Config::load(&flags(&["--seed", "18446744073709551615"]), &[], None).unwrap();
     assert_eq!(c.seed, Some(u64::MAX));

@@ -50,13 +50,15 @@ pub(crate) struct StreamSeed {
 }
 
 impl StreamSeed {
+    /// Three words of the keystream: SSRC and timestamp, then sequence number and jitter
+    /// (0–999, from 16 bits by multiply-shift).
     pub fn draw(rng: &mut Rng) -> StreamSeed {
-        let (ssrc, seq, ts) = (rng.next_u32(), rng.next_u32() as u16, rng.next_u32());
+        let (a, b) = (rng.next_u64(), rng.next_u32());
         StreamSeed {
-            ssrc,
-            seq,
-            ts,
-            jitter: rng.below(1000),
+            ssrc: a as u32,
+            ts: (a >> 32) as u32,
+            seq: b as u16,
+            jitter: ((b >> 16) as u64 * 1000) >> 16,
         }
     }
 }
