@@ -34,7 +34,7 @@ mod media;
 mod messages;
 mod outbox;
 mod policy;
-pub use policy::Network;
+pub use policy::{DenyAction, InDialogFrom, MediaTo, Network};
 mod ports;
 mod request;
 mod transactions;
@@ -223,39 +223,6 @@ pub struct ServerConfig {
     /// How long a new call's 2xx waits for its ACK before the call ends (BYE) and its RTP port
     /// goes back to the pool; at most 64·T1 (RFC 3261 §13.3.1.4).
     pub ack_wait: Duration,
-}
-
-/// Which sources a dialog takes requests from, besides matching its Call-ID and both tags.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum InDialogFrom {
-    /// The dialog's peer: the IP its INVITE came from, our next hop, or a proxy named by IP in
-    /// its route set.
-    #[default]
-    Peer,
-    /// Any address (deployments where re-INVITEs or BYEs arrive by another path). A request
-    /// from elsewhere still may not move the media to a new address.
-    Any,
-}
-
-/// What SIP from outside `allow` gets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DenyAction {
-    /// Nothing: a scanner learns nothing, and nothing is reflected to a spoofed source.
-    #[default]
-    Drop,
-    /// 403 Forbidden to each request (never to an ACK or a response).
-    Forbidden,
-}
-
-/// Where a call's RTP is sent.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MediaTo {
-    /// The address in the SDP, within the rules of `media_address_allowed`.
-    #[default]
-    Sdp,
-    /// The IP the SIP request came from, with the SDP's port: the stream can reach no one but
-    /// the caller's SIP host.
-    SipSource,
 }
 
 impl Default for ServerConfig {

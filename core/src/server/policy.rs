@@ -11,6 +11,41 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use crate::sdp::Negotiated;
+
+/// Which sources a dialog takes requests from, besides matching its Call-ID and both tags.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InDialogFrom {
+    /// The dialog's peer: the IP its INVITE came from, our next hop, or a proxy named by IP in
+    /// its route set.
+    #[default]
+    Peer,
+    /// Any address (deployments where re-INVITEs or BYEs arrive by another path). A request
+    /// from elsewhere still may not move the media to a new address.
+    Any,
+}
+
+/// What SIP from outside `allow` gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DenyAction {
+    /// Nothing: a scanner learns nothing, and nothing is reflected to a spoofed source.
+    #[default]
+    Drop,
+    /// 403 Forbidden to each request (never to an ACK or a response).
+    Forbidden,
+}
+
+/// Where a call's RTP is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MediaTo {
+    /// The address in the SDP, unicast only, loopback or link-local only for a caller in that scope.
+    #[default]
+    Sdp,
+    /// The IP the SIP request came from, with the SDP's port: the stream can reach no one but
+    /// the caller's SIP host.
+    SipSource,
+}
+
 /// An IP network, `address/prefix` (CIDR), held as the masked address and its mask over 128
 /// bits (IPv4 in the low 32), so a match is one AND and one compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,9 +139,6 @@ pub(crate) fn allowed(allow: &[Network], ip: IpAddr) -> bool {
     let (bits, v4) = as_bits(ip);
     allow.iter().any(|n| n.holds(bits, v4))
 }
-
-use super::MediaTo;
-use crate::sdp::Negotiated;
 
 /// Why an SDP's media address is refused (the text of a 488's Warning, RFC 3261 §20.43 code 301).
 pub(crate) fn media_address_refusal(media: IpAddr, sip_source: IpAddr) -> Option<&'static str> {
