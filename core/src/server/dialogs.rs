@@ -65,11 +65,9 @@ pub(crate) struct Call {
     pub route_set: Vec<String>,
     /// The caller's Via named another address than its requests come from (a NAT).
     pub natted: bool,
-    /// The Request-URI, Route headers and next hop of our in-dialog requests (BYE, UPDATE), and
-    /// the next hop's address once known: worked out when we first send one (most calls end
-    /// with the caller's BYE and never need it), again after a target refresh.
-    pub plan: Option<Plan>,
-    pub dest: Dest,
+    /// Where our in-dialog requests (BYE, UPDATE) go: worked out when we first send one (most
+    /// calls end with the caller's BYE and never need it), again after a target refresh.
+    pub route: Option<Route>,
     pub remote_cseq: u32,
     pub local_cseq: u32,
     pub transport: Transport,
@@ -119,7 +117,8 @@ impl Call {
     /// Is `ip` this dialog's peer: where the INVITE came from, our next hop, or a proxy named by
     /// address in the route set?
     fn is_peer(&self, ip: IpAddr) -> bool {
-        if ip == self.remote_sip.ip() || matches!(self.dest, Dest::Addr(a) if a.ip() == ip) {
+        let next_hop = self.route.as_ref().map(|r| &r.dest);
+        if ip == self.remote_sip.ip() || matches!(next_hop, Some(Dest::Addr(a)) if a.ip() == ip) {
             return true;
         }
         self.route_set
@@ -142,11 +141,17 @@ impl Call {
     }
 }
 
-/// Where our in-dialog requests go: not worked out yet, an address, or a host name the runtime
-/// is looking up.
+/// The Request-URI, Route headers and next hop of our in-dialog requests, and where the next
+/// hop is.
+#[derive(Debug)]
+pub(crate) struct Route {
+    plan: Plan,
+    dest: Dest,
+}
+
+/// Where our in-dialog requests go: an address, or a host name the runtime is looking up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Dest {
-    Unplanned,
     Addr(SocketAddr),
     Lookup(Lookup),
 }
@@ -352,10 +357,10 @@ impl Dialogs {
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
-        if call.plan.is_none() {
-            route_call(&mut self.lookups, cx, call);
+        if call.route.is_none() {
+            call.route = Some(route_call(&mut self.lookups, cx, call));
         }
-        let Some(plan) = &call.plan else {
+        let Some(Route { plan, dest }) = &call.route else {
             return;
         };
         call.local_cseq += 1;
@@ -387,9 +392,8 @@ impl Dialogs {
             messages::write_in_dialog_request(&mut ack, &r);
             ack
         });
-        let dest = match &call.dest {
+        let dest = match dest {
             Dest::Addr(a) => *a,
-            Dest::Unplanned => call.remote_sip, // `route_call` just planned it
             Dest::Lookup(lookup) => {
                 self.held.push(Held {
                     lookup: lookup.clone(),
@@ -418,7 +422,11 @@ impl Dialogs {
     fn write_ack(&self, cx: &Cx<'_>, h: CallHandle, branch: &str) -> Option<(Vec<u8>, Path)> {
         let call = self.calls.get(&h)?;
         let cseq = call.session.as_ref()?.invite_cseq();
-        let (Dest::Addr(dest), Some(plan)) = (&call.dest, &call.plan) else {
+        let Some(Route {
+            plan,
+            dest: Dest::Addr(dest),
+        }) = &call.route
+        else {
             return None;
         };
         let dest = *dest;
@@ -470,8 +478,11 @@ impl Dialogs {
         let found = addrs.first().copied();
         for h in self.calls.keys().collect::<Vec<_>>() {
             if let Some(call) = self.calls.get_mut(&h) {
-                if call.dest == Dest::Lookup(lookup.clone()) {
-                    call.dest = Dest::Addr(found.unwrap_or(call.remote_sip));
+                let fallback = call.remote_sip;
+                if let Some(route) = &mut call.route {
+                    if route.dest == Dest::Lookup(lookup.clone()) {
+                        route.dest = Dest::Addr(found.unwrap_or(fallback));
+                    }
                 }
             }
         }
@@ -521,14 +532,14 @@ impl Dialogs {
 
 /// Work out where a call's in-dialog requests go from its route set and remote target, and ask
 /// the runtime to resolve a host name there unless it is already being looked up.
-fn route_call(lookups: &mut BTreeSet<Lookup>, cx: &mut Cx<'_>, call: &mut Call) {
+fn route_call(lookups: &mut BTreeSet<Lookup>, cx: &mut Cx<'_>, call: &Call) -> Route {
     let plan = Plan::new(
         &call.route_set,
         &call.remote_target,
         call.natted,
         call.remote_sip,
     );
-    call.dest = match &plan.hop {
+    let dest = match &plan.hop {
         Hop::Addr(a) => Dest::Addr(*a),
         Hop::Name { host, port } => {
             let lookup = Lookup {
@@ -546,7 +557,7 @@ fn route_call(lookups: &mut BTreeSet<Lookup>, cx: &mut Cx<'_>, call: &mut Call) 
             Dest::Lookup(lookup)
         }
     };
-    call.plan = Some(plan);
+    Route { plan, dest }
 }
 
 /// What an INVITE or UPDATE brings: its session timer, and its offer with our answer to it

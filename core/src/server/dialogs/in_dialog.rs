@@ -10,7 +10,7 @@ use super::super::request::Request;
 use super::super::transactions::{MergeKey, ServerState, TxnKey};
 use super::super::{CallHandle, CallTimer, Cx, EndReason, Event, Timer};
 use super::session::{allows, require_timer};
-use super::{arm_session_timer, check_offer, prefs, CallState, Dest, Dialogs, OfferCheck};
+use super::{arm_session_timer, check_offer, prefs, CallState, Dialogs, OfferCheck};
 use crate::sdp;
 
 impl Dialogs {
@@ -165,8 +165,7 @@ impl Dialogs {
         };
         if let Some(c) = req.contact.filter(|c| *c != call.remote_target) {
             call.remote_target = c.to_string(); // target refresh (RFC 3261 §12.2.2)
-            call.plan = None;
-            call.dest = Dest::Unplanned;
+            call.route = None;
         }
         match (&mut call.session, session) {
             (Some(ours), Some(theirs)) => ours.refreshed_by(theirs),

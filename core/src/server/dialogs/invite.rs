@@ -8,7 +8,7 @@ use super::super::request::Request;
 use super::super::transactions::{MergeKey, TxnKey};
 use super::super::{CallHandle, CallTimer, Cx, EndReason, ServerConfig, Timer, Transport};
 use super::session::{allows, require_timer};
-use super::{check_offer, prefs, Call, CallState, Dest, Dialogs, OfferCheck, LOCAL_TAG_LEN};
+use super::{check_offer, prefs, Call, CallState, Dialogs, OfferCheck, LOCAL_TAG_LEN};
 use crate::ascii;
 use crate::hash_index::HashedKey;
 use crate::sdp::{self, Direction, LocalMedia};
@@ -88,8 +88,7 @@ impl Dialogs {
             remote_target: target.to_string(),
             route_set: req.record_route.iter().map(|r| r.to_string()).collect(),
             natted: natted(req),
-            plan: None,
-            dest: Dest::Unplanned,
+            route: None,
             remote_cseq: req.cseq,
             local_cseq: 0,
             transport: req.transport,
