@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use onhold_core::media::Library;
+use onhold_core::server::Limits;
 use onhold_core::sip::find_byte;
 use onhold_core::{Command, Server, ServerConfig, Transport, MAX_DATAGRAM};
 
@@ -286,6 +287,7 @@ impl Bench {
         let config = ServerConfig {
             rtp_ports,
             max_calls: 1_000_000,
+            limits: Limits::unlimited(),
             ..ServerConfig::default()
         };
         Bench {

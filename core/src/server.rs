@@ -30,6 +30,8 @@ pub use crate::sdp::Direction;
 use crate::timers::TimerHeap;
 
 mod dialogs;
+mod limits;
+pub use limits::Limits;
 mod media;
 mod messages;
 mod outbox;
@@ -223,6 +225,8 @@ pub struct ServerConfig {
     /// How long a new call's 2xx waits for its ACK before the call ends (BYE) and its RTP port
     /// goes back to the pool; at most 64·T1 (RFC 3261 §13.3.1.4).
     pub ack_wait: Duration,
+    /// What one source may hold, and the caps on transactions.
+    pub limits: Limits,
 }
 
 impl Default for ServerConfig {
@@ -248,6 +252,7 @@ impl Default for ServerConfig {
             ack_wait: Duration::from_secs(8),
             allow: Network::private(),
             deny_action: DenyAction::Drop,
+            limits: Limits::default(),
         }
     }
 }
@@ -276,6 +281,28 @@ pub struct Stats {
     pub denied: u64,
     /// Requests too large to answer in full (513, or dropped).
     pub oversized: u64,
+    /// INVITEs refused (503) for their source's INVITE rate.
+    pub refused_rate: u64,
+    /// INVITEs refused (503) because their source held `limits.calls_per_source` calls.
+    pub refused_source_calls: u64,
+    /// Requests answered statelessly (503) because the transaction caps were reached.
+    pub refused_transactions: u64,
+}
+
+/// How full the server's tables are: what the caps in [`Limits`] and `max_calls` bound.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Occupancy {
+    pub server_transactions: usize,
+    pub client_transactions: usize,
+    /// Bytes the server transactions keep (keys and last responses).
+    pub transaction_bytes: usize,
+    /// Source addresses with a server transaction in flight.
+    pub transaction_sources: usize,
+    pub calls: usize,
+    /// Source addresses the INVITE-rate table holds.
+    pub call_sources: usize,
+    /// Datagrams queued for `poll_transmit`.
+    pub queued: usize,
 }
 
 /// What a timer entry is for. The part that armed it remembers the deadline; an entry whose
@@ -323,10 +350,36 @@ struct Cx<'a> {
 }
 
 impl Cx<'_> {
-    /// Answer `req` with a final response on a transaction of its own.
+    /// Answer `req` with a final response on a transaction of its own, or with one stateless
+    /// 503 when the transaction caps are reached.
     fn respond_final(&mut self, req: &Request<'_>, key: TxnKey, code: u16, extra: &[(&str, &str)]) {
+        if !self.admits(req) {
+            return;
+        }
         self.txns
             .respond_final(&mut self.io, self.rng, req, key, code, extra);
+    }
+
+    /// May `req` open a transaction? If not, it is answered once with 503 and counted.
+    fn admits(&mut self, req: &Request<'_>) -> bool {
+        if self.txns.admits(&self.config.limits, req.remote.ip()) {
+            return true;
+        }
+        self.stats.refused_transactions += 1;
+        self.respond_stateless(req, 503, "5");
+        false
+    }
+
+    /// One final response kept nowhere: a refusal for a limit, each retransmission answered
+    /// again (so nothing is stored for a flood).
+    fn respond_stateless(&mut self, req: &Request<'_>, code: u16, retry_after: &str) {
+        self.txns.respond_stateless(
+            &mut self.io,
+            self.rng,
+            req,
+            code,
+            &[("Retry-After", retry_after)],
+        );
     }
 
     /// Answer `req` on its transaction `id`.
@@ -537,12 +590,15 @@ impl Server {
             return self.finish_drain(now, false);
         }
         let key = TxnKey::of(req);
+        if let Some(id) = cx.txns.find(&key) {
+            return cx.txns.absorb(&mut cx.io, id, false); // a retransmission
+        }
+        if !cx.admits(req) {
+            return;
+        }
         if req.method == "CANCEL" {
             dialogs.on_cancel(&mut cx, req, key);
             return self.finish_drain(now, false);
-        }
-        if let Some(id) = cx.txns.find(&key) {
-            return cx.txns.absorb(&mut cx.io, id, false); // a retransmission
         }
         // RFC 3261 §8.2.2.2: the same request arriving by two paths is a loop, not a new call.
         // The key is built once: a new call's transaction keeps it.
@@ -763,6 +819,21 @@ impl Server {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// How full the tables are (for the control API, tests and the fuzzer's cap checks).
+    pub fn occupancy(&self) -> Occupancy {
+        let (server_transactions, client_transactions, transaction_bytes, transaction_sources) =
+            self.txns.occupancy();
+        Occupancy {
+            server_transactions,
+            client_transactions,
+            transaction_bytes,
+            transaction_sources,
+            calls: self.dialogs.len(),
+            call_sources: self.dialogs.sources(),
+            queued: self.out.queued(),
+        }
     }
 
     /// Is the server refusing new calls (after `Control::Shutdown`)?

@@ -22,6 +22,7 @@ use route::{Hop, Plan};
 pub(crate) use session::SessionTimer;
 use session::{arm_session_timer, session_timer_request};
 
+use super::limits::CallSources;
 use super::messages::{self, Contact, InDialogRequest, ResponseHead, ACCEPT, SUPPORTED};
 use super::outbox::Path;
 use super::policy;
@@ -203,6 +204,8 @@ pub(crate) struct Dialogs {
     /// Names the runtime is looking up, and the requests waiting for them.
     lookups: BTreeSet<Lookup>,
     held: Vec<Held>,
+    /// The calls each source holds and its INVITE rate.
+    sources: CallSources,
     /// Reused for writing responses.
     scratch: Vec<u8>,
 }
@@ -210,6 +213,15 @@ pub(crate) struct Dialogs {
 impl Dialogs {
     pub fn is_empty(&self) -> bool {
         self.calls.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Source addresses the INVITE-rate table holds.
+    pub fn sources(&self) -> usize {
+        self.sources.len()
     }
 
     pub fn handles(&self) -> Vec<CallHandle> {
@@ -515,6 +527,7 @@ impl Dialogs {
             return;
         };
         self.index.remove(&call.dialog, h);
+        self.sources.ended(call.remote_sip.ip(), now);
         let rtcp_mux = match &ended {
             Some(e) => e.rtcp_mux,
             None => call.pending.as_ref().is_some_and(|m| m.rtcp_mux),

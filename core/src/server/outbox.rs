@@ -135,6 +135,11 @@ impl Outbox {
     }
 
     /// Is a datagram or a command waiting (work for the runtime now)?
+    /// Datagrams waiting to be sent.
+    pub fn queued(&self) -> usize {
+        self.datagrams.len()
+    }
+
     pub fn has_work(&self) -> bool {
         !self.datagrams.is_empty() || !self.commands.is_empty()
     }

@@ -10,11 +10,13 @@
 mod keys;
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use keys::{MergeKey, TxnKey};
 
+use super::limits::{Limits, TxnSources};
 use super::messages;
 use super::outbox::Path;
 use super::request::Request;
@@ -55,6 +57,18 @@ struct ServerTxn {
     interval: Duration,
     /// Timer H / I / J / L: when the transaction ends (state-dependent).
     end_at: Option<Instant>,
+    /// The request's source address, and the bytes this transaction keeps (its keys and last
+    /// response), as [`TxnSources`] counts them.
+    source: IpAddr,
+    kept: usize,
+}
+
+impl ServerTxn {
+    fn kept(&self) -> usize {
+        self.key.hashed().text().len()
+            + self.merge.as_ref().map_or(0, |m| m.hashed().text().len())
+            + self.last.as_ref().map_or(0, |l| l.len())
+    }
 }
 
 /// What a client transaction is for, so its outcome reaches the right place.
@@ -110,6 +124,8 @@ pub(crate) struct Transactions {
     /// Transaction key → transaction, and merge key → INVITE transaction (see `HashIndex`).
     index: HashIndex<TxnId>,
     merge_index: HashIndex<TxnId>,
+    /// Server transactions and their bytes per source address, for the caps in [`Limits`].
+    sources: TxnSources,
     client: BTreeMap<u64, ClientTxn>,
     client_index: BTreeMap<String, u64>,
     next_client: u64,
@@ -128,6 +144,7 @@ impl Transactions {
             server: IdSlab::releasing(),
             index: HashIndex::default(),
             merge_index: HashIndex::default(),
+            sources: TxnSources::default(),
             client: BTreeMap::new(),
             client_index: BTreeMap::new(),
             next_client: 1,
@@ -146,6 +163,21 @@ impl Transactions {
     }
 
     // ----- server transactions -----
+
+    /// May a request from `ip` open a server transaction within the caps?
+    pub fn admits(&self, limits: &Limits, ip: IpAddr) -> bool {
+        self.sources.admits(limits, ip)
+    }
+
+    /// Server and client transactions, the bytes the server ones keep, and their sources.
+    pub fn occupancy(&self) -> (usize, usize, usize, usize) {
+        (
+            self.server.len(),
+            self.client.len(),
+            self.sources.bytes(),
+            self.sources.sources(),
+        )
+    }
 
     pub fn find(&self, key: &TxnKey) -> Option<TxnId> {
         let server = &self.server;
@@ -214,7 +246,13 @@ impl Transactions {
             retransmit_at: None,
             interval: self.t1,
             end_at: None,
+            source: req.remote.ip(),
+            kept: 0,
         });
+        if let Some(txn) = self.server.get_mut(&id) {
+            txn.kept = txn.kept();
+            self.sources.opened(txn.source, txn.kept);
+        }
         let server = &self.server;
         if let Some(txn) = server.get(&id) {
             if let Some(m) = &txn.merge {
@@ -238,6 +276,9 @@ impl Transactions {
         // timer A (RFC 3261 §17.1.1.2), and each retransmission gets our final again.
         let caller_retransmits = txn.last.is_none();
         txn.last = Some(bytes.clone());
+        let kept = txn.kept();
+        self.sources.resized(txn.source, txn.kept, kept);
+        txn.kept = kept;
         let reliable = txn.path.transport == Transport::Tcp;
         // The timer to arm, as its delay from `now`.
         let mut arm = None;
@@ -337,6 +378,7 @@ impl Transactions {
                 // Only if still ours: a merged request's 482 took the key over.
                 self.merge_index.remove(m.hashed(), id);
             }
+            self.sources.closed(txn.source, txn.kept);
         }
         self.server.discard(&id);
     }
@@ -359,14 +401,38 @@ impl Transactions {
         let bytes = Arc::from(&scratch[..]);
         self.scratch = scratch;
         if code >= 300 {
-            io.out.event(Event::Rejected {
-                remote: req.remote,
-                method: req.method.to_string(),
-                code,
-                reason: crate::sip::reason_phrase(code).to_string(),
-            });
+            rejected(io, req, code);
         }
         self.respond(io, id, bytes, code);
+    }
+
+    /// Answer a request with a final response kept nowhere (see `Cx::respond_stateless`).
+    pub fn respond_stateless(
+        &mut self,
+        io: &mut Io<'_>,
+        rng: &mut Rng,
+        req: &Request<'_>,
+        code: u16,
+        extra: &[(&str, &str)],
+    ) {
+        let tag = req.to_tag.is_empty().then(|| rng.token());
+        let mut scratch = std::mem::take(&mut self.scratch);
+        messages::write_reply(
+            &mut scratch,
+            req,
+            code,
+            tag.as_deref(),
+            extra,
+            &self.server_header,
+        );
+        let path = Path {
+            transport: req.transport,
+            local: req.local,
+            dest: messages::response_destination(req),
+        };
+        io.out.sip(path, Arc::from(&scratch[..]));
+        self.scratch = scratch;
+        rejected(io, req, code);
     }
 
     /// Answer a request with a final response on a transaction of its own (which absorbs its
@@ -574,6 +640,16 @@ impl Transactions {
             .values()
             .any(|t| t.purpose == ClientPurpose::Bye && !t.done)
     }
+}
+
+/// Report a final error to `req`.
+fn rejected(io: &mut Io<'_>, req: &Request<'_>, code: u16) {
+    io.out.event(Event::Rejected {
+        remote: req.remote,
+        method: req.method.to_string(),
+        code,
+        reason: crate::sip::reason_phrase(code).to_string(),
+    });
 }
 
 /// The merge key the transaction `id` holds (for [`HashIndex`] lookups).

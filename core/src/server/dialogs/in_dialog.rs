@@ -232,10 +232,8 @@ impl Dialogs {
     }
 
     /// CANCEL (RFC 3261 §9.2): 200 to it, and 487 to the INVITE if it is not answered yet.
+    /// Its retransmissions were absorbed by its transaction before this.
     pub fn on_cancel(&mut self, cx: &mut Cx<'_>, req: &Request<'_>, cancel_key: TxnKey) {
-        if let Some(id) = cx.txns.find(&cancel_key) {
-            return cx.txns.absorb(&mut cx.io, id, false);
-        }
         let invite_key = cancel_key.with_method("INVITE");
         let Some((call, state)) = cx
             .txns

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
+use super::super::limits::SourceRefusal;
 use super::super::messages::{self, Contact, OkLines, ResponseHead, SDP_TYPE};
 use super::super::request::Request;
 use super::super::transactions::{MergeKey, TxnKey};
@@ -32,6 +33,18 @@ impl Dialogs {
             // 486 would tell the caller that the callee is busy.
             cx.stats.refused_full += 1;
             return cx.respond_final(req, key, 503, &[("Retry-After", "10")]);
+        }
+        match self.sources.admit(&cx.config.limits, req.remote.ip(), now) {
+            Ok(()) => {}
+            Err(SourceRefusal::Rate(after)) => {
+                cx.stats.refused_rate += 1;
+                let mut buf = [0; 20];
+                return cx.respond_stateless(req, 503, ascii::decimal(after, &mut buf));
+            }
+            Err(SourceRefusal::Calls) => {
+                cx.stats.refused_source_calls += 1;
+                return cx.respond_stateless(req, 503, "10");
+            }
         }
         let Some((
             key,
@@ -117,6 +130,7 @@ impl Dialogs {
             started: None,
         });
         self.calls.insert(handle, call);
+        self.sources.started(req.remote.ip(), now);
         // Indexed once the call holds its key (the index checks hits against it).
         let calls = &self.calls;
         if let Some(c) = calls.get(&handle) {
