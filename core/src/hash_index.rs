@@ -377,6 +377,14 @@ impl HashedKey {
         self.text.as_str()
     }
 
+    /// Bytes the key holds on the heap (none when its text is inline).
+    pub fn heap_len(&self) -> usize {
+        match &self.text {
+            KeyText::Inline { .. } => 0,
+            KeyText::Heap(s) => s.len(),
+        }
+    }
+
     /// The bytes of `text()[range]`, as text: only that part is checked as UTF-8.
     pub fn text_at(&self, range: impl std::slice::SliceIndex<[u8], Output = [u8]>) -> &str {
         std::str::from_utf8(&self.text.as_bytes()[range]).unwrap_or("")

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use onhold_core::server::{InDialogFrom, MediaTo};
+use onhold_core::server::{InDialogFrom, Limits, MediaTo};
 use onhold_core::{CallHandle, Event, ServerConfig};
 
 /// Inside the allowed networks (an attacker outside them is dropped before any of this).
@@ -475,4 +475,125 @@ fn requests_too_large_to_answer_get_a_trimmed_513_or_nothing() {
     for s in h.sip() {
         assert!(s.bytes.len() <= onhold_core::MAX_DATAGRAM);
     }
+}
+
+fn invite(n: u32) -> String {
+    let sdp = dp750_sdp("192.168.1.50", 4000 + 2 * n as u16, "sendrecv");
+    Dp750::new(n).request("INVITE", Some(&sdp), &[])
+}
+
+fn limited(limits: Limits) -> Harness {
+    let config = ServerConfig {
+        limits,
+        ..ServerConfig::default()
+    };
+    Harness::with(config, onhold_core::media::Library::silence())
+}
+
+/// A source placing calls faster than `invite_rate` (after its burst) gets a 503 that says
+/// when to come back, and no state is kept for it; other sources still get in, and it gets in
+/// again once its bucket has a token.
+#[test]
+fn a_source_over_its_invite_rate_gets_503_and_leaves_nothing_behind() {
+    let mut h = limited(Limits {
+        invite_rate: 10.0,
+        invite_burst: 5,
+        ..Limits::default()
+    });
+    for n in 0..5 {
+        h.send(PHONE, &invite(n));
+        assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
+    }
+    let before = h.server.occupancy();
+    h.send(PHONE, &invite(5));
+    let refused = h.last_sip().clone();
+    assert!(
+        refused.start_line().starts_with("SIP/2.0 503"),
+        "{}",
+        h.transcript()
+    );
+    assert_eq!(refused.header("Retry-After").as_deref(), Some("1"));
+    assert!(refused.to_tag().is_some(), "a final response has a To tag");
+    assert_eq!(h.server.occupancy(), before, "the refusal keeps nothing");
+    assert_eq!(h.server.stats().refused_rate, 1);
+    // Its retransmission is refused again, once.
+    let sent = h.sip().len();
+    h.send(PHONE, &invite(5));
+    assert_eq!(h.sip().len(), sent + 1);
+    h.send("192.168.1.51:5060", &invite(6));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
+    h.advance(ms(100));
+    h.send(PHONE, &invite(7));
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 200"),
+        "{}",
+        h.transcript()
+    );
+}
+
+#[test]
+fn a_source_holding_its_share_of_calls_gets_503_until_one_ends() {
+    let mut h = limited(Limits {
+        calls_per_source: 2,
+        ..Limits::default()
+    });
+    let mut first = Dp750::new(0);
+    h.send(PHONE, &invite(0));
+    first.to_tag = h.response("SIP/2.0 200").to_tag();
+    h.send(PHONE, &first.ack(None));
+    h.send(PHONE, &invite(1));
+    h.send(PHONE, &invite(2));
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 503"),
+        "{}",
+        h.transcript()
+    );
+    assert_eq!(h.server.stats().refused_source_calls, 1);
+    h.send("192.168.1.51:5060", &invite(3));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
+    let bye = next(&mut first, "BYE", None);
+    h.send(PHONE, &bye);
+    h.send(PHONE, &invite(4));
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 200"),
+        "{}",
+        h.transcript()
+    );
+}
+
+/// Transactions in flight are capped per source: a source at its cap gets a stateless 503 for
+/// anything new, while another source is answered; once its transactions end (64·T1 on UDP)
+/// it is answered again.
+#[test]
+fn a_source_at_its_transaction_cap_is_refused_statelessly() {
+    let mut h = limited(Limits {
+        transactions_per_source: 3,
+        ..Limits::default()
+    });
+    let options = |n: u32| Dp750::new(n).request("OPTIONS", None, &[]);
+    for n in 0..3 {
+        h.send(PHONE, &options(n));
+        assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
+    }
+    h.send(PHONE, &options(3));
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 503"),
+        "{}",
+        h.transcript()
+    );
+    assert_eq!(h.last_sip().header("Retry-After").as_deref(), Some("5"));
+    assert_eq!(h.server.occupancy().server_transactions, 3);
+    assert_eq!(h.server.stats().refused_transactions, 1);
+    h.send("192.168.1.51:5060", &options(4));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
+    // A retransmission of an answered request is still absorbed by its transaction.
+    let sent = h.sip().len();
+    h.send(PHONE, &options(0));
+    assert_eq!(h.sip().len(), sent + 1);
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
+    h.advance(Duration::from_secs(33));
+    assert_eq!(h.server.occupancy().server_transactions, 0);
+    assert_eq!(h.server.occupancy().transaction_bytes, 0);
+    h.send(PHONE, &options(5));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
 }

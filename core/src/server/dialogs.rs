@@ -527,7 +527,7 @@ impl Dialogs {
             return;
         };
         self.index.remove(&call.dialog, h);
-        self.sources.ended(call.remote_sip.ip(), now);
+        self.sources.ended(call.remote_sip.ip());
         let rtcp_mux = match &ended {
             Some(e) => e.rtcp_mux,
             None => call.pending.as_ref().is_some_and(|m| m.rtcp_mux),

@@ -65,6 +65,15 @@ pub(crate) enum SourceRefusal {
     Calls,
 }
 
+/// A source address as a map key: IPv4 as its IPv6-mapped form (the same host either way), so
+/// a lookup compares one integer.
+fn key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
+        IpAddr::V6(a) => a.to_bits(),
+    }
+}
+
 /// Per source address: the calls it holds and its INVITE rate, as a GCRA (the token bucket
 /// written as one instant: the theoretical arrival time of the next call, `tat`). The bucket is
 /// full when `tat <= now`.
@@ -74,12 +83,13 @@ struct Source {
     tat: Instant,
 }
 
-/// The per-source table of new calls. An entry lives while its source holds a call or its
+/// The per-source table of new calls. An entry is needed while its source holds a call or its
 /// bucket is refilling; entries with neither are swept when the table has doubled since the
-/// last sweep, so an attacker cycling source addresses costs amortised O(1) and bounded memory.
+/// last sweep, so an attacker cycling source addresses costs amortised O(1) and bounded memory
+/// (and a source that calls again finds its entry).
 #[derive(Debug, Default)]
 pub(crate) struct CallSources {
-    by_ip: BTreeMap<IpAddr, Source>,
+    by_ip: BTreeMap<u128, Source>,
     sweep_at: usize,
 }
 
@@ -87,8 +97,8 @@ pub(crate) struct CallSources {
 const SWEEP_FLOOR: usize = 1024;
 
 impl CallSources {
-    /// May `ip` place a new call at `now`? Takes a token if so; the call itself is counted by
-    /// [`CallSources::started`] once it exists.
+    /// May `ip` place a new call at `now`? If so, takes a token and counts the call, which
+    /// [`CallSources::ended`] gives back (also when the INVITE is refused after all).
     pub fn admit(
         &mut self,
         limits: &Limits,
@@ -103,37 +113,26 @@ impl CallSources {
         }
         let s = self
             .by_ip
-            .entry(ip)
+            .entry(key(ip))
             .or_insert(Source { calls: 0, tat: now });
         if s.calls as usize >= limits.calls_per_source {
             return Err(SourceRefusal::Calls);
         }
         let tat = s.tat.max(now);
         // Conforming while the next arrival is due no further ahead than the burst allows.
-        if tat > now + tolerance {
+        if now.checked_add(tolerance).is_some_and(|limit| tat > limit) {
             let wait = tat - tolerance - now;
             return Err(SourceRefusal::Rate(wait.as_secs() + 1));
         }
         s.tat = tat + interval;
+        s.calls += 1;
         Ok(())
     }
 
-    /// A call from `ip` exists.
-    pub fn started(&mut self, ip: IpAddr, now: Instant) {
-        self.by_ip
-            .entry(ip)
-            .or_insert(Source { calls: 0, tat: now })
-            .calls += 1;
-    }
-
-    /// A call from `ip` is gone; its source is forgotten once it holds none and its bucket is
-    /// full again.
-    pub fn ended(&mut self, ip: IpAddr, now: Instant) {
-        if let Some(s) = self.by_ip.get_mut(&ip) {
+    /// A call from `ip` admitted by [`CallSources::admit`] is gone.
+    pub fn ended(&mut self, ip: IpAddr) {
+        if let Some(s) = self.by_ip.get_mut(&key(ip)) {
             s.calls = s.calls.saturating_sub(1);
-            if s.calls == 0 && s.tat <= now {
-                self.by_ip.remove(&ip);
-            }
         }
     }
 
@@ -143,10 +142,19 @@ impl CallSources {
 }
 
 /// Server transactions held per source address, and their bytes: what the transaction caps
-/// count.
+/// count. Each source with a transaction has a slot; a transaction keeps its slot's number, so
+/// following its size as its responses change costs no lookup.
 #[derive(Debug, Default)]
 pub(crate) struct TxnSources {
-    by_ip: BTreeMap<IpAddr, (usize, usize)>,
+    by_ip: BTreeMap<u128, u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    count: usize,
+    bytes: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Slot {
     count: usize,
     bytes: usize,
 }
@@ -154,38 +162,60 @@ pub(crate) struct TxnSources {
 impl TxnSources {
     /// May `ip` open another transaction?
     pub fn admits(&self, limits: &Limits, ip: IpAddr) -> bool {
-        let (n, bytes) = self.by_ip.get(&ip).copied().unwrap_or_default();
-        self.count < limits.transactions
-            && self.bytes < limits.transaction_bytes
-            && n < limits.transactions_per_source
-            && bytes < limits.transaction_bytes_per_source
+        if self.count >= limits.transactions || self.bytes >= limits.transaction_bytes {
+            return false;
+        }
+        // No source holds more than all of them together.
+        if self.count < limits.transactions_per_source
+            && self.bytes < limits.transaction_bytes_per_source
+        {
+            return true;
+        }
+        let s = self.slot_of(ip);
+        s.count < limits.transactions_per_source && s.bytes < limits.transaction_bytes_per_source
     }
 
-    pub fn opened(&mut self, ip: IpAddr, bytes: usize) {
-        let e = self.by_ip.entry(ip).or_default();
-        e.0 += 1;
-        e.1 += bytes;
+    fn slot_of(&self, ip: IpAddr) -> Slot {
+        self.by_ip
+            .get(&key(ip))
+            .map_or(Slot::default(), |&i| self.slots[i as usize])
+    }
+
+    /// A transaction of `ip`'s keeping `bytes` is open: its slot number.
+    pub fn opened(&mut self, ip: IpAddr, bytes: usize) -> u32 {
+        let slots = &mut self.slots;
+        let free = &mut self.free;
+        let i = *self.by_ip.entry(key(ip)).or_insert_with(|| {
+            free.pop().unwrap_or_else(|| {
+                slots.push(Slot::default());
+                slots.len() as u32 - 1
+            })
+        });
+        let s = &mut self.slots[i as usize];
+        s.count += 1;
+        s.bytes += bytes;
         self.count += 1;
         self.bytes += bytes;
+        i
     }
 
-    /// A transaction of `ip`'s now keeps `new` bytes instead of `old`.
-    pub fn resized(&mut self, ip: IpAddr, old: usize, new: usize) {
-        if let Some(e) = self.by_ip.get_mut(&ip) {
-            e.1 = e.1 + new - old;
-            self.bytes = self.bytes + new - old;
-        }
+    /// A transaction in `slot` now keeps `new` bytes instead of `old`.
+    pub fn resized(&mut self, slot: u32, old: usize, new: usize) {
+        let s = &mut self.slots[slot as usize];
+        s.bytes = s.bytes + new - old;
+        self.bytes = self.bytes + new - old;
     }
 
-    pub fn closed(&mut self, ip: IpAddr, bytes: usize) {
-        if let Some(e) = self.by_ip.get_mut(&ip) {
-            e.0 -= 1;
-            e.1 -= bytes;
-            self.count -= 1;
-            self.bytes -= bytes;
-            if e.0 == 0 {
-                self.by_ip.remove(&ip);
-            }
+    /// A transaction of `ip`'s in `slot`, keeping `bytes`, is over.
+    pub fn closed(&mut self, ip: IpAddr, slot: u32, bytes: usize) {
+        let s = &mut self.slots[slot as usize];
+        s.count -= 1;
+        s.bytes -= bytes;
+        self.count -= 1;
+        self.bytes -= bytes;
+        if s.count == 0 {
+            self.by_ip.remove(&key(ip));
+            self.free.push(slot);
         }
     }
 
@@ -230,15 +260,12 @@ mod tests {
         let t1 = t0 + Duration::from_millis(100);
         assert_eq!(s.admit(&limits, ip(1), t1), Ok(()));
         assert!(s.admit(&limits, ip(1), t1).is_err());
-        // Full again after the burst's worth of time: its entry goes with its last call.
-        let t2 = t1 + Duration::from_secs(1);
-        s.started(ip(1), t1);
-        s.ended(ip(1), t2);
-        assert_eq!(
-            s.len(),
-            1,
-            "only the other source's refilling bucket is left"
-        );
+        // Each admitted call is counted until it ends.
+        assert_eq!(s.by_ip[&key(ip(1))].calls, 6);
+        for _ in 0..6 {
+            s.ended(ip(1));
+        }
+        assert_eq!(s.by_ip[&key(ip(1))].calls, 0);
     }
 
     #[test]
@@ -251,10 +278,9 @@ mod tests {
         let t = origin();
         for _ in 0..2 {
             s.admit(&limits, ip(1), t).unwrap();
-            s.started(ip(1), t);
         }
         assert_eq!(s.admit(&limits, ip(1), t), Err(SourceRefusal::Calls));
-        s.ended(ip(1), t);
+        s.ended(ip(1));
         assert_eq!(s.admit(&limits, ip(1), t), Ok(()));
     }
 
@@ -265,9 +291,10 @@ mod tests {
         let t = origin();
         for i in 0..5_000u32 {
             let addr = IpAddr::from((0x0a00_0000u32 + i).to_be_bytes());
-            // Each source one INVITE, its bucket refilled 1 s later.
+            // Each source one call, over and its bucket refilled 1 s later.
             s.admit(&limits, addr, t + Duration::from_secs(i as u64))
                 .unwrap();
+            s.ended(addr);
         }
         assert!(s.len() <= 2 * SWEEP_FLOOR, "{} entries", s.len());
     }
@@ -279,15 +306,18 @@ mod tests {
             ..Limits::default()
         };
         let mut t = TxnSources::default();
-        t.opened(ip(1), 100);
-        t.opened(ip(1), 50);
+        let a = t.opened(ip(1), 100);
+        let b = t.opened(ip(1), 50);
+        assert_eq!(a, b, "one slot per source");
         assert!(!t.admits(&limits, ip(1)));
         assert!(t.admits(&limits, ip(2)));
-        t.resized(ip(1), 50, 500);
+        t.resized(b, 50, 500);
         assert_eq!(t.bytes(), 600);
-        t.closed(ip(1), 100);
-        t.closed(ip(1), 500);
+        t.closed(ip(1), a, 100);
+        t.closed(ip(1), b, 500);
         assert_eq!((t.bytes(), t.sources()), (0, 0));
         assert!(t.admits(&limits, ip(1)));
+        // The slot is used again.
+        assert_eq!(t.opened(ip(2), 1), a);
     }
 }

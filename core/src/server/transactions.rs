@@ -57,16 +57,19 @@ struct ServerTxn {
     interval: Duration,
     /// Timer H / I / J / L: when the transaction ends (state-dependent).
     end_at: Option<Instant>,
-    /// The request's source address, and the bytes this transaction keeps (its keys and last
-    /// response), as [`TxnSources`] counts them.
+    /// The request's source address and its slot in [`TxnSources`], and the bytes this
+    /// transaction keeps as those count them.
     source: IpAddr,
+    slot: u32,
     kept: usize,
 }
 
 impl ServerTxn {
+    /// Its bytes: itself, its keys' text on the heap and its last response.
     fn kept(&self) -> usize {
-        self.key.hashed().text().len()
-            + self.merge.as_ref().map_or(0, |m| m.hashed().text().len())
+        std::mem::size_of::<ServerTxn>()
+            + self.key.hashed().heap_len()
+            + self.merge.as_ref().map_or(0, |m| m.hashed().heap_len())
             + self.last.as_ref().map_or(0, |l| l.len())
     }
 }
@@ -247,11 +250,12 @@ impl Transactions {
             interval: self.t1,
             end_at: None,
             source: req.remote.ip(),
+            slot: 0,
             kept: 0,
         });
         if let Some(txn) = self.server.get_mut(&id) {
             txn.kept = txn.kept();
-            self.sources.opened(txn.source, txn.kept);
+            txn.slot = self.sources.opened(txn.source, txn.kept);
         }
         let server = &self.server;
         if let Some(txn) = server.get(&id) {
@@ -275,9 +279,9 @@ impl Transactions {
         // A client that has had no provisional response is still retransmitting its INVITE on
         // timer A (RFC 3261 §17.1.1.2), and each retransmission gets our final again.
         let caller_retransmits = txn.last.is_none();
+        let kept = txn.kept - txn.last.as_ref().map_or(0, |l| l.len()) + bytes.len();
         txn.last = Some(bytes.clone());
-        let kept = txn.kept();
-        self.sources.resized(txn.source, txn.kept, kept);
+        self.sources.resized(txn.slot, txn.kept, kept);
         txn.kept = kept;
         let reliable = txn.path.transport == Transport::Tcp;
         // The timer to arm, as its delay from `now`.
@@ -378,7 +382,7 @@ impl Transactions {
                 // Only if still ours: a merged request's 482 took the key over.
                 self.merge_index.remove(m.hashed(), id);
             }
-            self.sources.closed(txn.source, txn.kept);
+            self.sources.closed(txn.source, txn.slot, txn.kept);
         }
         self.server.discard(&id);
     }

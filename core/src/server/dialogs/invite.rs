@@ -55,6 +55,7 @@ impl Dialogs {
             },
         )) = check_offer(cx, req, key)
         else {
+            self.sources.ended(req.remote.ip());
             return; // refused with a final response
         };
         let handle = self.calls.vacant();
@@ -130,7 +131,6 @@ impl Dialogs {
             started: None,
         });
         self.calls.insert(handle, call);
-        self.sources.started(req.remote.ip(), now);
         // Indexed once the call holds its key (the index checks hits against it).
         let calls = &self.calls;
         if let Some(c) = calls.get(&handle) {
