@@ -597,3 +597,80 @@ fn a_source_at_its_transaction_cap_is_refused_statelessly() {
     h.send(PHONE, &options(5));
     assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
 }
+
+/// Nothing we answer is larger than the request (RFC 3261 §26.3.2.4: a spoofed source must not
+/// make us an amplifier): a response to a small request goes without its optional lines. Only
+/// a request smaller than its bare answer (no Max-Forwards, no Content-Length) gets up to the
+/// To tag, `received` and Content-Length more.
+#[test]
+fn no_answer_is_larger_than_its_request() {
+    let mut h = Harness::new();
+    let mut c = Dp750::new(0);
+    c.to_tag = Some("ours".into());
+    let requests = [
+        Dp750::new(1).request("OPTIONS", None, &[]),
+        Dp750::new(2).request("FROB", None, &[]), // 405 with Allow
+        c.request("INFO", None, &[]),             // 481
+        Dp750::new(3).request("OPTIONS", None, &["Require: 100rel"]), // 420
+        Dp750::new(4).request("OPTIONS", None, &["Max-Forwards: 0"]).replacen(
+            "Max-Forwards: 70\r\n",
+            "",
+            1,
+        ), // 483
+        Dp750::new(5)
+            .request("OPTIONS", None, &[])
+            .replacen("sip:123@", "im:123@", 1), // 416
+    ];
+    for (n, request) in requests.iter().enumerate() {
+        h.send(PHONE, request);
+        let answer = h.last_sip().clone();
+        assert!(
+            answer.bytes.len() <= request.len(),
+            "answer {n} is {} bytes for a request of {}:\n{}",
+            answer.bytes.len(),
+            request.len(),
+            answer.text()
+        );
+    }
+    // The 405 keeps the Allow the RFC requires even when trimmed.
+    let small = "FROB sip:a@192.168.1.100 SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bKs1\r\nFrom: <sip:b@c>;tag=1\r\nTo: <sip:a@d>\r\nCall-ID: s1\r\nCSeq: 1 FROB\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n";
+    h.send(PHONE, small);
+    let answer = h.last_sip().clone();
+    assert!(answer.start_line().starts_with("SIP/2.0 405"));
+    assert!(answer.header("Allow").is_some(), "{}", answer.text());
+    assert!(answer.header("Server").is_none(), "{}", answer.text());
+    // The smallest request we answer: its answer adds at most the To tag, `received` and
+    // Content-Length.
+    let bare = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 192.168.1.50:5060;branch=z9hG4bKb\r\nFrom: <sip:b@c>;tag=1\r\nTo: <sip:a@d>\r\nCall-ID: b\r\nCSeq: 1 OPTIONS\r\n\r\n";
+    h.send(PHONE, bare);
+    let answer = h.last_sip().clone();
+    assert!(answer.start_line().starts_with("SIP/2.0 200"));
+    assert!(answer.bytes.len() <= bare.len() + 80, "{}", answer.text());
+}
+
+/// An INVITE from a spoofed source that never ACKs earns a 100, the 200 until `ack_wait` (five
+/// in 8 s) and one BYE, each no larger than the INVITE: about 7× its size in all, where it was
+/// 1 + 11 responses and 11 BYEs.
+#[test]
+fn an_invite_nobody_acknowledges_earns_a_bounded_reply() {
+    let mut h = Harness::new();
+    let request = invite(0);
+    h.send(PHONE, &request);
+    h.advance(Duration::from_secs(70));
+    let sip = h.sip();
+    let starts: Vec<String> = sip.iter().map(|s| s.start_line()).collect();
+    assert_eq!(sip.len(), 7, "{starts:?}");
+    let byes = starts.iter().filter(|s| s.starts_with("BYE ")).count();
+    assert_eq!(byes, 1, "the BYE goes once: {starts:?}");
+    for s in &sip {
+        assert!(
+            s.bytes.len() <= request.len(),
+            "{} bytes for a {}-byte INVITE:\n{}",
+            s.bytes.len(),
+            request.len(),
+            s.text()
+        );
+    }
+    let total: usize = sip.iter().map(|s| s.bytes.len()).sum();
+    assert!(total <= 7 * request.len(), "{total} bytes");
+}

@@ -349,7 +349,9 @@ impl Dialogs {
             CallState::AwaitingPort => self.fail_unanswered(cx, h, 503, reason),
             CallState::Answering | CallState::Confirmed => {
                 let bye = Extras::default();
-                self.send_request(cx, h, "BYE", ClientPurpose::Bye, bye);
+                let confirmed = call.state == CallState::Confirmed;
+                let purpose = ClientPurpose::Bye { confirmed };
+                self.send_request(cx, h, "BYE", purpose, bye);
                 self.forget(cx, h, reason);
             }
         }

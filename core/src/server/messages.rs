@@ -97,6 +97,10 @@ impl ResponseHead {
 
 /// A complete response to `req` without a body into `out` (cleared first): the response head,
 /// `to_tag` in the To when the request's has none and this is not a 100, then `extra`.
+///
+/// Never larger than the request when that can be helped: a response to a small request goes
+/// without its Server line, then without the extras the RFC does not require, so a spoofed
+/// source cannot make us send more than it sent (RFC 3261 §26.3.2.4 on amplification).
 pub(crate) fn write_reply(
     out: &mut Vec<u8>,
     req: &Request<'_>,
@@ -105,16 +109,45 @@ pub(crate) fn write_reply(
     extra: &[(&str, &str)],
     server: &str,
 ) {
+    let tag = to_tag.filter(|_| req.to_tag.is_empty() && code > 100);
+    let all = |_: &str| true;
+    write_reply_lines(out, req, code, tag, extra, server, all);
+    if out.len() > req.size {
+        write_reply_lines(out, req, code, tag, extra, "", all);
+    }
+    if out.len() > req.size {
+        let required = |name: &str| required_extra(code, name);
+        write_reply_lines(out, req, code, tag, extra, "", required);
+    }
+}
+
+/// The header lines a response with `code` must carry (RFC 3261 §21.4.6, §21.4.13, §21.4.15,
+/// RFC 4028 §6).
+fn required_extra(code: u16, name: &str) -> bool {
+    matches!(
+        (code, name),
+        (405, "Allow") | (415, "Accept") | (420, "Unsupported") | (422, "Min-SE")
+    )
+}
+
+fn write_reply_lines(
+    out: &mut Vec<u8>,
+    req: &Request<'_>,
+    code: u16,
+    tag: Option<&str>,
+    extra: &[(&str, &str)],
+    server: &str,
+    keep: impl Fn(&str) -> bool,
+) {
     out.clear();
     MessageWriter::standard_response(out, code);
     let mut ip_buf = [0; 48];
     let src_ip = ascii::ip_bytes(req.remote.ip(), &mut ip_buf);
-    let tag = to_tag.filter(|_| req.to_tag.is_empty() && code > 100);
     // A 513 says the request was too large to answer in full: it names only the top Via, the
     // hop it goes back to, so it fits (RFC 3261 §21.5.14).
     push_response_headers(out, req, src_ip, tag, server, code != 513);
     let mut w = MessageWriter::block(out);
-    for (name, value) in extra {
+    for (name, value) in extra.iter().filter(|(n, _)| keep(n)) {
         w.header(name, value);
     }
     w.finish(None);
@@ -126,12 +159,6 @@ const HEAD_OVERHEAD: usize = "Via: \r\nFrom: \r\nTo: ;tag=\r\nCall-ID: \r\nCSeq:
     Server: \r\n;received==65535"
     .len();
 
-/// The lines of a [`ResponseHead`], `tag` appended to the To, written into `out`; where the To
-/// value ends (before the tag). The values copied from the request that may hold a CR or LF (a
-/// folded Via, From or To, or the configured Server) are cleaned as [`MessageWriter`] cleans
-/// them; the others cannot hold one: the Call-ID was read as a word without white space or
-/// control bytes, the CSeq method as a token, and the numbers and our tag are written here.
-/// `src_ip` is the request's source address as text ([`ascii::ip_bytes`]).
 /// The bytes a request makes us copy into what we send: the response head (Vias, From, To,
 /// Call-ID, CSeq), and for a call, the Record-Route and Contact our own requests repeat.
 pub(crate) fn copied_len(req: &Request<'_>) -> usize {
@@ -153,6 +180,12 @@ pub(crate) fn copied_len_trimmed(req: &Request<'_>) -> usize {
 /// rest of a datagram of [`super::MAX_DATAGRAM`] bytes.
 pub(crate) const COPY_LIMIT: usize = super::MAX_DATAGRAM - 2048;
 
+/// The lines of a [`ResponseHead`], `tag` appended to the To, written into `out` (no Server line when `server` is empty); where the To
+/// value ends (before the tag). The values copied from the request that may hold a CR or LF (a
+/// folded Via, From or To, or the configured Server) are cleaned as [`MessageWriter`] cleans
+/// them; the others cannot hold one: the Call-ID was read as a word without white space or
+/// control bytes, the CSeq method as a token, and the numbers and our tag are written here.
+/// `src_ip` is the request's source address as text ([`ascii::ip_bytes`]).
 fn push_response_headers(
     out: &mut Vec<u8>,
     req: &Request<'_>,
@@ -206,8 +239,10 @@ fn push_response_headers(
         out.push(b' ');
         out.extend_from_slice(req.cseq_method.as_bytes());
     }
-    out.extend_from_slice(b"\r\nServer: ");
-    push_value(out, server.as_bytes());
+    if !server.is_empty() {
+        out.extend_from_slice(b"\r\nServer: ");
+        push_value(out, server.as_bytes());
+    }
     out.extend_from_slice(b"\r\n");
     to_end
 }

@@ -41,6 +41,7 @@ pub(crate) fn parse<'a>(
         transport,
         local,
         remote,
+        size: data.len(),
     };
     let mut raw = RawHeaders::default();
     let parts = match sip::parse_with(data, &mut raw) {
@@ -157,6 +158,8 @@ struct Origin {
     transport: Transport,
     local: SocketAddr,
     remote: SocketAddr,
+    /// The message's length in bytes.
+    size: usize,
 }
 
 /// The top Via's branch and the CSeq method of a response: all a UAC needs to match it.
@@ -297,6 +300,7 @@ fn request<'a, T>(
         transport: from.transport,
         local: from.local,
         remote: from.remote,
+        size: from.size,
     })
 }
 
@@ -571,7 +575,7 @@ mod tests {
             let (local, remote) = ("127.0.0.1:5060".parse().unwrap(), "127.0.0.2:5070".parse().unwrap());
             let t = crate::server::Transport::Udp;
             let fast = describe(&super::parse(&data, t, local, remote));
-            let from = Origin { transport: t, local, remote };
+            let from = Origin { transport: t, local, remote, size: data.len() };
             let slow = describe(&parse_slowly(&data, from));
             prop_assert_eq!(fast, slow, "{:?}", String::from_utf8_lossy(&data));
         }
@@ -678,6 +682,8 @@ pub(crate) struct Request<'a> {
     pub transport: Transport,
     pub local: SocketAddr,
     pub remote: SocketAddr,
+    /// The request's length in bytes: what our answers to it may not exceed (bar our SDP).
+    pub size: usize,
 }
 
 #[derive(Debug, Clone)]

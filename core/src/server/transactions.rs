@@ -77,7 +77,10 @@ impl ServerTxn {
 /// What a client transaction is for, so its outcome reaches the right place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ClientPurpose {
-    Bye,
+    /// `confirmed`: the caller ACKed our 2xx. A BYE for a call it never confirmed goes once, not
+    /// on timer E: that caller never showed it receives at its address, and to a spoofed one
+    /// eleven BYEs would be eleven datagrams of reflection for one INVITE.
+    Bye { confirmed: bool },
     /// A session refresh (RFC 4028 §7.4) by UPDATE or by re-INVITE.
     Refresh(CallHandle, RefreshBy),
 }
@@ -475,7 +478,8 @@ impl Transactions {
         self.next_client += 1;
         let t1 = self.t1;
         let reliable = path.transport == Transport::Tcp;
-        let retransmit_at = (!reliable).then_some(now + t1);
+        let once = purpose == ClientPurpose::Bye { confirmed: false };
+        let retransmit_at = (!reliable && !once).then_some(now + t1);
         let end_at = now + 64 * t1;
         if let Some(r) = retransmit_at {
             io.timers.push(r, Timer::ClientTxn(id));
@@ -642,7 +646,7 @@ impl Transactions {
     pub fn byes_pending(&self) -> bool {
         self.client
             .values()
-            .any(|t| t.purpose == ClientPurpose::Bye && !t.done)
+            .any(|t| matches!(t.purpose, ClientPurpose::Bye { .. }) && !t.done)
     }
 }
 
