@@ -16,102 +16,16 @@ use std::time::Duration;
 use crate::media::PlayMode;
 use crate::server::{DenyAction, InDialogFrom, MediaTo, Network, ServerConfig, Transport};
 
+mod args;
+mod limits;
 mod values;
+
+pub use args::RunArgs;
+pub use limits::LIMIT_KEYS;
 
 use values::*;
 
 pub use values::{format_duration, parse_duration};
-
-/// The flags shared by `onhold` and `onhold-mio` (`[run]` is the default subcommand of both).
-///
-/// Every setting is optional here: an absent flag falls through to `ONHOLD_<KEY>`, then to the
-/// file, then to the default shown in `--help`.
-#[derive(Clone, Debug, Default, clap::Args)]
-pub struct RunArgs {
-    /// Configuration file (TOML; see onhold.example.toml). [env: ONHOLD_CONFIG]
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Validate the configuration, print the effective settings (every key) and exit.
-    #[arg(long)]
-    pub check_config: bool,
-    /// SIP listen address, repeatable: [udp:|tcp:]IP:PORT (port 0 picks a free one).
-    /// [default: udp:0.0.0.0:5060] [env: ONHOLD_LISTEN, comma-separated]
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Vec<String>,
-    /// Inclusive UDP port range for RTP (even ports) and RTCP (the odd port above).
-    /// [default: 10000-20000] [env: ONHOLD_RTP_PORTS]
-    #[arg(long, value_name = "LOW-HIGH")]
-    pub rtp_ports: Option<String>,
-    /// Local IP the RTP sockets bind to. [default: 0.0.0.0] [env: ONHOLD_RTP_IP]
-    #[arg(long, value_name = "IP")]
-    pub rtp_ip: Option<String>,
-    /// IP written into SDP c= and Contact; "auto": the Request-URI host if it is an IP, else the
-    /// address the request arrived on. [default: auto] [env: ONHOLD_ADVERTISED_ADDRESS]
-    #[arg(long, value_name = "IP")]
-    pub advertised_address: Option<String>,
-    /// Music of the default class: an audio file, or a directory played in name order ("" =
-    /// the built-in music). [default: ""] [env: ONHOLD_MUSIC]
-    #[arg(long, value_name = "PATH")]
-    pub music: Option<String>,
-    /// Normalize the loudness of every track. [default: true] [env: ONHOLD_NORMALIZE]
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub normalize: Option<String>,
-    /// Gain applied to all music after normalization, -40 to 20 dB. [default: 0]
-    /// [env: ONHOLD_GAIN_DB]
-    #[arg(long, value_name = "DB", allow_negative_numbers = true)]
-    pub gain_db: Option<String>,
-    /// Codecs we may answer with, most preferred first, comma-separated: PCMU, PCMA, G722.
-    /// Empty: all three, the offer's order decides. [default: ""] [env: ONHOLD_CODECS]
-    #[arg(long, value_name = "LIST")]
-    pub codecs: Option<String>,
-    /// Packet time when the offer has no a=ptime: 10–60 ms in steps of 10. [default: 20]
-    /// [env: ONHOLD_PTIME]
-    #[arg(long, value_name = "MS")]
-    pub ptime: Option<String>,
-    /// Concurrent calls; INVITEs beyond it are refused. [default: 1000] [env: ONHOLD_MAX_CALLS]
-    #[arg(long, value_name = "N")]
-    pub max_calls: Option<String>,
-    /// Hang up (BYE) calls older than this, e.g. 1h, 90s, 1h30m; "off" = never.
-    /// [default: off] [env: ONHOLD_MAX_CALL_DURATION]
-    #[arg(long, value_name = "DURATION")]
-    pub max_call_duration: Option<String>,
-    /// Send 180 Ringing before 200 OK. [default: false] [env: ONHOLD_SEND_RINGING]
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub send_ringing: Option<String>,
-    /// Where requests inside a call may come from: "peer" (the caller's address, or a proxy in
-    /// its route) or "any". [default: peer] [env: ONHOLD_IN_DIALOG_FROM]
-    #[arg(long, value_name = "WHO")]
-    pub in_dialog_from: Option<String>,
-    /// Where RTP goes: "sdp" (the caller's c= address, unicast only) or "sip-source" (the IP
-    /// the INVITE came from). [default: sdp] [env: ONHOLD_MEDIA_TO]
-    #[arg(long, value_name = "WHERE")]
-    pub media_to: Option<String>,
-    /// Networks SIP is taken from, comma-separated CIDRs ("0.0.0.0/0,::/0": everyone); the
-    /// private networks are 127.0.0.0/8, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16,
-    /// 100.64.0.0/10, 169.254.0.0/16, ::1/128, fc00::/7, fe80::/10.
-    /// [default: private networks] [env: ONHOLD_ALLOW]
-    #[arg(long, value_name = "NETS")]
-    pub allow: Option<String>,
-    /// What SIP from elsewhere gets: "drop" (nothing) or "403". [default: drop]
-    /// [env: ONHOLD_DENY_ACTION]
-    #[arg(long, value_name = "ACTION")]
-    pub deny_action: Option<String>,
-    /// trace, debug, info, warn or error (RUST_LOG, when set, overrides it). [default: info]
-    /// [env: ONHOLD_LOG_LEVEL]
-    #[arg(long, value_name = "LEVEL")]
-    pub log_level: Option<String>,
-    /// Log format on stderr: human or json. [default: human] [env: ONHOLD_LOG_FORMAT]
-    #[arg(long, value_name = "FORMAT")]
-    pub log_format: Option<String>,
-    /// Seed of every random choice (tags, SSRCs, shuffles), for reproducible runs only;
-    /// "random" = 256 bits from the OS, never printed. [default: random] [env: ONHOLD_SEED]
-    #[arg(long, value_name = "N")]
-    pub seed: Option<String>,
-    /// On SIGINT/SIGTERM: refuse new calls, BYE every call and wait this long for the answers.
-    /// [default: 5s] [env: ONHOLD_SHUTDOWN_GRACE]
-    #[arg(long, value_name = "DURATION")]
-    pub shutdown_grace: Option<String>,
-}
 
 /// Where an effective value came from (shown by `--check-config` and in error lines).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -238,7 +152,7 @@ pub struct Config {
 }
 
 /// Every top-level key, in the order `--check-config` prints them.
-pub const KEYS: [&str; 21] = [
+pub const KEYS: [&str; 22] = [
     "listen",
     "rtp_ports",
     "rtp_ip",
@@ -259,6 +173,7 @@ pub const KEYS: [&str; 21] = [
     "log_format",
     "seed",
     "shutdown_grace",
+    "limits",
     "classes",
 ];
 
@@ -327,6 +242,10 @@ impl Config {
                         origin: Some(origin),
                     });
                 };
+                if known == "limits" {
+                    limits::from_file(value, &origin, &mut layers)?;
+                    continue;
+                }
                 if known == "classes" {
                     match value {
                         toml::Value::Table(t) => class_tables = t,
@@ -361,8 +280,10 @@ impl Config {
                 continue;
             }
             let key = suffix.to_ascii_lowercase();
-            match KEYS.iter().find(|k| **k == key && **k != "classes") {
-                Some(&known) => {
+            let limit = key.strip_prefix("limits_").and_then(limits::qualified);
+            let table = |k: &&str| matches!(*k, "classes" | "limits");
+            match limit.or_else(|| KEYS.iter().find(|k| **k == key && !table(k)).copied()) {
+                Some(known) => {
                     layers.insert(
                         known,
                         Setting {
@@ -407,6 +328,7 @@ impl Config {
                 );
             }
         }
+        limits::from_flags(&args.limit, &mut layers)?;
         if !args.listen.is_empty() {
             layers.insert(
                 "listen",
@@ -418,7 +340,7 @@ impl Config {
         }
 
         let mut origins = BTreeMap::new();
-        for key in KEYS {
+        for key in KEYS.into_iter().chain(LIMIT_KEYS) {
             let origin = layers
                 .get(key)
                 .map_or(Origin::Default, |s| s.origin.clone());
@@ -516,6 +438,7 @@ impl Config {
         if let Some(s) = get("deny_action") {
             server.deny_action = choice(s, "deny_action", &DENY_ACTION)?;
         }
+        limits::apply(&layers, &mut server)?;
 
         let log_level = match get("log_level") {
             Some(s) => {
@@ -715,13 +638,22 @@ impl Config {
             .map(|(k, v)| k.len() + v.len())
             .max()
             .unwrap_or(0);
+        let limits = limits::lines(s);
+        let width = limits
+            .iter()
+            .map(|(k, v)| k.len() - "limits.".len() + v.len())
+            .fold(width, usize::max);
+        let line = |key: &str, name: &str, value: &str| {
+            let pad = width - name.len() - value.len();
+            let origin = self.origin(key);
+            format!("{name} = {value}{:pad$}  # {origin}\n", "")
+        };
         for (key, value) in lines.drain(..) {
-            let pad = width - key.len() - value.len();
-            out.push_str(&format!(
-                "{key} = {value}{:pad$}  # {}\n",
-                "",
-                self.origin(key)
-            ));
+            out.push_str(&line(key, key, &value));
+        }
+        out.push_str("\n[limits]\n");
+        for (key, value) in &limits {
+            out.push_str(&line(key, &key["limits.".len()..], value));
         }
         for c in &self.music.classes {
             out.push_str(&format!("\n[classes.{}]\n", quote_key(&c.name)));

@@ -612,11 +612,9 @@ fn no_answer_is_larger_than_its_request() {
         Dp750::new(2).request("FROB", None, &[]), // 405 with Allow
         c.request("INFO", None, &[]),             // 481
         Dp750::new(3).request("OPTIONS", None, &["Require: 100rel"]), // 420
-        Dp750::new(4).request("OPTIONS", None, &["Max-Forwards: 0"]).replacen(
-            "Max-Forwards: 70\r\n",
-            "",
-            1,
-        ), // 483
+        Dp750::new(4)
+            .request("OPTIONS", None, &["Max-Forwards: 0"])
+            .replacen("Max-Forwards: 70\r\n", "", 1), // 483
         Dp750::new(5)
             .request("OPTIONS", None, &[])
             .replacen("sip:123@", "im:123@", 1), // 416

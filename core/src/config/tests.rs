@@ -451,7 +451,7 @@ announcement = "/srv/a.wav"
     )
     .unwrap();
     let out = c.to_toml();
-    for key in KEYS.iter().filter(|k| **k != "classes") {
+    for key in KEYS.iter().filter(|k| !matches!(**k, "classes" | "limits")) {
         assert!(
             out.lines().any(|l| l.starts_with(&format!("{key} = "))),
             "{key} missing:\n{out}"
@@ -491,7 +491,7 @@ fn example_file_shows_the_defaults_and_its_class_examples_parse() {
     let from_file = file(example).unwrap();
     let defaults = Config::load(&RunArgs::default(), &[], None).unwrap();
     assert_eq!(strip(&from_file.to_toml()), strip(&defaults.to_toml()));
-    for key in KEYS.iter().filter(|k| **k != "classes") {
+    for key in KEYS.iter().filter(|k| !matches!(**k, "classes" | "limits")) {
         assert_ne!(
             from_file.origin(key),
             &Origin::Default,
@@ -518,7 +518,7 @@ fn help_explains_every_flag_with_its_default() {
     let defaults = Config::load(&RunArgs::default(), &[], None)
         .unwrap()
         .to_toml();
-    for key in KEYS.iter().filter(|k| **k != "classes") {
+    for key in KEYS.iter().filter(|k| !matches!(**k, "classes" | "limits")) {
         let flag = format!("--{}", key.replace('_', "-"));
         assert!(help.contains(&flag), "{flag} missing from --help");
         assert!(
@@ -607,4 +607,49 @@ fn who_may_send_sip() {
     assert!(error_line(file("deny_action = \"reject\"")).contains("must be \"drop\" or \"403\""));
     let printed = file("allow = [\"10.0.0.0/8\"]").unwrap().to_toml();
     assert!(printed.contains("allow = [\"10.0.0.0/8\"]"), "{printed}");
+}
+
+#[test]
+fn limits_come_from_the_table_the_environment_or_flags() {
+    let text = "[limits]\ninvite_rate = 50\ntransaction_memory = \"64MiB\"\nack_wait = \"4s\"\n";
+    let c = Config::load(
+        &flags(&["--limit", "calls_per_source=20"]),
+        &env(&[
+            ("ONHOLD_LIMITS_INVITE_BURST", "7"),
+            ("ONHOLD_LIMITS_INVITE_RATE", "30"),
+        ]),
+        Some((Path::new("/etc/onhold.toml"), text)),
+    )
+    .unwrap();
+    let l = &c.server.limits;
+    assert_eq!(l.calls_per_source, 20);
+    assert_eq!(l.invite_rate, 30.0, "the environment over the file");
+    assert_eq!(l.invite_burst, 7);
+    assert_eq!(l.transaction_bytes, 64 << 20);
+    assert_eq!(c.server.ack_wait, Duration::from_secs(4));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(
+        c.origin("limits.calls_per_source"),
+        &Origin::Flag("--limit".into())
+    );
+    let out = c.to_toml();
+    assert!(out.contains("\n[limits]\ncalls_per_source = 20 "), "{out}");
+    assert_eq!(file(&out).unwrap().server.limits, c.server.limits);
+}
+
+#[test]
+fn bad_limits_get_one_line_naming_the_key() {
+    assert_eq!(
+        error_line(file("[limits]\ninvite_rate = 0")),
+        "config: limits.invite_rate = 0: must be a number of INVITEs per second from 0.01 to \
+         1000000 (in /etc/onhold/onhold.toml)"
+    );
+    assert!(error_line(file("[limits]\nfrobs = 1"))
+        .contains("unknown key; known keys: calls_per_source"));
+    assert!(error_line(file("limits = 3")).contains("must be a table: [limits]"));
+    let e = Config::load(&flags(&["--limit", "ack_wait=40s"]), &[], None);
+    assert!(error_line(e).contains("must be a duration from 1s to 32s (from --limit)"));
+    let e = Config::load(&flags(&["--limit", "nonsense"]), &[], None);
+    assert!(error_line(e).contains("must be KEY=VALUE"));
+    assert!(error_line(file("[limits]\ntransaction_memory = \"1KiB\"")).contains("1MiB to 64GiB"));
 }
