@@ -226,10 +226,13 @@ impl Server {
         data: &[u8],
     ) {
         // The first-byte test first: a SIP message fails it, and skips the port lookup.
-        if crate::rtp::is_rtp_or_rtcp(data) && self.ports.in_use(local.port()) {
-            // RTP/RTCP from the caller (or DTMF events): counted and dropped; we only send.
-            self.stats.rtp_in += 1;
-            return;
+        if crate::rtp::is_rtp_or_rtcp(data) {
+            if let Some(call) = self.ports.owner(local.port()) {
+                // RTP/RTCP from the caller (or DTMF events): counted and dropped; we only send.
+                self.stats.rtp_in += 1;
+                self.media.heard(call, remote);
+                return;
+            }
         }
         self.stats.sip_in += 1;
         let denied = !policy::allowed(&self.config.allow, remote.ip());
@@ -483,6 +486,22 @@ impl Server {
         let (dialogs, mut cx) = self.parts(now);
         dialogs.on_resolved(&mut cx, host, port, transport, addrs);
         self.finish_drain(now, false);
+    }
+
+    /// The network says `remote` cannot be reached from our UDP socket `local` (an ICMP or
+    /// ICMPv6 port or host unreachable, read from the socket's error queue). For a call's
+    /// stream that goes on for 2 s with nothing heard from the caller, the call ends with BYE
+    /// (`EndReason::Unreachable`); for anything else it is only counted.
+    pub fn unreachable(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) {
+        self.stats.unreachable += 1;
+        let Some(call) = self.ports.owner(local.port()) else {
+            return;
+        };
+        if self.media.unreachable(now, call, remote) {
+            let (dialogs, mut cx) = self.parts(now);
+            dialogs.hangup(&mut cx, call, EndReason::Unreachable);
+            self.finish_drain(now, false);
+        }
     }
 
     /// The runtime could not deliver to `remote` on a stream transport: no connection was open

@@ -672,3 +672,67 @@ fn an_invite_nobody_acknowledges_earns_a_bounded_reply() {
     let total: usize = sip.iter().map(|s| s.bytes.len()).sum();
     assert!(total <= 7 * request.len(), "{total} bytes");
 }
+
+/// The local and remote address of the call's RTP, from the packets it sent.
+fn rtp_path(h: &Harness) -> (SocketAddr, SocketAddr) {
+    let p = h.rtp().last().map(|p| p.t).expect("RTP flows");
+    (p.local, p.remote)
+}
+
+/// ICMP port unreachable for the stream's destination, one a second as Linux rate-limits them,
+/// ends the call with BYE after 2 s: nobody listens there, or it was a victim's address.
+#[test]
+fn a_stream_the_network_calls_unreachable_ends_with_bye() {
+    let mut h = Harness::new();
+    established(&mut h);
+    h.advance(ms(100));
+    let (local, remote) = rtp_path(&h);
+    for _ in 0..2 {
+        h.unreachable(local, remote);
+        h.advance(ms(1000));
+    }
+    assert!(!ended(&h), "not before 2 s of errors: {}", h.transcript());
+    h.unreachable(local, remote);
+    let reason = h.events.iter().find_map(|(_, e)| match e {
+        Event::CallEnded { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reason, Some(onhold_core::EndReason::Unreachable));
+    assert!(
+        h.last_sip().start_line().starts_with("BYE "),
+        "{}",
+        h.transcript()
+    );
+    assert_eq!(h.server.stats().unreachable, 3);
+    let sent = h.rtp().len();
+    h.advance(ms(200));
+    assert_eq!(h.rtp().len(), sent, "no RTP after the BYE");
+}
+
+/// A lone error, errors far apart, errors for another address, or errors while the caller's
+/// own RTP keeps arriving do not end a call.
+#[test]
+fn icmp_errors_that_do_not_show_a_dead_destination_end_nothing() {
+    let mut h = Harness::new();
+    established(&mut h);
+    h.advance(ms(100));
+    let (local, remote) = rtp_path(&h);
+    // Far apart: each starts the count again.
+    for _ in 0..4 {
+        h.unreachable(local, remote);
+        h.advance(ms(3000));
+    }
+    // Another destination (someone else's ICMP).
+    let elsewhere: SocketAddr = "192.168.1.77:4000".parse().unwrap();
+    for _ in 0..5 {
+        h.unreachable(local, elsewhere);
+        h.advance(ms(1000));
+    }
+    // The caller's RTP arrives between the errors: its host is there.
+    for _ in 0..5 {
+        h.unreachable(local, remote);
+        h.rtp_in(remote, local);
+        h.advance(ms(1000));
+    }
+    assert!(!ended(&h), "{}", h.transcript());
+}

@@ -59,6 +59,9 @@ pub enum EndReason {
     /// The answer in the caller's ACK (after an INVITE without offer) was unusable or named an
     /// address media may not go to (we sent BYE).
     MediaRefused,
+    /// The stream's destination answered ICMP unreachable for 2 s with nothing heard from the
+    /// caller (we sent BYE): nobody was listening, or the address was not the caller's.
+    Unreachable,
 }
 
 /// What happened, for logs, counters and the control API.
@@ -250,6 +253,8 @@ pub struct Stats {
     pub refused_source_calls: u64,
     /// Requests answered statelessly (503) because the transaction caps were reached.
     pub refused_transactions: u64,
+    /// ICMP unreachable errors reported for our RTP/RTCP destinations.
+    pub unreachable: u64,
 }
 
 /// How full the server's tables are: what the caps in [`Limits`] and `max_calls` bound.

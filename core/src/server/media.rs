@@ -37,7 +37,27 @@ struct Stream {
     class: ClassId,
     /// The armed RTCP report timer.
     rtcp_at: Option<Instant>,
+    /// The network has been saying the destination is unreachable (see [`Unreachable`]).
+    unreachable: Option<Unreachable>,
 }
+
+/// ICMP unreachable errors for a stream's destination with nothing heard from the caller in
+/// between: since when, the latest, and how many.
+#[derive(Clone, Copy, Debug)]
+struct Unreachable {
+    since: Instant,
+    last: Instant,
+    count: u32,
+}
+
+/// A stream whose destination has answered ICMP port or host unreachable for this long (at
+/// least [`UNREACHABLE_ERRORS`] times, none further apart than [`UNREACHABLE_GAP`], nothing heard
+/// from the caller meanwhile) is going nowhere, or to a host that did not ask for it: its call
+/// ends. Linux lets a host send one such error a second after a burst, so a dead port shows
+/// within the span; a lone error (a port briefly closed during a re-INVITE) does not end a call.
+pub(crate) const UNREACHABLE_FOR: Duration = Duration::from_secs(2);
+const UNREACHABLE_GAP: Duration = Duration::from_millis(2500);
+const UNREACHABLE_ERRORS: u32 = 3;
 
 /// The random values a call's stream starts with (RFC 3550 §5.1: SSRC, first sequence number
 /// and timestamp) and the jitter of its first RTCP interval. Drawn each time media is applied,
@@ -136,6 +156,7 @@ impl Media {
                 port,
                 class: class(),
                 rtcp_at: None,
+                unreachable: None,
             };
             self.streams.insert(call, stream);
         }
@@ -151,6 +172,7 @@ impl Media {
         }
         if stream.neg.remote_rtp != neg.remote_rtp {
             p.stop();
+            stream.unreachable = None;
         }
         let send = neg.sends();
         if send && !p.running {
@@ -179,6 +201,41 @@ impl Media {
     /// The media in force for a call, once it started.
     pub fn negotiated(&self, call: CallHandle) -> Option<&Negotiated> {
         self.streams.get(call).map(|s| &s.neg)
+    }
+
+    /// The network says `remote` cannot be reached from this call's socket (ICMP port or host
+    /// unreachable). True when the call should end: see [`UNREACHABLE_FOR`].
+    pub fn unreachable(&mut self, now: Instant, call: CallHandle, remote: SocketAddr) -> bool {
+        let Some(s) = self.streams.get_mut(call) else {
+            return false;
+        };
+        if remote != s.neg.remote_rtp && remote != s.neg.remote_rtcp {
+            return false;
+        }
+        let u = match s.unreachable {
+            Some(u) if now.saturating_duration_since(u.last) <= UNREACHABLE_GAP => Unreachable {
+                last: now,
+                count: u.count + 1,
+                ..u
+            },
+            _ => Unreachable {
+                since: now,
+                last: now,
+                count: 1,
+            },
+        };
+        s.unreachable = Some(u);
+        u.count >= UNREACHABLE_ERRORS && now.saturating_duration_since(u.since) >= UNREACHABLE_FOR
+    }
+
+    /// A datagram from `remote` reached this call's ports: if from the host we stream to, that
+    /// host is there, whatever ICMP said.
+    pub fn heard(&mut self, call: CallHandle, remote: SocketAddr) {
+        if let Some(s) = self.streams.get_mut(call) {
+            if s.neg.remote_rtp.ip() == remote.ip() {
+                s.unreachable = None;
+            }
+        }
     }
 
     /// Stop sending (a hold offer, before its ACK).

@@ -44,13 +44,9 @@ impl Ports {
         self.range = range;
     }
 
-    /// Is `port` (or the RTP port below it, for RTCP) held by a call?
-    pub fn in_use(&self, port: u16) -> bool {
-        self.held.contains_key(&(port & !1))
-    }
-
+    /// The call holding `port` (or the RTP port below it, for RTCP).
     pub fn owner(&self, port: u16) -> Option<CallHandle> {
-        self.held.get(&port).copied()
+        self.held.get(&(port & !1)).copied()
     }
 
     /// Take the next free even port for `call` and ask the runtime to bind it (and the odd one

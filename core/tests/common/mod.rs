@@ -177,6 +177,20 @@ impl Harness {
         self.drain();
     }
 
+    /// The network reports `remote` unreachable from our socket `local` (an ICMP error).
+    pub fn unreachable(&mut self, local: SocketAddr, remote: SocketAddr) {
+        self.server.unreachable(self.now, local, remote);
+        self.drain();
+    }
+
+    /// An RTP packet from `from` to our socket `local`.
+    pub fn rtp_in(&mut self, from: SocketAddr, local: SocketAddr) {
+        let packet = [0x80, 0, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+        self.server
+            .handle_datagram(self.now, Transport::Udp, local, from, &packet);
+        self.drain();
+    }
+
     /// Drain commands (binding every port), transmissions and events at the current time.
     pub fn drain(&mut self) {
         loop {
