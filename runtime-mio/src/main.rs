@@ -22,6 +22,7 @@ use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
+use onhold_runtime::icmp;
 use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
 use onhold_runtime::resolve::Resolver;
@@ -50,6 +51,12 @@ const RECV_PER_WAKE: usize = 64;
 /// Datagrams kept per socket while it would block.
 const SEND_QUEUE: usize = 1024;
 
+/// Hand the ICMP errors queued on the socket `fd` (bound to `local`) to the core; how many.
+fn take_errors(server: &mut Server, fd: std::os::fd::RawFd, local: SocketAddr) -> usize {
+    let now = Instant::now();
+    icmp::take_unreachable(fd, |dest| server.unreachable(now, local, dest))
+}
+
 fn main() -> ExitCode {
     onhold_runtime::main_with("onhold-mio", serve)
 }
@@ -63,6 +70,9 @@ struct Sock {
     queue: SendQueue,
     /// On the ready list: may have more datagrams waiting.
     ready: bool,
+    /// The kernel flagged an error: ICMP errors may wait in its queue (RTP sockets report
+    /// them, `onhold_runtime::icmp`).
+    errors: bool,
 }
 
 /// Sockets in a slab (token = index + FIRST_SOCKET), found by local address through the table.
@@ -91,6 +101,7 @@ impl Sockets {
             limit,
             queue: SendQueue::new(SEND_QUEUE),
             ready: false,
+            errors: false,
         };
         if idx == self.slab.len() {
             self.slab.push(Some(sock));
@@ -288,7 +299,8 @@ impl Loop {
                         let Some(sock) = self.sockets.get(idx) else {
                             continue;
                         };
-                        if ev.is_readable() && !sock.ready {
+                        sock.errors |= ev.is_error();
+                        if (ev.is_readable() || ev.is_error()) && !sock.ready {
                             sock.ready = true;
                             self.ready.push_back(idx);
                         }
@@ -337,12 +349,17 @@ impl Loop {
                 continue;
             };
             let (fd, local, limit) = (sock.io.as_raw_fd(), sock.local, sock.limit);
+            if std::mem::take(&mut sock.errors) {
+                take_errors(&mut self.server, fd, local);
+            }
             let mut taken = 0;
             let drained = loop {
                 let n = match self.rx.recv(fd) {
                     Ok(n) => n,
+                    // A queued ICMP error (an RTP socket's) fails the read: take the queue and
+                    // read on.
+                    Err(_) if take_errors(&mut self.server, fd, local) > 0 => continue,
                     Err(e) => {
-                        // ICMP errors can surface on UDP sockets; they are not fatal.
                         debug!(local = %local, "recv: {e}");
                         break false;
                     }

@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use std::time::Instant;
 
 use async_signal::{Signal, Signals};
 use onhold_core::{Command, Control, Server, Transport, MAX_DATAGRAM};
+use onhold_runtime::icmp;
 use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
 use onhold_runtime::resolve::Resolver;
@@ -49,6 +51,17 @@ struct Datagram {
     data: Vec<u8>,
 }
 
+/// What the readers hand the loop.
+enum Inbound {
+    /// A UDP datagram or one framed TCP message.
+    Datagram(Datagram),
+    /// An ICMP error for a destination of our UDP socket `local` (`onhold_runtime::icmp`).
+    Unreachable {
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
+}
+
 struct Sock {
     io: Arc<Async<UdpSocket>>,
     queue: SendQueue,
@@ -57,7 +70,7 @@ struct Sock {
 }
 
 enum Wake {
-    Datagram(Datagram),
+    Inbound(Inbound),
     Timer,
     Signal(i32),
     Reloaded(startup::ReloadResult),
@@ -73,7 +86,7 @@ fn serve(startup: Startup) -> ExitCode {
 }
 
 async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
-    let (dgram_tx, dgram_rx) = smol::channel::bounded::<Datagram>(RECV_CHANNEL);
+    let (dgram_tx, dgram_rx) = smol::channel::bounded::<Inbound>(RECV_CHANNEL);
     let mut sockets: SocketTable<Sock> = SocketTable::default();
     let (unreachable_tx, unreachable_rx) = smol::channel::unbounded::<SocketAddr>();
     let tcp = tcp::Connections::new(Rc::clone(&ex), dgram_tx.clone(), unreachable_tx);
@@ -213,15 +226,26 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
             }
         })
         .or(writable(&sockets, &blocked))
-        .or(async { dgram_rx.recv().await.map_or(Wake::Timer, Wake::Datagram) })
+        .or(async { dgram_rx.recv().await.map_or(Wake::Timer, Wake::Inbound) })
         .await;
 
         match wake {
-            Wake::Datagram(first) => {
+            Wake::Inbound(first) => {
                 let mut next = Some(first);
                 let mut n = 0;
-                while let Some(d) = next.take() {
-                    server.handle_datagram(Instant::now(), d.transport, d.local, d.remote, &d.data);
+                while let Some(inbound) = next.take() {
+                    match inbound {
+                        Inbound::Datagram(d) => server.handle_datagram(
+                            Instant::now(),
+                            d.transport,
+                            d.local,
+                            d.remote,
+                            &d.data,
+                        ),
+                        Inbound::Unreachable { local, remote } => {
+                            server.unreachable(Instant::now(), local, remote)
+                        }
+                    }
                     n += 1;
                     if n < RECV_BATCH {
                         next = dgram_rx.try_recv().ok();
@@ -260,12 +284,12 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
 fn listen_udp(
     ex: &LocalExecutor<'_>,
     addr: SocketAddr,
-    tx: &Sender<Datagram>,
+    tx: &Sender<Inbound>,
 ) -> std::io::Result<(SocketAddr, Sock)> {
     let std_socket = net::bind_sip_udp(addr)?;
     let local = std_socket.local_addr()?;
     let io = Arc::new(Async::new(std_socket)?);
-    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone(), net::MAX_RECV));
+    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone(), false));
     let sock = Sock {
         io,
         queue: SendQueue::new(SEND_QUEUE),
@@ -277,15 +301,38 @@ fn listen_udp(
 /// Forward each datagram of at most `limit` bytes (`net::MAX_RECV` on a SIP socket,
 /// `net::MAX_RTP_RECV` on an RTP/RTCP one). The buffer is one byte longer: a datagram that
 /// fills it was longer than `limit` and cut short, and is dropped, as onhold-mio drops it.
-async fn read_loop(
-    io: Arc<Async<UdpSocket>>,
-    local: SocketAddr,
-    tx: Sender<Datagram>,
-    limit: usize,
-) {
+/// An RTP/RTCP socket (`media`) also forwards the ICMP errors queued for its destinations.
+async fn read_loop(io: Arc<Async<UdpSocket>>, local: SocketAddr, tx: Sender<Inbound>, media: bool) {
+    let limit = if media {
+        net::MAX_RTP_RECV
+    } else {
+        net::MAX_RECV
+    };
     let mut buf = vec![0u8; limit + 1];
+    let mut unreachable = Vec::new();
     loop {
-        match io.recv_from(&mut buf).await {
+        let got = io
+            .read_with(|s| {
+                let r = s.recv_from(&mut buf);
+                if media && r.is_err() {
+                    // A queued ICMP error (IP_RECVERR, RTP sockets) fails the read, or flags
+                    // the socket readable with nothing to read: take the queue either way, or
+                    // the reactor would wake us for it again and again.
+                    icmp::take_unreachable(s.as_raw_fd(), |dest| unreachable.push(dest));
+                }
+                r
+            })
+            .await;
+        for remote in unreachable.drain(..) {
+            if tx
+                .send(Inbound::Unreachable { local, remote })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        match got {
             // Empty (nothing in it for the core) or longer than `limit`: dropped, as onhold-mio
             // drops them.
             Ok((n, remote)) if n == 0 || n > limit => {
@@ -298,7 +345,7 @@ async fn read_loop(
                     remote,
                     data: buf[..n].to_vec(),
                 };
-                if tx.send(d).await.is_err() {
+                if tx.send(Inbound::Datagram(d)).await.is_err() {
                     return;
                 }
             }
@@ -317,7 +364,7 @@ fn command(
     sockets: &mut SocketTable<Sock>,
     resolver: &mut Resolver,
     startup: &Startup,
-    tx: &Sender<Datagram>,
+    tx: &Sender<Inbound>,
     cmd: Command,
 ) {
     let ip = startup.config.server.rtp_ip;
@@ -328,12 +375,7 @@ fn command(
                 for s in pair {
                     let local = s.local_addr()?;
                     let io = Arc::new(Async::new(s)?);
-                    let reader = ex.spawn(read_loop(
-                        Arc::clone(&io),
-                        local,
-                        tx.clone(),
-                        net::MAX_RTP_RECV,
-                    ));
+                    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone(), true));
                     opened.push((
                         local,
                         Sock {

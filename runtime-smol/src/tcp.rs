@@ -28,7 +28,7 @@ use smol::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use smol::{Async, LocalExecutor, Task, Timer};
 use tracing::debug;
 
-use crate::Datagram;
+use crate::{Datagram, Inbound};
 
 /// Outgoing messages queued per connection; a peer that stops reading loses messages beyond it
 /// rather than growing our memory.
@@ -41,7 +41,7 @@ pub struct Connections(Rc<Shared>);
 struct Shared {
     ex: Rc<LocalExecutor<'static>>,
     /// Messages read from any connection, to the server task.
-    inbound: Sender<Datagram>,
+    inbound: Sender<Inbound>,
     /// Peers we can no longer reach, to the server task.
     unreachable: Sender<SocketAddr>,
     writers: RefCell<Peers<Sender<Vec<u8>>>>,
@@ -50,7 +50,7 @@ struct Shared {
 impl Connections {
     pub fn new(
         ex: Rc<LocalExecutor<'static>>,
-        inbound: Sender<Datagram>,
+        inbound: Sender<Inbound>,
         unreachable: Sender<SocketAddr>,
     ) -> Connections {
         Connections(Rc::new(Shared {
@@ -228,7 +228,7 @@ async fn connection(
                     remote,
                     data,
                 };
-                if inbound.send(d).await.is_err() {
+                if inbound.send(Inbound::Datagram(d)).await.is_err() {
                     return;
                 }
             }

@@ -3,12 +3,14 @@
 //! `onhold-mio` (raw mio) both build on this crate, so the two differ only in how they wait and
 //! how they move datagrams.
 
+pub mod icmp;
 pub mod lifecycle;
 pub mod logging;
 pub mod music;
 pub mod net;
 pub mod resolve;
 pub mod signals;
+pub mod sockaddr;
 pub mod startup;
 pub mod stream;
 

@@ -74,6 +74,7 @@ pub fn bind_sip_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
 
 /// The sockets of `Command::BindRtp`: RTP on `port`, RTCP on `port + 1` unless muxed. Both or
 /// neither: a half-bound pair is closed again.
+/// Each reports the ICMP errors for its destinations ([`crate::icmp`]).
 pub fn bind_rtp(ip: IpAddr, port: u16, rtcp_mux: bool) -> io::Result<Vec<UdpSocket>> {
     let mut out = vec![bind_udp(SocketAddr::new(ip, port))?];
     if !rtcp_mux {
@@ -81,6 +82,11 @@ pub fn bind_rtp(ip: IpAddr, port: u16, rtcp_mux: bool) -> io::Result<Vec<UdpSock
             .checked_add(1)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no port above 65535"))?;
         out.push(bind_udp(SocketAddr::new(ip, rtcp))?);
+    }
+    for s in &out {
+        if let Err(e) = crate::icmp::report_errors(s) {
+            debug!(port, "IP_RECVERR: {e}");
+        }
     }
     Ok(out)
 }

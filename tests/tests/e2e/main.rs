@@ -15,3 +15,4 @@ mod proxy;
 mod sip;
 mod tcp_bye;
 mod tcp_limits;
+mod unreachable;
