@@ -8,6 +8,7 @@
 
 mod codecs;
 mod common;
+mod flood;
 mod media;
 mod parity;
 mod process;
