@@ -201,6 +201,16 @@ impl Lifecycle {
             rtp_in = s.rtp_in,
             dropped = s.dropped,
             late_skipped_frames = s.late_skipped_frames,
+            denied = s.denied,
+            foreign_in_dialog = s.foreign_in_dialog,
+            media_refused = s.media_refused,
+            media_moved = s.media_moved,
+            refused_full = s.refused_full,
+            refused_rate = s.refused_rate,
+            refused_source_calls = s.refused_source_calls,
+            refused_transactions = s.refused_transactions,
+            oversized = s.oversized,
+            unreachable = s.unreachable,
             "stats"
         );
         self.stats.0 = s.clone();
