@@ -736,3 +736,71 @@ fn icmp_errors_that_do_not_show_a_dead_destination_end_nothing() {
     }
     assert!(!ended(&h), "{}", h.transcript());
 }
+
+/// The attack that broke the generator tags used to come from: xoshiro256**'s output
+/// `rotl(s1·5, 7)·9` gives `s1` back, and `s1` at four consecutive steps gives the whole
+/// state, so four observed tags predict every later one.
+mod xoshiro_attack {
+    const INV9: u64 = 0x8e38_e38e_38e3_8e39; // 9⁻¹ mod 2⁶⁴
+    const INV5: u64 = 0xcccc_cccc_cccc_cccd; // 5⁻¹ mod 2⁶⁴
+
+    pub struct Xoshiro(pub [u64; 4]);
+
+    impl Xoshiro {
+        pub fn next(&mut self) -> u64 {
+            let s = &mut self.0;
+            let out = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+            let t = s[1] << 17;
+            s[2] ^= s[0];
+            s[3] ^= s[1];
+            s[1] ^= s[2];
+            s[0] ^= s[3];
+            s[2] ^= t;
+            s[3] = s[3].rotate_left(45);
+            out
+        }
+    }
+
+    /// The generator's state after the four outputs, from them alone.
+    pub fn recover(out: [u64; 4]) -> Xoshiro {
+        let b = out.map(|o| o.wrapping_mul(INV9).rotate_right(7).wrapping_mul(INV5));
+        let a0_c0 = b[0] ^ b[1];
+        let c0_d0 = b[2] ^ b[1] ^ b[0] ^ (b[0] << 17);
+        let c1 = a0_c0 ^ (b[0] << 17);
+        let d1 = b[3] ^ b[2] ^ b[1] ^ (b[1] << 17) ^ c1;
+        let d0 = d1.rotate_right(45) ^ b[0];
+        let c0 = c0_d0 ^ d0;
+        let a0 = a0_c0 ^ c0;
+        let mut g = Xoshiro([a0, b[0], c0, d0]);
+        for _ in 0..4 {
+            g.next();
+        }
+        g
+    }
+}
+
+/// Tags come from a ChaCha8 keystream: the four tags before a tag do not give it away, where
+/// with the old generator they gave away every tag to come.
+#[test]
+fn a_tag_cannot_be_predicted_from_the_ones_before() {
+    use xoshiro_attack::*;
+    // The attack works on xoshiro256**.
+    let mut old = Xoshiro([1, 2, 3, 0xdead_beef]);
+    let seen = [old.next(), old.next(), old.next(), old.next()];
+    assert_eq!(recover(seen).next(), old.next());
+
+    // Each OPTIONS answer carries a new To tag, 64 bits of the generator in hex.
+    let mut h = Harness::new();
+    let tags: Vec<u64> = (0..40)
+        .map(|n| {
+            h.send(PHONE, &Dp750::new(n).request("OPTIONS", None, &[]));
+            let tag = h.last_sip().to_tag().expect("a To tag");
+            u64::from_str_radix(&tag, 16).expect("16 hex digits")
+        })
+        .collect();
+    let predicted = tags
+        .windows(5)
+        .filter(|w| recover([w[0], w[1], w[2], w[3]]).next() == w[4])
+        .count();
+    assert_eq!(predicted, 0, "{tags:x?}");
+}
