@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::media::PlayMode;
-use crate::server::{DenyAction, InDialogFrom, MediaTo, Network, ServerConfig, Transport};
+use crate::server::{
+    DenyAction, InDialogFrom, Latching, MediaTo, Network, ServerConfig, Transport,
+};
 
 mod args;
 mod limits;
@@ -152,7 +154,7 @@ pub struct Config {
 }
 
 /// Every top-level key, in the order `--check-config` prints them.
-pub const KEYS: [&str; 22] = [
+pub const KEYS: [&str; 26] = [
     "listen",
     "rtp_ports",
     "rtp_ip",
@@ -164,7 +166,11 @@ pub const KEYS: [&str; 22] = [
     "ptime",
     "max_calls",
     "max_call_duration",
+    "media_timeout",
+    "keepalive_interval",
     "send_ringing",
+    "accept_register",
+    "rtp_latching",
     "in_dialog_from",
     "media_to",
     "allow",
@@ -179,6 +185,11 @@ pub const KEYS: [&str; 22] = [
 
 const IN_DIALOG_FROM: [(&str, InDialogFrom); 2] =
     [("peer", InDialogFrom::Peer), ("any", InDialogFrom::Any)];
+const RTP_LATCHING: [(&str, Latching); 3] = [
+    ("auto", Latching::Auto),
+    ("off", Latching::Off),
+    ("always", Latching::Always),
+];
 const MEDIA_TO: [(&str, MediaTo); 2] = [("sdp", MediaTo::Sdp), ("sip-source", MediaTo::SipSource)];
 const DENY_ACTION: [(&str, DenyAction); 2] =
     [("drop", DenyAction::Drop), ("403", DenyAction::Forbidden)];
@@ -296,7 +307,7 @@ impl Config {
             }
         }
 
-        let flags: [(&'static str, Option<&String>); 19] = [
+        let flags: [(&'static str, Option<&String>); 23] = [
             ("rtp_ports", args.rtp_ports.as_ref()),
             ("rtp_ip", args.rtp_ip.as_ref()),
             ("advertised_address", args.advertised_address.as_ref()),
@@ -307,7 +318,11 @@ impl Config {
             ("ptime", args.ptime.as_ref()),
             ("max_calls", args.max_calls.as_ref()),
             ("max_call_duration", args.max_call_duration.as_ref()),
+            ("media_timeout", args.media_timeout.as_ref()),
+            ("keepalive_interval", args.keepalive_interval.as_ref()),
             ("send_ringing", args.send_ringing.as_ref()),
+            ("accept_register", args.accept_register.as_ref()),
+            ("rtp_latching", args.rtp_latching.as_ref()),
             ("in_dialog_from", args.in_dialog_from.as_ref()),
             ("media_to", args.media_to.as_ref()),
             ("allow", args.allow.as_ref()),
@@ -396,25 +411,24 @@ impl Config {
             }
             server.max_calls = v as usize;
         }
+        let second = Duration::from_secs(1);
         if let Some(s) = get("max_call_duration") {
-            let allowed = "must be a duration of at least 1s (e.g. 90s, 1h, 1h30m) or \"off\"";
-            server.max_call_duration = match &s.raw {
-                Raw::Toml(toml::Value::String(t)) | Raw::Text(t)
-                    if matches!(t.as_str(), "off" | "none" | "0") =>
-                {
-                    None
-                }
-                _ => {
-                    let d = duration(s, "max_call_duration", allowed)?;
-                    if d < Duration::from_secs(1) {
-                        return Err(err("max_call_duration", s, allowed));
-                    }
-                    Some(d)
-                }
-            };
+            server.max_call_duration = duration_or_off(s, "max_call_duration", second)?;
+        }
+        if let Some(s) = get("media_timeout") {
+            server.media_timeout = duration_or_off(s, "media_timeout", second)?;
+        }
+        if let Some(s) = get("keepalive_interval") {
+            server.keepalive_interval = duration_or_off(s, "keepalive_interval", 5 * second)?;
         }
         if let Some(s) = get("send_ringing") {
             server.send_ringing = boolean(s, "send_ringing")?;
+        }
+        if let Some(s) = get("accept_register") {
+            server.accept_register = boolean(s, "accept_register")?;
+        }
+        if let Some(s) = get("rtp_latching") {
+            server.rtp_latching = choice(s, "rtp_latching", &RTP_LATCHING)?;
         }
         if let Some(s) = get("in_dialog_from") {
             server.in_dialog_from = choice(s, "in_dialog_from", &IN_DIALOG_FROM)?;
@@ -598,7 +612,20 @@ impl Config {
                 "max_call_duration",
                 quote(&s.max_call_duration.map_or("off".into(), format_duration)),
             ),
+            (
+                "media_timeout",
+                quote(&s.media_timeout.map_or("off".into(), format_duration)),
+            ),
+            (
+                "keepalive_interval",
+                quote(&s.keepalive_interval.map_or("off".into(), format_duration)),
+            ),
             ("send_ringing", s.send_ringing.to_string()),
+            ("accept_register", s.accept_register.to_string()),
+            (
+                "rtp_latching",
+                quote(word_of(&RTP_LATCHING, &s.rtp_latching)),
+            ),
             (
                 "in_dialog_from",
                 quote(word_of(&IN_DIALOG_FROM, &s.in_dialog_from)),

@@ -37,8 +37,9 @@ mod media;
 mod messages;
 mod outbox;
 mod policy;
-pub use policy::{DenyAction, InDialogFrom, MediaTo, Network};
+pub use policy::{DenyAction, InDialogFrom, Latching, MediaTo, Network};
 mod ports;
+mod register;
 mod request;
 mod transactions;
 
@@ -57,6 +58,8 @@ enum Timer {
     ClientTxn(u64),
     Call(CallHandle, CallTimer),
     Rtcp(CallHandle),
+    /// The caller's silence (`media_timeout`).
+    Silence(CallHandle),
     Drain,
 }
 
@@ -67,6 +70,7 @@ enum CallTimer {
     SessionExpiry,
     SessionRefresh,
     MaxDuration,
+    KeepAlive,
 }
 
 type Timers = TimerHeap<Timer>;
@@ -228,9 +232,16 @@ impl Server {
         // The first-byte test first: a SIP message fails it, and skips the port lookup.
         if crate::rtp::is_rtp_or_rtcp(data) {
             if let Some(call) = self.ports.owner(local.port()) {
-                // RTP/RTCP from the caller (or DTMF events): counted and dropped; we only send.
+                // RTP/RTCP from the caller (or DTMF events): we only send, but it says where
+                // the caller is and that it is alive.
                 self.stats.rtp_in += 1;
-                self.media.heard(call, remote);
+                let mut io = Io {
+                    now,
+                    timers: &mut self.timers,
+                    out: &mut self.out,
+                };
+                let silence = self.config.media_timeout;
+                self.media.heard(&mut io, call, remote, data, silence);
                 return;
             }
         }
@@ -390,6 +401,7 @@ impl Server {
                 ];
                 cx.respond_final(req, key, code, &extra)
             }
+            "REGISTER" if cx.config.accept_register => register::on_register(&mut cx, req, key),
             _ => cx.respond_final(req, key, 405, &[("Allow", messages::ALLOW)]),
         }
         self.finish_drain(now, false);
@@ -425,6 +437,12 @@ impl Server {
                 }
                 Timer::Call(call, what) => dialogs.on_timer(&mut cx, at, call, what),
                 Timer::Rtcp(call) => cx.media.on_rtcp_timer(&mut cx.io, cx.rng, at, call),
+                Timer::Silence(call) => {
+                    let silence = cx.config.media_timeout;
+                    if cx.media.on_silence_timer(&mut cx.io, at, call, silence) {
+                        dialogs.hangup(&mut cx, call, EndReason::MediaTimeout);
+                    }
+                }
                 Timer::Drain => {
                     self.finish_drain(now, true);
                     continue;

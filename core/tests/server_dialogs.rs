@@ -572,7 +572,6 @@ fn rejections() {
         vec![c.request("INVITE", Some(&sdp), &["Require: 100rel, foo"])],
     );
     case("unknown method", vec![c.request("FROB", None, &[])]);
-    case("register", vec![c.request("REGISTER", None, &[])]);
     case("subscribe", vec![c.request("SUBSCRIBE", None, &[])]);
     case("refer", vec![c.request("REFER", None, &[])]);
     case(
@@ -952,4 +951,48 @@ fn queued_commands_make_poll_timeout_due_now() {
         h.last_sip().start_line().starts_with("SIP/2.0 200"),
         "the next port was bound and answered"
     );
+}
+
+/// A softphone's account on this server registers: 200 naming its Contact with the expiry we
+/// grant (60–3600 s), nothing stored; removal and query get 200 naming no binding; with
+/// `accept_register = false`, 405.
+#[test]
+fn register_is_answered_without_a_binding_store() {
+    let mut h = Harness::new();
+    let cases = [
+        (
+            vec!["Expires: 600"],
+            Some("<sip:201@192.168.1.50:5060>;expires=600"),
+            "600",
+        ),
+        (
+            vec!["Expires: 5"],
+            Some("<sip:201@192.168.1.50:5060>;expires=60"),
+            "60",
+        ),
+        (
+            vec![],
+            Some("<sip:201@192.168.1.50:5060>;expires=3600"),
+            "3600",
+        ),
+        (vec!["Expires: 0"], None, "0"),
+    ];
+    for (n, (extra, contact, expires)) in cases.into_iter().enumerate() {
+        let c = Dp750::new(40 + n as u32);
+        h.send(PHONE, &c.request("REGISTER", None, &extra));
+        let r = h.last_sip().clone();
+        assert!(r.start_line().starts_with("SIP/2.0 200"), "{}", r.text());
+        assert_eq!(r.header("Contact").as_deref(), contact, "{}", r.text());
+        assert_eq!(r.header("Expires").as_deref(), Some(expires));
+        assert!(r.to_tag().is_some());
+    }
+    assert!(h.server.occupancy().calls == 0);
+
+    let config = ServerConfig {
+        accept_register: false,
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::with(config, onhold_core::media::Library::silence());
+    h.send(PHONE, &Dp750::new(45).request("REGISTER", None, &[]));
+    assert!(h.last_sip().start_line().starts_with("SIP/2.0 405"));
 }

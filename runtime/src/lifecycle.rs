@@ -252,6 +252,16 @@ pub fn log_event(ev: &Event) {
         } => {
             info!(call = %call, remote_rtp = %remote_rtp, direction = ?direction, "media changed")
         }
+        Event::Latched {
+            call,
+            sdp_rtp,
+            remote_rtp,
+        } => info!(
+            call = %call,
+            sdp_rtp = %sdp_rtp,
+            remote_rtp = %remote_rtp,
+            "latched: RTP follows the caller's source (NAT)"
+        ),
         Event::CallEnded {
             call,
             reason,

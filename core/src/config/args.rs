@@ -51,13 +51,32 @@ pub struct RunArgs {
     /// Concurrent calls; INVITEs beyond it are refused. [default: 1000] [env: ONHOLD_MAX_CALLS]
     #[arg(long, value_name = "N")]
     pub max_calls: Option<String>,
-    /// Hang up (BYE) calls older than this, e.g. 1h, 90s, 1h30m; "off" = never.
-    /// [default: off] [env: ONHOLD_MAX_CALL_DURATION]
+    /// Hang up (BYE) calls older than this, e.g. 1h, 90s, 1h30m; "off" = never (a hold that
+    /// long is a stuck call). [default: 4h] [env: ONHOLD_MAX_CALL_DURATION]
     #[arg(long, value_name = "DURATION")]
     pub max_call_duration: Option<String>,
+    /// Hang up a call whose caller had been sending RTP and stopped for this long (never while
+    /// it holds the call); "off" = never. [default: 1m] [env: ONHOLD_MEDIA_TIMEOUT]
+    #[arg(long, value_name = "DURATION")]
+    pub media_timeout: Option<String>,
+    /// Send an OPTIONS inside each call this often; 408, 481 or no answer ends the call;
+    /// "off" = never. [default: off] [env: ONHOLD_KEEPALIVE_INTERVAL]
+    #[arg(long, value_name = "DURATION")]
+    pub keepalive_interval: Option<String>,
     /// Send 180 Ringing before 200 OK. [default: false] [env: ONHOLD_SEND_RINGING]
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub send_ringing: Option<String>,
+    /// Answer REGISTER with 200 (nothing stored, nothing checked), so a softphone with an
+    /// account on this server shows it registered; false = 405. [default: true]
+    /// [env: ONHOLD_ACCEPT_REGISTER]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub accept_register: Option<String>,
+    /// Symmetric RTP: send to where the caller's RTP comes from. "auto" (when it looks NATed:
+    /// private SDP address and public SIP source, or a Via naming another address), "always"
+    /// or "off"; only RTP from the caller's SIP address is followed. [default: auto]
+    /// [env: ONHOLD_RTP_LATCHING]
+    #[arg(long, value_name = "MODE")]
+    pub rtp_latching: Option<String>,
     /// Where requests inside a call may come from: "peer" (the caller's address, or a proxy in
     /// its route) or "any". [default: peer] [env: ONHOLD_IN_DIALOG_FROM]
     #[arg(long, value_name = "WHO")]

@@ -45,7 +45,14 @@ fn defaults() {
     assert!(c.server.codecs.is_empty(), "offer order decides");
     assert_eq!(c.server.ptime_ms, 20);
     assert_eq!(c.server.max_calls, 1000);
-    assert_eq!(c.server.max_call_duration, None);
+    assert_eq!(
+        c.server.max_call_duration,
+        Some(Duration::from_secs(4 * 3600))
+    );
+    assert_eq!(c.server.media_timeout, Some(Duration::from_secs(60)));
+    assert_eq!(c.server.keepalive_interval, None);
+    assert!(c.server.accept_register);
+    assert_eq!(c.server.rtp_latching, Latching::Auto);
     assert!(!c.server.send_ringing);
     assert!(c.music.classes.is_empty());
     assert!(c.music.normalize);
@@ -652,4 +659,25 @@ fn bad_limits_get_one_line_naming_the_key() {
     let e = Config::load(&flags(&["--limit", "nonsense"]), &[], None);
     assert!(error_line(e).contains("must be KEY=VALUE"));
     assert!(error_line(file("[limits]\ntransaction_memory = \"1KiB\"")).contains("1MiB to 64GiB"));
+}
+
+#[test]
+fn liveness_registration_and_latching_keys() {
+    let text = "media_timeout = \"off\"\nkeepalive_interval = \"30s\"\naccept_register = false\n\
+                rtp_latching = \"always\"\nmax_call_duration = \"off\"\n";
+    let c = file(text).unwrap();
+    assert_eq!(c.server.media_timeout, None);
+    assert_eq!(c.server.keepalive_interval, Some(Duration::from_secs(30)));
+    assert!(!c.server.accept_register);
+    assert_eq!(c.server.rtp_latching, Latching::Always);
+    assert_eq!(c.server.max_call_duration, None);
+    let back = file(&c.to_toml()).unwrap();
+    assert_eq!(back.server.keepalive_interval, c.server.keepalive_interval);
+    assert_eq!(back.server.rtp_latching, c.server.rtp_latching);
+    assert_eq!(
+        error_line(file("rtp_latching = \"sometimes\"")),
+        "config: rtp_latching = \"sometimes\": must be \"auto\" or \"off\" or \"always\" \
+         (in /etc/onhold/onhold.toml)"
+    );
+    assert!(error_line(file("keepalive_interval = \"1s\"")).contains("at least 5s"));
 }

@@ -168,6 +168,32 @@ pub(super) fn duration(s: &Setting, key: &str, allowed: &str) -> Result<Duration
 }
 
 /// Parse `1h30m`, `90s`, `250ms`, `2d`; a bare number is seconds.
+/// A duration of at least `min`, or `"off"` (also `"none"`, `"0"`): `None`.
+pub(super) fn duration_or_off(
+    s: &Setting,
+    key: &str,
+    min: Duration,
+) -> Result<Option<Duration>, ConfigError> {
+    let allowed = format!(
+        "must be a duration of at least {} (e.g. 90s, 1h, 1h30m) or \"off\"",
+        format_duration(min)
+    );
+    match &s.raw {
+        Raw::Toml(toml::Value::String(t)) | Raw::Text(t)
+            if matches!(t.as_str(), "off" | "none" | "0") =>
+        {
+            Ok(None)
+        }
+        _ => {
+            let d = duration(s, key, &allowed)?;
+            if d < min {
+                return Err(err(key, s, &allowed));
+            }
+            Ok(Some(d))
+        }
+    }
+}
+
 pub fn parse_duration(t: &str) -> Option<Duration> {
     if t.is_empty() {
         return None;

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{DenyAction, InDialogFrom, Limits, MediaTo, Network};
+use super::{DenyAction, InDialogFrom, Latching, Limits, MediaTo, Network};
 use crate::codec::Codec;
 use crate::handle::CallHandle;
 use crate::media::Library;
@@ -62,6 +62,11 @@ pub enum EndReason {
     /// The stream's destination answered ICMP unreachable for 2 s with nothing heard from the
     /// caller (we sent BYE): nobody was listening, or the address was not the caller's.
     Unreachable,
+    /// The caller had been sending RTP or RTCP and sent nothing for `media_timeout` while we
+    /// streamed to it (we sent BYE).
+    MediaTimeout,
+    /// Our in-dialog OPTIONS keep-alive got 408 or 481, or no answer (we sent BYE).
+    KeepAliveFailed,
 }
 
 /// What happened, for logs, counters and the control API.
@@ -80,6 +85,13 @@ pub enum Event {
         payload_type: u8,
         ptime_ms: u32,
         direction: Direction,
+    },
+    /// The caller's RTP came from another address than its SDP named (a NAT): the stream now
+    /// goes there (symmetric RTP, `rtp_latching`).
+    Latched {
+        call: CallHandle,
+        sdp_rtp: SocketAddr,
+        remote_rtp: SocketAddr,
     },
     /// Hold/unhold or a new media address by re-INVITE or UPDATE.
     MediaChanged {
@@ -166,13 +178,24 @@ pub struct ServerConfig {
     /// ptime when the offer has no `a=ptime` (10–60 ms).
     pub ptime_ms: u32,
     pub max_calls: usize,
+    /// Hang up calls older than this (a hold that long is a stuck call).
     pub max_call_duration: Option<Duration>,
+    /// Hang up a call whose caller had been sending RTP or RTCP and stopped for this long
+    /// (never while the call is on hold).
+    pub media_timeout: Option<Duration>,
+    /// Send an OPTIONS inside each call this often; 408, 481 or no answer ends the call.
+    pub keepalive_interval: Option<Duration>,
+    /// Symmetric RTP: follow the caller's RTP source when it looks NATed.
+    pub rtp_latching: Latching,
     /// RFC 3261 timers.
     pub t1: Duration,
     pub t2: Duration,
     pub t4: Duration,
     /// Send `180 Ringing` before the 200.
     pub send_ringing: bool,
+    /// Answer REGISTER with 200 (the Contact echoed with the granted expiry, nothing stored), so
+    /// a softphone with an account on this server shows it registered; `false`: 405.
+    pub accept_register: bool,
     /// RFC 4028: the smallest Session-Expires we accept (Min-SE); 90 s minimum by the RFC.
     pub min_se: Duration,
     /// Written into `Server`/`User-Agent`.
@@ -204,11 +227,15 @@ impl Default for ServerConfig {
             codecs: Vec::new(),
             ptime_ms: 20,
             max_calls: 1000,
-            max_call_duration: None,
+            max_call_duration: Some(Duration::from_secs(4 * 3600)),
+            media_timeout: Some(Duration::from_secs(60)),
+            keepalive_interval: None,
+            rtp_latching: Latching::Auto,
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
             send_ringing: false,
+            accept_register: true,
             min_se: Duration::from_secs(90),
             user_agent: concat!("onhold/", env!("CARGO_PKG_VERSION")).to_string(),
             max_catchup_frames: 3,

@@ -101,6 +101,8 @@ pub(crate) struct Call {
     /// The peer's Allow lists UPDATE (RFC 3311 §5.1): our refreshes may use it.
     pub peer_allows_update: bool,
     pub max_at: Option<Instant>,
+    /// The armed keep-alive timer (`keepalive_interval`).
+    pub keepalive_at: Option<Instant>,
     pub created: Instant,
     pub started: Option<Instant>,
 }
@@ -335,6 +337,13 @@ impl Dialogs {
             CallTimer::MaxDuration => {
                 if call.max_at == Some(at) {
                     self.hangup(cx, h, EndReason::MaxDuration);
+                }
+            }
+            CallTimer::KeepAlive => {
+                if call.keepalive_at == Some(at) {
+                    call.keepalive_at = None;
+                    let purpose = ClientPurpose::KeepAlive(h);
+                    self.send_request(cx, h, "OPTIONS", purpose, Extras::default());
                 }
             }
         }

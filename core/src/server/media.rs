@@ -14,6 +14,8 @@ use crate::rtp::{ntp_timestamp, Playout, SenderInfo, RTP_HEADER_LEN};
 use crate::sdp::Negotiated;
 use crate::slab::CallMap;
 
+mod heard;
+
 #[derive(Debug)]
 pub(crate) struct Media {
     streams: CallMap<Stream>,
@@ -39,6 +41,8 @@ struct Stream {
     rtcp_at: Option<Instant>,
     /// The network has been saying the destination is unreachable (see [`Unreachable`]).
     unreachable: Option<Unreachable>,
+    /// What we hear from the caller: latching and the silence timer (`heard.rs`).
+    inbound: heard::Inbound,
 }
 
 /// ICMP unreachable errors for a stream's destination with nothing heard from the caller in
@@ -157,6 +161,7 @@ impl Media {
                 class: class(),
                 rtcp_at: None,
                 unreachable: None,
+                inbound: heard::Inbound::default(),
             };
             self.streams.insert(call, stream);
         }
@@ -170,10 +175,13 @@ impl Media {
             p.frame = neg.ptime_ms * 8;
             p.ptime = Duration::from_millis(neg.ptime_ms as u64);
         }
+        // A latched stream keeps its address while the SDP names the same one as before.
+        let neg = stream.inbound.keep_latched(neg);
         if stream.neg.remote_rtp != neg.remote_rtp {
             p.stop();
             stream.unreachable = None;
         }
+        stream.inbound.renegotiated();
         let send = neg.sends();
         if send && !p.running {
             p.begin(grid_start);
@@ -226,16 +234,6 @@ impl Media {
         };
         s.unreachable = Some(u);
         u.count >= UNREACHABLE_ERRORS && now.saturating_duration_since(u.since) >= UNREACHABLE_FOR
-    }
-
-    /// A datagram from `remote` reached this call's ports: if from the host we stream to, that
-    /// host is there, whatever ICMP said.
-    pub fn heard(&mut self, call: CallHandle, remote: SocketAddr) {
-        if let Some(s) = self.streams.get_mut(call) {
-            if s.neg.remote_rtp.ip() == remote.ip() {
-                s.unreachable = None;
-            }
-        }
     }
 
     /// Stop sending (a hold offer, before its ACK).

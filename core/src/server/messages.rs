@@ -122,11 +122,15 @@ pub(crate) fn write_reply(
 }
 
 /// The header lines a response with `code` must carry (RFC 3261 §21.4.6, §21.4.13, §21.4.15,
-/// RFC 4028 §6).
+/// RFC 4028 §6), and the binding a 200 to REGISTER names (§10.3).
 fn required_extra(code: u16, name: &str) -> bool {
     matches!(
         (code, name),
-        (405, "Allow") | (415, "Accept") | (420, "Unsupported") | (422, "Min-SE")
+        (405, "Allow")
+            | (415, "Accept")
+            | (420, "Unsupported")
+            | (422, "Min-SE")
+            | (200, "Contact")
     )
 }
 

@@ -126,6 +126,36 @@ impl fmt::Display for Network {
     }
 }
 
+/// Symmetric RTP (latching): whether a call's stream follows where the caller's RTP comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Latching {
+    /// When the caller looks NATed: its SDP names a private address and its SIP comes from a
+    /// public one, or its top Via names another address than the one it came from.
+    Auto,
+    Off,
+    /// For every call.
+    Always,
+}
+
+/// The address a call's stream may latch to RTP from (the SIP source's IP), or `None`.
+pub(crate) fn latch_from(
+    latching: Latching,
+    sdp_rtp: IpAddr,
+    sip_source: IpAddr,
+    via_natted: bool,
+) -> Option<IpAddr> {
+    let private = |ip: IpAddr| PRIVATE.iter().any(|n| n.contains(ip));
+    let latch = match latching {
+        Latching::Off => false,
+        Latching::Always => true,
+        Latching::Auto => via_natted || (private(sdp_rtp) && !private(sip_source)),
+    };
+    latch.then_some(sip_source)
+}
+
+/// The private networks (as [`Network::private`]), for the latching rule.
+static PRIVATE: std::sync::LazyLock<Vec<Network>> = std::sync::LazyLock::new(Network::private);
+
 /// The address as 128 bits (IPv4, and IPv4-mapped IPv6, in the low 32) and whether it is IPv4.
 fn as_bits(ip: IpAddr) -> (u128, bool) {
     match canonical(ip) {

@@ -296,6 +296,7 @@ fn request<'a, T>(
         accept: raw.accept,
         content_type: raw.content_type,
         session_expires,
+        expires: raw.expires.and_then(|v| v.trim().parse().ok()),
         body,
         transport: from.transport,
         local: from.local,
@@ -322,12 +323,14 @@ struct RawHeaders<'a> {
     supported: Values<'a>,
     allow: Values<'a>,
     min_se: Option<&'a str>,
+    expires: Option<&'a str>,
     /// The Accept lines as written: read only for an INVITE with an offer.
     accept: Values<'a>,
     /// From, To, Call-ID or CSeq appeared twice (RFC 4475 §3.3.15: 400).
     repeated: bool,
     contact: Option<Uri<'a>>,
-    /// Only INVITE and UPDATE take the Contact (remote target, RFC 3261 §12.1.1, §12.2.2).
+    /// Only INVITE and UPDATE take the Contact (remote target, RFC 3261 §12.1.1, §12.2.2), and
+    /// REGISTER (the binding its 200 names).
     wants_contact: bool,
     /// `start` was called: a second call (the parse starting over) empties the sink.
     started: bool,
@@ -346,7 +349,7 @@ impl<'a> sip::Sink<'a> for RawHeaders<'a> {
         self.wants_contact = matches!(
             start,
             StartLine::Request {
-                method: Method::Invite | Method::Update,
+                method: Method::Invite | Method::Update | Method::Register,
                 ..
             }
         );
@@ -375,6 +378,7 @@ impl<'a> sip::Sink<'a> for RawHeaders<'a> {
             // Read only when a refresh is due: kept as lines, split then.
             HeaderName::Allow => self.allow.push(v),
             HeaderName::MinSe => _ = self.min_se.get_or_insert(v),
+            HeaderName::Expires => _ = self.expires.get_or_insert(v),
             // The first value that is an address wins, as in `msg.contacts().find_map(..)`.
             HeaderName::Contact if self.wants_contact && self.contact.is_none() => {
                 self.contact = sip::first_contact_uri(v)
@@ -678,6 +682,8 @@ pub(crate) struct Request<'a> {
     pub accept: Values<'a>,
     pub content_type: Option<&'a str>,
     pub session_expires: Option<(u32, Option<&'static str>)>,
+    /// The Expires header (a REGISTER's requested binding time).
+    pub expires: Option<u32>,
     pub body: &'a [u8],
     pub transport: Transport,
     pub local: SocketAddr,

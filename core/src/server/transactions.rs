@@ -83,6 +83,8 @@ pub(crate) enum ClientPurpose {
     Bye { confirmed: bool },
     /// A session refresh (RFC 4028 §7.4) by UPDATE or by re-INVITE.
     Refresh(CallHandle, RefreshBy),
+    /// An in-dialog OPTIONS asking whether the caller is still there (`keepalive_interval`).
+    KeepAlive(CallHandle),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

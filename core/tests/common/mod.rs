@@ -151,6 +151,11 @@ impl Harness {
         }
     }
 
+    /// The harness's virtual time now.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.now - self.t0
     }

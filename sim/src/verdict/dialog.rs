@@ -227,6 +227,19 @@ pub fn check(trace: &Trace, rules: &Rules) -> Vec<Finding> {
                     check_answer(&mut out, call_id, req, fin);
                 }
             }
+            // The simulator runs the default `accept_register = true`: a softphone's account
+            // on the server registers, with the Contact echoed and nothing stored.
+            "REGISTER" => {
+                if code != 200 {
+                    out.push(finding(
+                        call_id,
+                        Some(fin.at),
+                        subject,
+                        "200 (accept_register)",
+                        label(&fin.msg),
+                    ));
+                }
+            }
             other => {
                 let allowed: &[u16] = if other == "SUBSCRIBE" {
                     &[405, 489, 501]

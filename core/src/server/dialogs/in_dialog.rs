@@ -10,7 +10,7 @@ use super::super::request::Request;
 use super::super::transactions::{MergeKey, ServerState, TxnKey};
 use super::super::{CallHandle, CallTimer, Cx, EndReason, Event, Timer};
 use super::session::{allows, require_timer};
-use super::{arm_session_timer, check_offer, prefs, CallState, Dialogs, OfferCheck};
+use super::{arm_session_timer, check_offer, prefs, Call, CallState, Dialogs, OfferCheck};
 use crate::sdp;
 
 impl Dialogs {
@@ -101,9 +101,31 @@ impl Dialogs {
                 cx.io.timers.push_after(now, max, key);
             }
             cx.media.arm_rtcp(&mut cx.io, h, &seed);
+            arm_keepalive(cx, h, call);
         }
+        let latch = policy::latch_from(
+            cx.config.rtp_latching,
+            neg.remote_rtp.ip(),
+            call.remote_sip.ip(),
+            call.natted,
+        );
+        cx.media.latch_from(h, latch);
         arm_session_timer(cx, h, call);
         cx.io.out.event(ev);
+    }
+
+    /// An answer to our keep-alive OPTIONS: any response but 408 or 481 says the caller is
+    /// there (a 405 or 501 too: RFC 3261 §11 lets it refuse OPTIONS inside a dialog); those two
+    /// and no answer at all (a 408 of our own) end the call.
+    pub(super) fn on_keepalive(&mut self, cx: &mut Cx<'_>, h: CallHandle, code: u16) {
+        match code {
+            408 | 481 => self.hangup(cx, h, EndReason::KeepAliveFailed),
+            _ => {
+                if let Some(call) = self.calls.get_mut(&h) {
+                    arm_keepalive(cx, h, call);
+                }
+            }
+        }
     }
 
     /// re-INVITE or UPDATE inside a dialog: hold, unhold, new address, session refresh.
@@ -252,5 +274,15 @@ impl Dialogs {
                 self.fail_unanswered(cx, h, 487, EndReason::Cancelled);
             }
         }
+    }
+}
+
+/// Arm the next keep-alive OPTIONS of `call`, if they are on.
+fn arm_keepalive(cx: &mut Cx<'_>, h: CallHandle, call: &mut Call) {
+    if let Some(every) = cx.config.keepalive_interval {
+        call.keepalive_at = Some(cx.io.now + every);
+        cx.io
+            .timers
+            .push_after(cx.io.now, every, Timer::Call(h, CallTimer::KeepAlive));
     }
 }

@@ -127,6 +127,7 @@ impl Dialogs {
             session,
             peer_allows_update: allows(req, "UPDATE"),
             max_at: None,
+            keepalive_at: None,
             created: now,
             started: None,
         });

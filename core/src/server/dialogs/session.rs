@@ -209,8 +209,12 @@ impl Dialogs {
         outcome: ClientOutcome,
         response: Option<&Response<'_>>,
     ) {
-        let ClientPurpose::Refresh(h, by) = outcome.purpose else {
-            return;
+        let (h, by) = match outcome.purpose {
+            ClientPurpose::Refresh(h, by) => (h, by),
+            ClientPurpose::KeepAlive(h) if !outcome.repeat => {
+                return self.on_keepalive(cx, h, outcome.code)
+            }
+            _ => return,
         };
         let now = cx.io.now;
         let Some(call) = self.calls.get_mut(&h) else {

@@ -1,0 +1,266 @@
+//! A caller on a real network: behind a NAT its RTP comes from another address than its SDP
+//! names (symmetric RTP, `rtp_latching`), and a caller that vanishes is noticed (its RTP stops:
+//! `media_timeout`; it stops answering: `keepalive_interval`; or the call just lasts too long:
+//! `max_call_duration`, 4 h by default).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::*;
+use onhold_core::server::{Latching, Network};
+use onhold_core::{EndReason, Event, ServerConfig};
+
+/// A phone behind a NAT: its SIP and RTP come from the NAT's public address.
+const NAT: &str = "203.0.113.5:5060";
+const NAT_RTP: &str = "203.0.113.5:40000";
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn everyone(config: ServerConfig) -> Harness {
+    let config = ServerConfig {
+        allow: vec![
+            Network::parse("0.0.0.0/0").unwrap(),
+            Network::parse("::/0").unwrap(),
+        ],
+        ..config
+    };
+    Harness::with(config, onhold_core::media::Library::silence())
+}
+
+/// INVITE (its SDP naming 192.168.1.50:5004) from `from`, 200, ACK: the call's local RTP
+/// address.
+fn call(h: &mut Harness, from: &str) -> (Dp750, SocketAddr) {
+    let mut c = Dp750::new(0);
+    let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv");
+    h.send(from, &c.request("INVITE", Some(&sdp), &[]));
+    c.to_tag = h.response("SIP/2.0 200").to_tag();
+    h.send(from, &c.ack(None));
+    h.advance(Duration::from_millis(100));
+    let local = h.rtp().last().expect("RTP flows").t.local;
+    (c, local)
+}
+
+fn rtp_dest(h: &Harness) -> SocketAddr {
+    h.rtp().last().expect("RTP").t.remote
+}
+
+fn latched(h: &Harness) -> Vec<(SocketAddr, SocketAddr)> {
+    h.events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            Event::Latched {
+                sdp_rtp,
+                remote_rtp,
+                ..
+            } => Some((*sdp_rtp, *remote_rtp)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn end_reason(h: &Harness) -> Option<(Duration, EndReason)> {
+    h.events.iter().find_map(|(at, e)| match e {
+        Event::CallEnded { reason, .. } => Some((*at, reason.clone())),
+        _ => None,
+    })
+}
+
+/// An RTP packet of payload type `pt` from `from`.
+fn rtp_packet(h: &mut Harness, from: &str, local: SocketAddr, pt: u8) {
+    let packet = [0x80, pt, 0, 1, 0, 0, 0, 160, 1, 2, 3, 4];
+    h.server.handle_datagram(
+        h.now(),
+        onhold_core::Transport::Udp,
+        local,
+        addr(from),
+        &packet,
+    );
+    h.drain();
+}
+
+/// The request `c` would send next, with a new branch and CSeq.
+fn next(c: &mut Dp750, method: &str, body: Option<&str>) -> String {
+    c.next_branch();
+    c.cseq += 1;
+    c.request(method, body, &[])
+}
+
+#[test]
+fn a_natted_callers_stream_follows_its_rtp_once() {
+    let mut h = everyone(ServerConfig::default());
+    let (_, local) = call(&mut h, NAT);
+    assert_eq!(rtp_dest(&h), addr("192.168.1.50:5004"), "the SDP's, first");
+    // Not the call's media, or not from the caller's address: nothing moves.
+    rtp_packet(&mut h, NAT_RTP, local, 96);
+    rtp_packet(&mut h, "203.0.113.99:40000", local, 0);
+    h.advance(Duration::from_millis(100));
+    assert!(latched(&h).is_empty(), "{}", h.transcript());
+    // The caller's PCMU from its NAT: the stream goes there, RTCP to the port above.
+    rtp_packet(&mut h, NAT_RTP, local, 0);
+    assert_eq!(
+        latched(&h),
+        vec![(addr("192.168.1.50:5004"), addr(NAT_RTP))]
+    );
+    h.advance(secs(12));
+    assert_eq!(rtp_dest(&h), addr(NAT_RTP));
+    let rtcp = h
+        .sent
+        .iter()
+        .rev()
+        .find(|s| s.t.kind == onhold_core::TransmitKind::Rtcp);
+    assert_eq!(
+        rtcp.expect("an RTCP report").t.remote,
+        addr("203.0.113.5:40001")
+    );
+    // Once: a later packet from another port of the same host does not move it again.
+    rtp_packet(&mut h, "203.0.113.5:40200", local, 0);
+    h.advance(Duration::from_millis(100));
+    assert_eq!(latched(&h).len(), 1);
+    assert_eq!(rtp_dest(&h), addr(NAT_RTP));
+}
+
+#[test]
+fn a_refresh_repeating_the_private_address_keeps_the_latch_and_a_new_one_moves_it() {
+    let mut h = everyone(ServerConfig::default());
+    let (mut c, local) = call(&mut h, NAT);
+    rtp_packet(&mut h, NAT_RTP, local, 0);
+    let same = dp750_sdp("192.168.1.50", 5004, "sendrecv");
+    h.send(NAT, &next(&mut c, "INVITE", Some(&same)));
+    h.send(NAT, &c.ack(None));
+    h.advance(Duration::from_millis(200));
+    assert_eq!(rtp_dest(&h), addr(NAT_RTP), "{}", h.transcript());
+    let moved = dp750_sdp("192.168.1.51", 6000, "sendrecv");
+    h.send(NAT, &next(&mut c, "INVITE", Some(&moved)));
+    h.send(NAT, &c.ack(None));
+    h.advance(Duration::from_millis(200));
+    assert_eq!(rtp_dest(&h), addr("192.168.1.51:6000"));
+}
+
+/// A phone on the server's own network (private SDP, private SIP source, a Via naming its own
+/// address) is not latched unless `rtp_latching = "always"`; `"off"` never latches.
+#[test]
+fn latching_follows_the_setting() {
+    for (latching, from, expect) in [
+        (Latching::Auto, PHONE, false),
+        (Latching::Always, PHONE, true),
+        (Latching::Off, NAT, false),
+        (Latching::Auto, NAT, true),
+    ] {
+        let mut h = everyone(ServerConfig {
+            rtp_latching: latching,
+            ..ServerConfig::default()
+        });
+        let (_, local) = call(&mut h, from);
+        let source = SocketAddr::new(addr(from).ip(), 41000).to_string();
+        rtp_packet(&mut h, &source, local, 0);
+        assert_eq!(!latched(&h).is_empty(), expect, "{latching:?} from {from}");
+    }
+}
+
+/// A caller that was sending RTP and stops is hung up `media_timeout` (60 s) after its last
+/// packet; one that never sent is not judged by it.
+#[test]
+fn a_caller_whose_rtp_stops_is_hung_up_after_the_media_timeout() {
+    let mut h = Harness::new();
+    let (_, local) = call(&mut h, PHONE);
+    let caller = "192.168.1.50:5004";
+    for _ in 0..5 {
+        rtp_packet(&mut h, caller, local, 0);
+        h.advance(secs(1));
+    }
+    let last = h.elapsed() - secs(1);
+    h.advance(secs(58));
+    assert_eq!(end_reason(&h), None, "{}", h.transcript());
+    h.advance(secs(3));
+    let (at, reason) = end_reason(&h).expect("ended");
+    assert_eq!(reason, EndReason::MediaTimeout);
+    assert!(at >= last + secs(60) && at <= last + secs(61), "{at:?}");
+    assert!(h.sip().last().unwrap().start_line().starts_with("BYE "));
+
+    let mut quiet = Harness::new();
+    call(&mut quiet, PHONE);
+    quiet.advance(secs(300));
+    assert_eq!(
+        end_reason(&quiet),
+        None,
+        "a caller that never sent is not timed out"
+    );
+}
+
+/// On hold the caller sends nothing by design: no media timeout while held, and after the
+/// resume the watch starts again from its next packet.
+#[test]
+fn no_media_timeout_while_on_hold() {
+    let mut h = Harness::new();
+    let (mut c, local) = call(&mut h, PHONE);
+    rtp_packet(&mut h, "192.168.1.50:5004", local, 0);
+    let hold = dp750_sdp("192.168.1.50", 5004, "sendonly");
+    h.send(PHONE, &next(&mut c, "INVITE", Some(&hold)));
+    h.send(PHONE, &c.ack(None));
+    h.advance(secs(200));
+    assert_eq!(end_reason(&h), None, "{}", h.transcript());
+    let resume = dp750_sdp("192.168.1.50", 5004, "sendrecv");
+    h.send(PHONE, &next(&mut c, "INVITE", Some(&resume)));
+    h.send(PHONE, &c.ack(None));
+    h.advance(secs(30));
+    assert_eq!(end_reason(&h), None);
+    rtp_packet(&mut h, "192.168.1.50:5004", local, 0);
+    h.advance(secs(61));
+    assert_eq!(end_reason(&h).map(|e| e.1), Some(EndReason::MediaTimeout));
+}
+
+/// With `keepalive_interval`, an OPTIONS goes inside the call that often: an answer keeps the
+/// call, 481 or no answer at all ends it with BYE.
+#[test]
+fn keepalive_options_end_a_call_whose_caller_is_gone() {
+    let config = ServerConfig {
+        keepalive_interval: Some(secs(30)),
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::with(config.clone(), onhold_core::media::Library::silence());
+    call(&mut h, PHONE);
+    h.advance(secs(30));
+    let ping = h.sip().last().map(|s| (*s).clone()).unwrap();
+    assert!(
+        ping.start_line()
+            .starts_with("OPTIONS sip:201@192.168.1.50"),
+        "{}",
+        h.transcript()
+    );
+    h.send(PHONE, &ping.reply("200 OK"));
+    h.advance(secs(30));
+    assert!(h.sip().last().unwrap().start_line().starts_with("OPTIONS "));
+    // No answer: the OPTIONS times out (64·T1) and the call ends.
+    h.advance(secs(33));
+    let (_, reason) = end_reason(&h).expect("ended");
+    assert_eq!(reason, EndReason::KeepAliveFailed);
+    assert!(h.sip().last().unwrap().start_line().starts_with("BYE "));
+
+    let mut h = Harness::with(config, onhold_core::media::Library::silence());
+    call(&mut h, PHONE);
+    h.advance(secs(30));
+    let ping = h.sip().last().map(|s| (*s).clone()).unwrap();
+    h.send(PHONE, &ping.reply("481 Call/Transaction Does Not Exist"));
+    assert_eq!(
+        end_reason(&h).map(|e| e.1),
+        Some(EndReason::KeepAliveFailed)
+    );
+}
+
+/// A call nobody ends is hung up after 4 h by default (held here, so no RTP piles up).
+#[test]
+fn a_call_ends_after_four_hours_by_default() {
+    let mut h = Harness::new();
+    let (mut c, _) = call(&mut h, PHONE);
+    let hold = dp750_sdp("192.168.1.50", 5004, "inactive");
+    h.send(PHONE, &next(&mut c, "INVITE", Some(&hold)));
+    h.send(PHONE, &c.ack(None));
+    h.advance(secs(4 * 3600 - 10));
+    assert_eq!(end_reason(&h), None);
+    h.advance(secs(20));
+    assert_eq!(end_reason(&h).map(|e| e.1), Some(EndReason::MaxDuration));
+}
