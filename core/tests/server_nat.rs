@@ -105,6 +105,16 @@ fn a_natted_callers_stream_follows_its_rtp_once() {
         latched(&h),
         vec![(addr("192.168.1.50:5004"), addr(NAT_RTP))]
     );
+    h.advance(Duration::from_millis(30));
+    let first = h
+        .rtp()
+        .into_iter()
+        .find(|p| p.t.remote == addr(NAT_RTP))
+        .cloned();
+    assert!(
+        first.expect("RTP to the NAT").rtp_marker(),
+        "the receiver's first packet has the marker"
+    );
     h.advance(secs(12));
     assert_eq!(rtp_dest(&h), addr(NAT_RTP));
     let rtcp = h

@@ -3,7 +3,7 @@
 //! a quiet period to catch media sent after the call, then the verdict.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,8 @@ pub struct CallConfig {
     pub seed: u64,
     /// One SIP socket for every call (`--shared-sip-port`), else one per call.
     pub mux: Option<Arc<Mux>>,
+    /// Send RTP to the server's address from our RTP socket while the call lasts.
+    pub send_rtp: bool,
 }
 
 /// Live counters for the progress line.
@@ -304,6 +306,35 @@ struct MediaPlan {
     ptime_ms: u32,
     dtmf_pt: Option<u8>,
     direction: Direction,
+    /// The server's RTP address (`c=` and the audio `m=` port).
+    server_rtp: Option<SocketAddr>,
+}
+
+/// The RTP address a description names for its audio stream `i`.
+fn rtp_address(sd: &SessionDescription<'_>, i: usize) -> Option<SocketAddr> {
+    match sd.connection_for(i)? {
+        sdp::Connection::Ip(ip) => Some(SocketAddr::new(*ip, sd.media[i].port)),
+        sdp::Connection::Unusable(_) => None,
+    }
+}
+
+/// Until `stop`: a PCMU packet of silence every 20 ms from `sock` to `to` (sequence and
+/// timestamp counting up, one SSRC), as a phone sends its own audio.
+fn send_rtp(sock: UdpSocket, to: SocketAddr, stop: Arc<AtomicBool>) {
+    let mut packet = [0xffu8; 12 + 160];
+    packet[..2].copy_from_slice(&[0x80, 0]);
+    packet[8..12].copy_from_slice(&0x7072_6f62u32.to_be_bytes());
+    let (mut seq, mut ts) = (0u16, 0u32);
+    let start = Instant::now();
+    let mut k = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        packet[2..4].copy_from_slice(&seq.to_be_bytes());
+        packet[4..8].copy_from_slice(&ts.to_be_bytes());
+        let _ = sock.send_to(&packet, to);
+        (seq, ts, k) = (seq.wrapping_add(1), ts.wrapping_add(160), k + 1);
+        let next = start + Duration::from_millis(20) * k;
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
 }
 
 fn first_audio(sd: &SessionDescription<'_>) -> Option<usize> {
@@ -323,6 +354,7 @@ fn plan_from_answer(body: &[u8]) -> Result<MediaPlan, String> {
         ptime_ms: sd.ptime_for(i).unwrap_or(20).clamp(10, 200),
         dtmf_pt: None,
         direction: sd.direction_for(i),
+        server_rtp: rtp_address(&sd, i),
     })
 }
 
@@ -345,6 +377,7 @@ fn plan_from_offer(body: &[u8]) -> Result<MediaPlan, String> {
         ptime_ms: sd.ptime_for(i).unwrap_or(20).clamp(10, 200),
         dtmf_pt,
         direction: sd.direction_for(i),
+        server_rtp: rtp_address(&sd, i),
     })
 }
 
@@ -355,6 +388,11 @@ fn call(cfg: &CallConfig, r: &mut CallResult, progress: &Progress) -> std::io::R
         Shape::Own | Shape::LateOffer => bind(cfg.local_ip)?,
     };
     let media_addr = media_sock.local_addr()?;
+    let rtp_out = if cfg.send_rtp {
+        Some(media_sock.try_clone()?)
+    } else {
+        None
+    };
     let receiver = Receiver::start(media_sock, progress.rtp_packets.clone())?;
 
     let offer = match cfg.shape {
@@ -459,6 +497,11 @@ fn call(cfg: &CallConfig, r: &mut CallResult, progress: &Progress) -> std::io::R
     let ack_at = Instant::now();
     leg.send(&ack);
     leg.ack = Some(ack);
+    let stop_rtp = Arc::new(AtomicBool::new(false));
+    if let (Some(sock), Some(to)) = (rtp_out, plan.as_ref().ok().and_then(|p| p.server_rtp)) {
+        let stop = Arc::clone(&stop_rtp);
+        std::thread::spawn(move || send_rtp(sock, to, stop));
+    }
 
     let expect = match &plan {
         Ok(p) => {
@@ -493,6 +536,7 @@ fn call(cfg: &CallConfig, r: &mut CallResult, progress: &Progress) -> std::io::R
         }
         Instant::now()
     };
+    stop_rtp.store(true, Ordering::Relaxed);
     leg.idle(ended + AFTER_BYE_WAIT);
     finish_media(r, receiver, Some(expect), ack_at, ended, leg.misdirected);
     Ok(())

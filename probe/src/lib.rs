@@ -64,6 +64,10 @@ pub struct ProbeArgs {
     /// Send every call's SIP from one socket, as a phone with several lines does
     #[arg(long)]
     pub shared_sip_port: bool,
+    /// Send a PCMU packet every 20 ms from our RTP socket to the server's, as a phone does
+    /// (behind a NAT, only this opens the way back; a server latching to it answers there)
+    #[arg(long)]
+    pub send_rtp: bool,
 }
 
 /// Run the probe; exit code 0 only when every call was healthy, 1 when any was not, 2 when the
@@ -157,6 +161,7 @@ pub fn execute(args: &ProbeArgs) -> Result<Summary, String> {
         duration: args.duration,
         timeout: args.timeout,
         seed,
+        send_rtp: args.send_rtp,
         mux: if args.shared_sip_port {
             Some(Mux::bind(args.local_ip).map_err(|e| format!("SIP socket: {e}"))?)
         } else {

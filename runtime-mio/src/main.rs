@@ -22,12 +22,12 @@ use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
-use onhold_runtime::icmp;
 use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
 use onhold_runtime::resolve::Resolver;
 use onhold_runtime::signals::{spawn_helper, SIGNALS};
 use onhold_runtime::startup::{self, ReloadResult, Startup};
+use onhold_runtime::{icmp, pktinfo};
 use tracing::{debug, error, info, warn};
 
 use sys::{Batch, SignalFd, TimerFd};
@@ -366,13 +366,18 @@ impl Loop {
                 };
                 let now = Instant::now();
                 for i in 0..n {
+                    // On a wildcard socket, the address the datagram was sent to (IP_PKTINFO).
+                    let to = self
+                        .rx
+                        .dest(i)
+                        .map_or(local, |ip| SocketAddr::new(ip, local.port()));
                     let data = self.rx.data(i);
                     match self.rx.peer(i) {
                         // Empty: an empty datagram, or one the kernel cut short (longer than a
                         // slot).
                         Some(remote) if !data.is_empty() && data.len() <= limit => self
                             .server
-                            .handle_datagram(now, Transport::Udp, local, remote, data),
+                            .handle_datagram(now, Transport::Udp, to, remote, data),
                         _ => debug!(local = %local, "dropped an oversized or unaddressed datagram"),
                     }
                 }
@@ -457,9 +462,13 @@ impl Loop {
                     continue;
                 }
                 let table = &self.sockets.by_local;
-                match table.lookup_key(&t.local).and_then(|k| table.get(&k)) {
-                    Some(&idx) => {
-                        self.tx.set_outgoing(i, t.remote, t.len);
+                let key = table.lookup_key(&t.local);
+                match key.and_then(|k| Some((k, *table.get(&k)?))) {
+                    Some((bound, idx)) => {
+                        // From the address the core names when the socket answers for every
+                        // address.
+                        let source = pktinfo::source_for(bound, t.local);
+                        self.tx.set_outgoing(i, t.remote, t.len, source);
                         self.tx_from.push(idx);
                     }
                     None => debug!(local = %t.local, "no socket for transmit; dropped"),

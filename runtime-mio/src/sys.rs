@@ -4,10 +4,11 @@
 
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use onhold_runtime::pktinfo;
 use onhold_runtime::sockaddr::{from_sockaddr, to_sockaddr};
 
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -170,6 +171,10 @@ pub struct Batch {
     slot: usize,
     addrs: Vec<libc::sockaddr_storage>,
     addr_lens: Vec<libc::socklen_t>,
+    /// Each datagram's packet info: its destination when received, the address to send from
+    /// when sent (`pktinfo`); and how many bytes of it are used.
+    controls: Vec<pktinfo::Control>,
+    control_lens: Vec<usize>,
     lens: Vec<usize>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
@@ -183,6 +188,8 @@ impl Batch {
             // SAFETY: sockaddr_storage is plain data.
             addrs: vec![unsafe { zeroed() }; batch],
             addr_lens: vec![0; batch],
+            controls: vec![[0; 8]; batch],
+            control_lens: vec![0; batch],
             lens: vec![0; batch],
             iovs: Vec::with_capacity(batch),
             hdrs: Vec::with_capacity(batch),
@@ -208,12 +215,26 @@ impl Batch {
         from_sockaddr(&self.addrs[i])
     }
 
-    /// Mark slot `i` as holding `len` bytes for `remote` (for `send`).
-    pub fn set_outgoing(&mut self, i: usize, remote: SocketAddr, len: usize) {
+    /// The address datagram `i` was sent to, after `recv` on a socket that reports it.
+    pub fn dest(&mut self, i: usize) -> Option<IpAddr> {
+        pktinfo::dest_in(&mut self.controls[i], self.control_lens[i])
+    }
+
+    /// Mark slot `i` as holding `len` bytes for `remote`, sent from `source` when given (for
+    /// `send`).
+    pub fn set_outgoing(
+        &mut self,
+        i: usize,
+        remote: SocketAddr,
+        len: usize,
+        source: Option<IpAddr>,
+    ) {
         let (storage, addr_len) = to_sockaddr(&remote);
         self.addrs[i] = storage;
         self.addr_lens[i] = addr_len;
         self.lens[i] = len;
+        self.control_lens[i] =
+            source.map_or(0, |ip| pktinfo::write_source(&mut self.controls[i], ip));
     }
 
     /// Point the headers at slots `range`: for receiving, each iovec covers the whole slot.
@@ -230,6 +251,7 @@ impl Batch {
             });
             if receiving {
                 self.addr_lens[i] = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                self.control_lens[i] = size_of::<pktinfo::Control>();
             }
         }
         for (k, i) in range.enumerate() {
@@ -239,6 +261,10 @@ impl Batch {
             msg.msg_namelen = self.addr_lens[i];
             msg.msg_iov = &mut self.iovs[k];
             msg.msg_iovlen = 1;
+            if self.control_lens[i] > 0 {
+                msg.msg_control = self.controls[i].as_mut_ptr().cast();
+                msg.msg_controllen = self.control_lens[i] as _;
+            }
             self.hdrs.push(libc::mmsghdr {
                 msg_hdr: msg,
                 msg_len: 0,
@@ -275,6 +301,7 @@ impl Batch {
             let h = &self.hdrs[i];
             let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             self.lens[i] = if truncated { 0 } else { h.msg_len as usize };
+            self.control_lens[i] = h.msg_hdr.msg_controllen as usize;
         }
         Ok(got)
     }
@@ -315,7 +342,7 @@ mod tests {
         let mut batch = Batch::new(4, 64);
         for (i, msg) in [&b"one"[..], b"two", b"three"].into_iter().enumerate() {
             batch.slot_mut(i)[..msg.len()].copy_from_slice(msg);
-            batch.set_outgoing(i, to, msg.len());
+            batch.set_outgoing(i, to, msg.len(), None);
         }
         assert_eq!(batch.send(a.as_raw_fd(), 0..3).unwrap(), 3);
         let mut rx = Batch::new(4, 64);

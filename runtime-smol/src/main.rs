@@ -19,11 +19,11 @@ use std::time::Instant;
 
 use async_signal::{Signal, Signals};
 use onhold_core::{Command, Control, Server, Transport, MAX_DATAGRAM};
-use onhold_runtime::icmp;
 use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
 use onhold_runtime::resolve::Resolver;
 use onhold_runtime::startup::{self, Startup};
+use onhold_runtime::{icmp, pktinfo};
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt as _;
 use smol::stream::StreamExt as _;
@@ -313,7 +313,7 @@ async fn read_loop(io: Arc<Async<UdpSocket>>, local: SocketAddr, tx: Sender<Inbo
     loop {
         let got = io
             .read_with(|s| {
-                let r = s.recv_from(&mut buf);
+                let r = pktinfo::recv(s.as_raw_fd(), &mut buf);
                 if media && r.is_err() {
                     // A queued ICMP error (IP_RECVERR, RTP sockets) fails the read, or flags
                     // the socket readable with nothing to read: take the queue either way, or
@@ -335,15 +335,17 @@ async fn read_loop(io: Arc<Async<UdpSocket>>, local: SocketAddr, tx: Sender<Inbo
         match got {
             // Empty (nothing in it for the core) or longer than `limit`: dropped, as onhold-mio
             // drops them.
-            Ok((n, remote)) if n == 0 || n > limit => {
-                debug!(local = %local, remote = %remote, "dropped an empty or oversized datagram");
+            Ok(r) if r.len == 0 || r.len > limit || r.truncated => {
+                debug!(local = %local, remote = %r.from, "dropped an empty or oversized datagram");
             }
-            Ok((n, remote)) => {
+            Ok(r) => {
+                // On a wildcard socket, the address the datagram was sent to (IP_PKTINFO).
+                let to = r.dest.map_or(local, |ip| SocketAddr::new(ip, local.port()));
                 let d = Datagram {
                     transport: Transport::Udp,
-                    local,
-                    remote,
-                    data: buf[..n].to_vec(),
+                    local: to,
+                    remote: r.from,
+                    data: buf[..r.len].to_vec(),
                 };
                 if tx.send(Inbound::Datagram(d)).await.is_err() {
                     return;
@@ -440,7 +442,10 @@ fn transmit(
             continue;
         };
         if sock.queue.is_empty() {
-            match sock.io.get_ref().send_to(data, t.remote) {
+            // From the address the core names (the one a request was sent to) when the socket
+            // answers for every address.
+            let source = pktinfo::source_for(key, t.local);
+            match pktinfo::send(sock.io.as_raw_fd(), data, t.remote, source) {
                 Ok(_) => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => {

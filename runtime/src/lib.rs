@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod music;
 pub mod net;
+pub mod pktinfo;
 pub mod resolve;
 pub mod signals;
 pub mod sockaddr;

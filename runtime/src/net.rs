@@ -48,10 +48,16 @@ pub const SIP_SOCKET_BUFFER: usize = 4 << 20;
 
 /// A SIP listen socket: like [`bind_udp`], with large kernel buffers. The default (~200 KB)
 /// holds only a hundred or so small datagrams on Linux (each costs a whole buffer), so a burst
-/// of INVITEs would be dropped by the kernel before the loop ever saw it.
+/// of INVITEs would be dropped by the kernel before the loop ever saw it. A wildcard socket
+/// reports each datagram's destination address ([`crate::pktinfo`]).
 pub fn bind_sip_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     use std::os::fd::AsRawFd;
     let socket = bind_udp(addr)?;
+    if addr.ip().is_unspecified() {
+        if let Err(e) = crate::pktinfo::enable(&socket) {
+            debug!("IP_PKTINFO on {addr}: {e}");
+        }
+    }
     for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
         let size = SIP_SOCKET_BUFFER as libc::c_int;
         // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a c_int we own, on a socket

@@ -10,6 +10,7 @@ mod codecs;
 mod common;
 mod flood;
 mod media;
+mod netns;
 mod parity;
 mod process;
 mod proxy;

@@ -108,6 +108,9 @@ impl Media {
             s.neg.remote_rtp = from;
             s.neg.remote_rtcp = rtcp_of(from, &s.neg);
             s.unreachable = None;
+            // For the receiver this is where its stream begins (what went to the SDP's
+            // address never reached it): the next packet carries the marker bit.
+            s.playout.marker = true;
             io.out.event(Event::Latched {
                 call,
                 sdp_rtp: sdp,
