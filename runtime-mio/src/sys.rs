@@ -301,7 +301,7 @@ impl Batch {
             let h = &self.hdrs[i];
             let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             self.lens[i] = if truncated { 0 } else { h.msg_len as usize };
-            self.control_lens[i] = h.msg_hdr.msg_controllen as usize;
+            self.control_lens[i] = h.msg_hdr.msg_controllen;
         }
         Ok(got)
     }
