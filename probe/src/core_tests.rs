@@ -103,6 +103,7 @@ fn core_args(server: &CoreServer, shape: Shape) -> ProbeArgs {
         held_ip: None,
         timeout: Duration::from_secs(2),
         shared_sip_port: false,
+        send_rtp: false,
     }
 }
 

@@ -306,6 +306,7 @@ fn args(fake: &Fake, shape: Shape, duration_ms: u64) -> ProbeArgs {
         held_ip: None,
         timeout: Duration::from_secs(2),
         shared_sip_port: false,
+        send_rtp: false,
     }
 }
 
@@ -563,6 +564,7 @@ fn no_server_means_no_options_response() {
         held_ip: None,
         timeout: Duration::from_millis(600),
         shared_sip_port: false,
+        send_rtp: false,
     };
     let s = execute(&a).unwrap();
     assert_eq!(s.options_code, None);
