@@ -14,7 +14,8 @@
 # (tried with glibc 2.36), but it links with a warning that getaddrinfo needs the shared NSS
 # modules of the same glibc version at run time: the same binary copied onto a host whose
 # nsswitch.conf names other modules (mdns, sss, ldap) would load that host's, of another glibc.
-# musl never loads anything.
+# musl never loads anything. Its allocator is the usual worry; here the cost does not show:
+# 100 calls of 10 s took 1.2-1.4 s of CPU in the musl build and 1.2-1.6 s in the glibc one.
 #
 # A binary built elsewhere (`cargo build --release -p onhold --target
 # x86_64-unknown-linux-musl`) can be packaged without the builder stage by standing in for it:
