@@ -20,11 +20,21 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use onhold_core::config::RunArgs;
 
+/// What `--version` prints after the binary's name: the package version and the git commit it
+/// was built from (`0.1.0 (0123456789ab)`; `unknown` when built without git or
+/// `ONHOLD_GIT_COMMIT`, see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("ONHOLD_BUILD_COMMIT"),
+    ")"
+);
+
 /// Music On Hold SIP server: answers any INVITE and streams music (PCMU, PCMA, G.722) until the
 /// caller hangs up. Settings come from flags, then ONHOLD_* environment variables, then the
 /// --config file, then the defaults shown below.
 #[derive(Debug, Parser)]
-#[command(version, args_conflicts_with_subcommands = true)]
+#[command(version = VERSION, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<CliCommand>,

@@ -44,11 +44,78 @@ fn profile_of_this_test() -> Result<(PathBuf, String), String> {
     Ok((target_dir.to_path_buf(), profile.to_owned()))
 }
 
+/// The target of the statically linked `onhold` that the Dockerfile ships.
+pub const STATIC_TARGET: &str = "x86_64-unknown-linux-musl";
+
+static STATIC_BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// The path of `onhold` built for [`STATIC_TARGET`] (statically linked, as in the container
+/// image) for the current profile. Needs the target's standard library (`rustup target add
+/// x86_64-unknown-linux-musl`; .ci/run adds it).
+///
+/// Where that is installed, the build runs together with the servers' (in [`binary`]), before
+/// any end-to-end test starts a server: a cold build takes minutes of both cores, and the tests
+/// that judge packet timing must not run beside it.
+pub fn static_binary() -> PathBuf {
+    binary(Runtime::Smol);
+    match STATIC_BUILT.get_or_init(build_static) {
+        Ok(p) => p.clone(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn build_static() -> Result<PathBuf, String> {
+    let dir = build_into(
+        &["-p", "onhold", "--target", STATIC_TARGET],
+        Some(STATIC_TARGET),
+    )
+    .map_err(|e| format!("{e}\n(the static build needs `rustup target add {STATIC_TARGET}`)"))?;
+    let p = dir.join("onhold");
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!("built, but {} is missing", p.display()))
+    }
+}
+
+/// Whether rustc has the standard library for [`STATIC_TARGET`].
+fn static_target_installed() -> bool {
+    let out = Command::new("rustc")
+        .current_dir(workspace_root())
+        .args(["--print", "target-libdir", "--target", STATIC_TARGET])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            Path::new(String::from_utf8_lossy(&o.stdout).trim()).is_dir()
+        }
+        _ => false,
+    }
+}
+
 fn build() -> Result<PathBuf, String> {
+    let dir = build_into(&["-p", "onhold", "-p", "onhold-mio"], None)?;
+    for rt in Runtime::ALL {
+        let p = dir.join(rt.bin_name());
+        if !p.is_file() {
+            return Err(format!("built, but {} is missing", p.display()));
+        }
+    }
+    if static_target_installed() {
+        STATIC_BUILT.get_or_init(build_static);
+    }
+    Ok(dir)
+}
+
+/// Runs `cargo build ARGS` for this test's profile and target directory; returns the directory
+/// the binaries land in (`target/[TARGET/]PROFILE`).
+fn build_into(args: &[&str], target: Option<&str>) -> Result<PathBuf, String> {
     let (target_dir, profile) = profile_of_this_test()?;
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(workspace_root())
-        .args(["build", "--quiet", "-p", "onhold", "-p", "onhold-mio"])
+        .args(["build", "--quiet"])
+        .args(args)
         .arg("--target-dir")
         .arg(&target_dir)
         .stdin(Stdio::null())
@@ -85,7 +152,8 @@ fn build() -> Result<PathBuf, String> {
             let _ = child.kill();
             let _ = child.wait();
             return Err(format!(
-                "cargo build of the servers took over {BUILD_TIMEOUT:?}"
+                "cargo build {} took over {BUILD_TIMEOUT:?}",
+                args.join(" ")
             ));
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -93,15 +161,13 @@ fn build() -> Result<PathBuf, String> {
     let log = reader.join().unwrap_or_default();
     if !status.success() {
         return Err(format!(
-            "cargo build of onhold/onhold-mio failed ({status}):\n{log}"
+            "cargo build {} failed ({status}):\n{log}",
+            args.join(" ")
         ));
     }
-    let dir = target_dir.join(&profile);
-    for rt in Runtime::ALL {
-        let p = dir.join(rt.bin_name());
-        if !p.is_file() {
-            return Err(format!("built, but {} is missing", p.display()));
-        }
-    }
-    Ok(dir)
+    let dir = match target {
+        Some(t) => target_dir.join(t),
+        None => target_dir,
+    };
+    Ok(dir.join(&profile))
 }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-pub use binaries::binary;
+pub use binaries::{binary, static_binary};
 pub use rtp::{RtpPacket, RtpReceiver};
 pub use server::{Server, ServerOptions};
 pub use sipp::{SipMessage, Sipp, SippRun};
