@@ -303,7 +303,7 @@ impl Server {
                     self.stats.dropped += 1;
                     return;
                 }
-                if messages::copied_len(req) > messages::COPY_LIMIT {
+                if messages::too_large(req) {
                     return self.too_large(now, req);
                 }
                 let key = TxnKey::of(req);
@@ -333,7 +333,7 @@ impl Server {
     /// A request: to its transaction if it has one (a retransmission, or the ACK of a non-2xx
     /// final), else checked (RFC 3261 §8.2) and routed by method.
     fn on_request(&mut self, now: Instant, req: &Request<'_>) {
-        if messages::copied_len(req) > messages::COPY_LIMIT {
+        if messages::too_large(req) {
             return self.too_large(now, req);
         }
         let (dialogs, mut cx) = self.parts(now);

@@ -804,3 +804,31 @@ fn a_tag_cannot_be_predicted_from_the_ones_before() {
         .count();
     assert_eq!(predicted, 0, "{tags:x?}");
 }
+
+/// RTCP goes only to the RTP host: an offer's `a=rtcp` (RFC 3605) naming another address keeps
+/// its port, not its address, which the media rules never judged.
+#[test]
+fn rtcp_goes_only_to_the_rtp_host() {
+    let mut h = Harness::new();
+    let mut c = Dp750::new(0);
+    let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv").replace(
+        "a=sendrecv\r\n",
+        "a=sendrecv\r\na=rtcp:7000 IN IP4 127.0.0.1\r\n",
+    );
+    h.send(PHONE, &c.request("INVITE", Some(&sdp), &[]));
+    c.to_tag = h.response("SIP/2.0 200").to_tag();
+    h.send(PHONE, &c.ack(None));
+    h.advance(Duration::from_secs(12));
+    let rtcp: Vec<SocketAddr> = h
+        .sent
+        .iter()
+        .filter(|s| s.t.kind == onhold_core::TransmitKind::Rtcp)
+        .map(|s| s.t.remote)
+        .collect();
+    assert!(!rtcp.is_empty(), "{}", h.transcript());
+    assert!(
+        rtcp.iter()
+            .all(|a| *a == "192.168.1.50:7000".parse().unwrap()),
+        "{rtcp:?}"
+    );
+}

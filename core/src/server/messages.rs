@@ -165,15 +165,30 @@ const HEAD_OVERHEAD: usize = "Via: \r\nFrom: \r\nTo: ;tag=\r\nCall-ID: \r\nCSeq:
 
 /// The bytes a request makes us copy into what we send: the response head (Vias, From, To,
 /// Call-ID, CSeq), and for a call, the Record-Route and Contact our own requests repeat.
-pub(crate) fn copied_len(req: &Request<'_>) -> usize {
+fn copied_len(req: &Request<'_>) -> usize {
     let vias: usize = req.vias.iter().map(|v| v.len()).sum();
     let routes: usize = req.record_route.iter().map(|r| r.len()).sum();
+    // A 420 names the Require tokens we do not support (the request's, at most).
+    let required: usize = req.require.iter().map(|r| r.len() + 2).sum();
     vias + routes
+        + required
         + req.from.len()
         + req.to.len()
         + req.call_id.len()
         + req.contact.map_or(0, |c| c.len())
 }
+
+/// Would our answer to `req` (or our requests in its call) not fit in a datagram, or hold
+/// more header lines than a parser takes? Each Via and Record-Route value is a line of its own
+/// in what we write, however the request combined them; [`COPY_LINES`] leaves room for ours.
+pub(crate) fn too_large(req: &Request<'_>) -> bool {
+    copied_len(req) > COPY_LIMIT || req.vias.len() + req.record_route.len() > COPY_LINES
+}
+
+/// The most Via and Record-Route lines a request may make us write: our own lines (From, To,
+/// Call-ID, CSeq, Server, Contact, Allow, Supported, Require, Session-Expires, the body's two)
+/// fit in the rest of [`crate::sip::MAX_HEADERS`], which any parser of ours would take.
+const COPY_LINES: usize = crate::sip::MAX_HEADERS - 16;
 
 /// What the head of a 513 copies: the top Via only, From, To, Call-ID.
 pub(crate) fn copied_len_trimmed(req: &Request<'_>) -> usize {
@@ -184,8 +199,8 @@ pub(crate) fn copied_len_trimmed(req: &Request<'_>) -> usize {
 /// rest of a datagram of [`super::MAX_DATAGRAM`] bytes.
 pub(crate) const COPY_LIMIT: usize = super::MAX_DATAGRAM - 2048;
 
-/// The lines of a [`ResponseHead`], `tag` appended to the To, written into `out` (no Server line when `server` is empty); where the To
-/// value ends (before the tag). The values copied from the request that may hold a CR or LF (a
+/// The lines of a [`ResponseHead`], `tag` appended to the To, written into `out` (no Server
+/// line when `server` is empty); where the To value ends (before the tag). The values copied from the request that may hold a CR or LF (a
 /// folded Via, From or To, or the configured Server) are cleaned as [`MessageWriter`] cleans
 /// them; the others cannot hold one: the Call-ID was read as a word without white space or
 /// control bytes, the CSeq method as a token, and the numbers and our tag are written here.

@@ -203,12 +203,14 @@ pub(crate) fn media_address_refusal(media: IpAddr, sip_source: IpAddr) -> Option
 }
 
 /// Apply `media_to`: with `SipSource`, the stream goes to the SIP source's IP at the SDP's
-/// ports (a held stream, `c=0.0.0.0`, stays where it is: nothing is sent).
+/// ports (a held stream, `c=0.0.0.0`, stays where it is: nothing is sent). RTCP goes only to
+/// the RTP host, whichever: an `a=rtcp` naming another address (RFC 3605) keeps its port, not
+/// its address, which the media rules never judged.
 pub(crate) fn aim(neg: &mut Negotiated, media_to: MediaTo, sip_source: IpAddr) {
     if media_to == MediaTo::SipSource && !neg.remote_rtp.ip().is_unspecified() {
         neg.remote_rtp = SocketAddr::new(sip_source, neg.remote_rtp.port());
-        neg.remote_rtcp = SocketAddr::new(sip_source, neg.remote_rtcp.port());
     }
+    neg.remote_rtcp = SocketAddr::new(neg.remote_rtp.ip(), neg.remote_rtcp.port());
 }
 
 /// An IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, what a dual-stack socket reports) as IPv4.
@@ -345,6 +347,33 @@ mod tests {
         held.remote_rtp = "0.0.0.0:4000".parse().unwrap();
         let before = held;
         aim(&mut held, MediaTo::SipSource, source);
-        assert_eq!(held, before);
+        assert_eq!(
+            held.remote_rtp, before.remote_rtp,
+            "a held stream stays held"
+        );
+        assert_eq!(
+            held.remote_rtcp,
+            "0.0.0.0:4001".parse().unwrap(),
+            "and so does its RTCP"
+        );
+    }
+
+    #[test]
+    fn rtcp_goes_only_to_the_rtp_host() {
+        use crate::{sdp::Direction, Codec};
+        let mut neg = Negotiated {
+            codec: Codec::Pcmu,
+            payload_type: 0,
+            dtmf_pt: None,
+            ptime_ms: 20,
+            remote_rtp: "192.0.2.7:4000".parse().unwrap(),
+            remote_rtcp: "255.255.255.255:7000".parse().unwrap(),
+            rtcp_mux: false,
+            direction: Direction::SendOnly,
+            media_index: 0,
+            media_count: 1,
+        };
+        aim(&mut neg, MediaTo::Sdp, "192.0.2.7".parse().unwrap());
+        assert_eq!(neg.remote_rtcp, "192.0.2.7:7000".parse().unwrap());
     }
 }

@@ -51,7 +51,9 @@ impl Plan {
         };
         let first_uri = uri_of(first);
         let hop = hop_of(first_uri).unwrap_or(Hop::Addr(source));
-        let loose = Uri::parse(first_uri).is_ok_and(|u| u.params.has("lr"));
+        // A first route that does not parse is no strict router we could write as a
+        // Request-URI: it stays a Route header, which is cleaned like any header value.
+        let loose = Uri::parse(first_uri).map_or(true, |u| u.params.has("lr"));
         if loose {
             return Plan {
                 request_uri: target.to_string(),
