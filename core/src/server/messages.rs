@@ -166,8 +166,13 @@ const HEAD_OVERHEAD: usize = "Via: \r\nFrom: \r\nTo: ;tag=\r\nCall-ID: \r\nCSeq:
 /// The bytes a request makes us copy into what we send: the response head (Vias, From, To,
 /// Call-ID, CSeq), and for a call, the Record-Route and Contact our own requests repeat.
 fn copied_len(req: &Request<'_>) -> usize {
-    let vias: usize = req.vias.iter().map(|v| v.len()).sum();
-    let routes: usize = req.record_route.iter().map(|r| r.len()).sum();
+    // Each Via and Record-Route value is a line of its own, with its name, in what we write.
+    let vias: usize = req.vias.iter().map(|v| v.len() + "Via: \r\n".len()).sum();
+    let routes: usize = req
+        .record_route
+        .iter()
+        .map(|r| r.len() + "Record-Route: \r\n".len())
+        .sum();
     // A 420 names the Require tokens we do not support (the request's, at most).
     let required: usize = req.require.iter().map(|r| r.len() + 2).sum();
     vias + routes
