@@ -244,6 +244,19 @@ impl Checker {
         if t.transport == Transport::Tcp && bytes == b"\r\n" {
             return;
         }
+        let kind = match sip_kind(bytes) {
+            Kind::Status(code) => code.to_string(),
+            Kind::Method(m) => m,
+        };
+        if bytes.len() == MAX_DATAGRAM {
+            // The server keeps what it writes well under a datagram; a message that fills the
+            // buffer was cut to it.
+            let head = String::from_utf8_lossy(&bytes[..400]).into_owned();
+            return self.fail(
+                format!("SIP cut at MAX_DATAGRAM ({kind})"),
+                format!("to {}:\n{head}", t.remote),
+            );
+        }
         if let Err(why) = sip_well_formed(bytes) {
             let head = String::from_utf8_lossy(&bytes[..bytes.len().min(400)]).into_owned();
             return self.fail(
@@ -254,13 +267,9 @@ impl Checker {
                 format!("to {}: {why}\n{head}", t.remote),
             );
         }
-        let kind = match sip_kind(bytes) {
-            Kind::Status(code) => {
-                *self.seen.codes.entry(code).or_default() += 1;
-                code.to_string()
-            }
-            Kind::Method(m) => m,
-        };
+        if let Kind::Status(code) = sip_kind(bytes) {
+            *self.seen.codes.entry(code).or_default() += 1;
+        }
         if !self.seen.kinds.contains(&kind) {
             self.seen.kinds.insert(kind);
         }

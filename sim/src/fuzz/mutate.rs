@@ -161,15 +161,20 @@ fn filler(rng: &mut Rng, len: usize) -> Vec<u8> {
         2 => b";=,:<>@\"\\ \t",
         _ => b"9",
     };
+    // A random run of 256, repeated: variety enough, and cheap for 64 KB.
     let n = alphabet.len() as u64;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
+    let mut run = Vec::with_capacity(256);
+    while run.len() < 256 {
         // Eight picks from one draw.
         let mut r = rng.next_u64();
         for _ in 0..8 {
-            out.push(alphabet[(((r & 0xff) * n) >> 8) as usize]);
+            run.push(alphabet[(((r & 0xff) * n) >> 8) as usize]);
             r >>= 8;
         }
+    }
+    let mut out = Vec::with_capacity(len + 256);
+    while out.len() < len {
+        out.extend_from_slice(&run);
     }
     out.truncate(len);
     out
@@ -192,11 +197,11 @@ fn fitting(line: &[u8], want: usize) -> usize {
 
 /// A size for a "huge" value: mostly around a datagram's worth.
 fn huge(rng: &mut Rng) -> usize {
-    match rng.below(4) {
+    match rng.below(8) {
         0 => 64 * 1024,
-        1 => 8 * 1024 + rng.below(64) as usize - 32,
-        2 => rng.below(MAX_UDP as u64) as usize,
-        _ => 1000 + rng.below(10_000) as usize,
+        1 => rng.below(MAX_UDP as u64) as usize,
+        2 | 3 => 8 * 1024 + rng.below(64) as usize - 32,
+        _ => 1000 + rng.below(7_000) as usize,
     }
 }
 
@@ -231,7 +236,11 @@ pub fn structural(rng: &mut Rng, msg: &mut Msg, seeds: &[Msg]) {
                 Some(i) => i,
                 None => return,
             };
-            let n = 500 + rng.below(5000) as usize;
+            let n = if rng.one_in(2) {
+                500 + rng.below(5000) as usize
+            } else {
+                20 + rng.below(200) as usize
+            };
             // Thousands of Via values on one line, or as many lines.
             if rng.one_in(2) {
                 let r = msg.value_range(i);

@@ -112,10 +112,10 @@ impl World {
     /// for transactions, ACK waits and session timers to expire.
     fn pause(&mut self) -> Duration {
         let r = &mut self.rng;
-        let ns = match r.below(1000) {
-            0..800 => r.below(1_000_000),
-            800..980 => r.between(1_000_000, 10_000_000),
-            980..999 => r.between(10_000_000, 300_000_000),
+        let ns = match r.below(2000) {
+            0..1600 => r.below(1_000_000),
+            1600..1960 => r.between(1_000_000, 10_000_000),
+            1960..1999 => r.between(10_000_000, 300_000_000),
             _ => r.between(300_000_000, 35_000_000_000),
         };
         Duration::from_nanos(ns)
