@@ -50,11 +50,14 @@ pub enum Step {
 #[derive(Clone, Debug)]
 pub struct Runtime {
     rng: Rng,
-    /// Per thousand: binds refused, binds answered late (0.1–3 s), names resolved (to a
-    /// private address; the rest resolve to nothing).
-    pub refuse: u64,
-    pub slow: u64,
-    pub resolve: u64,
+    /// Ports another program holds: binding one (or the RTCP port above it) always fails.
+    taken: BTreeSet<u16>,
+    /// Per 100,000 binds: failed for no lasting reason (the server never offers such a port
+    /// again, so these are kept rare). Per 1,000: binds answered late (0.1–3 s), names
+    /// resolved (to a private address; the rest resolve to nothing).
+    refuse: u64,
+    slow: u64,
+    resolve: u64,
 }
 
 impl Runtime {
@@ -62,6 +65,7 @@ impl Runtime {
     pub fn plain() -> Runtime {
         Runtime {
             rng: Rng::new(0),
+            taken: BTreeSet::new(),
             refuse: 0,
             slow: 0,
             resolve: 0,
@@ -69,9 +73,12 @@ impl Runtime {
     }
 
     pub fn fuzzing(seed: u64) -> Runtime {
+        let mut rng = Rng::new(seed ^ 0x0072_756e_7469_6d65);
+        let taken = (0..48).map(|_| 10_000 + rng.below(10_001) as u16).collect();
         Runtime {
-            rng: Rng::new(seed ^ 0x0072_756e_7469_6d65),
-            refuse: 20,
+            rng,
+            taken,
+            refuse: 3,
             slow: 40,
             resolve: 500,
         }
@@ -105,7 +112,7 @@ pub struct Rig {
     /// Tokens the server made up since they were last taken (see [`Step::Issued`]).
     pub issued: Vec<String>,
     /// Replays only: a recorded token → the one this server made up in its place.
-    translate: Option<BTreeMap<String, String>>,
+    translate: Option<Translation>,
 }
 
 impl Rig {
@@ -141,7 +148,7 @@ impl Rig {
     /// by this server's.
     pub fn replaying(seed: u64) -> Rig {
         let mut rig = Rig::new(seed, Runtime::plain());
-        rig.translate = Some(BTreeMap::new());
+        rig.translate = Some(Translation::default());
         rig
     }
 
@@ -189,7 +196,7 @@ impl Rig {
                 self.datagrams += 1;
                 self.hostile += *hostile as u64;
                 let bytes = match &self.translate {
-                    Some(map) if !map.is_empty() => translate(bytes, map),
+                    Some(t) if !t.map.is_empty() => translate(bytes, &t.map),
                     _ => Cow::Borrowed(&bytes[..]),
                 };
                 self.check
@@ -204,7 +211,8 @@ impl Rig {
                 // A replay hangs up the call its own server started in the recorded one's
                 // place, and nothing when the recorded call started before the recording.
                 let call = match &self.translate {
-                    Some(map) => map
+                    Some(t) => t
+                        .map
                         .get(&format!("#{}", call.0))
                         .and_then(|h| h[1..].parse().ok())
                         .map(CallHandle),
@@ -222,8 +230,8 @@ impl Rig {
             }
             Step::Issued(recorded) => {
                 let mine = std::mem::take(&mut self.issued);
-                if let Some(map) = &mut self.translate {
-                    pair(recorded, &mine, map);
+                if let Some(t) = &mut self.translate {
+                    t.pair(recorded, &mine);
                 }
             }
         }
@@ -318,8 +326,10 @@ impl Rig {
         let now = self.now;
         let r = &mut self.runtime;
         match cmd {
-            Command::BindRtp { port, .. } => {
-                let ok = r.rng.below(1000) >= r.refuse;
+            Command::BindRtp { port, rtcp_mux } => {
+                let taken = r.taken.contains(&port)
+                    || (!rtcp_mux && r.taken.contains(&port.saturating_add(1)));
+                let ok = !taken && r.rng.below(100_000) >= r.refuse;
                 if r.rng.below(1000) < r.slow {
                     let delay = Duration::from_millis(100 + r.rng.below(2900));
                     self.late_binds.push((now + delay, port, ok));
@@ -394,26 +404,40 @@ fn translate<'a>(bytes: &'a [u8], map: &BTreeMap<String, String>) -> Cow<'a, [u8
     out
 }
 
-/// Pair the tokens a recording's server made up at one point with those this server made up
-/// since the last such point, handles with handles, from the last back (a minimised recording
-/// may have dropped earlier points, whose tokens no later step used). Tokens already paired (a
-/// dialog's tag, echoed in every response of the dialog) and those both made up (echoes of the
-/// input) are left aside.
-fn pair(recorded: &[String], mine: &[String], map: &mut BTreeMap<String, String>) {
-    let used: BTreeSet<&String> = map.values().collect();
-    let mut pairs = Vec::new();
-    for handles in [true, false] {
-        let theirs = recorded
-            .iter()
-            .filter(|t| t.starts_with('#') == handles && !mine.contains(t))
-            .filter(|t| !map.contains_key(*t));
-        let ours = mine
-            .iter()
-            .filter(|t| t.starts_with('#') == handles && !recorded.contains(t))
-            .filter(|t| !used.contains(t));
-        pairs.extend(theirs.rev().cloned().zip(ours.rev().cloned()));
+/// A replay's map from the tokens a recording's server made up to its own server's.
+#[derive(Debug, Default)]
+struct Translation {
+    map: BTreeMap<String, String>,
+    /// The map's values.
+    used: BTreeSet<String>,
+}
+
+impl Translation {
+    /// Pair the tokens a recording's server made up at one point with those this server made
+    /// up since the last such point, handles with handles, from the last back (a minimised
+    /// recording may have dropped earlier points, whose tokens no later step used). Tokens
+    /// already paired (a dialog's tag, echoed in every response of the dialog) and those both
+    /// made up (echoes of the input) are left aside.
+    fn pair(&mut self, recorded: &[String], mine: &[String]) {
+        let theirs_all: BTreeSet<&String> = recorded.iter().collect();
+        let mine_all: BTreeSet<&String> = mine.iter().collect();
+        for handles in [true, false] {
+            let theirs: Vec<&String> = recorded
+                .iter()
+                .filter(|t| t.starts_with('#') == handles && !mine_all.contains(t))
+                .filter(|t| !self.map.contains_key(*t))
+                .collect();
+            let ours: Vec<&String> = mine
+                .iter()
+                .filter(|t| t.starts_with('#') == handles && !theirs_all.contains(t))
+                .filter(|t| !self.used.contains(*t))
+                .collect();
+            for (a, b) in theirs.into_iter().rev().zip(ours.into_iter().rev()) {
+                self.map.insert(a.clone(), b.clone());
+                self.used.insert(b.clone());
+            }
+        }
     }
-    map.extend(pairs);
 }
 
 #[cfg(test)]
@@ -426,15 +450,16 @@ mod tests {
         let mut tokens = Vec::new();
         made_up(sent, &mut tokens);
         assert_eq!(tokens, ["fedcba9876543210", "0123456789abcdef"]);
-        let mut map = BTreeMap::new();
-        pair(
+        let mut t = Translation::default();
+        t.pair(
             &["fedcba9876543210".into(), "#7".into()],
             &["1111111111111111".into(), "#9".into()],
-            &mut map,
         );
-        assert_eq!(map.get("#7").map(String::as_str), Some("#9"));
+        assert_eq!(t.map.get("#7").map(String::as_str), Some("#9"));
+        // A token once paired keeps its partner.
+        t.pair(&["fedcba9876543210".into()], &["2222222222222222".into()]);
         let ack = b"ACK sip:x SIP/2.0\r\nTo: <sip:x>;tag=fedcba9876543210\r\n\r\n";
-        let out = translate(ack, &map);
+        let out = translate(ack, &t.map);
         assert_eq!(
             &out[..],
             &b"ACK sip:x SIP/2.0\r\nTo: <sip:x>;tag=1111111111111111\r\n\r\n"[..]
