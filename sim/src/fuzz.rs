@@ -95,12 +95,16 @@ pub const KNOWN: &[Known] = &[
         pattern: "SIP cut at MAX_DATAGRAM (420)",
         regression: "unsupported-list-over-a-datagram.txt",
     },
-    // A Record-Route whose URI does not parse (here folded inside it) is kept in the route set
-    // and, lacking a readable `;lr`, taken for a strict router: our BYE carries it as its
-    // Request-URI, which no parser (ours included) reads.
+    // A Record-Route whose URI does not parse (folded inside it, or before its `>`) is kept in
+    // the route set and, lacking a readable `;lr`, taken for a strict router: our BYE carries
+    // it as its Request-URI, which no parser (ours included) reads.
     Known {
         pattern: "does not parse: Bad Request-URI",
         regression: "record-route-folded-inside-its-uri.txt",
+    },
+    Known {
+        pattern: "does not parse: Bad Request-Line",
+        regression: "record-route-folded-before-its-bracket.txt",
     },
     // A 2xx copies the Record-Route values one per line: one request line with 200 values
     // makes a response of more header lines than MAX_HEADERS (128), which our own parser
