@@ -321,7 +321,7 @@ impl Dice for Rng {
 /// `cfg.known`, or `cfg.keep_going` asks to collect every kind of violation (a panic always ends
 /// the run: the server's state is then suspect).
 pub fn run(cfg: &FuzzConfig) -> Result<FuzzReport, FuzzFailure> {
-    #[allow(clippy::disallowed_methods)] // wall time of the run, for the report only
+    // Wall time of the run, for the report only.
     let started = Instant::now();
     let mut world = World::new(cfg.seed);
     let mut rig = Rig::new(SERVER_SEED, Runtime::fuzzing(cfg.seed));

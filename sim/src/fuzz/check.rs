@@ -2,7 +2,7 @@
 //! counters, whatever it was fed.
 //!
 //! The [`Checker`] sees every event, every transmit and the occupancy after every input; the
-//! first violation is kept and ends the run.
+//! first violation an input causes is kept for the driver.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};

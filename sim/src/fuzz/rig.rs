@@ -118,7 +118,7 @@ pub struct Rig {
 impl Rig {
     pub fn new(seed: u64, runtime: Runtime) -> Rig {
         let config = ServerConfig::default();
-        // The one wall-clock read: virtual time is this instant plus offsets.
+        // Virtual time is this instant plus offsets; the instant itself never matters.
         let base = Instant::now();
         // A fixed wall-clock epoch: RTCP NTP timestamps must not depend on the day of the run.
         let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
