@@ -6,9 +6,11 @@
 //! - [`replay`]: the caller side of a capture, played against the core;
 //! - [`verdict`]: pacing and dialog judgements of what the core sent;
 //! - [`generate`]: synthetic DP750 captures;
+//! - [`fuzz`]: a structure-aware fuzzer of the core, with invariants checked throughout;
 //! - [`report`]: text and JSON reports.
 
 pub mod engine;
+pub mod fuzz;
 pub mod generate;
 pub mod pcap;
 pub mod replay;

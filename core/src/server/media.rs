@@ -290,7 +290,8 @@ impl Media {
         else {
             return;
         };
-        if p.packets == 0 {
+        // Nothing sent yet, or held at 0.0.0.0 or :: (RFC 2543 hold): no report, nowhere to go.
+        if p.packets == 0 || neg.remote_rtcp.ip().to_canonical().is_unspecified() {
             return;
         }
         let wall = self.epoch_unix + (now - self.epoch);
