@@ -76,49 +76,9 @@ pub struct Known {
 }
 
 /// The open core bugs, each with a regression file that the tests expect to break the named
-/// invariant until the bug is fixed (then the entry goes and the file must pass).
-pub const KNOWN: &[Known] = &[
-    // An offer's `a=rtcp:PORT IN IP4|IP6 ADDRESS` (RFC 3605) sets where RTCP goes, and only the
-    // RTP address is checked against the media policy: reports go to broadcast, multicast,
-    // reserved, loopback or link-local addresses.
-    Known {
-        pattern: "RTCP to a forbidden address apart from the RTP one",
-        regression: "rtcp-attribute-loopback.txt",
-    },
-    Known {
-        pattern: "RTCP to a forbidden address apart from the RTP one",
-        regression: "rtcp-attribute-multicast.txt",
-    },
-    // A 420 echoes every unknown Require token in Unsupported, which the size checks do not
-    // count: over a datagram, the response is sent cut at MAX_DATAGRAM.
-    Known {
-        pattern: "SIP cut at MAX_DATAGRAM (420)",
-        regression: "unsupported-list-over-a-datagram.txt",
-    },
-    // A Record-Route whose URI does not parse (folded inside it, or before its `>`) is kept in
-    // the route set and, lacking a readable `;lr`, taken for a strict router: our BYE carries
-    // it as its Request-URI, which no parser (ours included) reads.
-    Known {
-        pattern: "does not parse: Bad Request-URI",
-        regression: "record-route-folded-inside-its-uri.txt",
-    },
-    Known {
-        pattern: "does not parse: Bad Request-Line",
-        regression: "record-route-folded-before-its-bracket.txt",
-    },
-    // A 2xx copies the Record-Route values one per line, which the size checks do not count:
-    // one request line with 200 values makes a response of more header lines than MAX_HEADERS
-    // (128), which our own parser refuses; a request under the copy limit makes a 2xx that
-    // is cut at MAX_DATAGRAM.
-    Known {
-        pattern: "does not parse: Too Many Headers",
-        regression: "record-route-values-over-the-header-limit.txt",
-    },
-    Known {
-        pattern: "SIP cut at MAX_DATAGRAM (200)",
-        regression: "record-route-values-over-a-datagram.txt",
-    },
-];
+/// invariant until the bug is fixed (then the entry goes and the file must pass). Every bug
+/// found so far is fixed; `sim/tests/fuzz-regressions/` keeps their inputs.
+pub const KNOWN: &[Known] = &[];
 
 impl Default for FuzzConfig {
     fn default() -> Self {
