@@ -420,7 +420,11 @@ impl Server {
         let (_, mut cx) = self.parts(now);
         match cx.txns.find(&key) {
             Some(id) => cx.txns.absorb(&mut cx.io, id, false),
-            None => cx.respond_final(req, key, 513, &[]),
+            None if cx.txns.admits(&cx.config.limits, req.remote.ip()) => {
+                cx.respond_final(req, key, 513, &[])
+            }
+            // Over the transaction caps as well: the stateless 503 would copy every Via.
+            None => cx.stats.refused_transactions += 1,
         }
     }
 

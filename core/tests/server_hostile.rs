@@ -832,3 +832,26 @@ fn rtcp_goes_only_to_the_rtp_host() {
         "{rtcp:?}"
     );
 }
+
+/// A request too large to answer in full from a source already at its transaction cap gets
+/// nothing: the 513 would need a transaction, and the stateless 503 would copy every Via.
+#[test]
+fn a_request_too_large_and_over_the_caps_gets_nothing() {
+    let mut h = limited(Limits {
+        transactions_per_source: 1,
+        ..Limits::default()
+    });
+    h.send(PHONE, &Dp750::new(0).request("OPTIONS", None, &[]));
+    let sent = h.sip().len();
+    let vias: Vec<String> = (0..400)
+        .map(|n| format!("SIP/2.0/UDP 10.0.1.{}:5060;branch=z9hG4bK{n:06}", n % 250))
+        .collect();
+    let big = Dp750::new(1).request("OPTIONS", None, &[]).replacen(
+        "From:",
+        &format!("Via: {}\r\nFrom:", vias.join(", ")),
+        1,
+    );
+    h.send(PHONE, &big);
+    assert_eq!(h.sip().len(), sent, "{}", h.transcript());
+    assert_eq!(h.server.stats().refused_transactions, 1);
+}

@@ -180,6 +180,7 @@ fn copied_len(req: &Request<'_>) -> usize {
         + req.from.len()
         + req.to.len()
         + req.call_id.len()
+        + req.cseq_method.len()
         + req.contact.map_or(0, |c| c.len())
 }
 
@@ -195,9 +196,13 @@ pub(crate) fn too_large(req: &Request<'_>) -> bool {
 /// fit in the rest of [`crate::sip::MAX_HEADERS`], which any parser of ours would take.
 const COPY_LINES: usize = crate::sip::MAX_HEADERS - 16;
 
-/// What the head of a 513 copies: the top Via only, From, To, Call-ID.
+/// What the head of a 513 copies: the top Via only, From, To, Call-ID, the CSeq method.
 pub(crate) fn copied_len_trimmed(req: &Request<'_>) -> usize {
-    req.vias.first().map_or(0, |v| v.len()) + req.from.len() + req.to.len() + req.call_id.len()
+    req.vias.first().map_or(0, |v| v.len())
+        + req.from.len()
+        + req.to.len()
+        + req.call_id.len()
+        + req.cseq_method.len()
 }
 
 /// The most a request may make us copy: what we add (a Contact, our SDP, a Warning) fits in the
