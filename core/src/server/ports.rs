@@ -1,6 +1,6 @@
 //! RTP ports: which even port of the configured range each call holds, and the bind and unbind
 //! requests the runtime carries out ([`Command::BindRtp`], [`Command::UnbindRtp`]). A port the
-//! runtime could not bind is not offered again.
+//! runtime could not bind is not offered again until the search has gone round the range.
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,7 +15,7 @@ pub(crate) struct Ports {
     range: (u16, u16),
     /// RTP port (even) → the call holding it, from the bind request on.
     held: BTreeMap<u16, CallHandle>,
-    /// Ports the runtime failed to bind (taken by another program).
+    /// Ports the runtime failed to bind (taken by another program) in this lap of the range.
     refused: BTreeSet<u16>,
     /// Where the search for a free port starts: round the range, from a random place, so a
     /// restarted server does not reuse the ports of the calls it just dropped.
@@ -61,7 +61,14 @@ impl Ports {
         for _ in 0..slots {
             let p = self.cursor.max(lo);
             let next = p.saturating_add(2);
-            self.cursor = if next >= hi { lo } else { next };
+            self.cursor = if next >= hi {
+                // A lap of the range: the ports refused during it get another try, so a bind
+                // that failed for a moment does not take its port away for good.
+                self.refused.clear();
+                lo
+            } else {
+                next
+            };
             if self.held.contains_key(&p) || self.refused.contains(&p) {
                 continue;
             }
@@ -72,7 +79,8 @@ impl Ports {
         None
     }
 
-    /// The runtime could not bind `port`: never offer it again.
+    /// The runtime could not bind `port`: not offered again until the search has gone round
+    /// the range.
     pub fn refuse(&mut self, port: u16) {
         self.held.remove(&port);
         self.refused.insert(port);
@@ -88,5 +96,32 @@ impl Ports {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused port is skipped for the rest of the lap, then offered again: a bind that
+    /// failed for a moment does not shrink the pool for good.
+    #[test]
+    fn a_refused_port_comes_back_after_a_lap() {
+        let mut rng = Rng::new(1);
+        let mut ports = Ports::new((10000, 10005), &mut rng); // 10000, 10002, 10004
+        let mut out = Outbox::default();
+        let first = ports.allocate(CallHandle(1), false, &mut out).unwrap();
+        ports.refuse(first);
+        let mut offered = Vec::new();
+        for n in 2..5 {
+            let p = ports.allocate(CallHandle(n), false, &mut out).unwrap();
+            offered.push(p);
+            ports.release(p, CallHandle(n), false, &mut out);
+        }
+        assert!(
+            offered.contains(&first),
+            "offered again after the lap: {offered:?}"
+        );
+        assert_ne!(offered[0], first, "not before");
     }
 }
