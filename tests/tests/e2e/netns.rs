@@ -199,9 +199,14 @@ fn probe(ns: &Namespaces, k: usize, target: &str, args: &[&str], dir: &TempDir) 
     (status.success(), json)
 }
 
+/// SIGTERM (the log is flushed on the way out), then SIGKILL if it has not exited in 10 s; the
+/// server's log.
 fn stop(mut server: Child, log: &PathBuf) -> String {
-    let _ = server.kill();
-    let _ = server.wait();
+    let _ = run("kill", &["-TERM", &server.id().to_string()]);
+    if wait_for(Duration::from_secs(10), || server.try_wait().ok().flatten()).is_none() {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
     std::fs::read_to_string(log).unwrap_or_default()
 }
 
