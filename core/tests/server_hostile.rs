@@ -647,8 +647,8 @@ fn no_answer_is_larger_than_its_request() {
 }
 
 /// An INVITE from a spoofed source that never ACKs earns a 100, the 200 until `ack_wait` (five
-/// in 8 s) and one BYE, each no larger than the INVITE: about 7× its size in all, where it was
-/// 1 + 11 responses and 11 BYEs.
+/// in 8 s) and one BYE, each no larger than the INVITE: about 7× its size in all, where RFC
+/// 3261's timers alone would send 1 + 11 responses and 11 BYEs.
 #[test]
 fn an_invite_nobody_acknowledges_earns_a_bounded_reply() {
     let mut h = Harness::new();
@@ -737,7 +737,7 @@ fn icmp_errors_that_do_not_show_a_dead_destination_end_nothing() {
     assert!(!ended(&h), "{}", h.transcript());
 }
 
-/// The attack that broke the generator tags used to come from: xoshiro256**'s output
+/// The attack that breaks xoshiro256**, a fast generator that is not a CSPRNG: its output
 /// `rotl(s1·5, 7)·9` gives `s1` back, and `s1` at four consecutive steps gives the whole
 /// state, so four observed tags predict every later one.
 mod xoshiro_attack {
@@ -779,8 +779,8 @@ mod xoshiro_attack {
     }
 }
 
-/// Tags come from a ChaCha8 keystream: the four tags before a tag do not give it away, where
-/// with the old generator they gave away every tag to come.
+/// Tags come from a ChaCha8 keystream: the four tags before a tag do not give it away, as they
+/// would from xoshiro256** (and then every tag to come).
 #[test]
 fn a_tag_cannot_be_predicted_from_the_ones_before() {
     use xoshiro_attack::*;

@@ -1,7 +1,7 @@
 //! A stream aimed where nobody listens ends: the kernel answers each RTP packet to a closed
 //! port with ICMP port unreachable, both binaries read those errors from the RTP socket's error
 //! queue (IP_RECVERR) and hand them to the core, which hangs up with BYE after 2 s of them.
-//! Without this, an INVITE naming a dead or foreign address bought music with no end.
+//! Otherwise an INVITE naming a dead or foreign address would buy music with no end.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
