@@ -6,41 +6,14 @@
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 
 use crate::sockaddr::from_sockaddr;
 
-fn set_int(fd: RawFd, level: libc::c_int, opt: libc::c_int) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a c_int we own, on an open fd.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            opt,
-            (&on as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Queue the ICMP errors for `socket`'s destinations (see the module docs).
 pub fn report_errors(socket: &UdpSocket) -> io::Result<()> {
-    let fd = socket.as_raw_fd();
-    match socket.local_addr()? {
-        SocketAddr::V4(_) => set_int(fd, libc::SOL_IP, libc::IP_RECVERR),
-        // A dual-stack socket gets IPv4 errors by IP_RECVERR, IPv6 ones by IPV6_RECVERR.
-        SocketAddr::V6(_) => {
-            set_int(fd, libc::SOL_IPV6, libc::IPV6_RECVERR)?;
-            let _ = set_int(fd, libc::SOL_IP, libc::IP_RECVERR);
-            Ok(())
-        }
-    }
+    let v4 = (libc::SOL_IP, libc::IP_RECVERR);
+    crate::net::enable_for_family(socket, v4, (libc::SOL_IPV6, libc::IPV6_RECVERR))
 }
 
 /// Take every error queued on `socket`; `each(destination)` for those that say the destination
@@ -99,6 +72,7 @@ pub fn take_unreachable(fd: RawFd, mut each: impl FnMut(SocketAddr)) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     /// A datagram to a closed port on loopback comes back as port unreachable, queued with the
     /// address it was sent to.

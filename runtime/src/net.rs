@@ -51,7 +51,6 @@ pub const SIP_SOCKET_BUFFER: usize = 4 << 20;
 /// of INVITEs would be dropped by the kernel before the loop ever saw it. A wildcard socket
 /// reports each datagram's destination address ([`crate::pktinfo`]).
 pub fn bind_sip_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    use std::os::fd::AsRawFd;
     let socket = bind_udp(addr)?;
     if addr.ip().is_unspecified() {
         if let Err(e) = crate::pktinfo::enable(&socket) {
@@ -59,23 +58,57 @@ pub fn bind_sip_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
         }
     }
     for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+        // A value above the system maximum is capped by the kernel, not refused.
         let size = SIP_SOCKET_BUFFER as libc::c_int;
-        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a c_int we own, on a socket
-        // we own. A value above the system maximum is capped by the kernel, not refused.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            debug!("setsockopt on {addr}: {}", io::Error::last_os_error());
+        if let Err(e) = set_int_option(&socket, libc::SOL_SOCKET, opt, size) {
+            debug!("setsockopt on {addr}: {e}");
         }
     }
     Ok(socket)
+}
+
+/// `setsockopt` of an `int` option on `socket`.
+pub(crate) fn set_int_option(
+    socket: &UdpSocket,
+    level: libc::c_int,
+    opt: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a c_int we own, on a socket
+    // we own.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            opt,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Turn on the IPv4 option `v4` (level, name) of an IPv4 socket, or the IPv6 one `v6` of an
+/// IPv6 socket, and `v4` as well where it applies: a dual-stack socket's IPv4 datagrams follow
+/// the IPv4 options.
+pub(crate) fn enable_for_family(
+    socket: &UdpSocket,
+    v4: (libc::c_int, libc::c_int),
+    v6: (libc::c_int, libc::c_int),
+) -> io::Result<()> {
+    match socket.local_addr()? {
+        SocketAddr::V4(_) => set_int_option(socket, v4.0, v4.1, 1),
+        SocketAddr::V6(_) => {
+            set_int_option(socket, v6.0, v6.1, 1)?;
+            let _ = set_int_option(socket, v4.0, v4.1, 1);
+            Ok(())
+        }
+    }
 }
 
 /// The sockets of `Command::BindRtp`: RTP on `port`, RTCP on `port + 1` unless muxed. Both or

@@ -7,7 +7,7 @@
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 
 use crate::sockaddr::{from_sockaddr, to_sockaddr};
 
@@ -15,37 +15,10 @@ use crate::sockaddr::{from_sockaddr, to_sockaddr};
 /// `in6_pktinfo` message, the larger of the two.
 pub type Control = [u64; 8];
 
-fn set_on(fd: RawFd, level: libc::c_int, opt: libc::c_int) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a c_int we own, on an open fd.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            opt,
-            (&on as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Ask for each datagram's destination address on `socket` (a wildcard-bound SIP socket).
 pub fn enable(socket: &UdpSocket) -> io::Result<()> {
-    let fd = socket.as_raw_fd();
-    match socket.local_addr()? {
-        SocketAddr::V4(_) => set_on(fd, libc::IPPROTO_IP, libc::IP_PKTINFO),
-        SocketAddr::V6(_) => {
-            set_on(fd, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO)?;
-            // IPv4 datagrams on a dual-stack socket report theirs this way.
-            let _ = set_on(fd, libc::IPPROTO_IP, libc::IP_PKTINFO);
-            Ok(())
-        }
-    }
+    let v4 = (libc::IPPROTO_IP, libc::IP_PKTINFO);
+    crate::net::enable_for_family(socket, v4, (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO))
 }
 
 /// The destination address in the control messages `recvmsg` left in `msg` (a received
@@ -205,6 +178,7 @@ pub fn source_for(bound: SocketAddr, local: SocketAddr) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     /// On a wildcard socket the destination each datagram was sent to is reported, and a reply
     /// sent from a chosen address leaves from it.
