@@ -321,21 +321,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sip_source_mode_keeps_the_ports_and_a_held_stream() {
+    /// PCMU at 20 ms, streamed to `rtp`, reports to `rtcp`.
+    fn negotiated(rtp: &str, rtcp: &str) -> Negotiated {
         use crate::{sdp::Direction, Codec};
-        let mut neg = Negotiated {
+        Negotiated {
             codec: Codec::Pcmu,
             payload_type: 0,
             dtmf_pt: None,
             ptime_ms: 20,
-            remote_rtp: "192.0.2.7:4000".parse().unwrap(),
-            remote_rtcp: "192.0.2.7:4001".parse().unwrap(),
+            remote_rtp: rtp.parse().unwrap(),
+            remote_rtcp: rtcp.parse().unwrap(),
             rtcp_mux: false,
             direction: Direction::SendOnly,
             media_index: 0,
             media_count: 1,
-        };
+        }
+    }
+
+    #[test]
+    fn sip_source_mode_keeps_the_ports_and_a_held_stream() {
+        let mut neg = negotiated("192.0.2.7:4000", "192.0.2.7:4001");
         let source: IpAddr = "198.51.100.1".parse().unwrap();
         let mut sdp_mode = neg;
         aim(&mut sdp_mode, MediaTo::Sdp, source);
@@ -360,19 +365,7 @@ mod tests {
 
     #[test]
     fn rtcp_goes_only_to_the_rtp_host() {
-        use crate::{sdp::Direction, Codec};
-        let mut neg = Negotiated {
-            codec: Codec::Pcmu,
-            payload_type: 0,
-            dtmf_pt: None,
-            ptime_ms: 20,
-            remote_rtp: "192.0.2.7:4000".parse().unwrap(),
-            remote_rtcp: "255.255.255.255:7000".parse().unwrap(),
-            rtcp_mux: false,
-            direction: Direction::SendOnly,
-            media_index: 0,
-            media_count: 1,
-        };
+        let mut neg = negotiated("192.0.2.7:4000", "255.255.255.255:7000");
         aim(&mut neg, MediaTo::Sdp, "192.0.2.7".parse().unwrap());
         assert_eq!(neg.remote_rtcp, "192.0.2.7:7000".parse().unwrap());
     }

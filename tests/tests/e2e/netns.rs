@@ -210,13 +210,21 @@ fn stop(mut server: Child, log: &PathBuf) -> String {
     std::fs::read_to_string(log).unwrap_or_default()
 }
 
+/// The probe's call was healthy and heard at least 2 s of music (3 s placed).
+fn assert_heard_music(ok: bool, json: &str, log: &str) {
+    assert!(ok, "probe failed: {json}\nserver log:\n{log}");
+    let report: serde_json::Value = serde_json::from_str(json).expect("probe JSON");
+    assert_eq!(report["calls_ok"], 1, "{json}");
+    assert!(report["packets_received"].as_u64() >= Some(100), "{json}");
+}
+
 /// Two namespaces on one link; the caller's /etc/hosts maps `onhold.test` to the server.
 fn a_caller_on_another_host_calling_a_name_hears_the_music(rt: Runtime) {
     let Some(ns) = namespaces("l", 2) else {
         return;
     };
-    let net = 10 + ns.id().len() as u8; // any free /24 works; the namespaces are private
-    let (server_ip, caller_ip) = (format!("10.77.{net}.1"), format!("10.77.{net}.2"));
+    // Each test's namespaces are network stacks of their own: the addresses never collide.
+    let (server_ip, caller_ip) = ("10.77.0.1".to_string(), "10.77.0.2".to_string());
     ns.link(0, &format!("{server_ip}/24"), 1, &format!("{caller_ip}/24"))
         .expect("veth link");
     let hosts = PathBuf::from(format!("/etc/netns/{}", ns.name(1)));
@@ -236,10 +244,7 @@ fn a_caller_on_another_host_calling_a_name_hears_the_music(rt: Runtime) {
         &dir,
     );
     let log = stop(server, &log);
-    assert!(ok, "probe failed: {json}\nserver log:\n{log}");
-    let report: serde_json::Value = serde_json::from_str(&json).expect("probe JSON");
-    assert_eq!(report["calls_ok"], 1, "{json}");
-    assert!(report["packets_received"].as_u64() >= Some(100), "{json}");
+    assert_heard_music(ok, &json, &log);
     // The call started: the ACK reached the Contact, which named the address the INVITE was
     // sent to (a Contact of 127.0.0.1 would have left the call waiting for its ACK).
     assert!(
@@ -255,8 +260,7 @@ fn a_caller_behind_a_nat_hears_the_music_through_latching(rt: Runtime) {
     let Some(ns) = namespaces("n", 3) else {
         return;
     };
-    let net = 20 + ns.id().len() as u8;
-    let (server_ip, nat_ip) = (format!("10.78.{net}.1"), format!("10.78.{net}.2"));
+    let (server_ip, nat_ip) = ("10.78.0.1".to_string(), "10.78.0.2".to_string());
     ns.link(0, &format!("{server_ip}/24"), 1, &format!("{nat_ip}/24"))
         .expect("server–NAT link");
     ns.link(1, "192.168.77.1/24", 2, "192.168.77.2/24")
@@ -315,10 +319,7 @@ fn a_caller_behind_a_nat_hears_the_music_through_latching(rt: Runtime) {
         &dir,
     );
     let log = stop(server, &log);
-    assert!(ok, "probe failed: {json}\nserver log:\n{log}");
-    let report: serde_json::Value = serde_json::from_str(&json).expect("probe JSON");
-    assert_eq!(report["calls_ok"], 1, "{json}");
-    assert!(report["packets_received"].as_u64() >= Some(100), "{json}");
+    assert_heard_music(ok, &json, &log);
     assert!(
         log.contains("latched") && log.contains(&format!("remote_rtp={nat_ip}:")),
         "the stream latched to the NAT's address:\n{log}"
