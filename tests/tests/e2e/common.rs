@@ -1,9 +1,18 @@
 //! Judging one call's media against the SIP exchange that framed it.
 
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use onhold_tests::rtp::{check_stream, StreamReport};
-use onhold_tests::{RtpPacket, SippRun};
+use onhold_tests::{ports, RtpPacket, Runtime, Server, ServerOptions, SippRun};
+
+/// `rt` listening on TCP too, with `opts`, logging at debug (which shows its connections); its
+/// TCP address.
+pub fn with_tcp(rt: Runtime, opts: ServerOptions) -> (Server, SocketAddr) {
+    let tcp: SocketAddr = ([127, 0, 0, 1], ports::free_tcp_port()).into();
+    let opts = opts.arg("--listen").arg(format!("tcp:{tcp}"));
+    (Server::start_with(rt, opts.log_level("debug")), tcp)
+}
 
 /// The share of inter-arrival gaps a call's stream must have within ±15 ms of its ptime. A
 /// pacing fault (bursts, a wrong ptime) puts most gaps outside; what remains is the receiving

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use onhold_probe::msg::Message;
 use onhold_tests::server::options;
 use onhold_tests::tcp::{accept, ok_to, TcpCaller};
-use onhold_tests::{both_runtimes, ports, wait_for, RtpReceiver, Runtime, Server, ServerOptions};
+use onhold_tests::{both_runtimes, wait_for, RtpReceiver, Runtime, Server, ServerOptions};
 
 use crate::common::STOP_SLACK;
 
@@ -29,21 +29,15 @@ const MAX_CALL: Duration = Duration::from_secs(3);
 /// The server's `shutdown_grace`: SIGTERM waits this long only for a BYE still unanswered.
 const GRACE: Duration = Duration::from_secs(10);
 
-/// A server listening on TCP too (logging at debug, which shows its connections), hanging up after [`MAX_CALL`]; its TCP address.
+/// A server listening on TCP too (logging at debug, which shows its connections), hanging up
+/// after [`MAX_CALL`]; its TCP address.
 fn server(rt: Runtime) -> (Server, SocketAddr) {
-    let tcp: SocketAddr = ([127, 0, 0, 1], ports::free_tcp_port()).into();
-    let server = Server::start_with(
-        rt,
-        ServerOptions::default()
-            .arg("--listen")
-            .arg(format!("tcp:{tcp}"))
-            .arg("--max-call-duration")
-            .arg(format!("{}s", MAX_CALL.as_secs()))
-            .arg("--shutdown-grace")
-            .arg(format!("{}s", GRACE.as_secs()))
-            .log_level("debug"),
-    );
-    (server, tcp)
+    let opts = ServerOptions::default()
+        .arg("--max-call-duration")
+        .arg(format!("{}s", MAX_CALL.as_secs()))
+        .arg("--shutdown-grace")
+        .arg(format!("{}s", GRACE.as_secs()));
+    crate::common::with_tcp(rt, opts)
 }
 
 /// `bye` is our call's BYE, sent over TCP to our Contact, about [`MAX_CALL`] after the 200.

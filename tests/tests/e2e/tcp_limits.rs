@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use onhold_tests::tcp::SipStream;
-use onhold_tests::{both_runtimes, ports, Runtime, Server, ServerOptions};
+use onhold_tests::{both_runtimes, Runtime, Server, ServerOptions};
 
 both_runtimes!(tcp_connections_are_bounded_in_time_and_per_source);
 
@@ -28,15 +28,7 @@ const SLACK: Duration = Duration::from_secs(4);
 
 /// A server that also listens on TCP, logging its connections (debug); its TCP address.
 fn server(rt: Runtime) -> (Server, SocketAddr) {
-    let tcp: SocketAddr = ([127, 0, 0, 1], ports::free_tcp_port()).into();
-    let server = Server::start_with(
-        rt,
-        ServerOptions::default()
-            .arg("--listen")
-            .arg(format!("tcp:{tcp}"))
-            .log_level("debug"),
-    );
-    (server, tcp)
+    crate::common::with_tcp(rt, ServerOptions::default())
 }
 
 fn connect(tcp: SocketAddr) -> SipStream {
