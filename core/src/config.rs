@@ -146,6 +146,10 @@ pub struct Config {
     /// `None`: the runtime keys the generator from the OS random source.
     pub seed: Option<u64>,
     pub shutdown_grace: Duration,
+    /// The control API's HTTP listener (`None`: off).
+    pub control_listen: Option<SocketAddr>,
+    /// The bearer token every control request must carry; required for a non-loopback listener.
+    pub control_token: Option<String>,
     /// The file it was read from, if any.
     pub file: Option<PathBuf>,
     /// Things worth a log line that are not errors (unknown `ONHOLD_*` variables).
@@ -154,7 +158,7 @@ pub struct Config {
 }
 
 /// Every top-level key, in the order `--check-config` prints them.
-pub const KEYS: [&str; 26] = [
+pub const KEYS: [&str; 28] = [
     "listen",
     "rtp_ports",
     "rtp_ip",
@@ -179,6 +183,8 @@ pub const KEYS: [&str; 26] = [
     "log_format",
     "seed",
     "shutdown_grace",
+    "control_listen",
+    "control_token",
     "limits",
     "classes",
 ];
@@ -307,7 +313,7 @@ impl Config {
             }
         }
 
-        let flags: [(&'static str, Option<&String>); 23] = [
+        let flags: [(&'static str, Option<&String>); 25] = [
             ("rtp_ports", args.rtp_ports.as_ref()),
             ("rtp_ip", args.rtp_ip.as_ref()),
             ("advertised_address", args.advertised_address.as_ref()),
@@ -331,6 +337,8 @@ impl Config {
             ("log_format", args.log_format.as_ref()),
             ("seed", args.seed.as_ref()),
             ("shutdown_grace", args.shutdown_grace.as_ref()),
+            ("control_listen", args.control_listen.as_ref()),
+            ("control_token", args.control_token.as_ref()),
         ];
         for (key, value) in flags {
             if let Some(v) = value {
@@ -504,6 +512,45 @@ impl Config {
             }
             None => Duration::from_secs(5),
         };
+        let control_token = match get("control_token") {
+            Some(s) => {
+                let allowed = "must be at least 16 characters of printable ASCII, no spaces";
+                let t = text(s, "control_token", allowed)?;
+                if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+                    // The value is a secret: never echoed.
+                    return Err(ConfigError {
+                        key: "control_token".into(),
+                        value: "\"(hidden)\"".into(),
+                        allowed: allowed.into(),
+                        origin: Some(s.origin.clone()),
+                    });
+                }
+                Some(t)
+            }
+            None => None,
+        };
+        let control_listen = match get("control_listen") {
+            Some(s) => {
+                let allowed = "must be IP:PORT (e.g. 127.0.0.1:8080) or \"off\"";
+                let t = text(s, "control_listen", allowed)?;
+                if t == "off" {
+                    None
+                } else {
+                    let addr: SocketAddr =
+                        t.parse().map_err(|_| err("control_listen", s, allowed))?;
+                    if !addr.ip().is_loopback() && control_token.is_none() {
+                        return Err(err(
+                            "control_listen",
+                            s,
+                            "is not a loopback address: anyone who reaches it could hang up calls; \
+                             set control_token (or ONHOLD_CONTROL_TOKEN) to listen there",
+                        ));
+                    }
+                    Some(addr)
+                }
+            }
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        };
 
         let normalize = match get("normalize") {
             Some(s) => boolean(s, "normalize")?,
@@ -549,6 +596,8 @@ impl Config {
             log_format,
             seed,
             shutdown_grace,
+            control_listen,
+            control_token,
             file: file.map(|(p, _)| p.to_path_buf()),
             warnings,
             origins,
@@ -656,6 +705,10 @@ impl Config {
                 "shutdown_grace",
                 quote(&format_duration(self.shutdown_grace)),
             ),
+            (
+                "control_listen",
+                quote(&self.control_listen.map_or("off".into(), |a| a.to_string())),
+            ),
         ];
         let mut out = String::from(
             "# onhold effective configuration (flags > ONHOLD_* environment > file > defaults)\n",
@@ -677,6 +730,10 @@ impl Config {
         };
         for (key, value) in lines.drain(..) {
             out.push_str(&line(key, key, &value));
+        }
+        if self.control_token.is_some() {
+            // A secret: the output says one is set and where from, never what it is.
+            out.push_str(&line("control_token", "# control_token", "(set, hidden)"));
         }
         out.push_str("\n[limits]\n");
         for (key, value) in &limits {

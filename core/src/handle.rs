@@ -11,3 +11,15 @@ impl std::fmt::Display for CallHandle {
         write!(f, "{}.{}", self.0 & 0xFFFF_FFFF, self.0 >> 32)
     }
 }
+
+impl std::str::FromStr for CallHandle {
+    type Err = ();
+
+    /// The `slot.generation` form [`Display`](std::fmt::Display) writes.
+    fn from_str(s: &str) -> Result<CallHandle, ()> {
+        let (slot, generation) = s.split_once('.').ok_or(())?;
+        let slot: u32 = slot.parse().map_err(|_| ())?;
+        let generation: u32 = generation.parse().map_err(|_| ())?;
+        Ok(CallHandle(u64::from(generation) << 32 | u64::from(slot)))
+    }
+}

@@ -27,6 +27,7 @@ mod timers;
 
 pub use codec::Codec;
 pub use server::{
-    CallHandle, Command, Control, Direction, EndReason, Event, Server, ServerConfig, Stats,
-    Transmit, TransmitKind, Transport, MAX_DATAGRAM,
+    CallHandle, CallInfo, CodeCounts, Command, Control, Direction, EndReason, Event, Lateness,
+    Limit, MediaInfo, Occupancy, Server, ServerConfig, SipCounts, SipTrace, Source, Stats,
+    Transmit, TransmitKind, Transport, LATENESS_BOUNDS_US, MAX_DATAGRAM, SIP_METHODS,
 };

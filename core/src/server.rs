@@ -114,8 +114,14 @@ impl Cx<'_> {
             return true;
         }
         self.stats.refused_transactions += 1;
+        self.limit_hit(req, Limit::Transactions);
         self.respond_stateless(req, 503, "5");
         false
+    }
+
+    fn limit_hit(&mut self, req: &Request<'_>, limit: Limit) {
+        let remote = req.remote;
+        self.io.out.event(Event::LimitHit { remote, limit });
     }
 
     /// One final response kept nowhere: a refusal for a limit, each retransmission answered
@@ -168,6 +174,8 @@ pub struct Server {
     /// After `Control::Shutdown`: the grace deadline, and whether `Event::Drained` went out.
     draining: Option<Instant>,
     drained: bool,
+    /// Report every SIP message as `Event::Sip`.
+    sip_trace: bool,
 }
 
 impl Server {
@@ -193,6 +201,7 @@ impl Server {
             stats: Stats::default(),
             draining: None,
             drained: false,
+            sip_trace: false,
             config,
             library,
             rng,
@@ -246,6 +255,9 @@ impl Server {
             }
         }
         self.stats.sip_in += 1;
+        if self.sip_trace {
+            self.trace(true, transport, local, remote, data);
+        }
         let denied = !policy::allowed(&self.config.allow, remote.ip());
         if denied {
             self.stats.denied += 1;
@@ -278,6 +290,7 @@ impl Server {
                 }
             }
             Parsed::Response(r) => {
+                self.stats.sip.responses_in.add(r.code);
                 let mut io = Io {
                     now,
                     timers: &mut self.timers,
@@ -292,12 +305,16 @@ impl Server {
                 }
                 self.finish_drain(now, false);
             }
-            Parsed::Request(req) => self.on_request(now, req),
+            Parsed::Request(req) => {
+                self.stats.sip.requests_in[SipCounts::method_index(req.method)] += 1;
+                self.on_request(now, req)
+            }
             Parsed::Bad {
                 request: Some(req),
                 reason,
                 code,
             } => {
+                self.stats.sip.requests_in[SipCounts::method_index(req.method)] += 1;
                 // Enough of the request survived to answer it (RFC 3261 §8.2: 400 for malformed).
                 if req.method == "ACK" {
                     self.stats.dropped += 1;
@@ -311,6 +328,7 @@ impl Server {
                 match cx.txns.find(&key) {
                     Some(id) => cx.txns.absorb(&mut cx.io, id, false),
                     None => {
+                        cx.stats.bad_requests += u64::from(*code == 400);
                         let why = format!("SIP;cause={code};text=\"{reason}\"");
                         cx.respond_final(req, key, *code, &[("Reason", &why)]);
                     }
@@ -460,7 +478,14 @@ impl Server {
         match control {
             Control::Hangup(call) => {
                 let (dialogs, mut cx) = self.parts(now);
-                dialogs.hangup(&mut cx, call, EndReason::Control);
+                dialogs.hangup(&mut cx, call, EndReason::Operator);
+            }
+            Control::Source { call, source } => {
+                let class = match &source {
+                    Source::Class(name) => self.library.class_for(name),
+                    Source::Music { library, .. } => library.default_class(),
+                };
+                self.media.switch(call, class, source);
             }
             Control::Shutdown { grace } => {
                 if self.draining.is_none() {
@@ -571,7 +596,14 @@ impl Server {
                 .poll_rtp(now, buf, &self.library, &mut self.stats, &mut self.out)?,
         };
         match t.kind {
-            TransmitKind::Sip => self.stats.sip_out += 1,
+            TransmitKind::Sip => {
+                self.stats.sip_out += 1;
+                let message = &buf[..t.len];
+                self.stats.sip.count_sent(message);
+                if self.sip_trace {
+                    self.trace(false, t.transport, t.local, t.remote, message);
+                }
+            }
             TransmitKind::Rtcp => self.stats.rtcp_out += 1,
             TransmitKind::Rtp => self.stats.rtp_out += 1,
         }
@@ -619,6 +651,52 @@ impl Server {
             call_sources: self.dialogs.sources(),
             queued: self.out.queued(),
         }
+    }
+
+    /// Report every SIP message in and out as `Event::Sip` (off by default: it copies each one).
+    pub fn set_sip_trace(&mut self, on: bool) {
+        self.sip_trace = on;
+    }
+
+    #[cold]
+    fn trace(
+        &mut self,
+        inbound: bool,
+        transport: Transport,
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: &[u8],
+    ) {
+        self.out.event(Event::Sip(SipTrace {
+            inbound,
+            transport,
+            local,
+            remote,
+            text: String::from_utf8_lossy(data).into_owned(),
+        }));
+    }
+
+    /// What is known about one call, while it lasts.
+    pub fn call_info(&self, call: CallHandle) -> Option<CallInfo> {
+        let media = self.media.info(call, &self.library);
+        self.dialogs.info(call, media)
+    }
+
+    /// Every call, oldest first.
+    pub fn calls(&self) -> Vec<CallInfo> {
+        let mut calls: Vec<CallInfo> = self
+            .dialogs
+            .handles()
+            .into_iter()
+            .filter_map(|h| self.call_info(h))
+            .collect();
+        calls.sort_by_key(|c| (c.created, c.call));
+        calls
+    }
+
+    /// The music library in use.
+    pub fn library(&self) -> &Arc<Library> {
+        &self.library
     }
 
     /// Is the server refusing new calls (after `Control::Shutdown`)?

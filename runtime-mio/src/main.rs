@@ -3,8 +3,8 @@
 //! Same command line and configuration as `onhold` (both come from the `onhold` library). What
 //! differs is the loop: the core's deadline is a `timerfd` with an absolute CLOCK_MONOTONIC time
 //! (mio's own timeout rounds to milliseconds), signals arrive on a `signalfd`, and datagrams move
-//! in batches with `recvmmsg`/`sendmmsg`. Helper threads (music reloads, host-name lookups)
-//! report through channels and wake the loop with a `Waker`.
+//! in batches with `recvmmsg`/`sendmmsg`. Helper threads (music reloads, host-name lookups, the
+//! control API) report through channels and wake the loop with a `Waker`.
 
 mod sys;
 mod tcp;
@@ -27,7 +27,7 @@ use onhold_runtime::net::{self, SendQueue, SocketTable};
 use onhold_runtime::resolve::Resolver;
 use onhold_runtime::signals::{spawn_helper, SIGNALS};
 use onhold_runtime::startup::{self, ReloadResult, Startup};
-use onhold_runtime::{icmp, pktinfo};
+use onhold_runtime::{control, icmp, pktinfo};
 use tracing::{debug, error, info, warn};
 
 use sys::{Batch, SignalFd, TimerFd};
@@ -191,10 +191,22 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
             let _ = waker.wake();
         })
     };
+    let mut life = Lifecycle::new(&startup);
+    let plane = {
+        let waker = Arc::clone(&waker);
+        control::start(&startup, move || {
+            let _ = waker.wake();
+        })
+        .map_err(io::Error::other)?
+    };
+    if let Some(p) = &plane {
+        info!("control API on http://{}", p.local);
+    }
+    life.set_control(plane);
     let mut lp = Loop {
         poll,
         server: startup.new_server(),
-        life: Lifecycle::new(&startup),
+        life,
         sockets,
         tcp,
         resolver,
@@ -278,7 +290,8 @@ impl Loop {
                         }
                     }
                     TIMER => self.timer.clear(),
-                    // A reload or a lookup finished (lookups are answered at the top of the turn).
+                    // A reload or a lookup finished, or the control API asked something (lookups
+                    // and control requests are answered at the top of the turn).
                     WAKER => {
                         while let Ok(result) = self.reload_rx.try_recv() {
                             self.life

@@ -4,7 +4,7 @@
 //! asks for with `Command::BindRtp`) has a small reader task that forwards datagrams over one
 //! bounded channel, so waking costs the same with ten sockets or ten thousand. The server task's
 //! loop: core timer → commands → transmits → events → wait for the earliest of a datagram, the
-//! core's deadline, a signal, a finished reload, a control message, a finished host-name lookup,
+//! core's deadline, a signal, a finished reload, a control API request, a finished host-name lookup,
 //! a TCP peer we can no longer reach, or a blocked socket turning writable.
 
 use std::collections::BTreeSet;
@@ -18,13 +18,13 @@ use std::task::Poll;
 use std::time::Instant;
 
 use async_signal::{Signal, Signals};
-use onhold_core::{Command, Control, Server, Transport, MAX_DATAGRAM};
+use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
 use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
 use onhold_runtime::resolve::Resolver;
 use onhold_runtime::startup::{self, Startup};
-use onhold_runtime::{icmp, pktinfo};
-use smol::channel::{Receiver, Sender};
+use onhold_runtime::{control, icmp, pktinfo};
+use smol::channel::Sender;
 use smol::future::FutureExt as _;
 use smol::stream::StreamExt as _;
 use smol::{Async, LocalExecutor, Task, Timer};
@@ -74,7 +74,8 @@ enum Wake {
     Timer,
     Signal(i32),
     Reloaded(startup::ReloadResult),
-    Control(Control),
+    /// The control API asked something (served at the top of the turn).
+    Control,
     Writable,
     Resolved,
     Unreachable(SocketAddr),
@@ -128,9 +129,24 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
         let _ = resolved_tx.try_send(());
     });
     let mut life = Lifecycle::new(&startup);
-    // The control API (HTTP) will hold the sender; until then it is only kept alive.
-    let (_control_tx, control_rx): (Sender<Control>, Receiver<Control>) =
-        smol::channel::unbounded();
+    // A control request wakes the loop through this channel; one pending wake is enough (the
+    // lifecycle serves every waiting request at the top of the turn).
+    let (control_tx, control_rx) = smol::channel::bounded::<()>(1);
+    match control::start(&startup, move || {
+        let _ = control_tx.try_send(());
+    }) {
+        Ok(plane) => {
+            if let Some(p) = &plane {
+                tracing::info!("control API on http://{}", p.local);
+            }
+            life.set_control(plane);
+        }
+        Err(line) => {
+            error!("{line}");
+            eprintln!("onhold: {line}");
+            return ExitCode::from(1);
+        }
+    }
     let (reload_tx, reload_rx) = smol::channel::bounded(1);
     let mut signals = signals;
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -205,7 +221,7 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
         })
         .or(async {
             match control_rx.recv().await {
-                Ok(c) => Wake::Control(c),
+                Ok(()) => Wake::Control,
                 Err(_) => std::future::pending().await,
             }
         })
@@ -252,7 +268,7 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
                     }
                 }
             }
-            Wake::Timer | Wake::Writable | Wake::Resolved => {}
+            Wake::Timer | Wake::Writable | Wake::Resolved | Wake::Control => {}
             Wake::Unreachable(first) => {
                 let mut next = Some(first);
                 while let Some(remote) = next.take() {
@@ -275,7 +291,6 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
                 }
             },
             Wake::Reloaded(result) => life.reload_done(&mut server, Instant::now(), result),
-            Wake::Control(c) => server.control(Instant::now(), c),
         }
     }
 }

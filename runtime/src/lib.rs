@@ -3,6 +3,8 @@
 //! `onhold-mio` (raw mio) both build on this crate, so the two differ only in how they wait and
 //! how they move datagrams.
 
+pub mod control;
+pub mod ctl;
 pub mod icmp;
 pub mod lifecycle;
 pub mod logging;
@@ -48,6 +50,8 @@ pub enum CliCommand {
     Run(Box<RunArgs>),
     /// Call a Music On Hold server and judge the stream it sends (exit 0 when healthy).
     Probe(onhold_probe::ProbeArgs),
+    /// Talk to a running server's control API: calls, hangup, reload, events, metrics.
+    Ctl(ctl::CtlArgs),
 }
 
 /// Parse the command line and run: `name` is the binary's (for `--version` and usage),
@@ -60,6 +64,7 @@ pub fn main_with(name: &'static str, serve: fn(startup::Startup) -> ExitCode) ->
     };
     let args = match cli.command {
         Some(CliCommand::Probe(p)) => return onhold_probe::run(p),
+        Some(CliCommand::Ctl(c)) => return ctl::run(c),
         Some(CliCommand::Run(args)) => *args,
         None => cli.run,
     };

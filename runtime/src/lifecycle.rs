@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use onhold_core::{Control, Event, Server, Stats};
 use tracing::{debug, error, info, warn};
 
+use crate::control::{Answer, Ask, ControlPlane};
 use crate::logging;
 use crate::signals::{signal_action, signal_name, SignalAction};
 use crate::startup::{ReloadResult, Startup};
@@ -34,6 +35,8 @@ pub struct Lifecycle {
     late: LateReport,
     /// Counters as last reported, and when the next report is due.
     stats: (Stats, Option<Instant>),
+    /// The control API, when it listens.
+    control: Option<ControlPlane>,
 }
 
 /// How often the counters are logged while they change.
@@ -82,6 +85,46 @@ impl Lifecycle {
             hard_deadline: None,
             late: LateReport::default(),
             stats: (Stats::default(), None),
+            control: None,
+        }
+    }
+
+    /// Serve the control API from this loop (see [`crate::control`]).
+    pub fn set_control(&mut self, control: Option<ControlPlane>) {
+        self.control = control;
+    }
+
+    /// Answer what the control API asked since the last turn.
+    fn serve_control(&mut self, server: &mut Server, now: Instant) {
+        let Some(control) = self.control.as_mut() else {
+            return;
+        };
+        for (ask, reply) in control.take(server) {
+            let answer = match ask {
+                Ask::BeginReload if self.reloading => {
+                    Answer::ReloadSeed(Err("a reload is already running".into()))
+                }
+                Ask::BeginReload => {
+                    info!("control API: reloading configuration and music");
+                    self.reloading = true;
+                    self.reloads += 1;
+                    Answer::ReloadSeed(Ok(self.base_seed.wrapping_add(self.reloads)))
+                }
+                Ask::EndReload(result) => {
+                    let summary = result
+                        .as_ref()
+                        .map(|r| r.summary.clone())
+                        .map_err(Clone::clone);
+                    self.reload_done(server, now, result);
+                    Answer::Reloaded(summary)
+                }
+                ask => match self.control.as_mut() {
+                    Some(c) => c.answer(server, now, ask),
+                    None => continue,
+                },
+            };
+            // The asker may have timed out and gone: nothing to do then.
+            let _ = reply.send(answer);
         }
     }
 
@@ -118,6 +161,14 @@ impl Lifecycle {
 
     pub fn reload_done(&mut self, server: &mut Server, now: Instant, result: ReloadResult) {
         self.reloading = false;
+        if let Some(c) = self.control.as_mut() {
+            c.reloaded(
+                &result
+                    .as_ref()
+                    .map(|r| r.summary.clone())
+                    .map_err(Clone::clone),
+            );
+        }
         match result {
             Ok(r) => {
                 logging::set_level(&r.log_level);
@@ -143,6 +194,7 @@ impl Lifecycle {
 
     /// Call the core's timer if due, and log its events. `Some` when the process should exit.
     pub fn service(&mut self, server: &mut Server, now: Instant) -> Option<ExitCode> {
+        self.serve_control(server, now);
         if server.poll_timeout().is_some_and(|t| t <= now) {
             server.handle_timeout(now);
         }
@@ -153,6 +205,9 @@ impl Lifecycle {
     pub fn check(&mut self, server: &mut Server, now: Instant) -> Option<ExitCode> {
         let mut drained = false;
         while let Some(ev) = server.poll_event() {
+            if let Some(c) = self.control.as_mut() {
+                c.publish(server, now, &ev);
+            }
             match ev {
                 Event::Late { call, skipped } => self.late.add(now, call.0, skipped),
                 Event::Drained => {
@@ -285,6 +340,16 @@ pub fn log_event(ev: &Event) {
             warn!(call = %call, skipped, "woke late: skipped frames")
         }
         Event::Drained => info!("drained"),
+        Event::Invited { call } => debug!(call = %call, "invited"),
+        Event::LimitHit { remote, limit } => {
+            debug!(remote = %remote, limit = limit.name(), "limit hit: 503")
+        }
+        Event::Sip(t) => tracing::trace!(
+            inbound = t.inbound,
+            remote = %t.remote,
+            "sip: {}",
+            t.text.lines().next().unwrap_or("")
+        ),
     }
 }
 

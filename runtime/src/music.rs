@@ -21,11 +21,12 @@ pub fn read_spec(music: &MusicConfig) -> Result<(LibrarySpec, Vec<String>), Stri
     let mut warnings = Vec::new();
     let mut classes = Vec::new();
     for class in &music.classes {
-        let Some(path) = &class.music else {
-            // The default class without a path plays the built-in music.
-            continue;
+        let (sources, from_directory) = match &class.music {
+            Some(path) => read_music_path(path, &mut warnings)?,
+            // The default class without a path plays the built-in music, with its own mode and
+            // announcement.
+            None => (vec![MusicSource::builtin()], false),
         };
-        let (sources, from_directory) = read_music_path(path, &mut warnings)?;
         let announcement = match &class.announcement {
             Some(p) => Some((read_file(p)?, class.announcement_every)),
             None => None,

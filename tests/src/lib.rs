@@ -6,6 +6,7 @@
 
 pub mod binaries;
 pub mod caller;
+pub mod http;
 pub mod kamailio;
 pub mod ports;
 pub mod rtp;

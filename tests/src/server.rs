@@ -46,6 +46,8 @@ pub struct Server {
     pub runtime: Runtime,
     /// Where it takes SIP over UDP.
     pub sip: SocketAddr,
+    /// Its control API (HTTP).
+    pub control: SocketAddr,
     pub rtp_ports: (u16, u16),
     child: Child,
     dir: TempDir,
@@ -75,8 +77,10 @@ impl Server {
         let dir = TempDir::new(rt.bin_name());
         let sip: SocketAddr = ([127, 0, 0, 1], ports::free_udp_port()).into();
         let rtp_ports = ports::rtp_range();
+        let control: SocketAddr = ([127, 0, 0, 1], ports::free_tcp_port()).into();
         let mut cmd = Command::new(binary(rt));
         cmd.args(["--listen", &sip.to_string()])
+            .args(["--control-listen", &control.to_string()])
             .args(["--rtp-ports", &format!("{}-{}", rtp_ports.0, rtp_ports.1)])
             .args(["--rtp-ip", "127.0.0.1", "--advertised-address", "127.0.0.1"])
             .args(["--seed", "7"])
@@ -102,6 +106,7 @@ impl Server {
         let mut server = Server {
             runtime: rt,
             sip,
+            control,
             rtp_ports,
             child,
             dir,

@@ -115,4 +115,12 @@ pub struct RunArgs {
     /// [default: 5s] [env: ONHOLD_SHUTDOWN_GRACE]
     #[arg(long, value_name = "DURATION")]
     pub shutdown_grace: Option<String>,
+    /// The control API (HTTP: health, metrics, calls, events): IP:PORT or "off". A non-loopback
+    /// address needs --control-token. [default: 127.0.0.1:8080] [env: ONHOLD_CONTROL_LISTEN]
+    #[arg(long, value_name = "ADDR")]
+    pub control_listen: Option<String>,
+    /// Bearer token every control API request must carry (16+ printable characters). Prefer
+    /// ONHOLD_CONTROL_TOKEN: a flag shows in `ps`. [env: ONHOLD_CONTROL_TOKEN]
+    #[arg(long, value_name = "TOKEN")]
+    pub control_token: Option<String>,
 }

@@ -458,7 +458,10 @@ announcement = "/srv/a.wav"
     )
     .unwrap();
     let out = c.to_toml();
-    for key in KEYS.iter().filter(|k| !matches!(**k, "classes" | "limits")) {
+    for key in KEYS
+        .iter()
+        .filter(|k| !matches!(**k, "classes" | "limits" | "control_token"))
+    {
         assert!(
             out.lines().any(|l| l.starts_with(&format!("{key} = "))),
             "{key} missing:\n{out}"
@@ -498,7 +501,10 @@ fn example_file_shows_the_defaults_and_its_class_examples_parse() {
     let from_file = file(example).unwrap();
     let defaults = Config::load(&RunArgs::default(), &[], None).unwrap();
     assert_eq!(strip(&from_file.to_toml()), strip(&defaults.to_toml()));
-    for key in KEYS.iter().filter(|k| !matches!(**k, "classes" | "limits")) {
+    for key in KEYS
+        .iter()
+        .filter(|k| !matches!(**k, "classes" | "limits" | "control_token"))
+    {
         assert_ne!(
             from_file.origin(key),
             &Origin::Default,
@@ -525,7 +531,10 @@ fn help_explains_every_flag_with_its_default() {
     let defaults = Config::load(&RunArgs::default(), &[], None)
         .unwrap()
         .to_toml();
-    for key in KEYS.iter().filter(|k| !matches!(**k, "classes" | "limits")) {
+    for key in KEYS
+        .iter()
+        .filter(|k| !matches!(**k, "classes" | "limits" | "control_token"))
+    {
         let flag = format!("--{}", key.replace('_', "-"));
         assert!(help.contains(&flag), "{flag} missing from --help");
         assert!(
@@ -680,4 +689,39 @@ fn liveness_registration_and_latching_keys() {
          (in /etc/onhold/onhold.toml)"
     );
     assert!(error_line(file("keepalive_interval = \"1s\"")).contains("at least 5s"));
+}
+
+#[test]
+fn the_control_listener_needs_a_token_off_loopback_and_the_token_is_never_printed() {
+    let c = file("").unwrap();
+    assert_eq!(
+        c.control_listen,
+        Some(SocketAddr::from(([127, 0, 0, 1], 8080)))
+    );
+    assert_eq!(
+        file("control_listen = \"off\"").unwrap().control_listen,
+        None
+    );
+    let e = error_line(file("control_listen = \"0.0.0.0:8080\""));
+    assert!(
+        e.starts_with("config: control_listen = \"0.0.0.0:8080\": is not a loopback address"),
+        "{e}"
+    );
+    let secret = "s3cret-token-0123456789";
+    let c = file(&format!(
+        "control_listen = \"0.0.0.0:8080\"\ncontrol_token = \"{secret}\""
+    ))
+    .unwrap();
+    assert_eq!(
+        c.control_listen,
+        Some(SocketAddr::from(([0, 0, 0, 0], 8080)))
+    );
+    assert_eq!(c.control_token.as_deref(), Some(secret));
+    let out = c.to_toml();
+    assert!(!out.contains(secret), "{out}");
+    assert!(out.contains("# control_token = \"(set, hidden)\""), "{out}");
+    let e = error_line(file("control_token = \"short\""));
+    assert!(!e.contains("short"), "the value is not echoed: {e}");
+    assert!(e.contains("at least 16 characters"), "{e}");
+    assert!(error_line(file("control_listen = \"localhost\"")).contains("IP:PORT"));
 }

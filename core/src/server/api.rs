@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{DenyAction, InDialogFrom, Latching, Limits, MediaTo, Network};
 use crate::codec::Codec;
@@ -52,13 +52,16 @@ pub enum EndReason {
     SessionExpired,
     /// The configured maximum call duration elapsed (we sent BYE).
     MaxDuration,
-    /// `Control::Hangup` or `Control::Shutdown`.
+    /// `Control::Shutdown`, or no RTP port could be bound for the call.
     Control,
     /// Our BYE's transaction timed out or the peer rejected it; the call is gone anyway.
     ByeFailed,
     /// The answer in the caller's ACK (after an INVITE without offer) was unusable or named an
     /// address media may not go to (we sent BYE).
     MediaRefused,
+    /// `Control::Hangup`: an operator hung up (the BYE carries `Reason: Q.850;cause=16;text="hung
+    /// up by operator"`).
+    Operator,
     /// The stream's destination answered ICMP unreachable for 2 s with nothing heard from the
     /// caller (we sent BYE): nobody was listening, or the address was not the caller's.
     Unreachable,
@@ -69,9 +72,32 @@ pub enum EndReason {
     KeepAliveFailed,
 }
 
+impl EndReason {
+    /// The name used in events and metric labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EndReason::RemoteBye => "remote_bye",
+            EndReason::Cancelled => "cancelled",
+            EndReason::AckTimeout => "ack_timeout",
+            EndReason::SessionExpired => "session_expired",
+            EndReason::MaxDuration => "max_duration",
+            EndReason::Control => "shutdown",
+            EndReason::Operator => "operator",
+            EndReason::ByeFailed => "bye_failed",
+            EndReason::MediaRefused => "media_refused",
+            EndReason::Unreachable => "unreachable",
+            EndReason::MediaTimeout => "media_timeout",
+            EndReason::KeepAliveFailed => "keepalive_failed",
+        }
+    }
+}
+
 /// What happened, for logs, counters and the control API.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
+    /// A new INVITE made a dialog (answered, or waiting for its RTP port). What the call is
+    /// (Call-ID, From, To) is in [`Server::call_info`](super::Server::call_info) while it lasts.
+    Invited { call: CallHandle },
     /// The caller's ACK arrived and media is set up (it may be on hold: see `direction`).
     CallStarted {
         call: CallHandle,
@@ -112,6 +138,8 @@ pub enum Event {
         code: u16,
         reason: String,
     },
+    /// A request was refused for a cap (503 with Retry-After): which one.
+    LimitHit { remote: SocketAddr, limit: Limit },
     /// A datagram was dropped without an answer (unparseable, or a stray response/ACK).
     Dropped {
         remote: SocketAddr,
@@ -122,6 +150,46 @@ pub enum Event {
     Late { call: CallHandle, skipped: u32 },
     /// Every call is gone after `Control::Shutdown`: the runtime may exit.
     Drained,
+    /// A SIP message in or out, whole, while [`Server::set_sip_trace`](super::Server::set_sip_trace)
+    /// is on (the control API's SIP message hook).
+    Sip(SipTrace),
+}
+
+/// The caps a request can hit (`Event::LimitHit`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// `max_calls` calls were up.
+    MaxCalls,
+    /// The source's INVITE rate (`limits.invite_rate`, `limits.invite_burst`).
+    InviteRate,
+    /// The source held `limits.calls_per_source` calls.
+    CallsPerSource,
+    /// Server transactions in flight, or the bytes they keep, over all or for the source.
+    Transactions,
+}
+
+impl Limit {
+    /// The name used in logs, events and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::MaxCalls => "max_calls",
+            Limit::InviteRate => "invite_rate",
+            Limit::CallsPerSource => "calls_per_source",
+            Limit::Transactions => "transactions",
+        }
+    }
+}
+
+/// One SIP message as it crossed the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SipTrace {
+    /// Received (true) or sent.
+    pub inbound: bool,
+    pub transport: Transport,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// The message as sent or received (invalid UTF-8 replaced).
+    pub text: String,
 }
 
 /// Resources the core asks the runtime for.
@@ -147,8 +215,11 @@ pub enum Command {
 /// Instructions from the runtime, the control API or a signal.
 #[derive(Clone, Debug)]
 pub enum Control {
-    /// Hang up one call with BYE.
+    /// Hang up one call with BYE (`EndReason::Operator`).
     Hangup(CallHandle),
+    /// Play another source to one call from its next packet: the marker bit is set, seq and
+    /// timestamp run on, and the new music starts at its beginning.
+    Source { call: CallHandle, source: Source },
     /// Stop taking calls (503 to new INVITEs and OPTIONS), BYE every call; `Event::Drained`
     /// follows when the last one is gone or `grace` has passed.
     Shutdown { grace: Duration },
@@ -159,6 +230,57 @@ pub enum Control {
     /// timers. Calls already up keep their port, codec and ptime. Listen addresses are the
     /// runtime's business (sockets), not the core's.
     Reconfigure(Box<ServerConfig>),
+}
+
+/// What a call hears.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A class of the server's music library, by name (an unknown name plays the default
+    /// class, as for a caller).
+    Class(String),
+    /// Music built for this call alone (e.g. one file): its default class, kept across music
+    /// reloads.
+    Music { name: String, library: Arc<Library> },
+}
+
+/// What [`Server::call_info`](super::Server::call_info) reports about one call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallInfo {
+    pub call: CallHandle,
+    pub call_id: String,
+    /// The caller's From and To as it wrote them (our tag added to To).
+    pub from: String,
+    pub to: String,
+    /// The Request-URI user part.
+    pub user: String,
+    pub transport: Transport,
+    pub local_sip: SocketAddr,
+    pub remote_sip: SocketAddr,
+    /// When the INVITE arrived, and when media started (the ACK).
+    pub created: Instant,
+    pub started: Option<Instant>,
+    /// The media once it started.
+    pub media: Option<MediaInfo>,
+}
+
+/// A call's stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MediaInfo {
+    /// The class name, or the name of the music played by `Control::Source`.
+    pub source: String,
+    pub codec: Codec,
+    pub payload_type: u8,
+    pub ptime_ms: u32,
+    pub direction: Direction,
+    /// A sending run is active (answered and not on hold).
+    pub sending: bool,
+    pub local_rtp: SocketAddr,
+    pub remote_rtp: SocketAddr,
+    /// RTP follows the caller's source instead of its SDP (`Event::Latched`).
+    pub latched: bool,
+    pub packets: u64,
+    /// Payload bytes sent (RTP headers not included), as RTCP reports them.
+    pub octets: u64,
 }
 
 /// Everything the core needs to know about its deployment. The runtime builds it from the
@@ -282,6 +404,125 @@ pub struct Stats {
     pub refused_transactions: u64,
     /// ICMP unreachable errors reported for our RTP/RTCP destinations.
     pub unreachable: u64,
+    /// Requests answered 400 (malformed, RFC 3261 §8.2).
+    pub bad_requests: u64,
+    /// RTP payload bytes sent (headers not included).
+    pub rtp_octets_out: u64,
+    /// SIP requests and responses, in and out.
+    pub sip: SipCounts,
+    /// How late each RTP packet was written, against its place on the call's grid.
+    pub lateness: Lateness,
+}
+
+/// The SIP methods counted by name; anything else counts as [`OTHER_METHOD`].
+pub const SIP_METHODS: [&str; 14] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "OPTIONS",
+    "REGISTER",
+    "UPDATE",
+    "INFO",
+    "PRACK",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "MESSAGE",
+    "PUBLISH",
+];
+/// The index of methods not in [`SIP_METHODS`] (label `other`).
+pub const OTHER_METHOD: usize = SIP_METHODS.len();
+
+/// SIP messages by method (requests) and status code (responses).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SipCounts {
+    /// Indexed as [`SIP_METHODS`], then other.
+    pub requests_in: [u64; OTHER_METHOD + 1],
+    pub requests_out: [u64; OTHER_METHOD + 1],
+    pub responses_in: CodeCounts,
+    pub responses_out: CodeCounts,
+}
+
+impl SipCounts {
+    /// The index of `method` in the request counters.
+    pub fn method_index(method: &str) -> usize {
+        SIP_METHODS
+            .iter()
+            .position(|m| *m == method)
+            .unwrap_or(OTHER_METHOD)
+    }
+
+    /// Count a message we send, read from its first line.
+    pub(crate) fn count_sent(&mut self, message: &[u8]) {
+        match message.strip_prefix(b"SIP/2.0 ") {
+            Some(rest) => {
+                let code = rest
+                    .get(..3)
+                    .and_then(|d| std::str::from_utf8(d).ok()?.parse().ok());
+                if let Some(code) = code {
+                    self.responses_out.add(code);
+                }
+            }
+            None => {
+                let end = message.iter().position(|&b| b == b' ').unwrap_or(0);
+                let method = std::str::from_utf8(&message[..end]).unwrap_or("");
+                self.requests_out[SipCounts::method_index(method)] += 1;
+            }
+        }
+    }
+}
+
+/// Counts of status codes 100–699.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CodeCounts(Vec<u64>);
+
+impl CodeCounts {
+    pub fn add(&mut self, code: u16) {
+        if !(100..700).contains(&code) {
+            return;
+        }
+        if self.0.is_empty() {
+            self.0 = vec![0; 600];
+        }
+        self.0[usize::from(code - 100)] += 1;
+    }
+
+    /// The codes seen, with their counts, in code order.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, u64)> + '_ {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (i as u16 + 100, *n))
+    }
+}
+
+/// A histogram of RTP send lateness: how long after its due time on the call's grid each
+/// packet was written (the runtime's wake-up delay).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lateness {
+    /// Packets at most `LATENESS_BOUNDS_US[i]` late and more than the bound before it (not
+    /// cumulative); later than the last bound: `count` minus their sum.
+    pub buckets: [u64; LATENESS_BOUNDS_US.len()],
+    pub count: u64,
+    pub sum_ns: u64,
+}
+
+/// Upper bounds of the lateness buckets, in microseconds.
+pub const LATENESS_BOUNDS_US: [u64; 10] =
+    [50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000, 50000];
+
+impl Lateness {
+    #[inline]
+    pub(crate) fn observe(&mut self, late: Duration) {
+        let ns = late.as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.count += 1;
+        self.sum_ns = self.sum_ns.saturating_add(ns);
+        if let Some(i) = LATENESS_BOUNDS_US.iter().position(|&b| ns <= b * 1000) {
+            self.buckets[i] += 1;
+        }
+    }
 }
 
 /// How full the server's tables are: what the caps in [`Limits`] and `max_calls` bound.

@@ -29,8 +29,8 @@ use super::policy;
 use super::request::Request;
 use super::transactions::{ClientPurpose, TxnId, TxnKey};
 use super::{
-    CallHandle, CallTimer, Command, Cx, EndReason, Event, InDialogFrom, ServerConfig, Timer,
-    Transport,
+    CallHandle, CallInfo, CallTimer, Command, Cx, EndReason, Event, InDialogFrom, MediaInfo,
+    ServerConfig, Timer, Transport,
 };
 use crate::hash_index::{dialog_hash, HashIndex, HashedKey};
 use crate::sdp::{self, AnswerLayout, AnswerPrefs, Negotiated, OfferError};
@@ -190,7 +190,12 @@ struct Extras<'a> {
     session: Option<Duration>,
     /// An offer: our SDP.
     sdp: Option<&'a [u8]>,
+    /// A BYE's Reason header (RFC 3326).
+    reason: Option<&'a str>,
 }
+
+/// The Reason of a BYE an operator asked for (RFC 3326; Q.850 cause 16, normal call clearing).
+const OPERATOR_REASON: &str = "Q.850;cause=16;text=\"hung up by operator\"";
 
 /// Our tags: 16 hex digits of 64 random bits.
 pub(crate) const LOCAL_TAG_LEN: usize = 16;
@@ -228,6 +233,24 @@ impl Dialogs {
 
     pub fn handles(&self) -> Vec<CallHandle> {
         self.calls.keys().collect()
+    }
+
+    /// What the control API shows of a call; `media` as the media part reports it.
+    pub fn info(&self, h: CallHandle, media: Option<MediaInfo>) -> Option<CallInfo> {
+        let c = self.calls.get(&h)?;
+        Some(CallInfo {
+            call: h,
+            call_id: c.call_id().to_string(),
+            from: c.their_from.clone(),
+            to: c.our_from.clone(),
+            user: c.user.clone(),
+            transport: c.transport,
+            local_sip: c.local_sip,
+            remote_sip: c.remote_sip,
+            created: c.created,
+            started: c.started,
+            media,
+        })
     }
 
     /// The Request-URI user a call was placed to.
@@ -357,7 +380,10 @@ impl Dialogs {
         match call.state {
             CallState::AwaitingPort => self.fail_unanswered(cx, h, 503, reason),
             CallState::Answering | CallState::Confirmed => {
-                let bye = Extras::default();
+                let bye = Extras {
+                    reason: (reason == EndReason::Operator).then_some(OPERATOR_REASON),
+                    ..Extras::default()
+                };
                 let confirmed = call.state == CallState::Confirmed;
                 let purpose = ClientPurpose::Bye { confirmed };
                 self.send_request(cx, h, "BYE", purpose, bye);
@@ -403,6 +429,7 @@ impl Dialogs {
             contact: extras.refresh.then(|| call.contact()),
             session: extras.session,
             sdp: extras.sdp,
+            reason: extras.reason,
         };
         let mut bytes = Vec::with_capacity(600);
         messages::write_in_dialog_request(&mut bytes, &r);
@@ -410,7 +437,7 @@ impl Dialogs {
         // CSeq (RFC 3261 §17.1.1.3).
         let ack = (method == "INVITE").then(|| {
             r.method = "ACK";
-            (r.contact, r.session, r.sdp) = (None, None, None);
+            (r.contact, r.session, r.sdp, r.reason) = (None, None, None, None);
             let mut ack = Vec::with_capacity(400);
             messages::write_in_dialog_request(&mut ack, &r);
             ack
@@ -469,6 +496,7 @@ impl Dialogs {
             contact: None,
             session: None,
             sdp: None,
+            reason: None,
         };
         let mut ack = Vec::with_capacity(400);
         messages::write_in_dialog_request(&mut ack, &r);

@@ -3,10 +3,14 @@
 //! music reloads. A stream exists from the ACK that starts media until the call ends.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::outbox::{Outbox, Path, Payload};
-use super::{CallHandle, Event, Io, ServerConfig, Stats, Timer, Transmit, TransmitKind, Transport};
+use super::{
+    CallHandle, Event, Io, MediaInfo, ServerConfig, Source, Stats, Timer, Transmit, TransmitKind,
+    Transport,
+};
 use crate::media::{ClassId, Library, PlayMode};
 use crate::pacing::PacingQueue;
 use crate::rng::Rng;
@@ -37,6 +41,9 @@ struct Stream {
     /// Our RTP port (RTCP on the one above unless muxed).
     port: u16,
     class: ClassId,
+    /// Music an operator chose for this call alone (`Control::Source`), played instead of the
+    /// library's, and its name.
+    own: Option<(String, Arc<Library>)>,
     /// The armed RTCP report timer.
     rtcp_at: Option<Instant>,
     /// The network has been saying the destination is unreachable (see [`Unreachable`]).
@@ -159,6 +166,7 @@ impl Media {
                 neg,
                 port,
                 class: class(),
+                own: None,
                 rtcp_at: None,
                 unreachable: None,
                 inbound: heard::Inbound::default(),
@@ -351,6 +359,7 @@ impl Media {
         if !p.running || p.due() != due {
             return None;
         }
+        let library = stream.own.as_ref().map_or(library, |(_, own)| own);
         let skipped = p.skip_overdue(now, self.max_catchup);
         let this_due = p.due();
         let (len, pos) = p.write_next(buf);
@@ -365,6 +374,10 @@ impl Media {
             pos,
             &mut buf[RTP_HEADER_LEN..len],
         );
+        stats.rtp_octets_out += (len - RTP_HEADER_LEN) as u64;
+        stats
+            .lateness
+            .observe(now.saturating_duration_since(this_due));
         let t = Transmit {
             transport: Transport::Udp,
             local: SocketAddr::new(self.rtp_ip, stream.port),
@@ -380,14 +393,57 @@ impl Media {
     }
 
     /// New music: every stream picks its class again and marks its next packet (RFC 3550 §5.1:
-    /// the marker flags a discontinuity a receiver should not smooth over).
+    /// the marker flags a discontinuity a receiver should not smooth over). A stream playing
+    /// music of its own keeps it.
     pub fn reload(&mut self, class_of: impl Fn(CallHandle) -> Option<ClassId>) {
         for (call, stream) in self.streams.values_mut() {
+            if stream.own.is_some() {
+                continue;
+            }
             if let Some(class) = class_of(call) {
                 stream.class = class;
             }
             stream.playout.marker = true;
         }
+    }
+
+    /// Play `source` (`class` of it) to `call` from its next packet, from the music's start:
+    /// the marker bit flags the change, seq and timestamp run on. False if the call has no
+    /// stream (not answered yet, or gone).
+    pub fn switch(&mut self, call: CallHandle, class: ClassId, source: Source) -> bool {
+        let Some(stream) = self.streams.get_mut(call) else {
+            return false;
+        };
+        stream.class = class;
+        stream.own = match source {
+            Source::Class(_) => None,
+            Source::Music { name, library } => Some((name, library)),
+        };
+        stream.playout.pos = 0;
+        stream.playout.marker = true;
+        true
+    }
+
+    /// What the control API shows of a call's stream.
+    pub fn info(&self, call: CallHandle, library: &Library) -> Option<MediaInfo> {
+        let s = self.streams.get(call)?;
+        let source = match &s.own {
+            Some((name, _)) => name.clone(),
+            None => library.class_name(s.class).to_string(),
+        };
+        Some(MediaInfo {
+            source,
+            codec: s.neg.codec,
+            payload_type: s.neg.payload_type,
+            ptime_ms: s.neg.ptime_ms,
+            direction: s.neg.direction,
+            sending: s.playout.running,
+            local_rtp: self.local_rtp(s.port),
+            remote_rtp: s.neg.remote_rtp,
+            latched: s.inbound.is_latched(),
+            packets: s.playout.packets,
+            octets: s.playout.octets,
+        })
     }
 
     /// When the earliest packet is due.

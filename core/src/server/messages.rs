@@ -376,6 +376,8 @@ pub(crate) struct InDialogRequest<'a> {
     pub session: Option<Duration>,
     /// An offer (re-INVITE): our SDP.
     pub sdp: Option<&'a [u8]>,
+    /// A BYE's `Reason` value (RFC 3326).
+    pub reason: Option<&'a str>,
 }
 
 /// The request [`InDialogRequest`] describes, into `out` (cleared first). Every request but ACK
@@ -418,7 +420,10 @@ pub(crate) fn write_in_dialog_request(out: &mut Vec<u8>, r: &InDialogRequest<'_>
     if let Some(interval) = r.session {
         push_session_expires(out, interval, false);
     }
-    let w = MessageWriter::block(out);
+    let mut w = MessageWriter::block(out);
+    if let Some(reason) = r.reason {
+        w.header("Reason", reason);
+    }
     match r.sdp {
         Some(sdp) => w.finish(Some(("application/sdp", sdp))),
         None => w.finish(None),

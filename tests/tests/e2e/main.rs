@@ -10,6 +10,7 @@
 
 mod codecs;
 mod common;
+mod control;
 mod flood;
 mod media;
 mod netns;

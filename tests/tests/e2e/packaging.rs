@@ -278,8 +278,9 @@ impl Drop for Cleanup {
 }
 
 /// The flags every packaged server here runs with: SIP on `sip`, a private RTP range, media
-/// and Contact on loopback, and a fixed seed (the default, a random one, reads /dev/urandom,
-/// which a container and systemd's PrivateDevices provide but the empty root has not).
+/// and Contact on loopback, a fixed seed (the default, a random one, reads /dev/urandom,
+/// which a container and systemd's PrivateDevices provide but the empty root has not), and the
+/// control API on a port of the kernel's choosing (tests run side by side on one loopback).
 fn server_args(sip: SocketAddr) -> Vec<String> {
     let (low, high) = ports::rtp_range();
     [
@@ -293,6 +294,8 @@ fn server_args(sip: SocketAddr) -> Vec<String> {
         "127.0.0.1".to_owned(),
         "--seed".to_owned(),
         "7".to_owned(),
+        "--control-listen".to_owned(),
+        "127.0.0.1:0".to_owned(),
     ]
     .into()
 }

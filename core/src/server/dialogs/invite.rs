@@ -7,7 +7,9 @@ use super::super::limits::SourceRefusal;
 use super::super::messages::{self, Contact, OkLines, ResponseHead, SDP_TYPE};
 use super::super::request::Request;
 use super::super::transactions::{MergeKey, TxnKey};
-use super::super::{CallHandle, CallTimer, Cx, EndReason, ServerConfig, Timer, Transport};
+use super::super::{
+    CallHandle, CallTimer, Cx, EndReason, Event, Limit, ServerConfig, Timer, Transport,
+};
 use super::session::{allows, require_timer};
 use super::{check_offer, prefs, Call, CallState, Dialogs, OfferCheck, LOCAL_TAG_LEN};
 use crate::ascii;
@@ -32,17 +34,20 @@ impl Dialogs {
             // Full: 503 with Retry-After (RFC 3261 §21.5.4), so a proxy may try another server;
             // 486 would tell the caller that the callee is busy.
             cx.stats.refused_full += 1;
+            cx.limit_hit(req, Limit::MaxCalls);
             return cx.respond_final(req, key, 503, &[("Retry-After", "10")]);
         }
         match self.sources.admit(&cx.config.limits, req.remote.ip(), now) {
             Ok(()) => {}
             Err(SourceRefusal::Rate(after)) => {
                 cx.stats.refused_rate += 1;
+                cx.limit_hit(req, Limit::InviteRate);
                 let mut buf = [0; 20];
                 return cx.respond_stateless(req, 503, ascii::decimal(after, &mut buf));
             }
             Err(SourceRefusal::Calls) => {
                 cx.stats.refused_source_calls += 1;
+                cx.limit_hit(req, Limit::CallsPerSource);
                 return cx.respond_stateless(req, 503, "10");
             }
         }
@@ -140,6 +145,7 @@ impl Dialogs {
         }
         cx.stats.calls_total += 1;
         cx.stats.calls_active = self.calls.len();
+        cx.io.out.event(Event::Invited { call: handle });
         if !self.ask_for_port(cx, handle, rtcp_mux) {
             self.fail_unanswered(cx, handle, 503, EndReason::Control);
         }

@@ -168,6 +168,7 @@ impl Dialogs {
                 refresh: true,
                 session: Some(interval),
                 sdp: None,
+                reason: None,
             };
             let purpose = ClientPurpose::Refresh(h, RefreshBy::Update);
             return self.send_request(cx, h, "UPDATE", purpose, extras);
@@ -196,6 +197,7 @@ impl Dialogs {
             refresh: true,
             session: Some(interval),
             sdp: Some(&offer),
+            reason: None,
         };
         let purpose = ClientPurpose::Refresh(h, RefreshBy::Invite);
         self.send_request(cx, h, "INVITE", purpose, extras);

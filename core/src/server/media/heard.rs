@@ -41,6 +41,11 @@ impl Inbound {
         neg
     }
 
+    /// Does RTP follow the caller's source instead of its SDP?
+    pub fn is_latched(&self) -> bool {
+        self.latched.is_some()
+    }
+
     /// Media was negotiated again (a re-INVITE or UPDATE, maybe a hold): the silence watch
     /// starts over from the caller's next packet.
     pub fn renegotiated(&mut self) {

@@ -1,0 +1,339 @@
+//! The control API's endpoints, on the HTTP threads: authorisation, routing, JSON, and the
+//! asks they send the loop.
+
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use onhold_core::media::{ClassId, ClassSpec, LibrarySpec, MusicSource, Order, PlayMode};
+use onhold_core::{CallHandle, CallInfo, Source};
+use serde_json::{json, Value};
+
+use super::http::{same_secret, Reply, Request, Response};
+use super::hub::Next;
+use super::{direction_name, metrics, rfc3339, transport_name, Answer, Ask, Shared};
+use crate::startup;
+
+/// How long a request waits for the loop before 503.
+const LOOP_TIMEOUT: Duration = Duration::from_secs(5);
+/// An idle event stream gets a comment this often (it keeps proxies from closing it and shows
+/// a dead client).
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
+
+type Failure = (u16, String);
+
+pub(super) fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
+    if let Some(token) = &shared.token {
+        let presented = req
+            .header("Authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !same_secret(presented.trim().as_bytes(), token.as_bytes()) {
+            let r = Response::error(401, "missing or wrong bearer token")
+                .with_header("WWW-Authenticate", "Bearer realm=\"onhold\"");
+            return Reply::Whole(r);
+        }
+    }
+    let path = req.path.trim_end_matches('/');
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let result = match (req.method.as_str(), segments.as_slice()) {
+        ("GET", ["health"]) => health(shared),
+        ("GET", ["metrics"]) => snapshot(shared).map(|s| Response {
+            status: 200,
+            content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            headers: Vec::new(),
+            body: metrics::render(&s).into_bytes(),
+        }),
+        ("GET", ["api", "calls"]) => calls(shared),
+        ("GET", ["api", "calls", id]) => call(shared, id),
+        ("DELETE", ["api", "calls", id]) | ("POST", ["api", "calls", id, "hangup"]) => {
+            hangup(shared, id)
+        }
+        ("POST", ["api", "calls", id, "source"]) => source(shared, id, &req.body),
+        ("POST", ["api", "reload"]) => reload(shared),
+        ("GET", ["api", "music"]) => music(shared),
+        ("GET", ["api", "events"]) => return events(shared, &req),
+        (_, path) => Err(match allowed(path) {
+            Some(methods) => {
+                return Reply::Whole(
+                    Response::error(405, format!("{} takes {methods}", req.path))
+                        .with_header("Allow", methods),
+                )
+            }
+            None => (404, format!("no endpoint {}", req.path)),
+        }),
+    };
+    Reply::Whole(result.unwrap_or_else(|(status, message)| Response::error(status, message)))
+}
+
+/// The methods a known path takes (for 405), `None` for an unknown path.
+fn allowed(path: &[&str]) -> Option<&'static str> {
+    match path {
+        ["health"] | ["metrics"] | ["api", "calls"] | ["api", "music"] | ["api", "events"] => {
+            Some("GET")
+        }
+        ["api", "calls", _] => Some("GET, DELETE"),
+        ["api", "calls", _, "hangup" | "source"] | ["api", "reload"] => Some("POST"),
+        _ => None,
+    }
+}
+
+/// Send `ask` to the loop and wait for its answer.
+fn ask(shared: &Shared, ask: Ask) -> Result<Answer, Failure> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let gone = || (503, "the server is stopping".to_string());
+    shared.tx.send((ask, tx)).map_err(|_| gone())?;
+    (shared.wake)();
+    rx.recv_timeout(LOOP_TIMEOUT).map_err(|e| match e {
+        mpsc::RecvTimeoutError::Timeout => (503, "the server loop did not answer in time".into()),
+        mpsc::RecvTimeoutError::Disconnected => gone(),
+    })
+}
+
+fn unexpected() -> Failure {
+    (500, "unexpected answer from the server loop".into())
+}
+
+fn done(answer: Answer) -> Result<(), Failure> {
+    match answer {
+        Answer::Done(r) => r,
+        _ => Err(unexpected()),
+    }
+}
+
+fn snapshot(shared: &Shared) -> Result<Box<super::Snapshot>, Failure> {
+    match ask(shared, Ask::Snapshot)? {
+        Answer::Snapshot(s) => Ok(s),
+        _ => Err(unexpected()),
+    }
+}
+
+fn handle_of(id: &str) -> Result<CallHandle, Failure> {
+    id.parse()
+        .map_err(|()| (404, format!("no call {id} (ids look like 3.1)")))
+}
+
+fn health(shared: &Shared) -> Result<Response, Failure> {
+    let s = snapshot(shared)?;
+    let mut reasons = Vec::new();
+    if let Some(e) = &s.reload_error {
+        reasons.push(format!(
+            "the last reload failed (the previous music plays): {e}"
+        ));
+    }
+    if s.stats.calls_active >= s.max_calls {
+        reasons.push(format!("at max_calls ({}): new calls get 503", s.max_calls));
+    }
+    let status = if s.draining {
+        "draining"
+    } else if reasons.is_empty() {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let lib = &s.library;
+    let tracks: usize = (0..lib.class_count())
+        .map(|i| lib.tracks(ClassId(i as u16)).len())
+        .sum();
+    let body = json!({
+        "status": status,
+        "reasons": reasons,
+        "version": crate::VERSION,
+        "uptime_s": s.uptime.as_secs(),
+        "calls_active": s.stats.calls_active,
+        "music": {
+            "classes": lib.class_count(),
+            "tracks": tracks,
+            "seconds": (lib.audio_seconds() * 10.0).round() / 10.0,
+        },
+    });
+    Ok(Response::json(if s.draining { 503 } else { 200 }, &body))
+}
+
+fn call_json(shared: &Shared, c: &CallInfo, now: Instant) -> Value {
+    let wall =
+        |at: Instant| rfc3339(shared.epoch_wall + at.saturating_duration_since(shared.epoch));
+    let since = c.started.unwrap_or(c.created);
+    let m = c.media.as_ref();
+    json!({
+        "id": c.call.to_string(),
+        "call_id": c.call_id,
+        "from": c.from,
+        "to": c.to,
+        "user": c.user,
+        "class": m.map(|m| m.source.as_str()),
+        "transport": transport_name(c.transport),
+        "remote_sip": c.remote_sip.to_string(),
+        "local_sip": c.local_sip.to_string(),
+        "remote_rtp": m.map(|m| m.remote_rtp.to_string()),
+        "local_rtp": m.map(|m| m.local_rtp.to_string()),
+        "codec": m.map(|m| m.codec.encoding_name()),
+        "payload_type": m.map(|m| m.payload_type),
+        "ptime_ms": m.map(|m| m.ptime_ms),
+        "direction": m.map_or("answering", |m| direction_name(m.direction)),
+        "created_at": wall(c.created),
+        "started_at": c.started.map(wall),
+        "duration_s": (now.saturating_duration_since(since).as_secs_f64() * 1000.0).round() / 1000.0,
+        "packets_sent": m.map_or(0, |m| m.packets),
+        "bytes_sent": m.map_or(0, |m| m.octets),
+        "latched": m.is_some_and(|m| m.latched),
+    })
+}
+
+fn calls(shared: &Shared) -> Result<Response, Failure> {
+    let Answer::Calls(calls) = ask(shared, Ask::Calls)? else {
+        return Err(unexpected());
+    };
+    let now = Instant::now();
+    let list: Vec<Value> = calls.iter().map(|c| call_json(shared, c, now)).collect();
+    Ok(Response::json(200, &json!({ "calls": list })))
+}
+
+fn call(shared: &Shared, id: &str) -> Result<Response, Failure> {
+    let h = handle_of(id)?;
+    match ask(shared, Ask::Call(h))? {
+        Answer::Call(Some(c)) => Ok(Response::json(200, &call_json(shared, &c, Instant::now()))),
+        Answer::Call(None) => Err((404, format!("no call {id}"))),
+        _ => Err(unexpected()),
+    }
+}
+
+fn hangup(shared: &Shared, id: &str) -> Result<Response, Failure> {
+    let h = handle_of(id)?;
+    done(ask(shared, Ask::Hangup(h))?)?;
+    Ok(Response::json(
+        202,
+        &json!({ "id": id, "result": "hanging up (BYE sent)" }),
+    ))
+}
+
+fn source(shared: &Shared, id: &str, body: &[u8]) -> Result<Response, Failure> {
+    let h = handle_of(id)?;
+    let v: Value = serde_json::from_slice(body).map_err(|e| (400, format!("bad JSON: {e}")))?;
+    let class = v.get("class").and_then(Value::as_str);
+    let file = v.get("file").and_then(Value::as_str);
+    let (source, what) = match (class, file) {
+        (Some(c), None) => (Source::Class(c.to_string()), json!({ "class": c })),
+        (None, Some(f)) => (file_source(shared, f)?, json!({ "file": f })),
+        _ => {
+            return Err((
+                400,
+                "give exactly one of {\"class\": NAME} or {\"file\": PATH}".into(),
+            ))
+        }
+    };
+    done(ask(shared, Ask::Source(h, source))?)?;
+    Ok(Response::json(200, &json!({ "id": id, "playing": what })))
+}
+
+/// Read and decode a music file for one call (here, on the HTTP thread: decoding takes a
+/// while and must not stall the loop), with the configured normalisation and gain.
+fn file_source(shared: &Shared, path: &str) -> Result<Source, Failure> {
+    let bytes = std::fs::read(path).map_err(|e| (400, format!("{path}: cannot read: {e}")))?;
+    let spec = LibrarySpec {
+        classes: vec![ClassSpec {
+            name: "default".into(),
+            sources: vec![MusicSource {
+                name: path.to_string(),
+                bytes,
+            }],
+            from_directory: false,
+            order: Order::Sorted,
+            mode: PlayMode::PerCall,
+            announcement: None,
+        }],
+        normalize: shared.music.normalize,
+        gain_db: shared.music.gain_db,
+    };
+    let (library, _) = crate::music::build_library(&spec, 0).map_err(|line| (400, line))?;
+    Ok(Source::Music {
+        name: path.to_string(),
+        library: Arc::new(library),
+    })
+}
+
+fn reload(shared: &Shared) -> Result<Response, Failure> {
+    let seed = match ask(shared, Ask::BeginReload)? {
+        Answer::ReloadSeed(Ok(seed)) => seed,
+        Answer::ReloadSeed(Err(e)) => return Err((409, e)),
+        _ => return Err(unexpected()),
+    };
+    // The same work as SIGHUP's, on this thread.
+    let result = startup::reload_music(&shared.args, seed);
+    match ask(shared, Ask::EndReload(result))? {
+        Answer::Reloaded(Ok(summary)) => Ok(Response::json(
+            200,
+            &json!({ "reloaded": true, "music": summary }),
+        )),
+        Answer::Reloaded(Err(e)) => Err((400, format!("reload failed, the old music plays: {e}"))),
+        _ => Err(unexpected()),
+    }
+}
+
+fn music(shared: &Shared) -> Result<Response, Failure> {
+    let Answer::Music(lib) = ask(shared, Ask::Music)? else {
+        return Err(unexpected());
+    };
+    let classes: Vec<Value> = (0..lib.class_count())
+        .map(|i| {
+            let id = ClassId(i as u16);
+            let tracks: Vec<Value> = lib
+                .tracks(id)
+                .iter()
+                .map(|t| json!({ "name": t.name, "seconds": t.len as f64 / 8000.0 }))
+                .collect();
+            json!({
+                "name": lib.class_name(id),
+                "default": id == lib.default_class(),
+                "mode": match lib.mode(id) {
+                    PlayMode::PerCall => "per-call",
+                    PlayMode::Shared => "shared",
+                },
+                "tracks": tracks,
+                "seconds": lib.program_len(id) as f64 / 8000.0,
+            })
+        })
+        .collect();
+    Ok(Response::json(
+        200,
+        &json!({ "classes": classes, "codecs": ["PCMU", "PCMA", "G722"] }),
+    ))
+}
+
+fn events(shared: &Arc<Shared>, req: &Request) -> Reply {
+    let sip = matches!(req.param("sip"), Some("1" | "true"));
+    let last_id = req
+        .header("Last-Event-ID")
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut sub = shared.hub.subscribe(last_id, sip);
+    if sip {
+        // Tracing is on before the stream's head goes out: a client that has read it sees
+        // every SIP message from then on.
+        if let Err((status, message)) = ask(shared, Ask::Trace).and_then(done) {
+            return Reply::Whole(Response::error(status, message));
+        }
+    }
+    Reply::Stream(Box::new(move |mut stream: TcpStream| {
+        let head =
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
+                    Connection: close\r\n\r\nretry: 2000\n\n";
+        if stream.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        loop {
+            let written = match sub.next(KEEPALIVE_EVERY) {
+                Next::Frames(frames) => frames
+                    .iter()
+                    .try_for_each(|f| stream.write_all(f.as_bytes())),
+                Next::Idle => stream.write_all(b": keep-alive\n\n"),
+                Next::Lagged | Next::Closed => return,
+            };
+            // A write that times out (a client that stopped reading) drops the subscriber.
+            if written.and_then(|()| stream.flush()).is_err() {
+                return;
+            }
+        }
+    }))
+}
