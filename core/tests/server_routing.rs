@@ -109,7 +109,7 @@ fn a_request_waits_for_its_next_hop_to_resolve() {
     assert!(h.events.iter().any(|(_, e)| matches!(
         e,
         Event::CallEnded {
-            reason: EndReason::Control,
+            reason: EndReason::Operator,
             ..
         }
     )));
