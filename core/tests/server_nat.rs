@@ -275,10 +275,11 @@ fn a_call_ends_after_four_hours_by_default() {
     assert_eq!(end_reason(&h).map(|e| e.1), Some(EndReason::MaxDuration));
 }
 
-/// The 200's Contact host and the SDP's `c=` and `o=` addresses for an INVITE that reached us at
-/// `local`.
-fn advertised_on(h: &mut Harness, n: u32, local: &str) -> (String, String, String) {
-    let c = Dp750::new(n);
+/// The 200's Contact host and the SDP's `c=` and `o=` addresses for an INVITE that reached a
+/// fresh server with `config` at `local`.
+fn answered_as(config: &ServerConfig, local: &str) -> (String, String, String) {
+    let mut h = Harness::with(config.clone(), onhold_core::media::Library::silence());
+    let c = Dp750::new(0);
     let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv");
     h.send_to(
         local,
@@ -327,34 +328,27 @@ fn listener(listen: &str, advertised: &str) -> ListenerAdvertised {
 /// that arrived on it; a listener without one uses the global address.
 #[test]
 fn each_listener_advertises_its_own_address() {
-    let mut h = Harness::with(
-        ServerConfig {
-            advertised: Some("192.0.2.1".parse().unwrap()),
-            listeners: vec![
-                listener("10.0.0.2:5060", "203.0.113.5"),
-                listener("10.0.1.2:5060", "198.51.100.7"),
-            ],
-            ..ServerConfig::default()
-        },
-        onhold_core::media::Library::silence(),
-    );
-    assert_eq!(
-        advertised_on(&mut h, 1, "10.0.0.2:5060"),
-        triple("203.0.113.5")
-    );
-    assert_eq!(
-        advertised_on(&mut h, 2, "10.0.1.2:5060"),
-        triple("198.51.100.7")
-    );
-    // Another local address, or another port of a listener's IP: the global address.
-    assert_eq!(
-        advertised_on(&mut h, 3, "10.0.2.2:5060"),
-        triple("192.0.2.1")
-    );
-    assert_eq!(
-        advertised_on(&mut h, 4, "10.0.0.2:5070"),
-        triple("192.0.2.1")
-    );
+    let config = ServerConfig {
+        advertised: Some("192.0.2.1".parse().unwrap()),
+        listeners: vec![
+            listener("10.0.0.2:5060", "203.0.113.5"),
+            listener("10.0.1.2:5060", "198.51.100.7"),
+        ],
+        ..ServerConfig::default()
+    };
+    for (local, advertised) in [
+        ("10.0.0.2:5060", "203.0.113.5"),
+        ("10.0.1.2:5060", "198.51.100.7"),
+        // Another local address, or another port of a listener's IP: the global address.
+        ("10.0.2.2:5060", "192.0.2.1"),
+        ("10.0.0.2:5070", "192.0.2.1"),
+    ] {
+        assert_eq!(
+            answered_as(&config, local),
+            triple(advertised),
+            "at {local}"
+        );
+    }
 }
 
 /// A wildcard listener answers for every local address of its family; a listener on the
@@ -362,63 +356,46 @@ fn each_listener_advertises_its_own_address() {
 /// stands for whatever port the runtime bound.
 #[test]
 fn a_specific_listener_wins_over_the_wildcard() {
-    let mut h = Harness::with(
-        ServerConfig {
-            listeners: vec![
-                listener("0.0.0.0:5060", "203.0.113.5"),
-                listener("10.0.0.2:5060", "198.51.100.7"),
-                listener("10.0.9.9:0", "198.51.100.9"),
-            ],
-            ..ServerConfig::default()
-        },
-        onhold_core::media::Library::silence(),
-    );
-    assert_eq!(
-        advertised_on(&mut h, 1, "10.0.0.2:5060"),
-        triple("198.51.100.7")
-    );
-    assert_eq!(
-        advertised_on(&mut h, 2, "10.0.5.5:5060"),
-        triple("203.0.113.5")
-    );
-    assert_eq!(
-        advertised_on(&mut h, 3, "10.0.9.9:40312"),
-        triple("198.51.100.9")
-    );
+    let config = ServerConfig {
+        listeners: vec![
+            listener("0.0.0.0:5060", "203.0.113.5"),
+            listener("10.0.0.2:5060", "198.51.100.7"),
+            listener("10.0.9.9:0", "198.51.100.9"),
+        ],
+        ..ServerConfig::default()
+    };
+    for (local, advertised) in [
+        ("10.0.0.2:5060", "198.51.100.7"),
+        ("10.0.5.5:5060", "203.0.113.5"),
+        ("10.0.9.9:40312", "198.51.100.9"),
+    ] {
+        assert_eq!(
+            answered_as(&config, local),
+            triple(advertised),
+            "at {local}"
+        );
+    }
 }
 
 /// Without a listener's own or a global address (`auto`): the Request-URI host the caller used
 /// (an IP literal here, 192.168.1.100), and with a specific `rtp_ip` the SDP names that.
 #[test]
 fn without_an_advertised_address_the_request_decides() {
-    let mut h = Harness::with(
-        ServerConfig {
-            listeners: vec![listener("10.0.0.2:5060", "203.0.113.5")],
-            ..ServerConfig::default()
-        },
-        onhold_core::media::Library::silence(),
-    );
+    let mut config = ServerConfig {
+        listeners: vec![listener("10.0.0.2:5060", "203.0.113.5")],
+        ..ServerConfig::default()
+    };
     assert_eq!(
-        advertised_on(&mut h, 1, "10.0.1.2:5060"),
+        answered_as(&config, "10.0.1.2:5060"),
         triple("192.168.1.100")
     );
-    let mut h = Harness::with(
-        ServerConfig {
-            rtp_ip: "10.0.1.2".parse().unwrap(),
-            listeners: vec![listener("10.0.0.2:5060", "203.0.113.5")],
-            ..ServerConfig::default()
-        },
-        onhold_core::media::Library::silence(),
-    );
+    config.rtp_ip = "10.0.1.2".parse().unwrap();
     let sdp_at_rtp_ip = (
         "192.168.1.100".to_string(),
         "10.0.1.2".to_string(),
         "10.0.1.2".to_string(),
     );
-    assert_eq!(advertised_on(&mut h, 1, "10.0.1.2:5060"), sdp_at_rtp_ip);
+    assert_eq!(answered_as(&config, "10.0.1.2:5060"), sdp_at_rtp_ip);
     // A configured address is one the callers can reach; it wins over `rtp_ip` in the SDP.
-    assert_eq!(
-        advertised_on(&mut h, 2, "10.0.0.2:5060"),
-        triple("203.0.113.5")
-    );
+    assert_eq!(answered_as(&config, "10.0.0.2:5060"), triple("203.0.113.5"));
 }

@@ -325,6 +325,11 @@ impl Scenario {
         }
     }
 
+    /// A re-INVITE from the phone offering `sdp` (hold, resume), its 200 and ACK.
+    fn reinvite(&mut self, t: Duration, d: &mut Dialog, sdp: &str) {
+        self.in_dialog(t, d, "INVITE", &[], Some(("application/sdp", sdp)), &[]);
+    }
+
     fn bye(&mut self, t: Duration, d: &mut Dialog) {
         self.in_dialog(t, d, "BYE", &[], None, &[]);
     }
@@ -380,23 +385,9 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
     let mut d = s.dialog();
     s.call(ms(0), &mut d, Some(own_address()), &[], &[]);
     let hold = dp750_sdp("192.168.1.50", 5004, "sendonly", 8001);
-    s.in_dialog(
-        ms(5_000),
-        &mut d,
-        "INVITE",
-        &[],
-        Some(("application/sdp", &hold)),
-        &[],
-    );
+    s.reinvite(ms(5_000), &mut d, &hold);
     let unhold = dp750_sdp("192.168.1.50", 5004, "sendrecv", 8002);
-    s.in_dialog(
-        ms(10_000),
-        &mut d,
-        "INVITE",
-        &[],
-        Some(("application/sdp", &unhold)),
-        &[],
-    );
+    s.reinvite(ms(10_000), &mut d, &unhold);
     s.bye(ms(15_000), &mut d);
     add("hold-unhold", s.finish());
 
@@ -634,14 +625,7 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
     let mut d = s.dialog();
     s.call(ms(0), &mut d, Some(own_address()), &[], &[]);
     let hold = dp750_sdp("192.168.1.50", 5004, "sendonly", 8001);
-    s.in_dialog(
-        ms(5_000),
-        &mut d,
-        "INVITE",
-        &[],
-        Some(("application/sdp", &hold)),
-        &[],
-    );
+    s.reinvite(ms(5_000), &mut d, &hold);
     add("holds-never-hangs-up", s.finish());
 
     out

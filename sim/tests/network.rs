@@ -58,6 +58,21 @@ fn our_bye(text: &str) -> Option<f64> {
     })
 }
 
+/// Our core sent its first BYE within `window` (seconds) and logged the call as ended for
+/// `reason`.
+fn assert_our_bye(text: &str, window: std::ops::RangeInclusive<f64>, reason: &str) {
+    let bye = our_bye(text).unwrap_or_else(|| panic!("no BYE from our core:\n{text}"));
+    assert!(
+        window.contains(&bye),
+        "BYE at {bye}, not in {window:?}:\n{text}"
+    );
+    let ended = format!("ended: {reason} after ");
+    assert!(
+        events(text).iter().any(|e| e.starts_with(&ended)),
+        "no {ended:?} event:\n{text}"
+    );
+}
+
 /// The report's `event` lines, without time and call.
 fn events(text: &str) -> Vec<String> {
     text.lines()
@@ -128,16 +143,10 @@ fn a_caller_whose_rtp_stops_gets_a_bye_a_minute_later() {
     };
     let (_, text) = run("never-hangs-up", &cfg);
     let last_packet = 4.98;
-    let bye = our_bye(&text).unwrap_or_else(|| panic!("no BYE from our core:\n{text}"));
-    assert!(
-        (last_packet + 60.0..=last_packet + 61.0).contains(&bye),
-        "BYE at {bye}:\n{text}"
-    );
-    assert!(
-        events(&text)
-            .iter()
-            .any(|e| e.starts_with("ended: MediaTimeout")),
-        "{text}"
+    assert_our_bye(
+        &text,
+        last_packet + 60.0..=last_packet + 61.0,
+        "MediaTimeout",
     );
 }
 
@@ -181,14 +190,7 @@ fn a_vanished_caller_fails_the_keepalive_and_gets_a_bye() {
         text.contains("+60.012000 ← OPTIONS ") && !text.contains("(CSeq 2 OPTIONS)"),
         "the second is not:\n{text}"
     );
-    let bye = our_bye(&text).unwrap_or_else(|| panic!("no BYE from our core:\n{text}"));
-    assert!((92.0..=93.0).contains(&bye), "BYE at {bye}:\n{text}");
-    assert!(
-        events(&text)
-            .iter()
-            .any(|e| e.starts_with("ended: KeepAliveFailed")),
-        "{text}"
-    );
+    assert_our_bye(&text, 92.0..=93.0, "KeepAliveFailed");
 }
 
 /// A call nobody ends (held here, so no RTP piles up over the hours) is hung up after 4 h, the
@@ -200,15 +202,9 @@ fn a_call_nobody_ends_gets_a_bye_after_four_hours() {
         ..RunConfig::default()
     };
     let (_, text) = run("holds-never-hangs-up", &cfg);
-    let bye = our_bye(&text).unwrap_or_else(|| panic!("no BYE from our core:\n{text}"));
+    assert_our_bye(&text, 4.0 * 3600.0..=4.0 * 3600.0 + 1.0, "MaxDuration");
     assert!(
-        (4.0 * 3600.0..=4.0 * 3600.0 + 1.0).contains(&bye),
-        "BYE at {bye}:\n{text}"
-    );
-    assert!(
-        events(&text)
-            .iter()
-            .any(|e| e.starts_with("ended: MaxDuration after 14400.")),
+        text.contains("ended: MaxDuration after 14400.000s"),
         "{text}"
     );
 }
