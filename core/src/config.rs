@@ -9,13 +9,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::media::PlayMode;
 use crate::server::{
-    DenyAction, InDialogFrom, Latching, MediaTo, Network, ServerConfig, Transport,
+    DenyAction, InDialogFrom, Latching, ListenerAdvertised, MediaTo, Network, ServerConfig,
+    Transport,
 };
 
 mod args;
@@ -80,11 +81,14 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// A SIP listen socket.
+/// A SIP listen socket, written `[udp:|tcp:]IP:PORT[@ADVERTISED]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ListenAddr {
     pub transport: Transport,
     pub addr: SocketAddr,
+    /// What requests arriving here advertise in Contact and SDP, over the global
+    /// `advertised_address`.
+    pub advertised: Option<IpAddr>,
 }
 
 impl fmt::Display for ListenAddr {
@@ -93,7 +97,11 @@ impl fmt::Display for ListenAddr {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
         };
-        write!(f, "{t}:{}", self.addr)
+        write!(f, "{t}:{}", self.addr)?;
+        match self.advertised {
+            Some(ip) => write!(f, "@{ip}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -377,8 +385,19 @@ impl Config {
             None => vec![ListenAddr {
                 transport: Transport::Udp,
                 addr: SocketAddr::from(([0, 0, 0, 0], 5060)),
+                advertised: None,
             }],
         };
+        server.listeners = listen
+            .iter()
+            .filter_map(|l| {
+                Some(ListenerAdvertised {
+                    transport: l.transport,
+                    listen: l.addr,
+                    advertised: l.advertised?,
+                })
+            })
+            .collect();
         if let Some(s) = get("rtp_ports") {
             server.rtp_ports = parse_port_range(s)?;
         }

@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use onhold_core::server::{Latching, Network};
-use onhold_core::{EndReason, Event, ServerConfig};
+use onhold_core::server::{Latching, ListenerAdvertised, Network};
+use onhold_core::{EndReason, Event, ServerConfig, Transport};
 
 /// A phone behind a NAT: its SIP and RTP come from the NAT's public address.
 const NAT: &str = "203.0.113.5:5060";
@@ -273,4 +273,129 @@ fn a_call_ends_after_four_hours_by_default() {
     assert_eq!(end_reason(&h), None);
     h.advance(secs(20));
     assert_eq!(end_reason(&h).map(|e| e.1), Some(EndReason::MaxDuration));
+}
+
+/// The 200's Contact host and the SDP's `c=` and `o=` addresses for an INVITE that reached a
+/// fresh server with `config` at `local`.
+fn answered_as(config: &ServerConfig, local: &str) -> (String, String, String) {
+    let mut h = Harness::with(config.clone(), onhold_core::media::Library::silence());
+    let c = Dp750::new(0);
+    let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv");
+    h.send_to(
+        local,
+        PHONE,
+        c.request("INVITE", Some(&sdp), &[]).as_bytes(),
+    );
+    let ok = h.last_sip();
+    assert!(
+        ok.start_line().starts_with("SIP/2.0 200"),
+        "{}",
+        h.transcript()
+    );
+    let contact = ok.header("Contact").expect("Contact");
+    let host = contact
+        .split('@')
+        .nth(1)
+        .and_then(|r| r.split([':', '>', ';']).next())
+        .expect("Contact host")
+        .to_string();
+    let body = ok.body();
+    let field = |prefix: &str| {
+        body.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_else(|| panic!("no {prefix} in {body}"))
+            .to_string()
+    };
+    let c_line = field("c=");
+    let o_line = field("o=");
+    (host, c_line, o_line)
+}
+
+fn triple(ip: &str) -> (String, String, String) {
+    (ip.to_string(), ip.to_string(), ip.to_string())
+}
+
+fn listener(listen: &str, advertised: &str) -> ListenerAdvertised {
+    ListenerAdvertised {
+        transport: Transport::Udp,
+        listen: addr(listen),
+        advertised: advertised.parse().unwrap(),
+    }
+}
+
+/// Each listener's own advertised address goes into the Contact, `c=` and `o=` of the calls
+/// that arrived on it; a listener without one uses the global address.
+#[test]
+fn each_listener_advertises_its_own_address() {
+    let config = ServerConfig {
+        advertised: Some("192.0.2.1".parse().unwrap()),
+        listeners: vec![
+            listener("10.0.0.2:5060", "203.0.113.5"),
+            listener("10.0.1.2:5060", "198.51.100.7"),
+        ],
+        ..ServerConfig::default()
+    };
+    for (local, advertised) in [
+        ("10.0.0.2:5060", "203.0.113.5"),
+        ("10.0.1.2:5060", "198.51.100.7"),
+        // Another local address, or another port of a listener's IP: the global address.
+        ("10.0.2.2:5060", "192.0.2.1"),
+        ("10.0.0.2:5070", "192.0.2.1"),
+    ] {
+        assert_eq!(
+            answered_as(&config, local),
+            triple(advertised),
+            "at {local}"
+        );
+    }
+}
+
+/// A wildcard listener answers for every local address of its family; a listener on the
+/// specific address beside it is the socket the kernel delivers to, so its address wins. Port 0
+/// stands for whatever port the runtime bound.
+#[test]
+fn a_specific_listener_wins_over_the_wildcard() {
+    let config = ServerConfig {
+        listeners: vec![
+            listener("0.0.0.0:5060", "203.0.113.5"),
+            listener("10.0.0.2:5060", "198.51.100.7"),
+            listener("10.0.9.9:0", "198.51.100.9"),
+        ],
+        ..ServerConfig::default()
+    };
+    for (local, advertised) in [
+        ("10.0.0.2:5060", "198.51.100.7"),
+        ("10.0.5.5:5060", "203.0.113.5"),
+        ("10.0.9.9:40312", "198.51.100.9"),
+    ] {
+        assert_eq!(
+            answered_as(&config, local),
+            triple(advertised),
+            "at {local}"
+        );
+    }
+}
+
+/// Without a listener's own or a global address (`auto`): the Request-URI host the caller used
+/// (an IP literal here, 192.168.1.100), and with a specific `rtp_ip` the SDP names that.
+#[test]
+fn without_an_advertised_address_the_request_decides() {
+    let mut config = ServerConfig {
+        listeners: vec![listener("10.0.0.2:5060", "203.0.113.5")],
+        ..ServerConfig::default()
+    };
+    assert_eq!(
+        answered_as(&config, "10.0.1.2:5060"),
+        triple("192.168.1.100")
+    );
+    config.rtp_ip = "10.0.1.2".parse().unwrap();
+    let sdp_at_rtp_ip = (
+        "192.168.1.100".to_string(),
+        "10.0.1.2".to_string(),
+        "10.0.1.2".to_string(),
+    );
+    assert_eq!(answered_as(&config, "10.0.1.2:5060"), sdp_at_rtp_ip);
+    // A configured address is one the callers can reach; it wins over `rtp_ip` in the SDP.
+    assert_eq!(answered_as(&config, "10.0.0.2:5060"), triple("203.0.113.5"));
 }

@@ -107,6 +107,20 @@ pub struct Startup {
     pub log: logging::LogGuard,
 }
 
+/// The global advertised address, then each listener's own: `auto, udp:10.0.0.2:5060 as
+/// 203.0.113.5`.
+fn advertised_summary(s: &ServerConfig) -> String {
+    let mut out = s.advertised.map_or("auto".to_string(), |a| a.to_string());
+    for l in &s.listeners {
+        let t = match l.transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        };
+        out.push_str(&format!(", {t}:{} as {}", l.listen, l.advertised));
+    }
+    out
+}
+
 impl Startup {
     pub fn new_server(&self) -> Server {
         Server::new(
@@ -135,7 +149,7 @@ impl Startup {
             env!("CARGO_PKG_VERSION"),
             listen.join(" "),
             rtp_range(s.rtp_ip, s.rtp_ports),
-            s.advertised.map_or("auto".to_string(), |a| a.to_string()),
+            advertised_summary(s),
             self.music_summary,
             if codecs.is_empty() {
                 "any (offer order)".to_string()

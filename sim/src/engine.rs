@@ -17,7 +17,7 @@ use onhold_core::media::Library;
 use onhold_core::server::Network;
 use onhold_core::{Command, Event, Server, ServerConfig, TransmitKind, Transport, MAX_DATAGRAM};
 
-use crate::replay::Caller;
+use crate::replay::{Caller, CallerPlan};
 
 /// Seeded network faults applied to SIP between the caller and our core, both ways.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,6 +134,11 @@ pub struct RunConfig {
     /// The simulated resolver: host name (lower case) → address, answered at once. A name
     /// not here resolves to nothing (the core then sends to the caller's source address).
     pub hosts: BTreeMap<String, IpAddr>,
+    /// What the caller does besides replaying the capture: RTP it sends, when it vanishes.
+    pub caller: CallerPlan,
+    /// The core's in-dialog OPTIONS keep-alive (`ServerConfig::keepalive_interval`; off by
+    /// default, as in the core).
+    pub keepalive_interval: Option<Duration>,
 }
 
 impl Default for RunConfig {
@@ -147,6 +152,8 @@ impl Default for RunConfig {
             bind_delay: Duration::ZERO,
             stalls: (0, Duration::ZERO),
             hosts: BTreeMap::new(),
+            caller: CallerPlan::default(),
+            keepalive_interval: None,
         }
     }
 }

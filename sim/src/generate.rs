@@ -1,7 +1,8 @@
 //! Synthetic DP750 captures: the caller side in the message format of Grandstream firmware
 //! (DESIGN.md, `shared/dp750/`), the callee side as a plausible Music On Hold server would
-//! answer (replay ignores it). SIP only. Same bytes on every run: identifiers come from a seeded
-//! generator per scenario and times are fixed.
+//! answer (replay ignores it). SIP only: a caller's RTP comes from the run's
+//! [`CallerPlan`](crate::replay::CallerPlan). Same bytes on every run: identifiers come from a
+//! seeded generator per scenario and times are fixed.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use crate::pcap::PcapWriter;
 
 const PHONE: &str = "192.168.1.50:5060";
 const SERVER: &str = "192.168.1.100:5060";
+/// The public side of the router a phone behind a NAT sits behind.
+pub const NAT: &str = "203.0.113.5:5060";
 /// The phone's IP address written with letters, A=0 … J=9, as Grandstream Call-IDs carry it.
 const CALL_ID_HOST: &str = "BJC.BGI.B.FA";
 const USER_AGENT: &str = "Grandstream DP750 1.0.3.37";
@@ -165,7 +168,10 @@ impl Scenario {
                 .map(|l| l[name.len() + 1..].trim().to_string())
                 .unwrap_or_default()
         };
-        let via = header("Via").replace(";rport", ";rport=5060;received=192.168.1.50");
+        let via = header("Via").replace(
+            ";rport",
+            &format!(";rport={};received={}", self.phone.port(), self.phone.ip()),
+        );
         let mut to = header("To");
         if let (Some(t), false) = (to_tag, to.contains(";tag=")) {
             to.push_str(&format!(";tag={t}"));
@@ -319,6 +325,11 @@ impl Scenario {
         }
     }
 
+    /// A re-INVITE from the phone offering `sdp` (hold, resume), its 200 and ACK.
+    fn reinvite(&mut self, t: Duration, d: &mut Dialog, sdp: &str) {
+        self.in_dialog(t, d, "INVITE", &[], Some(("application/sdp", sdp)), &[]);
+    }
+
     fn bye(&mut self, t: Duration, d: &mut Dialog) {
         self.in_dialog(t, d, "BYE", &[], None, &[]);
     }
@@ -374,23 +385,9 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
     let mut d = s.dialog();
     s.call(ms(0), &mut d, Some(own_address()), &[], &[]);
     let hold = dp750_sdp("192.168.1.50", 5004, "sendonly", 8001);
-    s.in_dialog(
-        ms(5_000),
-        &mut d,
-        "INVITE",
-        &[],
-        Some(("application/sdp", &hold)),
-        &[],
-    );
+    s.reinvite(ms(5_000), &mut d, &hold);
     let unhold = dp750_sdp("192.168.1.50", 5004, "sendrecv", 8002);
-    s.in_dialog(
-        ms(10_000),
-        &mut d,
-        "INVITE",
-        &[],
-        Some(("application/sdp", &unhold)),
-        &[],
-    );
+    s.reinvite(ms(10_000), &mut d, &unhold);
     s.bye(ms(15_000), &mut d);
     add("hold-unhold", s.finish());
 
@@ -605,6 +602,31 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
     );
     s.bye(ms(100_000), &mut d);
     add("session-timer-update", s.finish());
+
+    // Behind a NAT: the phone's SIP comes from the router's public address while its Via,
+    // Contact and SDP name its private one. The caller hangs up after 10 s.
+    let mut s = Scenario::new(12);
+    s.phone = NAT.parse().expect("addr");
+    let mut d = s.dialog();
+    s.call(ms(0), &mut d, Some(own_address()), &[], &[]);
+    s.bye(ms(10_000), &mut d);
+    add("behind-nat", s.finish());
+
+    // A phone that never hangs up (it loses power, its network goes): only our core can end
+    // the call.
+    let mut s = Scenario::new(13);
+    let mut d = s.dialog();
+    s.call(ms(0), &mut d, Some(own_address()), &[], &[]);
+    add("never-hangs-up", s.finish());
+
+    // The same, but the phone put the call on hold (sendonly → inactive) after 5 s: on hold it
+    // sends no RTP by design.
+    let mut s = Scenario::new(14);
+    let mut d = s.dialog();
+    s.call(ms(0), &mut d, Some(own_address()), &[], &[]);
+    let hold = dp750_sdp("192.168.1.50", 5004, "sendonly", 8001);
+    s.reinvite(ms(5_000), &mut d, &hold);
+    add("holds-never-hangs-up", s.finish());
 
     out
 }

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use engine::{RunConfig, Sim, Trace};
+use onhold_core::ServerConfig;
 use pcap::Datagram;
 use replay::{Caller, Note};
 use verdict::pacing::MediaSummary;
@@ -54,14 +55,18 @@ pub fn replay(name: &str, datagrams: &[Datagram], run: &RunConfig) -> RunResult 
 
 /// Run the caller side of a capture against a fresh core; no verdicts.
 pub fn simulate(datagrams: &[Datagram], run: &RunConfig) -> (Trace, Caller) {
-    let caller = Caller::from_capture(datagrams);
+    let caller = Caller::from_capture(datagrams).with_plan(&run.caller);
     let core_ip = caller
         .core_addrs
         .first()
         .map(|a| a.ip())
         .unwrap_or([127, 0, 0, 1].into());
     let until = caller.script_end() + run.tail;
-    let sim = Sim::new(caller, engine::server_config(core_ip), run);
+    let config = ServerConfig {
+        keepalive_interval: run.keepalive_interval,
+        ..engine::server_config(core_ip)
+    };
+    let sim = Sim::new(caller, config, run);
     sim.run(until)
 }
 

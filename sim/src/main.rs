@@ -186,6 +186,9 @@ fn run(cli: Cli) -> Result<bool, String> {
                 bind_delay,
                 stalls: (stall_rate, stall),
                 hosts: hosts.into_iter().collect(),
+                // A capture's caller as captured: no extra RTP, present throughout.
+                caller: Default::default(),
+                keepalive_interval: None,
             };
             let mut results = Vec::new();
             for f in &files {

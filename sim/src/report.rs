@@ -1,12 +1,13 @@
 //! Reports: a text timeline for people (`+0.000000 → INVITE …`, `←` for what the core sent,
-//! RTP collapsed into runs) and JSON for tools. Times are virtual and relative, so the same run
-//! gives the same bytes.
+//! RTP collapsed into runs, then the core's events: latching and how each call ended) and JSON
+//! for tools. Times are virtual and relative, so the same run gives the same bytes.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use onhold_core::{CallHandle, Event};
 use onhold_probe::msg::{Message, Start};
 use serde::Serialize;
 
@@ -98,6 +99,52 @@ fn timeline(r: &RunResult) -> Vec<(Duration, String)> {
     lines
 }
 
+/// The core's decisions the wire does not spell out, as (time, call, text): a stream that
+/// follows the caller's RTP source (latching) and how each call ended, with the core's reason
+/// (our BYE carries none). A call is named by its Call-ID once started, else by its handle.
+fn events(r: &RunResult) -> Vec<(Duration, String, String)> {
+    let mut call_ids: BTreeMap<u64, String> = BTreeMap::new();
+    let mut out = Vec::new();
+    let name = |ids: &BTreeMap<u64, String>, call: &CallHandle| {
+        ids.get(&call.0)
+            .cloned()
+            .unwrap_or_else(|| format!("call {call}"))
+    };
+    for (at, ev) in &r.trace.events {
+        match ev {
+            Event::CallStarted { call, call_id, .. } => {
+                call_ids.insert(call.0, call_id.clone());
+            }
+            Event::Latched {
+                call,
+                sdp_rtp,
+                remote_rtp,
+            } => out.push((
+                *at,
+                name(&call_ids, call),
+                format!("latched: RTP to {remote_rtp}, the caller's source, not {sdp_rtp}"),
+            )),
+            Event::CallEnded {
+                call,
+                reason,
+                duration,
+                ..
+            } => out.push((
+                *at,
+                name(&call_ids, call),
+                format!("ended: {reason:?} after {}", fmt_span(*duration)),
+            )),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `65.012s`: a duration to the millisecond.
+fn fmt_span(d: Duration) -> String {
+    format!("{}.{:03}s", d.as_secs(), d.subsec_millis())
+}
+
 pub fn text(r: &RunResult) -> String {
     let mut s = String::new();
     let _ = writeln!(
@@ -137,6 +184,9 @@ pub fn text(r: &RunResult) -> String {
             "media [{}] port {} → {remote} PT {pt} {} ms: {} packets, {} segment(s), {} SR, {} late-skipped",
             m.call_id, m.local_port, m.ptime_ms, m.packets, m.segments, m.sender_reports, m.late_skipped
         );
+    }
+    for (at, call, text) in events(r) {
+        let _ = writeln!(s, "event {} [{call}] {text}", fmt_time(at));
     }
     for f in &r.findings {
         let _ = writeln!(s, "{f}");
@@ -185,6 +235,14 @@ pub fn json(r: &RunResult) -> String {
                 late_skipped: m.late_skipped,
             })
             .collect(),
+        events: events(r)
+            .into_iter()
+            .map(|(at, call_id, text)| EventJson {
+                at: secs(at),
+                call_id,
+                text,
+            })
+            .collect(),
         findings: r
             .findings
             .iter()
@@ -211,7 +269,15 @@ struct Report<'r> {
     timeline: Vec<Line>,
     notes: Vec<NoteJson<'r>>,
     media: Vec<Media<'r>>,
+    events: Vec<EventJson>,
     findings: Vec<FindingJson<'r>>,
+}
+
+#[derive(Serialize)]
+struct EventJson {
+    at: f64,
+    call_id: String,
+    text: String,
 }
 
 #[derive(Serialize)]

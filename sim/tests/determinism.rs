@@ -1,6 +1,9 @@
 //! Same capture, same link settings, same seed ⇒ the same report, byte for byte.
 
+use std::time::Duration;
+
 use onhold_sim::engine::RunConfig;
+use onhold_sim::replay::{CallerPlan, RtpStream};
 use onhold_sim::{fault_profiles, generate, pcap, replay, report, wire_pcap};
 
 fn capture(name: &str) -> Vec<pcap::Datagram> {
@@ -37,6 +40,34 @@ fn same_seed_same_report_bytes() {
             "pcap output differs for {}",
             cfg.faults.describe()
         );
+    }
+}
+
+/// The caller's own RTP (over the faulty link too) and its vanishing are part of the input.
+#[test]
+fn a_caller_plan_replays_the_same() {
+    let d = capture("dp750-behind-nat.pcap");
+    let plan = CallerPlan {
+        rtp: vec![RtpStream {
+            from: "203.0.113.5:40000".parse().unwrap(),
+            start: Duration::from_secs(1),
+            stop: Duration::from_secs(8),
+            payload_type: 0,
+        }],
+        gone_at: Some(Duration::from_secs(9)),
+    };
+    let mut runs = vec![RunConfig::default()];
+    runs.extend(fault_profiles());
+    for cfg in runs {
+        let cfg = RunConfig {
+            caller: plan.clone(),
+            ..cfg
+        };
+        let a = replay("nat", &d, &cfg);
+        let b = replay("nat", &d, &cfg);
+        assert_eq!(report::text(&a), report::text(&b));
+        assert_eq!(report::json(&a), report::json(&b));
+        assert_eq!(wire_pcap(&a.trace), wire_pcap(&b.trace));
     }
 }
 

@@ -714,3 +714,64 @@ fn a_2xx_copy_delayed_by_a_runtime_stall_is_accepted_only_with_the_stall() {
     without.stalls.push((ms(1500), ms(1600)));
     assert_eq!(findings(&without), Vec::<Finding>::new());
 }
+
+/// 50 packets from 10 ms; from packet 20 (at 410 ms) they go to the NAT's address, that first
+/// one with the marker set when `marker`.
+fn latched_call(marker: bool) -> Trace {
+    let mut c = Call::answered(ms(10)).rtp(ms(10), 50);
+    let nat: SocketAddr = "203.0.113.5:40000".parse().unwrap();
+    for p in c.wire.iter_mut().filter(|p| p.kind == Kind::Rtp) {
+        if p.at >= ms(410) {
+            p.remote = nat;
+            if p.at == ms(410) && marker {
+                p.bytes[1] |= 0x80;
+            }
+        }
+    }
+    c.trace(ms(1500))
+}
+
+fn latched_at(at: Duration) -> (Duration, onhold_core::Event) {
+    (
+        at,
+        onhold_core::Event::Latched {
+            call: onhold_core::CallHandle(1),
+            sdp_rtp: "192.168.1.50:5004".parse().unwrap(),
+            remote_rtp: "203.0.113.5:40000".parse().unwrap(),
+        },
+    )
+}
+
+#[test]
+fn rtp_follows_a_latch_the_core_reported_with_the_marker_on_its_first_packet() {
+    let mut t = latched_call(true);
+    // Without the core saying it latched, another address is a broken rule.
+    assert_one(
+        &findings(&t),
+        "pacing",
+        "RTP to the SDP address 192.168.1.50:5004",
+    );
+    t.events.push(started(ms(10)));
+    t.events.push(latched_at(ms(400)));
+    assert_eq!(findings(&t), Vec::<Finding>::new());
+    // A packet back at the SDP's address after the latch is named.
+    let back = t
+        .wire
+        .iter_mut()
+        .find(|p| p.kind == Kind::Rtp && p.at == ms(810))
+        .unwrap();
+    back.remote = "192.168.1.50:5004".parse().unwrap();
+    assert_one(
+        &findings(&t),
+        "pacing",
+        "RTP to the caller's RTP source (latched) 203.0.113.5:40000",
+    );
+}
+
+#[test]
+fn the_first_packet_to_a_latched_address_needs_the_marker() {
+    let mut t = latched_call(false);
+    t.events.push(started(ms(10)));
+    t.events.push(latched_at(ms(400)));
+    assert_one(&findings(&t), "pacing", "first to a latched address");
+}

@@ -1,4 +1,5 @@
-//! Small WAV files written by the tests themselves (music for reload tests).
+//! Small WAV files written by the tests themselves (music for reload tests), and the samples
+//! of one a client recorded.
 
 use std::path::Path;
 
@@ -26,4 +27,28 @@ pub fn write_sine(path: &Path, freq: f64, seconds: f64) {
     f.extend_from_slice(&(data.len() as u32).to_le_bytes());
     f.extend_from_slice(&data);
     std::fs::write(path, f).expect("write WAV");
+}
+
+/// The samples of a 16-bit PCM WAV file, whatever its rate and chunk layout (the `data`
+/// chunk's, after any others).
+pub fn read_pcm16(path: &Path) -> Result<Vec<i16>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(format!("{}: not a WAV file", path.display()));
+    }
+    // Chunks after the RIFF header: id, little-endian length, body padded to an even length.
+    let mut at = 12;
+    while at + 8 <= bytes.len() {
+        let len = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]])
+            as usize;
+        let body = &bytes[at + 8..(at + 8 + len).min(bytes.len())];
+        if &bytes[at..at + 4] == b"data" {
+            return Ok(body
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect());
+        }
+        at += 8 + len + len % 2;
+    }
+    Err(format!("{}: no data chunk", path.display()))
 }

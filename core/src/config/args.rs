@@ -14,7 +14,8 @@ pub struct RunArgs {
     /// Validate the configuration, print the effective settings (every key) and exit.
     #[arg(long)]
     pub check_config: bool,
-    /// SIP listen address, repeatable: [udp:|tcp:]IP:PORT (port 0 picks a free one).
+    /// SIP listen address, repeatable: [udp:|tcp:]IP:PORT[@IP] (port 0 picks a free one; @IP
+    /// advertises that IP for calls arriving here, over --advertised-address).
     /// [default: udp:0.0.0.0:5060] [env: ONHOLD_LISTEN, comma-separated]
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<String>,

@@ -131,8 +131,9 @@ fn listen_forms() {
     assert_eq!(c.listen.len(), 2);
     assert_eq!(
         error_line(file(r#"listen = ["sctp:1.2.3.4:5060"]"#)),
-        "config: listen = \"sctp:1.2.3.4:5060\": must be a list of [udp:|tcp:]IP:PORT, e.g. \
-         [\"0.0.0.0:5060\", \"tcp:[::]:5060\"] (in /etc/onhold/onhold.toml)"
+        "config: listen = \"sctp:1.2.3.4:5060\": must be a list of \
+         [udp:|tcp:]IP:PORT[@ADVERTISED_IP], e.g. [\"0.0.0.0:5060\", \"tcp:[::]:5060\", \
+         \"udp:10.0.0.2:5060@203.0.113.5\"] (in /etc/onhold/onhold.toml)"
     );
     assert!(error_line(file("listen = []")).starts_with("config: listen = []: must be"));
     assert!(error_line(file("listen = 5060")).starts_with("config: listen = 5060: must be"));
@@ -191,6 +192,63 @@ fn addresses() {
     );
     assert!(error_line(file("advertised_address = \"pbx.example\""))
         .starts_with("config: advertised_address = \"pbx.example\": must be an IP address"));
+}
+
+#[test]
+fn a_listener_can_advertise_an_address_of_its_own() {
+    let c = file(
+        "advertised_address = \"198.51.100.1\"\n\
+         listen = [\"udp:10.0.0.2:5060@203.0.113.5\", \"tcp:[::]:5060 @ 2001:db8::5\", \
+         \"192.168.1.1:5060\"]",
+    )
+    .unwrap();
+    let got: Vec<String> = c.listen.iter().map(|l| l.to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            "udp:10.0.0.2:5060@203.0.113.5",
+            "tcp:[::]:5060@2001:db8::5",
+            "udp:192.168.1.1:5060"
+        ]
+    );
+    // The core gets the listeners with an address of their own; the rest use the global one.
+    assert_eq!(
+        c.server.listeners,
+        vec![
+            ListenerAdvertised {
+                transport: Transport::Udp,
+                listen: "10.0.0.2:5060".parse().unwrap(),
+                advertised: IpAddr::from([203, 0, 113, 5]),
+            },
+            ListenerAdvertised {
+                transport: Transport::Tcp,
+                listen: "[::]:5060".parse().unwrap(),
+                advertised: "2001:db8::5".parse().unwrap(),
+            },
+        ]
+    );
+    assert_eq!(c.server.advertised, Some(IpAddr::from([198, 51, 100, 1])));
+    // The same form from a flag and from the environment.
+    let c = Config::load(&flags(&["--listen", "127.0.0.1:0@192.0.2.9"]), &[], None).unwrap();
+    assert_eq!(c.listen[0].advertised, Some(IpAddr::from([192, 0, 2, 9])));
+    let e = env(&[("ONHOLD_LISTEN", "1.2.3.4:1@192.0.2.1, tcp:1.2.3.4:1")]);
+    let c = Config::load(&RunArgs::default(), &e, None).unwrap();
+    assert_eq!(c.server.listeners.len(), 1);
+
+    assert_eq!(
+        error_line(file(r#"listen = ["0.0.0.0:5060@pbx.example"]"#)),
+        "config: listen = \"0.0.0.0:5060@pbx.example\": the address after @ must be an IP \
+         address (e.g. 203.0.113.5), advertised in Contact and SDP for calls arriving on this \
+         listener (in /etc/onhold/onhold.toml)"
+    );
+    assert!(error_line(file(r#"listen = ["0.0.0.0:5060@0.0.0.0"]"#))
+        .contains("the address after @ must be one a caller can reach"));
+    assert!(error_line(file(r#"listen = ["0.0.0.0:5060@"]"#))
+        .contains("the address after @ must be an IP address"));
+    assert!(error_line(file(
+        r#"listen = ["1.2.3.4:1@192.0.2.1", "1.2.3.4:1@192.0.2.2"]"#
+    ))
+    .contains("each address may be listed once"));
 }
 
 #[test]
@@ -441,7 +499,7 @@ fn unknown_key_and_syntax_errors_are_one_line() {
 #[test]
 fn check_config_output_names_every_key_and_parses_back() {
     let text = r#"
-listen = ["127.0.0.1:5070", "tcp:127.0.0.1:5070"]
+listen = ["127.0.0.1:5070", "tcp:127.0.0.1:5070@192.0.2.7"]
 rtp_ports = "30000-30999"
 music = "/srv/moh"
 codecs = ["PCMA"]
@@ -486,6 +544,7 @@ announcement = "/srv/a.wav"
     assert_eq!(back.server.ptime_ms, 30);
     assert_eq!(back.music, c.music);
     assert_eq!(back.listen, c.listen);
+    assert_eq!(back.server.listeners, c.server.listeners);
     assert_eq!(back.seed, Some(7));
 }
 

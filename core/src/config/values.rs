@@ -2,7 +2,7 @@
 //! environment), each failing with the one-line [`ConfigError`] that names key, value and what is
 //! allowed.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -250,33 +250,54 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 pub(super) fn parse_listen(s: &Setting) -> Result<Vec<ListenAddr>, ConfigError> {
-    let allowed =
-        "must be a list of [udp:|tcp:]IP:PORT, e.g. [\"0.0.0.0:5060\", \"tcp:[::]:5060\"]";
+    let allowed = "must be a list of [udp:|tcp:]IP:PORT[@ADVERTISED_IP], e.g. \
+                   [\"0.0.0.0:5060\", \"tcp:[::]:5060\", \"udp:10.0.0.2:5060@203.0.113.5\"]";
     let items = list(s, "listen", allowed)?;
     if items.is_empty() {
         return Err(err("listen", s, allowed));
     }
     let mut out: Vec<ListenAddr> = Vec::new();
     for item in items {
-        let (transport, addr) = if let Some(a) = item.strip_prefix("udp:") {
-            (Transport::Udp, a)
-        } else if let Some(a) = item.strip_prefix("tcp:") {
-            (Transport::Tcp, a)
-        } else {
-            (Transport::Udp, item.as_str())
-        };
-        let addr: SocketAddr = addr.parse().map_err(|_| ConfigError {
+        let bad = |allowed: &str| ConfigError {
             value: quote(&item),
             ..err("listen", s, allowed)
-        })?;
-        let l = ListenAddr { transport, addr };
-        if out.contains(&l) {
-            return Err(ConfigError {
-                value: quote(&item),
-                ..err("listen", s, "each address may be listed once")
-            });
+        };
+        let (socket, advertised) = match item.split_once('@') {
+            Some((socket, ip)) => {
+                let ip: IpAddr = ip.trim().parse().map_err(|_| {
+                    bad(
+                        "the address after @ must be an IP address (e.g. 203.0.113.5), \
+                         advertised in Contact and SDP for calls arriving on this listener",
+                    )
+                })?;
+                if ip.is_unspecified() {
+                    return Err(bad(
+                        "the address after @ must be one a caller can reach, not 0.0.0.0 or ::",
+                    ));
+                }
+                (socket.trim(), Some(ip))
+            }
+            None => (item.as_str(), None),
+        };
+        let (transport, addr) = if let Some(a) = socket.strip_prefix("udp:") {
+            (Transport::Udp, a)
+        } else if let Some(a) = socket.strip_prefix("tcp:") {
+            (Transport::Tcp, a)
+        } else {
+            (Transport::Udp, socket)
+        };
+        let addr: SocketAddr = addr.parse().map_err(|_| bad(allowed))?;
+        if out
+            .iter()
+            .any(|l| l.transport == transport && l.addr == addr)
+        {
+            return Err(bad("each address may be listed once"));
         }
-        out.push(l);
+        out.push(ListenAddr {
+            transport,
+            addr,
+            advertised,
+        });
     }
     Ok(out)
 }

@@ -288,8 +288,11 @@ pub struct MediaInfo {
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// Address written into SDP `c=` and our Contact. `None`: the Request-URI host when it is an
-    /// IP literal, else the local address the request arrived on.
+    /// IP literal, else the local address the request arrived on. A listener in `listeners` with
+    /// an address of its own overrides it for what arrives there.
     pub advertised: Option<IpAddr>,
+    /// Listen sockets that advertise an address of their own (see [`ServerConfig::advertised_for`]).
+    pub listeners: Vec<ListenerAdvertised>,
     /// Local IP the runtime binds RTP sockets on (reported in `Transmit::local`).
     pub rtp_ip: IpAddr,
     /// Inclusive RTP port range; even ports are used for RTP, the odd one above for RTCP.
@@ -344,6 +347,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             advertised: None,
+            listeners: Vec::new(),
             rtp_ip: IpAddr::from([0, 0, 0, 0]),
             rtp_ports: (10000, 20000),
             codecs: Vec::new(),
@@ -369,6 +373,45 @@ impl Default for ServerConfig {
             deny_action: DenyAction::Drop,
             limits: Limits::default(),
         }
+    }
+}
+
+/// A listen socket with an advertised address of its own: a request that arrived on it gets
+/// `advertised` in our Contact and SDP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenerAdvertised {
+    pub transport: Transport,
+    /// The listen address as configured: an unspecified IP stands for every local address of its
+    /// family (`[::]` for both, as a dual-stack socket takes IPv4 too), port 0 for whichever port
+    /// the runtime was given.
+    pub listen: SocketAddr,
+    pub advertised: IpAddr,
+}
+
+impl ListenerAdvertised {
+    /// Whether a request that arrived at `local` over `transport` came through this listener.
+    fn takes(&self, transport: Transport, local: SocketAddr) -> bool {
+        let ip = self.listen.ip();
+        let ip_fits =
+            ip == local.ip() || (ip.is_unspecified() && (ip.is_ipv6() || local.is_ipv4()));
+        let port_fits = self.listen.port() == 0 || self.listen.port() == local.port();
+        self.transport == transport && ip_fits && port_fits
+    }
+}
+
+impl ServerConfig {
+    /// The configured address to advertise for a request that arrived at `local`: the address of
+    /// the listener it came through, else the global one; `None` means work it out from the
+    /// request (`auto`). When several listeners could have taken it (a wildcard beside a
+    /// specific address), the one naming the IP, then the port, is the socket the kernel
+    /// delivered to.
+    pub fn advertised_for(&self, transport: Transport, local: SocketAddr) -> Option<IpAddr> {
+        self.listeners
+            .iter()
+            .filter(|l| l.takes(transport, local))
+            .max_by_key(|l| (!l.listen.ip().is_unspecified(), l.listen.port() != 0))
+            .map(|l| l.advertised)
+            .or(self.advertised)
     }
 }
 

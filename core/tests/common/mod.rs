@@ -170,6 +170,12 @@ impl Harness {
     }
 
     pub fn send_bytes(&mut self, from: &str, bytes: &[u8]) {
+        self.send_to(SERVER, from, bytes);
+    }
+
+    /// Deliver a SIP datagram from `from` to our address `local` (one of several listeners, or
+    /// the local IP a wildcard listener was reached at).
+    pub fn send_to(&mut self, local: &str, from: &str, bytes: &[u8]) {
         self.flush_rtp();
         let first = String::from_utf8_lossy(bytes)
             .lines()
@@ -178,7 +184,7 @@ impl Harness {
             .to_string();
         let _ = writeln!(self.log, "{} → {first}", Self::stamp(self.elapsed()));
         self.server
-            .handle_datagram(self.now, self.transport, addr(SERVER), addr(from), bytes);
+            .handle_datagram(self.now, self.transport, addr(local), addr(from), bytes);
         self.drain();
     }
 

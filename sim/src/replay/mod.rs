@@ -8,6 +8,10 @@
 //! why: a 2xx to an INVITE the original callee challenged is ACKed at once and the retry is not
 //! sent; a CANCEL that comes after our 2xx becomes ACK + BYE (RFC 3261 §9.1, §15).
 //! Like a real UAC it retransmits its requests on the RFC 3261 §17.1 timers over a lossy link.
+//!
+//! Beyond the capture's SIP, a [`CallerPlan`] has it send RTP (from any address, for a stretch of
+//! virtual time, to the media address our core answered with) and vanish: a phone behind a NAT,
+//! a forger, a phone that goes quiet or is unplugged.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,6 +28,55 @@ pub use rewrite::{rewrite_in_dialog, with_tag};
 
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
+/// The caller's packet interval: 20 ms of 8 kHz audio per packet.
+const RTP_PTIME: Duration = Duration::from_millis(20);
+const RTP_SAMPLES: u32 = 160;
+
+/// An RTP stream the caller sends: a packet of `payload_type` every 20 ms from `from`, at
+/// `start`, `start` + 20 ms, … while before `stop` (virtual time), to the media address in our
+/// core's latest 2xx to an INVITE. Packets fall due before that 2xx are not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtpStream {
+    pub from: SocketAddr,
+    pub start: Duration,
+    pub stop: Duration,
+    pub payload_type: u8,
+}
+
+/// What the caller does besides replaying its capture's SIP.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallerPlan {
+    pub rtp: Vec<RtpStream>,
+    /// From this time on the caller sends nothing and answers nothing, as an unplugged phone.
+    pub gone_at: Option<Duration>,
+}
+
+/// A stream's progress: its next packet's time and sequence number.
+#[derive(Debug, Clone)]
+struct Stream {
+    plan: RtpStream,
+    next: Duration,
+    seq: u16,
+}
+
+impl Stream {
+    fn due(&self) -> Option<Duration> {
+        (self.next < self.plan.stop).then_some(self.next)
+    }
+
+    /// The next packet: the PCMU silence byte as payload, the timestamp counting samples from
+    /// 0, the SSRC from the source port so two streams differ.
+    fn packet(&mut self) -> Vec<u8> {
+        let mut b = vec![0x80, self.plan.payload_type & 0x7f];
+        b.extend_from_slice(&self.seq.to_be_bytes());
+        b.extend_from_slice(&(self.seq as u32 * RTP_SAMPLES).to_be_bytes());
+        b.extend_from_slice(&(0x5eed_0000 | self.plan.from.port() as u32).to_be_bytes());
+        b.resize(12 + RTP_SAMPLES as usize, 0xff);
+        self.seq = self.seq.wrapping_add(1);
+        self.next += RTP_PTIME;
+        b
+    }
+}
 
 /// A datagram the caller sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +156,11 @@ pub struct Caller {
     ended_by_core: Vec<String>,
     queue: Vec<Send>,
     seq: u64,
+    streams: Vec<Stream>,
+    /// Where our core's latest 2xx to an INVITE said to send media.
+    core_media: Option<SocketAddr>,
+    gone_at: Option<Duration>,
+    gone: bool,
     pub notes: Vec<Note>,
     pub caller_addrs: Vec<SocketAddr>,
     pub core_addrs: Vec<SocketAddr>,
@@ -236,15 +294,37 @@ impl Caller {
             ended_by_core: Vec::new(),
             queue: Vec::new(),
             seq: 0,
+            streams: Vec::new(),
+            core_media: None,
+            gone_at: None,
+            gone: false,
             notes: Vec::new(),
             caller_addrs,
             core_addrs,
         }
     }
 
-    /// Time of the last captured step (relative to the first).
+    /// The caller's plan besides the capture: its RTP streams and when it vanishes.
+    pub fn with_plan(mut self, plan: &CallerPlan) -> Caller {
+        self.streams = plan
+            .rtp
+            .iter()
+            .map(|p| Stream {
+                plan: p.clone(),
+                next: p.start,
+                seq: 0,
+            })
+            .collect();
+        self.gone_at = plan.gone_at;
+        self
+    }
+
+    /// Time of the caller's last act: its last captured step (relative to the first) or the end
+    /// of its last RTP stream.
     pub fn script_end(&self) -> Duration {
-        self.steps.last().map(|s| s.at).unwrap_or_default()
+        let steps = self.steps.last().map(|s| s.at).unwrap_or_default();
+        let media = self.streams.iter().map(|s| s.plan.stop).max();
+        media.map_or(steps, |m| m.max(steps))
     }
 
     pub fn is_caller(&self, addr: SocketAddr) -> bool {
@@ -252,10 +332,21 @@ impl Caller {
     }
 
     pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.gone {
+            return None;
+        }
         let step = self.steps.get(self.next_step).map(|s| s.at);
         let timed = self.timed.keys().next().map(|k| k.0);
         let retx = self.outstanding.values().map(|v| v.0).min();
-        [step, timed, retx].into_iter().flatten().min()
+        let media = self.streams.iter().filter_map(Stream::due).min();
+        [step, timed, retx, media, self.gone_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn is_gone(&self, now: Duration) -> bool {
+        self.gone_at.is_some_and(|g| now >= g)
     }
 
     pub fn poll_send(&mut self) -> Option<Send> {
@@ -271,6 +362,16 @@ impl Caller {
     }
 
     pub fn handle_timeout(&mut self, now: Duration) {
+        if self.is_gone(now) {
+            if !self.gone {
+                self.gone = true;
+                self.note(
+                    now,
+                    "the caller is gone: it sends and answers nothing from here".into(),
+                );
+            }
+            return;
+        }
         while let Some(&key) = self.timed.keys().next() {
             if key.0 > now {
                 break;
@@ -305,6 +406,15 @@ impl Caller {
             self.next_step += 1;
             if !self.anchored[i] {
                 self.play(now, i);
+            }
+        }
+        for i in 0..self.streams.len() {
+            while self.streams[i].due().is_some_and(|t| t <= now) {
+                let bytes = self.streams[i].packet();
+                if let Some(dst) = self.core_media {
+                    let src = self.streams[i].plan.from;
+                    self.queue.push(Send { src, dst, bytes });
+                }
             }
         }
     }
@@ -566,6 +676,9 @@ impl Caller {
         dst: SocketAddr,
         data: &[u8],
     ) {
+        if self.is_gone(now) {
+            return;
+        }
         let Some(m) = Message::parse(data) else {
             return;
         };
@@ -651,6 +764,14 @@ impl Caller {
         }
         if cmethod != "INVITE" {
             return;
+        }
+        if !self.invites.contains_key(&(call_id.clone(), cseq)) {
+            return;
+        }
+        if (200..300).contains(&code) {
+            if let Some(media) = Sdp::of(m).and_then(|s| s.rtp_target()) {
+                self.core_media = Some(media);
+            }
         }
         let Some(inv) = self.invites.get_mut(&(call_id.clone(), cseq)) else {
             return;

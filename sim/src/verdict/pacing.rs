@@ -2,8 +2,10 @@
 //! (a skipped slot is allowed only when the core counted it as `Event::Late`), sequence numbers
 //! are contiguous, the timestamp steps by the samples of the slots passed, the marker bit is set
 //! on the first packet and on the first after each resume, one SSRC; no RTP before the ACK, while
-//! on hold (our answer `inactive`) or after a BYE; RTP goes to the caller's SDP address; RTCP
-//! sender reports come every 0.5–1.5 × the interval (RFC 3550 §6.2, §6.3.1).
+//! on hold (our answer `inactive`) or after a BYE; RTP goes to the caller's SDP address, or from
+//! the instant the core reports `Event::Latched` to the caller's RTP source, the first packet
+//! there with the marker bit (a new receiver); RTCP sender reports come every 0.5–1.5 × the
+//! interval (RFC 3550 §6.2, §6.3.1).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -230,8 +232,17 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
     // repeated INVITEs), ports are not.
     let mut late: BTreeMap<u16, u64> = BTreeMap::new();
     let mut handle_port: BTreeMap<u64, u16> = BTreeMap::new();
-    for (_, ev) in &trace.events {
+    // (local RTP port, when, the address the stream follows from then on).
+    let mut latches: Vec<(u16, Duration, SocketAddr)> = Vec::new();
+    for (at, ev) in &trace.events {
         match ev {
+            Event::Latched {
+                call, remote_rtp, ..
+            } => {
+                if let Some(port) = handle_port.get(&call.0) {
+                    latches.push((*port, *at, *remote_rtp));
+                }
+            }
             Event::CallStarted {
                 call, local_rtp, ..
             } => {
@@ -316,6 +327,16 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
         let mut skipped = 0u64;
         let mut burst: Option<(Duration, u32)> = None;
         let mut failed = false;
+        // Where RTP goes at a time: the latest latch of this session's port by then (at equal
+        // times the caller's packet is delivered before the core's timers fire), else the SDP's.
+        let latched_at = |at: Duration| {
+            latches
+                .iter()
+                .filter(|(port, t, _)| *port == sess.port && *t >= sess.answered_at && *t <= at)
+                .map(|&(_, _, a)| a)
+                .next_back()
+        };
+        let mut prev_dest: Option<SocketAddr> = None;
         for &i in &per_session[si] {
             let p = &trace.wire[i];
             let Some(h) = rtp_header(&p.bytes) else {
@@ -349,19 +370,29 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
                     continue;
                 }
             }
-            if let Some(t) = sess.target {
+            let latched = latched_at(p.at);
+            if let Some(t) = latched.or(sess.target) {
                 if p.remote != t {
+                    let whose = if latched.is_some() {
+                        "the caller's RTP source (latched)"
+                    } else {
+                        "the SDP address"
+                    };
                     out.push(finding(
                         call,
                         p.at,
                         what.clone(),
-                        format!("RTP to the SDP address {t}"),
+                        format!("RTP to {whose} {t}"),
                         format!("to {}", p.remote),
                     ));
                     failed = true;
                     continue;
                 }
             }
+            // A receiver's first packet carries the marker: the stream's first, the first after
+            // a resume, and the first to an address latched onto.
+            let new_receiver = latched.is_some() && prev_dest.is_some_and(|d| d != p.remote);
+            prev_dest = Some(p.remote);
             if *ssrc.get_or_insert(h.ssrc) != h.ssrc {
                 out.push(finding(
                     call,
@@ -391,9 +422,10 @@ pub fn check_with_summary(trace: &Trace, rules: &Rules) -> (Vec<Finding>, Vec<Me
                     continue;
                 }
             }
-            if h.marker != new_segment {
-                let exp = if new_segment {
-                    "the marker bit set (first packet, or first after a resume)"
+            if h.marker != (new_segment || new_receiver) {
+                let exp = if new_segment || new_receiver {
+                    "the marker bit set (first packet, first after a resume, or first to a \
+                     latched address)"
                 } else {
                     "the marker bit clear"
                 };

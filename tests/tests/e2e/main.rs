@@ -6,12 +6,14 @@
 //!
 //! Needs `sipp` (Debian `sip-tester`) and, for the proxy test, `kamailio` (Debian `kamailio`);
 //! the tests fail, saying so, without them. The packaging tests need more (`packaging.rs`
-//! says what).
+//! says what); the Linphone test needs `linphonec` (Debian `linphone-cli`), and outside CI
+//! skips, saying so, without it.
 
 mod codecs;
 mod common;
 mod control;
 mod flood;
+mod linphone;
 mod media;
 mod netns;
 mod packaging;

@@ -284,7 +284,10 @@ pub(super) fn next_local_media(
 ) -> Option<LocalMedia<'static>> {
     let call = call?;
     call.sdp_version += 1;
-    let addr = if config.rtp_ip.is_unspecified() || config.advertised.is_some() {
+    let configured = config
+        .advertised_for(call.transport, call.local_sip)
+        .is_some();
+    let addr = if config.rtp_ip.is_unspecified() || configured {
         call.advertised
     } else {
         config.rtp_ip
@@ -312,10 +315,11 @@ fn write_local_sdp(config: &ServerConfig, call: &Call, local: &LocalMedia<'_>, o
     }
 }
 
-/// Where our SDP and Contact say we are: configured, else the address the caller used to
-/// reach us (the Request-URI host, when it is an IP literal), else the local address.
+/// Where our SDP and Contact say we are: configured (for the listener the request arrived on,
+/// else globally), else the address the caller used to reach us (the Request-URI host, when it is
+/// an IP literal), else the local address.
 fn advertised_ip(config: &ServerConfig, req: &Request<'_>) -> IpAddr {
-    if let Some(ip) = config.advertised {
+    if let Some(ip) = config.advertised_for(req.transport, req.local) {
         return ip;
     }
     let host = req.uri_host.trim_start_matches('[').trim_end_matches(']');
