@@ -42,8 +42,8 @@ struct Stream {
     port: u16,
     class: ClassId,
     /// Music an operator chose for this call alone (`Control::Source`), played instead of the
-    /// library's, and its name.
-    own: Option<(String, Arc<Library>)>,
+    /// library's, and its name. Boxed: rare, and a stream is moved when it is stored.
+    own: Option<Box<(String, Arc<Library>)>>,
     /// The armed RTCP report timer.
     rtcp_at: Option<Instant>,
     /// The network has been saying the destination is unreachable (see [`Unreachable`]).
@@ -359,7 +359,7 @@ impl Media {
         if !p.running || p.due() != due {
             return None;
         }
-        let library = stream.own.as_ref().map_or(library, |(_, own)| own);
+        let library = stream.own.as_ref().map_or(library, |own| &own.1);
         let skipped = p.skip_overdue(now, self.max_catchup);
         let this_due = p.due();
         let (len, pos) = p.write_next(buf);
@@ -417,7 +417,7 @@ impl Media {
         stream.class = class;
         stream.own = match source {
             Source::Class(_) => None,
-            Source::Music { name, library } => Some((name, library)),
+            Source::Music { name, library } => Some(Box::new((name, library))),
         };
         stream.playout.pos = 0;
         stream.playout.marker = true;
@@ -428,7 +428,7 @@ impl Media {
     pub fn info(&self, call: CallHandle, library: &Library) -> Option<MediaInfo> {
         let s = self.streams.get(call)?;
         let source = match &s.own {
-            Some((name, _)) => name.clone(),
+            Some(own) => own.0.clone(),
             None => library.class_name(s.class).to_string(),
         };
         Some(MediaInfo {
