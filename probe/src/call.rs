@@ -169,6 +169,7 @@ impl Leg {
             from_tag: rng.next_u32().to_string(),
             to_tag: None,
             remote_target: None,
+            route_set: Vec::new(),
             cseq,
         };
         Ok(Leg {
@@ -474,6 +475,12 @@ fn call(cfg: &CallConfig, r: &mut CallResult, progress: &Progress) -> std::io::R
         Some(uri) => leg.dialog.remote_target = Some(uri.to_owned()),
         None => r.problems.push("200 without Contact".into()),
     }
+    leg.dialog.route_set = ok
+        .record_routes()
+        .into_iter()
+        .rev()
+        .map(str::to_owned)
+        .collect();
 
     let plan = match cfg.shape {
         Shape::Own | Shape::HeldParty => plan_from_answer(&ok.body),

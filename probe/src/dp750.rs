@@ -115,6 +115,9 @@ pub struct Dialog {
     pub to_tag: Option<String>,
     /// The server's Contact URI: Request-URI of in-dialog requests (RFC 3261 §12.2.1.1).
     pub remote_target: Option<String>,
+    /// The 2xx's Record-Route values in reverse (RFC 3261 §12.1.2): the Route headers of our
+    /// requests inside the dialog, so a record-routing proxy in front of the server sees them.
+    pub route_set: Vec<String>,
     pub cseq: u32,
 }
 
@@ -161,11 +164,20 @@ impl Dialog {
             _ => self.target.uri.as_str(),
         };
         let mut m = self.head("ACK", ruri, branch);
+        if for_2xx {
+            self.push_routes(&mut m);
+        }
         if sdp.is_some() {
             m.push_str("Content-Type: application/sdp\r\n");
         }
         finish(&mut m, sdp);
         m
+    }
+
+    fn push_routes(&self, m: &mut String) {
+        for r in &self.route_set {
+            let _ = write!(m, "Route: {r}\r\n");
+        }
     }
 
     /// Start line and the headers every request shares, through User-Agent.
@@ -198,6 +210,9 @@ impl Dialog {
             .as_deref()
             .unwrap_or(self.target.uri.as_str());
         let mut m = self.head(method, ruri, branch);
+        if self.to_tag.is_some() {
+            self.push_routes(&mut m);
+        }
         if method == "OPTIONS" {
             m.push_str("Accept: application/sdp\r\n");
         }
@@ -304,8 +319,26 @@ Content-Length:   305\r\n\r\n";
             from_tag: "1195548471".into(),
             to_tag: None,
             remote_target: None,
+            route_set: Vec::new(),
             cseq: 21,
         }
+    }
+
+    #[test]
+    fn requests_in_the_dialog_carry_the_route_set_and_the_invite_does_not() {
+        let mut d = dialog();
+        d.to_tag = Some("abc".into());
+        d.remote_target = Some("sip:moh@127.0.0.2:5060".into());
+        d.route_set = vec!["<sip:127.0.0.1:5070;lr>".into()];
+        let routes = |m: &str| m.lines().filter(|l| l.starts_with("Route: ")).count();
+        assert_eq!(routes(&d.ack("z9hG4bK1", true, None)), 1);
+        assert_eq!(routes(&d.request("BYE", "z9hG4bK2")), 1);
+        assert!(d
+            .request("BYE", "z9hG4bK2")
+            .starts_with("BYE sip:moh@127.0.0.2:5060 SIP/2.0\r\n"));
+        // The ACK of an error goes where the INVITE went, hop by hop (RFC 3261 §17.1.1.3).
+        assert_eq!(routes(&d.ack("z9hG4bK1", false, None)), 0);
+        assert_eq!(routes(&d.invite("z9hG4bK3", None)), 0);
     }
 
     #[test]
