@@ -855,3 +855,66 @@ fn a_request_too_large_and_over_the_caps_gets_nothing() {
     assert_eq!(h.sip().len(), sent, "{}", h.transcript());
     assert_eq!(h.server.stats().refused_transactions, 1);
 }
+
+/// A runtime that falls behind its calls (every wake 50 ms late, so each packet leaves 30–50 ms
+/// after its place on the grid) makes the server refuse new calls with one stateless 503 until
+/// it keeps up again, instead of taking more and making every call worse; the calls already up
+/// go on.
+#[test]
+fn new_calls_are_refused_while_the_runtime_falls_behind() {
+    let mut h = Harness::new();
+    established(&mut h);
+    h.advance(ms(500));
+    let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv");
+    let before = h.rtp().len();
+    for _ in 0..30 {
+        h.now += ms(50);
+        h.server.handle_timeout(h.now);
+        h.drain();
+    }
+    assert!(h.rtp().len() > before + 60, "the call up goes on");
+    h.send(PHONE, &Dp750::new(7).request("INVITE", Some(&sdp), &[]));
+    let refused = h.last_sip();
+    assert!(
+        refused.start_line().starts_with("SIP/2.0 503"),
+        "{}",
+        h.transcript()
+    );
+    assert_eq!(refused.header("Retry-After").as_deref(), Some("5"));
+    assert_eq!(h.server.stats().refused_overload, 1);
+    assert!(h.events.iter().any(|(_, e)| matches!(
+        e,
+        Event::LimitHit {
+            limit: onhold_core::Limit::Overload,
+            ..
+        }
+    )));
+    // On time again: after a whole second of it, calls are taken.
+    h.advance(Duration::from_secs(2));
+    h.send(PHONE, &Dp750::new(8).request("INVITE", Some(&sdp), &[]));
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 200"),
+        "{}",
+        h.transcript()
+    );
+}
+
+/// Late wake-ups within `overload_lateness` (a busy but coping host) refuse nothing.
+#[test]
+fn a_little_lateness_refuses_no_calls() {
+    let mut h = Harness::new();
+    established(&mut h);
+    for _ in 0..100 {
+        h.now += ms(25);
+        h.server.handle_timeout(h.now);
+        h.drain();
+    }
+    let sdp = dp750_sdp("192.168.1.50", 5004, "sendrecv");
+    h.send(PHONE, &Dp750::new(9).request("INVITE", Some(&sdp), &[]));
+    assert!(
+        h.last_sip().start_line().starts_with("SIP/2.0 200"),
+        "{}",
+        h.transcript()
+    );
+    assert_eq!(h.server.stats().refused_overload, 0);
+}

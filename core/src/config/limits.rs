@@ -10,7 +10,7 @@ use super::{ConfigError, Origin};
 use crate::server::{Limits, ServerConfig};
 
 /// Every key of `[limits]`, as `--check-config` prints and error lines name them.
-pub const LIMIT_KEYS: [&str; 8] = [
+pub const LIMIT_KEYS: [&str; 9] = [
     "limits.calls_per_source",
     "limits.invite_rate",
     "limits.invite_burst",
@@ -19,6 +19,7 @@ pub const LIMIT_KEYS: [&str; 8] = [
     "limits.transaction_memory",
     "limits.transaction_memory_per_source",
     "limits.ack_wait",
+    "limits.overload_lateness",
 ];
 
 /// The qualified key of `name` (a key inside `[limits]`), if there is one.
@@ -156,6 +157,10 @@ pub(super) fn apply(
         }
         server.ack_wait = d;
     }
+    if let Some(s) = layers.get("limits.overload_lateness") {
+        l.overload_lateness =
+            duration_or_off(s, "limits.overload_lateness", Duration::from_millis(1))?;
+    }
     Ok(())
 }
 
@@ -185,7 +190,7 @@ fn format_size(n: usize) -> String {
 }
 
 /// The `[limits]` table's lines for `--check-config`: (key inside the table, value).
-pub(super) fn lines(server: &ServerConfig) -> [(&'static str, String); 8] {
+pub(super) fn lines(server: &ServerConfig) -> [(&'static str, String); 9] {
     let l: &Limits = &server.limits;
     [
         ("limits.calls_per_source", l.calls_per_source.to_string()),
@@ -205,6 +210,10 @@ pub(super) fn lines(server: &ServerConfig) -> [(&'static str, String); 8] {
             quote(&format_size(l.transaction_bytes_per_source)),
         ),
         ("limits.ack_wait", quote(&format_duration(server.ack_wait))),
+        (
+            "limits.overload_lateness",
+            quote(&l.overload_lateness.map_or("off".into(), format_duration)),
+        ),
     ]
 }
 

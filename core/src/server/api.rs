@@ -166,6 +166,8 @@ pub enum Limit {
     CallsPerSource,
     /// Server transactions in flight, or the bytes they keep, over all or for the source.
     Transactions,
+    /// The runtime is not keeping up with the calls it has (`limits.overload_lateness`).
+    Overload,
 }
 
 impl Limit {
@@ -176,6 +178,7 @@ impl Limit {
             Limit::InviteRate => "invite_rate",
             Limit::CallsPerSource => "calls_per_source",
             Limit::Transactions => "transactions",
+            Limit::Overload => "overload",
         }
     }
 }
@@ -447,6 +450,8 @@ pub struct Stats {
     pub refused_transactions: u64,
     /// ICMP unreachable errors reported for our RTP/RTCP destinations.
     pub unreachable: u64,
+    /// INVITEs refused (503) while the runtime was not keeping up (`limits.overload_lateness`).
+    pub refused_overload: u64,
     /// Requests answered 400 (malformed, RFC 3261 §8.2).
     pub bad_requests: u64,
     /// RTP payload bytes sent (headers not included).

@@ -24,6 +24,10 @@ pub struct Limits {
     /// Bytes those transactions keep (their keys and last response), over all and per source.
     pub transaction_bytes: usize,
     pub transaction_bytes_per_source: usize,
+    /// Admission from measured headroom: while more than a tenth of the last second's RTP
+    /// packets left later than this after their place on the grid (the runtime is not keeping
+    /// up), new calls get 503; the calls already up keep what CPU there is. `None`: off.
+    pub overload_lateness: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -36,6 +40,7 @@ impl Default for Limits {
             transactions_per_source: 4_096,
             transaction_bytes: 32 << 20,
             transaction_bytes_per_source: 8 << 20,
+            overload_lateness: Some(Duration::from_millis(20)),
         }
     }
 }
@@ -52,6 +57,7 @@ impl Limits {
             transactions_per_source: usize::MAX,
             transaction_bytes: usize::MAX,
             transaction_bytes_per_source: usize::MAX,
+            overload_lateness: None,
         }
     }
 }

@@ -31,6 +31,53 @@ pub(crate) struct Media {
     rtp_ip: IpAddr,
     max_catchup: u32,
     rtcp_interval: Duration,
+    headroom: Headroom,
+}
+
+/// Whether the runtime keeps up with the pacing grid, judged a second at a time: the share of
+/// packets that left later than `limits.overload_lateness` after their place on the grid.
+#[derive(Debug)]
+struct Headroom {
+    threshold: Option<Duration>,
+    /// The window being counted, and its counts.
+    since: Instant,
+    packets: u32,
+    late: u32,
+    /// The last whole window had more than a tenth of its packets late.
+    overloaded: bool,
+}
+
+impl Headroom {
+    const WINDOW: Duration = Duration::from_secs(1);
+
+    fn new(since: Instant, threshold: Option<Duration>) -> Headroom {
+        Headroom {
+            threshold,
+            since,
+            packets: 0,
+            late: 0,
+            overloaded: false,
+        }
+    }
+
+    #[inline]
+    fn observe(&mut self, now: Instant, late: Duration) {
+        let Some(threshold) = self.threshold else {
+            return;
+        };
+        self.packets += 1;
+        self.late += u32::from(late > threshold);
+        if now.saturating_duration_since(self.since) >= Self::WINDOW {
+            self.overloaded = self.late * 10 > self.packets;
+            (self.since, self.packets, self.late) = (now, 0, 0);
+        }
+    }
+
+    /// Overloaded in the last whole window, and that window is recent (no packets since means
+    /// no calls to protect).
+    fn overloaded(&self, now: Instant) -> bool {
+        self.overloaded && now.saturating_duration_since(self.since) < 2 * Self::WINDOW
+    }
 }
 
 #[derive(Debug)]
@@ -110,7 +157,13 @@ impl Media {
             rtp_ip: config.rtp_ip,
             max_catchup: config.max_catchup_frames,
             rtcp_interval: config.rtcp_interval,
+            headroom: Headroom::new(epoch, config.limits.overload_lateness),
         }
+    }
+
+    /// Is the runtime falling behind the calls it has (new calls should be refused)?
+    pub fn overloaded(&self, now: Instant) -> bool {
+        self.headroom.overloaded(now)
     }
 
     /// New settings apply from the next packet and report on.
@@ -118,6 +171,7 @@ impl Media {
         self.rtp_ip = config.rtp_ip;
         self.max_catchup = config.max_catchup_frames;
         self.rtcp_interval = config.rtcp_interval;
+        self.headroom.threshold = config.limits.overload_lateness;
     }
 
     /// The local RTP address of a port.
@@ -375,9 +429,9 @@ impl Media {
             &mut buf[RTP_HEADER_LEN..len],
         );
         stats.rtp_octets_out += (len - RTP_HEADER_LEN) as u64;
-        stats
-            .lateness
-            .observe(now.saturating_duration_since(this_due));
+        let late = now.saturating_duration_since(this_due);
+        stats.lateness.observe(late);
+        self.headroom.observe(now, late);
         let t = Transmit {
             transport: Transport::Udp,
             local: SocketAddr::new(self.rtp_ip, stream.port),

@@ -169,6 +169,7 @@ pub fn render(s: &Snapshot) -> String {
             ("invite_rate", st.refused_rate),
             ("calls_per_source", st.refused_source_calls),
             ("transactions", st.refused_transactions),
+            ("overload", st.refused_overload),
             ("acl", st.denied),
             ("bad_request", st.bad_requests),
             ("oversized", st.oversized),

@@ -37,6 +37,12 @@ impl Dialogs {
             cx.limit_hit(req, Limit::MaxCalls);
             return cx.respond_final(req, key, 503, &[("Retry-After", "10")]);
         }
+        if cx.media.overloaded(now) {
+            // Calls already up keep the CPU there is; stateless, so refusing costs nothing kept.
+            cx.stats.refused_overload += 1;
+            cx.limit_hit(req, Limit::Overload);
+            return cx.respond_stateless(req, 503, "5");
+        }
         match self.sources.admit(&cx.config.limits, req.remote.ip(), now) {
             Ok(()) => {}
             Err(SourceRefusal::Rate(after)) => {
