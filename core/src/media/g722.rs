@@ -338,6 +338,14 @@ impl Encoder {
         (ih << 6) | il
     }
 
+    /// Encode `2 · out.len()` 16 kHz samples of `pcm` into `out`, one octet per pair (octets
+    /// beyond the samples given are left as they are).
+    pub fn encode_into(&mut self, pcm: &[i16], out: &mut [u8]) {
+        for (octet, pair) in out.iter_mut().zip(pcm.chunks_exact(2)) {
+            *octet = self.encode_pair(pair[0], pair[1]);
+        }
+    }
+
     /// Encode 16 kHz samples (an even count; a trailing odd sample is ignored), appending one
     /// octet per pair to `out`.
     pub fn encode(&mut self, pcm: &[i16], out: &mut Vec<u8>) {
@@ -430,7 +438,7 @@ mod tests {
     }
 
     /// Why a pre-encoded stream has a seam wherever a caller's decoder arrives in another state
-    /// than the bytes were encoded from (see `EncodedBuilder::finish`).
+    /// than the bytes were encoded from (see `media::Encoded`).
     #[test]
     fn encoders_in_different_states_never_meet_but_decoders_fed_the_same_bytes_do() {
         let pcm = tone();
