@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use onhold_core::media::{ClassSpec, Library, LibrarySpec, MusicSource, Order, PlayMode};
+use onhold_core::media::{ClassSpec, Library, LibrarySpec, PlayMode};
 use onhold_core::server::Limits;
 use onhold_core::sip::find_byte;
 use onhold_core::{Command, Server, ServerConfig, Transport, MAX_DATAGRAM};
@@ -476,14 +476,7 @@ fn rtp_packets_per_cpu_second() -> (f64, f64) {
 /// "pcmu"), run for `BENCH_SECONDS` of virtual time: the packets sent.
 fn shared_calls(codec: &str) -> u64 {
     let spec = LibrarySpec {
-        classes: vec![ClassSpec {
-            name: "default".into(),
-            sources: vec![MusicSource::builtin()],
-            from_directory: false,
-            order: Order::Sorted,
-            mode: PlayMode::Shared,
-            announcement: None,
-        }],
+        classes: vec![ClassSpec::builtin(PlayMode::Shared)],
         normalize: false,
         gain_db: 0.0,
         g722: true,

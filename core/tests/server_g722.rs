@@ -325,59 +325,53 @@ fn per_call_g722_call_start_and_resume_sound_like_a_live_encoder() {
     assert_clean(&heard, &scores);
 }
 
-#[test]
-fn per_call_g722_loop_points_and_resume_sound_like_a_live_encoder() {
+/// A G.722 call to a one-second loop of music placed `joins` after the server starts, with a
+/// hold of `[playing, held, after]` ms: it meets four loop points and a resume, every one clean.
+fn looping_call_sounds_like_a_live_encoder(
+    mode: PlayMode,
+    joins: Duration,
+    times: [u64; 3],
+    label: &str,
+) {
     let pcm = music(1.0);
     let pcm16 = as_the_library_reads_it(&pcm);
-    // Loop points at 1, 2 and 3 s of music; a hold at 2.5 s (the music pauses there).
-    let h = call(
-        library(&pcm, PlayMode::PerCall),
-        Duration::ZERO,
-        [2500, 700, 1500].map(Duration::from_millis),
-    );
-    let heard = heard(&h, &pcm16, PlayMode::PerCall);
-    let scores = score(&heard, "per-call G.722, looping");
+    let h = call(library(&pcm, mode), joins, times.map(Duration::from_millis));
+    let heard = heard(&h, &pcm16, mode);
+    let scores = score(&heard, label);
     let names: Vec<&str> = scores.iter().map(|s| s.name).collect();
-    assert_eq!(
-        names,
-        [
-            "call start",
-            "loop point",
-            "loop point",
-            "resume",
-            "loop point",
-            "loop point"
-        ]
-    );
+    let four_loops_and_a_resume = [
+        "call start",
+        "loop point",
+        "loop point",
+        "resume",
+        "loop point",
+        "loop point",
+    ];
+    assert_eq!(names, four_loops_and_a_resume);
     assert_clean(&heard, &scores);
+}
+
+#[test]
+fn per_call_g722_loop_points_and_resume_sound_like_a_live_encoder() {
+    // Loop points at 1, 2 and 3 s of music; a hold at 2.5 s (the music pauses there).
+    looping_call_sounds_like_a_live_encoder(
+        PlayMode::PerCall,
+        Duration::ZERO,
+        [2500, 700, 1500],
+        "per-call G.722, looping",
+    );
 }
 
 #[test]
 fn shared_g722_join_and_resume_sound_like_a_live_encoder() {
     // Radio: the caller joins 0.31 s into the programme, holds 2.31 s later and resumes 0.73 s
     // after that: it joins mid-programme and the resume jumps ahead in it.
-    let pcm = music(1.0);
-    let pcm16 = as_the_library_reads_it(&pcm);
-    let h = call(
-        library(&pcm, PlayMode::Shared),
+    looping_call_sounds_like_a_live_encoder(
+        PlayMode::Shared,
         Duration::from_millis(310),
-        [2310, 730, 2000].map(Duration::from_millis),
+        [2310, 730, 2000],
+        "shared G.722",
     );
-    let heard = heard(&h, &pcm16, PlayMode::Shared);
-    let scores = score(&heard, "shared G.722");
-    let names: Vec<&str> = scores.iter().map(|s| s.name).collect();
-    assert_eq!(
-        names,
-        [
-            "call start",
-            "loop point",
-            "loop point",
-            "resume",
-            "loop point",
-            "loop point"
-        ]
-    );
-    assert_clean(&heard, &scores);
 }
 
 #[test]

@@ -107,6 +107,20 @@ pub struct ClassSpec {
     pub announcement: Option<(MusicSource, Duration)>,
 }
 
+impl ClassSpec {
+    /// The `default` class of the built-in music, played in `mode`.
+    pub fn builtin(mode: PlayMode) -> ClassSpec {
+        ClassSpec {
+            name: "default".into(),
+            sources: vec![MusicSource::builtin()],
+            from_directory: false,
+            order: Order::Sorted,
+            mode,
+            announcement: None,
+        }
+    }
+}
+
 /// Everything [`Library::build`] needs.
 #[derive(Clone, Debug)]
 pub struct LibrarySpec {
@@ -227,14 +241,7 @@ impl Library {
     /// could not be decoded (a build defect the tests catch) it is silence.
     pub fn embedded(with_g722: bool) -> Library {
         let spec = LibrarySpec {
-            classes: vec![ClassSpec {
-                name: "default".into(),
-                sources: vec![MusicSource::builtin()],
-                from_directory: false,
-                order: Order::Sorted,
-                mode: PlayMode::PerCall,
-                announcement: None,
-            }],
+            classes: vec![ClassSpec::builtin(PlayMode::PerCall)],
             normalize: false,
             gain_db: 0.0,
             g722: with_g722,
