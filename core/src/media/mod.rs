@@ -386,7 +386,7 @@ impl Library {
     pub fn summary(&self) -> String {
         let tracks: usize = self.classes.iter().map(|c| c.tracks.len()).sum();
         let mut s = format!(
-            "{} music class{}, {} track{}, {} of audio, codecs PCMU PCMA{}, {:.1} MB encoded:",
+            "{} music class{}, {} track{}, {} of audio, codecs PCMU PCMA{}, {:.1} MB in memory:",
             self.classes.len(),
             if self.classes.len() == 1 { "" } else { "es" },
             tracks,
