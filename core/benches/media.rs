@@ -2,11 +2,15 @@
 //!
 //! `cargo bench -p onhold-core --bench media`
 //!
+//! `… --bench media -- g722-encode` only encodes `BENCH_OCTETS` G.722 octets of the built-in
+//! music (for `g722.sh`, which counts the instructions per octet under callgrind).
+//!
 //! The input is `tests/fixtures/one_minute.mp3`: the built-in music looped twice, up-sampled to
 //! 44.1 kHz stereo and encoded at 128 kbit/s by LAME (see the fixtures README), i.e. what a
 //! typical music file costs. Plain timing loop; prints the best and median of several runs.
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock
 
+use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use onhold_core::media::{
@@ -53,7 +57,36 @@ fn time<T>(label: &str, audio_seconds: f64, mut f: impl FnMut() -> T) -> T {
     out.unwrap()
 }
 
+/// Encode `BENCH_OCTETS` octets (default 800,000: 100 s) of the built-in music, looped.
+fn g722_encode() {
+    #[allow(clippy::disallowed_methods)]
+    let octets: usize = std::env::var("BENCH_OCTETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(800_000);
+    let pcm = decode::decode("built-in", onhold_core::media::DEFAULT_MUSIC_WAV).unwrap();
+    let n8 = resample::output_len(pcm.samples.len(), pcm.rate, 8000);
+    let pcm16: Vec<i16> = resample::resample(&pcm.samples, pcm.rate, 16000, 2 * n8)
+        .unwrap()
+        .iter()
+        .map(|&s| (s * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
+        .collect();
+    let mut enc = g722::Encoder::new();
+    let mut out = Vec::with_capacity(octets);
+    for pair in pcm16.chunks_exact(2).cycle().take(octets) {
+        out.push(enc.encode_pair(pair[0], pair[1]));
+    }
+    println!(
+        "{} G.722 octets, last {}",
+        out.len(),
+        black_box(out)[octets - 1]
+    );
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "g722-encode") {
+        return g722_encode();
+    }
     let pcm = decode::decode("one_minute.mp3", MP3).expect("fixture decodes");
     let secs = pcm.samples.len() as f64 / pcm.rate as f64;
     println!(
@@ -84,7 +117,7 @@ fn main() {
         g722::Encoder::new().encode(&i16k, &mut out);
         out
     });
-    time("encode PCMU + PCMA + G.722", secs, || {
+    time("encode PCMU + PCMA, keep 16 kHz PCM", secs, || {
         Encoded::encode(&i8k, &i16k, true)
     });
 
@@ -102,6 +135,7 @@ fn main() {
         }],
         normalize: true,
         gain_db: 0.0,
+        g722: true,
     };
     let lib = time("Library::build (all of the above)", secs, || {
         Library::build(&spec, 1).unwrap().0

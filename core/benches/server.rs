@@ -2,6 +2,10 @@
 //! CPU second with 10,000 calls on virtual time, and measured bytes of state per call.
 //!
 //! `cargo bench -p onhold-core --bench server`
+//!
+//! `… -- g722 pcmu` runs `BENCH_CALLS` shared-mode calls of the built-in music for
+//! `BENCH_SECONDS` of virtual time in that codec (for `g722.sh`, which counts the instructions
+//! per packet under callgrind: shared-mode G.722 calls encode live from their first packet).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -10,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use onhold_core::media::Library;
+use onhold_core::media::{ClassSpec, Library, LibrarySpec, PlayMode};
 use onhold_core::server::Limits;
 use onhold_core::sip::find_byte;
 use onhold_core::{Command, Server, ServerConfig, Transport, MAX_DATAGRAM};
@@ -283,6 +287,11 @@ struct Bench {
 impl Bench {
     #[allow(clippy::disallowed_methods)]
     fn new(rtp_ports: (u16, u16)) -> Bench {
+        Bench::with(rtp_ports, Library::silence(), SDP)
+    }
+
+    #[allow(clippy::disallowed_methods)]
+    fn with(rtp_ports: (u16, u16), library: Library, sdp: &str) -> Bench {
         let now = Instant::now();
         let config = ServerConfig {
             rtp_ports,
@@ -291,18 +300,12 @@ impl Bench {
             ..ServerConfig::default()
         };
         Bench {
-            server: Server::new(
-                config,
-                Arc::new(Library::silence()),
-                1,
-                now,
-                SystemTime::UNIX_EPOCH,
-            ),
+            server: Server::new(config, Arc::new(library), 1, now, SystemTime::UNIX_EPOCH),
             now,
             buf: vec![0u8; MAX_DATAGRAM],
             local: "192.168.1.100:5060".parse().unwrap(),
             remote: "192.168.1.50:5060".parse().unwrap(),
-            invite: Template::new("INVITE", 21, SDP),
+            invite: Template::new("INVITE", 21, sdp),
             ack: Template::new("ACK", 21, ""),
             bye: Template::new("BYE", 22, ""),
             want_tag: false,
@@ -469,6 +472,31 @@ fn rtp_packets_per_cpu_second() -> (f64, f64) {
     (packets as f64 / secs, per_call)
 }
 
+/// `BENCH_CALLS` shared-mode calls of the built-in music answered in `codec` ("g722" or
+/// "pcmu"), run for `BENCH_SECONDS` of virtual time: the packets sent.
+fn shared_calls(codec: &str) -> u64 {
+    let spec = LibrarySpec {
+        classes: vec![ClassSpec::builtin(PlayMode::Shared)],
+        normalize: false,
+        gain_db: 0.0,
+        g722: true,
+    };
+    let library = Library::build(&spec, 1).unwrap().0;
+    let first = if codec == "g722" { "9 0 8" } else { "0 8 9" };
+    let sdp = SDP.replace("RTP/AVP 0 8 9", &format!("RTP/AVP {first}"));
+    let mut b = Bench::with((10000, 40000), library, &sdp);
+    for i in 0..knob("BENCH_CALLS", 100) {
+        b.establish(i);
+    }
+    let end = b.now + Duration::from_secs(knob("BENCH_SECONDS", 10));
+    while b.now < end {
+        b.now += Duration::from_millis(1);
+        b.server.handle_timeout(b.now);
+        b.drain();
+    }
+    b.rtp
+}
+
 fn main() {
     // `cargo bench … -- dialogs` or `-- rtp` runs one part (for profiling).
     let only: Vec<String> = std::env::args()
@@ -476,6 +504,12 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let run = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    for codec in ["g722", "pcmu"] {
+        if only.iter().any(|o| o == codec) {
+            println!("{codec}: {} RTP packets", shared_calls(codec));
+            return;
+        }
+    }
     check_helpers();
     if run("dialogs") {
         let (best, median) = dialogs_per_second();

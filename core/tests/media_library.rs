@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use onhold_core::media::g711::{linear_to_alaw, linear_to_ulaw};
 use onhold_core::media::{
-    ClassId, ClassSpec, Encoded, Library, LibrarySpec, MusicSource, Order, PlayMode, Program,
+    g722, ClassId, ClassSpec, Encoded, G722Cursor, Library, LibrarySpec, MusicSource, Order,
+    PlayMode, Program, ProgramBuilder,
 };
 use onhold_core::Codec;
 
@@ -58,6 +59,7 @@ fn spec(classes: Vec<ClassSpec>) -> LibrarySpec {
         classes,
         normalize: false,
         gain_db: 0.0,
+        g722: true,
     }
 }
 
@@ -167,6 +169,9 @@ fn fill_survives_extreme_positions_and_empty_buffers() {
     lib.fill(ClassId(0), Codec::Pcma, u64::MAX - 5, &mut out);
     assert!(out.iter().all(|&b| b == 0xD5));
     lib.fill(ClassId(0), Codec::G722, 7, &mut []);
+    lib.fill(ClassId(0), Codec::G722, u64::MAX, &mut out);
+    let mut cursor = onhold_core::media::G722Cursor::at_start();
+    lib.fill_g722(ClassId(0), &mut cursor, u64::MAX - 5, &mut out);
     assert_eq!(lib.program_len(ClassId(0)), 8000);
 }
 
@@ -267,7 +272,7 @@ fn normalisation_and_gain() {
 }
 
 /// A reference model of the announcement schedule: walk the program one unit at a time.
-fn model(music: &[u8], ann: &[u8], every: usize, len: usize) -> Vec<u8> {
+fn model<T: Copy>(music: &[T], ann: &[T], every: usize, len: usize) -> Vec<T> {
     let mut out = Vec::with_capacity(len);
     let mut m = 0;
     while out.len() < len {
@@ -337,30 +342,44 @@ fn announcement_positions_follow_the_model() {
     let p = Program::with_announcement(music.clone(), ann.clone(), 300).unwrap();
     // 1000 / gcd(1000, 300) = 10 cycles of 370 units.
     assert_eq!(p.len(), 3700);
-    for codec in Codec::ALL {
+    for codec in [Codec::Pcmu, Codec::Pcma] {
         let want = model(music.get(codec), ann.get(codec), 300, 3 * 3700);
-        // The first pass starts with the music's own first-pass start (G.722: encoded from the
-        // zero state), then plays the same bytes as every later pass.
-        let mut first = want.clone();
-        let start = music.first_pass_start(codec);
-        first[..start.len()].copy_from_slice(start);
-        assert_eq!(start.is_empty(), codec != Codec::G722);
         // Fill from a spread of positions and lengths, including across the period.
         for pos in (0..3700u64).step_by(53).chain([299, 300, 369, 370, 3699]) {
             for len in [1usize, 7, 160, 371, 1000] {
                 let mut out = vec![0u8; len];
                 p.fill(codec, pos, &mut out);
                 let at = pos as usize;
-                assert_eq!(out[..], first[at..at + len], "{codec} {pos} {len}");
-                // From the second pass on, whole periods change nothing.
+                assert_eq!(out[..], want[at..at + len], "{codec} {pos} {len}");
+                // Whole periods change nothing.
                 let mut later = vec![0u8; len];
-                p.fill(codec, pos + 3700, &mut later);
-                assert_eq!(later[..], want[at..at + len], "{codec} {pos} {len}");
-                p.fill(codec, pos + 3700 * 12345, &mut out);
+                p.fill(codec, pos + 3700 * 12345, &mut later);
                 assert_eq!(later, out);
             }
         }
     }
+    // G.722's input, the 16 kHz PCM, follows the same schedule, two samples a position.
+    let pairs = |e: &Encoded| -> Vec<[i16; 2]> {
+        let pcm = e.pcm16().expect("kept for G.722");
+        pcm.chunks_exact(2).map(|p| [p[0], p[1]]).collect()
+    };
+    let want: Vec<i16> = model(&pairs(&music), &pairs(&ann), 300, 3 * 3700)
+        .into_iter()
+        .flatten()
+        .collect();
+    for pos in (0..3700usize).step_by(53).chain([299, 300, 369, 370, 3699]) {
+        for len in [1usize, 7, 160, 371, 1000] {
+            let mut out = vec![0i16; 2 * len];
+            p.fill_pcm16(pos as u64 + 3700 * 7, &mut out);
+            assert_eq!(out[..], want[2 * pos..2 * (pos + len)], "{pos} {len}");
+        }
+    }
+    // A G.722 caller from the start is sent one encoding of that PCM from the zero state.
+    let mut live = Vec::new();
+    g722::Encoder::new().encode(&want, &mut live);
+    let mut got = vec![0u8; 3 * 3700];
+    p.fill(Codec::G722, 0, &mut got);
+    assert_eq!(got, live);
 }
 
 #[test]
@@ -391,9 +410,12 @@ fn library_with_announcement_reports_the_full_period() {
         "{}",
         lib.summary()
     );
-    // The G.722 bridges cost a little memory: 3 cuts of 800 + 1000 bytes, and the music's
-    // first-pass start a quarter second.
-    assert_eq!(lib.memory_bytes(), 3 * (24_000 + 800) + 3 * 1800 + 2000);
+    // G.711 bytes, the 16 kHz PCM (two 2-byte samples a position) and the G.722 start up to
+    // the first announcement.
+    assert_eq!(
+        lib.memory_bytes(),
+        2 * (24_000 + 800) + 4 * (24_000 + 800) + 8000
+    );
 
     c.announcement = Some((source("ann.wav", -1000, 800), Duration::ZERO));
     assert!(Library::build(&spec(vec![c.clone()]), 1).is_err());
@@ -434,7 +456,6 @@ fn quiet_announcement(seconds: f64) -> (Vec<i16>, Vec<i16>) {
 
 /// What a G.722 caller hears across `bytes` of the program from position 0.
 fn decode_program(p: &Program, bytes: usize) -> Vec<i16> {
-    use onhold_core::media::g722;
     let mut g = vec![0u8; bytes];
     p.fill(Codec::G722, 0, &mut g);
     let mut out = Vec::new();
@@ -452,97 +473,91 @@ fn rms(x: &[i16]) -> f64 {
 
 #[test]
 fn g722_announcement_boundaries_do_not_pop() {
-    use onhold_core::media::ProgramBuilder;
     // 3 s of loud music, an announcement of 0.5 s every 1 s of music.
     let (m8, m16) = loud_music(3.0);
     let (a8, a16) = quiet_announcement(0.5);
-    let every = 8000;
-    let plain = {
-        let music = Encoded::encode(&m8, &m16, true);
-        let ann = Encoded::encode(&a8, &a16, false);
-        Program::with_announcement(music, ann, every).unwrap()
-    };
-    let bridged = {
-        let mut b = ProgramBuilder::new(Some(every));
-        b.push(&m8, &m16);
-        b.finish(Some((&a8, &a16))).unwrap()
-    };
-    assert_eq!(plain.len(), bridged.len());
+    let mut b = ProgramBuilder::new(Some(8000), true);
+    b.push(&m8, &m16);
+    let p = b.finish(Some((&a8, &a16))).unwrap();
     // Cycles of 1 s music + 0.5 s announcement: 16 000 + 8000 samples at 16 kHz, codec delay 22.
     let cycle = 24_000;
-    for (name, p) in [("plain", &plain), ("bridged", &bridged)] {
-        let out = decode_program(p, 4 * 12_000);
-        for k in 0..3 {
-            // Into the announcement: nothing louder than the announcement itself (3000).
-            let ann = &out[k * cycle + 16_022..k * cycle + 16_022 + 1600];
-            // Back into the music: the first 20 ms as loud as the music later on.
-            let back = (k + 1) * cycle + 22;
-            let first = rms(&out[back..back + 320]);
-            let later = rms(&out[back + 3200..back + 3520]);
-            println!(
-                "{name} cycle {k}: peak entering the announcement {}, music level after it {:.0} vs {:.0}",
-                peak(ann),
-                first,
-                later
-            );
-            if name == "bridged" {
-                assert!(
-                    peak(ann) < 3600,
-                    "pop entering the announcement: {}",
-                    peak(ann)
-                );
-                assert!(
-                    (first / later - 1.0).abs() < 0.2,
-                    "{first:.0} vs {later:.0}"
-                );
-            }
-        }
-    }
-    // Without the bridges the same schedule pops (this is what they are for).
-    let out = decode_program(&plain, 3 * 12_000);
-    assert!(peak(&out[16_022..17_622]) > 10_000);
-
-    // G.711 is unaffected by the bridges.
-    for codec in [Codec::Pcmu, Codec::Pcma] {
-        let mut x = vec![0u8; 40_000];
-        let mut y = vec![0u8; 40_000];
-        plain.fill(codec, 0, &mut x);
-        bridged.fill(codec, 0, &mut y);
-        assert_eq!(x, y);
+    let out = decode_program(&p, 4 * 12_000);
+    for k in 0..3 {
+        // Into the announcement: nothing louder than the announcement itself (3000).
+        let ann = &out[k * cycle + 16_022..k * cycle + 16_022 + 1600];
+        assert!(
+            peak(ann) < 3600,
+            "pop entering the announcement: {}",
+            peak(ann)
+        );
+        // Back into the music: the first 20 ms as loud as the music later on.
+        let back = (k + 1) * cycle + 22;
+        let first = rms(&out[back..back + 320]);
+        let later = rms(&out[back + 3200..back + 3520]);
+        assert!(
+            (first / later - 1.0).abs() < 0.2,
+            "{first:.0} vs {later:.0}"
+        );
     }
 }
 
 #[test]
-fn g722_bridged_program_is_a_pure_function_of_position() {
-    use onhold_core::media::ProgramBuilder;
-    // Music not on the grid (padded), announcement shorter than a bridge, odd lengths.
+fn g722_caller_is_one_encoding_in_packets_of_any_size() {
+    // Music not on the grid (padded), an announcement of odd length.
     let (m8, m16) = loud_music(2.3);
     let (a8, a16) = quiet_announcement(0.07);
-    let mut b = ProgramBuilder::new(Some(16_000));
+    let mut b = ProgramBuilder::new(Some(16_000), true);
     b.push(&m8, &m16);
     let p = b.finish(Some((&a8, &a16))).unwrap();
     // 2.3 s padded to 3 s = 24 000; 2 s between announcements: gcd 8000, 3 cycles of 16 560.
     assert_eq!(p.len(), 3 * (16_000 + 560));
     let period = p.len() as usize;
-    let mut whole = vec![0u8; 3 * period];
-    p.fill(Codec::G722, 0, &mut whole);
-    // The first pass differs only in its first quarter second (encoded from the zero state);
-    // the program repeats from the second pass on.
-    assert_ne!(whole[..2000], whole[period..period + 2000]);
-    assert_eq!(whole[2000..period], whole[period + 2000..2 * period]);
-    assert_eq!(whole[period..2 * period], whole[2 * period..]);
-    for pos in (0..2 * period).step_by(997) {
-        for len in [1usize, 160, 1001, 5000] {
-            let mut out = vec![0u8; len];
-            p.fill(Codec::G722, pos as u64, &mut out);
-            assert_eq!(out[..], whole[pos..pos + len], "pos {pos} len {len}");
-            let run = p.run(Codec::G722, pos as u64, len);
-            assert_eq!(run, &whole[pos..pos + run.len()], "pos {pos} len {len}");
+    let mut pcm = vec![0i16; 2 * 3 * period];
+    p.fill_pcm16(0, &mut pcm);
+    let mut live = Vec::new();
+    g722::Encoder::new().encode(&pcm, &mut live);
+    // The pre-encoded start runs to the first announcement.
+    assert_eq!(p.run(Codec::G722, 0, usize::MAX), &live[..16_000]);
+    assert!(p.run(Codec::G722, 16_000, usize::MAX).is_empty());
+    // One caller's cursor, in packets of any size (crossing the start's end, announcements and
+    // the loop point anywhere), sends exactly that encoding.
+    for step in [1usize, 80, 160, 997, 5000] {
+        let mut cursor = G722Cursor::at_start();
+        let mut got = vec![0u8; 3 * period];
+        for (k, chunk) in got.chunks_mut(step).enumerate() {
+            p.fill_g722(&mut cursor, (k * step) as u64, chunk);
         }
+        assert!(got == live, "packets of {step}");
+        assert!(cursor.is_live());
     }
+    // A caller that starts mid-programme is one encoding from the zero state from there.
+    let mut cursor = G722Cursor::live();
+    let mut got = vec![0u8; period];
+    for (k, chunk) in got.chunks_mut(160).enumerate() {
+        p.fill_g722(&mut cursor, 12_345 + (k * 160) as u64, chunk);
+    }
+    let mut want = Vec::new();
+    g722::Encoder::new().encode(&pcm[2 * 12_345..2 * (12_345 + period)], &mut want);
+    assert!(got == want);
     // And it sounds right across every boundary: no pop anywhere.
     let out = decode_program(&p, 3 * period);
     assert!(peak(&out[100..]) <= 18_500, "peak {}", peak(&out[100..]));
+}
+
+#[test]
+fn without_g722_nothing_16_khz_is_kept() {
+    let (m8, m16) = loud_music(1.0);
+    let mut b = ProgramBuilder::new(None, false);
+    b.push(&m8, &m16);
+    let p = b.finish(None).unwrap();
+    assert_eq!(p.memory_bytes(), 2 * 8000);
+    assert!(!p.has_g722());
+    // A G.722 call regardless (the codecs changed, the music did not): encoded silence.
+    let mut out = vec![0u8; 1600];
+    p.fill(Codec::G722, 0, &mut out);
+    let mut pcm = Vec::new();
+    g722::Decoder::new().decode(&out, &mut pcm);
+    assert!(peak(&pcm) < 64);
 }
 
 #[test]
@@ -565,10 +580,15 @@ fn resampled_tracks_keep_g711_and_g722_the_same_length() {
     )
     .unwrap();
     assert_eq!(lib.program_len(ClassId(0)), 8000);
-    for codec in Codec::ALL {
+    for codec in [Codec::Pcmu, Codec::Pcma] {
         // From the second pass on, the whole program is one run.
         assert_eq!(lib.slice(ClassId(0), codec, 8000, usize::MAX).len(), 8000);
     }
+    // G.722's pre-encoded start is the whole loop.
+    assert_eq!(
+        lib.slice(ClassId(0), Codec::G722, 0, usize::MAX).len(),
+        8000
+    );
 }
 
 #[test]
@@ -589,8 +609,12 @@ fn embedded_default_music_builds() {
             assert!(distinct > 30, "{codec} second {second}: {distinct} codes");
         }
     }
-    // Three codecs, and the G.722 first-pass start (a quarter second).
-    assert_eq!(lib.memory_bytes(), 3 * 30 * 8000 + 2000);
+    // G.711 bytes, the 16 kHz PCM (two 2-byte samples a position) and the G.722 start (the
+    // whole loop).
+    assert_eq!(
+        lib.memory_bytes(),
+        2 * 30 * 8000 + 4 * 30 * 8000 + 30 * 8000
+    );
     println!("{}", lib.summary());
 }
 
@@ -608,7 +632,7 @@ fn loop_snr(input: &[i16], out: &[i16], range: std::ops::Range<usize>) -> f64 {
 
 #[test]
 fn g722_loop_point_is_as_clean_as_the_rest() {
-    use onhold_core::media::{decode, g722, DEFAULT_MUSIC_WAV};
+    use onhold_core::media::{decode, DEFAULT_MUSIC_WAV};
     let pcm = decode::decode("default", DEFAULT_MUSIC_WAV).unwrap();
     let pcm16: Vec<i16> = pcm
         .samples
@@ -617,27 +641,12 @@ fn g722_loop_point_is_as_clean_as_the_rest() {
         .collect();
     let pcm8: Vec<i16> = pcm16.iter().step_by(2).copied().collect();
     let n = pcm16.len();
-    let snrs = |loops: bool| {
-        let e = Encoded::encode(&pcm8, &pcm16, loops);
-        let bytes = e.get(Codec::G722);
-        let start = e.first_pass_start(Codec::G722);
-        // A decoder that has played the loop once and wraps around.
-        let mut out = Vec::with_capacity(2 * n);
-        let mut dec = g722::Decoder::new();
-        dec.decode(start, &mut out);
-        dec.decode(&bytes[start.len()..], &mut out);
-        dec.decode(bytes, &mut out);
-        let wrap = loop_snr(&pcm16, &out, n - 200..n + 800);
-        let middle = loop_snr(&pcm16, &out, n + n / 2 - 200..n + n / 2 + 800);
-        (wrap, middle)
-    };
-    let (wrap, middle) = snrs(true);
-    let (naive, _) = snrs(false);
-    println!("G.722 SNR at the loop point {wrap:.1} dB (without care {naive:.1} dB), mid-loop {middle:.1} dB");
-    assert!(
-        wrap > naive + 3.0,
-        "re-encoding the start from the end state must help"
-    );
+    let p = Program::music_only(Encoded::encode(&pcm8, &pcm16, true));
+    // A caller who plays the loop twice through.
+    let out = decode_program(&p, n);
+    let wrap = loop_snr(&pcm16, &out, n - 200..n + 800);
+    let middle = loop_snr(&pcm16, &out, n + n / 2 - 200..n + n / 2 + 800);
+    println!("G.722 SNR at the loop point {wrap:.1} dB, mid-loop {middle:.1} dB");
     assert!(
         wrap > middle - 3.0,
         "{wrap:.1} dB at the wrap, {middle:.1} dB mid-loop"

@@ -37,6 +37,7 @@ fn library() -> Library {
         }],
         normalize: false,
         gain_db: 0.0,
+        g722: true,
     };
     Library::build(&spec, 1).expect("tone.wav builds").0
 }

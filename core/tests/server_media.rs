@@ -39,6 +39,7 @@ fn library(freq: f64, secs: f64, mode: PlayMode) -> Library {
         }],
         normalize: false,
         gain_db: 0.0,
+        g722: true,
     };
     Library::build(&spec, 1).expect("tone builds").0
 }

@@ -16,8 +16,8 @@ const AUDIO_EXTENSIONS: [&str; 9] = [
 ];
 
 /// Read every configured file. `Err` is one line naming the path and the problem; the `Vec` holds
-/// warnings about skipped files.
-pub fn read_spec(music: &MusicConfig) -> Result<(LibrarySpec, Vec<String>), String> {
+/// warnings about skipped files. `g722`: calls may use G.722 (see [`LibrarySpec::g722`]).
+pub fn read_spec(music: &MusicConfig, g722: bool) -> Result<(LibrarySpec, Vec<String>), String> {
     let mut warnings = Vec::new();
     let mut classes = Vec::new();
     for class in &music.classes {
@@ -48,6 +48,7 @@ pub fn read_spec(music: &MusicConfig) -> Result<(LibrarySpec, Vec<String>), Stri
             classes,
             normalize: music.normalize,
             gain_db: music.gain_db,
+            g722,
         },
         warnings,
     ))
@@ -123,14 +124,18 @@ fn read_file(path: &Path) -> Result<MusicSource, String> {
 /// nothing is configured. `Err` is one line naming the file and the problem.
 pub fn build_library(spec: &LibrarySpec, seed: u64) -> Result<(Library, Vec<String>), String> {
     if spec.classes.is_empty() {
-        return Ok((Library::embedded_default(), Vec::new()));
+        return Ok((Library::embedded(spec.g722), Vec::new()));
     }
     Library::build(spec, seed).map_err(|e| format!("music: {e}"))
 }
 
 /// Read and build in one step: what start-up and SIGHUP both do.
-pub fn load(music: &MusicConfig, seed: u64) -> Result<(Library, String, Vec<String>), String> {
-    let (spec, mut warnings) = read_spec(music)?;
+pub fn load(
+    music: &MusicConfig,
+    g722: bool,
+    seed: u64,
+) -> Result<(Library, String, Vec<String>), String> {
+    let (spec, mut warnings) = read_spec(music, g722)?;
     let (library, more) = build_library(&spec, seed)?;
     warnings.extend(more);
     let summary = library.summary();
@@ -179,7 +184,7 @@ mod tests {
         std::fs::write(d.join("cover.jpg"), b"x").unwrap();
         std::fs::write(d.join(".hidden.wav"), b"x").unwrap();
         std::fs::create_dir(d.join("sub.wav")).unwrap();
-        let (spec, warnings) = read_spec(&config(vec![class("sales", &d)])).unwrap();
+        let (spec, warnings) = read_spec(&config(vec![class("sales", &d)]), true).unwrap();
         let c = &spec.classes[0];
         let names: Vec<String> = c
             .sources
@@ -206,15 +211,15 @@ mod tests {
     #[test]
     fn missing_or_empty_music_is_one_line_error() {
         let d = temp_dir("empty");
-        let e = read_spec(&config(vec![class("default", &d)])).unwrap_err();
+        let e = read_spec(&config(vec![class("default", &d)]), true).unwrap_err();
         assert!(
             e.starts_with("music: ") && e.contains("no readable audio files"),
             "{e}"
         );
-        let e = read_spec(&config(vec![class("default", &d.join("nope.wav"))])).unwrap_err();
+        let e = read_spec(&config(vec![class("default", &d.join("nope.wav"))]), true).unwrap_err();
         assert!(e.contains("nope.wav") && !e.contains('\n'), "{e}");
         std::fs::write(d.join("empty.wav"), b"").unwrap();
-        let e = read_spec(&config(vec![class("default", &d.join("empty.wav"))])).unwrap_err();
+        let e = read_spec(&config(vec![class("default", &d.join("empty.wav"))]), true).unwrap_err();
         assert!(e.ends_with("empty.wav: empty file"), "{e}");
         std::fs::remove_dir_all(d).unwrap();
     }
@@ -227,7 +232,7 @@ mod tests {
         let mut c = class("default", &d.join("m.wav"));
         c.announcement = Some(d.join("ann.wav"));
         c.announcement_every = Duration::from_secs(45);
-        let (spec, warnings) = read_spec(&config(vec![c])).unwrap();
+        let (spec, warnings) = read_spec(&config(vec![c]), true).unwrap();
         assert!(warnings.is_empty());
         assert!(!spec.classes[0].from_directory);
         let (ann, every) = spec.classes[0].announcement.as_ref().unwrap();
@@ -238,9 +243,9 @@ mod tests {
 
     #[test]
     fn no_classes_means_built_in_music() {
-        let (spec, _) = read_spec(&config(vec![])).unwrap();
+        let (spec, _) = read_spec(&config(vec![]), true).unwrap();
         assert!(spec.classes.is_empty());
-        let (library, summary, warnings) = load(&config(vec![]), 1).unwrap();
+        let (library, summary, warnings) = load(&config(vec![]), true, 1).unwrap();
         assert_eq!(summary, Library::embedded_default().summary());
         assert!(warnings.is_empty());
         assert!(library.program_len(library.default_class()) > 0);

@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime};
 use onhold_core::config::{config_path, Config, ConfigError, RunArgs};
 use onhold_core::media::Library;
 use onhold_core::rng::Seed;
-use onhold_core::{Server, ServerConfig, Transport};
+use onhold_core::{Codec, Server, ServerConfig, Transport};
 use tracing::{debug, warn};
 
 use crate::{logging, music};
@@ -190,9 +190,11 @@ pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
     let seed = config
         .seed
         .unwrap_or_else(|| onhold_core::rng::Rng::new(key).next_u64());
+    // The 16 kHz audio G.722 calls are encoded from is kept only if they may happen.
+    let g722 = config.server.allows(Codec::G722);
     if args.check_config {
         // Also read and decode the music: a path that does not exist is a configuration error.
-        return Err(match music::load(&config.music, seed) {
+        return Err(match music::load(&config.music, g722, seed) {
             Ok((_, summary, warnings)) => {
                 for w in config.warnings.iter().chain(&warnings) {
                     eprintln!("warning: {w}");
@@ -226,10 +228,11 @@ pub fn start(args: RunArgs) -> Result<Startup, ExitCode> {
         Err(e) => warn!("cannot raise RLIMIT_NOFILE: {e}"),
     }
     // Bad music is like bad config: exactly one line on stderr, naming the file, and exit 2.
-    let (library, music_summary, warnings) = music::load(&config.music, seed).map_err(|line| {
-        eprintln!("{line}");
-        ExitCode::from(EXIT_CONFIG)
-    })?;
+    let (library, music_summary, warnings) =
+        music::load(&config.music, g722, seed).map_err(|line| {
+            eprintln!("{line}");
+            ExitCode::from(EXIT_CONFIG)
+        })?;
     for w in warnings {
         warn!("{w}");
     }
@@ -260,7 +263,8 @@ fn os_random_key() -> io::Result<Seed> {
 /// re-read the configuration and the music. `Err` is one line; the old music stays.
 pub fn reload_music(args: &RunArgs, seed: u64) -> ReloadResult {
     let config = load_config(args)?;
-    let (library, summary, warnings) = music::load(&config.music, seed)?;
+    let g722 = config.server.allows(Codec::G722);
+    let (library, summary, warnings) = music::load(&config.music, g722, seed)?;
     for w in warnings {
         warn!("reload: {w}");
     }

@@ -22,6 +22,36 @@ const Q6: [i32; 31] = [
     0, 35, 72, 110, 150, 190, 233, 276, 323, 370, 422, 473, 530, 587, 650, 714, 786, 858, 940,
     1023, 1121, 1219, 1339, 1458, 1612, 1765, 1980, 2195, 2557, 2919, 3200,
 ];
+/// [`Q6`]'s levels 1..=29 at indices 1..=29, repeated at 30 and 31 so that a search of 31
+/// sorted entries covers them (index 0 is never read).
+const Q6_SEARCH: [i32; 32] = {
+    let mut t = [0; 32];
+    let mut i = 1;
+    while i < 32 {
+        t[i] = Q6[if i < 30 { i } else { 29 }];
+        i += 1;
+    }
+    t
+};
+
+/// How many of the lower-band decision levels 1..=29, scaled by the step size `det`, are at or
+/// below the magnitude `wd`. The scaled levels never decrease, so this is a binary search:
+/// five halvings of [`Q6_SEARCH`], each a comparison the compiler turns into a conditional
+/// move (the outcome is as unpredictable as the music, so a branch would often be mispredicted).
+#[inline]
+fn levels_at_or_below(wd: i32, det: i32) -> usize {
+    let mut n = 0;
+    for half in [16, 8, 4, 2, 1] {
+        let q = Q6_SEARCH[n + half];
+        n += if ((q << 3) * det) >> 15 <= wd {
+            half
+        } else {
+            0
+        };
+    }
+    n.min(29)
+}
+
 /// Codeword for a positive difference falling in interval `m` (1..=30) of [`Q6`].
 const IL_POS: [u8; 31] = [
     0, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42, 41, 40, 39,
@@ -160,13 +190,15 @@ impl Band {
         self.r[0] = add(self.s, d);
 
         // UPZERO: sign-sign LMS on the zero coefficients with leakage 1 - 2^-8, then shift d.
+        // Neither operation can saturate: a 16-bit b times 32640 / 2^15 lies in
+        // [-32640, 32639], and ±128 keeps that within 16 bits.
         let g = if d == 0 { 0 } else { 128 };
         let s0 = sgn(d);
         for i in (1..7).rev() {
             // +g when the signs agree, −g when they differ (a conditional negate, no branch).
             let differ = s0 ^ sgn(self.d[i]);
             let step = (g ^ differ) - differ;
-            self.b[i] = add(step, mult(self.b[i], 32640));
+            self.b[i] = step + ((self.b[i] * 32640) >> 15);
             self.d[i] = self.d[i - 1];
         }
 
@@ -186,10 +218,12 @@ impl Band {
         self.p[2] = self.p[1];
         self.p[1] = self.p[0];
 
-        // FILTEZ, FILTEP, PREDIC.
+        // FILTEZ, FILTEP, PREDIC. A quantised difference is at most 10,228 in magnitude (the
+        // largest step size, 16,384, times the largest output level, 2557·8, over 2^15), so
+        // 2·d and 2·d·b / 2^15 stay within 16 bits; only the running sum needs saturating.
         let mut sz = 0;
         for i in (1..7).rev() {
-            sz = add(sz, mult(add(self.d[i], self.d[i]), self.b[i]));
+            sz = add(sz, (2 * self.d[i] * self.b[i]) >> 15);
         }
         self.r[2] = self.r[1];
         self.r[1] = self.r[0];
@@ -284,17 +318,9 @@ impl Encoder {
         // Lower band: 6-bit quantisation of the prediction error (QUANTL).
         let el = sub(xl, self.low.s);
         let wd = fold(el);
-        // The interval: the first m in 1..30 whose scaled decision level exceeds |el|, else 30.
-        // The scaled levels never decrease with m, so a binary search finds the same m as the
-        // Recommendation's linear scan.
-        // Counting the levels at or below |el| is branch-free (the comparisons vectorise),
-        // which matters: the outcome is as unpredictable as the music.
-        let det = self.low.det;
-        let below: i32 = Q6[1..30]
-            .iter()
-            .map(|&q| i32::from(((q << 3) * det) >> 15 <= wd))
-            .sum();
-        let m = 1 + below as usize;
+        // The interval: the first m in 1..30 whose scaled decision level exceeds |el|, else 30,
+        // i.e. one more than the number of levels 1..=29 at or below |el|.
+        let m = 1 + levels_at_or_below(wd, self.low.det);
         let il = if el < 0 { IL_NEG[m] } else { IL_POS[m] };
         self.low.adapt_low(il);
 
@@ -310,6 +336,14 @@ impl Encoder {
         self.high.adapt_high(ih);
 
         (ih << 6) | il
+    }
+
+    /// Encode `2 · out.len()` 16 kHz samples of `pcm` into `out`, one octet per pair (octets
+    /// beyond the samples given are left as they are).
+    pub fn encode_into(&mut self, pcm: &[i16], out: &mut [u8]) {
+        for (octet, pair) in out.iter_mut().zip(pcm.chunks_exact(2)) {
+            *octet = self.encode_pair(pair[0], pair[1]);
+        }
     }
 
     /// Encode 16 kHz samples (an even count; a trailing odd sample is ignored), appending one
@@ -404,7 +438,7 @@ mod tests {
     }
 
     /// Why a pre-encoded stream has a seam wherever a caller's decoder arrives in another state
-    /// than the bytes were encoded from (see `EncodedBuilder::finish`).
+    /// than the bytes were encoded from (see `media::Encoded`).
     #[test]
     fn encoders_in_different_states_never_meet_but_decoders_fed_the_same_bytes_do() {
         let pcm = tone();

@@ -9,16 +9,17 @@
 //! How it is built: the runtime reads the music files and passes their bytes in a
 //! [`LibrarySpec`]; [`Library::build`] decodes each file ([`decode`]), down-mixes to mono,
 //! resamples to 8 and 16 kHz ([`resample`]), optionally normalises, and encodes each class's
-//! whole playlist once per codec into one shared `Arc<[u8]>` ([`g711`], [`g722`]). A call then
+//! whole playlist once per G.711 codec into one shared `Arc<[u8]>` ([`g711`]). A G.711 call then
 //! needs nothing but a position: frames of any ptime are slices of those buffers
 //! ([`Library::slice`]) or copies of them ([`Library::fill`]).
 //!
 //! A class's program ([`Program`]) is its playlist looped, with an optional announcement after
 //! every N seconds of music (the music then resumes where it paused); positions map to bytes by
 //! arithmetic alone. G.722 is adaptive: a caller's decoder is in step only with bytes encoded
-//! from the state it is in. So the first pass starts from the zero state, as a caller's decoder
-//! does, and the loop point and announcement boundaries get re-encoded "bridges" from the state
-//! a decoder arrives in (see `encoded.rs` and `program.rs`).
+//! from the state it is in. So when G.722 may be negotiated the library also keeps the 16 kHz
+//! PCM, and each G.722 call carries an encoder of its own ([`G722Cursor`],
+//! [`Library::fill_g722`]); the program's start up to its first seam, which every per-call
+//! caller is sent alike, is encoded once (see `encoded.rs` and `program.rs`).
 
 pub mod decode;
 mod encoded;
@@ -36,8 +37,8 @@ use std::time::Duration;
 use crate::codec::Codec;
 use crate::rng::Rng;
 
-pub use encoded::{Encoded, EncodedBuilder, Snapshot};
-pub use program::{announcement_interval, Program, ProgramBuilder, BRIDGE, CUT_GRID};
+pub use encoded::{Encoded, EncodedBuilder};
+pub use program::{announcement_interval, G722Cursor, Program, ProgramBuilder, CUT_GRID};
 
 /// Index of a music class inside a [`Library`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -106,6 +107,20 @@ pub struct ClassSpec {
     pub announcement: Option<(MusicSource, Duration)>,
 }
 
+impl ClassSpec {
+    /// The `default` class of the built-in music, played in `mode`.
+    pub fn builtin(mode: PlayMode) -> ClassSpec {
+        ClassSpec {
+            name: "default".into(),
+            sources: vec![MusicSource::builtin()],
+            from_directory: false,
+            order: Order::Sorted,
+            mode,
+            announcement: None,
+        }
+    }
+}
+
 /// Everything [`Library::build`] needs.
 #[derive(Clone, Debug)]
 pub struct LibrarySpec {
@@ -114,6 +129,9 @@ pub struct LibrarySpec {
     pub normalize: bool,
     /// Gain applied to all audio, in dB (after normalisation); the result is clipped safely.
     pub gain_db: f32,
+    /// Calls may use G.722 (it is among the configured codecs): keep the 16 kHz PCM that G.722
+    /// calls are encoded from, 32 kB per second of audio. Without it a G.722 call gets silence.
+    pub g722: bool,
 }
 
 /// Peak level that normalisation aims for: a little headroom for resampling overshoot.
@@ -213,20 +231,20 @@ impl Library {
         }
     }
 
-    /// The built-in hold music as the single `default` class (per-call). Never fails: if the
-    /// embedded file could not be decoded (a build defect the tests catch) it is silence.
+    /// The built-in hold music as the single `default` class (per-call), ready for G.722.
     pub fn embedded_default() -> Library {
+        Library::embedded(true)
+    }
+
+    /// The built-in hold music as the single `default` class (per-call), keeping the 16 kHz
+    /// PCM only `with_g722` (see [`LibrarySpec::g722`]). Never fails: if the embedded file
+    /// could not be decoded (a build defect the tests catch) it is silence.
+    pub fn embedded(with_g722: bool) -> Library {
         let spec = LibrarySpec {
-            classes: vec![ClassSpec {
-                name: "default".into(),
-                sources: vec![MusicSource::builtin()],
-                from_directory: false,
-                order: Order::Sorted,
-                mode: PlayMode::PerCall,
-                announcement: None,
-            }],
+            classes: vec![ClassSpec::builtin(PlayMode::PerCall)],
             normalize: false,
             gain_db: 0.0,
+            g722: with_g722,
         };
         match Library::build(&spec, 0) {
             Ok((lib, _)) => lib,
@@ -319,7 +337,9 @@ impl Library {
         self.program(class).len()
     }
 
-    /// Copy `out.len()` bytes of `codec` from position `pos` (wrapping) of the class's program.
+    /// Copy `out.len()` bytes of `codec` from position `pos` (wrapping) of the class's program
+    /// (G.722: as a call that started at 0 would be sent after jumping to `pos`; calls use
+    /// [`fill_g722`](Self::fill_g722)).
     /// An unknown class plays the default class. Inlined: it is on every RTP packet's path, and
     /// the caller has usually just looked the class up too.
     #[inline]
@@ -327,13 +347,29 @@ impl Library {
         self.program(class).fill(codec, pos, out);
     }
 
+    /// Write the G.722 bytes of `out.len()` positions from `pos` for the call whose encoder is
+    /// `cursor` (see [`G722Cursor`]). In a shared class a cursor at the start goes live from
+    /// the zero state: a shared caller joins wherever the programme is, never at its start.
+    /// Never allocates, never fails. Never inlined: a G.722 packet costs over a hundred
+    /// thousand instructions, next to which a call is nothing, and inlined into the packet path
+    /// its code would take cache lines from every G.711 packet.
+    #[inline(never)]
+    pub fn fill_g722(&self, class: ClassId, cursor: &mut G722Cursor, pos: u64, out: &mut [u8]) {
+        if self.mode(class) == PlayMode::Shared && !cursor.is_live() {
+            *cursor = G722Cursor::live();
+        }
+        self.program(class).fill_g722(cursor, pos, out);
+    }
+
     /// The longest contiguous run of encoded bytes starting at `pos` (wrapped), at most
-    /// `max_len` long: a zero-copy view for callers that can send from borrowed slices.
+    /// `max_len` long: a zero-copy view for callers that can send from borrowed slices. For
+    /// G.722, the pre-encoded start only (empty past it: see [`fill_g722`](Self::fill_g722)).
     pub fn slice(&self, class: ClassId, codec: Codec, pos: u64, max_len: usize) -> &[u8] {
         self.program(class).run(codec, pos, max_len)
     }
 
-    /// Bytes of encoded audio held (all codecs, all classes, announcements included).
+    /// Bytes of audio held (G.711 bytes, 16 kHz PCM and G.722 starts, all classes,
+    /// announcements included).
     pub fn memory_bytes(&self) -> usize {
         self.classes.iter().map(|c| c.program.memory_bytes()).sum()
     }
@@ -350,12 +386,17 @@ impl Library {
     pub fn summary(&self) -> String {
         let tracks: usize = self.classes.iter().map(|c| c.tracks.len()).sum();
         let mut s = format!(
-            "{} music class{}, {} track{}, {} of audio, codecs PCMU PCMA G722, {:.1} MB encoded:",
+            "{} music class{}, {} track{}, {} of audio, codecs PCMU PCMA{}, {:.1} MB in memory:",
             self.classes.len(),
             if self.classes.len() == 1 { "" } else { "es" },
             tracks,
             if tracks == 1 { "" } else { "s" },
             hms(self.audio_seconds()),
+            if self.classes.iter().all(|c| c.program.has_g722()) {
+                " G722"
+            } else {
+                ""
+            },
             self.memory_bytes() as f64 / 1e6
         );
         for (i, c) in self.classes.iter().enumerate() {
@@ -461,7 +502,7 @@ fn build_class(
         }
     };
 
-    let mut music = ProgramBuilder::new(announcement.as_ref().map(|(_, every)| *every));
+    let mut music = ProgramBuilder::new(announcement.as_ref().map(|(_, every)| *every), spec.g722);
     let mut tracks = Vec::with_capacity(sources.len());
     let mut skipped = 0usize;
     for src in sources {

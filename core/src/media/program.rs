@@ -5,32 +5,29 @@
 //! cycle `k` plays music from `k · every` (mod the music's length). The whole pattern repeats
 //! after `music_len / gcd(music_len, every)` cycles: that period is the program length, which
 //! keeps `fill(pos)` a pure function of `pos` (shared-mode callers all agree on what `pos` means).
+//! [`ProgramBuilder`] places the cuts on a one-second grid: it rounds the interval and pads the
+//! playlist with under a second of silence.
 //!
-//! G.711 is stateless, so any byte can follow any other. G.722 is adaptive: a decoder that
-//! jumps from the music into an announcement encoded from a fresh encoder (or back) decodes a
-//! burst of noise, up to full scale, until its state falls in step with the bytes.
-//! [`ProgramBuilder`] therefore places the cuts on a one-second grid (it rounds the interval and
-//! pads the playlist with under a second of silence) and, for each cut the schedule reaches,
-//! re-encodes the first [`BRIDGE`] bytes after it from the state the decoder is really in: the
-//! announcement's start from the music's encoder state at the cut, and the music's restart from
-//! the announcement's end state. `run` serves those bridges in place of the plain bytes.
-//!
-//! The program's first pass starts with the music's start as encoded from the zero state (the
-//! state a caller's decoder starts in), later passes with it encoded for a decoder arriving
-//! from the end (see `EncodedBuilder::finish`): `fill(pos)` is a pure function of `pos`, and
-//! periodic from the second pass on.
+//! G.711 is stateless: `fill` copies the shared bytes. G.722 is adaptive, and a caller's decoder
+//! is in step only with bytes encoded from the state it is in, so each G.722 caller has an
+//! encoder of its own ([`G722Cursor`]) fed from the program's 16 kHz PCM ([`Program::fill_pcm16`]).
+//! Up to the program's first seam (the loop point, or the first announcement) every caller who
+//! starts with the program would send the same bytes, so those are encoded once from the zero
+//! state a caller's decoder starts in, with the encoder's state where they end: a per-call
+//! caller plays them, then goes on live from that state, and no seam ever reaches its decoder.
 
-use super::encoded::{EncodedBuilder, Snapshot};
-use super::Encoded;
+use std::sync::Arc;
+
+use super::encoded::EncodedBuilder;
+use super::{g722, Encoded};
 use crate::codec::Codec;
 
 /// Music positions where an announcement may cut in are multiples of this (one second).
 pub const CUT_GRID: u64 = 8000;
-/// Length of the re-encoded G.722 stretch after each cut: 125 ms. Where it hands back to the
-/// plain bytes the decoder is out of step until it falls in step with them (within about half
-/// a second), a far smaller error than at the cut itself: both encoders had adapted to the
-/// same audio.
-pub const BRIDGE: usize = 1000;
+
+/// G.722 octets encoded per step of a live encoding: 20 ms, so the 16 kHz input is a small
+/// buffer on the stack.
+const LIVE_STEP: usize = 160;
 
 /// The announcement interval actually used for `every` (RTP timestamp units, > 0): the
 /// nearest whole number of [`CUT_GRID`] seconds, at least one.
@@ -43,17 +40,18 @@ pub fn announcement_interval(every: u64) -> u64 {
 pub struct ProgramBuilder {
     music: EncodedBuilder,
     every: Option<u64>,
+    with_g722: bool,
 }
 
 impl ProgramBuilder {
     /// `every`: the announcement interval if the class has one, already on the grid (see
-    /// [`announcement_interval`]).
-    pub fn new(every: Option<u64>) -> ProgramBuilder {
-        let music = match every {
-            Some(_) => EncodedBuilder::with_snapshots(CUT_GRID as usize, 2 * BRIDGE),
-            None => EncodedBuilder::new(),
-        };
-        ProgramBuilder { music, every }
+    /// [`announcement_interval`]). `with_g722`: callers may use G.722, so keep the 16 kHz PCM.
+    pub fn new(every: Option<u64>, with_g722: bool) -> ProgramBuilder {
+        ProgramBuilder {
+            music: EncodedBuilder::new(with_g722),
+            every,
+            with_g722,
+        }
     }
 
     /// Append a track at 8 kHz and 16 kHz (twice as long).
@@ -77,87 +75,19 @@ impl ProgramBuilder {
             return None;
         }
         let (Some(every), Some((a8, a16))) = (self.every, announcement) else {
-            return Some(Program::music_only(self.music.finish(true)));
+            return Some(Program::music_only(self.music.finish()));
         };
         if a8.is_empty() {
-            return Some(Program::music_only(self.music.finish(true)));
+            return Some(Program::music_only(self.music.finish()));
         }
-        // Pad the playlist to the grid so that every cut lands on a snapshot.
+        // Pad the playlist to the grid, so that the music resumes on whole seconds too.
         let short = (CUT_GRID - self.len() % CUT_GRID) % CUT_GRID;
         if short > 0 {
             self.music
                 .push(&vec![0; short as usize], &vec![0; 2 * short as usize]);
         }
-        let (music, snapshots, music_end) = self.music.finish_with_state(true);
-        let mut ann_builder = EncodedBuilder::new();
-        ann_builder.push(a8, a16);
-        let (audio, _, ann_end) = ann_builder.finish_with_state(false);
-
-        let music_len = music.len();
-        let spacing = gcd(music_len, every);
-        let cuts = (music_len / spacing) as usize;
-        let into_ann_len = BRIDGE.min(a8.len());
-        let into_music_len = BRIDGE;
-        let mut into_ann = Vec::with_capacity(cuts * into_ann_len);
-        let mut into_music = Vec::with_capacity(cuts * into_music_len);
-        for i in 0..cuts {
-            let at = i as u64 * spacing;
-            let snap: &Snapshot = &snapshots[(at / CUT_GRID) as usize];
-            // The decoder reaching this cut has played the music up to it; at 0 that means the
-            // whole playlist (the end state), not a fresh start.
-            let mut enc = if at == 0 {
-                music_end.clone()
-            } else {
-                snap.encoder.clone()
-            };
-            let start = into_ann.len();
-            enc.encode(&a16[..2 * into_ann_len], &mut into_ann);
-            into_ann.resize(start + into_ann_len, 0);
-            // Music resumes after the announcement's end: exactly `enc` if the bridge covered
-            // the whole announcement, otherwise the plain announcement's end state (a decoder
-            // falls in step with the plain bytes after the bridge within about half a second).
-            let mut enc = if into_ann_len == a8.len() {
-                enc
-            } else {
-                ann_end.clone()
-            };
-            let start = into_music.len();
-            let next = &snap.next[..snap.next.len().min(2 * into_music_len)];
-            enc.encode(next, &mut into_music);
-            into_music.resize(start + into_music_len, 0);
-        }
-        let mut program = Program::with_announcement(music, audio, every)?;
-        if let Some(a) = program.announcement.as_mut() {
-            a.bridges = Some(Bridges {
-                spacing,
-                into_ann_len,
-                into_music_len,
-                into_ann,
-                into_music,
-            });
-        }
-        Some(program)
-    }
-}
-
-/// G.722 bytes re-encoded at each cut the schedule reaches (cut `i` is at music position
-/// `i · spacing`).
-#[derive(Clone, Debug)]
-struct Bridges {
-    spacing: u64,
-    into_ann_len: usize,
-    into_music_len: usize,
-    /// The announcement's first `into_ann_len` bytes, per cut, for a decoder coming from the
-    /// music that paused there.
-    into_ann: Vec<u8>,
-    /// The music's first `into_music_len` bytes from the cut, for a decoder coming from the
-    /// announcement.
-    into_music: Vec<u8>,
-}
-
-impl Bridges {
-    fn bytes(&self) -> usize {
-        self.into_ann.len() + self.into_music.len()
+        let audio = Encoded::encode(a8, a16, self.with_g722);
+        Program::with_announcement(self.music.finish(), audio, every)
     }
 }
 
@@ -166,6 +96,8 @@ pub struct Program {
     music: Encoded,
     announcement: Option<Announcement>,
     len: u64,
+    /// With G.722: the program up to its first seam, encoded from the zero state.
+    g722_start: Option<G722Start>,
 }
 
 #[derive(Clone, Debug)]
@@ -173,7 +105,53 @@ struct Announcement {
     audio: Encoded,
     /// Music played between announcements, in RTP timestamp units.
     every: u64,
-    bridges: Option<Bridges>,
+}
+
+/// The G.722 bytes every caller who starts with the program is sent up to its first seam, and
+/// the encoder's state after them.
+#[derive(Clone, Debug)]
+struct G722Start {
+    bytes: Arc<[u8]>,
+    after: g722::Encoder,
+}
+
+/// One caller's G.722 encoding: the encoder whose state the caller's decoder follows.
+///
+/// A caller that starts with the program ([`at_start`](Self::at_start)) is sent the program's
+/// pre-encoded start, the same bytes its own encoder would produce, and at the start's end takes
+/// over the encoder state they end in. From then on, and from the first packet for any other
+/// caller ([`live`](Self::live)), the caller's own encoder encodes the program's 16 kHz PCM from
+/// wherever the caller is: across the loop point, announcements, a hold or a shared-mode jump,
+/// the decoder only ever gets bytes encoded from its own state.
+#[derive(Clone, Debug)]
+pub struct G722Cursor {
+    encoder: g722::Encoder,
+    /// False while the caller plays the pre-encoded start.
+    live: bool,
+}
+
+impl G722Cursor {
+    /// A caller whose decoder starts with the program at position 0 (per-call mode).
+    pub fn at_start() -> G722Cursor {
+        G722Cursor {
+            encoder: g722::Encoder::new(),
+            live: false,
+        }
+    }
+
+    /// A caller whose decoder starts wherever the program is (a shared-mode join, a switch to
+    /// G.722 mid-call): an encoder from the zero state.
+    pub fn live() -> G722Cursor {
+        G722Cursor {
+            encoder: g722::Encoder::new(),
+            live: true,
+        }
+    }
+
+    /// Encoding live (past the pre-encoded start)?
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -192,7 +170,9 @@ impl Program {
             music,
             announcement: None,
             len,
+            g722_start: None,
         }
+        .with_g722_start()
     }
 
     /// Music with `audio` inserted after every `every` units of music. `None` if the period
@@ -205,15 +185,33 @@ impl Program {
         assert!(music_len > 0 && every > 0, "a program needs audio");
         let cycles = music_len / gcd(music_len, every);
         let len = cycles.checked_mul(every.checked_add(audio.len())?)?;
-        Some(Program {
+        let program = Program {
             music,
-            announcement: Some(Announcement {
-                audio,
-                every,
-                bridges: None,
-            }),
+            announcement: Some(Announcement { audio, every }),
             len,
-        })
+            g722_start: None,
+        };
+        Some(program.with_g722_start())
+    }
+
+    /// With the 16 kHz PCM kept: encode the program up to its first seam (the loop point, or
+    /// the first announcement) from the zero state.
+    fn with_g722_start(mut self) -> Program {
+        if self.music.pcm16().is_none() {
+            return self;
+        }
+        let end = match &self.announcement {
+            None => self.music.len(),
+            Some(a) => a.every.min(self.music.len()),
+        } as usize;
+        let mut cursor = G722Cursor::live();
+        let mut bytes = vec![0; end];
+        self.fill_g722(&mut cursor, 0, &mut bytes);
+        self.g722_start = Some(G722Start {
+            bytes: bytes.into(),
+            after: cursor.encoder,
+        });
+        self
     }
 
     /// Period of the program in RTP timestamp units (never zero).
@@ -240,103 +238,128 @@ impl Program {
         self.music.len() + self.announcement.as_ref().map_or(0, |a| a.audio.len())
     }
 
-    /// Encoded bytes held for all codecs (G.722 bridges included).
+    /// Does the program keep the 16 kHz PCM that G.722 callers are encoded from?
+    pub fn has_g722(&self) -> bool {
+        self.music.pcm16().is_some()
+    }
+
+    /// Bytes held: the G.711 encodings, the 16 kHz PCM and the pre-encoded G.722 start.
     pub fn memory_bytes(&self) -> usize {
-        let bridges = self
-            .announcement
-            .as_ref()
-            .and_then(|a| a.bridges.as_ref())
-            .map_or(0, Bridges::bytes);
         self.music.memory_bytes()
             + self
                 .announcement
                 .as_ref()
                 .map_or(0, |a| a.audio.memory_bytes())
-            + bridges
+            + self.g722_start.as_ref().map_or(0, |s| s.bytes.len())
     }
 
-    /// The contiguous bytes from `pos` up to the next boundary (end of music, start or end of an
-    /// announcement, end of the first pass's own start), at most `max_len` long, never empty
-    /// unless `max_len` is 0. The first pass may start differently (see
-    /// [`Encoded::first_pass_start`]); past that start it plays what every pass plays, so any
-    /// other position is taken modulo the period.
-    pub fn run(&self, codec: Codec, pos: u64, max_len: usize) -> &[u8] {
-        // Only the first pass has positions this low. The program starts with the music (the
-        // first announcement comes after a whole interval), so this is the music's own start.
-        let start = self.music.first_pass_start(codec);
-        if pos < start.len() as u64 {
-            let run = &start[pos as usize..];
-            return &run[..run.len().min(max_len)];
-        }
-        self.run_periodic(codec, pos % self.len, max_len)
-    }
-
-    /// [`run`](Self::run) at `pos` within the period, as every pass but the first plays it.
-    fn run_periodic(&self, codec: Codec, pos: u64, max_len: usize) -> &[u8] {
-        let music = self.music.get(codec);
-        let music_len = music.len() as u64;
-        let run = match &self.announcement {
-            None => &music[pos as usize..],
+    /// Where position `pos` (within the period) plays from: the music or the announcement, the
+    /// offset into it, and how many positions from there play contiguously (at least one).
+    fn locate(&self, pos: u64) -> (&Encoded, usize, usize) {
+        let music_len = self.music.len();
+        match &self.announcement {
+            None => (&self.music, pos as usize, (music_len - pos) as usize),
             Some(a) => {
                 let cycle = a.every + a.audio.len();
-                let k = pos / cycle;
-                let r = pos % cycle;
-                // Music position where cycle k resumes: k·every mod the music's length (u128: no
-                // overflow).
-                let resume = |k: u64| ((k as u128 * a.every as u128) % music_len as u128) as u64;
-                let bridges = a.bridges.as_ref().filter(|_| codec == Codec::G722);
+                let (k, r) = (pos / cycle, pos % cycle);
                 if r < a.every {
-                    let m = (resume(k) + r) % music_len;
+                    // Cycle k resumes the music at k·every mod its length (u128: no overflow).
+                    let resume = ((k as u128 * a.every as u128) % music_len as u128) as u64;
+                    let m = (resume + r) % music_len;
                     let n = (a.every - r).min(music_len - m);
-                    match bridges {
-                        Some(b) if (r as usize) < b.into_music_len => {
-                            let i = (resume(k) / b.spacing) as usize * b.into_music_len;
-                            let run = &b.into_music[i + r as usize..i + b.into_music_len];
-                            &run[..run.len().min(n as usize)]
-                        }
-                        _ => &music[m as usize..(m + n) as usize],
-                    }
+                    (&self.music, m as usize, n as usize)
                 } else {
-                    let off = (r - a.every) as usize;
-                    match bridges {
-                        Some(b) if off < b.into_ann_len => {
-                            // The music paused where cycle k + 1 will resume.
-                            let i = (resume(k + 1) / b.spacing) as usize * b.into_ann_len;
-                            &b.into_ann[i + off..i + b.into_ann_len]
-                        }
-                        _ => &a.audio.get(codec)[off..],
-                    }
+                    let off = r - a.every;
+                    (&a.audio, off as usize, (a.audio.len() - off) as usize)
                 }
             }
+        }
+    }
+
+    /// The contiguous bytes of a G.711 codec from `pos` up to the next boundary (end of music,
+    /// start or end of an announcement), at most `max_len` long, never empty unless `max_len` is
+    /// 0. For G.722, the pre-encoded start from `pos` (empty past it: G.722 callers are encoded
+    /// one by one, see [`fill_g722`](Self::fill_g722)).
+    pub fn run(&self, codec: Codec, pos: u64, max_len: usize) -> &[u8] {
+        let run = match codec {
+            Codec::G722 => {
+                let start = self.g722_start.as_ref().map_or(&[][..], |s| &s.bytes[..]);
+                start
+                    .get(pos.min(start.len() as u64) as usize..)
+                    .unwrap_or(&[])
+            }
+            Codec::Pcmu | Codec::Pcma => return self.run_g711(codec, pos % self.len, max_len),
         };
         &run[..run.len().min(max_len)]
     }
 
-    /// Copy `out.len()` bytes from `pos`, wrapping; no allocation, no panic.
+    /// [`run`](Self::run) of a G.711 codec at `pos` within the period.
+    fn run_g711(&self, codec: Codec, pos: u64, max_len: usize) -> &[u8] {
+        let (audio, off, n) = self.locate(pos);
+        &audio.get(codec)[off..off + n.min(max_len)]
+    }
+
+    /// Copy `out.len()` bytes from `pos`, wrapping; no allocation, no panic. G.722 is what a
+    /// caller who started with the program at 0 and jumped to `pos` is sent (see
+    /// [`fill_g722`](Self::fill_g722)).
     pub fn fill(&self, codec: Codec, pos: u64, out: &mut [u8]) {
-        if pos < self.music.first_pass_start(codec).len() as u64 {
-            return self.fill_first_pass(codec, pos, out);
+        if codec == Codec::G722 {
+            return self.fill_g722(&mut G722Cursor::at_start(), pos, out);
         }
         let mut pos = pos % self.len;
         let mut done = 0;
         while done < out.len() {
-            let run = self.run_periodic(codec, pos, out.len() - done);
+            let run = self.run_g711(codec, pos, out.len() - done);
             out[done..done + run.len()].copy_from_slice(run);
             done += run.len();
             pos = (pos + run.len() as u64) % self.len;
         }
     }
 
-    /// [`fill`](Self::fill) from a position in the first pass's own start: that start, then
-    /// the periodic program (a call's first packets only, so out of the per-packet path).
-    #[cold]
-    fn fill_first_pass(&self, codec: Codec, pos: u64, out: &mut [u8]) {
-        let run = self.run(codec, pos, out.len());
-        let n = run.len();
-        out[..n].copy_from_slice(run);
-        // A run is never empty while `out` is not: this recurses once at most.
-        if n < out.len() {
-            self.fill(codec, pos + n as u64, &mut out[n..]);
+    /// Copy the 16 kHz PCM of `out.len() / 2` positions from `pos`, wrapping: silence if the
+    /// program keeps no PCM (G.722 was not among the codecs when it was built).
+    pub fn fill_pcm16(&self, pos: u64, out: &mut [i16]) {
+        let mut pos = pos % self.len;
+        let mut done = 0;
+        while done + 2 <= out.len() {
+            let (audio, off, n) = self.locate(pos);
+            let n = n.min((out.len() - done) / 2);
+            match audio.pcm16() {
+                Some(pcm) => out[done..done + 2 * n].copy_from_slice(&pcm[2 * off..2 * (off + n)]),
+                None => out[done..done + 2 * n].fill(0),
+            }
+            done += 2 * n;
+            pos = (pos + n as u64) % self.len;
+        }
+    }
+
+    /// Write the G.722 bytes of `out.len()` positions from `pos` for the caller whose encoder
+    /// is `cursor`: the pre-encoded start while the caller plays it, then the caller's own
+    /// encoding of [`fill_pcm16`](Self::fill_pcm16). No allocation.
+    pub fn fill_g722(&self, cursor: &mut G722Cursor, pos: u64, out: &mut [u8]) {
+        let mut done = 0;
+        if !cursor.live {
+            if let Some(start) = &self.g722_start {
+                let run = usize::try_from(pos)
+                    .ok()
+                    .and_then(|p| start.bytes.get(p..))
+                    .unwrap_or(&[]);
+                done = run.len().min(out.len());
+                out[..done].copy_from_slice(&run[..done]);
+                if done < out.len() {
+                    cursor.encoder = start.after.clone();
+                }
+            }
+            cursor.live = done < out.len();
+        }
+        let mut pcm = [0i16; 2 * LIVE_STEP];
+        while done < out.len() {
+            let n = (out.len() - done).min(LIVE_STEP);
+            self.fill_pcm16(pos % self.len + done as u64, &mut pcm[..2 * n]);
+            cursor
+                .encoder
+                .encode_into(&pcm[..2 * n], &mut out[done..done + n]);
+            done += n;
         }
     }
 }

@@ -346,6 +346,13 @@ pub struct ServerConfig {
     pub limits: Limits,
 }
 
+impl ServerConfig {
+    /// May a call be answered with `codec`?
+    pub fn allows(&self, codec: Codec) -> bool {
+        self.codecs.is_empty() || self.codecs.contains(&codec)
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {

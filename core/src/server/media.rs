@@ -11,7 +11,8 @@ use super::{
     CallHandle, Event, Io, MediaInfo, ServerConfig, Source, Stats, Timer, Transmit, TransmitKind,
     Transport,
 };
-use crate::media::{ClassId, Library, PlayMode};
+use crate::codec::Codec;
+use crate::media::{ClassId, G722Cursor, Library, PlayMode};
 use crate::pacing::PacingQueue;
 use crate::rng::Rng;
 use crate::rtp::{ntp_timestamp, Playout, SenderInfo, RTP_HEADER_LEN};
@@ -97,6 +98,9 @@ struct Stream {
     unreachable: Option<Unreachable>,
     /// What we hear from the caller: latching and the silence timer (`heard.rs`).
     inbound: heard::Inbound,
+    /// While the codec is G.722: the encoder the caller's decoder follows (kept across holds,
+    /// so a resume carries its state on).
+    g722: Option<Box<G722Cursor>>,
 }
 
 /// ICMP unreachable errors for a stream's destination with nothing heard from the caller in
@@ -224,6 +228,7 @@ impl Media {
                 rtcp_at: None,
                 unreachable: None,
                 inbound: heard::Inbound::default(),
+                g722: None,
             };
             self.streams.insert(call, stream);
         }
@@ -244,6 +249,18 @@ impl Media {
             stream.unreachable = None;
         }
         stream.inbound.renegotiated();
+        if neg.codec != Codec::G722 {
+            // Should G.722 come back, the caller's decoder for it starts afresh, and so does
+            // our encoder.
+            stream.g722 = None;
+        } else if stream.g722.is_none() {
+            // A stream that starts with the music plays the pre-encoded start; any other starts
+            // an encoder from the zero state, as the caller's decoder is.
+            stream.g722 = Some(Box::new(match p.pos {
+                0 => G722Cursor::at_start(),
+                _ => G722Cursor::live(),
+            }));
+        }
         let send = neg.sends();
         if send && !p.running {
             p.begin(grid_start);
@@ -422,12 +439,11 @@ impl Media {
             // Radio: the position follows the global grid, so every caller hears the same point.
             PlayMode::Shared => ((this_due - self.epoch).as_nanos() * 8000 / 1_000_000_000) as u64,
         };
-        library.fill(
-            stream.class,
-            stream.neg.codec,
-            pos,
-            &mut buf[RTP_HEADER_LEN..len],
-        );
+        let payload = &mut buf[RTP_HEADER_LEN..len];
+        match stream.g722.as_deref_mut() {
+            Some(cursor) => library.fill_g722(stream.class, cursor, pos, payload),
+            None => library.fill(stream.class, stream.neg.codec, pos, payload),
+        }
         stats.rtp_octets_out += (len - RTP_HEADER_LEN) as u64;
         let late = now.saturating_duration_since(this_due);
         stats.lateness.observe(late);

@@ -246,6 +246,7 @@ fn file_source(shared: &Shared, path: &str) -> Result<Source, Failure> {
         }],
         normalize: shared.music.normalize,
         gain_db: shared.music.gain_db,
+        g722: shared.g722,
     };
     let (library, _) = crate::music::build_library(&spec, 0).map_err(|line| (400, line))?;
     Ok(Source::Music {

@@ -95,6 +95,8 @@ struct Shared {
     wake: Box<dyn Fn() + Send + Sync>,
     hub: Arc<Hub>,
     music: MusicConfig,
+    /// Calls may use G.722: a file played to one call keeps its 16 kHz audio too.
+    g722: bool,
     epoch: Instant,
     epoch_wall: SystemTime,
 }
@@ -149,6 +151,7 @@ pub fn start(
         wake: Box::new(wake),
         hub: Arc::clone(&hub),
         music: startup.config.music.clone(),
+        g722: startup.config.server.allows(onhold_core::Codec::G722),
         epoch: startup.epoch,
         epoch_wall: startup.epoch_wall,
     });
