@@ -26,10 +26,12 @@ type Failure = (u16, String);
 
 pub(super) fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
     if let Some(token) = &shared.token {
+        // The scheme name is case-insensitive (RFC 9110 §11.1), the token is not.
         let presented = req
             .header("Authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+            .map_or("", |(_, token)| token);
         if !same_secret(presented.trim().as_bytes(), token.as_bytes()) {
             let r = Response::error(401, "missing or wrong bearer token")
                 .with_header("WWW-Authenticate", "Bearer realm=\"onhold\"");

@@ -87,6 +87,15 @@ fn a_token_guards_every_endpoint(rt: Runtime) {
             b"",
         );
         assert_eq!(ok.status, 200, "{path}: {}", ok.body);
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        let lower = request(
+            c,
+            "GET",
+            path,
+            &format!("Authorization: bearer {token}\r\n"),
+            b"",
+        );
+        assert_eq!(lower.status, 200, "{path}: {}", lower.body);
     }
     assert!(
         !server.stderr().contains(token),
