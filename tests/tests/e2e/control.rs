@@ -20,6 +20,7 @@ both_runtimes!(
     reload_over_http_says_what_was_loaded_or_why_not,
     metrics_count_what_happened,
     misbehaving_clients_leave_pacing_alone,
+    onhold_ctl_lists_follows_and_hangs_up,
 );
 
 fn endpoints_answer_and_refuse_as_documented(rt: Runtime) {
@@ -461,4 +462,75 @@ fn misbehaving_clients_leave_pacing_alone(rt: Runtime) {
         rx.count() - loaded_from >= 140,
         "no packets lost to the load"
     );
+}
+
+/// `onhold ctl ARGS… --url` against `server`: exit success, stdout, stderr.
+fn ctl(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(onhold_tests::binary(Runtime::Smol))
+        .arg("ctl")
+        .arg("--url")
+        .arg(format!("http://{}", server.control))
+        .args(args)
+        .env_remove("ONHOLD_CONTROL_URL")
+        .env_remove("ONHOLD_CONTROL_TOKEN")
+        .output()
+        .expect("run onhold ctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn onhold_ctl_lists_follows_and_hangs_up(rt: Runtime) {
+    let server = Server::start(rt);
+    let (ok, out, _) = ctl(&server, &["calls"]);
+    assert!(ok);
+    assert_eq!(out, "no calls\n");
+    // `ctl events` follows the stream until it is killed.
+    let mut events = std::process::Command::new(onhold_tests::binary(Runtime::Smol))
+        .args([
+            "ctl",
+            "--url",
+            &format!("http://{}", server.control),
+            "events",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run onhold ctl events");
+    std::thread::sleep(Duration::from_millis(300));
+    let rx = RtpReceiver::bind();
+    let (caller, id) = one_call(&server, &rx);
+    let (ok, out, _) = ctl(&server, &["calls"]);
+    assert!(ok);
+    let row = out.lines().nth(1).unwrap_or_default();
+    assert!(row.starts_with(&id), "{out}");
+    assert!(row.contains("PCMU") && row.contains("sending"), "{out}");
+    assert!(row.contains(&rx.addr().to_string()), "{out}");
+    let (ok, out, _) = ctl(&server, &["health"]);
+    assert!(ok && out.contains("\"calls_active\": 1"), "{out}");
+    let (ok, _, err) = ctl(&server, &["hangup", "9.9"]);
+    assert!(!ok && err.contains("HTTP 404"), "{err}");
+    let (ok, _, err) = ctl(&server, &["source", &id, "--class", "nope"]);
+    assert!(!ok && err.contains("no music class"), "{err}");
+    let (ok, out, err) = ctl(&server, &["hangup", &id]);
+    assert!(ok, "{err}");
+    assert!(out.contains("BYE sent"), "{out}");
+    assert!(caller
+        .recv_request(Duration::from_secs(3))
+        .is_some_and(|m| m.starts_with("BYE ")));
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = events.kill();
+    let followed = events.wait_with_output().unwrap();
+    let lines = String::from_utf8_lossy(&followed.stdout).into_owned();
+    let names: Vec<&str> = lines
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        names,
+        ["call.started", "call.answered", "call.ended"],
+        "{lines}"
+    );
+    assert!(lines.contains("\"reason\":\"operator\""), "{lines}");
 }
