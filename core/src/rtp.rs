@@ -24,6 +24,27 @@ pub fn is_rtp_or_rtcp(data: &[u8]) -> bool {
 
 /// 64-bit NTP timestamp (RFC 3550 §4) for a wall-clock time given as seconds and nanoseconds
 /// since the Unix epoch.
+/// An RTP packet's payload type, timestamp and payload (RFC 3550 §5.1: after the CSRC list
+/// and a header extension, without padding); `None` if it is not a well-formed RTP packet.
+pub fn payload(packet: &[u8]) -> Option<(u8, u32, &[u8])> {
+    let (&first, rest) = packet.split_first()?;
+    if first >> 6 != 2 || packet.len() < RTP_HEADER_LEN {
+        return None;
+    }
+    let pt = packet[1] & 0x7f;
+    let ts = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+    let mut start = RTP_HEADER_LEN + 4 * usize::from(first & 0x0f);
+    if first & 0x10 != 0 {
+        let ext = packet.get(start + 2..start + 4)?;
+        start += 4 + 4 * usize::from(u16::from_be_bytes([ext[0], ext[1]]));
+    }
+    let mut end = packet.len();
+    if first & 0x20 != 0 {
+        end = end.checked_sub(usize::from(*rest.last()?))?;
+    }
+    Some((pt, ts, packet.get(start..end)?))
+}
+
 pub fn ntp_timestamp(unix: Duration) -> u64 {
     const UNIX_TO_NTP: u64 = 2_208_988_800;
     let secs = unix.as_secs() + UNIX_TO_NTP;

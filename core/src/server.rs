@@ -676,6 +676,12 @@ impl Server {
         }));
     }
 
+    /// Report what the caller of `call` sends, decoded, as `Event::Heard` (or stop). False if
+    /// the call has no media yet or is gone.
+    pub fn set_tap(&mut self, call: CallHandle, on: bool) -> bool {
+        self.media.set_tap(call, on)
+    }
+
     /// What is known about one call, while it lasts.
     pub fn call_info(&self, call: CallHandle) -> Option<CallInfo> {
         let media = self.media.info(call, &self.library);

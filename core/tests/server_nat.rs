@@ -399,3 +399,73 @@ fn without_an_advertised_address_the_request_decides() {
     // A configured address is one the callers can reach; it wins over `rtp_ip` in the SDP.
     assert_eq!(answered_as(&config, "10.0.0.2:5060"), triple("203.0.113.5"));
 }
+
+/// One PCMU RTP packet from the caller: timestamp `ts`, 160 samples of `byte`.
+fn caller_rtp(ts: u32, byte: u8) -> Vec<u8> {
+    let mut p = vec![0x80, 0, 0, 7];
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&[9, 9, 9, 9]);
+    p.extend(std::iter::repeat_n(byte, 160));
+    p
+}
+
+/// A tapped call reports what its caller sends, decoded, in order; a lost packet becomes
+/// silence of its length, a late one is dropped, and untapped nothing is reported.
+#[test]
+fn a_tapped_call_reports_the_callers_audio_decoded() {
+    let mut h = Harness::new();
+    let (_, local) = call(&mut h, PHONE);
+    let call = h
+        .events
+        .iter()
+        .find_map(|(_, e)| match e {
+            Event::CallStarted { call, .. } => Some(*call),
+            _ => None,
+        })
+        .expect("the call started");
+    let from = addr("192.168.1.50:5004");
+    let heard = |h: &Harness| -> Vec<(u32, Vec<i16>)> {
+        h.events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Event::Heard { rate, pcm, .. } => Some((*rate, pcm.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    h.server
+        .handle_datagram(h.now, Transport::Udp, local, from, &caller_rtp(0, 0x00));
+    h.drain();
+    assert!(heard(&h).is_empty(), "not tapped: nothing reported");
+    assert!(h.server.set_tap(call, true));
+    for (ts, byte) in [(160, 0x00), (480, 0x80), (320, 0x00)] {
+        h.server
+            .handle_datagram(h.now, Transport::Udp, local, from, &caller_rtp(ts, byte));
+        h.drain();
+    }
+    let got = heard(&h);
+    assert_eq!(
+        got.len(),
+        2,
+        "the late packet (ts 320 after 480) is dropped"
+    );
+    assert_eq!(got[0].0, 8000);
+    assert_eq!(
+        got[0].1,
+        vec![onhold_core::media::g711::ulaw_to_linear(0x00); 160]
+    );
+    assert_eq!(
+        got[1].1.len(),
+        320,
+        "160 samples of silence for the lost packet, then 160"
+    );
+    assert!(got[1].1[..160].iter().all(|&s| s == 0));
+    assert!(got[1].1[160..]
+        .iter()
+        .all(|&s| s == onhold_core::media::g711::ulaw_to_linear(0x80)));
+    assert!(h.server.set_tap(call, false));
+    h.server
+        .handle_datagram(h.now, Transport::Udp, local, from, &caller_rtp(640, 0x00));
+    h.drain();
+    assert_eq!(heard(&h).len(), 2, "untapped again");
+}

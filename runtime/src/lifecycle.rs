@@ -341,6 +341,7 @@ pub fn log_event(ev: &Event) {
         }
         Event::Drained => info!("drained"),
         Event::Invited { call } => debug!(call = %call, "invited"),
+        Event::Heard { .. } => {}
         Event::LimitHit { remote, limit } => {
             debug!(remote = %remote, limit = limit.name(), "limit hit: 503")
         }

@@ -150,6 +150,14 @@ pub enum Event {
     Late { call: CallHandle, skipped: u32 },
     /// Every call is gone after `Control::Shutdown`: the runtime may exit.
     Drained,
+    /// What the caller sent, decoded to 16-bit PCM at `rate` Hz (one RTP packet's worth, after
+    /// silence for any gap before it), while the call is tapped
+    /// ([`Server::set_tap`](super::Server::set_tap)): for recording and listening in.
+    Heard {
+        call: CallHandle,
+        rate: u32,
+        pcm: Vec<i16>,
+    },
     /// A SIP message in or out, whole, while [`Server::set_sip_trace`](super::Server::set_sip_trace)
     /// is on (the control API's SIP message hook).
     Sip(SipTrace),

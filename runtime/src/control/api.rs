@@ -57,6 +57,7 @@ pub(super) fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
         ("POST", ["api", "reload"]) => reload(shared),
         ("GET", ["api", "music"]) => music(shared),
         ("GET", ["api", "events"]) => return events(shared, &req),
+        ("GET", ["api", "calls", id, "listen"]) => return listen(shared, id),
         (_, path) => Err(match allowed(path) {
             Some(methods) => {
                 return Reply::Whole(
@@ -77,6 +78,7 @@ fn allowed(path: &[&str]) -> Option<&'static str> {
             Some("GET")
         }
         ["api", "calls", _] => Some("GET, DELETE"),
+        ["api", "calls", _, "listen"] => Some("GET"),
         ["api", "calls", _, "hangup" | "source"] | ["api", "reload"] => Some("POST"),
         _ => None,
     }
@@ -339,4 +341,50 @@ fn events(shared: &Arc<Shared>, req: &Request) -> Reply {
             }
         }
     }))
+}
+
+/// What the caller of call `id` sends, live, as a WAV of unknown length (chunked), until the
+/// call ends or this listener falls behind.
+fn listen(shared: &Arc<Shared>, id: &str) -> Reply {
+    let call = match handle_of(id).and_then(|h| match ask(shared, Ask::Call(h))? {
+        Answer::Call(Some(c)) => Ok((h, c)),
+        Answer::Call(None) => Err((404, format!("no call {id}"))),
+        _ => Err(unexpected()),
+    }) {
+        Ok(c) => c,
+        Err((status, message)) => return Reply::Whole(Response::error(status, message)),
+    };
+    let (h, info) = call;
+    let Some(media) = &info.media else {
+        return Reply::Whole(Response::error(409, format!("call {id} has no media yet")));
+    };
+    let rate = match media.codec {
+        onhold_core::Codec::G722 => 16_000,
+        _ => 8_000,
+    };
+    let chunks = shared.listeners.add(h);
+    // The loop taps the call on its next turn.
+    (shared.wake)();
+    Reply::Stream(Box::new(move |mut stream: TcpStream| {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: audio/wav\r\nTransfer-Encoding: chunked\r\n\
+                    Cache-Control: no-store\r\nConnection: close\r\n\r\n";
+        let header = super::taps::wav_header(rate, u32::MAX - 36);
+        if stream.write_all(head.as_bytes()).is_err() || chunk(&mut stream, &header).is_err() {
+            return;
+        }
+        // Until the call ends (the channel closes) or we fell behind and were dropped.
+        while let Ok(data) = chunks.recv() {
+            if chunk(&mut stream, &data).is_err() {
+                return;
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n");
+    }))
+}
+
+/// One chunk of a chunked body (RFC 9112 §7.1).
+fn chunk(stream: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+    stream.write_all(format!("{:x}\r\n", data.len()).as_bytes())?;
+    stream.write_all(data)?;
+    stream.write_all(b"\r\n")
 }

@@ -11,8 +11,9 @@ mod api;
 pub mod http;
 pub mod hub;
 mod metrics;
+pub mod taps;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
@@ -94,6 +95,7 @@ struct Shared {
     tx: mpsc::Sender<Pending>,
     wake: Box<dyn Fn() + Send + Sync>,
     hub: Arc<Hub>,
+    listeners: Arc<taps::Listeners>,
     music: MusicConfig,
     /// Calls may use G.722: a file played to one call keeps its 16 kHz audio too.
     g722: bool,
@@ -116,6 +118,9 @@ const LIMIT_EVENT_EVERY: Duration = Duration::from_secs(1);
 pub struct ControlPlane {
     rx: mpsc::Receiver<Pending>,
     hub: Arc<Hub>,
+    listeners: Arc<taps::Listeners>,
+    /// The calls whose inbound audio the core decodes for us (`Server::set_tap`).
+    tapped: BTreeSet<CallHandle>,
     /// Where the listener is bound.
     pub local: SocketAddr,
     counters: Counters,
@@ -144,7 +149,9 @@ pub fn start(
         .map_err(|e| format!("control {addr}: {e}"))?;
     let (tx, rx) = mpsc::channel();
     let hub = Arc::new(Hub::default());
+    let listeners = Arc::new(taps::Listeners::default());
     let shared = Arc::new(Shared {
+        listeners: Arc::clone(&listeners),
         token: startup.config.control_token.clone(),
         args: startup.args.clone(),
         tx,
@@ -160,6 +167,8 @@ pub fn start(
     Ok(Some(ControlPlane {
         rx,
         hub,
+        listeners,
+        tapped: BTreeSet::new(),
         local,
         counters: Counters::default(),
         seen: BTreeMap::new(),
@@ -175,7 +184,23 @@ impl ControlPlane {
     /// The requests waiting, with their reply channels; SIP tracing follows the subscribers.
     pub fn take(&mut self, server: &mut Server) -> Vec<Pending> {
         server.set_sip_trace(self.hub.sip_subscribers() > 0);
+        self.update_taps(server);
         self.rx.try_iter().collect()
+    }
+
+    /// Tap the calls someone listens to, and only those.
+    fn update_taps(&mut self, server: &mut Server) {
+        let wanted: BTreeSet<CallHandle> = self.listeners.calls().into_iter().collect();
+        if wanted == self.tapped {
+            return;
+        }
+        for &call in wanted.difference(&self.tapped) {
+            server.set_tap(call, true);
+        }
+        for &call in self.tapped.difference(&wanted) {
+            server.set_tap(call, false);
+        }
+        self.tapped = wanted;
     }
 
     /// Answer everything but reloads (the `Lifecycle` answers those).
@@ -393,6 +418,8 @@ impl ControlPlane {
                 rtp_packets_sent,
             } => {
                 *self.counters.ended.entry(reason.name()).or_default() += 1;
+                self.listeners.end(*call);
+                self.tapped.remove(call);
                 let seen = self.seen.remove(call);
                 if !seen.as_ref().is_some_and(|s| s.answered) {
                     self.counters.unanswered += 1;
@@ -435,6 +462,9 @@ impl ControlPlane {
                     "text": t.text,
                 });
                 hub.publish("sip", &data.to_string(), true);
+            }
+            Event::Heard { call, pcm, .. } => {
+                self.listeners.send(*call, &taps::le_bytes(pcm));
             }
             Event::Dropped { .. } | Event::Late { .. } | Event::Drained => {}
         }

@@ -21,6 +21,7 @@ both_runtimes!(
     metrics_count_what_happened,
     misbehaving_clients_leave_pacing_alone,
     onhold_ctl_lists_follows_and_hangs_up,
+    listening_in_streams_what_the_caller_sends,
 );
 
 fn endpoints_answer_and_refuse_as_documented(rt: Runtime) {
@@ -533,4 +534,92 @@ fn onhold_ctl_lists_follows_and_hangs_up(rt: Runtime) {
         "{lines}"
     );
     assert!(lines.contains("\"reason\":\"operator\""), "{lines}");
+}
+
+/// Reads a chunked HTTP body from `s` to its end (bounded by the socket's read timeout).
+fn read_chunked(s: &mut std::net::TcpStream) -> (String, Vec<u8>) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut r = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let mut body = Vec::new();
+    loop {
+        let mut size = String::new();
+        if r.read_line(&mut size).unwrap_or(0) == 0 {
+            break;
+        }
+        let n = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if n == 0 {
+            break;
+        }
+        let mut data = vec![0; n + 2];
+        if r.read_exact(&mut data).is_err() {
+            break;
+        }
+        body.extend_from_slice(&data[..n]);
+    }
+    (head, body)
+}
+
+fn listening_in_streams_what_the_caller_sends(rt: Runtime) {
+    let server = Server::start(rt);
+    let rx = RtpReceiver::bind();
+    let (caller, id) = one_call(&server, &rx);
+    let info = get(server.control, &format!("/api/calls/{id}")).json();
+    let ours: SocketAddr = info["local_rtp"].as_str().unwrap().parse().unwrap();
+    let mut listen = std::net::TcpStream::connect(server.control).unwrap();
+    listen
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut listen,
+        format!("GET /api/calls/{id}/listen HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let reader = std::thread::spawn(move || read_chunked(&mut listen));
+    std::thread::sleep(Duration::from_millis(300));
+    // 2 s of a 1 kHz square wave in PCMU (μ-law 0x80 and 0x00 are the two extremes).
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let payload: Vec<u8> = (0..160)
+        .map(|i| if i % 8 < 4 { 0x80 } else { 0x00 })
+        .collect();
+    for k in 0..100u32 {
+        let mut p = vec![0x80, 0, (k >> 8) as u8, k as u8];
+        p.extend_from_slice(&(k * 160).to_be_bytes());
+        p.extend_from_slice(&[1, 2, 3, 4]);
+        p.extend_from_slice(&payload);
+        sock.send_to(&p, ours).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(caller.bye(), 200);
+    let (head, body) = reader.join().unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: audio/wav"),
+        "{head}"
+    );
+    assert_eq!(&body[..4], b"RIFF");
+    assert_eq!(u32::from_le_bytes(body[24..28].try_into().unwrap()), 8000);
+    let pcm: Vec<i16> = body[44..]
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert!(
+        pcm.len() >= 8000 * 3 / 2,
+        "{} samples: most of the 2 s",
+        pcm.len()
+    );
+    let crossings = pcm.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    let per_second = crossings as f64 / (pcm.len() as f64 / 8000.0);
+    assert!(
+        (1800.0..2200.0).contains(&per_second),
+        "{per_second} zero crossings a second: a 1 kHz tone makes 2,000"
+    );
 }

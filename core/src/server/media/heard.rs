@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::super::{CallHandle, Event, Io, Timer};
 use super::Media;
+use crate::codec::Codec;
+use crate::media::{g711, g722};
 use crate::sdp::Negotiated;
 
 /// Comfort noise (RFC 3389): a caller may send it instead of its codec while silent.
@@ -24,7 +26,23 @@ pub(super) struct Inbound {
     heard_at: Option<Instant>,
     /// The armed silence timer.
     silence_at: Option<Instant>,
+    /// Report what the caller sends, decoded (`Server::set_tap`).
+    tap: Option<Box<Tap>>,
 }
+
+/// A call's inbound audio being decoded for the runtime (recording, listening in).
+#[derive(Debug, Default)]
+struct Tap {
+    /// G.722 is adaptive: one decoder follows the call's packets.
+    g722: Option<g722::Decoder>,
+    /// The RTP timestamp the next packet should carry: a later one means packets were lost
+    /// (or the caller paused) and the gap is filled with silence; an earlier one is a late
+    /// or repeated packet and is dropped.
+    next_ts: Option<u32>,
+}
+
+/// The longest gap filled with silence (1 s at 8 kHz): a longer pause is not time to keep.
+const MAX_GAP: u32 = 8000;
 
 impl Inbound {
     /// The media a new offer or answer agreed, with the latched address kept while the SDP still
@@ -62,12 +80,67 @@ fn rtcp_of(rtp: SocketAddr, neg: &Negotiated) -> SocketAddr {
     }
 }
 
+impl Tap {
+    /// The audio of one RTP packet of the call's codec (payload type `pt`), with silence
+    /// before it for a gap; `None` for anything else (DTMF events, comfort noise, a late
+    /// packet).
+    #[cold]
+    fn decode(&mut self, call: CallHandle, packet: &[u8], pt: u8, codec: Codec) -> Option<Event> {
+        let (got_pt, ts, payload) = crate::rtp::payload(packet)?;
+        if got_pt != pt || payload.is_empty() {
+            return None;
+        }
+        // Samples per RTP timestamp unit: G.722 runs at 16 kHz on an 8 kHz RTP clock
+        // (RFC 3551 §4.5.2).
+        let (rate, per_unit) = match codec {
+            Codec::G722 => (16_000, 2),
+            _ => (8_000, 1),
+        };
+        let gap = match self.next_ts {
+            Some(next) => {
+                let ahead = ts.wrapping_sub(next);
+                if ahead > u32::MAX / 2 {
+                    return None; // earlier than expected: late or repeated
+                }
+                ahead.min(MAX_GAP)
+            }
+            None => 0,
+        };
+        // One octet per timestamp unit for all three (G.722: 64 kbit/s on the 8 kHz clock).
+        self.next_ts = Some(ts.wrapping_add(payload.len() as u32));
+        let mut pcm = vec![0i16; (gap * per_unit) as usize];
+        match codec {
+            Codec::Pcmu => pcm.extend(payload.iter().map(|&b| g711::ulaw_to_linear(b))),
+            Codec::Pcma => pcm.extend(payload.iter().map(|&b| g711::alaw_to_linear(b))),
+            Codec::G722 => self
+                .g722
+                .get_or_insert_with(g722::Decoder::new)
+                .decode(payload, &mut pcm),
+        }
+        Some(Event::Heard { call, rate, pcm })
+    }
+}
+
 /// RTCP by RFC 5761's rule: packet types 192–223 in the second byte.
 fn is_rtcp(packet: &[u8]) -> bool {
     packet.get(1).is_some_and(|b| (192..=223).contains(b))
 }
 
 impl Media {
+    /// Decode what the caller of `call` sends and report it as `Event::Heard` (`on`), or stop.
+    /// False if the call has no media (yet, or any more).
+    pub fn set_tap(&mut self, call: CallHandle, on: bool) -> bool {
+        let Some(s) = self.streams.get_mut(call) else {
+            return false;
+        };
+        match (on, s.inbound.tap.is_some()) {
+            (true, false) => s.inbound.tap = Some(Box::default()),
+            (false, true) => s.inbound.tap = None,
+            _ => {}
+        }
+        true
+    }
+
     /// Latch the stream of `call` to RTP from `from` (the caller's SIP source), or not (`None`).
     pub fn latch_from(&mut self, call: CallHandle, from: Option<IpAddr>) {
         if let Some(s) = self.streams.get_mut(call) {
@@ -121,6 +194,14 @@ impl Media {
                 sdp_rtp: sdp,
                 remote_rtp: from,
             });
+        }
+        if let Some(tap) = s.inbound.tap.as_deref_mut() {
+            if !is_rtcp(packet) {
+                let (pt, codec) = (s.neg.payload_type, s.neg.codec);
+                if let Some(ev) = tap.decode(call, packet, pt, codec) {
+                    io.out.event(ev);
+                }
+            }
         }
     }
 
