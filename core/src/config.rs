@@ -125,6 +125,8 @@ pub struct ClassConfig {
     pub order: MusicOrder,
     pub announcement: Option<PathBuf>,
     pub announcement_every: Duration,
+    /// Record what every caller of this class sends (into `record_dir`).
+    pub record: bool,
 }
 
 /// What music to load; the runtime reads the files.
@@ -158,6 +160,11 @@ pub struct Config {
     pub control_listen: Option<SocketAddr>,
     /// The bearer token every control request must carry; required for a non-loopback listener.
     pub control_token: Option<String>,
+    /// Where calls are recorded (`None`: recording is off).
+    pub record_dir: Option<PathBuf>,
+    /// Bytes of WAV one call's recording may grow to, and all recordings together.
+    pub record_max_bytes: usize,
+    pub record_total_bytes: usize,
     /// The file it was read from, if any.
     pub file: Option<PathBuf>,
     /// Things worth a log line that are not errors (unknown `ONHOLD_*` variables).
@@ -166,7 +173,7 @@ pub struct Config {
 }
 
 /// Every top-level key, in the order `--check-config` prints them.
-pub const KEYS: [&str; 28] = [
+pub const KEYS: [&str; 31] = [
     "listen",
     "rtp_ports",
     "rtp_ip",
@@ -193,6 +200,9 @@ pub const KEYS: [&str; 28] = [
     "shutdown_grace",
     "control_listen",
     "control_token",
+    "record_dir",
+    "record_max_bytes",
+    "record_total_bytes",
     "limits",
     "classes",
 ];
@@ -208,12 +218,13 @@ const MEDIA_TO: [(&str, MediaTo); 2] = [("sdp", MediaTo::Sdp), ("sip-source", Me
 const DENY_ACTION: [(&str, DenyAction); 2] =
     [("drop", DenyAction::Drop), ("403", DenyAction::Forbidden)];
 
-const CLASS_KEYS: [&str; 5] = [
+const CLASS_KEYS: [&str; 6] = [
     "music",
     "mode",
     "order",
     "announcement",
     "announcement_every",
+    "record",
 ];
 
 /// The file named by `--config`, else by `ONHOLD_CONFIG`; the runtime reads it and calls
@@ -321,7 +332,7 @@ impl Config {
             }
         }
 
-        let flags: [(&'static str, Option<&String>); 25] = [
+        let flags: [(&'static str, Option<&String>); 28] = [
             ("rtp_ports", args.rtp_ports.as_ref()),
             ("rtp_ip", args.rtp_ip.as_ref()),
             ("advertised_address", args.advertised_address.as_ref()),
@@ -347,6 +358,9 @@ impl Config {
             ("shutdown_grace", args.shutdown_grace.as_ref()),
             ("control_listen", args.control_listen.as_ref()),
             ("control_token", args.control_token.as_ref()),
+            ("record_dir", args.record_dir.as_ref()),
+            ("record_max_bytes", args.record_max_bytes.as_ref()),
+            ("record_total_bytes", args.record_total_bytes.as_ref()),
         ];
         for (key, value) in flags {
             if let Some(v) = value {
@@ -570,6 +584,26 @@ impl Config {
             }
             None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
         };
+        let record_dir = match get("record_dir") {
+            Some(s) => {
+                let t = text(s, "record_dir", "must be a directory path, or \"\" for off")?;
+                (!t.is_empty()).then(|| resolve(&t, &s.origin, base_dir.as_deref()))
+            }
+            None => None,
+        };
+        let size = |key: &'static str, default: usize| -> Result<usize, ConfigError> {
+            let Some(s) = get(key) else {
+                return Ok(default);
+            };
+            let allowed = "must be a size from 1MiB to 16TiB, e.g. \"64MiB\"";
+            let t = text(s, key, allowed)?;
+            match limits::parse_size(&t) {
+                Some(n) if (1 << 20..=16 << 40).contains(&n) => Ok(n),
+                _ => Err(err(key, s, allowed)),
+            }
+        };
+        let record_max_bytes = size("record_max_bytes", 64 << 20)?;
+        let record_total_bytes = size("record_total_bytes", 1 << 30)?;
 
         let normalize = match get("normalize") {
             Some(s) => boolean(s, "normalize")?,
@@ -617,6 +651,9 @@ impl Config {
             shutdown_grace,
             control_listen,
             control_token,
+            record_dir,
+            record_max_bytes,
+            record_total_bytes,
             file: file.map(|(p, _)| p.to_path_buf()),
             warnings,
             origins,
@@ -728,6 +765,23 @@ impl Config {
                 "control_listen",
                 quote(&self.control_listen.map_or("off".into(), |a| a.to_string())),
             ),
+            (
+                "record_dir",
+                quote(
+                    &self
+                        .record_dir
+                        .as_ref()
+                        .map_or(String::new(), |p| p.display().to_string()),
+                ),
+            ),
+            (
+                "record_max_bytes",
+                quote(&limits::format_size(self.record_max_bytes)),
+            ),
+            (
+                "record_total_bytes",
+                quote(&limits::format_size(self.record_total_bytes)),
+            ),
         ];
         let mut out = String::from(
             "# onhold effective configuration (flags > ONHOLD_* environment > file > defaults)\n",
@@ -768,7 +822,7 @@ impl Config {
                 out.push_str(&format!("music = {}\n", quote(&m)));
             }
             out.push_str(&format!(
-                "mode = {}\norder = {}\nannouncement = {}\nannouncement_every = {}\n",
+                "mode = {}\norder = {}\nannouncement = {}\nannouncement_every = {}\nrecord = {}\n",
                 quote(match c.mode {
                     PlayMode::PerCall => "per-call",
                     PlayMode::Shared => "shared",
@@ -783,6 +837,7 @@ impl Config {
                         .map_or(String::new(), |p| p.display().to_string())
                 ),
                 quote(&format_duration(c.announcement_every)),
+                c.record,
             ));
         }
         out
@@ -798,6 +853,7 @@ impl ClassConfig {
             order: MusicOrder::Sorted,
             announcement: None,
             announcement_every: Duration::from_secs(60),
+            record: false,
         }
     }
 }

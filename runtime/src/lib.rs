@@ -11,6 +11,7 @@ pub mod logging;
 pub mod music;
 pub mod net;
 pub mod pktinfo;
+pub mod record;
 pub mod resolve;
 pub mod signals;
 pub mod sockaddr;

@@ -3,13 +3,15 @@
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use onhold_core::{Control, Event, Server, Stats};
 use tracing::{debug, error, info, warn};
 
-use crate::control::{Answer, Ask, ControlPlane};
+use crate::control::{taps, Answer, Ask, ControlPlane};
 use crate::logging;
+use crate::record::Recorder;
 use crate::signals::{signal_action, signal_name, SignalAction};
 use crate::startup::{ReloadResult, Startup};
 
@@ -37,6 +39,10 @@ pub struct Lifecycle {
     stats: (Stats, Option<Instant>),
     /// The control API, when it listens.
     control: Option<ControlPlane>,
+    /// Call recording, when `record_dir` is set.
+    recorder: Option<Recorder>,
+    /// The calls whose inbound audio the core decodes for us (recorded or listened to).
+    tapped: BTreeSet<onhold_core::CallHandle>,
 }
 
 /// How often the counters are logged while they change.
@@ -86,6 +92,63 @@ impl Lifecycle {
             late: LateReport::default(),
             stats: (Stats::default(), None),
             control: None,
+            recorder: match Recorder::start(&startup.config) {
+                Ok(r) => r,
+                Err(line) => {
+                    error!("{line}: calls are not recorded");
+                    None
+                }
+            },
+            tapped: BTreeSet::new(),
+        }
+    }
+
+    /// Tap exactly the calls that are recorded or listened to.
+    fn update_taps(&mut self, server: &mut Server) {
+        let mut wanted: BTreeSet<onhold_core::CallHandle> =
+            self.recorder.iter().flat_map(Recorder::calls).collect();
+        if let Some(c) = &self.control {
+            wanted.extend(c.listened());
+        }
+        if wanted == self.tapped {
+            return;
+        }
+        for &call in wanted.difference(&self.tapped) {
+            server.set_tap(call, true);
+        }
+        for &call in self.tapped.difference(&wanted) {
+            server.set_tap(call, false);
+        }
+        self.tapped = wanted;
+    }
+
+    /// Start or stop recording `call` for the control API.
+    fn record(&mut self, server: &Server, call: onhold_core::CallHandle, on: bool) -> Answer {
+        let Some(recorder) = self.recorder.as_mut() else {
+            return Answer::Recording(Err((409, "recording is off: set record_dir".into())));
+        };
+        let Some(info) = server.call_info(call) else {
+            return Answer::Recording(Err((404, format!("no call {call}"))));
+        };
+        let path = if on {
+            recorder.begin(&info)
+        } else {
+            recorder.end(call)
+        };
+        Answer::Recording(path.ok_or_else(|| {
+            let why = if on {
+                "has no media yet"
+            } else {
+                "is not being recorded"
+            };
+            (409, format!("call {call} {why}"))
+        }))
+    }
+
+    /// Close every recording (the process is about to exit).
+    fn finish_recordings(&mut self) {
+        if let Some(r) = self.recorder.as_mut() {
+            r.finish(Duration::from_secs(2));
         }
     }
 
@@ -110,6 +173,7 @@ impl Lifecycle {
                     self.reloads += 1;
                     Answer::ReloadSeed(Ok(self.base_seed.wrapping_add(self.reloads)))
                 }
+                Ask::Record(call, on) => self.record(server, call, on),
                 Ask::EndReload(result) => {
                     let summary = result
                         .as_ref()
@@ -133,6 +197,7 @@ impl Lifecycle {
         match signal_action(signo) {
             Some(SignalAction::Shutdown) if self.hard_deadline.is_some() => {
                 warn!("{name} again: exiting without waiting for the calls to end");
+                self.finish_recordings();
                 AfterSignal::Exit(ExitCode::from(1))
             }
             Some(SignalAction::Shutdown) => {
@@ -195,6 +260,7 @@ impl Lifecycle {
     /// Call the core's timer if due, and log its events. `Some` when the process should exit.
     pub fn service(&mut self, server: &mut Server, now: Instant) -> Option<ExitCode> {
         self.serve_control(server, now);
+        self.update_taps(server);
         if server.poll_timeout().is_some_and(|t| t <= now) {
             server.handle_timeout(now);
         }
@@ -208,6 +274,7 @@ impl Lifecycle {
             if let Some(c) = self.control.as_mut() {
                 c.publish(server, now, &ev);
             }
+            self.record_event(server, &ev);
             match ev {
                 Event::Late { call, skipped } => self.late.add(now, call.0, skipped),
                 Event::Drained => {
@@ -221,6 +288,7 @@ impl Lifecycle {
         self.report_stats(server, now);
         if drained && self.hard_deadline.is_some() {
             info!("every call has ended: exiting");
+            self.finish_recordings();
             return Some(ExitCode::SUCCESS);
         }
         if self.hard_deadline.is_some_and(|d| now >= d) {
@@ -228,9 +296,38 @@ impl Lifecycle {
                 calls = server.stats().calls_active,
                 "shutdown grace elapsed: exiting with calls still up"
             );
+            self.finish_recordings();
             return Some(ExitCode::SUCCESS);
         }
         None
+    }
+
+    /// What recording does with an event: start a call of a recorded class, write what its
+    /// caller sends (also to listeners), close the file when the call ends.
+    fn record_event(&mut self, server: &Server, ev: &Event) {
+        match ev {
+            Event::CallStarted { call, .. } => {
+                if let (Some(r), Some(info)) = (self.recorder.as_mut(), server.call_info(*call)) {
+                    r.call_started(&info);
+                }
+            }
+            Event::Heard { call, pcm, .. } => {
+                let data: Arc<[u8]> = taps::le_bytes(pcm);
+                if let Some(r) = &self.recorder {
+                    r.audio(*call, &data);
+                }
+                if let Some(c) = &self.control {
+                    c.heard(*call, &data);
+                }
+            }
+            Event::CallEnded { call, .. } => {
+                if let Some(r) = self.recorder.as_mut() {
+                    r.end(*call);
+                }
+                self.tapped.remove(call);
+            }
+            _ => {}
+        }
     }
 }
 

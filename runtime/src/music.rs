@@ -157,6 +157,7 @@ mod tests {
             order: MusicOrder::Shuffle,
             announcement: None,
             announcement_every: Duration::from_secs(60),
+            record: false,
         }
     }
 

@@ -124,4 +124,16 @@ pub struct RunArgs {
     /// ONHOLD_CONTROL_TOKEN: a flag shows in `ps`. [env: ONHOLD_CONTROL_TOKEN]
     #[arg(long, value_name = "TOKEN")]
     pub control_token: Option<String>,
+    /// Record calls (what the caller sends) as WAV files here: the classes with `record = true`,
+    /// and calls the control API asks for. "" = off. [default: ""] [env: ONHOLD_RECORD_DIR]
+    #[arg(long, value_name = "DIR")]
+    pub record_dir: Option<String>,
+    /// How large one call's recording may grow; it stops there, the file stays valid.
+    /// [default: 64MiB] [env: ONHOLD_RECORD_MAX_BYTES]
+    #[arg(long, value_name = "SIZE")]
+    pub record_max_bytes: Option<String>,
+    /// How much all recordings may take (those already in record_dir count); new recordings
+    /// are refused past it. [default: 1GiB] [env: ONHOLD_RECORD_TOTAL_BYTES]
+    #[arg(long, value_name = "SIZE")]
+    pub record_total_bytes: Option<String>,
 }

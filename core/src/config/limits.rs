@@ -165,7 +165,7 @@ pub(super) fn apply(
 }
 
 /// `123`, `64KiB`, `32MiB`, `1GiB` (also `KB`/`MB`/`GB` as the same powers of two).
-fn parse_size(t: &str) -> Option<usize> {
+pub(super) fn parse_size(t: &str) -> Option<usize> {
     let t = t.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
@@ -180,7 +180,7 @@ fn parse_size(t: &str) -> Option<usize> {
     n.checked_mul(1 << shift)
 }
 
-fn format_size(n: usize) -> String {
+pub(super) fn format_size(n: usize) -> String {
     match n {
         n if n % (1 << 30) == 0 => format!("{}GiB", n >> 30),
         n if n % (1 << 20) == 0 => format!("{}MiB", n >> 20),

@@ -615,7 +615,7 @@ fn help_explains_every_flag_with_its_default() {
             "listen" => "udp:0.0.0.0:5060".to_string(),
             "codecs" => "\"\"".to_string(),
             "gain_db" => "0".to_string(),
-            "music" => "\"\"".to_string(),
+            "music" | "record_dir" => "\"\"".to_string(),
             // Too long for one help line: named, and each network listed in the text.
             "allow" => {
                 for net in value.trim_matches(['[', ']']).split(", ") {

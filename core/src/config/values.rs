@@ -408,7 +408,7 @@ pub(super) fn parse_classes(
             return Err(err(
                 &key,
                 &setting(value),
-                "must be a table of music, mode, order, announcement, announcement_every",
+                "must be a table of music, mode, order, announcement, announcement_every, record",
             ));
         };
         let mut class = ClassConfig::new(&name);
@@ -441,6 +441,7 @@ pub(super) fn parse_classes(
                         _ => return Err(err(&full, &s, allowed)),
                     };
                 }
+                "record" => class.record = boolean(&s, &full)?,
                 "announcement_every" => {
                     let allowed = "must be a duration from 1s to 24h (e.g. 60s, 5m)";
                     let d = duration(&s, &full, allowed)?;

@@ -54,6 +54,7 @@ pub(super) fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
             hangup(shared, id)
         }
         ("POST", ["api", "calls", id, "source"]) => source(shared, id, &req.body),
+        ("POST", ["api", "calls", id, "record"]) => record(shared, id, &req.body),
         ("POST", ["api", "reload"]) => reload(shared),
         ("GET", ["api", "music"]) => music(shared),
         ("GET", ["api", "events"]) => return events(shared, &req),
@@ -79,7 +80,7 @@ fn allowed(path: &[&str]) -> Option<&'static str> {
         }
         ["api", "calls", _] => Some("GET, DELETE"),
         ["api", "calls", _, "listen"] => Some("GET"),
-        ["api", "calls", _, "hangup" | "source"] | ["api", "reload"] => Some("POST"),
+        ["api", "calls", _, "hangup" | "source" | "record"] | ["api", "reload"] => Some("POST"),
         _ => None,
     }
 }
@@ -257,6 +258,27 @@ fn file_source(shared: &Shared, path: &str) -> Result<Source, Failure> {
         name: path.to_string(),
         library: Arc::new(library),
     })
+}
+
+/// Start (`{"on": true}`, also an empty body) or stop recording a call.
+fn record(shared: &Shared, id: &str, body: &[u8]) -> Result<Response, Failure> {
+    let h = handle_of(id)?;
+    let on = if body.iter().all(u8::is_ascii_whitespace) {
+        true
+    } else {
+        let v: Value = serde_json::from_slice(body).map_err(|e| (400, format!("bad JSON: {e}")))?;
+        v.get("on")
+            .and_then(Value::as_bool)
+            .ok_or((400, "give {\"on\": true} or {\"on\": false}".to_string()))?
+    };
+    match ask(shared, Ask::Record(h, on))? {
+        Answer::Recording(Ok(path)) => Ok(Response::json(
+            200,
+            &json!({ "id": id, "recording": on, "file": path }),
+        )),
+        Answer::Recording(Err(e)) => Err(e),
+        _ => Err(unexpected()),
+    }
 }
 
 fn reload(shared: &Shared) -> Result<Response, Failure> {

@@ -13,7 +13,7 @@ pub mod hub;
 mod metrics;
 pub mod taps;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
@@ -40,6 +40,8 @@ pub enum Ask {
     Music,
     /// Turn SIP tracing on now (a `?sip=1` subscriber is about to be served).
     Trace,
+    /// Start (true) or stop recording a call (answered by the lifecycle, which records).
+    Record(CallHandle, bool),
     /// May a reload start? The answer is the shuffle seed to use.
     BeginReload,
     /// A reload's result, to apply.
@@ -57,6 +59,8 @@ pub enum Answer {
     ReloadSeed(Result<u64, String>),
     /// What was loaded, or why not.
     Reloaded(Result<String, String>),
+    /// The recording's file, or why not.
+    Recording(Result<std::path::PathBuf, (u16, String)>),
 }
 
 /// What `/health` and `/metrics` read, taken in one turn of the loop.
@@ -119,8 +123,6 @@ pub struct ControlPlane {
     rx: mpsc::Receiver<Pending>,
     hub: Arc<Hub>,
     listeners: Arc<taps::Listeners>,
-    /// The calls whose inbound audio the core decodes for us (`Server::set_tap`).
-    tapped: BTreeSet<CallHandle>,
     /// Where the listener is bound.
     pub local: SocketAddr,
     counters: Counters,
@@ -168,7 +170,6 @@ pub fn start(
         rx,
         hub,
         listeners,
-        tapped: BTreeSet::new(),
         local,
         counters: Counters::default(),
         seen: BTreeMap::new(),
@@ -184,23 +185,17 @@ impl ControlPlane {
     /// The requests waiting, with their reply channels; SIP tracing follows the subscribers.
     pub fn take(&mut self, server: &mut Server) -> Vec<Pending> {
         server.set_sip_trace(self.hub.sip_subscribers() > 0);
-        self.update_taps(server);
         self.rx.try_iter().collect()
     }
 
-    /// Tap the calls someone listens to, and only those.
-    fn update_taps(&mut self, server: &mut Server) {
-        let wanted: BTreeSet<CallHandle> = self.listeners.calls().into_iter().collect();
-        if wanted == self.tapped {
-            return;
-        }
-        for &call in wanted.difference(&self.tapped) {
-            server.set_tap(call, true);
-        }
-        for &call in self.tapped.difference(&wanted) {
-            server.set_tap(call, false);
-        }
-        self.tapped = wanted;
+    /// The calls someone listens to (the lifecycle taps them).
+    pub fn listened(&self) -> Vec<CallHandle> {
+        self.listeners.calls()
+    }
+
+    /// What the caller of `call` sent, as 16-bit PCM bytes, for its listeners.
+    pub fn heard(&self, call: CallHandle, data: &Arc<[u8]>) {
+        self.listeners.send(call, data);
     }
 
     /// Answer everything but reloads (the `Lifecycle` answers those).
@@ -232,8 +227,8 @@ impl ControlPlane {
                 server.set_sip_trace(true);
                 Answer::Done(Ok(()))
             }
-            Ask::BeginReload | Ask::EndReload(_) => {
-                Answer::Done(Err((500, "reloads are answered by the lifecycle".into())))
+            Ask::BeginReload | Ask::EndReload(_) | Ask::Record(..) => {
+                Answer::Done(Err((500, "answered by the lifecycle".into())))
             }
         }
     }
@@ -419,7 +414,6 @@ impl ControlPlane {
             } => {
                 *self.counters.ended.entry(reason.name()).or_default() += 1;
                 self.listeners.end(*call);
-                self.tapped.remove(call);
                 let seen = self.seen.remove(call);
                 if !seen.as_ref().is_some_and(|s| s.answered) {
                     self.counters.unanswered += 1;
@@ -463,10 +457,8 @@ impl ControlPlane {
                 });
                 hub.publish("sip", &data.to_string(), true);
             }
-            Event::Heard { call, pcm, .. } => {
-                self.listeners.send(*call, &taps::le_bytes(pcm));
-            }
-            Event::Dropped { .. } | Event::Late { .. } | Event::Drained => {}
+            // Audio goes to listeners through `heard`, decoded once for them and the recorder.
+            Event::Heard { .. } | Event::Dropped { .. } | Event::Late { .. } | Event::Drained => {}
         }
     }
 }

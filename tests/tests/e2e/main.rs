@@ -21,6 +21,7 @@ mod packaging;
 mod parity;
 mod process;
 mod proxy;
+mod record;
 mod sip;
 mod tcp_bye;
 mod tcp_limits;
