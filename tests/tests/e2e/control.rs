@@ -22,6 +22,7 @@ both_runtimes!(
     misbehaving_clients_leave_pacing_alone,
     onhold_ctl_lists_follows_and_hangs_up,
     listening_in_streams_what_the_caller_sends,
+    slow_and_surplus_clients_are_bounded,
 );
 
 fn endpoints_answer_and_refuse_as_documented(rt: Runtime) {
@@ -622,4 +623,44 @@ fn listening_in_streams_what_the_caller_sends(rt: Runtime) {
         (1800.0..2200.0).contains(&per_second),
         "{per_second} zero crossings a second: a 1 kHz tone makes 2,000"
     );
+}
+
+/// A client that never finishes its request is answered 408 and closed after 10 s; past 128
+/// connections at once a new one gets 503 at once; the API answers again when they go.
+fn slow_and_surplus_clients_are_bounded(rt: Runtime) {
+    use std::io::{Read, Write};
+    let server = Server::start(rt);
+    let c = server.control;
+    let started = Instant::now();
+    let mut slow = std::net::TcpStream::connect(c).unwrap();
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    let mut idle: Vec<std::net::TcpStream> = (0..127)
+        .map(|_| std::net::TcpStream::connect(c).unwrap())
+        .collect();
+    // Each connection is taken by the server's accept loop in turn: give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    let surplus = get(c, "/health");
+    assert_eq!(surplus.status, 503, "{}", surplus.body);
+    assert!(surplus.body.contains("too many"), "{}", surplus.body);
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = slow.read_to_string(&mut answer);
+    let waited = started.elapsed();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(
+        (Duration::from_secs(9)..Duration::from_secs(14)).contains(&waited),
+        "closed after {waited:?}"
+    );
+    idle.clear();
+    let ok = wait_for_ok(c);
+    assert!(ok, "the API answers again once the idle clients are gone");
+}
+
+fn wait_for_ok(c: SocketAddr) -> bool {
+    onhold_tests::wait_for(Duration::from_secs(15), || {
+        (get(c, "/health").status == 200).then_some(())
+    })
+    .is_some()
 }
