@@ -68,7 +68,7 @@ pub(crate) struct Call {
     pub natted: bool,
     /// Where our in-dialog requests (BYE, UPDATE) go: worked out when we first send one (most
     /// calls end with the caller's BYE and never need it), again after a target refresh.
-    pub route: Option<Route>,
+    pub route: Option<Box<Route>>,
     pub remote_cseq: u32,
     pub local_cseq: u32,
     pub transport: Transport,
@@ -89,7 +89,7 @@ pub(crate) struct Call {
     pub port: u16,
     pub port_tries: u32,
     /// Media agreed in a 2xx that takes effect at the ACK.
-    pub pending: Option<Negotiated>,
+    pub pending: Option<Box<Negotiated>>,
     pub sdp_session: u64,
     pub sdp_version: u64,
     /// The 2xx, retransmitted on T1 doubling until the ACK (RFC 3261 §13.3.1.4).
@@ -97,7 +97,9 @@ pub(crate) struct Call {
     pub retransmit_at: Option<Instant>,
     pub retransmit_interval: Duration,
     pub ack_deadline: Option<Instant>,
-    pub session: Option<SessionTimer>,
+    /// Boxed, as `route` and `pending` are: most calls never have one, and a call's state is
+    /// kept for as long as it is on hold.
+    pub session: Option<Box<SessionTimer>>,
     /// The peer's Allow lists UPDATE (RFC 3311 §5.1): our refreshes may use it.
     pub peer_allows_update: bool,
     pub max_at: Option<Instant>,
@@ -407,9 +409,9 @@ impl Dialogs {
             return;
         };
         if call.route.is_none() {
-            call.route = Some(route_call(&mut self.lookups, cx, call));
+            call.route = Some(Box::new(route_call(&mut self.lookups, cx, call)));
         }
-        let Some(Route { plan, dest }) = &call.route else {
+        let Some(Route { plan, dest }) = call.route.as_deref() else {
             return;
         };
         call.local_cseq += 1;
@@ -475,7 +477,7 @@ impl Dialogs {
         let Some(Route {
             plan,
             dest: Dest::Addr(dest),
-        }) = &call.route
+        }) = call.route.as_deref()
         else {
             return None;
         };

@@ -49,7 +49,7 @@ impl Dialogs {
                         return self.hangup(cx, h, EndReason::MediaRefused);
                     }
                     policy::aim(&mut neg, cx.config.media_to, source);
-                    call.pending = Some(neg);
+                    call.pending = Some(Box::new(neg));
                 }
                 _ => return self.hangup(cx, h, EndReason::MediaRefused),
             }
@@ -70,7 +70,7 @@ impl Dialogs {
             return;
         };
         let library = cx.library;
-        let first = cx.media.apply(now, h, call.port, neg, &seed, || {
+        let first = cx.media.apply(now, h, call.port, *neg, &seed, || {
             library.class_for(&call.user)
         });
         let ev = if first {
@@ -191,7 +191,7 @@ impl Dialogs {
         }
         match (&mut call.session, session) {
             (Some(ours), Some(theirs)) => ours.refreshed_by(theirs),
-            (none, Some(theirs)) => *none = Some(theirs),
+            (none, Some(theirs)) => *none = Some(Box::new(theirs)),
             _ => {}
         }
         if !req.allow.is_empty() {
@@ -205,12 +205,12 @@ impl Dialogs {
                 contact: call.contact(),
                 record_route: &[],
                 session: call.session.as_ref().map(|t| t.expires),
-                require_timer: require_timer(call.session.as_ref(), req),
+                require_timer: require_timer(call.session.as_deref(), req),
             },
         );
         let has_offer = offer.is_some();
         call.offer = offer;
-        call.pending = if has_offer { neg } else { None };
+        call.pending = if has_offer { neg.map(Box::new) } else { None };
         if invite {
             call.invite_txn = id;
             call.invite_cseq = req.cseq;

@@ -312,7 +312,7 @@ impl Dialogs {
             return false;
         };
         if let Some(call) = self.calls.get_mut(&h) {
-            call.pending = Some(answered);
+            call.pending = Some(Box::new(answered));
         }
         self.apply_pending(cx, h);
         true
