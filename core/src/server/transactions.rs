@@ -85,6 +85,8 @@ pub(crate) enum ClientPurpose {
     Refresh(CallHandle, RefreshBy),
     /// An in-dialog OPTIONS asking whether the caller is still there (`keepalive_interval`).
     KeepAlive(CallHandle),
+    /// A REGISTER for the account at this index of `ServerConfig::registrations`.
+    Register(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

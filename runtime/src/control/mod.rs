@@ -436,6 +436,21 @@ impl ControlPlane {
                 });
                 hub.publish("sip", &data.to_string(), true);
             }
+            Event::Registration { aor, state, reason } => {
+                let info = server.registrations();
+                let expires_at = info
+                    .iter()
+                    .find(|r| &r.aor == aor)
+                    .and_then(|r| r.expires_at)
+                    .map(|at| rfc3339(self.wall(at)));
+                let data = json!({
+                    "aor": aor,
+                    "state": state.name(),
+                    "reason": reason,
+                    "expires_at": expires_at,
+                });
+                hub.publish("registration", &data.to_string(), false);
+            }
             Event::Dropped { .. } | Event::Late { .. } | Event::Drained => {}
         }
     }
