@@ -21,10 +21,12 @@ use crate::server::{
 
 mod args;
 mod limits;
+mod register;
 mod values;
 
 pub use args::RunArgs;
 pub use limits::LIMIT_KEYS;
+pub use register::RegisterConfig;
 
 use values::*;
 
@@ -158,6 +160,9 @@ pub struct Config {
     pub control_listen: Option<SocketAddr>,
     /// The bearer token every control request must carry; required for a non-loopback listener.
     pub control_token: Option<String>,
+    /// The `[[register]]` accounts (also in `server.registrations`), with where each password
+    /// came from.
+    pub register: Vec<RegisterConfig>,
     /// The file it was read from, if any.
     pub file: Option<PathBuf>,
     /// Things worth a log line that are not errors (unknown `ONHOLD_*` variables).
@@ -166,7 +171,7 @@ pub struct Config {
 }
 
 /// Every top-level key, in the order `--check-config` prints them.
-pub const KEYS: [&str; 28] = [
+pub const KEYS: [&str; 29] = [
     "listen",
     "rtp_ports",
     "rtp_ip",
@@ -195,6 +200,7 @@ pub const KEYS: [&str; 28] = [
     "control_token",
     "limits",
     "classes",
+    "register",
 ];
 
 const IN_DIALOG_FROM: [(&str, InDialogFrom); 2] =
@@ -229,7 +235,8 @@ pub fn config_path(args: &RunArgs, env: &[(String, String)]) -> Option<PathBuf> 
 impl Config {
     /// Merge the layers and validate. `file` is the configuration file's path (as given, for
     /// messages and to resolve relative music paths against its directory) and text; `env` holds
-    /// the `ONHOLD_*` variables (others are ignored).
+    /// the environment: the `ONHOLD_*` variables are settings, any other is read only when a
+    /// `[[register]]` account's `password_env` names it.
     pub fn load(
         args: &RunArgs,
         env: &[(String, String)],
@@ -237,6 +244,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut layers: BTreeMap<&'static str, Setting> = BTreeMap::new();
         let mut class_tables = toml::Table::new();
+        let mut register_value = None;
         let mut warnings = Vec::new();
         let mut base_dir = None;
 
@@ -267,6 +275,10 @@ impl Config {
                         origin: Some(origin),
                     });
                 };
+                if known == "register" {
+                    register_value = Some(value);
+                    continue;
+                }
                 if known == "limits" {
                     limits::from_file(value, &origin, &mut layers)?;
                     continue;
@@ -306,7 +318,7 @@ impl Config {
             }
             let key = suffix.to_ascii_lowercase();
             let limit = key.strip_prefix("limits_").and_then(limits::qualified);
-            let table = |k: &&str| matches!(*k, "classes" | "limits");
+            let table = |k: &&str| matches!(*k, "classes" | "limits" | "register");
             match limit.or_else(|| KEYS.iter().find(|k| **k == key && !table(k)).copied()) {
                 Some(known) => {
                     layers.insert(
@@ -398,6 +410,13 @@ impl Config {
                 })
             })
             .collect();
+        let register = match (register_value, &file) {
+            (Some(v), Some((path, _))) => {
+                register::parse(v, &Origin::File(path.display().to_string()), env, &listen)?
+            }
+            _ => Vec::new(),
+        };
+        server.registrations = register.iter().map(|r| r.registration.clone()).collect();
         if let Some(s) = get("rtp_ports") {
             server.rtp_ports = parse_port_range(s)?;
         }
@@ -617,6 +636,7 @@ impl Config {
             shutdown_grace,
             control_listen,
             control_token,
+            register,
             file: file.map(|(p, _)| p.to_path_buf()),
             warnings,
             origins,
@@ -785,6 +805,7 @@ impl Config {
                 quote(&format_duration(c.announcement_every)),
             ));
         }
+        out.push_str(&register::lines(&self.register));
         out
     }
 }

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 use onhold_core::config::MusicConfig;
 use onhold_core::media::Library;
 use onhold_core::{
-    CallHandle, CallInfo, Direction, Event, Occupancy, Server, Source, Stats, Transport,
+    CallHandle, CallInfo, Direction, Event, Occupancy, RegistrationInfo, Server, Source, Stats,
+    Transport,
 };
 use serde_json::json;
 
@@ -69,6 +70,10 @@ pub struct Snapshot {
     pub reload_error: Option<String>,
     pub started_wall: SystemTime,
     pub uptime: Duration,
+    /// The `[[register]]` accounts (no passwords in these).
+    pub registrations: Vec<RegistrationInfo>,
+    /// The loop's time when the snapshot was taken (for the registrations' `expires_at`).
+    pub now: Instant,
 }
 
 /// Counts the control plane keeps from the core's events.
@@ -191,6 +196,8 @@ impl ControlPlane {
                 reload_error: self.reload_error.clone(),
                 started_wall: self.epoch_wall,
                 uptime: now.saturating_duration_since(self.epoch),
+                registrations: server.registrations(),
+                now,
             })),
             Ask::Calls => Answer::Calls(server.calls()),
             Ask::Call(h) => Answer::Call(server.call_info(h).map(Box::new)),
