@@ -257,6 +257,12 @@ impl Server {
         (&mut self.registrations, cx)
     }
 
+    /// Is `p` a response to a client transaction of ours that went to `remote`?
+    #[cold]
+    fn awaited(&self, p: &Parsed<'_>, remote: SocketAddr) -> bool {
+        matches!(p, Parsed::Response(r) if self.txns.sent_to(r.branch, remote))
+    }
+
     /// The final outcome of a request we sent, to the part that sent it.
     fn on_outcome(
         &mut self,
@@ -308,7 +314,8 @@ impl Server {
         let denied = !policy::allowed(&self.config.allow, remote.ip());
         if denied {
             self.stats.denied += 1;
-            if self.config.deny_action == DenyAction::Drop {
+            // A response is read on: it may answer a request of ours (see `awaited`).
+            if self.config.deny_action == DenyAction::Drop && !data.starts_with(b"SIP/2.0 ") {
                 return;
             }
         }
@@ -324,7 +331,9 @@ impl Server {
                     }
                 }
             }
-            _ if denied => {}
+            // A response to a request of ours from where we sent it (a registrar outside
+            // `allow`) is still read: its branch is ours and random.
+            p if denied && !self.awaited(p, remote) => {}
             Parsed::KeepAlive => {
                 // RFC 5626 §4.4.1: answer a double-CRLF ping on a stream with a single CRLF.
                 if transport == Transport::Tcp && data.starts_with(b"\r\n\r\n") {

@@ -333,3 +333,69 @@ fn the_password_is_not_in_debug_output() {
     let text = format!("{:?}", account());
     assert!(!text.contains("s3cret"), "{text}");
 }
+
+#[test]
+fn a_registrar_outside_allow_is_still_heard() {
+    let config = ServerConfig {
+        registrations: vec![Registration {
+            registrar: "sip:203.0.113.5".into(),
+            ..account()
+        }],
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::with(config, Library::silence());
+    h.advance(Duration::ZERO);
+    let r = last_register(&h);
+    assert_eq!(r.t.remote, addr("203.0.113.5:5060"));
+    h.send("203.0.113.5:5060", &r.reply("200 OK"));
+    assert_eq!(
+        h.server.registrations()[0].state,
+        RegistrationState::Registered
+    );
+    // From elsewhere, the same response is not ours to read.
+    let mut h = Harness::with(
+        ServerConfig {
+            registrations: vec![Registration {
+                registrar: "sip:203.0.113.5".into(),
+                ..account()
+            }],
+            ..ServerConfig::default()
+        },
+        Library::silence(),
+    );
+    h.advance(Duration::ZERO);
+    let r = last_register(&h);
+    h.send("203.0.113.6:5060", &r.reply("200 OK"));
+    assert_eq!(
+        h.server.registrations()[0].state,
+        RegistrationState::Pending
+    );
+}
+
+#[test]
+fn shutdown_while_registering_removes_once_the_binding_is_made() {
+    let mut h = harness();
+    let first = last_register(&h);
+    h.server.control(
+        h.now,
+        Control::Shutdown {
+            grace: Duration::from_secs(5),
+        },
+    );
+    h.drain();
+    assert_eq!(
+        attempts(&h).len(),
+        1,
+        "the removal waits for the REGISTER's answer"
+    );
+    answer(&mut h, &first, "200 OK", "");
+    let removal = last_register(&h);
+    assert_eq!(removal.header("Expires").unwrap(), "0");
+    assert!(!h.events.iter().any(|(_, e)| *e == Event::Drained));
+    answer(&mut h, &removal, "200 OK", "");
+    assert!(h.events.iter().any(|(_, e)| *e == Event::Drained));
+    assert_eq!(
+        h.server.registrations()[0].state,
+        RegistrationState::Unregistered
+    );
+}

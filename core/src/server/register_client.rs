@@ -58,9 +58,11 @@ struct Account {
     /// 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`): which header answers it.
     proxy_auth: bool,
     nc: u32,
-    /// The REGISTER in flight, if any, and whether it carried credentials.
+    /// The REGISTER in flight, if any, whether it carried credentials and whether it is a
+    /// removal.
     in_flight: bool,
     sent_auth: bool,
+    sent_removal: bool,
     quick: u32,
     failures: u32,
     /// The deadline of this account's timer entry (others are stale).
@@ -104,6 +106,7 @@ impl Registrations {
                     nc: 0,
                     in_flight: false,
                     sent_auth: false,
+                    sent_removal: false,
                     quick: 0,
                     failures: 0,
                     next_at: Some(start),
@@ -178,6 +181,11 @@ impl Registrations {
             200..=299 => {
                 let now = cx.io.now;
                 if a.removing {
+                    if !a.sent_removal {
+                        // Shutdown came while this REGISTER was on its way: now remove it.
+                        a.quick = 0;
+                        return self.send(cx, i, true);
+                    }
                     a.expires_at = None;
                     return self.set_state(cx, i, RegistrationState::Unregistered, None);
                 }
@@ -221,7 +229,8 @@ impl Registrations {
                 a.nc = 0;
                 if retry_now {
                     a.quick += 1;
-                    self.send(cx, i, a_removing(&self.accounts[i]));
+                    let removing = a.removing;
+                    self.send(cx, i, removing);
                 } else if refused {
                     self.failed(cx, i, format!("{status}: credentials refused"));
                 } else {
@@ -237,7 +246,8 @@ impl Registrations {
                     Some(m) if m > a.asking && a.quick < QUICK_RETRIES => {
                         a.asking = m;
                         a.quick += 1;
-                        self.send(cx, i, a_removing(&self.accounts[i]));
+                        let removing = a.removing;
+                        self.send(cx, i, removing);
                     }
                     _ => self.failed(cx, i, status),
                 }
@@ -251,12 +261,12 @@ impl Registrations {
         for i in 0..self.accounts.len() {
             let a = &mut self.accounts[i];
             a.next_at = None;
-            let holds = a.expires_at.is_some_and(|e| e > cx.io.now) || a.in_flight;
-            if a.removing || !holds {
-                a.removing = true;
+            let holds = a.expires_at.is_some_and(|e| e > cx.io.now);
+            let was = std::mem::replace(&mut a.removing, true);
+            // A REGISTER in flight is followed by the removal once it is answered.
+            if was || !holds || a.in_flight {
                 continue;
             }
-            a.removing = true;
             a.quick = 0;
             self.send(cx, i, true);
         }
@@ -323,6 +333,7 @@ impl Registrations {
             )
         });
         a.sent_auth = credentials.is_some();
+        a.sent_removal = remove;
         let contact = contact_uri(reg, cx.config);
         let (host, port) = via_host(reg, cx.config);
         let mut bytes = Vec::with_capacity(700);
@@ -421,10 +432,6 @@ impl Registrations {
             });
         }
     }
-}
-
-fn a_removing(a: &Account) -> bool {
-    a.removing
 }
 
 /// Where REGISTERs for `r` go: the outbound proxy, else the registrar URI's host (an IP now,

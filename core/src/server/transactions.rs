@@ -646,6 +646,14 @@ impl Transactions {
         outcomes
     }
 
+    /// Did the client transaction `branch` send its request to `remote`?
+    pub fn sent_to(&self, branch: &str, remote: std::net::SocketAddr) -> bool {
+        self.client_index
+            .get(branch)
+            .and_then(|id| self.client.get(id))
+            .is_some_and(|t| t.path.dest == remote)
+    }
+
     /// Is a BYE of ours still waiting for its final response?
     pub fn byes_pending(&self) -> bool {
         self.client
