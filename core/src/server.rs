@@ -219,26 +219,19 @@ impl Server {
 
     /// The dialogs, and everything else they act through, for one input at `now`.
     fn parts(&mut self, now: Instant) -> (&mut Dialogs, Cx<'_>) {
-        let cx = Cx {
-            io: Io {
-                now,
-                timers: &mut self.timers,
-                out: &mut self.out,
-            },
-            config: &self.config,
-            library: &self.library,
-            rng: &mut self.rng,
-            stats: &mut self.stats,
-            txns: &mut self.txns,
-            ports: &mut self.ports,
-            media: &mut self.media,
-            draining: self.draining.is_some(),
-        };
-        (&mut self.dialogs, cx)
+        let (dialogs, _, cx) = self.split(now);
+        (dialogs, cx)
     }
 
     /// The registrations, and the parts they act through, for one input at `now`.
     fn registration_parts(&mut self, now: Instant) -> (&mut Registrations, Cx<'_>) {
+        let (_, registrations, cx) = self.split(now);
+        (registrations, cx)
+    }
+
+    /// The dialogs and the registrations beside what they act through.
+    #[inline]
+    fn split(&mut self, now: Instant) -> (&mut Dialogs, &mut Registrations, Cx<'_>) {
         let cx = Cx {
             io: Io {
                 now,
@@ -254,7 +247,7 @@ impl Server {
             media: &mut self.media,
             draining: self.draining.is_some(),
         };
-        (&mut self.registrations, cx)
+        (&mut self.dialogs, &mut self.registrations, cx)
     }
 
     /// Is `p` a response to a client transaction of ours that went to `remote`?

@@ -28,13 +28,27 @@ fn account() -> Registration {
 }
 
 fn harness() -> Harness {
+    harness_for(account(), |_| {})
+}
+
+/// A server with the one account, `setup` done to the harness before its first REGISTER.
+fn harness_for(account: Registration, setup: impl FnOnce(&mut Harness)) -> Harness {
     let config = ServerConfig {
-        registrations: vec![account()],
+        registrations: vec![account],
         ..ServerConfig::default()
     };
     let mut h = Harness::with(config, Library::silence());
+    setup(&mut h);
     h.advance(Duration::ZERO);
     h
+}
+
+/// The account at another registrar.
+fn at(registrar: &str) -> Registration {
+    Registration {
+        registrar: registrar.into(),
+        ..account()
+    }
 }
 
 fn registers(h: &Harness) -> Vec<&Sent> {
@@ -70,6 +84,22 @@ fn answer(h: &mut Harness, req: &Sent, status: &str, extra: &str) {
         1,
     );
     h.send(REGISTRAR, &reply);
+}
+
+fn shutdown(h: &mut Harness) {
+    let grace = Duration::from_secs(5);
+    h.server.control(h.now, Control::Shutdown { grace });
+    h.drain();
+}
+
+/// The removal is answered: the drain waited for it, and the account is unregistered.
+fn removal_answered(h: &mut Harness, removal: &Sent) {
+    let drained = |h: &Harness| h.events.iter().any(|(_, e)| *e == Event::Drained);
+    assert!(!drained(h));
+    answer(h, removal, "200 OK", "");
+    assert!(drained(h));
+    let state = h.server.registrations()[0].state;
+    assert_eq!(state, RegistrationState::Unregistered);
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -288,43 +318,24 @@ fn shutdown_removes_the_binding() {
     let mut h = harness();
     let first = last_register(&h);
     answer(&mut h, &first, "200 OK", "Expires: 120\r\n");
-    h.server.control(
-        h.now,
-        Control::Shutdown {
-            grace: Duration::from_secs(5),
-        },
-    );
-    h.drain();
+    shutdown(&mut h);
     let removal = last_register(&h);
     assert_eq!(removal.header("Expires").unwrap(), "0");
     assert_eq!(
         removal.header("Contact").unwrap(),
         "<sip:moh@192.168.1.100:5060>;expires=0"
     );
-    assert!(!h.events.iter().any(|(_, e)| *e == Event::Drained));
-    answer(&mut h, &removal, "200 OK", "");
-    assert!(h.events.iter().any(|(_, e)| *e == Event::Drained));
-    assert_eq!(
-        h.server.registrations()[0].state,
-        RegistrationState::Unregistered
-    );
+    removal_answered(&mut h, &removal);
     h.advance(Duration::from_secs(600));
     assert_eq!(attempts(&h).len(), 2, "nothing after the removal");
 }
 
 #[test]
 fn a_registrar_name_is_resolved() {
-    let config = ServerConfig {
-        registrations: vec![Registration {
-            registrar: "sip:pbx.example.com:5070".into(),
-            ..account()
-        }],
-        ..ServerConfig::default()
-    };
-    let mut h = Harness::with(config, Library::silence());
-    h.hosts
-        .insert("pbx.example.com".into(), "192.168.1.1".parse().unwrap());
-    h.advance(Duration::ZERO);
+    let h = harness_for(at("sip:pbx.example.com:5070"), |h| {
+        h.hosts
+            .insert("pbx.example.com".into(), "192.168.1.1".parse().unwrap());
+    });
     assert_eq!(last_register(&h).t.remote, addr("192.168.1.1:5070"));
 }
 
@@ -336,15 +347,7 @@ fn the_password_is_not_in_debug_output() {
 
 #[test]
 fn a_registrar_outside_allow_is_still_heard() {
-    let config = ServerConfig {
-        registrations: vec![Registration {
-            registrar: "sip:203.0.113.5".into(),
-            ..account()
-        }],
-        ..ServerConfig::default()
-    };
-    let mut h = Harness::with(config, Library::silence());
-    h.advance(Duration::ZERO);
+    let mut h = harness_for(at("sip:203.0.113.5"), |_| {});
     let r = last_register(&h);
     assert_eq!(r.t.remote, addr("203.0.113.5:5060"));
     h.send("203.0.113.5:5060", &r.reply("200 OK"));
@@ -353,17 +356,7 @@ fn a_registrar_outside_allow_is_still_heard() {
         RegistrationState::Registered
     );
     // From elsewhere, the same response is not ours to read.
-    let mut h = Harness::with(
-        ServerConfig {
-            registrations: vec![Registration {
-                registrar: "sip:203.0.113.5".into(),
-                ..account()
-            }],
-            ..ServerConfig::default()
-        },
-        Library::silence(),
-    );
-    h.advance(Duration::ZERO);
+    let mut h = harness_for(at("sip:203.0.113.5"), |_| {});
     let r = last_register(&h);
     h.send("203.0.113.6:5060", &r.reply("200 OK"));
     assert_eq!(
@@ -376,13 +369,7 @@ fn a_registrar_outside_allow_is_still_heard() {
 fn shutdown_while_registering_removes_once_the_binding_is_made() {
     let mut h = harness();
     let first = last_register(&h);
-    h.server.control(
-        h.now,
-        Control::Shutdown {
-            grace: Duration::from_secs(5),
-        },
-    );
-    h.drain();
+    shutdown(&mut h);
     assert_eq!(
         attempts(&h).len(),
         1,
@@ -391,11 +378,5 @@ fn shutdown_while_registering_removes_once_the_binding_is_made() {
     answer(&mut h, &first, "200 OK", "");
     let removal = last_register(&h);
     assert_eq!(removal.header("Expires").unwrap(), "0");
-    assert!(!h.events.iter().any(|(_, e)| *e == Event::Drained));
-    answer(&mut h, &removal, "200 OK", "");
-    assert!(h.events.iter().any(|(_, e)| *e == Event::Drained));
-    assert_eq!(
-        h.server.registrations()[0].state,
-        RegistrationState::Unregistered
-    );
+    removal_answered(&mut h, &removal);
 }

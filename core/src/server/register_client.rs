@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use self::digest::Challenge;
-use super::messages::{self, host_str};
+use super::messages::{self, host_str, RegisterRequest};
 use super::outbox::Path;
 use super::request::Response;
 use super::transactions::ClientPurpose;
@@ -21,7 +21,7 @@ use super::{
     Command, Cx, Event, Registration, RegistrationInfo, RegistrationState, ServerConfig, Timer,
     Timers, Transport,
 };
-use crate::sip::{self, MessageWriter, Method, Uri};
+use crate::sip::{self, Uri};
 
 /// The first retry after a failure, and the longest wait between two.
 const BACKOFF_FIRST: Duration = Duration::from_secs(5);
@@ -337,37 +337,29 @@ impl Registrations {
         let contact = contact_uri(reg, cx.config);
         let (host, port) = via_host(reg, cx.config);
         let mut bytes = Vec::with_capacity(700);
-        let mut w = MessageWriter::request(&mut bytes, Method::Register, &reg.registrar);
-        let proto = if reg.transport == Transport::Tcp {
-            "TCP"
+        let name = if a.proxy_auth {
+            "Proxy-Authorization"
         } else {
-            "UDP"
+            "Authorization"
         };
-        w.header_fmt(
-            "Via",
-            format_args!(
-                "SIP/2.0/{proto} {}:{port};branch={branch};rport",
-                host_str(host)
-            ),
+        messages::write_register(
+            &mut bytes,
+            &RegisterRequest {
+                registrar: &reg.registrar,
+                transport: reg.transport,
+                host,
+                port,
+                branch: &branch,
+                aor: &reg.aor,
+                from_tag: &a.from_tag,
+                call_id: &a.call_id,
+                cseq: a.cseq,
+                contact: &contact,
+                expires,
+                credentials: credentials.as_deref().map(|c| (name, c)),
+                user_agent: &cx.config.user_agent,
+            },
         );
-        w.header("Max-Forwards", "70");
-        w.header_fmt("From", format_args!("<{}>;tag={}", reg.aor, a.from_tag));
-        w.header_fmt("To", format_args!("<{}>", reg.aor));
-        w.header("Call-ID", &a.call_id);
-        w.header_fmt("CSeq", format_args!("{} REGISTER", a.cseq));
-        w.header_fmt("Contact", format_args!("<{contact}>;expires={expires}"));
-        w.header_fmt("Expires", format_args!("{expires}"));
-        if let Some(c) = &credentials {
-            let name = if a.proxy_auth {
-                "Proxy-Authorization"
-            } else {
-                "Authorization"
-            };
-            w.header(name, c);
-        }
-        w.header("Allow", messages::ALLOW);
-        w.header("User-Agent", &cx.config.user_agent);
-        w.finish(None);
         let path = Path {
             transport: reg.transport,
             local: reg.local,

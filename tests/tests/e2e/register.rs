@@ -28,6 +28,19 @@ fn config(dir: &TempDir, registrar: &Proxy, password: &str) -> std::path::PathBu
     path
 }
 
+/// `/health` once the account is in `state` (within 10 s).
+fn health_once(server: &Server, registrar: &Proxy, state: &str) -> serde_json::Value {
+    let c = server.control;
+    wait_for(Duration::from_secs(10), || {
+        let h = get(c, "/health").json();
+        (h["registrations"][0]["state"] == state).then_some(h)
+    })
+    .unwrap_or_else(|| {
+        let health = get(c, "/health").body;
+        panic!("not {state}: {health}\n{}", registrar.log())
+    })
+}
+
 fn registers_with_sha256_digest_and_unregisters_at_shutdown(rt: Runtime) {
     let registrar = Proxy::registrar("moh", PASSWORD, "SHA-256");
     let dir = TempDir::new("register");
@@ -38,17 +51,7 @@ fn registers_with_sha256_digest_and_unregisters_at_shutdown(rt: Runtime) {
     let c = server.control;
     // From the first event on: the registration may be done before we connect.
     let events = EventStream::open_after(c, "/api/events", 0);
-    let health = wait_for(Duration::from_secs(10), || {
-        let h = get(c, "/health").json();
-        (h["registrations"][0]["state"] == "registered").then_some(h)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "not registered: {}\n{}",
-            get(c, "/health").body,
-            registrar.log()
-        )
-    });
+    let health = health_once(&server, &registrar, "registered");
     assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(health["registrations"][0]["aor"], "sip:moh@onhold.test");
     let log = registrar.log();
@@ -88,17 +91,7 @@ fn a_wrong_password_leaves_health_degraded(rt: Runtime) {
         ServerOptions::default().config(config(&dir, &registrar, "not-the-password")),
     );
     let c = server.control;
-    let health = wait_for(Duration::from_secs(10), || {
-        let h = get(c, "/health").json();
-        (h["registrations"][0]["state"] == "failed").then_some(h)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "did not fail: {}\n{}",
-            get(c, "/health").body,
-            registrar.log()
-        )
-    });
+    let health = health_once(&server, &registrar, "failed");
     assert_eq!(health["status"], "degraded", "{health}");
     let reasons = health["reasons"].to_string();
     assert!(
