@@ -386,10 +386,17 @@ fn a_proxy_challenge_is_answered_with_proxy_authorization() {
     let mut h = harness();
     let first = last_register(&h);
     let challenge = "Proxy-Authenticate: Digest realm=\"trunk\", nonce=\"p1\", algorithm=MD5\r\n";
-    answer(&mut h, &first, "407 Proxy Authentication Required", challenge);
+    answer(
+        &mut h,
+        &first,
+        "407 Proxy Authentication Required",
+        challenge,
+    );
     let second = last_register(&h);
     assert!(second.header("Authorization").is_none());
-    let auth = second.header("Proxy-Authorization").expect("proxy credentials");
+    let auth = second
+        .header("Proxy-Authorization")
+        .expect("proxy credentials");
     // No qop offered: the RFC 2069 form, without cnonce or nc.
     let h1 = |s: &str| hex(&Md5::digest(s.as_bytes()));
     let expected = h1(&format!(
@@ -405,7 +412,12 @@ fn a_proxy_challenge_is_answered_with_proxy_authorization() {
 fn interval_too_brief_asks_again_with_min_expires() {
     let mut h = harness();
     let first = last_register(&h);
-    answer(&mut h, &first, "423 Interval Too Brief", "Min-Expires: 7200\r\n");
+    answer(
+        &mut h,
+        &first,
+        "423 Interval Too Brief",
+        "Min-Expires: 7200\r\n",
+    );
     let second = last_register(&h);
     assert_eq!(second.header("Expires").unwrap(), "7200");
     assert!(states(&h).is_empty());

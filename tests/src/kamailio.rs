@@ -326,8 +326,12 @@ request_route {{
     )
 }
 
-/// The modules the registrar's configuration loads besides `sl`, `pv`, `xlog` and `textops`.
+/// The modules the registrar's configuration loads besides those in [`MODULES`].
 const REGISTRAR_MODULES: [&str; 3] = ["auth", "usrloc", "registrar"];
+
+/// The line the registrar logs before it relays an INVITE to a registered Contact: `INVITE to
+/// <Contact URI>`.
+pub const TO_CONTACT: &str = "INVITE to";
 
 /// The line the registrar logs for each REGISTER it saves: `REGISTERED <To URI> contact
 /// <Contact> expires <Expires>`.
@@ -336,7 +340,8 @@ pub const REGISTERED: &str = "REGISTERED";
 impl Proxy {
     /// Starts Kamailio as a registrar on UDP (usrloc in memory) for one account, `user` with
     /// `password`, in the realm of the To domain: digest `algorithm` (`MD5` or `SHA-256`) with
-    /// `qop=auth`. Every REGISTER it saves is logged as [`REGISTERED`].
+    /// `qop=auth`. Every REGISTER it saves is logged as [`REGISTERED`]; an INVITE to the account
+    /// goes to the Contact it registered ([`TO_CONTACT`]), the rest of the call straight on.
     pub fn registrar(user: &str, password: &str, algorithm: &str) -> Proxy {
         require_kamailio();
         let Ok((_, modules)) = installation() else {
@@ -383,10 +388,12 @@ rev_dns=no
 listen=udp:{front}
 
 mpath="{modules}"
+loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "pv.so"
 loadmodule "xlog.so"
 loadmodule "textops.so"
+loadmodule "siputils.so"
 loadmodule "auth.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
@@ -397,6 +404,21 @@ request_route {{
     xlog("L_INFO", "$rm $ru from $si:$sp\n");
     if (is_method("OPTIONS")) {{
         sl_send_reply("200", "onhold-tests proxy up");
+        exit;
+    }}
+    if (has_totag()) {{
+        # ACK and BYE of a call: on to its Request-URI, the Contact of the 200.
+        t_relay();
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        # A call to the account goes to the Contact it registered.
+        if (!lookup("location")) {{
+            sl_send_reply("404", "Not Registered");
+            exit;
+        }}
+        xlog("L_INFO", "{TO_CONTACT} $ru\n");
+        t_relay();
         exit;
     }}
     if (!is_method("REGISTER")) {{

@@ -1,14 +1,16 @@
 //! Registering to Debian's Kamailio as a registrar with digest authentication
 //! (`onhold_tests::kamailio::Proxy::registrar`): the account registers (Kamailio saves the
-//! binding and logs it), `/health`, `/metrics` and the `registration` event say so, and the
-//! binding is removed (`Expires: 0`) at shutdown; a wrong password leaves `/health` degraded
+//! binding and logs it), `/health`, `/metrics` and the `registration` event say so, a call to
+//! the account reaches us through the registrar's location lookup and hears the music, and
+//! the binding is removed (`Expires: 0`) at shutdown; a wrong password leaves `/health` degraded
 //! with the reason.
 
 use std::time::Duration;
 
+use onhold_tests::caller::{dp750_offer, Caller};
 use onhold_tests::http::{get, EventStream};
-use onhold_tests::kamailio::{Proxy, REGISTERED};
-use onhold_tests::{both_runtimes, wait_for, Runtime, Server, ServerOptions, TempDir};
+use onhold_tests::kamailio::{Proxy, REGISTERED, TO_CONTACT};
+use onhold_tests::{both_runtimes, wait_for, RtpReceiver, Runtime, Server, ServerOptions, TempDir};
 
 both_runtimes!(
     registers_with_sha256_digest_and_unregisters_at_shutdown,
@@ -61,6 +63,15 @@ fn registers_with_sha256_digest_and_unregisters_at_shutdown(rt: Runtime) {
     );
     assert!(log.contains(&saved), "{log}");
     assert!(log.contains("expires 120"), "{log}");
+    // A call to the account reaches us through the registrar's location lookup.
+    let rx = RtpReceiver::bind();
+    let offer = dp750_offer(rx.addr(), "RTP/AVP", "0 8 101", 20, "sendrecv");
+    let call = Caller::invite_to(registrar.front, "sip:moh@onhold.test", &offer, "");
+    assert_eq!(call.status(), 200, "{}\n{}", call.answer, registrar.log());
+    let relayed = format!("{TO_CONTACT} sip:moh@127.0.0.1:{}", server.sip.port());
+    assert!(registrar.log().contains(&relayed), "{}", registrar.log());
+    assert!(rx.wait_packets(10, Duration::from_secs(5)), "no music");
+    assert_eq!(call.bye(), 200);
     let ev = events
         .wait_for(Duration::from_secs(5), |e| e.name == "registration")
         .expect("a registration event");
@@ -90,7 +101,6 @@ fn a_wrong_password_leaves_health_degraded(rt: Runtime) {
         rt,
         ServerOptions::default().config(config(&dir, &registrar, "not-the-password")),
     );
-    let c = server.control;
     let health = health_once(&server, &registrar, "failed");
     assert_eq!(health["status"], "degraded", "{health}");
     let reasons = health["reasons"].to_string();
