@@ -422,3 +422,14 @@ fn interval_too_brief_asks_again_with_min_expires() {
     assert_eq!(second.header("Expires").unwrap(), "7200");
     assert!(states(&h).is_empty());
 }
+
+#[test]
+fn a_grant_longer_than_asked_is_refreshed_as_if_asked() {
+    let mut h = harness();
+    let first = last_register(&h);
+    answer(&mut h, &first, "200 OK", "Expires: 4294967295\r\n");
+    let info = &h.server.registrations()[0];
+    assert_eq!(info.expires_at, Some(h.now + Duration::from_secs(3600)));
+    h.advance(Duration::from_secs(3240));
+    assert_eq!(attempts(&h).len(), 2);
+}

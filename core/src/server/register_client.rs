@@ -194,7 +194,9 @@ impl Registrations {
                     .as_ref()
                     .and_then(|m| granted_expiry(m, &contact))
                     .unwrap_or(a.asking);
-                let granted = Duration::from_secs(u64::from(granted.max(1)));
+                // Never longer than asked: a registrar's bigger figure would only put the refresh
+                // out of reach, and an absurd one out of any timer's range.
+                let granted = Duration::from_secs(u64::from(granted.clamp(1, a.asking)));
                 a.expires_at = Some(now + granted);
                 a.failures = 0;
                 a.quick = 0;
