@@ -21,10 +21,12 @@ use crate::server::{
 
 mod args;
 mod limits;
+mod register;
 mod values;
 
 pub use args::RunArgs;
 pub use limits::LIMIT_KEYS;
+pub use register::RegisterConfig;
 
 use values::*;
 
@@ -165,6 +167,9 @@ pub struct Config {
     /// Bytes of WAV one call's recording may grow to, and all recordings together.
     pub record_max_bytes: usize,
     pub record_total_bytes: usize,
+    /// The `[[register]]` accounts (also in `server.registrations`), with where each password
+    /// came from.
+    pub register: Vec<RegisterConfig>,
     /// The file it was read from, if any.
     pub file: Option<PathBuf>,
     /// Things worth a log line that are not errors (unknown `ONHOLD_*` variables).
@@ -173,7 +178,7 @@ pub struct Config {
 }
 
 /// Every top-level key, in the order `--check-config` prints them.
-pub const KEYS: [&str; 31] = [
+pub const KEYS: [&str; 32] = [
     "listen",
     "rtp_ports",
     "rtp_ip",
@@ -205,6 +210,7 @@ pub const KEYS: [&str; 31] = [
     "record_total_bytes",
     "limits",
     "classes",
+    "register",
 ];
 
 const IN_DIALOG_FROM: [(&str, InDialogFrom); 2] =
@@ -240,7 +246,8 @@ pub fn config_path(args: &RunArgs, env: &[(String, String)]) -> Option<PathBuf> 
 impl Config {
     /// Merge the layers and validate. `file` is the configuration file's path (as given, for
     /// messages and to resolve relative music paths against its directory) and text; `env` holds
-    /// the `ONHOLD_*` variables (others are ignored).
+    /// the environment: the `ONHOLD_*` variables are settings, any other is read only when a
+    /// `[[register]]` account's `password_env` names it.
     pub fn load(
         args: &RunArgs,
         env: &[(String, String)],
@@ -248,6 +255,7 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut layers: BTreeMap<&'static str, Setting> = BTreeMap::new();
         let mut class_tables = toml::Table::new();
+        let mut register_value = None;
         let mut warnings = Vec::new();
         let mut base_dir = None;
 
@@ -278,6 +286,10 @@ impl Config {
                         origin: Some(origin),
                     });
                 };
+                if known == "register" {
+                    register_value = Some(value);
+                    continue;
+                }
                 if known == "limits" {
                     limits::from_file(value, &origin, &mut layers)?;
                     continue;
@@ -317,7 +329,7 @@ impl Config {
             }
             let key = suffix.to_ascii_lowercase();
             let limit = key.strip_prefix("limits_").and_then(limits::qualified);
-            let table = |k: &&str| matches!(*k, "classes" | "limits");
+            let table = |k: &&str| matches!(*k, "classes" | "limits" | "register");
             match limit.or_else(|| KEYS.iter().find(|k| **k == key && !table(k)).copied()) {
                 Some(known) => {
                     layers.insert(
@@ -412,6 +424,13 @@ impl Config {
                 })
             })
             .collect();
+        let register = match (register_value, &file) {
+            (Some(v), Some((path, _))) => {
+                register::parse(v, &Origin::File(path.display().to_string()), env, &listen)?
+            }
+            _ => Vec::new(),
+        };
+        server.registrations = register.iter().map(|r| r.registration.clone()).collect();
         if let Some(s) = get("rtp_ports") {
             server.rtp_ports = parse_port_range(s)?;
         }
@@ -654,6 +673,7 @@ impl Config {
             record_dir,
             record_max_bytes,
             record_total_bytes,
+            register,
             file: file.map(|(p, _)| p.to_path_buf()),
             warnings,
             origins,
@@ -840,6 +860,7 @@ impl Config {
                 c.record,
             ));
         }
+        out.push_str(&register::lines(&self.register));
         out
     }
 }

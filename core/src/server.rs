@@ -40,6 +40,7 @@ mod policy;
 pub use policy::{DenyAction, InDialogFrom, Latching, MediaTo, Network};
 mod ports;
 mod register;
+mod register_client;
 mod request;
 mod transactions;
 
@@ -47,8 +48,9 @@ use dialogs::Dialogs;
 use media::Media;
 use outbox::{Outbox, Path};
 use ports::Ports;
-use request::{Parsed, Request};
-use transactions::{MergeKey, ServerState, Transactions, TxnKey};
+use register_client::Registrations;
+use request::{Parsed, Request, Response};
+use transactions::{ClientOutcome, ClientPurpose, MergeKey, ServerState, Transactions, TxnKey};
 
 /// What a timer entry is for. The part that armed it remembers the deadline; an entry whose
 /// deadline its owner no longer expects is stale and skipped.
@@ -61,6 +63,8 @@ enum Timer {
     /// The caller's silence (`media_timeout`).
     Silence(CallHandle),
     Drain,
+    /// An account's next REGISTER (its index in `ServerConfig::registrations`).
+    Register(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -169,6 +173,7 @@ pub struct Server {
     dialogs: Dialogs,
     ports: Ports,
     media: Media,
+    registrations: Registrations,
     timers: Timers,
     out: Outbox,
     /// After `Control::Shutdown`: the grace deadline, and whether `Event::Drained` went out.
@@ -191,12 +196,15 @@ impl Server {
     ) -> Server {
         let mut rng = Rng::new(seed);
         let ports = Ports::new(config.rtp_ports, &mut rng);
+        let mut timers = TimerHeap::default();
+        let registrations = Registrations::new(&config, &mut rng, &mut timers, epoch);
         Server {
             txns: Transactions::new(&config),
             dialogs: Dialogs::default(),
             ports,
             media: Media::new(epoch, epoch_wall, &config),
-            timers: TimerHeap::default(),
+            registrations,
+            timers,
             out: Outbox::default(),
             stats: Stats::default(),
             draining: None,
@@ -211,6 +219,19 @@ impl Server {
 
     /// The dialogs, and everything else they act through, for one input at `now`.
     fn parts(&mut self, now: Instant) -> (&mut Dialogs, Cx<'_>) {
+        let (dialogs, _, cx) = self.split(now);
+        (dialogs, cx)
+    }
+
+    /// The registrations, and the parts they act through, for one input at `now`.
+    fn registration_parts(&mut self, now: Instant) -> (&mut Registrations, Cx<'_>) {
+        let (_, registrations, cx) = self.split(now);
+        (registrations, cx)
+    }
+
+    /// The dialogs and the registrations beside what they act through.
+    #[inline]
+    fn split(&mut self, now: Instant) -> (&mut Dialogs, &mut Registrations, Cx<'_>) {
         let cx = Cx {
             io: Io {
                 now,
@@ -226,7 +247,32 @@ impl Server {
             media: &mut self.media,
             draining: self.draining.is_some(),
         };
-        (&mut self.dialogs, cx)
+        (&mut self.dialogs, &mut self.registrations, cx)
+    }
+
+    /// Is `p` a response to a client transaction of ours that went to `remote`?
+    #[cold]
+    fn awaited(&self, p: &Parsed<'_>, remote: SocketAddr) -> bool {
+        matches!(p, Parsed::Response(r) if self.txns.sent_to(r.branch, remote))
+    }
+
+    /// The final outcome of a request we sent, to the part that sent it.
+    fn on_outcome(
+        &mut self,
+        now: Instant,
+        outcome: ClientOutcome,
+        response: Option<&Response<'_>>,
+    ) {
+        match outcome.purpose {
+            ClientPurpose::Register(i) if !outcome.repeat => {
+                let (registrations, mut cx) = self.registration_parts(now);
+                registrations.on_outcome(&mut cx, i, outcome.code, response);
+            }
+            _ => {
+                let (dialogs, mut cx) = self.parts(now);
+                dialogs.on_outcome(&mut cx, outcome, response);
+            }
+        }
     }
 
     /// A datagram (or one framed TCP message) arrived on `local` from `remote`.
@@ -261,7 +307,8 @@ impl Server {
         let denied = !policy::allowed(&self.config.allow, remote.ip());
         if denied {
             self.stats.denied += 1;
-            if self.config.deny_action == DenyAction::Drop {
+            // A response is read on: it may answer a request of ours (see `awaited`).
+            if self.config.deny_action == DenyAction::Drop && !data.starts_with(b"SIP/2.0 ") {
                 return;
             }
         }
@@ -277,7 +324,9 @@ impl Server {
                     }
                 }
             }
-            _ if denied => {}
+            // A response to a request of ours from where we sent it (a registrar outside
+            // `allow`) is still read: its branch is ours and random.
+            p if denied && !self.awaited(p, remote) => {}
             Parsed::KeepAlive => {
                 // RFC 5626 §4.4.1: answer a double-CRLF ping on a stream with a single CRLF.
                 if transport == Transport::Tcp && data.starts_with(b"\r\n\r\n") {
@@ -300,8 +349,7 @@ impl Server {
                     self.txns
                         .on_response(&mut io, r.branch, r.cseq_method, r.code)
                 {
-                    let (dialogs, mut cx) = self.parts(now);
-                    dialogs.on_outcome(&mut cx, outcome, Some(r));
+                    self.on_outcome(now, outcome, Some(r));
                 }
                 self.finish_drain(now, false);
             }
@@ -454,8 +502,12 @@ impl Server {
                 Timer::ServerTxn(id) => cx.txns.on_server_timer(&mut cx.io, at, id),
                 Timer::ClientTxn(id) => {
                     if let Some(outcome) = cx.txns.on_client_timer(&mut cx.io, at, id) {
-                        dialogs.on_outcome(&mut cx, outcome, None);
+                        self.on_outcome(now, outcome, None);
                     }
+                }
+                Timer::Register(i) => {
+                    let (registrations, mut cx) = self.registration_parts(now);
+                    registrations.on_timer(&mut cx, at, i);
                 }
                 Timer::Call(call, what) => dialogs.on_timer(&mut cx, at, call, what),
                 Timer::Rtcp(call) => cx.media.on_rtcp_timer(&mut cx.io, cx.rng, at, call),
@@ -495,6 +547,8 @@ impl Server {
                     for h in dialogs.handles() {
                         dialogs.hangup(&mut cx, h, EndReason::Control);
                     }
+                    let (registrations, mut cx) = self.registration_parts(now);
+                    registrations.shutdown(&mut cx);
                 }
             }
             Control::Reload(library) => {
@@ -503,7 +557,10 @@ impl Server {
                 self.media
                     .reload(|h| dialogs.user(h).map(|user| library.class_for(user)));
             }
-            Control::Reconfigure(config) => {
+            Control::Reconfigure(mut config) => {
+                // The accounts are kept as they started (their state is indexed by position):
+                // a change to `[[register]]` takes a restart.
+                config.registrations = std::mem::take(&mut self.config.registrations);
                 self.ports.reconfigure(config.rtp_ports);
                 self.txns.reconfigure(&config);
                 self.media.reconfigure(&config);
@@ -532,6 +589,10 @@ impl Server {
     ) {
         let (dialogs, mut cx) = self.parts(now);
         dialogs.on_resolved(&mut cx, host, port, transport, addrs);
+        if !self.registrations.is_empty() {
+            let (registrations, mut cx) = self.registration_parts(now);
+            registrations.on_resolved(&mut cx, host, port, addrs);
+        }
         self.finish_drain(now, false);
     }
 
@@ -556,9 +617,8 @@ impl Server {
     /// that way end as if they had timed out (§8.1.3.1).
     pub fn transport_error(&mut self, now: Instant, transport: Transport, remote: SocketAddr) {
         let failed = self.txns.fail_path(transport, remote);
-        let (dialogs, mut cx) = self.parts(now);
         for outcome in failed {
-            dialogs.on_outcome(&mut cx, outcome, None);
+            self.on_outcome(now, outcome, None);
         }
         self.finish_drain(now, false);
     }
@@ -575,7 +635,9 @@ impl Server {
 
     #[cold]
     fn drain(&mut self, now: Instant, deadline: bool) {
-        let pending = self.txns.byes_pending() || self.dialogs.holds_requests();
+        let pending = self.txns.byes_pending()
+            || self.dialogs.holds_requests()
+            || self.registrations.removing();
         if deadline || (self.dialogs.is_empty() && !pending) {
             let (dialogs, mut cx) = self.parts(now);
             for h in dialogs.handles() {
@@ -703,6 +765,11 @@ impl Server {
     /// The music library in use.
     pub fn library(&self) -> &Arc<Library> {
         &self.library
+    }
+
+    /// Every `[[register]]` account as it stands, in configuration order.
+    pub fn registrations(&self) -> Vec<RegistrationInfo> {
+        self.registrations.info(&self.config)
     }
 
     /// Is the server refusing new calls (after `Control::Shutdown`)?

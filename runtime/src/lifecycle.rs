@@ -437,6 +437,12 @@ pub fn log_event(ev: &Event) {
             warn!(call = %call, skipped, "woke late: skipped frames")
         }
         Event::Drained => info!("drained"),
+        Event::Registration { aor, state, reason } => match reason {
+            Some(reason) => {
+                warn!(aor = %aor, state = state.name(), reason = %reason, "registration")
+            }
+            None => info!(aor = %aor, state = state.name(), "registration"),
+        },
         Event::Invited { call } => debug!(call = %call, "invited"),
         Event::Heard { .. } => {}
         Event::LimitHit { remote, limit } => {

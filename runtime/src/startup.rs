@@ -20,17 +20,18 @@ use crate::{logging, music};
 /// Exit code for a configuration (or music) the server cannot start with.
 pub const EXIT_CONFIG: u8 = 2;
 
-/// The `ONHOLD_*` environment, the only variables the configuration looks at.
-pub fn onhold_env() -> Vec<(String, String)> {
-    std::env::vars()
-        .filter(|(k, _)| k.starts_with("ONHOLD_"))
+/// The environment as text: the `ONHOLD_*` variables are settings, and a `[[register]]`
+/// account's `password_env` may name any other. Variables that are not UTF-8 are left out.
+pub fn process_env() -> Vec<(String, String)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect()
 }
 
 /// Read the file (if one is named) and merge it with the environment and the flags.
 /// `Err` is the one line to print before exiting with [`EXIT_CONFIG`].
 pub fn load_config(args: &RunArgs) -> Result<Config, String> {
-    let env = onhold_env();
+    let env = process_env();
     let path: Option<PathBuf> = config_path(args, &env);
     let text = match &path {
         Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
@@ -45,7 +46,51 @@ pub fn load_config(args: &RunArgs) -> Result<Config, String> {
         None => None,
     };
     let file = path.as_deref().zip(text.as_deref());
-    Config::load(args, &env, file).map_err(|e| e.to_string())
+    let mut config = Config::load(args, &env, file).map_err(|e| e.to_string())?;
+    contact_ips(&mut config.server);
+    Ok(config)
+}
+
+/// For an account sending from a wildcard listener with no address to advertise: the local
+/// IP the kernel would send to its registrar (or outbound proxy) from, for Contact and Via.
+/// Nothing is sent: connecting a UDP socket only picks the route.
+fn contact_ips(server: &mut ServerConfig) {
+    let advertised = server.advertised;
+    for r in &mut server.registrations {
+        if !r.local.ip().is_unspecified() || advertised.is_some() {
+            continue;
+        }
+        let dest = r.outbound_proxy.or_else(|| {
+            let host = r.registrar.split_once(':')?.1;
+            let host = host.split([';', '?']).next()?;
+            host.parse::<std::net::SocketAddr>()
+                .ok()
+                .or_else(|| Some((host.parse::<IpAddr>().ok()?, 5060).into()))
+                .or_else(|| {
+                    use std::net::ToSocketAddrs as _;
+                    let with_port = if host.contains(':') {
+                        host.to_string()
+                    } else {
+                        format!("{host}:5060")
+                    };
+                    with_port.to_socket_addrs().ok()?.next()
+                })
+        });
+        let Some(dest) = dest else { continue };
+        let any: std::net::SocketAddr = if dest.is_ipv4() {
+            ([0, 0, 0, 0], 0).into()
+        } else {
+            ([0u16; 8], 0).into()
+        };
+        let found = std::net::UdpSocket::bind(any).and_then(|s| {
+            s.connect(dest)?;
+            s.local_addr()
+        });
+        match found {
+            Ok(local) => r.contact_ip = Some(local.ip()),
+            Err(e) => warn!(aor = %r.aor, "cannot find a local address toward the registrar: {e}"),
+        }
+    }
 }
 
 /// File descriptors the server may need: two sockets (RTP, RTCP) per concurrent call, bounded by

@@ -75,7 +75,13 @@ impl Caller {
 
     /// [`Caller::invite`] with `extra` header lines (each ending in CRLF) before Content-Type.
     pub fn invite_with(server: SocketAddr, sdp: &str, extra: &str) -> Caller {
-        let (sock, local, call_id, tag, branch) = send_invite(server, sdp, extra);
+        Caller::invite_to(server, &format!("sip:123@{server}"), sdp, extra)
+    }
+
+    /// [`Caller::invite_with`] for the Request-URI and To `uri` (through a proxy: the user it
+    /// looks up), sent to `server`.
+    pub fn invite_to(server: SocketAddr, uri: &str, sdp: &str, extra: &str) -> Caller {
+        let (sock, local, call_id, tag, branch) = send_invite(server, uri, sdp, extra);
         let port = local.port();
         let deadline = Instant::now() + Duration::from_secs(5);
         let answer = loop {
@@ -189,6 +195,7 @@ impl Caller {
 /// Call-ID, From-tag and Via branch used.
 fn send_invite(
     server: SocketAddr,
+    uri: &str,
     sdp: &str,
     extra: &str,
 ) -> (UdpSocket, SocketAddr, String, String, String) {
@@ -198,10 +205,10 @@ fn send_invite(
     let (call_id, tag) = (format!("{port}-5060-7@BJC.BGI.B.FA"), format!("40{port}"));
     let branch = format!("z9hG4bK{port}1");
     let invite = format!(
-        "INVITE sip:123@{server} SIP/2.0\r\n\
+        "INVITE {uri} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {local};branch={branch};rport\r\n\
              From: \"Reception\" <sip:201@{ip}>;tag={tag}\r\n\
-             To: <sip:123@{server}>\r\n\
+             To: <{uri}>\r\n\
              Call-ID: {call_id}\r\n\
              CSeq: 21 INVITE\r\n\
              Contact: \"Reception\" <sip:201@{local}>\r\n\
@@ -227,7 +234,7 @@ pub fn invite_without_ack(
     sdp: &str,
     listen: Duration,
 ) -> Vec<(Instant, String)> {
-    let (sock, ..) = send_invite(server, sdp, "");
+    let (sock, ..) = send_invite(server, &format!("sip:123@{server}"), sdp, "");
     let deadline = Instant::now() + listen;
     let mut got = Vec::new();
     while let Some(m) = recv(&sock, deadline.saturating_duration_since(Instant::now())) {

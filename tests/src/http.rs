@@ -84,8 +84,18 @@ pub struct EventStream {
 impl EventStream {
     /// Opens `path` (e.g. `/api/events?sip=1`) and returns once the response head is in.
     pub fn open(to: SocketAddr, path: &str) -> EventStream {
+        EventStream::open_with(to, path, "")
+    }
+
+    /// [`EventStream::open`] resuming after the event with id `last` (`Last-Event-ID`): what
+    /// the server's ring still holds from there comes first.
+    pub fn open_after(to: SocketAddr, path: &str, last: u64) -> EventStream {
+        EventStream::open_with(to, path, &format!("Last-Event-ID: {last}\r\n"))
+    }
+
+    fn open_with(to: SocketAddr, path: &str, extra: &str) -> EventStream {
         let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect("connect");
-        let head = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        let head = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{extra}\r\n");
         s.write_all(head.as_bytes()).expect("write");
         let mut reader = BufReader::new(s.try_clone().expect("clone"));
         let mut line = String::new();

@@ -116,7 +116,7 @@ impl Proxy {
     }
 
     fn try_start(transport: Transport, server: SocketAddr) -> Result<Proxy, String> {
-        let Ok((bin, modules)) = installation() else {
+        let Ok((_, modules)) = installation() else {
             unreachable!("require_kamailio checked it")
         };
         let free = || match transport {
@@ -128,10 +128,24 @@ impl Proxy {
             return Err("the same port twice (in use)".into());
         }
         let front: SocketAddr = ([127, 0, 0, 1], front_port).into();
+        let text = config(transport, front, rr_port, server, modules);
+        Proxy::launch(transport, front, rr_port, &text)
+    }
+
+    /// Runs Kamailio with the configuration `text` (which listens on `front` and answers
+    /// OPTIONS with `200 onhold-tests proxy up`) and waits until it answers.
+    fn launch(
+        transport: Transport,
+        front: SocketAddr,
+        rr_port: u16,
+        text: &str,
+    ) -> Result<Proxy, String> {
+        let Ok((bin, _)) = installation() else {
+            unreachable!("require_kamailio checked it")
+        };
         let dir = TempDir::new("kamailio");
         let cfg = dir.join("kamailio.cfg");
-        std::fs::write(&cfg, config(transport, front, rr_port, server, modules))
-            .map_err(|e| format!("write {}: {e}", cfg.display()))?;
+        std::fs::write(&cfg, text).map_err(|e| format!("write {}: {e}", cfg.display()))?;
         let mut cmd = Command::new(bin);
         cmd.args(["-DD", "-E", "-m", "32", "-M", "4"])
             .arg("-f")
@@ -306,6 +320,120 @@ request_route {{
         sl_reply_error();
     }}
     exit;
+}}
+"#,
+        modules = modules.display(),
+    )
+}
+
+/// The modules the registrar's configuration loads besides those in [`MODULES`].
+const REGISTRAR_MODULES: [&str; 3] = ["auth", "usrloc", "registrar"];
+
+/// The line the registrar logs before it relays an INVITE to a registered Contact: `INVITE to
+/// <Contact URI>`.
+pub const TO_CONTACT: &str = "INVITE to";
+
+/// The line the registrar logs for each REGISTER it saves: `REGISTERED <To URI> contact
+/// <Contact> expires <Expires>`.
+pub const REGISTERED: &str = "REGISTERED";
+
+impl Proxy {
+    /// Starts Kamailio as a registrar on UDP (usrloc in memory) for one account, `user` with
+    /// `password`, in the realm of the To domain: digest `algorithm` (`MD5` or `SHA-256`) with
+    /// `qop=auth`. Every REGISTER it saves is logged as [`REGISTERED`]; an INVITE to the account
+    /// goes to the Contact it registered ([`TO_CONTACT`]), the rest of the call straight on.
+    pub fn registrar(user: &str, password: &str, algorithm: &str) -> Proxy {
+        require_kamailio();
+        let Ok((_, modules)) = installation() else {
+            unreachable!("require_kamailio checked it")
+        };
+        for m in REGISTRAR_MODULES {
+            assert!(
+                modules.join(format!("{m}.so")).is_file(),
+                "no {m}.so in {}: install Debian's kamailio package",
+                modules.display()
+            );
+        }
+        let mut last = String::new();
+        for _ in 0..5 {
+            let front: SocketAddr = ([127, 0, 0, 1], ports::free_udp_port()).into();
+            let text = registrar_config(front, user, password, algorithm, modules);
+            match Proxy::launch(Transport::Udp, front, 0, &text) {
+                Ok(p) => return p,
+                Err(e) if e.contains("in use") => last = e,
+                Err(e) => panic!("kamailio did not start: {e}"),
+            }
+        }
+        panic!("kamailio did not start after 5 tries: {last}");
+    }
+}
+
+/// The registrar's kamailio.cfg.
+fn registrar_config(
+    front: SocketAddr,
+    user: &str,
+    password: &str,
+    algorithm: &str,
+    modules: &Path,
+) -> String {
+    format!(
+        r#"#!KAMAILIO
+# Written by onhold-tests (tests/src/kamailio.rs): a registrar for one account, {user}.
+debug=2
+log_stderror=yes
+children=1
+auto_aliases=no
+dns=no
+rev_dns=no
+listen=udp:{front}
+
+mpath="{modules}"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "auth.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+modparam("auth", "algorithm", "{algorithm}")
+modparam("usrloc", "db_mode", 0)
+
+request_route {{
+    xlog("L_INFO", "$rm $ru from $si:$sp\n");
+    if (is_method("OPTIONS")) {{
+        sl_send_reply("200", "onhold-tests proxy up");
+        exit;
+    }}
+    if (has_totag()) {{
+        # ACK and BYE of a call: on to its Request-URI, the Contact of the 200.
+        t_relay();
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        # A call to the account goes to the Contact it registered.
+        if (!lookup("location")) {{
+            sl_send_reply("404", "Not Registered");
+            exit;
+        }}
+        xlog("L_INFO", "{TO_CONTACT} $ru\n");
+        t_relay();
+        exit;
+    }}
+    if (!is_method("REGISTER")) {{
+        sl_send_reply("405", "Method Not Allowed");
+        exit;
+    }}
+    if ($au != "{user}" || !pv_www_authenticate("$td", "{password}", "0")) {{
+        www_challenge("$td", "1");
+        exit;
+    }}
+    if (!save("location")) {{
+        sl_reply_error();
+        exit;
+    }}
+    xlog("L_INFO", "{REGISTERED} $tu contact $ct expires $hdr(Expires)\n");
 }}
 "#,
         modules = modules.display(),

@@ -518,7 +518,7 @@ announcement = "/srv/a.wav"
     let out = c.to_toml();
     for key in KEYS
         .iter()
-        .filter(|k| !matches!(**k, "classes" | "limits" | "control_token"))
+        .filter(|k| !matches!(**k, "classes" | "limits" | "control_token" | "register"))
     {
         assert!(
             out.lines().any(|l| l.starts_with(&format!("{key} = "))),
@@ -562,7 +562,7 @@ fn example_file_shows_the_defaults_and_its_class_examples_parse() {
     assert_eq!(strip(&from_file.to_toml()), strip(&defaults.to_toml()));
     for key in KEYS
         .iter()
-        .filter(|k| !matches!(**k, "classes" | "limits" | "control_token"))
+        .filter(|k| !matches!(**k, "classes" | "limits" | "control_token" | "register"))
     {
         assert_ne!(
             from_file.origin(key),
@@ -592,7 +592,7 @@ fn help_explains_every_flag_with_its_default() {
         .to_toml();
     for key in KEYS
         .iter()
-        .filter(|k| !matches!(**k, "classes" | "limits" | "control_token"))
+        .filter(|k| !matches!(**k, "classes" | "limits" | "control_token" | "register"))
     {
         let flag = format!("--{}", key.replace('_', "-"));
         assert!(help.contains(&flag), "{flag} missing from --help");
@@ -783,4 +783,86 @@ fn the_control_listener_needs_a_token_off_loopback_and_the_token_is_never_printe
     assert!(!e.contains("short"), "the value is not echoed: {e}");
     assert!(e.contains("at least 16 characters"), "{e}");
     assert!(error_line(file("control_listen = \"localhost\"")).contains("IP:PORT"));
+}
+
+#[test]
+fn the_register_example_parses_with_its_password_from_the_environment() {
+    let example = include_str!("../../../onhold.example.toml");
+    let start = example.find("# [[register]]").unwrap();
+    let end = example[start..].find("\n\n").unwrap() + start;
+    let table: String = example[start..end]
+        .lines()
+        .map(|l| l.trim_start_matches('#').trim_start())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let c = Config::load(
+        &RunArgs::default(),
+        &env(&[("ONHOLD_PBX_PASSWORD", "hunter2-secret")]),
+        Some((Path::new("/etc/onhold.toml"), &table)),
+    )
+    .unwrap();
+    let r = &c.server.registrations[0];
+    assert_eq!(r.registrar, "sip:pbx.example.com");
+    assert_eq!(r.aor, "sip:moh@pbx.example.com");
+    assert_eq!(r.auth_user, "moh");
+    assert_eq!(r.password, "hunter2-secret");
+    assert_eq!(r.expires, Duration::from_secs(3600));
+    assert_eq!(r.local, "0.0.0.0:5060".parse().unwrap());
+    let out = c.to_toml();
+    assert!(!out.contains("hunter2"), "{out}");
+    assert!(
+        out.contains("password_env = \"ONHOLD_PBX_PASSWORD\""),
+        "{out}"
+    );
+    assert!(!format!("{c:?}").contains("hunter2"));
+    // What --check-config prints parses back to the same accounts.
+    let back = Config::load(
+        &RunArgs::default(),
+        &env(&[("ONHOLD_PBX_PASSWORD", "hunter2-secret")]),
+        Some((Path::new("/etc/onhold.toml"), &out)),
+    )
+    .unwrap();
+    assert_eq!(back.server.registrations, c.server.registrations);
+}
+
+#[test]
+fn register_entries_get_one_line_errors_and_never_show_the_password() {
+    let line = |text: &str| error_line(file(text));
+    assert_eq!(
+        line("[[register]]\naor = \"sip:moh@pbx\""),
+        "config: register[0].registrar: is required (in /etc/onhold/onhold.toml)"
+    );
+    assert!(
+        line("[[register]]\nregistrar = \"http://pbx\"\naor = \"sip:a@b\"")
+            .starts_with("config: register[0].registrar = \"http://pbx\": must be a sip: URI")
+    );
+    assert!(
+        line("[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:pbx\"")
+            .contains("must be a sip: URI with a user")
+    );
+    let e = line(
+        "[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"\npassword = \"pw\\u0001x\"",
+    );
+    assert!(!e.contains("pw"), "{e}");
+    let e =
+        line("[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"\npassword_env = \"NOPE\"");
+    assert!(e.contains("not set"), "{e}");
+    let e = line("[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"\ntransport = \"tcp\"");
+    assert!(e.contains("TCP registration is not supported yet"), "{e}");
+    let e = line("[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"\nexpires = 5");
+    assert!(e.contains("60s to 24h"), "{e}");
+    let e = line("[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"\nbogus = 1");
+    assert!(e.contains("unknown key"), "{e}");
+    let e = line("listen = [\"tcp:0.0.0.0:5060\"]\n[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"");
+    assert!(e.contains("UDP listen address"), "{e}");
+    let c = file("[[register]]\nregistrar = \"sip:192.0.2.1\"\naor = \"sip:a@pbx\"\npassword = \"pw\"\noutbound_proxy = \"192.0.2.9\"\nexpires = \"10m\"").unwrap();
+    let r = &c.server.registrations[0];
+    assert_eq!(r.outbound_proxy, Some("192.0.2.9:5060".parse().unwrap()));
+    assert_eq!(r.expires, Duration::from_secs(600));
+    assert_eq!(r.auth_user, "a");
+    let out = c.to_toml();
+    assert!(
+        out.contains("# password = (set, hidden)") && !out.contains("\"pw\""),
+        "{out}"
+    );
 }

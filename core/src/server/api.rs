@@ -158,6 +158,13 @@ pub enum Event {
         rate: u32,
         pcm: Vec<i16>,
     },
+    /// A registration (`ServerConfig::registrations`) changed state: `reason` says why it is
+    /// not registered (the registrar's status line, or that it did not answer).
+    Registration {
+        aor: String,
+        state: RegistrationState,
+        reason: Option<String>,
+    },
     /// A SIP message in or out, whole, while [`Server::set_sip_trace`](super::Server::set_sip_trace)
     /// is on (the control API's SIP message hook).
     Sip(SipTrace),
@@ -352,6 +359,84 @@ pub struct ServerConfig {
     pub ack_wait: Duration,
     /// What one source may hold, and the caps on transactions.
     pub limits: Limits,
+    /// Accounts we register at a PBX or trunk (RFC 3261 §10), so calls to them reach us.
+    pub registrations: Vec<Registration>,
+}
+
+/// One `[[register]]` account. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The registrar's URI (`sip:pbx.example.com`): the Request-URI of each REGISTER.
+    pub registrar: String,
+    /// The address of record we register (`sip:moh@pbx.example.com`): our To and From.
+    pub aor: String,
+    /// The user name for digest authentication (RFC 7616 `username`).
+    pub auth_user: String,
+    pub password: String,
+    /// The binding time we ask for; the registrar may grant less.
+    pub expires: Duration,
+    /// Where REGISTERs go instead of the registrar URI's host: IP and port.
+    pub outbound_proxy: Option<SocketAddr>,
+    pub transport: Transport,
+    /// The listen socket REGISTERs are sent from (its port is in our Contact).
+    pub local: SocketAddr,
+    /// The IP in our Contact and Via when neither `advertised_address` nor `local` names one
+    /// (the runtime finds the address it would send to the registrar from).
+    pub contact_ip: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration")
+            .field("registrar", &self.registrar)
+            .field("aor", &self.aor)
+            .field("auth_user", &self.auth_user)
+            .field("password", &"(hidden)")
+            .field("expires", &self.expires)
+            .field("outbound_proxy", &self.outbound_proxy)
+            .field("transport", &self.transport)
+            .field("local", &self.local)
+            .field("contact_ip", &self.contact_ip)
+            .finish()
+    }
+}
+
+/// Where a registration stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistrationState {
+    /// Not yet answered (at start, or after `Resolve` / a challenge).
+    Pending,
+    Registered,
+    /// Refused or unanswered; retried with back-off.
+    Failed,
+    /// Removed (`Expires: 0`) at shutdown.
+    Unregistered,
+}
+
+impl RegistrationState {
+    /// The name used in logs, events and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            RegistrationState::Pending => "pending",
+            RegistrationState::Registered => "registered",
+            RegistrationState::Failed => "failed",
+            RegistrationState::Unregistered => "unregistered",
+        }
+    }
+}
+
+/// One registration as it stands (for `/health`, `/metrics` and tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrationInfo {
+    pub aor: String,
+    pub registrar: String,
+    pub state: RegistrationState,
+    /// When the binding the registrar granted runs out.
+    pub expires_at: Option<Instant>,
+    /// Why the last attempt did not register (status line, or no answer).
+    pub last_error: Option<String>,
+    /// REGISTER requests sent (retransmissions not counted).
+    pub sent: u64,
 }
 
 impl ServerConfig {
@@ -390,6 +475,7 @@ impl Default for ServerConfig {
             allow: Network::private(),
             deny_action: DenyAction::Drop,
             limits: Limits::default(),
+            registrations: Vec::new(),
         }
     }
 }

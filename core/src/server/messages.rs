@@ -385,20 +385,7 @@ pub(crate) struct InDialogRequest<'a> {
 pub(crate) fn write_in_dialog_request(out: &mut Vec<u8>, r: &InDialogRequest<'_>) {
     out.clear();
     let mut w = MessageWriter::request(out, Method::from_token(r.method), r.target);
-    let proto = if r.transport == Transport::Tcp {
-        "TCP"
-    } else {
-        "UDP"
-    };
-    w.header_fmt(
-        "Via",
-        format_args!(
-            "SIP/2.0/{proto} {}:{};branch={};rport",
-            host_str(r.host),
-            r.port,
-            r.branch
-        ),
-    );
+    push_via(&mut w, r.transport, r.host, r.port, r.branch);
     w.header("Max-Forwards", "70");
     w.header("From", r.from);
     w.header("To", r.to);
@@ -428,6 +415,73 @@ pub(crate) fn write_in_dialog_request(out: &mut Vec<u8>, r: &InDialogRequest<'_>
         Some(sdp) => w.finish(Some(("application/sdp", sdp))),
         None => w.finish(None),
     }
+}
+
+/// Our Via for a request we send, asking for `rport` (RFC 3581).
+#[inline]
+fn push_via(
+    w: &mut MessageWriter<'_>,
+    transport: Transport,
+    host: IpAddr,
+    port: u16,
+    branch: &str,
+) {
+    let proto = if transport == Transport::Tcp {
+        "TCP"
+    } else {
+        "UDP"
+    };
+    w.header_fmt(
+        "Via",
+        format_args!(
+            "SIP/2.0/{proto} {}:{port};branch={branch};rport",
+            host_str(host)
+        ),
+    );
+}
+
+/// One REGISTER of ours (RFC 3261 §10.2): for an account of `[[register]]`.
+pub(crate) struct RegisterRequest<'a> {
+    pub registrar: &'a str,
+    pub transport: Transport,
+    /// Our sent-by in the Via.
+    pub host: IpAddr,
+    pub port: u16,
+    pub branch: &'a str,
+    /// The address of record: our To and From.
+    pub aor: &'a str,
+    pub from_tag: &'a str,
+    pub call_id: &'a str,
+    pub cseq: u32,
+    pub contact: &'a str,
+    /// 0 removes the binding.
+    pub expires: u32,
+    /// `(Authorization or Proxy-Authorization, credentials)` answering a challenge.
+    pub credentials: Option<(&'a str, &'a str)>,
+    pub user_agent: &'a str,
+}
+
+/// The REGISTER [`RegisterRequest`] describes, into `out` (cleared first).
+pub(crate) fn write_register(out: &mut Vec<u8>, r: &RegisterRequest<'_>) {
+    out.clear();
+    let mut w = MessageWriter::request(out, Method::Register, r.registrar);
+    push_via(&mut w, r.transport, r.host, r.port, r.branch);
+    w.header("Max-Forwards", "70");
+    w.header_fmt("From", format_args!("<{}>;tag={}", r.aor, r.from_tag));
+    w.header_fmt("To", format_args!("<{}>", r.aor));
+    w.header("Call-ID", r.call_id);
+    w.header_fmt("CSeq", format_args!("{} REGISTER", r.cseq));
+    w.header_fmt(
+        "Contact",
+        format_args!("<{}>;expires={}", r.contact, r.expires),
+    );
+    w.header_fmt("Expires", format_args!("{}", r.expires));
+    if let Some((name, value)) = r.credentials {
+        w.header(name, value);
+    }
+    w.header("Allow", ALLOW);
+    w.header("User-Agent", r.user_agent);
+    w.finish(None);
 }
 
 /// `host` for a URI or Via: IPv6 in brackets.

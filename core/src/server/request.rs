@@ -49,7 +49,7 @@ pub(crate) fn parse<'a>(
         Err(failure) => return refused(raw, failure, from),
     };
     match parts.start {
-        StartLine::Response { code, .. } => response(&raw, code, parts.body),
+        StartLine::Response { code, .. } => response(&raw, code, parts.body, data),
         StartLine::Request { method, uri } => {
             // The parser has checked the Request-URI: `parts.uri` is its user and host as
             // `Uri::parse` finds them.
@@ -165,7 +165,9 @@ struct Origin {
 /// The top Via's branch and the CSeq method of a response: all a UAC needs to match it.
 /// Without them the response is unusable. With them, what a session refresh's outcome reads:
 /// its Session-Expires and Min-SE (RFC 4028 §7.2, §7.3) and its body.
-fn response<'a>(raw: &RawHeaders<'a>, code: u16, body: &'a [u8]) -> Parsed<'a> {
+/// `message` is the whole response, which a REGISTER's outcome reads again for its challenge
+/// and granted expiry.
+fn response<'a>(raw: &RawHeaders<'a>, code: u16, body: &'a [u8], message: &'a [u8]) -> Parsed<'a> {
     // What `Message::top_via` and `Message::cseq` read: the first Via and CSeq lines.
     let read = || {
         let via = sip::top_via_value(raw.via?).ok()?;
@@ -177,6 +179,7 @@ fn response<'a>(raw: &RawHeaders<'a>, code: u16, body: &'a [u8]) -> Parsed<'a> {
             session_expires: raw.session_expires,
             min_se: raw.min_se,
             body,
+            message,
         })
     };
     match read() {
@@ -474,7 +477,9 @@ mod tests {
     fn parse_slowly(data: &[u8], from: Origin) -> Parsed<'_> {
         match sip::parse(data) {
             Ok(msg) => match msg.start {
-                StartLine::Response { code, .. } => response(&RawHeaders::of(&msg), code, msg.body),
+                StartLine::Response { code, .. } => {
+                    response(&RawHeaders::of(&msg), code, msg.body, data)
+                }
                 StartLine::Request { .. } => match request_of(&msg, from, false) {
                     Ok(r) => Parsed::Request(r),
                     Err(_) => {
@@ -714,6 +719,8 @@ pub(crate) struct Response<'a> {
     session_expires: Option<&'a str>,
     min_se: Option<&'a str>,
     pub body: &'a [u8],
+    /// The response as it came.
+    pub message: &'a [u8],
 }
 
 impl Response<'_> {

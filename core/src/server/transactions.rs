@@ -85,6 +85,8 @@ pub(crate) enum ClientPurpose {
     Refresh(CallHandle, RefreshBy),
     /// An in-dialog OPTIONS asking whether the caller is still there (`keepalive_interval`).
     KeepAlive(CallHandle),
+    /// A REGISTER for the account at this index of `ServerConfig::registrations`.
+    Register(usize),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -642,6 +644,14 @@ impl Transactions {
             }
         }
         outcomes
+    }
+
+    /// Did the client transaction `branch` send its request to `remote`?
+    pub fn sent_to(&self, branch: &str, remote: std::net::SocketAddr) -> bool {
+        self.client_index
+            .get(branch)
+            .and_then(|id| self.client.get(id))
+            .is_some_and(|t| t.path.dest == remote)
     }
 
     /// Is a BYE of ours still waiting for its final response?

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use onhold_core::media::{ClassId, ClassSpec, LibrarySpec, MusicSource, Order, PlayMode};
-use onhold_core::{CallHandle, CallInfo, Source};
+use onhold_core::{CallHandle, CallInfo, RegistrationState, Source};
 use serde_json::{json, Value};
 
 use super::http::{same_secret, Reply, Request, Response};
@@ -131,6 +131,29 @@ fn health(shared: &Shared) -> Result<Response, Failure> {
     if s.stats.calls_active >= s.max_calls {
         reasons.push(format!("at max_calls ({}): new calls get 503", s.max_calls));
     }
+    for r in &s.registrations {
+        if r.state != RegistrationState::Registered {
+            let why = r.last_error.as_deref().unwrap_or("no answer yet");
+            reasons.push(format!(
+                "{} is not registered ({}): {why}",
+                r.aor,
+                r.state.name()
+            ));
+        }
+    }
+    let registrations: Vec<Value> = s
+        .registrations
+        .iter()
+        .map(|r| {
+            json!({
+                "aor": r.aor,
+                "registrar": r.registrar,
+                "state": r.state.name(),
+                "expires_in_s": r.expires_at.map(|at| at.saturating_duration_since(s.now).as_secs()),
+                "last_error": r.last_error,
+            })
+        })
+        .collect();
     let status = if s.draining {
         "draining"
     } else if reasons.is_empty() {
@@ -148,6 +171,7 @@ fn health(shared: &Shared) -> Result<Response, Failure> {
         "version": crate::VERSION,
         "uptime_s": s.uptime.as_secs(),
         "calls_active": s.stats.calls_active,
+        "registrations": registrations,
         "music": {
             "classes": lib.class_count(),
             "tracks": tracks,

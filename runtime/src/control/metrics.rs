@@ -3,7 +3,7 @@
 
 use std::time::UNIX_EPOCH;
 
-use onhold_core::{Lateness, LATENESS_BOUNDS_US, SIP_METHODS};
+use onhold_core::{Lateness, RegistrationState, LATENESS_BOUNDS_US, SIP_METHODS};
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -208,6 +208,38 @@ pub fn render(s: &Snapshot) -> String {
         Unit::Seconds,
         g,
     );
+    if !s.registrations.is_empty() {
+        let states = Family::<Labels, Gauge>::default();
+        let sent = Family::<Labels, Counter>::default();
+        for reg in &s.registrations {
+            for state in [
+                RegistrationState::Pending,
+                RegistrationState::Registered,
+                RegistrationState::Failed,
+                RegistrationState::Unregistered,
+            ] {
+                let labels = vec![
+                    ("aor".to_string(), reg.aor.clone()),
+                    ("state".to_string(), state.name().to_string()),
+                ];
+                states
+                    .get_or_create(&labels)
+                    .set(i64::from(reg.state == state));
+            }
+            sent.get_or_create(&label("aor", reg.aor.clone()))
+                .inc_by(reg.sent);
+        }
+        r.register(
+            "registrations",
+            "Each [[register]] account: 1 for the state it is in",
+            states,
+        );
+        r.register(
+            "register_requests",
+            "REGISTER requests sent per account (retransmissions not counted)",
+            sent,
+        );
+    }
     let info = Family::<Labels, Gauge>::default();
     info.get_or_create(&label("version", crate::VERSION)).set(1);
     r.register("build_info", "The running version", info);

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant, SystemTime};
 use onhold_core::config::MusicConfig;
 use onhold_core::media::Library;
 use onhold_core::{
-    CallHandle, CallInfo, Direction, Event, Occupancy, Server, Source, Stats, Transport,
+    CallHandle, CallInfo, Direction, Event, Occupancy, RegistrationInfo, Server, Source, Stats,
+    Transport,
 };
 use serde_json::json;
 
@@ -74,6 +75,10 @@ pub struct Snapshot {
     pub reload_error: Option<String>,
     pub started_wall: SystemTime,
     pub uptime: Duration,
+    /// The `[[register]]` accounts (no passwords in these).
+    pub registrations: Vec<RegistrationInfo>,
+    /// The loop's time when the snapshot was taken (for the registrations' `expires_at`).
+    pub now: Instant,
 }
 
 /// Counts the control plane keeps from the core's events.
@@ -211,6 +216,8 @@ impl ControlPlane {
                 reload_error: self.reload_error.clone(),
                 started_wall: self.epoch_wall,
                 uptime: now.saturating_duration_since(self.epoch),
+                registrations: server.registrations(),
+                now,
             })),
             Ask::Calls => Answer::Calls(server.calls()),
             Ask::Call(h) => Answer::Call(server.call_info(h).map(Box::new)),
@@ -456,6 +463,21 @@ impl ControlPlane {
                     "text": t.text,
                 });
                 hub.publish("sip", &data.to_string(), true);
+            }
+            Event::Registration { aor, state, reason } => {
+                let info = server.registrations();
+                let expires_at = info
+                    .iter()
+                    .find(|r| &r.aor == aor)
+                    .and_then(|r| r.expires_at)
+                    .map(|at| rfc3339(self.wall(at)));
+                let data = json!({
+                    "aor": aor,
+                    "state": state.name(),
+                    "reason": reason,
+                    "expires_at": expires_at,
+                });
+                hub.publish("registration", &data.to_string(), false);
             }
             // Audio goes to listeners through `heard`, decoded once for them and the recorder.
             Event::Heard { .. } | Event::Dropped { .. } | Event::Late { .. } | Event::Drained => {}

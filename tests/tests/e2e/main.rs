@@ -4,8 +4,8 @@
 //! test, which runs both at once, and the packaging tests, which run what is shipped (the
 //! static `onhold`, its container image, the systemd unit).
 //!
-//! Needs `sipp` (Debian `sip-tester`) and, for the proxy test, `kamailio` (Debian `kamailio`);
-//! the tests fail, saying so, without them. The packaging tests need more (`packaging.rs`
+//! Needs `sipp` (Debian `sip-tester`) and, for the proxy and register tests, `kamailio`
+//! (Debian `kamailio`); the tests fail, saying so, without them. The packaging tests need more (`packaging.rs`
 //! says what); the Linphone test needs `linphonec` (Debian `linphone-cli`), and outside CI
 //! skips, saying so, without it.
 
@@ -22,6 +22,7 @@ mod parity;
 mod process;
 mod proxy;
 mod record;
+mod register;
 mod sip;
 mod tcp_bye;
 mod tcp_limits;
