@@ -11,6 +11,7 @@ mod api;
 pub mod http;
 pub mod hub;
 mod metrics;
+mod page;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -20,7 +21,8 @@ use std::time::{Duration, Instant, SystemTime};
 use onhold_core::config::MusicConfig;
 use onhold_core::media::Library;
 use onhold_core::{
-    CallHandle, CallInfo, Direction, Event, Occupancy, Server, Source, Stats, Transport,
+    CallHandle, CallInfo, Direction, Event, Occupancy, Server, ServerConfig, Source, Stats,
+    Transport,
 };
 use serde_json::json;
 
@@ -69,6 +71,8 @@ pub struct Snapshot {
     pub reload_error: Option<String>,
     pub started_wall: SystemTime,
     pub uptime: Duration,
+    /// The settings for new calls as last loaded (`page::settings_json`).
+    pub settings: serde_json::Value,
 }
 
 /// Counts the control plane keeps from the core's events.
@@ -97,6 +101,10 @@ struct Shared {
     music: MusicConfig,
     epoch: Instant,
     epoch_wall: SystemTime,
+    /// `smol` or `mio`.
+    runtime: &'static str,
+    /// The SIP listeners as bound (`page::listeners_json`): a reload does not move them.
+    listeners: serde_json::Value,
 }
 
 /// A call as the events have shown it, for the events that follow.
@@ -124,12 +132,16 @@ pub struct ControlPlane {
     epoch: Instant,
     epoch_wall: SystemTime,
     max_calls: usize,
+    settings: serde_json::Value,
 }
 
-/// Bind the control listener (unless it is off) and start serving it. `wake` makes the loop
-/// turn (it then serves what arrived). `Err` is one line for the log and stderr.
+/// Bind the control listener (unless it is off) and start serving it. `runtime` names the
+/// binary's IO loop and `bound` is where its SIP listeners are, for the status page. `wake` makes
+/// the loop turn (it then serves what arrived). `Err` is one line for the log and stderr.
 pub fn start(
     startup: &Startup,
+    runtime: &'static str,
+    bound: &[(Transport, SocketAddr)],
     wake: impl Fn() + Send + Sync + 'static,
 ) -> Result<Option<ControlPlane>, String> {
     let Some(addr) = startup.config.control_listen else {
@@ -151,6 +163,8 @@ pub fn start(
         music: startup.config.music.clone(),
         epoch: startup.epoch,
         epoch_wall: startup.epoch_wall,
+        runtime,
+        listeners: page::listeners_json(bound, &startup.config.listen),
     });
     http::serve(listener, move |req| api::handle(&shared, req))
         .map_err(|e| format!("cannot start the control thread: {e}"))?;
@@ -165,6 +179,7 @@ pub fn start(
         epoch: startup.epoch,
         epoch_wall: startup.epoch_wall,
         max_calls: startup.config.server.max_calls,
+        settings: page::settings_json(&startup.config.server),
     }))
 }
 
@@ -188,6 +203,7 @@ impl ControlPlane {
                 reload_error: self.reload_error.clone(),
                 started_wall: self.epoch_wall,
                 uptime: now.saturating_duration_since(self.epoch),
+                settings: self.settings.clone(),
             })),
             Ask::Calls => Answer::Calls(server.calls()),
             Ask::Call(h) => Answer::Call(server.call_info(h).map(Box::new)),
@@ -251,6 +267,12 @@ impl ControlPlane {
                 self.hub.publish("reload", &data.to_string(), false);
             }
         }
+    }
+
+    /// A reload's settings now apply to new calls: show them, and judge `max_calls` by them.
+    pub fn reconfigured(&mut self, config: &ServerConfig) {
+        self.max_calls = config.max_calls;
+        self.settings = page::settings_json(config);
     }
 
     /// The server is stopping: end every event stream.
