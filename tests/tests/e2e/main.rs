@@ -17,6 +17,7 @@ mod linphone;
 mod media;
 mod netns;
 mod packaging;
+mod page;
 mod parity;
 mod process;
 mod proxy;
