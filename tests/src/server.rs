@@ -181,6 +181,18 @@ impl Drop for Server {
     }
 }
 
+/// A configuration file in `dir` with the built-in music as class `default` and a class `name`
+/// that plays `music`.
+pub fn config_with_class(dir: &TempDir, name: &str, music: &std::path::Path) -> PathBuf {
+    let config = dir.join("onhold.toml");
+    let text = format!(
+        "[classes.default]\n\n[classes.{name}]\nmusic = {:?}\n",
+        music.display().to_string()
+    );
+    std::fs::write(&config, text).expect("write the configuration");
+    config
+}
+
 /// Sends one out-of-dialog OPTIONS and returns the response text, if one came in `timeout`.
 pub fn options(to: SocketAddr, timeout: Duration) -> Option<String> {
     request(to, "OPTIONS", timeout)

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use onhold_tests::caller::{dp750_offer, Caller};
 use onhold_tests::http::get;
+use onhold_tests::server::config_with_class;
 use onhold_tests::webdriver::Browser;
 use onhold_tests::{both_runtimes, wav, RtpReceiver, Runtime, Server, ServerOptions, TempDir};
 use serde_json::Value;
@@ -90,15 +91,7 @@ fn the_page_follows_calls_and_hangs_one_up(rt: Runtime) {
     let dir = TempDir::new("page-music");
     let tone = dir.join("sales-jingle.wav");
     wav::write_sine(&tone, 440.0, 12.0);
-    let config = dir.join("onhold.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[classes.default]\n\n[classes.sales]\nmusic = {:?}\n",
-            tone.display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = config_with_class(&dir, "sales", &tone);
     let mut server = Server::start_with(rt, ServerOptions::default().config(config));
     let c = server.control;
 
@@ -323,24 +316,25 @@ fn the_page_asks_for_the_token_and_keeps_it_out_of_urls(rt: Runtime) {
         "return document.getElementById('token-box').hidden;",
         |v| *v == false,
     );
-    b.type_into("#token-input", "wrong-token");
-    b.click("#token-form button");
-    b.wait_until(
-        "the refusal",
-        SHOWN,
-        "return [document.getElementById('token-box').hidden,
-                 document.getElementById('token-error').textContent];",
-        |v| v[0] == false && v[1].as_str().is_some_and(|s| s.contains("refused")),
-    );
-    b.type_into("#token-input", token);
-    b.click("#token-form button");
-    b.wait_until(
-        "the status with the token",
-        SHOWN,
-        "return [document.getElementById('token-box').hidden,
-                 document.getElementById('health').textContent];",
-        |v| v[0] == true && v[1] == "ok",
-    );
+    // Whether the token form is up, what it says, and the health line, after sending `token`.
+    let submit = |token: &str, what: &str, done: &dyn Fn(&Value) -> bool| {
+        b.type_into("#token-input", token);
+        b.click("#token-form button");
+        b.wait_until(
+            what,
+            SHOWN,
+            "return [document.getElementById('token-box').hidden,
+                     document.getElementById('token-error').textContent,
+                     document.getElementById('health').textContent];",
+            done,
+        );
+    };
+    submit("wrong-token", "the refusal", &|v| {
+        v[0] == false && v[1].as_str().is_some_and(|s| s.contains("refused"))
+    });
+    submit(token, "the status with the token", &|v| {
+        v[0] == true && v[2] == "ok"
+    });
     // A call shows up through the event stream read with the token.
     let rx = RtpReceiver::bind();
     let caller = Caller::call(server.sip, rx.addr());
