@@ -71,6 +71,11 @@ $('token-form').addEventListener('submit', (e) => {
 
 // ---- formatting ----
 
+// Text changed only when it differs: a live region re-announces every write.
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
 function hms(seconds) {
   const s = Math.max(0, Math.floor(seconds));
   const h = Math.floor(s / 3600);
@@ -102,7 +107,7 @@ function showStatus(s) {
   $('version').textContent = s.version + ' · ' + s.runtime;
   const h = $('health');
   h.className = 'health ' + s.health.status;
-  h.textContent = s.health.status + (s.health.reasons.length ? ': ' + s.health.reasons.join('; ') : '');
+  setText(h, s.health.status + (s.health.reasons.length ? ': ' + s.health.reasons.join('; ') : ''));
   $('uptime').textContent = hms(s.uptime_s) + ' (since ' + s.started_at.replace('T', ' ').slice(0, 19) + ' UTC)';
   const limits = s.settings.limits;
   $('calls-active').textContent = s.calls_active + ' of ' + limits.max_calls;
@@ -133,7 +138,7 @@ async function pollStatus(gen) {
       if (e instanceof AuthNeeded) return;
       const h = $('health');
       h.className = 'health down';
-      h.textContent = 'unreachable';
+      setText(h, 'unreachable');
     }
     await sleep(STATUS_EVERY_MS);
   }
@@ -535,6 +540,7 @@ async function streamEvents(gen) {
   while (gen === state.generation) {
     const abort = new AbortController();
     let silence;
+    let refused = false; // the list's load was refused: the token form is up
     const watchdog = () => {
       clearTimeout(silence);
       silence = setTimeout(() => abort.abort(), STREAM_SILENT_MS);
@@ -545,14 +551,16 @@ async function streamEvents(gen) {
       watchdog();
       let ready = false;
       let early = [];
-      const load = loadCalls().then(() => {
+      loadCalls().then(() => {
         ready = true;
         early.forEach(applyEvent);
         early = [];
         setStream(true);
         wait = 1;
+      }, (e) => {
+        refused = e instanceof AuthNeeded;
+        abort.abort();
       });
-      load.catch(() => abort.abort());
       const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
       let buf = '';
       for (;;) {
@@ -574,7 +582,7 @@ async function streamEvents(gen) {
     } finally {
       clearTimeout(silence);
     }
-    if (gen !== state.generation) return;
+    if (gen !== state.generation || refused) return;
     for (let left = wait; left > 0; left--) {
       setStream(false, 'Live updates lost: the server is not answering. Reconnecting in ' + left + ' s…');
       await sleep(1000);
