@@ -11,8 +11,9 @@
 //! tests say so and pass, except under `CI=true`, where `.ci/run` installs them and their
 //! absence is a failure.
 //!
-//! With `ONHOLD_STATUS_SCREENSHOT=PATH` the first test also saves a screenshot of the page with
-//! calls up to PATH (how docs/status-page.png is made), after letting the chart fill a while.
+//! With `ONHOLD_STATUS_SCREENSHOT=PATH` (relative to the workspace root) the first test also
+//! saves a screenshot of the page with calls up to PATH (how docs/status-page.png is made), after
+//! letting the chart fill a while.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -226,8 +227,9 @@ fn the_page_follows_calls_and_hangs_one_up(rt: Runtime) {
             std::thread::sleep(Duration::from_secs(60));
             b.resize(1200, 1560);
             b.eval("window.scrollTo(0, 0); return null;");
+            let path = onhold_tests::workspace_root().join(path);
             std::fs::write(&path, b.screenshot()).expect("write the screenshot");
-            eprintln!("wrote {path}");
+            eprintln!("wrote {}", path.display());
         }
     }
     let png = b.screenshot();
