@@ -2,7 +2,8 @@
 //! control listener serves, and the tests read what it shows from the DOM while callers of our
 //! own come and go: each call with its codec and whether it plays or is held, a music switch from the call's picker, a preview
 //! of a class played in the page, Hang up (the caller gets BYE and the row goes), the list
-//! emptying, and the banner when the server stops; and, with a token set, the page asking for it.
+//! emptying, the banner when the server stops and the reconnection when it is back; and, with a
+//! token set, the page asking for it.
 //!
 //! Both binaries: the page and its API are the shared runtime's, but each binary has its own
 //! loop answering the API, and a browser session costs a few seconds.
@@ -286,6 +287,26 @@ fn the_page_follows_calls_and_hangs_one_up(rt: Runtime) {
         banner[1].as_str().unwrap().starts_with("Live updates lost"),
         "{banner}"
     );
+
+    // It comes back where the page knows it: the page reconnects by itself, the banner goes,
+    // and the new server's call is listed.
+    drop(server);
+    let again = Server::start_with(rt, ServerOptions::default().control(c));
+    let rx = RtpReceiver::bind();
+    let caller = Caller::call(again.sip, rx.addr());
+    // The page retries after 1, 2, 4 … s (at most 10): a bound past two retries.
+    let back = b.wait_until(
+        "the reconnection",
+        Duration::from_secs(25),
+        &format!(
+            "const b = document.getElementById('banner');
+             return [b.hidden, {}];",
+            ROWS.trim_start_matches("return ").trim_end_matches(';')
+        ),
+        |v| v[0] == true && rows(&v[1]).len() == 1 && rows(&v[1])[0]["state"] == "playing",
+    );
+    assert_eq!(rows(&back[1])[0]["rtp"], rx.addr().to_string());
+    assert_eq!(caller.bye(), 200);
 }
 
 fn rt_name(rt: Runtime) -> &'static str {
