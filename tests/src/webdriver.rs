@@ -213,6 +213,12 @@ impl Browser {
         );
     }
 
+    /// Answer the open `prompt()` with `text`.
+    pub fn answer_prompt(&self, text: &str) {
+        self.command("POST", "/alert/text", Some(json!({ "text": text })));
+        self.command("POST", "/alert/accept", Some(json!({})));
+    }
+
     /// The browser's console messages since the last call (`level`, `message`).
     pub fn console(&self) -> Vec<Value> {
         let v = self.command("POST", "/se/log", Some(json!({ "type": "browser" })));

@@ -1,9 +1,9 @@
 //! The status page in a real browser: headless Chromium driven over WebDriver opens the page the
 //! control listener serves, and the tests read what it shows from the DOM while callers of our
-//! own come and go: each call with its codec and whether it plays or is held, a music switch from the call's picker, a preview
-//! of a class played in the page, Hang up (the caller gets BYE and the row goes), the list
-//! emptying, the banner when the server stops and the reconnection when it is back; and, with a
-//! token set, the page asking for it.
+//! own come and go: each call with its codec and whether it plays or is held, music switches (a
+//! class, a file) from the call's picker, a preview of a class played in the page, Hang up (the
+//! caller gets BYE and the row goes), the list emptying, the banner when the server stops and
+//! the reconnection when it is back; and, with a token set, the page asking for it.
 //!
 //! Both binaries: the page and its API are the shared runtime's, but each binary has its own
 //! loop answering the API, and a browser session costs a few seconds.
@@ -207,6 +207,25 @@ fn the_page_follows_calls_and_hangs_one_up(rt: Runtime) {
         (one["class"] == "sales").then_some(one)
     });
     assert!(switched.is_some(), "the picker did not switch the music");
+    // And the PCMA call to a file on the server, named in the picker's prompt.
+    let id_a = row_for(&shown, rx_a.addr())["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let file = tone.display().to_string();
+    b.click(&format!("tr[data-call='{id_a}'] select"));
+    b.click(&format!(
+        "tr[data-call='{id_a}'] select option[value='<file>']"
+    ));
+    b.answer_prompt(&file);
+    let switched = onhold_tests::wait_for(SHOWN, || {
+        let one = get(c, &format!("/api/calls/{id_a}")).json();
+        (one["class"] == file.as_str()).then_some(one)
+    });
+    assert!(switched.is_some(), "the picker did not play the file");
+    b.wait_until("the file in the picker", SHOWN, ROWS, |v| {
+        row_for(v, rx_a.addr())["music"] == file.as_str()
+    });
 
     // A preview of the sales class, played in the page: 15 s of WAV.
     b.click("button[data-class='sales']");
@@ -237,10 +256,6 @@ fn the_page_follows_calls_and_hangs_one_up(rt: Runtime) {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "the screenshot is a PNG");
 
     // Hang up the PCMA call from its button: the caller gets the operator's BYE and the row goes.
-    let id_a = row_for(&shown, rx_a.addr())["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     b.click(&format!("tr[data-call='{id_a}'] button.hangup"));
     let bye = pcma
         .recv_request(SHOWN)
