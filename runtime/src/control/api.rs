@@ -79,7 +79,10 @@ pub(super) fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
 /// The methods a known path takes (for 405), `None` for an unknown path.
 fn allowed(path: &[&str]) -> Option<&'static str> {
     match path {
-        ["health"]
+        // The status page's files.
+        []
+        | ["index.html" | "status.css" | "status.js"]
+        | ["health"]
         | ["metrics"]
         | ["api", "status" | "calls" | "music" | "events"]
         | ["api", "music", _, "preview.wav"] => Some("GET"),

@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use onhold_tests::caller::{dp750_offer, Caller};
-use onhold_tests::http::get;
+use onhold_tests::http::{get, request};
 use onhold_tests::server::config_with_class;
 use onhold_tests::webdriver::Browser;
 use onhold_tests::{both_runtimes, wav, RtpReceiver, Runtime, Server, ServerOptions, TempDir};
@@ -108,6 +108,8 @@ fn the_page_follows_calls_and_hangs_one_up(rt: Runtime) {
     let csp = page.header("content-security-policy").expect("a CSP");
     assert!(csp.starts_with("default-src 'self'"), "{csp}");
     assert!(!page.body.contains("http://") && !page.body.contains("https://"));
+    let post = request(c, "POST", "/", "", b"");
+    assert_eq!((post.status, post.header("allow")), (405, Some("GET")));
 
     let origin = format!("http://{c}");
     b.goto(&format!("{origin}/"));
