@@ -194,7 +194,7 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
     let mut life = Lifecycle::new(&startup);
     let plane = {
         let waker = Arc::clone(&waker);
-        control::start(&startup, move || {
+        control::start(&startup, "mio", &bound, move || {
             let _ = waker.wake();
         })
         .map_err(io::Error::other)?

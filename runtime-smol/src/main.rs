@@ -132,7 +132,7 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
     // A control request wakes the loop through this channel; one pending wake is enough (the
     // lifecycle serves every waiting request at the top of the turn).
     let (control_tx, control_rx) = smol::channel::bounded::<()>(1);
-    match control::start(&startup, move || {
+    match control::start(&startup, "smol", &bound, move || {
         let _ = control_tx.try_send(());
     }) {
         Ok(plane) => {

@@ -242,6 +242,9 @@ impl Lifecycle {
                      restart)",
                     r.summary
                 );
+                if let Some(c) = self.control.as_mut() {
+                    c.reconfigured(&r.server);
+                }
                 server.control(now, Control::Reconfigure(r.server));
                 server.control(now, Control::Reload(r.library));
             }

@@ -30,18 +30,29 @@ impl HttpResponse {
 
 /// One request; `extra` header lines end in CRLF. Panics on a transport error (10 s bound).
 pub fn request(to: SocketAddr, method: &str, path: &str, extra: &str, body: &[u8]) -> HttpResponse {
+    request_within(to, method, path, extra, body, Duration::from_secs(10))
+}
+
+/// [`request`] with a bound of its own on the wait for the answer.
+pub fn request_within(
+    to: SocketAddr,
+    method: &str,
+    path: &str,
+    extra: &str,
+    body: &[u8],
+    timeout: Duration,
+) -> HttpResponse {
     let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes()).expect("write");
     // The server may answer (413) before reading a large body: a reset while writing it is
     // not the test's failure.
     let _ = s.write_all(body);
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw);
+    let raw = read_response(&mut s);
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text
         .split_once("\r\n\r\n")
@@ -60,6 +71,29 @@ pub fn request(to: SocketAddr, method: &str, path: &str, extra: &str, body: &[u8
         status,
         headers,
         body: body.to_string(),
+    }
+}
+
+/// A response's bytes: up to the end of its body when it has a Content-Length (a server may
+/// keep the connection open after it, as chromedriver does), else up to EOF.
+fn read_response(s: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| raw.len() >= end + 4 + n) {
+                return raw;
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return raw,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+        }
     }
 }
 
@@ -95,7 +129,7 @@ impl EventStream {
 
     fn open_with(to: SocketAddr, path: &str, extra: &str) -> EventStream {
         let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect("connect");
-        let head = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{extra}\r\n");
+        let head = format!("GET {path} HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n{extra}\r\n");
         s.write_all(head.as_bytes()).expect("write");
         let mut reader = BufReader::new(s.try_clone().expect("clone"));
         let mut line = String::new();

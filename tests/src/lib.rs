@@ -14,6 +14,7 @@ pub mod server;
 pub mod sipp;
 pub mod tcp;
 pub mod wav;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

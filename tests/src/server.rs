@@ -22,6 +22,8 @@ pub struct ServerOptions {
     pub config: Option<PathBuf>,
     /// `--log-level` (default `info`).
     pub log_level: Option<String>,
+    /// Where the control API listens (default: a free loopback port).
+    pub control: Option<SocketAddr>,
 }
 
 impl ServerOptions {
@@ -32,6 +34,12 @@ impl ServerOptions {
 
     pub fn config(mut self, path: PathBuf) -> ServerOptions {
         self.config = Some(path);
+        self
+    }
+
+    /// Put the control API at `addr` (a server started again where a client knows it).
+    pub fn control(mut self, addr: SocketAddr) -> ServerOptions {
+        self.control = Some(addr);
         self
     }
 
@@ -77,7 +85,9 @@ impl Server {
         let dir = TempDir::new(rt.bin_name());
         let sip: SocketAddr = ([127, 0, 0, 1], ports::free_udp_port()).into();
         let rtp_ports = ports::rtp_range();
-        let control: SocketAddr = ([127, 0, 0, 1], ports::free_tcp_port()).into();
+        let control = opts
+            .control
+            .unwrap_or_else(|| ([127, 0, 0, 1], ports::free_tcp_port()).into());
         let mut cmd = Command::new(binary(rt));
         cmd.args(["--listen", &sip.to_string()])
             .args(["--control-listen", &control.to_string()])
@@ -179,6 +189,18 @@ impl Drop for Server {
             );
         }
     }
+}
+
+/// A configuration file in `dir` with the built-in music as class `default` and a class `name`
+/// that plays `music`.
+pub fn config_with_class(dir: &TempDir, name: &str, music: &std::path::Path) -> PathBuf {
+    let config = dir.join("onhold.toml");
+    let text = format!(
+        "[classes.default]\n\n[classes.{name}]\nmusic = {:?}\n",
+        music.display().to_string()
+    );
+    std::fs::write(&config, text).expect("write the configuration");
+    config
 }
 
 /// Sends one out-of-dialog OPTIONS and returns the response text, if one came in `timeout`.

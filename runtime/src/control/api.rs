@@ -7,13 +7,13 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use onhold_core::media::{ClassId, ClassSpec, LibrarySpec, MusicSource, Order, PlayMode};
-use onhold_core::{CallHandle, CallInfo, RegistrationState, Source};
+use onhold_core::media::{ClassId, ClassSpec, Library, LibrarySpec, MusicSource, Order, PlayMode};
+use onhold_core::{CallHandle, CallInfo, RegistrationState, Source, LATENESS_BOUNDS_US};
 use serde_json::{json, Value};
 
 use super::http::{same_secret, Reply, Request, Response};
 use super::hub::Next;
-use super::{direction_name, metrics, rfc3339, transport_name, Answer, Ask, Shared};
+use super::{direction_name, metrics, page, rfc3339, transport_name, Answer, Ask, Shared};
 use crate::startup;
 
 /// How long a request waits for the loop before 503.
@@ -25,6 +25,12 @@ const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
 type Failure = (u16, String);
 
 pub(super) fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
+    // The status page's files hold no data: served without the token, so the page can ask.
+    if req.method == "GET" {
+        if let Some(r) = page::asset(&req.path) {
+            return Reply::Whole(r);
+        }
+    }
     if let Some(token) = &shared.token {
         // The scheme name is case-insensitive (RFC 9110 §11.1), the token is not.
         let presented = req
@@ -42,6 +48,7 @@ pub(super) fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let result = match (req.method.as_str(), segments.as_slice()) {
         ("GET", ["health"]) => health(shared),
+        ("GET", ["api", "status"]) => status(shared),
         ("GET", ["metrics"]) => snapshot(shared).map(|s| Response {
             status: 200,
             content_type: "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -57,6 +64,7 @@ pub(super) fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
         ("POST", ["api", "calls", id, "record"]) => record(shared, id, &req.body),
         ("POST", ["api", "reload"]) => reload(shared),
         ("GET", ["api", "music"]) => music(shared),
+        ("GET", ["api", "music", class, "preview.wav"]) => preview(shared, class),
         ("GET", ["api", "events"]) => return events(shared, &req),
         ("GET", ["api", "calls", id, "listen"]) => return listen(shared, id),
         (_, path) => Err(match allowed(path) {
@@ -75,9 +83,13 @@ pub(super) fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
 /// The methods a known path takes (for 405), `None` for an unknown path.
 fn allowed(path: &[&str]) -> Option<&'static str> {
     match path {
-        ["health"] | ["metrics"] | ["api", "calls"] | ["api", "music"] | ["api", "events"] => {
-            Some("GET")
-        }
+        // The status page's files.
+        []
+        | ["index.html" | "status.css" | "status.js"]
+        | ["health"]
+        | ["metrics"]
+        | ["api", "status" | "calls" | "music" | "events"]
+        | ["api", "music", _, "preview.wav"] => Some("GET"),
         ["api", "calls", _] => Some("GET, DELETE"),
         ["api", "calls", _, "listen"] => Some("GET"),
         ["api", "calls", _, "hangup" | "source" | "record"] | ["api", "reload"] => Some("POST"),
@@ -120,8 +132,8 @@ fn handle_of(id: &str) -> Result<CallHandle, Failure> {
         .map_err(|()| (404, format!("no call {id} (ids look like 3.1)")))
 }
 
-fn health(shared: &Shared) -> Result<Response, Failure> {
-    let s = snapshot(shared)?;
+/// `ok`, `degraded` or `draining`, and why it is not `ok`.
+fn health_of(s: &super::Snapshot) -> (&'static str, Vec<String>) {
     let mut reasons = Vec::new();
     if let Some(e) = &s.reload_error {
         reasons.push(format!(
@@ -141,6 +153,19 @@ fn health(shared: &Shared) -> Result<Response, Failure> {
             ));
         }
     }
+    let status = if s.draining {
+        "draining"
+    } else if reasons.is_empty() {
+        "ok"
+    } else {
+        "degraded"
+    };
+    (status, reasons)
+}
+
+fn health(shared: &Shared) -> Result<Response, Failure> {
+    let s = snapshot(shared)?;
+    let (status, reasons) = health_of(&s);
     let registrations: Vec<Value> = s
         .registrations
         .iter()
@@ -154,13 +179,6 @@ fn health(shared: &Shared) -> Result<Response, Failure> {
             })
         })
         .collect();
-    let status = if s.draining {
-        "draining"
-    } else if reasons.is_empty() {
-        "ok"
-    } else {
-        "degraded"
-    };
     let lib = &s.library;
     let tracks: usize = (0..lib.class_count())
         .map(|i| lib.tracks(ClassId(i as u16)).len())
@@ -179,6 +197,41 @@ fn health(shared: &Shared) -> Result<Response, Failure> {
         },
     });
     Ok(Response::json(if s.draining { 503 } else { 200 }, &body))
+}
+
+/// Everything the status page's header and chart show, in one answer: `/health`'s facts, the
+/// listeners and settings, the music, and the counters the chart needs (the lateness histogram
+/// as the core counts it, per bucket, not cumulative: the page takes differences between two
+/// reads to chart the recent p99, not the p99 since start).
+fn status(shared: &Shared) -> Result<Response, Failure> {
+    let s = snapshot(shared)?;
+    let (status, reasons) = health_of(&s);
+    let l = &s.stats.lateness;
+    let within: u64 = l.buckets.iter().sum();
+    let mut buckets = l.buckets.to_vec();
+    buckets.push(l.count - within);
+    let body = json!({
+        "version": crate::VERSION,
+        "runtime": shared.runtime,
+        "started_at": rfc3339(s.started_wall),
+        "uptime_s": s.uptime.as_secs(),
+        "health": { "status": status, "reasons": reasons },
+        "calls_active": s.stats.calls_active,
+        "listeners": shared.sip_listeners,
+        "settings": s.settings,
+        "music": {
+            "classes": classes_json(&s.library),
+            "codecs": CODECS,
+            "seconds": (s.library.audio_seconds() * 10.0).round() / 10.0,
+        },
+        "rtp_sent_packets": s.stats.rtp_out,
+        "lateness": {
+            "bounds_us": LATENESS_BOUNDS_US,
+            "buckets": buckets,
+            "count": l.count,
+        },
+    });
+    Ok(Response::json(200, &body))
 }
 
 fn call_json(shared: &Shared, c: &CallInfo, now: Instant) -> Value {
@@ -323,11 +376,11 @@ fn reload(shared: &Shared) -> Result<Response, Failure> {
     }
 }
 
-fn music(shared: &Shared) -> Result<Response, Failure> {
-    let Answer::Music(lib) = ask(shared, Ask::Music)? else {
-        return Err(unexpected());
-    };
-    let classes: Vec<Value> = (0..lib.class_count())
+/// The codecs every class is encoded in.
+const CODECS: [&str; 3] = ["PCMU", "PCMA", "G722"];
+
+fn classes_json(lib: &Library) -> Vec<Value> {
+    (0..lib.class_count())
         .map(|i| {
             let id = ClassId(i as u16);
             let tracks: Vec<Value> = lib
@@ -346,11 +399,39 @@ fn music(shared: &Shared) -> Result<Response, Failure> {
                 "seconds": lib.program_len(id) as f64 / 8000.0,
             })
         })
-        .collect();
+        .collect()
+}
+
+fn library(shared: &Shared) -> Result<Arc<Library>, Failure> {
+    match ask(shared, Ask::Music)? {
+        Answer::Music(lib) => Ok(lib),
+        _ => Err(unexpected()),
+    }
+}
+
+fn music(shared: &Shared) -> Result<Response, Failure> {
+    let lib = library(shared)?;
     Ok(Response::json(
         200,
-        &json!({ "classes": classes, "codecs": ["PCMU", "PCMA", "G722"] }),
+        &json!({ "classes": classes_json(&lib), "codecs": CODECS }),
     ))
+}
+
+/// The first seconds of a class's music as callers on PCMU hear it, as WAV (built here, on the
+/// HTTP thread, from the library the loop shares).
+fn preview(shared: &Shared, class: &str) -> Result<Response, Failure> {
+    let name = page::percent_decode(class).ok_or_else(|| (404, format!("no class {class}")))?;
+    let lib = library(shared)?;
+    let id = (0..lib.class_count())
+        .map(|i| ClassId(i as u16))
+        .find(|&id| lib.class_name(id) == name)
+        .ok_or_else(|| (404, format!("no music class named {name:?}")))?;
+    Ok(Response {
+        status: 200,
+        content_type: "audio/wav",
+        headers: Vec::new(),
+        body: page::preview_wav(&lib, id, page::PREVIEW_SECONDS),
+    })
 }
 
 fn events(shared: &Arc<Shared>, req: &Request) -> Reply {

@@ -11,6 +11,7 @@ mod api;
 pub mod http;
 pub mod hub;
 mod metrics;
+mod page;
 pub mod taps;
 
 use std::collections::BTreeMap;
@@ -21,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 use onhold_core::config::MusicConfig;
 use onhold_core::media::Library;
 use onhold_core::{
-    CallHandle, CallInfo, Direction, Event, Occupancy, RegistrationInfo, Server, Source, Stats,
-    Transport,
+    CallHandle, CallInfo, Direction, Event, Occupancy, RegistrationInfo, Server, ServerConfig,
+    Source, Stats, Transport,
 };
 use serde_json::json;
 
@@ -79,6 +80,8 @@ pub struct Snapshot {
     pub registrations: Vec<RegistrationInfo>,
     /// The loop's time when the snapshot was taken (for the registrations' `expires_at`).
     pub now: Instant,
+    /// The settings for new calls as last loaded (`page::settings_json`).
+    pub settings: serde_json::Value,
 }
 
 /// Counts the control plane keeps from the core's events.
@@ -110,6 +113,10 @@ struct Shared {
     g722: bool,
     epoch: Instant,
     epoch_wall: SystemTime,
+    /// `smol` or `mio`.
+    runtime: &'static str,
+    /// The SIP listeners as bound (`page::listeners_json`): a reload does not move them.
+    sip_listeners: serde_json::Value,
 }
 
 /// A call as the events have shown it, for the events that follow.
@@ -138,12 +145,16 @@ pub struct ControlPlane {
     epoch: Instant,
     epoch_wall: SystemTime,
     max_calls: usize,
+    settings: serde_json::Value,
 }
 
-/// Bind the control listener (unless it is off) and start serving it. `wake` makes the loop
-/// turn (it then serves what arrived). `Err` is one line for the log and stderr.
+/// Bind the control listener (unless it is off) and start serving it. `runtime` names the
+/// binary's IO loop and `bound` is where its SIP listeners are, for the status page. `wake` makes
+/// the loop turn (it then serves what arrived). `Err` is one line for the log and stderr.
 pub fn start(
     startup: &Startup,
+    runtime: &'static str,
+    bound: &[(Transport, SocketAddr)],
     wake: impl Fn() + Send + Sync + 'static,
 ) -> Result<Option<ControlPlane>, String> {
     let Some(addr) = startup.config.control_listen else {
@@ -168,6 +179,8 @@ pub fn start(
         g722: startup.config.server.allows(onhold_core::Codec::G722),
         epoch: startup.epoch,
         epoch_wall: startup.epoch_wall,
+        runtime,
+        sip_listeners: page::listeners_json(bound, &startup.config.listen),
     });
     http::serve(listener, move |req| api::handle(&shared, req))
         .map_err(|e| format!("cannot start the control thread: {e}"))?;
@@ -183,6 +196,7 @@ pub fn start(
         epoch: startup.epoch,
         epoch_wall: startup.epoch_wall,
         max_calls: startup.config.server.max_calls,
+        settings: page::settings_json(&startup.config.server),
     }))
 }
 
@@ -218,6 +232,7 @@ impl ControlPlane {
                 uptime: now.saturating_duration_since(self.epoch),
                 registrations: server.registrations(),
                 now,
+                settings: self.settings.clone(),
             })),
             Ask::Calls => Answer::Calls(server.calls()),
             Ask::Call(h) => Answer::Call(server.call_info(h).map(Box::new)),
@@ -281,6 +296,12 @@ impl ControlPlane {
                 self.hub.publish("reload", &data.to_string(), false);
             }
         }
+    }
+
+    /// A reload's settings now apply to new calls: show them, and judge `max_calls` by them.
+    pub fn reconfigured(&mut self, config: &ServerConfig) {
+        self.max_calls = config.max_calls;
+        self.settings = page::settings_json(config);
     }
 
     /// The server is stopping: end every event stream.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use onhold_tests::caller::Caller;
 use onhold_tests::http::{get, request, EventStream};
+use onhold_tests::server::config_with_class;
 use onhold_tests::{
     both_runtimes, wav, RtpReceiver, Runtime, Server, ServerOptions, Sipp, TempDir,
 };
@@ -184,15 +185,7 @@ fn hangup_and_source_switch_reach_the_caller(rt: Runtime) {
     wav::write_sine(&tone, 1000.0, 2.0);
     let other = dir.join("other.wav");
     wav::write_sine(&other, 300.0, 2.0);
-    let config = dir.join("onhold.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[classes.default]\n\n[classes.tone]\nmusic = {:?}\n",
-            tone.display().to_string()
-        ),
-    )
-    .unwrap();
+    let config = config_with_class(&dir, "tone", &tone);
     let server = Server::start_with(rt, ServerOptions::default().config(config));
     let c = server.control;
     let rx = RtpReceiver::bind();

@@ -18,6 +18,7 @@ mod linphone;
 mod media;
 mod netns;
 mod packaging;
+mod page;
 mod parity;
 mod process;
 mod proxy;
