@@ -24,8 +24,10 @@ impl Server {
         let mut child = Command::new(bin)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
-            // By environment, so that a test's own --shutdown-grace overrides it.
+            // By environment, so that a test's own flags override them; the control API on a
+            // port of the kernel's choosing (the tests run side by side).
             .env("ONHOLD_SHUTDOWN_GRACE", "0s")
+            .env("ONHOLD_CONTROL_LISTEN", "127.0.0.1:0")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
