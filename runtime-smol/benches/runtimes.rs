@@ -103,6 +103,9 @@ fn measure(binary: &str, onhold: &str, calls: u64, secs: u64, base_port: u16) ->
             &(calls + 10).to_string(),
             "--log-level",
             "warn",
+            // Measured alone; 127.0.0.1:8080 may be another server's.
+            "--control-listen",
+            "off",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
