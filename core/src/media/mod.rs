@@ -304,7 +304,12 @@ impl Library {
     /// The class for a Request-URI user part (the default class for anything unknown). User
     /// parts compare case-sensitively, as RFC 3261 §19.1.4 says.
     pub fn class_for(&self, user: &str) -> ClassId {
-        self.by_name.get(user).copied().unwrap_or(self.default)
+        self.class_named(user).unwrap_or(self.default)
+    }
+
+    /// The class of exactly this name, if there is one.
+    pub fn class_named(&self, name: &str) -> Option<ClassId> {
+        self.by_name.get(name).copied()
     }
 
     /// The class unknown users get.

@@ -422,9 +422,8 @@ fn music(shared: &Shared) -> Result<Response, Failure> {
 fn preview(shared: &Shared, class: &str) -> Result<Response, Failure> {
     let name = page::percent_decode(class).ok_or_else(|| (404, format!("no class {class}")))?;
     let lib = library(shared)?;
-    let id = (0..lib.class_count())
-        .map(|i| ClassId(i as u16))
-        .find(|&id| lib.class_name(id) == name)
+    let id = lib
+        .class_named(&name)
         .ok_or_else(|| (404, format!("no music class named {name:?}")))?;
     Ok(Response {
         status: 200,

@@ -269,10 +269,7 @@ impl ControlPlane {
             return Err((409, format!("call {h} has no media yet (not answered)")));
         }
         if let Source::Class(name) = &source {
-            let library = server.library();
-            let known = (0..library.class_count())
-                .any(|i| library.class_name(onhold_core::media::ClassId(i as u16)) == name);
-            if !known {
+            if server.library().class_named(name).is_none() {
                 return Err((400, format!("no music class named {name:?}")));
             }
         }
