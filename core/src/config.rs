@@ -95,11 +95,7 @@ pub struct ListenAddr {
 
 impl fmt::Display for ListenAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = match self.transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        };
-        write!(f, "{t}:{}", self.addr)?;
+        write!(f, "{}:{}", self.transport.name(), self.addr)?;
         match self.advertised {
             Some(ip) => write!(f, "@{ip}"),
             None => Ok(()),

@@ -157,10 +157,7 @@ pub struct Startup {
 fn advertised_summary(s: &ServerConfig) -> String {
     let mut out = s.advertised.map_or("auto".to_string(), |a| a.to_string());
     for l in &s.listeners {
-        let t = match l.transport {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-        };
+        let t = l.transport.name();
         out.push_str(&format!(", {t}:{} as {}", l.listen, l.advertised));
     }
     out
@@ -182,10 +179,7 @@ impl Startup {
         let s = &self.config.server;
         let listen: Vec<String> = bound
             .iter()
-            .map(|(t, a)| match t {
-                Transport::Udp => format!("udp:{a}"),
-                Transport::Tcp => format!("tcp:{a}"),
-            })
+            .map(|(t, a)| format!("{}:{a}", t.name()))
             .collect();
         let codecs: Vec<&str> = s.codecs.iter().map(|c| c.encoding_name()).collect();
         format!(

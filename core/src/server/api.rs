@@ -20,6 +20,16 @@ pub enum Transport {
     Tcp,
 }
 
+impl Transport {
+    /// `udp` or `tcp`, as listen addresses, logs and the control API write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        }
+    }
+}
+
 /// What kind of datagram a [`Transmit`] carries (for counters and socket choice).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TransmitKind {

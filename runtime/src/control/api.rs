@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::http::{same_secret, Reply, Request, Response};
 use super::hub::Next;
-use super::{direction_name, metrics, page, rfc3339, transport_name, Answer, Ask, Shared};
+use super::{direction_name, metrics, page, rfc3339, Answer, Ask, Shared};
 use crate::startup;
 
 /// How long a request waits for the loop before 503.
@@ -246,7 +246,7 @@ fn call_json(shared: &Shared, c: &CallInfo, now: Instant) -> Value {
         "to": c.to,
         "user": c.user,
         "class": m.map(|m| m.source.as_str()),
-        "transport": transport_name(c.transport),
+        "transport": c.transport.name(),
         "remote_sip": c.remote_sip.to_string(),
         "local_sip": c.local_sip.to_string(),
         "remote_rtp": m.map(|m| m.remote_rtp.to_string()),

@@ -333,7 +333,7 @@ impl ControlPlane {
                     "from": info.from,
                     "to": info.to,
                     "user": info.user,
-                    "transport": transport_name(info.transport),
+                    "transport": info.transport.name(),
                     "remote_sip": info.remote_sip.to_string(),
                     "local_sip": info.local_sip.to_string(),
                     "at": rfc3339(self.wall(info.created)),
@@ -474,7 +474,7 @@ impl ControlPlane {
                 let first_line = t.text.lines().next().unwrap_or("");
                 let data = json!({
                     "direction": if t.inbound { "in" } else { "out" },
-                    "transport": transport_name(t.transport),
+                    "transport": t.transport.name(),
                     "local": t.local.to_string(),
                     "remote": t.remote.to_string(),
                     "first_line": first_line,
@@ -512,13 +512,6 @@ pub(crate) fn direction_name(d: Direction) -> &'static str {
         "sending"
     } else {
         "held"
-    }
-}
-
-pub(crate) fn transport_name(t: Transport) -> &'static str {
-    match t {
-        Transport::Udp => "udp",
-        Transport::Tcp => "tcp",
     }
 }
 

@@ -14,7 +14,6 @@ use onhold_core::{Codec, ServerConfig, Transport};
 use serde_json::{json, Value};
 
 use super::http::Response;
-use super::transport_name;
 
 const INDEX_HTML: &str = include_str!("page/index.html");
 const STATUS_CSS: &str = include_str!("page/status.css");
@@ -58,7 +57,7 @@ pub fn listeners_json(bound: &[(Transport, SocketAddr)], listen: &[ListenAddr]) 
         .zip(listen.iter().map(|l| l.advertised))
         .map(|((t, addr), advertised)| {
             json!({
-                "transport": transport_name(*t),
+                "transport": t.name(),
                 "address": addr.to_string(),
                 "advertised": advertised.map(|a| a.to_string()),
             })

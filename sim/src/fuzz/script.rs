@@ -45,10 +45,7 @@ pub fn write(steps: &[Step]) -> String {
                 let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
                 let first = String::from_utf8_lossy(&first[..first.len().min(100)])
                     .replace(|c: char| c.is_control(), "\u{fffd}");
-                let t = match transport {
-                    Transport::Udp => "udp",
-                    Transport::Tcp => "tcp",
-                };
+                let t = transport.name();
                 let _ = writeln!(out, "# {} bytes: {first}", bytes.len());
                 let _ = writeln!(
                     out,
