@@ -34,6 +34,15 @@ impl Codec {
         }
     }
 
+    /// Audio samples per second: 16 kHz for G.722, which runs on an 8 kHz RTP clock all the
+    /// same (RFC 3551 §4.5.2).
+    pub fn sample_rate(self) -> u32 {
+        match self {
+            Codec::G722 => 16_000,
+            Codec::Pcmu | Codec::Pcma => 8_000,
+        }
+    }
+
     /// RTP clock rate as signalled (G.722 is 8000 by RFC 3551's historical error).
     pub const RTP_CLOCK: u32 = 8000;
 

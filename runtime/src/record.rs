@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use onhold_core::config::Config;
-use onhold_core::{CallHandle, CallInfo, Codec};
+use onhold_core::{CallHandle, CallInfo};
 use tracing::{info, warn};
 
 use crate::control::taps::wav_header;
@@ -91,11 +91,7 @@ impl Recorder {
         if let Some(path) = self.active.get(&info.call) {
             return Some(path.clone());
         }
-        let rate = if media.codec == Codec::G722 {
-            16_000
-        } else {
-            8_000
-        };
+        let rate = media.codec.sample_rate();
         let path = self.dir.join(file_name(SystemTime::now(), &info.call_id));
         let _ = self.tx.send(Msg::Start {
             call: info.call,

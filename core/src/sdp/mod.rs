@@ -52,6 +52,13 @@ pub enum Direction {
     Inactive,
 }
 
+impl Direction {
+    /// Whether RTP flows from us.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::SendOnly | Direction::SendRecv)
+    }
+}
+
 /// Most m-lines we accept in one description. A real offer has one to four; the cap bounds the
 /// work and memory an untrusted body can cause.
 pub const MAX_MEDIA: usize = 32;

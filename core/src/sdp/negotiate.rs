@@ -58,7 +58,7 @@ pub struct Negotiated {
 impl Negotiated {
     /// Whether RTP should flow from us.
     pub fn sends(&self) -> bool {
-        matches!(self.direction, Direction::SendOnly | Direction::SendRecv)
+        self.direction.sends()
     }
 }
 

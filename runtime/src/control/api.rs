@@ -484,10 +484,7 @@ fn listen(shared: &Arc<Shared>, id: &str) -> Reply {
     let Some(media) = &info.media else {
         return Reply::Whole(Response::error(409, format!("call {id} has no media yet")));
     };
-    let rate = match media.codec {
-        onhold_core::Codec::G722 => 16_000,
-        _ => 8_000,
-    };
+    let rate = media.codec.sample_rate();
     let chunks = shared.listeners.add(h);
     // The loop taps the call on its next turn.
     (shared.wake)();

@@ -353,7 +353,7 @@ impl ControlPlane {
                 ..
             } => {
                 self.counters.answered += 1;
-                let sending = sends(*direction);
+                let sending = direction.sends();
                 let seen = self.seen.entry(*call).or_insert_with(|| Seen {
                     call_id: call_id.clone(),
                     answered: false,
@@ -391,7 +391,7 @@ impl ControlPlane {
                 let Some(seen) = self.seen.get_mut(call) else {
                     return;
                 };
-                let sending = sends(*direction);
+                let sending = direction.sends();
                 if sending != seen.sending {
                     seen.sending = sending;
                     let name = if sending { "call.resumed" } else { "call.held" };
@@ -503,12 +503,8 @@ impl ControlPlane {
     }
 }
 
-fn sends(d: Direction) -> bool {
-    matches!(d, Direction::SendOnly | Direction::SendRecv)
-}
-
 pub(crate) fn direction_name(d: Direction) -> &'static str {
-    if sends(d) {
+    if d.sends() {
         "sending"
     } else {
         "held"

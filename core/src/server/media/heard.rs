@@ -90,12 +90,8 @@ impl Tap {
         if got_pt != pt || payload.is_empty() {
             return None;
         }
-        // Samples per RTP timestamp unit: G.722 runs at 16 kHz on an 8 kHz RTP clock
-        // (RFC 3551 §4.5.2).
-        let (rate, per_unit) = match codec {
-            Codec::G722 => (16_000, 2),
-            _ => (8_000, 1),
-        };
+        let rate = codec.sample_rate();
+        let per_unit = rate / Codec::RTP_CLOCK;
         let gap = match self.next_ts {
             Some(next) => {
                 let ahead = ts.wrapping_sub(next);
