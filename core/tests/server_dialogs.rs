@@ -384,10 +384,7 @@ fn bye_from_us_on_control_and_max_duration() {
         Some(&dp750_sdp("192.168.1.50", 5004, "sendrecv")),
         None,
     );
-    let call = h.events.iter().find_map(|(_, e)| match e {
-        Event::CallStarted { call, .. } => Some(*call),
-        _ => None,
-    });
+    let call = h.started_call();
     h.server.control(h.now, Control::Hangup(call.unwrap()));
     h.drain();
     assert!(h.last_sip().start_line().starts_with("BYE "));

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use onhold_core::server::{InDialogFrom, Limits, MediaTo};
-use onhold_core::{CallHandle, Event, ServerConfig};
+use onhold_core::{Event, ServerConfig};
 
 /// Inside the allowed networks (an attacker outside them is dropped before any of this).
 const ATTACKER: &str = "192.168.1.66:5060";
@@ -29,13 +29,6 @@ fn answered(h: &mut Harness) -> Dp750 {
     c
 }
 
-fn started(h: &Harness) -> Option<CallHandle> {
-    h.events.iter().find_map(|(_, e)| match e {
-        Event::CallStarted { call, .. } => Some(*call),
-        _ => None,
-    })
-}
-
 fn ended(h: &Harness) -> bool {
     h.events
         .iter()
@@ -51,7 +44,7 @@ fn rtp_to(h: &Harness, ip: &str) -> usize {
 fn established(h: &mut Harness) -> Dp750 {
     let mut c = answered(h);
     h.send(PHONE, &c.ack(None));
-    assert!(started(h).is_some(), "{}", h.transcript());
+    assert!(h.started_call().is_some(), "{}", h.transcript());
     c
 }
 
@@ -69,13 +62,13 @@ fn an_ack_with_the_wrong_from_tag_starts_nothing() {
     let real_tag = c.from_tag.clone();
     c.from_tag = "forged".into();
     h.send(PHONE, &c.ack(None));
-    assert_eq!(started(&h), None, "{}", h.transcript());
+    assert_eq!(h.started_call(), None, "{}", h.transcript());
     h.advance(ms(200));
     assert_eq!(rtp_to(&h, "192.168.1.50"), 0);
     // The caller's own ACK still works.
     c.from_tag = real_tag;
     h.send(PHONE, &c.ack(None));
-    assert!(started(&h).is_some(), "{}", h.transcript());
+    assert!(h.started_call().is_some(), "{}", h.transcript());
 }
 
 #[test]
@@ -83,7 +76,7 @@ fn an_ack_from_another_host_starts_nothing() {
     let mut h = Harness::new();
     let mut c = answered(&mut h);
     h.send(ATTACKER, &c.ack(None));
-    assert_eq!(started(&h), None, "{}", h.transcript());
+    assert_eq!(h.started_call(), None, "{}", h.transcript());
     assert_eq!(h.server.stats().foreign_in_dialog, 1);
 }
 
@@ -162,7 +155,7 @@ fn requests_through_the_record_routing_proxy_are_taken() {
     h.send(proxy, &c.request("INVITE", Some(&sdp), &rr));
     c.to_tag = h.response("SIP/2.0 200").to_tag();
     h.send(proxy, &c.ack(None));
-    assert!(started(&h).is_some(), "{}", h.transcript());
+    assert!(h.started_call().is_some(), "{}", h.transcript());
     h.send(proxy, &next(&mut c, "BYE", None));
     assert!(h.last_sip().start_line().starts_with("SIP/2.0 200"));
     assert!(ended(&h));
@@ -263,7 +256,7 @@ fn out_of_range_cseq_and_control_bytes_in_tags_get_400() {
         "{}",
         h.transcript()
     );
-    assert_eq!(started(&h), None);
+    assert_eq!(h.started_call(), None);
 }
 
 /// An INVITE refused at once earns one response per datagram it sends: the caller, with no
@@ -378,7 +371,7 @@ fn unacknowledged_invites_give_their_ports_back_after_ack_wait() {
     h.send(PHONE, &c.request("INVITE", Some(&sdp), &[]));
     c.to_tag = h.response("SIP/2.0 200").to_tag();
     h.send(PHONE, &c.ack(None));
-    assert!(started(&h).is_some(), "{}", h.transcript());
+    assert!(h.started_call().is_some(), "{}", h.transcript());
 }
 
 /// SIP from outside `allow` (by default the private networks) is dropped unanswered, or

@@ -415,14 +415,7 @@ fn caller_rtp(ts: u32, byte: u8) -> Vec<u8> {
 fn a_tapped_call_reports_the_callers_audio_decoded() {
     let mut h = Harness::new();
     let (_, local) = call(&mut h, PHONE);
-    let call = h
-        .events
-        .iter()
-        .find_map(|(_, e)| match e {
-            Event::CallStarted { call, .. } => Some(*call),
-            _ => None,
-        })
-        .expect("the call started");
+    let call = h.started_call().expect("the call started");
     let from = addr("192.168.1.50:5004");
     let heard = |h: &Harness| -> Vec<(u32, Vec<i16>)> {
         h.events

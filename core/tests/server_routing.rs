@@ -21,14 +21,7 @@ fn establish(h: &mut Harness, extra: &[&str]) -> (Dp750, onhold_core::CallHandle
     h.send(PHONE, &c.request("INVITE", Some(&sdp), extra));
     c.to_tag = h.response("SIP/2.0 200").to_tag();
     h.send(PHONE, &c.ack(None));
-    let call = h
-        .events
-        .iter()
-        .find_map(|(_, e)| match e {
-            Event::CallStarted { call, .. } => Some(*call),
-            _ => None,
-        })
-        .expect("the call started");
+    let call = h.started_call().expect("the call started");
     (c, call)
 }
 

@@ -374,6 +374,14 @@ impl Harness {
             .collect()
     }
 
+    /// The first call whose media started (`Event::CallStarted`).
+    pub fn started_call(&self) -> Option<onhold_core::CallHandle> {
+        self.events.iter().find_map(|(_, e)| match e {
+            Event::CallStarted { call, .. } => Some(*call),
+            _ => None,
+        })
+    }
+
     pub fn last_sip(&self) -> &Sent {
         self.sip().last().copied().expect("the server sent no SIP")
     }
