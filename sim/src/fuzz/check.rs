@@ -416,6 +416,13 @@ impl Checker {
                 was.refused_transactions,
                 now.refused_transactions,
             ),
+            (
+                "refused_overload",
+                was.refused_overload,
+                now.refused_overload,
+            ),
+            ("bad_requests", was.bad_requests, now.bad_requests),
+            ("rtp_octets_out", was.rtp_octets_out, now.rtp_octets_out),
         ];
         if let Some((name, a, b)) = pairs.into_iter().find(|p| p.2 < p.1) {
             self.fail(
