@@ -9,6 +9,7 @@
 
 mod in_dialog;
 mod invite;
+mod outbound;
 mod route;
 mod session;
 
@@ -17,7 +18,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use invite::next_local_media;
+use invite::{next_local_media, write_local_sdp};
+use outbound::Outbound;
 use route::{Hop, Plan};
 pub(crate) use session::SessionTimer;
 use session::{arm_session_timer, session_timer_request};
@@ -40,6 +42,8 @@ use crate::slab::CallSlab;
 pub(crate) enum CallState {
     /// INVITE accepted, waiting for the runtime to bind the RTP port before the 200.
     AwaitingPort,
+    /// A call we place: our INVITE is out, no final response yet.
+    Calling,
     /// 2xx sent (initial or re-INVITE); retransmitting it until the ACK.
     Answering,
     Confirmed,
@@ -107,6 +111,8 @@ pub(crate) struct Call {
     pub keepalive_at: Option<Instant>,
     pub created: Instant,
     pub started: Option<Instant>,
+    /// A call we placed: what it keeps besides the dialog (boxed: most calls come in).
+    pub outbound: Option<Box<Outbound>>,
 }
 
 impl Call {
@@ -240,11 +246,15 @@ impl Dialogs {
     /// What the control API shows of a call; `media` as the media part reports it.
     pub fn info(&self, h: CallHandle, media: Option<MediaInfo>) -> Option<CallInfo> {
         let c = self.calls.get(&h)?;
+        let (from, to) = match c.outbound {
+            Some(_) => (&c.our_from, &c.their_from),
+            None => (&c.their_from, &c.our_from),
+        };
         Some(CallInfo {
             call: h,
             call_id: c.call_id().to_string(),
-            from: c.their_from.clone(),
-            to: c.our_from.clone(),
+            from: from.clone(),
+            to: to.clone(),
             user: c.user.clone(),
             transport: c.transport,
             local_sip: c.local_sip,
@@ -252,6 +262,7 @@ impl Dialogs {
             created: c.created,
             started: c.started,
             media,
+            outbound: c.outbound.is_some(),
         })
     }
 
@@ -380,7 +391,12 @@ impl Dialogs {
             return;
         };
         match call.state {
-            CallState::AwaitingPort => self.fail_unanswered(cx, h, 503, reason),
+            CallState::AwaitingPort | CallState::Calling if call.outbound.is_some() => {
+                self.hangup_placed(cx, h, reason)
+            }
+            CallState::AwaitingPort | CallState::Calling => {
+                self.fail_unanswered(cx, h, 503, reason)
+            }
             CallState::Answering | CallState::Confirmed => {
                 let bye = Extras {
                     reason: (reason == EndReason::Operator).then_some(OPERATOR_REASON),
@@ -432,6 +448,7 @@ impl Dialogs {
             session: extras.session,
             sdp: extras.sdp,
             reason: extras.reason,
+            credentials: None,
         };
         let mut bytes = Vec::with_capacity(600);
         messages::write_in_dialog_request(&mut bytes, &r);
@@ -499,6 +516,7 @@ impl Dialogs {
             session: None,
             sdp: None,
             reason: None,
+            credentials: None,
         };
         let mut ack = Vec::with_capacity(400);
         messages::write_in_dialog_request(&mut ack, &r);
@@ -568,7 +586,9 @@ impl Dialogs {
             return;
         };
         self.index.remove(&call.dialog, h);
-        self.sources.ended(call.remote_sip.ip());
+        if call.outbound.is_none() {
+            self.sources.ended(call.remote_sip.ip());
+        }
         let rtcp_mux = match &ended {
             Some(e) => e.rtcp_mux,
             None => call.pending.as_ref().is_some_and(|m| m.rtcp_mux),

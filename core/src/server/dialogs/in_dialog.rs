@@ -95,7 +95,8 @@ impl Dialogs {
             }
         };
         if first {
-            if let Some(max) = cx.config.max_call_duration {
+            let max = call.outbound.as_ref().and_then(|o| o.max_duration);
+            if let Some(max) = max.or(cx.config.max_call_duration) {
                 call.max_at = Some(now + max);
                 let key = Timer::Call(h, CallTimer::MaxDuration);
                 cx.io.timers.push_after(now, max, key);

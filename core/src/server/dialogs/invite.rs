@@ -141,6 +141,7 @@ impl Dialogs {
             keepalive_at: None,
             created: now,
             started: None,
+            outbound: None,
         });
         self.calls.insert(handle, call);
         // Indexed once the call holds its key (the index checks hits against it).
@@ -157,7 +158,7 @@ impl Dialogs {
         }
     }
 
-    fn ask_for_port(&mut self, cx: &mut Cx<'_>, h: CallHandle, rtcp_mux: bool) -> bool {
+    pub(super) fn ask_for_port(&mut self, cx: &mut Cx<'_>, h: CallHandle, rtcp_mux: bool) -> bool {
         let Some(port) = cx.ports.allocate(h, rtcp_mux, cx.io.out) else {
             return false;
         };
@@ -187,6 +188,9 @@ impl Dialogs {
                 self.fail_unanswered(cx, h, 503, EndReason::Control);
             }
             return;
+        }
+        if call.outbound.is_some() {
+            return self.send_invite(cx, h);
         }
         if cx.config.send_ringing {
             self.respond_to_invite(cx, h, 180);
@@ -308,7 +312,12 @@ pub(super) fn next_local_media(
 }
 
 /// Our SDP for the offer being answered, or our offer when there was none, appended to `out`.
-fn write_local_sdp(config: &ServerConfig, call: &Call, local: &LocalMedia<'_>, out: &mut Vec<u8>) {
+pub(super) fn write_local_sdp(
+    config: &ServerConfig,
+    call: &Call,
+    local: &LocalMedia<'_>,
+    out: &mut Vec<u8>,
+) {
     match (&call.offer, &call.pending) {
         (Some(layout), Some(neg)) => layout.write(neg, local, out),
         _ => sdp::write_offer(
