@@ -450,3 +450,35 @@ fn refusals_say_why() {
     let r = h.server.originate(h.now, originate("sip:200@192.168.1.60"));
     assert_eq!(r.unwrap_err(), OriginateError::Draining);
 }
+
+#[test]
+fn a_ringing_callee_is_waited_for_past_timer_b_and_cancelled_after_three_minutes() {
+    let mut h = Harness::new();
+    h.server
+        .originate(h.now, originate("sip:200@192.168.1.60:5070"))
+        .unwrap();
+    h.drain();
+    let invite = invites(&h).pop().unwrap();
+    respond(&mut h, &invite, "180 Ringing", "", "");
+    h.advance(Duration::from_secs(60));
+    assert!(
+        ended(&h).is_empty(),
+        "timer B stops in Proceeding (RFC 3261 §17.1.1.2)"
+    );
+    assert_eq!(
+        invites(&h).len(),
+        1,
+        "no retransmission after a provisional"
+    );
+    respond(&mut h, &invite, "180 Ringing", "", "");
+    h.advance(Duration::from_secs(180));
+    assert!(ended(&h).is_empty());
+    h.advance(Duration::from_secs(2));
+    assert_eq!(ended(&h), vec![EndReason::Rejected(408)]);
+    // One CANCEL (retransmitted on timer E until answered).
+    let cancel = requests(&h, "CANCEL");
+    assert!(!cancel.is_empty(), "{}", h.transcript());
+    assert!(cancel.iter().all(|c| c.bytes == cancel[0].bytes));
+    assert_eq!(cancel[0].at, Duration::from_secs(241));
+    assert_eq!(cancel[0].header("Via"), invite.header("Via"));
+}

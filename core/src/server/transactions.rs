@@ -569,8 +569,15 @@ impl Transactions {
         let invite = txn.method == "INVITE";
         if code < 200 {
             if invite {
-                // Proceeding: an INVITE is no longer retransmitted (§17.1.1.2).
+                // Proceeding: an INVITE is no longer retransmitted (§17.1.1.2), and timer B
+                // no longer runs: a callee may ring for minutes. The wait is bounded anyway,
+                // as a proxy's timer C bounds it (§16.6: above 3 minutes after the last
+                // provisional response).
                 txn.retransmit_at = None;
+                if !txn.done {
+                    txn.end_at = io.now + RINGING_LIMIT;
+                    io.timers.push(txn.end_at, Timer::ClientTxn(id));
+                }
                 if matches!(txn.purpose, ClientPurpose::Invite(_)) && !txn.done {
                     // A call we place may now be cancelled (RFC 3261 §9.1).
                     return Some(ClientOutcome {
@@ -691,6 +698,9 @@ impl Transactions {
             .any(|t| matches!(t.purpose, ClientPurpose::Bye { .. }) && !t.done)
     }
 }
+
+/// How long an INVITE of ours waits for its final response after the last provisional one.
+const RINGING_LIMIT: Duration = Duration::from_secs(181);
 
 /// A client transaction's key in `client_index`: its branch, except a CANCEL's, which shares
 /// the branch of the INVITE it cancels (RFC 3261 §9.1) and is told apart by its method.

@@ -17,6 +17,7 @@ mod flood;
 mod linphone;
 mod media;
 mod netns;
+mod originate;
 mod packaging;
 mod page;
 mod parity;

@@ -311,6 +311,10 @@ impl Dialogs {
                     }
                     None => {
                         let reason = o.ending.clone().unwrap_or(EndReason::Rejected(code));
+                        if response.is_none() && o.provisional && !o.cancel_sent {
+                            // Rang too long: the callee is told to stop ringing.
+                            self.send_cancel(cx, h);
+                        }
                         self.forget(cx, h, reason);
                     }
                 }
