@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::media::PlayMode;
 use crate::server::{
-    DenyAction, InDialogFrom, Latching, ListenerAdvertised, MediaTo, Network, ServerConfig,
-    Transport,
+    ClassSdp, DenyAction, InDialogFrom, Latching, ListenerAdvertised, MediaTo, Network,
+    ServerConfig, Transport,
 };
 
 mod args;
@@ -125,6 +125,8 @@ pub struct ClassConfig {
     pub announcement_every: Duration,
     /// Record what every caller of this class sends (into `record_dir`).
     pub record: bool,
+    /// Its own codecs, ptime and SDP lines (`class` is this class's name).
+    pub sdp: ClassSdp,
 }
 
 /// What music to load; the runtime reads the files.
@@ -220,13 +222,19 @@ const MEDIA_TO: [(&str, MediaTo); 2] = [("sdp", MediaTo::Sdp), ("sip-source", Me
 const DENY_ACTION: [(&str, DenyAction); 2] =
     [("drop", DenyAction::Drop), ("403", DenyAction::Forbidden)];
 
-const CLASS_KEYS: [&str; 6] = [
+const CLASS_KEYS: [&str; 12] = [
     "music",
     "mode",
     "order",
     "announcement",
     "announcement_every",
     "record",
+    "codecs",
+    "ptime",
+    "sdp_bandwidth_as",
+    "sdp_bandwidth_tias",
+    "sdp_session_attributes",
+    "sdp_media_attributes",
 ];
 
 /// The file named by `--config`, else by `ONHOLD_CONFIG`; the runtime reads it and calls
@@ -452,12 +460,7 @@ impl Config {
             server.codecs = parse_codecs(s)?;
         }
         if let Some(s) = get("ptime") {
-            let allowed = "must be 10–60 ms in steps of 10";
-            let v = int(s, "ptime", allowed)?;
-            if !(10..=60).contains(&v) || v % 10 != 0 {
-                return Err(err("ptime", s, allowed));
-            }
-            server.ptime_ms = v as u32;
+            server.ptime_ms = parse_ptime(s, "ptime")?;
         }
         if let Some(s) = get("max_calls") {
             let allowed = "must be a whole number from 1 to 1000000";
@@ -652,6 +655,12 @@ impl Config {
             classes.sort_by(|a, b| a.name.cmp(&b.name));
         }
 
+        // A class's own SDP settings reach the core with the rest of its settings.
+        server.class_sdp = classes
+            .iter()
+            .filter(|c| c.sdp != ClassConfig::new(&c.name).sdp)
+            .map(|c| c.sdp.clone())
+            .collect();
         Ok(Config {
             server,
             listen,
@@ -855,6 +864,7 @@ impl Config {
                 quote(&format_duration(c.announcement_every)),
                 c.record,
             ));
+            out.push_str(&values::class_sdp_lines(&c.sdp));
         }
         out.push_str(&register::lines(&self.register));
         out
@@ -862,7 +872,8 @@ impl Config {
 }
 
 impl ClassConfig {
-    fn new(name: &str) -> ClassConfig {
+    /// A class with music still to name, every other setting at its default.
+    pub fn new(name: &str) -> ClassConfig {
         ClassConfig {
             name: name.to_string(),
             music: None,
@@ -871,6 +882,10 @@ impl ClassConfig {
             announcement: None,
             announcement_every: Duration::from_secs(60),
             record: false,
+            sdp: ClassSdp {
+                class: name.to_string(),
+                ..ClassSdp::default()
+            },
         }
     }
 }

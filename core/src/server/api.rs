@@ -423,6 +423,20 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Accounts we register at a PBX or trunk (RFC 3261 §10), so calls to them reach us.
     pub registrations: Vec<Registration>,
+    /// The classes with SDP settings of their own.
+    pub class_sdp: Vec<ClassSdp>,
+}
+
+/// A music class's own SDP settings (`codecs`, `ptime` and `sdp_*` in `[classes.NAME]`), for
+/// the calls whose Request-URI user selects that class.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassSdp {
+    pub class: String,
+    /// In place of `ServerConfig::codecs` for this class's calls (empty: those).
+    pub codecs: Vec<Codec>,
+    /// In place of `ServerConfig::ptime_ms`.
+    pub ptime_ms: Option<u32>,
+    pub extras: crate::sdp::Extras,
 }
 
 /// One `[[register]]` account. `Debug` never shows the password.
@@ -538,6 +552,7 @@ impl Default for ServerConfig {
             deny_action: DenyAction::Drop,
             limits: Limits::default(),
             registrations: Vec::new(),
+            class_sdp: Vec::new(),
         }
     }
 }

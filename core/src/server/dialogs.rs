@@ -31,10 +31,11 @@ use super::policy;
 use super::request::Request;
 use super::transactions::{ClientPurpose, TxnId, TxnKey};
 use super::{
-    CallHandle, CallInfo, CallTimer, Command, Cx, EndReason, Event, InDialogFrom, MediaInfo,
-    ServerConfig, Timer, Transport,
+    CallHandle, CallInfo, CallTimer, ClassSdp, Command, Cx, EndReason, Event, InDialogFrom,
+    MediaInfo, ServerConfig, Timer, Transport,
 };
 use crate::hash_index::{dialog_hash, HashIndex, HashedKey};
+use crate::media::Library;
 use crate::sdp::{self, AnswerLayout, AnswerPrefs, Negotiated, OfferError};
 use crate::slab::CallSlab;
 
@@ -672,7 +673,7 @@ fn check_offer(cx: &mut Cx<'_>, req: &Request<'_>, key: TxnKey) -> Option<(TxnKe
         Some(req.body)
     };
     let (offer, neg) = match offer {
-        Some(body) => match sdp::answer_body(body, &prefs(cx.config)) {
+        Some(body) => match sdp::answer_body(body, &prefs(cx, req.uri_user)) {
             Ok((mut n, layout)) => {
                 if let Some(why) = policy::media_address_refusal(n.remote_rtp.ip(), req.remote.ip())
                 {
@@ -723,12 +724,35 @@ fn accepts_sdp(lines: &[&str]) -> bool {
         })
 }
 
-fn prefs(config: &ServerConfig) -> AnswerPrefs {
+/// What we answer with for a call to `user`: its class's codecs and ptime, else the global ones.
+fn prefs(cx: &Cx<'_>, user: &str) -> AnswerPrefs {
+    let own = class_sdp(cx.config, cx.library, user);
+    let codecs = own.map_or(&[][..], |c| &c.codecs[..]);
     AnswerPrefs {
-        codecs: config.codecs.clone(),
-        default_ptime_ms: config.ptime_ms,
+        codecs: if codecs.is_empty() {
+            cx.config.codecs.clone()
+        } else {
+            codecs.to_vec()
+        },
+        default_ptime_ms: own.and_then(|c| c.ptime_ms).unwrap_or(cx.config.ptime_ms),
     }
 }
+
+/// The SDP settings of the class `user` selects, when it has its own.
+fn class_sdp<'a>(config: &'a ServerConfig, library: &Library, user: &str) -> Option<&'a ClassSdp> {
+    if config.class_sdp.is_empty() {
+        return None;
+    }
+    let name = library.class_name(library.class_for(user));
+    config.class_sdp.iter().find(|c| c.class == name)
+}
+
+/// The lines the class of `user` adds to our SDP.
+fn sdp_extras<'a>(config: &'a ServerConfig, library: &Library, user: &str) -> &'a sdp::Extras {
+    class_sdp(config, library, user).map_or(&NO_EXTRAS, |c| &c.extras)
+}
+
+static NO_EXTRAS: sdp::Extras = sdp::Extras::NONE;
 
 /// The option tags of `req`'s Require that we do not support, listed for a 420's Unsupported
 /// (`None`: we support them all).

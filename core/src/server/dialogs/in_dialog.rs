@@ -41,7 +41,8 @@ impl Dialogs {
             } else {
                 sdp::parse(req.body).ok()
             };
-            match answer.map(|a| sdp::accept_answer(&a, &prefs(cx.config))) {
+            let prefs = prefs(cx, &call.user);
+            match answer.map(|a| sdp::accept_answer(&a, &prefs)) {
                 Some(Ok(mut neg)) => {
                     let source = req.remote.ip();
                     if policy::media_address_refusal(neg.remote_rtp.ip(), source).is_some() {

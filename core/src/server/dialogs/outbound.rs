@@ -192,7 +192,7 @@ impl Dialogs {
                 return;
             };
             let mut offer = Vec::with_capacity(400);
-            write_local_sdp(cx.config, call, &local, &mut offer);
+            write_local_sdp(cx, call, &local, &mut offer);
             if let Some(o) = call.outbound.as_mut() {
                 o.offer = offer;
             }
@@ -387,7 +387,9 @@ impl Dialogs {
             .filter(|r| !r.body.is_empty())
             .and_then(|r| sdp::parse(r.body).ok());
         let remote = self.calls.get(&h).map(|c| c.remote_sip.ip());
-        let neg = answer.and_then(|a| sdp::accept_answer(&a, &super::prefs(cx.config)).ok());
+        let user = self.calls.get(&h).map_or("", |c| c.user.as_str());
+        let prefs = super::prefs(cx, user);
+        let neg = answer.and_then(|a| sdp::accept_answer(&a, &prefs).ok());
         let (Some(mut neg), Some(source)) = (neg, remote) else {
             return self.hangup(cx, h, EndReason::MediaRefused);
         };

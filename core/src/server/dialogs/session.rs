@@ -194,7 +194,10 @@ impl Dialogs {
             codecs: vec![neg.codec],
             default_ptime_ms: neg.ptime_ms,
         };
-        sdp::write_offer(&local, &only, neg.ptime_ms, neg.direction, &mut offer);
+        let user = self.calls.get(&h).map_or("", |c| c.user.as_str());
+        let extras = super::sdp_extras(cx.config, cx.library, user);
+        let direction = neg.direction;
+        sdp::write_offer_with(&local, &only, neg.ptime_ms, direction, extras, &mut offer);
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
