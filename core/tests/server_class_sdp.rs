@@ -84,7 +84,10 @@ fn the_class_answer_has_its_codec_ptime_bandwidth_and_attributes() {
 #[test]
 fn other_classes_keep_the_global_answer() {
     let sdp = answer_for("123");
-    assert!(sdp.contains("m=audio") && sdp.contains(" RTP/AVP 0\r\n"), "{sdp}");
+    assert!(
+        sdp.contains("m=audio") && sdp.contains(" RTP/AVP 0\r\n"),
+        "{sdp}"
+    );
     assert!(sdp.contains("a=ptime:20"), "{sdp}");
     for absent in ["b=AS", "b=TIAS", "a=tool:", "a=label:"] {
         assert!(!sdp.contains(absent), "{absent} in\n{sdp}");

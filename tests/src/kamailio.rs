@@ -343,6 +343,16 @@ impl Proxy {
     /// `qop=auth`. Every REGISTER it saves is logged as [`REGISTERED`]; an INVITE to the account
     /// goes to the Contact it registered ([`TO_CONTACT`]), the rest of the call straight on.
     pub fn registrar(user: &str, password: &str, algorithm: &str) -> Proxy {
+        Proxy::registrar_over(Transport::Udp, user, password, algorithm)
+    }
+
+    /// [`Proxy::registrar`] taking SIP over `transport`.
+    pub fn registrar_over(
+        transport: Transport,
+        user: &str,
+        password: &str,
+        algorithm: &str,
+    ) -> Proxy {
         require_kamailio();
         let Ok((_, modules)) = installation() else {
             unreachable!("require_kamailio checked it")
@@ -356,9 +366,13 @@ impl Proxy {
         }
         let mut last = String::new();
         for _ in 0..5 {
-            let front: SocketAddr = ([127, 0, 0, 1], ports::free_udp_port()).into();
-            let text = registrar_config(front, user, password, algorithm, modules);
-            match Proxy::launch(Transport::Udp, front, 0, &text) {
+            let port = match transport {
+                Transport::Udp => ports::free_udp_port(),
+                Transport::Tcp => ports::free_tcp_port(),
+            };
+            let front: SocketAddr = ([127, 0, 0, 1], port).into();
+            let text = registrar_config(transport, front, user, password, algorithm, modules);
+            match Proxy::launch(transport, front, 0, &text) {
                 Ok(p) => return p,
                 Err(e) if e.contains("in use") => last = e,
                 Err(e) => panic!("kamailio did not start: {e}"),
@@ -370,6 +384,7 @@ impl Proxy {
 
 /// The registrar's kamailio.cfg.
 fn registrar_config(
+    transport: Transport,
     front: SocketAddr,
     user: &str,
     password: &str,
@@ -382,10 +397,11 @@ fn registrar_config(
 debug=2
 log_stderror=yes
 children=1
+tcp_children=1
 auto_aliases=no
 dns=no
 rev_dns=no
-listen=udp:{front}
+listen={proto}:{front}
 
 mpath="{modules}"
 loadmodule "tm.so"
@@ -433,9 +449,13 @@ request_route {{
         sl_reply_error();
         exit;
     }}
-    xlog("L_INFO", "{REGISTERED} $tu contact $ct expires $hdr(Expires)\n");
+    xlog("L_INFO", "{REGISTERED} $tu contact $ct expires $hdr(Expires) over $pr\n");
 }}
 "#,
         modules = modules.display(),
+        proto = match transport {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        },
     )
 }

@@ -47,23 +47,12 @@ pub(super) fn parse(
             "must be an array of tables: [[register]]",
         ));
     };
-    let local = listen
-        .iter()
-        .find(|l| l.transport == Transport::Udp)
-        .map(|l| l.addr);
+    let listener = |t: Transport| listen.iter().find(|l| l.transport == t).map(|l| l.addr);
     let mut out = Vec::new();
     for (n, entry) in entries.into_iter().enumerate() {
         let key = format!("register[{n}]");
         let toml::Value::Table(table) = entry else {
             return Err(err(&key, &setting(entry), "must be a table: [[register]]"));
-        };
-        let Some(local) = local else {
-            return Err(ConfigError {
-                key,
-                value: String::new(),
-                allowed: "registering needs a UDP listen address (only UDP is supported)".into(),
-                origin: Some(origin.clone()),
-            });
         };
         let missing = |name: &str| ConfigError {
             key: format!("{key}.{name}"),
@@ -79,9 +68,10 @@ pub(super) fn parse(
             expires: Duration::from_secs(3600),
             outbound_proxy: None,
             transport: Transport::Udp,
-            local,
+            local: SocketAddr::from(([0, 0, 0, 0], 0)),
             contact_ip: None,
         };
+        let mut transport = None;
         let mut password_env = None;
         let mut has_password = false;
         for (k, v) in table {
@@ -170,10 +160,14 @@ pub(super) fn parse(
                     r.outbound_proxy = Some(addr.ok_or_else(|| err(&full, &s, allowed))?);
                 }
                 "transport" => {
-                    let allowed = "must be \"udp\" (TCP registration is not supported yet)";
-                    if !text(&s, &full, allowed)?.eq_ignore_ascii_case("udp") {
-                        return Err(err(&full, &s, allowed));
-                    }
+                    let allowed = "must be \"udp\" or \"tcp\"";
+                    transport = Some(
+                        match text(&s, &full, allowed)?.to_ascii_lowercase().as_str() {
+                            "udp" => Transport::Udp,
+                            "tcp" => Transport::Tcp,
+                            _ => return Err(err(&full, &s, allowed)),
+                        },
+                    );
                 }
                 _ => {
                     return Err(err(
@@ -187,6 +181,25 @@ pub(super) fn parse(
         if r.registrar.is_empty() {
             return Err(missing("registrar"));
         }
+        // RFC 3263 §4.1: a `transport` parameter in the registrar URI names it too.
+        let in_uri = Uri::parse(&r.registrar)
+            .ok()
+            .and_then(|u| u.transport().map(|t| t.eq_ignore_ascii_case("tcp")));
+        r.transport = match (transport, in_uri) {
+            (Some(t), _) => t,
+            (None, Some(true)) => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        r.local = listener(r.transport).ok_or_else(|| ConfigError {
+            key: key.clone(),
+            value: String::new(),
+            allowed: format!(
+                "registering over {} needs a {} listen address",
+                r.transport.name(),
+                r.transport.name().to_uppercase()
+            ),
+            origin: Some(origin.clone()),
+        })?;
         if r.aor.is_empty() {
             return Err(missing("aor"));
         }
@@ -249,7 +262,7 @@ pub(super) fn lines(accounts: &[RegisterConfig]) -> String {
         if let Some(p) = r.outbound_proxy {
             out.push_str(&format!("outbound_proxy = {}\n", quote(&p.to_string())));
         }
-        out.push_str("transport = \"udp\"\n");
+        out.push_str(&format!("transport = {}\n", quote(r.transport.name())));
     }
     out
 }

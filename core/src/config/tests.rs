@@ -852,13 +852,41 @@ fn register_entries_get_one_line_errors_and_never_show_the_password() {
         line("[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"\npassword_env = \"NOPE\"");
     assert!(e.contains("not set"), "{e}");
     let e = line("[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"\ntransport = \"tcp\"");
-    assert!(e.contains("TCP registration is not supported yet"), "{e}");
+    assert!(
+        e.contains("registering over tcp needs a TCP listen address"),
+        "{e}"
+    );
+    let e = line("[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"\ntransport = \"tls\"");
+    assert!(e.contains("must be \"udp\" or \"tcp\""), "{e}");
+    // Over TCP: the TCP listener, named by the key or by the registrar URI's parameter.
+    let both = "listen = [\"udp:127.0.0.1:5060\", \"tcp:127.0.0.1:5070\"]\n[[register]]\naor = \"sip:a@pbx\"\npassword = \"pw\"\n";
+    for how in [
+        "registrar = \"sip:pbx\"\ntransport = \"tcp\"",
+        "registrar = \"sip:pbx;transport=tcp\"",
+    ] {
+        let c = file(&format!("{both}{how}")).unwrap();
+        let r = &c.server.registrations[0];
+        assert_eq!(
+            (r.transport, r.local),
+            (Transport::Tcp, "127.0.0.1:5070".parse().unwrap()),
+            "{how}"
+        );
+        let back = file(
+            &c.to_toml()
+                .replace("# password = (set, hidden)", "password = \"pw\""),
+        )
+        .unwrap();
+        assert_eq!(back.server.registrations[0].transport, Transport::Tcp);
+    }
     let e = line("[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"\nexpires = 5");
     assert!(e.contains("60s to 24h"), "{e}");
     let e = line("[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"\nbogus = 1");
     assert!(e.contains("unknown key"), "{e}");
     let e = line("listen = [\"tcp:0.0.0.0:5060\"]\n[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"");
-    assert!(e.contains("UDP listen address"), "{e}");
+    assert!(
+        e.contains("registering over udp needs a UDP listen address"),
+        "{e}"
+    );
     let c = file("[[register]]\nregistrar = \"sip:192.0.2.1\"\naor = \"sip:a@pbx\"\npassword = \"pw\"\noutbound_proxy = \"192.0.2.9\"\nexpires = \"10m\"").unwrap();
     let r = &c.server.registrations[0];
     assert_eq!(r.outbound_proxy, Some("192.0.2.9:5060".parse().unwrap()));
@@ -899,7 +927,10 @@ music = "/srv/support.wav"
     assert_eq!(s.extras.session_attributes, ["tool:onhold", "x-moh"]);
     assert_eq!(s.extras.media_attributes, ["label:1"]);
     let back = file(&c.to_toml()).unwrap();
-    assert_eq!(back.server.class_sdp, c.server.class_sdp, "--check-config round trip");
+    assert_eq!(
+        back.server.class_sdp, c.server.class_sdp,
+        "--check-config round trip"
+    );
 
     let bad = |body: &str| error_line(file(&format!("[classes.a]\nmusic = \"x\"\n{body}")));
     assert!(bad("sdp_media_attributes = [\"rtpmap:0 PCMU/8000\"]")

@@ -7,14 +7,17 @@
 
 use std::time::Duration;
 
+use crate::common::with_tcp;
 use onhold_tests::caller::{dp750_offer, Caller};
 use onhold_tests::http::{get, EventStream};
 use onhold_tests::kamailio::{Proxy, REGISTERED, TO_CONTACT};
+use onhold_tests::Transport;
 use onhold_tests::{both_runtimes, wait_for, RtpReceiver, Runtime, Server, ServerOptions, TempDir};
 
 both_runtimes!(
     registers_with_sha256_digest_and_unregisters_at_shutdown,
     a_wrong_password_leaves_health_degraded,
+    registers_over_tcp,
 );
 
 const PASSWORD: &str = "moh-secret-7";
@@ -92,6 +95,32 @@ fn registers_with_sha256_digest_and_unregisters_at_shutdown(rt: Runtime) {
     );
     let log = registrar.log();
     assert!(log.contains("expires 0"), "no removal at shutdown:\n{log}");
+}
+
+/// `transport = "tcp"`: the REGISTER goes over a TCP connection we open to the registrar,
+/// our Contact says `;transport=tcp`, and the binding is removed at shutdown the same way.
+fn registers_over_tcp(rt: Runtime) {
+    let registrar = Proxy::registrar_over(Transport::Tcp, "moh", PASSWORD, "MD5");
+    let dir = TempDir::new("register-tcp");
+    let path = config(&dir, &registrar, PASSWORD);
+    let text = std::fs::read_to_string(&path).unwrap() + "transport = \"tcp\"\n";
+    std::fs::write(&path, text).unwrap();
+    let (mut server, tcp) = with_tcp(rt, ServerOptions::default().config(path));
+    health_once(&server, &registrar, "registered");
+    let log = registrar.log();
+    let saved = format!(
+        "{REGISTERED} sip:moh@onhold.test contact <sip:moh@127.0.0.1:{};transport=tcp>",
+        tcp.port()
+    );
+    assert!(log.contains(&saved), "{log}");
+    assert!(log.contains("over tcp"), "{log}");
+    server.signal(libc::SIGTERM);
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+    let log = registrar.log();
+    assert!(
+        log.contains("expires 0 over tcp"),
+        "no removal at shutdown:\n{log}"
+    );
 }
 
 fn a_wrong_password_leaves_health_degraded(rt: Runtime) {
