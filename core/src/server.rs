@@ -64,7 +64,7 @@ enum Timer {
     /// The caller's silence (`media_timeout`).
     Silence(CallHandle),
     Drain,
-    /// An account's next REGISTER (its index in `ServerConfig::registrations`).
+    /// An account's next REGISTER (the account's id, see `register_client`).
     Register(usize),
 }
 
@@ -558,10 +558,12 @@ impl Server {
                 self.media
                     .reload(|h| dialogs.user(h).map(|user| library.class_for(user)));
             }
-            Control::Reconfigure(mut config) => {
-                // The accounts are kept as they started (their state is indexed by position):
-                // a change to `[[register]]` takes a restart.
-                config.registrations = std::mem::take(&mut self.config.registrations);
+            Control::Reconfigure(config) => {
+                // Accounts still named carry on; others are removed and new ones register.
+                if self.draining.is_none() {
+                    let (registrations, mut cx) = self.registration_parts(now);
+                    registrations.reconfigure(&mut cx, &config.registrations);
+                }
                 self.ports.reconfigure(config.rtp_ports);
                 self.txns.reconfigure(&config);
                 self.media.reconfigure(&config);
@@ -781,7 +783,7 @@ impl Server {
 
     /// Every `[[register]]` account as it stands, in configuration order.
     pub fn registrations(&self) -> Vec<RegistrationInfo> {
-        self.registrations.info(&self.config)
+        self.registrations.info()
     }
 
     /// Is the server refusing new calls (after `Control::Shutdown`)?

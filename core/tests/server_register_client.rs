@@ -433,3 +433,70 @@ fn a_grant_longer_than_asked_is_refreshed_as_if_asked() {
     h.advance(Duration::from_secs(3240));
     assert_eq!(attempts(&h).len(), 2);
 }
+
+#[test]
+fn a_reload_keeps_named_accounts_removes_dropped_ones_and_registers_new_ones() {
+    let mut h = harness();
+    let first = last_register(&h);
+    answer(&mut h, &first, "200 OK", "");
+    assert_eq!(
+        h.server.registrations()[0].state,
+        RegistrationState::Registered
+    );
+    let reconfigure = |h: &mut Harness, accounts: Vec<Registration>| {
+        let config = ServerConfig {
+            registrations: accounts,
+            ..ServerConfig::default()
+        };
+        h.server
+            .control(h.now, Control::Reconfigure(Box::new(config)));
+        // A new account's first REGISTER is due now, as at start.
+        h.advance(Duration::ZERO);
+    };
+
+    // The same account plus a second: the first sends nothing, the second registers now.
+    let before = registers(&h).len();
+    let other = Registration {
+        aor: "sip:moh2@pbx.example.com".into(),
+        ..account()
+    };
+    reconfigure(&mut h, vec![account(), other.clone()]);
+    let new: Vec<Sent> = registers(&h)[before..]
+        .iter()
+        .map(|s| (*s).clone())
+        .collect();
+    assert_eq!(new.len(), 1, "{}", h.transcript());
+    assert_eq!(new[0].header("To").unwrap(), "<sip:moh2@pbx.example.com>");
+    answer(&mut h, &new[0], "200 OK", "");
+    let info = h.server.registrations();
+    assert_eq!(info.len(), 2);
+    assert!(info
+        .iter()
+        .all(|i| i.state == RegistrationState::Registered));
+
+    // The first dropped: its binding is removed (same Call-ID, Expires: 0), and it goes.
+    reconfigure(&mut h, vec![other]);
+    let removal = last_register(&h);
+    assert_eq!(removal.header("Call-ID"), first.header("Call-ID"));
+    assert_eq!(removal.header("Expires").unwrap(), "0");
+    let info = h.server.registrations();
+    assert_eq!(info.len(), 1);
+    assert_eq!(info[0].aor, "sip:moh2@pbx.example.com");
+    answer(&mut h, &removal, "200 OK", "");
+    // Refreshes go on for the one left, at 90 % of 3600 s, and only for it.
+    let before = registers(&h).len();
+    h.advance(Duration::from_secs(3300));
+    let refreshes: Vec<Sent> = registers(&h)[before..]
+        .iter()
+        .map(|s| (*s).clone())
+        .collect();
+    assert_eq!(
+        refreshes[0].at,
+        Duration::from_secs(3240),
+        "{}",
+        h.transcript()
+    );
+    assert!(refreshes
+        .iter()
+        .all(|r| r.header("To").unwrap() == "<sip:moh2@pbx.example.com>"));
+}

@@ -43,6 +43,12 @@ enum Dest {
 
 #[derive(Debug)]
 struct Account {
+    /// Its id in timers and client transactions: stable while the list changes by reloads.
+    id: usize,
+    reg: Registration,
+    /// Dropped from the configuration by a reload: its binding is being removed, and the
+    /// account goes once that is answered.
+    retiring: bool,
     dest: Dest,
     call_id: String,
     from_tag: String,
@@ -70,10 +76,11 @@ struct Account {
     sent: u64,
 }
 
-/// Every account, in configuration order (the index is the account's id).
+/// Every account, in configuration order.
 #[derive(Debug, Default)]
 pub(crate) struct Registrations {
     accounts: Vec<Account>,
+    next_id: usize,
 }
 
 impl Registrations {
@@ -84,36 +91,98 @@ impl Registrations {
         timers: &mut Timers,
         start: Instant,
     ) -> Registrations {
-        let accounts = config
-            .registrations
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                timers.push(start, Timer::Register(i));
-                Account {
-                    dest: dest_of(r),
-                    call_id: format!("{}{}@onhold", rng.token(), rng.token()),
-                    from_tag: rng.token(),
-                    cseq: 0,
-                    state: RegistrationState::Pending,
-                    expires_at: None,
-                    last_error: None,
-                    asking: r.expires.as_secs().clamp(1, u32::MAX as u64) as u32,
-                    challenge: None,
-                    proxy_auth: false,
-                    nc: 0,
-                    in_flight: false,
-                    sent_auth: false,
-                    sent_removal: false,
-                    quick: 0,
-                    failures: 0,
-                    next_at: Some(start),
-                    removing: false,
-                    sent: 0,
-                }
-            })
-            .collect();
-        Registrations { accounts }
+        let mut r = Registrations::default();
+        for reg in &config.registrations {
+            r.add(reg.clone(), rng, timers, start);
+        }
+        r
+    }
+
+    /// A new account, its first REGISTER due at `at`.
+    fn add(
+        &mut self,
+        r: Registration,
+        rng: &mut crate::rng::Rng,
+        timers: &mut Timers,
+        at: Instant,
+    ) {
+        let id = self.next_id;
+        self.next_id += 1;
+        timers.push(at, Timer::Register(id));
+        self.accounts.push(Account {
+            id,
+            dest: dest_of(&r),
+            call_id: format!("{}{}@onhold", rng.token(), rng.token()),
+            from_tag: rng.token(),
+            cseq: 0,
+            state: RegistrationState::Pending,
+            expires_at: None,
+            last_error: None,
+            asking: r.expires.as_secs().clamp(1, u32::MAX as u64) as u32,
+            challenge: None,
+            proxy_auth: false,
+            nc: 0,
+            in_flight: false,
+            sent_auth: false,
+            sent_removal: false,
+            quick: 0,
+            failures: 0,
+            next_at: Some(at),
+            removing: false,
+            sent: 0,
+            reg: r,
+            retiring: false,
+        });
+    }
+
+    /// The index of the account with `id`, if it is still there.
+    fn index(&self, id: usize) -> Option<usize> {
+        self.accounts.iter().position(|a| a.id == id)
+    }
+
+    /// A reload's `[[register]]` list: accounts it still names carry on as they are; a new
+    /// one registers now; one it no longer names (or names changed) has its binding removed
+    /// (`Expires: 0`) and then goes.
+    pub fn reconfigure(&mut self, cx: &mut Cx<'_>, wanted: &[Registration]) {
+        let now = cx.io.now;
+        let mut i = 0;
+        while i < self.accounts.len() {
+            let a = &self.accounts[i];
+            if a.retiring || wanted.contains(&a.reg) {
+                i += 1;
+                continue;
+            }
+            self.retire(cx, i);
+            if self.accounts.get(i).is_some_and(|a| a.retiring) {
+                i += 1;
+            }
+        }
+        for reg in wanted {
+            let have = self.accounts.iter().any(|a| !a.retiring && a.reg == *reg);
+            if !have {
+                self.add(reg.clone(), cx.rng, cx.io.timers, now);
+            }
+        }
+    }
+
+    /// Remove the binding of the account at `i` (it goes when that is answered), or drop it
+    /// at once when it holds none.
+    fn retire(&mut self, cx: &mut Cx<'_>, i: usize) {
+        let now = cx.io.now;
+        let a = &mut self.accounts[i];
+        a.retiring = true;
+        a.next_at = None;
+        let holds = a.expires_at.is_some_and(|e| e > now);
+        a.removing = true;
+        if a.in_flight {
+            return; // the removal follows the answer (see `on_outcome`)
+        }
+        if holds {
+            a.quick = 0;
+            self.send(cx, i, true);
+        } else {
+            self.accounts.remove(i);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -121,10 +190,11 @@ impl Registrations {
     }
 
     /// An account's timer: its next REGISTER is due.
-    pub fn on_timer(&mut self, cx: &mut Cx<'_>, at: Instant, i: usize) {
-        let Some(a) = self.accounts.get_mut(i) else {
+    pub fn on_timer(&mut self, cx: &mut Cx<'_>, at: Instant, id: usize) {
+        let Some(i) = self.index(id) else {
             return;
         };
+        let a = &mut self.accounts[i];
         if a.next_at != Some(at) || a.removing {
             return;
         }
@@ -161,13 +231,14 @@ impl Registrations {
     pub fn on_outcome(
         &mut self,
         cx: &mut Cx<'_>,
-        i: usize,
+        id: usize,
         code: u16,
         response: Option<&Response<'_>>,
     ) {
-        let Some(a) = self.accounts.get_mut(i) else {
+        let Some(i) = self.index(id) else {
             return;
         };
+        let a = &mut self.accounts[i];
         a.in_flight = false;
         let Some(r) = response else {
             let why = format!("no answer from the registrar ({code})");
@@ -185,9 +256,13 @@ impl Registrations {
                         return self.send(cx, i, true);
                     }
                     a.expires_at = None;
+                    if a.retiring {
+                        self.accounts.remove(i);
+                        return;
+                    }
                     return self.set_state(cx, i, RegistrationState::Unregistered, None);
                 }
-                let contact = contact_uri(&cx.config.registrations[i], cx.config);
+                let contact = contact_uri(&a.reg, cx.config);
                 let granted = msg
                     .as_ref()
                     .and_then(|m| granted_expiry(m, &contact))
@@ -201,7 +276,7 @@ impl Registrations {
                 // Refresh at 90 % of the granted time, so a lost refresh still has retries left.
                 let at = now + granted.mul_f64(0.9);
                 a.next_at = Some(at);
-                cx.io.timers.push(at, Timer::Register(i));
+                cx.io.timers.push(at, Timer::Register(a.id));
                 self.set_state(cx, i, RegistrationState::Registered, None);
             }
             401 | 407 => {
@@ -268,13 +343,14 @@ impl Registrations {
         self.accounts.iter().any(|a| a.removing && a.in_flight)
     }
 
-    pub fn info(&self, config: &ServerConfig) -> Vec<RegistrationInfo> {
+    /// Every account the configuration names (not those a reload dropped).
+    pub fn info(&self) -> Vec<RegistrationInfo> {
         self.accounts
             .iter()
-            .zip(&config.registrations)
-            .map(|(a, r)| RegistrationInfo {
-                aor: r.aor.clone(),
-                registrar: r.registrar.clone(),
+            .filter(|a| !a.retiring)
+            .map(|a| RegistrationInfo {
+                aor: a.reg.aor.clone(),
+                registrar: a.reg.registrar.clone(),
                 state: a.state,
                 expires_at: a.expires_at,
                 last_error: a.last_error.clone(),
@@ -292,7 +368,7 @@ impl Registrations {
                 if remove {
                     return;
                 }
-                let transport = cx.config.registrations[i].transport;
+                let transport = a.reg.transport;
                 cx.io.out.command(Command::Resolve {
                     host,
                     port,
@@ -304,8 +380,8 @@ impl Registrations {
     }
 
     fn send_to(&mut self, cx: &mut Cx<'_>, i: usize, dest: SocketAddr, remove: bool) {
-        let reg = &cx.config.registrations[i];
         let a = &mut self.accounts[i];
+        let reg = &a.reg;
         a.cseq += 1;
         a.sent += 1;
         a.in_flight = true;
@@ -355,7 +431,7 @@ impl Registrations {
         cx.txns.send_request(
             &mut cx.io,
             "REGISTER",
-            ClientPurpose::Register(i),
+            ClientPurpose::Register(a.id),
             branch,
             bytes,
             None,
@@ -370,6 +446,9 @@ impl Registrations {
         if a.removing {
             a.expires_at = None;
             a.last_error = Some(why);
+            if a.retiring {
+                self.accounts.remove(i);
+            }
             return;
         }
         // 5 s doubling to 5 min, each wait shortened by up to a quarter at random so that
@@ -381,12 +460,10 @@ impl Registrations {
         a.failures = a.failures.saturating_add(1);
         let at = cx.io.now + wait;
         a.next_at = Some(at);
-        cx.io.timers.push(at, Timer::Register(i));
+        cx.io.timers.push(at, Timer::Register(a.id));
         // A name is looked up again for the retry: the registrar may have moved.
-        if let Some(r) = cx.config.registrations.get(i) {
-            if matches!(a.dest, Dest::Addr(_)) && r.outbound_proxy.is_none() {
-                a.dest = dest_of(r);
-            }
+        if matches!(a.dest, Dest::Addr(_)) && a.reg.outbound_proxy.is_none() {
+            a.dest = dest_of(&a.reg);
         }
         self.set_state(cx, i, RegistrationState::Failed, Some(why));
     }
@@ -405,7 +482,7 @@ impl Registrations {
         a.last_error = reason.clone();
         if changed {
             cx.io.out.event(Event::Registration {
-                aor: cx.config.registrations[i].aor.clone(),
+                aor: a.reg.aor.clone(),
                 state,
                 reason,
             });
