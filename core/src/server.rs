@@ -578,8 +578,8 @@ impl Server {
     /// with `EndReason::Rejected` when refused) and ended with `Control::Hangup` (CANCEL
     /// before the answer, BYE after).
     pub fn originate(&mut self, now: Instant, o: Originate) -> Result<CallHandle, OriginateError> {
-        let (dialogs, mut cx) = self.parts(now);
-        let placed = dialogs.originate(&mut cx, o);
+        let (dialogs, registrations, mut cx) = self.split(now);
+        let placed = dialogs.originate(&mut cx, registrations, o);
         self.finish_drain(now, false);
         placed
     }

@@ -482,3 +482,32 @@ fn a_ringing_callee_is_waited_for_past_timer_b_and_cancelled_after_three_minutes
     assert_eq!(cancel[0].at, Duration::from_secs(241));
     assert_eq!(cancel[0].header("Via"), invite.header("Via"));
 }
+
+#[test]
+fn calls_for_an_accounts_host_go_to_its_outbound_proxy_as_resolved() {
+    let proxied = Registration {
+        outbound_proxy: Some(onhold_core::Hop::Name {
+            host: "edge.example.com".into(),
+            port: Some(5080),
+        }),
+        ..account()
+    };
+    let config = ServerConfig {
+        registrations: vec![proxied],
+        ..ServerConfig::default()
+    };
+    let mut h = Harness::with(config, Library::silence());
+    h.hosts
+        .insert("edge.example.com".into(), "192.168.1.2".parse().unwrap());
+    h.advance(Duration::ZERO); // the REGISTER, after the proxy's lookup
+    h.server
+        .originate(h.now, originate("sip:200@192.168.1.60:5070"))
+        .unwrap();
+    h.drain();
+    let invite = invites(&h).pop().unwrap();
+    assert_eq!(invite.t.remote, addr("192.168.1.2:5080"));
+    assert_eq!(
+        invite.start_line(),
+        "INVITE sip:200@192.168.1.60:5070 SIP/2.0"
+    );
+}

@@ -500,3 +500,22 @@ fn a_reload_keeps_named_accounts_removes_dropped_ones_and_registers_new_ones() {
         .iter()
         .all(|r| r.header("To").unwrap() == "<sip:moh2@pbx.example.com>"));
 }
+
+#[test]
+fn an_outbound_proxy_named_by_host_is_looked_up_and_used() {
+    let named = Registration {
+        outbound_proxy: Some(onhold_core::Hop::Name {
+            host: "edge.example.com".into(),
+            port: Some(5080),
+        }),
+        ..account()
+    };
+    let h = harness_for(named, |h| {
+        h.hosts
+            .insert("edge.example.com".into(), "192.168.1.2".parse().unwrap());
+    });
+    let r = last_register(&h);
+    // Sent to the proxy; the Request-URI is still the registrar's.
+    assert_eq!(r.t.remote, addr("192.168.1.2:5080"));
+    assert_eq!(r.start_line(), "REGISTER sip:192.168.1.1 SIP/2.0");
+}

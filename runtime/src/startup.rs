@@ -59,21 +59,30 @@ fn contact_ips(server: &mut ServerConfig) {
         if !r.local.ip().is_unspecified() || advertised.is_some() {
             continue;
         }
-        let dest = r.outbound_proxy.or_else(|| {
-            let host = r.registrar.split_once(':')?.1;
-            let host = host.split([';', '?']).next()?;
-            host.parse::<std::net::SocketAddr>()
-                .ok()
-                .or_else(|| Some((host.parse::<IpAddr>().ok()?, 5060).into()))
-                .or_else(|| {
-                    use std::net::ToSocketAddrs as _;
-                    let with_port = if host.contains(':') {
+        // The proxy (or registrar) as written: an address, else `host[:port]` to look up.
+        let target = match &r.outbound_proxy {
+            Some(onhold_core::Hop::Addr(a)) => Some(a.to_string()),
+            Some(onhold_core::Hop::Name { host, port }) => {
+                Some(format!("{host}:{}", port.unwrap_or(5060)))
+            }
+            None => r
+                .registrar
+                .split_once(':')
+                .and_then(|(_, rest)| rest.split([';', '?']).next())
+                .map(|host| {
+                    let bare_v6 = host.parse::<std::net::Ipv6Addr>().is_ok();
+                    if bare_v6 {
+                        format!("[{host}]:5060")
+                    } else if host.contains(':') {
                         host.to_string()
                     } else {
                         format!("{host}:5060")
-                    };
-                    with_port.to_socket_addrs().ok()?.next()
-                })
+                    }
+                }),
+        };
+        let dest = target.and_then(|t| {
+            use std::net::ToSocketAddrs as _;
+            t.to_socket_addrs().ok()?.next()
         });
         let Some(dest) = dest else { continue };
         match local_ip_toward(dest) {

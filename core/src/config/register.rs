@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::values::{duration, err, quote, text, Raw, Setting};
 use super::{ConfigError, ListenAddr, Origin};
-use crate::server::{Registration, Transport};
+use crate::server::{Hop, Registration, Transport};
 use crate::sip::{Scheme, Uri};
 
 pub(super) const REGISTER_KEYS: [&str; 8] = [
@@ -151,13 +151,9 @@ pub(super) fn parse(
                 }
                 "outbound_proxy" => {
                     let allowed =
-                        "must be IP or IP:PORT (e.g. 192.0.2.1:5060); names are not supported";
+                        "must be HOST, HOST:PORT, IP or IP:PORT (e.g. proxy.example.com:5060)";
                     let t = text(&s, &full, allowed)?;
-                    let addr = t
-                        .parse::<SocketAddr>()
-                        .ok()
-                        .or_else(|| t.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 5060)));
-                    r.outbound_proxy = Some(addr.ok_or_else(|| err(&full, &s, allowed))?);
+                    r.outbound_proxy = Some(hop_of(&t).ok_or_else(|| err(&full, &s, allowed))?);
                 }
                 "transport" => {
                     let allowed = "must be \"udp\" or \"tcp\"";
@@ -259,10 +255,36 @@ pub(super) fn lines(accounts: &[RegisterConfig]) -> String {
             None => out.push_str("# password = (set, hidden)\n"),
         }
         out.push_str(&format!("expires = {}\n", r.expires.as_secs()));
-        if let Some(p) = r.outbound_proxy {
+        if let Some(p) = &r.outbound_proxy {
             out.push_str(&format!("outbound_proxy = {}\n", quote(&p.to_string())));
         }
         out.push_str(&format!("transport = {}\n", quote(r.transport.name())));
     }
     out
+}
+
+/// `IP`, `IP:PORT`, `[IPv6]:PORT`, `HOST` or `HOST:PORT`; an IP without a port gets 5060 (a
+/// name's port stays unset: the runtime's lookup picks it).
+fn hop_of(t: &str) -> Option<Hop> {
+    let t = t.trim();
+    if let Ok(a) = t.parse::<SocketAddr>() {
+        return Some(Hop::Addr(a));
+    }
+    if let Ok(ip) = t
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        return Some(Hop::Addr(SocketAddr::new(ip, 5060)));
+    }
+    let (host, port) = match t.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p.parse::<u16>().ok().filter(|p| *p > 0)?)),
+        None => (t, None),
+    };
+    let label =
+        |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    host.split('.').all(label).then(|| Hop::Name {
+        host: host.to_ascii_lowercase(),
+        port,
+    })
 }

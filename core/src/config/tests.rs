@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::codec::Codec;
+use crate::server::Hop;
 use std::net::IpAddr;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -889,7 +890,35 @@ fn register_entries_get_one_line_errors_and_never_show_the_password() {
     );
     let c = file("[[register]]\nregistrar = \"sip:192.0.2.1\"\naor = \"sip:a@pbx\"\npassword = \"pw\"\noutbound_proxy = \"192.0.2.9\"\nexpires = \"10m\"").unwrap();
     let r = &c.server.registrations[0];
-    assert_eq!(r.outbound_proxy, Some("192.0.2.9:5060".parse().unwrap()));
+    assert_eq!(
+        r.outbound_proxy,
+        Some(Hop::Addr("192.0.2.9:5060".parse().unwrap()))
+    );
+    let proxy = |v: &str| {
+        let text = format!("[[register]]\nregistrar = \"sip:pbx\"\naor = \"sip:a@pbx\"\npassword = \"pw\"\noutbound_proxy = \"{v}\"");
+        file(&text).map(|c| c.server.registrations[0].outbound_proxy.clone().unwrap())
+    };
+    assert_eq!(
+        proxy("Proxy.Example.com:5080").unwrap(),
+        Hop::Name {
+            host: "proxy.example.com".into(),
+            port: Some(5080)
+        }
+    );
+    assert_eq!(
+        proxy("edge").unwrap(),
+        Hop::Name {
+            host: "edge".into(),
+            port: None
+        }
+    );
+    assert_eq!(
+        proxy("[2001:db8::1]:5062").unwrap(),
+        Hop::Addr("[2001:db8::1]:5062".parse().unwrap())
+    );
+    for bad in ["proxy:0", "a b", "proxy:x", "sip:proxy"] {
+        assert!(proxy(bad).is_err(), "{bad}");
+    }
     assert_eq!(r.expires, Duration::from_secs(600));
     assert_eq!(r.auth_user, "a");
     let out = c.to_toml();

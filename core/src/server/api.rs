@@ -269,8 +269,8 @@ pub enum Control {
 pub struct Originate {
     /// The callee: our INVITE's Request-URI and To (`sip:`).
     pub uri: String,
-    /// Where the INVITE goes (the URI's host, resolved by the runtime), unless the
-    /// `[[register]]` account for that host names an outbound proxy.
+    /// Where the INVITE goes: the URI's host, resolved by the runtime. The core sends it to the
+    /// outbound proxy of the `[[register]]` account for that host instead, if it has one.
     pub dest: SocketAddr,
     pub transport: Transport,
     /// The listen socket the INVITE goes out from (its port is in our Via and Contact).
@@ -427,6 +427,28 @@ pub struct ServerConfig {
     pub class_sdp: Vec<ClassSdp>,
 }
 
+/// A next hop: an address, or a host name the runtime looks up (`Command::Resolve`), with its
+/// port if one was given. An outbound proxy in the configuration; where our in-dialog requests
+/// go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hop {
+    Addr(SocketAddr),
+    Name { host: String, port: Option<u16> },
+}
+
+impl std::fmt::Display for Hop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Hop::Addr(a) => write!(f, "{a}"),
+            Hop::Name {
+                host,
+                port: Some(p),
+            } => write!(f, "{host}:{p}"),
+            Hop::Name { host, port: None } => f.write_str(host),
+        }
+    }
+}
+
 /// A music class's own SDP settings (`codecs`, `ptime` and `sdp_*` in `[classes.NAME]`), for
 /// the calls whose Request-URI user selects that class.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -451,8 +473,9 @@ pub struct Registration {
     pub password: String,
     /// The binding time we ask for; the registrar may grant less.
     pub expires: Duration,
-    /// Where REGISTERs go instead of the registrar URI's host: IP and port.
-    pub outbound_proxy: Option<SocketAddr>,
+    /// Where REGISTERs (and INVITEs of calls placed with this account) go instead of the
+    /// registrar URI's host.
+    pub outbound_proxy: Option<Hop>,
     pub transport: Transport,
     /// The listen socket REGISTERs are sent from (its port is in our Contact).
     pub local: SocketAddr,

@@ -16,8 +16,8 @@ use super::outbox::Path;
 use super::request::Response;
 use super::transactions::ClientPurpose;
 use super::{
-    Command, Cx, Event, Registration, RegistrationInfo, RegistrationState, ServerConfig, Timer,
-    Timers, Transport,
+    Command, Cx, Event, Hop, Registration, RegistrationInfo, RegistrationState, ServerConfig,
+    Timer, Timers, Transport,
 };
 use crate::sip::{self, Uri};
 
@@ -135,6 +135,22 @@ impl Registrations {
         });
     }
 
+    /// Where the account `reg` sends: its outbound proxy's address — as configured, or as
+    /// last resolved when the proxy is named by host (`None` until then).
+    pub fn proxy_addr(&self, reg: &Registration) -> Option<SocketAddr> {
+        match reg.outbound_proxy.as_ref()? {
+            Hop::Addr(a) => Some(*a),
+            Hop::Name { .. } => self
+                .accounts
+                .iter()
+                .find(|a| !a.retiring && a.reg == *reg)
+                .and_then(|a| match a.dest {
+                    Dest::Addr(addr) => Some(addr),
+                    _ => None,
+                }),
+        }
+    }
+
     /// The index of the account with `id`, if it is still there.
     fn index(&self, id: usize) -> Option<usize> {
         self.accounts.iter().position(|a| a.id == id)
@@ -220,6 +236,9 @@ impl Registrations {
             match addrs.first() {
                 Some(addr) => {
                     let found = SocketAddr::new(addr.ip(), port.unwrap_or(addr.port()));
+                    // Kept for the refreshes (and calls placed through a named proxy) until a
+                    // failure makes us look the name up again.
+                    a.dest = Dest::Addr(found);
                     self.send_to(cx, i, found, false);
                 }
                 None => self.failed(cx, i, format!("cannot resolve {host}")),
@@ -462,7 +481,7 @@ impl Registrations {
         a.next_at = Some(at);
         cx.io.timers.push(at, Timer::Register(a.id));
         // A name is looked up again for the retry: the registrar may have moved.
-        if matches!(a.dest, Dest::Addr(_)) && a.reg.outbound_proxy.is_none() {
+        if matches!(a.dest, Dest::Addr(_)) && !matches!(a.reg.outbound_proxy, Some(Hop::Addr(_))) {
             a.dest = dest_of(&a.reg);
         }
         self.set_state(cx, i, RegistrationState::Failed, Some(why));
@@ -493,8 +512,15 @@ impl Registrations {
 /// Where REGISTERs for `r` go: the outbound proxy, else the registrar URI's host (an IP now,
 /// a name once resolved).
 fn dest_of(r: &Registration) -> Dest {
-    if let Some(p) = r.outbound_proxy {
-        return Dest::Addr(p);
+    match &r.outbound_proxy {
+        Some(Hop::Addr(p)) => return Dest::Addr(*p),
+        Some(Hop::Name { host, port }) => {
+            return Dest::Lookup {
+                host: host.to_ascii_lowercase(),
+                port: *port,
+            }
+        }
+        None => {}
     }
     let Ok(uri) = Uri::parse(&r.registrar) else {
         return Dest::Unusable;

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::super::digest::{self, Challenge};
 use super::super::messages::{self, InDialogRequest};
 use super::super::outbox::Path;
+use super::super::register_client::Registrations;
 use super::super::request::Response;
 use super::super::transactions::{ClientOutcome, ClientPurpose, TxnId};
 use super::super::{
@@ -70,6 +71,7 @@ impl Dialogs {
     pub fn originate(
         &mut self,
         cx: &mut Cx<'_>,
+        registrations: &Registrations,
         o: Originate,
     ) -> Result<CallHandle, OriginateError> {
         if cx.draining {
@@ -83,7 +85,7 @@ impl Dialogs {
             return Err(OriginateError::BadUri);
         }
         let account = account_for(cx.config, uri.host_unbracketed());
-        let proxy = account.and_then(|i| cx.config.registrations[i].outbound_proxy);
+        let proxy = account.and_then(|i| registrations.proxy_addr(&cx.config.registrations[i]));
         let path = Path {
             transport: o.transport,
             local: o.local,

@@ -9,19 +9,9 @@
 
 use std::net::SocketAddr;
 
+pub(crate) use super::super::Hop;
 use crate::ascii;
 use crate::sip::{Scheme, Uri};
-
-/// The next hop of our in-dialog requests.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Hop {
-    Addr(SocketAddr),
-    /// A host name to resolve, with the URI's port if it names one.
-    Name {
-        host: String,
-        port: Option<u16>,
-    },
-}
 
 /// The Request-URI, Route headers and next hop of the requests we send in a dialog.
 #[derive(Clone, Debug, PartialEq, Eq)]
