@@ -138,6 +138,38 @@ impl Call {
             .any(|r| matches!(route::hop_of_route(r), Some(Hop::Addr(a)) if a.ip() == ip))
     }
 
+    /// A request of ours in this dialog, `method` to `target` on `branch`, with CSeq number
+    /// `cseq`: our Via, our From and their To, and nothing else yet (the caller adds what the
+    /// method needs).
+    fn request<'a>(
+        &'a self,
+        method: &'static str,
+        target: &'a str,
+        branch: &'a str,
+        cseq: u32,
+        user_agent: &'a str,
+    ) -> InDialogRequest<'a> {
+        InDialogRequest {
+            method,
+            target,
+            transport: self.transport,
+            host: self.advertised,
+            port: self.local_sip.port(),
+            branch,
+            from: &self.our_from,
+            to: &self.their_from,
+            call_id: self.call_id(),
+            cseq,
+            route_set: &[],
+            user_agent,
+            contact: None,
+            session: None,
+            sdp: None,
+            reason: None,
+            credentials: None,
+        }
+    }
+
     /// Our Contact in this dialog.
     fn contact(&self) -> Contact<'_> {
         Contact {
@@ -433,23 +465,18 @@ impl Dialogs {
         };
         call.local_cseq += 1;
         let mut r = InDialogRequest {
-            method,
-            target: &plan.request_uri,
-            transport: call.transport,
-            host: call.advertised,
-            port: call.local_sip.port(),
-            branch: &branch,
-            from: &call.our_from,
-            to: &call.their_from,
-            call_id: call.call_id(),
-            cseq: call.local_cseq,
             route_set: &plan.routes,
-            user_agent: &cx.config.user_agent,
             contact: extras.refresh.then(|| call.contact()),
             session: extras.session,
             sdp: extras.sdp,
             reason: extras.reason,
-            credentials: None,
+            ..call.request(
+                method,
+                &plan.request_uri,
+                &branch,
+                call.local_cseq,
+                &cx.config.user_agent,
+            )
         };
         let mut bytes = Vec::with_capacity(600);
         messages::write_in_dialog_request(&mut bytes, &r);
@@ -501,23 +528,14 @@ impl Dialogs {
         };
         let dest = *dest;
         let r = InDialogRequest {
-            method: "ACK",
-            target: &plan.request_uri,
-            transport: call.transport,
-            host: call.advertised,
-            port: call.local_sip.port(),
-            branch,
-            from: &call.our_from,
-            to: &call.their_from,
-            call_id: call.call_id(),
-            cseq,
             route_set: &plan.routes,
-            user_agent: &cx.config.user_agent,
-            contact: None,
-            session: None,
-            sdp: None,
-            reason: None,
-            credentials: None,
+            ..call.request(
+                "ACK",
+                &plan.request_uri,
+                branch,
+                cseq,
+                &cx.config.user_agent,
+            )
         };
         let mut ack = Vec::with_capacity(400);
         messages::write_in_dialog_request(&mut ack, &r);

@@ -227,23 +227,16 @@ impl Dialogs {
             return;
         };
         let r = InDialogRequest {
-            method: "INVITE",
-            target: &o.uri,
-            transport: call.transport,
-            host: call.advertised,
-            port: call.local_sip.port(),
-            branch: &o.branch,
-            from: &call.our_from,
-            to: &call.their_from,
-            call_id: call.call_id(),
-            cseq: call.local_cseq,
-            route_set: &[],
-            user_agent: &cx.config.user_agent,
             contact: Some(call.contact()),
-            session: None,
             sdp: Some(&o.offer),
-            reason: None,
             credentials: credentials.as_ref().map(|(n, v)| (*n, v.as_str())),
+            ..call.request(
+                "INVITE",
+                &o.uri,
+                &o.branch,
+                call.local_cseq,
+                &cx.config.user_agent,
+            )
         };
         let mut bytes = Vec::with_capacity(1200);
         messages::write_in_dialog_request(&mut bytes, &r);
@@ -433,23 +426,14 @@ impl Dialogs {
             super::Dest::Lookup(_) => call.remote_sip,
         };
         let r = InDialogRequest {
-            method: "ACK",
-            target: &route.plan.request_uri,
-            transport: call.transport,
-            host: call.advertised,
-            port: call.local_sip.port(),
-            branch: &branch,
-            from: &call.our_from,
-            to: &call.their_from,
-            call_id: call.call_id(),
-            cseq: call.invite_cseq,
             route_set: &route.plan.routes,
-            user_agent: &cx.config.user_agent,
-            contact: None,
-            session: None,
-            sdp: None,
-            reason: None,
-            credentials: None,
+            ..call.request(
+                "ACK",
+                &route.plan.request_uri,
+                &branch,
+                call.invite_cseq,
+                &cx.config.user_agent,
+            )
         };
         let mut ack = Vec::with_capacity(500);
         messages::write_in_dialog_request(&mut ack, &r);
@@ -477,23 +461,14 @@ impl Dialogs {
         };
         let to = m.header("To").map_or(call.their_from.as_str(), str::trim);
         let r = InDialogRequest {
-            method: "ACK",
-            target: &o.uri,
-            transport: call.transport,
-            host: call.advertised,
-            port: call.local_sip.port(),
-            branch: &o.branch,
-            from: &call.our_from,
             to,
-            call_id: call.call_id(),
-            cseq: call.invite_cseq,
-            route_set: &[],
-            user_agent: &cx.config.user_agent,
-            contact: None,
-            session: None,
-            sdp: None,
-            reason: None,
-            credentials: None,
+            ..call.request(
+                "ACK",
+                &o.uri,
+                &o.branch,
+                call.invite_cseq,
+                &cx.config.user_agent,
+            )
         };
         let mut ack = Vec::with_capacity(500);
         messages::write_in_dialog_request(&mut ack, &r);
@@ -536,25 +511,13 @@ impl Dialogs {
         let Some(o) = call.outbound.as_deref() else {
             return;
         };
-        let r = InDialogRequest {
-            method: "CANCEL",
-            target: &o.uri,
-            transport: call.transport,
-            host: call.advertised,
-            port: call.local_sip.port(),
-            branch: &o.branch,
-            from: &call.our_from,
-            to: &call.their_from,
-            call_id: call.call_id(),
-            cseq: call.invite_cseq,
-            route_set: &[],
-            user_agent: &cx.config.user_agent,
-            contact: None,
-            session: None,
-            sdp: None,
-            reason: None,
-            credentials: None,
-        };
+        let r = call.request(
+            "CANCEL",
+            &o.uri,
+            &o.branch,
+            call.invite_cseq,
+            &cx.config.user_agent,
+        );
         let mut bytes = Vec::with_capacity(500);
         messages::write_in_dialog_request(&mut bytes, &r);
         let purpose = ClientPurpose::Cancel(h);
