@@ -28,7 +28,7 @@ mod timers;
 pub use codec::Codec;
 pub use server::{
     CallHandle, CallInfo, CodeCounts, Command, Control, Direction, EndReason, Event, Lateness,
-    Limit, MediaInfo, Occupancy, Registration, RegistrationInfo, RegistrationState, Server,
-    ServerConfig, SipCounts, SipTrace, Source, Stats, Transmit, TransmitKind, Transport,
-    LATENESS_BOUNDS_US, MAX_DATAGRAM, SIP_METHODS,
+    Limit, LiveInfo, LiveState, MediaInfo, Occupancy, Registration, RegistrationInfo,
+    RegistrationState, Server, ServerConfig, SipCounts, SipTrace, Source, Stats, Transmit,
+    TransmitKind, Transport, LATENESS_BOUNDS_US, MAX_DATAGRAM, SIP_METHODS,
 };

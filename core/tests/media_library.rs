@@ -52,6 +52,7 @@ fn class(name: &str, sources: Vec<MusicSource>) -> ClassSpec {
         mode: PlayMode::PerCall,
         announcement: None,
     }
+    live: None,
 }
 
 fn spec(classes: Vec<ClassSpec>) -> LibrarySpec {

@@ -325,6 +325,7 @@ fn file_source(shared: &Shared, path: &str) -> Result<Source, Failure> {
             order: Order::Sorted,
             mode: PlayMode::PerCall,
             announcement: None,
+            live: None,
         }],
         normalize: shared.music.normalize,
         gain_db: shared.music.gain_db,
