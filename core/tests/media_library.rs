@@ -51,8 +51,8 @@ fn class(name: &str, sources: Vec<MusicSource>) -> ClassSpec {
         order: Order::Sorted,
         mode: PlayMode::PerCall,
         announcement: None,
+        live: None,
     }
-    live: None,
 }
 
 fn spec(classes: Vec<ClassSpec>) -> LibrarySpec {
