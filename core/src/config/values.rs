@@ -503,6 +503,10 @@ pub(super) fn parse_classes(
                 origin: Some(origin.clone()),
             });
         }
+        if class.live.is_some() {
+            // Every caller of a live class hears the one source.
+            class.mode = PlayMode::Shared;
+        }
         if class.music.is_none() && class.live.is_none() && name != "default" {
             return Err(ConfigError {
                 key: format!("{key}.music"),

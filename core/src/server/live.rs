@@ -135,7 +135,8 @@ impl Feeds {
                     class: f.name.clone(),
                     url: f.url.clone(),
                     connected: f.connected,
-                    playing: f.buffer.playing(),
+                    // With no caller reading, an underrun shows as an empty buffer.
+                    playing: f.buffer.playing() && f.buffer.buffered(grid) > 0,
                     outages: f.outages,
                     underruns: f.buffer.underruns(),
                     buffered: duration(f.buffer.buffered(grid)),
