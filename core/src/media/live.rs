@@ -12,9 +12,13 @@
 //!
 //! A read that finds its samples not yet arrived is an underrun: the buffer stops playing (every
 //! caller hears the class's fallback from that packet on) and plays again once `target` new
-//! samples have arrived. A source faster than our clock (or a burst larger than the ring) would
-//! make the delay grow: past `target` + [`SLACK`] the offset moves so the delay is `target`
-//! again, dropping the surplus.
+//! samples have arrived.
+//!
+//! The delay can also grow: a server's burst on connect (Icecast sends seconds of audio at
+//! once), or a source whose clock runs faster than ours. The lowest the buffer fell, just before
+//! audio arrived, over each [`WINDOW`] is what the stalls of that window needed: whatever it
+//! held above `target` + [`TRIM_MARGIN`] even then is surplus, and is dropped (the read point
+//! jumps ahead). A delay that would overflow the ring goes straight back to `target`.
 //!
 //! G.711 is stateless, so the bytes are encoded once, here. G.722 is adaptive: the 16 kHz PCM is
 //! kept and each caller's own encoder ([`G722Cursor`]) encodes it, as for file music.
@@ -24,10 +28,14 @@ use crate::codec::Codec;
 
 /// Samples (8 kHz) the ring holds: 4 s, more than the largest buffer plus [`SLACK`].
 pub const RING: u64 = 4 * 8000;
-/// How far the delay may grow past the target before the surplus is dropped: 1 s.
-pub const SLACK: u64 = 8000;
-/// The largest target: the ring must also hold the slack and a packet (60 ms).
-pub const MAX_TARGET: u64 = RING - SLACK - 480;
+/// The largest delay the ring can hold with a packet (60 ms) to spare.
+pub const MAX_DELAY: u64 = RING - 480;
+/// The largest target: half the ring, so bursts have room above it.
+pub const MAX_TARGET: u64 = RING / 2;
+/// How often the surplus is judged: 1 s of the grid.
+pub const WINDOW: u64 = 8000;
+/// Surplus tolerated above the target (20 ms): less is not worth a jump.
+pub const TRIM_MARGIN: u64 = 160;
 
 /// One live class's buffered audio. See the module docs.
 #[derive(Debug)]
@@ -44,6 +52,12 @@ pub struct LiveBuffer {
     /// Where the samples not yet played start, while not playing.
     fill_from: u64,
     underruns: u64,
+    /// The surplus window: where it started on the grid, and the lowest the buffer was in it
+    /// just before audio arrived.
+    window: (u64, u64),
+    /// The grid position of the last push: pieces of one arrival (a burst read in one go)
+    /// come at the same position, and only the level before the first of them counts.
+    last_push: u64,
 }
 
 impl LiveBuffer {
@@ -63,6 +77,8 @@ impl LiveBuffer {
             shift: None,
             fill_from: 0,
             underruns: 0,
+            window: (0, u64::MAX),
+            last_push: u64::MAX,
         }
     }
 
@@ -74,6 +90,12 @@ impl LiveBuffer {
     /// Audio arrived at grid position `grid_now`: `pcm8` at 8 kHz and, when G.722 is kept,
     /// `pcm16` at 16 kHz (twice as long; missing samples are taken as silence).
     pub fn push(&mut self, grid_now: u64, pcm8: &[i16], pcm16: &[i16]) {
+        let before = if grid_now == self.last_push {
+            u64::MAX
+        } else {
+            self.buffered(grid_now)
+        };
+        self.last_push = grid_now;
         for (i, &s) in pcm8.iter().enumerate() {
             let at = ((self.written + i as u64) % RING) as usize;
             self.pcmu[at] = g711::linear_to_ulaw(s);
@@ -84,18 +106,28 @@ impl LiveBuffer {
             }
         }
         self.written += pcm8.len() as u64;
+        // The offset that makes the delay at `grid_now` exactly the target.
         let anchored = self.written as i128 - self.target as i128 - grid_now as i128;
-        match self.shift {
-            None if self.written - self.fill_from >= self.target => self.shift = Some(anchored),
-            Some(shift) if self.written as i128 - (grid_now as i128 + shift) > self.delay_cap() => {
+        let Some(shift) = self.shift else {
+            if self.written - self.fill_from >= self.target {
                 self.shift = Some(anchored);
+                self.window = (grid_now, u64::MAX);
             }
-            _ => {}
+            return;
+        };
+        if self.buffered(grid_now) > MAX_DELAY {
+            self.shift = Some(anchored);
+            self.window = (grid_now, u64::MAX);
+            return;
         }
-    }
-
-    fn delay_cap(&self) -> i128 {
-        (self.target + SLACK) as i128
+        self.window.1 = self.window.1.min(before);
+        if grid_now.saturating_sub(self.window.0) >= WINDOW {
+            let low = self.window.1;
+            if low != u64::MAX && low > self.target + TRIM_MARGIN {
+                self.shift = Some(shift + (low - self.target) as i128);
+            }
+            self.window = (grid_now, u64::MAX);
+        }
     }
 
     /// Are the `len` samples from grid position `pos` here to play? If the buffer was playing
@@ -254,23 +286,28 @@ mod tests {
             b.push(0, &tone(1152, (k as i16 + 1) * 100), &[]);
         }
         assert!(b.playing());
-        assert!(b.buffered(0) <= 2400 + SLACK, "{}", b.buffered(0));
-        // Then on time: the delay stays put and every read finds its samples.
+        assert_eq!(b.buffered(0), 21 * 1152 - 1056, "the burst is kept at first");
+        // Then on time: within a window the surplus goes, and every read finds its samples.
         let mut grid = 0u64;
         for _ in 0..100 {
             b.push(grid, &tone(160, 7), &[]);
             assert!(b.ready(grid, 160));
             grid += 160;
         }
+        assert!(b.buffered(grid) <= 2400 + 160, "{}", b.buffered(grid));
         assert_eq!(b.underruns(), 0);
-        // A source running 2 % fast builds delay and is cut back, never beyond the cap.
+        // A source running 2 % fast builds delay and is cut back, a window at a time.
         for _ in 0..5000 {
             b.push(grid, &tone(164, 7), &[]);
             assert!(b.ready(grid, 160));
-            assert!(b.buffered(grid) <= 2400 + SLACK + 164);
+            assert!(b.buffered(grid) <= 2400 + 2 * TRIM_MARGIN + 200 + 164);
             grid += 160;
         }
         assert_eq!(b.underruns(), 0);
+        // A burst larger than the ring goes straight back to the target.
+        b.push(grid, &tone(RING as usize, 9), &[]);
+        assert_eq!(b.buffered(grid), 2400);
+        assert!(b.ready(grid, 160));
     }
 
     #[test]
