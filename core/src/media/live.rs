@@ -286,7 +286,11 @@ mod tests {
             b.push(0, &tone(1152, (k as i16 + 1) * 100), &[]);
         }
         assert!(b.playing());
-        assert_eq!(b.buffered(0), 21 * 1152 - 1056, "the burst is kept at first");
+        assert_eq!(
+            b.buffered(0),
+            21 * 1152 - 1056,
+            "the burst is kept at first"
+        );
         // Then on time: within a window the surplus goes, and every read finds its samples.
         let mut grid = 0u64;
         for _ in 0..100 {
