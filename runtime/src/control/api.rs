@@ -155,10 +155,10 @@ fn health_of(s: &super::Snapshot) -> (&'static str, Vec<String>) {
     }
     for l in &s.live {
         if !l.connected {
-            let why = l.last_error.as_deref().unwrap_or("connecting");
+            let why = l.last_error.as_deref().unwrap_or("not connected yet");
             reasons.push(format!(
-                "live source of class {} ({}) is down: {why}; callers hear its fallback once \
-                 the buffer runs dry",
+                "the live source of class {} ({}) is not connected: {why}; its callers hear \
+                 the fallback once the buffer runs dry",
                 l.class, l.url
             ));
         }
