@@ -108,8 +108,8 @@ fn fallback_until_buffered_then_live_then_fallback_on_a_stall_and_back() {
         let changes: Vec<usize> = (1..rtp.len()).filter(|&i| live[i] != live[i - 1]).collect();
         assert_eq!(changes.len(), 3, "{live:?}");
         assert!(!live[0] && live[changes[0]] && !live[changes[1]] && live[changes[2]]);
-        for i in 1..rtp.len() {
-            assert_eq!(rtp[i].rtp_marker(), changes.contains(&i), "packet {i}");
+        for (i, p) in rtp.iter().enumerate().skip(1) {
+            assert_eq!(p.rtp_marker(), changes.contains(&i), "packet {i}");
         }
         // The source started at 200 ms and is heard 300 ms later (within a packet); it stopped
         // at 1200 ms and its last audio, 300 ms of it, plays out before the fallback.
