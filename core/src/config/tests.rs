@@ -579,7 +579,8 @@ fn example_file_shows_the_defaults_and_its_class_examples_parse() {
         .join("\n");
     let c = file(&tables).unwrap();
     let names: Vec<&str> = c.music.classes.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["default", "sales"]);
+    assert_eq!(names, ["default", "radio", "sales"]);
+    assert!(c.music.classes[1].live.is_some(), "the radio example is live");
 }
 
 #[test]
