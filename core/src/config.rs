@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::media::PlayMode;
 use crate::server::{
-    DenyAction, InDialogFrom, Latching, ListenerAdvertised, MediaTo, Network, ServerConfig,
-    Transport,
+    ClassSdp, DenyAction, InDialogFrom, Latching, ListenerAdvertised, MediaTo, Network,
+    ServerConfig, Transport,
 };
 
 mod args;
@@ -133,6 +133,8 @@ pub struct ClassConfig {
     pub fallback: Option<PathBuf>,
     /// How much of a live source to buffer before playing it.
     pub live_buffer: Duration,
+    /// Its own codecs, ptime and SDP lines (`class` is this class's name).
+    pub sdp: ClassSdp,
 }
 
 /// What music to load; the runtime reads the files.
@@ -228,13 +230,19 @@ const MEDIA_TO: [(&str, MediaTo); 2] = [("sdp", MediaTo::Sdp), ("sip-source", Me
 const DENY_ACTION: [(&str, DenyAction); 2] =
     [("drop", DenyAction::Drop), ("403", DenyAction::Forbidden)];
 
-const CLASS_KEYS: [&str; 8] = [
+const CLASS_KEYS: [&str; 14] = [
     "music",
     "mode",
     "order",
     "announcement",
     "announcement_every",
     "record",
+    "codecs",
+    "ptime",
+    "sdp_bandwidth_as",
+    "sdp_bandwidth_tias",
+    "sdp_session_attributes",
+    "sdp_media_attributes",
     "fallback",
     "live_buffer",
 ];
@@ -465,12 +473,7 @@ impl Config {
             server.codecs = parse_codecs(s)?;
         }
         if let Some(s) = get("ptime") {
-            let allowed = "must be 10–60 ms in steps of 10";
-            let v = int(s, "ptime", allowed)?;
-            if !(10..=60).contains(&v) || v % 10 != 0 {
-                return Err(err("ptime", s, allowed));
-            }
-            server.ptime_ms = v as u32;
+            server.ptime_ms = parse_ptime(s, "ptime")?;
         }
         if let Some(s) = get("max_calls") {
             let allowed = "must be a whole number from 1 to 1000000";
@@ -668,6 +671,12 @@ impl Config {
             classes.sort_by(|a, b| a.name.cmp(&b.name));
         }
 
+        // A class's own SDP settings reach the core with the rest of its settings.
+        server.class_sdp = classes
+            .iter()
+            .filter(|c| c.sdp != ClassConfig::new(&c.name).sdp)
+            .map(|c| c.sdp.clone())
+            .collect();
         Ok(Config {
             server,
             listen,
@@ -882,6 +891,7 @@ impl Config {
                 quote(&format_duration(c.announcement_every)),
                 c.record,
             ));
+            out.push_str(&values::class_sdp_lines(&c.sdp));
         }
         out.push_str(&register::lines(&self.register));
         out
@@ -889,7 +899,8 @@ impl Config {
 }
 
 impl ClassConfig {
-    fn new(name: &str) -> ClassConfig {
+    /// A class with music still to name, every other setting at its default.
+    pub fn new(name: &str) -> ClassConfig {
         ClassConfig {
             name: name.to_string(),
             music: None,
@@ -901,6 +912,10 @@ impl ClassConfig {
             live: None,
             fallback: None,
             live_buffer: DEFAULT_LIVE_BUFFER,
+            sdp: ClassSdp {
+                class: name.to_string(),
+                ..ClassSdp::default()
+            },
         }
     }
 }

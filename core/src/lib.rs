@@ -27,8 +27,9 @@ mod timers;
 
 pub use codec::Codec;
 pub use server::{
-    CallHandle, CallInfo, CodeCounts, Command, Control, Direction, EndReason, Event, Lateness,
-    Limit, LiveInfo, LiveState, MediaInfo, Occupancy, Registration, RegistrationInfo,
-    RegistrationState, Server, ServerConfig, SipCounts, SipTrace, Source, Stats, Transmit,
-    TransmitKind, Transport, LATENESS_BOUNDS_US, MAX_DATAGRAM, SIP_METHODS,
+    CallHandle, CallInfo, ClassSdp, CodeCounts, Command, Control, Direction, EndReason, Event,
+    Lateness, Limit, LiveInfo, LiveState, MediaInfo, Occupancy, Originate, OriginateError,
+    Registration, RegistrationInfo, RegistrationState, Server, ServerConfig, SipCounts, SipTrace,
+    Source, Stats, Transmit, TransmitKind, Transport, LATENESS_BOUNDS_US, MAX_DATAGRAM,
+    SIP_METHODS,
 };

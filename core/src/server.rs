@@ -31,6 +31,7 @@ use crate::timers::TimerHeap;
 mod api;
 pub use api::*;
 mod dialogs;
+mod digest;
 mod limits;
 pub use limits::Limits;
 mod live;
@@ -593,6 +594,17 @@ impl Server {
     /// Every live class of the library in use, as it stands at `now`.
     pub fn live_info(&self, now: Instant) -> Vec<LiveInfo> {
         self.media.live_info(now)
+    }
+
+    /// Place a call: an INVITE to `o.uri` once its RTP port is bound; the answer starts the
+    /// music. The call is reported as incoming ones are (`Invited`, `CallStarted`, `CallEnded`
+    /// with `EndReason::Rejected` when refused) and ended with `Control::Hangup` (CANCEL
+    /// before the answer, BYE after).
+    pub fn originate(&mut self, now: Instant, o: Originate) -> Result<CallHandle, OriginateError> {
+        let (dialogs, mut cx) = self.parts(now);
+        let placed = dialogs.originate(&mut cx, o);
+        self.finish_drain(now, false);
+        placed
     }
 
     /// Answer to `Command::BindRtp`: `ok == false` makes the core try another port.

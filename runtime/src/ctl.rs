@@ -35,7 +35,22 @@ pub enum CtlCommand {
     /// The calls up now, one line each.
     Calls,
     /// One call in full (JSON).
-    Call { id: String },
+    Show { id: String },
+    /// Place a call that plays music (a class or a file) to URI; prints the new call's id.
+    Call {
+        /// The callee, e.g. sip:200@pbx.example.com (;transport=tcp for TCP).
+        uri: String,
+        #[arg(long, conflicts_with = "file")]
+        class: Option<String>,
+        #[arg(long)]
+        file: Option<String>,
+        /// Hang up this long after the answer (e.g. 30s, 5m).
+        #[arg(long)]
+        max_duration: Option<String>,
+        /// Our From: a user at our address, or a whole sip: URI.
+        #[arg(long)]
+        from: Option<String>,
+    },
     /// Hang up a call (the caller gets BYE).
     Hangup { id: String },
     /// Play a music class or a file to one call, from now on.
@@ -73,16 +88,34 @@ fn execute(args: &CtlArgs) -> Result<ExitCode, String> {
         CtlCommand::Health => ("GET", "/health".to_string(), None),
         CtlCommand::Metrics => ("GET", "/metrics".into(), None),
         CtlCommand::Calls => ("GET", "/api/calls".into(), None),
-        CtlCommand::Call { id } => ("GET", format!("/api/calls/{id}"), None),
+        CtlCommand::Show { id } => ("GET", format!("/api/calls/{id}"), None),
+        CtlCommand::Call {
+            uri,
+            class,
+            file,
+            max_duration,
+            from,
+        } => {
+            let mut body = serde_json::json!({ "uri": uri });
+            if let Some(c) = class {
+                body["class"] = c.as_str().into();
+            }
+            if let Some(f) = file {
+                body["file"] = absolute(f)?.into();
+            }
+            if let Some(d) = max_duration {
+                body["max_duration"] = d.as_str().into();
+            }
+            if let Some(f) = from {
+                body["from"] = f.as_str().into();
+            }
+            ("POST", "/api/calls".into(), Some(body.to_string()))
+        }
         CtlCommand::Hangup { id } => ("DELETE", format!("/api/calls/{id}"), None),
         CtlCommand::Source { id, class, file } => {
             let body = match (class, file) {
                 (Some(c), _) => serde_json::json!({ "class": c }),
-                (None, Some(f)) => {
-                    // The server reads the file: give it a path that means the same there.
-                    let abs = std::path::absolute(f).map_err(|e| format!("{f}: {e}"))?;
-                    serde_json::json!({ "file": abs })
-                }
+                (None, Some(f)) => serde_json::json!({ "file": absolute(f)? }),
                 (None, None) => return Err("give --class or --file".into()),
             };
             (
@@ -143,6 +176,12 @@ fn execute(args: &CtlArgs) -> Result<ExitCode, String> {
     };
     let _ = io::stdout().lock().write_all(out.as_bytes());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The server reads a file named in a request: give it a path that means the same there.
+fn absolute(f: &str) -> Result<String, String> {
+    let abs = std::path::absolute(f).map_err(|e| format!("{f}: {e}"))?;
+    Ok(abs.to_string_lossy().into_owned())
 }
 
 /// `http://HOST:PORT` → a connected socket.

@@ -161,16 +161,10 @@ mod tests {
 
     fn class(name: &str, music: &Path) -> ClassConfig {
         ClassConfig {
-            name: name.into(),
             music: Some(music.to_path_buf()),
             mode: PlayMode::Shared,
             order: MusicOrder::Shuffle,
-            announcement: None,
-            announcement_every: Duration::from_secs(60),
-            record: false,
-            live: None,
-            fallback: None,
-            live_buffer: Duration::from_millis(300),
+            ..ClassConfig::new(name)
         }
     }
 

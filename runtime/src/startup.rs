@@ -53,7 +53,6 @@ pub fn load_config(args: &RunArgs) -> Result<Config, String> {
 
 /// For an account sending from a wildcard listener with no address to advertise: the local
 /// IP the kernel would send to its registrar (or outbound proxy) from, for Contact and Via.
-/// Nothing is sent: connecting a UDP socket only picks the route.
 fn contact_ips(server: &mut ServerConfig) {
     let advertised = server.advertised;
     for r in &mut server.registrations {
@@ -77,20 +76,24 @@ fn contact_ips(server: &mut ServerConfig) {
                 })
         });
         let Some(dest) = dest else { continue };
-        let any: std::net::SocketAddr = if dest.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            ([0u16; 8], 0).into()
-        };
-        let found = std::net::UdpSocket::bind(any).and_then(|s| {
-            s.connect(dest)?;
-            s.local_addr()
-        });
-        match found {
-            Ok(local) => r.contact_ip = Some(local.ip()),
+        match local_ip_toward(dest) {
+            Ok(ip) => r.contact_ip = Some(ip),
             Err(e) => warn!(aor = %r.aor, "cannot find a local address toward the registrar: {e}"),
         }
     }
+}
+
+/// The local IP the kernel would send to `dest` from. Nothing is sent: connecting a UDP
+/// socket only picks the route.
+pub(crate) fn local_ip_toward(dest: std::net::SocketAddr) -> io::Result<IpAddr> {
+    let any: std::net::SocketAddr = if dest.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let s = std::net::UdpSocket::bind(any)?;
+    s.connect(dest)?;
+    Ok(s.local_addr()?.ip())
 }
 
 /// File descriptors the server may need: two sockets (RTP, RTCP) per concurrent call, bounded by

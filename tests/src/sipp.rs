@@ -25,6 +25,7 @@ pub struct Sipp {
     timeout: Duration,
     /// SIPp's `-t`: `u1` (UDP, one socket) or `t1` (TCP, one connection).
     transport: &'static str,
+    port: Option<u16>,
 }
 
 /// What a finished SIPp run left behind.
@@ -102,7 +103,14 @@ impl Sipp {
             rate: None,
             timeout: Duration::from_secs(30),
             transport: "u1",
+            port: None,
         }
+    }
+
+    /// `-p`: the local port (a callee the server calls must be found there); else a free one.
+    pub fn port(mut self, port: u16) -> Sipp {
+        self.port = Some(port);
+        self
     }
 
     /// A `-set NAME VALUE` variable, `[$NAME]` in the scenario.
@@ -152,7 +160,12 @@ impl Sipp {
             .arg(&scenario)
             .args(["-m", &self.calls.to_string(), "-l", &self.limit.to_string()])
             .args(["-t", self.transport])
-            .args(["-i", "127.0.0.1", "-p", &ports::free_udp_port().to_string()])
+            .args([
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &self.port.unwrap_or_else(ports::free_udp_port).to_string(),
+            ])
             .args(["-timeout", &format!("{}s", self.timeout.as_secs().max(1))])
             .args(["-timeout_error", "-nostdin", "-trace_msg", "-trace_err"])
             .arg("-message_file")

@@ -508,6 +508,10 @@ seed = 7
 [classes."sales-1"]
 music = "/srv/sales"
 announcement = "/srv/a.wav"
+codecs = ["G722", "PCMU"]
+ptime = 30
+sdp_bandwidth_as = 80
+sdp_media_attributes = ["label:moh"]
 "#;
     let c = Config::load(
         &flags(&["--ptime", "30"]),
@@ -580,7 +584,10 @@ fn example_file_shows_the_defaults_and_its_class_examples_parse() {
     let c = file(&tables).unwrap();
     let names: Vec<&str> = c.music.classes.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["default", "radio", "sales"]);
-    assert!(c.music.classes[1].live.is_some(), "the radio example is live");
+    assert!(
+        c.music.classes[1].live.is_some(),
+        "the radio example is live"
+    );
 }
 
 #[test]
@@ -921,4 +928,47 @@ music = "http://news.example.org/stream.ogg"
         "[classes.r]\nmusic = \"http://x/\"\nlive_buffer = \"5s\""
     ))
     .contains("from 60ms to 2s"));
+}
+
+#[test]
+fn a_class_has_its_own_codecs_ptime_and_sdp_lines() {
+    let c = file(
+        r#"
+[classes.sales]
+music = "/srv/sales.wav"
+codecs = ["PCMA", "PCMU"]
+ptime = 40
+sdp_bandwidth_as = 64
+sdp_bandwidth_tias = 64000
+sdp_session_attributes = ["a=tool:onhold", "x-moh"]
+sdp_media_attributes = ["label:1"]
+[classes.support]
+music = "/srv/support.wav"
+"#,
+    )
+    .unwrap();
+    // Only the class with settings of its own reaches the core.
+    assert_eq!(c.server.class_sdp.len(), 1);
+    let s = &c.server.class_sdp[0];
+    assert_eq!(s.class, "sales");
+    assert_eq!(s.codecs, [Codec::Pcma, Codec::Pcmu]);
+    assert_eq!(s.ptime_ms, Some(40));
+    assert_eq!(s.extras.bandwidth_as, Some(64));
+    assert_eq!(s.extras.bandwidth_tias, Some(64000));
+    assert_eq!(s.extras.session_attributes, ["tool:onhold", "x-moh"]);
+    assert_eq!(s.extras.media_attributes, ["label:1"]);
+    let back = file(&c.to_toml()).unwrap();
+    assert_eq!(
+        back.server.class_sdp, c.server.class_sdp,
+        "--check-config round trip"
+    );
+
+    let bad = |body: &str| error_line(file(&format!("[classes.a]\nmusic = \"x\"\n{body}")));
+    assert!(bad("sdp_media_attributes = [\"rtpmap:0 PCMU/8000\"]")
+        .starts_with("config: classes.a.sdp_media_attributes = \"rtpmap:0 PCMU/8000\": must be"));
+    assert!(bad("sdp_session_attributes = [\"sendrecv\"]").contains("onhold writes"));
+    assert!(bad("sdp_session_attributes = [\"x\\r\\nm=video\"]").contains("one line"));
+    assert!(bad("sdp_bandwidth_as = 0").contains("from 1 to 100000"));
+    assert!(bad("ptime = 25").starts_with("config: classes.a.ptime = 25: must be 10–60 ms"));
+    assert!(bad("codecs = [\"G729\"]").starts_with("config: classes.a.codecs = \"G729\""));
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
-    is_url, ClassConfig, ConfigError, HttpUrl, ListenAddr, MusicOrder, Origin, CLASS_KEYS,
+    is_url, ClassConfig, ClassSdp, ConfigError, HttpUrl, ListenAddr, MusicOrder, Origin, CLASS_KEYS,
 };
 use crate::codec::Codec;
 use crate::media::PlayMode;
@@ -353,8 +353,12 @@ pub(super) fn parse_port_range(s: &Setting) -> Result<(u16, u16), ConfigError> {
 }
 
 pub(super) fn parse_codecs(s: &Setting) -> Result<Vec<Codec>, ConfigError> {
+    parse_codecs_at(s, "codecs")
+}
+
+fn parse_codecs_at(s: &Setting, key: &str) -> Result<Vec<Codec>, ConfigError> {
     let allowed = "must be a list of PCMU, PCMA, G722 (each at most once; empty: all)";
-    let names = list(s, "codecs", allowed)?;
+    let names = list(s, key, allowed)?;
     let mut out: Vec<Codec> = Vec::new();
     for name in names {
         match Codec::from_name(&name) {
@@ -362,12 +366,118 @@ pub(super) fn parse_codecs(s: &Setting) -> Result<Vec<Codec>, ConfigError> {
             _ => {
                 return Err(ConfigError {
                     value: quote(&name),
-                    ..err("codecs", s, allowed)
+                    ..err(key, s, allowed)
                 })
             }
         }
     }
     Ok(out)
+}
+
+/// `ptime`: 10–60 ms in steps of 10.
+pub(super) fn parse_ptime(s: &Setting, key: &str) -> Result<u32, ConfigError> {
+    let allowed = "must be 10–60 ms in steps of 10";
+    let v = int(s, key, allowed)?;
+    if !(10..=60).contains(&v) || v % 10 != 0 {
+        return Err(err(key, s, allowed));
+    }
+    Ok(v as u32)
+}
+
+/// The offer/answer lines that stay ours: a class may not add them.
+const OWN_ATTRIBUTES: [&str; 10] = [
+    "rtpmap", "fmtp", "ptime", "maxptime", "sendrecv", "sendonly", "recvonly", "inactive",
+    "rtcp-mux", "rtcp",
+];
+
+/// `sdp_session_attributes` / `sdp_media_attributes`: `name` or `name:value` (an `a=` in front
+/// is dropped), printable, not one of the attributes offer/answer is made of.
+fn sdp_attributes(s: &Setting, key: &str) -> Result<Vec<String>, ConfigError> {
+    let allowed = "must be a list of SDP attributes like \"tool:onhold\" (printable, one line \
+                   each; not rtpmap, fmtp, ptime, maxptime, a direction or rtcp-mux, which onhold writes)";
+    let mut out = Vec::new();
+    for a in list(s, key, allowed)? {
+        let a = a.strip_prefix("a=").unwrap_or(&a).to_string();
+        let name = a.split(':').next().unwrap_or("");
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.!%*+`'~".contains(&b));
+        let printable = a.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+        let ours = OWN_ATTRIBUTES.iter().any(|o| o.eq_ignore_ascii_case(name));
+        if !token || !printable || ours {
+            return Err(ConfigError {
+                value: quote(&a),
+                ..err(key, s, allowed)
+            });
+        }
+        out.push(a);
+    }
+    Ok(out)
+}
+
+/// Read one of a class's SDP keys into `sdp`; false if `k` is not one of them.
+pub(super) fn class_sdp_key(
+    sdp: &mut ClassSdp,
+    k: &str,
+    s: &Setting,
+    full: &str,
+) -> Result<bool, ConfigError> {
+    let positive = |max: i64, allowed: &str| -> Result<u32, ConfigError> {
+        let v = int(s, full, allowed)?;
+        if !(1..=max).contains(&v) {
+            return Err(err(full, s, allowed));
+        }
+        Ok(v as u32)
+    };
+    match k {
+        "codecs" => sdp.codecs = parse_codecs_at(s, full)?,
+        "ptime" => sdp.ptime_ms = Some(parse_ptime(s, full)?),
+        "sdp_bandwidth_as" => {
+            let allowed = "must be kbit/s from 1 to 100000 (b=AS)";
+            sdp.extras.bandwidth_as = Some(positive(100_000, allowed)?);
+        }
+        "sdp_bandwidth_tias" => {
+            let allowed = "must be bit/s from 1 to 100000000 (b=TIAS)";
+            sdp.extras.bandwidth_tias = Some(positive(100_000_000, allowed)?);
+        }
+        "sdp_session_attributes" => sdp.extras.session_attributes = sdp_attributes(s, full)?,
+        "sdp_media_attributes" => sdp.extras.media_attributes = sdp_attributes(s, full)?,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// A class's SDP keys as `--check-config` prints them (only those set).
+pub(super) fn class_sdp_lines(sdp: &ClassSdp) -> String {
+    let mut out = String::new();
+    let names = |v: &[String]| v.iter().map(|a| quote(a)).collect::<Vec<_>>().join(", ");
+    if !sdp.codecs.is_empty() {
+        let codecs: Vec<String> = sdp
+            .codecs
+            .iter()
+            .map(|c| c.encoding_name().to_string())
+            .collect();
+        out.push_str(&format!("codecs = [{}]\n", names(&codecs)));
+    }
+    if let Some(p) = sdp.ptime_ms {
+        out.push_str(&format!("ptime = {p}\n"));
+    }
+    if let Some(v) = sdp.extras.bandwidth_as {
+        out.push_str(&format!("sdp_bandwidth_as = {v}\n"));
+    }
+    if let Some(v) = sdp.extras.bandwidth_tias {
+        out.push_str(&format!("sdp_bandwidth_tias = {v}\n"));
+    }
+    if !sdp.extras.session_attributes.is_empty() {
+        let v = names(&sdp.extras.session_attributes);
+        out.push_str(&format!("sdp_session_attributes = [{v}]\n"));
+    }
+    if !sdp.extras.media_attributes.is_empty() {
+        let v = names(&sdp.extras.media_attributes);
+        out.push_str(&format!("sdp_media_attributes = [{v}]\n"));
+    }
+    out
 }
 
 /// Relative paths from the file are relative to the file's directory; from flags and the
@@ -418,8 +528,7 @@ pub(super) fn parse_classes(
             return Err(err(
                 &key,
                 &setting(value),
-                "must be a table of music, mode, order, announcement, announcement_every, record, \
-                 fallback, live_buffer",
+                &format!("must be a table of {}", CLASS_KEYS.join(", ")),
             ));
         };
         let mut class = ClassConfig::new(&name);
@@ -467,6 +576,7 @@ pub(super) fn parse_classes(
                     };
                 }
                 "record" => class.record = boolean(&s, &full)?,
+                k if class_sdp_key(&mut class.sdp, k, &s, &full)? => {}
                 "announcement_every" => {
                     let allowed = "must be a duration from 1s to 24h (e.g. 60s, 5m)";
                     let d = duration(&s, &full, allowed)?;

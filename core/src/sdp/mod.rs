@@ -25,7 +25,7 @@ use std::net::IpAddr;
 
 pub use negotiate::{accept_answer, answer, AnswerPrefs, Negotiated, OfferError, Rejection};
 pub use parse::parse;
-pub use write::{write_answer, write_offer, AnswerLayout, LocalMedia};
+pub use write::{write_answer, write_offer, write_offer_with, AnswerLayout, Extras, LocalMedia};
 
 /// Answer the offer in `body`: [`parse()`], then [`answer`], then [`AnswerLayout::new`], with
 /// their errors. An INVITE's offer is answered on every call, so the usual offer of one plainly

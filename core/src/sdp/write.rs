@@ -22,6 +22,64 @@ pub struct LocalMedia<'a> {
     pub username: &'a str,
 }
 
+/// What a music class adds to our SDP, offer or answer: bandwidth lines on our audio stream
+/// and attributes of its own. The lines offer/answer depends on (rtpmap, fmtp, ptime,
+/// direction, rtcp-mux) stay ours: the configuration refuses them here.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// `b=AS:<kbit/s>` (RFC 8866 §5.8).
+    pub bandwidth_as: Option<u32>,
+    /// `b=TIAS:<bit/s>` (RFC 3890).
+    pub bandwidth_tias: Option<u32>,
+    /// `a=` lines after `t=` (each value without the `a=`).
+    pub session_attributes: Vec<String>,
+    /// `a=` lines at the end of our audio stream's lines.
+    pub media_attributes: Vec<String>,
+}
+
+impl Extras {
+    pub const NONE: Extras = Extras {
+        bandwidth_as: None,
+        bandwidth_tias: None,
+        session_attributes: Vec::new(),
+        media_attributes: Vec::new(),
+    };
+
+    /// After `t=`: the session attributes.
+    fn write_session(&self, out: &mut Vec<u8>) {
+        for a in &self.session_attributes {
+            push_attribute(out, a);
+        }
+    }
+
+    /// Right after our `m=` line (RFC 8866 §5: `b=` comes before `a=`; our stream has no
+    /// `c=` of its own).
+    fn write_bandwidth(&self, out: &mut Vec<u8>) {
+        if let Some(kbps) = self.bandwidth_as {
+            out.extend_from_slice(b"b=AS:");
+            push_decimal(out, u64::from(kbps));
+            out.extend_from_slice(b"\r\n");
+        }
+        if let Some(bps) = self.bandwidth_tias {
+            out.extend_from_slice(b"b=TIAS:");
+            push_decimal(out, u64::from(bps));
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+
+    fn write_media(&self, out: &mut Vec<u8>) {
+        for a in &self.media_attributes {
+            push_attribute(out, a);
+        }
+    }
+}
+
+fn push_attribute(out: &mut Vec<u8>, value: &str) {
+    out.extend_from_slice(b"a=");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Write the answer to `offer` as negotiated in `neg`: one m-line per offered m-line, in order,
 /// every one but the chosen one rejected with port 0 (RFC 3264 §6).
 pub fn write_answer(
@@ -89,7 +147,19 @@ impl AnswerLayout {
 
     /// Write the answer: our session lines, then the offer's m-lines with ours in its place.
     pub fn write(&self, neg: &Negotiated, local: &LocalMedia<'_>, out: &mut Vec<u8>) {
+        self.write_with(neg, local, &Extras::NONE, out);
+    }
+
+    /// [`AnswerLayout::write`] with a class's `extras`.
+    pub fn write_with(
+        &self,
+        neg: &Negotiated,
+        local: &LocalMedia<'_>,
+        extras: &Extras,
+        out: &mut Vec<u8>,
+    ) {
         write_session(local, out);
+        extras.write_session(out);
         let before = self.before as usize;
         out.extend_from_slice(&self.rejected[..before]);
         if self.proto_len > 0 {
@@ -101,10 +171,12 @@ impl AnswerLayout {
                 neg.dtmf_pt,
                 neg.ptime_ms,
                 neg.direction,
+                extras,
             );
             if neg.rtcp_mux {
                 out.extend_from_slice(b"a=rtcp-mux\r\n");
             }
+            extras.write_media(out);
         }
         out.extend_from_slice(&self.rejected[before..]);
     }
@@ -137,6 +209,18 @@ pub fn write_offer(
     direction: Direction,
     out: &mut Vec<u8>,
 ) {
+    write_offer_with(local, prefs, ptime_ms, direction, &Extras::NONE, out);
+}
+
+/// [`write_offer`] with a class's `extras`.
+pub fn write_offer_with(
+    local: &LocalMedia<'_>,
+    prefs: &AnswerPrefs,
+    ptime_ms: u32,
+    direction: Direction,
+    extras: &Extras,
+    out: &mut Vec<u8>,
+) {
     let mut codecs: Vec<(Codec, u8)> = Vec::with_capacity(Codec::ALL.len());
     let wanted: &[Codec] = if prefs.codecs.is_empty() {
         &Codec::ALL
@@ -149,6 +233,7 @@ pub fn write_offer(
         }
     }
     write_session(local, out);
+    extras.write_session(out);
     write_audio(
         out,
         local.rtp_port,
@@ -157,7 +242,9 @@ pub fn write_offer(
         Some(OFFER_DTMF_PT),
         ptime_ms,
         direction,
+        extras,
     );
+    extras.write_media(out);
 }
 
 // Written with plain byte pushes, not through `fmt`: a body is written for every call.
@@ -203,6 +290,7 @@ fn other_username(user: &str) -> &str {
 }
 
 /// `proto` is the m-line's protocol as its first `.1` bytes of eight (copied as one piece).
+#[allow(clippy::too_many_arguments)]
 fn write_audio(
     out: &mut Vec<u8>,
     port: u16,
@@ -211,6 +299,7 @@ fn write_audio(
     dtmf_pt: Option<u8>,
     ptime_ms: u32,
     direction: Direction,
+    extras: &Extras,
 ) {
     out.extend_from_slice(b"m=audio ");
     push_decimal(out, port as u64);
@@ -224,6 +313,7 @@ fn write_audio(
         push_octet_after(out, b' ', pt);
     }
     out.extend_from_slice(b"\r\n");
+    extras.write_bandwidth(out);
     for (codec, pt) in codecs {
         out.extend_from_slice(b"a=rtpmap:");
         push_octet(out, *pt);

@@ -80,6 +80,9 @@ pub enum EndReason {
     MediaTimeout,
     /// Our in-dialog OPTIONS keep-alive got 408 or 481, or no answer (we sent BYE).
     KeepAliveFailed,
+    /// A call we placed was refused with this final status code (408 when no final response
+    /// came, or the transport failed).
+    Rejected(u16),
 }
 
 impl EndReason {
@@ -98,6 +101,7 @@ impl EndReason {
             EndReason::Unreachable => "unreachable",
             EndReason::MediaTimeout => "media_timeout",
             EndReason::KeepAliveFailed => "keepalive_failed",
+            EndReason::Rejected(_) => "rejected",
         }
     }
 }
@@ -267,6 +271,52 @@ pub enum Control {
     Reconfigure(Box<ServerConfig>),
 }
 
+/// A call we place ([`Server::originate`](super::Server::originate)).
+#[derive(Clone, Debug)]
+pub struct Originate {
+    /// The callee: our INVITE's Request-URI and To (`sip:`).
+    pub uri: String,
+    /// Where the INVITE goes (the URI's host, resolved by the runtime), unless the
+    /// `[[register]]` account for that host names an outbound proxy.
+    pub dest: SocketAddr,
+    pub transport: Transport,
+    /// The listen socket the INVITE goes out from (its port is in our Via and Contact).
+    pub local: SocketAddr,
+    /// Our IP in Via, Contact and SDP when no advertised address applies and `local` is a
+    /// wildcard (the runtime finds the address it would send to `dest` from).
+    pub contact_ip: Option<IpAddr>,
+    /// Our From: a whole `sip:` URI, or a user written at our address. `None`: the matching
+    /// account's AOR, else `sip:onhold@` our address.
+    pub from: Option<String>,
+    /// What the callee hears (`None`: the default class).
+    pub source: Option<Source>,
+    /// BYE this long after the answer (`None`: `max_call_duration`).
+    pub max_duration: Option<Duration>,
+}
+
+/// Why [`Server::originate`](super::Server::originate) placed no call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OriginateError {
+    /// The server is shutting down.
+    Draining,
+    /// `max_calls` calls are up, or no RTP port is free.
+    Full,
+    /// The URI is not a `sip:` URI with a host.
+    BadUri,
+}
+
+impl std::fmt::Display for OriginateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OriginateError::Draining => "the server is shutting down",
+            OriginateError::Full => "no room for another call (max_calls or RTP ports)",
+            OriginateError::BadUri => "not a sip: URI with a host",
+        })
+    }
+}
+
+impl std::error::Error for OriginateError {}
+
 /// What a call hears.
 #[derive(Clone, Debug)]
 pub enum Source {
@@ -296,6 +346,8 @@ pub struct CallInfo {
     pub started: Option<Instant>,
     /// The media once it started.
     pub media: Option<MediaInfo>,
+    /// We placed the call (`from` is then ours, `to` the callee's).
+    pub outbound: bool,
 }
 
 /// A call's stream.
@@ -378,6 +430,20 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Accounts we register at a PBX or trunk (RFC 3261 §10), so calls to them reach us.
     pub registrations: Vec<Registration>,
+    /// The classes with SDP settings of their own.
+    pub class_sdp: Vec<ClassSdp>,
+}
+
+/// A music class's own SDP settings (`codecs`, `ptime` and `sdp_*` in `[classes.NAME]`), for
+/// the calls whose Request-URI user selects that class.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassSdp {
+    pub class: String,
+    /// In place of `ServerConfig::codecs` for this class's calls (empty: those).
+    pub codecs: Vec<Codec>,
+    /// In place of `ServerConfig::ptime_ms`.
+    pub ptime_ms: Option<u32>,
+    pub extras: crate::sdp::Extras,
 }
 
 /// One `[[register]]` account. `Debug` never shows the password.
@@ -541,6 +607,7 @@ impl Default for ServerConfig {
             deny_action: DenyAction::Drop,
             limits: Limits::default(),
             registrations: Vec::new(),
+            class_sdp: Vec::new(),
         }
     }
 }

@@ -9,6 +9,7 @@
 
 mod in_dialog;
 mod invite;
+mod outbound;
 mod route;
 mod session;
 
@@ -17,7 +18,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use invite::next_local_media;
+use invite::{next_local_media, write_local_sdp};
+use outbound::Outbound;
 use route::{Hop, Plan};
 pub(crate) use session::SessionTimer;
 use session::{arm_session_timer, session_timer_request};
@@ -29,10 +31,11 @@ use super::policy;
 use super::request::Request;
 use super::transactions::{ClientPurpose, TxnId, TxnKey};
 use super::{
-    CallHandle, CallInfo, CallTimer, Command, Cx, EndReason, Event, InDialogFrom, MediaInfo,
-    ServerConfig, Timer, Transport,
+    CallHandle, CallInfo, CallTimer, ClassSdp, Command, Cx, EndReason, Event, InDialogFrom,
+    MediaInfo, ServerConfig, Timer, Transport,
 };
 use crate::hash_index::{dialog_hash, HashIndex, HashedKey};
+use crate::media::Library;
 use crate::sdp::{self, AnswerLayout, AnswerPrefs, Negotiated, OfferError};
 use crate::slab::CallSlab;
 
@@ -40,6 +43,8 @@ use crate::slab::CallSlab;
 pub(crate) enum CallState {
     /// INVITE accepted, waiting for the runtime to bind the RTP port before the 200.
     AwaitingPort,
+    /// A call we place: our INVITE is out, no final response yet.
+    Calling,
     /// 2xx sent (initial or re-INVITE); retransmitting it until the ACK.
     Answering,
     Confirmed,
@@ -107,6 +112,8 @@ pub(crate) struct Call {
     pub keepalive_at: Option<Instant>,
     pub created: Instant,
     pub started: Option<Instant>,
+    /// A call we placed: what it keeps besides the dialog (boxed: most calls come in).
+    pub outbound: Option<Box<Outbound>>,
 }
 
 impl Call {
@@ -240,11 +247,15 @@ impl Dialogs {
     /// What the control API shows of a call; `media` as the media part reports it.
     pub fn info(&self, h: CallHandle, media: Option<MediaInfo>) -> Option<CallInfo> {
         let c = self.calls.get(&h)?;
+        let (from, to) = match c.outbound {
+            Some(_) => (&c.our_from, &c.their_from),
+            None => (&c.their_from, &c.our_from),
+        };
         Some(CallInfo {
             call: h,
             call_id: c.call_id().to_string(),
-            from: c.their_from.clone(),
-            to: c.our_from.clone(),
+            from: from.clone(),
+            to: to.clone(),
             user: c.user.clone(),
             transport: c.transport,
             local_sip: c.local_sip,
@@ -252,6 +263,7 @@ impl Dialogs {
             created: c.created,
             started: c.started,
             media,
+            outbound: c.outbound.is_some(),
         })
     }
 
@@ -380,7 +392,12 @@ impl Dialogs {
             return;
         };
         match call.state {
-            CallState::AwaitingPort => self.fail_unanswered(cx, h, 503, reason),
+            CallState::AwaitingPort | CallState::Calling if call.outbound.is_some() => {
+                self.hangup_placed(cx, h, reason)
+            }
+            CallState::AwaitingPort | CallState::Calling => {
+                self.fail_unanswered(cx, h, 503, reason)
+            }
             CallState::Answering | CallState::Confirmed => {
                 let bye = Extras {
                     reason: (reason == EndReason::Operator).then_some(OPERATOR_REASON),
@@ -432,6 +449,7 @@ impl Dialogs {
             session: extras.session,
             sdp: extras.sdp,
             reason: extras.reason,
+            credentials: None,
         };
         let mut bytes = Vec::with_capacity(600);
         messages::write_in_dialog_request(&mut bytes, &r);
@@ -499,6 +517,7 @@ impl Dialogs {
             session: None,
             sdp: None,
             reason: None,
+            credentials: None,
         };
         let mut ack = Vec::with_capacity(400);
         messages::write_in_dialog_request(&mut ack, &r);
@@ -568,7 +587,9 @@ impl Dialogs {
             return;
         };
         self.index.remove(&call.dialog, h);
-        self.sources.ended(call.remote_sip.ip());
+        if call.outbound.is_none() {
+            self.sources.ended(call.remote_sip.ip());
+        }
         let rtcp_mux = match &ended {
             Some(e) => e.rtcp_mux,
             None => call.pending.as_ref().is_some_and(|m| m.rtcp_mux),
@@ -652,7 +673,7 @@ fn check_offer(cx: &mut Cx<'_>, req: &Request<'_>, key: TxnKey) -> Option<(TxnKe
         Some(req.body)
     };
     let (offer, neg) = match offer {
-        Some(body) => match sdp::answer_body(body, &prefs(cx.config)) {
+        Some(body) => match sdp::answer_body(body, &prefs(cx, req.uri_user)) {
             Ok((mut n, layout)) => {
                 if let Some(why) = policy::media_address_refusal(n.remote_rtp.ip(), req.remote.ip())
                 {
@@ -703,12 +724,35 @@ fn accepts_sdp(lines: &[&str]) -> bool {
         })
 }
 
-fn prefs(config: &ServerConfig) -> AnswerPrefs {
+/// What we answer with for a call to `user`: its class's codecs and ptime, else the global ones.
+fn prefs(cx: &Cx<'_>, user: &str) -> AnswerPrefs {
+    let own = class_sdp(cx.config, cx.library, user);
+    let codecs = own.map_or(&[][..], |c| &c.codecs[..]);
     AnswerPrefs {
-        codecs: config.codecs.clone(),
-        default_ptime_ms: config.ptime_ms,
+        codecs: if codecs.is_empty() {
+            cx.config.codecs.clone()
+        } else {
+            codecs.to_vec()
+        },
+        default_ptime_ms: own.and_then(|c| c.ptime_ms).unwrap_or(cx.config.ptime_ms),
     }
 }
+
+/// The SDP settings of the class `user` selects, when it has its own.
+fn class_sdp<'a>(config: &'a ServerConfig, library: &Library, user: &str) -> Option<&'a ClassSdp> {
+    if config.class_sdp.is_empty() {
+        return None;
+    }
+    let name = library.class_name(library.class_for(user));
+    config.class_sdp.iter().find(|c| c.class == name)
+}
+
+/// The lines the class of `user` adds to our SDP.
+fn sdp_extras<'a>(config: &'a ServerConfig, library: &Library, user: &str) -> &'a sdp::Extras {
+    class_sdp(config, library, user).map_or(&NO_EXTRAS, |c| &c.extras)
+}
+
+static NO_EXTRAS: sdp::Extras = sdp::Extras::NONE;
 
 /// The option tags of `req`'s Require that we do not support, listed for a 420's Unsupported
 /// (`None`: we support them all).

@@ -353,7 +353,8 @@ fn push_session_expires(out: &mut Vec<u8>, interval: Duration, uas_refreshes: bo
 
 /// A request we send inside a dialog (RFC 3261 §12.2.1.1): BYE; UPDATE or re-INVITE to refresh
 /// the session (RFC 4028 §7.4, RFC 3311); ACK for the 2xx or a final error to our re-INVITE
-/// (RFC 3261 §13.2.2.4, §17.1.1.3).
+/// (RFC 3261 §13.2.2.4, §17.1.1.3). Also the INVITE of a call we place, its CANCEL and ACKs:
+/// the same headers, the To without a tag until the callee answers.
 pub(crate) struct InDialogRequest<'a> {
     pub method: &'static str,
     /// The Request-URI: the remote target, or a strict router's URI (§12.2.1.1).
@@ -378,6 +379,8 @@ pub(crate) struct InDialogRequest<'a> {
     pub sdp: Option<&'a [u8]>,
     /// A BYE's `Reason` value (RFC 3326).
     pub reason: Option<&'a str>,
+    /// `(Authorization or Proxy-Authorization, credentials)` answering a challenge.
+    pub credentials: Option<(&'a str, &'a str)>,
 }
 
 /// The request [`InDialogRequest`] describes, into `out` (cleared first). Every request but ACK
@@ -395,6 +398,9 @@ pub(crate) fn write_in_dialog_request(out: &mut Vec<u8>, r: &InDialogRequest<'_>
         w.header("Route", route);
     }
     w.header("User-Agent", r.user_agent);
+    if let Some((name, value)) = r.credentials {
+        w.header(name, value);
+    }
     if let Some(c) = &r.contact {
         push_contact(out, c);
     }

@@ -7,12 +7,10 @@
 //! down or refuses, and removed (`Expires: 0`) at shutdown. A name in the registrar URI is
 //! looked up by the runtime (`Command::Resolve`).
 
-mod digest;
-
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use self::digest::Challenge;
+use super::digest::{self, Challenge};
 use super::messages::{self, host_str, RegisterRequest};
 use super::outbox::Path;
 use super::request::Response;
@@ -207,16 +205,7 @@ impl Registrations {
                 self.set_state(cx, i, RegistrationState::Registered, None);
             }
             401 | 407 => {
-                let header = if code == 401 {
-                    "WWW-Authenticate"
-                } else {
-                    "Proxy-Authenticate"
-                };
-                let best = msg.as_ref().and_then(|m| {
-                    m.headers(header)
-                        .filter_map(Challenge::parse)
-                        .max_by_key(|c| c.algorithm == digest::Algorithm::Sha256)
-                });
+                let best = msg.as_ref().and_then(|m| digest::best_challenge(m, code));
                 let Some(c) = best else {
                     return self.failed(
                         cx,
@@ -339,11 +328,7 @@ impl Registrations {
         let contact = contact_uri(reg, cx.config);
         let (host, port) = via_host(reg, cx.config);
         let mut bytes = Vec::with_capacity(700);
-        let name = if a.proxy_auth {
-            "Proxy-Authorization"
-        } else {
-            "Authorization"
-        };
+        let name = digest::credentials_header(a.proxy_auth);
         messages::write_register(
             &mut bytes,
             &RegisterRequest {

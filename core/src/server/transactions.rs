@@ -87,6 +87,10 @@ pub(crate) enum ClientPurpose {
     KeepAlive(CallHandle),
     /// A REGISTER for the account at this index of `ServerConfig::registrations`.
     Register(usize),
+    /// The INVITE of a call we place (its provisional responses are outcomes too).
+    Invite(CallHandle),
+    /// The CANCEL of a call we place that is not answered yet.
+    Cancel(CallHandle),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -489,7 +493,8 @@ impl Transactions {
             io.timers.push(r, Timer::ClientTxn(id));
         }
         io.timers.push(end_at, Timer::ClientTxn(id));
-        self.client_index.insert(branch.clone(), id);
+        self.client_index
+            .insert(index_key(&branch, method).into_owned(), id);
         io.out.sip(path, bytes.clone());
         self.client.insert(
             id,
@@ -538,7 +543,8 @@ impl Transactions {
             return None;
         }
         let txn = self.client.remove(&id)?;
-        self.client_index.remove(&txn.branch);
+        self.client_index
+            .remove(&*index_key(&txn.branch, txn.method));
         (!txn.done).then_some(ClientOutcome {
             purpose: txn.purpose,
             code: 408,
@@ -555,7 +561,7 @@ impl Transactions {
         method: &str,
         code: u16,
     ) -> Option<ClientOutcome> {
-        let id = *self.client_index.get(branch)?;
+        let id = *self.client_index.get(&*index_key(branch, method))?;
         let txn = self.client.get_mut(&id)?;
         if txn.method != method {
             return None;
@@ -563,8 +569,23 @@ impl Transactions {
         let invite = txn.method == "INVITE";
         if code < 200 {
             if invite {
-                // Proceeding: an INVITE is no longer retransmitted (§17.1.1.2).
+                // Proceeding: an INVITE is no longer retransmitted (§17.1.1.2), and timer B
+                // no longer runs: a callee may ring for minutes. The wait is bounded anyway,
+                // as a proxy's timer C bounds it (§16.6: above 3 minutes after the last
+                // provisional response).
                 txn.retransmit_at = None;
+                if !txn.done {
+                    txn.end_at = io.now + RINGING_LIMIT;
+                    io.timers.push(txn.end_at, Timer::ClientTxn(id));
+                }
+                if matches!(txn.purpose, ClientPurpose::Invite(_)) && !txn.done {
+                    // A call we place may now be cancelled (RFC 3261 §9.1).
+                    return Some(ClientOutcome {
+                        purpose: txn.purpose,
+                        code,
+                        repeat: false,
+                    });
+                }
             } else {
                 // Proceeding: keep retransmitting at T2 (§17.1.2.2).
                 txn.interval = self.t2;
@@ -635,7 +656,8 @@ impl Transactions {
         let mut outcomes = Vec::with_capacity(failed.len());
         for id in failed {
             if let Some(txn) = self.client.remove(&id) {
-                self.client_index.remove(&txn.branch);
+                self.client_index
+                    .remove(&*index_key(&txn.branch, txn.method));
                 outcomes.push(ClientOutcome {
                     purpose: txn.purpose,
                     code: 408,
@@ -644,6 +666,21 @@ impl Transactions {
             }
         }
         outcomes
+    }
+
+    /// Send the ACK of a final error to the INVITE on `branch` (RFC 3261 §17.1.1.3), and again
+    /// for each retransmission of that response: for an INVITE that makes a dialog, whose ACK
+    /// takes the To of the response, so it is written once the response came.
+    pub fn acknowledge_error(&mut self, io: &mut Io<'_>, branch: &str, ack: Vec<u8>) {
+        let Some(txn) = self
+            .client_index
+            .get(branch)
+            .and_then(|id| self.client.get_mut(id))
+        else {
+            return;
+        };
+        io.out.sip(txn.path, ack.clone());
+        txn.ack = Some(ack);
     }
 
     /// Did the client transaction `branch` send its request to `remote`?
@@ -659,6 +696,19 @@ impl Transactions {
         self.client
             .values()
             .any(|t| matches!(t.purpose, ClientPurpose::Bye { .. }) && !t.done)
+    }
+}
+
+/// How long an INVITE of ours waits for its final response after the last provisional one.
+const RINGING_LIMIT: Duration = Duration::from_secs(181);
+
+/// A client transaction's key in `client_index`: its branch, except a CANCEL's, which shares
+/// the branch of the INVITE it cancels (RFC 3261 §9.1) and is told apart by its method.
+fn index_key<'a>(branch: &'a str, method: &str) -> std::borrow::Cow<'a, str> {
+    if method == "CANCEL" {
+        format!("{branch} CANCEL").into()
+    } else {
+        branch.into()
     }
 }
 

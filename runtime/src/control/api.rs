@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use onhold_core::media::{ClassId, ClassSpec, Library, LibrarySpec, MusicSource, Order, PlayMode};
-use onhold_core::{CallHandle, CallInfo, LiveInfo, RegistrationState, Source, LATENESS_BOUNDS_US};
+use onhold_core::{
+    CallHandle, CallInfo, LiveInfo, OriginateError, RegistrationState, Source, Transport,
+    LATENESS_BOUNDS_US,
+};
 use serde_json::{json, Value};
 
 use super::http::{same_secret, Reply, Request, Response};
@@ -56,6 +59,7 @@ pub(super) fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
             body: metrics::render(&s).into_bytes(),
         }),
         ("GET", ["api", "calls"]) => calls(shared),
+        ("POST", ["api", "calls"]) => place_call(shared, &req.body),
         ("GET", ["api", "calls", id]) => call(shared, id),
         ("DELETE", ["api", "calls", id]) | ("POST", ["api", "calls", id, "hangup"]) => {
             hangup(shared, id)
@@ -88,8 +92,9 @@ fn allowed(path: &[&str]) -> Option<&'static str> {
         | ["index.html" | "status.css" | "status.js"]
         | ["health"]
         | ["metrics"]
-        | ["api", "status" | "calls" | "music" | "events"]
+        | ["api", "status" | "music" | "events"]
         | ["api", "music", _, "preview.wav"] => Some("GET"),
+        ["api", "calls"] => Some("GET, POST"),
         ["api", "calls", _] => Some("GET, DELETE"),
         ["api", "calls", _, "listen"] => Some("GET"),
         ["api", "calls", _, "hangup" | "source" | "record"] | ["api", "reload"] => Some("POST"),
@@ -272,6 +277,7 @@ fn call_json(shared: &Shared, c: &CallInfo, now: Instant) -> Value {
         "packets_sent": m.map_or(0, |m| m.packets),
         "bytes_sent": m.map_or(0, |m| m.octets),
         "latched": m.is_some_and(|m| m.latched),
+        "outbound": c.outbound,
     })
 }
 
@@ -319,6 +325,121 @@ fn source(shared: &Shared, id: &str, body: &[u8]) -> Result<Response, Failure> {
     };
     done(ask(shared, Ask::Source(h, source))?)?;
     Ok(Response::json(200, &json!({ "id": id, "playing": what })))
+}
+
+/// Place a call: `{"uri": "sip:200@pbx", "class": NAME | "file": PATH, "max_duration": SECS,
+/// "from": USER_OR_URI}`. The name in the URI is looked up and the file decoded here, on the
+/// HTTP thread; the loop only starts the INVITE. 201 with the call's id: its progress shows in
+/// the events and `GET /api/calls/{id}`, and a refusal by the callee ends it with reason
+/// `rejected` and the status code.
+fn place_call(shared: &Shared, body: &[u8]) -> Result<Response, Failure> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| (400, format!("bad JSON: {e}")))?;
+    let text = |k: &str| match v.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err((400, format!("\"{k}\" must be a string"))),
+    };
+    let uri = text("uri")?.ok_or((
+        400,
+        "\"uri\" is required (e.g. sip:200@pbx.example.com)".into(),
+    ))?;
+    let source = match (text("class")?, text("file")?) {
+        (Some(c), None) => Some(Source::Class(c)),
+        (None, Some(f)) => Some(file_source(shared, &f)?),
+        (None, None) => None,
+        (Some(_), Some(_)) => return Err((400, "give \"class\" or \"file\", not both".into())),
+    };
+    let max_duration = match v.get("max_duration") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(s) if s > 0.0 && s <= 86_400.0 => Some(Duration::from_secs_f64(s)),
+            _ => {
+                return Err((
+                    400,
+                    "\"max_duration\" is seconds, above 0 and at most 86400".into(),
+                ))
+            }
+        },
+        Some(Value::String(s)) => Some(
+            onhold_core::config::parse_duration(s.trim())
+                .filter(|d| !d.is_zero() && d.as_secs() <= 86_400)
+                .ok_or((
+                    400,
+                    format!(
+                        "\"max_duration\": {s:?} is not a duration like 30s or 5m (at most 1d)"
+                    ),
+                ))?,
+        ),
+        Some(_) => {
+            return Err((
+                400,
+                "\"max_duration\" is seconds or a duration like \"5m\"".into(),
+            ))
+        }
+    };
+    let parsed =
+        onhold_core::sip::Uri::parse(&uri).map_err(|_| (400, format!("{uri}: not a SIP URI")))?;
+    let transport = match parsed.transport() {
+        None => Transport::Udp,
+        Some(t) if t.eq_ignore_ascii_case("udp") => Transport::Udp,
+        Some(t) if t.eq_ignore_ascii_case("tcp") => Transport::Tcp,
+        Some(t) => {
+            return Err((
+                400,
+                format!("{uri}: transport {t} is not supported (udp, tcp)"),
+            ))
+        }
+    };
+    let host = parsed.host_unbracketed().to_string();
+    let port = parsed
+        .port
+        .unwrap_or(crate::resolve::default_port(transport));
+    let dest = crate::resolve::system_lookup(&host, port)
+        .map_err(|e| (502, format!("{host}: cannot resolve: {e}")))?
+        .into_iter()
+        .next()
+        .ok_or((502, format!("{host}: no address")))?;
+    let local = shared
+        .sip_bound
+        .iter()
+        .find(|(t, a)| *t == transport && a.is_ipv4() == dest.is_ipv4())
+        .map(|(_, a)| *a)
+        .ok_or((
+            400,
+            format!(
+                "no {} listener of {dest}'s address family to call from",
+                transport.name()
+            ),
+        ))?;
+    let contact_ip = if local.ip().is_unspecified() {
+        crate::startup::local_ip_toward(dest).ok()
+    } else {
+        None
+    };
+    let o = onhold_core::Originate {
+        uri: uri.clone(),
+        dest,
+        transport,
+        local,
+        contact_ip,
+        from: text("from")?,
+        source,
+        max_duration,
+    };
+    match ask(shared, Ask::Originate(Box::new(o)))? {
+        Answer::Placed(Ok(h)) => Ok(Response::json(
+            201,
+            &json!({ "id": h.to_string(), "uri": uri, "result": "calling" }),
+        )),
+        Answer::Placed(Err(e)) => {
+            let status = match e {
+                OriginateError::BadUri => 400,
+                _ => 503,
+            };
+            Err((status, format!("{uri}: {e}")))
+        }
+        _ => Err(unexpected()),
+    }
 }
 
 /// Read and decode a music file for one call (here, on the HTTP thread: decoding takes a

@@ -39,6 +39,8 @@ pub enum Ask {
     Call(CallHandle),
     Hangup(CallHandle),
     Source(CallHandle, Source),
+    /// Place a call (`POST /api/calls`).
+    Originate(Box<onhold_core::Originate>),
     Music,
     /// Turn SIP tracing on now (a `?sip=1` subscriber is about to be served).
     Trace,
@@ -64,6 +66,8 @@ pub enum Answer {
     Reloaded(Result<String, String>),
     /// The recording's file, or why not.
     Recording(Result<std::path::PathBuf, (u16, String)>),
+    /// The call placed, or why none was.
+    Placed(Result<CallHandle, onhold_core::OriginateError>),
 }
 
 /// What `/health` and `/metrics` read, taken in one turn of the loop.
@@ -120,6 +124,8 @@ struct Shared {
     runtime: &'static str,
     /// The SIP listeners as bound (`page::listeners_json`): a reload does not move them.
     sip_listeners: serde_json::Value,
+    /// The same, for choosing the socket a call we place goes out from.
+    sip_bound: Vec<(Transport, SocketAddr)>,
 }
 
 /// A call as the events have shown it, for the events that follow.
@@ -184,6 +190,7 @@ pub fn start(
         epoch_wall: startup.epoch_wall,
         runtime,
         sip_listeners: page::listeners_json(bound, &startup.config.listen),
+        sip_bound: bound.to_vec(),
     });
     http::serve(listener, move |req| api::handle(&shared, req))
         .map_err(|e| format!("cannot start the control thread: {e}"))?;
@@ -249,6 +256,7 @@ impl ControlPlane {
                 None => Err((404, format!("no call {h}"))),
             }),
             Ask::Source(h, source) => Answer::Done(self.source(server, now, h, source)),
+            Ask::Originate(o) => Answer::Placed(server.originate(now, *o)),
             Ask::Trace => {
                 server.set_sip_trace(true);
                 Answer::Done(Ok(()))
@@ -340,6 +348,7 @@ impl ControlPlane {
                     "transport": info.transport.name(),
                     "remote_sip": info.remote_sip.to_string(),
                     "local_sip": info.local_sip.to_string(),
+                    "outbound": info.outbound,
                     "at": rfc3339(self.wall(info.created)),
                 });
                 hub.publish("call.started", &data.to_string(), false);
@@ -447,10 +456,15 @@ impl ControlPlane {
                 if !seen.as_ref().is_some_and(|s| s.answered) {
                     self.counters.unanswered += 1;
                 }
+                let status = match reason {
+                    onhold_core::EndReason::Rejected(code) => Some(*code),
+                    _ => None,
+                };
                 let data = json!({
                     "call": call.to_string(),
                     "call_id": seen.map(|s| s.call_id),
                     "reason": reason.name(),
+                    "status": status,
                     "duration_s": duration.as_secs_f64(),
                     "rtp_packets_sent": rtp_packets_sent,
                 });

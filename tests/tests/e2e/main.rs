@@ -18,6 +18,7 @@ mod linphone;
 mod live;
 mod media;
 mod netns;
+mod originate;
 mod packaging;
 mod page;
 mod parity;

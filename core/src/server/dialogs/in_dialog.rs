@@ -41,7 +41,8 @@ impl Dialogs {
             } else {
                 sdp::parse(req.body).ok()
             };
-            match answer.map(|a| sdp::accept_answer(&a, &prefs(cx.config))) {
+            let prefs = prefs(cx, &call.user);
+            match answer.map(|a| sdp::accept_answer(&a, &prefs)) {
                 Some(Ok(mut neg)) => {
                     let source = req.remote.ip();
                     if policy::media_address_refusal(neg.remote_rtp.ip(), source).is_some() {
@@ -95,7 +96,8 @@ impl Dialogs {
             }
         };
         if first {
-            if let Some(max) = cx.config.max_call_duration {
+            let max = call.outbound.as_ref().and_then(|o| o.max_duration);
+            if let Some(max) = max.or(cx.config.max_call_duration) {
                 call.max_at = Some(now + max);
                 let key = Timer::Call(h, CallTimer::MaxDuration);
                 cx.io.timers.push_after(now, max, key);

@@ -141,6 +141,7 @@ impl Dialogs {
             keepalive_at: None,
             created: now,
             started: None,
+            outbound: None,
         });
         self.calls.insert(handle, call);
         // Indexed once the call holds its key (the index checks hits against it).
@@ -157,7 +158,7 @@ impl Dialogs {
         }
     }
 
-    fn ask_for_port(&mut self, cx: &mut Cx<'_>, h: CallHandle, rtcp_mux: bool) -> bool {
+    pub(super) fn ask_for_port(&mut self, cx: &mut Cx<'_>, h: CallHandle, rtcp_mux: bool) -> bool {
         let Some(port) = cx.ports.allocate(h, rtcp_mux, cx.io.out) else {
             return false;
         };
@@ -187,6 +188,9 @@ impl Dialogs {
                 self.fail_unanswered(cx, h, 503, EndReason::Control);
             }
             return;
+        }
+        if call.outbound.is_some() {
+            return self.send_invite(cx, h);
         }
         if cx.config.send_ringing {
             self.respond_to_invite(cx, h, 180);
@@ -226,9 +230,7 @@ impl Dialogs {
         let mut w = head.start(&mut out, 200, call.local_tag());
         w.header_lines(&call.ok_lines);
         // Written straight into the message: no buffer of its own, no copy.
-        w.body_with(SDP_TYPE, |out| {
-            write_local_sdp(cx.config, call, &local, out)
-        });
+        w.body_with(SDP_TYPE, |out| write_local_sdp(cx, call, &local, out));
         // One copy, shared by the transaction, the call (retransmission) and the queue.
         let bytes: Arc<[u8]> = Arc::from(&out[..]);
         self.scratch = out;
@@ -265,7 +267,7 @@ impl Dialogs {
         };
         let mut body = Vec::with_capacity(400);
         if let Some(call) = self.calls.get(&h) {
-            write_local_sdp(cx.config, call, &local, &mut body);
+            write_local_sdp(cx, call, &local, &mut body);
         }
         body
     }
@@ -307,17 +309,17 @@ pub(super) fn next_local_media(
     })
 }
 
-/// Our SDP for the offer being answered, or our offer when there was none, appended to `out`.
-fn write_local_sdp(config: &ServerConfig, call: &Call, local: &LocalMedia<'_>, out: &mut Vec<u8>) {
+/// Our SDP for the offer being answered, or our offer when there was none, appended to `out`,
+/// with what the call's class adds.
+pub(super) fn write_local_sdp(cx: &Cx<'_>, call: &Call, local: &LocalMedia<'_>, out: &mut Vec<u8>) {
+    let extras = super::sdp_extras(cx.config, cx.library, &call.user);
     match (&call.offer, &call.pending) {
-        (Some(layout), Some(neg)) => layout.write(neg, local, out),
-        _ => sdp::write_offer(
-            local,
-            &prefs(config),
-            config.ptime_ms,
-            Direction::SendOnly,
-            out,
-        ),
+        (Some(layout), Some(neg)) => layout.write_with(neg, local, extras, out),
+        _ => {
+            let prefs = prefs(cx, &call.user);
+            let ptime = prefs.default_ptime_ms;
+            sdp::write_offer_with(local, &prefs, ptime, Direction::SendOnly, extras, out)
+        }
     }
 }
 

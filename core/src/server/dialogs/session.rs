@@ -91,6 +91,15 @@ pub(super) fn session_timer_request(
     Ok(Some(SessionTimer::new(interval, we_refresh, now)))
 }
 
+/// The session timer the 2xx to an INVITE of ours sets (RFC 4028 §7.2): in a response to our
+/// request `uac` is us, and without a refresher we refresh.
+pub(super) fn session_timer_answer(r: &Response<'_>, now: Instant) -> Option<SessionTimer> {
+    let (secs, refresher) = r.session_expires()?;
+    let we_refresh = refresher.is_none_or(|r| r == "uac");
+    let interval = Duration::from_secs(u64::from(secs));
+    Some(SessionTimer::new(interval, we_refresh, now))
+}
+
 /// The request's Supported lists `timer` (RFC 4028).
 pub(super) fn supports_timer(req: &Request<'_>) -> bool {
     req.supported
@@ -185,7 +194,10 @@ impl Dialogs {
             codecs: vec![neg.codec],
             default_ptime_ms: neg.ptime_ms,
         };
-        sdp::write_offer(&local, &only, neg.ptime_ms, neg.direction, &mut offer);
+        let user = self.calls.get(&h).map_or("", |c| c.user.as_str());
+        let extras = super::sdp_extras(cx.config, cx.library, user);
+        let direction = neg.direction;
+        sdp::write_offer_with(&local, &only, neg.ptime_ms, direction, extras, &mut offer);
         let Some(call) = self.calls.get_mut(&h) else {
             return;
         };
@@ -213,6 +225,7 @@ impl Dialogs {
     ) {
         let (h, by) = match outcome.purpose {
             ClientPurpose::Refresh(h, by) => (h, by),
+            ClientPurpose::Invite(h) => return self.on_placed_outcome(cx, h, outcome, response),
             ClientPurpose::KeepAlive(h) if !outcome.repeat => {
                 return self.on_keepalive(cx, h, outcome.code)
             }

@@ -1,10 +1,42 @@
 //! HTTP Digest for SIP (RFC 3261 §22.4, RFC 7616, RFC 8760): reading a challenge and writing
 //! the credentials that answer it. MD5 and SHA-256, each also as `-sess`; `qop=auth` when the
-//! challenge offers it (`auth-int` alone is not answered: no REGISTER of ours has a body, but
-//! a server asking only for it is rare enough to refuse).
+//! challenge offers it (`auth-int` alone is not answered: it would hash an INVITE's SDP, and a
+//! server asking only for it is rare enough to refuse). Used by our REGISTERs and by the calls
+//! we place.
 
 use md5::Md5;
+
+use crate::sip;
 use sha2::{Digest, Sha256};
+
+/// The challenge of a 401 (`WWW-Authenticate`) or 407 (`Proxy-Authenticate`) we answer: a
+/// SHA-256 one when offered (RFC 8760 §2.4: the strongest algorithm we support), else the first
+/// we can read.
+pub(crate) fn best_challenge(msg: &sip::Message<'_>, code: u16) -> Option<Challenge> {
+    let header = if code == 407 {
+        "Proxy-Authenticate"
+    } else {
+        "WWW-Authenticate"
+    };
+    msg.headers(header)
+        .filter_map(Challenge::parse)
+        .reduce(|best, c| {
+            if c.algorithm == Algorithm::Sha256 && best.algorithm != Algorithm::Sha256 {
+                c
+            } else {
+                best
+            }
+        })
+}
+
+/// The header our credentials go in, answering a 401 or (`proxy`) a 407.
+pub(crate) fn credentials_header(proxy: bool) -> &'static str {
+    if proxy {
+        "Proxy-Authorization"
+    } else {
+        "Authorization"
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Algorithm {
