@@ -124,8 +124,16 @@ impl LiveSources {
     }
 }
 
-/// A source's thread: connect, play until it fails, report, back off, again.
+/// A source's thread: connect, play until it fails, report, back off, again. It runs at nice
+/// +5: below the loop, so on a busy host calls' packets get the CPU first (the jitter buffer
+/// covers a decoder that waits), and above the control API's threads (+10).
 fn run(source: Source, tx: mpsc::SyncSender<LiveMsg>, wake: Arc<dyn Fn() + Send + Sync>) {
+    // SAFETY: gettid and setpriority take and return plain integers; on Linux, PRIO_PROCESS
+    // with a thread id changes only that thread.
+    unsafe {
+        let tid = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 5);
+    }
     let mut backoff = BACKOFF_FIRST;
     let mut jitter = Jitter::new(&source.class);
     let send = |msg: LiveMsg| -> bool {
