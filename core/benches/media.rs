@@ -132,6 +132,7 @@ fn main() {
             order: Order::Sorted,
             mode: PlayMode::PerCall,
             announcement: None,
+            live: None,
         }],
         normalize: true,
         gain_db: 0.0,

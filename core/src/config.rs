@@ -22,11 +22,13 @@ use crate::server::{
 mod args;
 mod limits;
 mod register;
+mod url;
 mod values;
 
 pub use args::RunArgs;
 pub use limits::LIMIT_KEYS;
 pub use register::RegisterConfig;
+pub use url::{is_url, HttpUrl};
 
 use values::*;
 
@@ -125,6 +127,12 @@ pub struct ClassConfig {
     pub announcement_every: Duration,
     /// Record what every caller of this class sends (into `record_dir`).
     pub record: bool,
+    /// `music` is a live source's `http://` URL (then `music` itself is `None`).
+    pub live: Option<HttpUrl>,
+    /// What a live class plays while its source is silent (`None`: the built-in music).
+    pub fallback: Option<PathBuf>,
+    /// How much of a live source to buffer before playing it.
+    pub live_buffer: Duration,
     /// Its own codecs, ptime and SDP lines (`class` is this class's name).
     pub sdp: ClassSdp,
 }
@@ -222,7 +230,7 @@ const MEDIA_TO: [(&str, MediaTo); 2] = [("sdp", MediaTo::Sdp), ("sip-source", Me
 const DENY_ACTION: [(&str, DenyAction); 2] =
     [("drop", DenyAction::Drop), ("403", DenyAction::Forbidden)];
 
-const CLASS_KEYS: [&str; 12] = [
+const CLASS_KEYS: [&str; 14] = [
     "music",
     "mode",
     "order",
@@ -235,7 +243,12 @@ const CLASS_KEYS: [&str; 12] = [
     "sdp_bandwidth_tias",
     "sdp_session_attributes",
     "sdp_media_attributes",
+    "fallback",
+    "live_buffer",
 ];
+
+/// A live source's jitter buffer unless `live_buffer` says otherwise.
+pub const DEFAULT_LIVE_BUFFER: Duration = Duration::from_millis(300);
 
 /// The file named by `--config`, else by `ONHOLD_CONFIG`; the runtime reads it and calls
 /// [`Config::load`].
@@ -641,13 +654,16 @@ impl Config {
         let file_origin = file.map(|(p, _)| Origin::File(p.display().to_string()));
         let mut classes = parse_classes(class_tables, file_origin, base_dir.as_deref())?;
         if let Some(s) = get("music") {
-            let allowed = "must be a path to a file or a directory";
+            let allowed = "must be a path to a file or a directory, or an http:// URL";
             let t = text(s, "music", allowed)?;
-            let path = (!t.is_empty()).then(|| resolve(&t, &s.origin, base_dir.as_deref()));
+            let live = live_url(&t, "music", s)?;
+            let path = (!t.is_empty() && live.is_none())
+                .then(|| resolve(&t, &s.origin, base_dir.as_deref()));
             match classes.iter_mut().find(|c| c.name == "default") {
-                Some(c) => c.music = path,
-                None if path.is_some() => classes.push(ClassConfig {
+                Some(c) => (c.music, c.live) = (path, live),
+                None if path.is_some() || live.is_some() => classes.push(ClassConfig {
                     music: path,
+                    live,
                     ..ClassConfig::new("default")
                 }),
                 None => {}
@@ -839,7 +855,18 @@ impl Config {
         }
         for c in &self.music.classes {
             out.push_str(&format!("\n[classes.{}]\n", quote_key(&c.name)));
-            if c.name != "default" {
+            if let Some(url) = &c.live {
+                out.push_str(&format!(
+                    "music = {}\nfallback = {}\nlive_buffer = {}\n",
+                    quote(&url.to_string()),
+                    quote(
+                        &c.fallback
+                            .as_ref()
+                            .map_or(String::new(), |p| p.display().to_string())
+                    ),
+                    quote(&format_duration(c.live_buffer)),
+                ));
+            } else if c.name != "default" {
                 let m = c
                     .music
                     .as_ref()
@@ -882,6 +909,9 @@ impl ClassConfig {
             announcement: None,
             announcement_every: Duration::from_secs(60),
             record: false,
+            live: None,
+            fallback: None,
+            live_buffer: DEFAULT_LIVE_BUFFER,
             sdp: ClassSdp {
                 class: name.to_string(),
                 ..ClassSdp::default()

@@ -28,7 +28,8 @@ mod timers;
 pub use codec::Codec;
 pub use server::{
     CallHandle, CallInfo, ClassSdp, CodeCounts, Command, Control, Direction, EndReason, Event, Hop,
-    Lateness, Limit, MediaInfo, Occupancy, Originate, OriginateError, Registration,
-    RegistrationInfo, RegistrationState, Server, ServerConfig, SipCounts, SipTrace, Source, Stats,
-    Transmit, TransmitKind, Transport, LATENESS_BOUNDS_US, MAX_DATAGRAM, SIP_METHODS,
+    Lateness, Limit, LiveInfo, LiveState, MediaInfo, Occupancy, Originate, OriginateError,
+    Registration, RegistrationInfo, RegistrationState, Server, ServerConfig, SipCounts, SipTrace,
+    Source, Stats, Transmit, TransmitKind, Transport, LATENESS_BOUNDS_US, MAX_DATAGRAM,
+    SIP_METHODS,
 };

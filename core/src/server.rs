@@ -34,6 +34,7 @@ mod dialogs;
 mod digest;
 mod limits;
 pub use limits::Limits;
+mod live;
 mod media;
 mod messages;
 mod outbox;
@@ -199,11 +200,13 @@ impl Server {
         let ports = Ports::new(config.rtp_ports, &mut rng);
         let mut timers = TimerHeap::default();
         let registrations = Registrations::new(&config, &mut rng, &mut timers, epoch);
+        let mut media = Media::new(epoch, epoch_wall, &config);
+        media.relink_live(&library);
         Server {
             txns: Transactions::new(&config),
             dialogs: Dialogs::default(),
             ports,
-            media: Media::new(epoch, epoch_wall, &config),
+            media,
             registrations,
             timers,
             out: Outbox::default(),
@@ -554,6 +557,7 @@ impl Server {
             }
             Control::Reload(library) => {
                 self.library = library;
+                self.media.relink_live(&self.library);
                 let (library, dialogs) = (&self.library, &self.dialogs);
                 self.media
                     .reload(|h| dialogs.user(h).map(|user| library.class_for(user)));
@@ -571,6 +575,27 @@ impl Server {
             }
         }
         self.finish_drain(now, false);
+    }
+
+    /// Audio from a live class's source as it arrived at `now`: mono PCM at 8 kHz and, when
+    /// G.722 is among the codecs, the same audio at 16 kHz (twice as many samples). It is
+    /// encoded once per G.711 codec into the class's jitter buffer, which plays to every caller
+    /// of the class once it holds the class's `live_buffer`; a class that is not live ignores it.
+    pub fn live_audio(&mut self, now: Instant, class: &str, pcm8: &[i16], pcm16: &[i16]) {
+        self.media
+            .live_audio(now, &mut self.out, class, pcm8, pcm16);
+    }
+
+    /// A live class's source is connected (`Ok`), or went down (`Err`, why): each outage is
+    /// counted once, however many reconnections fail. Callers hear the buffered audio to its
+    /// end and then the fallback, whatever the source does.
+    pub fn live_source(&mut self, class: &str, state: Result<(), String>) {
+        self.media.live_source(&mut self.out, class, state);
+    }
+
+    /// Every live class of the library in use, as it stands at `now`.
+    pub fn live_info(&self, now: Instant) -> Vec<LiveInfo> {
+        self.media.live_info(now)
     }
 
     /// Place a call: an INVITE to `o.uri` once its RTP port is bound; the answer starts the

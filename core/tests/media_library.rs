@@ -51,6 +51,7 @@ fn class(name: &str, sources: Vec<MusicSource>) -> ClassSpec {
         order: Order::Sorted,
         mode: PlayMode::PerCall,
         announcement: None,
+        live: None,
     }
 }
 

@@ -34,6 +34,7 @@ fn library() -> Library {
             order: Order::Sorted,
             mode: PlayMode::PerCall,
             announcement: None,
+            live: None,
         }],
         normalize: false,
         gain_db: 0.0,

@@ -21,6 +21,7 @@ fn library() -> Library {
         order: Order::Sorted,
         mode: PlayMode::PerCall,
         announcement: None,
+        live: None,
     };
     let spec = LibrarySpec {
         classes: vec![class("default"), class("sales")],

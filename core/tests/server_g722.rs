@@ -90,6 +90,7 @@ fn library_with(pcm16: &[i16], mode: PlayMode, announcement: Option<&[i16]>) -> 
                 };
                 (source, Duration::from_secs(1))
             }),
+            live: None,
         }],
         normalize: false,
         gain_db: 0.0,

@@ -36,6 +36,7 @@ fn library(freq: f64, secs: f64, mode: PlayMode) -> Library {
             order: Order::Sorted,
             mode,
             announcement: None,
+            live: None,
         }],
         normalize: false,
         gain_db: 0.0,

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub use call::Shape;
 use call::{CallConfig, Progress};
 use dp750::Target;
+pub use media::KernelClock;
 use report::Summary;
 use sipsock::Mux;
 

@@ -93,8 +93,8 @@ impl Receiver {
 /// Arrival times from the kernel (`SO_TIMESTAMPNS`: stamped when the datagram reached the
 /// socket), so inter-arrival figures measure the server and the network, not how late this
 /// probe's receiver thread was scheduled. Falls back to reading the clock after `recv` where the
-/// option is unavailable.
-struct KernelClock {
+/// option is unavailable. The end-to-end tests' RTP receiver reads with it too.
+pub struct KernelClock {
     enabled: bool,
     /// The realtime and monotonic clocks read together, to map kernel stamps onto `Instant`.
     wall0: std::time::SystemTime,
@@ -102,7 +102,7 @@ struct KernelClock {
 }
 
 impl KernelClock {
-    fn enable(socket: &UdpSocket) -> KernelClock {
+    pub fn enable(socket: &UdpSocket) -> KernelClock {
         use std::os::fd::AsRawFd;
         let one: libc::c_int = 1;
         // SAFETY: a valid socket fd and a pointer to a c_int of the size passed.
@@ -122,10 +122,20 @@ impl KernelClock {
         }
     }
 
-    fn recv(&self, socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, Instant)> {
+    pub fn recv(&self, socket: &UdpSocket, buf: &mut [u8]) -> std::io::Result<(usize, Instant)> {
+        self.recv_from(socket, buf).map(|(n, _, at)| (n, at))
+    }
+
+    /// One datagram, who sent it (`None` if the address family is neither IPv4 nor IPv6), and
+    /// when it reached the socket.
+    pub fn recv_from(
+        &self,
+        socket: &UdpSocket,
+        buf: &mut [u8],
+    ) -> std::io::Result<(usize, Option<std::net::SocketAddr>, Instant)> {
         if !self.enabled {
-            let n = socket.recv(buf)?;
-            return Ok((n, Instant::now()));
+            let (n, from) = socket.recv_from(buf)?;
+            return Ok((n, Some(from), Instant::now()));
         }
         use std::os::fd::AsRawFd;
         let mut iov = libc::iovec {
@@ -134,8 +144,12 @@ impl KernelClock {
         };
         // Room for one SCM_TIMESTAMPNS control message, aligned as cmsghdr needs.
         let mut control = [0u64; 8];
-        // SAFETY: msghdr is plain old data; every pointer set below outlives the call.
+        // SAFETY: sockaddr_storage and msghdr are plain old data; every pointer set below
+        // outlives the call.
+        let mut name: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = (&mut name as *mut libc::sockaddr_storage).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as _;
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.as_mut_ptr().cast();
@@ -163,7 +177,26 @@ impl KernelClock {
                 c = libc::CMSG_NXTHDR(&msg, c);
             }
         }
-        Ok((n as usize, at.unwrap_or_else(Instant::now)))
+        let from = match name.ss_family as libc::c_int {
+            libc::AF_INET => {
+                // SAFETY: the kernel wrote a sockaddr_in for an AF_INET source.
+                let a = unsafe {
+                    &*(&name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>()
+                };
+                let ip = std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+                Some(std::net::SocketAddr::from((ip, u16::from_be(a.sin_port))))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the kernel wrote a sockaddr_in6 for an AF_INET6 source.
+                let a = unsafe {
+                    &*(&name as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>()
+                };
+                let ip = std::net::Ipv6Addr::from(a.sin6_addr.s6_addr);
+                Some(std::net::SocketAddr::from((ip, u16::from_be(a.sin6_port))))
+            }
+            _ => None,
+        };
+        Ok((n as usize, from, at.unwrap_or_else(Instant::now)))
     }
 }
 

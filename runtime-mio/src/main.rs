@@ -203,6 +203,14 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
         info!("control API on http://{}", p.local);
     }
     life.set_control(plane);
+    // Live sources' audio wakes the loop too; the lifecycle hands it over at the top of a turn.
+    let live_waker = Arc::clone(&waker);
+    life.start_live(
+        &startup,
+        Arc::new(move || {
+            let _ = live_waker.wake();
+        }),
+    );
     let mut lp = Loop {
         poll,
         server: startup.new_server(),

@@ -132,6 +132,14 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
     // A control request wakes the loop through this channel; one pending wake is enough (the
     // lifecycle serves every waiting request at the top of the turn).
     let (control_tx, control_rx) = smol::channel::bounded::<()>(1);
+    // Live sources' audio wakes the loop the same way (see `Lifecycle::start_live`).
+    let live_wake = control_tx.clone();
+    life.start_live(
+        &startup,
+        std::sync::Arc::new(move || {
+            let _ = live_wake.try_send(());
+        }),
+    );
     match control::start(&startup, "smol", &bound, move || {
         let _ = control_tx.try_send(());
     }) {

@@ -7,6 +7,7 @@ pub mod control;
 pub mod ctl;
 pub mod icmp;
 pub mod lifecycle;
+pub mod live;
 pub mod logging;
 pub mod music;
 pub mod net;

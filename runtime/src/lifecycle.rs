@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use onhold_core::{Control, Event, Server, Stats};
+use onhold_core::{Control, Event, LiveState, Server, Stats};
 use tracing::{debug, error, info, warn};
 
 use crate::control::{taps, Answer, Ask, ControlPlane};
+use crate::live::{self, LiveSources};
 use crate::logging;
 use crate::record::Recorder;
 use crate::signals::{signal_action, signal_name, SignalAction};
@@ -43,6 +44,8 @@ pub struct Lifecycle {
     recorder: Option<Recorder>,
     /// The calls whose inbound audio the core decodes for us (recorded or listened to).
     tapped: BTreeSet<onhold_core::CallHandle>,
+    /// The live classes' source threads, when there are any.
+    live: Option<LiveSources>,
 }
 
 /// How often the counters are logged while they change.
@@ -100,7 +103,15 @@ impl Lifecycle {
                 }
             },
             tapped: BTreeSet::new(),
+            live: None,
         }
+    }
+
+    /// Start a source thread for each live class (see [`crate::live`]); `wake` makes the loop
+    /// turn, and the audio is given to the server at the top of the turn.
+    pub fn start_live(&mut self, startup: &Startup, wake: Arc<dyn Fn() + Send + Sync>) {
+        let g722 = startup.config.server.allows(onhold_core::Codec::G722);
+        self.live = live::start(&startup.config.music, g722, wake);
     }
 
     /// Tap exactly the calls that are recorded or listened to.
@@ -262,6 +273,9 @@ impl Lifecycle {
 
     /// Call the core's timer if due, and log its events. `Some` when the process should exit.
     pub fn service(&mut self, server: &mut Server, now: Instant) -> Option<ExitCode> {
+        if let Some(live) = &self.live {
+            live.deliver(server, now);
+        }
         self.serve_control(server, now);
         self.update_taps(server);
         if server.poll_timeout().is_some_and(|t| t <= now) {
@@ -447,6 +461,22 @@ pub fn log_event(ev: &Event) {
             None => info!(aor = %aor, state = state.name(), "registration"),
         },
         Event::Invited { call } => debug!(call = %call, "invited"),
+        Event::Live {
+            class,
+            state,
+            reason,
+        } => match (state, reason) {
+            (LiveState::Down, reason) => warn!(
+                class = %class,
+                reason = reason.as_deref().unwrap_or(""),
+                "live source down: reconnecting with back-off"
+            ),
+            (LiveState::Fallback, _) => {
+                warn!(class = %class, "live buffer ran dry: playing the fallback")
+            }
+            (LiveState::Connected, _) => info!(class = %class, "live source connected"),
+            (LiveState::Playing, _) => info!(class = %class, "live source playing"),
+        },
         Event::Heard { .. } => {}
         Event::LimitHit { remote, limit } => {
             debug!(remote = %remote, limit = limit.name(), "limit hit: 503")

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use onhold_core::config::{MusicConfig, MusicOrder};
-use onhold_core::media::{ClassSpec, Library, LibrarySpec, MusicSource, Order};
+use onhold_core::media::{ClassSpec, Library, LibrarySpec, LiveSpec, MusicSource, Order};
 
 /// File name endings the decoder understands (symphonia's enabled formats). Anything else in a
 /// music directory (cover art, playlists, READMEs) is skipped with a warning.
@@ -21,7 +21,13 @@ pub fn read_spec(music: &MusicConfig, g722: bool) -> Result<(LibrarySpec, Vec<St
     let mut warnings = Vec::new();
     let mut classes = Vec::new();
     for class in &music.classes {
-        let (sources, from_directory) = match &class.music {
+        // A live class plays its fallback (a file, a directory or the built-in music) while
+        // the source is silent.
+        let music = match &class.live {
+            Some(_) => &class.fallback,
+            None => &class.music,
+        };
+        let (sources, from_directory) = match music {
             Some(path) => read_music_path(path, &mut warnings)?,
             // The default class without a path plays the built-in music, with its own mode and
             // announcement.
@@ -41,6 +47,10 @@ pub fn read_spec(music: &MusicConfig, g722: bool) -> Result<(LibrarySpec, Vec<St
             },
             mode: class.mode,
             announcement,
+            live: class.live.as_ref().map(|url| LiveSpec {
+                url: url.to_string(),
+                buffer: class.live_buffer,
+            }),
         });
     }
     Ok((

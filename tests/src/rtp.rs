@@ -85,13 +85,20 @@ impl RtpReceiver {
         let packets = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (p, s) = (packets.clone(), stop.clone());
+        // Arrival times from the kernel, as the probe takes them: gaps then measure the
+        // server's pacing, not how late this thread was scheduled on a busy machine.
+        let clock = onhold_probe::KernelClock::enable(&sock);
+        let (mono0, wall0) = (Instant::now(), SystemTime::now());
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
             while !s.load(Ordering::Relaxed) {
-                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                let Ok((n, Some(from), at)) = clock.recv_from(&sock, &mut buf) else {
                     continue;
                 };
-                let (at, wall) = (Instant::now(), SystemTime::now());
+                let wall = match at.checked_duration_since(mono0) {
+                    Some(d) => wall0 + d,
+                    None => wall0 - mono0.duration_since(at),
+                };
                 if let Some(v) = parse_rtp(&buf[..n]) {
                     p.lock().unwrap().push(RtpPacket {
                         at,

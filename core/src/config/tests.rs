@@ -584,7 +584,11 @@ fn example_file_shows_the_defaults_and_its_class_examples_parse() {
         .join("\n");
     let c = file(&tables).unwrap();
     let names: Vec<&str> = c.music.classes.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["default", "sales"]);
+    assert_eq!(names, ["default", "radio", "sales"]);
+    assert!(
+        c.music.classes[1].live.is_some(),
+        "the radio example is live"
+    );
 }
 
 #[test]
@@ -926,6 +930,61 @@ fn register_entries_get_one_line_errors_and_never_show_the_password() {
         out.contains("# password = (set, hidden)") && !out.contains("\"pw\""),
         "{out}"
     );
+}
+
+#[test]
+fn live_classes() {
+    let c = file(
+        r#"
+[classes.radio]
+music = "http://127.0.0.1:8000/live.mp3"
+fallback = "hold.wav"
+live_buffer = "500ms"
+[classes.news]
+music = "http://news.example.org/stream.ogg"
+"#,
+    )
+    .unwrap();
+    let (news, radio) = (&c.music.classes[0], &c.music.classes[1]);
+    let url = radio.live.as_ref().unwrap();
+    assert_eq!(
+        (url.host.as_str(), url.port, url.path.as_str()),
+        ("127.0.0.1", 8000, "/live.mp3")
+    );
+    assert_eq!(radio.music, None, "a URL is no path");
+    assert_eq!(radio.fallback, Some(PathBuf::from("/etc/onhold/hold.wav")));
+    assert_eq!(radio.live_buffer, Duration::from_millis(500));
+    assert_eq!(news.fallback, None, "the built-in music");
+    assert_eq!(news.live_buffer, Duration::from_millis(300));
+    let shown = c.to_toml();
+    assert!(shown.contains("music = \"http://127.0.0.1:8000/live.mp3\"\nfallback = \"/etc/onhold/hold.wav\"\nlive_buffer = \"500ms\""), "{shown}");
+
+    // The top-level key (and so --music) may name a stream for the default class.
+    let c = file("music = \"http://[::1]:8000/a\"").unwrap();
+    assert_eq!(
+        c.music.classes[0].live.as_ref().unwrap().to_string(),
+        "http://[::1]:8000/a"
+    );
+
+    assert_eq!(
+        error_line(file("[classes.r]\nmusic = \"https://radio.example/s\"")),
+        "config: classes.r.music = \"https://radio.example/s\": https:// is not supported (no \
+         TLS in onhold): relay the stream as http:// from a host you trust, e.g. an Icecast \
+         <relay> or `ffmpeg -i https://… -c copy -f mp3 icecast://…` (in /etc/onhold/onhold.toml)"
+    );
+    assert!(error_line(file("music = \"http://x:70000/\"")).contains("is not a port number"));
+    assert!(
+        error_line(file("[classes.r]\nmusic = \"a.mp3\"\nfallback = \"b.mp3\""))
+            .starts_with("config: classes.r.fallback: only a live class")
+    );
+    assert!(error_line(file(
+        "[classes.r]\nmusic = \"http://x/\"\nannouncement = \"b.mp3\""
+    ))
+    .contains("a live class plays no announcement"));
+    assert!(error_line(file(
+        "[classes.r]\nmusic = \"http://x/\"\nlive_buffer = \"5s\""
+    ))
+    .contains("from 60ms to 2s"));
 }
 
 #[test]

@@ -6,7 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{ClassConfig, ClassSdp, ConfigError, ListenAddr, MusicOrder, Origin, CLASS_KEYS};
+use super::{
+    is_url, ClassConfig, ClassSdp, ConfigError, HttpUrl, ListenAddr, MusicOrder, Origin, CLASS_KEYS,
+};
 use crate::codec::Codec;
 use crate::media::PlayMode;
 use crate::server::Transport;
@@ -490,6 +492,14 @@ pub(super) fn resolve(path: &str, origin: &Origin, base: Option<&Path>) -> PathB
     }
 }
 
+/// A `music` value that is a URL: the live source, or why it cannot be one. A path is `None`.
+pub(super) fn live_url(t: &str, key: &str, s: &Setting) -> Result<Option<HttpUrl>, ConfigError> {
+    if !is_url(t) {
+        return Ok(None);
+    }
+    HttpUrl::parse(t).map(Some).map_err(|why| err(key, s, &why))
+}
+
 pub(super) fn parse_classes(
     tables: toml::Table,
     origin: Option<Origin>,
@@ -526,14 +536,28 @@ pub(super) fn parse_classes(
             let full = format!("{key}.{k}");
             let s = setting(v);
             match k.as_str() {
-                "music" | "announcement" => {
+                "music" => {
+                    let t = text(&s, &full, "must be a path or an http:// URL")?;
+                    class.live = live_url(&t, &full, &s)?;
+                    class.music =
+                        (!t.is_empty() && class.live.is_none()).then(|| resolve(&t, &origin, base));
+                }
+                "announcement" | "fallback" => {
                     let t = text(&s, &full, "must be a path")?;
                     let path = (!t.is_empty()).then(|| resolve(&t, &origin, base));
-                    if k == "music" {
-                        class.music = path;
+                    if k == "fallback" {
+                        class.fallback = path;
                     } else {
                         class.announcement = path;
                     }
+                }
+                "live_buffer" => {
+                    let allowed = "must be a duration from 60ms to 2s (e.g. 300ms)";
+                    let d = duration(&s, &full, allowed)?;
+                    if d < Duration::from_millis(60) || d > Duration::from_secs(2) {
+                        return Err(err(&full, &s, allowed));
+                    }
+                    class.live_buffer = d;
                 }
                 "mode" => {
                     let allowed = "must be \"per-call\" or \"shared\"";
@@ -570,7 +594,30 @@ pub(super) fn parse_classes(
                 }
             }
         }
-        if class.music.is_none() && name != "default" {
+        let live_only = if class.live.is_some() {
+            class.announcement.as_ref().map(|_| "announcement")
+        } else if class.fallback.is_some() {
+            Some("fallback")
+        } else {
+            None
+        };
+        if let Some(what) = live_only {
+            return Err(ConfigError {
+                key: format!("{key}.{what}"),
+                value: String::new(),
+                allowed: if what == "fallback" {
+                    "only a live class (music = \"http://…\") has a fallback".into()
+                } else {
+                    "a live class plays no announcement".into()
+                },
+                origin: Some(origin.clone()),
+            });
+        }
+        if class.live.is_some() {
+            // Every caller of a live class hears the one source.
+            class.mode = PlayMode::Shared;
+        }
+        if class.music.is_none() && class.live.is_none() && name != "default" {
             return Err(ConfigError {
                 key: format!("{key}.music"),
                 value: String::new(),

@@ -25,6 +25,7 @@ pub mod decode;
 mod encoded;
 pub mod g711;
 pub mod g722;
+pub mod live;
 mod program;
 pub mod resample;
 #[doc(hidden)]
@@ -38,6 +39,7 @@ use crate::codec::Codec;
 use crate::rng::Rng;
 
 pub use encoded::{Encoded, EncodedBuilder};
+pub use live::LiveBuffer;
 pub use program::{announcement_interval, G722Cursor, Program, ProgramBuilder, CUT_GRID};
 
 /// Index of a music class inside a [`Library`].
@@ -105,6 +107,18 @@ pub struct ClassSpec {
     /// An announcement played after every `Duration` of music; the music then resumes where it
     /// paused.
     pub announcement: Option<(MusicSource, Duration)>,
+    /// The class plays a live source (the runtime feeds it, see `Server::live_audio`); its
+    /// `sources` are then the fallback, played while the source is silent. A live class is
+    /// always shared.
+    pub live: Option<LiveSpec>,
+}
+
+/// A live source as the library knows it: its address (for messages and the control API) and
+/// how much audio to buffer before playing it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveSpec {
+    pub url: String,
+    pub buffer: Duration,
 }
 
 impl ClassSpec {
@@ -117,6 +131,7 @@ impl ClassSpec {
             order: Order::Sorted,
             mode,
             announcement: None,
+            live: None,
         }
     }
 }
@@ -181,6 +196,7 @@ pub struct TrackInfo {
 struct Class {
     name: String,
     mode: PlayMode,
+    live: Option<LiveSpec>,
     tracks: Vec<TrackInfo>,
     program: Program,
 }
@@ -223,6 +239,7 @@ impl Library {
             classes: vec![Class {
                 name: name.to_string(),
                 mode,
+                live: None,
                 tracks,
                 program,
             }],
@@ -335,6 +352,19 @@ impl Library {
         self.class(class).map_or(PlayMode::PerCall, |c| c.mode)
     }
 
+    /// The class's live source, if it plays one (its program is then the fallback).
+    pub fn live(&self, class: ClassId) -> Option<&LiveSpec> {
+        self.class(class).and_then(|c| c.live.as_ref())
+    }
+
+    /// Every class that plays a live source, with its id.
+    pub fn live_classes(&self) -> impl Iterator<Item = (ClassId, &str, &LiveSpec)> {
+        self.classes.iter().enumerate().filter_map(|(i, c)| {
+            let live = c.live.as_ref()?;
+            Some((ClassId(i as u16), c.name.as_str(), live))
+        })
+    }
+
     /// Length of the class's looping program in RTP timestamp units (bytes of any codec).
     /// With an announcement this is the full period after which music and announcements line
     /// up again. Never zero.
@@ -423,6 +453,9 @@ impl Library {
                     PlayMode::Shared => "shared",
                 }
             ));
+            if let Some(live) = &c.live {
+                s.push_str(&format!(", live {} with that as fallback", live.url));
+            }
             if let Some((every, len)) = c.program.announcement() {
                 s.push_str(&format!(
                     ", {} announcement every {}",
@@ -546,7 +579,12 @@ fn build_class(
     })?;
     Ok(Class {
         name: cs.name.clone(),
-        mode: cs.mode,
+        mode: if cs.live.is_some() {
+            PlayMode::Shared
+        } else {
+            cs.mode
+        },
+        live: cs.live.clone(),
         tracks,
         program,
     })

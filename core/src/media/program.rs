@@ -152,6 +152,13 @@ impl G722Cursor {
     pub fn is_live(&self) -> bool {
         self.live
     }
+
+    /// Encode 16 kHz `pcm` (two samples per octet of `out`) with this caller's encoder, which
+    /// then encodes live: audio that is no program's, a live source's.
+    pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) {
+        self.live = true;
+        self.encoder.encode_into(pcm, out);
+    }
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {

@@ -47,9 +47,73 @@ pub fn resample(input: &[f32], rate_in: u32, rate_out: u32, len: usize) -> Optio
     Some(out)
 }
 
+/// A resampler for audio that arrives in pieces (a live source): what comes out is what
+/// [`resample`] would make of everything pushed so far, delayed by under one chunk (about 23 ms
+/// at 44.1 kHz) and with the filter's delay trimmed once at the start.
+pub struct Streaming {
+    r: FftFixedInOut<f32>,
+    input: Vec<f32>,
+    outbuf: Vec<Vec<f32>>,
+    /// Output samples still to drop: the filter's delay.
+    trim: usize,
+}
+
+impl Streaming {
+    /// `None` if rubato rejects the rates.
+    pub fn new(rate_in: u32, rate_out: u32) -> Option<Streaming> {
+        let r = FftFixedInOut::<f32>::new(rate_in as usize, rate_out as usize, 1024, 1).ok()?;
+        Some(Streaming {
+            outbuf: vec![vec![0.0; r.output_frames_next()]],
+            trim: r.output_delay(),
+            input: Vec::with_capacity(2 * r.input_frames_next()),
+            r,
+        })
+    }
+
+    /// Push `input`, appending to `out` what whole chunks it completes.
+    pub fn push(&mut self, input: &[f32], out: &mut Vec<f32>) {
+        self.input.extend_from_slice(input);
+        let chunk = self.r.input_frames_next();
+        let mut used = 0;
+        while self.input.len() - used >= chunk {
+            let inbuf = [&self.input[used..used + chunk]];
+            let Ok((_, produced)) = self.r.process_into_buffer(&inbuf, &mut self.outbuf, None)
+            else {
+                break;
+            };
+            used += chunk;
+            let skip = self.trim.min(produced);
+            self.trim -= skip;
+            out.extend_from_slice(&self.outbuf[0][skip..produced]);
+        }
+        self.input.drain(..used);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streaming_matches_the_whole_track_resampler() {
+        let input: Vec<f32> = (0..44100)
+            .map(|i| (i as f32 * 440.0 * std::f32::consts::TAU / 44100.0).sin() * 0.5)
+            .collect();
+        let whole = resample(&input, 44100, 8000, 8000).unwrap();
+        let mut s = Streaming::new(44100, 8000).unwrap();
+        let mut out = Vec::new();
+        // In MP3-frame pieces.
+        for piece in input.chunks(1152) {
+            s.push(piece, &mut out);
+        }
+        assert!(out.len() >= 7700 && out.len() <= 8000, "{}", out.len());
+        let worst = out
+            .iter()
+            .zip(&whole)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{worst}");
+    }
 
     #[test]
     fn output_len_rounds() {

@@ -182,6 +182,13 @@ pub enum Event {
     /// A SIP message in or out, whole, while [`Server::set_sip_trace`](super::Server::set_sip_trace)
     /// is on (the control API's SIP message hook).
     Sip(SipTrace),
+    /// A live class's source or buffer changed state (see [`LiveState`]); `reason` says why a
+    /// source went down.
+    Live {
+        class: String,
+        state: LiveState,
+        reason: Option<String>,
+    },
 }
 
 /// The caps a request can hit (`Event::LimitHit`).
@@ -522,6 +529,54 @@ impl RegistrationState {
             RegistrationState::Unregistered => "unregistered",
         }
     }
+}
+
+/// What a live class is doing, as [`Event::Live`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveState {
+    /// The runtime reached the source and audio is coming.
+    Connected,
+    /// The source dropped, stalled or refused: an outage (the runtime reconnects with back-off).
+    Down,
+    /// The buffer has filled: callers hear the source.
+    Playing,
+    /// The buffer ran dry: callers hear the class's fallback until it has refilled.
+    Fallback,
+}
+
+impl LiveState {
+    /// The name used in logs, events and the control API.
+    pub fn name(self) -> &'static str {
+        match self {
+            LiveState::Connected => "connected",
+            LiveState::Down => "down",
+            LiveState::Playing => "playing",
+            LiveState::Fallback => "fallback",
+        }
+    }
+}
+
+/// One live class as it stands (for `/health`, `/metrics` and `/api/music`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveInfo {
+    pub class: String,
+    pub url: String,
+    /// The runtime has the source connected and audio arriving.
+    pub connected: bool,
+    /// Callers hear the source (else the fallback).
+    pub playing: bool,
+    /// Times the source went down (connection refused, dropped or stalled).
+    pub outages: u64,
+    /// Times the buffer ran dry while playing.
+    pub underruns: u64,
+    /// Audio waiting to be played.
+    pub buffered: Duration,
+    /// The delay the buffer plays at.
+    pub target: Duration,
+    /// Seconds of audio received since start.
+    pub received: Duration,
+    /// Why the source last went down.
+    pub last_error: Option<String>,
 }
 
 /// One registration as it stands (for `/health`, `/metrics` and tests).

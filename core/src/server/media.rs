@@ -6,10 +6,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::live::Feeds;
 use super::outbox::{Outbox, Path, Payload};
 use super::{
-    CallHandle, Event, Io, MediaInfo, ServerConfig, Source, Stats, Timer, Transmit, TransmitKind,
-    Transport,
+    CallHandle, Event, Io, LiveInfo, LiveState, MediaInfo, ServerConfig, Source, Stats, Timer,
+    Transmit, TransmitKind, Transport,
 };
 use crate::codec::Codec;
 use crate::media::{ClassId, G722Cursor, Library, PlayMode};
@@ -33,6 +34,8 @@ pub(crate) struct Media {
     max_catchup: u32,
     rtcp_interval: Duration,
     headroom: Headroom,
+    /// The live classes' buffers and sources.
+    live: Feeds,
 }
 
 /// Whether the runtime keeps up with the pacing grid, judged a second at a time: the share of
@@ -101,6 +104,8 @@ struct Stream {
     /// While the codec is G.722: the encoder the caller's decoder follows (kept across holds,
     /// so a resume carries its state on).
     g722: Option<Box<G722Cursor>>,
+    /// The last packet was the live source's, not the fallback's (a change sets the marker).
+    on_live: bool,
 }
 
 /// ICMP unreachable errors for a stream's destination with nothing heard from the caller in
@@ -145,6 +150,12 @@ impl StreamSeed {
     }
 }
 
+/// The shared-mode position of instant `at`: RTP timestamp units since the epoch, the same for
+/// every caller.
+fn grid_pos(epoch: Instant, at: Instant) -> u64 {
+    (at.saturating_duration_since(epoch).as_nanos() * 8000 / 1_000_000_000) as u64
+}
+
 /// What a stream had sent when its call ended.
 pub(crate) struct Ended {
     pub packets: u64,
@@ -162,7 +173,35 @@ impl Media {
             max_catchup: config.max_catchup_frames,
             rtcp_interval: config.rtcp_interval,
             headroom: Headroom::new(epoch, config.limits.overload_lateness),
+            live: Feeds::new(config.allows(Codec::G722)),
         }
+    }
+
+    /// The live classes of `library` (at start and after a reload) get their feeds.
+    pub fn relink_live(&mut self, library: &Library) {
+        self.live.relink(library);
+    }
+
+    /// A live class's source sent audio (see `Server::live_audio`).
+    pub fn live_audio(
+        &mut self,
+        now: Instant,
+        out: &mut Outbox,
+        class: &str,
+        pcm8: &[i16],
+        pcm16: &[i16],
+    ) {
+        let grid = grid_pos(self.epoch, now);
+        self.live.audio(out, class, grid, pcm8, pcm16);
+    }
+
+    /// A live class's source came (`Ok`) or went (`Err`).
+    pub fn live_source(&mut self, out: &mut Outbox, class: &str, state: Result<(), String>) {
+        self.live.source(out, class, state);
+    }
+
+    pub fn live_info(&self, now: Instant) -> Vec<LiveInfo> {
+        self.live.info(grid_pos(self.epoch, now))
     }
 
     /// Is the runtime falling behind the calls it has (new calls should be refused)?
@@ -229,6 +268,7 @@ impl Media {
                 unreachable: None,
                 inbound: heard::Inbound::default(),
                 g722: None,
+                on_live: false,
             };
             self.streams.insert(call, stream);
         }
@@ -433,16 +473,42 @@ impl Media {
         let library = stream.own.as_ref().map_or(library, |own| &own.1);
         let skipped = p.skip_overdue(now, self.max_catchup);
         let this_due = p.due();
-        let (len, pos) = p.write_next(buf);
-        let pos = match library.mode(stream.class) {
-            PlayMode::PerCall => pos,
-            // Radio: the position follows the global grid, so every caller hears the same point.
-            PlayMode::Shared => ((this_due - self.epoch).as_nanos() * 8000 / 1_000_000_000) as u64,
+        let shared = library.mode(stream.class) == PlayMode::Shared;
+        // Radio: the position follows the global grid, so every caller hears the same point.
+        let grid = if shared {
+            grid_pos(self.epoch, this_due)
+        } else {
+            0
         };
+        // A live class plays its source while the buffer holds this packet's audio, else its
+        // fallback; the marker bit flags each change (seq and timestamp run on).
+        let feed = match &stream.own {
+            None if shared => self.live.of(stream.class),
+            _ => None,
+        };
+        let live = match feed {
+            Some(feed) => {
+                let was = feed.buffer.playing();
+                let ready = feed.buffer.ready(grid, p.frame as usize);
+                if was && !feed.buffer.playing() {
+                    feed.event(out, LiveState::Fallback, None);
+                }
+                ready.then_some(feed)
+            }
+            None => None,
+        };
+        if live.is_some() != stream.on_live {
+            stream.on_live = live.is_some();
+            p.marker = true;
+        }
+        let (len, pos) = p.write_next(buf);
+        let pos = if shared { grid } else { pos };
         let payload = &mut buf[RTP_HEADER_LEN..len];
-        match stream.g722.as_deref_mut() {
-            Some(cursor) => library.fill_g722(stream.class, cursor, pos, payload),
-            None => library.fill(stream.class, stream.neg.codec, pos, payload),
+        match (live, stream.g722.as_deref_mut()) {
+            (Some(feed), Some(cursor)) => feed.buffer.fill_g722(cursor, pos, payload),
+            (Some(feed), None) => feed.buffer.fill(stream.neg.codec, pos, payload),
+            (None, Some(cursor)) => library.fill_g722(stream.class, cursor, pos, payload),
+            (None, None) => library.fill(stream.class, stream.neg.codec, pos, payload),
         }
         stats.rtp_octets_out += (len - RTP_HEADER_LEN) as u64;
         let late = now.saturating_duration_since(this_due);

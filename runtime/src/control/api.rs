@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use onhold_core::media::{ClassId, ClassSpec, Library, LibrarySpec, MusicSource, Order, PlayMode};
 use onhold_core::{
-    CallHandle, CallInfo, OriginateError, RegistrationState, Source, Transport, LATENESS_BOUNDS_US,
+    CallHandle, CallInfo, LiveInfo, OriginateError, RegistrationState, Source, Transport,
+    LATENESS_BOUNDS_US,
 };
 use serde_json::{json, Value};
 
@@ -157,6 +158,16 @@ fn health_of(s: &super::Snapshot) -> (&'static str, Vec<String>) {
             ));
         }
     }
+    for l in &s.live {
+        if !l.connected {
+            let why = l.last_error.as_deref().unwrap_or("not connected yet");
+            reasons.push(format!(
+                "the live source of class {} ({}) is not connected: {why}; its callers hear \
+                 the fallback once the buffer runs dry",
+                l.class, l.url
+            ));
+        }
+    }
     let status = if s.draining {
         "draining"
     } else if reasons.is_empty() {
@@ -194,6 +205,7 @@ fn health(shared: &Shared) -> Result<Response, Failure> {
         "uptime_s": s.uptime.as_secs(),
         "calls_active": s.stats.calls_active,
         "registrations": registrations,
+        "live": s.live.iter().map(live_json).collect::<Vec<_>>(),
         "music": {
             "classes": lib.class_count(),
             "tracks": tracks,
@@ -445,6 +457,7 @@ fn file_source(shared: &Shared, path: &str) -> Result<Source, Failure> {
             order: Order::Sorted,
             mode: PlayMode::PerCall,
             announcement: None,
+            live: None,
         }],
         normalize: shared.music.normalize,
         gain_db: shared.music.gain_db,
@@ -499,6 +512,22 @@ fn reload(shared: &Shared) -> Result<Response, Failure> {
 /// The codecs every class is encoded in.
 const CODECS: [&str; 3] = ["PCMU", "PCMA", "G722"];
 
+/// A live class's source and buffer, for `/health` and `/api/music`.
+fn live_json(l: &LiveInfo) -> Value {
+    json!({
+        "class": l.class,
+        "url": l.url,
+        "connected": l.connected,
+        "playing": l.playing,
+        "outages": l.outages,
+        "underruns": l.underruns,
+        "buffered_ms": l.buffered.as_millis() as u64,
+        "buffer_ms": l.target.as_millis() as u64,
+        "received_s": (l.received.as_secs_f64() * 10.0).round() / 10.0,
+        "last_error": l.last_error,
+    })
+}
+
 fn classes_json(lib: &Library) -> Vec<Value> {
     (0..lib.class_count())
         .map(|i| {
@@ -522,18 +551,26 @@ fn classes_json(lib: &Library) -> Vec<Value> {
         .collect()
 }
 
-fn library(shared: &Shared) -> Result<Arc<Library>, Failure> {
+fn library(shared: &Shared) -> Result<(Arc<Library>, Vec<LiveInfo>), Failure> {
     match ask(shared, Ask::Music)? {
-        Answer::Music(lib) => Ok(lib),
+        Answer::Music(lib, live) => Ok((lib, live)),
         _ => Err(unexpected()),
     }
 }
 
 fn music(shared: &Shared) -> Result<Response, Failure> {
-    let lib = library(shared)?;
+    let (lib, live) = library(shared)?;
+    let mut classes = classes_json(&lib);
+    // A live class shows its source beside its fallback's tracks.
+    for c in &mut classes {
+        let name = c["name"].as_str().unwrap_or_default().to_string();
+        if let Some(l) = live.iter().find(|l| l.class == name) {
+            c["live"] = live_json(l);
+        }
+    }
     Ok(Response::json(
         200,
-        &json!({ "classes": classes_json(&lib), "codecs": CODECS }),
+        &json!({ "classes": classes, "codecs": CODECS }),
     ))
 }
 
@@ -541,7 +578,7 @@ fn music(shared: &Shared) -> Result<Response, Failure> {
 /// HTTP thread, from the library the loop shares).
 fn preview(shared: &Shared, class: &str) -> Result<Response, Failure> {
     let name = page::percent_decode(class).ok_or_else(|| (404, format!("no class {class}")))?;
-    let lib = library(shared)?;
+    let (lib, _) = library(shared)?;
     let id = lib
         .class_named(&name)
         .ok_or_else(|| (404, format!("no music class named {name:?}")))?;

@@ -240,6 +240,39 @@ pub fn render(s: &Snapshot) -> String {
             sent,
         );
     }
+    if !s.live.is_empty() {
+        let outages = Family::<Labels, Counter>::default();
+        let underruns = Family::<Labels, Counter>::default();
+        let connected = Family::<Labels, Gauge>::default();
+        let playing = Family::<Labels, Gauge>::default();
+        for l in &s.live {
+            let class = label("class", l.class.clone());
+            outages.get_or_create(&class).inc_by(l.outages);
+            underruns.get_or_create(&class).inc_by(l.underruns);
+            connected.get_or_create(&class).set(i64::from(l.connected));
+            playing.get_or_create(&class).set(i64::from(l.playing));
+        }
+        r.register(
+            "live_outages",
+            "Times a live class's source went down (refused, dropped or stalled), each counted once",
+            outages,
+        );
+        r.register(
+            "live_underruns",
+            "Times a live class's buffer ran dry while playing (its callers then hear the fallback)",
+            underruns,
+        );
+        r.register(
+            "live_connected",
+            "1 while a live class's source is connected",
+            connected,
+        );
+        r.register(
+            "live_playing",
+            "1 while a live class's callers hear the source, 0 while they hear the fallback",
+            playing,
+        );
+    }
     let info = Family::<Labels, Gauge>::default();
     info.get_or_create(&label("version", crate::VERSION)).set(1);
     r.register("build_info", "The running version", info);

@@ -22,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 use onhold_core::config::MusicConfig;
 use onhold_core::media::Library;
 use onhold_core::{
-    CallHandle, CallInfo, Direction, Event, Occupancy, RegistrationInfo, Server, ServerConfig,
-    Source, Stats, Transport,
+    CallHandle, CallInfo, Direction, Event, LiveInfo, Occupancy, RegistrationInfo, Server,
+    ServerConfig, Source, Stats, Transport,
 };
 use serde_json::json;
 
@@ -57,7 +57,8 @@ pub enum Answer {
     Snapshot(Box<Snapshot>),
     Calls(Vec<CallInfo>),
     Call(Option<Box<CallInfo>>),
-    Music(Arc<Library>),
+    /// The library in use and its live classes as they stand.
+    Music(Arc<Library>, Vec<LiveInfo>),
     /// Done, or refused: `(HTTP status, message)`.
     Done(Result<(), (u16, String)>),
     ReloadSeed(Result<u64, String>),
@@ -82,6 +83,8 @@ pub struct Snapshot {
     pub uptime: Duration,
     /// The `[[register]]` accounts (no passwords in these).
     pub registrations: Vec<RegistrationInfo>,
+    /// The live classes' sources and buffers.
+    pub live: Vec<LiveInfo>,
     /// The loop's time when the snapshot was taken (for the registrations' `expires_at`).
     pub now: Instant,
     /// The settings for new calls as last loaded (`page::settings_json`).
@@ -238,12 +241,13 @@ impl ControlPlane {
                 started_wall: self.epoch_wall,
                 uptime: now.saturating_duration_since(self.epoch),
                 registrations: server.registrations(),
+                live: server.live_info(now),
                 now,
                 settings: self.settings.clone(),
             })),
             Ask::Calls => Answer::Calls(server.calls()),
             Ask::Call(h) => Answer::Call(server.call_info(h).map(Box::new)),
-            Ask::Music => Answer::Music(Arc::clone(server.library())),
+            Ask::Music => Answer::Music(Arc::clone(server.library()), server.live_info(now)),
             Ask::Hangup(h) => Answer::Done(match server.call_info(h) {
                 Some(_) => {
                     server.control(now, onhold_core::Control::Hangup(h));
@@ -510,6 +514,14 @@ impl ControlPlane {
                     "expires_at": expires_at,
                 });
                 hub.publish("registration", &data.to_string(), false);
+            }
+            Event::Live {
+                class,
+                state,
+                reason,
+            } => {
+                let data = json!({ "class": class, "state": state.name(), "reason": reason });
+                hub.publish("live", &data.to_string(), false);
             }
             // Audio goes to listeners through `heard`, decoded once for them and the recorder.
             Event::Heard { .. } | Event::Dropped { .. } | Event::Late { .. } | Event::Drained => {}

@@ -15,6 +15,7 @@ mod common;
 mod control;
 mod flood;
 mod linphone;
+mod live;
 mod media;
 mod netns;
 mod originate;
