@@ -215,23 +215,49 @@ impl Proxy {
     fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Stops Kamailio and starts it again on the same address with the same configuration
+    /// (a registrar forgets its bindings: usrloc is in memory). The log is the new process's.
+    pub fn restart(&mut self) {
+        let text = std::fs::read_to_string(self.dir.join("kamailio.cfg")).expect("config");
+        self.stop();
+        let mut tries = 0;
+        let new = loop {
+            // Its UDP port is free once it exited; a TCP one may linger a moment.
+            match Proxy::launch(self.transport, self.front, self.rr_port, &text) {
+                Ok(p) => break p,
+                Err(e) if tries < 10 && e.contains("in use") => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("kamailio did not start again: {e}"),
+            }
+        };
+        *self = new;
+    }
+
+    /// SIGTERM, and SIGKILL to its process group after a grace.
+    fn stop(&mut self) {
+        if !self.running() {
+            return;
+        }
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on our own child, not yet reaped (we hold it).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // Its main process stops its workers and waits for them before it exits.
+        let stopped = crate::wait_for(TERM_GRACE, || self.child.try_wait().ok().flatten());
+        if stopped.is_none() {
+            // SAFETY: kill(2) on the process group our child leads (process_group(0));
+            // the child is not reaped yet, so the group id is still its own.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
+    }
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        if self.running() {
-            let pid = self.child.id() as libc::pid_t;
-            // SAFETY: kill(2) on our own child, not yet reaped (we hold it).
-            unsafe { libc::kill(pid, libc::SIGTERM) };
-            // Its main process stops its workers and waits for them before it exits.
-            let stopped = crate::wait_for(TERM_GRACE, || self.child.try_wait().ok().flatten());
-            if stopped.is_none() {
-                // SAFETY: kill(2) on the process group our child leads (process_group(0));
-                // the child is not reaped yet, so the group id is still its own.
-                unsafe { libc::kill(-pid, libc::SIGKILL) };
-                let _ = self.child.wait();
-            }
-        }
+        self.stop();
         if std::thread::panicking() {
             eprintln!(
                 "--- kamailio ({}) log ---\n{}--- end ---",
@@ -346,12 +372,32 @@ impl Proxy {
         Proxy::registrar_over(Transport::Udp, user, password, algorithm)
     }
 
+    /// [`Proxy::registrar`] granting at most `max_expires` seconds to a binding.
+    pub fn registrar_capped(
+        user: &str,
+        password: &str,
+        algorithm: &str,
+        max_expires: u32,
+    ) -> Proxy {
+        Proxy::start_registrar(Transport::Udp, user, password, algorithm, max_expires)
+    }
+
     /// [`Proxy::registrar`] taking SIP over `transport`.
     pub fn registrar_over(
         transport: Transport,
         user: &str,
         password: &str,
         algorithm: &str,
+    ) -> Proxy {
+        Proxy::start_registrar(transport, user, password, algorithm, 3600)
+    }
+
+    fn start_registrar(
+        transport: Transport,
+        user: &str,
+        password: &str,
+        algorithm: &str,
+        max_expires: u32,
     ) -> Proxy {
         require_kamailio();
         let Ok((_, modules)) = installation() else {
@@ -371,7 +417,15 @@ impl Proxy {
                 Transport::Tcp => ports::free_tcp_port(),
             };
             let front: SocketAddr = ([127, 0, 0, 1], port).into();
-            let text = registrar_config(transport, front, user, password, algorithm, modules);
+            let text = registrar_config(transport, front, user, password, algorithm, modules)
+                .replace(
+                    "modparam(\"usrloc\", \"db_mode\", 0)",
+                    &format!(
+                        "modparam(\"usrloc\", \"db_mode\", 0)\n\
+                         modparam(\"registrar\", \"min_expires\", 1)\n\
+                         modparam(\"registrar\", \"max_expires\", {max_expires})"
+                    ),
+                );
             match Proxy::launch(transport, front, 0, &text) {
                 Ok(p) => return p,
                 Err(e) if e.contains("in use") => last = e,

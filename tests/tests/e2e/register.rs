@@ -18,6 +18,7 @@ both_runtimes!(
     registers_with_sha256_digest_and_unregisters_at_shutdown,
     a_wrong_password_leaves_health_degraded,
     registers_over_tcp,
+    an_md5_binding_is_refreshed_and_comes_back_after_a_registrar_restart,
 );
 
 const PASSWORD: &str = "moh-secret-7";
@@ -123,6 +124,45 @@ fn registers_over_tcp(rt: Runtime) {
     );
 }
 
+/// The registrar grants 10 s of the 120 s asked: we refresh before they run out (at 90 %),
+/// and after the registrar restarts (bindings forgotten) the next refresh registers again, so
+/// calls through its location lookup reach us again.
+fn an_md5_binding_is_refreshed_and_comes_back_after_a_registrar_restart(rt: Runtime) {
+    let mut registrar = Proxy::registrar_capped("moh", PASSWORD, "MD5", 10);
+    let dir = TempDir::new("register-refresh");
+    let server = Server::start_with(
+        rt,
+        ServerOptions::default().config(config(&dir, &registrar, PASSWORD)),
+    );
+    health_once(&server, &registrar, "registered");
+    let saved = |p: &Proxy| p.log().matches(REGISTERED).count();
+    let refreshed = wait_for(Duration::from_secs(15), || {
+        (saved(&registrar) >= 2).then_some(())
+    });
+    assert!(
+        refreshed.is_some(),
+        "no refresh within 15 s:\n{}",
+        registrar.log()
+    );
+
+    registrar.restart();
+    let again = wait_for(Duration::from_secs(15), || {
+        (saved(&registrar) >= 1).then_some(())
+    });
+    assert!(
+        again.is_some(),
+        "not registered again:\n{}",
+        registrar.log()
+    );
+    let rx = RtpReceiver::bind();
+    let offer = dp750_offer(rx.addr(), "RTP/AVP", "0 8 101", 20, "sendrecv");
+    let call = Caller::invite_to(registrar.front, "sip:moh@onhold.test", &offer, "");
+    assert_eq!(call.status(), 200, "{}\n{}", call.answer, registrar.log());
+    assert!(rx.wait_packets(10, Duration::from_secs(5)), "no music");
+    assert_eq!(call.bye(), 200);
+    assert_eq!(get(server.control, "/health").json()["status"], "ok");
+}
+
 fn a_wrong_password_leaves_health_degraded(rt: Runtime) {
     let registrar = Proxy::registrar("moh", PASSWORD, "MD5");
     let dir = TempDir::new("register");
@@ -139,5 +179,15 @@ fn a_wrong_password_leaves_health_degraded(rt: Runtime) {
     );
     assert!(reasons.contains("credentials refused"), "{reasons}");
     assert!(!registrar.log().contains(REGISTERED));
+    // Retried after 5 s, then 10 s (each less up to a quarter), with the credentials at once:
+    // the first attempt is two REGISTERs (challenged, refused), each retry one or two. A tight
+    // loop would be hundreds.
+    std::thread::sleep(Duration::from_secs(12));
+    let registers = registrar.log().matches("REGISTER sip:").count();
+    assert!(
+        (3..=6).contains(&registers),
+        "{registers} REGISTERs in 12 s:\n{}",
+        registrar.log()
+    );
     assert!(!server.stderr().contains("not-the-password"));
 }
