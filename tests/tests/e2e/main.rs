@@ -9,6 +9,7 @@
 //! says what); the Linphone test needs `linphonec` (Debian `linphone-cli`), and outside CI
 //! skips, saying so, without it.
 
+mod bench;
 mod cluster;
 mod codecs;
 mod common;
