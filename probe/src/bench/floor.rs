@@ -13,6 +13,8 @@ use super::stats;
 
 /// How long the streams run before the hold window opens (every stream is started by then).
 const SETTLE: Duration = Duration::from_millis(500);
+/// How early a packet may leave rather than sleep for it.
+const EARLY: Duration = Duration::from_micros(100);
 
 /// What the floor measured of itself.
 #[derive(Debug, Clone, Default)]
@@ -71,8 +73,9 @@ fn send(
         for (k, dest) in dests.iter().enumerate() {
             let due = base + step * k as u32;
             let now = Instant::now();
-            // A sleep shorter than the timer slack (50 µs) would cost more than it paces.
-            if due > now + Duration::from_micros(20) {
+            // A packet due within EARLY goes now: a sleep that short costs a system call and a
+            // wake-up per packet and, with the timer slack (50 µs), paces no better.
+            if due > now + EARLY {
                 std::thread::sleep(due - now);
             }
             if cpu0.is_none() && due >= hold_from {

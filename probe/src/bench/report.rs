@@ -12,6 +12,9 @@ use super::load::LoadResult;
 use super::media::MediaReport;
 use super::stats;
 
+/// The ptime every sender is asked for.
+const PTIME_MS: f64 = 20.0;
+
 /// The figures of one run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Row {
@@ -57,9 +60,13 @@ pub struct Row {
 }
 
 impl Row {
-    /// No packet or call lost: the sender kept up with this N.
+    /// No packet or call lost and the streams in real time (a mean gap within 1 % of the
+    /// ptime): the sender kept up with this N.
     pub fn kept_up(&self) -> bool {
-        self.lost == 0 && self.up == self.calls && self.streams >= self.up
+        self.lost == 0
+            && self.up == self.calls
+            && self.streams >= self.up
+            && self.mean_gap_ms.is_none_or(|g| g <= PTIME_MS * 1.01)
     }
 }
 
@@ -413,6 +420,11 @@ mod tests {
         let mut refused = rows[1].clone();
         refused.up = 19;
         assert!(!refused.kept_up());
+        let mut behind = rows[1].clone();
+        behind.mean_gap_ms = Some(20.5);
+        assert!(!behind.kept_up(), "streams behind real time");
+        behind.mean_gap_ms = Some(20.1);
+        assert!(behind.kept_up());
     }
 
     #[test]
