@@ -235,6 +235,9 @@ pub fn ratios(rows: &[Row]) -> String {
                 .filter(|&c| c > 0.0)
         };
         let (floor, sipp) = (cpu_of("floor"), cpu_of("sipp"));
+        if floor.is_none() && sipp.is_none() {
+            continue;
+        }
         for r in &at {
             if r.sender == "floor" || r.sender == "sipp" {
                 continue;
@@ -397,10 +400,11 @@ mod tests {
             row("sipp", 100, 1.0, 19.0),
             row("floor", 1000, 0.2, 0.3),
             row("onhold", 1000, 0.3, 0.5),
+            row("onhold", 2000, 0.3, 0.5),
         ];
         let text = ratios(&rows);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines.len(), 2, "nothing to divide by at 2000: {text}");
         assert!(lines[0].contains("N=100") && lines[0].contains("÷ floor 2.00"));
         assert!(lines[0].contains("÷ sipp 0.50"), "{}", lines[0]);
         assert!(lines[1].contains("N=1000") && lines[1].contains("÷ floor 1.50"));
