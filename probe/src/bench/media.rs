@@ -17,6 +17,8 @@ use super::stats::{DeviationHist, SeqTrack};
 /// Arrival times kept per stream after the teardown starts; a sender that keeps streaming
 /// past this is counted by `tail_dropped`.
 const TAIL_CAP: usize = 4096;
+/// How long a receiver sleeps once its socket is drained.
+const POLL: Duration = Duration::from_millis(1);
 
 /// The phases of a run as kernel-clock instants (ns since the epoch; `u64::MAX` until set),
 /// written by the load and read by the receivers to file each gap.
@@ -152,7 +154,16 @@ fn receive(sock: &UdpSocket, stop: &AtomicBool, windows: &Windows, ptime_ns: u64
     let mut table: HashMap<(SocketAddrV4, u32), Stream> = HashMap::new();
     let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
-        let n = match batch.recv(sock) {
+        let n = match batch.recv_queued(sock) {
+            // Drained: sleep rather than block. A thread blocked in recv must be woken for the
+            // first packet after each wait, and on loopback that wake-up is done (and its CPU
+            // charged) inside the sender's send call; a sleeping thread costs the sender
+            // nothing, the kernel stamps keep the arrival times, and the receive buffer holds
+            // far more than a millisecond of packets.
+            Ok(n) if n < rx::BATCH => {
+                std::thread::sleep(POLL);
+                n
+            }
             Ok(n) => n,
             Err(e) => {
                 eprintln!("onhold bench: receiving RTP: {e}");

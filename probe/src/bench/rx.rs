@@ -139,6 +139,15 @@ impl Batch {
     /// Wait (up to the socket's read timeout) for at least one datagram and take what else is
     /// queued, up to [`BATCH`]. Returns how many; 0 on timeout.
     pub fn recv(&mut self, sock: &UdpSocket) -> std::io::Result<usize> {
+        self.recv_with(sock, libc::MSG_WAITFORONE)
+    }
+
+    /// Take what is queued, up to [`BATCH`], without waiting; 0 when nothing is.
+    pub fn recv_queued(&mut self, sock: &UdpSocket) -> std::io::Result<usize> {
+        self.recv_with(sock, libc::MSG_DONTWAIT)
+    }
+
+    fn recv_with(&mut self, sock: &UdpSocket, flags: libc::c_int) -> std::io::Result<usize> {
         for i in 0..BATCH {
             self.iovs[i] = libc::iovec {
                 iov_base: self.bufs[i].as_mut_ptr().cast(),
@@ -155,13 +164,13 @@ impl Batch {
             self.hdrs[i].msg_len = 0;
         }
         // SAFETY: every header points into buffers owned by `self` that outlive the call, with
-        // their true lengths; MSG_WAITFORONE makes the call return once one datagram is in.
+        // their true lengths.
         let n = unsafe {
             libc::recvmmsg(
                 sock.as_raw_fd(),
                 self.hdrs.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                libc::MSG_WAITFORONE,
+                flags,
                 std::ptr::null_mut(),
             )
         };
