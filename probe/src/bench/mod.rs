@@ -77,7 +77,8 @@ pub struct BenchArgs {
     /// --server-arg=--limit --server-arg=overload_lateness=off
     #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub server_args: Vec<String>,
-    /// Keep running a sender at larger N after it lost packets or calls
+    /// Keep running a sender at larger N after it lost packets or calls or fell behind real
+    /// time
     #[arg(long)]
     pub keep_going: bool,
     /// Write an SVG plot (p99 deviation and CPU per stream-second against N) here
