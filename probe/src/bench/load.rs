@@ -75,6 +75,7 @@ struct Call {
 pub struct CallMedia {
     /// Where the answer's SDP said the media comes from (its `c=` and `m=` port).
     pub media: Option<SocketAddrV4>,
+    /// When our BYE was answered, or given up on after the timeout.
     pub bye_answered_ns: Option<u64>,
 }
 
@@ -412,9 +413,14 @@ impl Engine<'_> {
             }
             State::Byeing => {
                 if now >= c.deadline {
+                    // Given up on: from here on its RTP counts as after the BYE too.
+                    let at = rx::now_ns();
                     self.calls[i].state = State::Ended;
                     self.calls[i].timer = None;
+                    self.calls[i].bye_answered_ns = Some(at);
                     self.result.bye_unanswered += 1;
+                    let last = self.result.last_bye_answered_ns.unwrap_or(0);
+                    self.result.last_bye_answered_ns = Some(last.max(at));
                 } else {
                     self.send_bye(i);
                     let c = &mut self.calls[i];

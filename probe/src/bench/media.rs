@@ -54,6 +54,12 @@ pub struct Stream {
     pub ssrc: u32,
     pub seq: SeqTrack,
     pub last_ns: u64,
+    /// The RTP timestamp of the last packet in order.
+    pub last_ts: u32,
+    /// Frames left out of the stream with its sequence numbers contiguous: what a sender that
+    /// woke late and skipped ahead on the grid (RFC 3550 allows it) shows as a timestamp jump
+    /// of more than one packet's samples between consecutive sequence numbers.
+    pub skipped: u64,
     /// Arrival times from the teardown's start on (at most [`TAIL_CAP`]).
     pub tail: Vec<u64>,
     pub tail_dropped: u64,
@@ -137,19 +143,31 @@ impl Receivers {
     }
 }
 
-/// The RTP fields a receiver needs: sequence number and SSRC (RFC 3550 §5.1); `None` for what
-/// is not RTP version 2 with a media payload type.
-pub fn rtp_seq_ssrc(data: &[u8]) -> Option<(u16, u32)> {
+/// The RTP fields a receiver needs: sequence number, timestamp and SSRC (RFC 3550 §5.1);
+/// `None` for what is not RTP version 2 with a media payload type.
+fn rtp_fields(data: &[u8]) -> Option<(u16, u32, u32)> {
     if data.len() < 12 || data[0] >> 6 != 2 || (72..=76).contains(&(data[1] & 0x7f)) {
         return None;
     }
     Some((
         u16::from_be_bytes([data[2], data[3]]),
+        u32::from_be_bytes([data[4], data[5], data[6], data[7]]),
         u32::from_be_bytes([data[8], data[9], data[10], data[11]]),
     ))
 }
 
+/// Frames skipped between two consecutive packets whose timestamps differ by `delta`, with
+/// `samples` per packet: 0 on the grid, 0 for a timestamp that went back or stood still.
+pub fn frames_skipped(delta: u32, samples: u32) -> u64 {
+    if samples == 0 || delta > u32::MAX / 2 {
+        return 0;
+    }
+    u64::from((delta / samples).saturating_sub(1))
+}
+
 fn receive(sock: &UdpSocket, stop: &AtomicBool, windows: &Windows, ptime_ns: u64) -> MediaReport {
+    // PCMU: 8 samples a millisecond.
+    let samples = (ptime_ns / 125_000) as u32;
     let mut report = MediaReport::default();
     let mut table: HashMap<(SocketAddrV4, u32), Stream> = HashMap::new();
     let mut batch = Batch::new();
@@ -175,7 +193,7 @@ fn receive(sock: &UdpSocket, stop: &AtomicBool, windows: &Windows, ptime_ns: u64
         let teardown = windows.teardown_from.load(Ordering::Relaxed);
         for i in 0..n {
             let d = batch.get(i);
-            let (Some(src), Some((seq, ssrc))) = (d.from, rtp_seq_ssrc(d.data)) else {
+            let (Some(src), Some((seq, ts, ssrc))) = (d.from, rtp_fields(d.data)) else {
                 report.other += 1;
                 continue;
             };
@@ -188,6 +206,8 @@ fn receive(sock: &UdpSocket, stop: &AtomicBool, windows: &Windows, ptime_ns: u64
                     ssrc,
                     seq: SeqTrack::new(seq),
                     last_ns: at,
+                    last_ts: ts,
+                    skipped: 0,
                     tail: Vec::new(),
                     tail_dropped: 0,
                 }),
@@ -195,6 +215,13 @@ fn receive(sock: &UdpSocket, stop: &AtomicBool, windows: &Windows, ptime_ns: u64
                     let s = o.into_mut();
                     let step = s.seq.add(seq);
                     // Only the gap to the next packet in order is pacing; a hole is loss.
+                    if step >= 1 {
+                        // Across a hole the jump is the loss's, not a skip.
+                        if step == 1 {
+                            s.skipped += frames_skipped(ts.wrapping_sub(s.last_ts), samples);
+                        }
+                        s.last_ts = ts;
+                    }
                     if step == 1 && at >= s.last_ns && at < teardown {
                         let gap = at - s.last_ns;
                         if at >= hold_from && at < hold_until {
@@ -225,8 +252,13 @@ mod tests {
     use super::*;
 
     fn rtp(seq: u16, ssrc: u32) -> Vec<u8> {
+        rtp_at(seq, u32::from(seq) * 160, ssrc)
+    }
+
+    fn rtp_at(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
         let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[4..8].copy_from_slice(&ts.to_be_bytes());
         p[8..12].copy_from_slice(&ssrc.to_be_bytes());
         p.extend_from_slice(&[0xff; 160]);
         p
@@ -234,11 +266,24 @@ mod tests {
 
     #[test]
     fn rtp_is_told_from_rtcp_and_sip() {
-        assert_eq!(rtp_seq_ssrc(&rtp(7, 99)), Some((7, 99)));
+        assert_eq!(rtp_fields(&rtp(7, 99)), Some((7, 7 * 160, 99)));
         let mut rtcp = rtp(7, 99);
         rtcp[1] = 200; // SR
-        assert_eq!(rtp_seq_ssrc(&rtcp), None);
-        assert_eq!(rtp_seq_ssrc(b"SIP/2.0 200 OK\r\n\r\n"), None);
+        assert_eq!(rtp_fields(&rtcp), None);
+        assert_eq!(rtp_fields(b"SIP/2.0 200 OK\r\n\r\n"), None);
+    }
+
+    #[test]
+    fn a_timestamp_jump_of_whole_packets_is_frames_skipped() {
+        assert_eq!(frames_skipped(160, 160), 0);
+        assert_eq!(frames_skipped(4 * 160, 160), 3);
+        assert_eq!(
+            frames_skipped(200, 160),
+            0,
+            "a jitter of samples is not a frame"
+        );
+        assert_eq!(frames_skipped(0u32.wrapping_sub(160), 160), 0, "backwards");
+        assert_eq!(frames_skipped(0, 160), 0);
     }
 
     #[test]
@@ -261,7 +306,10 @@ mod tests {
         }
         for seq in 10..20u16 {
             a.send_to(&rtp(seq, 2), to).unwrap();
-            b.send_to(&rtp(seq, 1), to).unwrap();
+            // b skips 3 frames after seq 14, its sequence numbers contiguous.
+            let late = if seq > 14 { 3 * 160 } else { 0 };
+            b.send_to(&rtp_at(seq, u32::from(seq) * 160 + late, 1), to)
+                .unwrap();
         }
         // Everything from here on counts as after the teardown began.
         Windows::set(&windows.teardown_from, rx::now_ns());
@@ -280,6 +328,7 @@ mod tests {
                     s.ssrc,
                     s.seq.received,
                     s.seq.lost(),
+                    s.skipped,
                     s.tail.len(),
                 )
             })
@@ -289,7 +338,11 @@ mod tests {
             a.local_addr().unwrap().port(),
             b.local_addr().unwrap().port(),
         );
-        let mut want = vec![(pa, 1, 6, 1, 1), (pa, 2, 10, 0, 0), (pb, 1, 10, 0, 0)];
+        let mut want = vec![
+            (pa, 1, 6, 1, 0, 1),
+            (pa, 2, 10, 0, 0, 0),
+            (pb, 1, 10, 0, 3, 0),
+        ];
         want.sort();
         assert_eq!(streams, want);
         // Gaps in order before any window: the ramp's.

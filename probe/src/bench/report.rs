@@ -33,6 +33,9 @@ pub struct Row {
     pub packets: u64,
     /// Packets missing from the streams' sequence numbers.
     pub lost: u64,
+    /// Frames left out with the sequence numbers contiguous (RTP timestamp jumps).
+    #[serde(default)]
+    pub skipped: u64,
     /// |gap − ptime| over the hold, ms.
     pub dev_p50_ms: Option<f64>,
     pub dev_p99_ms: Option<f64>,
@@ -64,6 +67,7 @@ impl Row {
     /// ptime): the sender kept up with this N.
     pub fn kept_up(&self) -> bool {
         self.lost == 0
+            && self.skipped == 0
             && self.up == self.calls
             && self.streams >= self.up
             && self.mean_gap_ms.is_none_or(|g| g <= PTIME_MS * 1.01)
@@ -78,6 +82,7 @@ fn deviation(row: &mut Row, m: &MediaReport) {
     row.streams = m.streams.len();
     row.packets = m.packets;
     row.lost = m.streams.iter().map(|s| s.seq.lost()).sum();
+    row.skipped = m.streams.iter().map(|s| s.skipped).sum();
     row.dev_p50_ms = m.hold.quantile_ms(0.5);
     row.dev_p99_ms = m.hold.quantile_ms(0.99);
     row.dev_max_ms = m.hold.max_ms();
@@ -167,11 +172,12 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 /// One line for the progress output.
 pub fn brief(r: &Row) -> String {
     format!(
-        "up {}/{} (503 {}), lost {}, p99 dev {} ms, setup p99 {} ms, CPU {} ms/stream-s, RSS/call {} KiB, after BYE {}",
+        "up {}/{} (503 {}), lost {}, skipped {}, p99 dev {} ms, setup p99 {} ms, CPU {} ms/stream-s, RSS/call {} KiB, after BYE {}",
         r.up,
         r.calls,
         r.refused_503,
         r.lost,
+        r.skipped,
         opt(r.dev_p99_ms, 2),
         opt(r.setup_p99_ms, 1),
         opt(r.cpu_ms_per_stream_s, 3),
@@ -185,19 +191,19 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<12} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
-        "sender", "N", "up", "503", "fail", "retx", "lost", "p50", "p99", "max", "ramp99", "gap", "setup99",
+        "{:<12} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
+        "sender", "N", "up", "503", "fail", "retx", "lost", "skip", "p50", "p99", "max", "ramp99", "gap", "setup99",
         "ans99", "cps", "afterB", "cpu", "rss/c"
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
-        "", "", "", "", "", "", "", "ms", "ms", "ms", "ms", "ms", "ms", "ms", "/s", "pkts", "ms/str-s", "KiB"
+        "{:<12} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
+        "", "", "", "", "", "", "", "", "ms", "ms", "ms", "ms", "ms", "ms", "ms", "/s", "pkts", "ms/str-s", "KiB"
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<12} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
+            "{:<12} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
             r.sender,
             r.calls,
             r.up,
@@ -205,6 +211,7 @@ pub fn table(rows: &[Row]) -> String {
             r.failed_other + r.timed_out,
             r.invite_retransmissions,
             r.lost,
+            r.skipped,
             opt(r.dev_p50_ms, 2),
             opt(r.dev_p99_ms, 2),
             opt(r.dev_max_ms, 1),
@@ -422,6 +429,9 @@ mod tests {
         let mut lossy = rows[1].clone();
         lossy.lost = 1;
         assert!(!lossy.kept_up());
+        let mut skipping = rows[1].clone();
+        skipping.skipped = 1;
+        assert!(!skipping.kept_up());
         let mut refused = rows[1].clone();
         refused.up = 19;
         assert!(!refused.kept_up());
