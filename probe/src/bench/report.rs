@@ -51,6 +51,9 @@ pub struct Row {
     /// BYE → its answer, ms.
     pub bye_p99_ms: Option<f64>,
     pub bye_unanswered: usize,
+    /// Calls the server ended with a BYE of its own before ours.
+    #[serde(default)]
+    pub ended_by_server: usize,
     /// 200s per second from the first INVITE to the last 200.
     pub achieved_cps: Option<f64>,
     /// RTP packets that arrived after the BYE of their call was answered.
@@ -106,6 +109,7 @@ pub fn load_row(sender: &str, r: &LoadResult, m: &MediaReport, rcvbuf: usize) ->
         answer_p99_ms: ms(stats::percentile(&r.answer_us, 0.99)),
         bye_p99_ms: ms(stats::percentile(&r.bye_us, 0.99)),
         bye_unanswered: r.bye_unanswered,
+        ended_by_server: r.ended_by_server,
         achieved_cps: (r.setup_span_s > 0.0).then(|| r.up as f64 / r.setup_span_s),
         hold_s: r.hold_s,
         cpu_ms_per_stream_s: r.cpu_ticks_hold.map(|t| {
