@@ -6,6 +6,7 @@
 //! at the wrong address. Plain threads and blocking sockets with timeouts: every call is two
 //! threads (SIP and RTP), and everything is bounded in count and time.
 
+pub mod bench;
 mod call;
 #[cfg(test)]
 mod core_tests;

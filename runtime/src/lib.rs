@@ -52,6 +52,9 @@ pub enum CliCommand {
     Run(Box<RunArgs>),
     /// Call a Music On Hold server and judge the stream it sends (exit 0 when healthy).
     Probe(onhold_probe::ProbeArgs),
+    /// Load and measure SIP/RTP senders side by side: calls ramped, held and torn down, RTP
+    /// judged with kernel timestamps, CPU and memory per call, a table, ratios and a plot.
+    Bench(onhold_probe::bench::BenchArgs),
     /// Talk to a running server's control API: calls, hangup, reload, events, metrics.
     Ctl(ctl::CtlArgs),
 }
@@ -66,6 +69,7 @@ pub fn main_with(name: &'static str, serve: fn(startup::Startup) -> ExitCode) ->
     };
     let args = match cli.command {
         Some(CliCommand::Probe(p)) => return onhold_probe::run(p),
+        Some(CliCommand::Bench(b)) => return onhold_probe::bench::run(b),
         Some(CliCommand::Ctl(c)) => return ctl::run(c),
         Some(CliCommand::Run(args)) => *args,
         None => cli.run,
