@@ -103,6 +103,19 @@ fn ended(h: &Harness) -> Vec<EndReason> {
         .collect()
 }
 
+/// A call placed to `sip:200@192.168.1.60:5070` with the default settings: the harness, the
+/// call and its INVITE.
+fn placed() -> (Harness, onhold_core::CallHandle, Sent) {
+    let mut h = Harness::new();
+    let call = h
+        .server
+        .originate(h.now, originate("sip:200@192.168.1.60:5070"))
+        .unwrap();
+    h.drain();
+    let invite = invites(&h).pop().expect("an INVITE");
+    (h, call, invite)
+}
+
 /// A call placed and answered with 180 then 200: the harness, the INVITE and the call.
 fn answered(config: ServerConfig, o: Originate) -> (Harness, Sent, onhold_core::CallHandle) {
     let mut h = Harness::with(config, Library::silence());
@@ -307,12 +320,7 @@ fn a_407_is_answered_with_digest_credentials_from_the_matching_account() {
 
 #[test]
 fn a_challenge_without_an_account_for_the_host_ends_the_call() {
-    let mut h = Harness::new();
-    h.server
-        .originate(h.now, originate("sip:200@192.168.1.60:5070"))
-        .unwrap();
-    h.drain();
-    let invite = invites(&h).pop().unwrap();
+    let (mut h, _, invite) = placed();
     let challenge = "WWW-Authenticate: Digest realm=\"pbx\", nonce=\"n\"\r\n";
     respond(&mut h, &invite, "401 Unauthorized", challenge, "");
     assert_eq!(invites(&h).len(), 1);
@@ -321,13 +329,7 @@ fn a_challenge_without_an_account_for_the_host_ends_the_call() {
 
 #[test]
 fn busy_is_acknowledged_and_reported_as_the_end_reason() {
-    let mut h = Harness::new();
-    let call = h
-        .server
-        .originate(h.now, originate("sip:200@192.168.1.60:5070"))
-        .unwrap();
-    h.drain();
-    let invite = invites(&h).pop().unwrap();
+    let (mut h, call, invite) = placed();
     respond(&mut h, &invite, "100 Trying", "", "");
     respond(&mut h, &invite, "486 Busy Here", "", "");
     assert_eq!(requests(&h, "ACK").len(), 1);
@@ -358,13 +360,7 @@ fn no_answer_retransmits_on_timer_a_and_ends_as_408_at_timer_b() {
 
 #[test]
 fn hanging_up_before_the_answer_cancels_once_a_provisional_came() {
-    let mut h = Harness::new();
-    let call = h
-        .server
-        .originate(h.now, originate("sip:200@192.168.1.60:5070"))
-        .unwrap();
-    h.drain();
-    let invite = invites(&h).pop().unwrap();
+    let (mut h, call, invite) = placed();
     h.server.control(h.now, Control::Hangup(call));
     h.drain();
     // RFC 3261 §9.1: no CANCEL before a provisional response.
@@ -392,13 +388,7 @@ fn hanging_up_before_the_answer_cancels_once_a_provisional_came() {
 
 #[test]
 fn a_200_that_crosses_the_cancel_is_acknowledged_and_ended_with_bye() {
-    let mut h = Harness::new();
-    let call = h
-        .server
-        .originate(h.now, originate("sip:200@192.168.1.60:5070"))
-        .unwrap();
-    h.drain();
-    let invite = invites(&h).pop().unwrap();
+    let (mut h, call, invite) = placed();
     respond(&mut h, &invite, "180 Ringing", "", "");
     h.server.control(h.now, Control::Hangup(call));
     h.drain();
@@ -453,12 +443,7 @@ fn refusals_say_why() {
 
 #[test]
 fn a_ringing_callee_is_waited_for_past_timer_b_and_cancelled_after_three_minutes() {
-    let mut h = Harness::new();
-    h.server
-        .originate(h.now, originate("sip:200@192.168.1.60:5070"))
-        .unwrap();
-    h.drain();
-    let invite = invites(&h).pop().unwrap();
+    let (mut h, _, invite) = placed();
     respond(&mut h, &invite, "180 Ringing", "", "");
     h.advance(Duration::from_secs(60));
     assert!(
