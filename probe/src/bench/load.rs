@@ -478,7 +478,8 @@ fn wait_readable(sock: &UdpSocket, wait: Duration) {
         revents: 0,
     };
     let ts = libc::timespec {
-        tv_sec: wait.as_secs() as libc::time_t,
+        // `time_t`, whose width musl's libc crate is about to change.
+        tv_sec: wait.as_secs() as _,
         tv_nsec: wait.subsec_nanos() as libc::c_long,
     };
     // SAFETY: one valid pollfd, a valid timespec, no signal mask.

@@ -170,7 +170,8 @@ impl Batch {
                 sock.as_raw_fd(),
                 self.hdrs.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                flags,
+                // `c_int` in glibc, `c_uint` in musl.
+                flags as _,
                 std::ptr::null_mut(),
             )
         };
