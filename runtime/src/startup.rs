@@ -59,31 +59,18 @@ fn contact_ips(server: &mut ServerConfig) {
         if !r.local.ip().is_unspecified() || advertised.is_some() {
             continue;
         }
-        // The proxy (or registrar) as written: an address, else `host[:port]` to look up.
-        let target = match &r.outbound_proxy {
-            Some(onhold_core::Hop::Addr(a)) => Some(a.to_string()),
-            Some(onhold_core::Hop::Name { host, port }) => {
-                Some(format!("{host}:{}", port.unwrap_or(5060)))
-            }
-            None => r
-                .registrar
-                .split_once(':')
-                .and_then(|(_, rest)| rest.split([';', '?']).next())
-                .map(|host| {
-                    let bare_v6 = host.parse::<std::net::Ipv6Addr>().is_ok();
-                    if bare_v6 {
-                        format!("[{host}]:5060")
-                    } else if host.contains(':') {
-                        host.to_string()
-                    } else {
-                        format!("{host}:5060")
-                    }
-                }),
-        };
-        let dest = target.and_then(|t| {
+        // The proxy, else the registrar URI's host: an address, or a name looked up here.
+        let lookup = |host: &str, port: Option<u16>| {
             use std::net::ToSocketAddrs as _;
-            t.to_socket_addrs().ok()?.next()
-        });
+            (host, port.unwrap_or(5060)).to_socket_addrs().ok()?.next()
+        };
+        let dest = match &r.outbound_proxy {
+            Some(onhold_core::Hop::Addr(a)) => Some(*a),
+            Some(onhold_core::Hop::Name { host, port }) => lookup(host, *port),
+            None => onhold_core::sip::Uri::parse(&r.registrar)
+                .ok()
+                .and_then(|u| lookup(u.host_unbracketed(), u.port)),
+        };
         let Some(dest) = dest else { continue };
         match local_ip_toward(dest) {
             Ok(ip) => r.contact_ip = Some(ip),

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use onhold_probe::bench::{cpu_ticks, ms_per_tick};
 use onhold_tests::caller::Caller;
 use onhold_tests::http::get;
 use onhold_tests::{RtpReceiver, Runtime, Server, ServerOptions, TempDir};
@@ -33,14 +34,8 @@ fn knob(name: &str, default: u64) -> u64 {
 
 /// The server's CPU time so far (user + system), from `/proc/PID/stat`.
 fn cpu(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    // Fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-    Duration::from_micros(ticks * 1_000_000 / hz)
+    let ticks = cpu_ticks(&format!("/proc/{pid}/stat")).expect("stat");
+    Duration::from_secs_f64(ticks as f64 * ms_per_tick() / 1000.0)
 }
 
 /// CPU milliseconds per call-second of `rt` in `mode`.

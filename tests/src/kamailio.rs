@@ -417,15 +417,15 @@ impl Proxy {
                 Transport::Tcp => ports::free_tcp_port(),
             };
             let front: SocketAddr = ([127, 0, 0, 1], port).into();
-            let text = registrar_config(transport, front, user, password, algorithm, modules)
-                .replace(
-                    "modparam(\"usrloc\", \"db_mode\", 0)",
-                    &format!(
-                        "modparam(\"usrloc\", \"db_mode\", 0)\n\
-                         modparam(\"registrar\", \"min_expires\", 1)\n\
-                         modparam(\"registrar\", \"max_expires\", {max_expires})"
-                    ),
-                );
+            let text = registrar_config(
+                transport,
+                front,
+                user,
+                password,
+                algorithm,
+                max_expires,
+                modules,
+            );
             match Proxy::launch(transport, front, 0, &text) {
                 Ok(p) => return p,
                 Err(e) if e.contains("in use") => last = e,
@@ -443,11 +443,13 @@ fn registrar_config(
     user: &str,
     password: &str,
     algorithm: &str,
+    max_expires: u32,
     modules: &Path,
 ) -> String {
     format!(
         r#"#!KAMAILIO
-# Written by onhold-tests (tests/src/kamailio.rs): a registrar for one account, {user}.
+# Written by onhold-tests (tests/src/kamailio.rs): a registrar for one account, {user},
+# granting at most {max_expires} s to a binding.
 debug=2
 log_stderror=yes
 children=1
@@ -469,6 +471,8 @@ loadmodule "usrloc.so"
 loadmodule "registrar.so"
 modparam("auth", "algorithm", "{algorithm}")
 modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", 1)
+modparam("registrar", "max_expires", {max_expires})
 
 request_route {{
     xlog("L_INFO", "$rm $ru from $si:$sp\n");

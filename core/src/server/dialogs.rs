@@ -299,6 +299,15 @@ impl Dialogs {
         })
     }
 
+    /// Index `h` by its dialog key, once the call holds it (the index checks hits against it).
+    fn index_call(&mut self, h: CallHandle) {
+        let calls = &self.calls;
+        if let Some(c) = calls.get(&h) {
+            self.index
+                .insert(&c.dialog, h, |h| calls.get(&h).map(|c| &c.dialog));
+        }
+    }
+
     /// The Request-URI user a call was placed to.
     pub fn user(&self, call: CallHandle) -> Option<&str> {
         self.calls.get(&call).map(|c| c.user.as_str())

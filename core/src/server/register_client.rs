@@ -161,16 +161,15 @@ impl Registrations {
     /// (`Expires: 0`) and then goes.
     pub fn reconfigure(&mut self, cx: &mut Cx<'_>, wanted: &[Registration]) {
         let now = cx.io.now;
-        let mut i = 0;
-        while i < self.accounts.len() {
-            let a = &self.accounts[i];
-            if a.retiring || wanted.contains(&a.reg) {
-                i += 1;
-                continue;
-            }
-            self.retire(cx, i);
-            if self.accounts.get(i).is_some_and(|a| a.retiring) {
-                i += 1;
+        let dropped: Vec<usize> = self
+            .accounts
+            .iter()
+            .filter(|a| !a.retiring && !wanted.contains(&a.reg))
+            .map(|a| a.id)
+            .collect();
+        for id in dropped {
+            if let Some(i) = self.index(id) {
+                self.retire(cx, i);
             }
         }
         for reg in wanted {

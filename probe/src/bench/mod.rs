@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use report::Row;
+pub use stats::{cpu_ticks, ms_per_tick};
 
 use crate::parse_duration;
 

@@ -144,12 +144,7 @@ impl Dialogs {
             outbound: None,
         });
         self.calls.insert(handle, call);
-        // Indexed once the call holds its key (the index checks hits against it).
-        let calls = &self.calls;
-        if let Some(c) = calls.get(&handle) {
-            self.index
-                .insert(&c.dialog, handle, |h| calls.get(&h).map(|c| &c.dialog));
-        }
+        self.index_call(handle);
         cx.stats.calls_total += 1;
         cx.stats.calls_active = self.calls.len();
         cx.io.out.event(Event::Invited { call: handle });

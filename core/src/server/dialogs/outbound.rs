@@ -21,7 +21,7 @@ use super::super::transactions::{ClientOutcome, ClientPurpose, TxnId};
 use super::super::{
     CallHandle, Cx, EndReason, Event, Originate, OriginateError, ServerConfig, Source,
 };
-use super::session::session_timer_answer;
+use super::session::{lists_method, session_timer_answer};
 use super::{next_local_media, write_local_sdp, Call, CallState, Dialogs, LOCAL_TAG_LEN};
 use crate::ascii;
 use crate::hash_index::HashedKey;
@@ -352,11 +352,9 @@ impl Dialogs {
             })
             .unwrap_or_default();
         call.route = None;
-        call.peer_allows_update = msg.as_ref().is_some_and(|m| {
-            m.headers("Allow")
-                .flat_map(|l| l.split(','))
-                .any(|t| t.trim().eq_ignore_ascii_case("UPDATE"))
-        });
+        call.peer_allows_update = msg
+            .as_ref()
+            .is_some_and(|m| lists_method(m.headers("Allow"), "UPDATE"));
         call.session = response
             .and_then(|r| session_timer_answer(r, now))
             .map(Box::new);
@@ -364,11 +362,7 @@ impl Dialogs {
         let local_tag = call.local_tag().to_string();
         call.dialog = HashedKey::dialog(&call_id, &local_tag, tag);
         call.state = CallState::Confirmed;
-        let calls = &self.calls;
-        if let Some(c) = calls.get(&h) {
-            self.index
-                .insert(&c.dialog, h, |h| calls.get(&h).map(|c| &c.dialog));
-        }
+        self.index_call(h);
         self.send_ack(cx, h);
         let ending = self
             .calls

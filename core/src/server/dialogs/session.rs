@@ -115,8 +115,12 @@ pub(super) fn require_timer(session: Option<&SessionTimer>, req: &Request<'_>) -
 
 /// The request's Allow lists `method`.
 pub(super) fn allows(req: &Request<'_>, method: &str) -> bool {
-    req.allow
-        .iter()
+    lists_method(req.allow.iter().copied(), method)
+}
+
+/// Allow header lines (each a comma-separated list) name `method`.
+pub(super) fn lists_method<'a>(lines: impl Iterator<Item = &'a str>, method: &str) -> bool {
+    lines
         .flat_map(|line| line.split(','))
         .any(|m| m.trim().eq_ignore_ascii_case(method))
 }
