@@ -184,9 +184,10 @@ pub struct Config {
 }
 
 /// Every top-level key, in the order `--check-config` prints them.
-pub const KEYS: [&str; 32] = [
+pub const KEYS: [&str; 33] = [
     "listen",
     "rtp_ports",
+    "rtp_shared_port",
     "rtp_ip",
     "advertised_address",
     "music",
@@ -361,8 +362,9 @@ impl Config {
             }
         }
 
-        let flags: [(&'static str, Option<&String>); 28] = [
+        let flags: [(&'static str, Option<&String>); 29] = [
             ("rtp_ports", args.rtp_ports.as_ref()),
+            ("rtp_shared_port", args.rtp_shared_port.as_ref()),
             ("rtp_ip", args.rtp_ip.as_ref()),
             ("advertised_address", args.advertised_address.as_ref()),
             ("music", args.music.as_ref()),
@@ -450,6 +452,17 @@ impl Config {
         server.registrations = register.iter().map(|r| r.registration.clone()).collect();
         if let Some(s) = get("rtp_ports") {
             server.rtp_ports = parse_port_range(s)?;
+        }
+        if let Some(s) = get("rtp_shared_port") {
+            let allowed = "must be an even port from 2 to 65534, or \"off\"";
+            server.rtp_shared_port = match &s.raw {
+                Raw::Toml(toml::Value::String(t)) | Raw::Text(t) if t.trim() == "off" => None,
+                _ => match int(s, "rtp_shared_port", allowed)? {
+                    0 => None,
+                    p if (2..=65534).contains(&p) && p % 2 == 0 => Some(p as u16),
+                    _ => return Err(err("rtp_shared_port", s, allowed)),
+                },
+            };
         }
         if let Some(s) = get("rtp_ip") {
             server.rtp_ip = text(s, "rtp_ip", "must be an IP address")?
@@ -732,6 +745,11 @@ impl Config {
             (
                 "rtp_ports",
                 quote(&format!("{}-{}", s.rtp_ports.0, s.rtp_ports.1)),
+            ),
+            (
+                "rtp_shared_port",
+                s.rtp_shared_port
+                    .map_or_else(|| quote("off"), |p| p.to_string()),
             ),
             ("rtp_ip", quote(&s.rtp_ip.to_string())),
             (

@@ -197,7 +197,7 @@ impl Server {
         epoch_wall: SystemTime,
     ) -> Server {
         let mut rng = Rng::new(seed);
-        let ports = Ports::new(config.rtp_ports, &mut rng);
+        let ports = Ports::new(config.rtp_ports, config.rtp_shared_port, &mut rng);
         let mut timers = TimerHeap::default();
         let registrations = Registrations::new(&config, &mut rng, &mut timers, epoch);
         let mut media = Media::new(epoch, epoch_wall, &config);
@@ -290,7 +290,14 @@ impl Server {
     ) {
         // The first-byte test first: a SIP message fails it, and skips the port lookup.
         if crate::rtp::is_rtp_or_rtcp(data) {
-            if let Some(call) = self.ports.owner(local.port()) {
+            let owner = self.media_owner(local, remote);
+            if owner.is_none() && self.ports.is_shared(local.port()) {
+                // On the shared port, media from an address no call streams to: no call to
+                // give it to (a NATed caller's RTP comes from elsewhere than its SDP says).
+                self.stats.rtp_unmatched += 1;
+                return;
+            }
+            if let Some(call) = owner {
                 // RTP/RTCP from the caller (or DTMF events): we only send, but it says where
                 // the caller is and that it is alive.
                 self.stats.rtp_in += 1;
@@ -641,7 +648,7 @@ impl Server {
     /// (`EndReason::Unreachable`); for anything else it is only counted.
     pub fn unreachable(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) {
         self.stats.unreachable += 1;
-        let Some(call) = self.ports.owner(local.port()) else {
+        let Some(call) = self.media_owner(local, remote) else {
             return;
         };
         if self.media.unreachable(now, call, remote) {
@@ -660,6 +667,16 @@ impl Server {
             self.on_outcome(now, outcome, None);
         }
         self.finish_drain(now, false);
+    }
+
+    /// The call whose media port `local` is and that streams to `remote`: by the port, or by
+    /// `remote` on the shared port.
+    fn media_owner(&self, local: SocketAddr, remote: SocketAddr) -> Option<CallHandle> {
+        if self.ports.is_shared(local.port()) {
+            self.media.by_remote(remote)
+        } else {
+            self.ports.owner(local.port())
+        }
     }
 
     /// After Shutdown: emit `Drained` once every call is gone and every BYE answered (or at the

@@ -22,15 +22,16 @@ use mio::net::UdpSocket;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
+use onhold_runtime::batch::{self, Batch};
 use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
 use onhold_runtime::resolve::Resolver;
 use onhold_runtime::signals::{spawn_helper, SIGNALS};
 use onhold_runtime::startup::{self, ReloadResult, Startup};
-use onhold_runtime::{control, icmp, pktinfo};
+use onhold_runtime::{control, icmp};
 use tracing::{debug, error, info, warn};
 
-use sys::{Batch, SignalFd, TimerFd};
+use sys::{SignalFd, TimerFd};
 
 const SIGNAL: Token = Token(0);
 const TIMER: Token = Token(1);
@@ -140,8 +141,8 @@ struct Loop {
     ready: VecDeque<usize>,
     rx: Batch,
     tx: Batch,
-    /// Local socket key of each filled `tx` slot.
-    tx_from: Vec<usize>,
+    /// The socket (its table key) each filled `tx` slot leaves from.
+    tx_from: Vec<SocketAddr>,
     reload_rx: mpsc::Receiver<ReloadResult>,
     reload_tx: mpsc::Sender<ReloadResult>,
     waker: Arc<Waker>,
@@ -181,6 +182,11 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
         }
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {l}: {e}")))?;
         bound.push((l.transport, local));
+    }
+    if let Some(port) = startup.config.server.rtp_shared_port {
+        for s in net::bind_shared_rtp(startup.config.server.rtp_ip, port)? {
+            sockets.add(&poll, s, net::MAX_RTP_RECV)?;
+        }
     }
     info!("{}", startup.summary("mio", &bound));
 
@@ -468,81 +474,36 @@ impl Loop {
     /// the same socket with one `sendmmsg`.
     fn transmit(&mut self) {
         loop {
-            self.tx_from.clear();
-            while self.tx_from.len() < BATCH {
-                let i = self.tx_from.len();
-                let Some(t) = self
-                    .server
-                    .poll_transmit(Instant::now(), self.tx.slot_mut(i))
-                else {
-                    break;
-                };
-                if t.transport == Transport::Tcp {
-                    let data = &self.tx.slot_mut(i)[..t.len];
-                    self.tcp.send(self.poll.registry(), t.local, t.remote, data);
+            let (tcp, registry) = (&mut self.tcp, self.poll.registry());
+            let full = batch::fill(
+                &mut self.server,
+                &mut self.tx,
+                &self.sockets.by_local,
+                &mut self.tx_from,
+                |t, data| tcp.send(registry, t.local, t.remote, data),
+            );
+            for (key, run) in batch::runs(&self.tx_from) {
+                let Some(&idx) = self.sockets.by_local.get(&key) else {
                     continue;
-                }
-                let table = &self.sockets.by_local;
-                let key = table.lookup_key(&t.local);
-                match key.and_then(|k| Some((k, *table.get(&k)?))) {
-                    Some((bound, idx)) => {
-                        // From the address the core names when the socket answers for every
-                        // address.
-                        let source = pktinfo::source_for(bound, t.local);
-                        self.tx.set_outgoing(i, t.remote, t.len, source);
-                        self.tx_from.push(idx);
+                };
+                let Some(sock) = self.sockets.slab.get_mut(idx).and_then(Option::as_mut) else {
+                    continue;
+                };
+                let fd = sock.io.as_raw_fd();
+                if batch::send_run(&mut self.tx, fd, sock.local, run, &mut sock.queue) {
+                    let token = Token(FIRST_SOCKET + idx);
+                    let interest = Interest::READABLE | Interest::WRITABLE;
+                    if let Err(e) = self
+                        .poll
+                        .registry()
+                        .reregister(&mut sock.io, token, interest)
+                    {
+                        warn!(local = %sock.local, "cannot wait for writability: {e}");
                     }
-                    None => debug!(local = %t.local, "no socket for transmit; dropped"),
                 }
             }
-            let filled = self.tx_from.len();
-            let mut start = 0;
-            while start < filled {
-                let idx = self.tx_from[start];
-                let end = (start..filled)
-                    .find(|&k| self.tx_from[k] != idx)
-                    .unwrap_or(filled);
-                self.send_run(idx, start..end);
-                start = end;
-            }
-            if filled < BATCH {
+            if !full {
                 return;
-            }
-        }
-    }
-
-    fn send_run(&mut self, idx: usize, run: std::ops::Range<usize>) {
-        let Some(sock) = self.sockets.slab.get_mut(idx).and_then(Option::as_mut) else {
-            return;
-        };
-        let mut next = run.start;
-        // Order matters per socket: behind a queue, new datagrams join the queue.
-        while next < run.end && sock.queue.is_empty() {
-            match self.tx.send(sock.io.as_raw_fd(), next..run.end) {
-                Ok(n) => next += n.max(1).min(run.end - next),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    debug!(local = %sock.local, "send: {e}");
-                    next += 1;
-                }
-            }
-        }
-        let was_empty = sock.queue.is_empty();
-        for i in next..run.end {
-            let remote = self.tx.peer(i).unwrap_or(sock.local);
-            if !sock.queue.push(remote, self.tx.data(i)) && sock.queue.dropped.is_power_of_two() {
-                warn!(local = %sock.local, dropped = sock.queue.dropped, "send queue full: dropping");
-            }
-        }
-        if was_empty && !sock.queue.is_empty() {
-            let token = Token(FIRST_SOCKET + idx);
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            if let Err(e) = self
-                .poll
-                .registry()
-                .reregister(&mut sock.io, token, interest)
-            {
-                warn!(local = %sock.local, "cannot wait for writability: {e}");
             }
         }
     }

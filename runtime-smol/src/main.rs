@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use async_signal::{Signal, Signals};
 use onhold_core::{Command, Server, Transport, MAX_DATAGRAM};
+use onhold_runtime::batch::{self, Batch};
 use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
 use onhold_runtime::resolve::Resolver;
@@ -28,11 +29,13 @@ use smol::channel::Sender;
 use smol::future::FutureExt as _;
 use smol::stream::StreamExt as _;
 use smol::{Async, LocalExecutor, Task, Timer};
-use tracing::{debug, error, warn};
+use tracing::{debug, error};
 
 /// Datagrams handled per wake before the loop services the core's timers again, so a flood of
 /// SIP cannot delay RTP pacing.
 const RECV_BATCH: usize = 64;
+/// Datagrams per `sendmmsg`.
+const BATCH: usize = 32;
 /// Datagrams waiting in the channel from all readers.
 const RECV_CHANNEL: usize = 4096;
 /// Datagrams kept per socket while it would block.
@@ -120,6 +123,25 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(port) = startup.config.server.rtp_shared_port {
+        let opened = net::bind_shared_rtp(startup.config.server.rtp_ip, port).and_then(|pair| {
+            pair.into_iter()
+                .map(|s| media_socket(&ex, s, &dgram_tx))
+                .collect::<std::io::Result<Vec<_>>>()
+        });
+        match opened {
+            Ok(opened) => {
+                for (local, sock) in opened {
+                    sockets.insert(local, sock);
+                }
+            }
+            Err(e) => {
+                error!("{e}");
+                eprintln!("onhold: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
     tracing::info!("{}", startup.summary("smol", &bound));
 
     let mut server = startup.new_server();
@@ -157,7 +179,10 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
     }
     let (reload_tx, reload_rx) = smol::channel::bounded(1);
     let mut signals = signals;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut out = Outgoing {
+        batch: Batch::new(BATCH, MAX_DATAGRAM),
+        from: Vec::with_capacity(BATCH),
+    };
     // Sockets holding datagrams that would block, waiting for writability.
     let mut blocked: BTreeSet<SocketAddr> = BTreeSet::new();
 
@@ -188,7 +213,7 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
                 );
             }
         }
-        transmit(&mut server, &mut sockets, &tcp, &mut blocked, &mut buf);
+        transmit(&mut server, &mut sockets, &tcp, &mut blocked, &mut out);
         for cmd in closing {
             command(
                 &ex,
@@ -383,6 +408,23 @@ async fn read_loop(io: Arc<Async<UdpSocket>>, local: SocketAddr, tx: Sender<Inbo
     }
 }
 
+/// Register an RTP or RTCP socket with the reactor and start its reader.
+fn media_socket(
+    ex: &LocalExecutor<'_>,
+    socket: UdpSocket,
+    tx: &Sender<Inbound>,
+) -> std::io::Result<(SocketAddr, Sock)> {
+    let local = socket.local_addr()?;
+    let io = Arc::new(Async::new(socket)?);
+    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone(), true));
+    let sock = Sock {
+        io,
+        queue: SendQueue::new(SEND_QUEUE),
+        _reader: reader,
+    };
+    Ok((local, sock))
+}
+
 fn command(
     ex: &LocalExecutor<'_>,
     server: &mut Server,
@@ -396,21 +438,9 @@ fn command(
     match cmd {
         Command::BindRtp { port, rtcp_mux } => {
             let result = net::bind_rtp(ip, port, rtcp_mux).and_then(|pair| {
-                let mut opened = Vec::new();
-                for s in pair {
-                    let local = s.local_addr()?;
-                    let io = Arc::new(Async::new(s)?);
-                    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone(), true));
-                    opened.push((
-                        local,
-                        Sock {
-                            io,
-                            queue: SendQueue::new(SEND_QUEUE),
-                            _reader: reader,
-                        },
-                    ));
-                }
-                Ok(opened)
+                pair.into_iter()
+                    .map(|s| media_socket(ex, s, tx))
+                    .collect::<std::io::Result<Vec<_>>>()
             });
             let ok = match result {
                 Ok(opened) => {
@@ -440,47 +470,34 @@ fn command(
     }
 }
 
-/// Send everything the core has due now. A socket that would block keeps the rest of its
-/// datagrams in its bounded queue until it is writable again.
+/// Send everything the core has due now, each run of datagrams leaving the same socket in one
+/// `sendmmsg`. A socket that would block keeps the rest of its datagrams in its bounded queue
+/// until it is writable again.
 fn transmit(
     server: &mut Server,
     sockets: &mut SocketTable<Sock>,
     tcp: &tcp::Connections,
     blocked: &mut BTreeSet<SocketAddr>,
-    buf: &mut [u8],
+    out: &mut Outgoing,
 ) {
-    while let Some(t) = server.poll_transmit(Instant::now(), buf) {
-        let data = &buf[..t.len];
-        if t.transport == Transport::Tcp {
+    loop {
+        let full = batch::fill(server, &mut out.batch, sockets, &mut out.from, |t, data| {
             if !tcp.send(t.local, t.remote, data) {
                 debug!(remote = %t.remote, "tcp: the connection's queue is full; dropped");
             }
-            continue;
-        }
-        let Some(key) = sockets.lookup_key(&t.local) else {
-            debug!(local = %t.local, "no socket for transmit; dropped");
-            continue;
-        };
-        let Some(sock) = sockets.get_mut(&key) else {
-            continue;
-        };
-        if sock.queue.is_empty() {
-            // From the address the core names (the one a request was sent to) when the socket
-            // answers for every address.
-            let source = pktinfo::source_for(key, t.local);
-            match pktinfo::send(sock.io.as_raw_fd(), data, t.remote, source) {
-                Ok(_) => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => {
-                    debug!(remote = %t.remote, "send: {e}");
-                    continue;
-                }
+        });
+        for (key, run) in batch::runs(&out.from) {
+            let Some(sock) = sockets.get_mut(&key) else {
+                continue;
+            };
+            let fd = sock.io.as_raw_fd();
+            if batch::send_run(&mut out.batch, fd, key, run, &mut sock.queue) {
+                blocked.insert(key);
             }
         }
-        if !sock.queue.push(t.remote, data) && sock.queue.dropped.is_power_of_two() {
-            warn!(local = %key, dropped = sock.queue.dropped, "send queue full: dropping");
+        if !full {
+            break;
         }
-        blocked.insert(key);
     }
     // Only the sockets that would block are retried: no scan over every RTP socket.
     blocked.retain(|key| {
@@ -492,6 +509,12 @@ fn transmit(
             .queue
             .flush(|remote, d| io.get_ref().send_to(d, remote))
     });
+}
+
+/// The transmit batch and the socket each slot leaves from.
+struct Outgoing {
+    batch: Batch,
+    from: Vec<SocketAddr>,
 }
 
 /// Resolves when any socket with queued datagrams can take more (pending if none has any).

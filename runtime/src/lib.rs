@@ -3,6 +3,7 @@
 //! `onhold-mio` (raw mio) both build on this crate, so the two differ only in how they wait and
 //! how they move datagrams.
 
+pub mod batch;
 pub mod control;
 pub mod ctl;
 pub mod icmp;

@@ -130,6 +130,28 @@ pub fn bind_rtp(ip: IpAddr, port: u16, rtcp_mux: bool) -> io::Result<Vec<UdpSock
     Ok(out)
 }
 
+/// The shared RTP port's sockets (`rtp_shared_port`): RTP and the RTCP port above, bound at
+/// start, with the SIP sockets' buffers, as every call's media passes through them.
+pub fn bind_shared_rtp(ip: IpAddr, port: u16) -> io::Result<Vec<UdpSocket>> {
+    let sockets = bind_rtp(ip, port, false).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot bind the shared RTP port {}: {e}",
+                SocketAddr::new(ip, port)
+            ),
+        )
+    })?;
+    for s in &sockets {
+        for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF] {
+            if let Err(e) = set_int_option(s, libc::SOL_SOCKET, opt, SIP_SOCKET_BUFFER as _) {
+                debug!(port, "setsockopt: {e}");
+            }
+        }
+    }
+    Ok(sockets)
+}
+
 /// The local addresses `Command::UnbindRtp` names.
 pub fn rtp_addrs(ip: IpAddr, port: u16, rtcp_mux: bool) -> Vec<SocketAddr> {
     let mut v = vec![SocketAddr::new(ip, port)];

@@ -93,12 +93,17 @@ pub(crate) fn local_ip_toward(dest: std::net::SocketAddr) -> io::Result<IpAddr> 
 }
 
 /// File descriptors the server may need: two sockets (RTP, RTCP) per concurrent call, bounded by
-/// the RTP port range, plus listeners and a little slack for epoll, timers, signals and files.
+/// the RTP port range (two in all on a shared port), plus listeners and a little slack for
+/// epoll, timers, signals and files.
 pub fn fds_needed(config: &Config) -> u64 {
     let (lo, hi) = config.server.rtp_ports;
     let range = u64::from(hi - lo) + 1;
     let per_calls = (config.server.max_calls as u64).saturating_mul(2);
-    range.min(per_calls) + config.listen.len() as u64 + 64
+    let media = match config.server.rtp_shared_port {
+        Some(_) => 2,
+        None => range.min(per_calls),
+    };
+    media + config.listen.len() as u64 + 64
 }
 
 /// Raise the soft `RLIMIT_NOFILE` to the hard limit when the soft one is below `needed`.
@@ -186,7 +191,10 @@ impl Startup {
              ptime {} ms; max_calls {}; seed {}",
             env!("CARGO_PKG_VERSION"),
             listen.join(" "),
-            rtp_range(s.rtp_ip, s.rtp_ports),
+            match s.rtp_shared_port {
+                Some(p) => format!("{} shared", SocketAddr::new(s.rtp_ip, p)),
+                None => rtp_range(s.rtp_ip, s.rtp_ports),
+            },
             advertised_summary(s),
             self.music_summary,
             if codecs.is_empty() {

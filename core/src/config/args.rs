@@ -23,6 +23,12 @@ pub struct RunArgs {
     /// [default: 10000-20000] [env: ONHOLD_RTP_PORTS]
     #[arg(long, value_name = "LOW-HIGH")]
     pub rtp_ports: Option<String>,
+    /// One even UDP port for every call's RTP (RTCP on the odd one above) instead of a port per
+    /// call: all media leaves one socket in batches. Media arriving there is matched to its
+    /// call by source address, so callers behind NAT need a port per call. [default: off]
+    /// [env: ONHOLD_RTP_SHARED_PORT]
+    #[arg(long, value_name = "PORT")]
+    pub rtp_shared_port: Option<String>,
     /// Local IP the RTP sockets bind to. [default: 0.0.0.0] [env: ONHOLD_RTP_IP]
     #[arg(long, value_name = "IP")]
     pub rtp_ip: Option<String>,

@@ -145,6 +145,27 @@ fn listen_forms() {
 }
 
 #[test]
+fn rtp_shared_port() {
+    let shared = |text: &str| file(text).unwrap().server.rtp_shared_port;
+    assert_eq!(shared(""), None, "off by default");
+    assert_eq!(shared("rtp_shared_port = 4000"), Some(4000));
+    assert_eq!(shared(r#"rtp_shared_port = "off""#), None);
+    assert_eq!(shared("rtp_shared_port = 0"), None);
+    for bad in ["4001", "65536", "-2", "\"x\""] {
+        let e = error_line(file(&format!("rtp_shared_port = {bad}")));
+        assert_eq!(
+            e,
+            format!(
+                "config: rtp_shared_port = {bad}: must be an even port from 2 to 65534, or \"off\" \
+                 (in /etc/onhold/onhold.toml)"
+            )
+        );
+    }
+    let c = Config::load(&flags(&["--rtp-shared-port", "30000"]), &[], None).unwrap();
+    assert_eq!(c.server.rtp_shared_port, Some(30000));
+}
+
+#[test]
 fn rtp_ports() {
     assert_eq!(
         file(r#"rtp_ports = "20000-20001""#)

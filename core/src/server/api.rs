@@ -384,6 +384,12 @@ pub struct ServerConfig {
     pub rtp_ip: IpAddr,
     /// Inclusive RTP port range; even ports are used for RTP, the odd one above for RTCP.
     pub rtp_ports: (u16, u16),
+    /// One even port for every call's media instead of a port per call (RTCP on the odd one
+    /// above): the runtime binds it at start and sends all RTP from that one socket, so one
+    /// `sendmmsg` carries many calls' packets. What arrives there finds its call by its source
+    /// address, so a caller's RTP must come from the address its SDP names (no latching).
+    /// Fixed at start: a reload does not move it.
+    pub rtp_shared_port: Option<u16>,
     /// The codecs we may answer with, most preferred first: a filter and an order. Empty: any
     /// codec we support, the offer's order decides (the caller's first supported codec).
     pub codecs: Vec<Codec>,
@@ -607,6 +613,7 @@ impl Default for ServerConfig {
             listeners: Vec::new(),
             rtp_ip: IpAddr::from([0, 0, 0, 0]),
             rtp_ports: (10000, 20000),
+            rtp_shared_port: None,
             codecs: Vec::new(),
             ptime_ms: 20,
             max_calls: 1000,
@@ -684,6 +691,8 @@ pub struct Stats {
     pub rtp_out: u64,
     pub rtcp_out: u64,
     pub rtp_in: u64,
+    /// RTP or RTCP on the shared port from an address no call streams to.
+    pub rtp_unmatched: u64,
     pub dropped: u64,
     pub late_skipped_frames: u64,
     /// Requests that matched a dialog's Call-ID and tags but came from outside its peer.

@@ -2,6 +2,7 @@
 //! address), the pacing queue that says whose packet is due next, RTCP sender reports, and
 //! music reloads. A stream exists from the ACK that starts media until the call ends.
 
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -36,6 +37,9 @@ pub(crate) struct Media {
     headroom: Headroom,
     /// The live classes' buffers and sources.
     live: Feeds,
+    /// With a shared RTP port, what arrives there finds its call by where it comes from: each
+    /// stream's RTP and RTCP destinations, with its call. `None` with a port per call.
+    by_remote: Option<BTreeSet<(SocketAddr, CallHandle)>>,
 }
 
 /// Whether the runtime keeps up with the pacing grid, judged a second at a time: the share of
@@ -156,6 +160,32 @@ fn grid_pos(epoch: Instant, at: Instant) -> u64 {
     (at.saturating_duration_since(epoch).as_nanos() * 8000 / 1_000_000_000) as u64
 }
 
+/// Keep the shared port's index (`Media::by_remote`) in step with a stream whose destinations
+/// go from `old` to `new`. On hold at 0.0.0.0 there is nothing to index.
+fn reindex(
+    index: &mut Option<BTreeSet<(SocketAddr, CallHandle)>>,
+    call: CallHandle,
+    old: Option<&Negotiated>,
+    new: Option<&Negotiated>,
+) {
+    let Some(index) = index else {
+        return;
+    };
+    let addrs = |n: Option<&Negotiated>| n.map(|n| [n.remote_rtp, n.remote_rtcp]);
+    let (old, new) = (addrs(old), addrs(new));
+    if old == new {
+        return;
+    }
+    for a in old.into_iter().flatten() {
+        index.remove(&(a, call));
+    }
+    for a in new.into_iter().flatten() {
+        if !a.ip().to_canonical().is_unspecified() {
+            index.insert((a, call));
+        }
+    }
+}
+
 /// What a stream had sent when its call ended.
 pub(crate) struct Ended {
     pub packets: u64,
@@ -174,6 +204,7 @@ impl Media {
             rtcp_interval: config.rtcp_interval,
             headroom: Headroom::new(epoch, config.limits.overload_lateness),
             live: Feeds::new(config.allows(Codec::G722)),
+            by_remote: config.rtp_shared_port.map(|_| BTreeSet::new()),
         }
     }
 
@@ -308,8 +339,25 @@ impl Media {
         } else if !send {
             p.stop();
         }
+        // A new stream was stored with `neg` already: nothing indexed yet.
+        let was = (!first).then_some(stream.neg);
+        reindex(&mut self.by_remote, call, was.as_ref(), Some(&neg));
         stream.neg = neg;
         first
+    }
+
+    /// The call whose stream goes to `remote` (RTP or RTCP), on the shared port. An address
+    /// several calls stream to (a test tool, a media relay's one port) names none of them: what
+    /// comes from it, or an ICMP error about it, cannot be told apart.
+    pub fn by_remote(&self, remote: SocketAddr) -> Option<CallHandle> {
+        let from = (remote, CallHandle(0));
+        let mut calls = self.by_remote.as_ref()?.range(from..).take(2);
+        match (calls.next(), calls.next()) {
+            (Some(&(a, call)), next) if a == remote && next.is_none_or(|&(b, _)| b != remote) => {
+                Some(call)
+            }
+            _ => None,
+        }
     }
 
     /// Arm a new stream's first RTCP report, at a random point of the first interval
@@ -393,6 +441,7 @@ impl Media {
             self.send_rtcp(now, call, true, out);
         }
         let stream = self.streams.remove(call)?;
+        reindex(&mut self.by_remote, call, Some(&stream.neg), None);
         Some(Ended {
             packets: stream.playout.packets,
             rtcp_mux: stream.neg.rtcp_mux,

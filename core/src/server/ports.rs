@@ -20,10 +20,13 @@ pub(crate) struct Ports {
     /// Where the search for a free port starts: round the range, from a random place, so a
     /// restarted server does not reuse the ports of the calls it just dropped.
     cursor: u16,
+    /// Every call's port when media shares one (`ServerConfig::rtp_shared_port`): bound by the
+    /// runtime at start, so never bound, refused or released per call.
+    shared: Option<u16>,
 }
 
 impl Ports {
-    pub fn new(range: (u16, u16), rng: &mut Rng) -> Ports {
+    pub fn new(range: (u16, u16), shared: Option<u16>, rng: &mut Rng) -> Ports {
         let (lo, hi) = range;
         let span = (hi.saturating_sub(lo) / 2).max(1) as u64;
         let cursor = lo.saturating_add(2 * rng.below(span) as u16) & !1;
@@ -32,6 +35,7 @@ impl Ports {
             held: BTreeMap::new(),
             refused: BTreeSet::new(),
             cursor,
+            shared,
         }
     }
 
@@ -44,14 +48,29 @@ impl Ports {
         self.range = range;
     }
 
-    /// The call holding `port` (or the RTP port below it, for RTCP).
+    /// The call holding `port` (or the RTP port below it, for RTCP). None for the shared port,
+    /// which every call holds: there the source address tells (`Media::by_remote`).
     pub fn owner(&self, port: u16) -> Option<CallHandle> {
         self.held.get(&(port & !1)).copied()
     }
 
+    /// The port every call shares, if media shares one.
+    pub fn shared(&self) -> Option<u16> {
+        self.shared
+    }
+
+    /// Is `port` the shared RTP port or the RTCP port above it?
+    pub fn is_shared(&self, port: u16) -> bool {
+        self.shared == Some(port & !1)
+    }
+
     /// Take the next free even port for `call` and ask the runtime to bind it (and the odd one
-    /// above for RTCP unless `rtcp_mux`); `None` when every port is held or refused.
+    /// above for RTCP unless `rtcp_mux`); `None` when every port is held or refused. With a
+    /// shared port, that port, already bound.
     pub fn allocate(&mut self, call: CallHandle, rtcp_mux: bool, out: &mut Outbox) -> Option<u16> {
+        if let Some(port) = self.shared {
+            return Some(port);
+        }
         let (lo, hi) = self.range;
         let lo = (lo + 1) & !1;
         if hi <= lo {
@@ -108,7 +127,7 @@ mod tests {
     #[test]
     fn a_refused_port_comes_back_after_a_lap() {
         let mut rng = Rng::new(1);
-        let mut ports = Ports::new((10000, 10005), &mut rng); // 10000, 10002, 10004
+        let mut ports = Ports::new((10000, 10005), None, &mut rng); // 10000, 10002, 10004
         let mut out = Outbox::default();
         let first = ports.allocate(CallHandle(1), false, &mut out).unwrap();
         ports.refuse(first);

@@ -78,6 +78,10 @@ pub struct BenchArgs {
     /// --server-arg=--limit --server-arg=overload_lateness=off
     #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub server_args: Vec<String>,
+    /// Also run each --server with all media on this one RTP port (--rtp-shared-port), as a
+    /// sender of its own labelled "NAME shared"
+    #[arg(long, value_name = "PORT")]
+    pub shared_port: Option<u16>,
     /// Keep running a sender at larger N after it lost packets or calls or fell behind real
     /// time
     #[arg(long)]
@@ -99,6 +103,8 @@ enum Sender {
     Onhold {
         label: String,
         path: PathBuf,
+        /// Arguments of this sender alone (the shared-port variant's).
+        extra: Vec<String>,
     },
     Target {
         uri: String,
@@ -222,9 +228,17 @@ pub fn execute(args: &BenchArgs) -> Result<Vec<Row>, String> {
             .unwrap_or("server")
             .to_owned();
         senders.push(Sender::Onhold {
-            label,
+            label: label.clone(),
             path: path.clone(),
+            extra: Vec::new(),
         });
+        if let Some(port) = args.shared_port {
+            senders.push(Sender::Onhold {
+                label: format!("{label} shared"),
+                path: path.clone(),
+                extra: vec![format!("--rtp-shared-port={port}")],
+            });
+        }
     }
     for (k, uri) in args.targets.iter().enumerate() {
         let (user, server) = parse_target(uri)?;
@@ -317,8 +331,9 @@ fn one_run(
         return Ok(report::floor_row(&label, n, &f, &m, rcvbuf));
     }
     let (server, user, pid, started) = match sender {
-        Sender::Onhold { path, .. } => {
-            let s = procs::start_onhold(path, rtp_range, &args.server_args, dir)?;
+        Sender::Onhold { path, extra, .. } => {
+            let extra: Vec<String> = args.server_args.iter().chain(extra).cloned().collect();
+            let s = procs::start_onhold(path, rtp_range, &extra, dir)?;
             (s.sip, "moh".to_owned(), Some(s.pid()), Some(s))
         }
         Sender::Sipp { path } => {

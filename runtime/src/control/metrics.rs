@@ -149,6 +149,12 @@ pub fn render(s: &Snapshot) -> String {
     );
     counter(
         &mut r,
+        "rtp_unmatched_packets",
+        "RTP and RTCP packets on the shared RTP port from an address no call streams to",
+        st.rtp_unmatched,
+    );
+    counter(
+        &mut r,
         "rtp_skipped_frames",
         "Frames skipped to stay on the pacing grid after a late wake-up",
         st.late_skipped_frames,

@@ -73,7 +73,11 @@ pub fn settings_json(c: &ServerConfig) -> Value {
     let codecs: Vec<&str> = c.codecs.iter().map(|c| c.encoding_name()).collect();
     json!({
         "advertised": c.advertised.map(|a| a.to_string()),
-        "rtp": { "ip": c.rtp_ip.to_string(), "ports": [c.rtp_ports.0, c.rtp_ports.1] },
+        "rtp": {
+            "ip": c.rtp_ip.to_string(),
+            "ports": [c.rtp_ports.0, c.rtp_ports.1],
+            "shared_port": c.rtp_shared_port,
+        },
         "codecs": codecs,
         "ptime_ms": c.ptime_ms,
         "limits": {

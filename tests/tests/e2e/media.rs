@@ -4,11 +4,17 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use onhold_tests::rtp::{by_ssrc, check_stream};
-use onhold_tests::{binary, both_runtimes, wait_for, RtpReceiver, Runtime, Server, Sipp};
+use onhold_tests::{
+    binary, both_runtimes, wait_for, RtpReceiver, Runtime, Server, ServerOptions, Sipp,
+};
 
 use crate::common::{sent_at, PAYLOAD, SAMPLES, STOP_SLACK};
 
-both_runtimes!(fifty_calls_via_probe_no_loss, fifty_calls_via_sipp_no_loss);
+both_runtimes!(
+    fifty_calls_via_probe_no_loss,
+    fifty_calls_via_sipp_no_loss,
+    twenty_calls_on_a_shared_port
+);
 
 const CALLS: u32 = 50;
 
@@ -133,4 +139,62 @@ fn fifty_calls_via_sipp_no_loss(rt: Runtime) {
     );
     let mean = on_time.iter().sum::<f64>() / on_time.len() as f64;
     assert!(mean >= 0.95, "mean on-time fraction {mean:.3}");
+}
+
+/// `--rtp-shared-port`: twenty SIPp calls all get their RTP from the one shared port (the
+/// answer names it, every packet comes from it) with no loss and on the grid, and none after
+/// their BYE.
+fn twenty_calls_on_a_shared_port(rt: Runtime) {
+    const SHARED_CALLS: u32 = 20;
+    let (shared, _) = onhold_tests::ports::rtp_range();
+    let opts = ServerOptions::default().arg(format!("--rtp-shared-port={shared}"));
+    let server = Server::start_with(rt, opts);
+    let rx = RtpReceiver::bind();
+    let run = Sipp::new("long_call.xml", server.sip)
+        .set("rtp_port", rx.port())
+        .calls(SHARED_CALLS, SHARED_CALLS)
+        .rate(50)
+        .run();
+    run.assert_success();
+    std::thread::sleep(STOP_SLACK + Duration::from_millis(100));
+    let answers: Vec<_> = run
+        .messages
+        .iter()
+        .filter(|m| !m.sent && m.text.starts_with("SIP/2.0 200") && m.text.contains("m=audio"))
+        .collect();
+    assert_eq!(answers.len(), SHARED_CALLS as usize);
+    for a in answers {
+        assert!(
+            a.text.contains(&format!("m=audio {shared} ")),
+            "the answer names the shared port:\n{}",
+            a.text
+        );
+    }
+    let last_bye = run
+        .messages
+        .iter()
+        .filter(|m| m.sent && m.method() == Some("BYE"))
+        .map(|m| m.wall)
+        .max()
+        .expect("BYEs sent");
+    let packets = rx.packets();
+    assert!(
+        packets.iter().all(|p| p.from.port() == shared),
+        "every packet from the shared port {shared}"
+    );
+    let streams = by_ssrc(&packets);
+    assert_eq!(streams.len(), SHARED_CALLS as usize, "one SSRC per call");
+    for (ssrc, s) in &streams {
+        let r = check_stream(s, SAMPLES, PAYLOAD)
+            .unwrap_or_else(|e| panic!("call with SSRC {ssrc:#x}: {e}"));
+        assert!(
+            (230..=255).contains(&r.packets),
+            "SSRC {ssrc:#x}: {} packets in a 5 s call",
+            r.packets
+        );
+    }
+    assert!(
+        packets.iter().all(|p| p.wall <= last_bye + STOP_SLACK),
+        "RTP after the last BYE"
+    );
 }

@@ -153,6 +153,8 @@ impl Dialogs {
         }
     }
 
+    /// Give call `h` an RTP port: ask the runtime to bind one, or on the shared port (bound
+    /// since start) go on at once. False when no port is free.
     pub(super) fn ask_for_port(&mut self, cx: &mut Cx<'_>, h: CallHandle, rtcp_mux: bool) -> bool {
         let Some(port) = cx.ports.allocate(h, rtcp_mux, cx.io.out) else {
             return false;
@@ -160,6 +162,9 @@ impl Dialogs {
         if let Some(c) = self.calls.get_mut(&h) {
             c.port = port;
             c.port_tries += 1;
+        }
+        if cx.ports.shared() == Some(port) {
+            self.port_ready(cx, h);
         }
         true
     }
@@ -184,7 +189,12 @@ impl Dialogs {
             }
             return;
         }
-        if call.outbound.is_some() {
+        self.port_ready(cx, h);
+    }
+
+    /// Call `h` has its RTP port: answer the INVITE (or send ours, for a call we place).
+    fn port_ready(&mut self, cx: &mut Cx<'_>, h: CallHandle) {
+        if self.calls.get(&h).is_some_and(|c| c.outbound.is_some()) {
             return self.send_invite(cx, h);
         }
         if cx.config.send_ringing {

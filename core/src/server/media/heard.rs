@@ -179,8 +179,10 @@ impl Media {
             let sdp = s.neg.remote_rtp;
             s.inbound.latched = Some((sdp, from));
             s.inbound.latch_from = None;
+            let was = s.neg;
             s.neg.remote_rtp = from;
             s.neg.remote_rtcp = rtcp_of(from, &s.neg);
+            super::reindex(&mut self.by_remote, call, Some(&was), Some(&s.neg));
             s.unreachable = None;
             // For the receiver this is where its stream begins (what went to the SDP's
             // address never reached it): the next packet carries the marker bit.
