@@ -470,10 +470,11 @@ impl Loop {
         }
     }
 
-    /// Pull everything due from the core, BATCH at a time, and send each run of datagrams from
-    /// the same socket with one `sendmmsg`.
+    /// Pull what is due from the core, BATCH at a time, and send each run of datagrams from the
+    /// same socket with one `sendmmsg`; after `BATCHES_PER_TURN` full batches the rest waits
+    /// until what arrived meanwhile has been read (the deadline is past, so the wait is none).
     fn transmit(&mut self) {
-        loop {
+        for _ in 0..batch::BATCHES_PER_TURN {
             let (tcp, registry) = (&mut self.tcp, self.poll.registry());
             let full = batch::fill(
                 &mut self.server,

@@ -265,17 +265,20 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
             }
         })
         .or(async {
-            timer.await;
-            Wake::Timer
-        })
-        .or(async {
             match resolved_rx.recv().await {
                 Ok(()) => Wake::Resolved,
                 Err(_) => std::future::pending().await,
             }
         })
         .or(writable(&sockets, &blocked))
+        // What arrived before the timer: when media is behind, the timer is always due, and
+        // SIP must not wait for media to catch up (the timer is serviced at the top of every
+        // turn anyway).
         .or(async { dgram_rx.recv().await.map_or(Wake::Timer, Wake::Inbound) })
+        .or(async {
+            timer.await;
+            Wake::Timer
+        })
         .await;
 
         match wake {
@@ -470,9 +473,10 @@ fn command(
     }
 }
 
-/// Send everything the core has due now, each run of datagrams leaving the same socket in one
-/// `sendmmsg`. A socket that would block keeps the rest of its datagrams in its bounded queue
-/// until it is writable again.
+/// Send what the core has due now, each run of datagrams leaving the same socket in one
+/// `sendmmsg`, at most `BATCHES_PER_TURN` full batches before the loop reads what arrived. A
+/// socket that would block keeps the rest of its datagrams in its bounded queue until it is
+/// writable again.
 fn transmit(
     server: &mut Server,
     sockets: &mut SocketTable<Sock>,
@@ -480,7 +484,7 @@ fn transmit(
     blocked: &mut BTreeSet<SocketAddr>,
     out: &mut Outgoing,
 ) {
-    loop {
+    for _ in 0..batch::BATCHES_PER_TURN {
         let full = batch::fill(server, &mut out.batch, sockets, &mut out.from, |t, data| {
             if !tcp.send(t.local, t.remote, data) {
                 debug!(remote = %t.remote, "tcp: the connection's queue is full; dropped");

@@ -193,21 +193,29 @@ pub fn brief(r: &Row) -> String {
 /// The table of every row.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
+    // The sender column as wide as its longest name ("onhold-mio shared").
+    let w = rows
+        .iter()
+        .map(|r| r.sender.len())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     let _ = writeln!(
         out,
-        "{:<12} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
+        "{:<w$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
         "sender", "N", "up", "503", "fail", "retx", "lost", "skip", "p50", "p99", "max", "ramp99", "gap", "setup99",
-        "ans99", "cps", "afterB", "cpu", "rss/c"
+        "ans99", "cps", "afterB", "cpu", "rss/c", w = w
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
-        "", "", "", "", "", "", "", "", "ms", "ms", "ms", "ms", "ms", "ms", "ms", "/s", "pkts", "ms/str-s", "KiB"
+        "{:<w$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
+        "", "", "", "", "", "", "", "", "ms", "ms", "ms", "ms", "ms", "ms", "ms", "/s", "pkts", "ms/str-s", "KiB",
+        w = w
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{:<12} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
+            "{:<w$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
             r.sender,
             r.calls,
             r.up,
@@ -227,6 +235,7 @@ pub fn table(rows: &[Row]) -> String {
             r.rtp_after_bye,
             opt(r.cpu_ms_per_stream_s, 3),
             opt(r.rss_per_call_kib, 1),
+            w = w,
         );
     }
     out
@@ -258,7 +267,7 @@ pub fn ratios(rows: &[Row]) -> String {
             };
             let _ = writeln!(
                 out,
-                "N={n:<6} {:<12} CPU/stream-s ÷ floor {}   ÷ sipp {}",
+                "N={n:<6} {:<17} CPU/stream-s ÷ floor {}   ÷ sipp {}",
                 r.sender,
                 floor.map_or("—".into(), |f| format!("{:.2}", cpu / f)),
                 sipp.map_or("—".into(), |s| format!("{:.2}", cpu / s)),
