@@ -164,6 +164,9 @@ pub struct Config {
     /// `None`: the runtime keys the generator from the OS random source.
     pub seed: Option<u64>,
     pub shutdown_grace: Duration,
+    /// Threads that send the shared RTP port's packets (`None`: one per core); 0 sends them
+    /// from the loop thread. Without a shared port media always leaves from the loop thread.
+    pub media_threads: Option<usize>,
     /// The control API's HTTP listener (`None`: off).
     pub control_listen: Option<SocketAddr>,
     /// The bearer token every control request must carry; required for a non-loopback listener.
@@ -184,10 +187,11 @@ pub struct Config {
 }
 
 /// Every top-level key, in the order `--check-config` prints them.
-pub const KEYS: [&str; 33] = [
+pub const KEYS: [&str; 34] = [
     "listen",
     "rtp_ports",
     "rtp_shared_port",
+    "media_threads",
     "rtp_ip",
     "advertised_address",
     "music",
@@ -362,9 +366,10 @@ impl Config {
             }
         }
 
-        let flags: [(&'static str, Option<&String>); 29] = [
+        let flags: [(&'static str, Option<&String>); 30] = [
             ("rtp_ports", args.rtp_ports.as_ref()),
             ("rtp_shared_port", args.rtp_shared_port.as_ref()),
+            ("media_threads", args.media_threads.as_ref()),
             ("rtp_ip", args.rtp_ip.as_ref()),
             ("advertised_address", args.advertised_address.as_ref()),
             ("music", args.music.as_ref()),
@@ -589,6 +594,26 @@ impl Config {
             }
             None => Duration::from_secs(5),
         };
+        let media_threads = match get("media_threads") {
+            Some(s) => {
+                let allowed = "must be \"auto\" or a whole number from 0 to 64";
+                match &s.raw {
+                    Raw::Toml(toml::Value::String(t)) | Raw::Text(t) if t.trim() == "auto" => None,
+                    _ => match int(s, "media_threads", allowed)? {
+                        n @ 0..=64 => Some(n as usize),
+                        _ => return Err(err("media_threads", s, allowed)),
+                    },
+                }
+            }
+            None => None,
+        };
+        if media_threads.is_some_and(|n| n > 0) && server.rtp_shared_port.is_none() {
+            warnings.push(
+                "media_threads applies to the shared RTP port only (rtp_shared_port is off): \
+                 media is sent from the loop thread"
+                    .into(),
+            );
+        }
         let control_token = match get("control_token") {
             Some(s) => {
                 let allowed = "must be at least 16 characters of printable ASCII, no spaces";
@@ -702,6 +727,7 @@ impl Config {
             log_format,
             seed,
             shutdown_grace,
+            media_threads,
             control_listen,
             control_token,
             record_dir,
@@ -750,6 +776,11 @@ impl Config {
                 "rtp_shared_port",
                 s.rtp_shared_port
                     .map_or_else(|| quote("off"), |p| p.to_string()),
+            ),
+            (
+                "media_threads",
+                self.media_threads
+                    .map_or_else(|| quote("auto"), |n| n.to_string()),
             ),
             ("rtp_ip", quote(&s.rtp_ip.to_string())),
             (

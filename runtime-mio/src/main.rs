@@ -26,6 +26,7 @@ use onhold_runtime::batch::{self, Batch};
 use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
 use onhold_runtime::resolve::Resolver;
+use onhold_runtime::senders::Senders;
 use onhold_runtime::signals::{spawn_helper, SIGNALS};
 use onhold_runtime::startup::{self, ReloadResult, Startup};
 use onhold_runtime::{control, icmp};
@@ -143,6 +144,8 @@ struct Loop {
     tx: Batch,
     /// The socket (its table key) each filled `tx` slot leaves from.
     tx_from: Vec<SocketAddr>,
+    /// The shared RTP socket's sender threads, if any (`onhold_runtime::senders`).
+    media: Option<Senders>,
     reload_rx: mpsc::Receiver<ReloadResult>,
     reload_tx: mpsc::Sender<ReloadResult>,
     waker: Arc<Waker>,
@@ -183,8 +186,11 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {l}: {e}")))?;
         bound.push((l.transport, local));
     }
+    let mut media = None;
     if let Some(port) = startup.config.server.rtp_shared_port {
-        for s in net::bind_shared_rtp(startup.config.server.rtp_ip, port)? {
+        let shared = net::bind_shared_rtp(startup.config.server.rtp_ip, port)?;
+        media = Senders::for_config(&startup.config, &shared[0])?;
+        for s in shared {
             sockets.add(&poll, s, net::MAX_RTP_RECV)?;
         }
     }
@@ -230,6 +236,7 @@ fn run(startup: Startup) -> io::Result<ExitCode> {
         rx: Batch::new(BATCH, net::MAX_RECV),
         tx: Batch::new(BATCH, MAX_DATAGRAM),
         tx_from: Vec::with_capacity(BATCH),
+        media,
         reload_rx,
         reload_tx,
         waker,
@@ -471,8 +478,9 @@ impl Loop {
     }
 
     /// Pull what is due from the core, BATCH at a time, and send each run of datagrams from the
-    /// same socket with one `sendmmsg`; after `BATCHES_PER_TURN` full batches the rest waits
-    /// until what arrived meanwhile has been read (the deadline is past, so the wait is none).
+    /// same socket with one `sendmmsg` (the shared RTP socket's through its sender threads, when
+    /// it has them); after `BATCHES_PER_TURN` full batches the rest waits until what arrived
+    /// meanwhile has been read (the deadline is past, so the wait is none).
     fn transmit(&mut self) {
         for _ in 0..batch::BATCHES_PER_TURN {
             let (tcp, registry) = (&mut self.tcp, self.poll.registry());
@@ -483,28 +491,46 @@ impl Loop {
                 &mut self.tx_from,
                 |t, data| tcp.send(registry, t.local, t.remote, data),
             );
-            for (key, run) in batch::runs(&self.tx_from) {
-                let Some(&idx) = self.sockets.by_local.get(&key) else {
-                    continue;
-                };
-                let Some(sock) = self.sockets.slab.get_mut(idx).and_then(Option::as_mut) else {
-                    continue;
-                };
-                let fd = sock.io.as_raw_fd();
-                if batch::send_run(&mut self.tx, fd, sock.local, run, &mut sock.queue) {
-                    let token = Token(FIRST_SOCKET + idx);
-                    let interest = Interest::READABLE | Interest::WRITABLE;
-                    if let Err(e) = self
-                        .poll
-                        .registry()
-                        .reregister(&mut sock.io, token, interest)
-                    {
-                        warn!(local = %sock.local, "cannot wait for writability: {e}");
-                    }
-                }
+            // Moved out while its runs are sent (`send_run` takes `self`), then put back.
+            let from = std::mem::take(&mut self.tx_from);
+            for (key, run) in batch::runs(&from) {
+                self.send_run(key, run);
             }
+            self.tx_from = from;
             if !full {
+                break;
+            }
+        }
+        if let Some(media) = &mut self.media {
+            media.flush();
+        }
+    }
+
+    /// Send slots `run` of `tx` from the socket `key`: through the sender threads for the
+    /// shared RTP socket, else (and for what its lanes cannot take) from this thread.
+    fn send_run(&mut self, key: SocketAddr, mut run: std::ops::Range<usize>) {
+        if let Some(media) = self.media.as_mut().filter(|m| m.local == key) {
+            run = media.take(&self.tx, run);
+            if run.is_empty() {
                 return;
+            }
+        }
+        let Some(&idx) = self.sockets.by_local.get(&key) else {
+            return;
+        };
+        let Some(sock) = self.sockets.slab.get_mut(idx).and_then(Option::as_mut) else {
+            return;
+        };
+        let fd = sock.io.as_raw_fd();
+        if batch::send_run(&mut self.tx, fd, sock.local, run, &mut sock.queue) {
+            let token = Token(FIRST_SOCKET + idx);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = self
+                .poll
+                .registry()
+                .reregister(&mut sock.io, token, interest)
+            {
+                warn!(local = %sock.local, "cannot wait for writability: {e}");
             }
         }
     }

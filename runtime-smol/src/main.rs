@@ -23,6 +23,7 @@ use onhold_runtime::batch::{self, Batch};
 use onhold_runtime::lifecycle::{AfterSignal, Lifecycle};
 use onhold_runtime::net::{self, SendQueue, SocketTable};
 use onhold_runtime::resolve::Resolver;
+use onhold_runtime::senders::Senders;
 use onhold_runtime::startup::{self, Startup};
 use onhold_runtime::{control, icmp, pktinfo};
 use smol::channel::Sender;
@@ -123,8 +124,10 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let mut media = None;
     if let Some(port) = startup.config.server.rtp_shared_port {
         let opened = net::bind_shared_rtp(startup.config.server.rtp_ip, port).and_then(|pair| {
+            media = Senders::for_config(&startup.config, &pair[0])?;
             pair.into_iter()
                 .map(|s| media_socket(&ex, s, &dgram_tx))
                 .collect::<std::io::Result<Vec<_>>>()
@@ -182,6 +185,7 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
     let mut out = Outgoing {
         batch: Batch::new(BATCH, MAX_DATAGRAM),
         from: Vec::with_capacity(BATCH),
+        media,
     };
     // Sockets holding datagrams that would block, waiting for writability.
     let mut blocked: BTreeSet<SocketAddr> = BTreeSet::new();
@@ -490,7 +494,13 @@ fn transmit(
                 debug!(remote = %t.remote, "tcp: the connection's queue is full; dropped");
             }
         });
-        for (key, run) in batch::runs(&out.from) {
+        for (key, mut run) in batch::runs(&out.from) {
+            if let Some(media) = out.media.as_mut().filter(|m| m.local == key) {
+                run = media.take(&out.batch, run);
+                if run.is_empty() {
+                    continue;
+                }
+            }
             let Some(sock) = sockets.get_mut(&key) else {
                 continue;
             };
@@ -502,6 +512,9 @@ fn transmit(
         if !full {
             break;
         }
+    }
+    if let Some(media) = &mut out.media {
+        media.flush();
     }
     // Only the sockets that would block are retried: no scan over every RTP socket.
     blocked.retain(|key| {
@@ -515,10 +528,12 @@ fn transmit(
     });
 }
 
-/// The transmit batch and the socket each slot leaves from.
+/// The transmit batch, the socket each slot leaves from, and the shared RTP socket's sender
+/// threads, if any (`onhold_runtime::senders`).
 struct Outgoing {
     batch: Batch,
     from: Vec<SocketAddr>,
+    media: Option<Senders>,
 }
 
 /// Resolves when any socket with queued datagrams can take more (pending if none has any).

@@ -33,6 +33,11 @@ pub struct Batch {
     hdrs: Vec<libc::mmsghdr>,
 }
 
+// SAFETY: the raw pointers in `iovs` and `hdrs` point into this batch's own buffers; they are
+// rebuilt by `prepare` before every system call and never read otherwise, so moving the batch
+// to another thread (a media sender's lane, `crate::senders`) leaves nothing dangling in use.
+unsafe impl Send for Batch {}
+
 impl Batch {
     pub fn new(batch: usize, slot: usize) -> Batch {
         Batch {
@@ -88,6 +93,17 @@ impl Batch {
         self.lens[i] = len;
         self.control_lens[i] =
             source.map_or(0, |ip| pktinfo::write_source(&mut self.controls[i], ip));
+    }
+
+    /// Copy datagram `j` of `from` (its bytes, destination and packet info) into slot `i`.
+    pub fn copy_slot(&mut self, i: usize, from: &Batch, j: usize) {
+        let data = from.data(j);
+        self.slot_mut(i)[..data.len()].copy_from_slice(data);
+        self.lens[i] = data.len();
+        self.addrs[i] = from.addrs[j];
+        self.addr_lens[i] = from.addr_lens[j];
+        self.controls[i] = from.controls[j];
+        self.control_lens[i] = from.control_lens[j];
     }
 
     /// Point the headers at slots `range`: for receiving, each iovec covers the whole slot.

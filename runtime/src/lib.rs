@@ -15,6 +15,7 @@ pub mod net;
 pub mod pktinfo;
 pub mod record;
 pub mod resolve;
+pub mod senders;
 pub mod signals;
 pub mod sockaddr;
 pub mod startup;

@@ -192,7 +192,11 @@ impl Startup {
             env!("CARGO_PKG_VERSION"),
             listen.join(" "),
             match s.rtp_shared_port {
-                Some(p) => format!("{} shared", SocketAddr::new(s.rtp_ip, p)),
+                Some(p) => format!(
+                    "{} shared, {} media threads",
+                    SocketAddr::new(s.rtp_ip, p),
+                    crate::senders::threads(&self.config)
+                ),
                 None => rtp_range(s.rtp_ip, s.rtp_ports),
             },
             advertised_summary(s),

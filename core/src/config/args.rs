@@ -29,6 +29,10 @@ pub struct RunArgs {
     /// [env: ONHOLD_RTP_SHARED_PORT]
     #[arg(long, value_name = "PORT")]
     pub rtp_shared_port: Option<String>,
+    /// Threads that send the shared RTP port's packets: "auto" (one per core) or a number; 0
+    /// sends them from the loop thread. [default: auto] [env: ONHOLD_MEDIA_THREADS]
+    #[arg(long, value_name = "N")]
+    pub media_threads: Option<String>,
     /// Local IP the RTP sockets bind to. [default: 0.0.0.0] [env: ONHOLD_RTP_IP]
     #[arg(long, value_name = "IP")]
     pub rtp_ip: Option<String>,

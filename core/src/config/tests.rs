@@ -166,6 +166,36 @@ fn rtp_shared_port() {
 }
 
 #[test]
+fn media_threads() {
+    let threads = |text: &str| file(text).unwrap().media_threads;
+    assert_eq!(threads(""), None, "auto by default");
+    assert_eq!(threads(r#"media_threads = "auto""#), None);
+    assert_eq!(threads("media_threads = 0"), Some(0));
+    assert_eq!(
+        threads("rtp_shared_port = 4000\nmedia_threads = 3"),
+        Some(3)
+    );
+    for bad in ["65", "-1", "\"many\""] {
+        let e = error_line(file(&format!("media_threads = {bad}")));
+        assert!(
+            e.starts_with(&format!(
+                "config: media_threads = {bad}: must be \"auto\" or"
+            )),
+            "{e}"
+        );
+    }
+    let alone = file("media_threads = 2").unwrap();
+    assert!(
+        alone
+            .warnings
+            .iter()
+            .any(|w| w.contains("rtp_shared_port is off")),
+        "{:?}",
+        alone.warnings
+    );
+}
+
+#[test]
 fn rtp_ports() {
     assert_eq!(
         file(r#"rtp_ports = "20000-20001""#)

@@ -142,12 +142,14 @@ fn fifty_calls_via_sipp_no_loss(rt: Runtime) {
 }
 
 /// `--rtp-shared-port`: twenty SIPp calls all get their RTP from the one shared port (the
-/// answer names it, every packet comes from it) with no loss and on the grid, and none after
-/// their BYE.
+/// answer names it, every packet comes from it), sent by two media threads, with no loss and
+/// on the grid, and none after their BYE.
 fn twenty_calls_on_a_shared_port(rt: Runtime) {
     const SHARED_CALLS: u32 = 20;
     let (shared, _) = onhold_tests::ports::rtp_range();
-    let opts = ServerOptions::default().arg(format!("--rtp-shared-port={shared}"));
+    let opts = ServerOptions::default()
+        .arg(format!("--rtp-shared-port={shared}"))
+        .arg("--media-threads=2");
     let server = Server::start_with(rt, opts);
     let rx = RtpReceiver::bind();
     let run = Sipp::new("long_call.xml", server.sip)
