@@ -129,7 +129,7 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
         let opened = net::bind_shared_rtp(startup.config.server.rtp_ip, port).and_then(|pair| {
             media = Senders::for_config(&startup.config, &pair[0])?;
             pair.into_iter()
-                .map(|s| media_socket(&ex, s, &dgram_tx))
+                .map(|s| watch(&ex, s, &dgram_tx, true))
                 .collect::<std::io::Result<Vec<_>>>()
         });
         match opened {
@@ -191,6 +191,9 @@ async fn run(ex: Rc<LocalExecutor<'static>>, startup: Startup) -> ExitCode {
     let mut blocked: BTreeSet<SocketAddr> = BTreeSet::new();
 
     loop {
+        // Let the socket readers run: when media is behind, every wait below is ready at once
+        // and this task would never give the executor back, so SIP would stay in its socket.
+        smol::future::yield_now().await;
         let now = Instant::now();
         if let Some(code) = life.service(&mut server, now) {
             return code;
@@ -341,16 +344,7 @@ fn listen_udp(
     addr: SocketAddr,
     tx: &Sender<Inbound>,
 ) -> std::io::Result<(SocketAddr, Sock)> {
-    let std_socket = net::bind_sip_udp(addr)?;
-    let local = std_socket.local_addr()?;
-    let io = Arc::new(Async::new(std_socket)?);
-    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone(), false));
-    let sock = Sock {
-        io,
-        queue: SendQueue::new(SEND_QUEUE),
-        _reader: reader,
-    };
-    Ok((local, sock))
+    watch(ex, net::bind_sip_udp(addr)?, tx, false)
 }
 
 /// Forward each datagram of at most `limit` bytes (`net::MAX_RECV` on a SIP socket,
@@ -415,15 +409,17 @@ async fn read_loop(io: Arc<Async<UdpSocket>>, local: SocketAddr, tx: Sender<Inbo
     }
 }
 
-/// Register an RTP or RTCP socket with the reactor and start its reader.
-fn media_socket(
+/// Register a UDP socket (SIP, or RTP/RTCP when `media`) with the reactor and start its
+/// reader.
+fn watch(
     ex: &LocalExecutor<'_>,
     socket: UdpSocket,
     tx: &Sender<Inbound>,
+    media: bool,
 ) -> std::io::Result<(SocketAddr, Sock)> {
     let local = socket.local_addr()?;
     let io = Arc::new(Async::new(socket)?);
-    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone(), true));
+    let reader = ex.spawn(read_loop(Arc::clone(&io), local, tx.clone(), media));
     let sock = Sock {
         io,
         queue: SendQueue::new(SEND_QUEUE),
@@ -446,7 +442,7 @@ fn command(
         Command::BindRtp { port, rtcp_mux } => {
             let result = net::bind_rtp(ip, port, rtcp_mux).and_then(|pair| {
                 pair.into_iter()
-                    .map(|s| media_socket(ex, s, tx))
+                    .map(|s| watch(ex, s, tx, true))
                     .collect::<std::io::Result<Vec<_>>>()
             });
             let ok = match result {

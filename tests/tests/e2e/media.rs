@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use onhold_tests::rtp::{by_ssrc, check_stream};
 use onhold_tests::{
-    binary, both_runtimes, wait_for, RtpReceiver, Runtime, Server, ServerOptions, Sipp,
+    binary, both_runtimes, wait_for, RtpReceiver, Runtime, Server, ServerOptions, Sipp, SippRun,
 };
 
 use crate::common::{sent_at, PAYLOAD, SAMPLES, STOP_SLACK};
@@ -83,15 +83,19 @@ fn fifty_calls_via_probe_no_loss(rt: Runtime) {
     );
 }
 
-/// The same load judged by our own receiver: 50 SIPp calls (5 s each) all send RTP to one
-/// port; streams are told apart by SSRC.
-fn fifty_calls_via_sipp_no_loss(rt: Runtime) {
-    let server = Server::start(rt);
-    let rx = RtpReceiver::bind();
+/// `calls` SIPp calls of 5 s (`long_call.xml`) at `rate` a second, all sending RTP to `rx`;
+/// SIPp must succeed. The run, once the last call's media has had time to stop, and when the
+/// last BYE left.
+fn long_calls(
+    server: &Server,
+    rx: &RtpReceiver,
+    calls: u32,
+    rate: u32,
+) -> (SippRun, std::time::SystemTime) {
     let run = Sipp::new("long_call.xml", server.sip)
         .set("rtp_port", rx.port())
-        .calls(CALLS, CALLS)
-        .rate(100)
+        .calls(calls, calls)
+        .rate(rate)
         .run();
     run.assert_success();
     std::thread::sleep(STOP_SLACK + Duration::from_millis(100));
@@ -102,6 +106,15 @@ fn fifty_calls_via_sipp_no_loss(rt: Runtime) {
         .map(|m| m.wall)
         .max()
         .expect("BYEs sent");
+    (run, last_bye)
+}
+
+/// The same load judged by our own receiver: 50 SIPp calls (5 s each) all send RTP to one
+/// port; streams are told apart by SSRC.
+fn fifty_calls_via_sipp_no_loss(rt: Runtime) {
+    let server = Server::start(rt);
+    let rx = RtpReceiver::bind();
+    let (run, last_bye) = long_calls(&server, &rx, CALLS, 100);
     assert_eq!(
         run.messages
             .iter()
@@ -152,13 +165,7 @@ fn twenty_calls_on_a_shared_port(rt: Runtime) {
         .arg("--media-threads=2");
     let server = Server::start_with(rt, opts);
     let rx = RtpReceiver::bind();
-    let run = Sipp::new("long_call.xml", server.sip)
-        .set("rtp_port", rx.port())
-        .calls(SHARED_CALLS, SHARED_CALLS)
-        .rate(50)
-        .run();
-    run.assert_success();
-    std::thread::sleep(STOP_SLACK + Duration::from_millis(100));
+    let (run, last_bye) = long_calls(&server, &rx, SHARED_CALLS, 50);
     let answers: Vec<_> = run
         .messages
         .iter()
@@ -172,13 +179,6 @@ fn twenty_calls_on_a_shared_port(rt: Runtime) {
             a.text
         );
     }
-    let last_bye = run
-        .messages
-        .iter()
-        .filter(|m| m.sent && m.method() == Some("BYE"))
-        .map(|m| m.wall)
-        .max()
-        .expect("BYEs sent");
     let packets = rx.packets();
     assert!(
         packets.iter().all(|p| p.from.port() == shared),
