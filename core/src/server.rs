@@ -569,7 +569,9 @@ impl Server {
                 self.media
                     .reload(|h| dialogs.user(h).map(|user| library.class_for(user)));
             }
-            Control::Reconfigure(config) => {
+            Control::Reconfigure(mut config) => {
+                // The shared RTP port is bound by the runtime at start: it stays.
+                config.rtp_shared_port = self.config.rtp_shared_port;
                 // Accounts still named carry on; others are removed and new ones register.
                 if self.draining.is_none() {
                     let (registrations, mut cx) = self.registration_parts(now);

@@ -65,6 +65,15 @@ fn handles(h: &Harness) -> Vec<onhold_core::CallHandle> {
         .collect()
 }
 
+/// Four ICMP errors for `dest` on the shared port, 0.9 s apart: enough to end a call whose
+/// stream goes there.
+fn icmp_errors(h: &mut Harness, dest: &str) {
+    for _ in 0..4 {
+        h.unreachable(shared_addr(), addr(dest));
+        h.advance(Duration::from_millis(900));
+    }
+}
+
 fn shared_addr() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], SHARED))
 }
@@ -132,10 +141,7 @@ fn an_unreachable_caller_on_the_shared_port_ends_only_its_call() {
     call(&mut h, 1, 5004);
     call(&mut h, 2, 5006);
     let calls = handles(&h);
-    for _ in 0..4 {
-        h.unreachable(shared_addr(), addr("192.168.1.50:5004"));
-        h.advance(Duration::from_millis(900));
-    }
+    icmp_errors(&mut h, "192.168.1.50:5004");
     assert_eq!(ended(&h), vec![(calls[0], EndReason::Unreachable)]);
 }
 
@@ -168,10 +174,7 @@ fn an_address_two_calls_stream_to_names_neither() {
     let (mut a, _) = call(&mut h, 1, 5004);
     call(&mut h, 2, 5004);
     let calls = handles(&h);
-    for _ in 0..4 {
-        h.unreachable(shared_addr(), addr("192.168.1.50:5004"));
-        h.advance(Duration::from_millis(900));
-    }
+    icmp_errors(&mut h, "192.168.1.50:5004");
     assert_eq!(
         ended(&h),
         vec![],
@@ -183,10 +186,7 @@ fn an_address_two_calls_stream_to_names_neither() {
     a.next_branch();
     h.send(PHONE, &a.request("BYE", None, &[]));
     assert_eq!(ended(&h), vec![(calls[0], EndReason::RemoteBye)]);
-    for _ in 0..4 {
-        h.unreachable(shared_addr(), addr("192.168.1.50:5004"));
-        h.advance(Duration::from_millis(900));
-    }
+    icmp_errors(&mut h, "192.168.1.50:5004");
     assert_eq!(
         ended(&h),
         vec![
@@ -194,4 +194,20 @@ fn an_address_two_calls_stream_to_names_neither() {
             (calls[1], EndReason::Unreachable)
         ]
     );
+}
+
+/// The shared port is the runtime's from start: a reload that names another (or none) leaves
+/// new calls on the one bound.
+#[test]
+fn a_reload_keeps_the_shared_port() {
+    let mut h = shared();
+    let now = h.now();
+    h.server
+        .control(now, onhold_core::Control::Reconfigure(Box::default()));
+    let (_, port) = call(&mut h, 1, 5004);
+    assert_eq!(port, SHARED);
+    assert!(!h
+        .commands
+        .iter()
+        .any(|(_, c)| matches!(c, Command::BindRtp { .. })));
 }

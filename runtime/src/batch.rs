@@ -153,7 +153,8 @@ impl Batch {
                 fd,
                 self.hdrs.as_mut_ptr(),
                 n as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                // musl's recvmmsg/sendmmsg take the flags unsigned, glibc's signed.
+                libc::MSG_DONTWAIT as _,
                 std::ptr::null_mut(),
             )
         };
@@ -170,7 +171,8 @@ impl Batch {
             let h = &self.hdrs[i];
             let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
             self.lens[i] = if truncated { 0 } else { h.msg_len as usize };
-            self.control_lens[i] = h.msg_hdr.msg_controllen;
+            // `socklen_t` on musl, `size_t` on glibc.
+            self.control_lens[i] = h.msg_hdr.msg_controllen as _;
         }
         Ok(got)
     }
@@ -186,7 +188,7 @@ impl Batch {
                 fd,
                 self.hdrs.as_mut_ptr(),
                 n as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                libc::MSG_DONTWAIT as _,
             )
         };
         if sent < 0 {

@@ -249,8 +249,8 @@ impl Lifecycle {
             Ok(r) => {
                 logging::set_level(&r.log_level);
                 info!(
-                    "reload: music: {}; settings apply to new calls (listen addresses need a \
-                     restart)",
+                    "reload: music: {}; settings apply to new calls (listen addresses and the \
+                     shared RTP port need a restart)",
                     r.summary
                 );
                 if let Some(c) = self.control.as_mut() {
