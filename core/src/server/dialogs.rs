@@ -170,6 +170,30 @@ impl Call {
         }
     }
 
+    /// The ACK of a 2xx to one of our INVITEs (RFC 3261 §13.2.2.4): a request of its own on
+    /// `branch`, with the INVITE's CSeq number `cseq`, along `plan`'s route to `dest`.
+    fn write_2xx_ack(
+        &self,
+        plan: &Plan,
+        dest: SocketAddr,
+        branch: &str,
+        cseq: u32,
+        user_agent: &str,
+    ) -> (Vec<u8>, Path) {
+        let r = InDialogRequest {
+            route_set: &plan.routes,
+            ..self.request("ACK", &plan.request_uri, branch, cseq, user_agent)
+        };
+        let mut ack = Vec::with_capacity(500);
+        messages::write_in_dialog_request(&mut ack, &r);
+        let path = Path {
+            transport: self.transport,
+            local: self.local_sip,
+            dest,
+        };
+        (ack, path)
+    }
+
     /// Our Contact in this dialog.
     fn contact(&self) -> Contact<'_> {
         Contact {
@@ -535,25 +559,7 @@ impl Dialogs {
         else {
             return None;
         };
-        let dest = *dest;
-        let r = InDialogRequest {
-            route_set: &plan.routes,
-            ..call.request(
-                "ACK",
-                &plan.request_uri,
-                branch,
-                cseq,
-                &cx.config.user_agent,
-            )
-        };
-        let mut ack = Vec::with_capacity(400);
-        messages::write_in_dialog_request(&mut ack, &r);
-        let path = Path {
-            transport: call.transport,
-            local: call.local_sip,
-            dest,
-        };
-        Some((ack, path))
+        Some(call.write_2xx_ack(plan, *dest, branch, cseq, &cx.config.user_agent))
     }
 
     /// The runtime's answer to `Command::Resolve`: calls waiting for the name take its first

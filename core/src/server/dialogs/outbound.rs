@@ -419,23 +419,13 @@ impl Dialogs {
             super::Dest::Addr(a) => a,
             super::Dest::Lookup(_) => call.remote_sip,
         };
-        let r = InDialogRequest {
-            route_set: &route.plan.routes,
-            ..call.request(
-                "ACK",
-                &route.plan.request_uri,
-                &branch,
-                call.invite_cseq,
-                &cx.config.user_agent,
-            )
-        };
-        let mut ack = Vec::with_capacity(500);
-        messages::write_in_dialog_request(&mut ack, &r);
-        let path = Path {
-            transport: call.transport,
-            local: call.local_sip,
+        let (ack, path) = call.write_2xx_ack(
+            &route.plan,
             dest,
-        };
+            &branch,
+            call.invite_cseq,
+            &cx.config.user_agent,
+        );
         let ack: Arc<[u8]> = Arc::from(ack);
         cx.io.out.sip(path, ack.clone());
         call.route = Some(Box::new(route));
