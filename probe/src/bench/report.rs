@@ -190,6 +190,18 @@ pub fn brief(r: &Row) -> String {
     )
 }
 
+/// The right-aligned width of each column after the sender's.
+const COLUMNS: [usize; 18] = [6, 6, 5, 5, 5, 7, 7, 6, 6, 7, 7, 7, 7, 7, 7, 6, 8, 7];
+
+/// One line of the table: the sender column `w` wide, then each cell at its column's width.
+fn table_line(out: &mut String, w: usize, sender: &str, cells: [String; 18]) {
+    let _ = write!(out, "{sender:<w$}");
+    for (cell, width) in cells.iter().zip(COLUMNS) {
+        let _ = write!(out, " {cell:>width$}");
+    }
+    out.push('\n');
+}
+
 /// The table of every row.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
@@ -200,42 +212,50 @@ pub fn table(rows: &[Row]) -> String {
         .max()
         .unwrap_or(0)
         .max(12);
-    let _ = writeln!(
-        out,
-        "{:<w$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
-        "sender", "N", "up", "503", "fail", "retx", "lost", "skip", "p50", "p99", "max", "ramp99", "gap", "setup99",
-        "ans99", "cps", "afterB", "cpu", "rss/c", w = w
+    let text = |cells: [&str; 18]| cells.map(str::to_owned);
+    table_line(
+        &mut out,
+        w,
+        "sender",
+        text([
+            "N", "up", "503", "fail", "retx", "lost", "skip", "p50", "p99", "max", "ramp99", "gap",
+            "setup99", "ans99", "cps", "afterB", "cpu", "rss/c",
+        ]),
     );
-    let _ = writeln!(
-        out,
-        "{:<w$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
-        "", "", "", "", "", "", "", "", "ms", "ms", "ms", "ms", "ms", "ms", "ms", "/s", "pkts", "ms/str-s", "KiB",
-        w = w
+    table_line(
+        &mut out,
+        w,
+        "",
+        text([
+            "", "", "", "", "", "", "", "ms", "ms", "ms", "ms", "ms", "ms", "ms", "/s", "pkts",
+            "ms/str-s", "KiB",
+        ]),
     );
     for r in rows {
-        let _ = writeln!(
-            out,
-            "{:<w$} {:>6} {:>6} {:>5} {:>5} {:>5} {:>7} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>8} {:>7}",
-            r.sender,
-            r.calls,
-            r.up,
-            r.refused_503,
-            r.failed_other + r.timed_out,
-            r.invite_retransmissions,
-            r.lost,
-            r.skipped,
-            opt(r.dev_p50_ms, 2),
-            opt(r.dev_p99_ms, 2),
-            opt(r.dev_max_ms, 1),
-            opt(r.ramp_dev_p99_ms, 2),
-            opt(r.mean_gap_ms, 2),
-            opt(r.setup_p99_ms, 1),
-            opt(r.answer_p99_ms, 1),
-            opt(r.achieved_cps, 0),
-            r.rtp_after_bye,
-            opt(r.cpu_ms_per_stream_s, 3),
-            opt(r.rss_per_call_kib, 1),
-            w = w,
+        table_line(
+            &mut out,
+            w,
+            &r.sender,
+            [
+                r.calls.to_string(),
+                r.up.to_string(),
+                r.refused_503.to_string(),
+                (r.failed_other + r.timed_out).to_string(),
+                r.invite_retransmissions.to_string(),
+                r.lost.to_string(),
+                r.skipped.to_string(),
+                opt(r.dev_p50_ms, 2),
+                opt(r.dev_p99_ms, 2),
+                opt(r.dev_max_ms, 1),
+                opt(r.ramp_dev_p99_ms, 2),
+                opt(r.mean_gap_ms, 2),
+                opt(r.setup_p99_ms, 1),
+                opt(r.answer_p99_ms, 1),
+                opt(r.achieved_cps, 0),
+                r.rtp_after_bye.to_string(),
+                opt(r.cpu_ms_per_stream_s, 3),
+                opt(r.rss_per_call_kib, 1),
+            ],
         );
     }
     out
